@@ -1,0 +1,53 @@
+/**
+ * The one module that loads the native addon. node-gyp-build looks in
+ * build/Release first, then prebuilds/<platform>-<arch>/. Everything else in
+ * lib/ imports `native` from here.
+ */
+import * as path from 'node:path';
+import type * as Binding from '../binding';
+import { fromNative } from './errors';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const load = require('node-gyp-build') as (dir: string) => unknown;
+
+/** Package root: dist/ and lib/ both sit one level below it. */
+export const PACKAGE_ROOT = path.resolve(__dirname, '..');
+
+function loadBinding(): typeof Binding {
+  const override = process.env.CORAL_NATIVE_PATH;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  if (override) return require(path.resolve(override)) as typeof Binding;
+  return load(PACKAGE_ROOT) as typeof Binding;
+}
+
+export const native: typeof Binding = loadBinding();
+
+/**
+ * Inputs at or above this many bytes go to async native work on the libuv
+ * pool; smaller ones run inline, where a thread hop would cost more than the
+ * work. Tuned from bench/hash.ts (the crossover sits near 256 KiB here; 1 MiB
+ * keeps sync calls well under a millisecond).
+ */
+export const ASYNC_THRESHOLD_BYTES = 1 << 20;
+
+/**
+ * Runs an async native call and converts its error, keeping the caller's stack.
+ * The Error is captured before the work starts, so traces show the user's call.
+ */
+export async function callAsync<T>(fn: () => Promise<T>): Promise<T> {
+  const site = new Error();
+  try {
+    return await fn();
+  } catch (e) {
+    throw fromNative(e, site);
+  }
+}
+
+/** Runs a sync native call and converts its error. */
+export function callSync<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw fromNative(e);
+  }
+}

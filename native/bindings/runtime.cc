@@ -1,0 +1,51 @@
+// Exports: sourceDigest, features, threads, setThreads, counters.
+#include <H5public.h>
+#include <napi.h>
+#include <zstd.h>
+
+#include "coral_digest.h"
+#include "kernels/hash.h"
+#include "kernels/parallel.h"
+#include "util/napi_util.h"
+#include "util/registry.h"
+#include "workers/promise_worker.h"
+
+namespace coral {
+namespace {
+
+Napi::Value JsThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), MaxThreads()); }
+
+Napi::Value JsSetThreads(const Napi::CallbackInfo& info) {
+  if (!info[0].IsNumber()) ThrowInvalid(info.Env(), "Expected positive integer for threads");
+  int n = info[0].As<Napi::Number>().Int32Value();
+  if (n < 1 || n > 256) ThrowInvalid(info.Env(), "Expected integer 1..256 for threads");
+  SetMaxThreads(n);
+  return info.Env().Undefined();
+}
+
+Napi::Value JsCounters(const Napi::CallbackInfo& info) {
+  auto o = Napi::Object::New(info.Env());
+  o.Set("queued", Napi::Number::New(info.Env(), static_cast<double>(Counters().queued.load())));
+  o.Set("running", Napi::Number::New(info.Env(), static_cast<double>(Counters().running.load())));
+  return o;
+}
+
+void InitRuntime(Napi::Env env, Napi::Object exports) {
+  exports.Set("sourceDigest", Napi::String::New(env, CORAL_SOURCE_DIGEST));
+  auto f = Napi::Object::New(env);
+  f.Set("avx2", Napi::Boolean::New(env, HashUsesAvx2()));
+  f.Set("zstdVersion", Napi::String::New(env, ZSTD_versionString()));
+  unsigned maj = 0, min = 0, rel = 0;
+  H5get_libversion(&maj, &min, &rel);
+  f.Set("hdf5Version", Napi::String::New(env, std::to_string(maj) + "." + std::to_string(min) + "." + std::to_string(rel)));
+  exports.Set("features", f);
+  exports.Set("threads", Napi::Function::New(env, JsThreads, "threads"));
+  exports.Set("setThreads", Napi::Function::New(env, JsSetThreads, "setThreads"));
+  exports.Set("counters", Napi::Function::New(env, JsCounters, "counters"));
+}
+
+}  // namespace
+
+CORAL_REGISTER(runtime, InitRuntime);
+
+}  // namespace coral

@@ -1,0 +1,134 @@
+#include "util/napi_util.h"
+
+#include <cmath>
+
+#include "kernels/dtype.h"
+
+namespace coral {
+
+bool IsBytes(const Napi::Value& v) {
+  return v.IsBuffer() || v.IsTypedArray() || v.IsDataView() || v.IsArrayBuffer();
+}
+
+ByteView GetBytes(const Napi::Value& v, const char* what) {
+  ByteView out;
+  if (v.IsTypedArray()) {  // covers Buffer
+    auto ta = v.As<Napi::TypedArray>();
+    auto ab = ta.ArrayBuffer();
+    out.data = static_cast<uint8_t*>(ab.Data()) + ta.ByteOffset();
+    out.size = ta.ByteLength();
+  } else if (v.IsDataView()) {
+    auto dv = v.As<Napi::DataView>();
+    out.data = static_cast<uint8_t*>(dv.ArrayBuffer().Data()) + dv.ByteOffset();
+    out.size = dv.ByteLength();
+  } else if (v.IsArrayBuffer()) {
+    auto ab = v.As<Napi::ArrayBuffer>();
+    out.data = static_cast<uint8_t*>(ab.Data());
+    out.size = ab.ByteLength();
+  } else {
+    ThrowInvalid(v.Env(), std::string("Expected Buffer, TypedArray, DataView or ArrayBuffer for ") + what);
+  }
+  return out;
+}
+
+Napi::Error MakeError(Napi::Env env, const Err& e) {
+  Napi::Error err = e.status == Status::InvalidArgument ? Napi::TypeError::New(env, e.message)
+                                                         : Napi::Error::New(env, e.message);
+  err.Set("code", Napi::String::New(env, StatusCode(e.status)));
+  return err;
+}
+
+void ThrowErr(Napi::Env env, const Err& e) { throw MakeError(env, e); }
+
+void ThrowInvalid(Napi::Env env, const std::string& msg) {
+  ThrowErr(env, Err::Make(Status::InvalidArgument, msg));
+}
+
+static Napi::Value Field(const Napi::Object& o, const char* key) { return o.Get(key); }
+
+uint32_t GetU32(const Napi::Object& o, const char* key, uint32_t fallback) {
+  Napi::Value v = Field(o, key);
+  if (v.IsUndefined()) return fallback;
+  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+  if (!v.IsNumber() || d < 0 || d > 4294967295.0 || std::floor(d) != d)
+    ThrowInvalid(o.Env(), std::string("Expected unsigned 32-bit integer for ") + key);
+  return static_cast<uint32_t>(d);
+}
+
+int32_t GetI32(const Napi::Object& o, const char* key, int32_t fallback) {
+  Napi::Value v = Field(o, key);
+  if (v.IsUndefined()) return fallback;
+  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : 0.5;
+  if (!v.IsNumber() || d < -2147483648.0 || d > 2147483647.0 || std::floor(d) != d)
+    ThrowInvalid(o.Env(), std::string("Expected 32-bit integer for ") + key);
+  return static_cast<int32_t>(d);
+}
+
+double GetF64(const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = Field(o, key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber()) ThrowInvalid(o.Env(), std::string("Expected number for ") + key);
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+bool GetBool(const Napi::Object& o, const char* key, bool fallback) {
+  Napi::Value v = Field(o, key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsBoolean()) ThrowInvalid(o.Env(), std::string("Expected boolean for ") + key);
+  return v.As<Napi::Boolean>().Value();
+}
+
+std::string GetString(const Napi::Object& o, const char* key, const std::string& fallback) {
+  Napi::Value v = Field(o, key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsString()) ThrowInvalid(o.Env(), std::string("Expected string for ") + key);
+  return v.As<Napi::String>().Utf8Value();
+}
+
+std::vector<uint64_t> GetShape(const Napi::Value& v, const char* what) {
+  if (!v.IsArray()) ThrowInvalid(v.Env(), std::string("Expected array of dimensions for ") + what);
+  auto arr = v.As<Napi::Array>();
+  std::vector<uint64_t> shape(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Value d = arr.Get(i);
+    if (d.IsBigInt()) {
+      bool lossless = false;
+      shape[i] = d.As<Napi::BigInt>().Uint64Value(&lossless);
+      if (!lossless) ThrowInvalid(v.Env(), std::string("dimension out of range in ") + what);
+    } else if (d.IsNumber()) {
+      double x = d.As<Napi::Number>().DoubleValue();
+      if (x < 0 || std::floor(x) != x || x > 9007199254740991.0)
+        ThrowInvalid(v.Env(), std::string("Expected non-negative integer dimensions for ") + what);
+      shape[i] = static_cast<uint64_t>(x);
+    } else {
+      ThrowInvalid(v.Env(), std::string("Expected non-negative integer dimensions for ") + what);
+    }
+  }
+  return shape;
+}
+
+int GetDType(const Napi::Value& v, const char* what) {
+  if (!v.IsNumber()) ThrowInvalid(v.Env(), std::string("Expected dtype code for ") + what);
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (std::floor(d) != d || !ValidDType(static_cast<int>(d)))
+    ThrowInvalid(v.Env(), std::string("unknown dtype code for ") + what);
+  return static_cast<int>(d);
+}
+
+Napi::Buffer<uint8_t> BufferFromVector(Napi::Env env, std::vector<uint8_t>&& v) {
+  auto* heap = new std::vector<uint8_t>(std::move(v));
+  int64_t size = static_cast<int64_t>(heap->size());
+  if (heap->empty()) {
+    delete heap;
+    return Napi::Buffer<uint8_t>::New(env, 0);
+  }
+  Napi::MemoryManagement::AdjustExternalMemory(env, size);
+  return Napi::Buffer<uint8_t>::New(env, heap->data(), heap->size(),
+                                    [size](Napi::Env e, uint8_t*, std::vector<uint8_t>* p) {
+                                      Napi::MemoryManagement::AdjustExternalMemory(e, -size);
+                                      delete p;
+                                    },
+                                    heap);
+}
+
+}  // namespace coral

@@ -1,0 +1,44 @@
+// Boundary helpers: zero-copy views of JS byte containers, argument checks,
+// and Err -> JS Error conversion. Only bindings/ and workers/ include this.
+#pragma once
+#include <napi.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "errors.h"
+
+namespace coral {
+
+// A borrowed byte range inside a JS Buffer / TypedArray / DataView / ArrayBuffer.
+struct ByteView {
+  uint8_t* data = nullptr;
+  size_t size = 0;
+};
+
+// Throws a TypeError (code CORAL_INVALID_ARGUMENT) when v holds no bytes.
+ByteView GetBytes(const Napi::Value& v, const char* what);
+bool IsBytes(const Napi::Value& v);
+
+// Creates a JS Error with .code from an Err.
+Napi::Error MakeError(Napi::Env env, const Err& e);
+[[noreturn]] void ThrowErr(Napi::Env env, const Err& e);
+[[noreturn]] void ThrowInvalid(Napi::Env env, const std::string& msg);
+
+// Option readers for flat option objects: absent -> fallback, wrong type -> throw.
+uint32_t GetU32(const Napi::Object& o, const char* key, uint32_t fallback);
+int32_t GetI32(const Napi::Object& o, const char* key, int32_t fallback);
+double GetF64(const Napi::Object& o, const char* key, double fallback);
+bool GetBool(const Napi::Object& o, const char* key, bool fallback);
+std::string GetString(const Napi::Object& o, const char* key, const std::string& fallback);
+// Shape: array of non-negative safe integers (or bigints).
+std::vector<uint64_t> GetShape(const Napi::Value& v, const char* what);
+// Dtype code (number) validated against the dtype table.
+int GetDType(const Napi::Value& v, const char* what);
+
+// Wraps a std::vector<uint8_t> into a Buffer without copying (the Buffer owns it)
+// and reports the size to the GC.
+Napi::Buffer<uint8_t> BufferFromVector(Napi::Env env, std::vector<uint8_t>&& v);
+
+}  // namespace coral

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# One-step set-up on Debian 12 / Node 20: system libraries and tools, then the
+# npm dependencies, the native addon (prebuild or source build) and dist/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Build needs: libhdf5 (dynamic), libzstd + xxhash (static), cmake, a C++17 compiler.
+# Runtime/test needs: h5dump, xxhsum, Debian's torch/numpy/h5py under /usr/bin/python3, git.
+PKGS=(build-essential cmake pkg-config libhdf5-dev libzstd-dev libxxhash-dev hdf5-tools xxhash
+      python3-torch python3-numpy python3-h5py git)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+npm install --no-audit --no-fund
