@@ -1,5 +1,6 @@
 #include "kernels/hash.h"
 
+#include <cstdlib>
 #include <cstring>
 
 #include "kernels/hash_impl.h"
@@ -8,6 +9,8 @@
 namespace coral {
 
 static bool DetectAvx2() {
+  // CORAL_NO_AVX2=1 forces the portable SSE2 path (benchmarks, debugging).
+  if (const char* v = std::getenv("CORAL_NO_AVX2"); v && *v && *v != '0') return false;
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2");
