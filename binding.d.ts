@@ -40,3 +40,237 @@ export function contentIdBatch(items: ReadonlyArray<{ data: Bytes; dtype: number
 export function xxh3_128(data: Bytes): string;
 /** Plain XXH3-128 off the event loop (kernels Xxh3_128). */
 export function xxh3_128Async(data: Bytes): Promise<string>;
+
+// ---- stats (native/bindings/stats.cc → kernels/stats.h) -----------------------------------
+
+/** Element-wise comparison of two same-dtype tensors (kernels ComputeDiffStats). Sums skip non-finite pairs. */
+export interface DiffStats {
+  /** Elements whose bit patterns differ. */
+  changed: number;
+  /** Element pairs with NaN/Inf on either side, excluded from the sums. */
+  nonFinite: number;
+  maxAbs: number;
+  sumSqDiff: number;
+  sumSqA: number;
+  sumSqB: number;
+  dot: number;
+}
+/** Diff metrics on the calling thread (kernels ComputeDiffStats). */
+export function diffStats(dtype: number, a: Bytes, b: Bytes): DiffStats;
+/** Diff metrics off the event loop, split across threads (kernels ComputeDiffStats). */
+export function diffStatsAsync(dtype: number, a: Bytes, b: Bytes): Promise<DiffStats>;
+
+// ---- packs (native/bindings/pack.cc → kernels/h5pack.h) -----------------------------------
+
+/** Attributes given to PackWriter.put; stored as HDF5 attributes of the object's dataset. */
+export interface PackPutAttrs {
+  codec: string;
+  dtype: string;
+  /** Decoded tensor shape; [] for a 0-d scalar. Stored as an int64 array. */
+  shape: Shape;
+  /** Content id of the delta base, "" (or absent) when none. */
+  base?: string;
+  /** Decoded size in bytes (uint64). */
+  rawSize: number | bigint;
+  /** Extra string attributes; names match /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/ and are not reserved. */
+  extra?: Readonly<Record<string, string>>;
+}
+/** What a put recorded: XXH3-128 hex of the stored bytes, their size and file offset (null when empty). */
+export interface PackPutResult { checksum: string; size: number; offset: number | null }
+/** One object of a pack, as read back from its dataset attributes. */
+export interface PackEntry {
+  id: string;
+  codec: string;
+  dtype: string;
+  shape: number[];
+  base: string;
+  rawSize: number;
+  checksum: string;
+  /** Stored bytes. */
+  size: number;
+  /** Byte offset of the contiguous data in the file (H5Dget_offset); null for empty objects. */
+  offset: number | null;
+  extra: Record<string, string>;
+}
+/** Pack-level attributes. */
+export interface PackMeta { format: string; created: string; createdUnixMs: number }
+
+/**
+ * Writes one HDF5 pack (kernels PackWriterFile). `new PackWriter(path)` creates the file
+ * exclusively (fails if it exists). Put objects, then `finish()` (flush, close, fsync).
+ * Await every putAsync before finish. After finish/abort every method but abort throws.
+ */
+export class PackWriter {
+  private __brand: 'PackWriter';
+  constructor(path: string);
+  /** Appends one object on the calling thread (kernels PackWriterFile::Put). */
+  put(id: string, data: Bytes, attrs: PackPutAttrs): PackPutResult;
+  /** Appends one object off the event loop; `data` must not change until it settles. */
+  putAsync(id: string, data: Bytes, attrs: PackPutAttrs): Promise<PackPutResult>;
+  /** Objects written so far. */
+  count(): number;
+  /** Flushes, closes and fsyncs the file; resolves with its size (kernels PackWriterFile::Finish). */
+  finish(): Promise<number>;
+  /** Closes without fsync; the caller deletes the file. Idempotent. */
+  abort(): void;
+}
+
+/**
+ * A published pack opened read-only (kernels PackReaderFile). Throws CORAL_NOT_FOUND when the
+ * file is missing and CORAL_CORRUPT_OBJECT when it is not a readable pack. Every read verifies
+ * the stored checksum (CORAL_CHECKSUM_MISMATCH names the object and the pack).
+ */
+export class PackReader {
+  private __brand: 'PackReader';
+  constructor(path: string);
+  meta(): PackMeta;
+  /** One object's attributes; CORAL_NOT_FOUND when absent. */
+  stat(id: string): PackEntry;
+  /** Every object, in name order, off the event loop (kernels PackReaderFile::List). */
+  list(): Promise<PackEntry[]>;
+  /** Reads and verifies one object into a new Buffer, off the event loop. */
+  read(id: string): Promise<Buffer>;
+  readSync(id: string): Buffer;
+  /** Reads and verifies into `dst` (at least the stored size); resolves with the byte count. */
+  readInto(id: string, dst: Bytes): Promise<number>;
+  readIntoSync(id: string, dst: Bytes): number;
+  /** Drops this handle; the file closes once pending reads finish. */
+  close(): void;
+}
+
+// ---- merge (native/bindings/merge.cc → kernels/merge.h, kernels/convert.h) ----------------
+
+/** One input tensor of a merge: bytes borrowed zero-copy, with dtype code and shape. */
+export interface MergeTensorArg { data: Bytes; dtype: number; shape: Shape }
+/**
+ * A numeric merge (kernels Merge). All tensors must share dtype and shape
+ * (else CORAL_INVALID_ARGUMENT naming the mismatch). Math in f64 unless
+ * precision 'f32'; one round-to-nearest-even into the dtype. See docs/merge-strategies.md.
+ */
+export interface MergeSpec {
+  /** linear: sum w_i*x_i; task-arithmetic / ties / dare: base + lambda * combined task vectors. */
+  op: 'linear' | 'task-arithmetic' | 'ties' | 'dare';
+  models: ReadonlyArray<MergeTensorArg>;
+  /** Common ancestor; required by every op except linear. */
+  base?: MergeTensorArg | null;
+  /** Caller-allocated result bytes (same length as an input; may alias one). Default: a new Buffer. */
+  out?: Bytes;
+  /** linear: one finite weight per model (terms with weight 0 are skipped). */
+  weights?: readonly number[];
+  /** Finite scale of the combined task vector (default 1). */
+  lambda?: number;
+  /** ties: fraction of entries kept per task vector, 0 < density <= 1 (default 1). */
+  density?: number;
+  /** dare: drop probability, 0 <= drop < 1 (default 0). */
+  drop?: number;
+  /** dare: PRNG seed, 0..2^64-1 (default 0). */
+  seed?: number | bigint;
+  /** dare: TIES sign election + disjoint mean over the pruned task vectors instead of their sum. */
+  ties?: boolean;
+  /** Accumulator: 'f64' (default) or 'f32' (float dtypes of <= 32 bits only; others stay f64). */
+  precision?: 'f64' | 'f32';
+  /** Thread budget for this call (0 = runtime threads()). */
+  threads?: number;
+}
+/** Merges on the calling thread (kernels Merge); returns `out` or a new Buffer. */
+export function mergeTensors(spec: MergeSpec): Buffer | Bytes;
+/** Merges on the libuv pool (kernels Merge); inputs must not change until it settles. */
+export function mergeTensorsAsync(spec: MergeSpec): Promise<Buffer | Bytes>;
+/** Element conversion through f64 with one RNE rounding (kernels ConvertDType). */
+export function convertDType(src: Bytes, srcDtype: number, dstDtype: number, out?: Bytes): Buffer | Bytes;
+/** DARE's uniform draw in [0,1) for (seed, model, element) (kernels DareUniform). */
+export function dareUniform(seed: bigint, model: bigint, index: bigint): number;
+/** Entries TIES keeps per task vector of n elements (kernels TiesKeepCount). */
+export function tiesKeepCount(n: number, density: number): number;
+
+// ---- similarity (native/bindings/simhash.cc → kernels/simhash.h, kernels/simhash_index.h) ----
+
+/** SimHash parameters; they define the fingerprint scheme (see docs/similarity.md). */
+export interface SimHashOptions {
+  /** Signature bits, a multiple of 64 in [64, 1024] (default 256). */
+  bits?: number;
+  /** Hyperplane / sampling seed, 0..2^64-1 (default 0x636f72616c534831). */
+  seed?: number | bigint;
+  /** Elements projected at most, a multiple of 16 in [256, 2^22] (default 16384). */
+  maxSamples?: number;
+  /** Project x - mean (Pearson correlation) instead of x (cosine). Default false. */
+  center?: boolean;
+}
+/** A SimHash fingerprint as the kernel returns it. */
+export interface SimHashResult {
+  /** bits/8 bytes; hyperplane k is byte k>>3, bit k&7. */
+  signature: Buffer;
+  numel: number;
+  /** Elements projected (numel when numel <= maxSamples). */
+  samples: number;
+  /** Sampled elements that were NaN/Inf (projected as 0). */
+  nonfinite: number;
+  /** Mean and root-mean-square of the finite sampled elements. */
+  mean: number;
+  rms: number;
+}
+/** Fingerprint on the calling thread (kernels SimHash). */
+export function simhash(data: Bytes, dtype: number, shape: Shape, options?: SimHashOptions): SimHashResult;
+/** Fingerprint on the libuv pool (kernels SimHash). */
+export function simhashAsync(data: Bytes, dtype: number, shape: Shape, options?: SimHashOptions): Promise<SimHashResult>;
+/** Fingerprints of many tensors in one pool job (kernels SimHash). */
+export function simhashBatch(
+  items: ReadonlyArray<{ data: Bytes; dtype: number; shape: Shape }>, options?: SimHashOptions,
+): Promise<SimHashResult[]>;
+/** Exact cosine of two tensors; ||a - b|| too (kernels Cosine). */
+export interface CosineResult {
+  /** Cosine (Pearson correlation with center); 0 when a norm is 0. */
+  cosine: number;
+  normA: number;
+  normB: number;
+  /** ||a - b||, never centered. */
+  normDelta: number;
+  /** Element pairs used / skipped because one member was NaN or Inf. */
+  count: number;
+  skipped: number;
+}
+/** Exact cosine on the calling thread; dtypes may differ, shape gives the element count (kernels Cosine). */
+export function cosine(a: Bytes, aDtype: number, b: Bytes, bDtype: number, shape: Shape, options?: { center?: boolean }): CosineResult;
+/** Exact cosine on the libuv pool (kernels Cosine). */
+export function cosineAsync(
+  a: Bytes, aDtype: number, b: Bytes, bDtype: number, shape: Shape, options?: { center?: boolean },
+): Promise<CosineResult>;
+/** Hamming distance of two equal-length signatures (kernels HammingDistance). */
+export function hamming(a: Bytes, b: Bytes): number;
+/** Entry metadata stored in a SimIndex. */
+export interface SimIndexMeta {
+  dtype: number;
+  shape: number[];
+  numel: number;
+  rms: number;
+}
+export interface SimIndexHit extends SimIndexMeta {
+  id: string;
+  hamming: number;
+}
+/** LSH index over signatures: banding + optional 1-bit multi-probe, Hamming re-rank (kernels SimIndex). */
+export class SimIndex {
+  private __brand: 'SimIndex';
+  /** A new empty index, or one parsed from serialize() output (throws CORAL_CORRUPT_OBJECT / CORAL_UNSUPPORTED). */
+  constructor(init: { bits?: number; bandBits?: number; scheme?: string } | Bytes);
+  /** Adds or replaces id; numel is derived from shape. */
+  insert(id: string, signature: Bytes, dtype: number, shape: Shape, rms?: number): void;
+  remove(id: string): boolean;
+  has(id: string): boolean;
+  get(id: string): (SimIndexMeta & { signature: Buffer }) | null;
+  /** Entries with the same numel (and shape / dtype when given) within maxHamming, best first. */
+  query(
+    signature: Bytes,
+    options: { numel: number; k?: number; maxHamming?: number; shape?: Shape; dtype?: number; probes?: 0 | 1; exhaustive?: boolean },
+  ): SimIndexHit[];
+  /** Compact checksummed bytes ("CORALLSH" v1). */
+  serialize(): Buffer;
+  ids(): string[];
+  /** Heap bytes held by the index. */
+  memoryBytes(): number;
+  readonly size: number;
+  readonly bits: number;
+  readonly bandBits: number;
+  readonly bands: number;
+  readonly scheme: string;
+}

@@ -1,0 +1,197 @@
+/**
+ * Ingestion: one checkpoint file -> skeleton + tensor objects -> FileEntry.
+ *
+ * The file is walked once, in offset order, one segment at a time, so peak
+ * memory stays near the largest tensor (plus the skeleton, which excludes all
+ * bulk data). Gaps between segments form the skeleton; any gap larger than
+ * BLOB_CHUNK_BYTES (files coral cannot parse, large non-tensor records) is cut
+ * into U8 blob segments stored as objects of their own, so it dedups and never
+ * sits in memory whole.
+ *
+ * Delta bases: the `findBase` seam proposes a base for each segment (today the
+ * same-named tensor of the parent commit's version of the file; similarity
+ * search plugs in here). The object writer keeps a delta only when smaller.
+ */
+import * as crypto from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import { FormatError } from '../errors';
+import { scanCheckpoint, type CheckpointLayout } from '../formats';
+import type { FileEntry, SegmentEntry, TensorEntry } from '../models/tree';
+import type { ObjectWriter, PutResult } from '../repo/objects';
+import { DTYPES, type DType } from '../tensor/dtype';
+import { tensor } from '../tensor/tensor';
+
+/** Gaps above this size are stored as blob objects instead of skeleton bytes. */
+export const BLOB_CHUNK_BYTES = 16 << 20;
+
+export interface BaseQuery {
+  path: string;
+  /** Name of the segment: its first tensor's name, or `#<index>` when it has none. */
+  name: string;
+  dtype: DType;
+  shape: number[];
+}
+
+export type FindBase = (q: BaseQuery) => Promise<{ id: string } | null>;
+
+export interface IngestReport {
+  path: string;
+  bytes: number;
+  segments: number;
+  storedObjects: number;
+  dedupedObjects: number;
+  deltaObjects: number;
+  storedBytes: number;
+}
+
+interface PlannedSegment {
+  offset: number;
+  length: number;
+  dtype: DType;
+  shape: number[];
+  name: string;
+  origIndex: number; // index in layout.segments, or -1 for blob chunks
+}
+
+function plan(layout: CheckpointLayout): PlannedSegment[] {
+  const firstName = new Map<number, string>();
+  for (const t of layout.tensors) if (!firstName.has(t.segment)) firstName.set(t.segment, t.name);
+  const out: PlannedSegment[] = [];
+  let pos = 0;
+  const gap = (end: number) => {
+    if (end - pos <= BLOB_CHUNK_BYTES) return;
+    for (let o = pos; o < end; o += BLOB_CHUNK_BYTES) {
+      const len = Math.min(BLOB_CHUNK_BYTES, end - o);
+      // Leave small tails in the skeleton; chunk the bulk.
+      if (len < BLOB_CHUNK_BYTES && o !== pos) break;
+      out.push({ offset: o, length: len, dtype: 'U8', shape: [len], name: '', origIndex: -1 });
+    }
+  };
+  layout.segments.forEach((s, i) => {
+    if (s.offset < pos) throw new FormatError(`checkpoint layout has overlapping segments at byte ${s.offset}`);
+    gap(s.offset);
+    out.push({ offset: s.offset, length: s.length, dtype: s.dtype as DType, shape: s.shape.slice(), name: firstName.get(i) ?? '', origIndex: i });
+    pos = s.offset + s.length;
+  });
+  gap(layout.fileSize);
+  // Segments without a tensor (blob chunks, opaque members) are named by position.
+  out.forEach((p, i) => {
+    if (!p.name) p.name = `#${i}`;
+  });
+  return out;
+}
+
+async function readExact(fh: fsp.FileHandle, buf: Uint8Array, position: number, file: string): Promise<void> {
+  let done = 0;
+  while (done < buf.byteLength) {
+    const { bytesRead } = await fh.read(buf, done, buf.byteLength - done, position + done);
+    if (bytesRead === 0) throw new FormatError(`${file} changed while it was being read (unexpected end of file)`);
+    done += bytesRead;
+  }
+}
+
+/** Hashes large buffers in slices so the event loop is never held for long. */
+async function sha256Update(h: crypto.Hash, b: Uint8Array): Promise<void> {
+  const step = 16 << 20;
+  for (let o = 0; o < b.byteLength; o += step) {
+    h.update(b.subarray(o, Math.min(b.byteLength, o + step)));
+    if (b.byteLength > step) await new Promise((r) => setImmediate(r));
+  }
+}
+
+export async function ingestFile(
+  writer: ObjectWriter,
+  absPath: string,
+  relPath: string,
+  findBase: FindBase | null,
+): Promise<{ entry: FileEntry; report: IngestReport }> {
+  const layout = await scanCheckpoint(absPath);
+  const planned = plan(layout);
+  const fh = await fsp.open(absPath, 'r');
+  const report: IngestReport = {
+    path: relPath, bytes: layout.fileSize, segments: planned.length,
+    storedObjects: 0, dedupedObjects: 0, deltaObjects: 0, storedBytes: 0,
+  };
+  const count = (r: PutResult) => {
+    if (r.stored) {
+      report.storedObjects++;
+      report.storedBytes += r.storedSize;
+      if (r.base) report.deltaObjects++;
+    } else {
+      report.dedupedObjects++;
+    }
+  };
+  try {
+    const st0 = await fh.stat();
+    if (st0.size !== layout.fileSize) throw new FormatError(`${relPath} changed while it was being read`);
+    const sha = crypto.createHash('sha256');
+    const skeletonParts: Buffer[] = [];
+    const segments: SegmentEntry[] = [];
+    let pos = 0;
+    for (const p of planned) {
+      if (p.offset > pos) {
+        const gapBuf = Buffer.allocUnsafe(p.offset - pos);
+        await readExact(fh, gapBuf, pos, relPath);
+        await sha256Update(sha, gapBuf);
+        skeletonParts.push(gapBuf);
+      }
+      const buf = Buffer.allocUnsafe(p.length);
+      await readExact(fh, buf, p.offset, relPath);
+      await sha256Update(sha, buf);
+      const t = tensor(p.dtype, p.shape, buf);
+      const base = findBase ? await findBase({ path: relPath, name: p.name, dtype: p.dtype, shape: p.shape }) : null;
+      const r = await writer.put(t, base);
+      count(r);
+      segments.push({ offset: p.offset, length: p.length, object: r.id, dtype: p.dtype, shape: p.shape });
+      pos = p.offset + p.length;
+    }
+    if (pos < layout.fileSize) {
+      const tail = Buffer.allocUnsafe(layout.fileSize - pos);
+      await readExact(fh, tail, pos, relPath);
+      await sha256Update(sha, tail);
+      skeletonParts.push(tail);
+    }
+    const st1 = await fh.stat();
+    if (st1.size !== st0.size || st1.mtimeMs !== st0.mtimeMs)
+      throw new FormatError(`${relPath} changed while it was being read; add it again once it is written`);
+    const skeleton = Buffer.concat(skeletonParts);
+    const sk = await writer.put(tensor('U8', [skeleton.length], skeleton), null);
+    count(sk);
+
+    const remap = new Map<number, number>();
+    planned.forEach((p, i) => {
+      if (p.origIndex >= 0) remap.set(p.origIndex, i);
+    });
+    const tensors: TensorEntry[] = layout.tensors.map((t) => ({
+      name: t.name,
+      dtype: t.dtype,
+      shape: t.shape.slice(),
+      segment: remap.get(t.segment)!,
+      elementOffset: t.elementOffset,
+      strides: t.strides ? t.strides.slice() : null,
+    }));
+    const entry: FileEntry = {
+      format: layout.format,
+      size: layout.fileSize,
+      sha256: sha.digest('hex'),
+      skeleton: sk.id,
+      segments,
+      tensors,
+      ...(layout.metadata && Object.keys(layout.metadata).length ? { metadata: layout.metadata } : {}),
+    };
+    return { entry, report };
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The segment name index of a committed file entry, for base lookup. */
+export function segmentNames(entry: FileEntry): Map<string, SegmentEntry> {
+  const names = new Map<string, SegmentEntry>();
+  const first = new Map<number, string>();
+  for (const t of entry.tensors) if (!first.has(t.segment)) first.set(t.segment, t.name);
+  entry.segments.forEach((s, i) => names.set(first.get(i) ?? `#${i}`, s));
+  return names;
+}
+
+export const _internal = { plan, DTYPES };

@@ -1,0 +1,189 @@
+/**
+ * Tensor-aware diff between two trees, or a tree and the working tree.
+ *
+ * Files are compared by sha256; inside a modified file, tensors are matched by
+ * name and compared by content id. For a modified tensor of unchanged dtype and
+ * shape, the native kernel measures how much changed: fraction of elements
+ * whose bits differ, relative L2 (‖b−a‖/‖a‖), max |b−a| and cosine similarity.
+ */
+import * as fsp from 'node:fs/promises';
+import { contentId } from '../hash';
+import { scanCheckpoint, tensorFromSegment, readSegment } from '../formats';
+import type { FileEntry, Tree } from '../models/tree';
+import { ASYNC_THRESHOLD_BYTES, callAsync, native } from '../native';
+import { DTYPES, type DType } from '../tensor/dtype';
+import { numel, type Tensor } from '../tensor/tensor';
+import { readFileTensor } from './materialize';
+import type { ObjectReader } from './objects';
+
+export interface TensorMetrics {
+  /** Fraction of elements whose bit patterns differ. */
+  changedFraction: number;
+  /** ‖new − old‖₂ / ‖old‖₂ over finite elements (Infinity when old is all zeros and new is not). */
+  relL2: number;
+  maxAbs: number;
+  cosine: number;
+  /** Element pairs with NaN/Inf on either side, left out of the sums. */
+  nonFinite: number;
+}
+
+export interface TensorChange {
+  name: string;
+  change: 'added' | 'removed' | 'modified';
+  dtype: string;
+  shape: number[];
+  oldDtype?: string;
+  oldShape?: number[];
+  metrics?: TensorMetrics;
+}
+
+export interface FileChange {
+  path: string;
+  change: 'added' | 'removed' | 'modified';
+  format: string;
+  oldSize?: number;
+  newSize?: number;
+  tensors: TensorChange[];
+}
+
+interface TensorRef {
+  dtype: string;
+  shape: number[];
+  id: () => Promise<string>;
+  load: () => Promise<Tensor>;
+}
+
+/** Tensors of a committed file, keyed by name. Full-segment tensors reuse the segment's id. */
+function treeTensors(reader: ObjectReader, e: FileEntry): Map<string, TensorRef> {
+  const m = new Map<string, TensorRef>();
+  for (const te of e.tensors) {
+    const seg = e.segments[te.segment];
+    const whole = !te.strides && te.elementOffset === 0 && seg && numel(te.shape) * DTYPES[te.dtype as DType].size === seg.length;
+    const load = () => readFileTensor(reader, e, te);
+    m.set(te.name, {
+      dtype: te.dtype,
+      shape: te.shape,
+      id: whole && seg.dtype === te.dtype ? async () => seg.object : async () => contentId(await load()),
+      load,
+    });
+  }
+  return m;
+}
+
+/** Tensors of a file in the working tree, read on demand. */
+async function fileTensors(abs: string): Promise<Map<string, TensorRef>> {
+  const layout = await scanCheckpoint(abs);
+  const m = new Map<string, TensorRef>();
+  const segCache = new Map<number, Promise<Uint8Array>>();
+  const seg = (i: number) => {
+    let p = segCache.get(i);
+    if (!p) {
+      p = (async () => {
+        const fh = await fsp.open(abs, 'r');
+        try {
+          return await readSegment(fh, layout.segments[i]);
+        } finally {
+          await fh.close();
+        }
+      })();
+      segCache.set(i, p);
+    }
+    return p;
+  };
+  for (const ti of layout.tensors) {
+    const load = async () => tensorFromSegment(layout, ti, await seg(ti.segment));
+    m.set(ti.name, { dtype: ti.dtype, shape: ti.shape, id: async () => contentId(await load()), load });
+  }
+  return m;
+}
+
+export async function tensorMetrics(a: Tensor, b: Tensor): Promise<TensorMetrics> {
+  const code = DTYPES[a.dtype].code;
+  const s =
+    a.data.byteLength >= ASYNC_THRESHOLD_BYTES
+      ? await callAsync(() => native.diffStatsAsync(code, a.data, b.data))
+      : native.diffStats(code, a.data, b.data);
+  const n = numel(a.shape);
+  const na = Math.sqrt(s.sumSqA);
+  const nb = Math.sqrt(s.sumSqB);
+  return {
+    changedFraction: n ? s.changed / n : 0,
+    relL2: na > 0 ? Math.sqrt(s.sumSqDiff) / na : s.sumSqDiff > 0 ? Infinity : 0,
+    maxAbs: s.maxAbs,
+    cosine: na > 0 && nb > 0 ? s.dot / (na * nb) : na === nb ? 1 : 0,
+    nonFinite: s.nonFinite,
+  };
+}
+
+async function diffTensorMaps(
+  a: Map<string, TensorRef>,
+  b: Map<string, TensorRef>,
+  metrics: boolean,
+): Promise<TensorChange[]> {
+  const out: TensorChange[] = [];
+  const names = [...new Set([...a.keys(), ...b.keys()])].sort();
+  for (const name of names) {
+    const x = a.get(name);
+    const y = b.get(name);
+    if (!x) {
+      out.push({ name, change: 'added', dtype: y!.dtype, shape: y!.shape });
+      continue;
+    }
+    if (!y) {
+      out.push({ name, change: 'removed', dtype: x.dtype, shape: x.shape });
+      continue;
+    }
+    const sameKind = x.dtype === y.dtype && x.shape.length === y.shape.length && x.shape.every((d, i) => d === y.shape[i]);
+    if (sameKind && (await x.id()) === (await y.id())) continue;
+    const c: TensorChange = { name, change: 'modified', dtype: y.dtype, shape: y.shape };
+    if (!sameKind) {
+      c.oldDtype = x.dtype;
+      c.oldShape = x.shape;
+    } else if (metrics) {
+      c.metrics = await tensorMetrics(await x.load(), await y.load());
+    }
+    out.push(c);
+  }
+  return out;
+}
+
+export type DiffSide = { kind: 'tree'; tree: Tree } | { kind: 'worktree'; files: Record<string, { abs: string; sha256: string; size: number; format: string }> };
+
+/** Diff of two sides. `metrics: false` skips the numeric comparison (names and ids only). */
+export async function diffSides(
+  reader: ObjectReader,
+  a: Tree,
+  b: DiffSide,
+  opts: { metrics?: boolean; paths?: string[] } = {},
+): Promise<FileChange[]> {
+  const metrics = opts.metrics !== false;
+  const bFiles = b.kind === 'tree' ? b.tree.files : b.files;
+  const inScope = (p: string) => !opts.paths?.length || opts.paths.some((q) => p === q || p.startsWith(`${q}/`));
+  const paths = [...new Set([...Object.keys(a.files), ...Object.keys(bFiles)])].filter(inScope).sort();
+  const out: FileChange[] = [];
+  for (const p of paths) {
+    const ea = a.files[p];
+    const eb = bFiles[p];
+    const tensorsOfB = async () =>
+      b.kind === 'tree' ? treeTensors(reader, b.tree.files[p]) : fileTensors(b.files[p].abs);
+    if (!ea) {
+      const tb = await tensorsOfB();
+      out.push({
+        path: p, change: 'added', format: eb.format, newSize: eb.size,
+        tensors: [...tb].map(([name, t]) => ({ name, change: 'added' as const, dtype: t.dtype, shape: t.shape })),
+      });
+      continue;
+    }
+    if (!eb) {
+      out.push({
+        path: p, change: 'removed', format: ea.format, oldSize: ea.size,
+        tensors: ea.tensors.map((t) => ({ name: t.name, change: 'removed' as const, dtype: t.dtype, shape: t.shape })),
+      });
+      continue;
+    }
+    if (ea.sha256 === eb.sha256 && ea.size === eb.size) continue;
+    const tensors = await diffTensorMaps(treeTensors(reader, ea), await tensorsOfB(), metrics);
+    out.push({ path: p, change: 'modified', format: eb.format, oldSize: ea.size, newSize: eb.size, tensors });
+  }
+  return out;
+}

@@ -1,0 +1,283 @@
+/**
+ * gc, fsck and stats.
+ *
+ * gc roots: every ref (branches, tags, remotes), HEAD, every id in the reflogs,
+ * the staging index and an in-progress merge. gc holds the gc lock, which waits
+ * out live writer sessions and keeps new ones from starting (session.ts), so
+ * an object a concurrent writer is about to reference is never removed.
+ */
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { decodeMeta } from '../models/meta';
+import type { Tree } from '../models/tree';
+import { readIndex } from './staging';
+import { GcLock } from './session';
+import type { Repository } from './repository';
+
+export interface GcReport {
+  reachableCommits: number;
+  reachableObjects: number;
+  removedObjects: number;
+  removedMeta: number;
+  bytesBefore: number;
+  bytesAfter: number;
+}
+
+export interface FsckProblem {
+  kind: 'object' | 'meta' | 'ref' | 'link';
+  id: string;
+  message: string;
+}
+
+export interface FsckReport {
+  ok: boolean;
+  commits: number;
+  trees: number;
+  objects: number;
+  problems: FsckProblem[];
+}
+
+export interface StatsReport {
+  commits: number;
+  branches: number;
+  tags: number;
+  files: number;
+  tensors: number;
+  /** Sum of sizes of every distinct file version reachable from any ref. */
+  logicalBytes: number;
+  /** Bytes on disk: packs plus meta objects. */
+  storedBytes: number;
+  ratio: number;
+  objects: number;
+  deltaObjects: number;
+  maxChainDepth: number;
+  avgDeltaRatio: number;
+  codecs: Record<string, { objects: number; rawBytes: number; storedBytes: number }>;
+}
+
+const ZERO = /^0+$/;
+
+async function walkFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  let ents: fs.Dirent[];
+  try {
+    ents = await fsp.readdir(dir, { withFileTypes: true });
+  } catch {
+    return out;
+  }
+  for (const e of ents) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await walkFiles(p)));
+    else out.push(p);
+  }
+  return out;
+}
+
+async function dirBytes(dir: string): Promise<number> {
+  let n = 0;
+  for (const f of await walkFiles(dir)) n += (await fsp.stat(f)).size;
+  return n;
+}
+
+/** Ids named by refs, HEAD, reflogs, the index and merge state (commits, tags, or tree entries). */
+async function roots(repo: Repository): Promise<{ commits: Set<string>; trees: Tree[] }> {
+  const commits = new Set<string>();
+  const trees: Tree[] = [];
+  for (const r of await repo.refs.listRefs('refs/')) {
+    commits.add(r.id);
+  }
+  const head = await repo.refs.readHead();
+  if (head.kind === 'detached') commits.add(head.id);
+  for (const f of await walkFiles(repo.layout.logs)) {
+    const text = await fsp.readFile(f, 'utf8').catch(() => '');
+    for (const line of text.split('\n')) {
+      const [a, b] = line.split(' ');
+      for (const x of [a, b]) if (x && /^[0-9a-f]{64}$/.test(x) && !ZERO.test(x)) commits.add(x);
+    }
+  }
+  try {
+    const ms = JSON.parse(await fsp.readFile(repo.layout.mergeState, 'utf8')) as { theirs?: string[]; orig?: string };
+    for (const x of [...(ms.theirs ?? []), ms.orig]) if (x) commits.add(x);
+  } catch {
+    /* no merge in progress */
+  }
+  const idx = readIndex(repo.layout);
+  trees.push({ files: Object.fromEntries(Object.entries(idx.files).map(([p, s]) => [p, s.entry])) });
+  return { commits, trees };
+}
+
+interface Reach {
+  commits: Set<string>;
+  metas: Set<string>;
+  objects: Set<string>;
+  fileVersions: Map<string, number>;
+  treesSeen: number;
+  missing: FsckProblem[];
+}
+
+async function reach(repo: Repository, opts: { followBases: boolean }): Promise<Reach> {
+  const r = await roots(repo);
+  const out: Reach = {
+    commits: new Set(), metas: new Set(), objects: new Set(), fileVersions: new Map(), treesSeen: 0, missing: [],
+  };
+  const addTree = (t: Tree) => {
+    for (const e of Object.values(t.files)) {
+      out.fileVersions.set(e.sha256, e.size);
+      out.objects.add(e.skeleton);
+      for (const s of e.segments) out.objects.add(s.object);
+    }
+  };
+  r.trees.forEach(addTree);
+  const stack = [...r.commits];
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (out.metas.has(id)) continue;
+    out.metas.add(id);
+    let obj;
+    try {
+      obj = decodeMeta(await repo.meta.get(id));
+    } catch (e) {
+      out.missing.push({ kind: 'meta', id, message: (e as Error).message });
+      continue;
+    }
+    if (obj.type === 'tag') {
+      stack.push(obj.value.object);
+    } else if (obj.type === 'commit') {
+      out.commits.add(id);
+      stack.push(...obj.value.parents);
+      if (!out.metas.has(obj.value.tree)) {
+        out.metas.add(obj.value.tree);
+        try {
+          addTree(await repo.meta.readTree(obj.value.tree));
+          out.treesSeen++;
+        } catch (e) {
+          out.missing.push({ kind: 'link', id: obj.value.tree, message: `tree of commit ${id}: ${(e as Error).message}` });
+        }
+      }
+    }
+  }
+  if (opts.followBases) {
+    const queue = [...out.objects];
+    while (queue.length) {
+      const id = queue.pop()!;
+      try {
+        const info = await repo.reader.info(id);
+        if (info.base && !out.objects.has(info.base)) {
+          out.objects.add(info.base);
+          queue.push(info.base);
+        }
+      } catch (e) {
+        out.missing.push({ kind: 'object', id, message: (e as Error).message });
+      }
+    }
+  }
+  return out;
+}
+
+export async function gc(repo: Repository, opts: { timeoutMs?: number } = {}): Promise<GcReport> {
+  const lock = await GcLock.acquire(repo.layout, opts.timeoutMs);
+  try {
+    const bytesBefore = (await dirBytes(repo.layout.objects));
+    const r = await reach(repo, { followBases: true });
+    if (r.missing.length)
+      throw new (await import('../errors')).CorruptObjectError(
+        `gc stopped: the repository has missing objects (${r.missing[0].message}); run \`coral fsck\``,
+        { problems: r.missing.slice(0, 20) },
+      );
+    const repack = await repo.store.repack((id) => r.objects.has(id));
+    let removedMeta = 0;
+    for await (const id of repo.meta.list()) {
+      if (!r.metas.has(id)) {
+        await repo.meta.delete(id);
+        removedMeta++;
+      }
+    }
+    // Temp files of crashed writers: only old ones (a ref update may be mid-flight).
+    for (const f of await walkFiles(repo.layout.tmp)) {
+      const st = await fsp.stat(f).catch(() => null);
+      if (st && Date.now() - st.mtimeMs > 3600_000) await fsp.rm(f, { force: true });
+    }
+    return {
+      reachableCommits: r.commits.size,
+      reachableObjects: r.objects.size,
+      removedObjects: repack.dropped,
+      removedMeta,
+      bytesBefore,
+      bytesAfter: await dirBytes(repo.layout.objects),
+    };
+  } finally {
+    lock.release();
+  }
+}
+
+export async function fsck(repo: Repository, opts: { full?: boolean } = {}): Promise<FsckReport> {
+  const problems: FsckProblem[] = [];
+  for (const p of await repo.store.verify()) problems.push({ kind: 'object', id: p.id ?? p.pack ?? '', message: p.message });
+  for (const ref of await repo.refs.listRefs('refs/')) {
+    if (!(await repo.meta.has(ref.id))) problems.push({ kind: 'ref', id: ref.name, message: `points at missing ${ref.id}` });
+  }
+  const r = await reach(repo, { followBases: true });
+  problems.push(...r.missing);
+  for (const id of r.objects) {
+    if (!(await repo.store.has(id))) {
+      problems.push({ kind: 'link', id, message: `object ${id} is referenced but not stored` });
+      continue;
+    }
+    if (opts.full !== false) {
+      try {
+        // Decoding verifies the content id end to end (and the whole delta chain).
+        await repo.reader.tensor(id);
+      } catch (e) {
+        problems.push({ kind: 'object', id, message: (e as Error).message });
+      }
+    }
+  }
+  return { ok: problems.length === 0, commits: r.commits.size, trees: r.treesSeen, objects: r.objects.size, problems };
+}
+
+export async function stats(repo: Repository): Promise<StatsReport> {
+  const r = await reach(repo, { followBases: false });
+  const codecs: StatsReport['codecs'] = {};
+  let objects = 0;
+  let deltaObjects = 0;
+  let maxChainDepth = 0;
+  let deltaRatioSum = 0;
+  for await (const a of repo.store.list()) {
+    objects++;
+    const c = (codecs[a.codec] ??= { objects: 0, rawBytes: 0, storedBytes: 0 });
+    c.objects++;
+    c.rawBytes += a.rawSize;
+    c.storedBytes += a.storedSize ?? 0;
+    if (a.base) {
+      deltaObjects++;
+      deltaRatioSum += a.rawSize / Math.max(1, a.storedSize ?? 1);
+      maxChainDepth = Math.max(maxChainDepth, Number(a.extra?.depth ?? 1));
+    }
+  }
+  const logicalBytes = [...r.fileVersions.values()].reduce((x, y) => x + y, 0);
+  const storedBytes = (await dirBytes(repo.layout.packs)) + (await dirBytes(repo.layout.meta));
+  let files = 0;
+  let tensors = 0;
+  const head = await repo.headCommit();
+  if (head) {
+    const t = await repo.treeOf('HEAD');
+    files = Object.keys(t.files).length;
+    tensors = Object.values(t.files).reduce((n, e) => n + e.tensors.length, 0);
+  }
+  return {
+    commits: r.commits.size,
+    branches: (await repo.refs.listRefs('refs/heads/')).length,
+    tags: (await repo.refs.listRefs('refs/tags/')).length,
+    files,
+    tensors,
+    logicalBytes,
+    storedBytes,
+    ratio: storedBytes ? logicalBytes / storedBytes : 0,
+    objects,
+    deltaObjects,
+    maxChainDepth,
+    avgDeltaRatio: deltaObjects ? deltaRatioSum / deltaObjects : 0,
+    codecs,
+  };
+}

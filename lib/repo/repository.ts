@@ -1,0 +1,651 @@
+/**
+ * A coral repository: a working tree of checkpoint files plus `.coral/`.
+ *
+ * Policy lives here (what to store, when refs move); bytes are handled by the
+ * store, codecs and native kernels below.
+ *
+ * @example
+ * const repo = await Repository.init('/data/ckpts');
+ * await repo.add(['model.safetensors']);
+ * const id = await repo.commit({ message: 'base model' });
+ * for (const e of await repo.log()) console.log(e.id, e.commit.message);
+ */
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  AlreadyExistsError, DirtyWorktreeError, InvalidArgumentError, NotARepositoryError, NothingToCommitError,
+  RefConflictError, RefNotFoundError, invalidParameter,
+} from '../errors';
+import { ingestFile, segmentNames, type FindBase, type IngestReport } from '../ingest/ingest';
+import {
+  MetaStore, checkShortRefName, checkTreePath, encodeCommit, encodeTag, encodeTree, signatureNow,
+  type Commit, type FileEntry, type Signature, type TagObject, type Tree,
+} from '../models';
+import { Config } from '../refs/config';
+import { RefStore } from '../refs/refs';
+import { resolveRevision } from '../refs/revparse';
+import { mergeBase, walkCommits } from '../refs/ancestry';
+import { openLocalStore } from '../store';
+import type { ObjectStore } from '../store/object-store';
+import { writeFileAtomic } from '../util/fsutil';
+import { CORAL_DIR, REPO_FORMAT_VERSION, RepoLayout } from './layout';
+import { materializeFile } from './materialize';
+import { ObjectReader, ObjectWriter } from './objects';
+import { WriterSession } from './session';
+import { readIndex, sameStat, statOf, updateIndex, type StagingIndex } from './staging';
+import { sha256File } from './worktree';
+
+export interface CommitOptions {
+  message: string;
+  author?: Partial<Signature>;
+  metadata?: Record<string, unknown>;
+  /** Allow a commit whose tree equals its parent's. */
+  allowEmpty?: boolean;
+  /** Extra parents after HEAD (merge commits). */
+  extraParents?: string[];
+}
+
+export interface LogEntry {
+  id: string;
+  commit: Commit;
+}
+
+export interface FileStatus {
+  path: string;
+  /** staged vs HEAD */
+  staged: 'added' | 'modified' | 'deleted' | null;
+  /** worktree vs staged */
+  unstaged: 'modified' | 'deleted' | null;
+}
+
+export interface StatusReport {
+  branch: string | null;
+  head: string | null;
+  files: FileStatus[];
+  untracked: string[];
+  merging: boolean;
+}
+
+export interface AddReport {
+  files: IngestReport[];
+}
+
+/** Written by init; `coral config` edits it. Keys read with dotted paths (core.maxChainDepth). */
+const DEFAULT_CONFIG = {
+  core: {
+    formatVersion: REPO_FORMAT_VERSION,
+    compressionLevel: 3,
+    maxChainDepth: 8,
+    deltaAgainstParent: true,
+    baseCacheBytes: 512 * 1024 * 1024,
+  },
+};
+
+function isHex(s: string, n: number): boolean {
+  return s.length === n && /^[0-9a-f]+$/.test(s);
+}
+
+export class Repository {
+  readonly layout: RepoLayout;
+  readonly meta: MetaStore;
+  readonly refs: RefStore;
+  readonly reader: ObjectReader;
+
+  private constructor(
+    readonly worktree: string,
+    readonly store: ObjectStore,
+    readonly config: Config,
+  ) {
+    this.layout = new RepoLayout(worktree);
+    this.meta = new MetaStore(this.layout.meta, this.layout.tmp);
+    this.refs = new RefStore(this.layout.coral);
+    this.reader = new ObjectReader(store, config.getNumber('core.baseCacheBytes') ?? DEFAULT_CONFIG.core.baseCacheBytes);
+  }
+
+  /** Creates `.coral/` in `dir` (created if missing) with an unborn `main` branch. */
+  static async init(dir: string, opts: { branch?: string } = {}): Promise<Repository> {
+    const worktree = path.resolve(dir);
+    const layout = new RepoLayout(worktree);
+    if (fs.existsSync(layout.coral)) throw new AlreadyExistsError(`${layout.coral} already exists`, { path: layout.coral });
+    const branch = checkShortRefName(opts.branch ?? 'main');
+    await fsp.mkdir(worktree, { recursive: true });
+    // Build in a temp dir and rename, so a crash never leaves a half-initialised repository.
+    const staging = path.join(worktree, `${CORAL_DIR}.init-${process.pid}`);
+    await fsp.rm(staging, { recursive: true, force: true });
+    for (const d of ['refs/heads', 'refs/tags', 'objects/packs', 'objects/meta', 'tmp', 'sessions', 'logs'])
+      await fsp.mkdir(path.join(staging, d), { recursive: true });
+    await writeFileAtomic(path.join(staging, 'HEAD'), `ref: refs/heads/${branch}\n`);
+    await writeFileAtomic(path.join(staging, 'config'), JSON.stringify(DEFAULT_CONFIG, null, 2) + '\n');
+    await fsp.rename(staging, layout.coral);
+    return Repository.open(worktree);
+  }
+
+  /** Opens the repository containing `dir` (searching upward like git). */
+  static async open(dir = process.cwd()): Promise<Repository> {
+    let cur = path.resolve(dir);
+    for (;;) {
+      if (fs.existsSync(path.join(cur, CORAL_DIR, 'HEAD'))) break;
+      const up = path.dirname(cur);
+      if (up === cur) throw new NotARepositoryError(`not a coral repository (or any parent up to /): ${path.resolve(dir)}; run \`coral init\``);
+      cur = up;
+    }
+    const layout = new RepoLayout(cur);
+    const config = await Config.load(layout.coral);
+    const store = await openLocalStore(layout.coral);
+    return new Repository(cur, store, config);
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+
+  // ---- paths ---------------------------------------------------------------------------------
+
+  /** Worktree-relative posix path of a user-supplied path; rejects paths outside the worktree. */
+  relPath(p: string): string {
+    const abs = path.resolve(p);
+    const rel = path.relative(this.worktree, abs);
+    if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel))
+      throw new InvalidArgumentError(`${p} is outside the repository at ${this.worktree}`);
+    const posix = rel.split(path.sep).join('/');
+    if (posix === CORAL_DIR || posix.startsWith(`${CORAL_DIR}/`))
+      throw new InvalidArgumentError(`${p} is inside ${CORAL_DIR}/`);
+    return checkTreePath(posix);
+  }
+
+  absPath(rel: string): string {
+    return path.join(this.worktree, ...rel.split('/'));
+  }
+
+  // ---- refs ----------------------------------------------------------------------------------
+
+  /** Commit id of HEAD, or null on an unborn branch. */
+  async headCommit(): Promise<string | null> {
+    return this.refs.resolveHead();
+  }
+
+  /** Current branch name (without refs/heads/), or null when HEAD is detached. */
+  async currentBranch(): Promise<string | null> {
+    const h = await this.refs.readHead();
+    return h.kind === 'symbolic' ? h.target.replace(/^refs\/heads\//, '') : null;
+  }
+
+  async resolve(rev: string): Promise<string> {
+    return resolveRevision(rev, this.refs, this.meta);
+  }
+
+  async readCommit(id: string): Promise<Commit> {
+    return this.meta.readCommit(id);
+  }
+
+  async readTree(id: string): Promise<Tree> {
+    return this.meta.readTree(id);
+  }
+
+  /** The tree of a revision (empty tree for null = unborn). */
+  async treeOf(rev: string | null): Promise<Tree> {
+    if (rev === null) return { files: {} };
+    const c = await this.readCommit(await this.resolve(rev));
+    return this.readTree(c.tree);
+  }
+
+  // ---- writing -------------------------------------------------------------------------------
+
+  /** Runs `fn` inside a writer session (see session.ts) with an object writer. */
+  async withWriter<T>(what: string, fn: (w: ObjectWriter) => Promise<T>): Promise<T> {
+    const session = await WriterSession.begin(this.layout, what);
+    const writer = new ObjectWriter(this.store, this.reader, {
+      level: this.config.getNumber('core.compressionLevel') ?? DEFAULT_CONFIG.core.compressionLevel,
+      maxChainDepth: this.config.getNumber('core.maxChainDepth') ?? DEFAULT_CONFIG.core.maxChainDepth,
+    });
+    try {
+      const out = await fn(writer);
+      await writer.flush();
+      return out;
+    } catch (e) {
+      await writer.abort();
+      throw e;
+    } finally {
+      session.end();
+    }
+  }
+
+  /** Base proposals for delta encoding: the same-named tensor of the file's parent version. */
+  private async parentBases(): Promise<FindBase | null> {
+    if (this.config.getBool('core.deltaAgainstParent') === false) return null;
+    const head = await this.headCommit();
+    if (!head) return null;
+    const tree = await this.treeOf(head);
+    const perFile = new Map<string, Map<string, { object: string; dtype: string; shape: number[] }>>();
+    return async (q) => {
+      const entry = tree.files[q.path];
+      if (!entry) return null;
+      let names = perFile.get(q.path);
+      if (!names) perFile.set(q.path, (names = segmentNames(entry)));
+      const s = names.get(q.name);
+      if (!s || s.dtype !== q.dtype || s.shape.length !== q.shape.length || s.shape.some((d, i) => d !== q.shape[i]))
+        return null;
+      return { id: s.object };
+    };
+  }
+
+  /**
+   * Stages files (or every file under the given directories). Each file is
+   * stored as skeleton + tensor objects; files whose stat matches the index are
+   * skipped. Paths that no longer exist are staged as deletions.
+   */
+  async add(paths: string[], opts: { onFile?: (rel: string, report: IngestReport) => void } = {}): Promise<AddReport> {
+    if (!Array.isArray(paths) || paths.length === 0) throw invalidParameter('paths', 'non-empty array of paths', paths);
+    const files = new Set<string>();
+    const gone = new Set<string>();
+    const idx0 = readIndex(this.layout);
+    for (const p of paths) {
+      const abs = path.resolve(p);
+      const rel = abs === this.worktree ? '' : this.relPath(abs);
+      let st: fs.Stats | null = null;
+      try {
+        st = await fsp.stat(abs);
+      } catch {
+        st = null;
+      }
+      if (!st) {
+        const under = Object.keys(idx0.files).filter((f) => f === rel || f.startsWith(`${rel}/`));
+        if (!under.length) throw new InvalidArgumentError(`pathspec '${p}' did not match any files`);
+        under.forEach((f) => gone.add(f));
+      } else if (st.isDirectory()) {
+        for (const f of await this.listWorktree(abs)) files.add(f);
+        for (const f of Object.keys(idx0.files))
+          if ((rel === '' || f.startsWith(`${rel}/`)) && !fs.existsSync(this.absPath(f))) gone.add(f);
+      } else {
+        files.add(rel);
+      }
+    }
+    const findBase = await this.parentBases();
+    const report: AddReport = { files: [] };
+    await this.withWriter('add', async (writer) => {
+      const staged: Record<string, { entry: FileEntry; stat: ReturnType<typeof statOf> }> = {};
+      for (const rel of [...files].sort()) {
+        const abs = this.absPath(rel);
+        const st = await fsp.stat(abs);
+        const prev = idx0.files[rel];
+        if (prev && sameStat(prev.stat, st)) continue;
+        const { entry, report: r } = await ingestFile(writer, abs, rel, findBase);
+        staged[rel] = { entry, stat: statOf(st) };
+        report.files.push(r);
+        opts.onFile?.(rel, r);
+      }
+      // Objects must be durable before the index names them.
+      await writer.flush();
+      await updateIndex(this.layout, (idx) => {
+        for (const [rel, s] of Object.entries(staged)) idx.files[rel] = s;
+        for (const rel of gone) delete idx.files[rel];
+      });
+    });
+    return report;
+  }
+
+  /** Unstages paths: the index entry goes back to HEAD's version (or away). */
+  async reset(paths: string[]): Promise<void> {
+    const tree = await this.treeOf((await this.headCommit()) ? 'HEAD' : null);
+    const rels = paths.map((p) => this.relPath(p));
+    await updateIndex(this.layout, (idx) => {
+      for (const rel of rels) {
+        const keys = [...new Set([...Object.keys(idx.files), ...Object.keys(tree.files)])].filter(
+          (f) => f === rel || f.startsWith(`${rel}/`),
+        );
+        for (const f of keys) {
+          if (tree.files[f]) idx.files[f] = { entry: tree.files[f], stat: null };
+          else delete idx.files[f];
+        }
+      }
+    });
+  }
+
+  /** Removes files from the index (and, unless `cached`, from the worktree). */
+  async rm(paths: string[], opts: { cached?: boolean } = {}): Promise<string[]> {
+    const rels = paths.map((p) => this.relPath(p));
+    const removed: string[] = [];
+    await updateIndex(this.layout, async (idx) => {
+      for (const rel of rels) {
+        const keys = Object.keys(idx.files).filter((f) => f === rel || f.startsWith(`${rel}/`));
+        if (!keys.length) throw new InvalidArgumentError(`pathspec '${rel}' did not match any tracked files`);
+        for (const f of keys) {
+          delete idx.files[f];
+          removed.push(f);
+          if (!opts.cached) await fsp.rm(this.absPath(f), { force: true });
+        }
+      }
+    });
+    return removed;
+  }
+
+  private signature(part?: Partial<Signature>): Signature {
+    const name =
+      part?.name ?? process.env.CORAL_AUTHOR_NAME ?? this.config.getString('user.name') ?? '';
+    const email =
+      part?.email ?? process.env.CORAL_AUTHOR_EMAIL ?? this.config.getString('user.email') ?? '';
+    const user = os.userInfo().username;
+    const base = signatureNow(name || user, email || `${user}@${os.hostname()}`);
+    return { ...base, ...(part?.timestamp !== undefined ? { timestamp: part.timestamp } : {}), ...(part?.tzOffset !== undefined ? { tzOffset: part.tzOffset } : {}) };
+  }
+
+  /** Tree bytes of the index, stored; returns the tree id. */
+  private async writeIndexTree(idx: StagingIndex): Promise<string> {
+    const files: Record<string, FileEntry> = {};
+    for (const k of Object.keys(idx.files).sort()) files[k] = idx.files[k].entry;
+    return this.meta.put(encodeTree({ files }));
+  }
+
+  /**
+   * Records the index as a new commit on the current branch (or detached HEAD).
+   * The ref moves by compare-and-swap; the index lock is held throughout so
+   * concurrent committers serialise and no update is lost.
+   */
+  async commit(opts: CommitOptions): Promise<string> {
+    if (!opts || typeof opts.message !== 'string' || !opts.message.trim())
+      throw invalidParameter('message', 'non-empty string', opts?.message);
+    return this.withWriter('commit', async () => {
+      let result = '';
+      await updateIndex(this.layout, async (idx) => {
+        const head = await this.refs.readHead();
+        const parent = await this.refs.resolveHead();
+        const treeId = await this.writeIndexTree(idx);
+        if (parent && !opts.allowEmpty && !opts.extraParents?.length) {
+          const pc = await this.readCommit(parent);
+          if (pc.tree === treeId) throw new NothingToCommitError('nothing to commit (the index matches HEAD); use `coral add` first');
+        }
+        if (!parent && Object.keys(idx.files).length === 0 && !opts.allowEmpty)
+          throw new NothingToCommitError('nothing to commit; use `coral add <file>` first');
+        const sig = this.signature(opts.author);
+        const commit: Commit = {
+          tree: treeId,
+          parents: [...(parent ? [parent] : []), ...(opts.extraParents ?? [])],
+          author: sig,
+          committer: sig,
+          message: opts.message.endsWith('\n') ? opts.message : `${opts.message}\n`,
+          metadata: opts.metadata ?? {},
+        };
+        const id = await this.meta.put(encodeCommit(commit));
+        const summary = `commit${commit.parents.length > 1 ? ' (merge)' : parent ? '' : ' (initial)'}: ${opts.message.split('\n')[0]}`;
+        if (head.kind === 'symbolic') {
+          await this.refs.updateRef(head.target, id, { expectedOld: parent, message: summary, who: sig });
+        } else {
+          const cur = await this.refs.resolveHead();
+          if (cur !== parent) throw new RefConflictError('HEAD moved during commit', { expected: parent, actual: cur });
+          await this.refs.setHeadDetached(id);
+        }
+        result = id;
+      });
+      return result;
+    });
+  }
+
+  // ---- status --------------------------------------------------------------------------------
+
+  /** Files under `dir` (absolute), worktree-relative, skipping .coral and coral temp files. */
+  async listWorktree(dir = this.worktree): Promise<string[]> {
+    const out: string[] = [];
+    const walk = async (d: string) => {
+      for (const ent of await fsp.readdir(d, { withFileTypes: true })) {
+        if (ent.name === CORAL_DIR || ent.name === '.git' || ent.name.includes('.coral-')) continue;
+        const p = path.join(d, ent.name);
+        if (ent.isDirectory()) await walk(p);
+        else if (ent.isFile()) out.push(path.relative(this.worktree, p).split(path.sep).join('/'));
+      }
+    };
+    await walk(dir);
+    return out.sort();
+  }
+
+  /** Does the worktree file still hold what the index entry says? (stat cache, then sha256) */
+  private async worktreeMatches(rel: string, staged: StagingIndex['files'][string]): Promise<boolean | null> {
+    let st: fs.Stats;
+    try {
+      st = await fsp.stat(this.absPath(rel));
+    } catch {
+      return null;
+    }
+    if (sameStat(staged.stat, st)) return true;
+    if (st.size !== staged.entry.size) return false;
+    return (await sha256File(this.absPath(rel))) === staged.entry.sha256;
+  }
+
+  async status(): Promise<StatusReport> {
+    const headId = await this.headCommit();
+    const tree = await this.treeOf(headId ? 'HEAD' : null);
+    const idx = readIndex(this.layout);
+    const all = new Set([...Object.keys(tree.files), ...Object.keys(idx.files)]);
+    const files: FileStatus[] = [];
+    for (const p of [...all].sort()) {
+      const t = tree.files[p];
+      const s = idx.files[p];
+      const staged = !s ? 'deleted' : !t ? 'added' : t.sha256 !== s.entry.sha256 || t.size !== s.entry.size ? 'modified' : null;
+      let unstaged: FileStatus['unstaged'] = null;
+      if (s) {
+        const m = await this.worktreeMatches(p, s);
+        unstaged = m === null ? 'deleted' : m ? null : 'modified';
+      }
+      if (staged || unstaged) files.push({ path: p, staged: staged as FileStatus['staged'], unstaged });
+    }
+    const untracked = (await this.listWorktree()).filter((f) => !idx.files[f]);
+    return {
+      branch: await this.currentBranch(),
+      head: headId,
+      files,
+      untracked,
+      merging: fs.existsSync(this.layout.mergeState),
+    };
+  }
+
+  // ---- history -------------------------------------------------------------------------------
+
+  async log(opts: { rev?: string; firstParent?: boolean; limit?: number } = {}): Promise<LogEntry[]> {
+    const start = opts.rev ? await this.resolve(opts.rev) : await this.headCommit();
+    if (!start) return [];
+    const out: LogEntry[] = [];
+    for await (const e of walkCommits([start], this.meta, { firstParent: !!opts.firstParent })) {
+      out.push({ id: e.id, commit: e.commit });
+      if (opts.limit !== undefined && out.length >= opts.limit) break;
+    }
+    return out;
+  }
+
+  async mergeBase(a: string, b: string): Promise<string[]> {
+    return mergeBase(await this.resolve(a), await this.resolve(b), this.meta);
+  }
+
+  // ---- branches and tags ---------------------------------------------------------------------
+
+  async branches(): Promise<Array<{ name: string; id: string; current: boolean }>> {
+    const cur = await this.currentBranch();
+    return (await this.refs.listRefs('refs/heads/')).map((r) => {
+      const name = r.name.replace(/^refs\/heads\//, '');
+      return { name, id: r.id, current: name === cur };
+    });
+  }
+
+  async createBranch(name: string, startRev = 'HEAD', opts: { force?: boolean } = {}): Promise<string> {
+    checkShortRefName(name);
+    const id = await this.resolve(startRev);
+    const ref = `refs/heads/${name}`;
+    const existing = await this.refs.readRef(ref);
+    if (existing && !opts.force) throw new AlreadyExistsError(`a branch named '${name}' already exists`, { branch: name });
+    await this.refs.updateRef(ref, id, {
+      expectedOld: opts.force ? undefined : null,
+      message: `branch: Created from ${startRev}`,
+    });
+    return id;
+  }
+
+  async deleteBranch(name: string, opts: { force?: boolean } = {}): Promise<void> {
+    const ref = `refs/heads/${checkShortRefName(name)}`;
+    const id = await this.refs.readRef(ref);
+    if (!id) throw new RefNotFoundError(`branch '${name}' not found`);
+    if ((await this.currentBranch()) === name)
+      throw new InvalidArgumentError(`cannot delete branch '${name}': it is checked out`);
+    if (!opts.force) {
+      const head = await this.headCommit();
+      const { isAncestor } = await import('../refs/ancestry');
+      if (head && !(await isAncestor(id, head, this.meta)))
+        throw new InvalidArgumentError(`branch '${name}' is not fully merged; use -D to delete it anyway`);
+    }
+    await this.refs.deleteRef(ref, id);
+  }
+
+  async tags(): Promise<Array<{ name: string; id: string; commit: string; annotated: boolean; tag?: TagObject }>> {
+    const out = [];
+    for (const r of await this.refs.listRefs('refs/tags/')) {
+      const name = r.name.replace(/^refs\/tags\//, '');
+      let tag: TagObject | undefined;
+      try {
+        tag = await this.meta.readTag(r.id);
+      } catch {
+        tag = undefined;
+      }
+      out.push({ name, id: r.id, commit: tag ? tag.object : r.id, annotated: !!tag, ...(tag ? { tag } : {}) });
+    }
+    return out;
+  }
+
+  /** Lightweight tag, or annotated when a message (and optional metrics) is given. */
+  async createTag(
+    name: string,
+    rev = 'HEAD',
+    opts: { message?: string; metrics?: Record<string, unknown>; force?: boolean } = {},
+  ): Promise<string> {
+    checkShortRefName(name, 'tag name');
+    const commit = await this.resolve(rev);
+    const ref = `refs/tags/${name}`;
+    if ((await this.refs.readRef(ref)) && !opts.force) throw new AlreadyExistsError(`tag '${name}' already exists`, { tag: name });
+    let target = commit;
+    if (opts.message !== undefined || opts.metrics) {
+      const tag: TagObject = {
+        object: commit,
+        tag: name,
+        tagger: this.signature(),
+        message: opts.message ?? '',
+        metadata: opts.metrics ? { metrics: opts.metrics } : {},
+      };
+      target = await this.meta.put(encodeTag(tag));
+    }
+    await this.refs.updateRef(ref, target, { expectedOld: opts.force ? undefined : null, message: `tag: ${name}` });
+    return target;
+  }
+
+  async deleteTag(name: string): Promise<void> {
+    const ref = `refs/tags/${checkShortRefName(name, 'tag name')}`;
+    const id = await this.refs.readRef(ref);
+    if (!id) throw new RefNotFoundError(`tag '${name}' not found`);
+    await this.refs.deleteRef(ref, id);
+  }
+
+  // ---- checkout ------------------------------------------------------------------------------
+
+  /**
+   * Switches HEAD to a branch (or detaches at a revision) and rewrites the
+   * worktree byte-for-byte. Refuses to overwrite uncommitted changes unless
+   * `force`. With `paths`, only restores those files from `rev` (HEAD stays).
+   */
+  async checkout(
+    target: string,
+    opts: { force?: boolean; create?: boolean; detach?: boolean; paths?: string[] } = {},
+  ): Promise<{ head: string; branch: string | null; written: string[]; removed: string[] }> {
+    if (opts.paths?.length) return this.restorePaths(target, opts.paths);
+    let branch: string | null = null;
+    let id: string;
+    if (opts.create) {
+      id = await this.resolve('HEAD');
+      await this.createBranch(target, 'HEAD');
+      branch = target;
+    } else if (!opts.detach && (await this.refs.readRef(`refs/heads/${target}`))) {
+      branch = target;
+      id = (await this.refs.readRef(`refs/heads/${target}`))!;
+    } else {
+      id = await this.resolve(target);
+    }
+    const headId = await this.headCommit();
+    const from = await this.treeOf(headId ? 'HEAD' : null);
+    const to = await this.readTree((await this.readCommit(id)).tree);
+    const idx = readIndex(this.layout);
+    // Refuse to clobber local changes (staged or not) to files the switch touches.
+    if (!opts.force) {
+      const st = await this.status();
+      const dirty = st.files
+        .filter((f) => {
+          const a = from.files[f.path];
+          const b = to.files[f.path];
+          return !a || !b || a.sha256 !== b.sha256 || f.staged !== null;
+        })
+        .map((f) => f.path);
+      const clobber = st.untracked.filter((f) => to.files[f]);
+      if (dirty.length || clobber.length)
+        throw new DirtyWorktreeError(
+          `your local changes would be overwritten by checkout: ${[...dirty, ...clobber].join(', ')}; commit them, or use --force`,
+          { paths: [...dirty, ...clobber] },
+        );
+    }
+    const written: string[] = [];
+    const removed: string[] = [];
+    for (const [p, e] of Object.entries(to.files)) {
+      const cur = idx.files[p];
+      if (!opts.force && cur && cur.entry.sha256 === e.sha256 && (await this.worktreeMatches(p, cur))) continue;
+      await materializeFile(this.reader, e, this.absPath(p));
+      written.push(p);
+    }
+    for (const p of Object.keys(from.files)) {
+      if (!to.files[p]) {
+        await fsp.rm(this.absPath(p), { force: true });
+        removed.push(p);
+      }
+    }
+    // The index becomes the target tree, with fresh stat caches.
+    await updateIndex(this.layout, async (ix) => {
+      ix.files = {};
+      for (const [p, e] of Object.entries(to.files)) {
+        let stat = null;
+        try {
+          stat = statOf(await fsp.stat(this.absPath(p)));
+        } catch {
+          stat = null;
+        }
+        ix.files[p] = { entry: e, stat };
+      }
+    });
+    if (branch) await this.refs.setHeadSymbolic(`refs/heads/${branch}`);
+    else await this.refs.setHeadDetached(id);
+    return { head: id, branch, written, removed };
+  }
+
+  private async restorePaths(rev: string, paths: string[]) {
+    const id = await this.resolve(rev);
+    const tree = await this.readTree((await this.readCommit(id)).tree);
+    const written: string[] = [];
+    const rels = paths.map((p) => this.relPath(p));
+    for (const rel of rels) {
+      const keys = Object.keys(tree.files).filter((f) => f === rel || f.startsWith(`${rel}/`));
+      if (!keys.length) throw new InvalidArgumentError(`pathspec '${rel}' did not match any file in ${rev}`);
+      for (const f of keys) {
+        await materializeFile(this.reader, tree.files[f], this.absPath(f));
+        written.push(f);
+      }
+    }
+    await updateIndex(this.layout, async (ix) => {
+      for (const f of written) ix.files[f] = { entry: tree.files[f], stat: statOf(await fsp.stat(this.absPath(f))) };
+    });
+    return { head: (await this.headCommit()) ?? id, branch: await this.currentBranch(), written, removed: [] };
+  }
+
+  /** Writes a committed file to an arbitrary destination (e.g. `coral show rev:path > f`). */
+  async exportFile(rev: string, rel: string, dest: string): Promise<void> {
+    const tree = await this.treeOf(rev);
+    const e = tree.files[checkTreePath(rel)];
+    if (!e) throw new RefNotFoundError(`path '${rel}' does not exist in ${rev}`);
+    await materializeFile(this.reader, e, path.resolve(dest));
+  }
+
+  static isCommitId(s: string): boolean {
+    return isHex(s, 64);
+  }
+}
