@@ -29,9 +29,12 @@ import { resolveRevision } from '../refs/revparse';
 import { mergeBase, walkCommits } from '../refs/ancestry';
 import { openLocalStore } from '../store';
 import type { ObjectStore } from '../store/object-store';
+import { crashPoint } from '../util/crash';
 import { writeFileAtomic } from '../util/fsutil';
 import { CORAL_DIR, REPO_FORMAT_VERSION, RepoLayout } from './layout';
-import { materializeFile } from './materialize';
+import { diffSides, type FileChange } from './diff';
+import { fsck, gc, stats, type FsckReport, type GcReport, type StatsReport } from './maintenance';
+import { materializeFile, readFileTensor } from './materialize';
 import { ObjectReader, ObjectWriter } from './objects';
 import { WriterSession } from './session';
 import { readIndex, sameStat, statOf, updateIndex, type StagingIndex } from './staging';
@@ -278,6 +281,7 @@ export class Repository {
       }
       // Objects must be durable before the index names them.
       await writer.flush();
+      crashPoint('add:after-pack');
       await updateIndex(this.layout, (idx) => {
         for (const [rel, s] of Object.entries(staged)) idx.files[rel] = s;
         for (const rel of gone) delete idx.files[rel];
@@ -368,6 +372,7 @@ export class Repository {
           metadata: opts.metadata ?? {},
         };
         const id = await this.meta.put(encodeCommit(commit));
+        crashPoint('commit:before-ref');
         const summary = `commit${commit.parents.length > 1 ? ' (merge)' : parent ? '' : ' (initial)'}: ${opts.message.split('\n')[0]}`;
         if (head.kind === 'symbolic') {
           await this.refs.updateRef(head.target, id, { expectedOld: parent, message: summary, who: sig });
@@ -643,6 +648,42 @@ export class Repository {
     const e = tree.files[checkTreePath(rel)];
     if (!e) throw new RefNotFoundError(`path '${rel}' does not exist in ${rev}`);
     await materializeFile(this.reader, e, path.resolve(dest));
+  }
+
+  // ---- inspection and maintenance ------------------------------------------------------------
+
+  /**
+   * Tensor-aware diff between two revisions (`b` omitted: the index). Modified
+   * tensors carry metrics unless `metrics: false`.
+   */
+  async diff(a: string, b?: string, opts: { metrics?: boolean; paths?: string[] } = {}): Promise<FileChange[]> {
+    const left = await this.treeOf(a);
+    const right: Tree =
+      b === undefined
+        ? { files: Object.fromEntries(Object.entries(readIndex(this.layout).files).map(([p, s]) => [p, s.entry])) }
+        : await this.treeOf(b);
+    return diffSides(this.reader, left, { kind: 'tree', tree: right }, opts);
+  }
+
+  /** One tensor of a committed file, decoded and verified. */
+  async readTensor(rev: string, file: string, name: string) {
+    const e = (await this.treeOf(rev)).files[checkTreePath(file)];
+    if (!e) throw new RefNotFoundError(`path '${file}' does not exist in ${rev}`);
+    const te = e.tensors.find((t) => t.name === name);
+    if (!te) throw new RefNotFoundError(`tensor '${name}' does not exist in ${rev}:${file}`);
+    return readFileTensor(this.reader, e, te);
+  }
+
+  gc(opts?: { timeoutMs?: number }): Promise<GcReport> {
+    return gc(this, opts);
+  }
+
+  fsck(opts?: { full?: boolean }): Promise<FsckReport> {
+    return fsck(this, opts);
+  }
+
+  stats(): Promise<StatsReport> {
+    return stats(this);
   }
 
   static isCommitId(s: string): boolean {

@@ -42,23 +42,33 @@ void PromiseWorker::Execute() {
   Counters().running--;
 }
 
+// Completion callbacks may run while the environment is being torn down (a
+// worker thread terminated with work in flight). JS calls then fail and
+// node-addon-api throws; nothing can be delivered, so swallow instead of
+// letting the exception escape into libuv (std::terminate).
 void PromiseWorker::OnOK() {
   Napi::Env env = Env();
-  Napi::HandleScope scope(env);
-  if (!err_.ok()) {
-    deferred_.Reject(MakeError(env, err_).Value());
-    return;
-  }
   try {
-    deferred_.Resolve(Result(env));
-  } catch (const Napi::Error& e) {
-    deferred_.Reject(e.Value());
+    Napi::HandleScope scope(env);
+    if (!err_.ok()) {
+      deferred_.Reject(MakeError(env, err_).Value());
+      return;
+    }
+    try {
+      deferred_.Resolve(Result(env));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  } catch (...) {
   }
 }
 
 void PromiseWorker::OnError(const Napi::Error& e) {
   if (!started_running_) Counters().queued--;
-  deferred_.Reject(e.Value());
+  try {
+    deferred_.Reject(e.Value());
+  } catch (...) {
+  }
 }
 
 }  // namespace coral

@@ -1,0 +1,73 @@
+// Lifecycle of the native addon: worker threads, exit with async work in
+// flight, and error stacks that point at the caller.
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { describe, expect, it } from 'vitest';
+import { contentId } from '../../lib/hash';
+import { native } from '../../lib/native';
+import { tensor } from '../../lib/tensor/tensor';
+import { InvalidArgumentError } from '../../lib/errors';
+
+const root = path.resolve(__dirname, '..', '..');
+
+describe('native lifecycle', () => {
+  it('loads in a worker thread and computes the same ids', async () => {
+    const data = Buffer.alloc(3 << 20, 3);
+    const expected = native.contentId(data, 13, [data.length]);
+    const code = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      const b = require('node-gyp-build')(workerData.root);
+      b.contentIdAsync(Buffer.alloc(3 << 20, 3), 13, [3 << 20]).then((id) => parentPort.postMessage(id));
+    `;
+    const w = new Worker(code, { eval: true, workerData: { root } });
+    const id = await new Promise<string>((resolve, reject) => {
+      w.once('message', resolve);
+      w.once('error', reject);
+    });
+    await w.terminate();
+    expect(id).toBe(expected);
+  });
+
+  it('exits cleanly while async native work is still running', () => {
+    const script = `
+      const b = require('node-gyp-build')(${JSON.stringify(root)});
+      const big = Buffer.alloc(256 << 20, 1);
+      for (let i = 0; i < 4; i++) b.contentIdAsync(big, 13, [big.length]);
+      setImmediate(() => process.exit(0));
+    `;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.signal).toBeNull();
+  });
+
+  it('terminating a worker with pending async work does not crash the process', async () => {
+    const code = `
+      const b = require('node-gyp-build')(require('node:worker_threads').workerData.root);
+      const big = Buffer.alloc(64 << 20, 1);
+      b.contentIdAsync(big, 13, [big.length]);
+      require('node:worker_threads').parentPort.postMessage('started');
+    `;
+    const w = new Worker(code, { eval: true, workerData: { root } });
+    await new Promise((r) => w.once('message', r));
+    await w.terminate();
+    expect(native.counters().running).toBeGreaterThanOrEqual(0);
+  });
+
+  it('native errors from async calls carry a stack through the caller', async () => {
+    const bad = { dtype: 'F32' as const, shape: [5], data: Buffer.alloc(4 << 20) };
+    const err = await contentId(bad).catch((e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    expect((err as InvalidArgumentError).code).toBe(InvalidArgumentError.code);
+    expect(err.stack).toContain('lifecycle.test.ts');
+  });
+
+  it('reports queued and running async work', async () => {
+    const big = Buffer.alloc(32 << 20, 2);
+    const ps = Array.from({ length: 3 }, () => contentId(tensor('U8', [big.length], big)));
+    const c = native.counters();
+    expect(c.queued + c.running).toBeGreaterThan(0);
+    await Promise.all(ps);
+    expect(native.counters()).toEqual({ queued: 0, running: 0 });
+  });
+});
