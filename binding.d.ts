@@ -274,3 +274,50 @@ export class SimIndex {
   readonly bands: number;
   readonly scheme: string;
 }
+
+// ---- codec (native/bindings/codec.cc → kernels/codec.h) ----------------------------------
+
+/** Codec names in id order (kernels/codec.h Codec). */
+export const codecNames: readonly string[];
+/**
+ * Flat encode options. codec: id (255 = automatic choice); level: zstd level -7..22;
+ * threads: 0 = runtime.threads(); chunkElems: elements per chunk (0 = 2^18);
+ * lossy knobs: block, fraction, topk, threshold, axis (0 row, 1 col), rank, maxRank, energy;
+ * baseId: expected content id of the base (checked).
+ */
+export interface CodecEncodeOptions {
+  codec?: number; level?: number; threads?: number; chunkElems?: number; block?: number; fraction?: number;
+  topk?: number; threshold?: number; axis?: number; rank?: number; maxRank?: number; energy?: number; baseId?: string;
+}
+/** An encoded object: bytes (header + payload), codec id, measured error (0 when lossless), decoded content id. */
+export interface CodecEncodeResult {
+  bytes: Buffer; codec: number; lossy: boolean; maxAbsError: number; relL2Error: number; id: string;
+}
+/** Encodes on the calling thread (kernels Encode). base: same dtype/shape bytes or null. */
+export function codecEncode(data: Bytes, dtype: number, shape: Shape, base: Bytes | null,
+  opts?: CodecEncodeOptions): CodecEncodeResult;
+/** Encodes on the libuv pool, split across threads (kernels Encode). */
+export function codecEncodeAsync(data: Bytes, dtype: number, shape: Shape, base: Bytes | null,
+  opts?: CodecEncodeOptions): Promise<CodecEncodeResult>;
+/**
+ * Decodes and verifies the content id (kernels Decode). Writes into `out` (exact size) when given
+ * and returns it, else returns a new Buffer. threads: 0 = runtime.threads().
+ */
+export function codecDecode(bytes: Bytes, base: Bytes | null, out?: Uint8Array | null, threads?: number): Buffer;
+/** Decode off the event loop (kernels Decode). */
+export function codecDecodeAsync(bytes: Bytes, base: Bytes | null, out?: Uint8Array | null,
+  threads?: number): Promise<Buffer>;
+/** Validated header fields of an object (kernels Inspect). shape entries above 2^53 come back as bigint. */
+export function codecInspect(bytes: Bytes): {
+  version: number; codec: number; dtype: number; shape: Array<number | bigint>; hasBase: boolean; lossy: boolean;
+  level: number; chunkElems: number; id: string; baseId: string | null; maxAbsError: number; relL2Error: number;
+  params: Buffer; headerSize: number; payloadSize: number; nbytes: number;
+};
+/** Estimated object size per lossless candidate codec, from samples (kernels Estimate). */
+export function codecEstimate(data: Bytes, dtype: number, shape: Shape, base: Bytes | null,
+  opts?: CodecEncodeOptions): Array<{ codec: number; bytes: number }>;
+/** The SPARSE_* position stream: LEB128 gaps from `start` (kernels EncodeIndexStream). */
+export function codecEncodeIndexStream(indices: BigUint64Array, start: bigint | number): Buffer;
+/** Decodes exactly `count` positions in [start, limit) (kernels DecodeIndexStream). */
+export function codecDecodeIndexStream(bytes: Bytes, count: bigint | number, start: bigint | number,
+  limit: bigint | number): BigUint64Array;

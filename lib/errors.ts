@@ -119,3 +119,6 @@ export function invalidParameter(name: string, expected: string, actual: unknown
     { parameter: name },
   );
 }
+
+/** A persisted similarity index (lib/similarity) fails its checks; rebuild it (`coral fsck --rebuild-index`). */
+export class CorruptIndexError extends def('CORAL_CORRUPT_INDEX', 'CorruptIndexError') {}

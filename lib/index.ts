@@ -7,6 +7,27 @@ export { DTYPES, DTYPE_NAMES, isDType, dtypeFromCode, type DType, type DTypeInfo
 export { tensor, numel, byteLength, checkShape, asBytes, typedView, type Tensor } from './tensor/tensor';
 export { contentId, contentIdSync, contentIds, xxh3, type ContentId } from './hash';
 export { ASYNC_THRESHOLD_BYTES } from './native';
+// ---- checkpoint formats (lib/formats) ----
+export * as formats from './formats';
+export {
+  detectFormat, scanCheckpoint, readSegment, tensorFromSegment, skeletonRanges,
+  type CheckpointLayout, type CheckpointFormat, type Segment, type TensorInfo,
+} from './formats/layout';
+export { SafetensorsFile, readSafetensors, writeSafetensors, serializeSafetensors } from './formats/safetensors';
+export { PyTorchFile, loadStateDict, readPyTorch, savePyTorch, serializePyTorch } from './formats/pytorch';
+export { readNpy, writeNpy, serializeNpy, readNpz, writeNpz, serializeNpz } from './formats/numpy';
+export {
+  fingerprint, fingerprintSync, fingerprints, cosine as tensorCosine, estimateSimilarity, similarityFromHamming,
+  maxHammingFor, encodeFingerprint, decodeFingerprint, SMALL_TENSOR_NUMEL, SimilarityIndex, SimilarityStore,
+  bandRecall, defaultBandBits, type Fingerprint, type FingerprintOptions, type TensorCosine, type SimilarityHit,
+  type QueryOptions as SimilarityQueryOptions, type IndexOptions as SimilarityIndexOptions, type IndexRecord,
+  type EntryMeta as SimilarityEntryMeta, type StoreOptions as SimilarityStoreOptions,
+} from './similarity';
+export {
+  encode, encodeSync, decode, decodeSync, inspectObject, estimate, CODEC_NAMES, CODEC_ALIASES, LOSSLESS_CODECS,
+  LOSSY_CODECS, type CodecName, type CodecAlias, type EncodeOptions, type EncodedObject, type DecodeOptions,
+  type ObjectHeader, type LossyOptions, type BaseRef,
+} from './codec';
 export {
   Repository, type CommitOptions, type LogEntry, type StatusReport, type FileStatus, type AddReport,
 } from './repo/repository';
@@ -24,3 +45,15 @@ export const runtime = {
   setThreads: (n: number): void => native.setThreads(n),
   counters: () => native.counters(),
 };
+// ---- bookkeeping: canonical models, meta store, refs, locks, config, revisions, ancestry ----
+export * from './models';
+export * from './refs';
+// ---- merge strategies (lib/merge/strategies.ts, lib/merge/numeric.ts) ----
+export {
+  resolveTensor, parseResolveRules, pickStrategy, globToRegExp, isMergeStrategy, isNumericStrategy,
+  MERGE_STRATEGIES, NUMERIC_STRATEGIES, BASE_STRATEGIES,
+  type MergeStrategyName, type MergeInputs, type StrategyParams, type ResolveRule,
+} from './merge/strategies';
+export {
+  mergeLinear, mergeTaskVectors, convertTensor, type MergePrecision, type NumericOptions, type TaskVectorOptions,
+} from './merge/numeric';

@@ -14,7 +14,7 @@
  */
 import * as crypto from 'node:crypto';
 import * as fsp from 'node:fs/promises';
-import { FormatError } from '../errors';
+import { FormatError, UnsupportedFormatError } from '../errors';
 import { scanCheckpoint, type CheckpointLayout } from '../formats';
 import type { FileEntry, SegmentEntry, TensorEntry } from '../models/tree';
 import type { ObjectWriter, PutResult } from '../repo/objects';
@@ -105,7 +105,15 @@ export async function ingestFile(
   relPath: string,
   findBase: FindBase | null,
 ): Promise<{ entry: FileEntry; report: IngestReport }> {
-  const layout = await scanCheckpoint(absPath);
+  let layout: CheckpointLayout;
+  try {
+    layout = await scanCheckpoint(absPath);
+  } catch (e) {
+    // Well-formed files in a flavour we cannot parse (legacy torch pickles,
+    // TorchScript archives) are still stored, byte-exact, as opaque bytes.
+    if (!(e instanceof UnsupportedFormatError)) throw e;
+    layout = await scanCheckpoint(absPath, { format: 'raw' });
+  }
   const planned = plan(layout);
   const fh = await fsp.open(absPath, 'r');
   const report: IngestReport = {

@@ -8,7 +8,7 @@
  * config `core.baseCacheBytes`), so a checkout of a checkpoint series decodes
  * each base once.
  */
-import { decode, encode, type EncodeOptions } from '../codec';
+import { decode, encode, inspectObject, type EncodeOptions } from '../codec';
 import { ObjectNotFoundError } from '../errors';
 import { contentId } from '../hash';
 import type { ObjectAttrs, ObjectStore, PackTransaction } from '../store/object-store';
@@ -162,7 +162,7 @@ export class ObjectWriter {
       }
     }
     const enc = await encode(t, eo);
-    const usedBase = enc.baseId ?? null;
+    const usedBase = eo.base ? inspectObject(enc.bytes).baseId : null;
     const attrs: ObjectAttrs = {
       id: oid,
       codec: enc.codec,

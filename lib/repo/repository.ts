@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   AlreadyExistsError, DirtyWorktreeError, InvalidArgumentError, NotARepositoryError, NothingToCommitError,
-  RefConflictError, RefNotFoundError, invalidParameter,
+  RefNotFoundError, invalidParameter,
 } from '../errors';
 import { ingestFile, segmentNames, type FindBase, type IngestReport } from '../ingest/ingest';
 import {
@@ -377,9 +377,7 @@ export class Repository {
         if (head.kind === 'symbolic') {
           await this.refs.updateRef(head.target, id, { expectedOld: parent, message: summary, who: sig });
         } else {
-          const cur = await this.refs.resolveHead();
-          if (cur !== parent) throw new RefConflictError('HEAD moved during commit', { expected: parent, actual: cur });
-          await this.refs.setHeadDetached(id);
+          await this.refs.updateRef('HEAD', id, { expectedOld: parent, message: summary, who: sig });
         }
         result = id;
       });

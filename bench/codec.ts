@@ -1,0 +1,172 @@
+/**
+ * Codec bench: storage ratio against `zstd -3` (the CLI, on the same bytes) and against
+ * "XOR with base, then zstd -3" for deltas; encode/decode throughput against a plain
+ * Buffer copy. Workloads are generated trained-like weights (bench/lib/weights.ts).
+ *
+ *   npx tsx bench/codec.ts            # full sizes (64 MiB fp32 tensors), 5 runs
+ *   npx tsx bench/codec.ts --quick    # small sizes, 3 runs
+ *
+ * Prints a table of medians and one JSON line (prefix "codec-bench ") for tracking.
+ */
+import { execFileSync } from 'node:child_process';
+import * as os from 'node:os';
+import { decode, encode, type CodecName } from '../lib/codec';
+import { native } from '../lib/native';
+import type { Tensor } from '../lib/tensor/tensor';
+import { bytesOf, fineTune, sparseUpdate, toBf16, trainedLike } from './lib/weights';
+
+const quick = process.argv.includes('--quick');
+const RUNS = quick ? 3 : 5;
+const ROWS = quick ? 512 : 4096;
+const COLS = quick ? 1024 : 4096;
+
+function zstd3(b: Uint8Array): number {
+  return execFileSync('zstd', ['-3', '-c', '-q'], { input: b, maxBuffer: 1 << 30 }).length;
+}
+function xor(a: Uint8Array, b: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i] ^ b[i];
+  return out;
+}
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+async function time(fn: () => Promise<unknown> | unknown): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+interface Row {
+  workload: string;
+  mib: number;
+  baseline: string;
+  baselineBytes: number;
+  coralBytes: number;
+  codec: string;
+  ratioVsBaseline: number;
+  ratioVsRaw: number;
+  encGBs?: number;
+  decGBs?: number;
+}
+const rows: Row[] = [];
+
+async function standalone(name: string, t: Tensor, speed: boolean): Promise<void> {
+  const zs = zstd3(t.data);
+  const obj = await encode(t);
+  const row: Row = {
+    workload: name, mib: t.data.length / 2 ** 20, baseline: 'zstd -3', baselineBytes: zs,
+    coralBytes: obj.bytes.length, codec: obj.codec, ratioVsBaseline: zs / obj.bytes.length,
+    ratioVsRaw: t.data.length / obj.bytes.length,
+  };
+  if (speed) {
+    const enc: number[] = [], dec: number[] = [];
+    await encode(t);
+    await decode(obj.bytes); // warm-up
+    for (let i = 0; i < RUNS; i++) {
+      enc.push(await time(() => encode(t)));
+      dec.push(await time(() => decode(obj.bytes)));
+    }
+    row.encGBs = t.data.length / median(enc) / 1e9;
+    row.decGBs = t.data.length / median(dec) / 1e9;
+  }
+  rows.push(row);
+}
+
+async function delta(name: string, t: Tensor, base: Tensor, speed: boolean, codec?: CodecName): Promise<void> {
+  const xz = zstd3(xor(t.data, base.data));
+  const obj = await encode(t, { base: { tensor: base }, codec: codec ?? 'auto' });
+  const row: Row = {
+    workload: name, mib: t.data.length / 2 ** 20, baseline: 'xor+zstd -3', baselineBytes: xz,
+    coralBytes: obj.bytes.length, codec: obj.codec, ratioVsBaseline: xz / obj.bytes.length,
+    ratioVsRaw: t.data.length / obj.bytes.length,
+  };
+  if (speed) {
+    const enc: number[] = [], dec: number[] = [];
+    await decode(obj.bytes, { tensor: base }); // warm-up
+    for (let i = 0; i < RUNS; i++) {
+      enc.push(await time(() => encode(t, { base: { tensor: base } })));
+      dec.push(await time(() => decode(obj.bytes, { tensor: base })));
+    }
+    row.encGBs = t.data.length / median(enc) / 1e9;
+    row.decGBs = t.data.length / median(dec) / 1e9;
+  }
+  rows.push(row);
+}
+
+function f32(a: Float32Array, shape: number[]): Tensor {
+  return { dtype: 'F32', shape, data: new Uint8Array(a.buffer, a.byteOffset, a.byteLength) };
+}
+function bf16(a: Float32Array, shape: number[]): Tensor {
+  return { dtype: 'BF16', shape, data: bytesOf(toBf16(a)) };
+}
+
+async function main(): Promise<void> {
+  const shape = [ROWS, COLS];
+  const w = trainedLike(ROWS, COLS, 1);
+  const wt = f32(w, shape);
+
+  // copy baseline
+  const copy: number[] = [];
+  Buffer.from(wt.data); // warm-up
+  for (let i = 0; i < RUNS; i++) copy.push(await time(() => Buffer.from(wt.data)));
+  const copyGBs = wt.data.length / median(copy) / 1e9;
+
+  await standalone('fp32 standalone', wt, true);
+  await standalone('bf16 standalone', bf16(w, shape), true);
+
+  const ft3 = fineTune(w, 1e-3, 2, COLS);
+  const ft2 = fineTune(w, 1e-2, 3, COLS);
+  await delta('fp32 fine-tune rel 1e-3', f32(ft3, shape), wt, true);
+  await delta('fp32 fine-tune rel 1e-2', f32(ft2, shape), wt, false);
+  await delta('bf16 fine-tune rel 1e-2', bf16(ft2, shape), bf16(w, shape), true);
+  await delta('fp32 sparse update 1%', f32(sparseUpdate(w, 0.01, 4), shape), wt, false);
+
+  // checkpoint series: 3 successive AdamW-like steps (rel 2e-3), each stored against the previous
+  {
+    let prev = w, xz = 0, cb = 0;
+    for (let s = 0; s < 3; s++) {
+      const next = fineTune(prev, 2e-3, 10 + s, COLS);
+      xz += zstd3(xor(f32(next, shape).data, f32(prev, shape).data));
+      cb += (await encode(f32(next, shape), { base: { tensor: f32(prev, shape) } })).bytes.length;
+      prev = next;
+    }
+    rows.push({ workload: 'fp32 checkpoint series x3', mib: 3 * wt.data.length / 2 ** 20, baseline: 'xor+zstd -3',
+      baselineBytes: xz, coralBytes: cb, codec: 'auto', ratioVsBaseline: xz / cb, ratioVsRaw: 3 * wt.data.length / cb });
+  }
+
+  // partially-updated model: 16 tensors, 14 unchanged, 2 with 1% of elements rewritten
+  {
+    const r = ROWS / 4;
+    let xz = 0, cb = 0, raw = 0;
+    for (let k = 0; k < 16; k++) {
+      const b = trainedLike(r, COLS, 100 + k);
+      const nt = k === 3 || k === 11 ? sparseUpdate(b, 0.01, 200 + k) : b;
+      const tb = f32(b, [r, COLS]), tn = f32(nt, [r, COLS]);
+      raw += tn.data.length;
+      xz += zstd3(xor(tn.data, tb.data));
+      cb += (await encode(tn, { base: { tensor: tb } })).bytes.length;
+    }
+    rows.push({ workload: 'fp32 partial update (2/16)', mib: raw / 2 ** 20, baseline: 'xor+zstd -3', baselineBytes: xz,
+      coralBytes: cb, codec: 'auto', ratioVsBaseline: xz / cb, ratioVsRaw: raw / cb });
+  }
+
+  const cpu = os.cpus()[0]?.model ?? 'unknown';
+  console.log(`codec bench  node ${process.version}  ${cpu}  cores ${os.cpus().length}  kernel threads ${native.threads()}  ` +
+    `UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? 4}  zstd ${native.features.zstdVersion}  runs ${RUNS}${quick ? ' (quick)' : ''}`);
+  console.log(`Buffer copy baseline: ${copyGBs.toFixed(2)} GB/s (${(wt.data.length / 2 ** 20).toFixed(0)} MiB)`);
+  const hdr = ['workload', 'MiB', 'baseline', 'base bytes', 'coral bytes', 'codec', 'x baseline', 'x raw', 'enc GB/s', 'dec GB/s'];
+  const body = rows.map((r) => [r.workload, r.mib.toFixed(1), r.baseline, String(r.baselineBytes), String(r.coralBytes), r.codec,
+    r.ratioVsBaseline.toFixed(3), r.ratioVsRaw.toFixed(3), r.encGBs?.toFixed(2) ?? '-', r.decGBs?.toFixed(2) ?? '-']);
+  const widths = hdr.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const fmt = (cells: string[]) => cells.map((c, i) => (i === 0 || i === 2 || i === 5 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  console.log(fmt(hdr));
+  for (const b of body) console.log(fmt(b));
+  console.log('codec-bench ' + JSON.stringify({ quick, runs: RUNS, copyGBs, rows }));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,413 @@
+/**
+ * Tensor codecs: a typed wrapper over the native codec kernels
+ * (native/kernels/codec.h). Lossless codecs are bit-exact for every dtype;
+ * lossy codecs run only when asked for by name and record their measured
+ * error. Every encoded object carries the content id of the tensor it decodes
+ * to, and decode verifies it. See docs/codecs.md.
+ *
+ * @example
+ * const obj = await encode(t);                                   // automatic, lossless
+ * const back = await decode(obj.bytes);                          // bit-exact
+ * const d = await encode(t2, { base: { tensor: t, id } });       // delta against t
+ * const q = await encode(t2, { codec: 'QUANT_INT8', base: { tensor: t } });
+ * q.maxAbsError; q.relL2Error;                                   // measured, also in the header
+ */
+import { BaseMismatchError, invalidParameter } from '../errors';
+import { ASYNC_THRESHOLD_BYTES, callAsync, callSync, native } from '../native';
+import { DTYPES, dtypeFromCode, type DType } from '../tensor/dtype';
+import type { Tensor } from '../tensor/tensor';
+
+/** Codec names as stored in objects (ids in native/kernels/codec.h). */
+export const CODEC_NAMES = [
+  'RAW', 'ZSTD', 'PLANES', 'DELTA_XOR', 'DELTA_ORDERED', 'DELTA_EXPMANT', 'SPARSE_UPDATE',
+  'QUANT_INT8', 'QUANT_INT16', 'SPARSE_TOPK', 'PER_AXIS_SCALED', 'LOW_RANK',
+] as const;
+export type CodecName = (typeof CODEC_NAMES)[number];
+
+/** Lossless codecs: decode returns the exact bits that were encoded. */
+export const LOSSLESS_CODECS: readonly CodecName[] = CODEC_NAMES.slice(0, 7);
+/** Lossy codecs: only used when named; error is measured and recorded. */
+export const LOSSY_CODECS: readonly CodecName[] = CODEC_NAMES.slice(7);
+
+/**
+ * Names used by coral's predecessor, accepted as aliases. Each maps to one of
+ * our bit-exact codecs (EXPONENT_MANTISSA is PLANES without a base and
+ * DELTA_EXPMANT with one). The stored object records our name.
+ */
+export const CODEC_ALIASES = {
+  FLOAT32_RAW: 'RAW',
+  COMPRESSED: 'ZSTD',
+  XOR_FLOAT32: 'DELTA_XOR',
+  XOR_BFLOAT16: 'DELTA_XOR',
+  EXPONENT_MANTISSA: 'PLANES',
+} as const satisfies Record<string, CodecName>;
+export type CodecAlias = keyof typeof CODEC_ALIASES;
+
+/** A base tensor for deltas. `id` is optional; when given it must be the tensor's content id. */
+export interface BaseRef {
+  tensor: Tensor;
+  id?: string;
+}
+
+/** Knobs of the lossy codecs (each codec reads its own). */
+export interface LossyOptions {
+  /** QUANT_INT8/16: elements per scale block (16..2^24, default 4096). */
+  block?: number;
+  /** SPARSE_TOPK: keep this fraction of elements (0..1). */
+  fraction?: number;
+  /** SPARSE_TOPK: keep this many elements. */
+  topk?: number;
+  /** SPARSE_TOPK: keep every |delta| >= threshold. */
+  threshold?: number;
+  /** PER_AXIS_SCALED: one scale per row (dim 0, default) or per column. */
+  axis?: 'row' | 'col';
+  /** LOW_RANK: fixed rank. */
+  rank?: number;
+  /** LOW_RANK: rank cap when choosing by energy (default 64). */
+  maxRank?: number;
+  /** LOW_RANK: fraction of the delta's energy (squared Frobenius norm) to keep (default 0.9). */
+  energy?: number;
+}
+
+export interface EncodeOptions {
+  /** Codec name, predecessor alias, or 'auto' (default): smallest lossless encoding, estimated on samples. */
+  codec?: CodecName | CodecAlias | 'auto';
+  /** Base tensor for delta codecs (same dtype and shape). */
+  base?: BaseRef;
+  /** zstd level for compressible streams, -7..22 (default 3). */
+  level?: number;
+  /** Lossy codec knobs; only valid with a lossy codec. */
+  lossy?: LossyOptions;
+  /** Threads for this call (default: runtime.threads()). Output bytes do not depend on it. */
+  threads?: number;
+  /** Elements per independently compressed chunk (default 2^18, max 2^22). Part of the format. */
+  chunkElems?: number;
+}
+
+export interface EncodedObject {
+  bytes: Buffer;
+  codec: CodecName;
+  lossy: boolean;
+  /** Content id of the tensor the object decodes to. */
+  id: string;
+  /** Lossy only: max |decoded - input| over elements. */
+  maxAbsError?: number;
+  /** Lossy only: ||decoded - input||_2 / ||input||_2. */
+  relL2Error?: number;
+}
+
+export interface DecodeOptions {
+  /** Decode into this buffer (exactly the decoded size) instead of a new one. */
+  out?: Uint8Array;
+  threads?: number;
+}
+
+/** Header fields of an encoded object. */
+export interface ObjectHeader {
+  version: number;
+  codec: CodecName;
+  dtype: DType;
+  shape: number[];
+  lossy: boolean;
+  /** zstd level recorded at encode time (informational). */
+  level: number;
+  /** Elements per chunk (0 for unchunked codecs). */
+  chunkElems: number;
+  id: string;
+  baseId: string | null;
+  maxAbsError: number;
+  relL2Error: number;
+  /** Decoded codec parameters (codec-specific). */
+  params: Record<string, number | string>;
+  headerSize: number;
+  payloadSize: number;
+  /** Decoded tensor size in bytes. */
+  nbytes: number;
+}
+
+const ENCODE_KEYS = new Set(['codec', 'base', 'level', 'lossy', 'threads', 'chunkElems']);
+const LOSSY_KEYS = new Set(['block', 'fraction', 'topk', 'threshold', 'axis', 'rank', 'maxRank', 'energy']);
+const DECODE_KEYS = new Set(['out', 'threads']);
+
+function checkKeys(o: object, allowed: Set<string>, what: string): void {
+  for (const k of Object.keys(o))
+    if (!allowed.has(k)) throw invalidParameter(`${what} key`, `one of ${[...allowed].join(', ')}`, k);
+}
+
+function isInt(x: unknown, lo: number, hi: number): x is number {
+  return typeof x === 'number' && Number.isInteger(x) && x >= lo && x <= hi;
+}
+
+function checkTensor(t: unknown, name: string): asserts t is Tensor {
+  const o = t as Tensor;
+  if (typeof t !== 'object' || t === null || !(o.data instanceof Uint8Array) || !Array.isArray(o.shape) ||
+      !Object.prototype.hasOwnProperty.call(DTYPES, o.dtype as string))
+    throw invalidParameter(name, 'Tensor {dtype, shape, data}', t);
+}
+
+function resolveCodec(name: unknown, hasBase: boolean, dtype: DType): number {
+  if (name === undefined || name === 'auto') return 255;
+  if (typeof name !== 'string') throw invalidParameter('codec', 'codec name or "auto"', name);
+  let c: string = name;
+  if (Object.prototype.hasOwnProperty.call(CODEC_ALIASES, name)) {
+    const alias = name as CodecAlias;
+    if (alias === 'FLOAT32_RAW' && dtype !== 'F32') throw invalidParameter('codec', 'an F32 tensor for FLOAT32_RAW', dtype);
+    if (alias === 'XOR_FLOAT32' && dtype !== 'F32') throw invalidParameter('codec', 'an F32 tensor for XOR_FLOAT32', dtype);
+    if (alias === 'XOR_BFLOAT16' && dtype !== 'BF16') throw invalidParameter('codec', 'a BF16 tensor for XOR_BFLOAT16', dtype);
+    c = alias === 'EXPONENT_MANTISSA' && hasBase ? 'DELTA_EXPMANT' : CODEC_ALIASES[alias];
+  }
+  const id = (CODEC_NAMES as readonly string[]).indexOf(c);
+  if (id < 0) throw invalidParameter('codec', `one of ${CODEC_NAMES.join(' ')}, an alias or "auto"`, name);
+  return id;
+}
+
+interface NativeArgs {
+  data: Uint8Array;
+  dtype: number;
+  shape: readonly number[];
+  base: Uint8Array | null;
+  opts: Record<string, number | string>;
+}
+
+function encodeArgs(t: Tensor, o: EncodeOptions | undefined): NativeArgs {
+  checkTensor(t, 'tensor');
+  const opts = o ?? {};
+  if (typeof opts !== 'object' || opts === null) throw invalidParameter('options', 'object', opts);
+  checkKeys(opts, ENCODE_KEYS, 'encode option');
+  const n: Record<string, number | string> = {};
+  let base: Uint8Array | null = null;
+  if (opts.base !== undefined) {
+    if (typeof opts.base !== 'object' || opts.base === null) throw invalidParameter('base', '{tensor, id?}', opts.base);
+    checkKeys(opts.base, new Set(['tensor', 'id']), 'base');
+    checkTensor(opts.base.tensor, 'base.tensor');
+    const bt = opts.base.tensor;
+    if (bt.dtype !== t.dtype || bt.shape.length !== t.shape.length || bt.shape.some((d, i) => d !== t.shape[i]))
+      throw invalidParameter('base.tensor', `a ${t.dtype}[${t.shape.join(', ')}] tensor`, `${bt.dtype}[${bt.shape.join(', ')}]`);
+    if (opts.base.id !== undefined) {
+      if (typeof opts.base.id !== 'string' || !/^[0-9a-f]{32}$/.test(opts.base.id))
+        throw invalidParameter('base.id', 'content id (32 hex chars)', opts.base.id);
+      n.baseId = opts.base.id;
+    }
+    base = bt.data;
+  }
+  const codec = resolveCodec(opts.codec, base !== null, t.dtype);
+  n.codec = codec;
+  if (opts.level !== undefined) {
+    if (!isInt(opts.level, -7, 22)) throw invalidParameter('level', 'integer -7..22', opts.level);
+    n.level = opts.level;
+  }
+  if (opts.threads !== undefined) {
+    if (!isInt(opts.threads, 1, 256)) throw invalidParameter('threads', 'integer 1..256', opts.threads);
+    n.threads = opts.threads;
+  }
+  if (opts.chunkElems !== undefined) {
+    if (!isInt(opts.chunkElems, 1, 2 ** 22)) throw invalidParameter('chunkElems', 'integer 1..4194304', opts.chunkElems);
+    n.chunkElems = opts.chunkElems;
+  }
+  const lossyCodec = codec >= 7 && codec !== 255;
+  if (opts.lossy !== undefined) {
+    if (!lossyCodec) throw invalidParameter('lossy', `undefined unless codec is one of ${LOSSY_CODECS.join(' ')}`, opts.lossy);
+    const l = opts.lossy;
+    if (typeof l !== 'object' || l === null) throw invalidParameter('lossy', 'object', l);
+    checkKeys(l, LOSSY_KEYS, 'lossy option');
+    if (l.block !== undefined) {
+      if (!isInt(l.block, 16, 2 ** 24)) throw invalidParameter('lossy.block', 'integer 16..16777216', l.block);
+      n.block = l.block;
+    }
+    for (const k of ['fraction', 'energy'] as const) {
+      const v = l[k];
+      if (v === undefined) continue;
+      if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw invalidParameter(`lossy.${k}`, 'number in [0, 1]', v);
+      n[k] = v;
+    }
+    if (l.topk !== undefined) {
+      if (!isInt(l.topk, 0, Number.MAX_SAFE_INTEGER)) throw invalidParameter('lossy.topk', 'non-negative integer', l.topk);
+      n.topk = l.topk;
+    }
+    if (l.threshold !== undefined) {
+      if (typeof l.threshold !== 'number' || !(l.threshold >= 0) || !Number.isFinite(l.threshold))
+        throw invalidParameter('lossy.threshold', 'non-negative finite number', l.threshold);
+      n.threshold = l.threshold;
+    }
+    if (l.axis !== undefined) {
+      if (l.axis !== 'row' && l.axis !== 'col') throw invalidParameter('lossy.axis', '"row" or "col"', l.axis);
+      n.axis = l.axis === 'row' ? 0 : 1;
+    }
+    for (const k of ['rank', 'maxRank'] as const) {
+      const v = l[k];
+      if (v === undefined) continue;
+      if (!isInt(v, 1, 65536)) throw invalidParameter(`lossy.${k}`, 'integer 1..65536', v);
+      n[k] = v;
+    }
+  }
+  if (codec === 9 && !(opts.lossy && (opts.lossy.fraction !== undefined || opts.lossy.topk !== undefined ||
+      opts.lossy.threshold !== undefined)))
+    throw invalidParameter('lossy', 'one of {fraction, topk, threshold} for SPARSE_TOPK', opts.lossy);
+  return { data: t.data, dtype: DTYPES[t.dtype].code, shape: t.shape, base, opts: n };
+}
+
+type NativeEncoded = { bytes: Buffer; codec: number; lossy: boolean; maxAbsError: number; relL2Error: number; id: string };
+
+function toEncoded(r: NativeEncoded): EncodedObject {
+  const out: EncodedObject = { bytes: r.bytes, codec: CODEC_NAMES[r.codec], lossy: r.lossy, id: r.id };
+  if (r.lossy) {
+    out.maxAbsError = r.maxAbsError;
+    out.relL2Error = r.relL2Error;
+  }
+  return out;
+}
+
+/**
+ * Encodes a tensor. Runs on the libuv pool (split across threads) at or
+ * above ASYNC_THRESHOLD_BYTES, inline below it.
+ *
+ * @example
+ * const { bytes, codec } = await encode(t, { level: 3 });
+ */
+export function encode(t: Tensor, opts?: EncodeOptions): Promise<EncodedObject> {
+  let a: NativeArgs;
+  try {
+    a = encodeArgs(t, opts);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  if (a.data.byteLength < ASYNC_THRESHOLD_BYTES) {
+    try {
+      return Promise.resolve(toEncoded(callSync(() => native.codecEncode(a.data, a.dtype, a.shape, a.base, a.opts))));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+  return callAsync(() => native.codecEncodeAsync(a.data, a.dtype, a.shape, a.base, a.opts)).then(toEncoded);
+}
+
+/** Encodes on the calling thread: for small tensors. */
+export function encodeSync(t: Tensor, opts?: EncodeOptions): EncodedObject {
+  const a = encodeArgs(t, opts);
+  return toEncoded(callSync(() => native.codecEncode(a.data, a.dtype, a.shape, a.base, a.opts)));
+}
+
+function decodeArgs(bytes: unknown, base: BaseRef | null | undefined, opts: DecodeOptions | undefined) {
+  if (!(bytes instanceof Uint8Array)) throw invalidParameter('bytes', 'Uint8Array or Buffer', bytes);
+  let b: Uint8Array | null = null;
+  if (base !== undefined && base !== null) {
+    if (typeof base !== 'object') throw invalidParameter('base', '{tensor, id?}', base);
+    checkKeys(base, new Set(['tensor', 'id']), 'base');
+    checkTensor(base.tensor, 'base.tensor');
+    b = base.tensor.data;
+  }
+  const o = opts ?? {};
+  checkKeys(o, DECODE_KEYS, 'decode option');
+  if (o.out !== undefined && !(o.out instanceof Uint8Array)) throw invalidParameter('out', 'Uint8Array', o.out);
+  if (o.threads !== undefined && !isInt(o.threads, 1, 256)) throw invalidParameter('threads', 'integer 1..256', o.threads);
+  const h = inspectObject(bytes);
+  if (h.baseId !== null && base && base.id !== undefined && base.id !== h.baseId)
+    throw new BaseMismatchError(`object was made against base ${h.baseId}, got base id ${base.id}`,
+      { expected: h.baseId, got: base.id });
+  return { bytes, base: b, out: o.out ?? null, threads: o.threads ?? 0, header: h };
+}
+
+function toTensor(h: ObjectHeader, data: Uint8Array): Tensor {
+  return { dtype: h.dtype, shape: h.shape, data };
+}
+
+/**
+ * Decodes an object, verifying its content id. Deltas need their base
+ * (BaseMismatchError otherwise); corrupt bytes raise CorruptObjectError or
+ * ChecksumMismatchError, never wrong data.
+ *
+ * @example
+ * const t = await decode(obj.bytes, { tensor: baseTensor });
+ */
+export function decode(bytes: Uint8Array, base?: BaseRef | null, opts?: DecodeOptions): Promise<Tensor> {
+  let a: ReturnType<typeof decodeArgs>;
+  try {
+    a = decodeArgs(bytes, base, opts);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  if (a.header.nbytes < ASYNC_THRESHOLD_BYTES) {
+    try {
+      return Promise.resolve(toTensor(a.header, callSync(() => native.codecDecode(a.bytes, a.base, a.out, a.threads))));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+  return callAsync(() => native.codecDecodeAsync(a.bytes, a.base, a.out, a.threads)).then((d) => toTensor(a.header, d));
+}
+
+/** Decodes on the calling thread: for small objects. */
+export function decodeSync(bytes: Uint8Array, base?: BaseRef | null, opts?: DecodeOptions): Tensor {
+  const a = decodeArgs(bytes, base, opts);
+  return toTensor(a.header, callSync(() => native.codecDecode(a.bytes, a.base, a.out, a.threads)));
+}
+
+function parseParams(codec: CodecName, p: Buffer): Record<string, number | string> {
+  const out: Record<string, number | string> = {};
+  switch (codec) {
+    case 'QUANT_INT8':
+    case 'QUANT_INT16':
+      if (p.length >= 4) out.block = p.readUInt32LE(0);
+      break;
+    case 'SPARSE_TOPK':
+      if (p.length >= 16) {
+        out.threshold = p.readDoubleLE(0);
+        out.kept = Number(p.readBigUInt64LE(8));
+      }
+      break;
+    case 'PER_AXIS_SCALED':
+      if (p.length >= 9) {
+        out.axis = p[0] === 0 ? 'row' : 'col';
+        out.groups = Number(p.readBigUInt64LE(1));
+      }
+      break;
+    case 'LOW_RANK':
+      if (p.length >= 4) out.rank = p.readUInt32LE(0);
+      break;
+    default:
+      break;
+  }
+  return out;
+}
+
+/**
+ * Reads and validates an object's header (cheap, no payload decode).
+ *
+ * @example
+ * inspectObject(obj.bytes).codec // 'PLANES'
+ */
+export function inspectObject(bytes: Uint8Array): ObjectHeader {
+  if (!(bytes instanceof Uint8Array)) throw invalidParameter('bytes', 'Uint8Array or Buffer', bytes);
+  const r = callSync(() => native.codecInspect(bytes));
+  const codec = CODEC_NAMES[r.codec];
+  return {
+    version: r.version,
+    codec,
+    dtype: dtypeFromCode(r.dtype),
+    shape: r.shape.map((d) => Number(d)),
+    lossy: r.lossy,
+    level: r.level,
+    chunkElems: r.chunkElems,
+    id: r.id,
+    baseId: r.baseId,
+    maxAbsError: r.maxAbsError,
+    relL2Error: r.relL2Error,
+    params: parseParams(codec, r.params),
+    headerSize: r.headerSize,
+    payloadSize: r.payloadSize,
+    nbytes: r.nbytes,
+  };
+}
+
+/**
+ * Estimated object size of every lossless candidate, smallest first, as the
+ * automatic choice sees it (zstd on up to four 16Ki-element samples).
+ *
+ * @example
+ * (await estimate(t, { base }))[0].codec // what 'auto' would pick
+ */
+export function estimate(t: Tensor, opts?: Pick<EncodeOptions, 'base' | 'level' | 'threads'>): Array<{ codec: CodecName; bytes: number }> {
+  const a = encodeArgs(t, opts);
+  const r = callSync(() => native.codecEstimate(a.data, a.dtype, a.shape, a.base, a.opts));
+  return r.map((e) => ({ codec: CODEC_NAMES[e.codec], bytes: e.bytes })).sort((x, y) => x.bytes - y.bytes);
+}

@@ -1,0 +1,75 @@
+/**
+ * Filesystem steps of the pack store's publication protocol, kept local to
+ * lib/store so the store's crash-safety argument can be read in one place
+ * (docs/store.md): write temp -> fsync file -> rename -> fsync directory.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { CoralError, IoError } from '../errors';
+
+/** Wraps a Node fs error into an IoError naming the operation and path; CoralErrors pass through. */
+export function ioError(e: unknown, op: string, p: string): unknown {
+  if (e instanceof CoralError) return e;
+  const code = (e as { code?: unknown } | null)?.code;
+  const msg = e instanceof Error ? e.message : String(e);
+  return new IoError(`${op} ${p} failed: ${msg}`, { path: p, op, errno: typeof code === 'string' ? code : undefined });
+}
+
+export function errnoOf(e: unknown): string | undefined {
+  const c = (e as { code?: unknown } | null)?.code;
+  return typeof c === 'string' ? c : undefined;
+}
+
+/** fsync a directory so renames/unlinks in it are durable. Filesystems that refuse are tolerated. */
+export async function fsyncDir(dir: string): Promise<void> {
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(dir, 'r');
+    await fh.sync();
+  } catch (e) {
+    const code = errnoOf(e);
+    if (code === 'EINVAL' || code === 'EISDIR' || code === 'EPERM' || code === 'ENOTSUP') return;
+    throw ioError(e, 'fsync directory', dir);
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+/** Random lowercase hex, `bytes` bytes long. */
+export function randomHex(bytes = 16): string {
+  return randomBytes(bytes).toString('hex');
+}
+
+/**
+ * Writes `data` to `file` atomically via a temp file in `tmpDir` (same
+ * filesystem): write, fsync, rename. The caller fsyncs the target directory
+ * (so several publications can share one directory fsync).
+ */
+export async function writeFileAtomic(file: string, data: string | Uint8Array, tmpDir: string, sync: boolean): Promise<void> {
+  const tmp = path.join(tmpDir, `${path.basename(file)}.${process.pid}.${randomHex(6)}.tmp`);
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(tmp, 'wx', 0o644);
+    await fh.writeFile(data);
+    if (sync) await fh.sync();
+    await fh.close();
+    fh = undefined;
+    await fsp.rename(tmp, file);
+  } catch (e) {
+    await fh?.close().catch(() => undefined);
+    await fsp.unlink(tmp).catch(() => undefined);
+    throw ioError(e, 'write', file);
+  }
+}
+
+/** unlink that ignores a missing file; returns whether something was removed. */
+export async function unlinkIfExists(file: string): Promise<boolean> {
+  try {
+    await fsp.unlink(file);
+    return true;
+  } catch (e) {
+    if (errnoOf(e) === 'ENOENT') return false;
+    throw ioError(e, 'unlink', file);
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * The object store layer: the ObjectStore contract, the local HDF5 pack
+ * backend and the in-memory backend. See docs/store.md.
+ */
+import { LocalPackStore, type LocalPackStoreOptions } from './local';
+
+export * from './object-store';
+export { LocalPackStore, PACK_RE, type LocalPackStoreOptions } from './local';
+export { MemoryStore } from './memory';
+export { INDEX_FORMAT, encodeIndex, parseIndex } from './pack-index';
+
+/** Opens the local pack store of a repository (`root` is the `.coral` directory). */
+export function openLocalStore(root: string, opts?: LocalPackStoreOptions): Promise<LocalPackStore> {
+  return LocalPackStore.open(root, opts);
+}

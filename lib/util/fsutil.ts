@@ -1,0 +1,143 @@
+/**
+ * Small, boring filesystem helpers used by every on-disk structure of a
+ * repository: atomic replace (temp file + fsync + rename + directory fsync),
+ * directory fsync, existence checks and strict JSON reading.
+ *
+ * Why the directory fsync: rename(2) is atomic, but the new directory entry is
+ * only durable once the directory itself is flushed (ext4/xfs semantics).
+ *
+ * @example
+ * await writeFileAtomic('.coral/HEAD', 'ref: refs/heads/main\n');
+ * const cfg = await readJsonFile<Record<string, unknown>>('.coral/config');
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { CorruptObjectError, IoError, invalidParameter } from '../errors';
+
+export interface WriteAtomicOptions {
+  /** File mode of the published file (default 0o644, subject to umask). */
+  mode?: number;
+  /** fsync the file and its directory (default true). Turn off only for throwaway data. */
+  fsync?: boolean;
+  /**
+   * Directory for the temp file; must be on the same filesystem as the target
+   * (e.g. `.coral/tmp`). Defaults to the target's directory.
+   */
+  tmpDir?: string;
+}
+
+let tmpCounter = 0;
+
+/** A temp file name unique across processes and calls: `.<base>.<pid>.<n>.<rand>.tmp`. */
+export function uniqueTmpName(base: string): string {
+  tmpCounter = (tmpCounter + 1) % 0x7fffffff;
+  return `.${base}.${process.pid}.${tmpCounter}.${randomBytes(6).toString('hex')}.tmp`;
+}
+
+/** Wraps a Node fs error into an IoError naming the operation and path (CoralErrors pass through). */
+export function ioError(e: unknown, op: string, p: string): Error {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (e instanceof Error && typeof code === 'string' && !code.startsWith('CORAL_')) {
+    return new IoError(`${op} ${p} failed: ${e.message}`, { path: p, op, errno: code });
+  }
+  return e as Error;
+}
+
+/**
+ * fsync a directory so that entries created, renamed or removed in it are
+ * durable. Filesystems that cannot fsync a directory (EINVAL/EISDIR/EPERM on some
+ * platforms) are tolerated: there is nothing more we can do there.
+ */
+export async function fsyncDir(dir: string): Promise<void> {
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(dir, 'r');
+    await fh.sync();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EINVAL' || code === 'EISDIR' || code === 'EPERM' || code === 'ENOTSUP') return;
+    throw ioError(e, 'fsync directory', dir);
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Replaces `file` atomically: readers see the old content or the new content,
+ * never a mix, and after a crash either is present in full. Steps: write a
+ * unique temp file (same directory, or `opts.tmpDir` on the same filesystem),
+ * fsync it, rename it over the target, fsync the target directory.
+ */
+export async function writeFileAtomic(
+  file: string,
+  data: Uint8Array | string,
+  opts: WriteAtomicOptions = {},
+): Promise<void> {
+  if (typeof file !== 'string' || file.length === 0) throw invalidParameter('path', 'non-empty string', file);
+  if (typeof data !== 'string' && !(data instanceof Uint8Array))
+    throw invalidParameter('data', 'Uint8Array or string', data);
+  const doSync = opts.fsync !== false;
+  const dir = path.dirname(file);
+  const tmp = path.join(opts.tmpDir ?? dir, uniqueTmpName(path.basename(file)));
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(tmp, 'wx', opts.mode ?? 0o644);
+    await fh.writeFile(data);
+    if (doSync) await fh.sync();
+    await fh.close();
+    fh = undefined;
+    await fsp.rename(tmp, file);
+  } catch (e) {
+    await fh?.close().catch(() => undefined);
+    await fsp.unlink(tmp).catch(() => undefined);
+    throw ioError(e, 'atomic write of', file);
+  }
+  if (doSync) await fsyncDir(dir);
+}
+
+/** True if `p` exists (any type). Other errors than ENOENT/ENOTDIR are raised as IoError. */
+export async function exists(p: string): Promise<boolean> {
+  try {
+    await fsp.lstat(p);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw ioError(e, 'stat', p);
+  }
+}
+
+/** `mkdir -p`. */
+export async function mkdirp(dir: string): Promise<void> {
+  try {
+    await fsp.mkdir(dir, { recursive: true });
+  } catch (e) {
+    throw ioError(e, 'mkdir', dir);
+  }
+}
+
+/**
+ * Reads and parses a JSON file. Invalid UTF-8 or JSON is a CorruptObjectError
+ * naming the file; a missing file is the raw ENOENT wrapped as IoError with
+ * `data.errno === 'ENOENT'` (use `exists` first when absence is normal).
+ */
+export async function readJsonFile<T = unknown>(file: string): Promise<T> {
+  let buf: Buffer;
+  try {
+    buf = await fsp.readFile(file);
+  } catch (e) {
+    throw ioError(e, 'read', file);
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(buf);
+  } catch {
+    throw new CorruptObjectError(`${file} is not valid UTF-8`, { path: file });
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new CorruptObjectError(`${file} is not valid JSON: ${(e as Error).message}`, { path: file });
+  }
+}

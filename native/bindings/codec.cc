@@ -1,0 +1,321 @@
+// Exports: codecNames, codecEncode, codecEncodeAsync, codecDecode, codecDecodeAsync,
+// codecInspect, codecEstimate, codecEncodeIndexStream, codecDecodeIndexStream.
+// Thin layer over kernels/codec.h: unpack arguments, run, pack results.
+#include <napi.h>
+
+#include <memory>
+#include <new>
+#include <vector>
+
+#include "kernels/codec.h"
+#include "util/napi_util.h"
+#include "util/registry.h"
+#include "workers/promise_worker.h"
+
+namespace coral {
+namespace {
+
+struct Job {
+  TensorView t;
+  TensorView b;
+  bool has_base = false;
+  EncodeParams p;
+  EncodeResult res;
+};
+
+EncodeParams ReadParams(const Napi::Value& v) {
+  EncodeParams p;
+  if (v.IsUndefined() || v.IsNull()) return p;
+  if (!v.IsObject()) ThrowInvalid(v.Env(), "Expected object for options");
+  auto o = v.As<Napi::Object>();
+  p.codec = GetI32(o, "codec", kCodecAuto);
+  p.level = GetI32(o, "level", 3);
+  if (p.level < -7 || p.level > 22) ThrowInvalid(v.Env(), "Expected integer -7..22 for level");
+  p.threads = static_cast<int>(GetU32(o, "threads", 0));
+  p.chunk_elems = GetU32(o, "chunkElems", 0);
+  p.block = GetU32(o, "block", 0);
+  p.fraction = GetF64(o, "fraction", -1);
+  p.topk = GetF64(o, "topk", -1);
+  p.threshold = GetF64(o, "threshold", -1);
+  p.axis = GetI32(o, "axis", 0);
+  p.rank = GetI32(o, "rank", -1);
+  p.max_rank = GetI32(o, "maxRank", -1);
+  p.energy = GetF64(o, "energy", -1);
+  p.base_id = GetString(o, "baseId", "");
+  return p;
+}
+
+std::unique_ptr<Job> ReadJob(const Napi::CallbackInfo& info) {
+  auto j = std::make_unique<Job>();
+  ByteView d = GetBytes(info[0], "data");
+  j->t.data = d.data;
+  j->t.nbytes = d.size;
+  j->t.dtype = static_cast<DType>(GetDType(info[1], "dtype"));
+  j->t.shape = GetShape(info[2], "shape");
+  if (!info[3].IsUndefined() && !info[3].IsNull()) {
+    ByteView b = GetBytes(info[3], "base");
+    j->b = j->t;
+    j->b.data = b.data;
+    j->b.nbytes = b.size;
+    j->has_base = true;
+  }
+  j->p = ReadParams(info[4]);
+  return j;
+}
+
+Napi::Value EncodeResultToJs(Napi::Env env, EncodeResult& r) {
+  auto o = Napi::Object::New(env);
+  o.Set("bytes", BufferFromVector(env, std::move(r.bytes)));
+  o.Set("codec", Napi::Number::New(env, static_cast<int>(r.codec)));
+  o.Set("lossy", Napi::Boolean::New(env, r.lossy));
+  o.Set("maxAbsError", Napi::Number::New(env, r.max_abs_error));
+  o.Set("relL2Error", Napi::Number::New(env, r.rel_l2_error));
+  o.Set("id", Napi::String::New(env, r.id.Hex()));
+  return o;
+}
+
+Napi::Value JsEncode(const Napi::CallbackInfo& info) {
+  auto j = ReadJob(info);
+  Err e = Encode(j->t, j->has_base ? &j->b : nullptr, j->p, &j->res);
+  if (!e.ok()) ThrowErr(info.Env(), e);
+  return EncodeResultToJs(info.Env(), j->res);
+}
+
+class EncodeWorker : public PromiseWorker {
+ public:
+  EncodeWorker(Napi::Env env, std::unique_ptr<Job> j) : PromiseWorker(env, "coral.codecEncode"), j_(std::move(j)) {}
+
+ protected:
+  Err Run() override { return Encode(j_->t, j_->has_base ? &j_->b : nullptr, j_->p, &j_->res); }
+  Napi::Value Result(Napi::Env env) override { return EncodeResultToJs(env, j_->res); }
+
+ private:
+  std::unique_ptr<Job> j_;
+};
+
+Napi::Value JsEncodeAsync(const Napi::CallbackInfo& info) {
+  auto j = ReadJob(info);
+  auto* w = new EncodeWorker(info.Env(), std::move(j));
+  w->Keep(info[0]);
+  if (!info[3].IsUndefined() && !info[3].IsNull()) w->Keep(info[3]);
+  return w->Start();
+}
+
+// Output memory for decode: uninitialised (every byte is written by the
+// decoder), handed to a Buffer without a copy.
+Napi::Buffer<uint8_t> OwnedBuffer(Napi::Env env, uint8_t* p, size_t n) {
+  if (n == 0) {
+    delete[] p;
+    return Napi::Buffer<uint8_t>::New(env, 0);
+  }
+  int64_t size = static_cast<int64_t>(n);
+  Napi::MemoryManagement::AdjustExternalMemory(env, size);
+  return Napi::Buffer<uint8_t>::New(env, p, n, [size](Napi::Env e, uint8_t* q) {
+    Napi::MemoryManagement::AdjustExternalMemory(e, -size);
+    delete[] q;
+  });
+}
+
+struct DecodeJob {
+  ByteView obj;
+  ByteView base;
+  bool has_base = false;
+  ByteView out;  // caller's buffer, or null
+  bool own = false;
+  uint8_t* owned = nullptr;
+  size_t nbytes = 0;
+  int threads = 0;
+  ~DecodeJob() { delete[] owned; }
+};
+
+std::unique_ptr<DecodeJob> ReadDecode(const Napi::CallbackInfo& info) {
+  auto j = std::make_unique<DecodeJob>();
+  j->obj = GetBytes(info[0], "bytes");
+  if (!info[1].IsUndefined() && !info[1].IsNull()) {
+    j->base = GetBytes(info[1], "base");
+    j->has_base = true;
+    static uint8_t empty = 0;
+    if (!j->base.data) j->base.data = &empty;  // zero-size base: still "a base"
+
+  }
+  if (!info[2].IsUndefined() && !info[2].IsNull()) j->out = GetBytes(info[2], "out");
+  else j->own = true;
+  if (!info[3].IsUndefined() && !info[3].IsNull()) {
+    if (!info[3].IsNumber()) ThrowInvalid(info.Env(), "Expected non-negative integer for threads");
+    j->threads = info[3].As<Napi::Number>().Int32Value();
+    if (j->threads < 0) ThrowInvalid(info.Env(), "Expected non-negative integer for threads");
+  }
+  ObjectInfo oi;
+  Err e = Inspect(j->obj.data, j->obj.size, &oi);
+  if (!e.ok()) ThrowErr(info.Env(), e);
+  j->nbytes = oi.nbytes;
+  if (!j->own && j->out.size != oi.nbytes)
+    ThrowInvalid(info.Env(), "out has " + std::to_string(j->out.size) + " bytes but the object decodes to " +
+                                 std::to_string(oi.nbytes));
+  return j;
+}
+
+Err RunDecode(DecodeJob& j) {
+  if (j.own) {
+    try {
+      j.owned = new uint8_t[j.nbytes ? j.nbytes : 1];
+    } catch (const std::bad_alloc&) {
+      return Err::Make(Status::OutOfMemory, "cannot allocate " + std::to_string(j.nbytes) + " bytes to decode into");
+    }
+    j.out.data = j.owned;
+    j.out.size = j.nbytes;
+  }
+  return Decode(j.obj.data, j.obj.size, j.has_base ? j.base.data : nullptr, j.base.size, j.out.data, j.out.size,
+                j.threads);
+}
+
+Napi::Value DecodeResult(Napi::Env env, DecodeJob& j, const Napi::Value& out) {
+  if (!j.own) return out;
+  uint8_t* p = j.owned;
+  j.owned = nullptr;
+  return OwnedBuffer(env, p, j.nbytes);
+}
+
+Napi::Value JsDecode(const Napi::CallbackInfo& info) {
+  auto j = ReadDecode(info);
+  Err e = RunDecode(*j);
+  if (!e.ok()) ThrowErr(info.Env(), e);
+  return DecodeResult(info.Env(), *j, info[2]);
+}
+
+class DecodeWorker : public PromiseWorker {
+ public:
+  DecodeWorker(Napi::Env env, std::unique_ptr<DecodeJob> j, const Napi::Value& out)
+      : PromiseWorker(env, "coral.codecDecode"), j_(std::move(j)) {
+    if (!j_->own) out_ = Napi::Persistent(out);
+  }
+
+ protected:
+  Err Run() override { return RunDecode(*j_); }
+  Napi::Value Result(Napi::Env env) override {
+    return DecodeResult(env, *j_, j_->own ? env.Undefined() : out_.Value());
+  }
+
+ private:
+  std::unique_ptr<DecodeJob> j_;
+  Napi::Reference<Napi::Value> out_;
+};
+
+Napi::Value JsDecodeAsync(const Napi::CallbackInfo& info) {
+  auto j = ReadDecode(info);
+  bool has_base = j->has_base, own = j->own;
+  auto* w = new DecodeWorker(info.Env(), std::move(j), info[2]);
+  w->Keep(info[0]);
+  if (has_base) w->Keep(info[1]);
+  if (!own) w->Keep(info[2]);
+  return w->Start();
+}
+
+Napi::Value JsInspect(const Napi::CallbackInfo& info) {
+  ByteView b = GetBytes(info[0], "bytes");
+  ObjectInfo oi;
+  Err e = Inspect(b.data, b.size, &oi);
+  if (!e.ok()) ThrowErr(info.Env(), e);
+  Napi::Env env = info.Env();
+  auto o = Napi::Object::New(env);
+  o.Set("version", Napi::Number::New(env, oi.version));
+  o.Set("codec", Napi::Number::New(env, static_cast<int>(oi.codec)));
+  o.Set("dtype", Napi::Number::New(env, static_cast<int>(oi.dtype)));
+  auto shape = Napi::Array::New(env, oi.shape.size());
+  for (size_t i = 0; i < oi.shape.size(); ++i) {
+    if (oi.shape[i] > 9007199254740991ull) shape.Set(uint32_t(i), Napi::BigInt::New(env, uint64_t(oi.shape[i])));
+    else shape.Set(uint32_t(i), Napi::Number::New(env, double(oi.shape[i])));
+  }
+  o.Set("shape", shape);
+  o.Set("hasBase", Napi::Boolean::New(env, oi.has_base));
+  o.Set("lossy", Napi::Boolean::New(env, oi.lossy));
+  o.Set("level", Napi::Number::New(env, static_cast<int8_t>(oi.level)));
+  o.Set("chunkElems", Napi::Number::New(env, oi.chunk_elems));
+  o.Set("id", Napi::String::New(env, oi.id.Hex()));
+  o.Set("baseId", oi.has_base ? Napi::Value(Napi::String::New(env, oi.base_id.Hex())) : env.Null());
+  o.Set("maxAbsError", Napi::Number::New(env, oi.max_abs_error));
+  o.Set("relL2Error", Napi::Number::New(env, oi.rel_l2_error));
+  o.Set("params", Napi::Buffer<uint8_t>::Copy(env, oi.params.data(), oi.params.size()));
+  o.Set("headerSize", Napi::Number::New(env, double(oi.header_size)));
+  o.Set("payloadSize", Napi::Number::New(env, double(oi.payload_size)));
+  o.Set("nbytes", Napi::Number::New(env, double(oi.nbytes)));
+  return o;
+}
+
+Napi::Value JsEstimate(const Napi::CallbackInfo& info) {
+  auto j = ReadJob(info);
+  std::vector<std::pair<Codec, uint64_t>> est;
+  Err e = Estimate(j->t, j->has_base ? &j->b : nullptr, j->p, &est);
+  if (!e.ok()) ThrowErr(info.Env(), e);
+  auto arr = Napi::Array::New(info.Env(), est.size());
+  for (size_t i = 0; i < est.size(); ++i) {
+    auto o = Napi::Object::New(info.Env());
+    o.Set("codec", Napi::Number::New(info.Env(), static_cast<int>(est[i].first)));
+    o.Set("bytes", Napi::Number::New(info.Env(), double(est[i].second)));
+    arr.Set(uint32_t(i), o);
+  }
+  return arr;
+}
+
+uint64_t GetU64Arg(const Napi::Value& v, const char* what) {
+  if (v.IsBigInt()) {
+    bool lossless = false;
+    uint64_t x = v.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) ThrowInvalid(v.Env(), std::string("Expected unsigned 64-bit integer for ") + what);
+    return x;
+  }
+  if (v.IsNumber()) {
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (d < 0 || d > 9007199254740991.0 || d != static_cast<double>(static_cast<uint64_t>(d)))
+      ThrowInvalid(v.Env(), std::string("Expected unsigned 64-bit integer for ") + what);
+    return static_cast<uint64_t>(d);
+  }
+  ThrowInvalid(v.Env(), std::string("Expected bigint for ") + what);
+}
+
+Napi::Value JsEncodeIndexStream(const Napi::CallbackInfo& info) {
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_biguint64_array)
+    ThrowInvalid(info.Env(), "Expected BigUint64Array for indices");
+  auto ta = info[0].As<Napi::BigUint64Array>();
+  uint64_t start = GetU64Arg(info[1], "start");
+  const uint64_t* idx = ta.Data();
+  for (size_t i = 0; i < ta.ElementLength(); ++i)
+    if (idx[i] < (i ? idx[i - 1] + 1 : start) || (i && idx[i] == 0))
+      ThrowInvalid(info.Env(), "indices must be strictly increasing and >= start");
+  std::vector<uint8_t> out;
+  EncodeIndexStream(idx, ta.ElementLength(), start, &out);
+  return BufferFromVector(info.Env(), std::move(out));
+}
+
+Napi::Value JsDecodeIndexStream(const Napi::CallbackInfo& info) {
+  ByteView b = GetBytes(info[0], "bytes");
+  uint64_t count = GetU64Arg(info[1], "count");
+  uint64_t start = GetU64Arg(info[2], "start");
+  uint64_t limit = GetU64Arg(info[3], "limit");
+  std::vector<uint64_t> out;
+  Err e = DecodeIndexStream(b.data, b.size, size_t(count), start, limit, &out);
+  if (!e.ok()) ThrowErr(info.Env(), e);
+  auto arr = Napi::BigUint64Array::New(info.Env(), out.size());
+  if (!out.empty()) std::memcpy(arr.Data(), out.data(), out.size() * 8);
+  return arr;
+}
+
+void InitCodec(Napi::Env env, Napi::Object exports) {
+  auto names = Napi::Array::New(env, kCodecCount);
+  for (int i = 0; i < kCodecCount; ++i) names.Set(uint32_t(i), CodecName(static_cast<Codec>(i)));
+  exports.Set("codecNames", names);
+  exports.Set("codecEncode", Napi::Function::New(env, JsEncode, "codecEncode"));
+  exports.Set("codecEncodeAsync", Napi::Function::New(env, JsEncodeAsync, "codecEncodeAsync"));
+  exports.Set("codecDecode", Napi::Function::New(env, JsDecode, "codecDecode"));
+  exports.Set("codecDecodeAsync", Napi::Function::New(env, JsDecodeAsync, "codecDecodeAsync"));
+  exports.Set("codecInspect", Napi::Function::New(env, JsInspect, "codecInspect"));
+  exports.Set("codecEstimate", Napi::Function::New(env, JsEstimate, "codecEstimate"));
+  exports.Set("codecEncodeIndexStream", Napi::Function::New(env, JsEncodeIndexStream, "codecEncodeIndexStream"));
+  exports.Set("codecDecodeIndexStream", Napi::Function::New(env, JsDecodeIndexStream, "codecDecodeIndexStream"));
+}
+
+}  // namespace
+
+CORAL_REGISTER(codec, InitCodec);
+
+}  // namespace coral

@@ -1,0 +1,791 @@
+// Container, lossless codecs, automatic choice. See codec.h for the contract
+// and docs/codecs.md for the format.
+#include "kernels/codec.h"
+
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+#include "kernels/codec_internal.h"
+#include "kernels/parallel.h"
+
+namespace coral {
+
+using namespace codec;
+
+const char* CodecName(Codec c) {
+  static const char* const kNames[kCodecCount] = {
+      "RAW",        "ZSTD",        "PLANES",      "DELTA_XOR",       "DELTA_ORDERED", "DELTA_EXPMANT",
+      "SPARSE_UPDATE", "QUANT_INT8", "QUANT_INT16", "SPARSE_TOPK", "PER_AXIS_SCALED", "LOW_RANK"};
+  int i = static_cast<int>(c);
+  return i < kCodecCount ? kNames[i] : "UNKNOWN";
+}
+bool CodecIsLossy(Codec c) { return static_cast<int>(c) >= static_cast<int>(Codec::QUANT_INT8); }
+bool CodecNeedsBase(Codec c) {
+  return c == Codec::DELTA_XOR || c == Codec::DELTA_ORDERED || c == Codec::DELTA_EXPMANT || c == Codec::SPARSE_UPDATE;
+}
+
+namespace {
+
+constexpr uint8_t kMagic[4] = {'C', 'R', 'L', 'O'};
+constexpr uint8_t kVersion = 1;
+constexpr size_t kFixedHeader = 64;
+constexpr uint32_t kMaxNdim = 32;
+constexpr uint32_t kMaxParams = 4096;
+enum : uint8_t { kFlagBase = 1, kFlagLossy = 2 };
+
+// Codecs whose payload is framed in chunks of `chunk_elems` elements (header field).
+bool IsChunked(Codec c) {
+  return (c != Codec::RAW && !CodecIsLossy(c)) || c == Codec::SPARSE_TOPK || c == Codec::QUANT_INT8 ||
+         c == Codec::QUANT_INT16;
+}
+
+// ---- element transforms --------------------------------------------------------------------
+
+template <typename U>
+struct T {
+  static constexpr int W = int(sizeof(U) * 8);
+  static constexpr U S = U(U(1) << (W - 1));
+  static U Load(const uint8_t* p, size_t i) {
+    U v;
+    std::memcpy(&v, p + i * sizeof(U), sizeof(U));
+    return v;
+  }
+  static void Store(uint8_t* p, size_t i, U v) { std::memcpy(p + i * sizeof(U), &v, sizeof(U)); }
+  static U Rotl(U v) { return W == 8 ? v : U(U(v << 1) | U(v >> (W - 1))); }
+  static U Rotr(U v) { return W == 8 ? v : U(U(v >> 1) | U(v << (W - 1))); }
+  static U Ord(U v) { return (v & S) ? U(~v) : U(v | S); }
+  static U Unord(U u) { return (u & S) ? U(u ^ S) : U(~u); }
+  static U Zig(U d) {
+    using Sg = typename std::make_signed<U>::type;
+    return U(U(d << 1) ^ U(Sg(d) >> (W - 1)));
+  }
+  static U Unzig(U z) { return U(U(z >> 1) ^ U(U(0) - U(z & 1))); }
+};
+
+// Forward transform of a chunk into tmp (one U per element).
+template <typename U>
+void Forward(Codec c, bool fl, FloatLayout L, const uint8_t* t, const uint8_t* b, size_t n, U* tmp) {
+  using X = T<U>;
+  switch (c) {
+    case Codec::PLANES:
+      if (fl)
+        for (size_t i = 0; i < n; ++i) tmp[i] = X::Rotl(X::Load(t, i));
+      else
+        for (size_t i = 0; i < n; ++i) tmp[i] = X::Load(t, i);
+      break;
+    case Codec::DELTA_XOR:
+      if (fl)
+        for (size_t i = 0; i < n; ++i) tmp[i] = X::Rotl(U(X::Load(t, i) ^ X::Load(b, i)));
+      else
+        for (size_t i = 0; i < n; ++i) tmp[i] = U(X::Load(t, i) ^ X::Load(b, i));
+      break;
+    case Codec::DELTA_ORDERED:
+      if (fl)
+        for (size_t i = 0; i < n; ++i) tmp[i] = X::Zig(U(X::Ord(X::Load(t, i)) - X::Ord(X::Load(b, i))));
+      else
+        for (size_t i = 0; i < n; ++i) tmp[i] = X::Zig(U(X::Load(t, i) - X::Load(b, i)));
+      break;
+    case Codec::DELTA_EXPMANT: {
+      const int M = L.man_bits;
+      const U mm = U((U(1) << M) - 1), em = U((U(1) << L.exp_bits) - 1);
+      for (size_t i = 0; i < n; ++i) {
+        U tv = X::Load(t, i), bv = X::Load(b, i);
+        U ed = U((U(tv >> M) - U(bv >> M)) & em);
+        U x = U(tv ^ bv);
+        tmp[i] = U(U(ed << (M + 1)) | U((x & mm) << 1) | U(x >> (X::W - 1)));
+      }
+      break;
+    }
+    default: break;
+  }
+}
+
+template <typename U>
+void Inverse(Codec c, bool fl, FloatLayout L, const U* tmp, const uint8_t* b, size_t n, uint8_t* out) {
+  using X = T<U>;
+  switch (c) {
+    case Codec::PLANES:
+      if (fl)
+        for (size_t i = 0; i < n; ++i) X::Store(out, i, X::Rotr(tmp[i]));
+      else
+        for (size_t i = 0; i < n; ++i) X::Store(out, i, tmp[i]);
+      break;
+    case Codec::DELTA_XOR:
+      if (fl)
+        for (size_t i = 0; i < n; ++i) X::Store(out, i, U(X::Rotr(tmp[i]) ^ X::Load(b, i)));
+      else
+        for (size_t i = 0; i < n; ++i) X::Store(out, i, U(tmp[i] ^ X::Load(b, i)));
+      break;
+    case Codec::DELTA_ORDERED:
+      if (fl)
+        for (size_t i = 0; i < n; ++i) X::Store(out, i, X::Unord(U(X::Ord(X::Load(b, i)) + X::Unzig(tmp[i]))));
+      else
+        for (size_t i = 0; i < n; ++i) X::Store(out, i, U(X::Load(b, i) + X::Unzig(tmp[i])));
+      break;
+    case Codec::DELTA_EXPMANT: {
+      const int M = L.man_bits;
+      const U mm = U((U(1) << M) - 1), em = U((U(1) << L.exp_bits) - 1);
+      for (size_t i = 0; i < n; ++i) {
+        U v = tmp[i], bv = X::Load(b, i);
+        U ed = U(U(v >> (M + 1)) & em);
+        U e = U((U(bv >> M) + ed) & em);
+        U sgn = U(U(U(v & 1) << (X::W - 1)) ^ U(bv & X::S));
+        U man = U((bv & mm) ^ (U(v >> 1) & mm));
+        X::Store(out, i, U(sgn | U(e << M) | man));
+      }
+      break;
+    }
+    default: break;
+  }
+}
+
+template <typename U>
+void Split(const U* tmp, size_t n, uint8_t* planes) {
+  constexpr int w = sizeof(U);
+  for (int p = 0; p < w; ++p) {
+    const int shift = 8 * (w - 1 - p);
+    uint8_t* dst = planes + size_t(p) * n;
+    for (size_t i = 0; i < n; ++i) dst[i] = uint8_t(tmp[i] >> shift);
+  }
+}
+
+template <typename U>
+void Join(const uint8_t* const* planes, size_t n, U* tmp) {
+  constexpr int w = sizeof(U);
+  {
+    const uint8_t* src = planes[0];
+    const int shift = 8 * (w - 1);
+    for (size_t i = 0; i < n; ++i) tmp[i] = U(U(src[i]) << shift);
+  }
+  for (int p = 1; p < w; ++p) {
+    const int shift = 8 * (w - 1 - p);
+    const uint8_t* src = planes[p];
+    for (size_t i = 0; i < n; ++i) tmp[i] = U(tmp[i] | U(U(src[i]) << shift));
+  }
+}
+
+struct Scratch {
+  std::vector<uint8_t> a, b;
+  std::vector<std::vector<uint8_t>> planes;
+};
+Scratch& Tls() {
+  thread_local Scratch s;
+  return s;
+}
+
+template <typename U>
+void EncodeElemChunkT(Codec c, DType d, const uint8_t* t, const uint8_t* b, size_t n, int level,
+                      std::vector<uint8_t>* out) {
+  Scratch& s = Tls();
+  if (s.a.size() < n * sizeof(U)) s.a.resize(n * sizeof(U));
+  if (s.b.size() < n * sizeof(U)) s.b.resize(n * sizeof(U));
+  U* tmp = reinterpret_cast<U*>(s.a.data());
+  Forward<U>(c, IsFloat(d), LayoutOf(d), t, b, n, tmp);
+  Split<U>(tmp, n, s.b.data());
+  for (size_t p = 0; p < sizeof(U); ++p)
+    PutStream(*out, s.b.data() + p * n, n, level, p == 0 ? kHintCompress : kHintAuto);
+}
+
+template <typename U>
+Err DecodeElemChunkT(Codec c, DType d, Reader& r, const uint8_t* b, size_t n, uint8_t* out) {
+  Scratch& s = Tls();
+  if (s.planes.size() < sizeof(U)) s.planes.resize(sizeof(U));
+  const uint8_t* ptr[8];
+  for (size_t p = 0; p < sizeof(U); ++p) CORAL_TRY(GetStream(r, n, s.planes[p], &ptr[p]));
+  if (s.a.size() < n * sizeof(U)) s.a.resize(n * sizeof(U));
+  U* tmp = reinterpret_cast<U*>(s.a.data());
+  Join<U>(ptr, n, tmp);
+  Inverse<U>(c, IsFloat(d), LayoutOf(d), tmp, b, n, out);
+  return Err::Ok();
+}
+
+template <typename U>
+void XorPositions(const uint8_t* t, const uint8_t* b, uint64_t start, const std::vector<uint64_t>& pos, U* tmp) {
+  for (size_t k = 0; k < pos.size(); ++k) {
+    size_t i = size_t(pos[k] - start);
+    tmp[k] = b ? U(T<U>::Load(t, i) ^ T<U>::Load(b, i)) : T<U>::Load(t, i);
+  }
+}
+
+template <typename U>
+void ApplyPositions(const U* tmp, uint64_t start, const std::vector<uint64_t>& pos, uint8_t* out) {
+  for (size_t k = 0; k < pos.size(); ++k) {
+    size_t i = size_t(pos[k] - start);
+    T<U>::Store(out, i, U(T<U>::Load(out, i) ^ tmp[k]));
+  }
+}
+
+#define CORAL_BY_WIDTH(w, FN, ...)                    \
+  switch (w) {                                        \
+    case 1: FN<uint8_t>(__VA_ARGS__); break;          \
+    case 2: FN<uint16_t>(__VA_ARGS__); break;         \
+    case 4: FN<uint32_t>(__VA_ARGS__); break;         \
+    default: FN<uint64_t>(__VA_ARGS__); break;        \
+  }
+
+void EncodeChunk(Codec c, DType d, const uint8_t* t, const uint8_t* b, uint64_t start, size_t n, int level,
+                 std::vector<uint8_t>* out) {
+  const size_t w = DTypeSize(d);
+  switch (c) {
+    case Codec::ZSTD: PutStream(*out, t, n * w, level, kHintCompress); break;
+    case Codec::SPARSE_UPDATE: {
+      std::vector<uint64_t> pos;
+      for (size_t i = 0; i < n; ++i)
+        if (std::memcmp(t + i * w, b + i * w, w) != 0) pos.push_back(start + i);
+      SparseEncodeChunk(t, b, d, start, n, pos, level, out);
+      break;
+    }
+    default: CORAL_BY_WIDTH(w, EncodeElemChunkT, c, d, t, b, n, level, out);
+  }
+}
+
+Err DecodeChunk(Codec c, DType d, Reader& r, const uint8_t* b, uint64_t start, size_t n, uint8_t* out) {
+  const size_t w = DTypeSize(d);
+  switch (c) {
+    case Codec::ZSTD: {
+      const uint8_t* p;
+      Scratch& s = Tls();
+      if (s.planes.empty()) s.planes.resize(1);
+      CORAL_TRY(GetStream(r, n * w, s.planes[0], &p));
+      std::memcpy(out, p, n * w);
+      return Err::Ok();
+    }
+    case Codec::SPARSE_UPDATE:
+    case Codec::SPARSE_TOPK: {
+      Scratch& s = Tls();
+      return SparseDecodeChunk(r, b, d, start, n, out, s.b);
+    }
+    default: {
+      Err e;
+      switch (w) {
+        case 1: e = DecodeElemChunkT<uint8_t>(c, d, r, b, n, out); break;
+        case 2: e = DecodeElemChunkT<uint16_t>(c, d, r, b, n, out); break;
+        case 4: e = DecodeElemChunkT<uint32_t>(c, d, r, b, n, out); break;
+        default: e = DecodeElemChunkT<uint64_t>(c, d, r, b, n, out); break;
+      }
+      return e;
+    }
+  }
+}
+
+uint64_t Numel(const std::vector<uint64_t>& shape, bool* overflow) {
+  uint64_t n = 1;
+  *overflow = false;
+  for (uint64_t d : shape) {
+    if (d != 0 && n > (uint64_t(1) << 53) / d) *overflow = true;
+    n *= d;
+  }
+  if (*overflow) {
+    // a zero dimension anywhere still makes it empty
+    for (uint64_t d : shape)
+      if (d == 0) {
+        *overflow = false;
+        return 0;
+      }
+  }
+  return n;
+}
+
+// Chunked lossless payload; the chunk split depends only on chunk_elems.
+void EncodeChunkedParts(Codec c, const TensorView& t, const uint8_t* b, uint32_t chunk, int level, int threads,
+                        std::vector<std::vector<uint8_t>>* parts) {
+  const size_t w = DTypeSize(t.dtype);
+  const uint64_t n = t.nbytes / w;
+  const uint64_t nchunks = (n + chunk - 1) / chunk;
+  parts->assign(nchunks, {});
+  ParallelFor(
+      nchunks,
+      [&](size_t k) {
+        uint64_t s = uint64_t(k) * chunk;
+        size_t len = size_t(std::min<uint64_t>(chunk, n - s));
+        (*parts)[k].reserve(len * w + 16 * w + 64);
+        EncodeChunk(c, t.dtype, t.data + s * w, b ? b + s * w : nullptr, s, len, level, &(*parts)[k]);
+      },
+      threads);
+}
+
+Err DecodeChunked(const ObjectInfo& info, const uint8_t* payload, size_t pn, const uint8_t* b, uint8_t* out,
+                  int threads) {
+  const size_t w = DTypeSize(info.dtype);
+  const uint64_t n = info.numel, chunk = info.chunk_elems;
+  const uint64_t nchunks = (n + chunk - 1) / chunk;
+  std::vector<std::pair<size_t, size_t>> spans;
+  CORAL_TRY(SplitChunks(payload, pn, nchunks, &spans));
+  std::vector<Err> errs(nchunks);
+  std::atomic<bool> failed{false};
+  ParallelFor(
+      nchunks,
+      [&](size_t k) {
+        if (failed.load(std::memory_order_relaxed)) return;
+        uint64_t s = uint64_t(k) * chunk;
+        size_t len = size_t(std::min<uint64_t>(chunk, n - s));
+        Reader r(payload + spans[k].first, spans[k].second);
+        Err e;
+        try {
+          e = DecodeChunk(info.codec, info.dtype, r, b ? b + s * w : nullptr, s, len, out + s * w);
+          if (e.ok() && r.left() != 0) e = Corrupt("trailing bytes in chunk");
+        } catch (const std::bad_alloc&) {
+          e = Err::Make(Status::OutOfMemory, "out of memory decoding a chunk");
+        }
+        if (!e.ok()) {
+          errs[k] = e;
+          failed = true;
+        }
+      },
+      threads);
+  for (auto& e : errs)
+    if (!e.ok()) return e;
+  return Err::Ok();
+}
+
+void WriteHeader(std::vector<uint8_t>* o, Codec c, const TensorView& t, bool has_base, bool lossy, int level,
+                 uint32_t chunk, const Digest128& id, const Digest128& base_id, double max_abs, double rel,
+                 const std::vector<uint8_t>& params, uint64_t payload_size) {
+  o->insert(o->end(), kMagic, kMagic + 4);
+  PutU8(*o, kVersion);
+  PutU8(*o, static_cast<uint8_t>(c));
+  PutU8(*o, static_cast<uint8_t>(t.dtype));
+  PutU8(*o, static_cast<uint8_t>(t.shape.size()));
+  PutU8(*o, uint8_t((has_base ? kFlagBase : 0) | (lossy ? kFlagLossy : 0)));
+  PutU8(*o, static_cast<uint8_t>(static_cast<int8_t>(std::max(-128, std::min(127, level)))));
+  PutU16(*o, static_cast<uint16_t>(params.size()));
+  PutU32(*o, chunk);
+  o->insert(o->end(), id.bytes, id.bytes + 16);
+  o->insert(o->end(), base_id.bytes, base_id.bytes + 16);
+  PutF64(*o, max_abs);
+  PutF64(*o, rel);
+  for (uint64_t d : t.shape) PutU64(*o, d);
+  o->insert(o->end(), params.begin(), params.end());
+  PutU64(*o, payload_size);
+  uint32_t hc = static_cast<uint32_t>(Xxh3_64(o->data(), o->size()));
+  PutU32(*o, hc);
+}
+
+bool SameId(const Digest128& a, const Digest128& b) { return std::memcmp(a.bytes, b.bytes, 16) == 0; }
+
+// Samples for the automatic choice: up to 4 evenly spaced windows of 16Ki
+// elements, concatenated (whole tensor when small).
+void BuildSample(const TensorView& t, const uint8_t* b, std::vector<uint8_t>* ts, std::vector<uint8_t>* bs) {
+  const size_t w = DTypeSize(t.dtype);
+  const uint64_t n = t.nbytes / w;
+  const uint64_t win = 16384, nwin = 4;
+  if (n <= win * nwin * 2) {
+    ts->assign(t.data, t.data + t.nbytes);
+    if (b) bs->assign(b, b + t.nbytes);
+    return;
+  }
+  for (uint64_t k = 0; k < nwin; ++k) {
+    uint64_t s = (n - win) * k / (nwin - 1);
+    ts->insert(ts->end(), t.data + s * w, t.data + (s + win) * w);
+    if (b) bs->insert(bs->end(), b + s * w, b + (s + win) * w);
+  }
+}
+
+std::vector<Codec> Candidates(DType d, bool has_base) {
+  std::vector<Codec> c = {Codec::ZSTD};
+  if (DTypeSize(d) > 1 || IsFloat(d)) c.push_back(Codec::PLANES);
+  if (has_base) {
+    c.push_back(Codec::DELTA_XOR);
+    c.push_back(Codec::DELTA_ORDERED);
+    if (IsFloat(d)) c.push_back(Codec::DELTA_EXPMANT);
+    c.push_back(Codec::SPARSE_UPDATE);
+  }
+  return c;
+}
+
+Err EstimateImpl(const TensorView& t, const uint8_t* b, const EncodeParams& p,
+                 std::vector<std::pair<Codec, uint64_t>>* out) {
+  std::vector<uint8_t> ts, bs;
+  BuildSample(t, b, &ts, &bs);
+  const size_t w = DTypeSize(t.dtype);
+  const uint64_t sn = ts.size() / w, n = t.nbytes / w;
+  std::vector<Codec> cands = Candidates(t.dtype, b != nullptr);
+  std::vector<uint64_t> sizes(cands.size());
+  ParallelFor(
+      cands.size(),
+      [&](size_t k) {
+        std::vector<uint8_t> o;
+        EncodeChunk(cands[k], t.dtype, ts.data(), b ? bs.data() : nullptr, 0, size_t(sn), p.level, &o);
+        double scale = sn ? double(n) / double(sn) : 0;
+        sizes[k] = uint64_t(std::ceil(double(o.size()) * scale));
+      },
+      p.threads);
+  out->clear();
+  out->push_back({Codec::RAW, t.nbytes});
+  for (size_t k = 0; k < cands.size(); ++k) out->push_back({cands[k], sizes[k]});
+  return Err::Ok();
+}
+
+Err CheckViews(const TensorView& t, const TensorView* base) {
+  bool of = false;
+  uint64_t n = Numel(t.shape, &of);
+  if (of) return Err::Make(Status::InvalidArgument, "shape has more than 2^53 elements");
+  if (t.shape.size() > kMaxNdim) return Err::Make(Status::InvalidArgument, "tensors are limited to 32 dimensions");
+  if (n * DTypeSize(t.dtype) != t.nbytes)
+    return Err::Make(Status::InvalidArgument, "tensor data has " + std::to_string(t.nbytes) + " bytes but " +
+                                                  DTypeName(t.dtype) + " shape needs " +
+                                                  std::to_string(n * DTypeSize(t.dtype)));
+  if (base) {
+    if (base->dtype != t.dtype || base->shape != t.shape)
+      return Err::Make(Status::InvalidArgument, "base must have the tensor's dtype and shape");
+    if (base->nbytes != t.nbytes) return Err::Make(Status::InvalidArgument, "base data size does not match");
+  }
+  return Err::Ok();
+}
+
+}  // namespace
+
+// ---- sparse chunks -------------------------------------------------------------------------
+
+namespace codec {
+
+void SparseEncodeChunk(const uint8_t* t, const uint8_t* b, DType d, uint64_t start, size_t n,
+                       const std::vector<uint64_t>& pos, int level, std::vector<uint8_t>* out) {
+  const size_t w = DTypeSize(d);
+  PutU32(*out, static_cast<uint32_t>(pos.size()));
+  if (pos.empty()) return;
+  std::vector<uint8_t> idx;
+  idx.reserve(pos.size() * 2);
+  EncodeIndexStream(pos.data(), pos.size(), start, &idx);
+  PutStream(*out, idx.data(), idx.size(), level, kHintCompress);
+  std::vector<uint8_t> tmp(pos.size() * w), planes(pos.size() * w);
+  switch (w) {
+    case 1: XorPositions<uint8_t>(t, b, start, pos, tmp.data()); Split<uint8_t>(tmp.data(), pos.size(), planes.data()); break;
+    case 2: XorPositions<uint16_t>(t, b, start, pos, reinterpret_cast<uint16_t*>(tmp.data()));
+      Split<uint16_t>(reinterpret_cast<uint16_t*>(tmp.data()), pos.size(), planes.data()); break;
+    case 4: XorPositions<uint32_t>(t, b, start, pos, reinterpret_cast<uint32_t*>(tmp.data()));
+      Split<uint32_t>(reinterpret_cast<uint32_t*>(tmp.data()), pos.size(), planes.data()); break;
+    default: XorPositions<uint64_t>(t, b, start, pos, reinterpret_cast<uint64_t*>(tmp.data()));
+      Split<uint64_t>(reinterpret_cast<uint64_t*>(tmp.data()), pos.size(), planes.data()); break;
+  }
+  for (size_t p = 0; p < w; ++p) PutStream(*out, planes.data() + p * pos.size(), pos.size(), level, kHintAuto);
+}
+
+Err SparseDecodeChunk(Reader& r, const uint8_t* b, DType d, uint64_t start, size_t n, uint8_t* out,
+                      std::vector<uint8_t>& scratch) {
+  const size_t w = DTypeSize(d);
+  uint32_t count;
+  if (!r.U32(&count)) return Corrupt("truncated sparse chunk");
+  if (count > n) return Corrupt("sparse chunk claims more positions than elements");
+  if (b) std::memcpy(out, b, n * w);
+  else std::memset(out, 0, n * w);
+  if (count == 0) return Err::Ok();
+  const uint8_t* ip;
+  size_t ilen;
+  std::vector<uint8_t> iscratch;
+  CORAL_TRY(GetStreamAnyLen(r, size_t(count) * 10, iscratch, &ip, &ilen));
+  std::vector<uint64_t> pos;
+  CORAL_TRY(DecodeIndexStream(ip, ilen, count, start, start + n, &pos));
+  std::vector<std::vector<uint8_t>> ps(w);
+  const uint8_t* ptr[8];
+  for (size_t p = 0; p < w; ++p) CORAL_TRY(GetStream(r, count, ps[p], &ptr[p]));
+  if (scratch.size() < size_t(count) * w) scratch.resize(size_t(count) * w);
+  switch (w) {
+    case 1: {
+      auto* tmp = scratch.data();
+      Join<uint8_t>(ptr, count, tmp);
+      ApplyPositions<uint8_t>(tmp, start, pos, out);
+      break;
+    }
+    case 2: {
+      auto* tmp = reinterpret_cast<uint16_t*>(scratch.data());
+      Join<uint16_t>(ptr, count, tmp);
+      ApplyPositions<uint16_t>(tmp, start, pos, out);
+      break;
+    }
+    case 4: {
+      auto* tmp = reinterpret_cast<uint32_t*>(scratch.data());
+      Join<uint32_t>(ptr, count, tmp);
+      ApplyPositions<uint32_t>(tmp, start, pos, out);
+      break;
+    }
+    default: {
+      auto* tmp = reinterpret_cast<uint64_t*>(scratch.data());
+      Join<uint64_t>(ptr, count, tmp);
+      ApplyPositions<uint64_t>(tmp, start, pos, out);
+      break;
+    }
+  }
+  return Err::Ok();
+}
+
+}  // namespace codec
+
+namespace codec {
+
+void PutF32Planes(std::vector<uint8_t>& out, const float* v, size_t n, int level) {
+  EncodeElemChunkT<uint32_t>(Codec::PLANES, DType::F32, reinterpret_cast<const uint8_t*>(v), nullptr, n, level, &out);
+}
+Err GetF32Planes(Reader& r, size_t n, float* out) {
+  return DecodeElemChunkT<uint32_t>(Codec::PLANES, DType::F32, r, nullptr, n, reinterpret_cast<uint8_t*>(out));
+}
+Err DecodeChunkedPayload(const ObjectInfo& info, const uint8_t* payload, size_t pn, const uint8_t* b, uint8_t* out,
+                         int threads) {
+  return DecodeChunked(info, payload, pn, b, out, threads);
+}
+
+}  // namespace codec
+
+// ---- public API ----------------------------------------------------------------------------
+
+Err Estimate(const TensorView& t, const TensorView* base, const EncodeParams& p,
+             std::vector<std::pair<Codec, uint64_t>>* out) {
+  CORAL_TRY(CheckViews(t, base));
+  return EstimateImpl(t, base ? base->data : nullptr, p, out);
+}
+
+Err Encode(const TensorView& t, const TensorView* base, const EncodeParams& p, EncodeResult* res) {
+  CORAL_TRY(CheckViews(t, base));
+  if (p.codec != kCodecAuto && (p.codec < 0 || p.codec >= kCodecCount))
+    return Err::Make(Status::InvalidArgument, "unknown codec id " + std::to_string(p.codec));
+  uint32_t chunk = p.chunk_elems ? p.chunk_elems : kDefaultChunkElems;
+  if (chunk > kMaxChunkElems) return Err::Make(Status::InvalidArgument, "chunkElems must be at most 2^22");
+  const int threads = p.threads;
+  const uint8_t* b = base ? base->data : nullptr;
+
+  Digest128 id{}, base_id{};
+  CORAL_TRY(ContentId(t.data, t.nbytes, t.dtype, t.shape, &id, threads));
+  if (base) {
+    CORAL_TRY(ContentId(base->data, base->nbytes, base->dtype, base->shape, &base_id, threads));
+    if (!p.base_id.empty() && p.base_id != base_id.Hex())
+      return Err::Make(Status::InvalidArgument,
+                       "base id " + p.base_id + " does not match the base tensor (its id is " + base_id.Hex() + ")");
+  }
+
+  Codec c;
+  bool automatic = p.codec == kCodecAuto;
+  if (automatic) {
+    std::vector<std::pair<Codec, uint64_t>> est;
+    CORAL_TRY(EstimateImpl(t, b, p, &est));
+    c = Codec::RAW;
+    uint64_t best = t.nbytes;
+    for (auto& e : est)
+      if (e.second < best) {
+        best = e.second;
+        c = e.first;
+      }
+  } else {
+    c = static_cast<Codec>(p.codec);
+  }
+  if (CodecNeedsBase(c) && !base)
+    return Err::Make(Status::InvalidArgument, std::string("codec ") + CodecName(c) + " needs a base tensor");
+  if (c == Codec::DELTA_EXPMANT && !IsFloat(t.dtype))
+    return Err::Make(Status::InvalidArgument, "DELTA_EXPMANT needs a floating-point dtype");
+  if (CodecIsLossy(c) && !LossyDType(t.dtype))
+    return Err::Make(Status::InvalidArgument,
+                     std::string("lossy codec ") + CodecName(c) + " supports F64, F32, F16 and BF16 only");
+
+  res->codec = c;
+  res->lossy = CodecIsLossy(c);
+  res->max_abs_error = 0;
+  res->rel_l2_error = 0;
+  std::vector<uint8_t> params, payload;
+  bool has_base = base != nullptr && (CodecNeedsBase(c) || CodecIsLossy(c));
+  if (!has_base) base_id = Digest128{};
+  if (!has_base) b = nullptr;
+
+  if (CodecIsLossy(c)) {
+    CORAL_TRY(LossyEncode(c, t, b, p, chunk, threads, &params, &payload));
+    ObjectInfo tmp;
+    tmp.codec = c;
+    tmp.dtype = t.dtype;
+    tmp.shape = t.shape;
+    tmp.numel = t.nbytes / DTypeSize(t.dtype);
+    tmp.nbytes = t.nbytes;
+    tmp.chunk_elems = IsChunked(c) ? chunk : 0;
+    tmp.params = params;
+    tmp.lossy = true;
+    tmp.has_base = b != nullptr;
+    std::vector<uint8_t> recon(t.nbytes);
+    CORAL_TRY(LossyDecode(tmp, payload.data(), payload.size(), b, recon.data(), threads));
+    Digest128 rid{};
+    CORAL_TRY(ContentId(recon.data(), recon.size(), t.dtype, t.shape, &rid, threads));
+    id = rid;
+    // Measured error of what decode will return, in double precision; NaN/Inf
+    // positions reproduced bit-exactly count as zero error.
+    const size_t w = DTypeSize(t.dtype);
+    const uint64_t n = t.nbytes / w;
+    const uint64_t blk = 1 << 16, nb = (n + blk - 1) / blk;
+    std::vector<double> mx(nb, 0), se(nb, 0), st(nb, 0);
+    ParallelFor(
+        nb,
+        [&](size_t k) {
+          uint64_t s = k * blk, e = std::min<uint64_t>(n, s + blk);
+          double m = 0, a = 0, q = 0;
+          for (uint64_t i = s; i < e; ++i) {
+            double x = LoadF(t.data, t.dtype, i);
+            double y = LoadF(recon.data(), t.dtype, i);
+            if (std::isfinite(x)) q += x * x;
+            if (std::memcmp(t.data + i * w, recon.data() + i * w, w) == 0) continue;
+            double d = std::fabs(y - x);
+            if (std::isnan(d)) d = std::numeric_limits<double>::infinity();
+            m = std::max(m, d);
+            a += d * d;
+          }
+          mx[k] = m;
+          se[k] = a;
+          st[k] = q;
+        },
+        threads);
+    double m = 0, a = 0, q = 0;
+    for (uint64_t k = 0; k < nb; ++k) {
+      m = std::max(m, mx[k]);
+      a += se[k];
+      q += st[k];
+    }
+    res->max_abs_error = m;
+    res->rel_l2_error = a == 0 ? 0 : (q == 0 ? std::numeric_limits<double>::infinity() : std::sqrt(a / q));
+  }
+  // Lossless chunked codecs: the chunks go straight into the object (one copy).
+  std::vector<std::vector<uint8_t>> parts;
+  const uint8_t* raw_payload = nullptr;
+  uint64_t payload_size = payload.size();
+  if (c == Codec::RAW) {
+    raw_payload = t.data;
+    payload_size = t.nbytes;
+  } else if (!CodecIsLossy(c)) {
+    EncodeChunkedParts(c, t, b, chunk, p.level, threads, &parts);
+    payload_size = 4 * parts.size();
+    for (auto& x : parts) payload_size += x.size();
+    if (automatic && payload_size > t.nbytes) {
+      c = Codec::RAW;
+      res->codec = c;
+      has_base = false;
+      base_id = Digest128{};
+      parts.clear();
+      raw_payload = t.data;
+      payload_size = t.nbytes;
+    }
+  }
+  if (params.size() > kMaxParams) return Err::Make(Status::Internal, "codec params too large");
+  uint32_t hdr_chunk = IsChunked(c) ? chunk : 0;
+  res->bytes.clear();
+  res->bytes.reserve(kFixedHeader + 8 * t.shape.size() + params.size() + 12 + payload_size);
+  WriteHeader(&res->bytes, c, t, has_base, res->lossy, p.level, hdr_chunk, id, base_id, res->max_abs_error,
+              res->rel_l2_error, params, payload_size);
+  if (raw_payload) {
+    res->bytes.insert(res->bytes.end(), raw_payload, raw_payload + t.nbytes);
+  } else if (!parts.empty() || (!CodecIsLossy(c) && c != Codec::RAW)) {
+    JoinChunks(parts, &res->bytes);
+  } else {
+    res->bytes.insert(res->bytes.end(), payload.begin(), payload.end());
+  }
+  res->id = id;
+  return Err::Ok();
+}
+
+Err Inspect(const uint8_t* obj, size_t n, ObjectInfo* info) {
+  Reader r(obj, n);
+  const uint8_t* magic;
+  if (!r.Bytes(4, &magic) || std::memcmp(magic, kMagic, 4) != 0) return Corrupt("bad magic (not a coral object)");
+  uint8_t ver, codec, dtype, ndim, flags, level;
+  uint16_t plen;
+  uint32_t chunk;
+  if (!r.U8(&ver)) return Corrupt("truncated header");
+  if (ver != kVersion)
+    return Err::Make(ver > kVersion ? Status::Unsupported : Status::Corrupt,
+                     "codec object format version " + std::to_string(ver) + " is not supported (this build reads 1)");
+  if (!r.U8(&codec) || !r.U8(&dtype) || !r.U8(&ndim) || !r.U8(&flags) || !r.U8(&level) || !r.U16(&plen) ||
+      !r.U32(&chunk))
+    return Corrupt("truncated header");
+  if (codec >= kCodecCount) return Corrupt("unknown codec id " + std::to_string(codec));
+  if (!ValidDType(dtype)) return Corrupt("unknown dtype code " + std::to_string(dtype));
+  if (ndim > kMaxNdim) return Corrupt("too many dimensions");
+  if (flags & ~(kFlagBase | kFlagLossy)) return Corrupt("unknown header flags");
+  if (plen > kMaxParams) return Corrupt("codec params too large");
+  info->version = ver;
+  info->codec = static_cast<Codec>(codec);
+  info->dtype = static_cast<DType>(dtype);
+  info->has_base = flags & kFlagBase;
+  info->lossy = flags & kFlagLossy;
+  info->level = level;
+  info->chunk_elems = chunk;
+  const uint8_t* p;
+  if (!r.Bytes(16, &p)) return Corrupt("truncated header");
+  std::memcpy(info->id.bytes, p, 16);
+  if (!r.Bytes(16, &p)) return Corrupt("truncated header");
+  std::memcpy(info->base_id.bytes, p, 16);
+  if (!r.F64(&info->max_abs_error) || !r.F64(&info->rel_l2_error)) return Corrupt("truncated header");
+  info->shape.resize(ndim);
+  for (auto& d : info->shape)
+    if (!r.U64(&d)) return Corrupt("truncated header");
+  if (!r.Bytes(plen, &p)) return Corrupt("truncated header");
+  info->params.assign(p, p + plen);
+  uint64_t psize;
+  if (!r.U64(&psize)) return Corrupt("truncated header");
+  size_t hashed = r.pos;
+  uint32_t hc;
+  if (!r.U32(&hc)) return Corrupt("truncated header");
+  if (hc != static_cast<uint32_t>(Xxh3_64(obj, hashed))) return Corrupt("header checksum mismatch");
+  info->header_size = r.pos;
+  info->payload_size = psize;
+  if (psize != r.left())
+    return Corrupt(psize > r.left() ? "object truncated (payload shorter than its header says)"
+                                    : "trailing bytes after the payload");
+  bool of = false;
+  info->numel = Numel(info->shape, &of);
+  if (of) return Corrupt("shape too large");
+  info->nbytes = info->numel * DTypeSize(info->dtype);
+  // Consistency between codec, flags and chunking.
+  Codec c = info->codec;
+  if (CodecIsLossy(c) != info->lossy) return Corrupt("lossy flag disagrees with the codec");
+  if (CodecNeedsBase(c) && !info->has_base) return Corrupt("delta object without a base id");
+  if (!CodecNeedsBase(c) && !CodecIsLossy(c) && info->has_base) return Corrupt("standalone object with a base id");
+  if (c == Codec::DELTA_EXPMANT && !IsFloat(info->dtype)) return Corrupt("DELTA_EXPMANT on a non-float dtype");
+  if (CodecIsLossy(c) && !LossyDType(info->dtype)) return Corrupt("lossy codec on an unsupported dtype");
+  if (IsChunked(c)) {
+    if (chunk == 0 || chunk > kMaxChunkElems) return Corrupt("bad chunk size");
+  } else if (chunk != 0) {
+    return Corrupt("chunk size on an unchunked codec");
+  }
+  if (c == Codec::RAW && psize != info->nbytes) return Corrupt("raw payload size does not match the shape");
+  if (IsChunked(c)) {
+    // Every chunk has a 4-byte entry in the chunk table: bounds the claimed size
+    // by the input before anyone allocates an output for it.
+    uint64_t nchunks = (info->numel + chunk - 1) / chunk;
+    if (nchunks > psize / 4) return Corrupt("shape claims more chunks than the payload holds");
+  }
+  return Err::Ok();
+}
+
+Err Decode(const uint8_t* obj, size_t n, const uint8_t* base, size_t base_n, uint8_t* out, size_t out_n,
+           int threads) {
+  ObjectInfo info;
+  CORAL_TRY(Inspect(obj, n, &info));
+  if (out_n != info.nbytes)
+    return Err::Make(Status::InvalidArgument, "output buffer has " + std::to_string(out_n) + " bytes, object needs " +
+                                                  std::to_string(info.nbytes));
+  const uint8_t* b = nullptr;
+  if (info.has_base) {
+    if (!base) return Err::Make(Status::BaseMismatch, "object is a delta against base " + info.base_id.Hex() + "; pass that base");
+    if (base_n != info.nbytes) return Err::Make(Status::BaseMismatch, "base size does not match the object (needs base " + info.base_id.Hex() + ")");
+    Digest128 bid{};
+    CORAL_TRY(ContentId(base, base_n, info.dtype, info.shape, &bid, threads));
+    if (!SameId(bid, info.base_id))
+      return Err::Make(Status::BaseMismatch,
+                       "wrong base: object was made against " + info.base_id.Hex() + ", got " + bid.Hex());
+    b = base;
+  }
+  const uint8_t* payload = obj + info.header_size;
+  const size_t pn = size_t(info.payload_size);
+  if (info.codec == Codec::RAW) {
+    if (out_n) std::memcpy(out, payload, out_n);
+  } else if (info.lossy) {
+    CORAL_TRY(LossyDecode(info, payload, pn, b, out, threads));
+  } else {
+    CORAL_TRY(DecodeChunked(info, payload, pn, b, out, threads));
+  }
+  Digest128 got{};
+  CORAL_TRY(ContentId(out, out_n, info.dtype, info.shape, &got, threads));
+  if (!SameId(got, info.id))
+    return Err::Make(Status::ChecksumMismatch,
+                     "decoded tensor has id " + got.Hex() + " but the object records " + info.id.Hex());
+  return Err::Ok();
+}
+
+}  // namespace coral

@@ -1,0 +1,133 @@
+// Tensor codecs: lossless (bit-exact) and lossy encodings, standalone or as a
+// delta against a base tensor of the same dtype and shape. See docs/codecs.md
+// for the object format.
+//
+// Thread: any. Encode/Decode fan out over ParallelFor (kernels/parallel.h) in
+// fixed-size chunks of elements; chunk boundaries never depend on the thread
+// count, so the bytes produced and the tensor decoded are the same for 1 or N
+// threads.
+// Ownership: every input buffer is borrowed for the duration of the call and
+// never written (decode writes only into `out`). Results are returned in
+// caller-owned std::vectors / the caller's `out` span.
+// Errors: InvalidArgument for bad parameters; Corrupt for malformed or
+// truncated objects; ChecksumMismatch when the decoded bytes do not hash to
+// the recorded content id; BaseMismatch when the base passed to Decode is not
+// the one the object was made against. Decoding validates every length before
+// reading, and never allocates more than the object's header claims after
+// checking that claim against the input size where the codec allows.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "errors.h"
+#include "kernels/dtype.h"
+#include "kernels/hash.h"
+
+namespace coral {
+
+// Codec ids are part of the on-disk format: append only, never renumber.
+enum class Codec : uint8_t {
+  RAW = 0,             // stored bytes
+  ZSTD = 1,            // zstd on the raw bytes
+  PLANES = 2,          // sign-rotated byte planes (exponent / sign+mantissa split), per-plane entropy coding
+  DELTA_XOR = 3,       // XOR of bit patterns with the base, then planes
+  DELTA_ORDERED = 4,   // difference of order-preserving integer mappings (FM-Delta style), zigzag, planes
+  DELTA_EXPMANT = 5,   // exponent difference stream + sign/mantissa XOR stream (floats only)
+  SPARSE_UPDATE = 6,   // positions of changed elements + their bits (XOR with base)
+  QUANT_INT8 = 7,      // lossy: per-block int8 quantized delta
+  QUANT_INT16 = 8,     // lossy: per-block int16 quantized delta
+  SPARSE_TOPK = 9,     // lossy: largest deltas kept exactly, the rest dropped
+  PER_AXIS_SCALED = 10,  // lossy: sign bits + one FP16 scale per row or column
+  LOW_RANK = 11,       // lossy: rank-r factorisation of the 2-D delta
+};
+constexpr int kCodecCount = 12;
+constexpr int kCodecAuto = 255;
+
+const char* CodecName(Codec c);
+bool CodecIsLossy(Codec c);
+bool CodecNeedsBase(Codec c);  // true for the lossless delta codecs
+
+struct TensorView {
+  const uint8_t* data = nullptr;
+  size_t nbytes = 0;
+  DType dtype = DType::U8;
+  std::vector<uint64_t> shape;
+};
+
+struct EncodeParams {
+  int codec = kCodecAuto;
+  int level = 3;             // zstd level, 1..19 (negative levels allowed down to -7)
+  int threads = 0;           // 0 = MaxThreads()
+  uint32_t chunk_elems = 0;  // 0 = default (kDefaultChunkElems)
+  // Lossy knobs (ignored by lossless codecs); negative = unset.
+  uint32_t block = 0;         // QUANT_*: elements per scale block (0 = 4096)
+  double fraction = -1;       // SPARSE_TOPK: fraction of elements to keep
+  double topk = -1;           // SPARSE_TOPK: number of elements to keep
+  double threshold = -1;      // SPARSE_TOPK: keep |delta| >= threshold
+  int axis = 0;               // PER_AXIS_SCALED: 0 = one scale per row (dim 0), 1 = per column
+  int rank = -1;              // LOW_RANK: fixed rank
+  int max_rank = -1;          // LOW_RANK: cap when choosing by energy (default 64)
+  double energy = -1;         // LOW_RANK: fraction of delta energy to keep (default 0.9)
+  // Verify an expected base id (hex) when non-empty.
+  std::string base_id;
+};
+
+constexpr uint32_t kDefaultChunkElems = 1u << 18;
+constexpr uint32_t kMaxChunkElems = 1u << 22;
+
+struct EncodeResult {
+  std::vector<uint8_t> bytes;
+  Codec codec = Codec::RAW;
+  bool lossy = false;
+  double max_abs_error = 0;
+  double rel_l2_error = 0;
+  Digest128 id{};
+};
+
+// Encodes t (optionally against base). base must have t's dtype and shape.
+Err Encode(const TensorView& t, const TensorView* base, const EncodeParams& p, EncodeResult* out);
+
+struct ObjectInfo {
+  uint8_t version = 0;
+  Codec codec = Codec::RAW;
+  DType dtype = DType::U8;
+  std::vector<uint64_t> shape;
+  bool has_base = false;
+  bool lossy = false;
+  uint8_t level = 0;
+  uint32_t chunk_elems = 0;
+  Digest128 id{};
+  Digest128 base_id{};
+  double max_abs_error = 0;
+  double rel_l2_error = 0;
+  std::vector<uint8_t> params;  // codec parameter bytes
+  size_t header_size = 0;
+  uint64_t payload_size = 0;
+  uint64_t numel = 0;
+  uint64_t nbytes = 0;  // decoded size
+};
+
+// Parses and validates the header (not the payload).
+Err Inspect(const uint8_t* obj, size_t n, ObjectInfo* info);
+
+// Decodes into out (exactly info.nbytes). base_data/base_n: the base tensor's
+// bytes when the object has a base (its content id is checked), else null.
+Err Decode(const uint8_t* obj, size_t n, const uint8_t* base_data, size_t base_n, uint8_t* out, size_t out_n,
+           int threads = 0);
+
+// Estimated encoded size of each candidate codec on samples of the tensor, as
+// used by the automatic choice. Pairs of (codec, estimated object bytes).
+Err Estimate(const TensorView& t, const TensorView* base, const EncodeParams& p,
+             std::vector<std::pair<Codec, uint64_t>>* out);
+
+// The position stream of SPARSE_* codecs: strictly increasing u64 indices,
+// each coded as the LEB128 varint of (index - expected), expected starting at
+// `start` and becoming index + 1. Exposed for tests of indices past 2^32.
+void EncodeIndexStream(const uint64_t* idx, size_t n, uint64_t start, std::vector<uint8_t>* out);
+// Decodes exactly `count` indices, each < limit; Corrupt on malformed input.
+Err DecodeIndexStream(const uint8_t* p, size_t n, size_t count, uint64_t start, uint64_t limit,
+                      std::vector<uint64_t>* out);
+
+}  // namespace coral

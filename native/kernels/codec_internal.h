@@ -1,0 +1,265 @@
+// Internal helpers shared by the codec kernels (codec*.cc): bounded byte
+// reader/writer, compressed streams, float bit layouts and conversions.
+// Not part of any public contract.
+//
+// Thread: every function is reentrant; zstd contexts are thread_local.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "errors.h"
+#include "kernels/codec.h"
+#include "kernels/dtype.h"
+
+namespace coral {
+namespace codec {
+
+// ---- bytes ---------------------------------------------------------------------------------
+
+inline void PutU8(std::vector<uint8_t>& o, uint8_t v) { o.push_back(v); }
+inline void PutU16(std::vector<uint8_t>& o, uint16_t v) {
+  uint8_t b[2] = {uint8_t(v), uint8_t(v >> 8)};
+  o.insert(o.end(), b, b + 2);
+}
+inline void PutU32(std::vector<uint8_t>& o, uint32_t v) {
+  uint8_t b[4];
+  for (int i = 0; i < 4; ++i) b[i] = uint8_t(v >> (8 * i));
+  o.insert(o.end(), b, b + 4);
+}
+inline void PutU64(std::vector<uint8_t>& o, uint64_t v) {
+  uint8_t b[8];
+  for (int i = 0; i < 8; ++i) b[i] = uint8_t(v >> (8 * i));
+  o.insert(o.end(), b, b + 8);
+}
+inline void PutF64(std::vector<uint8_t>& o, double d) {
+  uint64_t v;
+  std::memcpy(&v, &d, 8);
+  PutU64(o, v);
+}
+inline void PutVarint(std::vector<uint8_t>& o, uint64_t v) {
+  while (v >= 0x80) {
+    o.push_back(uint8_t(v) | 0x80);
+    v >>= 7;
+  }
+  o.push_back(uint8_t(v));
+}
+
+// Bounded little-endian reader: every read checks the remaining length.
+struct Reader {
+  const uint8_t* p;
+  size_t n;
+  size_t pos = 0;
+  Reader(const uint8_t* d, size_t len) : p(d), n(len) {}
+  size_t left() const { return n - pos; }
+  bool Need(size_t k) const { return k <= n - pos; }
+  bool U8(uint8_t* v) {
+    if (!Need(1)) return false;
+    *v = p[pos++];
+    return true;
+  }
+  bool U16(uint16_t* v) {
+    if (!Need(2)) return false;
+    *v = uint16_t(p[pos] | (p[pos + 1] << 8));
+    pos += 2;
+    return true;
+  }
+  bool U32(uint32_t* v) {
+    if (!Need(4)) return false;
+    uint32_t r = 0;
+    for (int i = 0; i < 4; ++i) r |= uint32_t(p[pos + i]) << (8 * i);
+    *v = r;
+    pos += 4;
+    return true;
+  }
+  bool U64(uint64_t* v) {
+    if (!Need(8)) return false;
+    uint64_t r = 0;
+    for (int i = 0; i < 8; ++i) r |= uint64_t(p[pos + i]) << (8 * i);
+    *v = r;
+    pos += 8;
+    return true;
+  }
+  bool F64(double* d) {
+    uint64_t v;
+    if (!U64(&v)) return false;
+    std::memcpy(d, &v, 8);
+    return true;
+  }
+  bool Bytes(size_t k, const uint8_t** out) {
+    if (!Need(k)) return false;
+    *out = p + pos;
+    pos += k;
+    return true;
+  }
+};
+
+inline Err Corrupt(const std::string& what) { return Err::Make(Status::Corrupt, "corrupt codec object: " + what); }
+
+// ---- compressed streams --------------------------------------------------------------------
+// A stream is: u8 mode, u32 raw length, u32 stored length, stored bytes.
+// mode 0 = stored raw, 1 = zstd frame, 2 = one repeated byte (stored length 1).
+
+enum StreamHint { kHintAuto = 0, kHintCompress = 1 };
+
+// Appends one stream holding data[0..n). With kHintAuto, a sample entropy test
+// skips zstd for planes that look incompressible (stored raw).
+void PutStream(std::vector<uint8_t>& out, const uint8_t* data, size_t n, int level, StreamHint hint = kHintAuto);
+
+// Reads one stream whose raw length must equal `expect`. *data points either
+// into the object (raw mode) or into `scratch` (decoded).
+Err GetStream(Reader& r, size_t expect, std::vector<uint8_t>& scratch, const uint8_t** data);
+// Same, for streams whose raw length is not known in advance (bounded by max_raw).
+Err GetStreamAnyLen(Reader& r, size_t max_raw, std::vector<uint8_t>& scratch, const uint8_t** data, size_t* len);
+
+// Order-0 entropy (bits per byte) of up to `samples` bytes spread over data.
+double SampleEntropy(const uint8_t* data, size_t n, size_t samples = 16384);
+
+// ---- float layouts -------------------------------------------------------------------------
+
+struct FloatLayout {
+  int bits;      // total width
+  int exp_bits;  // exponent field width
+  int man_bits;  // mantissa field width
+};
+inline FloatLayout LayoutOf(DType d) {
+  switch (d) {
+    case DType::F64: return {64, 11, 52};
+    case DType::F32: return {32, 8, 23};
+    case DType::F16: return {16, 5, 10};
+    case DType::BF16: return {16, 8, 7};
+    case DType::F8_E4M3: return {8, 4, 3};
+    case DType::F8_E5M2: return {8, 5, 2};
+    default: return {0, 0, 0};
+  }
+}
+
+// ---- scalar conversions (round to nearest even) --------------------------------------------
+
+inline float BitsToF32(uint32_t v) {
+  float f;
+  std::memcpy(&f, &v, 4);
+  return f;
+}
+inline uint32_t F32ToBits(float f) {
+  uint32_t v;
+  std::memcpy(&v, &f, 4);
+  return v;
+}
+inline double HalfToDouble(uint16_t h) {
+  int s = h >> 15, e = (h >> 10) & 31, m = h & 1023;
+  double v;
+  if (e == 0) v = std::ldexp(double(m), -24);
+  else if (e == 31) v = m ? std::nan("") : INFINITY;
+  else v = std::ldexp(double(m | 1024), e - 25);
+  return s ? -v : v;
+}
+// Round-to-nearest-even conversion of a double to an IEEE-style binary format
+// with E exponent bits and M mantissa bits (F16: 5/10, BF16: 8/7).
+inline uint32_t DoubleToSmallFloat(double d, int E, int M) {
+  uint32_t sign = std::signbit(d) ? (1u << (E + M)) : 0u;
+  uint32_t expmask = (1u << E) - 1;
+  if (std::isnan(d)) return sign | (expmask << M) | (1u << (M - 1));
+  if (std::isinf(d)) return sign | (expmask << M);
+  double a = std::fabs(d);
+  int bias = (1 << (E - 1)) - 1;
+  int emin = 1 - bias;
+  if (a < std::ldexp(1.0, emin)) {  // subnormal: units of 2^(emin - M); q == 2^M is the smallest normal
+    double q = std::nearbyint(std::ldexp(a, M - emin));
+    return sign | uint32_t(q);
+  }
+  int e;
+  double fr = std::frexp(a, &e);  // a = fr * 2^e, fr in [0.5, 1)
+  double m = std::nearbyint(std::ldexp(fr, M + 1));
+  if (m >= std::ldexp(1.0, M + 1)) {
+    m /= 2;
+    e += 1;
+  }
+  int be = e - 1 + bias;
+  if (be >= int(expmask)) return sign | (expmask << M);
+  return sign | (uint32_t(be) << M) | (uint32_t(m) - (1u << M));
+}
+inline uint16_t DoubleToHalf(double d) { return uint16_t(DoubleToSmallFloat(d, 5, 10)); }
+inline double Bf16ToDouble(uint16_t h) { return BitsToF32(uint32_t(h) << 16); }
+inline uint16_t DoubleToBf16(double d) { return uint16_t(DoubleToSmallFloat(d, 8, 7)); }
+
+// Element i of a float tensor as a double (F64/F32/F16/BF16 only).
+inline double LoadF(const uint8_t* p, DType d, size_t i) {
+  switch (d) {
+    case DType::F64: {
+      double v;
+      std::memcpy(&v, p + 8 * i, 8);
+      return v;
+    }
+    case DType::F32: {
+      float v;
+      std::memcpy(&v, p + 4 * i, 4);
+      return v;
+    }
+    case DType::F16: {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * i, 2);
+      return HalfToDouble(h);
+    }
+    default: {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * i, 2);
+      return Bf16ToDouble(h);
+    }
+  }
+}
+inline void StoreF(uint8_t* p, DType d, size_t i, double v) {
+  switch (d) {
+    case DType::F64: std::memcpy(p + 8 * i, &v, 8); break;
+    case DType::F32: {
+      float f = float(v);
+      std::memcpy(p + 4 * i, &f, 4);
+      break;
+    }
+    case DType::F16: {
+      uint16_t h = DoubleToHalf(v);
+      std::memcpy(p + 2 * i, &h, 2);
+      break;
+    }
+    default: {
+      uint16_t h = DoubleToBf16(v);
+      std::memcpy(p + 2 * i, &h, 2);
+      break;
+    }
+  }
+}
+inline bool LossyDType(DType d) {
+  return d == DType::F64 || d == DType::F32 || d == DType::F16 || d == DType::BF16;
+}
+
+// ---- lossy codecs (codec_lossy.cc) ---------------------------------------------------------
+// Encodes the payload and params of a lossy codec. The caller decodes the
+// result with LossyDecode to hash it and measure the error, so the recorded
+// error is exactly that of what decode returns.
+Err LossyEncode(Codec c, const TensorView& t, const uint8_t* base, const EncodeParams& p, uint32_t chunk,
+                int threads, std::vector<uint8_t>* params, std::vector<uint8_t>* payload);
+
+// F32 arrays as sign-rotated byte planes (used for scales and factors).
+void PutF32Planes(std::vector<uint8_t>& out, const float* v, size_t n, int level);
+Err GetF32Planes(Reader& r, size_t n, float* out);
+// The chunked payload decoder (SPARSE_TOPK shares it with SPARSE_UPDATE).
+Err DecodeChunkedPayload(const ObjectInfo& info, const uint8_t* payload, size_t pn, const uint8_t* b, uint8_t* out,
+                         int threads);
+// Decode a lossy payload into out (base may be null when the object has none).
+Err LossyDecode(const ObjectInfo& info, const uint8_t* payload, size_t payload_n, const uint8_t* base, uint8_t* out,
+                int threads);
+
+// Sparse chunk engine shared by SPARSE_UPDATE and SPARSE_TOPK (codec.cc).
+// `positions` are the global indices (within [start, start+n)) stored; base may be null (zeros).
+void SparseEncodeChunk(const uint8_t* t, const uint8_t* b, DType d, uint64_t start, size_t n,
+                       const std::vector<uint64_t>& positions, int level, std::vector<uint8_t>* out);
+Err SparseDecodeChunk(Reader& r, const uint8_t* b, DType d, uint64_t start, size_t n, uint8_t* out,
+                      std::vector<uint8_t>& scratch);
+
+// Chunked payload framing: u32 size per chunk, then the chunk bodies.
+Err SplitChunks(const uint8_t* payload, size_t n, uint64_t nchunks, std::vector<std::pair<size_t, size_t>>* spans);
+void JoinChunks(const std::vector<std::vector<uint8_t>>& chunks, std::vector<uint8_t>* payload);
+
+}  // namespace codec
+}  // namespace coral

@@ -1,0 +1,218 @@
+// Compressed streams, index streams and chunk framing for the codec kernels.
+#include <zstd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include "kernels/codec_internal.h"
+
+namespace coral {
+namespace codec {
+namespace {
+
+struct CCtxFree {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+struct DCtxFree {
+  void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
+};
+
+ZSTD_CCtx* Cctx() {
+  thread_local std::unique_ptr<ZSTD_CCtx, CCtxFree> c(ZSTD_createCCtx());
+  return c.get();
+}
+ZSTD_DCtx* Dctx() {
+  thread_local std::unique_ptr<ZSTD_DCtx, DCtxFree> c(ZSTD_createDCtx());
+  return c.get();
+}
+
+enum : uint8_t { kModeRaw = 0, kModeZstd = 1, kModeRepeat = 2 };
+
+void PutHeader(std::vector<uint8_t>& out, uint8_t mode, uint32_t raw, uint32_t stored) {
+  PutU8(out, mode);
+  PutU32(out, raw);
+  PutU32(out, stored);
+}
+
+}  // namespace
+
+double SampleEntropy(const uint8_t* data, size_t n, size_t samples) {
+  if (n == 0) return 0;
+  uint32_t hist[256] = {0};
+  size_t step = n > samples ? n / samples : 1;
+  size_t cnt = 0;
+  for (size_t i = 0; i < n && cnt < samples; i += step, ++cnt) hist[data[i]]++;
+  double h = 0;
+  for (int s = 0; s < 256; ++s)
+    if (hist[s]) {
+      double p = double(hist[s]) / double(cnt);
+      h -= p * std::log2(p);
+    }
+  return h;
+}
+
+void PutStream(std::vector<uint8_t>& out, const uint8_t* data, size_t n, int level, StreamHint hint) {
+  // Streams are at most one chunk plane (<= 2^26 * 8 bytes), so u32 lengths suffice.
+  uint32_t raw = static_cast<uint32_t>(n);
+  if (n > 0) {
+    bool same = true;
+    for (size_t i = 1; i < n; ++i)
+      if (data[i] != data[0]) {
+        same = false;
+        break;
+      }
+    if (same) {
+      PutHeader(out, kModeRepeat, raw, 1);
+      PutU8(out, data[0]);
+      return;
+    }
+  }
+  if (n < 64) {
+    PutHeader(out, kModeRaw, raw, raw);
+    out.insert(out.end(), data, data + n);
+    return;
+  }
+  // Mantissa planes are close to uniform: zstd cannot gain there, so skip it.
+  double h = SampleEntropy(data, n);
+  bool try_zstd = hint == kHintCompress || h <= 7.92;
+  // For planes of i.i.d.-looking symbols (exponents, small deltas) LZ matches
+  // cost more than they save; zstd's fast strategy with a tiny hash table and
+  // the longest minimum match is then effectively Huffman-only. A trial on a
+  // sample picks between that and the regular level.
+  bool huff = false;
+  if (try_zstd) {
+    size_t sn = std::min<size_t>(n, 16384), so = (n - sn) / 2;
+    size_t cap = ZSTD_compressBound(sn);
+    thread_local std::vector<uint8_t> tmp;
+    if (tmp.size() < cap) tmp.resize(cap);
+    size_t z = ZSTD_compressCCtx(Cctx(), tmp.data(), cap, data + so, sn, level);
+    double hs = SampleEntropy(data + so, sn, sn);
+    huff = !ZSTD_isError(z) && double(z) > 0.97 * hs * double(sn) / 8.0;
+  }
+  if (try_zstd) {
+    ZSTD_CCtx* cc = Cctx();
+    ZSTD_CCtx_reset(cc, ZSTD_reset_session_and_parameters);
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, level);
+    if (huff) {
+      ZSTD_CCtx_setParameter(cc, ZSTD_c_strategy, ZSTD_fast);
+      ZSTD_CCtx_setParameter(cc, ZSTD_c_minMatch, 7);
+      ZSTD_CCtx_setParameter(cc, ZSTD_c_hashLog, 6);
+    }
+    size_t cap = ZSTD_compressBound(n);
+    thread_local std::vector<uint8_t> zbuf;  // reused: no zero-fill per stream
+    if (zbuf.size() < cap) zbuf.resize(cap);
+    size_t z = ZSTD_compress2(cc, zbuf.data(), cap, data, n);
+    if (!ZSTD_isError(z) && z < n) {
+      PutHeader(out, kModeZstd, raw, static_cast<uint32_t>(z));
+      out.insert(out.end(), zbuf.data(), zbuf.data() + z);
+      return;
+    }
+  }
+  PutHeader(out, kModeRaw, raw, raw);
+  out.insert(out.end(), data, data + n);
+}
+
+Err GetStreamAnyLen(Reader& r, size_t max_raw, std::vector<uint8_t>& scratch, const uint8_t** data, size_t* len) {
+  uint8_t mode;
+  uint32_t raw, stored;
+  if (!r.U8(&mode) || !r.U32(&raw) || !r.U32(&stored)) return Corrupt("truncated stream header");
+  if (raw > max_raw) return Corrupt("stream longer than its chunk allows");
+  const uint8_t* src;
+  if (!r.Bytes(stored, &src)) return Corrupt("truncated stream");
+  *len = raw;
+  switch (mode) {
+    case kModeRaw:
+      if (stored != raw) return Corrupt("raw stream length mismatch");
+      *data = src;
+      return Err::Ok();
+    case kModeRepeat:
+      if (stored != 1) return Corrupt("repeat stream length mismatch");
+      if (scratch.size() < raw) scratch.resize(raw);
+      std::memset(scratch.data(), src[0], raw);
+      *data = scratch.data();
+      return Err::Ok();
+    case kModeZstd: {
+      unsigned long long fcs = ZSTD_getFrameContentSize(src, stored);
+      if (fcs != raw) return Corrupt("zstd frame size mismatch");
+      if (scratch.size() < raw) scratch.resize(raw);
+      size_t got = ZSTD_decompressDCtx(Dctx(), scratch.data(), raw, src, stored);
+      if (ZSTD_isError(got) || got != raw) return Corrupt("bad zstd frame");
+      *data = scratch.data();
+      return Err::Ok();
+    }
+    default: return Corrupt("unknown stream mode");
+  }
+}
+
+Err GetStream(Reader& r, size_t expect, std::vector<uint8_t>& scratch, const uint8_t** data) {
+  size_t len = 0;
+  CORAL_TRY(GetStreamAnyLen(r, expect, scratch, data, &len));
+  if (len != expect) return Corrupt("stream length mismatch");
+  return Err::Ok();
+}
+
+Err SplitChunks(const uint8_t* payload, size_t n, uint64_t nchunks, std::vector<std::pair<size_t, size_t>>* spans) {
+  if (nchunks > n / 4) return Corrupt("chunk table larger than the payload");
+  Reader r(payload, n);
+  spans->resize(nchunks);
+  size_t at = 4 * nchunks;
+  for (uint64_t i = 0; i < nchunks; ++i) {
+    uint32_t sz = 0;
+    r.U32(&sz);
+    if (sz > n - at) return Corrupt("chunk extends past the payload");
+    (*spans)[i] = {at, sz};
+    at += sz;
+  }
+  if (at != n) return Corrupt("trailing bytes after the last chunk");
+  return Err::Ok();
+}
+
+void JoinChunks(const std::vector<std::vector<uint8_t>>& chunks, std::vector<uint8_t>* payload) {
+  size_t total = 4 * chunks.size();
+  for (auto& c : chunks) total += c.size();
+  size_t at = payload->size();
+  payload->reserve(at + total);
+  for (auto& c : chunks) PutU32(*payload, static_cast<uint32_t>(c.size()));
+  for (auto& c : chunks) payload->insert(payload->end(), c.begin(), c.end());
+}
+
+}  // namespace codec
+
+void EncodeIndexStream(const uint64_t* idx, size_t n, uint64_t start, std::vector<uint8_t>* out) {
+  uint64_t expect = start;
+  for (size_t i = 0; i < n; ++i) {
+    codec::PutVarint(*out, idx[i] - expect);
+    expect = idx[i] + 1;
+  }
+}
+
+Err DecodeIndexStream(const uint8_t* p, size_t n, size_t count, uint64_t start, uint64_t limit,
+                      std::vector<uint64_t>* out) {
+  out->clear();
+  if (count > n) return codec::Corrupt("index stream shorter than its count");
+  out->reserve(count);
+  size_t pos = 0;
+  uint64_t expect = start;
+  for (size_t i = 0; i < count; ++i) {
+    uint64_t v = 0;
+    int shift = 0;
+    for (;;) {
+      if (pos >= n) return codec::Corrupt("truncated index stream");
+      uint8_t b = p[pos++];
+      if (shift == 63 && (b & 0x7e)) return codec::Corrupt("index varint overflow");
+      v |= uint64_t(b & 0x7f) << shift;
+      if (!(b & 0x80)) break;
+      shift += 7;
+      if (shift > 63) return codec::Corrupt("index varint too long");
+    }
+    if (v >= limit - expect || expect >= limit) return codec::Corrupt("index out of range");
+    uint64_t idx = expect + v;
+    out->push_back(idx);
+    expect = idx + 1;
+  }
+  if (pos != n) return codec::Corrupt("trailing bytes in index stream");
+  return Err::Ok();
+}
+
+}  // namespace coral

@@ -1,0 +1,127 @@
+// HDF5 object packs: one immutable HDF5 file holding many encoded objects.
+//
+// Layout (format "coral-pack-1", documented for outside readers in docs/store.md):
+//   /                      attrs: format = "coral-pack-1", created = ISO-8601 UTC string,
+//                                 createdUnixMs = int64
+//   /objects/<id>          1-D uint8 dataset, contiguous layout, no filters (the bytes are
+//                          already codec-compressed); attrs: id, codec, dtype (strings),
+//                          shape (int64[ndim], empty dataspace for 0-d), base (string, "" if
+//                          none), rawSize (uint64), checksum (string, XXH3-128 hex of the
+//                          stored bytes), plus optional extra string attributes.
+// Files use the HDF5 1.8+ object format (superblock v2, checksummed object headers), so
+// corrupted metadata is detected by libhdf5 rather than misread.
+//
+// Thread: any. libhdf5 is the thread-safe build; its global lock serialises the calls.
+// Each PackFile additionally holds a mutex so one handle is never used by two threads
+// at once (a sync call on the JS thread and a pool worker, say). HDF5's automatic
+// error printing is switched off on every thread that enters this module.
+// Ownership: data pointers are borrowed for the duration of a call, never retained.
+// Errors: Err with Status::NotFound (missing file or object), Status::Corrupt (a file
+// that is not a readable pack: truncated, bad metadata, wrong types), Status::
+// ChecksumMismatch (stored bytes do not match the recorded checksum; the message names
+// the object and the pack), Status::Hdf5 (libhdf5 failed while writing), Status::Io
+// (fsync/stat failures), Status::InvalidArgument (bad id or attribute names). Every
+// message names the file. No call ever aborts the process on a damaged file.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "errors.h"
+
+namespace coral {
+
+constexpr const char* kPackFormat = "coral-pack-1";
+constexpr uint64_t kPackNoOffset = ~uint64_t(0);
+
+// Attributes of one stored object.
+struct PackObject {
+  std::string id;
+  std::string codec;
+  std::string dtype;
+  std::vector<int64_t> shape;
+  std::string base;
+  uint64_t raw_size = 0;
+  std::vector<std::pair<std::string, std::string>> extra;  // sorted by name when listed
+  // Filled by the kernel:
+  std::string checksum;             // XXH3-128 hex of the stored bytes
+  uint64_t size = 0;                // stored bytes
+  uint64_t offset = kPackNoOffset;  // file offset of the contiguous data (none when size 0)
+};
+
+// Pack-level attributes.
+struct PackMeta {
+  std::string format;
+  std::string created;
+  int64_t created_unix_ms = 0;
+};
+
+// True when `id` is usable as an object id / dataset name: 1..128 chars of [0-9A-Za-z._-],
+// not starting with '.'.
+bool ValidPackId(const std::string& id);
+// True for extra attribute names: [A-Za-z_][A-Za-z0-9_.-]{0,63} and not a reserved name.
+bool ValidExtraAttrName(const std::string& name);
+
+// A pack being written. Create -> Put* -> Finish (or Abort / destruction, which closes
+// the file without fsync and leaves it for the caller to delete).
+class PackWriterFile {
+ public:
+  static Err Create(const std::string& path, std::unique_ptr<PackWriterFile>* out);
+  ~PackWriterFile();
+
+  // Appends one object. Computes the checksum and fills obj->checksum, size, offset.
+  // Fails with InvalidArgument on a bad/duplicate id or extra name.
+  Err Put(PackObject* obj, const uint8_t* data, size_t len);
+  // Flushes, closes and fsyncs the file; *file_size receives its final size.
+  Err Finish(uint64_t* file_size);
+  // Closes without fsync. Idempotent.
+  void Abort();
+
+  uint64_t count() const { return count_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  PackWriterFile() = default;
+  std::mutex mu_;
+  std::string path_;
+  int64_t file_ = -1;
+  int64_t group_ = -1;
+  uint64_t count_ = 0;
+  bool done_ = false;
+};
+
+// A published pack opened read-only.
+class PackReaderFile {
+ public:
+  static Err Open(const std::string& path, std::unique_ptr<PackReaderFile>* out);
+  ~PackReaderFile();
+
+  const PackMeta& meta() const { return meta_; }
+  const std::string& path() const { return path_; }
+
+  // Every object with its attributes, in name order.
+  Err List(std::vector<PackObject>* out);
+  // One object's attributes (NotFound when absent).
+  Err Stat(const std::string& id, PackObject* out);
+  // Reads one object into a buffer the caller sized from Stat; verifies the checksum.
+  // `cap` must be >= the stored size. *got receives the stored size.
+  Err ReadInto(const std::string& id, uint8_t* dst, size_t cap, uint64_t* got);
+  // Reads one object into a newly allocated array (verified).
+  Err Read(const std::string& id, std::unique_ptr<uint8_t[]>* out, uint64_t* size);
+  void Close();
+
+ private:
+  PackReaderFile() = default;
+  Err StatLocked(const std::string& id, PackObject* out);
+  Err ReadLocked(const std::string& id, const PackObject& obj, uint8_t* dst);
+  std::mutex mu_;
+  std::string path_;
+  int64_t file_ = -1;
+  PackMeta meta_;
+};
+
+}  // namespace coral

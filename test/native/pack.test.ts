@@ -1,0 +1,154 @@
+// The raw pack binding (native/bindings/pack.cc -> kernels/h5pack.h), without the store policy.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { native } from '../../lib/native';
+import { seeded, tmpDir } from '../store/helpers';
+
+const dir = tmpDir('packnative');
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const FLIP_STEP = Number(process.env.CORAL_FLIP_STEP ?? 31);
+const fresh = () => path.join(dir, `p${n++}.h5`);
+const attrs = (len: number) => ({ codec: 'raw', dtype: 'U8', shape: [len], rawSize: len });
+
+async function writePack(objs: Array<[string, Buffer]>): Promise<string> {
+  const p = fresh();
+  const w = new native.PackWriter(p);
+  for (const [id, b] of objs) w.put(id, b, attrs(b.length));
+  await w.finish();
+  return p;
+}
+
+describe('PackWriter / PackReader binding', () => {
+  it('writes, lists and reads back with offsets that point at the raw bytes', async () => {
+    const a = seeded(5000, 1);
+    const big = seeded(3 << 20, 2);
+    const p = fresh();
+    const w = new native.PackWriter(p);
+    const ra = w.put('a', a, { codec: 'zstd', dtype: 'F32', shape: [1250], base: 'b0', rawSize: 9999n, extra: { x: 'y' } });
+    const rb = await w.putAsync('big', big, attrs(big.length));
+    const re = w.put('e', Buffer.alloc(0), { codec: 'raw', dtype: 'F32', shape: [], rawSize: 0 });
+    expect(ra).toMatchObject({ checksum: native.xxh3_128(a), size: 5000 });
+    expect(rb.size).toBe(big.length);
+    expect(re).toEqual({ checksum: native.xxh3_128(Buffer.alloc(0)), size: 0, offset: null });
+    expect(w.count()).toBe(3);
+    const size = await w.finish();
+    expect(size).toBe(fs.statSync(p).size);
+    expect(() => w.count()).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
+    w.abort(); // idempotent after finish
+
+    const r = new native.PackReader(p);
+    expect(r.meta()).toMatchObject({ format: 'coral-pack-1' });
+    expect(Date.now() - r.meta().createdUnixMs).toBeLessThan(60_000);
+    const list = await r.list();
+    expect(list.map((e) => e.id)).toEqual(['a', 'big', 'e']);
+    expect(list[0]).toEqual({
+      id: 'a', codec: 'zstd', dtype: 'F32', shape: [1250], base: 'b0', rawSize: 9999, checksum: ra.checksum,
+      size: 5000, offset: ra.offset, extra: { x: 'y' },
+    });
+    expect(r.stat('e').shape).toEqual([]);
+    const file = fs.readFileSync(p);
+    expect(file.subarray(ra.offset!, ra.offset! + 5000).equals(a)).toBe(true);
+    expect(file.subarray(rb.offset!, rb.offset! + big.length).equals(big)).toBe(true);
+    expect(r.readSync('a').equals(a)).toBe(true);
+    expect((await r.read('big')).equals(big)).toBe(true);
+    expect(r.readSync('e').length).toBe(0);
+    const dst = Buffer.alloc(big.length + 10);
+    expect(await r.readInto('big', dst)).toBe(big.length);
+    expect(dst.subarray(0, big.length).equals(big)).toBe(true);
+    expect(r.readIntoSync('a', new Uint8Array(6000))).toBe(5000);
+    expect(() => r.readIntoSync('a', Buffer.alloc(10))).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
+    expect(() => r.stat('zzz')).toThrow(expect.objectContaining({ code: 'CORAL_NOT_FOUND' }));
+    await expect(r.read('zzz')).rejects.toMatchObject({ code: 'CORAL_NOT_FOUND' });
+    r.close();
+    expect(() => r.stat('a')).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
+  });
+
+  it('rejects bad ids, duplicates, reserved names and an existing path', async () => {
+    const p = fresh();
+    const w = new native.PackWriter(p);
+    for (const id of ['', '.x', 'a/b', 'a b', 'x'.repeat(129)])
+      expect(() => w.put(id, Buffer.alloc(1), attrs(1)), id).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
+    w.put('dup', Buffer.alloc(1), attrs(1));
+    expect(() => w.put('dup', Buffer.alloc(1), attrs(1))).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
+    await expect(w.putAsync('dup', Buffer.alloc(1), attrs(1))).rejects.toMatchObject({ code: 'CORAL_INVALID_ARGUMENT' });
+    expect(() => w.put('k', Buffer.alloc(1), { ...attrs(1), extra: { checksum: 'x' } })).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
+    expect(() => w.put('k', Buffer.alloc(1), { ...attrs(1), rawSize: -1 })).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
+    expect(() => w.put('k', Buffer.alloc(1), { ...attrs(1), codec: 'a\0b' })).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
+    expect(() => w.put('k', 'nope' as unknown as Buffer, attrs(1))).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
+    expect(() => new native.PackWriter(p)).toThrow(expect.objectContaining({ code: 'CORAL_HDF5' }));
+    expect(() => new native.PackWriter(path.join(dir, 'no', 'such', 'dir.h5'))).toThrow(expect.objectContaining({ code: 'CORAL_HDF5' }));
+    await w.finish();
+    expect(() => w.finish()).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
+    expect(() => w.put('late', Buffer.alloc(1), attrs(1))).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
+  });
+
+  it('checks type tags: one class cannot be used as the other', async () => {
+    const p = await writePack([['a', seeded(10)]]);
+    const r = new native.PackReader(p);
+    const w = new native.PackWriter(fresh());
+    expect(() => native.PackReader.prototype.stat.call(w, 'a')).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
+    expect(() => native.PackWriter.prototype.count.call(r)).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
+    expect(() => native.PackReader.prototype.close.call({})).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
+    expect(() => (native.PackReader as unknown as (p: string) => void)(p)).toThrow();
+    w.abort();
+    r.close();
+  });
+
+  it('reports missing, damaged and foreign files with typed errors', async () => {
+    expect(() => new native.PackReader(path.join(dir, 'missing.h5'))).toThrow(expect.objectContaining({ code: 'CORAL_NOT_FOUND' }));
+    const junk = path.join(dir, 'junk.h5');
+    fs.writeFileSync(junk, seeded(10_000, 3));
+    expect(() => new native.PackReader(junk)).toThrow(expect.objectContaining({ code: 'CORAL_CORRUPT_OBJECT' }));
+    const p = await writePack([['a', seeded(100_000, 1)], ['b', seeded(10, 2)]]);
+    const size = fs.statSync(p).size;
+    // Every truncation point and a sweep of single-byte metadata damage: errors, never a crash.
+    const whole = fs.readFileSync(p);
+    for (const cut of [0, 1, 8, 100, 1000, 2048, size - 100_000, size - 1]) {
+      const t = path.join(dir, `cut${cut}.h5`);
+      fs.writeFileSync(t, whole.subarray(0, Math.max(0, cut)));
+      let threw = false;
+      try {
+        const r = new native.PackReader(t);
+        await r.list();
+        r.readSync('a');
+        r.close();
+      } catch (e) {
+        threw = true;
+        expect((e as { code: string }).code).toMatch(/^CORAL_(CORRUPT_OBJECT|CHECKSUM_MISMATCH|NOT_FOUND)$/);
+      }
+      expect(threw, `cut at ${cut}`).toBe(true);
+    }
+    const r0 = new native.PackReader(p);
+    const dataStart = r0.stat('a').offset!;
+    r0.close();
+    for (let at = 0; at < dataStart; at += FLIP_STEP) {
+      const t = path.join(dir, 'flip.h5');
+      const copy = Buffer.from(whole);
+      copy[at] ^= 0xff;
+      fs.writeFileSync(t, copy);
+      try {
+        const r = new native.PackReader(t);
+        for (const e of await r.list()) r.readSync(e.id);
+        r.close();
+      } catch (e) {
+        expect((e as { code: string }).code, `flip at ${at}`).toMatch(/^CORAL_(CORRUPT_OBJECT|CHECKSUM_MISMATCH|NOT_FOUND|UNSUPPORTED)$/);
+      }
+    }
+  });
+
+  it('keeps working when closed or aborted with async work pending', async () => {
+    const big = seeded(8 << 20, 4);
+    const p = await writePack([['big', big]]);
+    const r = new native.PackReader(p);
+    const pending = r.read('big');
+    r.close();
+    expect((await pending).equals(big)).toBe(true);
+    const w = new native.PackWriter(fresh());
+    const put = w.putAsync('x', big, attrs(big.length));
+    w.abort();
+    // The put either finished before the abort or fails cleanly after it.
+    await put.then(() => undefined, (e) => expect(e.code).toBe('CORAL_INVALID_ARGUMENT'));
+  });
+});
