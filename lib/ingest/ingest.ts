@@ -135,16 +135,28 @@ export async function ingestFile(
     const sha = crypto.createHash('sha256');
     const skeletonParts: Buffer[] = [];
     const segments: SegmentEntry[] = [];
-    let pos = 0;
-    for (const p of planned) {
-      if (p.offset > pos) {
-        const gapBuf = Buffer.allocUnsafe(p.offset - pos);
-        await readExact(fh, gapBuf, pos, relPath);
-        await sha256Update(sha, gapBuf);
-        skeletonParts.push(gapBuf);
-      }
+    // Segment i+1 is read while segment i is hashed, encoded and written, so
+    // disk reads overlap the native work; at most two segments are in memory.
+    const readAt = async (i: number, from: number) => {
+      const p = planned[i];
+      const gap = p.offset > from ? Buffer.allocUnsafe(p.offset - from) : null;
+      if (gap) await readExact(fh, gap, from, relPath);
       const buf = Buffer.allocUnsafe(p.length);
       await readExact(fh, buf, p.offset, relPath);
+      return { gap, buf };
+    };
+    let pos = 0;
+    let next = planned.length ? readAt(0, 0) : null;
+    for (let i = 0; i < planned.length; i++) {
+      const p = planned[i];
+      const { gap, buf } = await next!;
+      next = i + 1 < planned.length ? readAt(i + 1, p.offset + p.length) : null;
+      // Keep a rejected prefetch from surfacing as an unhandled rejection if we fail first.
+      next?.catch(() => undefined);
+      if (gap) {
+        await sha256Update(sha, gap);
+        skeletonParts.push(gap);
+      }
       await sha256Update(sha, buf);
       const t = tensor(p.dtype, p.shape, buf);
       const base = findBase ? await findBase({ path: relPath, name: p.name, dtype: p.dtype, shape: p.shape }) : null;

@@ -4,9 +4,11 @@
  * a writer session with deduplication, codec choice and chain-depth bounds.
  *
  * Hot bases: decoding an object at chain depth d needs its d ancestors. The
- * reader keeps decoded tensors in an LRU bounded by bytes (default 512 MiB,
- * config `core.baseCacheBytes`), so a checkout of a checkpoint series decodes
- * each base once.
+ * reader keeps decoded *bases* (objects other objects were decoded against)
+ * in an LRU bounded by bytes (default 256 MiB, config `core.baseCacheBytes`),
+ * so reading a series of versions decodes each shared base once. Leaves are
+ * not cached: a checkout streams tensor by tensor, and peak memory stays at
+ * the cache bound plus a few times the largest tensor, whatever the file size.
  */
 import { decode, encode, inspectObject, type EncodeOptions } from '../codec';
 import { ObjectNotFoundError } from '../errors';
@@ -55,7 +57,7 @@ function attrDepth(a: ObjectAttrs): number {
 
 export class ObjectReader {
   private cache: Lru<Tensor>;
-  constructor(readonly store: ObjectStore, cacheBytes = 512 << 20) {
+  constructor(readonly store: ObjectStore, cacheBytes = 256 << 20) {
     this.cache = new Lru<Tensor>(cacheBytes);
   }
 
@@ -98,11 +100,16 @@ export class ObjectReader {
     for (let i = chain.length - 1; i >= 0; i--) {
       const link = chain[i];
       const t: Tensor = await decode(link.bytes, link.base && baseTensor ? { tensor: baseTensor, id: baseId! } : undefined);
-      this.cache.set(link.id, t);
+      if (i > 0) this.cache.set(link.id, t);
       baseTensor = t;
       baseId = link.id;
     }
     return baseTensor!;
+  }
+
+  /** Keeps a decoded tensor hot, e.g. one about to serve as a delta base. */
+  remember(id: string, t: Tensor): void {
+    this.cache.set(id, t);
   }
 }
 

@@ -82,7 +82,7 @@ const DEFAULT_CONFIG = {
     compressionLevel: 3,
     maxChainDepth: 8,
     deltaAgainstParent: true,
-    baseCacheBytes: 512 * 1024 * 1024,
+    baseCacheBytes: 256 * 1024 * 1024,
   },
 };
 
