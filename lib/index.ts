@@ -57,3 +57,23 @@ export {
 export {
   mergeLinear, mergeTaskVectors, convertTensor, type MergePrecision, type NumericOptions, type TaskVectorOptions,
 } from './merge/numeric';
+// ---- tensor-aware merge (lib/merge/three-way.ts, lib/repo/merge.ts) ----
+export {
+  classify3, classifyFiles, classifyTensors, isConflict, sameTensor, sameFile,
+  type MergeKind, type Classification, type ItemClassification, type TensorVersion, type FileVersion,
+} from './merge/three-way';
+export type {
+  MergeOptions, MergeParams, MergeReport, MergeItem, MergeConflict, MergeStateFile, TryCandidate,
+} from './repo/merge';
+// ---- object store (lib/store) ----
+export {
+  LocalPackStore, MemoryStore, openLocalStore,
+  type ObjectStore, type ObjectAttrs, type StoredAttrs, type StoredObject, type PackTransaction, type PackInfo,
+  type RepackOptions, type RepackResult, type StoreProblem, type StoreProblemKind, type LocalPackStoreOptions,
+} from './store';
+// ---- delta-aware ingestion and provenance (lib/ingest/bases.ts, lib/ingest/similarity.ts) ----
+export { BaseSelector, openIngestPolicy, type BaseCandidate, type SelectorStats, type IngestPolicy } from './ingest/bases';
+export {
+  RepoSimilarity, rebuildSimilarityIndex, similarCheckpoints, similaritySettings, DEFAULT_SIMILARITY,
+  type SimilaritySettings, type SimilarTarget, type SimilarOptions, type SimilarMatch, type SimilarReport, type RebuildReport,
+} from './ingest/similarity';

@@ -11,6 +11,8 @@ import { diffSides, type FileChange } from '../repo/diff';
 import { fsck, gc, stats } from '../repo/maintenance';
 import { Repository } from '../repo/repository';
 import { readIndex } from '../repo/staging';
+import { mergeCommand } from './merge-command';
+import { similarCommand } from './similar-command';
 import { defaultIo, errorLine, exitCodeFor, fmtNum, humanBytes, paint, Progress, type Io } from './output';
 
 type Flags = Record<string, string | boolean | string[] | undefined>;
@@ -513,6 +515,8 @@ const commands: Record<string, Command> = {
           const store = repo.store as unknown as { rebuildIndex?: () => Promise<unknown> };
           if (store.rebuildIndex) await store.rebuildIndex();
           if (!ctx.flags.json) print(ctx, 'object index rebuilt from packs');
+          const si = await repo.rebuildSimilarityIndex();
+          if (!ctx.flags.json) print(ctx, `similarity index rebuilt: ${si.entries} entries (${si.fromAttributes} from attributes, ${si.decoded} decoded)`);
         }
         const r = await fsck(repo, { full: !ctx.flags.quick });
         if (ctx.flags.json) printJson(ctx, r);
@@ -539,6 +543,8 @@ const commands: Record<string, Command> = {
         print(ctx, `commits ${s.commits}, branches ${s.branches}, tags ${s.tags}; HEAD has ${s.files} files, ${s.tensors} tensors`);
         print(ctx, `logical ${humanBytes(s.logicalBytes)}  stored ${humanBytes(s.storedBytes)}  ratio ${s.ratio.toFixed(2)}x`);
         print(ctx, `objects ${s.objects}  deltas ${s.deltaObjects} (avg ratio ${s.avgDeltaRatio.toFixed(2)}x, max chain depth ${s.maxChainDepth})`);
+        if (s.chainDepths && Object.keys(s.chainDepths).length)
+          print(ctx, `  chain depths: ${Object.entries(s.chainDepths).map(([d, n]) => `${d}:${n}`).join('  ')}`);
         for (const [c, v] of Object.entries(s.codecs).sort())
           print(ctx, `  ${c.padEnd(22)} ${String(v.objects).padStart(6)} objects  ${humanBytes(v.rawBytes).padStart(10)} -> ${humanBytes(v.storedBytes).padStart(10)}`);
       });
@@ -644,6 +650,8 @@ const commands: Record<string, Command> = {
 export function registerCommand(name: string, cmd: Command): void {
   commands[name] = cmd;
 }
+registerCommand('merge', mergeCommand);
+registerCommand('similar', similarCommand);
 
 function help(io: Io): void {
   io.out('usage: coral <command> [<args>]\n\nVersion control for neural-network weights.\n\nCommands:\n');

@@ -53,6 +53,11 @@ export interface StatsReport {
   deltaObjects: number;
   maxChainDepth: number;
   avgDeltaRatio: number;
+  /** Delta objects per chain depth (1 = delta against a standalone base). */
+  chainDepths: Record<string, number>;
+  /** Decoded and stored bytes of the delta objects. */
+  deltaRawBytes: number;
+  deltaStoredBytes: number;
   codecs: Record<string, { objects: number; rawBytes: number; storedBytes: number }>;
 }
 
@@ -97,8 +102,10 @@ async function roots(repo: Repository): Promise<{ commits: Set<string>; trees: T
     }
   }
   try {
-    const ms = JSON.parse(await fsp.readFile(repo.layout.mergeState, 'utf8')) as { theirs?: string[]; orig?: string };
+    const ms = JSON.parse(await fsp.readFile(repo.layout.mergeState, 'utf8')) as { theirs?: string[]; orig?: string; tree?: Tree };
     for (const x of [...(ms.theirs ?? []), ms.orig]) if (x) commits.add(x);
+    // The merged tree of a merge in progress (inline; lib/repo/merge.ts) keeps its objects.
+    if (ms.tree && typeof ms.tree === 'object' && ms.tree.files) trees.push(ms.tree);
   } catch {
     /* no merge in progress */
   }
@@ -243,6 +250,9 @@ export async function stats(repo: Repository): Promise<StatsReport> {
   let deltaObjects = 0;
   let maxChainDepth = 0;
   let deltaRatioSum = 0;
+  const chainDepths: Record<string, number> = {};
+  let deltaRawBytes = 0;
+  let deltaStoredBytes = 0;
   for await (const a of repo.store.list()) {
     objects++;
     const c = (codecs[a.codec] ??= { objects: 0, rawBytes: 0, storedBytes: 0 });
@@ -252,7 +262,11 @@ export async function stats(repo: Repository): Promise<StatsReport> {
     if (a.base) {
       deltaObjects++;
       deltaRatioSum += a.rawSize / Math.max(1, a.storedSize ?? 1);
-      maxChainDepth = Math.max(maxChainDepth, Number(a.extra?.depth ?? 1));
+      const depth = Number(a.extra?.depth ?? 1);
+      maxChainDepth = Math.max(maxChainDepth, depth);
+      chainDepths[depth] = (chainDepths[depth] ?? 0) + 1;
+      deltaRawBytes += a.rawSize;
+      deltaStoredBytes += a.storedSize ?? 0;
     }
   }
   const logicalBytes = [...r.fileVersions.values()].reduce((x, y) => x + y, 0);
@@ -278,6 +292,9 @@ export async function stats(repo: Repository): Promise<StatsReport> {
     deltaObjects,
     maxChainDepth,
     avgDeltaRatio: deltaObjects ? deltaRatioSum / deltaObjects : 0,
+    chainDepths,
+    deltaRawBytes,
+    deltaStoredBytes,
     codecs,
   };
 }

@@ -37,8 +37,11 @@ class Lru<V extends { data: Uint8Array }> {
     }
     return v;
   }
+  fits(bytes: number): boolean {
+    return bytes <= this.limit / 2;
+  }
   set(k: string, v: V): void {
-    if (v.data.byteLength > this.limit / 2) return;
+    if (!this.fits(v.data.byteLength)) return;
     if (this.map.has(k)) return;
     this.map.set(k, v);
     this.bytes += v.data.byteLength;
@@ -75,6 +78,11 @@ export class ObjectReader {
       rawSize: a.rawSize,
       storedSize: a.storedSize ?? 0,
     };
+  }
+
+  /** Would a decoded tensor of this size be kept by the base cache? */
+  cacheFits(bytes: number): boolean {
+    return this.cache.fits(bytes);
   }
 
   /** Decodes an object, resolving its delta chain. Verified end to end by the codec. */
@@ -147,7 +155,7 @@ export class ObjectWriter {
    * choose a delta against it when that is smaller, provided the chain stays
    * within maxChainDepth.
    */
-  async put(t: Tensor, base?: { id: string } | null, id?: string): Promise<PutResult> {
+  async put(t: Tensor, base?: { id: string } | null, id?: string, extra?: Record<string, string>): Promise<PutResult> {
     const oid = id ?? (await contentId(t));
     if (await this.has(oid)) {
       const a = this.pending.get(oid) ?? (await this.store.stat(oid));
@@ -178,10 +186,14 @@ export class ObjectWriter {
       base: usedBase ?? '',
       rawSize: t.data.byteLength,
       storedSize: enc.bytes.byteLength,
-      extra: { depth: String(usedBase ? depth : 0) },
+      extra: { ...extra, depth: String(usedBase ? depth : 0) },
     };
     await this.transaction().put(oid, enc.bytes, attrs);
     this.pending.set(oid, attrs);
+    // Keep a copy hot for the next ingest that picks it as a delta base (a copy:
+    // the cache is trusted without re-verification and callers may reuse buffers).
+    if (this.reader.cacheFits(t.data.byteLength))
+      this.reader.remember(oid, { dtype: t.dtype, shape: t.shape.slice(), data: new Uint8Array(t.data) });
     this.txBytes += enc.bytes.byteLength;
     if (this.txBytes >= (this.opts.packBytes ?? 1 << 30)) await this.flush();
     return { id: oid, stored: true, codec: enc.codec, base: usedBase, storedSize: enc.bytes.byteLength };

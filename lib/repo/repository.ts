@@ -19,6 +19,11 @@ import {
   RefNotFoundError, invalidParameter,
 } from '../errors';
 import { ingestFile, segmentNames, type FindBase, type IngestReport } from '../ingest/ingest';
+import { openIngestPolicy } from '../ingest/bases';
+import {
+  rebuildSimilarityIndex, similarCheckpoints, similaritySettings,
+  type RebuildReport, type SimilarOptions, type SimilarReport, type SimilarTarget,
+} from '../ingest/similarity';
 import {
   MetaStore, checkShortRefName, checkTreePath, encodeCommit, encodeTag, encodeTree, signatureNow,
   type Commit, type FileEntry, type Signature, type TagObject, type Tree,
@@ -35,6 +40,7 @@ import { CORAL_DIR, REPO_FORMAT_VERSION, RepoLayout } from './layout';
 import { diffSides, type FileChange } from './diff';
 import { fsck, gc, stats, type FsckReport, type GcReport, type StatsReport } from './maintenance';
 import { materializeFile, readFileTensor } from './materialize';
+import * as merging from './merge';
 import { ObjectReader, ObjectWriter } from './objects';
 import { WriterSession } from './session';
 import { readIndex, sameStat, statOf, updateIndex, type StagingIndex } from './staging';
@@ -265,8 +271,9 @@ export class Repository {
         files.add(rel);
       }
     }
-    const findBase = await this.parentBases();
+    const policy = await openIngestPolicy(this, await this.parentBases());
     const report: AddReport = { files: [] };
+    try {
     await this.withWriter('add', async (writer) => {
       const staged: Record<string, { entry: FileEntry; stat: ReturnType<typeof statOf> }> = {};
       for (const rel of [...files].sort()) {
@@ -274,7 +281,7 @@ export class Repository {
         const st = await fsp.stat(abs);
         const prev = idx0.files[rel];
         if (prev && sameStat(prev.stat, st)) continue;
-        const { entry, report: r } = await ingestFile(writer, abs, rel, findBase);
+        const { entry, report: r } = await ingestFile(writer, abs, rel, policy.findBase, policy.hooks);
         staged[rel] = { entry, stat: statOf(st) };
         report.files.push(r);
         opts.onFile?.(rel, r);
@@ -287,6 +294,9 @@ export class Repository {
         for (const rel of gone) delete idx.files[rel];
       });
     });
+    } finally {
+      await policy.close();
+    }
     return report;
   }
 
@@ -457,6 +467,26 @@ export class Repository {
 
   async mergeBase(a: string, b: string): Promise<string[]> {
     return mergeBase(await this.resolve(a), await this.resolve(b), this.meta);
+  }
+
+  /** Three-way, tensor-aware merge of `other` into HEAD (lib/repo/merge.ts, docs/merge.md). */
+  merge(other: string, opts: merging.MergeOptions = {}): Promise<merging.MergeReport> {
+    return merging.merge(this, other, opts);
+  }
+
+  /** Commits a merge in progress (after --no-commit, conflicts, or a crash). */
+  mergeContinue(opts: { message?: string } = {}): Promise<string> {
+    return merging.mergeContinue(this, opts);
+  }
+
+  /** Abandons a merge in progress; worktree and index return to ORIG_HEAD. */
+  mergeAbort(): Promise<{ orig: string; written: string[]; removed: string[] }> {
+    return merging.mergeAbort(this);
+  }
+
+  /** Try-and-vet: one candidate checkpoint set per strategy under `out/<strategy>/`; refs and index untouched. */
+  mergeTry(other: string, strategies: merging.MergeTryStrategies, out: string, opts: merging.MergeParams = {}) {
+    return merging.mergeTry(this, other, strategies, out, opts);
   }
 
   // ---- branches and tags ---------------------------------------------------------------------
@@ -682,6 +712,19 @@ export class Repository {
 
   stats(): Promise<StatsReport> {
     return stats(this);
+  }
+
+  /**
+   * The stored checkpoints closest to a worktree file or a committed `rev:path`
+   * (which base was this fine-tuned from?). See lib/ingest/similarity.ts.
+   */
+  similar(target: SimilarTarget, opts?: SimilarOptions): Promise<SimilarReport> {
+    return similarCheckpoints(this, target, opts);
+  }
+
+  /** Rebuilds `.coral/simindex/` from the stored objects. */
+  rebuildSimilarityIndex(): Promise<RebuildReport> {
+    return rebuildSimilarityIndex(this.layout.simindex, this, similaritySettings(this.config));
   }
 
   static isCommitId(s: string): boolean {

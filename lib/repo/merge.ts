@@ -1,0 +1,756 @@
+/**
+ * `repo.merge`: three-way, tensor-aware merging of a revision into HEAD, plus
+ * the try-and-vet candidates and the in-progress state (`--continue`,
+ * `--abort`). Policy, classification and file re-assembly live here; the math
+ * is lib/merge/strategies.ts. Design notes: docs/merge.md.
+ *
+ * Sequence of a merge commit (crash-safe):
+ *  1. plan: classify every file and tensor against the merge base, resolve
+ *     conflicts, store merged segment objects (writer session, nothing visible
+ *     to refs or the index). Unresolved conflicts without `noCommit` throw
+ *     MergeConflictError here, leaving refs, index and files untouched.
+ *  2. publish the objects, write `.coral/MERGE_STATE` atomically (orig, theirs,
+ *     the merged tree inline, applied = false).
+ *  3. rewrite changed worktree files and the index; state.applied = true.
+ *  4. commit with parents [HEAD, theirs]; remove MERGE_STATE.
+ * A crash after 2 leaves a state from which `--continue` (re-applies the tree
+ * when needed, then commits) or `--abort` (restores ORIG's files and index)
+ * works. gc keeps `orig`, `theirs` and the inline tree alive.
+ *
+ * @example
+ * const r = await repo.merge('feature', { strategy: 'ties', density: 0.2 });
+ * r.commit; r.resolved // [{ file: 'model.safetensors', tensor: 'w', strategy: 'ties' }]
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import {
+  CoralError, DirtyWorktreeError, InProgressError, InvalidArgumentError, MergeConflictError, UnsupportedError,
+  invalidParameter,
+} from '../errors';
+import { serializeSafetensors } from '../formats/safetensors';
+import { contentId } from '../hash';
+import { ingestFile, segmentNames, type FindBase } from '../ingest/ingest';
+import { checkAlpha, checkDensity, checkDrop, checkLambda, checkSeed, type MergePrecision } from '../merge/numeric';
+import {
+  MERGE_STRATEGIES, isMergeStrategy, parseResolveRules, resolveTensor, type MergeStrategyName, type ResolveRule,
+  type StrategyParams,
+} from '../merge/strategies';
+import {
+  classifyFiles, classifyTensors, isConflict, sameTensor, type MergeKind, type TensorVersion,
+} from '../merge/three-way';
+import type { FileEntry, Signature, TensorEntry, Tree } from '../models';
+import { mergeBase } from '../refs/ancestry';
+import { DTYPES, type DType } from '../tensor/dtype';
+import { tensor, type Tensor } from '../tensor/tensor';
+import { crashPoint } from '../util/crash';
+import { writeFileAtomic } from '../util/fsutil';
+import { materializeFile, readFileTensor } from './materialize';
+import type { ObjectReader, ObjectWriter } from './objects';
+import type { Repository } from './repository';
+import { readIndex, statOf, updateIndex } from './staging';
+import { sha256File } from './worktree';
+
+// ---- options and reports ---------------------------------------------------------------------
+
+export interface MergeParams {
+  /** Default strategy for conflicted tensors; default 'fail'. */
+  strategy?: MergeStrategyName;
+  /** Per-tensor overrides `GLOB=STRATEGY` (last match wins; matched against `tensor` and `file:tensor`). */
+  resolve?: readonly string[];
+  alpha?: number;
+  lambda?: number;
+  density?: number;
+  drop?: number;
+  seed?: number | bigint;
+  dareTies?: boolean;
+  precision?: MergePrecision;
+  /** Merge unrelated histories against an empty base. */
+  allowUnrelated?: boolean;
+}
+
+export interface MergeOptions extends MergeParams {
+  /** Always create a merge commit, even when HEAD could fast-forward. */
+  noFf?: boolean;
+  /** Refuse unless HEAD can fast-forward. */
+  ffOnly?: boolean;
+  /** Stop before committing: merged files in the worktree and index, MERGE_STATE written. */
+  noCommit?: boolean;
+  message?: string;
+  author?: Partial<Signature>;
+}
+
+/** One item the merge took without a strategy (tensor null = the whole file). */
+export interface MergeItem {
+  file: string;
+  tensor: string | null;
+  kind: MergeKind;
+}
+
+export interface MergeConflict extends MergeItem {
+  /** Strategy chosen for this item (default or --resolve). */
+  strategy: MergeStrategyName;
+  /** Strategy that produced the result, or null while unresolved. */
+  resolvedBy: MergeStrategyName | null;
+  /** Why it is unresolved ('fail', 'shape', 'dtype', 'delete-modify', 'content', ...). */
+  reason?: string;
+  message?: string;
+}
+
+export interface MergeReport {
+  status: 'up-to-date' | 'fast-forward' | 'merged' | 'pending';
+  upToDate: boolean;
+  fastForward: boolean;
+  /** The new commit (merge or fast-forward target); null when nothing was committed. */
+  commit: string | null;
+  ours: string | null;
+  theirs: string;
+  /** The merge base used (the first of `bases`), null for an unrelated or fast-forward-from-unborn merge. */
+  base: string | null;
+  bases: string[];
+  autoMerged: MergeItem[];
+  conflicts: MergeConflict[];
+  resolved: Array<{ file: string; tensor: string | null; strategy: MergeStrategyName }>;
+  unresolved: MergeConflict[];
+  notes: string[];
+  written: string[];
+  removed: string[];
+}
+
+export interface MergeStateFile {
+  version: 1;
+  /** HEAD before the merge (ORIG_HEAD). */
+  orig: string;
+  /** The merged heads (gc roots). */
+  theirs: string[];
+  base: string | null;
+  branch: string | null;
+  message: string;
+  metadata: Record<string, unknown>;
+  /** The merged tree, inline (gc keeps its objects). */
+  tree: Tree;
+  /** True once the worktree and index hold `tree`. */
+  applied: boolean;
+  unresolved: MergeConflict[];
+}
+
+// ---- parameter handling ----------------------------------------------------------------------
+
+interface Cfg {
+  strategy: MergeStrategyName;
+  rules: ResolveRule[];
+  params: StrategyParams;
+  keepUnresolved: boolean;
+}
+
+function makeCfg(o: MergeParams, keepUnresolved: boolean): Cfg {
+  const strategy = o.strategy ?? 'fail';
+  if (!isMergeStrategy(strategy)) throw invalidParameter('strategy', `one of ${MERGE_STRATEGIES.join(' ')}`, strategy);
+  const rules = parseResolveRules([...(o.resolve ?? [])]);
+  const used = new Set<MergeStrategyName>([strategy, ...rules.map((r) => r.strategy)]);
+  // Validate parameters up front: a typo must not hide until a conflict shows up.
+  if (o.alpha !== undefined) checkAlpha(o.alpha);
+  if (o.lambda !== undefined) checkLambda(o.lambda);
+  if (o.density !== undefined) checkDensity(o.density);
+  if (o.drop !== undefined) checkDrop(o.drop);
+  if (o.seed !== undefined) checkSeed(o.seed);
+  if (used.has('weighted') && o.alpha === undefined) throw invalidParameter('alpha', 'number in [0, 1] (weighted needs --alpha)', undefined);
+  if (used.has('ties') && o.density === undefined) throw invalidParameter('density', 'number in (0, 1] (ties needs --density)', undefined);
+  if (used.has('dare') && o.drop === undefined) throw invalidParameter('drop', 'number in [0, 1) (dare needs --drop)', undefined);
+  const params: StrategyParams = {};
+  for (const k of ['alpha', 'lambda', 'density', 'drop', 'seed', 'dareTies', 'precision'] as const)
+    if (o[k] !== undefined) (params as Record<string, unknown>)[k] = o[k];
+  return { strategy, rules, params, keepUnresolved };
+}
+
+function pick(cfg: Cfg, file: string, name: string | null): MergeStrategyName {
+  for (let i = cfg.rules.length - 1; i >= 0; i--) {
+    const re = cfg.rules[i].regex;
+    if (name === null ? re.test(file) : re.test(name) || re.test(`${file}:${name}`)) return cfg.rules[i].strategy;
+  }
+  return cfg.strategy;
+}
+
+function paramsRecord(cfg: Cfg): Record<string, unknown> {
+  const p: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(cfg.params)) p[k] = typeof v === 'bigint' ? v.toString() : v;
+  return p;
+}
+
+// ---- planning --------------------------------------------------------------------------------
+
+interface Plan {
+  tree: Tree;
+  autoMerged: MergeItem[];
+  conflicts: MergeConflict[];
+  unresolved: MergeConflict[];
+  notes: string[];
+}
+
+interface Version extends TensorVersion {
+  te: TensorEntry;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function wholeSegment(e: FileEntry, te: TensorEntry): boolean {
+  const seg = e.segments[te.segment];
+  return te.strides === null && te.elementOffset === 0 && seg.dtype === te.dtype && sameShape(seg.shape, te.shape);
+}
+
+async function versions(reader: ObjectReader, e: FileEntry | undefined): Promise<Map<string, Version>> {
+  const out = new Map<string, Version>();
+  if (!e) return out;
+  for (const te of e.tensors) {
+    // A tensor that is a whole segment has the segment's object id as its content id.
+    const id = wholeSegment(e, te) ? e.segments[te.segment].object : await contentId(await readFileTensor(reader, e, te));
+    out.set(te.name, { dtype: te.dtype, shape: te.shape, id, te });
+  }
+  return out;
+}
+
+type Source = { side: 'base' | 'ours' | 'theirs'; v: Version } | { merged: Tensor };
+
+function conflictError(unresolved: MergeConflict[], strategy: MergeStrategyName): MergeConflictError {
+  const list = unresolved.map((c) => `${c.file}${c.tensor !== null ? `:${c.tensor}` : ''}`);
+  const shown = list.slice(0, 10).join(', ') + (list.length > 10 ? `, ... (${list.length - 10} more)` : '');
+  const first = unresolved[0];
+  const why = first.reason && first.reason !== 'fail' && first.message ? `; first: ${first.message}` : '';
+  return new MergeConflictError(
+    `merge stopped with ${unresolved.length} unresolved conflict(s) (strategy ${strategy}): ${shown}${why}; ` +
+      'nothing was changed. Pick a resolution with --strategy or --resolve GLOB=STRATEGY',
+    { conflicts: unresolved },
+  );
+}
+
+class Planner {
+  readonly autoMerged: MergeItem[] = [];
+  readonly conflicts: MergeConflict[] = [];
+  readonly unresolved: MergeConflict[] = [];
+  readonly notes: string[] = [];
+
+  constructor(
+    private readonly repo: Repository,
+    private readonly writer: ObjectWriter,
+    private readonly cfg: Cfg,
+  ) {}
+
+  get reader(): ObjectReader {
+    return this.repo.reader;
+  }
+
+  private record(c: MergeConflict): void {
+    this.conflicts.push(c);
+    if (c.resolvedBy === null) this.unresolved.push(c);
+  }
+
+  async plan(base: Tree, ours: Tree, theirs: Tree): Promise<Plan> {
+    const files: Record<string, FileEntry> = {};
+    for (const f of classifyFiles(base.files, ours.files, theirs.files)) {
+      const b = base.files[f.name];
+      const o = ours.files[f.name];
+      const t = theirs.files[f.name];
+      if (!isConflict(f.kind)) {
+        const e = f.take === 'base' ? b : f.take === 'ours' ? o : f.take === 'theirs' ? t : undefined;
+        if (e) files[f.name] = e;
+        if (f.kind !== 'unchanged') this.autoMerged.push({ file: f.name, tensor: null, kind: f.kind });
+        continue;
+      }
+      const tensorMerge =
+        o && t && o.format === t.format && (o.tensors.length > 0 || t.tensors.length > 0) &&
+        (f.kind === 'conflict-modify-modify' || f.kind === 'conflict-add-add');
+      const e = tensorMerge ? await this.mergeFile(f.name, b, o!, t!) : this.wholeFile(f.name, f.kind, o, t);
+      if (e) files[f.name] = e;
+    }
+    return { tree: { files }, autoMerged: this.autoMerged, conflicts: this.conflicts, unresolved: this.unresolved, notes: this.notes };
+  }
+
+  /** A file-level conflict that per-tensor merging cannot handle (delete/modify, non-tensor content). */
+  private wholeFile(file: string, kind: MergeKind, o: FileEntry | undefined, t: FileEntry | undefined): FileEntry | undefined {
+    const s = pick(this.cfg, file, null);
+    const c: MergeConflict = { file, tensor: null, kind, strategy: s, resolvedBy: null };
+    if (s === 'ours' || s === 'theirs') {
+      c.resolvedBy = s;
+      this.record(c);
+      return s === 'ours' ? o : t;
+    }
+    if (kind === 'conflict-delete-modify' || kind === 'conflict-modify-delete') {
+      c.reason = 'delete-modify';
+      c.message = `${file} was ${kind === 'conflict-delete-modify' ? 'deleted by ours and modified by theirs' : 'modified by ours and deleted by theirs'}; ` +
+        `only ours or theirs can resolve it (--resolve '${file}=ours')`;
+    } else if (o && t && o.format !== t.format) {
+      c.reason = 'format';
+      c.message = `${file} is ${o.format} in ours but ${t.format} in theirs; only ours or theirs can resolve it`;
+    } else {
+      c.reason = 'content';
+      c.message = `${file} (${o?.format ?? t?.format}) has no tensors and changed on both sides; only ours or theirs can resolve it`;
+    }
+    this.record(c);
+    return this.cfg.keepUnresolved ? o : undefined;
+  }
+
+  private async mergeFile(file: string, b: FileEntry | undefined, o: FileEntry, t: FileEntry): Promise<FileEntry | undefined> {
+    this.entries = { base: b, ours: o, theirs: t };
+    const [bv, ov, tv] = [await versions(this.reader, b), await versions(this.reader, o), await versions(this.reader, t)];
+    const result = new Map<string, { dtype: string; shape: readonly number[]; src: Source }>();
+    const sideOf = { base: bv, ours: ov, theirs: tv };
+    const entryOf = { base: b, ours: o, theirs: t };
+    const take = (name: string, side: 'base' | 'ours' | 'theirs') => {
+      const v = sideOf[side].get(name);
+      if (v) result.set(name, { dtype: v.dtype, shape: v.shape, src: { side, v } });
+    };
+    for (const c of classifyTensors(bv, ov, tv)) {
+      if (!isConflict(c.kind)) {
+        if (c.take === 'base' || c.take === 'ours' || c.take === 'theirs') take(c.name, c.take);
+        if (c.kind !== 'unchanged') this.autoMerged.push({ file, tensor: c.name, kind: c.kind });
+        continue;
+      }
+      const s = pick(this.cfg, file, c.name);
+      const rec: MergeConflict = { file, tensor: c.name, kind: c.kind, strategy: s, resolvedBy: null };
+      if (s === 'ours' || s === 'theirs') {
+        take(c.name, s);
+        rec.resolvedBy = s;
+      } else if (c.kind === 'conflict-delete-modify' || c.kind === 'conflict-modify-delete') {
+        rec.reason = 'delete-modify';
+        rec.message = `tensor ${JSON.stringify(c.name)} in ${file} was ${c.kind === 'conflict-delete-modify' ? 'deleted by ours and modified by theirs' : 'modified by ours and deleted by theirs'}; ` +
+          `a ${s} strategy cannot resolve it; use --resolve '${c.name}=ours' or '=theirs'`;
+      } else if (s === 'fail') {
+        rec.reason = 'fail';
+        rec.message = `tensor ${JSON.stringify(c.name)} in ${file} changed differently on both sides (strategy fail)`;
+      } else {
+        const ours = await readFileTensor(this.reader, o, ov.get(c.name)!.te);
+        const theirs = await readFileTensor(this.reader, t, tv.get(c.name)!.te);
+        const bt = bv.get(c.name);
+        const base = bt && b ? await readFileTensor(this.reader, b, bt.te) : undefined;
+        try {
+          const merged = await resolveTensor(s, { base, ours, theirs }, { ...this.cfg.params, name: `${file}:${c.name}` });
+          result.set(c.name, { dtype: merged.dtype, shape: merged.shape, src: { merged } });
+          rec.resolvedBy = s;
+        } catch (e) {
+          if (!(e instanceof MergeConflictError)) throw e;
+          rec.reason = String((e.data as { reason?: unknown } | undefined)?.reason ?? 'conflict');
+          rec.message = e.message;
+        }
+      }
+      if (rec.resolvedBy === null && this.cfg.keepUnresolved) take(c.name, 'ours');
+      this.record(rec);
+    }
+    // Which side's layout (skeleton + segments) can carry the result?
+    const fits = (sv: Map<string, Version>): boolean => {
+      if (sv.size !== result.size) return false;
+      for (const [name, r] of result) {
+        const v = sv.get(name);
+        if (!v || v.dtype !== r.dtype || !sameShape(v.shape, r.shape)) return false;
+        if (this.differs(r.src, v) && v.te.strides !== null) return false;
+      }
+      return true;
+    };
+    const bSk = b?.skeleton;
+    const order: Array<'ours' | 'theirs'> = o.skeleton !== t.skeleton && bSk === o.skeleton ? ['theirs', 'ours'] : ['ours', 'theirs'];
+    const side = order.find((s) => fits(sideOf[s]));
+    if (side) {
+      const other = side === 'ours' ? t : o;
+      const L = entryOf[side]!;
+      if (L.skeleton !== other.skeleton && bSk !== L.skeleton && bSk !== other.skeleton && fits(sideOf[side === 'ours' ? 'theirs' : 'ours'])) {
+        this.notes.push(`${file}: non-tensor bytes (header/metadata) changed on both sides; kept ${side}'s`);
+        this.conflicts.push({ file, tensor: null, kind: 'conflict-modify-modify', strategy: side, resolvedBy: side, reason: 'skeleton' });
+      }
+      return this.splice(L, sideOf[side], result);
+    }
+    return this.rebuild(file, b, o, t, result);
+  }
+
+  private differs(src: Source, v: Version): boolean {
+    return 'merged' in src ? true : !sameTensor(src.v, v);
+  }
+
+  private async sourceBytes(src: Source, entries: { base?: FileEntry; ours: FileEntry; theirs: FileEntry }): Promise<Uint8Array> {
+    if ('merged' in src) return src.merged.data;
+    return (await readFileTensor(this.reader, entries[src.side]!, src.v.te)).data;
+  }
+
+  /** The three versions of the file being merged. */
+  private entries!: { base?: FileEntry; ours: FileEntry; theirs: FileEntry };
+
+  /** Writes the result's tensors into layout L's segments; keeps L's skeleton. */
+  private async splice(
+    L: FileEntry,
+    Lv: Map<string, Version>,
+    result: Map<string, { dtype: string; shape: readonly number[]; src: Source }>,
+  ): Promise<FileEntry> {
+    const changes = new Map<number, Array<{ te: TensorEntry; src: Source }>>();
+    for (const [name, r] of result) {
+      const v = Lv.get(name)!;
+      if (!this.differs(r.src, v)) continue;
+      const list = changes.get(v.te.segment) ?? [];
+      list.push({ te: v.te, src: r.src });
+      changes.set(v.te.segment, list);
+    }
+    if (changes.size === 0) return L;
+    const sha = crypto.createHash('sha256');
+    const skel = (await this.reader.tensor(L.skeleton)).data;
+    const segments = L.segments.map((s) => ({ ...s, shape: s.shape.slice() }));
+    let pos = 0;
+    let sk = 0;
+    for (let i = 0; i < L.segments.length; i++) {
+      const seg = L.segments[i];
+      const gap = seg.offset - pos;
+      sha.update(skel.subarray(sk, sk + gap));
+      sk += gap;
+      const ch = changes.get(i);
+      let data: Uint8Array;
+      if (!ch) {
+        data = (await this.reader.tensor(seg.object)).data;
+      } else {
+        if (ch.length === 1 && wholeSegment(L, ch[0].te)) {
+          data = await this.sourceBytes(ch[0].src, this.entries);
+        } else {
+          data = Buffer.from((await this.reader.tensor(seg.object)).data);
+          for (const c of ch) {
+            const bytes = await this.sourceBytes(c.src, this.entries);
+            (data as Buffer).set(bytes, c.te.elementOffset * DTYPES[c.te.dtype as DType].size);
+          }
+        }
+        const r = await this.writer.put(tensor(seg.dtype as DType, seg.shape, data), { id: seg.object });
+        segments[i].object = r.id;
+      }
+      sha.update(data);
+      pos = seg.offset + seg.length;
+    }
+    sha.update(skel.subarray(sk));
+    return { ...L, segments, sha256: sha.digest('hex') };
+  }
+
+  /** Neither side's layout fits: write a new file (safetensors only) and ingest it. */
+  private async rebuild(
+    file: string,
+    b: FileEntry | undefined,
+    o: FileEntry,
+    t: FileEntry,
+    result: Map<string, { dtype: string; shape: readonly number[]; src: Source }>,
+  ): Promise<FileEntry> {
+    if (o.format !== 'safetensors')
+      throw new UnsupportedError(
+        `cannot re-assemble ${file}: the merged tensors fit neither side's ${o.format} layout (tensors added, removed or reshaped ` +
+          `on both sides); only safetensors files can be rebuilt. Resolve the file with --resolve '${file}=ours' or '=theirs'`,
+        { path: file, format: o.format },
+      );
+    const tensors = new Map<string, Tensor>();
+    for (const [name, r] of result)
+      tensors.set(name, tensor(r.dtype as DType, r.shape, await this.sourceBytes(r.src, this.entries)));
+    const md = (e?: FileEntry) => JSON.stringify(e?.metadata ?? null);
+    const metaSide = md(o) === md(b) ? t : o;
+    const bytes = serializeSafetensors(tensors, metaSide.metadata);
+    const tmp = path.join(this.repo.layout.tmp, `merge-${process.pid}-${crypto.randomBytes(6).toString('hex')}.safetensors`);
+    await fsp.mkdir(this.repo.layout.tmp, { recursive: true });
+    await fsp.writeFile(tmp, bytes);
+    this.notes.push(`${file}: tensors were added or removed on both sides; rebuilt the safetensors file`);
+    const names = segmentNames(o);
+    const findBase: FindBase = async (q) => {
+      const s = names.get(q.name);
+      return s && s.dtype === q.dtype && sameShape(s.shape, q.shape) ? { id: s.object } : null;
+    };
+    try {
+      return (await ingestFile(this.writer, tmp, file, findBase)).entry;
+    } finally {
+      await fsp.rm(tmp, { force: true });
+    }
+  }
+
+}
+
+/** Plans a three-way merge of trees; stores merged objects through `writer`. */
+export async function planMerge(
+  repo: Repository,
+  writer: ObjectWriter,
+  base: Tree,
+  ours: Tree,
+  theirs: Tree,
+  params: MergeParams,
+  opts: { keepUnresolved?: boolean } = {},
+): Promise<Plan & { cfg: Cfg }> {
+  const cfg = makeCfg(params, !!opts.keepUnresolved);
+  const plan = await new Planner(repo, writer, cfg).plan(base, ours, theirs);
+  return { ...plan, cfg };
+}
+
+// ---- worktree application --------------------------------------------------------------------
+
+/** Rewrites the worktree from tree `from` to tree `to` (only changed files), then sets the index to `to`. */
+async function applyTree(repo: Repository, from: Tree, to: Tree, opts: { verify?: boolean } = {}): Promise<{ written: string[]; removed: string[] }> {
+  const written: string[] = [];
+  const removed: string[] = [];
+  for (const [p, e] of Object.entries(to.files)) {
+    const abs = repo.absPath(p);
+    const prev = from.files[p];
+    let need = !prev || prev.sha256 !== e.sha256 || !fs.existsSync(abs);
+    if (!need && opts.verify) need = (await sha256File(abs)) !== e.sha256;
+    if (!need) continue;
+    await materializeFile(repo.reader, e, abs);
+    written.push(p);
+  }
+  for (const p of Object.keys(from.files)) {
+    if (to.files[p]) continue;
+    await fsp.rm(repo.absPath(p), { force: true });
+    removed.push(p);
+  }
+  await updateIndex(repo.layout, async (ix) => {
+    ix.files = {};
+    for (const [p, e] of Object.entries(to.files)) {
+      let stat = null;
+      try {
+        stat = statOf(await fsp.stat(repo.absPath(p)));
+      } catch {
+        stat = null;
+      }
+      ix.files[p] = { entry: e, stat };
+    }
+  });
+  return { written, removed };
+}
+
+async function ensureClean(repo: Repository, target: Tree, ours: Tree): Promise<void> {
+  const st = await repo.status();
+  const dirty = st.files.map((f) => f.path);
+  const clobber = st.untracked.filter((f) => target.files[f] && !ours.files[f]);
+  if (dirty.length || clobber.length)
+    throw new DirtyWorktreeError(
+      `cannot merge with local changes (${[...dirty, ...clobber].slice(0, 10).join(', ')}); commit them or check out the files first`,
+      { paths: [...dirty, ...clobber] },
+    );
+}
+
+function readState(repo: Repository): MergeStateFile | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(repo.layout.mergeState, 'utf8');
+  } catch {
+    return null;
+  }
+  try {
+    const s = JSON.parse(text) as MergeStateFile;
+    if (s && s.version === 1 && typeof s.orig === 'string' && Array.isArray(s.theirs) && s.tree) return s;
+  } catch {
+    /* fall through */
+  }
+  throw new CoralError(`${repo.layout.mergeState} is unreadable; remove it to forget the merge in progress`, undefined, 'CORAL_CORRUPT_OBJECT');
+}
+
+async function writeState(repo: Repository, s: MergeStateFile): Promise<void> {
+  await writeFileAtomic(repo.layout.mergeState, JSON.stringify(s));
+}
+
+// ---- the merge -------------------------------------------------------------------------------
+
+function emptyReport(theirs: string, ours: string | null): MergeReport {
+  return {
+    status: 'merged', upToDate: false, fastForward: false, commit: null, ours, theirs, base: null, bases: [],
+    autoMerged: [], conflicts: [], resolved: [], unresolved: [], notes: [], written: [], removed: [],
+  };
+}
+
+export async function merge(repo: Repository, other: string, opts: MergeOptions = {}): Promise<MergeReport> {
+  if (typeof other !== 'string' || !other) throw invalidParameter('revision', 'branch or revision to merge', other);
+  if (opts.noFf && opts.ffOnly) throw new InvalidArgumentError('--no-ff and --ff-only cannot be combined');
+  if (readState(repo)) throw new InProgressError('a merge is already in progress; finish it with `coral merge --continue` or `coral merge --abort`');
+  makeCfg(opts, false); // validate before touching anything
+  const theirsId = await repo.resolve(other);
+  const headId = await repo.headCommit();
+  const branch = await repo.currentBranch();
+  const report = emptyReport(theirsId, headId);
+  const oursTree = await repo.treeOf(headId);
+  const theirsTree = await repo.readTree((await repo.readCommit(theirsId)).tree);
+  const bases = headId ? await mergeBase(headId, theirsId, repo.meta) : [];
+  report.bases = bases;
+  if (headId && bases.includes(theirsId)) {
+    return { ...report, status: 'up-to-date', upToDate: true, commit: null, base: theirsId };
+  }
+  await ensureClean(repo, theirsTree, oursTree);
+  const canFf = !headId || bases[0] === headId;
+  if (canFf && !opts.noFf) {
+    const { written, removed } = await applyTree(repo, oursTree, theirsTree);
+    const ref = branch ? `refs/heads/${branch}` : 'HEAD';
+    await repo.refs.updateRef(ref, theirsId, { expectedOld: headId, message: `merge ${other}: Fast-forward` });
+    const autoMerged: MergeItem[] = classifyFiles(oursTree.files, oursTree.files, theirsTree.files)
+      .filter((f) => f.kind !== 'unchanged')
+      .map((f) => ({ file: f.name, tensor: null, kind: f.kind }));
+    return { ...report, status: 'fast-forward', fastForward: true, commit: theirsId, base: headId, autoMerged, written, removed };
+  }
+  if (opts.ffOnly) throw new InvalidArgumentError(`not possible to fast-forward to ${other} (the histories have diverged); merge without --ff-only`);
+  const base = bases[0] ?? null;
+  if (!base && !opts.allowUnrelated)
+    throw new InvalidArgumentError(`refusing to merge unrelated histories (${other} shares no commit with HEAD); pass allowUnrelated / --allow-unrelated-histories`);
+  if (bases.length > 1) report.notes.push(`${bases.length} merge bases (criss-cross history); used the newest, ${bases[0]}`);
+  const baseTree = base ? await repo.readTree((await repo.readCommit(base)).tree) : { files: {} };
+  report.base = base;
+
+  return repo.withWriter('merge', async (writer) => {
+    const plan = await planMerge(repo, writer, baseTree, oursTree, theirsTree, opts, { keepUnresolved: !!opts.noCommit });
+    if (plan.unresolved.length && !opts.noCommit) throw conflictError(plan.unresolved, plan.cfg.strategy);
+    await writer.flush();
+    const resolved = plan.conflicts.filter((c) => c.resolvedBy !== null).map((c) => ({ file: c.file, tensor: c.tensor, strategy: c.resolvedBy! }));
+    const resolvedMap: Record<string, string> = {};
+    for (const r of resolved) resolvedMap[r.tensor === null ? r.file : `${r.file}:${r.tensor}`] = r.strategy;
+    const metadata: Record<string, unknown> = {
+      merge: {
+        strategy: plan.cfg.strategy,
+        params: paramsRecord(plan.cfg),
+        rules: plan.cfg.rules.map((r) => `${r.pattern}=${r.strategy}`),
+        base,
+        theirs: theirsId,
+        resolved: resolvedMap,
+        ...(plan.unresolved.length ? { unresolved: plan.unresolved.map((c) => (c.tensor === null ? c.file : `${c.file}:${c.tensor}`)) } : {}),
+      },
+    };
+    const message = opts.message ?? `Merge ${other} into ${branch ?? 'HEAD'}`;
+    const state: MergeStateFile = {
+      version: 1, orig: headId!, theirs: [theirsId], base, branch, message, metadata, tree: plan.tree, applied: false,
+      unresolved: plan.unresolved,
+    };
+    await writeState(repo, state);
+    crashPoint('merge:after-state');
+    const { written, removed } = await applyTree(repo, oursTree, plan.tree);
+    state.applied = true;
+    await writeState(repo, state);
+    crashPoint('merge:after-apply');
+    const out: MergeReport = {
+      ...report, autoMerged: plan.autoMerged, conflicts: plan.conflicts, resolved, unresolved: plan.unresolved,
+      notes: [...report.notes, ...plan.notes], written, removed,
+    };
+    if (opts.noCommit || plan.unresolved.length) return { ...out, status: 'pending' };
+    const id = await repo.commit({ message, extraParents: [theirsId], metadata, author: opts.author });
+    await fsp.rm(repo.layout.mergeState, { force: true });
+    return { ...out, commit: id };
+  });
+}
+
+/** Finishes a merge in progress: applies the merged tree if a crash interrupted it, then commits the index with both parents. */
+export async function mergeContinue(repo: Repository, opts: { message?: string; author?: Partial<Signature> } = {}): Promise<string> {
+  const s = readState(repo);
+  if (!s) throw new InvalidArgumentError('no merge in progress (no .coral/MERGE_STATE)');
+  const head = await repo.headCommit();
+  if (head !== s.orig)
+    throw new InvalidArgumentError(`HEAD moved since the merge started (was ${s.orig.slice(0, 12)}, now ${head?.slice(0, 12)}); run \`coral merge --abort\``);
+  if (!s.applied) {
+    const origTree = await repo.treeOf(s.orig);
+    await applyTree(repo, origTree, s.tree, { verify: true });
+    s.applied = true;
+    await writeState(repo, s);
+  }
+  const metadata = { ...s.metadata };
+  if (s.unresolved.length) {
+    const m = { ...(metadata.merge as Record<string, unknown>) };
+    const resolved = { ...(m.resolved as Record<string, string>) };
+    for (const c of s.unresolved) resolved[c.tensor === null ? c.file : `${c.file}:${c.tensor}`] = 'manual';
+    m.resolved = resolved;
+    delete m.unresolved;
+    metadata.merge = m;
+  }
+  const id = await repo.commit({ message: opts.message ?? s.message, extraParents: s.theirs, metadata, author: opts.author });
+  await fsp.rm(repo.layout.mergeState, { force: true });
+  return id;
+}
+
+/** Abandons a merge in progress: the worktree and index go back to ORIG_HEAD; HEAD never moved. */
+export async function mergeAbort(repo: Repository): Promise<{ orig: string; written: string[]; removed: string[] }> {
+  const s = readState(repo);
+  if (!s) throw new InvalidArgumentError('no merge in progress (no .coral/MERGE_STATE)');
+  const origTree = await repo.treeOf(s.orig);
+  const idx = readIndex(repo.layout);
+  // Everything the merge (or the user since) may have touched goes back to orig.
+  const from: Tree = { files: {} };
+  for (const [p, st] of Object.entries(idx.files)) from.files[p] = st.entry;
+  for (const [p, e] of Object.entries(s.tree.files)) from.files[p] ??= e;
+  const r = await applyTree(repo, from, origTree, { verify: true });
+  await fsp.rm(repo.layout.mergeState, { force: true });
+  return { orig: s.orig, ...r };
+}
+
+export function mergeState(repo: Repository): MergeStateFile | null {
+  return readState(repo);
+}
+
+// ---- try and vet -----------------------------------------------------------------------------
+
+export interface TryCandidate {
+  strategy: MergeStrategyName;
+  dir: string;
+  ok: boolean;
+  error?: string;
+  files: string[];
+  conflicts: number;
+  resolved: number;
+}
+
+/** Defaults the try mode fills in for strategies whose parameter the user did not give. */
+export const TRY_DEFAULTS = Object.freeze({ alpha: 0.5, density: 0.2, drop: 0.1 });
+
+/**
+ * Writes one full candidate checkpoint set per strategy into `out/<strategy>/`
+ * (byte-exact re-assembly of the merged tree) without touching refs, the
+ * index or the worktree. Merged objects are stored (unreferenced until a
+ * later `merge --strategy X` commits the same result, which then dedups;
+ * otherwise gc drops them).
+ */
+export async function mergeTry(
+  repo: Repository,
+  other: string,
+  strategies: readonly MergeStrategyName[],
+  out: string,
+  params: MergeParams = {},
+): Promise<{ base: string | null; theirs: string; ours: string | null; params: Record<string, unknown>; candidates: TryCandidate[] }> {
+  if (!Array.isArray(strategies) || strategies.length === 0) throw invalidParameter('strategies', 'non-empty list of strategies', strategies);
+  for (const s of strategies) if (!isMergeStrategy(s)) throw invalidParameter('strategy', `one of ${MERGE_STRATEGIES.join(' ')}`, s);
+  if (new Set(strategies).size !== strategies.length) throw invalidParameter('strategies', 'distinct strategies', strategies);
+  const filled: MergeParams = {
+    ...params,
+    alpha: params.alpha ?? TRY_DEFAULTS.alpha,
+    density: params.density ?? TRY_DEFAULTS.density,
+    drop: params.drop ?? TRY_DEFAULTS.drop,
+  };
+  makeCfg({ ...filled, strategy: strategies[0] }, false);
+  const theirsId = await repo.resolve(other);
+  const headId = await repo.headCommit();
+  const bases = headId ? await mergeBase(headId, theirsId, repo.meta) : [];
+  const base = bases[0] ?? null;
+  if (headId && !base && !params.allowUnrelated)
+    throw new InvalidArgumentError(`refusing to merge unrelated histories (${other} shares no commit with HEAD)`);
+  const baseTree = await repo.treeOf(base);
+  const oursTree = await repo.treeOf(headId);
+  const theirsTree = await repo.readTree((await repo.readCommit(theirsId)).tree);
+  const outDir = path.resolve(out);
+  const candidates: TryCandidate[] = [];
+  for (const strategy of strategies) {
+    const dir = path.join(outDir, strategy);
+    const c: TryCandidate = { strategy, dir, ok: false, files: [], conflicts: 0, resolved: 0 };
+    try {
+      const plan = await repo.withWriter('merge-try', async (writer) => {
+        const p = await planMerge(repo, writer, baseTree, oursTree, theirsTree, { ...filled, strategy });
+        if (p.unresolved.length) throw conflictError(p.unresolved, strategy);
+        return p;
+      });
+      await fsp.rm(dir, { recursive: true, force: true });
+      await fsp.mkdir(dir, { recursive: true });
+      for (const [p, e] of Object.entries(plan.tree.files)) {
+        await materializeFile(repo.reader, e, path.join(dir, ...p.split('/')));
+        c.files.push(p);
+      }
+      c.conflicts = plan.conflicts.length;
+      c.resolved = plan.conflicts.filter((x) => x.resolvedBy !== null).length;
+      c.ok = true;
+    } catch (e) {
+      if (!(e instanceof CoralError)) throw e;
+      c.error = `${e.message} (${e.code})`;
+    }
+    candidates.push(c);
+  }
+  const shown: Record<string, unknown> = {};
+  for (const k of ['alpha', 'lambda', 'density', 'drop', 'seed'] as const)
+    if (filled[k] !== undefined) shown[k] = typeof filled[k] === 'bigint' ? String(filled[k]) : filled[k];
+  return { base, theirs: theirsId, ours: headId, params: shown, candidates };
+}
+
+export type MergeTryStrategies = readonly MergeStrategyName[];
