@@ -6,7 +6,9 @@
  *   npx tsx bench/codec.ts            # full sizes (64 MiB fp32 tensors), 5 runs
  *   npx tsx bench/codec.ts --quick    # small sizes, 3 runs
  *
- * Prints a table of medians and one JSON line (prefix "codec-bench ") for tracking.
+ * Prints a table of medians, a per-codec speed table (encode, decode into a caller buffer,
+ * decode into a fresh buffer; each next to a Buffer.copy of the same bytes timed in the same
+ * loop), and one JSON line (prefix "codec-bench ") for tracking.
  */
 import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
@@ -51,6 +53,35 @@ interface Row {
   decGBs?: number;
 }
 const rows: Row[] = [];
+
+interface SpeedRow {
+  workload: string; codec: string; chosen: string; mib: number; ratio: number;
+  copyGBs: number; encGBs: number; decGBs: number; decFreshGBs: number;
+}
+const speeds: SpeedRow[] = [];
+
+/**
+ * Encode / decode throughput of one codec (or 'auto', estimation included), medians of RUNS,
+ * with a Buffer.copy of the same byte count timed in the same loop as the baseline.
+ */
+async function speed(workload: string, t: Tensor, base: Tensor | null, codec: CodecName | 'auto'): Promise<void> {
+  const b = base ? { base: { tensor: base } } : {};
+  const obj = await encode(t, { ...b, codec });
+  const ref = base ? { tensor: base } : null;
+  const out = new Uint8Array(t.data.length);
+  const src = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.length), dst = Buffer.allocUnsafe(t.data.length);
+  await decode(obj.bytes, ref, { out }); // warm-up
+  const cp: number[] = [], enc: number[] = [], dec: number[] = [], fresh: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    cp.push(await time(() => src.copy(dst)));
+    enc.push(await time(() => encode(t, { ...b, codec })));
+    dec.push(await time(() => decode(obj.bytes, ref, { out })));
+    fresh.push(await time(() => decode(obj.bytes, ref)));
+  }
+  const g = (xs: number[]) => t.data.length / median(xs) / 1e9;
+  speeds.push({ workload, codec, chosen: obj.codec, mib: t.data.length / 2 ** 20, ratio: t.data.length / obj.bytes.length,
+    copyGBs: g(cp), encGBs: g(enc), decGBs: g(dec), decFreshGBs: g(fresh) });
+}
 
 async function standalone(name: string, t: Tensor, speed: boolean): Promise<void> {
   const zs = zstd3(t.data);
@@ -152,6 +183,18 @@ async function main(): Promise<void> {
       coralBytes: cb, codec: 'auto', ratioVsBaseline: xz / cb, ratioVsRaw: raw / cb });
   }
 
+  // per-codec speed: standalone and delta codecs, and the automatic choice
+  {
+    const bw = bf16(w, shape);
+    for (const c of ['PLANES', 'auto'] as const) await speed('fp32 standalone', wt, null, c);
+    for (const c of ['PLANES', 'auto'] as const) await speed('bf16 standalone', bw, null, c);
+    const deltas = ['DELTA_XOR', 'DELTA_ORDERED', 'DELTA_EXPMANT', 'SPARSE_UPDATE', 'auto'] as const;
+    for (const c of deltas) await speed('fp32 fine-tune 1e-3', f32(ft3, shape), wt, c);
+    for (const c of deltas) await speed('bf16 fine-tune 1e-2', bf16(ft2, shape), bw, c);
+    const sp = f32(sparseUpdate(w, 0.01, 4), shape);
+    for (const c of ['SPARSE_UPDATE', 'auto'] as const) await speed('fp32 sparse update 1%', sp, wt, c);
+  }
+
   const cpu = os.cpus()[0]?.model ?? 'unknown';
   console.log(`codec bench  node ${process.version}  ${cpu}  cores ${os.cpus().length}  kernel threads ${native.threads()}  ` +
     `UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? 4}  zstd ${native.features.zstdVersion}  runs ${RUNS}${quick ? ' (quick)' : ''}`);
@@ -163,7 +206,15 @@ async function main(): Promise<void> {
   const fmt = (cells: string[]) => cells.map((c, i) => (i === 0 || i === 2 || i === 5 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   console.log(fmt(hdr));
   for (const b of body) console.log(fmt(b));
-  console.log('codec-bench ' + JSON.stringify({ quick, runs: RUNS, copyGBs, rows }));
+  console.log('');
+  const sh = ['workload', 'codec', 'chosen', 'x raw', 'copy GB/s', 'enc GB/s', 'dec GB/s', 'dec fresh', 'enc/copy', 'dec/copy'];
+  const sb = speeds.map((r) => [r.workload, r.codec, r.chosen, r.ratio.toFixed(3), r.copyGBs.toFixed(2), r.encGBs.toFixed(2),
+    r.decGBs.toFixed(2), r.decFreshGBs.toFixed(2), (r.encGBs / r.copyGBs).toFixed(3), (r.decGBs / r.copyGBs).toFixed(3)]);
+  const sw = sh.map((h, i) => Math.max(h.length, ...sb.map((b) => b[i].length)));
+  const sfmt = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(sw[i]) : c.padStart(sw[i]))).join('  ');
+  console.log(sfmt(sh));
+  for (const b of sb) console.log(sfmt(b));
+  console.log('codec-bench ' + JSON.stringify({ quick, runs: RUNS, copyGBs, rows, speeds }));
 }
 
 main().catch((e) => {

@@ -19,7 +19,8 @@ import { scanCheckpoint, type CheckpointLayout } from '../formats';
 import type { FileEntry, SegmentEntry, TensorEntry } from '../models/tree';
 import type { ObjectWriter, PutResult } from '../repo/objects';
 import { DTYPES, type DType } from '../tensor/dtype';
-import { tensor } from '../tensor/tensor';
+import { tensor, type Tensor } from '../tensor/tensor';
+import { contentId } from '../hash';
 
 /** Gaps above this size are stored as blob objects instead of skeleton bytes. */
 export const BLOB_CHUNK_BYTES = 16 << 20;
@@ -30,9 +31,20 @@ export interface BaseQuery {
   name: string;
   dtype: DType;
   shape: number[];
+  /** The segment's tensor and content id (always set by ingestFile; optional for other callers). */
+  tensor?: Tensor;
+  id?: string;
 }
 
 export type FindBase = (q: BaseQuery) => Promise<{ id: string } | null>;
+
+/** Optional ingestion hooks (lib/ingest/bases.ts): extra object attributes, and a callback per new object. */
+export interface IngestHooks {
+  /** Extra attributes to store with a new object (e.g. its similarity fingerprint). */
+  attrs?(q: BaseQuery): Record<string, string> | undefined;
+  /** Called after a new object was stored. */
+  stored?(q: BaseQuery, r: PutResult): Promise<void>;
+}
 
 export interface IngestReport {
   path: string;
@@ -104,6 +116,7 @@ export async function ingestFile(
   absPath: string,
   relPath: string,
   findBase: FindBase | null,
+  hooks: IngestHooks = {},
 ): Promise<{ entry: FileEntry; report: IngestReport }> {
   let layout: CheckpointLayout;
   try {
@@ -159,9 +172,14 @@ export async function ingestFile(
       }
       await sha256Update(sha, buf);
       const t = tensor(p.dtype, p.shape, buf);
-      const base = findBase ? await findBase({ path: relPath, name: p.name, dtype: p.dtype, shape: p.shape }) : null;
-      const r = await writer.put(t, base);
+      // Exact duplicates need no base search: the writer reuses the stored copy.
+      const id = await contentId(t);
+      const q: BaseQuery = { path: relPath, name: p.name, dtype: p.dtype, shape: p.shape, tensor: t, id };
+      const fresh = !(await writer.has(id));
+      const base = findBase && fresh ? await findBase(q) : null;
+      const r = await writer.put(t, base, id, fresh ? hooks.attrs?.(q) : undefined);
       count(r);
+      if (r.stored) await hooks.stored?.(q, r);
       segments.push({ offset: p.offset, length: p.length, object: r.id, dtype: p.dtype, shape: p.shape });
       pos = p.offset + p.length;
     }

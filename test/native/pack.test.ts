@@ -138,6 +138,19 @@ describe('PackWriter / PackReader binding', () => {
     }
   });
 
+  it('serialises concurrent putAsync / read calls on one handle', async () => {
+    const objs = Array.from({ length: 6 }, (_, i) => seeded((2 << 20) + i, 40 + i));
+    const p = fresh();
+    const w = new native.PackWriter(p);
+    const res = await Promise.all(objs.map((b, i) => w.putAsync(`c${i}`, b, attrs(b.length))));
+    expect(new Set(res.map((r) => r.offset)).size).toBe(objs.length);
+    await w.finish();
+    const r = new native.PackReader(p);
+    const back = await Promise.all(objs.map((_, i) => r.read(`c${i}`)));
+    back.forEach((b, i) => expect(b.equals(objs[i])).toBe(true));
+    r.close();
+  });
+
   it('keeps working when closed or aborted with async work pending', async () => {
     const big = seeded(8 << 20, 4);
     const p = await writePack([['big', big]]);

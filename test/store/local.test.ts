@@ -124,11 +124,13 @@ describe('LocalPackStore on disk', () => {
     const out = python(`
 import sys, json, hashlib, h5py
 f = h5py.File(sys.argv[1], 'r')
-res = {'format': f.attrs['format'], 'objects': {}}
+def s(v):  # coral writes fixed-length UTF-8 strings; h5py returns them as bytes
+    return v.decode('utf-8') if isinstance(v, bytes) else (None if v is None else str(v))
+res = {'format': s(f.attrs['format']), 'objects': {}}
 for name, ds in f['objects'].items():
     a = ds.attrs
-    res['objects'][name] = dict(id=a['id'], codec=a['codec'], dtype=a['dtype'], shape=[int(x) for x in a['shape']],
-        base=a['base'], rawSize=int(a['rawSize']), checksum=a['checksum'], depth=a.get('depth'),
+    res['objects'][name] = dict(id=s(a['id']), codec=s(a['codec']), dtype=s(a['dtype']), shape=[int(x) for x in a['shape']],
+        base=s(a['base']), rawSize=int(a['rawSize']), checksum=s(a['checksum']), depth=s(a.get('depth')),
         sha=hashlib.sha256(ds[()].tobytes()).hexdigest(), n=int(ds.shape[0]), dt=str(ds.dtype))
 print(json.dumps(res))`, [s.packPath(info.name)]);
     const res = JSON.parse(out);
