@@ -22,6 +22,9 @@ import { DTYPES, type DType } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
 import { contentId } from '../hash';
 
+/** The base-query name of a file's skeleton (never a tensor name: those cannot start with '#'). */
+export const SKELETON_NAME = '#skeleton';
+
 /** Gaps above this size are stored as blob objects instead of skeleton bytes. */
 export const BLOB_CHUNK_BYTES = 16 << 20;
 
@@ -193,7 +196,8 @@ export async function ingestFile(
     if (st1.size !== st0.size || st1.mtimeMs !== st0.mtimeMs)
       throw new FormatError(`${relPath} changed while it was being read; add it again once it is written`);
     const skeleton = Buffer.concat(skeletonParts);
-    const sk = await writer.put(tensor('U8', [skeleton.length], skeleton), null);
+    const skq: BaseQuery = { path: relPath, name: SKELETON_NAME, dtype: 'U8', shape: [skeleton.length] };
+    const sk = await writer.put(tensor('U8', [skeleton.length], skeleton), findBase && skeleton.length ? await findBase(skq) : null);
     count(sk);
 
     const remap = new Map<number, number>();

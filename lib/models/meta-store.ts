@@ -4,12 +4,18 @@
  * written once through a temp file in `.coral/tmp` + fsync + rename, and
  * verified against their id on every read.
  *
+ * On disk an object is either its canonical JSON as is (first byte `{`), or
+ * the 4-byte magic `\0CB1` followed by the Brotli-compressed canonical JSON.
+ * Trees list every file's segments, so they compress 5-20x; the id is always
+ * the sha256 of the canonical (uncompressed) bytes.
+ *
  * @example
  * const meta = new MetaStore('.coral/objects/meta', '.coral/tmp');
  * const id = await meta.put(encodeCommit(c));
  * const commit = await meta.readCommit(id);
  */
 import { promises as fsp } from 'node:fs';
+import * as zlib from 'node:zlib';
 import * as path from 'node:path';
 import {
   CorruptObjectError, InvalidArgumentError, ObjectNotFoundError, RefNotFoundError, invalidParameter,
@@ -24,6 +30,32 @@ import type { Tree } from './tree';
 /** Shortest accepted abbreviated id. */
 export const MIN_PREFIX_LENGTH = 4;
 const COMMIT_CACHE_MAX = 8192;
+
+const BROTLI_MAGIC = Buffer.from([0, 0x43, 0x42, 0x31]); // "\0CB1"
+
+/** The on-disk form of canonical meta bytes. */
+function toDisk(bytes: Uint8Array): Buffer {
+  const packed = zlib.brotliCompressSync(bytes, {
+    params: {
+      [zlib.constants.BROTLI_PARAM_QUALITY]: 9,
+      [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT,
+      [zlib.constants.BROTLI_PARAM_SIZE_HINT]: bytes.byteLength,
+    },
+  });
+  return packed.length + BROTLI_MAGIC.length < bytes.byteLength ? Buffer.concat([BROTLI_MAGIC, packed]) : Buffer.from(bytes);
+}
+
+/** Canonical bytes from the on-disk form; null when the container is damaged. */
+function fromDisk(buf: Buffer): Buffer | null {
+  if (buf.length >= 4 && buf.subarray(0, 4).equals(BROTLI_MAGIC)) {
+    try {
+      return zlib.brotliDecompressSync(buf.subarray(4), { maxOutputLength: 256 * 1024 * 1024 });
+    } catch {
+      return null;
+    }
+  }
+  return buf;
+}
 
 export class MetaStore {
   readonly dir: string;
@@ -57,8 +89,8 @@ export class MetaStore {
     const id = sha256Hex(bytes);
     const file = this.pathOf(id);
     try {
-      const cur = await fsp.readFile(file);
-      if (sha256Hex(cur) === id) return id;
+      const cur = fromDisk(await fsp.readFile(file));
+      if (cur && sha256Hex(cur) === id) return id;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(e, 'read', file);
     }
@@ -67,7 +99,7 @@ export class MetaStore {
       this.tmpReady = true;
     }
     await mkdirp(path.dirname(file));
-    await writeFileAtomic(file, bytes, { tmpDir: this.tmpDir, mode: 0o444 });
+    await writeFileAtomic(file, toDisk(bytes), { tmpDir: this.tmpDir, mode: 0o444 });
     return id;
   }
 
@@ -83,6 +115,9 @@ export class MetaStore {
         throw new ObjectNotFoundError(`meta object ${id} not found`, { id });
       throw ioError(e, 'read', file);
     }
+    const raw = fromDisk(buf);
+    if (!raw) throw new CorruptObjectError(`meta object ${id} is corrupt: its compressed container does not decode`, { id, path: file });
+    buf = raw;
     const got = sha256Hex(buf);
     if (got !== id)
       throw new CorruptObjectError(`meta object ${id} is corrupt: its content hashes to ${got}`, { id, actual: got, path: file });

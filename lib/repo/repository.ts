@@ -18,7 +18,7 @@ import {
   AlreadyExistsError, DirtyWorktreeError, InvalidArgumentError, NotARepositoryError, NothingToCommitError,
   RefNotFoundError, invalidParameter,
 } from '../errors';
-import { ingestFile, segmentNames, type FindBase, type IngestReport } from '../ingest/ingest';
+import { SKELETON_NAME, ingestFile, segmentNames, type FindBase, type IngestReport } from '../ingest/ingest';
 import { openIngestPolicy } from '../ingest/bases';
 import {
   rebuildSimilarityIndex, similarCheckpoints, similaritySettings,
@@ -228,7 +228,15 @@ export class Repository {
     if (!head) return null;
     const tree = await this.treeOf(head);
     const perFile = new Map<string, Map<string, { object: string; dtype: string; shape: number[] }>>();
+    // Skeletons (headers, pickles) of one architecture are near-identical across files: any
+    // parent file whose skeleton has the same length is a good base, the same path first.
+    const skeletonLength = (e: FileEntry) => e.size - e.segments.reduce((n, s) => n + s.length, 0);
     return async (q) => {
+      if (q.name === SKELETON_NAME) {
+        const same = tree.files[q.path];
+        const hit = same && skeletonLength(same) === q.shape[0] ? same : Object.values(tree.files).find((e) => skeletonLength(e) === q.shape[0]);
+        return hit ? { id: hit.skeleton } : null;
+      }
       const entry = tree.files[q.path];
       if (!entry) return null;
       let names = perFile.get(q.path);

@@ -155,6 +155,16 @@ void Split(const U* tmp, size_t n, uint8_t* planes) {
 }
 
 template <typename U>
+void SplitTo(const U* tmp, size_t n, uint8_t* const* dst) {
+  constexpr int w = sizeof(U);
+  for (int p = 0; p < w; ++p) {
+    const int shift = 8 * (w - 1 - p);
+    uint8_t* o = dst[p];
+    for (size_t i = 0; i < n; ++i) o[i] = uint8_t(tmp[i] >> shift);
+  }
+}
+
+template <typename U>
 void Join(const uint8_t* const* planes, size_t n, U* tmp) {
   constexpr int w = sizeof(U);
   {
@@ -178,17 +188,28 @@ Scratch& Tls() {
   return s;
 }
 
+// Transform and plane split (or join and inverse) run over L1-sized blocks of
+// a chunk, so the per-element intermediate never leaves the cache.
+constexpr size_t kFuseBlock = 2048;
+
 template <typename U>
 void EncodeElemChunkT(Codec c, DType d, const uint8_t* t, const uint8_t* b, size_t n, int level,
                       std::vector<uint8_t>* out) {
   Scratch& s = Tls();
-  if (s.a.size() < n * sizeof(U)) s.a.resize(n * sizeof(U));
   if (s.b.size() < n * sizeof(U)) s.b.resize(n * sizeof(U));
-  U* tmp = reinterpret_cast<U*>(s.a.data());
-  Forward<U>(c, IsFloat(d), LayoutOf(d), t, b, n, tmp);
-  Split<U>(tmp, n, s.b.data());
+  uint8_t* planes = s.b.data();
+  const bool fl = IsFloat(d);
+  const FloatLayout L = LayoutOf(d);
+  U tmp[kFuseBlock];
+  uint8_t* dst[8];
+  for (size_t i = 0; i < n; i += kFuseBlock) {
+    const size_t m = std::min(kFuseBlock, n - i);
+    Forward<U>(c, fl, L, t + i * sizeof(U), b ? b + i * sizeof(U) : nullptr, m, tmp);
+    for (size_t p = 0; p < sizeof(U); ++p) dst[p] = planes + p * n + i;
+    SplitTo<U>(tmp, m, dst);
+  }
   for (size_t p = 0; p < sizeof(U); ++p)
-    PutStream(*out, s.b.data() + p * n, n, level, p == 0 ? kHintCompress : kHintAuto);
+    PutStream(*out, planes + p * n, n, level, p == 0 ? kHintCompress : kHintAuto);
 }
 
 template <typename U>
@@ -197,10 +218,16 @@ Err DecodeElemChunkT(Codec c, DType d, Reader& r, const uint8_t* b, size_t n, ui
   if (s.planes.size() < sizeof(U)) s.planes.resize(sizeof(U));
   const uint8_t* ptr[8];
   for (size_t p = 0; p < sizeof(U); ++p) CORAL_TRY(GetStream(r, n, s.planes[p], &ptr[p]));
-  if (s.a.size() < n * sizeof(U)) s.a.resize(n * sizeof(U));
-  U* tmp = reinterpret_cast<U*>(s.a.data());
-  Join<U>(ptr, n, tmp);
-  Inverse<U>(c, IsFloat(d), LayoutOf(d), tmp, b, n, out);
+  const bool fl = IsFloat(d);
+  const FloatLayout L = LayoutOf(d);
+  U tmp[kFuseBlock];
+  const uint8_t* src[8];
+  for (size_t i = 0; i < n; i += kFuseBlock) {
+    const size_t m = std::min(kFuseBlock, n - i);
+    for (size_t p = 0; p < sizeof(U); ++p) src[p] = ptr[p] + i;
+    Join<U>(src, m, tmp);
+    Inverse<U>(c, fl, L, tmp, b ? b + i * sizeof(U) : nullptr, m, out + i * sizeof(U));
+  }
   return Err::Ok();
 }
 
@@ -228,6 +255,40 @@ void ApplyPositions(const U* tmp, uint64_t start, const std::vector<uint64_t>& p
     default: FN<uint64_t>(__VA_ARGS__); break;        \
   }
 
+// Elements whose bytes differ between t and b (n elements of w bytes).
+template <typename U>
+size_t CountChangedT(const uint8_t* t, const uint8_t* b, size_t n) {
+  size_t c = 0;
+  for (size_t i = 0; i < n; ++i) c += T<U>::Load(t, i) != T<U>::Load(b, i);
+  return c;
+}
+size_t CountChanged(const uint8_t* t, const uint8_t* b, size_t n, size_t w) {
+  switch (w) {
+    case 1: return CountChangedT<uint8_t>(t, b, n);
+    case 2: return CountChangedT<uint16_t>(t, b, n);
+    case 4: return CountChangedT<uint32_t>(t, b, n);
+    default: return CountChangedT<uint64_t>(t, b, n);
+  }
+}
+
+// Changed positions of a chunk, scanning 8 bytes at a time and skipping
+// unchanged runs (the common case for sparse updates).
+template <typename U>
+void ChangedPositionsT(const uint8_t* t, const uint8_t* b, uint64_t start, size_t n, std::vector<uint64_t>* pos) {
+  constexpr size_t per = 8 / sizeof(U);
+  size_t i = 0;
+  for (; i + per <= n; i += per) {
+    uint64_t x, y;
+    std::memcpy(&x, t + i * sizeof(U), 8);
+    std::memcpy(&y, b + i * sizeof(U), 8);
+    if (x == y) continue;
+    for (size_t k = 0; k < per; ++k)
+      if (T<U>::Load(t, i + k) != T<U>::Load(b, i + k)) pos->push_back(start + i + k);
+  }
+  for (; i < n; ++i)
+    if (T<U>::Load(t, i) != T<U>::Load(b, i)) pos->push_back(start + i);
+}
+
 void EncodeChunk(Codec c, DType d, const uint8_t* t, const uint8_t* b, uint64_t start, size_t n, int level,
                  std::vector<uint8_t>* out) {
   const size_t w = DTypeSize(d);
@@ -235,8 +296,7 @@ void EncodeChunk(Codec c, DType d, const uint8_t* t, const uint8_t* b, uint64_t 
     case Codec::ZSTD: PutStream(*out, t, n * w, level, kHintCompress); break;
     case Codec::SPARSE_UPDATE: {
       std::vector<uint64_t> pos;
-      for (size_t i = 0; i < n; ++i)
-        if (std::memcmp(t + i * w, b + i * w, w) != 0) pos.push_back(start + i);
+      CORAL_BY_WIDTH(w, ChangedPositionsT, t, b, start, n, &pos);
       SparseEncodeChunk(t, b, d, start, n, pos, level, out);
       break;
     }
@@ -368,17 +428,23 @@ void WriteHeader(std::vector<uint8_t>* o, Codec c, const TensorView& t, bool has
 
 bool SameId(const Digest128& a, const Digest128& b) { return std::memcmp(a.bytes, b.bytes, 16) == 0; }
 
-// Samples for the automatic choice: up to 4 evenly spaced windows of 16Ki
-// elements, concatenated (whole tensor when small).
+// Samples for the automatic choice: about 1/64 of the tensor (at least 4Ki,
+// at most 64Ki elements) in 4 evenly spaced windows, concatenated; the whole
+// tensor when it is that small. Every candidate encodes the sample once, so
+// the estimate costs roughly candidates/64 of an encode.
 void BuildSample(const TensorView& t, const uint8_t* b, std::vector<uint8_t>* ts, std::vector<uint8_t>* bs) {
   const size_t w = DTypeSize(t.dtype);
   const uint64_t n = t.nbytes / w;
-  const uint64_t win = 16384, nwin = 4;
-  if (n <= win * nwin * 2) {
+  const uint64_t nwin = 4;
+  const uint64_t total = std::min<uint64_t>(65536, std::max<uint64_t>(4096, n / 64));
+  if (n <= total) {
     ts->assign(t.data, t.data + t.nbytes);
     if (b) bs->assign(b, b + t.nbytes);
     return;
   }
+  const uint64_t win = total / nwin;
+  ts->reserve(total * w);
+  if (b) bs->reserve(total * w);
   for (uint64_t k = 0; k < nwin; ++k) {
     uint64_t s = (n - win) * k / (nwin - 1);
     ts->insert(ts->end(), t.data + s * w, t.data + (s + win) * w);
@@ -398,13 +464,20 @@ std::vector<Codec> Candidates(DType d, bool has_base) {
   return c;
 }
 
+// prune: skip trials that cannot win (automatic choice); Estimate reports every candidate.
 Err EstimateImpl(const TensorView& t, const uint8_t* b, const EncodeParams& p,
-                 std::vector<std::pair<Codec, uint64_t>>* out) {
+                 std::vector<std::pair<Codec, uint64_t>>* out, bool prune) {
   std::vector<uint8_t> ts, bs;
   BuildSample(t, b, &ts, &bs);
   const size_t w = DTypeSize(t.dtype);
   const uint64_t sn = ts.size() / w, n = t.nbytes / w;
   std::vector<Codec> cands = Candidates(t.dtype, b != nullptr);
+  if (b && prune) {
+    // SPARSE_UPDATE only pays when few elements changed; with more than half
+    // of the sample changed it cannot win, so skip its (costly) trial.
+    size_t changed = CountChanged(ts.data(), bs.data(), size_t(sn), w);
+    if (changed * 2 > sn) cands.erase(std::remove(cands.begin(), cands.end(), Codec::SPARSE_UPDATE), cands.end());
+  }
   std::vector<uint64_t> sizes(cands.size());
   ParallelFor(
       cands.size(),
@@ -536,7 +609,7 @@ Err DecodeChunkedPayload(const ObjectInfo& info, const uint8_t* payload, size_t 
 Err Estimate(const TensorView& t, const TensorView* base, const EncodeParams& p,
              std::vector<std::pair<Codec, uint64_t>>* out) {
   CORAL_TRY(CheckViews(t, base));
-  return EstimateImpl(t, base ? base->data : nullptr, p, out);
+  return EstimateImpl(t, base ? base->data : nullptr, p, out, false);
 }
 
 Err Encode(const TensorView& t, const TensorView* base, const EncodeParams& p, EncodeResult* res) {
@@ -561,7 +634,7 @@ Err Encode(const TensorView& t, const TensorView* base, const EncodeParams& p, E
   bool automatic = p.codec == kCodecAuto;
   if (automatic) {
     std::vector<std::pair<Codec, uint64_t>> est;
-    CORAL_TRY(EstimateImpl(t, b, p, &est));
+    CORAL_TRY(EstimateImpl(t, b, p, &est, true));
     c = Codec::RAW;
     uint64_t best = t.nbytes;
     for (auto& e : est)

@@ -1,4 +1,7 @@
 // Compressed streams, index streams and chunk framing for the codec kernels.
+// ZSTD_c_literalCompressionMode is an experimental parameter; libzstd is linked
+// statically (CMakeLists.txt), so the build pins the version it is used with.
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
 #include <algorithm>
@@ -98,6 +101,15 @@ void PutStream(std::vector<uint8_t>& out, const uint8_t* data, size_t n, int lev
       ZSTD_CCtx_setParameter(cc, ZSTD_c_strategy, ZSTD_fast);
       ZSTD_CCtx_setParameter(cc, ZSTD_c_minMatch, 7);
       ZSTD_CCtx_setParameter(cc, ZSTD_c_hashLog, 6);
+      if (h >= 2.0) {
+        // Busy planes (>= 2 bits/byte): matches are rare, so let the match
+        // finder skip ahead (acceleration) and keep Huffman coding of the
+        // literals switched on (zstd turns it off for accelerated fast mode).
+        // Low-entropy planes keep the full scan: their runs need LZ to go below
+        // Huffman's 1 bit per byte.
+        ZSTD_CCtx_setParameter(cc, ZSTD_c_targetLength, 64);
+        ZSTD_CCtx_setParameter(cc, ZSTD_c_literalCompressionMode, ZSTD_ps_enable);
+      }
     }
     size_t cap = ZSTD_compressBound(n);
     thread_local std::vector<uint8_t> zbuf;  // reused: no zero-fill per stream

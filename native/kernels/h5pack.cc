@@ -18,7 +18,8 @@ namespace {
 // Reserved attribute names: extra attributes may not use them.
 const char* const kReserved[] = {"id", "codec", "dtype", "shape", "base", "rawSize", "checksum"};
 constexpr size_t kMaxShapeRank = 64;
-constexpr size_t kMaxAttrString = 1 << 20;  // longest string attribute we accept on read
+constexpr size_t kMaxAttrString = 1 << 20;   // longest string attribute we accept on read
+constexpr size_t kMaxWriteString = 16 << 10;  // longest string attribute we write
 
 // HDF5 keeps one error stack (and one auto-print setting) per thread in the
 // thread-safe build, so silence it on every thread that calls in.
@@ -28,6 +29,18 @@ void Quiet() {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     done = true;
   }
+}
+
+// HDF5's own flock()-based file locking adds nothing here (published packs are
+// immutable, and each temp pack has exactly one writer) and fails outright on
+// filesystems without flock support (some NFS/Lustre mounts), so it is off.
+herr_t DisableFileLocking(hid_t fapl) {
+#if H5_VERSION_GE(1, 10, 7)
+  return H5Pset_file_locking(fapl, false, true);
+#else
+  (void)fapl;
+  return 0;
+#endif
 }
 
 herr_t WalkCb(unsigned n, const H5E_error2_t* e, void* data) {
@@ -73,6 +86,11 @@ class Hid {
   }
   bool ok() const { return id_ >= 0; }
   hid_t get() const { return id_; }
+  hid_t Release() {
+    hid_t x = id_;
+    id_ = -1;
+    return x;
+  }
 
  private:
   hid_t id_ = -1;
@@ -99,17 +117,23 @@ std::string IsoNow(int64_t* unix_ms) {
 
 // ---- attribute writers ------------------------------------------------------------------
 
+// Strings are fixed-length (NUL-terminated, UTF-8), never variable-length: a
+// fixed-length value lives inside the attribute message of its checksummed
+// object header, whereas variable-length strings live in the global heap,
+// which carries no checksum -- and libhdf5 can crash or hang on a damaged one.
 Err WriteStringAttr(hid_t obj, const char* name, const std::string& value, const std::string& path) {
   if (value.find('\0') != std::string::npos)
     return Err::Make(Status::InvalidArgument, std::string("attribute ") + name + " contains a NUL character");
+  if (value.size() > kMaxWriteString)  // compact attribute messages must stay well under 64 KiB
+    return Err::Make(Status::InvalidArgument, std::string("attribute ") + name + " is longer than 16 KiB");
   Hid type(H5Tcopy(H5T_C_S1), H5Tclose);
-  if (!type.ok() || H5Tset_size(type.get(), H5T_VARIABLE) < 0 || H5Tset_cset(type.get(), H5T_CSET_UTF8) < 0)
+  if (!type.ok() || H5Tset_size(type.get(), value.size() + 1) < 0 || H5Tset_strpad(type.get(), H5T_STR_NULLTERM) < 0 ||
+      H5Tset_cset(type.get(), H5T_CSET_UTF8) < 0)
     return H5Fail(Status::Hdf5, path, "cannot make string type");
   Hid space(H5Screate(H5S_SCALAR), H5Sclose);
   Hid attr(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   if (!attr.ok()) return H5Fail(Status::Hdf5, path, std::string("cannot create attribute ") + name);
-  const char* p = value.c_str();
-  if (H5Awrite(attr.get(), type.get(), &p) < 0)
+  if (H5Awrite(attr.get(), type.get(), value.c_str()) < 0)
     return H5Fail(Status::Hdf5, path, std::string("cannot write attribute ") + name);
   return Err::Ok();
 }
@@ -260,7 +284,7 @@ Err PackWriterFile::Create(const std::string& path, std::unique_ptr<PackWriterFi
   w->path_ = path;
   Hid fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   if (!fapl.ok() || H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST) < 0 ||
-      H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG) < 0)
+      H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG) < 0 || DisableFileLocking(fapl.get()) < 0)
     return H5Fail(Status::Hdf5, path, "cannot set file access properties");
   hid_t f = H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get());
   if (f < 0) return H5Fail(Status::Hdf5, path, "cannot create file");
@@ -306,19 +330,23 @@ Err PackWriterFile::Put(PackObject* obj, const uint8_t* data, size_t len) {
   Quiet();
   if (done_ || file_ < 0) return Err::Make(Status::InvalidArgument, "pack " + path_ + ": writer already finished");
   const std::string where = Where(path_, obj->id);
-  htri_t ex = H5Lexists(group_, obj->id.c_str(), H5P_DEFAULT);
-  if (ex < 0) return H5Fail(Status::Hdf5, where, "cannot look up dataset");
-  if (ex > 0) return Err::Make(Status::InvalidArgument, "pack " + where + " is already in this pack");
 
   hsize_t dims[1] = {len};
   Hid space(H5Screate_simple(1, dims, nullptr), H5Sclose);
   Hid dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   if (!space.ok() || !dcpl.ok() || H5Pset_layout(dcpl.get(), H5D_CONTIGUOUS) < 0 ||
-      H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER) < 0 || H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_LATE) < 0)
+      H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER) < 0 || H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_LATE) < 0 ||
+      H5Pset_obj_track_times(dcpl.get(), false) < 0)  // no timestamps: fewer header messages, reproducible bytes
     return H5Fail(Status::Hdf5, where, "cannot set dataset properties");
   Hid ds(H5Dcreate2(group_, obj->id.c_str(), H5T_STD_U8LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
          H5Dclose);
-  if (!ds.ok()) return H5Fail(Status::Hdf5, where, "cannot create dataset");
+  if (!ds.ok()) {
+    Err e = H5Fail(Status::Hdf5, where, "cannot create dataset");
+    if (H5Lexists(group_, obj->id.c_str(), H5P_DEFAULT) > 0)
+      e = Err::Make(Status::InvalidArgument, "pack " + where + " is already in this pack");
+    H5Eclear2(H5E_DEFAULT);
+    return e;
+  }
   if (len > 0) {
     if (H5Dwrite(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
       return H5Fail(Status::Hdf5, where, "cannot write data");
@@ -376,7 +404,7 @@ Err PackReaderFile::Open(const std::string& path, std::unique_ptr<PackReaderFile
   std::unique_ptr<PackReaderFile> r(new PackReaderFile());
   r->path_ = path;
   Hid fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-  if (!fapl.ok() || H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG) < 0)
+  if (!fapl.ok() || H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG) < 0 || DisableFileLocking(fapl.get()) < 0)
     return H5Fail(Status::Hdf5, path, "cannot set file access properties");
   hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get());
   if (f < 0) {
@@ -504,14 +532,49 @@ Err PackReaderFile::List(std::vector<PackObject>* out) {
   return Err::Ok();
 }
 
-Err PackReaderFile::ReadLocked(const std::string& id, const PackObject& obj, uint8_t* dst) {
+// The read path touches only what verification needs: the dataset's extent,
+// its data location and the checksum attribute (Stat reads every attribute).
+Err PackReaderFile::OpenForRead(const std::string& id, int64_t* ds_out, PackObject* o) {
+  if (file_ < 0) return Err::Make(Status::InvalidArgument, "pack " + path_ + " is closed");
   const std::string where = Where(path_, id);
-  if (obj.size > 0) {
-    Hid ds(H5Dopen2(file_, ("objects/" + id).c_str(), H5P_DEFAULT), H5Dclose);
-    if (!ds.ok()) return H5Fail(Status::Corrupt, where, "cannot open dataset");
-    if (H5Dread(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
-      return H5Fail(Status::Corrupt, where, "cannot read data");
+  if (!ValidPackId(id)) return Err::Make(Status::NotFound, "pack " + where + " not found (invalid id)");
+  hid_t ds = H5Dopen2(file_, ("objects/" + id).c_str(), H5P_DEFAULT);
+  if (ds < 0) {
+    Err e = H5Fail(Status::Corrupt, where, "cannot open dataset");
+    htri_t ex = H5Lexists(file_, "objects", H5P_DEFAULT) > 0
+                    ? H5Lexists(file_, ("objects/" + id).c_str(), H5P_DEFAULT) : -1;
+    H5Eclear2(H5E_DEFAULT);
+    if (ex == 0) return Err::Make(Status::NotFound, "pack " + where + " not found");
+    return e;
   }
+  Hid dsh(ds, H5Dclose);
+  Hid type(H5Dget_type(ds), H5Tclose);
+  Hid space(H5Dget_space(ds), H5Sclose);
+  if (!type.ok() || !space.ok() || H5Tget_class(type.get()) != H5T_INTEGER || H5Tget_size(type.get()) != 1 ||
+      H5Sget_simple_extent_ndims(space.get()) != 1)
+    return Err::Make(Status::Corrupt, "pack " + where + " is not a 1-D byte dataset");
+  hsize_t dims[1] = {0};
+  H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+  o->size = dims[0];
+  haddr_t off = H5Dget_offset(ds);
+  o->offset = off == HADDR_UNDEF ? kPackNoOffset : static_cast<uint64_t>(off);
+  H5Eclear2(H5E_DEFAULT);
+  if (o->size > 0) {
+    hsize_t fsize = 0;
+    if (H5Fget_filesize(file_, &fsize) < 0 || o->offset == kPackNoOffset || o->offset > fsize ||
+        o->size > fsize - o->offset)
+      return Err::Make(Status::Corrupt, "pack " + where + ": data extends past the end of the file");
+  }
+  CORAL_TRY(ReadStringAttr(ds, "checksum", &o->checksum, nullptr, where));
+  o->id = id;
+  *ds_out = dsh.Release();  // ownership moves to the caller
+  return Err::Ok();
+}
+
+Err PackReaderFile::ReadLocked(const std::string& id, int64_t ds, const PackObject& obj, uint8_t* dst) {
+  Hid dsh(ds, H5Dclose);
+  if (obj.size > 0 && H5Dread(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
+    return H5Fail(Status::Corrupt, Where(path_, id), "cannot read data");
   std::string got = Xxh3_128(dst, obj.size).Hex();
   if (got != obj.checksum)
     return Err::Make(Status::ChecksumMismatch, "object " + id + " in pack " + path_ + " is corrupted: stored bytes hash to " +
@@ -523,11 +586,14 @@ Err PackReaderFile::ReadInto(const std::string& id, uint8_t* dst, size_t cap, ui
   std::lock_guard<std::mutex> lock(mu_);
   Quiet();
   PackObject o;
-  CORAL_TRY(StatLocked(id, &o));
-  if (cap < o.size)
+  int64_t ds = -1;
+  CORAL_TRY(OpenForRead(id, &ds, &o));
+  if (cap < o.size) {
+    H5Dclose(ds);
     return Err::Make(Status::InvalidArgument, "pack " + Where(path_, id) + " needs " + std::to_string(o.size) +
                                                   " bytes but the buffer holds " + std::to_string(cap));
-  CORAL_TRY(ReadLocked(id, o, dst));
+  }
+  CORAL_TRY(ReadLocked(id, ds, o, dst));
   *got = o.size;
   return Err::Ok();
 }
@@ -536,10 +602,14 @@ Err PackReaderFile::Read(const std::string& id, std::unique_ptr<uint8_t[]>* out,
   std::lock_guard<std::mutex> lock(mu_);
   Quiet();
   PackObject o;
-  CORAL_TRY(StatLocked(id, &o));
+  int64_t ds = -1;
+  CORAL_TRY(OpenForRead(id, &ds, &o));
   std::unique_ptr<uint8_t[]> buf(new (std::nothrow) uint8_t[o.size > 0 ? o.size : 1]);
-  if (!buf) return Err::Make(Status::OutOfMemory, "pack " + Where(path_, id) + ": cannot allocate " + std::to_string(o.size) + " bytes");
-  CORAL_TRY(ReadLocked(id, o, buf.get()));
+  if (!buf) {
+    H5Dclose(ds);
+    return Err::Make(Status::OutOfMemory, "pack " + Where(path_, id) + ": cannot allocate " + std::to_string(o.size) + " bytes");
+  }
+  CORAL_TRY(ReadLocked(id, ds, o, buf.get()));
   *out = std::move(buf);
   *size = o.size;
   return Err::Ok();

@@ -117,7 +117,9 @@ class PackReaderFile {
  private:
   PackReaderFile() = default;
   Err StatLocked(const std::string& id, PackObject* out);
-  Err ReadLocked(const std::string& id, const PackObject& obj, uint8_t* dst);
+  // Opens the dataset (returned in *ds, closed by ReadLocked) and fills size, offset, checksum.
+  Err OpenForRead(const std::string& id, int64_t* ds, PackObject* o);
+  Err ReadLocked(const std::string& id, int64_t ds, const PackObject& obj, uint8_t* dst);
   std::mutex mu_;
   std::string path_;
   int64_t file_ = -1;
