@@ -399,13 +399,13 @@ const commands: Record<string, Command> = {
 
   checkout: {
     summary: 'Switch branches or restore files, rewriting checkpoints byte-for-byte',
-    usage: 'coral checkout [-f] [--detach] <branch|rev> | coral checkout -b <new-branch> | coral checkout <rev> -- <path>...',
+    usage: 'coral checkout [-f] [--detach] <branch|rev> | coral checkout -b <new-branch> [<start>] | coral checkout <rev> -- <path>...',
     options: { force: { type: 'boolean', short: 'f' }, branch: { type: 'string', short: 'b' }, detach: { type: 'boolean' }, ...JSON_OPT },
     async run(ctx) {
       await withRepo(ctx, async (repo) => {
         let r;
         if (ctx.flags.branch) {
-          r = await repo.checkout(ctx.flags.branch as string, { create: true, force: !!ctx.flags.force });
+          r = await repo.checkout(ctx.flags.branch as string, { create: true, start: ctx.args[0], force: !!ctx.flags.force });
         } else {
           const target = ctx.args[0];
           if (!target) throw new UsageError('usage: coral checkout <branch|rev> [-- <path>...]');

@@ -591,14 +591,14 @@ export class Repository {
    */
   async checkout(
     target: string,
-    opts: { force?: boolean; create?: boolean; detach?: boolean; paths?: string[] } = {},
+    opts: { force?: boolean; create?: boolean; start?: string; detach?: boolean; paths?: string[] } = {},
   ): Promise<{ head: string; branch: string | null; written: string[]; removed: string[] }> {
     if (opts.paths?.length) return this.restorePaths(target, opts.paths);
     let branch: string | null = null;
     let id: string;
     if (opts.create) {
-      id = await this.resolve('HEAD');
-      await this.createBranch(target, 'HEAD');
+      id = await this.resolve(opts.start ?? 'HEAD');
+      await this.createBranch(target, id);
       branch = target;
     } else if (!opts.detach && (await this.refs.readRef(`refs/heads/${target}`))) {
       branch = target;
