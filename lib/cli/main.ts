@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { CoralError, InvalidArgumentError, invalidParameter } from '../errors';
 import { formatSignatureDate, type Commit } from '../models';
 import { diffSides, type FileChange } from '../repo/diff';
-import { fsck, gc, stats } from '../repo/maintenance';
+import { fsck, gc, parsePruneExpire, stats } from '../repo/maintenance';
 import { Repository } from '../repo/repository';
 import { readIndex } from '../repo/staging';
 import { mergeCommand } from './merge-command';
@@ -494,11 +494,14 @@ const commands: Record<string, Command> = {
 
   gc: {
     summary: 'Remove objects unreachable from refs, reflogs, the index and merge state',
-    usage: 'coral gc [--json]',
-    options: { ...JSON_OPT },
+    usage: 'coral gc [--prune=<now|never|30m|2h|14d>] [--aggressive] [--json]',
+    options: { prune: { type: 'string' }, aggressive: { type: 'boolean' }, ...JSON_OPT },
     async run(ctx) {
       await withRepo(ctx, async (repo) => {
-        const r = await gc(repo);
+        const r = await gc(repo, {
+          pruneExpireMs: ctx.flags.prune !== undefined ? parsePruneExpire(ctx.flags.prune as string) : undefined,
+          aggressive: !!ctx.flags.aggressive,
+        });
         if (ctx.flags.json) return printJson(ctx, r);
         print(ctx, `gc: kept ${r.reachableObjects} objects of ${r.reachableCommits} commits; removed ${r.removedObjects} objects and ${r.removedMeta} meta objects; ${humanBytes(r.bytesBefore)} -> ${humanBytes(r.bytesAfter)}`);
       });

@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { invalidParameter } from '../errors';
 import { decodeMeta } from '../models/meta';
 import type { Tree } from '../models/tree';
 import { readIndex } from './staging';
@@ -77,6 +78,11 @@ async function walkFiles(dir: string): Promise<string[]> {
     else out.push(p);
   }
   return out;
+}
+
+async function metaAgeMs(repo: Repository, id: string): Promise<number> {
+  const st = await fsp.stat(repo.meta.pathOf(id)).catch(() => null);
+  return st ? Date.now() - st.mtimeMs : Infinity;
 }
 
 async function dirBytes(dir: string): Promise<number> {
@@ -182,7 +188,36 @@ async function reach(repo: Repository, opts: { followBases: boolean }): Promise<
   return out;
 }
 
-export async function gc(repo: Repository, opts: { timeoutMs?: number } = {}): Promise<GcReport> {
+/** Default age below which unreachable objects are kept (config `gc.pruneExpire`, seconds). */
+export const DEFAULT_PRUNE_EXPIRE_SECONDS = 3600;
+/** More packs than this and gc also consolidates them into one (config `gc.packLimit`). */
+export const DEFAULT_PACK_LIMIT = 16;
+
+export interface GcOptions {
+  timeoutMs?: number;
+  /**
+   * Unreachable objects in packs written or reused within this many ms are
+   * kept (a writer that does not use coral's session protocol may be about to
+   * reference them). 0 = prune everything unreachable now (`--prune=now`).
+   */
+  pruneExpireMs?: number;
+  /** Rewrite every pack into one, whatever their number. */
+  aggressive?: boolean;
+}
+
+/** Parses `now`, `never`, or a duration such as `90s`, `30m`, `2h`, `14d` into ms. */
+export function parsePruneExpire(s: string): number {
+  if (s === 'now') return 0;
+  if (s === 'never') return Number.MAX_SAFE_INTEGER;
+  const m = /^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?$/.exec(s.trim());
+  if (!m) throw invalidParameter('prune', "'now', 'never' or a duration like 30m, 2h, 14d", s);
+  const unit = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 7 * 86400e3 }[(m[2] ?? 's') as 's'];
+  return Math.round(Number(m[1]) * unit);
+}
+
+export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcReport> {
+  const graceMs = opts.pruneExpireMs ?? (repo.config.getNumber('gc.pruneExpire') ?? DEFAULT_PRUNE_EXPIRE_SECONDS) * 1000;
+  const packLimit = repo.config.getNumber('gc.packLimit') ?? DEFAULT_PACK_LIMIT;
   const lock = await GcLock.acquire(repo.layout, opts.timeoutMs);
   try {
     const bytesBefore = (await dirBytes(repo.layout.objects));
@@ -192,10 +227,14 @@ export async function gc(repo: Repository, opts: { timeoutMs?: number } = {}): P
         `gc stopped: the repository has missing objects (${r.missing[0].message}); run \`coral fsck\``,
         { problems: r.missing.slice(0, 20) },
       );
-    const repack = await repo.store.repack((id) => r.objects.has(id));
+    const packs = (await fsp.readdir(repo.layout.packs).catch(() => [] as string[])).filter((f) => f.endsWith('.h5')).length;
+    const repack = await repo.store.repack((id) => r.objects.has(id), {
+      graceMs,
+      all: !!opts.aggressive || packs > packLimit,
+    });
     let removedMeta = 0;
     for await (const id of repo.meta.list()) {
-      if (!r.metas.has(id)) {
+      if (!r.metas.has(id) && (graceMs === 0 || (await metaAgeMs(repo, id)) > graceMs)) {
         await repo.meta.delete(id);
         removedMeta++;
       }

@@ -38,7 +38,7 @@ import { crashPoint } from '../util/crash';
 import { writeFileAtomic } from '../util/fsutil';
 import { CORAL_DIR, REPO_FORMAT_VERSION, RepoLayout } from './layout';
 import { diffSides, type FileChange } from './diff';
-import { fsck, gc, stats, type FsckReport, type GcReport, type StatsReport } from './maintenance';
+import { fsck, gc, stats, type FsckReport, type GcOptions, type GcReport, type StatsReport } from './maintenance';
 import { materializeFile, readFileTensor } from './materialize';
 import * as merging from './merge';
 import { ObjectReader, ObjectWriter } from './objects';
@@ -710,7 +710,7 @@ export class Repository {
     return readFileTensor(this.reader, e, te);
   }
 
-  gc(opts?: { timeoutMs?: number }): Promise<GcReport> {
+  gc(opts?: GcOptions): Promise<GcReport> {
     return gc(this, opts);
   }
 

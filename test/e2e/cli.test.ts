@@ -270,11 +270,13 @@ describe('coral CLI end to end', () => {
     model(ck, 3, { base: 1 });
     ok(d, ['add', ck]);
     const h3 = sha256(ck);
-    const g1 = JSON.parse(ok(d, ['gc', '--json']));
+    // Default grace period: nothing this young is pruned.
+    expect(JSON.parse(ok(d, ['gc', '--json'])).removedObjects).toBe(0);
+    const g1 = JSON.parse(ok(d, ['gc', '--prune=now', '--json']));
     // The deleted branch is still in the reflog, so nothing goes yet (git semantics).
     expect(g1.removedObjects).toBe(0);
     fs.rmSync(path.join(d, '.coral', 'logs'), { recursive: true, force: true });
-    const g2 = JSON.parse(ok(d, ['gc', '--json']));
+    const g2 = JSON.parse(ok(d, ['gc', '--prune=now', '--json']));
     expect(g2.removedObjects).toBeGreaterThan(0);
     expect(JSON.parse(ok(d, ['fsck', '--json'])).ok).toBe(true);
     ok(d, ['commit', '-m', 'staged survives']);

@@ -382,7 +382,7 @@ describe('coral merge: classification, strategies, DAG', () => {
 
     // Crash again; gc runs; --continue applies the merged tree and commits with both parents.
     expect(coral(d, ['merge', 'feat', '--strategy', 'average'], { CORAL_CRASH_AT: 'merge:after-state' }).code).not.toBe(0);
-    ok(d, ['gc']);
+    ok(d, ['gc', '--prune=now']);
     const id = JSON.parse(ok(d, ['merge', '--continue', '--json'])).commit;
     expect(sha256(F)).toBe(mergedF);
     expect(sha256(G)).toBe(mergedG);
