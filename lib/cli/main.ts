@@ -13,26 +13,8 @@ import { Repository } from '../repo/repository';
 import { readIndex } from '../repo/staging';
 import { mergeCommand } from './merge-command';
 import { similarCommand } from './similar-command';
+import type { Command, Ctx, Flags, OptSpec } from './command';
 import { defaultIo, errorLine, exitCodeFor, fmtNum, humanBytes, paint, Progress, type Io } from './output';
-
-type Flags = Record<string, string | boolean | string[] | undefined>;
-type OptSpec = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
-
-interface Command {
-  summary: string;
-  usage: string;
-  options: OptSpec;
-  run: (ctx: Ctx) => Promise<number | void>;
-}
-
-interface Ctx {
-  io: Io;
-  flags: Flags;
-  args: string[];
-  /** Arguments after a bare `--` (pathspecs). */
-  rest: string[];
-  cwd: string;
-}
 
 class UsageError extends CoralError {
   static override readonly code = 'CORAL_USAGE';

@@ -8,7 +8,7 @@ import { CoralError, MergeConflictError, invalidParameter } from '../errors';
 import { isMergeStrategy, MERGE_STRATEGIES, type MergeStrategyName } from '../merge/strategies';
 import type { MergeConflict, MergeParams, MergeReport } from '../repo/merge';
 import { Repository } from '../repo/repository';
-import type { Command, Ctx } from './main';
+import type { Command, Ctx } from './command';
 import { fmtNum, paint } from './output';
 
 class UsageError extends CoralError {

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { InvalidArgumentError, invalidParameter } from '../errors';
 import type { SimilarTarget } from '../ingest/similarity';
 import { Repository } from '../repo/repository';
-import type { Command } from './main';
+import type { Command } from './command';
 
 export const similarCommand: Command = {
   summary: 'List stored checkpoints closest to a checkpoint (provenance: which base was it fine-tuned from?)',
