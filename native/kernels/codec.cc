@@ -8,7 +8,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <type_traits>
+
+#include <sys/mman.h>
 
 #include "kernels/codec_internal.h"
 #include "kernels/parallel.h"
@@ -293,7 +296,7 @@ void EncodeChunk(Codec c, DType d, const uint8_t* t, const uint8_t* b, uint64_t 
                  std::vector<uint8_t>* out) {
   const size_t w = DTypeSize(d);
   switch (c) {
-    case Codec::ZSTD: PutStream(*out, t, n * w, level, kHintCompress); break;
+    case Codec::ZSTD: PutStream(*out, t, n * w, level, kHintZstd); break;
     case Codec::SPARSE_UPDATE: {
       std::vector<uint64_t> pos;
       CORAL_BY_WIDTH(w, ChangedPositionsT, t, b, start, n, &pos);
@@ -351,6 +354,44 @@ uint64_t Numel(const std::vector<uint64_t>& shape, bool* overflow) {
   return n;
 }
 
+// Chunk output buffers are recycled through a small process-wide pool: a
+// fresh 1 MiB buffer per chunk and call meant first-touch page faults (and
+// the kernel zeroing those pages) on every encode, which cost about as much
+// as the entropy coding. The pool keeps at most kPoolBytes of capacity.
+constexpr size_t kPoolBytes = size_t(96) << 20;
+struct BufPool {
+  std::mutex mu;
+  std::vector<std::vector<uint8_t>> free;
+  size_t bytes = 0;
+};
+BufPool& Pool() {
+  static BufPool* p = new BufPool;  // never destroyed: pool threads may outlive static teardown
+  return *p;
+}
+std::vector<uint8_t> TakeBuf(size_t want) {
+  BufPool& p = Pool();
+  std::lock_guard<std::mutex> lk(p.mu);
+  for (size_t i = p.free.size(); i-- > 0;)
+    if (p.free[i].capacity() >= want) {
+      std::vector<uint8_t> v = std::move(p.free[i]);
+      p.free.erase(p.free.begin() + std::ptrdiff_t(i));
+      p.bytes -= v.capacity();
+      v.clear();
+      return v;
+    }
+  return {};
+}
+void GiveBufs(std::vector<std::vector<uint8_t>>* parts) {
+  BufPool& p = Pool();
+  std::lock_guard<std::mutex> lk(p.mu);
+  for (auto& v : *parts)
+    if (v.capacity() && p.bytes + v.capacity() <= kPoolBytes) {
+      p.bytes += v.capacity();
+      p.free.push_back(std::move(v));
+    }
+  parts->clear();
+}
+
 // Chunked lossless payload; the chunk split depends only on chunk_elems.
 void EncodeChunkedParts(Codec c, const TensorView& t, const uint8_t* b, uint32_t chunk, int level, int threads,
                         std::vector<std::vector<uint8_t>>* parts) {
@@ -363,10 +404,25 @@ void EncodeChunkedParts(Codec c, const TensorView& t, const uint8_t* b, uint32_t
       [&](size_t k) {
         uint64_t s = uint64_t(k) * chunk;
         size_t len = size_t(std::min<uint64_t>(chunk, n - s));
-        (*parts)[k].reserve(len * w + 16 * w + 64);
+        const size_t want = len * w + 16 * w + 64;
+        (*parts)[k] = TakeBuf(want);
+        (*parts)[k].reserve(want);
         EncodeChunk(c, t.dtype, t.data + s * w, b ? b + s * w : nullptr, s, len, level, &(*parts)[k]);
       },
       threads);
+}
+
+// Asks for transparent huge pages on the 2 MiB-aligned interior of a large,
+// not yet touched result buffer: one fault per 2 MiB instead of per 4 KiB.
+void AdviseHuge(std::vector<uint8_t>* v) {
+#ifdef MADV_HUGEPAGE
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  if (v->capacity() < 2 * kHuge) return;
+  uintptr_t a = reinterpret_cast<uintptr_t>(v->data() + v->size());
+  uintptr_t e = reinterpret_cast<uintptr_t>(v->data() + v->capacity());
+  uintptr_t lo = (a + kHuge - 1) & ~(kHuge - 1), hi = e & ~(kHuge - 1);
+  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
+#endif
 }
 
 Err DecodeChunked(const ObjectInfo& info, const uint8_t* payload, size_t pn, const uint8_t* b, uint8_t* out,
@@ -730,7 +786,7 @@ Err Encode(const TensorView& t, const TensorView* base, const EncodeParams& p, E
       res->codec = c;
       has_base = false;
       base_id = Digest128{};
-      parts.clear();
+      GiveBufs(&parts);
       raw_payload = t.data;
       payload_size = t.nbytes;
     }
@@ -739,12 +795,14 @@ Err Encode(const TensorView& t, const TensorView* base, const EncodeParams& p, E
   uint32_t hdr_chunk = IsChunked(c) ? chunk : 0;
   res->bytes.clear();
   res->bytes.reserve(kFixedHeader + 8 * t.shape.size() + params.size() + 12 + payload_size);
+  AdviseHuge(&res->bytes);
   WriteHeader(&res->bytes, c, t, has_base, res->lossy, p.level, hdr_chunk, id, base_id, res->max_abs_error,
               res->rel_l2_error, params, payload_size);
   if (raw_payload) {
     res->bytes.insert(res->bytes.end(), raw_payload, raw_payload + t.nbytes);
   } else if (!parts.empty() || (!CodecIsLossy(c) && c != Codec::RAW)) {
     JoinChunks(parts, &res->bytes);
+    GiveBufs(&parts);
   } else {
     res->bytes.insert(res->bytes.end(), payload.begin(), payload.end());
   }

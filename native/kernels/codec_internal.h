@@ -99,9 +99,12 @@ inline Err Corrupt(const std::string& what) { return Err::Make(Status::Corrupt, 
 
 // ---- compressed streams --------------------------------------------------------------------
 // A stream is: u8 mode, u32 raw length, u32 stored length, stored bytes.
-// mode 0 = stored raw, 1 = zstd frame, 2 = one repeated byte (stored length 1).
+// mode 0 = stored raw, 1 = zstd frame, 2 = one repeated byte (stored length 1),
+// 3 = order-0 rANS (kernels/entropy.h).
 
-enum StreamHint { kHintAuto = 0, kHintCompress = 1 };
+// kHintAuto: a plane (stored raw when it samples above 7.92 bits/byte);
+// kHintCompress: always try to compress; kHintZstd: zstd only (the ZSTD codec).
+enum StreamHint { kHintAuto = 0, kHintCompress = 1, kHintZstd = 2 };
 
 // Appends one stream holding data[0..n). With kHintAuto, a sample entropy test
 // skips zstd for planes that look incompressible (stored raw).

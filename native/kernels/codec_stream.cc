@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "kernels/codec_internal.h"
+#include "kernels/entropy.h"
 
 namespace coral {
 namespace codec {
@@ -30,13 +31,63 @@ ZSTD_DCtx* Dctx() {
   return c.get();
 }
 
-enum : uint8_t { kModeRaw = 0, kModeZstd = 1, kModeRepeat = 2 };
+enum : uint8_t { kModeRaw = 0, kModeZstd = 1, kModeRepeat = 2, kModeRans = 3 };
 
 void PutHeader(std::vector<uint8_t>& out, uint8_t mode, uint32_t raw, uint32_t stored) {
   PutU8(out, mode);
   PutU32(out, raw);
   PutU32(out, stored);
 }
+
+// zstd on the whole stream; `huff` selects the Huffman-only configuration
+// (see docs/codecs.md), `h` the sampled entropy. Returns false when zstd does
+// not make the stream smaller.
+bool PutZstd(std::vector<uint8_t>& out, const uint8_t* data, size_t n, int level, bool huff, double h) {
+  ZSTD_CCtx* cc = Cctx();
+  ZSTD_CCtx_reset(cc, ZSTD_reset_session_and_parameters);
+  ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, level);
+  if (huff) {
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_strategy, ZSTD_fast);
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_minMatch, 7);
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_hashLog, 6);
+    if (h >= 2.0) {
+      // Busy planes (>= 2 bits/byte): matches are rare, so let the match
+      // finder skip ahead (acceleration) and keep Huffman coding of the
+      // literals switched on (zstd turns it off for accelerated fast mode).
+      ZSTD_CCtx_setParameter(cc, ZSTD_c_targetLength, 64);
+      ZSTD_CCtx_setParameter(cc, ZSTD_c_literalCompressionMode, ZSTD_ps_enable);
+    }
+  }
+  size_t cap = ZSTD_compressBound(n);
+  thread_local std::vector<uint8_t> zbuf;  // reused: no zero-fill per stream
+  if (zbuf.size() < cap) zbuf.resize(cap);
+  size_t z = ZSTD_compress2(cc, zbuf.data(), cap, data, n);
+  if (ZSTD_isError(z) || z >= n) return false;
+  PutHeader(out, kModeZstd, static_cast<uint32_t>(n), static_cast<uint32_t>(z));
+  out.insert(out.end(), zbuf.data(), zbuf.data() + z);
+  return true;
+}
+
+// Size of a zstd trial at `level` on a window of up to 16 KiB from the middle
+// of the stream (*sn receives the window length).
+size_t ZstdTrial(const uint8_t* data, size_t n, int level, size_t* sn) {
+  *sn = std::min<size_t>(n, 16384);
+  const size_t so = (n - *sn) / 2;
+  const size_t cap = ZSTD_compressBound(*sn);
+  thread_local std::vector<uint8_t> tmp;
+  if (tmp.size() < cap) tmp.resize(cap);
+  size_t z = ZSTD_compressCCtx(Cctx(), tmp.data(), cap, data + so, *sn, level);
+  return ZSTD_isError(z) ? *sn : z;
+}
+
+// See PutStream: rANS must beat the zstd trial by this fraction of its size
+// (1.0 disables rANS; 0.03 gains ~1-3% more ratio on deltas but encodes slower).
+#ifndef CORAL_RANS_MIN_GAIN
+#define CORAL_RANS_MIN_GAIN 0.10
+#endif
+constexpr double kRansMinGain = CORAL_RANS_MIN_GAIN;
+// Typical rANS overhead: frequency table and final states.
+constexpr size_t kRansTable = 32 + 256 + 128;
 
 }  // namespace
 
@@ -76,51 +127,48 @@ void PutStream(std::vector<uint8_t>& out, const uint8_t* data, size_t n, int lev
     out.insert(out.end(), data, data + n);
     return;
   }
-  // Mantissa planes are close to uniform: zstd cannot gain there, so skip it.
-  double h = SampleEntropy(data, n);
-  bool try_zstd = hint == kHintCompress || h <= 7.92;
-  // For planes of i.i.d.-looking symbols (exponents, small deltas) LZ matches
-  // cost more than they save; zstd's fast strategy with a tiny hash table and
-  // the longest minimum match is then effectively Huffman-only. A trial on a
-  // sample picks between that and the regular level.
-  bool huff = false;
-  if (try_zstd) {
-    size_t sn = std::min<size_t>(n, 16384), so = (n - sn) / 2;
-    size_t cap = ZSTD_compressBound(sn);
-    thread_local std::vector<uint8_t> tmp;
-    if (tmp.size() < cap) tmp.resize(cap);
-    size_t z = ZSTD_compressCCtx(Cctx(), tmp.data(), cap, data + so, sn, level);
-    double hs = SampleEntropy(data + so, sn, sn);
-    huff = !ZSTD_isError(z) && double(z) > 0.97 * hs * double(sn) / 8.0;
+  // Mantissa planes are close to uniform: no coder gains there, so skip it.
+  const double h = SampleEntropy(data, n);
+  if (hint == kHintAuto && h > 7.92) {
+    PutHeader(out, kModeRaw, raw, raw);
+    out.insert(out.end(), data, data + n);
+    return;
   }
-  if (try_zstd) {
-    ZSTD_CCtx* cc = Cctx();
-    ZSTD_CCtx_reset(cc, ZSTD_reset_session_and_parameters);
-    ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, level);
-    if (huff) {
-      ZSTD_CCtx_setParameter(cc, ZSTD_c_strategy, ZSTD_fast);
-      ZSTD_CCtx_setParameter(cc, ZSTD_c_minMatch, 7);
-      ZSTD_CCtx_setParameter(cc, ZSTD_c_hashLog, 6);
-      if (h >= 2.0) {
-        // Busy planes (>= 2 bits/byte): matches are rare, so let the match
-        // finder skip ahead (acceleration) and keep Huffman coding of the
-        // literals switched on (zstd turns it off for accelerated fast mode).
-        // Low-entropy planes keep the full scan: their runs need LZ to go below
-        // Huffman's 1 bit per byte.
-        ZSTD_CCtx_setParameter(cc, ZSTD_c_targetLength, 64);
-        ZSTD_CCtx_setParameter(cc, ZSTD_c_literalCompressionMode, ZSTD_ps_enable);
+  // A trial on a sample shows whether zstd's matches find structure; for
+  // i.i.d.-looking symbols (exponents, small deltas) LZ matches cost more than
+  // they save, and zstd then runs in its Huffman-only configuration.
+  size_t sn = 0;
+  const size_t zs = ZstdTrial(data, n, level, &sn);
+  const double hs = SampleEntropy(data + (n - sn) / 2, sn, sn);
+  const bool huff = double(zs) > 0.97 * hs * double(sn) / 8.0;
+  if (hint != kHintZstd) {
+    // Order-0 rANS codes i.i.d. symbols within ~0.01 bit/byte of their
+    // entropy (Huffman loses up to ~0.1 and cannot go below 1 bit/byte), and
+    // decodes several times faster. It is used unless the trial shows zstd's
+    // matches beating the order-0 entropy of the whole stream by 3%.
+    uint32_t hist[256];
+    entropy::Histogram(data, n, hist);
+    const double hn = entropy::Entropy(hist, n);
+    // rANS decodes and encodes a little slower than zstd's Huffman-only mode,
+    // so it is used where it pays: when the order-0 entropy of the stream is
+    // below the trial's zstd rate by kRansMinGain (low-entropy planes, where
+    // Huffman codes waste most).
+    const double rans_rate = hn / 8.0 + double(kRansTable) / double(n);
+    if (rans_rate <= (1.0 - kRansMinGain) * double(zs) / double(sn)) {
+      const size_t at = out.size();
+      PutHeader(out, kModeRans, raw, 0);
+      if (entropy::RansEncode(data, n, hist, n, &out)) {
+        const uint32_t stored = static_cast<uint32_t>(out.size() - at - 9);
+        for (int i = 0; i < 4; ++i) out[at + 5 + i] = uint8_t(stored >> (8 * i));
+        return;
       }
-    }
-    size_t cap = ZSTD_compressBound(n);
-    thread_local std::vector<uint8_t> zbuf;  // reused: no zero-fill per stream
-    if (zbuf.size() < cap) zbuf.resize(cap);
-    size_t z = ZSTD_compress2(cc, zbuf.data(), cap, data, n);
-    if (!ZSTD_isError(z) && z < n) {
-      PutHeader(out, kModeZstd, raw, static_cast<uint32_t>(z));
-      out.insert(out.end(), zbuf.data(), zbuf.data() + z);
+      out.resize(at);
+      PutHeader(out, kModeRaw, raw, raw);
+      out.insert(out.end(), data, data + n);
       return;
     }
   }
+  if (PutZstd(out, data, n, level, huff, h)) return;
   PutHeader(out, kModeRaw, raw, raw);
   out.insert(out.end(), data, data + n);
 }
@@ -144,6 +192,12 @@ Err GetStreamAnyLen(Reader& r, size_t max_raw, std::vector<uint8_t>& scratch, co
       std::memset(scratch.data(), src[0], raw);
       *data = scratch.data();
       return Err::Ok();
+    case kModeRans: {
+      if (scratch.size() < raw) scratch.resize(raw);
+      CORAL_TRY(entropy::RansDecode(src, stored, scratch.data(), raw));
+      *data = scratch.data();
+      return Err::Ok();
+    }
     case kModeZstd: {
       unsigned long long fcs = ZSTD_getFrameContentSize(src, stored);
       if (fcs != raw) return Corrupt("zstd frame size mismatch");

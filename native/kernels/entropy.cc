@@ -1,0 +1,330 @@
+// Order-0 static rANS coder; see entropy.h for the stream layout.
+#include "kernels/entropy.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/entropy_impl.h"
+
+namespace coral {
+namespace entropy {
+namespace {
+
+constexpr int kScaleBits = 12;
+constexpr uint32_t kScale = 1u << kScaleBits;  // frequencies sum to this
+constexpr uint32_t kLow = 1u << 16;            // states live in [kLow, 2^32)
+constexpr int kLanes = 32;
+constexpr size_t kBitmapBytes = 32;
+constexpr size_t kStateBytes = 4 * kLanes;
+
+bool DetectAvx2() {
+  // CORAL_NO_AVX2=1 forces the portable path (benchmarks, debugging), as for hashing.
+  if (const char* v = std::getenv("CORAL_NO_AVX2"); v && *v && *v != '0') return false;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2");
+#else
+  return false;
+#endif
+}
+bool UseAvx2() {
+  static const bool v = DetectAvx2();
+  return v;
+}
+
+inline uint32_t Load32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline uint16_t Load16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+inline void Store16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
+inline void Store32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }
+
+// log2(k) for k in [0, 4096] (entry 0 unused).
+const double* Log2Table() {
+  static const std::vector<double> t = [] {
+    std::vector<double> v(kScale + 1, 0.0);
+    for (uint32_t k = 1; k <= kScale; ++k) v[k] = std::log2(double(k));
+    return v;
+  }();
+  return t.data();
+}
+
+// Frequencies summing to kScale, >= 1 for every present symbol, chosen to keep
+// the coded size (sum of hist[s] * -log2(f[s] / kScale)) close to its minimum:
+// proportional rounding, then greedy unit moves by their exact cost.
+void Normalize(const uint32_t hist[256], size_t n, uint32_t f[256]) {
+  const double* lg = Log2Table();
+  int64_t sum = 0;
+  for (int s = 0; s < 256; ++s) {
+    f[s] = 0;
+    if (!hist[s]) continue;
+    uint64_t v = (uint64_t(hist[s]) * kScale + n / 2) / n;
+    f[s] = v ? uint32_t(v) : 1;
+    sum += f[s];
+  }
+  while (sum < int64_t(kScale)) {
+    int best = -1;
+    double gain = -1;
+    for (int s = 0; s < 256; ++s) {
+      if (!hist[s] || f[s] >= kScale - 1) continue;
+      double g = double(hist[s]) * (lg[f[s] + 1] - lg[f[s]]);
+      if (g > gain) gain = g, best = s;
+    }
+    f[best]++;
+    sum++;
+  }
+  while (sum > int64_t(kScale)) {
+    int best = -1;
+    double loss = 0;
+    for (int s = 0; s < 256; ++s) {
+      if (f[s] <= 1) continue;
+      double l = double(hist[s]) * (lg[f[s]] - lg[f[s] - 1]);
+      if (best < 0 || l < loss) loss = l, best = s;
+    }
+    f[best]--;
+    sum--;
+  }
+}
+
+void PutTable(const uint32_t f[256], std::vector<uint8_t>* out) {
+  uint8_t bm[kBitmapBytes] = {0};
+  int last = -1;
+  for (int s = 0; s < 256; ++s)
+    if (f[s]) bm[s >> 3] |= uint8_t(1u << (s & 7)), last = s;
+  out->insert(out->end(), bm, bm + kBitmapBytes);
+  for (int s = 0; s < last; ++s) {
+    if (!f[s]) continue;
+    if (f[s] < 128) {
+      out->push_back(uint8_t(f[s]));
+    } else {
+      out->push_back(uint8_t(0x80 | (f[s] >> 8)));
+      out->push_back(uint8_t(f[s] & 0xff));
+    }
+  }
+}
+
+struct EncSym {
+  uint64_t rcp;   // ceil-ish reciprocal: q = mulhi64(x, rcp) = x / f (x - 1 for f == 1)
+  uint32_t bias;  // cum (+ 4095 for f == 1)
+  uint32_t cmpl;  // 4096 - f
+  uint32_t xmax;  // renormalise while x >= f << 20
+  uint32_t pad;
+};
+
+void BuildEnc(const uint32_t f[256], EncSym es[256]) {
+  uint32_t cum = 0;
+  for (int s = 0; s < 256; ++s) {
+    EncSym& e = es[s];
+    e.pad = 0;
+    if (!f[s]) {
+      e.rcp = 0, e.bias = 0, e.cmpl = 0, e.xmax = 0;
+      continue;
+    }
+    e.xmax = f[s] << (32 - kScaleBits);  // x / f must stay below 2^20 = 2^32 / 4096
+    e.cmpl = kScale - f[s];
+    if (f[s] == 1) {
+      e.rcp = ~uint64_t(0);
+      e.bias = cum + kScale - 1;
+    } else {
+      // floor(2^64 / f) + 1: exact quotient for every 32-bit x (f < 2^12).
+      e.rcp = (~uint64_t(0)) / f[s] + 1;
+      e.bias = cum;
+    }
+    cum += f[s];
+  }
+}
+
+inline uint32_t EncStep(uint32_t x, const EncSym& e, uint8_t*& p) {
+  // Always store the low word; keep it only when renormalising. Written
+  // without branches: whether a lane renormalises is close to a coin flip.
+  Store16(p - 2, uint16_t(x));
+  const uint32_t r = x >= e.xmax;
+  p -= 2 * r;
+  x >>= 16 * r;
+  const uint32_t q = uint32_t((static_cast<unsigned __int128>(x) * e.rcp) >> 64);
+  return x + e.bias + q * e.cmpl;
+}
+
+}  // namespace
+
+void Histogram(const uint8_t* p, size_t n, uint32_t hist[256]) {
+  uint32_t h[4][256];
+  std::memset(h, 0, sizeof(h));
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    uint64_t a, b;
+    std::memcpy(&a, p + i, 8);
+    std::memcpy(&b, p + i + 8, 8);
+    for (int k = 0; k < 8; k += 2) {
+      h[0][uint8_t(a >> (8 * k))]++;
+      h[1][uint8_t(a >> (8 * k + 8))]++;
+      h[2][uint8_t(b >> (8 * k))]++;
+      h[3][uint8_t(b >> (8 * k + 8))]++;
+    }
+  }
+  for (; i < n; ++i) h[0][p[i]]++;
+  for (int s = 0; s < 256; ++s) hist[s] = h[0][s] + h[1][s] + h[2][s] + h[3][s];
+}
+
+double Entropy(const uint32_t hist[256], size_t n) {
+  if (n == 0) return 0;
+  double acc = 0;
+  for (int s = 0; s < 256; ++s)
+    if (hist[s]) acc += double(hist[s]) * std::log2(double(hist[s]));
+  return std::log2(double(n)) - acc / double(n);
+}
+
+int DistinctSymbols(const uint32_t hist[256]) {
+  int k = 0;
+  for (int s = 0; s < 256; ++s) k += hist[s] != 0;
+  return k;
+}
+
+bool RansEncode(const uint8_t* data, size_t n, const uint32_t hist[256], size_t limit, std::vector<uint8_t>* out) {
+  if (n == 0 || DistinctSymbols(hist) < 2) return false;
+  uint32_t f[256];
+  Normalize(hist, n, f);
+  const size_t start = out->size();
+  PutTable(f, out);
+  const size_t head = out->size() - start + kStateBytes;
+  if (head + 2 * kLanes >= limit) {
+    out->resize(start);
+    return false;
+  }
+  // Words are written backwards into a scratch buffer that holds at most
+  // limit - head bytes; running out means the result would not be smaller.
+  const size_t cap = limit - head;
+  thread_local std::vector<uint8_t> buf;
+  if (buf.size() < cap + 2) buf.resize(cap + 2);
+  uint8_t* const lo = buf.data() + 2;  // Store16(p - 2) may touch lo - 2 .. lo - 1 only when p == lo
+  uint8_t* const hi = lo + cap;
+  uint8_t* p = hi;
+  EncSym es[256];
+  BuildEnc(f, es);
+  uint32_t x[kLanes];
+  for (int j = 0; j < kLanes; ++j) x[j] = kLow;
+  // Symbols are encoded in reverse decode order: the tail first, then whole
+  // groups of 8 from the last, lanes 7..0.
+  const size_t groups = n / kLanes;
+  bool ok = true;
+  for (size_t i = n; i > groups * kLanes;) {
+    --i;
+    if (size_t(p - lo) < 2) {
+      ok = false;
+      break;
+    }
+    x[i % kLanes] = EncStep(x[i % kLanes], es[data[i]], p);
+  }
+  for (size_t g = groups; ok && g > 0;) {
+    --g;
+    if (size_t(p - lo) < 2 * kLanes) {
+      ok = false;
+      break;
+    }
+    const uint8_t* s = data + g * kLanes;
+    for (int j = kLanes - 1; j >= 0; --j) x[j] = EncStep(x[j], es[s[j]], p);
+  }
+  const size_t words = size_t(hi - p);
+  if (!ok || head + words >= limit) {
+    out->resize(start);
+    return false;
+  }
+  const size_t at = out->size();
+  out->resize(at + kStateBytes + words);
+  uint8_t* o = out->data() + at;
+  for (int j = 0; j < kLanes; ++j) Store32(o + 4 * j, x[j]);
+  std::memcpy(o + kStateBytes, p, words);
+  return true;
+}
+
+Err RansDecode(const uint8_t* src, size_t sn, uint8_t* dst, size_t n) {
+  auto bad = [](const char* what) {
+    return Err::Make(Status::Corrupt, std::string("corrupt codec object: rANS stream: ") + what);
+  };
+  if (sn < kBitmapBytes) return bad("truncated frequency table");
+  const uint8_t* bm = src;
+  int present[256];
+  int k = 0;
+  for (int s = 0; s < 256; ++s)
+    if (bm[s >> 3] & (1u << (s & 7))) present[k++] = s;
+  if (k < 2) return bad("fewer than two symbols");
+  size_t pos = kBitmapBytes;
+  uint32_t f[256] = {0};
+  uint32_t sum = 0;
+  for (int j = 0; j + 1 < k; ++j) {
+    if (pos >= sn) return bad("truncated frequency table");
+    uint32_t v = src[pos++];
+    if (v & 0x80) {
+      if (pos >= sn) return bad("truncated frequency table");
+      v = ((v & 0x7f) << 8) | src[pos++];
+    }
+    if (v == 0 || v >= kScale) return bad("frequency out of range");
+    sum += v;
+    if (sum >= kScale) return bad("frequencies exceed the scale");
+    f[present[j]] = v;
+  }
+  f[present[k - 1]] = kScale - sum;
+  if (sn - pos < kStateBytes) return bad("truncated states");
+  uint32_t x[kLanes];
+  for (int j = 0; j < kLanes; ++j) {
+    x[j] = Load32(src + pos + 4 * j);
+    if (x[j] < kLow) return bad("state out of range");
+  }
+  pos += kStateBytes;
+  if ((sn - pos) & 1) return bad("odd word stream length");
+  // Slot table: symbol | (slot - cum) << 8 | f << 20.
+  uint32_t tab[kScale];
+  {
+    uint32_t cum = 0;
+    for (int j = 0; j < k; ++j) {
+      const uint32_t s = uint32_t(present[j]), fs = f[s];
+      for (uint32_t o = 0; o < fs; ++o) tab[cum + o] = s | (o << 8) | (fs << 20);
+      cum += fs;
+    }
+  }
+  const uint8_t* p = src + pos;
+  const uint8_t* const end = src + sn;
+  const size_t groups = n / kLanes;
+  size_t g = 0;
+  if (UseAvx2()) g = entropy_impl::RansDecodeGroupsAvx2(tab, x, &p, end, dst, groups);
+  // Fast path: at most one word per symbol, so 2 * kLanes bytes left cover a group.
+  for (; g < groups && size_t(end - p) >= 2 * kLanes; ++g) {
+    uint8_t* o = dst + g * kLanes;
+    for (int j = 0; j < kLanes; ++j) {
+      uint32_t xs = x[j];
+      const uint32_t e = tab[xs & (kScale - 1)];
+      o[j] = uint8_t(e);
+      xs = (e >> 20) * (xs >> kScaleBits) + ((e >> 8) & (kScale - 1));
+      const uint32_t w = Load16(p);
+      const uint32_t need = xs < kLow;  // branch-free, as in the encoder
+      x[j] = (xs << (16 * need)) | (w & (0u - need));
+      p += 2 * need;
+    }
+  }
+  // Checked path for the rest (end of the word stream, tail symbols).
+  for (size_t i = g * kLanes; i < n; ++i) {
+    uint32_t& xs = x[i % kLanes];
+    const uint32_t e = tab[xs & (kScale - 1)];
+    dst[i] = uint8_t(e);
+    xs = (e >> 20) * (xs >> kScaleBits) + ((e >> 8) & (kScale - 1));
+    if (xs < kLow) {
+      if (end - p < 2) return bad("word stream too short");
+      xs = (xs << 16) | Load16(p);
+      p += 2;
+    }
+  }
+  if (p != end) return bad("unused words at the end");
+  for (int j = 0; j < kLanes; ++j)
+    if (x[j] != kLow) return bad("final state mismatch");
+  return Err::Ok();
+}
+
+}  // namespace entropy
+}  // namespace coral
