@@ -62,7 +62,10 @@ export function diffStatsAsync(dtype: number, a: Bytes, b: Bytes): Promise<DiffS
 
 // ---- packs (native/bindings/pack.cc → kernels/h5pack.h) -----------------------------------
 
-/** Attributes given to PackWriter.put; stored as HDF5 attributes of the object's dataset. */
+/**
+ * Attributes given to PackWriter.put; stored as HDF5 attributes of the object's dataset, or as the
+ * fields of its /small/index row for objects below smallObjectMax (docs/store.md).
+ */
 export interface PackPutAttrs {
   codec: string;
   dtype: string;
@@ -75,9 +78,13 @@ export interface PackPutAttrs {
   /** Extra string attributes; names match /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/ and are not reserved. */
   extra?: Readonly<Record<string, string>>;
 }
-/** What a put recorded: XXH3-128 hex of the stored bytes, their size and file offset (null when empty). */
-export interface PackPutResult { checksum: string; size: number; offset: number | null }
-/** One object of a pack, as read back from its dataset attributes. */
+/**
+ * What a put recorded: XXH3-128 hex of the stored bytes, their size, file offset (null when empty,
+ * and for small objects, whose offset is known only after finish) and the dataset holding the
+ * bytes: "/objects/<id>" or, for objects below smallObjectMax, "/small/data".
+ */
+export interface PackPutResult { checksum: string; size: number; offset: number | null; dataset: string }
+/** One object of a pack, as read back from its dataset attributes or its /small/index row. */
 export interface PackEntry {
   id: string;
   codec: string;
@@ -88,10 +95,19 @@ export interface PackEntry {
   checksum: string;
   /** Stored bytes. */
   size: number;
-  /** Byte offset of the contiguous data in the file (H5Dget_offset); null for empty objects. */
+  /** Byte offset of the object's bytes in the file (contiguous either way); null for empty objects. */
   offset: number | null;
+  /** "/objects/<id>" (one dataset with attributes) or "/small/data" (a row of /small/index). */
+  dataset: string;
   extra: Record<string, string>;
 }
+/** Options of `new PackWriter(path, options)`. */
+export interface PackWriterOptions {
+  /** Objects with fewer stored bytes go into /small (one shared dataset + table). Default 16384; 0 disables. */
+  smallObjectMax?: number;
+}
+/** What PackWriter.finish resolves with: the file size and every object, sorted by id, with final offsets. */
+export interface PackFinishResult { size: number; entries: PackEntry[] }
 /** Pack-level attributes. */
 export interface PackMeta { format: string; created: string; createdUnixMs: number }
 
@@ -102,15 +118,15 @@ export interface PackMeta { format: string; created: string; createdUnixMs: numb
  */
 export class PackWriter {
   private __brand: 'PackWriter';
-  constructor(path: string);
+  constructor(path: string, options?: PackWriterOptions);
   /** Appends one object on the calling thread (kernels PackWriterFile::Put). */
   put(id: string, data: Bytes, attrs: PackPutAttrs): PackPutResult;
   /** Appends one object off the event loop; `data` must not change until it settles. */
   putAsync(id: string, data: Bytes, attrs: PackPutAttrs): Promise<PackPutResult>;
   /** Objects written so far. */
   count(): number;
-  /** Flushes, closes and fsyncs the file; resolves with its size (kernels PackWriterFile::Finish). */
-  finish(): Promise<number>;
+  /** Writes the small-object table, flushes, closes and fsyncs (kernels PackWriterFile::Finish). */
+  finish(): Promise<PackFinishResult>;
   /** Closes without fsync; the caller deletes the file. Idempotent. */
   abort(): void;
 }

@@ -5,7 +5,7 @@
 import { LocalPackStore, type LocalPackStoreOptions } from './local';
 
 export * from './object-store';
-export { LocalPackStore, PACK_RE, type LocalPackStoreOptions } from './local';
+export { DEFAULT_SMALL_OBJECT_MAX, LocalPackStore, PACK_RE, type LocalPackStoreOptions } from './local';
 export { MemoryStore } from './memory';
 export { INDEX_FORMAT, encodeIndex, parseIndex } from './pack-index';
 

@@ -2,8 +2,8 @@
  * LocalPackStore: objects in immutable HDF5 packs under `<root>/objects/packs/`.
  *
  * Files (docs/store.md has the formats):
- *   <root>/objects/packs/pack-<32 hex>.h5    one pack (kernels/h5pack.h, format coral-pack-1)
- *   <root>/objects/packs/pack-<32 hex>.idx   its index (JSON, rebuildable from the pack)
+ *   <root>/objects/packs/pack-<32 hex>.h5    one pack (kernels/h5pack.h, format coral-pack-2; -1 still read)
+ *   <root>/objects/packs/pack-<32 hex>.idx   its index (Brotli JSON, rebuildable from the pack)
  *   <root>/tmp/pack-<32 hex>.h5.tmp          a pack being written (ignored by readers)
  *
  * Publication: the pack is written in tmp/, fsynced, renamed into packs/, then
@@ -53,7 +53,16 @@ export interface LocalPackStoreOptions {
   maxOpenPacks?: number;
   /** fsync files and directories on publication (default true; tests of throwaway data may turn it off). */
   fsync?: boolean;
+  /**
+   * Objects with fewer stored bytes than this are aggregated into the pack's
+   * /small table instead of getting a dataset each (docs/store.md). Default
+   * 16384 (DEFAULT_SMALL_OBJECT_MAX); 0 gives every object its own dataset.
+   */
+  smallObjectMax?: number;
 }
+
+/** Default LocalPackStoreOptions.smallObjectMax. */
+export const DEFAULT_SMALL_OBJECT_MAX = 16384;
 
 interface PackState {
   name: string;
@@ -95,6 +104,7 @@ export class LocalPackStore implements ObjectStore {
   readonly tmpDir: string;
   private readonly maxOpen: number;
   private readonly sync: boolean;
+  private readonly smallMax: number;
   private packs = new Map<string, PackState>();
   private byId = new Map<string, Location>();
   /** Open readers in LRU order (oldest first). */
@@ -112,6 +122,9 @@ export class LocalPackStore implements ObjectStore {
     if (!Number.isSafeInteger(n) || n < 1) throw invalidParameter('maxOpenPacks', 'positive integer', n);
     this.maxOpen = n;
     this.sync = opts.fsync ?? true;
+    const sm = opts.smallObjectMax ?? DEFAULT_SMALL_OBJECT_MAX;
+    if (!Number.isSafeInteger(sm) || sm < 0) throw invalidParameter('smallObjectMax', 'non-negative integer', sm);
+    this.smallMax = sm;
   }
 
   /** Opens (creating directories if needed) the store rooted at `root` (a `.coral` directory). */
@@ -293,9 +306,9 @@ export class LocalPackStore implements ObjectStore {
     }
     const b = this.broken.get(name);
     if (b && b.size === size) return null;
-    let text: string | null = null;
+    let text: Buffer | null = null;
     try {
-      text = await fsp.readFile(path.join(this.packsDir, indexNameFor(name)), 'utf8');
+      text = await fsp.readFile(path.join(this.packsDir, indexNameFor(name)));
     } catch (e) {
       if (errnoOf(e) !== 'ENOENT') throw ioError(e, 'read', indexNameFor(name));
     }
@@ -340,6 +353,11 @@ export class LocalPackStore implements ObjectStore {
     return this.sync;
   }
 
+  /** @internal the small-object bound given to pack writers. */
+  get _smallMax(): number {
+    return this.smallMax;
+  }
+
   /** @internal location of an id (no I/O). */
   _locate(id: string): Location | undefined {
     return this.byId.get(id);
@@ -365,7 +383,7 @@ export class LocalPackStore implements ObjectStore {
     } catch (e) {
       throw ioError(e, 'rename', final);
     }
-    await writeFileAtomic(path.join(this.packsDir, indexNameFor(name)), encodeIndex(name, size, entries), this.tmpDir, this.sync);
+    await writeFileAtomic(path.join(this.packsDir, indexNameFor(name)), await encodeIndex(name, size, entries), this.tmpDir, this.sync);
     if (this.sync) await fsyncDir(this.packsDir);
     if (!this.packs.has(name)) {
       const st: PackState = { name, size, entries, indexed: true };
@@ -478,9 +496,9 @@ export class LocalPackStore implements ObjectStore {
         problems.push({ kind: 'pack', pack: name, code: code(e), message: msg(e) });
         continue;
       }
-      let text: string | null = null;
+      let text: Buffer | null = null;
       try {
-        text = await fsp.readFile(path.join(this.packsDir, indexNameFor(name)), 'utf8');
+        text = await fsp.readFile(path.join(this.packsDir, indexNameFor(name)));
       } catch {
         text = null;
       }
@@ -507,7 +525,7 @@ export class LocalPackStore implements ObjectStore {
   }
 
   /**
-   * Regenerates every pack's .idx from the pack's HDF5 attributes and removes
+   * Regenerates every pack's .idx from the pack's HDF5 metadata and removes
    * index files whose pack is gone. Unreadable packs are reported, not indexed.
    */
   async rebuildIndex(): Promise<{ packs: number; objects: number; problems: StoreProblem[] }> {
@@ -520,7 +538,7 @@ export class LocalPackStore implements ObjectStore {
       try {
         const size = (await fsp.stat(this.packPath(name))).size;
         const entries = await this.listPack(name);
-        await writeFileAtomic(path.join(this.packsDir, indexNameFor(name)), encodeIndex(name, size, entries), this.tmpDir, this.sync);
+        await writeFileAtomic(path.join(this.packsDir, indexNameFor(name)), await encodeIndex(name, size, entries), this.tmpDir, this.sync);
         packs++;
         objects += entries.length;
       } catch (e) {
@@ -592,7 +610,7 @@ class LocalTransaction implements PackTransaction {
   private writer: PackWriter | null = null;
   private tmpPath = '';
   private name = '';
-  private entries: PackEntry[] = [];
+  private written = 0;
   private stagedIds = new Set<string>();
   private reused = new Set<string>();
   private freshened = new Set<string>();
@@ -654,14 +672,13 @@ class LocalTransaction implements PackTransaction {
     if (!this.writer) {
       this.name = `pack-${randomHex(16)}.h5`;
       this.tmpPath = path.join(this.store.tmpDir, `${this.name}.tmp`);
-      this.writer = callSync(() => new native.PackWriter(this.tmpPath));
+      this.writer = callSync(() => new native.PackWriter(this.tmpPath, { smallObjectMax: this.store._smallMax }));
     }
     const w = this.writer;
     const pa = { codec: a.codec, dtype: a.dtype, shape: a.shape, base: a.base, rawSize: a.rawSize, extra: a.extra };
-    const res = bytes.byteLength >= ASYNC_THRESHOLD_BYTES
-      ? await callAsync(() => w.putAsync(id, bytes, pa))
-      : callSync(() => w.put(id, bytes, pa));
-    this.entries.push({ id, ...pa, shape: a.shape.slice(), checksum: res.checksum, size: res.size, offset: res.offset });
+    if (bytes.byteLength >= ASYNC_THRESHOLD_BYTES) await callAsync(() => w.putAsync(id, bytes, pa));
+    else callSync(() => w.put(id, bytes, pa));
+    this.written++;
   }
 
   async commit(): Promise<PackInfo | null> {
@@ -671,12 +688,13 @@ class LocalTransaction implements PackTransaction {
       await this.chain;
       if (this.failure) throw this.failure;
       let info: PackInfo | null = null;
-      if (this.writer && this.entries.length > 0) {
+      if (this.writer && this.written > 0) {
         const w = this.writer;
         this.writer = null;
-        const size = await callAsync(() => w.finish());
-        await this.store._publish(this.tmpPath, this.name, size, this.entries);
-        info = { name: this.name, objects: this.entries.length, bytes: size };
+        // finish() reports every object with its final offset (small objects' bytes are placed then).
+        const { size, entries } = await callAsync(() => w.finish());
+        await this.store._publish(this.tmpPath, this.name, size, entries);
+        info = { name: this.name, objects: entries.length, bytes: size };
       }
       if (this.reused.size > 0) {
         await this.store.refresh();

@@ -1,41 +1,79 @@
 /**
- * The per-pack index file `pack-<hex>.idx`: a JSON document listing every
- * object of one pack with its attributes and data location, so opening a
- * store reads small files instead of walking HDF5 metadata. It is a cache:
- * the pack's own attributes are the truth and `rebuildIndex()` regenerates it.
- * Format (docs/store.md):
+ * The per-pack index file `pack-<hex>.idx`: every object of one pack with its
+ * attributes and data location, so opening a store reads small files instead
+ * of walking HDF5 metadata. It is a cache: the pack itself is the truth and
+ * `rebuildIndex()` regenerates it byte for byte. Formats (docs/store.md):
  *
- *   { "format": "coral-pack-index-1", "pack": "pack-<hex>.h5", "packSize": <bytes>,
- *     "objects": [ { "id", "dataset", "size", "offset", "checksum", "codec", "dtype",
- *                    "shape", "base", "rawSize", "extra" }, ... ] }   // sorted by id
+ *   coral-pack-index-2 (written): the 4 bytes "cpi2", then a Brotli stream of
+ *     { "format": "coral-pack-index-2", "pack": "pack-<hex>.h5", "packSize": <bytes>,
+ *       "objects": [ [id, dataset, size, offset, checksum, codec, dtype, shape, base,
+ *                     rawSize, extra], ... ] }                      // sorted by id
+ *     (`tail -c +5 pack-X.idx | brotli -d` shows the JSON.)
+ *   coral-pack-index-1 (still read): plain JSON, the same fields as keyed objects.
  *
  * An index whose `pack` or `packSize` disagrees with the pack file is ignored.
  */
+import { promisify } from 'node:util';
+import * as zlib from 'node:zlib';
 import type { PackEntry } from '../../binding';
 
-export const INDEX_FORMAT = 'coral-pack-index-1';
+export const INDEX_FORMAT = 'coral-pack-index-2';
+export const INDEX_FORMAT_V1 = 'coral-pack-index-1';
+/** First bytes of a coral-pack-index-2 file (a v1 file starts with "{"). */
+export const INDEX_MAGIC = Buffer.from('cpi2', 'latin1');
+/** Decoded indexes larger than this are refused (a damaged or hostile file must not exhaust memory). */
+const MAX_DECODED = 256 << 20;
 
-export interface PackIndexFile {
-  format: typeof INDEX_FORMAT;
-  pack: string;
-  packSize: number;
-  objects: Array<PackEntry & { dataset: string }>;
-}
+const brotli = promisify(zlib.brotliCompress);
 
 export function indexNameFor(pack: string): string {
   return pack.replace(/\.h5$/, '.idx');
 }
 
-/** Serialises an index; one object per line so diffs and greps stay readable. */
-export function encodeIndex(pack: string, packSize: number, entries: readonly PackEntry[]): string {
-  const sorted = [...entries].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const lines = sorted.map((e) =>
+function sortById(entries: readonly PackEntry[]): PackEntry[] {
+  return [...entries].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/** Sorted extra attributes as a plain object with keys in name order (deterministic JSON). */
+function sortedExtra(extra: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of Object.keys(extra).sort()) out[k] = extra[k];
+  return out;
+}
+
+/** The JSON text of a v2 index (before compression); one object per line. */
+export function indexJson(pack: string, packSize: number, entries: readonly PackEntry[]): string {
+  const lines = sortById(entries).map((e) =>
+    JSON.stringify([e.id, e.dataset, e.size, e.offset, e.checksum, e.codec, e.dtype, e.shape, e.base, e.rawSize, sortedExtra(e.extra)]),
+  );
+  return `{"format":"${INDEX_FORMAT}","pack":${JSON.stringify(pack)},"packSize":${packSize},"objects":[\n${lines.join(',\n')}\n]}\n`;
+}
+
+/**
+ * Serialises an index (coral-pack-index-2). Deterministic: the same entries
+ * give the same bytes. Compression runs on the libuv pool.
+ */
+export async function encodeIndex(pack: string, packSize: number, entries: readonly PackEntry[]): Promise<Buffer> {
+  const json = Buffer.from(indexJson(pack, packSize, entries), 'utf8');
+  const z = await brotli(json, {
+    params: {
+      [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT,
+      [zlib.constants.BROTLI_PARAM_QUALITY]: 9,
+      [zlib.constants.BROTLI_PARAM_SIZE_HINT]: json.length,
+    },
+  });
+  return Buffer.concat([INDEX_MAGIC, z]);
+}
+
+/** The legacy coral-pack-index-1 text (plain JSON); kept for tests and tools that read old stores. */
+export function encodeIndexV1(pack: string, packSize: number, entries: readonly PackEntry[]): string {
+  const lines = sortById(entries).map((e) =>
     JSON.stringify({
-      id: e.id, dataset: `/objects/${e.id}`, size: e.size, offset: e.offset, checksum: e.checksum, codec: e.codec,
+      id: e.id, dataset: e.dataset, size: e.size, offset: e.offset, checksum: e.checksum, codec: e.codec,
       dtype: e.dtype, shape: e.shape, base: e.base, rawSize: e.rawSize, extra: e.extra,
     }),
   );
-  return `{"format":"${INDEX_FORMAT}","pack":${JSON.stringify(pack)},"packSize":${packSize},"objects":[\n${lines.join(',\n')}\n]}\n`;
+  return `{"format":"${INDEX_FORMAT_V1}","pack":${JSON.stringify(pack)},"packSize":${packSize},"objects":[\n${lines.join(',\n')}\n]}\n`;
 }
 
 function isStr(v: unknown): v is string {
@@ -45,32 +83,69 @@ function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
+/** Checks one entry's fields; null when malformed. */
+function entryOf(id: unknown, dataset: unknown, size: unknown, offset: unknown, checksum: unknown, codec: unknown,
+  dtype: unknown, shape: unknown, base: unknown, rawSize: unknown, extra: unknown): PackEntry | null {
+  if (!isStr(id) || !isCount(size) || !(offset === null || isCount(offset)) || !isStr(checksum) || !isStr(codec) ||
+      !isStr(dtype) || !Array.isArray(shape) || !shape.every(isCount) || !isStr(base) || !isCount(rawSize) ||
+      typeof extra !== 'object' || extra === null || Array.isArray(extra) || !Object.values(extra).every(isStr))
+    return null;
+  // v1 indexes of coral-pack-1 packs name "/objects/<id>"; anything else must be a known dataset.
+  const ds = dataset === undefined ? `/objects/${id}` : dataset;
+  if (ds !== `/objects/${id}` && ds !== '/small/data') return null;
+  return {
+    id, dataset: ds, size, offset: offset as number | null, checksum, codec, dtype, shape: (shape as number[]).slice(),
+    base, rawSize, extra: { ...(extra as Record<string, string>) },
+  };
+}
+
+/** The JSON text inside an index file (either version), or null when it cannot be decoded. */
+export function indexText(data: Uint8Array): string | null {
+  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (b.length >= INDEX_MAGIC.length && b.subarray(0, INDEX_MAGIC.length).equals(INDEX_MAGIC)) {
+    try {
+      return zlib.brotliDecompressSync(b.subarray(INDEX_MAGIC.length), { maxOutputLength: MAX_DECODED }).toString('utf8');
+    } catch {
+      return null;
+    }
+  }
+  return b.toString('utf8');
+}
+
 /**
- * Parses an index and checks it belongs to `pack` of `packSize` bytes (any size
- * when `packSize` is null). Returns null for anything unusable (wrong pack,
- * stale size, malformed).
+ * Parses an index (coral-pack-index-2, or the legacy JSON coral-pack-index-1)
+ * and checks it belongs to `pack` of `packSize` bytes (any size when
+ * `packSize` is null). Returns null for anything unusable (wrong pack, stale
+ * size, malformed, undecodable).
  */
-export function parseIndex(text: string, pack: string, packSize: number | null): PackEntry[] | null {
+export function parseIndex(data: Uint8Array | string, pack: string, packSize: number | null): PackEntry[] | null {
+  const text = typeof data === 'string' ? data : indexText(data);
+  if (text === null) return null;
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch {
     return null;
   }
-  const d = doc as Partial<PackIndexFile> | null;
-  if (!d || d.format !== INDEX_FORMAT || d.pack !== pack || (packSize !== null && d.packSize !== packSize) || !Array.isArray(d.objects)) return null;
+  const d = doc as { format?: unknown; pack?: unknown; packSize?: unknown; objects?: unknown } | null;
+  if (!d || typeof d !== 'object' || (d.format !== INDEX_FORMAT && d.format !== INDEX_FORMAT_V1) || d.pack !== pack ||
+      (packSize !== null && d.packSize !== packSize) || !Array.isArray(d.objects))
+    return null;
   const out: PackEntry[] = [];
+  const seen = new Set<string>();
   for (const o of d.objects as unknown[]) {
-    const e = o as Record<string, unknown>;
-    if (!e || !isStr(e.id) || !isCount(e.size) || !(e.offset === null || isCount(e.offset)) || !isStr(e.checksum) ||
-        !isStr(e.codec) || !isStr(e.dtype) || !Array.isArray(e.shape) || !e.shape.every(isCount) || !isStr(e.base) ||
-        !isCount(e.rawSize) || typeof e.extra !== 'object' || e.extra === null ||
-        !Object.values(e.extra).every(isStr))
-      return null;
-    out.push({
-      id: e.id, size: e.size, offset: e.offset as number | null, checksum: e.checksum, codec: e.codec, dtype: e.dtype,
-      shape: e.shape as number[], base: e.base, rawSize: e.rawSize, extra: { ...(e.extra as Record<string, string>) },
-    });
+    let e: PackEntry | null;
+    if (d.format === INDEX_FORMAT) {
+      if (!Array.isArray(o) || o.length !== 11) return null;
+      e = entryOf(o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7], o[8], o[9], o[10]);
+    } else {
+      const r = o as Record<string, unknown> | null;
+      if (!r || typeof r !== 'object') return null;
+      e = entryOf(r.id, r.dataset, r.size, r.offset, r.checksum, r.codec, r.dtype, r.shape, r.base, r.rawSize, r.extra);
+    }
+    if (!e || seen.has(e.id)) return null;
+    seen.add(e.id);
+    out.push(e);
   }
   return out;
 }
@@ -79,7 +154,7 @@ export function parseIndex(text: string, pack: string, packSize: number | null):
 export function sameEntries(a: readonly PackEntry[], b: readonly PackEntry[]): boolean {
   if (a.length !== b.length) return false;
   const key = (e: PackEntry) =>
-    JSON.stringify([e.id, e.size, e.offset, e.checksum, e.codec, e.dtype, e.shape, e.base, e.rawSize,
+    JSON.stringify([e.id, e.dataset, e.size, e.offset, e.checksum, e.codec, e.dtype, e.shape, e.base, e.rawSize,
       Object.entries(e.extra).sort()]);
   const ka = a.map(key).sort();
   const kb = b.map(key).sort();

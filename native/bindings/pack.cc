@@ -88,11 +88,14 @@ Napi::Value OffsetValue(Napi::Env env, uint64_t off) {
   return Napi::Number::New(env, static_cast<double>(off));
 }
 
+std::string DatasetName(const PackObject& o) { return o.small ? "/small/data" : "/objects/" + o.id; }
+
 Napi::Object PutResult(Napi::Env env, const PackObject& o) {
   auto r = Napi::Object::New(env);
   r.Set("checksum", o.checksum);
   r.Set("size", Napi::Number::New(env, static_cast<double>(o.size)));
   r.Set("offset", OffsetValue(env, o.offset));
+  r.Set("dataset", DatasetName(o));
   return r;
 }
 
@@ -110,6 +113,7 @@ Napi::Object EntryValue(Napi::Env env, const PackObject& o) {
   r.Set("checksum", o.checksum);
   r.Set("size", Napi::Number::New(env, static_cast<double>(o.size)));
   r.Set("offset", OffsetValue(env, o.offset));
+  r.Set("dataset", DatasetName(o));
   auto extra = Napi::Object::New(env);
   for (auto& kv : o.extra) extra.Set(kv.first, kv.second);
   r.Set("extra", extra);
@@ -148,8 +152,14 @@ class JsPackWriter : public Napi::ObjectWrap<JsPackWriter> {
     Napi::Env env = info.Env();
     if (!info.IsConstructCall()) ThrowInvalid(env, "PackWriter must be called with new");
     std::string path = GetStr(info[0], "path");
+    uint64_t small_max = kPackDefaultSmallMax;
+    if (info.Length() > 1 && !info[1].IsUndefined()) {
+      if (!info[1].IsObject() || info[1].IsArray()) ThrowInvalid(env, "Expected object for options");
+      Napi::Value v = info[1].As<Napi::Object>().Get("smallObjectMax");
+      if (!v.IsUndefined()) small_max = GetU64Value(v, "options.smallObjectMax");
+    }
     std::unique_ptr<PackWriterFile> f;
-    Err e = PackWriterFile::Create(path, &f);
+    Err e = PackWriterFile::Create(path, small_max, &f);
     if (!e.ok()) ThrowErr(env, e);
     file_ = std::shared_ptr<PackWriterFile>(std::move(f));
     if (napi_type_tag_object(env, info.This(), &kWriterTag) != napi_ok) ThrowInvalid(env, "cannot tag PackWriter");
@@ -201,15 +211,24 @@ class JsPackWriter : public Napi::ObjectWrap<JsPackWriter> {
         : PromiseWorker(env, "coral.packFinish"), f_(std::move(f)) {}
 
    protected:
-    Err Run() override { return f_->Finish(&size_); }
-    Napi::Value Result(Napi::Env env) override { return Napi::Number::New(env, static_cast<double>(size_)); }
+    Err Run() override { return f_->Finish(&size_, &entries_); }
+    Napi::Value Result(Napi::Env env) override {
+      auto r = Napi::Object::New(env);
+      r.Set("size", Napi::Number::New(env, static_cast<double>(size_)));
+      auto arr = Napi::Array::New(env, entries_.size());
+      for (size_t i = 0; i < entries_.size(); ++i) arr.Set(static_cast<uint32_t>(i), EntryValue(env, entries_[i]));
+      r.Set("entries", arr);
+      return r;
+    }
 
    private:
     std::shared_ptr<PackWriterFile> f_;
     uint64_t size_ = 0;
+    std::vector<PackObject> entries_;
   };
 
-  // Resolves with the final file size. Afterwards the writer is unusable.
+  // Resolves with {size, entries}: the final file size and every object with its final
+  // offset, sorted by id. Afterwards the writer is unusable.
   static Napi::Value JsFinish(const Napi::CallbackInfo& info) {
     JsPackWriter* w = Self(info);
     auto* worker = new FinishWorker(info.Env(), std::move(w->file_));

@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <new>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -253,6 +255,150 @@ herr_t NameCb(hid_t, const char* name, const H5L_info_t*, void* data) {
 
 std::string Where(const std::string& path, const std::string& id) { return path + ": object " + id; }
 
+// ---- small-object table helpers -----------------------------------------------------------
+
+constexpr size_t kMaxTableField = 1 << 20;        // widest string field of /small/index we read
+constexpr uint64_t kMaxTableBytes = 1ull << 30;   // largest decoded table we allocate
+constexpr uint64_t kMaxTableRows = 1ull << 24;
+
+// Strings written into the table or as attributes: no NUL, bounded.
+Err CheckValue(const char* name, const std::string& v, const std::string& where) {
+  if (v.find('\0') != std::string::npos)
+    return Err::Make(Status::InvalidArgument, "pack " + where + ": attribute " + name + " contains a NUL character");
+  if (v.size() > kMaxWriteString)
+    return Err::Make(Status::InvalidArgument, "pack " + where + ": attribute " + name + " is longer than 16 KiB");
+  return Err::Ok();
+}
+
+std::string ShapeString(const std::vector<int64_t>& shape) {
+  std::string s;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s.push_back(',');
+    s += std::to_string(shape[i]);
+  }
+  return s;
+}
+
+bool ParseShape(const std::string& s, std::vector<int64_t>* out) {
+  out->clear();
+  if (s.empty()) return true;  // 0-d
+  size_t i = 0;
+  while (true) {
+    if (out->size() >= kMaxShapeRank) return false;
+    uint64_t v = 0;
+    size_t start = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      v = v * 10 + static_cast<uint64_t>(s[i] - '0');
+      if (v > static_cast<uint64_t>(INT64_MAX)) return false;
+      ++i;
+    }
+    if (i == start || i - start > 19) return false;
+    out->push_back(static_cast<int64_t>(v));
+    if (i == s.size()) return true;
+    if (s[i] != ',') return false;
+    ++i;
+  }
+}
+
+// Extra attributes as application/x-www-form-urlencoded ("name=value&name=value", names
+// sorted; Python: urllib.parse.parse_qsl(s, keep_blank_values=True)). Bytes outside
+// [A-Za-z0-9._~:,/-] are %XX-escaped (so '+', '&', '=', ';' and non-ASCII never appear raw).
+bool UrlSafe(unsigned char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' || c == '_' ||
+         c == '~' || c == '-' || c == ':' || c == ',' || c == '/';
+}
+
+std::string EncodeExtra(std::vector<std::pair<std::string, std::string>> extra) {
+  std::sort(extra.begin(), extra.end());
+  static const char* hex = "0123456789ABCDEF";
+  std::string s;
+  for (size_t i = 0; i < extra.size(); ++i) {
+    if (i) s.push_back('&');
+    s += extra[i].first;  // names are [A-Za-z0-9_.-]: no escaping needed
+    s.push_back('=');
+    for (unsigned char c : extra[i].second) {
+      if (UrlSafe(c)) {
+        s.push_back(static_cast<char>(c));
+      } else {
+        s.push_back('%');
+        s.push_back(hex[c >> 4]);
+        s.push_back(hex[c & 15]);
+      }
+    }
+  }
+  return s;
+}
+
+int HexVal(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool DecodeExtra(const std::string& s, std::vector<std::pair<std::string, std::string>>* out) {
+  out->clear();
+  if (s.empty()) return true;
+  size_t i = 0;
+  while (i <= s.size()) {
+    size_t amp = s.find('&', i);
+    if (amp == std::string::npos) amp = s.size();
+    size_t eq = s.find('=', i);
+    if (eq == std::string::npos || eq > amp) return false;
+    std::string name = s.substr(i, eq - i);
+    if (!ValidExtraAttrName(name)) return false;
+    std::string value;
+    for (size_t j = eq + 1; j < amp; ++j) {
+      char c = s[j];
+      if (c == '%') {
+        if (j + 2 >= amp) return false;
+        int hi = HexVal(s[j + 1]), lo = HexVal(s[j + 2]);
+        if (hi < 0 || lo < 0) return false;
+        value.push_back(static_cast<char>(hi * 16 + lo));
+        j += 2;
+      } else if (c == '+') {
+        value.push_back(' ');
+      } else {
+        value.push_back(c);
+      }
+    }
+    if (value.find('\0') != std::string::npos) return false;
+    for (auto& kv : *out)
+      if (kv.first == name) return false;  // duplicate name
+    out->emplace_back(std::move(name), std::move(value));
+    if (amp == s.size()) break;
+    i = amp + 1;
+  }
+  std::sort(out->begin(), out->end());
+  return true;
+}
+
+// Tables up to this many bytes are stored compact (inside the object header); above it the
+// ~2 KiB v1 B-tree of a chunked dataset is repaid by shuffle+deflate (measured break-even).
+constexpr uint64_t kCompactTableMax = 4 << 10;
+
+// Datasets that never get attributes: ask for a minimal object header (libhdf5 >= 1.10.5).
+herr_t MinimizeHeader(hid_t dcpl) {
+#if H5_VERSION_GE(1, 10, 5)
+  return H5Pset_dset_no_attrs_hint(dcpl, true);
+#else
+  (void)dcpl;
+  return 0;
+#endif
+}
+
+void PutLe(uint8_t* p, uint64_t v, size_t width) {
+  for (size_t i = 0; i < width; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+
+Hid FixedString(size_t n, H5T_str_t pad = H5T_STR_NULLPAD) {
+  Hid t(H5Tcopy(H5T_C_S1), H5Tclose);
+  if (!t.ok() || H5Tset_size(t.get(), n) < 0 || H5Tset_strpad(t.get(), pad) < 0 ||
+      H5Tset_cset(t.get(), H5T_CSET_UTF8) < 0)
+    return Hid();
+  return t;
+}
+
 }  // namespace
 
 bool ValidPackId(const std::string& id) {
@@ -278,15 +424,24 @@ bool ValidExtraAttrName(const std::string& n) {
 
 // ---- writer -------------------------------------------------------------------------------
 
-Err PackWriterFile::Create(const std::string& path, std::unique_ptr<PackWriterFile>* out) {
+Err PackWriterFile::Create(const std::string& path, uint64_t small_max, std::unique_ptr<PackWriterFile>* out) {
   Quiet();
   std::unique_ptr<PackWriterFile> w(new PackWriterFile());
   w->path_ = path;
+  w->small_max_ = small_max;
   Hid fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  // Metadata and small raw data are allocated exactly rather than from 2 KiB aggregation
+  // blocks, whose unused tails would otherwise stay in the file as holes.
   if (!fapl.ok() || H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST) < 0 ||
-      H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG) < 0 || DisableFileLocking(fapl.get()) < 0)
+      H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG) < 0 || DisableFileLocking(fapl.get()) < 0 ||
+      H5Pset_meta_block_size(fapl.get(), 0) < 0 || H5Pset_small_data_block_size(fapl.get(), 0) < 0)
     return H5Fail(Status::Hdf5, path, "cannot set file access properties");
-  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get());
+  // Groups without timestamps (reproducible bytes, smaller headers); the root group's header
+  // is sized for its two links ("objects", "small").
+  Hid fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
+  if (!fcpl.ok() || H5Pset_obj_track_times(fcpl.get(), false) < 0 || H5Pset_est_link_info(fcpl.get(), 2, 7) < 0)
+    return H5Fail(Status::Hdf5, path, "cannot set file creation properties");
+  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_EXCL, fcpl.get(), fapl.get());
   if (f < 0) return H5Fail(Status::Hdf5, path, "cannot create file");
   w->file_ = f;
   int64_t ms = 0;
@@ -294,7 +449,10 @@ Err PackWriterFile::Create(const std::string& path, std::unique_ptr<PackWriterFi
   CORAL_TRY(WriteStringAttr(f, "format", kPackFormat, path));
   CORAL_TRY(WriteStringAttr(f, "created", created, path));
   CORAL_TRY(WriteScalarAttr(f, "createdUnixMs", H5T_STD_I64LE, H5T_NATIVE_INT64, &ms, path));
-  hid_t g = H5Gcreate2(f, "objects", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  Hid gcpl(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);
+  if (!gcpl.ok() || H5Pset_obj_track_times(gcpl.get(), false) < 0 || H5Pset_est_link_info(gcpl.get(), 1, 32) < 0)
+    return H5Fail(Status::Hdf5, path, "cannot set group creation properties");
+  hid_t g = H5Gcreate2(f, "objects", H5P_DEFAULT, gcpl.get(), H5P_DEFAULT);
   if (g < 0) return H5Fail(Status::Hdf5, path, "cannot create /objects");
   w->group_ = g;
   *out = std::move(w);
@@ -310,6 +468,7 @@ void PackWriterFile::Abort() {
   if (file_ >= 0) H5Fclose(file_);
   group_ = file_ = -1;
   done_ = true;
+  std::vector<uint8_t>().swap(small_data_);
   H5Eclear2(H5E_DEFAULT);
 }
 
@@ -318,18 +477,49 @@ Err PackWriterFile::Put(PackObject* obj, const uint8_t* data, size_t len) {
     return Err::Make(Status::InvalidArgument, "pack " + path_ + ": invalid object id \"" + obj->id + "\"");
   if (obj->shape.size() > kMaxShapeRank)
     return Err::Make(Status::InvalidArgument, "pack " + path_ + ": shape has more than 64 dimensions");
-  for (auto& kv : obj->extra)
+  for (int64_t d : obj->shape)
+    if (d < 0) return Err::Make(Status::InvalidArgument, "pack " + path_ + ": negative dimension in shape");
+  const std::string where0 = Where(path_, obj->id);
+  CORAL_TRY(CheckValue("codec", obj->codec, where0));
+  CORAL_TRY(CheckValue("dtype", obj->dtype, where0));
+  CORAL_TRY(CheckValue("base", obj->base, where0));
+  for (auto& kv : obj->extra) {
     if (!ValidExtraAttrName(kv.first))
       return Err::Make(Status::InvalidArgument, "pack " + path_ + ": invalid extra attribute name \"" + kv.first + "\"");
+    CORAL_TRY(CheckValue(kv.first.c_str(), kv.second, where0));
+  }
   // Hash before taking any lock: this is the only CPU-heavy part of a put.
   obj->checksum = Xxh3_128(data, len).Hex();
   obj->size = len;
   obj->offset = kPackNoOffset;
+  obj->small = false;
+  obj->small_offset = 0;
 
   std::lock_guard<std::mutex> lock(mu_);
   Quiet();
   if (done_ || file_ < 0) return Err::Make(Status::InvalidArgument, "pack " + path_ + ": writer already finished");
-  const std::string where = Where(path_, obj->id);
+  const std::string& where = where0;
+  if (ids_.count(obj->id)) return Err::Make(Status::InvalidArgument, "pack " + where + " is already in this pack");
+
+  const bool small = len < small_max_ && small_data_.size() + len <= kPackSmallDataCap && small_rows_ < kPackSmallRowsCap;
+  if (small) {
+    try {
+      ids_.insert(obj->id);
+      objects_.push_back(*obj);
+      small_data_.insert(small_data_.end(), data, data + len);
+    } catch (const std::bad_alloc&) {
+      ids_.erase(obj->id);
+      if (!objects_.empty() && objects_.back().id == obj->id) objects_.pop_back();
+      return Err::Make(Status::OutOfMemory, "pack " + where + ": cannot buffer " + std::to_string(len) + " bytes");
+    }
+    obj->small = true;
+    obj->small_offset = small_data_.size() - len;
+    objects_.back().small = true;
+    objects_.back().small_offset = obj->small_offset;
+    small_rows_++;
+    count_++;
+    return Err::Ok();
+  }
 
   hsize_t dims[1] = {len};
   Hid space(H5Screate_simple(1, dims, nullptr), H5Sclose);
@@ -362,16 +552,141 @@ Err PackWriterFile::Put(PackObject* obj, const uint8_t* data, size_t len) {
   CORAL_TRY(WriteScalarAttr(d, "rawSize", H5T_STD_U64LE, H5T_NATIVE_UINT64, &obj->raw_size, where));
   CORAL_TRY(WriteStringAttr(d, "checksum", obj->checksum, where));
   for (auto& kv : obj->extra) CORAL_TRY(WriteStringAttr(d, kv.first.c_str(), kv.second, where));
+  ids_.insert(obj->id);
+  objects_.push_back(*obj);
   count_++;
   return Err::Ok();
 }
 
-Err PackWriterFile::Finish(uint64_t* file_size) {
+// /small/data (all small objects, one contiguous byte range) and /small/index (their rows,
+// sorted by id). String fields are as wide as the longest value in this pack; integer
+// fields are uint32 when every value fits, else uint64. The table is chunked so that it can
+// carry HDF5's fletcher32 checksum filter (and deflate, when libhdf5 has it).
+Err PackWriterFile::WriteSmallLocked(uint64_t* data_offset) {
+  const std::string where = path_ + ": /small";
+  Hid gcpl(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);
+  if (!gcpl.ok() || H5Pset_obj_track_times(gcpl.get(), false) < 0 || H5Pset_est_link_info(gcpl.get(), 2, 5) < 0)
+    return H5Fail(Status::Hdf5, where, "cannot set group creation properties");
+  Hid g(H5Gcreate2(file_, "small", H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), H5Gclose);
+  if (!g.ok()) return H5Fail(Status::Hdf5, where, "cannot create group");
+  {
+    hsize_t dims[1] = {small_data_.size()};
+    Hid space(H5Screate_simple(1, dims, nullptr), H5Sclose);
+    Hid dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+    if (!space.ok() || !dcpl.ok() || H5Pset_layout(dcpl.get(), H5D_CONTIGUOUS) < 0 ||
+        H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER) < 0 || H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_LATE) < 0 ||
+        H5Pset_obj_track_times(dcpl.get(), false) < 0 || MinimizeHeader(dcpl.get()) < 0)
+      return H5Fail(Status::Hdf5, where, "cannot set dataset properties");
+    Hid ds(H5Dcreate2(g.get(), "data", H5T_STD_U8LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose);
+    if (!ds.ok()) return H5Fail(Status::Hdf5, where, "cannot create /small/data");
+    *data_offset = kPackNoOffset;
+    if (!small_data_.empty()) {
+      if (H5Dwrite(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, small_data_.data()) < 0)
+        return H5Fail(Status::Hdf5, where, "cannot write /small/data");
+      haddr_t off = H5Dget_offset(ds.get());
+      if (off != HADDR_UNDEF) *data_offset = off;
+    }
+    std::vector<uint8_t>().swap(small_data_);
+  }
+
+  std::vector<const PackObject*> rows;
+  for (auto& o : objects_)
+    if (o.small) rows.push_back(&o);
+  std::sort(rows.begin(), rows.end(), [](const PackObject* a, const PackObject* b) { return a->id < b->id; });
+  const size_t n = rows.size();
+  std::vector<std::string> shapes(n), extras(n);
+  // String widths include the terminating NUL (NUL-terminated, like the attributes).
+  size_t w_id = 0, w_ck = 0, w_codec = 0, w_dtype = 0, w_shape = 0, w_base = 0, w_extra = 0;
+  uint64_t max_off = 0, max_size = 0, max_raw = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const PackObject& o = *rows[i];
+    shapes[i] = ShapeString(o.shape);
+    extras[i] = EncodeExtra(o.extra);
+    w_id = std::max(w_id, o.id.size());
+    w_ck = std::max(w_ck, o.checksum.size());
+    w_codec = std::max(w_codec, o.codec.size());
+    w_dtype = std::max(w_dtype, o.dtype.size());
+    w_shape = std::max(w_shape, shapes[i].size());
+    w_base = std::max(w_base, o.base.size());
+    w_extra = std::max(w_extra, extras[i].size());
+    max_off = std::max(max_off, o.small_offset);
+    max_size = std::max(max_size, o.size);
+    max_raw = std::max(max_raw, o.raw_size);
+  }
+  for (size_t* w : {&w_id, &w_ck, &w_codec, &w_dtype, &w_shape, &w_base, &w_extra}) *w += 1;
+  auto width = [](uint64_t v) -> size_t { return v <= 0xffffffffull ? 4 : 8; };
+  const size_t w_off = width(max_off), w_size = width(max_size), w_raw = width(max_raw);
+  struct Field {
+    const char* name;
+    size_t width;
+    bool str;
+    size_t at = 0;
+  };
+  Field fields[] = {{"id", w_id, true},         {"offset", w_off, false}, {"size", w_size, false},
+                    {"checksum", w_ck, true},   {"codec", w_codec, true}, {"dtype", w_dtype, true},
+                    {"shape", w_shape, true},   {"base", w_base, true},   {"rawSize", w_raw, false},
+                    {"extra", w_extra, true}};
+  size_t row = 0;
+  for (auto& f : fields) f.at = row, row += f.width;
+  Hid ct(H5Tcreate(H5T_COMPOUND, row), H5Tclose);
+  if (!ct.ok()) return H5Fail(Status::Hdf5, where, "cannot make the table type");
+  for (auto& f : fields) {
+    Hid ft = f.str ? FixedString(f.width, H5T_STR_NULLTERM)
+                   : Hid(H5Tcopy(f.width == 4 ? H5T_STD_U32LE : H5T_STD_U64LE), H5Tclose);
+    if (!ft.ok() || H5Tinsert(ct.get(), f.name, f.at, ft.get()) < 0)
+      return H5Fail(Status::Hdf5, where, std::string("cannot add table field ") + f.name);
+  }
+  std::vector<uint8_t> buf;
+  try {
+    buf.assign(n * row, 0);
+  } catch (const std::bad_alloc&) {
+    return Err::Make(Status::OutOfMemory, "pack " + where + ": cannot allocate the small-object table");
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const PackObject& o = *rows[i];
+    uint8_t* r = buf.data() + i * row;
+    const std::string* strs[] = {&o.id, nullptr, nullptr, &o.checksum, &o.codec, &o.dtype, &shapes[i], &o.base, nullptr, &extras[i]};
+    const uint64_t ints[] = {0, o.small_offset, o.size, 0, 0, 0, 0, 0, o.raw_size, 0};
+    for (size_t k = 0; k < sizeof fields / sizeof fields[0]; ++k) {
+      if (fields[k].str) std::memcpy(r + fields[k].at, strs[k]->data(), strs[k]->size());
+      else PutLe(r + fields[k].at, ints[k], fields[k].width);
+    }
+  }
+  hsize_t dims[1] = {n};
+  Hid space(H5Screate_simple(1, dims, nullptr), H5Sclose);
+  Hid dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  if (!space.ok() || !dcpl.ok() || H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER) < 0 ||
+      H5Pset_obj_track_times(dcpl.get(), false) < 0 || MinimizeHeader(dcpl.get()) < 0)
+    return H5Fail(Status::Hdf5, where, "cannot set table properties");
+  if (n * row <= kCompactTableMax) {
+    // Compact: the rows live inside the dataset's object header, which the 1.8+ format checksums.
+    if (H5Pset_layout(dcpl.get(), H5D_COMPACT) < 0) return H5Fail(Status::Hdf5, where, "cannot set compact layout");
+  } else {
+    // Chunked (chunks of at most ~4 MiB) so the rows can carry HDF5's fletcher32 checksum
+    // filter, deflated when libhdf5 has zlib.
+    hsize_t chunk[1] = {std::max<hsize_t>(1, std::min<hsize_t>(n, (4u << 20) / row))};
+    if (H5Pset_chunk(dcpl.get(), 1, chunk) < 0) return H5Fail(Status::Hdf5, where, "cannot set chunking");
+    if (H5Pset_shuffle(dcpl.get()) < 0) return H5Fail(Status::Hdf5, where, "cannot set shuffle");
+    if (H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0 && H5Pset_deflate(dcpl.get(), 9) < 0)
+      return H5Fail(Status::Hdf5, where, "cannot set deflate");
+    if (H5Pset_fletcher32(dcpl.get()) < 0) return H5Fail(Status::Hdf5, where, "cannot set fletcher32");
+  }
+  Hid ds(H5Dcreate2(g.get(), "index", ct.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose);
+  if (!ds.ok()) return H5Fail(Status::Hdf5, where, "cannot create /small/index");
+  if (H5Dwrite(ds.get(), ct.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0)
+    return H5Fail(Status::Hdf5, where, "cannot write /small/index");
+  return Err::Ok();
+}
+
+Err PackWriterFile::Finish(uint64_t* file_size, std::vector<PackObject>* entries) {
   std::lock_guard<std::mutex> lock(mu_);
   Quiet();
   if (done_ || file_ < 0) return Err::Make(Status::InvalidArgument, "pack " + path_ + ": writer already finished");
   done_ = true;
-  Err e = WriteScalarAttr(file_, "objectCount", H5T_STD_U64LE, H5T_NATIVE_UINT64, &count_, path_);
+  uint64_t data_off = kPackNoOffset;
+  Err e = Err::Ok();
+  if (small_rows_ > 0) e = WriteSmallLocked(&data_off);
+  if (e.ok()) e = WriteScalarAttr(file_, "objectCount", H5T_STD_U64LE, H5T_NATIVE_UINT64, &count_, path_);
   H5Gclose(group_);
   group_ = -1;
   if (e.ok() && H5Fflush(file_, H5F_SCOPE_GLOBAL) < 0) e = H5Fail(Status::Hdf5, path_, "cannot flush");
@@ -387,6 +702,14 @@ Err PackWriterFile::Finish(uint64_t* file_size) {
   ::close(fd);
   if (rc != 0) return Err::Make(Status::Io, "pack " + path_ + ": fsync failed: " + std::strerror(saved));
   *file_size = static_cast<uint64_t>(st.st_size);
+  if (entries) {
+    for (auto& o : objects_)
+      if (o.small) o.offset = (o.size > 0 && data_off != kPackNoOffset) ? data_off + o.small_offset : kPackNoOffset;
+    std::sort(objects_.begin(), objects_.end(), [](const PackObject& a, const PackObject& b) { return a.id < b.id; });
+    for (auto& o : objects_) std::sort(o.extra.begin(), o.extra.end());
+    *entries = std::move(objects_);
+  }
+  objects_.clear();
   return Err::Ok();
 }
 
@@ -419,7 +742,7 @@ Err PackReaderFile::Open(const std::string& path, std::unique_ptr<PackReaderFile
   bool has = false;
   CORAL_TRY(ReadStringAttr(f, "format", &r->meta_.format, &has, path));
   if (!has) return Err::Make(Status::Corrupt, "pack " + path + ": not a coral pack (no format attribute)");
-  if (r->meta_.format != kPackFormat) {
+  if (r->meta_.format != kPackFormat && r->meta_.format != kPackFormatV1) {
     if (r->meta_.format.rfind("coral-pack-", 0) == 0)
       return Err::Make(Status::Unsupported, "pack " + path + ": format " + r->meta_.format + " is newer than this build");
     return Err::Make(Status::Corrupt, "pack " + path + ": not a coral pack (format \"" + r->meta_.format + "\")");
@@ -441,15 +764,227 @@ PackReaderFile::~PackReaderFile() { Close(); }
 void PackReaderFile::Close() {
   std::lock_guard<std::mutex> lock(mu_);
   Quiet();
+  if (small_data_ >= 0) H5Dclose(small_data_);
+  small_data_ = -1;
   if (file_ >= 0) H5Fclose(file_);
   file_ = -1;
   H5Eclear2(H5E_DEFAULT);
+}
+
+
+// ---- small-object table (reader) ------------------------------------------------------------
+
+namespace {
+
+// Reads one member of a compound dataset, by name, as fixed-length strings.
+Err ReadStringField(hid_t ds, hid_t ftype, const char* name, size_t n, bool required, std::vector<std::string>* out,
+                    const std::string& where) {
+  out->assign(n, std::string());
+  int idx = H5Tget_member_index(ftype, name);
+  if (idx < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    if (!required) return Err::Ok();
+    return Err::Make(Status::Corrupt, "pack " + where + ": /small/index has no field " + name);
+  }
+  Hid mt(H5Tget_member_type(ftype, static_cast<unsigned>(idx)), H5Tclose);
+  if (!mt.ok() || H5Tget_class(mt.get()) != H5T_STRING || H5Tis_variable_str(mt.get()) != 0)
+    return Err::Make(Status::Corrupt, "pack " + where + ": /small/index field " + name + " is not a fixed-length string");
+  size_t w = H5Tget_size(mt.get());
+  if (w == 0 || w > kMaxTableField || (n > 0 && w > kMaxTableBytes / n))
+    return Err::Make(Status::Corrupt, "pack " + where + ": /small/index field " + name + " has a bad size");
+  if (n == 0) return Err::Ok();
+  Hid ms = FixedString(w);
+  if (!ms.ok() || H5Tset_cset(ms.get(), H5Tget_cset(mt.get())) < 0)
+    return H5Fail(Status::Hdf5, where, "cannot make string type");
+  Hid comp(H5Tcreate(H5T_COMPOUND, w), H5Tclose);
+  if (!comp.ok() || H5Tinsert(comp.get(), name, 0, ms.get()) < 0)
+    return H5Fail(Status::Hdf5, where, "cannot make field type");
+  std::unique_ptr<char[]> buf(new (std::nothrow) char[n * w]);
+  if (!buf) return Err::Make(Status::OutOfMemory, "pack " + where + ": cannot allocate the small-object table");
+  if (H5Dread(ds, comp.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.get()) < 0)
+    return H5Fail(Status::Corrupt, where, std::string("cannot read /small/index field ") + name);
+  for (size_t i = 0; i < n; ++i) {
+    const char* p = buf.get() + i * w;
+    (*out)[i].assign(p, strnlen(p, w));
+  }
+  return Err::Ok();
+}
+
+Err ReadIntField(hid_t ds, hid_t ftype, const char* name, size_t n, std::vector<uint64_t>* out, const std::string& where) {
+  out->assign(n, 0);
+  int idx = H5Tget_member_index(ftype, name);
+  if (idx < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return Err::Make(Status::Corrupt, "pack " + where + ": /small/index has no field " + name);
+  }
+  Hid mt(H5Tget_member_type(ftype, static_cast<unsigned>(idx)), H5Tclose);
+  if (!mt.ok() || H5Tget_class(mt.get()) != H5T_INTEGER)
+    return Err::Make(Status::Corrupt, "pack " + where + ": /small/index field " + name + " is not an integer");
+  if (n == 0) return Err::Ok();
+  Hid comp(H5Tcreate(H5T_COMPOUND, sizeof(uint64_t)), H5Tclose);
+  // Signed fields are read as int64 so that a negative value is seen (and rejected), not clipped.
+  const bool sign = H5Tget_sign(mt.get()) == H5T_SGN_2;
+  if (!comp.ok() || H5Tinsert(comp.get(), name, 0, sign ? H5T_NATIVE_INT64 : H5T_NATIVE_UINT64) < 0)
+    return H5Fail(Status::Hdf5, where, "cannot make field type");
+  if (H5Dread(ds, comp.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out->data()) < 0)
+    return H5Fail(Status::Corrupt, where, std::string("cannot read /small/index field ") + name);
+  if (sign)
+    for (auto& v : *out)
+      if (static_cast<int64_t>(v) < 0)
+        return Err::Make(Status::Corrupt, "pack " + where + ": /small/index field " + name + " is negative");
+  return Err::Ok();
+}
+
+}  // namespace
+
+Err PackReaderFile::LoadSmallLocked() {
+  if (small_loaded_) return Err::Ok();
+  if (file_ < 0) return Err::Make(Status::InvalidArgument, "pack " + path_ + " is closed");
+  const std::string& where = path_;
+  htri_t ex = H5Lexists(file_, "small", H5P_DEFAULT);
+  if (ex < 0) return H5Fail(Status::Corrupt, where, "cannot look up /small");
+  if (ex == 0) {
+    small_loaded_ = true;
+    return Err::Ok();
+  }
+  hsize_t fsize = 0;
+  if (H5Fget_filesize(file_, &fsize) < 0) return H5Fail(Status::Corrupt, where, "cannot get the file size");
+
+  // /small/data: 1-D bytes, contiguous, inside the file.
+  Hid data(H5Dopen2(file_, "small/data", H5P_DEFAULT), H5Dclose);
+  if (!data.ok()) return H5Fail(Status::Corrupt, where, "cannot open /small/data");
+  uint64_t data_size = 0, data_off = kPackNoOffset;
+  {
+    Hid type(H5Dget_type(data.get()), H5Tclose);
+    Hid space(H5Dget_space(data.get()), H5Sclose);
+    if (!type.ok() || !space.ok() || H5Tget_class(type.get()) != H5T_INTEGER || H5Tget_size(type.get()) != 1 ||
+        H5Sget_simple_extent_ndims(space.get()) != 1)
+      return Err::Make(Status::Corrupt, "pack " + where + ": /small/data is not a 1-D byte dataset");
+    hsize_t dims[1] = {0};
+    H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+    data_size = dims[0];
+    haddr_t off = H5Dget_offset(data.get());
+    H5Eclear2(H5E_DEFAULT);
+    if (off != HADDR_UNDEF) data_off = off;
+    // Contiguous storage inside the file only: a damaged extent must not become a huge read.
+    if (data_size > 0 && (data_off == kPackNoOffset || data_off > fsize || data_size > fsize - data_off))
+      return Err::Make(Status::Corrupt, "pack " + where + ": /small/data is not contiguous or extends past the end of the file");
+  }
+
+  // /small/index: compound rows.
+  Hid ds(H5Dopen2(file_, "small/index", H5P_DEFAULT), H5Dclose);
+  if (!ds.ok()) return H5Fail(Status::Corrupt, where, "cannot open /small/index");
+  Hid ftype(H5Dget_type(ds.get()), H5Tclose);
+  Hid space(H5Dget_space(ds.get()), H5Sclose);
+  if (!ftype.ok() || !space.ok() || H5Tget_class(ftype.get()) != H5T_COMPOUND ||
+      H5Sget_simple_extent_ndims(space.get()) != 1)
+    return Err::Make(Status::Corrupt, "pack " + where + ": /small/index is not a 1-D compound dataset");
+  hsize_t dims[1] = {0};
+  H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+  const uint64_t n = dims[0];
+  const size_t row = H5Tget_size(ftype.get());
+  // Rows come from the file: bound them by what the file can hold (deflate expands at most ~1032x).
+  if (n > kMaxTableRows || row == 0 || (n > 0 && row > kMaxTableBytes / n) || n * row > 1100 * fsize + 4096)
+    return Err::Make(Status::Corrupt, "pack " + where + ": /small/index has an implausible size");
+  {
+    Hid dcpl(H5Dget_create_plist(ds.get()), H5Pclose);
+    int nf = dcpl.ok() ? H5Pget_nfilters(dcpl.get()) : -1;
+    if (nf < 0) return H5Fail(Status::Corrupt, where, "cannot read /small/index filters");
+    for (int i = 0; i < nf; ++i) {
+      unsigned flags = 0, cd[8];
+      size_t ncd = 8;
+      H5Z_filter_t f = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &ncd, cd, 0, nullptr, nullptr);
+      if (f != H5Z_FILTER_DEFLATE && f != H5Z_FILTER_SHUFFLE && f != H5Z_FILTER_FLETCHER32)
+        return Err::Make(Status::Unsupported, "pack " + where + ": /small/index uses an unsupported filter");
+    }
+  }
+  const hid_t d = ds.get(), t = ftype.get();
+  std::vector<std::string> ids, cks, codecs, dtypes, shapes, bases, extras;
+  std::vector<uint64_t> offs, sizes, raws;
+  CORAL_TRY(ReadStringField(d, t, "id", n, true, &ids, where));
+  CORAL_TRY(ReadIntField(d, t, "offset", n, &offs, where));
+  CORAL_TRY(ReadIntField(d, t, "size", n, &sizes, where));
+  CORAL_TRY(ReadStringField(d, t, "checksum", n, true, &cks, where));
+  CORAL_TRY(ReadStringField(d, t, "codec", n, true, &codecs, where));
+  CORAL_TRY(ReadStringField(d, t, "dtype", n, true, &dtypes, where));
+  CORAL_TRY(ReadStringField(d, t, "shape", n, true, &shapes, where));
+  CORAL_TRY(ReadStringField(d, t, "base", n, true, &bases, where));
+  CORAL_TRY(ReadIntField(d, t, "rawSize", n, &raws, where));
+  CORAL_TRY(ReadStringField(d, t, "extra", n, false, &extras, where));
+
+  std::vector<PackObject> rows(n);
+  std::unordered_map<std::string, size_t> index;
+  index.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    PackObject& o = rows[i];
+    o.id = std::move(ids[i]);
+    const std::string w = "pack " + where + ": /small/index row " + std::to_string(i);
+    if (!ValidPackId(o.id)) return Err::Make(Status::Corrupt, w + " has an invalid id");
+    if (offs[i] > data_size || sizes[i] > data_size - offs[i])
+      return Err::Make(Status::Corrupt, w + " (object " + o.id + ") lies outside /small/data");
+    if (!ParseShape(shapes[i], &o.shape)) return Err::Make(Status::Corrupt, w + " (object " + o.id + ") has a bad shape");
+    if (!DecodeExtra(extras[i], &o.extra))
+      return Err::Make(Status::Corrupt, w + " (object " + o.id + ") has bad extra attributes");
+    o.small = true;
+    o.small_offset = offs[i];
+    o.size = sizes[i];
+    o.offset = (o.size > 0 && data_off != kPackNoOffset) ? data_off + offs[i] : kPackNoOffset;
+    o.checksum = std::move(cks[i]);
+    o.codec = std::move(codecs[i]);
+    o.dtype = std::move(dtypes[i]);
+    o.base = std::move(bases[i]);
+    o.raw_size = raws[i];
+  }
+  std::sort(rows.begin(), rows.end(), [](const PackObject& a, const PackObject& b) { return a.id < b.id; });
+  for (size_t i = 0; i < n; ++i) {
+    if (i > 0 && rows[i].id == rows[i - 1].id)
+      return Err::Make(Status::Corrupt, "pack " + where + ": /small/index lists object " + rows[i].id + " twice");
+    index.emplace(rows[i].id, i);
+  }
+  small_ = std::move(rows);
+  small_index_ = std::move(index);
+  small_data_size_ = data_size;
+  small_data_ = data.Release();
+  small_loaded_ = true;
+  return Err::Ok();
+}
+
+const PackObject* PackReaderFile::FindSmall(const std::string& id) const {
+  auto it = small_index_.find(id);
+  return it == small_index_.end() ? nullptr : &small_[it->second];
+}
+
+Err PackReaderFile::VerifyChecksum(const std::string& id, const uint8_t* data, const PackObject& o) {
+  std::string got = Xxh3_128(data, o.size).Hex();
+  if (got != o.checksum)
+    return Err::Make(Status::ChecksumMismatch, "object " + id + " in pack " + path_ + " is corrupted: stored bytes hash to " +
+                                                   got + " but the recorded checksum is " + o.checksum);
+  return Err::Ok();
+}
+
+Err PackReaderFile::ReadSmallLocked(const PackObject& o, uint8_t* dst) {
+  if (o.size > 0) {
+    const std::string where = Where(path_, o.id);
+    Hid fspace(H5Dget_space(small_data_), H5Sclose);
+    hsize_t start[1] = {o.small_offset}, count[1] = {o.size};
+    Hid mspace(H5Screate_simple(1, count, nullptr), H5Sclose);
+    if (!fspace.ok() || !mspace.ok() || H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0)
+      return H5Fail(Status::Corrupt, where, "cannot select its bytes in /small/data");
+    if (H5Dread(small_data_, H5T_NATIVE_UINT8, mspace.get(), fspace.get(), H5P_DEFAULT, dst) < 0)
+      return H5Fail(Status::Corrupt, where, "cannot read data");
+  }
+  return VerifyChecksum(o.id, dst, o);
 }
 
 Err PackReaderFile::StatLocked(const std::string& id, PackObject* out) {
   if (file_ < 0) return Err::Make(Status::InvalidArgument, "pack " + path_ + " is closed");
   const std::string where = Where(path_, id);
   if (!ValidPackId(id)) return Err::Make(Status::NotFound, "pack " + where + " not found (invalid id)");
+  CORAL_TRY(LoadSmallLocked());
+  if (const PackObject* so = FindSmall(id)) {
+    *out = *so;
+    return Err::Ok();
+  }
   Hid grp(H5Gopen2(file_, "objects", H5P_DEFAULT), H5Gclose);
   if (!grp.ok()) return H5Fail(Status::Corrupt, path_, "cannot open /objects");
   htri_t ex = H5Lexists(grp.get(), id.c_str(), H5P_DEFAULT);
@@ -515,20 +1050,26 @@ Err PackReaderFile::List(std::vector<PackObject>* out) {
     if (H5Literate(grp.get(), H5_INDEX_NAME, H5_ITER_INC, &idx, NameCb, &names) < 0)
       return H5Fail(Status::Corrupt, path_, "cannot list /objects");
   }
+  CORAL_TRY(LoadSmallLocked());
+  const uint64_t total = names.size() + small_.size();
   if (H5Aexists(file_, "objectCount") > 0) {
     std::vector<int64_t> v;
     CORAL_TRY(ReadIntAttr(file_, "objectCount", false, &v, true, path_));
-    if (static_cast<uint64_t>(v[0]) != names.size())
-      return Err::Make(Status::Corrupt, "pack " + path_ + ": holds " + std::to_string(names.size()) +
+    if (static_cast<uint64_t>(v[0]) != total)
+      return Err::Make(Status::Corrupt, "pack " + path_ + ": holds " + std::to_string(total) +
                                             " objects but records " + std::to_string(v[0]));
   }
   out->clear();
-  out->reserve(names.size());
+  out->reserve(total);
   for (auto& n : names) {
+    if (FindSmall(n))
+      return Err::Make(Status::Corrupt, "pack " + path_ + ": object " + n + " is both a dataset and a small object");
     PackObject o;
     CORAL_TRY(StatLocked(n, &o));
     out->push_back(std::move(o));
   }
+  out->insert(out->end(), small_.begin(), small_.end());
+  std::sort(out->begin(), out->end(), [](const PackObject& a, const PackObject& b) { return a.id < b.id; });
   return Err::Ok();
 }
 
@@ -575,16 +1116,23 @@ Err PackReaderFile::ReadLocked(const std::string& id, int64_t ds, const PackObje
   Hid dsh(ds, H5Dclose);
   if (obj.size > 0 && H5Dread(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
     return H5Fail(Status::Corrupt, Where(path_, id), "cannot read data");
-  std::string got = Xxh3_128(dst, obj.size).Hex();
-  if (got != obj.checksum)
-    return Err::Make(Status::ChecksumMismatch, "object " + id + " in pack " + path_ + " is corrupted: stored bytes hash to " +
-                                                   got + " but the recorded checksum is " + obj.checksum);
-  return Err::Ok();
+  return VerifyChecksum(id, dst, obj);
 }
 
 Err PackReaderFile::ReadInto(const std::string& id, uint8_t* dst, size_t cap, uint64_t* got) {
   std::lock_guard<std::mutex> lock(mu_);
   Quiet();
+  if (file_ >= 0 && ValidPackId(id)) {
+    CORAL_TRY(LoadSmallLocked());
+    if (const PackObject* so = FindSmall(id)) {
+      if (cap < so->size)
+        return Err::Make(Status::InvalidArgument, "pack " + Where(path_, id) + " needs " + std::to_string(so->size) +
+                                                      " bytes but the buffer holds " + std::to_string(cap));
+      CORAL_TRY(ReadSmallLocked(*so, dst));
+      *got = so->size;
+      return Err::Ok();
+    }
+  }
   PackObject o;
   int64_t ds = -1;
   CORAL_TRY(OpenForRead(id, &ds, &o));
@@ -601,6 +1149,17 @@ Err PackReaderFile::ReadInto(const std::string& id, uint8_t* dst, size_t cap, ui
 Err PackReaderFile::Read(const std::string& id, std::unique_ptr<uint8_t[]>* out, uint64_t* size) {
   std::lock_guard<std::mutex> lock(mu_);
   Quiet();
+  if (file_ >= 0 && ValidPackId(id)) {
+    CORAL_TRY(LoadSmallLocked());
+    if (const PackObject* so = FindSmall(id)) {
+      std::unique_ptr<uint8_t[]> buf(new (std::nothrow) uint8_t[so->size > 0 ? so->size : 1]);
+      if (!buf) return Err::Make(Status::OutOfMemory, "pack " + Where(path_, id) + ": cannot allocate " + std::to_string(so->size) + " bytes");
+      CORAL_TRY(ReadSmallLocked(*so, buf.get()));
+      *out = std::move(buf);
+      *size = so->size;
+      return Err::Ok();
+    }
+  }
   PackObject o;
   int64_t ds = -1;
   CORAL_TRY(OpenForRead(id, &ds, &o));

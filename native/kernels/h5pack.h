@@ -1,33 +1,44 @@
 // HDF5 object packs: one immutable HDF5 file holding many encoded objects.
 //
-// Layout (format "coral-pack-1", documented for outside readers in docs/store.md):
-//   /                      attrs: format = "coral-pack-1", created = ISO-8601 UTC string,
-//                                 createdUnixMs = int64
-//   /objects/<id>          1-D uint8 dataset, contiguous layout, no filters (the bytes are
-//                          already codec-compressed); attrs: id, codec, dtype (strings),
-//                          shape (int64[ndim], empty dataspace for 0-d), base (string, "" if
-//                          none), rawSize (uint64), checksum (string, XXH3-128 hex of the
-//                          stored bytes), plus optional extra string attributes.
-// Files use the HDF5 1.8+ object format (superblock v2, checksummed object headers), so
-// corrupted metadata is detected by libhdf5 rather than misread.
+// Layout (format "coral-pack-2", documented for outside readers in docs/store.md):
+//   /                      attrs: format = "coral-pack-2", created = ISO-8601 UTC string,
+//                                 createdUnixMs = int64, objectCount = uint64 (both kinds)
+//   /objects/<id>          large objects: 1-D uint8 dataset, contiguous layout, no filters
+//                          (the bytes are already codec-compressed); attrs: id, codec, dtype
+//                          (strings), shape (int64[ndim], empty dataspace for 0-d), base
+//                          (string, "" if none), rawSize (uint64), checksum (string, XXH3-128
+//                          hex of the stored bytes), plus optional extra string attributes.
+//   /small/data            small objects (< the writer's smallObjectMax) concatenated:
+//                          1-D uint8, contiguous, no filters.
+//   /small/index           one row per small object: compound {id, offset, size, checksum,
+//                          codec, dtype, shape ("2,3"), base, rawSize, extra (urlencoded)},
+//                          fixed-length strings sized per pack, chunked with deflate and
+//                          fletcher32 (HDF5's own checksum covers the rows).
+// "coral-pack-1" files (no /small) are read as well. Files use the HDF5 1.8+ object format
+// (superblock v2, checksummed object headers), so corrupted metadata is detected by libhdf5
+// rather than misread; every row of the small table is validated against the data's extent.
 //
 // Thread: any. libhdf5 is the thread-safe build; its global lock serialises the calls.
 // Each PackFile additionally holds a mutex so one handle is never used by two threads
 // at once (a sync call on the JS thread and a pool worker, say). HDF5's automatic
 // error printing is switched off on every thread that enters this module.
-// Ownership: data pointers are borrowed for the duration of a call, never retained.
+// Ownership: data pointers are borrowed for the duration of a call, never retained (small
+// objects are copied into the writer's buffer).
 // Errors: Err with Status::NotFound (missing file or object), Status::Corrupt (a file
-// that is not a readable pack: truncated, bad metadata, wrong types), Status::
-// ChecksumMismatch (stored bytes do not match the recorded checksum; the message names
-// the object and the pack), Status::Hdf5 (libhdf5 failed while writing), Status::Io
-// (fsync/stat failures), Status::InvalidArgument (bad id or attribute names). Every
-// message names the file. No call ever aborts the process on a damaged file.
+// that is not a readable pack: truncated, bad metadata, wrong types, a small-table row
+// outside the data), Status::ChecksumMismatch (stored bytes do not match the recorded
+// checksum; the message names the object and the pack), Status::Hdf5 (libhdf5 failed
+// while writing), Status::Io (fsync/stat failures), Status::InvalidArgument (bad id or
+// attribute names), Status::Unsupported (a newer pack format). Every message names the
+// file. No call ever aborts the process on a damaged file.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -35,8 +46,15 @@
 
 namespace coral {
 
-constexpr const char* kPackFormat = "coral-pack-1";
+constexpr const char* kPackFormat = "coral-pack-2";
+constexpr const char* kPackFormatV1 = "coral-pack-1";  // one dataset per object, still read
 constexpr uint64_t kPackNoOffset = ~uint64_t(0);
+// Default bound for small-object aggregation: objects with fewer stored bytes go to /small.
+constexpr uint64_t kPackDefaultSmallMax = 16 << 10;
+// The writer buffers small objects in memory until Finish; past these caps further objects
+// become datasets (so memory stays bounded whatever the caller does).
+constexpr uint64_t kPackSmallDataCap = 64ull << 20;
+constexpr uint64_t kPackSmallRowsCap = 1 << 20;
 
 // Attributes of one stored object.
 struct PackObject {
@@ -50,7 +68,10 @@ struct PackObject {
   // Filled by the kernel:
   std::string checksum;             // XXH3-128 hex of the stored bytes
   uint64_t size = 0;                // stored bytes
-  uint64_t offset = kPackNoOffset;  // file offset of the contiguous data (none when size 0)
+  uint64_t offset = kPackNoOffset;  // file offset of the contiguous data (none when size 0;
+                                    // for small objects known only after Finish)
+  bool small = false;               // stored in /small/data (else /objects/<id>)
+  uint64_t small_offset = 0;        // offset inside /small/data (small objects)
 };
 
 // Pack-level attributes.
@@ -70,14 +91,18 @@ bool ValidExtraAttrName(const std::string& name);
 // the file without fsync and leaves it for the caller to delete).
 class PackWriterFile {
  public:
-  static Err Create(const std::string& path, std::unique_ptr<PackWriterFile>* out);
+  // `small_max`: objects of fewer stored bytes are aggregated into /small (0: none are).
+  static Err Create(const std::string& path, uint64_t small_max, std::unique_ptr<PackWriterFile>* out);
   ~PackWriterFile();
 
-  // Appends one object. Computes the checksum and fills obj->checksum, size, offset.
-  // Fails with InvalidArgument on a bad/duplicate id or extra name.
+  // Appends one object (small ones are buffered until Finish). Computes the checksum and
+  // fills obj->checksum, size, offset, small. Fails with InvalidArgument on a bad/duplicate
+  // id or extra name.
   Err Put(PackObject* obj, const uint8_t* data, size_t len);
-  // Flushes, closes and fsyncs the file; *file_size receives its final size.
-  Err Finish(uint64_t* file_size);
+  // Writes the small-object table, flushes, closes and fsyncs the file; *file_size receives
+  // its final size and, when `entries` is given, every object with its final file offset,
+  // sorted by id (what List() of the published pack returns).
+  Err Finish(uint64_t* file_size, std::vector<PackObject>* entries = nullptr);
   // Closes without fsync. Idempotent.
   void Abort();
 
@@ -86,12 +111,18 @@ class PackWriterFile {
 
  private:
   PackWriterFile() = default;
+  Err WriteSmallLocked(uint64_t* data_offset);
   std::mutex mu_;
   std::string path_;
   int64_t file_ = -1;
   int64_t group_ = -1;
   uint64_t count_ = 0;
+  uint64_t small_max_ = 0;
   bool done_ = false;
+  std::vector<PackObject> objects_;   // every object put, in put order (attributes only)
+  std::unordered_set<std::string> ids_;
+  std::vector<uint8_t> small_data_;   // concatenated small objects
+  uint64_t small_rows_ = 0;
 };
 
 // A published pack opened read-only.
@@ -120,10 +151,20 @@ class PackReaderFile {
   // Opens the dataset (returned in *ds, closed by ReadLocked) and fills size, offset, checksum.
   Err OpenForRead(const std::string& id, int64_t* ds, PackObject* o);
   Err ReadLocked(const std::string& id, int64_t ds, const PackObject& obj, uint8_t* dst);
+  // Loads and validates /small/index once (no-op for packs without /small).
+  Err LoadSmallLocked();
+  const PackObject* FindSmall(const std::string& id) const;
+  Err ReadSmallLocked(const PackObject& o, uint8_t* dst);
+  Err VerifyChecksum(const std::string& id, const uint8_t* data, const PackObject& o);
   std::mutex mu_;
   std::string path_;
   int64_t file_ = -1;
   PackMeta meta_;
+  bool small_loaded_ = false;
+  std::vector<PackObject> small_;                       // sorted by id
+  std::unordered_map<std::string, size_t> small_index_;  // id -> index in small_
+  int64_t small_data_ = -1;                              // /small/data, open while loaded
+  uint64_t small_data_size_ = 0;
 };
 
 }  // namespace coral

@@ -63,8 +63,10 @@ describe('native lifecycle', () => {
   });
 
   it('reports queued and running async work', async () => {
-    const big = Buffer.alloc(32 << 20, 2);
-    const ps = Array.from({ length: 3 }, () => contentId(tensor('U8', [big.length], big)));
+    // One shared 128 MiB input, 8 jobs: more than the default pool of 4, so some
+    // are still queued when we look (tens of ms of work even on a fast machine).
+    const big = Buffer.alloc(128 << 20, 2);
+    const ps = Array.from({ length: 8 }, () => contentId(tensor('U8', [big.length], big)));
     const c = native.counters();
     expect(c.queued + c.running).toBeGreaterThan(0);
     await Promise.all(ps);

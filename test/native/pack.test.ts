@@ -20,6 +20,18 @@ async function writePack(objs: Array<[string, Buffer]>): Promise<string> {
   return p;
 }
 
+/** Every listed object read back (throws on the first failure). */
+async function readAll(p: string): Promise<Map<string, Buffer>> {
+  const r = new native.PackReader(p);
+  try {
+    const out = new Map<string, Buffer>();
+    for (const e of await r.list()) out.set(e.id, r.readSync(e.id));
+    return out;
+  } finally {
+    r.close();
+  }
+}
+
 describe('PackWriter / PackReader binding', () => {
   it('writes, lists and reads back with offsets that point at the raw bytes', async () => {
     const a = seeded(5000, 1);
@@ -29,27 +41,33 @@ describe('PackWriter / PackReader binding', () => {
     const ra = w.put('a', a, { codec: 'zstd', dtype: 'F32', shape: [1250], base: 'b0', rawSize: 9999n, extra: { x: 'y' } });
     const rb = await w.putAsync('big', big, attrs(big.length));
     const re = w.put('e', Buffer.alloc(0), { codec: 'raw', dtype: 'F32', shape: [], rawSize: 0 });
-    expect(ra).toMatchObject({ checksum: native.xxh3_128(a), size: 5000 });
-    expect(rb.size).toBe(big.length);
-    expect(re).toEqual({ checksum: native.xxh3_128(Buffer.alloc(0)), size: 0, offset: null });
+    // 'a' and 'e' are small (< 16 KiB): their bytes go to /small/data, placed at finish().
+    expect(ra).toMatchObject({ checksum: native.xxh3_128(a), size: 5000, offset: null, dataset: '/small/data' });
+    expect(rb).toMatchObject({ size: big.length, dataset: '/objects/big' });
+    expect(re).toEqual({ checksum: native.xxh3_128(Buffer.alloc(0)), size: 0, offset: null, dataset: '/small/data' });
     expect(w.count()).toBe(3);
-    const size = await w.finish();
-    expect(size).toBe(fs.statSync(p).size);
+    const fin = await w.finish();
+    expect(fin.size).toBe(fs.statSync(p).size);
+    expect(fin.entries.map((e) => e.id)).toEqual(['a', 'big', 'e']);
+    const offA = fin.entries[0].offset!;
+    expect(fin.entries[1].offset).toBe(rb.offset);
     expect(() => w.count()).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
     w.abort(); // idempotent after finish
 
     const r = new native.PackReader(p);
-    expect(r.meta()).toMatchObject({ format: 'coral-pack-1' });
+    expect(r.meta()).toMatchObject({ format: 'coral-pack-2' });
     expect(Date.now() - r.meta().createdUnixMs).toBeLessThan(60_000);
     const list = await r.list();
     expect(list.map((e) => e.id)).toEqual(['a', 'big', 'e']);
     expect(list[0]).toEqual({
       id: 'a', codec: 'zstd', dtype: 'F32', shape: [1250], base: 'b0', rawSize: 9999, checksum: ra.checksum,
-      size: 5000, offset: ra.offset, extra: { x: 'y' },
+      size: 5000, offset: offA, dataset: '/small/data', extra: { x: 'y' },
     });
-    expect(r.stat('e').shape).toEqual([]);
+    expect(list).toEqual(fin.entries);
+    expect(r.stat('e')).toMatchObject({ shape: [], offset: null, dataset: '/small/data' });
+    expect(r.stat('big').dataset).toBe('/objects/big');
     const file = fs.readFileSync(p);
-    expect(file.subarray(ra.offset!, ra.offset! + 5000).equals(a)).toBe(true);
+    expect(file.subarray(offA, offA + 5000).equals(a)).toBe(true);
     expect(file.subarray(rb.offset!, rb.offset! + big.length).equals(big)).toBe(true);
     expect(r.readSync('a').equals(a)).toBe(true);
     expect((await r.read('big')).equals(big)).toBe(true);
@@ -164,4 +182,103 @@ describe('PackWriter / PackReader binding', () => {
     // The put either finished before the abort or fails cleanly after it.
     await put.then(() => undefined, (e) => expect(e.code).toBe('CORAL_INVALID_ARGUMENT'));
   });
+  it('aggregates small objects below smallObjectMax; larger ones and smallObjectMax 0 get datasets', async () => {
+    const sizes = [0, 1, 99, 1023, 1024, 1025, 50_000];
+    const objs = sizes.map((n, i) => [`s${i}`, seeded(n, i + 1)] as [string, Buffer]);
+    for (const [max, small] of [[1024, ['s0', 's1', 's2', 's3']], [0, []], [undefined, ['s0', 's1', 's2', 's3', 's4', 's5']]] as const) {
+      const p = fresh();
+      const w = new native.PackWriter(p, max === undefined ? undefined : { smallObjectMax: max });
+      const put = objs.map(([id, b]) => w.put(id, b, { ...attrs(b.length), extra: { k: `v ${id}&=+%/ü` } }));
+      expect(put.filter((r) => r.dataset === '/small/data').length).toBe(small.length);
+      const fin = await w.finish();
+      const r = new native.PackReader(p);
+      const list = await r.list();
+      expect(list).toEqual(fin.entries);
+      expect(list.filter((e) => e.dataset === '/small/data').map((e) => e.id)).toEqual(small);
+      const file = fs.readFileSync(p);
+      for (const [id, b] of objs) {
+        const e = r.stat(id);
+        expect(e).toMatchObject({ id, size: b.length, checksum: native.xxh3_128(b), extra: { k: `v ${id}&=+%/ü` } });
+        expect(r.readSync(id).equals(b)).toBe(true);
+        const dst = Buffer.alloc(b.length + 3);
+        expect(await r.readInto(id, dst)).toBe(b.length);
+        expect(dst.subarray(0, b.length).equals(b)).toBe(true);
+        if (b.length > 0) expect(file.subarray(e.offset!, e.offset! + b.length).equals(b)).toBe(true);
+        else expect(e.offset).toBeNull();
+      }
+      if (small.length > 0) expect(() => r.readIntoSync('s3', Buffer.alloc(10))).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
+      r.close();
+    }
+    expect(() => new native.PackWriter(fresh(), { smallObjectMax: -1 })).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
+    expect(() => new native.PackWriter(fresh(), 5 as never)).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
+  });
+
+  it('bounds the small-object buffer: past 64 MiB further small objects become datasets', async () => {
+    const b = seeded(16_000, 5);
+    const n = Math.floor((64 << 20) / b.length) + 3;
+    const p = fresh();
+    const w = new native.PackWriter(p);
+    const kinds = Array.from({ length: n }, (_, i) => w.put(`cap${i}`, b, attrs(b.length)).dataset);
+    const small = kinds.filter((d) => d === '/small/data').length;
+    expect(small).toBe(Math.floor((64 << 20) / b.length));
+    expect(kinds.slice(small).every((d, i) => d === `/objects/cap${small + i}`)).toBe(true);
+    const fin = await w.finish();
+    const r = new native.PackReader(p);
+    expect((await r.list()).length).toBe(n);
+    expect(r.readSync(`cap${small - 1}`).equals(b)).toBe(true);
+    expect(r.readSync(`cap${n - 1}`).equals(b)).toBe(true);
+    expect(fin.size).toBeLessThan(n * b.length + n * 1000);
+    r.close();
+    fs.rmSync(p);
+  });
+
+  it('rejects an id used by a small object and a dataset in one pack', async () => {
+    const w = new native.PackWriter(fresh(), { smallObjectMax: 100 });
+    w.put('x', Buffer.alloc(10), attrs(10));
+    expect(() => w.put('x', Buffer.alloc(1000), attrs(1000))).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
+    w.put('y', Buffer.alloc(1000), attrs(1000));
+    expect(() => w.put('y', Buffer.alloc(10), attrs(10))).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
+    expect((await w.finish()).entries.map((e) => [e.id, e.dataset])).toEqual([['x', '/small/data'], ['y', '/objects/y']]);
+  });
+
+  // Both table layouts: compact (few rows, inside the checksummed object header) and chunked
+  // (many rows, fletcher32 + deflate). Any single damaged byte gives a typed error or, when it
+  // lands in unused space, the exact original objects and attributes -- never wrong data.
+  for (const [label, count] of [['compact', 12], ['chunked', 150]] as const) {
+    it(`survives a byte-flip sweep of a pack with a ${label} small-object table`, async () => {
+      const objs: Array<[string, Buffer]> = Array.from({ length: count }, (_, i) => [`t${String(i).padStart(3, '0')}`, seeded(i % 7 === 0 ? 0 : 20 + i, i + 1)]);
+      objs.push(['large', seeded(20_000, 99)]);
+      const p = fresh();
+      const w = new native.PackWriter(p);
+      for (const [id, b] of objs) w.put(id, b, { ...attrs(b.length), extra: { i: id } });
+      await w.finish();
+      const whole = fs.readFileSync(p);
+      const r0 = new native.PackReader(p);
+      const want = await r0.list();
+      const smallStart = Math.min(...want.filter((e) => e.dataset === '/small/data' && e.offset !== null).map((e) => e.offset!));
+      r0.close();
+      expect(want.filter((e) => e.dataset === '/small/data')).toHaveLength(count);
+      const step = FLIP_STEP;
+      let errors = 0;
+      for (let at = 0; at < whole.length; at += step) {
+        const t = path.join(dir, `sflip-${label}.h5`);
+        const copy = Buffer.from(whole);
+        copy[at] ^= 0x5a;
+        fs.writeFileSync(t, copy);
+        try {
+          const r = new native.PackReader(t);
+          const got = await r.list();
+          for (const e of got) r.readSync(e.id);
+          r.close();
+          expect(got, `flip at ${at}`).toEqual(want);
+        } catch (e) {
+          errors++;
+          expect((e as { code: string }).code, `flip at ${at}`).toMatch(/^CORAL_(CORRUPT_OBJECT|CHECKSUM_MISMATCH|NOT_FOUND|UNSUPPORTED)$/);
+          if (at >= smallStart && at < smallStart + 200 && (e as { code: string }).code === 'CORAL_CHECKSUM_MISMATCH')
+            expect((e as Error).message).toMatch(/object t\d{3} /);
+        }
+      }
+      expect(errors).toBeGreaterThan(0);
+    });
+  }
 });

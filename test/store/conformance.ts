@@ -202,6 +202,85 @@ export function runObjectStoreSuite(name: string, make: () => Promise<StoreHarne
       }
     }));
 
+    // Small and large objects (the local store aggregates objects below 16 KiB into one table
+    // per pack; other backends may not distinguish them at all).
+    it('stores many tiny objects, including 0-length ones, with their attributes', withStore(async (h) => {
+      const objs: Array<[string, Uint8Array, ObjectAttrs]> = Array.from({ length: 300 }, (_, i) => [
+        `tiny${i}`, seeded(i % 5 === 0 ? 0 : (i * 7) % 97, i + 1),
+        { codec: i % 2 ? 'zstd' : 'raw', dtype: 'BF16', shape: i % 3 ? [i, 2] : [], base: i % 4 ? '' : `tiny${i + 1}`, rawSize: i * 4, extra: i % 10 ? undefined : { n: String(i), odd: 'a=b&c+d%' } },
+      ]);
+      expect(await putAll(h.store, objs)).toMatchObject({ objects: 300 });
+      const check = async (store: ObjectStore) => {
+        const listed = new Map((await collect(store.list())).map((a) => [a.id, a]));
+        expect(listed.size).toBe(300);
+        for (const [id, b, a] of objs) {
+          const got = await store.get(id);
+          expect(Buffer.from(got.bytes).equals(Buffer.from(b)), id).toBe(true);
+          const want = { id, codec: a.codec, dtype: a.dtype, shape: a.shape, base: a.base, rawSize: a.rawSize, storedSize: b.byteLength, extra: a.extra ?? {} };
+          expect(got.attrs).toMatchObject(want);
+          expect(listed.get(id)).toMatchObject(want);
+        }
+      };
+      await check(h.store);
+      if (h.reopen) {
+        const s2 = await h.reopen();
+        try {
+          await check(s2);
+        } finally {
+          await s2.close();
+        }
+      }
+    }));
+
+    it('mixes small and large objects around the aggregation bound in one transaction', withStore(async ({ store }) => {
+      const sizes = [0, 1, 4095, 16383, 16384, 16385, 100_000, (1 << 20) + 3];
+      const objs = sizes.map((n, i) => [`mix${i}`, seeded(n, 50 + i), attrs(n, { size: String(n) })] as [string, Uint8Array, ObjectAttrs]);
+      await putAll(store, objs);
+      for (const [id, b] of objs) {
+        const got = await store.get(id);
+        expect(Buffer.from(got.bytes).equals(Buffer.from(b)), id).toBe(true);
+        expect(got.attrs).toMatchObject({ storedSize: b.byteLength, extra: { size: String(b.byteLength) } });
+        expect((await store.stat(id)).checksum).toBe(got.attrs.checksum);
+      }
+      expect(await store.verify()).toEqual([]);
+    }));
+
+    it('detects a damaged tiny object among its neighbours, naming it', withStore(async (h) => {
+      const objs = Array.from({ length: 20 }, (_, i) => [`nb${i}`, seeded(10 + i, i + 1), attrs(10 + i)] as [string, Uint8Array, ObjectAttrs]);
+      await putAll(h.store, objs);
+      await h.corrupt('nb7');
+      const err = await h.store.get('nb7').then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ChecksumMismatchError);
+      expect((err as Error).message).toContain('nb7');
+      expect((err as ChecksumMismatchError).data).toMatchObject({ id: 'nb7' });
+      for (const [id, b] of objs) if (id !== 'nb7') expect(Buffer.from((await h.store.get(id)).bytes).equals(Buffer.from(b)), id).toBe(true);
+      expect((await h.store.verify()).filter((p) => p.kind === 'object')).toEqual([
+        expect.objectContaining({ id: 'nb7', code: ChecksumMismatchError.code }),
+      ]);
+    }));
+
+    it('repacks packs of mixed small and large objects', withStore(async ({ store }) => {
+      const mk = (i: number, n: number) => [`rp${i}`, seeded(n, i + 1), attrs(n, { i: String(i) })] as [string, Uint8Array, ObjectAttrs];
+      const a = [mk(0, 0), mk(1, 10), mk(2, 20_000), mk(3, 300)];
+      const b = [mk(4, 5000), mk(5, 70_000), mk(6, 0), mk(7, 1)];
+      await putAll(store, a);
+      await putAll(store, b);
+      const keep = new Set(['rp0', 'rp2', 'rp4', 'rp7', 'rp6']);
+      const r = await store.repack((id) => keep.has(id));
+      expect(r.dropped).toBe(3);
+      for (const [id, bytes, at] of [...a, ...b]) {
+        if (!keep.has(id)) {
+          expect(await store.has(id)).toBe(false);
+          continue;
+        }
+        const got = await store.get(id);
+        expect(Buffer.from(got.bytes).equals(Buffer.from(bytes)), id).toBe(true);
+        expect(got.attrs.extra).toEqual(at.extra);
+      }
+      expect(await store.verify()).toEqual([]);
+      expect((await collect(store.list())).map((x) => x.id).sort()).toEqual([...keep].sort());
+    }));
+
     it('refuses use after close', withStore(async ({ store }) => {
       await store.close();
       await expect(store.get('a')).rejects.toBeInstanceOf(InvalidArgumentError);

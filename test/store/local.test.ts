@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { ChecksumMismatchError, CorruptObjectError, ObjectNotFoundError } from '../../lib/errors';
 import { native } from '../../lib/native';
 import { LocalPackStore } from '../../lib/store/local';
+import { INDEX_MAGIC, indexText, parseIndex } from '../../lib/store/pack-index';
 import type { ObjectAttrs } from '../../lib/store/object-store';
 import { runObjectStoreSuite } from './conformance';
 import { HAS_H5DUMP, HAS_H5PY, python, seeded, tmpDir } from './helpers';
@@ -29,16 +30,19 @@ function corruptOnDisk(store: LocalPackStore, pack: string, id: string, at = 0):
   }
 }
 
-runObjectStoreSuite('LocalPackStore', async () => {
-  const dir = tmpDir('store');
-  const store = await LocalPackStore.open(dir);
-  return {
-    store,
-    corrupt: async (id: string) => corruptOnDisk(store, (await store.stat(id)).location!, id, 7),
-    reopen: () => LocalPackStore.open(dir),
-    cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }),
-  };
-});
+// Both object layouts: small objects aggregated into /small (default) and one dataset per object.
+for (const [label, smallObjectMax] of [['small objects aggregated', undefined], ['one dataset per object', 0]] as const) {
+  runObjectStoreSuite(`LocalPackStore (${label})`, async () => {
+    const dir = tmpDir('store');
+    const store = await LocalPackStore.open(dir, { smallObjectMax });
+    return {
+      store,
+      corrupt: async (id: string) => corruptOnDisk(store, (await store.stat(id)).location!, id, Math.min(7, (await store.stat(id)).storedSize - 1)),
+      reopen: () => LocalPackStore.open(dir, { smallObjectMax }),
+      cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }),
+    };
+  });
+}
 
 const u8 = (n: number, extra?: Record<string, string>): ObjectAttrs => ({ codec: 'raw', dtype: 'U8', shape: [n], rawSize: n, extra });
 
@@ -62,9 +66,11 @@ describe('LocalPackStore on disk', () => {
     expect(files).toEqual([info.name.replace('.h5', '.idx'), info.name].sort());
     expect(fs.readdirSync(path.join(dir, 'tmp'))).toEqual([]);
     expect(fs.statSync(path.join(dir, 'objects', 'packs', info.name)).size).toBe(info.bytes);
-    const idx = JSON.parse(fs.readFileSync(path.join(dir, 'objects', 'packs', info.name.replace('.h5', '.idx')), 'utf8'));
-    expect(idx).toMatchObject({ format: 'coral-pack-index-1', pack: info.name, packSize: info.bytes });
-    expect(idx.objects[0]).toMatchObject({ id: 'aa', dataset: '/objects/aa', size: 10, codec: 'raw' });
+    const raw = fs.readFileSync(path.join(dir, 'objects', 'packs', info.name.replace('.h5', '.idx')));
+    expect(raw.subarray(0, 4).equals(INDEX_MAGIC)).toBe(true);
+    const idx = JSON.parse(indexText(raw)!);
+    expect(idx).toMatchObject({ format: 'coral-pack-index-2', pack: info.name, packSize: info.bytes });
+    expect(idx.objects[0]).toEqual(['aa', '/small/data', 10, expect.any(Number), native.xxh3_128(seeded(10)), 'raw', 'U8', [10], '', 10, {}]);
     await s.close();
   }));
 
@@ -84,11 +90,13 @@ describe('LocalPackStore on disk', () => {
     await s2.close();
   }));
 
-  it.skipIf(!HAS_H5DUMP)('h5dump opens every pack and shows the dataset and its attributes', () => withDir(async (dir) => {
+  it.skipIf(!HAS_H5DUMP)('h5dump shows large objects as datasets with attributes and small ones as table rows', () => withDir(async (dir) => {
     const s = await LocalPackStore.open(dir);
+    const big = seeded(20_000, 3);
     const tx = s.beginWrite();
-    await tx.put('0123abcd', seeded(64, 3), { codec: 'zstd', dtype: 'BF16', shape: [4, 8], base: 'feed', rawSize: 64, extra: { depth: '1' } });
+    await tx.put('0123abcd', big, { codec: 'zstd', dtype: 'BF16', shape: [100, 100], base: 'feed', rawSize: 20_000, extra: { depth: '1' } });
     await tx.put('scalar0', seeded(2, 4), { codec: 'raw', dtype: 'F16', shape: [], rawSize: 2 });
+    await tx.put('tiny1', seeded(64, 5), { codec: 'zstd', dtype: 'F32', shape: [4, 4], base: 'feed', rawSize: 64, extra: { depth: '2' } });
     const info = (await tx.commit())!;
     const tx2 = s.beginWrite();
     await tx2.put('second', seeded(5, 5), u8(5));
@@ -96,52 +104,125 @@ describe('LocalPackStore on disk', () => {
     for (const pack of s.packNames()) {
       const header = execFileSync('h5dump', ['-H', s.packPath(pack)], { encoding: 'utf8' });
       expect(header).toContain('GROUP "objects"');
-      expect(header).toContain('H5T_STD_U8LE');
+      expect(header).toContain('GROUP "small"');
+      expect(header).toContain('DATASET "index"');
     }
     const p = s.packPath(info.name);
     const h = execFileSync('h5dump', ['-H', p], { encoding: 'utf8' });
-    expect(h).toMatch(/DATASET "0123abcd"[\s\S]*DATASPACE\s+SIMPLE \{ \( 64 \) \/ \( 64 \) \}/);
+    expect(h).toMatch(/DATASET "0123abcd"[\s\S]*DATASPACE\s+SIMPLE \{ \( 20000 \) \/ \( 20000 \) \}/);
+    expect(h).toMatch(/DATASET "data"[\s\S]*H5T_STD_U8LE[\s\S]*DATASPACE\s+SIMPLE \{ \( 66 \) \/ \( 66 \) \}/);
+    for (const field of ['"id"', '"offset"', '"size"', '"checksum"', '"codec"', '"dtype"', '"shape"', '"base"', '"rawSize"', '"extra"'])
+      expect(h).toContain(field);
     const a = execFileSync('h5dump', ['-A', p], { encoding: 'utf8' });
-    expect(a).toContain('"coral-pack-1"');
+    expect(a).toContain('"coral-pack-2"');
     for (const needle of ['ATTRIBUTE "codec"', '"zstd"', '"BF16"', '"feed"', 'ATTRIBUTE "rawSize"', 'ATTRIBUTE "checksum"', 'ATTRIBUTE "depth"'])
       expect(a).toContain(needle);
-    expect(a).toContain(`"${native.xxh3_128(seeded(64, 3))}"`);
-    // The stored bytes, as h5dump prints them, are the object's bytes.
+    expect(a).toContain(`"${native.xxh3_128(big)}"`);
+    // The table rows, as h5dump prints them.
+    const t = execFileSync('h5dump', ['-d', '/small/index', p], { encoding: 'utf8' });
+    for (const needle of ['"scalar0"', '"tiny1"', `"${native.xxh3_128(seeded(64, 5))}"`, '"4,4"', '"depth=2"', '"F16"'])
+      expect(t).toContain(needle);
+    // The stored bytes, as h5dump prints them, are the objects' bytes.
     const out = path.join(dir, 'dump.bin');
     execFileSync('h5dump', ['-d', '/objects/0123abcd', '-b', 'LE', '-o', out, p], { stdio: 'pipe' });
-    expect(fs.readFileSync(out).equals(seeded(64, 3))).toBe(true);
+    expect(fs.readFileSync(out).equals(big)).toBe(true);
+    execFileSync('h5dump', ['-d', '/small/data', '-b', 'LE', '-o', out, p], { stdio: 'pipe' });
+    expect(fs.readFileSync(out).equals(Buffer.concat([seeded(2, 4), seeded(64, 5)]))).toBe(true);
     await s.close();
   }));
 
-  it.skipIf(!HAS_H5PY)('h5py reads objects and attributes without coral', () => withDir(async (dir) => {
+  it.skipIf(!HAS_H5PY)('h5py reads objects, the small table and attributes without coral', () => withDir(async (dir) => {
     const s = await LocalPackStore.open(dir);
     const data = seeded(1 << 20, 11);
     const tx = s.beginWrite();
     await tx.put('pyobj', data, { codec: 'zstd', dtype: 'F32', shape: [512, 512], base: '', rawSize: 1 << 20, extra: { depth: '0' } });
     await tx.put('pyscalar', seeded(8, 1), { codec: 'raw', dtype: 'F64', shape: [], rawSize: 8 });
     await tx.put('pyempty', new Uint8Array(0), { codec: 'raw', dtype: 'F32', shape: [0], rawSize: 0 });
+    await tx.put('pysmall', seeded(3000, 2), { codec: 'zstd', dtype: 'BF16', shape: [3, 500], base: 'pyobj', rawSize: 3000, extra: { depth: '1', note: 'a=b&c+d ü' } });
     const info = (await tx.commit())!;
     const out = python(`
-import sys, json, hashlib, h5py
+import sys, json, hashlib, urllib.parse, h5py
 f = h5py.File(sys.argv[1], 'r')
 def s(v):  # coral writes fixed-length UTF-8 strings; h5py returns them as bytes
     return v.decode('utf-8') if isinstance(v, bytes) else (None if v is None else str(v))
-res = {'format': s(f.attrs['format']), 'objects': {}}
+res = {'format': s(f.attrs['format']), 'count': int(f.attrs['objectCount']), 'objects': {}}
 for name, ds in f['objects'].items():
     a = ds.attrs
     res['objects'][name] = dict(id=s(a['id']), codec=s(a['codec']), dtype=s(a['dtype']), shape=[int(x) for x in a['shape']],
-        base=s(a['base']), rawSize=int(a['rawSize']), checksum=s(a['checksum']), depth=s(a.get('depth')),
+        base=s(a['base']), rawSize=int(a['rawSize']), checksum=s(a['checksum']), extra={'depth': s(a.get('depth'))},
         sha=hashlib.sha256(ds[()].tobytes()).hexdigest(), n=int(ds.shape[0]), dt=str(ds.dtype))
+data = f['small/data'][()].tobytes()
+for row in f['small/index'][()]:
+    o, n = int(row['offset']), int(row['size'])
+    shape = s(row['shape'])
+    res['objects'][s(row['id'])] = dict(id=s(row['id']), codec=s(row['codec']), dtype=s(row['dtype']),
+        shape=[int(x) for x in shape.split(',')] if shape else [], base=s(row['base']), rawSize=int(row['rawSize']),
+        checksum=s(row['checksum']), extra=dict(urllib.parse.parse_qsl(s(row['extra']), keep_blank_values=True)),
+        sha=hashlib.sha256(data[o:o + n]).hexdigest(), n=n, dt=str(f['small/data'].dtype))
 print(json.dumps(res))`, [s.packPath(info.name)]);
     const res = JSON.parse(out);
     const sha = (b: Uint8Array) => require('node:crypto').createHash('sha256').update(b).digest('hex');
-    expect(res.format).toBe('coral-pack-1');
+    expect(res.format).toBe('coral-pack-2');
+    expect(res.count).toBe(4);
     expect(res.objects.pyobj).toEqual({
       id: 'pyobj', codec: 'zstd', dtype: 'F32', shape: [512, 512], base: '', rawSize: 1 << 20,
-      checksum: native.xxh3_128(data), depth: '0', sha: sha(data), n: 1 << 20, dt: 'uint8',
+      checksum: native.xxh3_128(data), extra: { depth: '0' }, sha: sha(data), n: 1 << 20, dt: 'uint8',
+    });
+    expect(res.objects.pysmall).toEqual({
+      id: 'pysmall', codec: 'zstd', dtype: 'BF16', shape: [3, 500], base: 'pyobj', rawSize: 3000,
+      checksum: native.xxh3_128(seeded(3000, 2)), extra: { depth: '1', note: 'a=b&c+d ü' }, sha: sha(seeded(3000, 2)), n: 3000, dt: 'uint8',
     });
     expect(res.objects.pyscalar.shape).toEqual([]);
-    expect(res.objects.pyempty).toMatchObject({ n: 0, sha: sha(new Uint8Array(0)) });
+    expect(res.objects.pyempty).toMatchObject({ n: 0, shape: [0], sha: sha(new Uint8Array(0)) });
+    await s.close();
+  }));
+
+  it('reads a store written before small-object aggregation (coral-pack-1, JSON index)', () => withDir(async (dir) => {
+    const fixtures = path.join(__dirname, 'fixtures', 'pack-v1');
+    const packs = path.join(dir, 'objects', 'packs');
+    fs.mkdirSync(packs, { recursive: true });
+    for (const f of fs.readdirSync(fixtures)) fs.copyFileSync(path.join(fixtures, f), path.join(packs, f));
+    const idxName = fs.readdirSync(packs).find((f) => f.endsWith('.idx'))!;
+    const oldIdx = fs.readFileSync(path.join(packs, idxName));
+    expect(oldIdx.toString('utf8')).toMatch(/^\{"format":"coral-pack-index-1"/);
+    const want: Array<[string, Buffer, Partial<ObjectAttrs>]> = [
+      ['legacy_small', seeded(100, 1), { codec: 'zstd', dtype: 'F32', shape: [5, 5], base: '', rawSize: 100, extra: { depth: '0' } }],
+      ['legacy_mid', seeded(5000, 2), { codec: 'raw', dtype: 'U8', shape: [5000], rawSize: 5000, extra: {} }],
+      ['legacy_scalar', seeded(4, 3), { codec: 'raw', dtype: 'F32', shape: [], rawSize: 4 }],
+      ['legacy_empty', Buffer.alloc(0), { codec: 'raw', dtype: 'F32', shape: [0, 3], rawSize: 0 }],
+      ['legacy_delta', seeded(30, 4), { codec: 'delta', dtype: 'BF16', shape: [15], base: 'legacy_small', rawSize: 30 }],
+    ];
+    const s = await LocalPackStore.open(dir);
+    const check = async () => {
+      for (const [id, bytes, a] of want) {
+        const got = await s.get(id);
+        expect(Buffer.from(got.bytes).equals(bytes), id).toBe(true);
+        expect(got.attrs).toMatchObject({ ...a, storedSize: bytes.length });
+      }
+    };
+    await check();
+    const r = new native.PackReader(s.packPath(s.packNames()[0]));
+    expect(r.meta().format).toBe('coral-pack-1');
+    const listed = await r.list();
+    r.close();
+    expect(listed.every((e) => e.dataset === `/objects/${e.id}`)).toBe(true);
+    // The JSON index is used as is (verify finds it consistent), and a rebuild writes the compact format.
+    expect(parseIndex(oldIdx, s.packNames()[0], fs.statSync(s.packPath(s.packNames()[0])).size)).toEqual(listed);
+    expect(await s.verify()).toEqual([]);
+    expect(await s.rebuildIndex()).toMatchObject({ packs: 1, objects: 5, problems: [] });
+    const newIdx = fs.readFileSync(path.join(packs, idxName));
+    expect(newIdx.subarray(0, 4).equals(INDEX_MAGIC)).toBe(true);
+    expect(newIdx.length).toBeLessThan(oldIdx.length / 2);
+    await check();
+    // New objects join the same store; repack moves legacy objects into a coral-pack-2 pack.
+    const tx = s.beginWrite();
+    await tx.put('fresh', seeded(10, 9), u8(10));
+    await tx.commit();
+    const rp = await s.repack((id) => id !== 'legacy_mid', { all: true });
+    expect(rp).toMatchObject({ dropped: 1 });
+    want.splice(1, 1);
+    await check();
+    expect(await s.verify()).toEqual([]);
     await s.close();
   }));
 
@@ -169,6 +250,68 @@ with h5py.File(sys.argv[1], 'w', libver=('v108', 'latest')) as f:
     expect(Buffer.from(got.bytes).equals(data)).toBe(true);
     expect(got.attrs).toMatchObject({ codec: 'raw', shape: [4096], rawSize: 4096, extra: { note: 'py' } });
     await s.close();
+  }));
+
+  it.skipIf(!HAS_H5PY)('rejects hostile small-object tables with typed errors', () => withDir(async (dir) => {
+    // Packs built with h5py following the documented layout, each with one defect.
+    const cases: Record<string, string> = {
+      ok: '',
+      offsetPastData: "rows[1]['offset'] = 95",
+      hugeSize: "rows[0]['size'] = 2**32 - 1",
+      duplicateId: "rows[1]['id'] = b'a0'",
+      badId: "rows[0]['id'] = b'../x'",
+      badShape: "rows[0]['shape'] = b'1,,2'",
+      badExtra: "rows[0]['extra'] = b'bad name=1'",
+      badEscape: "rows[0]['extra'] = b'k=%G1'",
+      countMismatch: "f.attrs['objectCount'] = np.uint64(5)",
+      alsoDataset: "f['objects'].create_dataset('a0', data=np.zeros(3, np.uint8))",
+      noIndex: "post:del f['small/index']",
+      indexNotCompound: "post:del f['small/index']; f['small'].create_dataset('index', data=np.zeros(2, np.uint64))",
+      missingField: "rows = rows[['id', 'offset', 'size', 'codec', 'dtype', 'shape', 'base', 'rawSize', 'extra']]",
+      negative: "rows = rows.astype([(n, (np.int64 if n in ('offset','size','rawSize') else rows.dtype[n])) for n in rows.dtype.names]); rows[0]['offset'] = -1",
+      vlenStrings: "rows = rows.astype([(n, (h5py.string_dtype() if n == 'codec' else rows.dtype[n])) for n in rows.dtype.names])",
+      dataNot1D: "del f['small/data']; f['small'].create_dataset('data', data=np.zeros((10, 10), np.uint8))",
+      chunkedData: "del f['small/data']; f['small'].create_dataset('data', data=np.zeros(100, np.uint8), chunks=(10,))",
+    };
+    const script = `
+import sys, json, numpy as np, h5py
+path, defect, ck0, ck1 = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+data = bytes(range(100))
+dt = [('id', 'S8'), ('offset', '<u4'), ('size', '<u4'), ('checksum', 'S33'), ('codec', 'S4'), ('dtype', 'S3'),
+      ('shape', 'S8'), ('base', 'S2'), ('rawSize', '<u8'), ('extra', 'S16')]
+rows = np.zeros(2, dtype=dt)
+for i, (o, n) in enumerate([(0, 60), (60, 40)]):
+    rows[i] = (b'a%d' % i, o, n, [ck0, ck1][i].encode(), b'raw', b'U8', str(n).encode(), b'', n, b'k=v')
+with h5py.File(path, 'w', libver=('v108', 'latest')) as f:
+    f.attrs['format'] = np.bytes_('coral-pack-2')
+    f.attrs['objectCount'] = np.uint64(2)
+    f.create_group('objects')
+    g = f.create_group('small')
+    g.create_dataset('data', data=np.frombuffer(data, np.uint8))
+    if not defect.startswith('post:'):
+        exec(defect)
+    g.create_dataset('index', data=rows)
+    if defect.startswith('post:'):
+        exec(defect[5:])
+`;
+    const data = Buffer.from(Array.from({ length: 100 }, (_, i) => i));
+    const cks = [native.xxh3_128(data.subarray(0, 60)), native.xxh3_128(data.subarray(60))];
+    for (const [name, defect] of Object.entries(cases)) {
+      const p = path.join(dir, `hostile-${name}.h5`);
+      python(script, [p, defect, ...cks]);
+      let code = 'ok';
+      try {
+        const r = new native.PackReader(p);
+        const list = await r.list();
+        for (const e of list) r.readSync(e.id);
+        r.stat('a0');
+        r.close();
+        if (name === 'ok') expect(list.map((e) => [e.id, e.size, e.extra])).toEqual([['a0', 60, { k: 'v' }], ['a1', 40, { k: 'v' }]]);
+      } catch (e) {
+        code = (e as { code: string }).code;
+      }
+      expect([name, code]).toEqual([name, name === 'ok' ? 'ok' : 'CORAL_CORRUPT_OBJECT']);
+    }
   }));
 
   it('detects a flipped data byte: typed error naming the object, store otherwise usable', () => withDir(async (dir) => {
@@ -240,20 +383,22 @@ with h5py.File(sys.argv[1], 'w', libver=('v108', 'latest')) as f:
     const packsDir = path.join(dir, 'objects', 'packs');
     const idxFiles = fs.readdirSync(packsDir).filter((n) => n.endsWith('.idx')).sort();
     expect(idxFiles).toHaveLength(3);
-    const before = idxFiles.map((n) => fs.readFileSync(path.join(packsDir, n), 'utf8'));
+    const before = idxFiles.map((n) => fs.readFileSync(path.join(packsDir, n)));
     fs.unlinkSync(path.join(packsDir, idxFiles[0]));
     fs.writeFileSync(path.join(packsDir, idxFiles[1]), '{"format":"coral-pack-index-1","pack":"x"');
+    fs.writeFileSync(path.join(packsDir, idxFiles[2]), before[2].subarray(0, before[2].length - 9)); // truncated Brotli
     fs.writeFileSync(path.join(packsDir, 'pack-' + 'f'.repeat(32) + '.idx'), '{}'); // orphan
     const s2 = await LocalPackStore.open(dir);
     expect((await s2.get('r0_3')).attrs.extra).toEqual({ t: '0' });
     expect((await s2.get('r1_4')).bytes.byteLength).toBe(400);
     const problems = await s2.verify();
-    expect(problems.map((p) => p.kind).sort()).toEqual(['index', 'index']);
+    expect((await s2.get('r2_4')).bytes.byteLength).toBe(400);
+    expect(problems.map((p) => p.kind).sort()).toEqual(['index', 'index', 'index']);
     const r = await s2.rebuildIndex();
     expect(r).toEqual({ packs: 3, objects: 15, problems: [] });
     const after = fs.readdirSync(packsDir).filter((n) => n.endsWith('.idx')).sort();
     expect(after).toEqual(idxFiles);
-    expect(after.map((n) => fs.readFileSync(path.join(packsDir, n), 'utf8'))).toEqual(before);
+    expect(after.map((n) => fs.readFileSync(path.join(packsDir, n)))).toEqual(before);
     expect(await s2.verify()).toEqual([]);
     await s2.close();
   }));
