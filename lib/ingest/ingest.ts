@@ -39,7 +39,8 @@ export interface BaseQuery {
   id?: string;
 }
 
-export type FindBase = (q: BaseQuery) => Promise<{ id: string } | null>;
+/** A base proposal; `tensor`, when given, is the decoded base (the writer then skips decoding it). */
+export type FindBase = (q: BaseQuery) => Promise<{ id: string; tensor?: Tensor } | null>;
 
 /** Optional ingestion hooks (lib/ingest/bases.ts): extra object attributes, and a callback per new object. */
 export interface IngestHooks {
@@ -163,28 +164,50 @@ export async function ingestFile(
     };
     let pos = 0;
     let next = planned.length ? readAt(0, 0) : null;
-    for (let i = 0; i < planned.length; i++) {
-      const p = planned[i];
-      const { gap, buf } = await next!;
-      next = i + 1 < planned.length ? readAt(i + 1, p.offset + p.length) : null;
-      // Keep a rejected prefetch from surfacing as an unhandled rejection if we fail first.
-      next?.catch(() => undefined);
-      if (gap) {
-        await sha256Update(sha, gap);
-        skeletonParts.push(gap);
+    // Segment i is hashed, looked up and its base chosen while segment i-1 is
+    // encoded and written (the writer runs overlapping puts' pack writes in
+    // order) and segment i+1 is read: at most three segments are in memory.
+    let inflight: Promise<void> | null = null;
+    const settle = async () => {
+      const p = inflight;
+      inflight = null;
+      if (p) await p;
+    };
+    try {
+      for (let i = 0; i < planned.length; i++) {
+        const p = planned[i];
+        const { gap, buf } = await next!;
+        next = i + 1 < planned.length ? readAt(i + 1, p.offset + p.length) : null;
+        // Keep a rejected prefetch from surfacing as an unhandled rejection if we fail first.
+        next?.catch(() => undefined);
+        if (gap) {
+          await sha256Update(sha, gap);
+          skeletonParts.push(gap);
+        }
+        await sha256Update(sha, buf);
+        const t = tensor(p.dtype, p.shape, buf);
+        // Exact duplicates need no base search: the writer reuses the stored copy.
+        const id = await contentId(t);
+        const q: BaseQuery = { path: relPath, name: p.name, dtype: p.dtype, shape: p.shape, tensor: t, id };
+        const fresh = !(await writer.has(id));
+        const base = findBase && fresh ? await findBase(q) : null;
+        await settle();
+        const slot = segments.length;
+        segments.push({ offset: p.offset, length: p.length, object: id, dtype: p.dtype, shape: p.shape });
+        // `buf` is a fresh buffer nobody else writes: the writer may cache it without a copy.
+        const put = writer.put(t, base, id, fresh ? hooks.attrs?.(q) : undefined, { owned: true });
+        inflight = put.then(async (r) => {
+          count(r);
+          if (r.stored) await hooks.stored?.(q, r);
+          segments[slot].object = r.id;
+        });
+        inflight.catch(() => undefined);
+        pos = p.offset + p.length;
       }
-      await sha256Update(sha, buf);
-      const t = tensor(p.dtype, p.shape, buf);
-      // Exact duplicates need no base search: the writer reuses the stored copy.
-      const id = await contentId(t);
-      const q: BaseQuery = { path: relPath, name: p.name, dtype: p.dtype, shape: p.shape, tensor: t, id };
-      const fresh = !(await writer.has(id));
-      const base = findBase && fresh ? await findBase(q) : null;
-      const r = await writer.put(t, base, id, fresh ? hooks.attrs?.(q) : undefined);
-      count(r);
-      if (r.stored) await hooks.stored?.(q, r);
-      segments.push({ offset: p.offset, length: p.length, object: r.id, dtype: p.dtype, shape: p.shape });
-      pos = p.offset + p.length;
+      await settle();
+    } finally {
+      // Never leave a put running behind an error (its failure is the one already thrown, or moot).
+      if (inflight) await (inflight as Promise<void>).catch(() => undefined);
     }
     if (pos < layout.fileSize) {
       const tail = Buffer.allocUnsafe(layout.fileSize - pos);
@@ -197,7 +220,7 @@ export async function ingestFile(
       throw new FormatError(`${relPath} changed while it was being read; add it again once it is written`);
     const skeleton = Buffer.concat(skeletonParts);
     const skq: BaseQuery = { path: relPath, name: SKELETON_NAME, dtype: 'U8', shape: [skeleton.length] };
-    const sk = await writer.put(tensor('U8', [skeleton.length], skeleton), findBase && skeleton.length ? await findBase(skq) : null);
+    const sk = await writer.put(tensor('U8', [skeleton.length], skeleton), findBase && skeleton.length ? await findBase(skq) : null, undefined, undefined, { owned: true });
     count(sk);
 
     const remap = new Map<number, number>();

@@ -24,17 +24,35 @@ async function writeAll(fh: fsp.FileHandle, b: Uint8Array): Promise<void> {
   }
 }
 
-/** Yields the file's bytes in order: skeleton pieces and decoded segments. */
-export async function* fileChunks(reader: ObjectReader, entry: FileEntry): AsyncGenerator<Uint8Array> {
+/** Decoded tensors the caller already holds, by object id (e.g. a merge's just-written results). */
+export type KnownTensors = ReadonlyMap<string, Tensor>;
+
+/**
+ * Yields the file's bytes in order: skeleton pieces and decoded segments. The
+ * next segment is decoded while the consumer handles the current one (two
+ * decoded segments at most, besides the base cache).
+ */
+export async function* fileChunks(reader: ObjectReader, entry: FileEntry, known?: KnownTensors): AsyncGenerator<Uint8Array> {
   const skeleton = (await reader.tensor(entry.skeleton)).data;
+  const load = (i: number): Promise<Tensor> | null => {
+    if (i >= entry.segments.length) return null;
+    const id = entry.segments[i].object;
+    const k = known?.get(id);
+    const p = k ? Promise.resolve(k) : reader.tensor(id);
+    p.catch(() => undefined); // surfaced when awaited; never unhandled if we stop first
+    return p;
+  };
+  let next = load(0);
   let pos = 0;
   let sk = 0;
-  for (const seg of entry.segments) {
+  for (let i = 0; i < entry.segments.length; i++) {
+    const seg = entry.segments[i];
     const gap = seg.offset - pos;
     if (gap < 0 || sk + gap > skeleton.byteLength) throw new CorruptObjectError(`file entry segments do not fit its skeleton`);
     if (gap > 0) yield skeleton.subarray(sk, sk + gap);
     sk += gap;
-    const t = await reader.tensor(seg.object);
+    const t = await next!;
+    next = load(i + 1);
     if (t.data.byteLength !== seg.length)
       throw new CorruptObjectError(`object ${seg.object} has ${t.data.byteLength} bytes, file entry expects ${seg.length}`);
     yield t.data;
@@ -45,37 +63,52 @@ export async function* fileChunks(reader: ObjectReader, entry: FileEntry): Async
   if (sk < skeleton.byteLength) yield skeleton.subarray(sk);
 }
 
-export async function materializeFile(reader: ObjectReader, entry: FileEntry, dest: string): Promise<void> {
+/** fsyncs a directory (after a rename into it). */
+export function fsyncDirSync(dir: string): void {
+  const dfd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(dfd);
+  } finally {
+    fs.closeSync(dfd);
+  }
+}
+
+/**
+ * Writes chunks to a new file while hashing them (the write of a chunk runs
+ * on the libuv pool while the main thread hashes it), then fsyncs it.
+ * Returns the byte count and the sha256 (hex). The caller owns `fh`.
+ */
+export async function writeHashed(fh: fsp.FileHandle, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<{ size: number; sha256: string }> {
+  const sha = crypto.createHash('sha256');
+  let n = 0;
+  for await (const chunk of chunks) {
+    const w = writeAll(fh, chunk);
+    sha.update(chunk);
+    await w;
+    n += chunk.byteLength;
+  }
+  await fh.sync();
+  return { size: n, sha256: sha.digest('hex') };
+}
+
+export async function materializeFile(reader: ObjectReader, entry: FileEntry, dest: string, opts: { known?: KnownTensors } = {}): Promise<void> {
   await fsp.mkdir(path.dirname(dest), { recursive: true });
   const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.coral-${crypto.randomBytes(6).toString('hex')}`);
   const fh = await fsp.open(tmp, 'wx', 0o644);
-  const sha = crypto.createHash('sha256');
   let ok = false;
   try {
-    let n = 0;
-    for await (const chunk of fileChunks(reader, entry)) {
-      sha.update(chunk);
-      await writeAll(fh, chunk);
-      n += chunk.byteLength;
-    }
-    const got = sha.digest('hex');
-    if (n !== entry.size || got !== entry.sha256)
+    const { size, sha256: got } = await writeHashed(fh, fileChunks(reader, entry, opts.known));
+    if (size !== entry.size || got !== entry.sha256)
       throw new ChecksumMismatchError(`re-assembled ${dest} does not match its committed sha256 (${entry.sha256})`, {
         path: dest, expected: entry.sha256, actual: got,
       });
-    await fh.sync();
     ok = true;
   } finally {
     await fh.close();
     if (!ok) await fsp.rm(tmp, { force: true });
   }
   await fsp.rename(tmp, dest);
-  const dfd = fs.openSync(path.dirname(dest), 'r');
-  try {
-    fs.fsyncSync(dfd);
-  } finally {
-    fs.closeSync(dfd);
-  }
+  fsyncDirSync(path.dirname(dest));
 }
 
 /** Materialises one logical tensor of a file entry (views are copied out of their segment). */

@@ -26,7 +26,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
-  CoralError, DirtyWorktreeError, InProgressError, InvalidArgumentError, MergeConflictError, UnsupportedError,
+  CoralError, CorruptObjectError, DirtyWorktreeError, InProgressError, InvalidArgumentError, MergeConflictError, UnsupportedError,
   invalidParameter,
 } from '../errors';
 import { serializeSafetensors } from '../formats/safetensors';
@@ -46,7 +46,7 @@ import { DTYPES, type DType } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
 import { crashPoint } from '../util/crash';
 import { writeFileAtomic } from '../util/fsutil';
-import { materializeFile, readFileTensor } from './materialize';
+import { fsyncDirSync, materializeFile, readFileTensor, writeHashed } from './materialize';
 import type { ObjectReader, ObjectWriter } from './objects';
 import type { Repository } from './repository';
 import { readIndex, statOf, updateIndex } from './staging';
@@ -186,6 +186,50 @@ interface Plan {
   conflicts: MergeConflict[];
   unresolved: MergeConflict[];
   notes: string[];
+  /**
+   * Merged files already written (fsynced) under .coral/tmp while they were
+   * planned, by path: applying the tree renames them into place instead of
+   * decoding, hashing and writing every segment again. See `Prepared`.
+   */
+  prepared: Prepared;
+}
+
+/**
+ * Files a plan wrote ahead: path -> temp file holding exactly the bytes of the
+ * planned entry (its sha256 was computed from those bytes). `take` hands a file
+ * over (rename) or returns false so the caller re-assembles it from objects;
+ * `discard` removes whatever was not taken.
+ */
+class Prepared {
+  private files = new Map<string, { tmp: string; sha256: string }>();
+
+  add(p: string, tmp: string, sha256: string): void {
+    const old = this.files.get(p);
+    if (old) fs.rmSync(old.tmp, { force: true });
+    this.files.set(p, { tmp, sha256 });
+  }
+
+  /** Moves the prepared file for `p` to `dest` if it holds `sha256` (same filesystem); true when done. */
+  async take(p: string, sha256: string, dest: string): Promise<boolean> {
+    const f = this.files.get(p);
+    if (!f || f.sha256 !== sha256) return false;
+    this.files.delete(p);
+    try {
+      await fsp.mkdir(path.dirname(dest), { recursive: true });
+      await fsp.rename(f.tmp, dest);
+    } catch {
+      await fsp.rm(f.tmp, { force: true });
+      return false; // e.g. another filesystem: re-assemble instead
+    }
+    fsyncDirSync(path.dirname(dest));
+    return true;
+  }
+
+  async discard(): Promise<void> {
+    const all = [...this.files.values()];
+    this.files.clear();
+    await Promise.all(all.map((f) => fsp.rm(f.tmp, { force: true })));
+  }
 }
 
 interface Version extends TensorVersion {
@@ -212,7 +256,15 @@ async function versions(reader: ObjectReader, e: FileEntry | undefined): Promise
   return out;
 }
 
-type Source = { side: 'base' | 'ours' | 'theirs'; v: Version } | { merged: Tensor };
+/** Where a merged tensor comes from; `id`: the merged tensor, already stored as an object (whole-segment case). */
+type Source = { side: 'base' | 'ours' | 'theirs'; v: Version } | { merged: Tensor | null; id?: string };
+
+/**
+ * Merged tensors of one file kept in memory for writing the merged file; past
+ * this, a merged tensor is dropped once stored and decoded again when the file
+ * is written, so memory stays bounded whatever the file size.
+ */
+const MERGE_HOLD_BYTES = 512 << 20;
 
 function conflictError(unresolved: MergeConflict[], strategy: MergeStrategyName): MergeConflictError {
   const list = unresolved.map((c) => `${c.file}${c.tensor !== null ? `:${c.tensor}` : ''}`);
@@ -231,6 +283,7 @@ class Planner {
   readonly conflicts: MergeConflict[] = [];
   readonly unresolved: MergeConflict[] = [];
   readonly notes: string[] = [];
+  readonly prepared = new Prepared();
 
   constructor(
     private readonly repo: Repository,
@@ -265,7 +318,10 @@ class Planner {
       const e = tensorMerge ? await this.mergeFile(f.name, b, o!, t!) : this.wholeFile(f.name, f.kind, o, t);
       if (e) files[f.name] = e;
     }
-    return { tree: { files }, autoMerged: this.autoMerged, conflicts: this.conflicts, unresolved: this.unresolved, notes: this.notes };
+    return {
+      tree: { files }, autoMerged: this.autoMerged, conflicts: this.conflicts, unresolved: this.unresolved, notes: this.notes,
+      prepared: this.prepared,
+    };
   }
 
   /** A file-level conflict that per-tensor merging cannot handle (delete/modify, non-tensor content). */
@@ -294,6 +350,7 @@ class Planner {
 
   private async mergeFile(file: string, b: FileEntry | undefined, o: FileEntry, t: FileEntry): Promise<FileEntry | undefined> {
     this.entries = { base: b, ours: o, theirs: t };
+    this.held = 0;
     const [bv, ov, tv] = [await versions(this.reader, b), await versions(this.reader, o), await versions(this.reader, t)];
     const result = new Map<string, { dtype: string; shape: readonly number[]; src: Source }>();
     const sideOf = { base: bv, ours: ov, theirs: tv };
@@ -302,6 +359,13 @@ class Planner {
       const v = sideOf[side].get(name);
       if (v) result.set(name, { dtype: v.dtype, shape: v.shape, src: { side, v } });
     };
+    let inflight: Promise<void> | null = null;
+    const settle = async () => {
+      const p = inflight;
+      inflight = null;
+      if (p) await p;
+    };
+    try {
     for (const c of classifyTensors(bv, ov, tv)) {
       if (!isConflict(c.kind)) {
         if (c.take === 'base' || c.take === 'ours' || c.take === 'theirs') take(c.name, c.take);
@@ -321,13 +385,31 @@ class Planner {
         rec.reason = 'fail';
         rec.message = `tensor ${JSON.stringify(c.name)} in ${file} changed differently on both sides (strategy fail)`;
       } else {
-        const ours = await readFileTensor(this.reader, o, ov.get(c.name)!.te);
+        const oursTe = ov.get(c.name)!.te;
+        const oursBytes = wholeSegment(o, oursTe) ? await this.oursSegment(file, o, oursTe.segment) : null;
+        const ours = oursBytes ? tensor(oursTe.dtype as DType, oursTe.shape, oursBytes) : await readFileTensor(this.reader, o, oursTe);
         const theirs = await readFileTensor(this.reader, t, tv.get(c.name)!.te);
         const bt = bv.get(c.name);
         const base = bt && b ? await readFileTensor(this.reader, b, bt.te) : undefined;
         try {
           const merged = await resolveTensor(s, { base, ours, theirs }, { ...this.cfg.params, name: `${file}:${c.name}` });
-          result.set(c.name, { dtype: merged.dtype, shape: merged.shape, src: { merged } });
+          const src: Source = { merged };
+          if (merged !== ours && merged !== theirs && wholeSegment(o, oursTe) && merged.dtype === ours.dtype && sameShape(merged.shape, ours.shape)) {
+            // Store it now, as a delta candidate against ours' segment, whose decoded
+            // bytes we hold (no second decode); splice reuses the object.
+            // One put in flight: it encodes while the next conflict is decoded and merged.
+            const seg = o.segments[oursTe.segment];
+            await settle();
+            const put = this.writer.put(tensor(seg.dtype as DType, seg.shape, merged.data), { id: seg.object, tensor: tensor(seg.dtype as DType, seg.shape, ours.data) }, undefined, undefined, { owned: true });
+            const hold = this.held + merged.data.byteLength <= MERGE_HOLD_BYTES;
+            if (hold) this.held += merged.data.byteLength;
+            inflight = put.then((r) => {
+              src.id = r.id;
+              if (!hold) src.merged = null;
+            });
+            inflight.catch(() => undefined);
+          }
+          result.set(c.name, { dtype: merged.dtype, shape: merged.shape, src });
           rec.resolvedBy = s;
         } catch (e) {
           if (!(e instanceof MergeConflictError)) throw e;
@@ -337,6 +419,10 @@ class Planner {
       }
       if (rec.resolvedBy === null && this.cfg.keepUnresolved) take(c.name, 'ours');
       this.record(rec);
+    }
+    await settle();
+    } finally {
+      if (inflight) await (inflight as Promise<void>).catch(() => undefined);
     }
     // Which side's layout (skeleton + segments) can carry the result?
     const fits = (sv: Map<string, Version>): boolean => {
@@ -358,7 +444,7 @@ class Planner {
         this.notes.push(`${file}: non-tensor bytes (header/metadata) changed on both sides; kept ${side}'s`);
         this.conflicts.push({ file, tensor: null, kind: 'conflict-modify-modify', strategy: side, resolvedBy: side, reason: 'skeleton' });
       }
-      return this.splice(L, sideOf[side], result);
+      return this.splice(file, L, sideOf[side], result);
     }
     return this.rebuild(file, b, o, t, result);
   }
@@ -368,8 +454,44 @@ class Planner {
   }
 
   private async sourceBytes(src: Source, entries: { base?: FileEntry; ours: FileEntry; theirs: FileEntry }): Promise<Uint8Array> {
-    if ('merged' in src) return src.merged.data;
+    if ('merged' in src) {
+      if (src.merged) return src.merged.data;
+      // Dropped after it was stored (MERGE_HOLD_BYTES): publish pending objects, then decode it.
+      if (!(await this.repo.store.has(src.id!))) await this.writer.flush();
+      return (await this.reader.tensor(src.id!)).data;
+    }
     return (await readFileTensor(this.reader, entries[src.side]!, src.v.te)).data;
+  }
+
+  /** Bytes of merged tensors held for the file being merged. */
+  private held = 0;
+
+  /**
+   * Segment `i` of ours' version of `file`, read from the worktree when the file
+   * there still holds it (checked: its content id must be the segment's object
+   * id); null otherwise. HEAD's files are usually in the worktree unchanged, and
+   * reading them is far cheaper than decoding their objects.
+   */
+  private async oursSegment(file: string, e: FileEntry, i: number): Promise<Uint8Array | null> {
+    const seg = e.segments[i];
+    let fh: fsp.FileHandle | null = null;
+    try {
+      fh = await fsp.open(this.repo.absPath(file), 'r');
+      if ((await fh.stat()).size !== e.size) return null;
+      const buf = Buffer.allocUnsafe(seg.length);
+      let done = 0;
+      while (done < buf.byteLength) {
+        const { bytesRead } = await fh.read(buf, done, buf.byteLength - done, seg.offset + done);
+        if (bytesRead === 0) return null;
+        done += bytesRead;
+      }
+      const id = await contentId(tensor(seg.dtype as DType, seg.shape, buf));
+      return id === seg.object ? buf : null;
+    } catch {
+      return null; // missing, unreadable, or not a valid tensor of that shape: decode instead
+    } finally {
+      await fh?.close();
+    }
   }
 
   /** The three versions of the file being merged. */
@@ -377,6 +499,7 @@ class Planner {
 
   /** Writes the result's tensors into layout L's segments; keeps L's skeleton. */
   private async splice(
+    file: string,
     L: FileEntry,
     Lv: Map<string, Version>,
     result: Map<string, { dtype: string; shape: readonly number[]; src: Source }>,
@@ -390,38 +513,68 @@ class Planner {
       changes.set(v.te.segment, list);
     }
     if (changes.size === 0) return L;
-    const sha = crypto.createHash('sha256');
     const skel = (await this.reader.tensor(L.skeleton)).data;
     const segments = L.segments.map((s) => ({ ...s, shape: s.shape.slice() }));
-    let pos = 0;
-    let sk = 0;
-    for (let i = 0; i < L.segments.length; i++) {
-      const seg = L.segments[i];
-      const gap = seg.offset - pos;
-      sha.update(skel.subarray(sk, sk + gap));
-      sk += gap;
-      const ch = changes.get(i);
-      let data: Uint8Array;
-      if (!ch) {
-        data = (await this.reader.tensor(seg.object)).data;
-      } else {
-        if (ch.length === 1 && wholeSegment(L, ch[0].te)) {
-          data = await this.sourceBytes(ch[0].src, this.entries);
+    // The merged file is written (and hashed) as its objects are made, so
+    // applying the merge only renames it into place.
+    const self = this;
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      let pos = 0;
+      let sk = 0;
+      for (let i = 0; i < L.segments.length; i++) {
+        const seg = L.segments[i];
+        const gap = seg.offset - pos;
+        if (gap < 0 || sk + gap > skel.byteLength) throw new CorruptObjectError(`file entry segments do not fit its skeleton`);
+        if (gap > 0) yield skel.subarray(sk, sk + gap);
+        sk += gap;
+        const ch = changes.get(i);
+        let data: Uint8Array;
+        if (!ch) {
+          data = (L === self.entries.ours ? await self.oursSegment(file, L, i) : null) ?? (await self.reader.tensor(seg.object)).data;
         } else {
-          data = Buffer.from((await this.reader.tensor(seg.object)).data);
-          for (const c of ch) {
-            const bytes = await this.sourceBytes(c.src, this.entries);
-            (data as Buffer).set(bytes, c.te.elementOffset * DTYPES[c.te.dtype as DType].size);
+          const only = ch.length === 1 && wholeSegment(L, ch[0].te) ? ch[0].src : null;
+          if (only && 'merged' in only && only.id) {
+            data = await self.sourceBytes(only, self.entries); // stored while planning
+            segments[i].object = only.id;
+          } else {
+            if (only) {
+              data = await self.sourceBytes(only, self.entries);
+            } else {
+              data = Buffer.from((await self.reader.tensor(seg.object)).data);
+              for (const c of ch) {
+                const bytes = await self.sourceBytes(c.src, self.entries);
+                (data as Buffer).set(bytes, c.te.elementOffset * DTYPES[c.te.dtype as DType].size);
+              }
+            }
+            const r = await self.writer.put(tensor(seg.dtype as DType, seg.shape, data), { id: seg.object });
+            segments[i].object = r.id;
           }
         }
-        const r = await this.writer.put(tensor(seg.dtype as DType, seg.shape, data), { id: seg.object });
-        segments[i].object = r.id;
+        if (data.byteLength !== seg.length)
+          throw new CorruptObjectError(`segment ${i} has ${data.byteLength} bytes, file entry expects ${seg.length}`);
+        yield data;
+        pos = seg.offset + seg.length;
       }
-      sha.update(data);
-      pos = seg.offset + seg.length;
+      if (skel.byteLength - sk !== L.size - pos) throw new CorruptObjectError(`skeleton ${L.skeleton} length does not match the file entry`);
+      if (sk < skel.byteLength) yield skel.subarray(sk);
     }
-    sha.update(skel.subarray(sk));
-    return { ...L, segments, sha256: sha.digest('hex') };
+    const { tmp, fh } = await this.tempFile(path.extname(file));
+    let ok = false;
+    try {
+      const { sha256 } = await writeHashed(fh, chunks());
+      ok = true;
+      this.prepared.add(file, tmp, sha256);
+      return { ...L, segments, sha256 };
+    } finally {
+      await fh.close();
+      if (!ok) await fsp.rm(tmp, { force: true });
+    }
+  }
+
+  private async tempFile(ext: string): Promise<{ tmp: string; fh: fsp.FileHandle }> {
+    await fsp.mkdir(this.repo.layout.tmp, { recursive: true });
+    const tmp = path.join(this.repo.layout.tmp, `merge-${process.pid}-${crypto.randomBytes(6).toString('hex')}${ext}`);
+    return { tmp, fh: await fsp.open(tmp, 'wx', 0o644) };
   }
 
   /** Neither side's layout fits: write a new file (safetensors only) and ingest it. */
@@ -444,19 +597,29 @@ class Planner {
     const md = (e?: FileEntry) => JSON.stringify(e?.metadata ?? null);
     const metaSide = md(o) === md(b) ? t : o;
     const bytes = serializeSafetensors(tensors, metaSide.metadata);
-    const tmp = path.join(this.repo.layout.tmp, `merge-${process.pid}-${crypto.randomBytes(6).toString('hex')}.safetensors`);
-    await fsp.mkdir(this.repo.layout.tmp, { recursive: true });
-    await fsp.writeFile(tmp, bytes);
+    const { tmp, fh } = await this.tempFile('.safetensors');
+    try {
+      await writeHashed(fh, [bytes]);
+    } catch (e) {
+      await fh.close();
+      await fsp.rm(tmp, { force: true });
+      throw e;
+    }
+    await fh.close();
     this.notes.push(`${file}: tensors were added or removed on both sides; rebuilt the safetensors file`);
     const names = segmentNames(o);
     const findBase: FindBase = async (q) => {
       const s = names.get(q.name);
       return s && s.dtype === q.dtype && sameShape(s.shape, q.shape) ? { id: s.object } : null;
     };
+    let keep = false;
     try {
-      return (await ingestFile(this.writer, tmp, file, findBase)).entry;
+      const entry = (await ingestFile(this.writer, tmp, file, findBase)).entry;
+      this.prepared.add(file, tmp, entry.sha256); // the very bytes that were ingested
+      keep = true;
+      return entry;
     } finally {
-      await fsp.rm(tmp, { force: true });
+      if (!keep) await fsp.rm(tmp, { force: true });
     }
   }
 
@@ -480,7 +643,9 @@ export async function planMerge(
 // ---- worktree application --------------------------------------------------------------------
 
 /** Rewrites the worktree from tree `from` to tree `to` (only changed files), then sets the index to `to`. */
-async function applyTree(repo: Repository, from: Tree, to: Tree, opts: { verify?: boolean } = {}): Promise<{ written: string[]; removed: string[] }> {
+async function applyTree(
+  repo: Repository, from: Tree, to: Tree, opts: { verify?: boolean; prepared?: Prepared } = {},
+): Promise<{ written: string[]; removed: string[] }> {
   const written: string[] = [];
   const removed: string[] = [];
   for (const [p, e] of Object.entries(to.files)) {
@@ -489,7 +654,7 @@ async function applyTree(repo: Repository, from: Tree, to: Tree, opts: { verify?
     let need = !prev || prev.sha256 !== e.sha256 || !fs.existsSync(abs);
     if (!need && opts.verify) need = (await sha256File(abs)) !== e.sha256;
     if (!need) continue;
-    await materializeFile(repo.reader, e, abs);
+    if (!(await opts.prepared?.take(p, e.sha256, abs))) await materializeFile(repo.reader, e, abs);
     written.push(p);
   }
   for (const p of Object.keys(from.files)) {
@@ -587,8 +752,11 @@ export async function merge(repo: Repository, other: string, opts: MergeOptions 
   const baseTree = base ? await repo.readTree((await repo.readCommit(base)).tree) : { files: {} };
   report.base = base;
 
-  return repo.withWriter('merge', async (writer) => {
+  let prepared: Prepared | null = null;
+  try {
+  return await repo.withWriter('merge', async (writer) => {
     const plan = await planMerge(repo, writer, baseTree, oursTree, theirsTree, opts, { keepUnresolved: !!opts.noCommit });
+    prepared = plan.prepared;
     if (plan.unresolved.length && !opts.noCommit) throw conflictError(plan.unresolved, plan.cfg.strategy);
     await writer.flush();
     const resolved = plan.conflicts.filter((c) => c.resolvedBy !== null).map((c) => ({ file: c.file, tensor: c.tensor, strategy: c.resolvedBy! }));
@@ -612,7 +780,7 @@ export async function merge(repo: Repository, other: string, opts: MergeOptions 
     };
     await writeState(repo, state);
     crashPoint('merge:after-state');
-    const { written, removed } = await applyTree(repo, oursTree, plan.tree);
+    const { written, removed } = await applyTree(repo, oursTree, plan.tree, { prepared: plan.prepared });
     state.applied = true;
     await writeState(repo, state);
     crashPoint('merge:after-apply');
@@ -625,6 +793,9 @@ export async function merge(repo: Repository, other: string, opts: MergeOptions 
     await fsp.rm(repo.layout.mergeState, { force: true });
     return { ...out, commit: id };
   });
+  } finally {
+    await (prepared as Prepared | null)?.discard();
+  }
 }
 
 /** Finishes a merge in progress: applies the merged tree if a crash interrupted it, then commits the index with both parents. */
@@ -726,17 +897,25 @@ export async function mergeTry(
   for (const strategy of strategies) {
     const dir = path.join(outDir, strategy);
     const c: TryCandidate = { strategy, dir, ok: false, files: [], conflicts: 0, resolved: 0 };
+    let plan: Plan & { cfg: Cfg };
     try {
-      const plan = await repo.withWriter('merge-try', async (writer) => {
-        const p = await planMerge(repo, writer, baseTree, oursTree, theirsTree, { ...filled, strategy });
-        if (p.unresolved.length) throw conflictError(p.unresolved, strategy);
-        return p;
-      });
-      await fsp.rm(dir, { recursive: true, force: true });
-      await fsp.mkdir(dir, { recursive: true });
-      for (const [p, e] of Object.entries(plan.tree.files)) {
-        await materializeFile(repo.reader, e, path.join(dir, ...p.split('/')));
-        c.files.push(p);
+      let prepared: Prepared | null = null;
+      try {
+        plan = await repo.withWriter('merge-try', async (writer) => {
+          const p = await planMerge(repo, writer, baseTree, oursTree, theirsTree, { ...filled, strategy });
+          prepared = p.prepared;
+          if (p.unresolved.length) throw conflictError(p.unresolved, strategy);
+          return p;
+        });
+        await fsp.rm(dir, { recursive: true, force: true });
+        await fsp.mkdir(dir, { recursive: true });
+        for (const [p, e] of Object.entries(plan.tree.files)) {
+          const dest = path.join(dir, ...p.split('/'));
+          if (!(await plan.prepared.take(p, e.sha256, dest))) await materializeFile(repo.reader, e, dest);
+          c.files.push(p);
+        }
+      } finally {
+        await (prepared as Prepared | null)?.discard();
       }
       c.conflicts = plan.conflicts.length;
       c.resolved = plan.conflicts.filter((x) => x.resolvedBy !== null).length;

@@ -58,6 +58,18 @@ function attrDepth(a: ObjectAttrs): number {
   return Number.isFinite(d) ? d : 0;
 }
 
+/**
+ * The bytes the base cache keeps: a plain Uint8Array over its own whole
+ * ArrayBuffer, as decode returns. An owned buffer that already is one (large
+ * ingest buffers) is wrapped without a copy; anything else (a caller's buffer,
+ * a slice of Node's small-buffer pool) is copied.
+ */
+function cacheCopy(data: Uint8Array, owned: boolean): Uint8Array {
+  if (owned && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer)
+    return new Uint8Array(data.buffer);
+  return new Uint8Array(data);
+}
+
 export class ObjectReader {
   private cache: Lru<Tensor>;
   constructor(readonly store: ObjectStore, cacheBytes = 256 << 20) {
@@ -130,15 +142,39 @@ export interface PutResult {
   storedSize: number;
 }
 
+/** A proposed delta base: its id, and optionally its decoded tensor (saves a decode). */
+export interface PutBase {
+  id: string;
+  /** The decoded tensor of `id`, when the caller has it (the codec verifies it against `id`). */
+  tensor?: Tensor;
+}
+
+export interface PutOptions {
+  /**
+   * The caller hands `t.data` over: it will never modify it, so the writer may
+   * keep it in the base cache without a copy.
+   */
+  owned?: boolean;
+}
+
 /**
  * Writes objects for one writer session. Objects go into pack transactions
  * that roll over every `packBytes`; nothing is visible to other processes
  * until `flush()` publishes the pack.
+ *
+ * Puts may overlap (ingestion encodes one segment while it reads and hashes
+ * the next): encodes run concurrently, pack writes run one at a time in call
+ * order, and a put of an id already being stored waits for that put and
+ * reports a deduplicated object.
  */
 export class ObjectWriter {
   private tx: PackTransaction | null = null;
   private txBytes = 0;
   private pending = new Map<string, ObjectAttrs>();
+  /** Puts under way, by id (registered before the first await). */
+  private inflight = new Map<string, Promise<PutResult>>();
+  /** Serialises the pack-write stage of overlapping puts. */
+  private storeChain: Promise<void> = Promise.resolve();
 
   constructor(
     readonly store: ObjectStore,
@@ -147,29 +183,41 @@ export class ObjectWriter {
   ) {}
 
   async has(id: string): Promise<boolean> {
-    return this.pending.has(id) || (await this.store.has(id));
+    return this.pending.has(id) || this.inflight.has(id) || (await this.store.has(id));
   }
 
   /**
    * Stores `t` under its content id unless present. With `base`, the codec may
    * choose a delta against it when that is smaller, provided the chain stays
-   * within maxChainDepth.
+   * within maxChainDepth. Objects of this session that are not yet published
+   * (pending) are never used as bases.
    */
-  async put(t: Tensor, base?: { id: string } | null, id?: string, extra?: Record<string, string>): Promise<PutResult> {
-    const oid = id ?? (await contentId(t));
-    if (await this.has(oid)) {
+  put(t: Tensor, base?: PutBase | null, id?: string, extra?: Record<string, string>, opts: PutOptions = {}): Promise<PutResult> {
+    if (id === undefined) return contentId(t).then((oid) => this.put(t, base, oid, extra, opts));
+    const running = this.inflight.get(id);
+    if (running) return running.then((r) => ({ ...r, stored: false }));
+    const p = this.doPut(t, base ?? null, id, extra, opts);
+    this.inflight.set(id, p);
+    const done = () => {
+      if (this.inflight.get(id) === p) this.inflight.delete(id);
+    };
+    p.then(done, done);
+    return p;
+  }
+
+  private async doPut(t: Tensor, base: PutBase | null, oid: string, extra: Record<string, string> | undefined, opts: PutOptions): Promise<PutResult> {
+    if (this.pending.has(oid) || (await this.store.has(oid))) {
       const a = this.pending.get(oid) ?? (await this.store.stat(oid));
       // Tell the store we rely on the existing copy, so a repack cannot drop it under us.
-      if (!this.pending.has(oid)) await this.transaction().reuse(oid);
+      if (!this.pending.has(oid)) await this.stage(() => this.transaction().reuse(oid).then(() => undefined));
       return { id: oid, stored: false, codec: a.codec, base: a.base || null, storedSize: a.storedSize ?? 0 };
     }
     const eo: EncodeOptions = { codec: 'auto', level: this.opts.level };
     let depth = 0;
-    if (base && base.id !== oid && (await this.has(base.id))) {
-      const bi = this.pending.get(base.id) ?? (await this.store.stat(base.id));
-      const bd = attrDepth(bi);
-      if (bd + 1 <= this.opts.maxChainDepth && !this.pending.has(base.id)) {
-        const bt = await this.reader.tensor(base.id);
+    if (base && base.id !== oid && !this.pending.has(base.id) && !this.inflight.has(base.id) && (await this.store.has(base.id))) {
+      const bd = attrDepth(await this.store.stat(base.id));
+      if (bd + 1 <= this.opts.maxChainDepth) {
+        const bt = base.tensor ?? (await this.reader.tensor(base.id));
         if (bt.dtype === t.dtype && bt.shape.length === t.shape.length && bt.shape.every((d, i) => d === t.shape[i])) {
           eo.base = { tensor: bt, id: base.id };
           depth = bd + 1;
@@ -188,15 +236,23 @@ export class ObjectWriter {
       storedSize: enc.bytes.byteLength,
       extra: { ...extra, depth: String(usedBase ? depth : 0) },
     };
-    await this.transaction().put(oid, enc.bytes, attrs);
-    this.pending.set(oid, attrs);
-    // Keep a copy hot for the next ingest that picks it as a delta base (a copy:
-    // the cache is trusted without re-verification and callers may reuse buffers).
-    if (this.reader.cacheFits(t.data.byteLength))
-      this.reader.remember(oid, { dtype: t.dtype, shape: t.shape.slice(), data: new Uint8Array(t.data) });
-    this.txBytes += enc.bytes.byteLength;
-    if (this.txBytes >= (this.opts.packBytes ?? 1 << 30)) await this.flush();
+    await this.stage(async () => {
+      await this.transaction().put(oid, enc.bytes, attrs);
+      this.pending.set(oid, attrs);
+      this.txBytes += enc.bytes.byteLength;
+      if (this.txBytes >= (this.opts.packBytes ?? 1 << 30)) await this.commitTx();
+    });
+    // Keep it hot for the next ingest that picks it as a delta base (a copy unless
+    // the caller handed the buffer over: the cache is trusted without re-verification).
+    if (this.reader.cacheFits(t.data.byteLength)) this.reader.remember(oid, { dtype: t.dtype, shape: t.shape.slice(), data: cacheCopy(t.data, !!opts.owned) });
     return { id: oid, stored: true, codec: enc.codec, base: usedBase, storedSize: enc.bytes.byteLength };
+  }
+
+  /** Runs a pack-stage step after every earlier one (a failed step does not block later ones). */
+  private stage(fn: () => Promise<void>): Promise<void> {
+    const run = this.storeChain.then(fn);
+    this.storeChain = run.catch(() => undefined);
+    return run;
   }
 
   private transaction(): PackTransaction {
@@ -207,15 +263,27 @@ export class ObjectWriter {
     return this.tx;
   }
 
-  /** Publishes the current pack (temp file, fsync, rename). */
-  async flush(): Promise<void> {
+  private async commitTx(): Promise<void> {
     const tx = this.tx;
     this.tx = null;
     if (tx) await tx.commit();
     this.pending.clear();
   }
 
+  /** Waits for every put under way. */
+  private async settle(): Promise<void> {
+    while (this.inflight.size) await Promise.allSettled([...this.inflight.values()]);
+    await this.storeChain;
+  }
+
+  /** Publishes the current pack (temp file, fsync, rename), after every put under way. */
+  async flush(): Promise<void> {
+    await this.settle();
+    await this.stage(() => this.commitTx());
+  }
+
   async abort(): Promise<void> {
+    await this.settle();
     const tx = this.tx;
     this.tx = null;
     this.pending.clear();

@@ -1,0 +1,119 @@
+// Overlapping object writes (ingest pipeline), the parent fast path of base
+// selection, and merge results written ahead of the worktree update.
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BaseSelector } from '../../lib/ingest/bases';
+import { ingestFile } from '../../lib/ingest/ingest';
+import { Repository } from '../../lib/repo/repository';
+import { tensor } from '../../lib/tensor/tensor';
+import { baseModel, f32, fineTune, weights, writeModel, writeSafetensors } from './helpers';
+
+const dirs: string[] = [];
+afterEach(() => {
+  while (dirs.length) fs.rmSync(dirs.pop()!, { recursive: true, force: true });
+});
+
+async function newRepo(config: Record<string, unknown> = {}): Promise<Repository> {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-pipeline-'));
+  dirs.push(d);
+  const repo = await Repository.init(d);
+  for (const [k, v] of Object.entries(config)) await repo.config.set(k, v as never);
+  return repo;
+}
+
+const sha = (b: Uint8Array) => crypto.createHash('sha256').update(b).digest('hex');
+
+describe('object writer with overlapping puts', () => {
+  it('stores an id once when puts of it overlap, and publishes every object on flush', async () => {
+    const repo = await newRepo();
+    await repo.withWriter('test', async (w) => {
+      const a = tensor('F32', [4096], f32(weights(4096, 1)));
+      const b = tensor('F32', [4096], f32(weights(4096, 2)));
+      // Not awaited one by one: the second put of `a` overlaps the first.
+      const [ra, ra2, rb] = await Promise.all([w.put(a), w.put(a), w.put(b)]);
+      expect(ra.stored).toBe(true);
+      expect(ra2.stored).toBe(false);
+      expect(ra2.id).toBe(ra.id);
+      expect(rb.stored).toBe(true);
+      expect(await w.has(ra.id)).toBe(true);
+      await w.flush();
+      expect(await repo.store.has(ra.id)).toBe(true);
+      expect(await repo.store.has(rb.id)).toBe(true);
+    });
+    await repo.close();
+  });
+
+  it('ingests a file with duplicate segments byte-exact (the duplicate waits for the put under way)', async () => {
+    const repo = await newRepo();
+    const w1 = weights(64 * 64, 5);
+    const file = path.join(repo.worktree, 'dup.safetensors');
+    writeSafetensors(file, {
+      a: { dtype: 'F32', shape: [64, 64], data: f32(w1) },
+      b: { dtype: 'F32', shape: [64, 64], data: f32(w1) },
+      c: { dtype: 'F32', shape: [64, 64], data: f32(weights(64 * 64, 6)) },
+    });
+    const { entry, report } = await repo.withWriter('test', (w) => ingestFile(w, file, 'dup.safetensors', null));
+    expect(report.segments).toBe(3);
+    expect(report.dedupedObjects).toBe(1);
+    expect(entry.segments[0].object).toBe(entry.segments[1].object);
+    expect(entry.sha256).toBe(sha(fs.readFileSync(file)));
+    const out = path.join(repo.worktree, 'out.bin');
+    await repo.add([file]);
+    await repo.commit({ message: 'dup' });
+    await repo.exportFile('HEAD', 'dup.safetensors', out);
+    expect(sha(fs.readFileSync(out))).toBe(entry.sha256);
+    await repo.close();
+  });
+});
+
+describe('base selection: parent fast path', () => {
+  async function selectorRun(parentTrust: number) {
+    const repo = await newRepo({ 'similarity.minCosine': 0.5 });
+    const base = baseModel(1);
+    writeModel(path.join(repo.worktree, 'a.safetensors'), base);
+    writeModel(path.join(repo.worktree, 'b.safetensors'), fineTune(base, 3, 0.02)); // a sibling the index finds
+    await repo.add([path.join(repo.worktree, 'a.safetensors'), path.join(repo.worktree, 'b.safetensors')]);
+    await repo.commit({ message: 'base + sibling' });
+    const parentTree = await repo.treeOf('HEAD');
+    const next = fineTune(base, 7, 1e-3); // close to a's version
+    const file = path.join(repo.worktree, 'a.safetensors');
+    writeModel(file, next);
+    const { openIngestPolicy } = await import('../../lib/ingest/bases');
+    const { segmentNames } = await import('../../lib/ingest/ingest');
+    const names = segmentNames(parentTree.files['a.safetensors']);
+    const parent = async (q: { name: string }) => {
+      const s = names.get(q.name);
+      return s ? { id: s.object } : null;
+    };
+    await repo.config.set('similarity.parentTrust', parentTrust as never);
+    const policy = await openIngestPolicy(repo, parent);
+    try {
+      const { entry } = await repo.withWriter('test', (w) => ingestFile(w, file, 'a.safetensors', policy.findBase, policy.hooks));
+      expect(entry.sha256).toBe(sha(fs.readFileSync(file)));
+      return { stats: { ...(policy.selector as BaseSelector).stats }, repo, entry, names };
+    } finally {
+      await policy.close();
+    }
+  }
+
+  it('takes a close parent without scoring index candidates', async () => {
+    const { stats, repo, entry, names } = await selectorRun(0.01);
+    expect(stats.parentFastPath).toBeGreaterThan(0);
+    expect(stats.chosenIndex).toBe(0);
+    // Every large tensor is a delta against the parent's same-named tensor.
+    const w = entry.tensors.find((t) => t.name === 'l1.weight')!;
+    const info = await repo.reader.info(entry.segments[w.segment].object);
+    expect(info.base).toBe(names.get('l1.weight')!.object);
+    await repo.close();
+  });
+
+  it('searches and scores the index when parentTrust is 0', async () => {
+    const { stats, repo } = await selectorRun(0);
+    expect(stats.parentFastPath).toBe(0);
+    expect(stats.scored).toBeGreaterThan(stats.queries - 1);
+    await repo.close();
+  });
+});
