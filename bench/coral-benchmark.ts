@@ -66,6 +66,8 @@ export interface RunResult {
   h5Overhead: number;
   idx: number;
   meta: number;
+  /** Every byte under .coral/ (packs, indexes, meta, staging index, refs, reflogs, config, similarity index). */
+  coralDir: number;
   packs: number;
   objects: number;
   deltas: number;
@@ -97,6 +99,7 @@ export async function run(src: string, files: string[], config: Record<string, u
     const h5 = await dirBytes(repo.layout.packs, (f) => f.endsWith('.h5'));
     const idx = await dirBytes(repo.layout.packs, (f) => f.endsWith('.idx'));
     const meta = await dirBytes(repo.layout.meta);
+    const coralDir = await dirBytes(repo.layout.coral);
     let exact = true;
     if (verify) {
       const fresh = await Repository.open(dir);
@@ -109,7 +112,7 @@ export async function run(src: string, files: string[], config: Record<string, u
     }
     await repo.close();
     return {
-      naive, stored: s.storedBytes, ratio: naive / s.storedBytes, payload, h5Overhead: h5 - payload, idx, meta,
+      naive, stored: s.storedBytes, ratio: naive / s.storedBytes, payload, h5Overhead: h5 - payload, idx, meta, coralDir,
       packs: fs.readdirSync(repo.layout.packs).filter((f) => f.endsWith('.h5')).length,
       objects: s.objects, deltas: s.deltaObjects, seconds, exact,
     };
@@ -141,7 +144,8 @@ async function main(): Promise<void> {
       const r0 = rs[0];
       const sec = median(rs.map((x) => x.seconds));
       rows.push({
-        contender: name, naive: r0.naive, stored: r0.stored, ratio: r0.ratio, 'ratio w/o meta': r0.naive / (r0.stored - r0.meta),
+        contender: name, naive: r0.naive, stored: r0.stored, ratio: r0.ratio, '.coral bytes': r0.coralDir, 'ratio .coral': r0.naive / r0.coralDir,
+        'ratio w/o meta': r0.naive / (r0.stored - r0.meta),
         'payload ratio': r0.naive / r0.payload, payload: r0.payload, 'h5 ovh': r0.h5Overhead, idx: r0.idx, meta: r0.meta,
         packs: r0.packs, objects: r0.objects, deltas: r0.deltas, 'ingest s': sec, 'MB/s': r0.naive / sec / 1e6, exact: String(r0.exact),
       });

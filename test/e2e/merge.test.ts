@@ -3,6 +3,7 @@
 // checkout and compared bit for bit, or against independent reference
 // implementations (plain JS in f64) for the soup strategies.
 import * as fs from 'node:fs';
+import * as zlib from 'node:zlib';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readSafetensors } from '../../lib/formats/safetensors';
@@ -50,8 +51,11 @@ function expectBits(got: Tensor | undefined, want: Float32Array | number[]): voi
 const mean = (a: Float32Array, b: Float32Array) => Float32Array.from(a, (x, i) => 0.5 * x + 0.5 * b[i]);
 /** State a failed or aborted merge must leave as it was (`exact`: the index byte for byte, else its entries). */
 function snapshot(d: string, file: string, exact = true) {
-  const index = fs.readFileSync(path.join(d, '.coral', 'index'), 'utf8');
-  const entries = (JSON.parse(index) as { files: Record<string, { entry: unknown }> }).files;
+  const raw = fs.readFileSync(path.join(d, '.coral', 'index'));
+  // The index file is "\0CI1" + brotli(JSON) (lib/repo/staging.ts).
+  const json = raw.subarray(0, 4).equals(Buffer.from([0, 0x43, 0x49, 0x31])) ? zlib.brotliDecompressSync(raw.subarray(4)) : raw;
+  const index = raw.toString('hex');
+  const entries = (JSON.parse(json.toString('utf8')) as { files: Record<string, { entry: unknown }> }).files;
   return {
     file: sha256(path.join(d, file)),
     index: exact ? index : Object.fromEntries(Object.entries(entries).map(([k, v]) => [k, v.entry])),
