@@ -6,34 +6,15 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { CoralError, IoError } from '../errors';
+import { ioError } from '../util/fsutil';
 
-/** Wraps a Node fs error into an IoError naming the operation and path; CoralErrors pass through. */
-export function ioError(e: unknown, op: string, p: string): unknown {
-  if (e instanceof CoralError) return e;
-  const code = (e as { code?: unknown } | null)?.code;
-  const msg = e instanceof Error ? e.message : String(e);
-  return new IoError(`${op} ${p} failed: ${msg}`, { path: p, op, errno: typeof code === 'string' ? code : undefined });
-}
+// The general helpers live in lib/util/fsutil; the store adds the publication
+// variant below, whose caller fsyncs the directory once for several renames.
+export { fsyncDir, ioError } from '../util/fsutil';
 
 export function errnoOf(e: unknown): string | undefined {
   const c = (e as { code?: unknown } | null)?.code;
   return typeof c === 'string' ? c : undefined;
-}
-
-/** fsync a directory so renames/unlinks in it are durable. Filesystems that refuse are tolerated. */
-export async function fsyncDir(dir: string): Promise<void> {
-  let fh: fsp.FileHandle | undefined;
-  try {
-    fh = await fsp.open(dir, 'r');
-    await fh.sync();
-  } catch (e) {
-    const code = errnoOf(e);
-    if (code === 'EINVAL' || code === 'EISDIR' || code === 'EPERM' || code === 'ENOTSUP') return;
-    throw ioError(e, 'fsync directory', dir);
-  } finally {
-    await fh?.close().catch(() => undefined);
-  }
 }
 
 /** Random lowercase hex, `bytes` bytes long. */

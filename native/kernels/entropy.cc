@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "kernels/cpu.h"
 #include "kernels/entropy_impl.h"
 
 namespace coral {
@@ -18,20 +19,7 @@ constexpr int kLanes = 32;
 constexpr size_t kBitmapBytes = 32;
 constexpr size_t kStateBytes = 4 * kLanes;
 
-bool DetectAvx2() {
-  // CORAL_NO_AVX2=1 forces the portable path (benchmarks, debugging), as for hashing.
-  if (const char* v = std::getenv("CORAL_NO_AVX2"); v && *v && *v != '0') return false;
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2");
-#else
-  return false;
-#endif
-}
-bool UseAvx2() {
-  static const bool v = DetectAvx2();
-  return v;
-}
+bool UseAvx2() { return CpuUseAvx2(); }
 
 inline uint32_t Load32(const uint8_t* p) {
   uint32_t v;

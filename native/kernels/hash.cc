@@ -3,26 +3,13 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "kernels/cpu.h"
 #include "kernels/hash_impl.h"
 #include "kernels/parallel.h"
 
 namespace coral {
 
-static bool DetectAvx2() {
-  // CORAL_NO_AVX2=1 forces the portable SSE2 path (benchmarks, debugging).
-  if (const char* v = std::getenv("CORAL_NO_AVX2"); v && *v && *v != '0') return false;
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2");
-#else
-  return false;
-#endif
-}
-
-bool HashUsesAvx2() {
-  static const bool v = DetectAvx2();
-  return v;
-}
+bool HashUsesAvx2() { return CpuUseAvx2(); }
 
 std::string Digest128::Hex() const {
   static const char* d = "0123456789abcdef";

@@ -16,6 +16,7 @@
 #include <type_traits>
 
 #include "kernels/convert.h"
+#include "kernels/cpu.h"
 #include "kernels/parallel.h"
 
 namespace coral {
@@ -25,18 +26,7 @@ void MergeRunAvx2(const MergeSpec& s, uint8_t* out, bool f32);
 
 namespace {
 
-bool DetectAvx2() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2");
-#else
-  return false;
-#endif
-}
-bool MergeUsesAvx2() {
-  static const bool v = DetectAvx2();
-  return v;
-}
+bool MergeUsesAvx2() { return CpuUseAvx2(); }
 
 bool Finite(double x) { return std::isfinite(x); }
 
