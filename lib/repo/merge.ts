@@ -32,7 +32,7 @@ import {
 import { serializeSafetensors } from '../formats/safetensors';
 import { contentId } from '../hash';
 import { ingestFile, segmentNames, type FindBase } from '../ingest/ingest';
-import { checkAlpha, checkDensity, checkDrop, checkLambda, checkSeed, type MergePrecision } from '../merge/numeric';
+import { checkAlpha, checkDensity, checkDrop, checkLambda, checkSeed } from '../merge/numeric';
 import {
   MERGE_STRATEGIES, isMergeStrategy, parseResolveRules, resolveTensor, type MergeStrategyName, type ResolveRule,
   type StrategyParams,
@@ -54,18 +54,12 @@ import { sha256File } from './worktree';
 
 // ---- options and reports ---------------------------------------------------------------------
 
-export interface MergeParams {
+/** The strategy parameters (alpha, lambda, density, drop, seed, dareTies, precision) plus merge policy. */
+export interface MergeParams extends Omit<StrategyParams, 'name'> {
   /** Default strategy for conflicted tensors; default 'fail'. */
   strategy?: MergeStrategyName;
   /** Per-tensor overrides `GLOB=STRATEGY` (last match wins; matched against `tensor` and `file:tensor`). */
   resolve?: readonly string[];
-  alpha?: number;
-  lambda?: number;
-  density?: number;
-  drop?: number;
-  seed?: number | bigint;
-  dareTies?: boolean;
-  precision?: MergePrecision;
   /** Merge unrelated histories against an empty base. */
   allowUnrelated?: boolean;
 }

@@ -56,7 +56,10 @@ describe('native lifecycle', () => {
 
   it('native errors from async calls carry a stack through the caller', async () => {
     const bad = { dtype: 'F32' as const, shape: [5], data: Buffer.alloc(4 << 20) };
-    const err = await contentId(bad).catch((e: unknown) => e as Error);
+    const err = (await contentId(bad).then(
+      () => null,
+      (e: unknown) => e as Error,
+    ))!;
     expect(err).toBeInstanceOf(InvalidArgumentError);
     expect((err as InvalidArgumentError).code).toBe(InvalidArgumentError.code);
     expect(err.stack).toContain('lifecycle.test.ts');
