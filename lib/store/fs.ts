@@ -5,8 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
-import * as path from 'node:path';
-import { ioError } from '../util/fsutil';
+import { ioError, writeFileAtomic as writeAtomic } from '../util/fsutil';
 
 // The general helpers live in lib/util/fsutil; the store adds the publication
 // variant below, whose caller fsyncs the directory once for several renames.
@@ -27,21 +26,8 @@ export function randomHex(bytes = 16): string {
  * filesystem): write, fsync, rename. The caller fsyncs the target directory
  * (so several publications can share one directory fsync).
  */
-export async function writeFileAtomic(file: string, data: string | Uint8Array, tmpDir: string, sync: boolean): Promise<void> {
-  const tmp = path.join(tmpDir, `${path.basename(file)}.${process.pid}.${randomHex(6)}.tmp`);
-  let fh: fsp.FileHandle | undefined;
-  try {
-    fh = await fsp.open(tmp, 'wx', 0o644);
-    await fh.writeFile(data);
-    if (sync) await fh.sync();
-    await fh.close();
-    fh = undefined;
-    await fsp.rename(tmp, file);
-  } catch (e) {
-    await fh?.close().catch(() => undefined);
-    await fsp.unlink(tmp).catch(() => undefined);
-    throw ioError(e, 'write', file);
-  }
+export function writeFileAtomic(file: string, data: string | Uint8Array, tmpDir: string, sync: boolean): Promise<void> {
+  return writeAtomic(file, data, { tmpDir, fsync: sync, fsyncDir: false });
 }
 
 /** unlink that ignores a missing file; returns whether something was removed. */

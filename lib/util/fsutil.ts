@@ -25,6 +25,11 @@ export interface WriteAtomicOptions {
    * (e.g. `.coral/tmp`). Defaults to the target's directory.
    */
   tmpDir?: string;
+  /**
+   * With fsync on, also fsync the target directory (default true). Callers that
+   * publish several files into one directory pass false and fsync it once.
+   */
+  fsyncDir?: boolean;
 }
 
 let tmpCounter = 0;
@@ -93,7 +98,7 @@ export async function writeFileAtomic(
     await fsp.unlink(tmp).catch(() => undefined);
     throw ioError(e, 'atomic write of', file);
   }
-  if (doSync) await fsyncDir(dir);
+  if (doSync && opts.fsyncDir !== false) await fsyncDir(dir);
 }
 
 /** True if `p` exists (any type). Other errors than ENOENT/ENOTDIR are raised as IoError. */
