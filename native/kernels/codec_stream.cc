@@ -39,25 +39,12 @@ void PutHeader(std::vector<uint8_t>& out, uint8_t mode, uint32_t raw, uint32_t s
   PutU32(out, stored);
 }
 
-// zstd on the whole stream; `huff` selects the Huffman-only configuration
-// (see docs/codecs.md), `h` the sampled entropy. Returns false when zstd does
-// not make the stream smaller.
-bool PutZstd(std::vector<uint8_t>& out, const uint8_t* data, size_t n, int level, bool huff, double h) {
+// zstd at `level` on the whole stream. Returns false when zstd does not make
+// the stream smaller.
+bool PutZstd(std::vector<uint8_t>& out, const uint8_t* data, size_t n, int level) {
   ZSTD_CCtx* cc = Cctx();
   ZSTD_CCtx_reset(cc, ZSTD_reset_session_and_parameters);
   ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, level);
-  if (huff) {
-    ZSTD_CCtx_setParameter(cc, ZSTD_c_strategy, ZSTD_fast);
-    ZSTD_CCtx_setParameter(cc, ZSTD_c_minMatch, 7);
-    ZSTD_CCtx_setParameter(cc, ZSTD_c_hashLog, 6);
-    if (h >= 2.0) {
-      // Busy planes (>= 2 bits/byte): matches are rare, so let the match
-      // finder skip ahead (acceleration) and keep Huffman coding of the
-      // literals switched on (zstd turns it off for accelerated fast mode).
-      ZSTD_CCtx_setParameter(cc, ZSTD_c_targetLength, 64);
-      ZSTD_CCtx_setParameter(cc, ZSTD_c_literalCompressionMode, ZSTD_ps_enable);
-    }
-  }
   size_t cap = ZSTD_compressBound(n);
   thread_local std::vector<uint8_t> zbuf;  // reused: no zero-fill per stream
   if (zbuf.size() < cap) zbuf.resize(cap);
@@ -68,26 +55,24 @@ bool PutZstd(std::vector<uint8_t>& out, const uint8_t* data, size_t n, int level
   return true;
 }
 
-// Size of a zstd trial at `level` on a window of up to 16 KiB from the middle
-// of the stream (*sn receives the window length).
+// The match trial: zstd on a window of up to kTrialBytes from the middle of
+// the stream, at the requested level but at most kTrialMaxLevel (the trial
+// only asks whether LZ matches exist; *sn receives the window length).
+constexpr size_t kTrialBytes = 8192;
+constexpr int kTrialMaxLevel = 1;
 size_t ZstdTrial(const uint8_t* data, size_t n, int level, size_t* sn) {
-  *sn = std::min<size_t>(n, 16384);
+  *sn = std::min<size_t>(n, kTrialBytes);
   const size_t so = (n - *sn) / 2;
   const size_t cap = ZSTD_compressBound(*sn);
   thread_local std::vector<uint8_t> tmp;
   if (tmp.size() < cap) tmp.resize(cap);
-  size_t z = ZSTD_compressCCtx(Cctx(), tmp.data(), cap, data + so, *sn, level);
+  size_t z = ZSTD_compressCCtx(Cctx(), tmp.data(), cap, data + so, *sn, std::min(level, kTrialMaxLevel));
   return ZSTD_isError(z) ? *sn : z;
 }
 
-// See PutStream: rANS must beat the zstd trial by this fraction of its size
-// (1.0 disables rANS; 0.03 gains ~1-3% more ratio on deltas but encodes slower).
-#ifndef CORAL_RANS_MIN_GAIN
-#define CORAL_RANS_MIN_GAIN 0.10
-#endif
-constexpr double kRansMinGain = CORAL_RANS_MIN_GAIN;
-// Typical rANS overhead: frequency table and final states.
-constexpr size_t kRansTable = 32 + 256 + 128;
+// zstd is chosen over rANS when the trial is below this fraction of the
+// window's order-0 entropy (its Huffman tables and frame are in the trial).
+constexpr double kLzMinGain = 0.95;
 
 }  // namespace
 
@@ -128,33 +113,26 @@ void PutStream(std::vector<uint8_t>& out, const uint8_t* data, size_t n, int lev
     return;
   }
   // Mantissa planes are close to uniform: no coder gains there, so skip it.
-  const double h = SampleEntropy(data, n);
-  if (hint == kHintAuto && h > 7.92) {
+  if (hint == kHintAuto && SampleEntropy(data, n) > 7.92) {
     PutHeader(out, kModeRaw, raw, raw);
     out.insert(out.end(), data, data + n);
     return;
   }
-  // A trial on a sample shows whether zstd's matches find structure; for
-  // i.i.d.-looking symbols (exponents, small deltas) LZ matches cost more than
-  // they save, and zstd then runs in its Huffman-only configuration.
-  size_t sn = 0;
-  const size_t zs = ZstdTrial(data, n, level, &sn);
-  const double hs = SampleEntropy(data + (n - sn) / 2, sn, sn);
-  const bool huff = double(zs) > 0.97 * hs * double(sn) / 8.0;
   if (hint != kHintZstd) {
-    // Order-0 rANS codes i.i.d. symbols within ~0.01 bit/byte of their
-    // entropy (Huffman loses up to ~0.1 and cannot go below 1 bit/byte), and
-    // decodes several times faster. It is used unless the trial shows zstd's
-    // matches beating the order-0 entropy of the whole stream by 3%.
+    // Order-0 rANS codes i.i.d. symbols (exponents, small deltas) within
+    // ~0.01 bit/byte of their entropy, where Huffman loses up to ~0.1 and
+    // cannot go below 1 bit/byte, at no cost in speed (docs/codecs.md). zstd
+    // is used instead only when a trial shows LZ matches beating the order-0
+    // entropy (runs, repeated rows, integer patterns).
+    size_t sn = 0;
+    const size_t zs = ZstdTrial(data, n, level, &sn);
     uint32_t hist[256];
-    entropy::Histogram(data, n, hist);
-    const double hn = entropy::Entropy(hist, n);
-    // rANS decodes and encodes a little slower than zstd's Huffman-only mode,
-    // so it is used where it pays: when the order-0 entropy of the stream is
-    // below the trial's zstd rate by kRansMinGain (low-entropy planes, where
-    // Huffman codes waste most).
-    const double rans_rate = hn / 8.0 + double(kRansTable) / double(n);
-    if (rans_rate <= (1.0 - kRansMinGain) * double(zs) / double(sn)) {
+    entropy::Histogram(data + (n - sn) / 2, sn, hist);
+    const double window_bytes = entropy::Entropy(hist, sn) * double(sn) / 8.0;
+    // The trial and the window's order-0 entropy see the same bytes, so only
+    // real matches (not a small sample's optimistic statistics) pick zstd.
+    if (double(zs) >= kLzMinGain * window_bytes) {
+      entropy::Histogram(data, n, hist);
       const size_t at = out.size();
       PutHeader(out, kModeRans, raw, 0);
       if (entropy::RansEncode(data, n, hist, n, &out)) {
@@ -168,7 +146,7 @@ void PutStream(std::vector<uint8_t>& out, const uint8_t* data, size_t n, int lev
       return;
     }
   }
-  if (PutZstd(out, data, n, level, huff, h)) return;
+  if (PutZstd(out, data, n, level)) return;
   PutHeader(out, kModeRaw, raw, raw);
   out.insert(out.end(), data, data + n);
 }

@@ -1,4 +1,5 @@
-// AVX2 rANS decode loop (compiled with -mavx2; called only when the CPU has it).
+// AVX2 rANS encode and decode loops (compiled with -mavx2; called only when the
+// CPU has it). They produce and consume exactly the scalar coder's streams.
 #include <immintrin.h>
 
 #include <cstring>
@@ -21,7 +22,83 @@ struct PermTable {
   }
 };
 
+// For each 8-bit mask of lanes that emit a word: a byte shuffle that moves
+// those lanes' words (8 words in, lane order) to the top of 16 bytes, so a
+// store ending at the write point puts them just below it in lane order.
+struct CompressTable {
+  alignas(16) uint8_t idx[256][16];
+  CompressTable() {
+    for (int m = 0; m < 256; ++m) {
+      std::memset(idx[m], 0x80, 16);
+      const int cnt = __builtin_popcount(unsigned(m));
+      int k = 16 - 2 * cnt;
+      for (int j = 0; j < 8; ++j)
+        if ((m >> j) & 1) {
+          idx[m][k++] = uint8_t(2 * j);
+          idx[m][k++] = uint8_t(2 * j + 1);
+        }
+    }
+  }
+};
+
 }  // namespace
+
+size_t RansEncodeGroupsAvx2(const EncTable& et, uint32_t x[32], uint8_t** pp, const uint8_t* lo, const uint8_t* data,
+                            size_t groups) {
+  static const CompressTable ct;
+  uint8_t* p = *pp;
+  __m256i X[4];
+  for (int v = 0; v < 4; ++v) X[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 8 * v));
+  const __m256i m13 = _mm256_set1_epi32(int(kInfoBiasMask));
+  const __m256i scale = _mm256_set1_epi32(4096);
+  // Low 16 bits of each 32-bit lane to the bottom 8 bytes of each 128-bit half.
+  const __m256i pick16 = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,  //
+                                          0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1);
+  size_t g = groups;
+  while (g > 0 && p - lo >= 80) {
+    --g;
+    const uint8_t* s = data + 32 * g;
+    for (int v = 3; v >= 0; --v) {
+      // The 8 lanes' {magic, info} entries by scalar loads (faster than two
+      // gathers), then split into a magic and an info vector.
+      uint64_t sy;
+      std::memcpy(&sy, s + 8 * v, 8);
+      const auto entry = [&](int k) {
+        return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(et.sym[(sy >> (8 * k)) & 255]));
+      };
+      const auto pair = [&](int k) {
+        return _mm_unpacklo_epi64(entry(k), entry(k + 1));  // m_k i_k m_k+1 i_k+1
+      };
+      const __m256 A = _mm256_castsi256_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(pair(0)), pair(4), 1));
+      const __m256 B = _mm256_castsi256_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(pair(2)), pair(6), 1));
+      const __m256i M = _mm256_castps_si256(_mm256_shuffle_ps(A, B, 0x88));  // m0 m1 m2 m3 | m4 m5 m6 m7
+      const __m256i I = _mm256_castps_si256(_mm256_shuffle_ps(A, B, 0xDD));
+      const __m256i f = _mm256_and_si256(_mm256_srli_epi32(I, kInfoFreqShift), m13);
+      // Renormalise lanes with x >= f << 20: emit their low words, shift them down.
+      __m256i x = X[v];
+      const __m256i xmax = _mm256_slli_epi32(f, 20);
+      const __m256i need = _mm256_cmpeq_epi32(_mm256_max_epu32(x, xmax), x);
+      const int m = _mm256_movemask_ps(_mm256_castsi256_ps(need));
+      const __m256i w = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(x, pick16), 0x08);
+      const __m128i out =
+          _mm_shuffle_epi8(_mm256_castsi256_si128(w), _mm_load_si128(reinterpret_cast<const __m128i*>(ct.idx[m])));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(p - 16), out);
+      p -= 2 * __builtin_popcount(unsigned(m));
+      x = _mm256_blendv_epi8(x, _mm256_srli_epi32(x, 16), need);
+      // q = x / f by the table's reciprocal (see EncTable).
+      const __m256i even = _mm256_srli_epi64(_mm256_mul_epu32(x, M), 32);
+      const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(M, 32));
+      const __m256i t = _mm256_blend_epi32(even, odd, 0xAA);
+      const __m256i q = _mm256_srlv_epi32(_mm256_add_epi32(t, _mm256_srli_epi32(_mm256_sub_epi32(x, t), 1)),
+                                          _mm256_srli_epi32(I, kInfoShiftShift));
+      const __m256i bias = _mm256_and_si256(I, m13);
+      X[v] = _mm256_add_epi32(_mm256_add_epi32(x, bias), _mm256_mullo_epi32(q, _mm256_sub_epi32(scale, f)));
+    }
+  }
+  for (int v = 0; v < 4; ++v) _mm256_storeu_si256(reinterpret_cast<__m256i*>(x + 8 * v), X[v]);
+  *pp = p;
+  return g;
+}
 
 size_t RansDecodeGroupsAvx2(const uint32_t* tab, uint32_t x[8], const uint8_t** pp, const uint8_t* end, uint8_t* dst,
                             size_t groups) {

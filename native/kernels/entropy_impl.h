@@ -1,11 +1,37 @@
-// Internal to the entropy coder (entropy.cc, entropy_avx2.cc): the vector
-// decode loop, selected at run time. Not part of any public contract.
+// Internal to the entropy coder (entropy.cc, entropy_avx2.cc): the encoder's
+// symbol table and the vector encode and decode loops, selected at run time.
+// Not part of any public contract.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 
 namespace coral {
 namespace entropy_impl {
+
+// Encoder symbol table, shared by the scalar and the AVX2 encoder. Encoding
+// symbol s (frequency f, cumulative start cum) into state x needs q = x / f
+// for any 32-bit x; it is computed without a division as
+//   t = (x * magic[s]) >> 32,  q = (t + ((x - t) >> 1)) >> shift
+// (the round-up reciprocal with a 33rd bit folded into the add, exact for
+// every 32-bit x). For f == 1 the table gives q = x - 1 and bias = cum + 4095,
+// which yields the same state. sym[s] = {magic, info} with
+// info = bias | f << 13 | shift << 26: one 8-byte load per symbol (the AVX2
+// encoder builds its vectors from scalar loads, which beat gathers here).
+struct EncTable {
+  alignas(32) uint32_t sym[256][2];
+};
+constexpr uint32_t kInfoBiasMask = (1u << 13) - 1;
+constexpr int kInfoFreqShift = 13;
+constexpr int kInfoShiftShift = 26;
+
+// Encodes whole groups of 32 symbols (symbol i of a group in lane i), from
+// group `groups - 1` down to group 0, into the word stream that grows down
+// from *p, while at least 80 bytes remain above `lo` (a group writes at most
+// 64 bytes and each 8-lane store may touch 16 bytes below the write point).
+// Updates x[32] and *p; returns the number of groups left to encode (the
+// groups 0 .. result - 1).
+size_t RansEncodeGroupsAvx2(const EncTable& et, uint32_t x[32], uint8_t** p, const uint8_t* lo, const uint8_t* data,
+                            size_t groups);
 
 // Decodes whole groups of 32 symbols (one per lane) with AVX2 while at least 64
 // bytes of words remain (a group reads at most 32 words), starting at group 0.
