@@ -132,18 +132,24 @@ void PutStream(std::vector<uint8_t>& out, const uint8_t* data, size_t n, int lev
     // The trial and the window's order-0 entropy see the same bytes, so only
     // real matches (not a small sample's optimistic statistics) pick zstd.
     if (double(zs) >= kLzMinGain * window_bytes) {
-      entropy::Histogram(data, n, hist);
+      // When the trial saw the whole stream (small streams), its size is the
+      // bar: rANS's table (up to ~700 bytes) can outweigh zstd's compact
+      // Huffman header there, and then zstd is kept.
+      const bool whole = sn == n;
+      if (!whole) entropy::Histogram(data, n, hist);
       const size_t at = out.size();
       PutHeader(out, kModeRans, raw, 0);
-      if (entropy::RansEncode(data, n, hist, n, &out)) {
+      if (entropy::RansEncode(data, n, hist, whole ? std::min(n, zs) : n, &out)) {
         const uint32_t stored = static_cast<uint32_t>(out.size() - at - 9);
         for (int i = 0; i < 4; ++i) out[at + 5 + i] = uint8_t(stored >> (8 * i));
         return;
       }
       out.resize(at);
-      PutHeader(out, kModeRaw, raw, raw);
-      out.insert(out.end(), data, data + n);
-      return;
+      if (!whole) {
+        PutHeader(out, kModeRaw, raw, raw);
+        out.insert(out.end(), data, data + n);
+        return;
+      }
     }
   }
   if (PutZstd(out, data, n, level)) return;

@@ -92,7 +92,8 @@ describe('rANS plane mode', () => {
     const mine = cases.map((x) => encodeSync(x, { codec: 'PLANES' }).bytes);
     const firstMode = (b: Uint8Array, n: number) => b[native.codecInspect(b).headerSize + 4 * Math.ceil(n / 262144)];
     const modes = mine.map((b, k) => firstMode(b, cases[k].shape[0]));
-    expect(modes.filter((m) => m === MODE_RANS).length).toBeGreaterThanOrEqual(cases.length - 5); // tiny inputs stay raw
+    // Large planes are rANS-coded; tiny ones may keep zstd's smaller header or stay raw.
+    modes.forEach((m, k) => cases[k].shape[0] > 65536 && expect(m).toBe(MODE_RANS));
     const theirs = runPortable(cases.map((x) => ({ op: 'encode' as const, tensor: x, codec: 'PLANES' as const })));
     for (let k = 0; k < cases.length; k++) expect(Buffer.compare(theirs[k], mine[k])).toBe(0);
     // Cross-decoding: the portable decoder reads objects written here.
