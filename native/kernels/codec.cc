@@ -15,6 +15,8 @@
 
 #include "kernels/codec_internal.h"
 #include "kernels/parallel.h"
+#include "kernels/planes.h"
+#include "kernels/planes_impl.h"
 
 namespace coral {
 
@@ -48,104 +50,9 @@ bool IsChunked(Codec c) {
 }
 
 // ---- element transforms --------------------------------------------------------------------
-
-template <typename U>
-struct T {
-  static constexpr int W = int(sizeof(U) * 8);
-  static constexpr U S = U(U(1) << (W - 1));
-  static U Load(const uint8_t* p, size_t i) {
-    U v;
-    std::memcpy(&v, p + i * sizeof(U), sizeof(U));
-    return v;
-  }
-  static void Store(uint8_t* p, size_t i, U v) { std::memcpy(p + i * sizeof(U), &v, sizeof(U)); }
-  static U Rotl(U v) { return W == 8 ? v : U(U(v << 1) | U(v >> (W - 1))); }
-  static U Rotr(U v) { return W == 8 ? v : U(U(v >> 1) | U(v << (W - 1))); }
-  static U Ord(U v) { return (v & S) ? U(~v) : U(v | S); }
-  static U Unord(U u) { return (u & S) ? U(u ^ S) : U(~u); }
-  static U Zig(U d) {
-    using Sg = typename std::make_signed<U>::type;
-    return U(U(d << 1) ^ U(Sg(d) >> (W - 1)));
-  }
-  static U Unzig(U z) { return U(U(z >> 1) ^ U(U(0) - U(z & 1))); }
-};
-
-// Forward transform of a chunk into tmp (one U per element).
-template <typename U>
-void Forward(Codec c, bool fl, FloatLayout L, const uint8_t* t, const uint8_t* b, size_t n, U* tmp) {
-  using X = T<U>;
-  switch (c) {
-    case Codec::PLANES:
-      if (fl)
-        for (size_t i = 0; i < n; ++i) tmp[i] = X::Rotl(X::Load(t, i));
-      else
-        for (size_t i = 0; i < n; ++i) tmp[i] = X::Load(t, i);
-      break;
-    case Codec::DELTA_XOR:
-      if (fl)
-        for (size_t i = 0; i < n; ++i) tmp[i] = X::Rotl(U(X::Load(t, i) ^ X::Load(b, i)));
-      else
-        for (size_t i = 0; i < n; ++i) tmp[i] = U(X::Load(t, i) ^ X::Load(b, i));
-      break;
-    case Codec::DELTA_ORDERED:
-      if (fl)
-        for (size_t i = 0; i < n; ++i) tmp[i] = X::Zig(U(X::Ord(X::Load(t, i)) - X::Ord(X::Load(b, i))));
-      else
-        for (size_t i = 0; i < n; ++i) tmp[i] = X::Zig(U(X::Load(t, i) - X::Load(b, i)));
-      break;
-    case Codec::DELTA_EXPMANT: {
-      const int M = L.man_bits;
-      const U mm = U((U(1) << M) - 1), em = U((U(1) << L.exp_bits) - 1);
-      for (size_t i = 0; i < n; ++i) {
-        U tv = X::Load(t, i), bv = X::Load(b, i);
-        U ed = U((U(tv >> M) - U(bv >> M)) & em);
-        U x = U(tv ^ bv);
-        tmp[i] = U(U(ed << (M + 1)) | U((x & mm) << 1) | U(x >> (X::W - 1)));
-      }
-      break;
-    }
-    default: break;
-  }
-}
-
-template <typename U>
-void Inverse(Codec c, bool fl, FloatLayout L, const U* tmp, const uint8_t* b, size_t n, uint8_t* out) {
-  using X = T<U>;
-  switch (c) {
-    case Codec::PLANES:
-      if (fl)
-        for (size_t i = 0; i < n; ++i) X::Store(out, i, X::Rotr(tmp[i]));
-      else
-        for (size_t i = 0; i < n; ++i) X::Store(out, i, tmp[i]);
-      break;
-    case Codec::DELTA_XOR:
-      if (fl)
-        for (size_t i = 0; i < n; ++i) X::Store(out, i, U(X::Rotr(tmp[i]) ^ X::Load(b, i)));
-      else
-        for (size_t i = 0; i < n; ++i) X::Store(out, i, U(tmp[i] ^ X::Load(b, i)));
-      break;
-    case Codec::DELTA_ORDERED:
-      if (fl)
-        for (size_t i = 0; i < n; ++i) X::Store(out, i, X::Unord(U(X::Ord(X::Load(b, i)) + X::Unzig(tmp[i]))));
-      else
-        for (size_t i = 0; i < n; ++i) X::Store(out, i, U(X::Load(b, i) + X::Unzig(tmp[i])));
-      break;
-    case Codec::DELTA_EXPMANT: {
-      const int M = L.man_bits;
-      const U mm = U((U(1) << M) - 1), em = U((U(1) << L.exp_bits) - 1);
-      for (size_t i = 0; i < n; ++i) {
-        U v = tmp[i], bv = X::Load(b, i);
-        U ed = U(U(v >> (M + 1)) & em);
-        U e = U((U(bv >> M) + ed) & em);
-        U sgn = U(U(U(v & 1) << (X::W - 1)) ^ U(bv & X::S));
-        U man = U((bv & mm) ^ (U(v >> 1) & mm));
-        X::Store(out, i, U(sgn | U(e << M) | man));
-      }
-      break;
-    }
-    default: break;
-  }
-}
+// T<U> and the transforms of the element codecs live in kernels/planes_impl.h;
+// the fused transform + plane split and its inverse in kernels/planes.h.
+using planes_impl::T;
 
 template <typename U>
 void Split(const U* tmp, size_t n, uint8_t* planes) {
@@ -154,16 +61,6 @@ void Split(const U* tmp, size_t n, uint8_t* planes) {
     const int shift = 8 * (w - 1 - p);
     uint8_t* dst = planes + size_t(p) * n;
     for (size_t i = 0; i < n; ++i) dst[i] = uint8_t(tmp[i] >> shift);
-  }
-}
-
-template <typename U>
-void SplitTo(const U* tmp, size_t n, uint8_t* const* dst) {
-  constexpr int w = sizeof(U);
-  for (int p = 0; p < w; ++p) {
-    const int shift = 8 * (w - 1 - p);
-    uint8_t* o = dst[p];
-    for (size_t i = 0; i < n; ++i) o[i] = uint8_t(tmp[i] >> shift);
   }
 }
 
@@ -191,9 +88,7 @@ Scratch& Tls() {
   return s;
 }
 
-// Transform and plane split (or join and inverse) run over L1-sized blocks of
-// a chunk, so the per-element intermediate never leaves the cache.
-constexpr size_t kFuseBlock = 2048;
+// Transform and plane split (or join and inverse): kernels/planes.h.
 
 template <typename U>
 void EncodeElemChunkT(Codec c, DType d, const uint8_t* t, const uint8_t* b, size_t n, int level,
@@ -201,16 +96,9 @@ void EncodeElemChunkT(Codec c, DType d, const uint8_t* t, const uint8_t* b, size
   Scratch& s = Tls();
   if (s.b.size() < n * sizeof(U)) s.b.resize(n * sizeof(U));
   uint8_t* planes = s.b.data();
-  const bool fl = IsFloat(d);
-  const FloatLayout L = LayoutOf(d);
-  U tmp[kFuseBlock];
   uint8_t* dst[8];
-  for (size_t i = 0; i < n; i += kFuseBlock) {
-    const size_t m = std::min(kFuseBlock, n - i);
-    Forward<U>(c, fl, L, t + i * sizeof(U), b ? b + i * sizeof(U) : nullptr, m, tmp);
-    for (size_t p = 0; p < sizeof(U); ++p) dst[p] = planes + p * n + i;
-    SplitTo<U>(tmp, m, dst);
-  }
+  for (size_t p = 0; p < sizeof(U); ++p) dst[p] = planes + p * n;
+  coral::planes::ForwardSplit(c, d, t, b, n, dst);
   for (size_t p = 0; p < sizeof(U); ++p)
     PutStream(*out, planes + p * n, n, level, p == 0 ? kHintCompress : kHintAuto);
 }
@@ -221,16 +109,7 @@ Err DecodeElemChunkT(Codec c, DType d, Reader& r, const uint8_t* b, size_t n, ui
   if (s.planes.size() < sizeof(U)) s.planes.resize(sizeof(U));
   const uint8_t* ptr[8];
   for (size_t p = 0; p < sizeof(U); ++p) CORAL_TRY(GetStream(r, n, s.planes[p], &ptr[p]));
-  const bool fl = IsFloat(d);
-  const FloatLayout L = LayoutOf(d);
-  U tmp[kFuseBlock];
-  const uint8_t* src[8];
-  for (size_t i = 0; i < n; i += kFuseBlock) {
-    const size_t m = std::min(kFuseBlock, n - i);
-    for (size_t p = 0; p < sizeof(U); ++p) src[p] = ptr[p] + i;
-    Join<U>(src, m, tmp);
-    Inverse<U>(c, fl, L, tmp, b ? b + i * sizeof(U) : nullptr, m, out + i * sizeof(U));
-  }
+  coral::planes::JoinInverse(c, d, ptr, b, n, out);
   return Err::Ok();
 }
 

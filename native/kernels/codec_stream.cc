@@ -73,6 +73,9 @@ size_t ZstdTrial(const uint8_t* data, size_t n, int level, size_t* sn) {
 // zstd is chosen over rANS when the trial is below this fraction of the
 // window's order-0 entropy (its Huffman tables and frame are in the trial).
 constexpr double kLzMinGain = 0.95;
+// A window where one byte value holds this share hints the full histogram
+// to count that value in bulk.
+constexpr double kDominantShare = 0.75;
 
 }  // namespace
 
@@ -136,7 +139,7 @@ void PutStream(std::vector<uint8_t>& out, const uint8_t* data, size_t n, int lev
       // bar: rANS's table (up to ~700 bytes) can outweigh zstd's compact
       // Huffman header there, and then zstd is kept.
       const bool whole = sn == n;
-      if (!whole) entropy::Histogram(data, n, hist);
+      if (!whole) entropy::Histogram(data, n, hist, entropy::DominantSymbol(hist, sn, kDominantShare));
       const size_t at = out.size();
       PutHeader(out, kModeRans, raw, 0);
       if (entropy::RansEncode(data, n, hist, whole ? std::min(n, zs) : n, &out)) {

@@ -18,6 +18,9 @@ constexpr uint32_t kLow = 1u << 16;            // states live in [kLow, 2^32)
 constexpr int kLanes = 32;
 constexpr size_t kBitmapBytes = 32;
 constexpr size_t kStateBytes = 4 * kLanes;
+// A symbol with at least 15/16 of the scale is "dominant": runs of 8 lanes
+// holding it are common enough for the AVX2 loops' fast paths to pay.
+constexpr uint32_t kDominantF = kScale - kScale / 16;
 
 bool UseAvx2() { return CpuUseAvx2(); }
 
@@ -143,7 +146,30 @@ inline uint32_t EncStep(uint32_t x, const uint32_t sym[2], uint8_t*& p) {
 
 }  // namespace
 
-void Histogram(const uint8_t* p, size_t n, uint32_t hist[256]) {
+void Histogram(const uint8_t* p, size_t n, uint32_t hist[256], int likely) {
+  if (likely >= 0 && likely < 256) {
+    // Low-entropy planes: count the dominant byte in bulk, the rest one by one.
+    std::memset(hist, 0, 256 * sizeof(uint32_t));
+    const uint8_t d = uint8_t(likely);
+    size_t i = 0, dom = 0;
+    if (UseAvx2()) {
+      i = n & ~size_t(31);
+      dom = entropy_impl::HistogramDominantAvx2(p, i, d, hist);
+    }
+    const uint64_t dd = 0x0101010101010101ull * d;
+    for (; i + 8 <= n; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      if (w == dd) {
+        dom += 8;
+        continue;
+      }
+      for (int k = 0; k < 8; ++k) hist[p[i + k]]++;
+    }
+    for (; i < n; ++i) hist[p[i]]++;
+    hist[d] += uint32_t(dom);
+    return;
+  }
   // Eight sub-histograms: consecutive bytes hit different counters even when
   // one symbol dominates (low-entropy planes), so increments do not queue on
   // one memory location (1.7x faster than four on such planes).
@@ -164,6 +190,13 @@ void Histogram(const uint8_t* p, size_t n, uint32_t hist[256]) {
     for (int k = 0; k < kSub; ++k) t += h[k][s];
     hist[s] = t;
   }
+}
+
+int DominantSymbol(const uint32_t hist[256], size_t n, double share) {
+  int top = 0;
+  for (int s = 1; s < 256; ++s)
+    if (hist[s] > hist[top]) top = s;
+  return n && double(hist[top]) >= share * double(n) ? top : -1;
 }
 
 double Entropy(const uint32_t hist[256], size_t n) {
@@ -216,7 +249,12 @@ bool RansEncode(const uint8_t* data, size_t n, const uint32_t hist[256], size_t 
     x[i % kLanes] = EncStep(x[i % kLanes], et.sym[data[i]], p);
   }
   size_t g = groups;
-  if (ok && UseAvx2()) g = entropy_impl::RansEncodeGroupsAvx2(et, x, &p, lo, data, groups);
+  if (ok && UseAvx2()) {
+    int top = 0;
+    for (int s = 1; s < 256; ++s)
+      if (f[s] > f[top]) top = s;
+    g = entropy_impl::RansEncodeGroupsAvx2(et, x, &p, lo, data, groups, f[top] >= kDominantF ? top : -1);
+  }
   while (ok && g > 0) {
     --g;
     if (size_t(p - lo) < 2 * kLanes) {
@@ -288,7 +326,18 @@ Err RansDecode(const uint8_t* src, size_t sn, uint8_t* dst, size_t n) {
   const uint8_t* const end = src + sn;
   const size_t groups = n / kLanes;
   size_t g = 0;
-  if (UseAvx2()) g = entropy_impl::RansDecodeGroupsAvx2(tab, x, &p, end, dst, groups);
+  if (UseAvx2()) {
+    // A dominant symbol (low-entropy planes) lets most vectors skip the
+    // table gather.
+    int top = present[0];
+    for (int j = 1; j < k; ++j)
+      if (f[present[j]] > f[top]) top = present[j];
+    const uint32_t dom_f = f[top] >= kDominantF ? f[top] : 0;
+    uint32_t dom_cum = 0;
+    for (int s = 0; s < top; ++s) dom_cum += f[s];
+    g = entropy_impl::RansDecodeGroupsAvx2(tab, x, &p, end, dst, groups, dom_cum, dom_f,
+                                           uint32_t(top) | (f[top] << 20));
+  }
   // Fast path: at most one word per symbol, so 2 * kLanes bytes left cover a group.
   for (; g < groups && size_t(end - p) >= 2 * kLanes; ++g) {
     uint8_t* o = dst + g * kLanes;

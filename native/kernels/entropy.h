@@ -29,8 +29,14 @@
 namespace coral {
 namespace entropy {
 
-// hist[s] = number of bytes equal to s in p[0..n).
-void Histogram(const uint8_t* p, size_t n, uint32_t hist[256]);
+// hist[s] = number of bytes equal to s in p[0..n). `likely`, when 0..255, is
+// a byte value expected to fill most of the data (a low-entropy plane): runs of
+// it are then counted many bytes at a time. The result never depends on it.
+void Histogram(const uint8_t* p, size_t n, uint32_t hist[256], int likely = -1);
+
+// The most frequent byte value of a histogram when it holds at least
+// `share` of the n counted bytes, else -1 (a hint for Histogram).
+int DominantSymbol(const uint32_t hist[256], size_t n, double share);
 
 // Order-0 entropy of the histogram (total n), in bits per byte.
 double Entropy(const uint32_t hist[256], size_t n);

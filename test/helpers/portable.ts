@@ -14,6 +14,17 @@ export type PortableJob =
 
 const b64 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
 
+/** Runs a TS script with the portable kernels (stdin from `input`) and returns its stdout. */
+export function runPortableScript(script: string, input = ''): string {
+  return execFileSync(process.execPath, ['--import', 'tsx', script], {
+    input,
+    cwd: path.resolve(__dirname, '..', '..'),
+    env: { ...process.env, CORAL_NO_AVX2: '1' },
+    encoding: 'utf8',
+    maxBuffer: 1 << 30,
+  });
+}
+
 /** Runs the jobs in one portable child; returns encoded objects or decoded tensor bytes, in order. */
 export function runPortable(jobs: PortableJob[]): Uint8Array[] {
   const wire = jobs.map((j) => {
@@ -27,10 +38,6 @@ export function runPortable(jobs: PortableJob[]): Uint8Array[] {
       ...(j.op === 'encode' && j.codec ? { codec: j.codec } : {}),
     };
   });
-  const out = execFileSync(process.execPath, ['--import', 'tsx', CHILD], {
-    input: JSON.stringify(wire),
-    env: { ...process.env, CORAL_NO_AVX2: '1' },
-    maxBuffer: 1 << 30,
-  });
-  return (JSON.parse(out.toString('utf8')) as string[]).map((s) => new Uint8Array(Buffer.from(s, 'base64')));
+  const out = runPortableScript(CHILD, JSON.stringify(wire));
+  return (JSON.parse(out) as string[]).map((s) => new Uint8Array(Buffer.from(s, 'base64')));
 }
