@@ -2,7 +2,6 @@
 // codecInspect, codecEstimate, codecEncodeIndexStream, codecDecodeIndexStream.
 // Thin layer over kernels/codec.h: unpack arguments, run, pack results.
 #include <napi.h>
-#include <sys/mman.h>
 
 #include <memory>
 #include <new>
@@ -66,7 +65,7 @@ std::unique_ptr<Job> ReadJob(const Napi::CallbackInfo& info) {
 
 Napi::Value EncodeResultToJs(Napi::Env env, EncodeResult& r) {
   auto o = Napi::Object::New(env);
-  o.Set("bytes", BufferFromVector(env, std::move(r.bytes)));
+  o.Set("bytes", BufferFromBig(env, std::move(r.bytes)));
   o.Set("codec", Napi::Number::New(env, static_cast<int>(r.codec)));
   o.Set("lossy", Napi::Boolean::New(env, r.lossy));
   o.Set("maxAbsError", Napi::Number::New(env, r.max_abs_error));
@@ -102,66 +101,15 @@ Napi::Value JsEncodeAsync(const Napi::CallbackInfo& info) {
   return w->Start();
 }
 
-// Output memory for decode: uninitialised (every byte is written by the
-// decoder), handed to a Buffer without a copy. Large outputs are mapped
-// directly, 2 MiB-aligned with transparent huge pages requested: first-touch
-// page faults were about half the cost of decoding into a fresh buffer.
-struct OutMem {
-  uint8_t* p = nullptr;   // output bytes
-  void* map = nullptr;    // mmap base (null: p came from new[])
-  size_t map_len = 0;
-};
-constexpr size_t kMapMin = size_t(4) << 20;
-constexpr size_t kHuge = size_t(2) << 20;
-
-bool AllocOut(size_t n, OutMem* m) {
-  if (n >= kMapMin) {
-    size_t len = n + kHuge;
-    void* base = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (base != MAP_FAILED) {
-      uintptr_t a = (reinterpret_cast<uintptr_t>(base) + kHuge - 1) & ~uintptr_t(kHuge - 1);
-#ifdef MADV_HUGEPAGE
-      madvise(reinterpret_cast<void*>(a), n & ~(kHuge - 1), MADV_HUGEPAGE);
-#endif
-      m->p = reinterpret_cast<uint8_t*>(a);
-      m->map = base;
-      m->map_len = len;
-      return true;
-    }
-  }
-  m->p = new (std::nothrow) uint8_t[n ? n : 1];
-  return m->p != nullptr;
-}
-void FreeOut(const OutMem& m) {
-  if (m.map) munmap(m.map, m.map_len);
-  else delete[] m.p;
-}
-
-Napi::Buffer<uint8_t> OwnedBuffer(Napi::Env env, const OutMem& m, size_t n) {
-  if (n == 0) {
-    FreeOut(m);
-    return Napi::Buffer<uint8_t>::New(env, 0);
-  }
-  int64_t size = static_cast<int64_t>(n);
-  Napi::MemoryManagement::AdjustExternalMemory(env, size);
-  return Napi::Buffer<uint8_t>::New(env, m.p, n, [size, m](Napi::Env e, uint8_t*) {
-    Napi::MemoryManagement::AdjustExternalMemory(e, -size);
-    FreeOut(m);
-  });
-}
-
 struct DecodeJob {
   ByteView obj;
   ByteView base;
   bool has_base = false;
   ByteView out;  // caller's buffer, or null
   bool own = false;
-  OutMem owned;
+  BigBuffer owned;  // uninitialised: every byte is written by the decoder
   size_t nbytes = 0;
   int threads = 0;
-  ~DecodeJob() {
-    if (owned.p) FreeOut(owned);
-  }
 };
 
 std::unique_ptr<DecodeJob> ReadDecode(const Napi::CallbackInfo& info) {
@@ -193,9 +141,10 @@ std::unique_ptr<DecodeJob> ReadDecode(const Napi::CallbackInfo& info) {
 
 Err RunDecode(DecodeJob& j) {
   if (j.own) {
-    if (!AllocOut(j.nbytes, &j.owned))
+    j.owned = BigBuffer::Take(j.nbytes);
+    if (!j.owned.data())
       return Err::Make(Status::OutOfMemory, "cannot allocate " + std::to_string(j.nbytes) + " bytes to decode into");
-    j.out.data = j.owned.p;
+    j.out.data = j.owned.data();
     j.out.size = j.nbytes;
   }
   return Decode(j.obj.data, j.obj.size, j.has_base ? j.base.data : nullptr, j.base.size, j.out.data, j.out.size,
@@ -204,9 +153,7 @@ Err RunDecode(DecodeJob& j) {
 
 Napi::Value DecodeResult(Napi::Env env, DecodeJob& j, const Napi::Value& out) {
   if (!j.own) return out;
-  OutMem m = j.owned;
-  j.owned = OutMem{};
-  return OwnedBuffer(env, m, j.nbytes);
+  return BufferFromBig(env, std::move(j.owned));
 }
 
 Napi::Value JsDecode(const Napi::CallbackInfo& info) {

@@ -11,7 +11,6 @@
 #include <mutex>
 #include <type_traits>
 
-#include <sys/mman.h>
 
 #include "kernels/codec_internal.h"
 #include "kernels/parallel.h"
@@ -111,6 +110,21 @@ Err DecodeElemChunkT(Codec c, DType d, Reader& r, const uint8_t* b, size_t n, ui
   for (size_t p = 0; p < sizeof(U); ++p) CORAL_TRY(GetStream(r, n, s.planes[p], &ptr[p]));
   coral::planes::JoinInverse(c, d, ptr, b, n, out);
   return Err::Ok();
+}
+
+// The plane codecs' size for a chunk, estimated from each plane's order-0
+// entropy (EstimateStream) instead of encoding it: the automatic choice needs
+// only their ranking, and ZSTD (encoded for real) covers LZ-shaped tensors.
+uint64_t EstimateElemChunk(Codec c, DType d, const uint8_t* t, const uint8_t* b, size_t n) {
+  const size_t w = DTypeSize(d);
+  Scratch& s = Tls();
+  if (s.b.size() < n * w) s.b.resize(n * w);
+  uint8_t* dst[8];
+  for (size_t p = 0; p < w; ++p) dst[p] = s.b.data() + p * n;
+  coral::planes::ForwardSplit(c, d, t, b, n, dst);
+  uint64_t total = 0;
+  for (size_t p = 0; p < w; ++p) total += EstimateStream(dst[p], n, p == 0 ? kHintCompress : kHintAuto);
+  return total;
 }
 
 template <typename U>
@@ -291,19 +305,6 @@ void EncodeChunkedParts(Codec c, const TensorView& t, const uint8_t* b, uint32_t
       threads);
 }
 
-// Asks for transparent huge pages on the 2 MiB-aligned interior of a large,
-// not yet touched result buffer: one fault per 2 MiB instead of per 4 KiB.
-void AdviseHuge(std::vector<uint8_t>* v) {
-#ifdef MADV_HUGEPAGE
-  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
-  if (v->capacity() < 2 * kHuge) return;
-  uintptr_t a = reinterpret_cast<uintptr_t>(v->data() + v->size());
-  uintptr_t e = reinterpret_cast<uintptr_t>(v->data() + v->capacity());
-  uintptr_t lo = (a + kHuge - 1) & ~(kHuge - 1), hi = e & ~(kHuge - 1);
-  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
-#endif
-}
-
 Err DecodeChunked(const ObjectInfo& info, const uint8_t* payload, size_t pn, const uint8_t* b, uint8_t* out,
                   int threads) {
   const size_t w = DTypeSize(info.dtype);
@@ -417,10 +418,18 @@ Err EstimateImpl(const TensorView& t, const uint8_t* b, const EncodeParams& p,
   ParallelFor(
       cands.size(),
       [&](size_t k) {
-        std::vector<uint8_t> o;
-        EncodeChunk(cands[k], t.dtype, ts.data(), b ? bs.data() : nullptr, 0, size_t(sn), p.level, &o);
+        const Codec c = cands[k];
+        const uint8_t* sb = b ? bs.data() : nullptr;
+        uint64_t size = 0;
+        if (c == Codec::ZSTD || c == Codec::SPARSE_UPDATE) {
+          std::vector<uint8_t> o;
+          EncodeChunk(c, t.dtype, ts.data(), sb, 0, size_t(sn), p.level, &o);
+          size = o.size();
+        } else {
+          size = EstimateElemChunk(c, t.dtype, ts.data(), sb, size_t(sn));
+        }
         double scale = sn ? double(n) / double(sn) : 0;
-        sizes[k] = uint64_t(std::ceil(double(o.size()) * scale));
+        sizes[k] = uint64_t(std::ceil(double(size) * scale));
       },
       p.threads);
   out->clear();
@@ -672,18 +681,35 @@ Err Encode(const TensorView& t, const TensorView* base, const EncodeParams& p, E
   }
   if (params.size() > kMaxParams) return Err::Make(Status::Internal, "codec params too large");
   uint32_t hdr_chunk = IsChunked(c) ? chunk : 0;
-  res->bytes.clear();
-  res->bytes.reserve(kFixedHeader + 8 * t.shape.size() + params.size() + 12 + payload_size);
-  AdviseHuge(&res->bytes);
-  WriteHeader(&res->bytes, c, t, has_base, res->lossy, p.level, hdr_chunk, id, base_id, res->max_abs_error,
+  std::vector<uint8_t> head;
+  WriteHeader(&head, c, t, has_base, res->lossy, p.level, hdr_chunk, id, base_id, res->max_abs_error,
               res->rel_l2_error, params, payload_size);
+  res->bytes = BigBuffer::Take(head.size() + payload_size);
+  if (!res->bytes.data()) {
+    GiveBufs(&parts);
+    return Err::Make(Status::OutOfMemory, "cannot allocate " + std::to_string(head.size() + payload_size) +
+                                              " bytes for the encoded object");
+  }
+  uint8_t* o = res->bytes.data();
+  std::memcpy(o, head.data(), head.size());
+  o += head.size();
   if (raw_payload) {
-    res->bytes.insert(res->bytes.end(), raw_payload, raw_payload + t.nbytes);
-  } else if (!parts.empty() || (!CodecIsLossy(c) && c != Codec::RAW)) {
-    JoinChunks(parts, &res->bytes);
+    if (t.nbytes) std::memcpy(o, raw_payload, t.nbytes);
+  } else if (!CodecIsLossy(c)) {
+    // Chunk table, then the chunks, copied in parallel straight into the object.
+    std::vector<size_t> at(parts.size());
+    size_t pos = 4 * parts.size();
+    for (size_t k = 0; k < parts.size(); ++k) {
+      const uint32_t sz = static_cast<uint32_t>(parts[k].size());
+      for (int i = 0; i < 4; ++i) o[4 * k + i] = uint8_t(sz >> (8 * i));
+      at[k] = pos;
+      pos += parts[k].size();
+    }
+    ParallelFor(
+        parts.size(), [&](size_t k) { std::memcpy(o + at[k], parts[k].data(), parts[k].size()); }, threads);
     GiveBufs(&parts);
   } else {
-    res->bytes.insert(res->bytes.end(), payload.begin(), payload.end());
+    if (!payload.empty()) std::memcpy(o, payload.data(), payload.size());
   }
   res->id = id;
   return Err::Ok();

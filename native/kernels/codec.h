@@ -24,6 +24,7 @@
 #include "errors.h"
 #include "kernels/dtype.h"
 #include "kernels/hash.h"
+#include "util/big_buffer.h"
 
 namespace coral {
 
@@ -78,7 +79,7 @@ constexpr uint32_t kDefaultChunkElems = 1u << 18;
 constexpr uint32_t kMaxChunkElems = 1u << 22;
 
 struct EncodeResult {
-  std::vector<uint8_t> bytes;
+  BigBuffer bytes;  // the encoded object (pooled memory, see util/big_buffer.h)
   Codec codec = Codec::RAW;
   bool lossy = false;
   double max_abs_error = 0;

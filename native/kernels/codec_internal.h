@@ -110,6 +110,11 @@ enum StreamHint { kHintAuto = 0, kHintCompress = 1, kHintZstd = 2 };
 // skips zstd for planes that look incompressible (stored raw).
 void PutStream(std::vector<uint8_t>& out, const uint8_t* data, size_t n, int level, StreamHint hint = kHintAuto);
 
+// The size PutStream would write for data[0..n) when the plane has no LZ
+// structure (rANS from the order-0 entropy, or raw), without encoding it: the
+// automatic codec choice ranks the plane codecs with it.
+size_t EstimateStream(const uint8_t* data, size_t n, StreamHint hint = kHintAuto);
+
 // Reads one stream whose raw length must equal `expect`. *data points either
 // into the object (raw mode) or into `scratch` (decoded).
 Err GetStream(Reader& r, size_t expect, std::vector<uint8_t>& scratch, const uint8_t** data);

@@ -160,6 +160,21 @@ void PutStream(std::vector<uint8_t>& out, const uint8_t* data, size_t n, int lev
   out.insert(out.end(), data, data + n);
 }
 
+size_t EstimateStream(const uint8_t* data, size_t n, StreamHint hint) {
+  constexpr size_t kHeader = 9;
+  if (n == 0) return kHeader;
+  bool same = true;
+  for (size_t i = 1; i < n && same; ++i) same = data[i] == data[0];
+  if (same) return kHeader + 1;
+  if (n < 64 || (hint == kHintAuto && SampleEntropy(data, n) > 7.92)) return kHeader + n;
+  uint32_t hist[256];
+  entropy::Histogram(data, n, hist);
+  // bitmap, at most 2 bytes per frequency, final states, then the words
+  const size_t table = 32 + 2 * size_t(entropy::DistinctSymbols(hist)) + 128;
+  const double words = std::ceil(entropy::Entropy(hist, n) * double(n) / 8.0);
+  return kHeader + std::min(n, table + size_t(words));
+}
+
 Err GetStreamAnyLen(Reader& r, size_t max_raw, std::vector<uint8_t>& scratch, const uint8_t** data, size_t* len) {
   uint8_t mode;
   uint32_t raw, stored;

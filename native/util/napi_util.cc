@@ -131,4 +131,16 @@ Napi::Buffer<uint8_t> BufferFromVector(Napi::Env env, std::vector<uint8_t>&& v) 
                                     heap);
 }
 
+Napi::Buffer<uint8_t> BufferFromBig(Napi::Env env, BigBuffer&& b) {
+  const size_t n = b.size();
+  if (n == 0) return Napi::Buffer<uint8_t>::New(env, 0);
+  BigBuffer::Raw raw = b.Release();
+  const int64_t size = static_cast<int64_t>(n);
+  Napi::MemoryManagement::AdjustExternalMemory(env, size);
+  return Napi::Buffer<uint8_t>::New(env, raw.p, n, [size, raw](Napi::Env e, uint8_t*) {
+    Napi::MemoryManagement::AdjustExternalMemory(e, -size);
+    BigBuffer::Give(raw);
+  });
+}
+
 }  // namespace coral

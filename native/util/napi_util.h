@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "errors.h"
+#include "util/big_buffer.h"
 
 namespace coral {
 
@@ -40,5 +41,7 @@ int GetDType(const Napi::Value& v, const char* what);
 // Wraps a std::vector<uint8_t> into a Buffer without copying (the Buffer owns it)
 // and reports the size to the GC.
 Napi::Buffer<uint8_t> BufferFromVector(Napi::Env env, std::vector<uint8_t>&& v);
+// The same for a BigBuffer: the Buffer's finalizer gives the memory back to its pool.
+Napi::Buffer<uint8_t> BufferFromBig(Napi::Env env, BigBuffer&& b);
 
 }  // namespace coral

@@ -1,0 +1,90 @@
+#include "util/big_buffer.h"
+
+#include <sys/mman.h>
+
+#include <mutex>
+#include <new>
+#include <vector>
+
+namespace coral {
+namespace {
+
+constexpr size_t kHuge = size_t(2) << 20;
+
+struct Pool {
+  std::mutex mu;
+  std::vector<BigBuffer::Raw> free;
+  size_t bytes = 0;
+};
+Pool& ThePool() {
+  static Pool* p = new Pool;  // never destroyed: finalizers may run during teardown
+  return *p;
+}
+
+// Usable bytes of a mapping from its aligned start.
+size_t Usable(const BigBuffer::Raw& r) {
+  return r.map_len - size_t(r.p - static_cast<uint8_t*>(r.map));
+}
+
+}  // namespace
+
+BigBuffer BigBuffer::Take(size_t n) {
+  BigBuffer b;
+  b.size_ = n;
+  if (n < kBigBufferMin) {
+    b.raw_.p = new (std::nothrow) uint8_t[n ? n : 1];
+    if (!b.raw_.p) b.size_ = 0;
+    return b;
+  }
+  {
+    // Best fit among pooled mappings no more than twice the need.
+    Pool& pool = ThePool();
+    std::lock_guard<std::mutex> lk(pool.mu);
+    size_t best = pool.free.size();
+    for (size_t i = 0; i < pool.free.size(); ++i) {
+      const size_t u = Usable(pool.free[i]);
+      if (u >= n && u <= 2 * n + kHuge && (best == pool.free.size() || u < Usable(pool.free[best]))) best = i;
+    }
+    if (best != pool.free.size()) {
+      b.raw_ = pool.free[best];
+      pool.free.erase(pool.free.begin() + std::ptrdiff_t(best));
+      pool.bytes -= b.raw_.map_len;
+      return b;
+    }
+  }
+  const size_t len = ((n + kHuge - 1) & ~(kHuge - 1)) + kHuge;
+  void* base = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (base == MAP_FAILED) {
+    b.size_ = 0;
+    return b;
+  }
+  const uintptr_t a = (reinterpret_cast<uintptr_t>(base) + kHuge - 1) & ~uintptr_t(kHuge - 1);
+#ifdef MADV_HUGEPAGE
+  madvise(reinterpret_cast<void*>(a), (len - (a - reinterpret_cast<uintptr_t>(base))) & ~(kHuge - 1), MADV_HUGEPAGE);
+#endif
+  b.raw_ = Raw{reinterpret_cast<uint8_t*>(a), base, len};
+  return b;
+}
+
+void BigBuffer::Give(const Raw& r) {
+  if (!r.p) return;
+  if (!r.map) {
+    delete[] r.p;
+    return;
+  }
+  Pool& pool = ThePool();
+  {
+    std::lock_guard<std::mutex> lk(pool.mu);
+    if (pool.bytes + r.map_len <= kBigPoolBytes) {
+#ifdef MADV_FREE
+      madvise(r.p, Usable(r) & ~(kHuge - 1), MADV_FREE);
+#endif
+      pool.free.push_back(r);
+      pool.bytes += r.map_len;
+      return;
+    }
+  }
+  munmap(r.map, r.map_len);
+}
+
+}  // namespace coral
