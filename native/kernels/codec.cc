@@ -112,18 +112,22 @@ Err DecodeElemChunkT(Codec c, DType d, Reader& r, const uint8_t* b, size_t n, ui
   return Err::Ok();
 }
 
-// The plane codecs' size for a chunk, estimated from each plane's order-0
-// entropy (EstimateStream) instead of encoding it: the automatic choice needs
-// only their ranking, and ZSTD (encoded for real) covers LZ-shaped tensors.
-uint64_t EstimateElemChunk(Codec c, DType d, const uint8_t* t, const uint8_t* b, size_t n) {
+// The plane codecs' size for a chunk, estimated plane by plane
+// (EstimateStream) instead of encoding it: the automatic choice needs only
+// their ranking.
+StreamEstimate EstimateElemChunk(Codec c, DType d, const uint8_t* t, const uint8_t* b, size_t n, int level) {
   const size_t w = DTypeSize(d);
   Scratch& s = Tls();
   if (s.b.size() < n * w) s.b.resize(n * w);
   uint8_t* dst[8];
   for (size_t p = 0; p < w; ++p) dst[p] = s.b.data() + p * n;
   coral::planes::ForwardSplit(c, d, t, b, n, dst);
-  uint64_t total = 0;
-  for (size_t p = 0; p < w; ++p) total += EstimateStream(dst[p], n, p == 0 ? kHintCompress : kHintAuto);
+  StreamEstimate total{0, 0};
+  for (size_t p = 0; p < w; ++p) {
+    StreamEstimate e = EstimateStream(dst[p], n, level, p == 0 ? kHintCompress : kHintAuto);
+    total.per_data += e.per_data;
+    total.fixed += e.fixed;
+  }
   return total;
 }
 
@@ -415,21 +419,23 @@ Err EstimateImpl(const TensorView& t, const uint8_t* b, const EncodeParams& p,
     if (changed * 2 > sn) cands.erase(std::remove(cands.begin(), cands.end(), Codec::SPARSE_UPDATE), cands.end());
   }
   std::vector<uint64_t> sizes(cands.size());
+  const uint64_t chunk = p.chunk_elems ? p.chunk_elems : kDefaultChunkElems;
+  const double nchunks = double(n ? (n + chunk - 1) / chunk : 0);
   ParallelFor(
       cands.size(),
       [&](size_t k) {
         const Codec c = cands[k];
         const uint8_t* sb = b ? bs.data() : nullptr;
-        uint64_t size = 0;
+        const double scale = sn ? double(n) / double(sn) : 0;
         if (c == Codec::ZSTD || c == Codec::SPARSE_UPDATE) {
           std::vector<uint8_t> o;
           EncodeChunk(c, t.dtype, ts.data(), sb, 0, size_t(sn), p.level, &o);
-          size = o.size();
+          sizes[k] = uint64_t(std::ceil(double(o.size()) * scale));
         } else {
-          size = EstimateElemChunk(c, t.dtype, ts.data(), sb, size_t(sn));
+          // Per-stream tables recur once per chunk of the real encode.
+          const StreamEstimate e = EstimateElemChunk(c, t.dtype, ts.data(), sb, size_t(sn), p.level);
+          sizes[k] = uint64_t(std::ceil(e.per_data * scale + e.fixed * double(nchunks)));
         }
-        double scale = sn ? double(n) / double(sn) : 0;
-        sizes[k] = uint64_t(std::ceil(double(size) * scale));
       },
       p.threads);
   out->clear();

@@ -110,10 +110,16 @@ enum StreamHint { kHintAuto = 0, kHintCompress = 1, kHintZstd = 2 };
 // skips zstd for planes that look incompressible (stored raw).
 void PutStream(std::vector<uint8_t>& out, const uint8_t* data, size_t n, int level, StreamHint hint = kHintAuto);
 
-// The size PutStream would write for data[0..n) when the plane has no LZ
-// structure (rANS from the order-0 entropy, or raw), without encoding it: the
-// automatic codec choice ranks the plane codecs with it.
-size_t EstimateStream(const uint8_t* data, size_t n, StreamHint hint = kHintAuto);
+// About the size PutStream would write for data[0..n), from the same choice
+// of coder but without running it (rANS sized by the order-0 entropy, zstd by
+// its trial): the automatic codec choice ranks the plane codecs with it.
+// Split in bytes that grow with the stream and fixed bytes (header, tables),
+// so an estimate on a sample scales only the first.
+struct StreamEstimate {
+  double per_data;
+  double fixed;
+};
+StreamEstimate EstimateStream(const uint8_t* data, size_t n, int level, StreamHint hint = kHintAuto);
 
 // Reads one stream whose raw length must equal `expect`. *data points either
 // into the object (raw mode) or into `scratch` (decoded).

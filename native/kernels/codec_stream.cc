@@ -59,9 +59,10 @@ bool PutZstd(std::vector<uint8_t>& out, const uint8_t* data, size_t n, int level
 // the stream, at the requested level but at most kTrialMaxLevel (the trial
 // only asks whether LZ matches exist; *sn receives the window length).
 constexpr size_t kTrialBytes = 8192;
+constexpr size_t kQuickTrialBytes = 2048;
 constexpr int kTrialMaxLevel = 1;
-size_t ZstdTrial(const uint8_t* data, size_t n, int level, size_t* sn) {
-  *sn = std::min<size_t>(n, kTrialBytes);
+size_t ZstdTrial(const uint8_t* data, size_t n, int level, size_t* sn, size_t bytes = kTrialBytes) {
+  *sn = std::min<size_t>(n, bytes);
   const size_t so = (n - *sn) / 2;
   const size_t cap = ZSTD_compressBound(*sn);
   thread_local std::vector<uint8_t> tmp;
@@ -94,85 +95,119 @@ double SampleEntropy(const uint8_t* data, size_t n, size_t samples) {
   return h;
 }
 
-void PutStream(std::vector<uint8_t>& out, const uint8_t* data, size_t n, int level, StreamHint hint) {
-  // Streams are at most one chunk plane (<= 2^26 * 8 bytes), so u32 lengths suffice.
-  uint32_t raw = static_cast<uint32_t>(n);
+namespace {
+
+// What PutStream does with a stream, decided once for PutStream and
+// EstimateStream alike.
+struct Plan {
+  enum Kind { kRepeat, kRaw, kRans, kZstd } kind = kRaw;
+  uint32_t hist[256];  // kRans: the whole stream's histogram
+  size_t rans_limit = 0;  // kRans: give up (zstd or raw) at this coded size
+  bool zstd_fallback = false;  // kRans: on giving up, try zstd (small streams) instead of raw
+  size_t trial = 0, window = 0;  // the match trial's size and window (0: no trial)
+};
+
+Plan MakePlan(const uint8_t* data, size_t n, int level, StreamHint hint) {
+  Plan pl;
   if (n > 0) {
     bool same = true;
-    for (size_t i = 1; i < n; ++i)
-      if (data[i] != data[0]) {
-        same = false;
-        break;
-      }
+    for (size_t i = 1; i < n && same; ++i) same = data[i] == data[0];
     if (same) {
+      pl.kind = Plan::kRepeat;
+      return pl;
+    }
+  }
+  if (n < 64) return pl;
+  if (hint == kHintAuto && SampleEntropy(data, n) > 7.92) {
+    // Near-uniform bytes are mantissa bits, stored raw, unless they repeat
+    // (a counter, a tiled pattern): a 2 KiB match trial tells them apart.
+    size_t w = 0;
+    if (double(ZstdTrial(data, n, level, &w, kQuickTrialBytes)) >= 0.9 * double(w)) return pl;
+  }
+  if (hint == kHintZstd) {
+    pl.kind = Plan::kZstd;
+    return pl;
+  }
+  // Order-0 rANS codes i.i.d. symbols (exponents, small deltas) within ~0.01
+  // bit/byte of their entropy, where Huffman loses up to ~0.1 and cannot go
+  // below 1 bit/byte, at no cost in speed (docs/codecs.md). zstd is used
+  // instead only when a trial shows LZ matches beating the order-0 entropy
+  // (runs, repeated rows, integer patterns). The trial and the window's
+  // order-0 entropy see the same bytes, so only real matches (not a small
+  // sample's optimistic statistics) pick zstd.
+  pl.trial = ZstdTrial(data, n, level, &pl.window);
+  entropy::Histogram(data + (n - pl.window) / 2, pl.window, pl.hist);
+  const double window_bytes = entropy::Entropy(pl.hist, pl.window) * double(pl.window) / 8.0;
+  if (double(pl.trial) < kLzMinGain * window_bytes) {
+    pl.kind = Plan::kZstd;
+    return pl;
+  }
+  // When the trial saw the whole stream (small streams), its size is the bar:
+  // rANS's table (up to ~700 bytes) can outweigh zstd's compact Huffman
+  // header there, and then zstd is kept.
+  pl.kind = Plan::kRans;
+  const bool whole = pl.window == n;
+  if (!whole) entropy::Histogram(data, n, pl.hist, entropy::DominantSymbol(pl.hist, pl.window, kDominantShare));
+  pl.rans_limit = whole ? std::min(n, pl.trial) : n;
+  pl.zstd_fallback = whole;
+  return pl;
+}
+
+void PutRaw(std::vector<uint8_t>& out, const uint8_t* data, size_t n) {
+  PutHeader(out, kModeRaw, static_cast<uint32_t>(n), static_cast<uint32_t>(n));
+  out.insert(out.end(), data, data + n);
+}
+
+}  // namespace
+
+void PutStream(std::vector<uint8_t>& out, const uint8_t* data, size_t n, int level, StreamHint hint) {
+  // Streams are at most one chunk plane (<= 2^26 * 8 bytes), so u32 lengths suffice.
+  const uint32_t raw = static_cast<uint32_t>(n);
+  Plan pl = MakePlan(data, n, level, hint);
+  switch (pl.kind) {
+    case Plan::kRepeat:
       PutHeader(out, kModeRepeat, raw, 1);
       PutU8(out, data[0]);
       return;
-    }
-  }
-  if (n < 64) {
-    PutHeader(out, kModeRaw, raw, raw);
-    out.insert(out.end(), data, data + n);
-    return;
-  }
-  // Mantissa planes are close to uniform: no coder gains there, so skip it.
-  if (hint == kHintAuto && SampleEntropy(data, n) > 7.92) {
-    PutHeader(out, kModeRaw, raw, raw);
-    out.insert(out.end(), data, data + n);
-    return;
-  }
-  if (hint != kHintZstd) {
-    // Order-0 rANS codes i.i.d. symbols (exponents, small deltas) within
-    // ~0.01 bit/byte of their entropy, where Huffman loses up to ~0.1 and
-    // cannot go below 1 bit/byte, at no cost in speed (docs/codecs.md). zstd
-    // is used instead only when a trial shows LZ matches beating the order-0
-    // entropy (runs, repeated rows, integer patterns).
-    size_t sn = 0;
-    const size_t zs = ZstdTrial(data, n, level, &sn);
-    uint32_t hist[256];
-    entropy::Histogram(data + (n - sn) / 2, sn, hist);
-    const double window_bytes = entropy::Entropy(hist, sn) * double(sn) / 8.0;
-    // The trial and the window's order-0 entropy see the same bytes, so only
-    // real matches (not a small sample's optimistic statistics) pick zstd.
-    if (double(zs) >= kLzMinGain * window_bytes) {
-      // When the trial saw the whole stream (small streams), its size is the
-      // bar: rANS's table (up to ~700 bytes) can outweigh zstd's compact
-      // Huffman header there, and then zstd is kept.
-      const bool whole = sn == n;
-      if (!whole) entropy::Histogram(data, n, hist, entropy::DominantSymbol(hist, sn, kDominantShare));
+    case Plan::kRaw: PutRaw(out, data, n); return;
+    case Plan::kRans: {
       const size_t at = out.size();
       PutHeader(out, kModeRans, raw, 0);
-      if (entropy::RansEncode(data, n, hist, whole ? std::min(n, zs) : n, &out)) {
+      if (entropy::RansEncode(data, n, pl.hist, pl.rans_limit, &out)) {
         const uint32_t stored = static_cast<uint32_t>(out.size() - at - 9);
         for (int i = 0; i < 4; ++i) out[at + 5 + i] = uint8_t(stored >> (8 * i));
         return;
       }
       out.resize(at);
-      if (!whole) {
-        PutHeader(out, kModeRaw, raw, raw);
-        out.insert(out.end(), data, data + n);
+      if (!pl.zstd_fallback) {
+        PutRaw(out, data, n);
         return;
       }
+      break;
     }
+    case Plan::kZstd: break;
   }
-  if (PutZstd(out, data, n, level)) return;
-  PutHeader(out, kModeRaw, raw, raw);
-  out.insert(out.end(), data, data + n);
+  if (!PutZstd(out, data, n, level)) PutRaw(out, data, n);
 }
 
-size_t EstimateStream(const uint8_t* data, size_t n, StreamHint hint) {
-  constexpr size_t kHeader = 9;
-  if (n == 0) return kHeader;
-  bool same = true;
-  for (size_t i = 1; i < n && same; ++i) same = data[i] == data[0];
-  if (same) return kHeader + 1;
-  if (n < 64 || (hint == kHintAuto && SampleEntropy(data, n) > 7.92)) return kHeader + n;
-  uint32_t hist[256];
-  entropy::Histogram(data, n, hist);
-  // bitmap, at most 2 bytes per frequency, final states, then the words
-  const size_t table = 32 + 2 * size_t(entropy::DistinctSymbols(hist)) + 128;
-  const double words = std::ceil(entropy::Entropy(hist, n) * double(n) / 8.0);
-  return kHeader + std::min(n, table + size_t(words));
+StreamEstimate EstimateStream(const uint8_t* data, size_t n, int level, StreamHint hint) {
+  constexpr double kHeader = 9;
+  Plan pl = MakePlan(data, n, level, hint);
+  switch (pl.kind) {
+    case Plan::kRepeat: return {0, kHeader + 1};
+    case Plan::kRaw: return {double(n), kHeader};
+    case Plan::kZstd:
+      // The trial's rate (a ZSTD-codec stream has no trial: never estimated here).
+      return {pl.window ? double(std::min(n, pl.trial * n / pl.window)) : double(n), kHeader};
+    case Plan::kRans: {
+      // bitmap, at most 2 bytes per frequency and the final states, then the words
+      const double table = 32 + 2 * entropy::DistinctSymbols(pl.hist) + 128;
+      const double words = entropy::Entropy(pl.hist, n) * double(n) / 8.0;
+      if (words + table >= double(pl.rans_limit)) return {double(std::min(n, pl.rans_limit)), kHeader};
+      return {words, kHeader + table};
+    }
+  }
+  return {double(n), kHeader};
 }
 
 Err GetStreamAnyLen(Reader& r, size_t max_raw, std::vector<uint8_t>& scratch, const uint8_t** data, size_t* len) {

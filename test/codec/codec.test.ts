@@ -219,6 +219,31 @@ describe('automatic choice', () => {
     const est = estimate(y, { base: { tensor: x } });
     expect(est[0].codec).toBe(obj.codec);
   });
+
+  it('lands within 3% of the best lossless codec on structured tensors, not just noise', () => {
+    const n = 1 << 19;
+    const w = gaussian(n, 0.02, 11);
+    const pruned = w.map((v) => (Math.abs(v) < 0.02 ? 0 : v));
+    const rows = new Float32Array(n);
+    for (let i = 0; i < n; i++) rows[i] = w[i % 2048]; // a tiled row pattern
+    const ids = new BigInt64Array(n);
+    for (let i = 0; i < n; i++) ids[i] = BigInt(i % 4096); // position ids
+    const mask = new Uint8Array(n);
+    for (let i = 0; i < n; i++) mask[i] = (i >> 10) % 3 === 0 ? 1 : 0;
+    const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+    const cases: Array<[string, ReturnType<typeof t>]> = [
+      ['trained', t('F32', [n], bytes(w))],
+      ['pruned', t('F32', [n], bytes(pruned))],
+      ['tiled rows', t('F32', [n], bytes(rows))],
+      ['position ids', t('I64', [n], bytes(ids))],
+      ['mask', t('U8', [n], mask)],
+    ];
+    for (const [name, x] of cases) {
+      const auto = encodeSync(x).bytes.length;
+      const best = Math.min(...(['ZSTD', 'PLANES'] as const).map((codec) => encodeSync(x, { codec }).bytes.length));
+      expect(auto, name).toBeLessThanOrEqual(Math.ceil(best * 1.03));
+    }
+  });
 });
 
 describe('lossy codecs record their measured error', () => {
