@@ -233,6 +233,78 @@ Err DecodeChunk(Codec c, DType d, Reader& r, const uint8_t* b, uint64_t start, s
   }
 }
 
+// ---- plane-parallel chunks -----------------------------------------------------------------
+// A tensor with fewer chunks than threads (up to a few MiB) would leave
+// threads idle; its chunks are instead coded one at a time with their planes
+// on different threads. The bytes are those of the serial coder.
+
+bool IsPlaneCodec(Codec c) {
+  return c == Codec::PLANES || c == Codec::DELTA_XOR || c == Codec::DELTA_ORDERED || c == Codec::DELTA_EXPMANT;
+}
+bool PlaneParallel(Codec c, DType d, uint64_t nchunks, int threads) {
+  const int t = threads ? threads : MaxThreads();
+  return IsPlaneCodec(c) && DTypeSize(d) > 1 && nchunks < uint64_t(t);
+}
+
+void EncodePlanesParallel(Codec c, DType d, const uint8_t* t, const uint8_t* b, size_t n, int level, int threads,
+                          std::vector<uint8_t>* out) {
+  const size_t w = DTypeSize(d);
+  Scratch& s = Tls();
+  if (s.b.size() < n * w) s.b.resize(n * w);
+  uint8_t* dst[8];
+  for (size_t p = 0; p < w; ++p) dst[p] = s.b.data() + p * n;
+  coral::planes::ForwardSplit(c, d, t, b, n, dst);
+  std::vector<std::vector<uint8_t>> streams(w);
+  ParallelFor(
+      w, [&](size_t p) { PutStream(streams[p], dst[p], n, level, p == 0 ? kHintCompress : kHintAuto); }, threads);
+  for (auto& st : streams) out->insert(out->end(), st.begin(), st.end());
+}
+
+Err DecodePlanesParallel(Codec c, DType d, Reader& r, const uint8_t* b, size_t n, uint8_t* out, int threads) {
+  const size_t w = DTypeSize(d);
+  // Locate the w streams (u8 mode, u32 raw length, u32 stored length, bytes).
+  std::vector<Reader> streams;
+  for (size_t p = 0; p < w; ++p) {
+    const size_t at = r.pos;
+    uint8_t mode;
+    uint32_t raw, stored;
+    const uint8_t* body;
+    if (!r.U8(&mode) || !r.U32(&raw) || !r.U32(&stored) || !r.Bytes(stored, &body)) return Corrupt("truncated stream");
+    streams.emplace_back(r.p + at, r.pos - at);
+  }
+  // The calling thread's plane buffers (it waits for the loop). Bound to a
+  // reference here: naming the thread_local inside the lambda would give each
+  // pool thread its own, empty one.
+  thread_local std::vector<std::vector<uint8_t>> caller_bufs;
+  std::vector<std::vector<uint8_t>>& bufs = caller_bufs;
+  if (bufs.size() < w) bufs.resize(w);
+  const uint8_t* ptr[8];
+  std::vector<Err> errs(w);
+  ParallelFor(
+      w,
+      [&](size_t p) {
+        try {
+          errs[p] = GetStream(streams[p], n, bufs[p], &ptr[p]);
+        } catch (const std::bad_alloc&) {
+          errs[p] = Err::Make(Status::OutOfMemory, "out of memory decoding a plane");
+        }
+      },
+      threads);
+  for (auto& e : errs) CORAL_TRY(e);
+  // The join, in cache-sized element blocks across the threads.
+  constexpr size_t kJoinBlock = size_t(1) << 15;
+  ParallelFor(
+      (n + kJoinBlock - 1) / kJoinBlock,
+      [&](size_t k) {
+        const size_t i = k * kJoinBlock, m = std::min(kJoinBlock, n - i);
+        const uint8_t* src[8];
+        for (size_t p = 0; p < w; ++p) src[p] = ptr[p] + i;
+        coral::planes::JoinInverse(c, d, src, b ? b + i * w : nullptr, m, out + i * w);
+      },
+      threads);
+  return Err::Ok();
+}
+
 uint64_t Numel(const std::vector<uint64_t>& shape, bool* overflow) {
   uint64_t n = 1;
   *overflow = false;
@@ -296,17 +368,21 @@ void EncodeChunkedParts(Codec c, const TensorView& t, const uint8_t* b, uint32_t
   const uint64_t n = t.nbytes / w;
   const uint64_t nchunks = (n + chunk - 1) / chunk;
   parts->assign(nchunks, {});
-  ParallelFor(
-      nchunks,
-      [&](size_t k) {
-        uint64_t s = uint64_t(k) * chunk;
-        size_t len = size_t(std::min<uint64_t>(chunk, n - s));
-        const size_t want = len * w + 16 * w + 64;
-        (*parts)[k] = TakeBuf(want);
-        (*parts)[k].reserve(want);
-        EncodeChunk(c, t.dtype, t.data + s * w, b ? b + s * w : nullptr, s, len, level, &(*parts)[k]);
-      },
-      threads);
+  const bool by_plane = PlaneParallel(c, t.dtype, nchunks, threads);
+  auto one = [&](size_t k) {
+    uint64_t s = uint64_t(k) * chunk;
+    size_t len = size_t(std::min<uint64_t>(chunk, n - s));
+    const size_t want = len * w + 16 * w + 64;
+    (*parts)[k] = TakeBuf(want);
+    (*parts)[k].reserve(want);
+    const uint8_t* tb = b ? b + s * w : nullptr;
+    if (by_plane) EncodePlanesParallel(c, t.dtype, t.data + s * w, tb, len, level, threads, &(*parts)[k]);
+    else EncodeChunk(c, t.dtype, t.data + s * w, tb, s, len, level, &(*parts)[k]);
+  };
+  if (by_plane)
+    for (size_t k = 0; k < nchunks; ++k) one(k);
+  else
+    ParallelFor(nchunks, one, threads);
 }
 
 Err DecodeChunked(const ObjectInfo& info, const uint8_t* payload, size_t pn, const uint8_t* b, uint8_t* out,
@@ -318,26 +394,30 @@ Err DecodeChunked(const ObjectInfo& info, const uint8_t* payload, size_t pn, con
   CORAL_TRY(SplitChunks(payload, pn, nchunks, &spans));
   std::vector<Err> errs(nchunks);
   std::atomic<bool> failed{false};
-  ParallelFor(
-      nchunks,
-      [&](size_t k) {
-        if (failed.load(std::memory_order_relaxed)) return;
-        uint64_t s = uint64_t(k) * chunk;
-        size_t len = size_t(std::min<uint64_t>(chunk, n - s));
-        Reader r(payload + spans[k].first, spans[k].second);
-        Err e;
-        try {
-          e = DecodeChunk(info.codec, info.dtype, r, b ? b + s * w : nullptr, s, len, out + s * w);
-          if (e.ok() && r.left() != 0) e = Corrupt("trailing bytes in chunk");
-        } catch (const std::bad_alloc&) {
-          e = Err::Make(Status::OutOfMemory, "out of memory decoding a chunk");
-        }
-        if (!e.ok()) {
-          errs[k] = e;
-          failed = true;
-        }
-      },
-      threads);
+  const bool by_plane = PlaneParallel(info.codec, info.dtype, nchunks, threads);
+  auto one = [&](size_t k) {
+    if (failed.load(std::memory_order_relaxed)) return;
+    uint64_t s = uint64_t(k) * chunk;
+    size_t len = size_t(std::min<uint64_t>(chunk, n - s));
+    Reader r(payload + spans[k].first, spans[k].second);
+    Err e;
+    try {
+      const uint8_t* cb = b ? b + s * w : nullptr;
+      e = by_plane ? DecodePlanesParallel(info.codec, info.dtype, r, cb, len, out + s * w, threads)
+                   : DecodeChunk(info.codec, info.dtype, r, cb, s, len, out + s * w);
+      if (e.ok() && r.left() != 0) e = Corrupt("trailing bytes in chunk");
+    } catch (const std::bad_alloc&) {
+      e = Err::Make(Status::OutOfMemory, "out of memory decoding a chunk");
+    }
+    if (!e.ok()) {
+      errs[k] = e;
+      failed = true;
+    }
+  };
+  if (by_plane)
+    for (size_t k = 0; k < nchunks; ++k) one(k);
+  else
+    ParallelFor(nchunks, one, threads);
   for (auto& e : errs)
     if (!e.ok()) return e;
   return Err::Ok();

@@ -86,13 +86,7 @@ double SampleEntropy(const uint8_t* data, size_t n, size_t samples) {
   size_t step = n > samples ? n / samples : 1;
   size_t cnt = 0;
   for (size_t i = 0; i < n && cnt < samples; i += step, ++cnt) hist[data[i]]++;
-  double h = 0;
-  for (int s = 0; s < 256; ++s)
-    if (hist[s]) {
-      double p = double(hist[s]) / double(cnt);
-      h -= p * std::log2(p);
-    }
-  return h;
+  return entropy::Entropy(hist, cnt);
 }
 
 namespace {

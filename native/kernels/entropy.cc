@@ -200,10 +200,21 @@ int DominantSymbol(const uint32_t hist[256], size_t n, double share) {
 }
 
 double Entropy(const uint32_t hist[256], size_t n) {
+  // c * log2(c) from a table for small counts: sampled and small-plane
+  // histograms are computed many times per encode, and 256 log2 calls cost
+  // more than counting a few thousand bytes.
+  constexpr uint32_t kTable = 4096;
+  static const std::vector<double> clog = [] {
+    std::vector<double> v(kTable, 0.0);
+    for (uint32_t c = 1; c < kTable; ++c) v[c] = double(c) * std::log2(double(c));
+    return v;
+  }();
   if (n == 0) return 0;
   double acc = 0;
-  for (int s = 0; s < 256; ++s)
-    if (hist[s]) acc += double(hist[s]) * std::log2(double(hist[s]));
+  for (int s = 0; s < 256; ++s) {
+    const uint32_t c = hist[s];
+    acc += c < kTable ? clog[c] : double(c) * std::log2(double(c));
+  }
   return std::log2(double(n)) - acc / double(n);
 }
 
