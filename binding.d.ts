@@ -25,8 +25,11 @@ export const features: { readonly avx2: boolean; readonly zstdVersion: string; r
 export function threads(): number;
 /** Sets the kernel thread budget, 1..256 (kernels/parallel.h SetMaxThreads). */
 export function setThreads(n: number): void;
-/** Async native operations queued on / running in the libuv pool. */
-export function counters(): { queued: number; running: number };
+/**
+ * Async native operations queued on / running in the libuv pool, and the pool of large result
+ * buffers (util/big_buffer.h): bytes held, and large allocations served from it or freshly mapped.
+ */
+export function counters(): { queued: number; running: number; pooledBytes: number; poolHits: number; poolMisses: number };
 
 // ---- hashing (native/bindings/hash.cc → kernels/hash.h) -----------------------------------
 

@@ -27,6 +27,10 @@ Napi::Value JsCounters(const Napi::CallbackInfo& info) {
   auto o = Napi::Object::New(info.Env());
   o.Set("queued", Napi::Number::New(info.Env(), static_cast<double>(Counters().queued.load())));
   o.Set("running", Napi::Number::New(info.Env(), static_cast<double>(Counters().running.load())));
+  const BigBuffer::Stats st = BigBuffer::PoolStats();
+  o.Set("pooledBytes", Napi::Number::New(info.Env(), static_cast<double>(st.pooled_bytes)));
+  o.Set("poolHits", Napi::Number::New(info.Env(), static_cast<double>(st.hits)));
+  o.Set("poolMisses", Napi::Number::New(info.Env(), static_cast<double>(st.misses)));
   return o;
 }
 

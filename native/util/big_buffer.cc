@@ -15,6 +15,7 @@ struct Pool {
   std::mutex mu;
   std::vector<BigBuffer::Raw> free;
   size_t bytes = 0;
+  uint64_t hits = 0, misses = 0;
 };
 Pool& ThePool() {
   static Pool* p = new Pool;  // never destroyed: finalizers may run during teardown
@@ -49,8 +50,10 @@ BigBuffer BigBuffer::Take(size_t n) {
       b.raw_ = pool.free[best];
       pool.free.erase(pool.free.begin() + std::ptrdiff_t(best));
       pool.bytes -= b.raw_.map_len;
+      ++pool.hits;
       return b;
     }
+    ++pool.misses;
   }
   const size_t len = ((n + kHuge - 1) & ~(kHuge - 1)) + kHuge;
   void* base = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -85,6 +88,12 @@ void BigBuffer::Give(const Raw& r) {
     }
   }
   munmap(r.map, r.map_len);
+}
+
+BigBuffer::Stats BigBuffer::PoolStats() {
+  Pool& pool = ThePool();
+  std::lock_guard<std::mutex> lk(pool.mu);
+  return Stats{pool.bytes, pool.hits, pool.misses};
 }
 
 }  // namespace coral

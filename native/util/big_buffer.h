@@ -49,6 +49,14 @@ class BigBuffer {
   // Returns a released buffer's memory (to the pool or the system).
   static void Give(const Raw& r);
 
+  // Pool statistics: bytes of mappings held, and how many large Takes were
+  // served from the pool (hits) or by a new mapping (misses).
+  struct Stats {
+    size_t pooled_bytes;
+    uint64_t hits, misses;
+  };
+  static Stats PoolStats();
+
   uint8_t* data() const { return raw_.p; }
   size_t size() const { return size_; }
   Raw Release() {

@@ -73,6 +73,18 @@ describe('native lifecycle', () => {
     const c = native.counters();
     expect(c.queued + c.running).toBeGreaterThan(0);
     await Promise.all(ps);
-    expect(native.counters()).toEqual({ queued: 0, running: 0 });
+    expect(native.counters()).toMatchObject({ queued: 0, running: 0 });
+  });
+
+  it('recycles large result buffers once JavaScript drops them, and recycled buffers decode exactly', () => {
+    const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(__dirname, 'pool-child.ts')], {
+      cwd: root,
+      encoding: 'utf8',
+    });
+    expect(r.stderr).toBe('');
+    const { hits, misses, pooled } = JSON.parse(r.stdout) as { hits: number; misses: number; pooled: number };
+    expect(hits).toBeGreaterThan(0);
+    expect(hits + misses).toBe(9); // 5 encodes + 4 decodes of 16 MiB
+    expect(pooled).toBeLessThanOrEqual(256 << 20);
   });
 });
