@@ -89,17 +89,26 @@ Scratch& Tls() {
 
 // Transform and plane split (or join and inverse): kernels/planes.h.
 
+// Transforms a chunk against its base and splits it into byte planes in the
+// calling thread's scratch: dst[p] (n bytes) is plane p, most significant first.
+void SplitToScratch(Codec c, DType d, const uint8_t* t, const uint8_t* b, size_t n, uint8_t* dst[8]) {
+  const size_t w = DTypeSize(d);
+  Scratch& s = Tls();
+  if (s.b.size() < n * w) s.b.resize(n * w);
+  for (size_t p = 0; p < w; ++p) dst[p] = s.b.data() + p * n;
+  coral::planes::ForwardSplit(c, d, t, b, n, dst);
+}
+
+// The stream hint of plane p: the top plane (exponents, signs of deltas) is
+// always worth a coder; the others may be mantissa noise.
+StreamHint PlaneHint(size_t p) { return p == 0 ? kHintCompress : kHintAuto; }
+
 template <typename U>
 void EncodeElemChunkT(Codec c, DType d, const uint8_t* t, const uint8_t* b, size_t n, int level,
                       std::vector<uint8_t>* out) {
-  Scratch& s = Tls();
-  if (s.b.size() < n * sizeof(U)) s.b.resize(n * sizeof(U));
-  uint8_t* planes = s.b.data();
   uint8_t* dst[8];
-  for (size_t p = 0; p < sizeof(U); ++p) dst[p] = planes + p * n;
-  coral::planes::ForwardSplit(c, d, t, b, n, dst);
-  for (size_t p = 0; p < sizeof(U); ++p)
-    PutStream(*out, planes + p * n, n, level, p == 0 ? kHintCompress : kHintAuto);
+  SplitToScratch(c, d, t, b, n, dst);
+  for (size_t p = 0; p < sizeof(U); ++p) PutStream(*out, dst[p], n, level, PlaneHint(p));
 }
 
 template <typename U>
@@ -116,15 +125,11 @@ Err DecodeElemChunkT(Codec c, DType d, Reader& r, const uint8_t* b, size_t n, ui
 // (EstimateStream) instead of encoding it: the automatic choice needs only
 // their ranking.
 StreamEstimate EstimateElemChunk(Codec c, DType d, const uint8_t* t, const uint8_t* b, size_t n, int level) {
-  const size_t w = DTypeSize(d);
-  Scratch& s = Tls();
-  if (s.b.size() < n * w) s.b.resize(n * w);
   uint8_t* dst[8];
-  for (size_t p = 0; p < w; ++p) dst[p] = s.b.data() + p * n;
-  coral::planes::ForwardSplit(c, d, t, b, n, dst);
+  SplitToScratch(c, d, t, b, n, dst);
   StreamEstimate total{0, 0};
-  for (size_t p = 0; p < w; ++p) {
-    StreamEstimate e = EstimateStream(dst[p], n, level, p == 0 ? kHintCompress : kHintAuto);
+  for (size_t p = 0; p < DTypeSize(d); ++p) {
+    StreamEstimate e = EstimateStream(dst[p], n, level, PlaneHint(p));
     total.per_data += e.per_data;
     total.fixed += e.fixed;
   }
@@ -249,14 +254,10 @@ bool PlaneParallel(Codec c, DType d, uint64_t nchunks, int threads) {
 void EncodePlanesParallel(Codec c, DType d, const uint8_t* t, const uint8_t* b, size_t n, int level, int threads,
                           std::vector<uint8_t>* out) {
   const size_t w = DTypeSize(d);
-  Scratch& s = Tls();
-  if (s.b.size() < n * w) s.b.resize(n * w);
   uint8_t* dst[8];
-  for (size_t p = 0; p < w; ++p) dst[p] = s.b.data() + p * n;
-  coral::planes::ForwardSplit(c, d, t, b, n, dst);
+  SplitToScratch(c, d, t, b, n, dst);
   std::vector<std::vector<uint8_t>> streams(w);
-  ParallelFor(
-      w, [&](size_t p) { PutStream(streams[p], dst[p], n, level, p == 0 ? kHintCompress : kHintAuto); }, threads);
+  ParallelFor(w, [&](size_t p) { PutStream(streams[p], dst[p], n, level, PlaneHint(p)); }, threads);
   for (auto& st : streams) out->insert(out->end(), st.begin(), st.end());
 }
 
