@@ -1,7 +1,5 @@
-// Compressed streams, index streams and chunk framing for the codec kernels.
-// ZSTD_c_literalCompressionMode is an experimental parameter; libzstd is linked
-// statically (CMakeLists.txt), so the build pins the version it is used with.
-#define ZSTD_STATIC_LINKING_ONLY
+// Compressed streams (the per-plane choice of coder, see MakePlan), index
+// streams and chunk framing for the codec kernels.
 #include <zstd.h>
 
 #include <algorithm>
