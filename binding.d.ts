@@ -30,6 +30,11 @@ export function setThreads(n: number): void;
  * buffers (util/big_buffer.h): bytes held, and large allocations served from it or freshly mapped.
  */
 export function counters(): { queued: number; running: number; pooledBytes: number; poolHits: number; poolMisses: number };
+/**
+ * `size` uninitialised bytes from the large-buffer pool (util/big_buffer.h BigBuffer::Take); the
+ * memory returns to the pool when the Buffer is collected. For big, short-lived buffers.
+ */
+export function allocBuffer(size: number): Buffer;
 
 // ---- hashing (native/bindings/hash.cc → kernels/hash.h) -----------------------------------
 

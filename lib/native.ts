@@ -30,6 +30,19 @@ export const native: typeof Binding = loadBinding();
  */
 export const ASYNC_THRESHOLD_BYTES = 1 << 20;
 
+/** Buffers at or above this size come from the native pool (util/big_buffer.h kBigBufferMin). */
+const POOLED_BUFFER_BYTES = 4 << 20;
+
+/**
+ * An uninitialised buffer for big, short-lived data (tensor reads). Large ones
+ * come from the native pool of recycled huge-page mappings: fresh pages cost a
+ * first-touch fault and the kernel's zeroing each time (on this VM, more than
+ * the read itself).
+ */
+export function allocLarge(size: number): Buffer {
+  return size >= POOLED_BUFFER_BYTES ? native.allocBuffer(size) : Buffer.allocUnsafe(size);
+}
+
 /**
  * Runs an async native call and converts its error, keeping the caller's stack.
  * The Error is captured before the work starts, so traces show the user's call.

@@ -21,6 +21,7 @@ import type { ObjectWriter, PutResult } from '../repo/objects';
 import { DTYPES, type DType } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
 import { contentId } from '../hash';
+import { allocLarge } from '../native';
 
 /** The base-query name of a file's skeleton (never a tensor name: those cannot start with '#'). */
 export const SKELETON_NAME = '#skeleton';
@@ -158,7 +159,7 @@ export async function ingestFile(
       const p = planned[i];
       const gap = p.offset > from ? Buffer.allocUnsafe(p.offset - from) : null;
       if (gap) await readExact(fh, gap, from, relPath);
-      const buf = Buffer.allocUnsafe(p.length);
+      const buf = allocLarge(p.length);
       await readExact(fh, buf, p.offset, relPath);
       return { gap, buf };
     };

@@ -1,5 +1,7 @@
-// Exports: sourceDigest, features, threads, setThreads, counters.
+// Exports: sourceDigest, features, threads, setThreads, counters, allocBuffer.
 #include <H5public.h>
+#include <cmath>
+#include <string>
 #include <napi.h>
 #include <zstd.h>
 
@@ -34,6 +36,18 @@ Napi::Value JsCounters(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// allocBuffer(n): n uninitialised bytes from the large-buffer pool
+// (util/big_buffer.h), returned to it when the Buffer is collected.
+Napi::Value JsAllocBuffer(const Napi::CallbackInfo& info) {
+  if (!info[0].IsNumber()) ThrowInvalid(info.Env(), "Expected non-negative integer for size");
+  const double d = info[0].As<Napi::Number>().DoubleValue();
+  if (!(d >= 0) || d != std::floor(d) || d > 9007199254740991.0)
+    ThrowInvalid(info.Env(), "Expected non-negative integer for size");
+  BigBuffer b = BigBuffer::Take(static_cast<size_t>(d));
+  if (d > 0 && !b.data()) ThrowErr(info.Env(), Err::Make(Status::OutOfMemory, "cannot allocate " + std::to_string(static_cast<uint64_t>(d)) + " bytes"));
+  return BufferFromBig(info.Env(), std::move(b));
+}
+
 void InitRuntime(Napi::Env env, Napi::Object exports) {
   exports.Set("sourceDigest", Napi::String::New(env, CORAL_SOURCE_DIGEST));
   auto f = Napi::Object::New(env);
@@ -46,6 +60,7 @@ void InitRuntime(Napi::Env env, Napi::Object exports) {
   exports.Set("threads", Napi::Function::New(env, JsThreads, "threads"));
   exports.Set("setThreads", Napi::Function::New(env, JsSetThreads, "setThreads"));
   exports.Set("counters", Napi::Function::New(env, JsCounters, "counters"));
+  exports.Set("allocBuffer", Napi::Function::New(env, JsAllocBuffer, "allocBuffer"));
 }
 
 }  // namespace

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { contentId } from '../../lib/hash';
-import { native } from '../../lib/native';
+import { allocLarge, callSync, native } from '../../lib/native';
 import { tensor } from '../../lib/tensor/tensor';
 import { InvalidArgumentError } from '../../lib/errors';
 
@@ -74,6 +74,20 @@ describe('native lifecycle', () => {
     expect(c.queued + c.running).toBeGreaterThan(0);
     await Promise.all(ps);
     expect(native.counters()).toMatchObject({ queued: 0, running: 0 });
+  });
+
+  it('hands out pooled buffers for big reads and small ones from the JS heap, and rejects bad sizes', () => {
+    const before = native.counters();
+    const big = allocLarge(8 << 20);
+    big.fill(7);
+    expect(big.length).toBe(8 << 20);
+    expect(big[(8 << 20) - 1]).toBe(7);
+    const after = native.counters();
+    expect(after.poolHits + after.poolMisses).toBe(before.poolHits + before.poolMisses + 1);
+    expect(allocLarge(1000).length).toBe(1000);
+    expect(native.allocBuffer(0).length).toBe(0);
+    for (const bad of [-1, 1.5, NaN, '8' as unknown as number])
+      expect(() => callSync(() => native.allocBuffer(bad))).toThrow(InvalidArgumentError);
   });
 
   it('recycles large result buffers once JavaScript drops them, and recycled buffers decode exactly', () => {
