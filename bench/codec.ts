@@ -225,7 +225,8 @@ async function main(): Promise<void> {
   console.log('');
   console.log(`targets (auto codec, slowest workload): encode ${targets.encodeMinGBs.toFixed(2)} GB/s (>= 1.0), ` +
     `decode into a caller buffer ${targets.decodeMinGBs.toFixed(2)} GB/s, into a new buffer ` +
-    `${targets.decodeFreshMinGBs.toFixed(2)} GB/s (>= 2.0)`);
+    `${targets.decodeFreshMinGBs.toFixed(2)} GB/s (>= 2.0)` +
+    (quick ? ' [quick: 1-2 MiB tensors, where fixed per-call costs dominate; the targets are for the full sizes]' : ''));
   console.log('codec-bench ' + JSON.stringify({ quick, runs: RUNS, copyGBs, rows, speeds, targets }));
 }
 
