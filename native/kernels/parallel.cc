@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -21,14 +22,26 @@ struct Job {
   std::atomic<int> helpers{0};  // pool threads still allowed to join
   std::mutex m;
   std::condition_variable cv;
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;  // the first exception thrown by fn (guarded by m)
 
-  // Claims indices until none remain. Returns after finishing its share.
+  // Claims indices until none remain. Returns after finishing its share. An
+  // exception from fn (say std::bad_alloc on a pool thread) is kept for the
+  // caller, and the indices not yet started are skipped.
   void Drain() {
     size_t finished = 0;
     for (;;) {
       size_t i = next.fetch_add(1, std::memory_order_relaxed);
       if (i >= n) break;
-      (*fn)(i);
+      if (!failed.load(std::memory_order_relaxed)) {
+        try {
+          (*fn)(i);
+        } catch (...) {
+          std::lock_guard<std::mutex> lk(m);
+          if (!error) error = std::current_exception();
+          failed = true;
+        }
+      }
       ++finished;
     }
     if (finished && done.fetch_add(finished) + finished == n) {
@@ -120,6 +133,7 @@ void ParallelFor(size_t n, const std::function<void(size_t)>& fn, int threads) {
   job->Drain();
   std::unique_lock<std::mutex> lk(job->m);
   job->cv.wait(lk, [&] { return job->done.load() == job->n; });
+  if (job->error) std::rethrow_exception(job->error);
 }
 
 }  // namespace coral

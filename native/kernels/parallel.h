@@ -18,7 +18,9 @@ int MaxThreads();
 void SetMaxThreads(int n);
 
 // Runs fn(i) for i in [0, n) on up to `threads` threads (0 = MaxThreads()).
-// Returns when every call has finished. Each i runs exactly once.
+// Returns when every call has finished. Each i runs at most once: if a call
+// throws, the calls not yet started are skipped and the first exception is
+// rethrown here, on the calling thread (never on a pool thread).
 void ParallelFor(size_t n, const std::function<void(size_t)>& fn, int threads = 0);
 
 }  // namespace coral
