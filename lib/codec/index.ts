@@ -97,7 +97,10 @@ export interface EncodedObject {
 }
 
 export interface DecodeOptions {
-  /** Decode into this buffer (exactly the decoded size) instead of a new one. */
+  /**
+   * Decode into this buffer (exactly the decoded size) instead of a new one. When decode throws
+   * (corrupt object, wrong base), its contents are unspecified.
+   */
   out?: Uint8Array;
   threads?: number;
 }

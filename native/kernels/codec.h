@@ -113,8 +113,10 @@ struct ObjectInfo {
 // Parses and validates the header (not the payload).
 Err Inspect(const uint8_t* obj, size_t n, ObjectInfo* info);
 
-// Decodes into out (exactly info.nbytes). base_data/base_n: the base tensor's
-// bytes when the object has a base (its content id is checked), else null.
+// Decodes into out (exactly info.nbytes) and checks the result's content id.
+// base_data/base_n: the base tensor's bytes when the object has a base, else
+// null. A wrong base can only produce bytes that fail that check; the base is
+// then hashed so the error says BaseMismatch (not hashed on success).
 Err Decode(const uint8_t* obj, size_t n, const uint8_t* base_data, size_t base_n, uint8_t* out, size_t out_n,
            int threads = 0);
 
