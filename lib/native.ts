@@ -40,7 +40,7 @@ const POOLED_BUFFER_BYTES = 4 << 20;
  * the read itself).
  */
 export function allocLarge(size: number): Buffer {
-  return size >= POOLED_BUFFER_BYTES ? native.allocBuffer(size) : Buffer.allocUnsafe(size);
+  return size >= POOLED_BUFFER_BYTES ? callSync(() => native.allocBuffer(size)) : Buffer.allocUnsafe(size);
 }
 
 /**
