@@ -10,11 +10,11 @@
  * decode into a fresh buffer; each next to a Buffer.copy of the same bytes timed in the same
  * loop), and one JSON line (prefix "codec-bench ") for tracking.
  */
-import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
 import { decode, encode, type CodecName } from '../lib/codec';
 import { native } from '../lib/native';
 import type { Tensor } from '../lib/tensor/tensor';
+import { median, xorBytes, zstd3 } from './lib/harness';
 import { bytesOf, fineTune, sparseUpdate, toBf16, trainedLike } from './lib/weights';
 
 const quick = process.argv.includes('--quick');
@@ -22,18 +22,6 @@ const RUNS = quick ? 3 : 5;
 const ROWS = quick ? 512 : 4096;
 const COLS = quick ? 1024 : 4096;
 
-function zstd3(b: Uint8Array): number {
-  return execFileSync('zstd', ['-3', '-c', '-q'], { input: b, maxBuffer: 1 << 30 }).length;
-}
-function xor(a: Uint8Array, b: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i] ^ b[i];
-  return out;
-}
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 async function time(fn: () => Promise<unknown> | unknown): Promise<number> {
   const t0 = process.hrtime.bigint();
   await fn();
@@ -106,7 +94,7 @@ async function standalone(name: string, t: Tensor, speed: boolean): Promise<void
 }
 
 async function delta(name: string, t: Tensor, base: Tensor, speed: boolean, codec?: CodecName): Promise<void> {
-  const xz = zstd3(xor(t.data, base.data));
+  const xz = zstd3(xorBytes(t.data, base.data));
   const obj = await encode(t, { base: { tensor: base }, codec: codec ?? 'auto' });
   const row: Row = {
     workload: name, mib: t.data.length / 2 ** 20, baseline: 'xor+zstd -3', baselineBytes: xz,
@@ -159,7 +147,7 @@ async function main(): Promise<void> {
     let prev = w, xz = 0, cb = 0;
     for (let s = 0; s < 3; s++) {
       const next = fineTune(prev, 2e-3, 10 + s, COLS);
-      xz += zstd3(xor(f32(next, shape).data, f32(prev, shape).data));
+      xz += zstd3(xorBytes(f32(next, shape).data, f32(prev, shape).data));
       cb += (await encode(f32(next, shape), { base: { tensor: f32(prev, shape) } })).bytes.length;
       prev = next;
     }
@@ -176,7 +164,7 @@ async function main(): Promise<void> {
       const nt = k === 3 || k === 11 ? sparseUpdate(b, 0.01, 200 + k) : b;
       const tb = f32(b, [r, COLS]), tn = f32(nt, [r, COLS]);
       raw += tn.data.length;
-      xz += zstd3(xor(tn.data, tb.data));
+      xz += zstd3(xorBytes(tn.data, tb.data));
       cb += (await encode(tn, { base: { tensor: tb } })).bytes.length;
     }
     rows.push({ workload: 'fp32 partial update (2/16)', mib: raw / 2 ** 20, baseline: 'xor+zstd -3', baselineBytes: xz,

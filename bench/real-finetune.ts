@@ -19,21 +19,13 @@ import * as path from 'node:path';
 import { decode, encode } from '../lib/codec';
 import { npyToTensor, parseNpyHeader, type NpyHeader } from '../lib/formats/numpy';
 import type { Tensor } from '../lib/tensor/tensor';
-import { argFlag, emitJson, gbps, header, median, table, timeRuns } from './lib/harness';
+import { argFlag, emitJson, gbps, header, median, table, timeRuns, xorBytes, zstd3 } from './lib/harness';
 import { bytesOf, toBf16 } from './lib/weights';
 
 const PYTHON = '/usr/bin/python3';
 const quick = argFlag('quick');
 const steps = quick ? 40 : 200, width = quick ? 256 : 512;
 
-function zstd3(b: Uint8Array): number {
-  return execFileSync('zstd', ['-3', '-c', '-q'], { input: b, maxBuffer: 1 << 30 }).length;
-}
-function xor(a: Uint8Array, b: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i] ^ b[i];
-  return out;
-}
 function load(file: string): Tensor {
   const bytes = fs.readFileSync(file);
   const h = parseNpyHeader(bytes) as NpyHeader;
@@ -74,7 +66,7 @@ async function main(): Promise<void> {
         for (let i = 0; i < ts.length; i++) {
           const base = bases ? bases[i] : null;
           raw += ts[i].data.length;
-          baseline += zstd3(base ? xor(ts[i].data, base.data) : ts[i].data);
+          baseline += zstd3(base ? xorBytes(ts[i].data, base.data) : ts[i].data);
           const o = await encode(ts[i], base ? { base: { tensor: base } } : {});
           coral += o.bytes.length;
           objs.push({ bytes: o.bytes, base });

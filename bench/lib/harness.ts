@@ -3,6 +3,7 @@
  * bench prints, and the JSON line for tracking. Ratios are only ever computed
  * between figures measured in the same process run.
  */
+import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
 
 export function median(xs: number[]): number {
@@ -63,4 +64,16 @@ export function emitJson(bench: string, data: Record<string, unknown>): void {
 
 export function argFlag(name: string): boolean {
   return process.argv.includes(`--${name}`);
+}
+
+/** Bytes of `zstd -3` (the CLI, same run) on b: the codec baselines. */
+export function zstd3(b: Uint8Array): number {
+  return execFileSync('zstd', ['-3', '-c', '-q'], { input: b, maxBuffer: 1 << 30 }).length;
+}
+
+/** a XOR b, byte by byte (the "XOR with base" delta baseline). */
+export function xorBytes(a: Uint8Array, b: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i] ^ b[i];
+  return out;
 }
