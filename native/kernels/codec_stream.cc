@@ -81,6 +81,8 @@ constexpr double kLzMinGain = 0.95;
 // A window where one byte value holds this share hints the full histogram
 // to count that value in bulk.
 constexpr double kDominantShare = 0.75;
+// A window where one byte value holds this share skips the full match trial.
+constexpr double kDominantOnly = 0.95;
 
 }  // namespace
 
@@ -105,7 +107,10 @@ struct Plan {
   size_t trial = 0, window = 0;  // the match trial's size and window (0: no trial)
 };
 
-Plan MakePlan(const uint8_t* data, size_t n, int level, StreamHint hint) {
+// estimating: the stream is a sample of a larger one (EstimateStream), so the
+// small-stream rule (a full trial to weigh zstd's smaller tables) does not
+// apply; only the scan decides.
+Plan MakePlan(const uint8_t* data, size_t n, int level, StreamHint hint, bool estimating = false) {
   Plan pl;
   if (n > 0) {
     bool same = true;
@@ -136,8 +141,16 @@ Plan MakePlan(const uint8_t* data, size_t n, int level, StreamHint hint) {
   // The cheap scan first: most planes (i.i.d. exponents and deltas) have no
   // matches, and only small streams need the full trial's size anyway.
   size_t scan_window = 0;
-  const bool matches = n <= kTrialBytes ||
-                       double(ZstdTrial(data, n, kScanLevel, &scan_window)) < kNoMatches * double(scan_window);
+  bool matches = (n <= kTrialBytes && !estimating) ||
+                 double(ZstdTrial(data, n, kScanLevel, &scan_window)) < kNoMatches * double(scan_window);
+  bool window_hist = false;
+  if (matches && n > kTrialBytes) {
+    // Runs of one dominant byte (the top plane of a delta) are matches too,
+    // but order-0 rANS codes them in a fraction of a bit each: no full trial.
+    entropy::Histogram(data + (n - scan_window) / 2, scan_window, pl.hist);
+    window_hist = true;
+    matches = entropy::DominantSymbol(pl.hist, scan_window, kDominantOnly) < 0;
+  }
   if (matches) {
     pl.trial = ZstdTrial(data, n, std::min(level, kTrialMaxLevel), &pl.window);
     entropy::Histogram(data + (n - pl.window) / 2, pl.window, pl.hist);
@@ -148,14 +161,14 @@ Plan MakePlan(const uint8_t* data, size_t n, int level, StreamHint hint) {
     }
   } else {
     pl.window = scan_window;
-    entropy::Histogram(data + (n - pl.window) / 2, pl.window, pl.hist);
+    if (!window_hist) entropy::Histogram(data + (n - pl.window) / 2, pl.window, pl.hist);
   }
   // When the trial saw the whole stream (small streams), its size is the bar:
   // rANS's table (up to ~700 bytes) can outweigh zstd's compact Huffman
   // header there, and then zstd is kept.
   pl.kind = Plan::kRans;
-  const bool whole = pl.window == n;
-  if (!whole) entropy::Histogram(data, n, pl.hist, entropy::DominantSymbol(pl.hist, pl.window, kDominantShare));
+  const bool whole = pl.window == n && !estimating;
+  if (pl.window != n) entropy::Histogram(data, n, pl.hist, entropy::DominantSymbol(pl.hist, pl.window, kDominantShare));
   pl.rans_limit = whole ? std::min(n, pl.trial) : n;
   pl.zstd_fallback = whole;
   return pl;
@@ -200,7 +213,7 @@ void PutStream(std::vector<uint8_t>& out, const uint8_t* data, size_t n, int lev
 
 StreamEstimate EstimateStream(const uint8_t* data, size_t n, int level, StreamHint hint) {
   constexpr double kHeader = 9;
-  Plan pl = MakePlan(data, n, level, hint);
+  Plan pl = MakePlan(data, n, level, hint, true);
   switch (pl.kind) {
     case Plan::kRepeat: return {0, kHeader + 1};
     case Plan::kRaw: return {double(n), kHeader};
