@@ -22,6 +22,7 @@ import { DTYPES, type DType } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
 import { contentId } from '../hash';
 import { allocLarge } from '../native';
+import { OneInFlight } from '../util/in-flight';
 
 /** The base-query name of a file's skeleton (never a tensor name: those cannot start with '#'). */
 export const SKELETON_NAME = '#skeleton';
@@ -168,12 +169,7 @@ export async function ingestFile(
     // Segment i is hashed, looked up and its base chosen while segment i-1 is
     // encoded and written (the writer runs overlapping puts' pack writes in
     // order) and segment i+1 is read: at most three segments are in memory.
-    let inflight: Promise<void> | null = null;
-    const settle = async () => {
-      const p = inflight;
-      inflight = null;
-      if (p) await p;
-    };
+    const inflight = new OneInFlight();
     try {
       for (let i = 0; i < planned.length; i++) {
         const p = planned[i];
@@ -192,23 +188,22 @@ export async function ingestFile(
         const q: BaseQuery = { path: relPath, name: p.name, dtype: p.dtype, shape: p.shape, tensor: t, id };
         const fresh = !(await writer.has(id));
         const base = findBase && fresh ? await findBase(q) : null;
-        await settle();
+        await inflight.settle();
         const slot = segments.length;
         segments.push({ offset: p.offset, length: p.length, object: id, dtype: p.dtype, shape: p.shape });
         // `buf` is a fresh buffer nobody else writes: the writer may cache it without a copy.
         const put = writer.put(t, base, id, fresh ? hooks.attrs?.(q) : undefined, { owned: true });
-        inflight = put.then(async (r) => {
+        inflight.start(put.then(async (r) => {
           count(r);
           if (r.stored) await hooks.stored?.(q, r);
           segments[slot].object = r.id;
-        });
-        inflight.catch(() => undefined);
+        }));
         pos = p.offset + p.length;
       }
-      await settle();
+      await inflight.settle();
     } finally {
-      // Never leave a put running behind an error (its failure is the one already thrown, or moot).
-      if (inflight) await (inflight as Promise<void>).catch(() => undefined);
+      // Never leave a put running behind an error.
+      await inflight.drain();
     }
     if (pos < layout.fileSize) {
       const tail = Buffer.allocUnsafe(layout.fileSize - pos);

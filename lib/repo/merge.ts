@@ -51,6 +51,7 @@ import type { ObjectReader, ObjectWriter } from './objects';
 import type { Repository } from './repository';
 import { readIndex, statOf, updateIndex } from './staging';
 import { sha256File } from './worktree';
+import { OneInFlight } from '../util/in-flight';
 
 // ---- options and reports ---------------------------------------------------------------------
 
@@ -353,12 +354,7 @@ class Planner {
       const v = sideOf[side].get(name);
       if (v) result.set(name, { dtype: v.dtype, shape: v.shape, src: { side, v } });
     };
-    let inflight: Promise<void> | null = null;
-    const settle = async () => {
-      const p = inflight;
-      inflight = null;
-      if (p) await p;
-    };
+    const inflight = new OneInFlight();
     try {
     for (const c of classifyTensors(bv, ov, tv)) {
       if (!isConflict(c.kind)) {
@@ -393,15 +389,14 @@ class Planner {
             // bytes we hold (no second decode); splice reuses the object.
             // One put in flight: it encodes while the next conflict is decoded and merged.
             const seg = o.segments[oursTe.segment];
-            await settle();
+            await inflight.settle();
             const put = this.writer.put(tensor(seg.dtype as DType, seg.shape, merged.data), { id: seg.object, tensor: tensor(seg.dtype as DType, seg.shape, ours.data) }, undefined, undefined, { owned: true });
             const hold = this.held + merged.data.byteLength <= MERGE_HOLD_BYTES;
             if (hold) this.held += merged.data.byteLength;
-            inflight = put.then((r) => {
+            inflight.start(put.then((r) => {
               src.id = r.id;
               if (!hold) src.merged = null;
-            });
-            inflight.catch(() => undefined);
+            }));
           }
           result.set(c.name, { dtype: merged.dtype, shape: merged.shape, src });
           rec.resolvedBy = s;
@@ -414,9 +409,9 @@ class Planner {
       if (rec.resolvedBy === null && this.cfg.keepUnresolved) take(c.name, 'ours');
       this.record(rec);
     }
-    await settle();
+    await inflight.settle();
     } finally {
-      if (inflight) await (inflight as Promise<void>).catch(() => undefined);
+      await inflight.drain();
     }
     // Which side's layout (skeleton + segments) can carry the result?
     const fits = (sv: Map<string, Version>): boolean => {

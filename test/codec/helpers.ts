@@ -1,18 +1,11 @@
 // Seeded data for the codec tests: deterministic PRNG, trained-like floats,
 // and every special bit pattern of each float dtype.
+import { rng } from '../../bench/lib/weights';
 import { DTYPES, type DType } from '../../lib/tensor/dtype';
 import type { Tensor } from '../../lib/tensor/tensor';
 
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The seeded generator is the benches' (one definition for generated data).
+export { rng };
 
 export function gaussian(n: number, scale: number, seed: number): Float32Array {
   const r = rng(seed);
