@@ -11,7 +11,6 @@
 #include <mutex>
 #include <type_traits>
 
-
 #include "kernels/codec_internal.h"
 #include "kernels/parallel.h"
 #include "kernels/planes.h"
@@ -87,8 +86,6 @@ Scratch& Tls() {
   return s;
 }
 
-// Transform and plane split (or join and inverse): kernels/planes.h.
-
 // Transforms a chunk against its base and splits it into byte planes in the
 // calling thread's scratch: dst[p] (n bytes) is plane p, most significant first.
 void SplitToScratch(Codec c, DType d, const uint8_t* t, const uint8_t* b, size_t n, uint8_t* dst[8]) {
@@ -103,21 +100,55 @@ void SplitToScratch(Codec c, DType d, const uint8_t* t, const uint8_t* b, size_t
 // always worth a coder; the others may be mantissa noise.
 StreamHint PlaneHint(size_t p) { return p == 0 ? kHintCompress : kHintAuto; }
 
-template <typename U>
-void EncodeElemChunkT(Codec c, DType d, const uint8_t* t, const uint8_t* b, size_t n, int level,
-                      std::vector<uint8_t>* out) {
+// The plane codecs (PLANES and the element deltas): transform + byte-plane
+// split, then one stream per plane. With threads > 1 the planes of the chunk
+// are coded on different threads (a tensor with fewer chunks than threads,
+// see PlaneParallel); the bytes are the same either way.
+void EncodePlanes(Codec c, DType d, const uint8_t* t, const uint8_t* b, size_t n, int level, int threads,
+                  std::vector<uint8_t>* out) {
+  const size_t w = DTypeSize(d);
   uint8_t* dst[8];
   SplitToScratch(c, d, t, b, n, dst);
-  for (size_t p = 0; p < sizeof(U); ++p) PutStream(*out, dst[p], n, level, PlaneHint(p));
+  if (threads == 1) {
+    for (size_t p = 0; p < w; ++p) PutStream(*out, dst[p], n, level, PlaneHint(p));
+    return;
+  }
+  std::vector<std::vector<uint8_t>> streams(w);
+  ParallelFor(w, [&](size_t p) { PutStream(streams[p], dst[p], n, level, PlaneHint(p)); }, threads);
+  for (auto& st : streams) out->insert(out->end(), st.begin(), st.end());
 }
 
-template <typename U>
-Err DecodeElemChunkT(Codec c, DType d, Reader& r, const uint8_t* b, size_t n, uint8_t* out) {
-  Scratch& s = Tls();
-  if (s.planes.size() < sizeof(U)) s.planes.resize(sizeof(U));
+Err DecodePlanes(Codec c, DType d, Reader& r, const uint8_t* b, size_t n, uint8_t* out, int threads) {
+  const size_t w = DTypeSize(d);
+  // Locate the w streams (u8 mode, u32 raw length, u32 stored length, bytes).
+  std::vector<Reader> streams;
+  for (size_t p = 0; p < w; ++p) {
+    const size_t at = r.pos;
+    uint8_t mode;
+    uint32_t raw, stored;
+    const uint8_t* body;
+    if (!r.U8(&mode) || !r.U32(&raw) || !r.U32(&stored) || !r.Bytes(stored, &body)) return Corrupt("truncated stream");
+    streams.emplace_back(r.p + at, r.pos - at);
+  }
+  // The calling thread's plane buffers (it waits for the loops), bound here:
+  // naming Tls() inside the lambdas would give each pool thread its own.
+  std::vector<std::vector<uint8_t>>& bufs = Tls().planes;
+  if (bufs.size() < w) bufs.resize(w);
   const uint8_t* ptr[8];
-  for (size_t p = 0; p < sizeof(U); ++p) CORAL_TRY(GetStream(r, n, s.planes[p], &ptr[p]));
-  coral::planes::JoinInverse(c, d, ptr, b, n, out);
+  std::vector<Err> errs(w);
+  ParallelFor(w, [&](size_t p) { errs[p] = GetStream(streams[p], n, bufs[p], &ptr[p]); }, threads);
+  for (auto& e : errs) CORAL_TRY(e);
+  // The join, in cache-sized element blocks across the threads.
+  constexpr size_t kJoinBlock = size_t(1) << 15;
+  ParallelFor(
+      (n + kJoinBlock - 1) / kJoinBlock,
+      [&](size_t k) {
+        const size_t i = k * kJoinBlock, m = std::min(kJoinBlock, n - i);
+        const uint8_t* src[8];
+        for (size_t p = 0; p < w; ++p) src[p] = ptr[p] + i;
+        coral::planes::JoinInverse(c, d, src, b ? b + i * w : nullptr, m, out + i * w);
+      },
+      threads);
   return Err::Ok();
 }
 
@@ -205,7 +236,7 @@ void EncodeChunk(Codec c, DType d, const uint8_t* t, const uint8_t* b, uint64_t 
       SparseEncodeChunk(t, b, d, start, n, pos, level, out);
       break;
     }
-    default: CORAL_BY_WIDTH(w, EncodeElemChunkT, c, d, t, b, n, level, out);
+    default: EncodePlanes(c, d, t, b, n, level, 1, out);
   }
 }
 
@@ -225,86 +256,10 @@ Err DecodeChunk(Codec c, DType d, Reader& r, const uint8_t* b, uint64_t start, s
       Scratch& s = Tls();
       return SparseDecodeChunk(r, b, d, start, n, out, s.b);
     }
-    default: {
-      Err e;
-      switch (w) {
-        case 1: e = DecodeElemChunkT<uint8_t>(c, d, r, b, n, out); break;
-        case 2: e = DecodeElemChunkT<uint16_t>(c, d, r, b, n, out); break;
-        case 4: e = DecodeElemChunkT<uint32_t>(c, d, r, b, n, out); break;
-        default: e = DecodeElemChunkT<uint64_t>(c, d, r, b, n, out); break;
-      }
-      return e;
-    }
+    default: return DecodePlanes(c, d, r, b, n, out, 1);
   }
 }
 
-// ---- plane-parallel chunks -----------------------------------------------------------------
-// A tensor with fewer chunks than threads (up to a few MiB) would leave
-// threads idle; its chunks are instead coded one at a time with their planes
-// on different threads. The bytes are those of the serial coder.
-
-bool IsPlaneCodec(Codec c) {
-  return c == Codec::PLANES || c == Codec::DELTA_XOR || c == Codec::DELTA_ORDERED || c == Codec::DELTA_EXPMANT;
-}
-bool PlaneParallel(Codec c, DType d, uint64_t nchunks, int threads) {
-  const int t = threads ? threads : MaxThreads();
-  return IsPlaneCodec(c) && DTypeSize(d) > 1 && nchunks < uint64_t(t);
-}
-
-void EncodePlanesParallel(Codec c, DType d, const uint8_t* t, const uint8_t* b, size_t n, int level, int threads,
-                          std::vector<uint8_t>* out) {
-  const size_t w = DTypeSize(d);
-  uint8_t* dst[8];
-  SplitToScratch(c, d, t, b, n, dst);
-  std::vector<std::vector<uint8_t>> streams(w);
-  ParallelFor(w, [&](size_t p) { PutStream(streams[p], dst[p], n, level, PlaneHint(p)); }, threads);
-  for (auto& st : streams) out->insert(out->end(), st.begin(), st.end());
-}
-
-Err DecodePlanesParallel(Codec c, DType d, Reader& r, const uint8_t* b, size_t n, uint8_t* out, int threads) {
-  const size_t w = DTypeSize(d);
-  // Locate the w streams (u8 mode, u32 raw length, u32 stored length, bytes).
-  std::vector<Reader> streams;
-  for (size_t p = 0; p < w; ++p) {
-    const size_t at = r.pos;
-    uint8_t mode;
-    uint32_t raw, stored;
-    const uint8_t* body;
-    if (!r.U8(&mode) || !r.U32(&raw) || !r.U32(&stored) || !r.Bytes(stored, &body)) return Corrupt("truncated stream");
-    streams.emplace_back(r.p + at, r.pos - at);
-  }
-  // The calling thread's plane buffers (it waits for the loop). Bound to a
-  // reference here: naming the thread_local inside the lambda would give each
-  // pool thread its own, empty one.
-  thread_local std::vector<std::vector<uint8_t>> caller_bufs;
-  std::vector<std::vector<uint8_t>>& bufs = caller_bufs;
-  if (bufs.size() < w) bufs.resize(w);
-  const uint8_t* ptr[8];
-  std::vector<Err> errs(w);
-  ParallelFor(
-      w,
-      [&](size_t p) {
-        try {
-          errs[p] = GetStream(streams[p], n, bufs[p], &ptr[p]);
-        } catch (const std::bad_alloc&) {
-          errs[p] = Err::Make(Status::OutOfMemory, "out of memory decoding a plane");
-        }
-      },
-      threads);
-  for (auto& e : errs) CORAL_TRY(e);
-  // The join, in cache-sized element blocks across the threads.
-  constexpr size_t kJoinBlock = size_t(1) << 15;
-  ParallelFor(
-      (n + kJoinBlock - 1) / kJoinBlock,
-      [&](size_t k) {
-        const size_t i = k * kJoinBlock, m = std::min(kJoinBlock, n - i);
-        const uint8_t* src[8];
-        for (size_t p = 0; p < w; ++p) src[p] = ptr[p] + i;
-        coral::planes::JoinInverse(c, d, src, b ? b + i * w : nullptr, m, out + i * w);
-      },
-      threads);
-  return Err::Ok();
-}
 
 uint64_t Numel(const std::vector<uint64_t>& shape, bool* overflow) {
   uint64_t n = 1;
@@ -362,6 +317,15 @@ void GiveBufs(std::vector<std::vector<uint8_t>>* parts) {
   parts->clear();
 }
 
+// A tensor with fewer chunks than threads would leave threads idle: its
+// chunks are coded one at a time, each with its planes spread over the threads.
+bool PlaneParallel(Codec c, DType d, uint64_t nchunks, int threads) {
+  const bool planes = c == Codec::PLANES || c == Codec::DELTA_XOR || c == Codec::DELTA_ORDERED ||
+                      c == Codec::DELTA_EXPMANT;
+  const int t = threads ? threads : MaxThreads();
+  return planes && DTypeSize(d) > 1 && nchunks < uint64_t(t);
+}
+
 // Chunked lossless payload; the chunk split depends only on chunk_elems.
 void EncodeChunkedParts(Codec c, const TensorView& t, const uint8_t* b, uint32_t chunk, int level, int threads,
                         std::vector<std::vector<uint8_t>>* parts) {
@@ -377,7 +341,7 @@ void EncodeChunkedParts(Codec c, const TensorView& t, const uint8_t* b, uint32_t
     (*parts)[k] = TakeBuf(want);
     (*parts)[k].reserve(want);
     const uint8_t* tb = b ? b + s * w : nullptr;
-    if (by_plane) EncodePlanesParallel(c, t.dtype, t.data + s * w, tb, len, level, threads, &(*parts)[k]);
+    if (by_plane) EncodePlanes(c, t.dtype, t.data + s * w, tb, len, level, threads, &(*parts)[k]);
     else EncodeChunk(c, t.dtype, t.data + s * w, tb, s, len, level, &(*parts)[k]);
   };
   if (by_plane)
@@ -404,7 +368,7 @@ Err DecodeChunked(const ObjectInfo& info, const uint8_t* payload, size_t pn, con
     Err e;
     try {
       const uint8_t* cb = b ? b + s * w : nullptr;
-      e = by_plane ? DecodePlanesParallel(info.codec, info.dtype, r, cb, len, out + s * w, threads)
+      e = by_plane ? DecodePlanes(info.codec, info.dtype, r, cb, len, out + s * w, threads)
                    : DecodeChunk(info.codec, info.dtype, r, cb, s, len, out + s * w);
       if (e.ok() && r.left() != 0) e = Corrupt("trailing bytes in chunk");
     } catch (const std::bad_alloc&) {
@@ -623,10 +587,10 @@ Err SparseDecodeChunk(Reader& r, const uint8_t* b, DType d, uint64_t start, size
 namespace codec {
 
 void PutF32Planes(std::vector<uint8_t>& out, const float* v, size_t n, int level) {
-  EncodeElemChunkT<uint32_t>(Codec::PLANES, DType::F32, reinterpret_cast<const uint8_t*>(v), nullptr, n, level, &out);
+  EncodePlanes(Codec::PLANES, DType::F32, reinterpret_cast<const uint8_t*>(v), nullptr, n, level, 1, &out);
 }
 Err GetF32Planes(Reader& r, size_t n, float* out) {
-  return DecodeElemChunkT<uint32_t>(Codec::PLANES, DType::F32, r, nullptr, n, reinterpret_cast<uint8_t*>(out));
+  return DecodePlanes(Codec::PLANES, DType::F32, r, nullptr, n, reinterpret_cast<uint8_t*>(out), 1);
 }
 Err DecodeChunkedPayload(const ObjectInfo& info, const uint8_t* payload, size_t pn, const uint8_t* b, uint8_t* out,
                          int threads) {

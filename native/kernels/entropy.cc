@@ -20,7 +20,7 @@ constexpr size_t kBitmapBytes = 32;
 constexpr size_t kStateBytes = 4 * kLanes;
 // A symbol with at least 15/16 of the scale is "dominant": runs of 8 lanes
 // holding it are common enough for the AVX2 loops' fast paths to pay.
-constexpr uint32_t kDominantF = kScale - kScale / 16;
+constexpr double kDominantShare = 1.0 - 1.0 / 16;
 
 bool UseAvx2() { return CpuUseAvx2(); }
 
@@ -261,10 +261,7 @@ bool RansEncode(const uint8_t* data, size_t n, const uint32_t hist[256], size_t 
   }
   size_t g = groups;
   if (ok && UseAvx2()) {
-    int top = 0;
-    for (int s = 1; s < 256; ++s)
-      if (f[s] > f[top]) top = s;
-    g = entropy_impl::RansEncodeGroupsAvx2(et, x, &p, lo, data, groups, f[top] >= kDominantF ? top : -1);
+    g = entropy_impl::RansEncodeGroupsAvx2(et, x, &p, lo, data, groups, DominantSymbol(f, kScale, kDominantShare));
   }
   while (ok && g > 0) {
     --g;
@@ -340,14 +337,11 @@ Err RansDecode(const uint8_t* src, size_t sn, uint8_t* dst, size_t n) {
   if (UseAvx2()) {
     // A dominant symbol (low-entropy planes) lets most vectors skip the
     // table gather.
-    int top = present[0];
-    for (int j = 1; j < k; ++j)
-      if (f[present[j]] > f[top]) top = present[j];
-    const uint32_t dom_f = f[top] >= kDominantF ? f[top] : 0;
+    const int top = DominantSymbol(f, kScale, kDominantShare);
     uint32_t dom_cum = 0;
     for (int s = 0; s < top; ++s) dom_cum += f[s];
-    g = entropy_impl::RansDecodeGroupsAvx2(tab, x, &p, end, dst, groups, dom_cum, dom_f,
-                                           uint32_t(top) | (f[top] << 20));
+    g = entropy_impl::RansDecodeGroupsAvx2(tab, x, &p, end, dst, groups, dom_cum, top < 0 ? 0 : f[top],
+                                           top < 0 ? 0 : uint32_t(top) | (f[top] << 20));
   }
   // Fast path: at most one word per symbol, so 2 * kLanes bytes left cover a group.
   for (; g < groups && size_t(end - p) >= 2 * kLanes; ++g) {
