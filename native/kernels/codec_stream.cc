@@ -31,6 +31,9 @@ ZSTD_DCtx* Dctx() {
 
 enum : uint8_t { kModeRaw = 0, kModeZstd = 1, kModeRepeat = 2, kModeRans = 3 };
 
+// u8 mode, u32 raw length, u32 stored length.
+constexpr size_t kStreamHeader = 9;
+
 void PutHeader(std::vector<uint8_t>& out, uint8_t mode, uint32_t raw, uint32_t stored) {
   PutU8(out, mode);
   PutU32(out, raw);
@@ -195,7 +198,7 @@ void PutStream(std::vector<uint8_t>& out, const uint8_t* data, size_t n, int lev
       const size_t at = out.size();
       PutHeader(out, kModeRans, raw, 0);
       if (entropy::RansEncode(data, n, pl.hist, pl.rans_limit, &out)) {
-        const uint32_t stored = static_cast<uint32_t>(out.size() - at - 9);
+        const uint32_t stored = static_cast<uint32_t>(out.size() - at - kStreamHeader);
         for (int i = 0; i < 4; ++i) out[at + 5 + i] = uint8_t(stored >> (8 * i));
         return;
       }
@@ -212,7 +215,7 @@ void PutStream(std::vector<uint8_t>& out, const uint8_t* data, size_t n, int lev
 }
 
 StreamEstimate EstimateStream(const uint8_t* data, size_t n, int level, StreamHint hint) {
-  constexpr double kHeader = 9;
+  constexpr double kHeader = kStreamHeader;
   Plan pl = MakePlan(data, n, level, hint, true);
   switch (pl.kind) {
     case Plan::kRepeat: return {0, kHeader + 1};
