@@ -117,8 +117,8 @@ const commands: Record<string, Command> = {
 
   add: {
     summary: 'Stage checkpoint files (stored as skeleton + deduplicated tensors)',
-    usage: 'coral add <path>...',
-    options: { ...JSON_OPT },
+    usage: 'coral add [-f|--force] [--strict] <path>...',
+    options: { force: { type: 'boolean', short: 'f' }, strict: { type: 'boolean' }, ...JSON_OPT },
     async run(ctx) {
       const paths = [...ctx.args, ...ctx.rest];
       if (!paths.length) throw new UsageError('nothing specified, nothing added; usage: coral add <path>...');
@@ -127,6 +127,8 @@ const commands: Record<string, Command> = {
         let n = 0;
         const r = await repo.add(resolvePaths(ctx, paths), {
           onFile: (rel) => progress.update(++n, n, rel),
+          force: !!ctx.flags.force,
+          strict: !!ctx.flags.strict,
         });
         progress.done();
         if (ctx.flags.json) return printJson(ctx, r);
@@ -134,7 +136,8 @@ const commands: Record<string, Command> = {
           print(
             ctx,
             `added ${f.path}: ${humanBytes(f.bytes)}, ${f.segments} tensors, ${f.storedObjects} new objects ` +
-              `(${f.deltaObjects} deltas, ${humanBytes(f.storedBytes)} stored), ${f.dedupedObjects} deduplicated`,
+              `(${f.deltaObjects} deltas, ${humanBytes(f.storedBytes)} stored), ${f.dedupedObjects} deduplicated` +
+              (f.plainFile ? `\n  ${f.path}: stored as a plain file: ${f.plainFile}` : ''),
           );
       });
     },
