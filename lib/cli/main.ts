@@ -11,6 +11,7 @@ import { diffSides, type FileChange } from '../repo/diff';
 import { fsck, gc, parsePruneExpire, stats } from '../repo/maintenance';
 import { Repository } from '../repo/repository';
 import { readIndex } from '../repo/staging';
+import { isSymlinkEntry, symlinkTarget } from '../repo/symlink';
 import { mergeCommand } from './merge-command';
 import { similarCommand } from './similar-command';
 import type { Command, Ctx, Flags, OptSpec } from './command';
@@ -75,7 +76,10 @@ function renderChanges(ctx: Ctx, changes: FileChange[], opts: { stat?: boolean }
   for (const f of changes) {
     const mark = f.change === 'added' ? paint(io, 'green', 'A') : f.change === 'removed' ? paint(io, 'red', 'D') : paint(io, 'yellow', 'M');
     const sizes = f.change === 'modified' ? `${humanBytes(f.oldSize!)} -> ${humanBytes(f.newSize!)}` : humanBytes((f.newSize ?? f.oldSize)!);
-    print(ctx, `${mark} ${paint(io, 'bold', f.path)}  (${f.format}, ${sizes})`);
+    const target = f.newTarget ?? f.oldTarget;
+    const kind = target === undefined ? `${f.format}, ${sizes}`
+      : `symlink -> ${target}${f.oldTarget !== undefined && f.newTarget !== undefined ? `, was -> ${f.oldTarget}` : ''}`;
+    print(ctx, `${mark} ${paint(io, 'bold', f.path)}  (${kind})`);
     if (opts.stat) {
       const n = (k: string) => f.tensors.filter((t) => t.change === k).length;
       print(ctx, `    tensors: ${n('added')} added, ${n('removed')} removed, ${n('modified')} modified`);
@@ -296,6 +300,11 @@ const commands: Record<string, Command> = {
           const tree = await repo.treeOf(rev);
           const e = tree.files[rel];
           if (!e) throw new InvalidArgumentError(`path '${rel}' does not exist in '${rev}'`);
+          if (isSymlinkEntry(e)) {
+            const target = (await symlinkTarget(repo.reader, e)).toString();
+            if (ctx.flags.json) return printJson(ctx, { path: rel, format: e.format, size: e.size, sha256: e.sha256, target, tensors: [] });
+            return print(ctx, `${rel} -> ${target}  (symlink)`);
+          }
           const tensors = [];
           for (const t of e.tensors) {
             const seg = e.segments[t.segment];

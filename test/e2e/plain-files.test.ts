@@ -64,6 +64,10 @@ describe('unparsable checkpoints are stored as plain files', () => {
     roundTrip(d, ['cut.safetensors', 'odd.safetensors', 'good.safetensors', 'train.py']);
     const show = JSON.parse(ok(d, ['show', 'HEAD:odd.safetensors', '--json']));
     expect(show.format).toBe('raw');
+    // Diff against the worktree reads a plain file as a plain file (no parser error).
+    fs.writeFileSync(path.join(d, 'cut.safetensors'), full.subarray(0, full.length - 2000));
+    const diff = JSON.parse(ok(d, ['diff', '--json']));
+    expect(diff).toEqual([expect.objectContaining({ path: 'cut.safetensors', change: 'modified', tensors: [] })]);
   });
 
   it('prints "stored as a plain file: <reason>"; --strict refuses with the parser\'s error code', () => {
