@@ -689,7 +689,7 @@ export class Repository {
       for (const [p, e] of Object.entries(to.files)) {
         let stat = null;
         try {
-          stat = statOf(await fsp.stat(this.absPath(p)));
+          stat = statOf(await fsp.lstat(this.absPath(p)));
         } catch {
           stat = null;
         }
@@ -715,7 +715,7 @@ export class Repository {
       }
     }
     await updateIndex(this.layout, async (ix) => {
-      for (const f of written) ix.files[f] = { entry: tree.files[f], stat: statOf(await fsp.stat(this.absPath(f))) };
+      for (const f of written) ix.files[f] = { entry: tree.files[f], stat: statOf(await fsp.lstat(this.absPath(f))) };
     });
     return { head: (await this.headCommit()) ?? id, branch: await this.currentBranch(), written, removed: [] };
   }

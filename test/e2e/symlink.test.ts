@@ -56,6 +56,11 @@ describe('symlinks', () => {
     expect(fs.readlinkSync(path.join(d, 'dangling'))).toBe('does/not/exist');
     expect(isLink(path.join(d, 'runs/7/model.safetensors'))).toBe(false);
     expect(JSON.parse(ok(d, ['status', '--json'])).files).toEqual([]);
+    // Restoring one path recreates a dangling link too.
+    fs.rmSync(path.join(d, 'dangling'));
+    ok(d, ['checkout', 'HEAD', '--', 'dangling']);
+    expect(fs.readlinkSync(path.join(d, 'dangling'))).toBe('does/not/exist');
+    expect(JSON.parse(ok(d, ['status', '--json'])).files).toEqual([]);
   });
 
   it('status compares the target; diff describes it; a file behind a linked directory is refused', () => {
