@@ -15,7 +15,7 @@
 import * as crypto from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import { FormatError } from '../errors';
-import { scanCheckpoint, type CheckpointLayout } from '../formats';
+import type { CheckpointLayout } from '../formats';
 import { scanOrPlain } from './plain';
 import type { FileEntry, SegmentEntry, TensorEntry } from '../models/tree';
 import type { ObjectWriter, PutResult } from '../repo/objects';
