@@ -15,9 +15,7 @@
  * if (plainFile) console.log(`model.pt: stored as a plain file: ${plainFile}`);
  */
 import * as path from 'node:path';
-import {
-  CoralError, FormatError, LimitExceededError, UnsafePickleError, UnsupportedFormatError,
-} from '../errors';
+import { CoralError, FormatError, LimitExceededError, UnsafePickleError, UnsupportedFormatError } from '../errors';
 import { scanCheckpoint, type CheckpointLayout } from '../formats';
 
 /** Extensions that promise a checkpoint: a file with one that does not parse gets a reason. */
@@ -64,7 +62,9 @@ export async function scanOrPlain(absPath: string, relPath: string, opts: { stri
   if (layout.format === 'raw' && CHECKPOINT_EXTENSIONS.has(ext)) {
     const reason = `not recognised as a .${ext} checkpoint`;
     if (opts.strict)
-      throw new UnsupportedFormatError(`${relPath}: ${reason}; without --strict it would be stored as a plain file`, { path: relPath });
+      throw new UnsupportedFormatError(`${relPath}: ${reason}; without --strict it would be stored as a plain file`, {
+        path: relPath,
+      });
     return { layout, plainFile: reason };
   }
   return { layout };

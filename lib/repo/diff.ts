@@ -8,7 +8,7 @@
  */
 import * as fsp from 'node:fs/promises';
 import { contentId } from '../hash';
-import { scanCheckpoint, tensorFromSegment, readSegment } from '../formats';
+import { tensorFromSegment, readSegment } from '../formats';
 import type { FileEntry, Tree } from '../models/tree';
 import { ASYNC_THRESHOLD_BYTES, callAsync, native } from '../native';
 import { DTYPES, type DType } from '../tensor/dtype';

@@ -39,7 +39,10 @@ export class IgnoreRules {
   private readonly dirs = new Map<string, Promise<Ignore | null>>();
   private readonly files: string[];
 
-  constructor(readonly worktree: string, opts: { useGitignore?: boolean } = {}) {
+  constructor(
+    readonly worktree: string,
+    opts: { useGitignore?: boolean } = {},
+  ) {
     this.files = opts.useGitignore === false ? [CORALIGNORE] : [GITIGNORE, CORALIGNORE];
   }
 
@@ -105,7 +108,8 @@ export async function walkWorktree(worktree: string, dir: string, opts: WalkOpti
   const tracked = opts.tracked ?? new Set<string>();
   // Directories that hold tracked files: an ignored one is still entered for those.
   const trackedDirs = new Set<string>();
-  for (const f of tracked) for (let i = f.indexOf('/'); i >= 0; i = f.indexOf('/', i + 1)) trackedDirs.add(f.slice(0, i));
+  for (const f of tracked)
+    for (let i = f.indexOf('/'); i >= 0; i = f.indexOf('/', i + 1)) trackedDirs.add(f.slice(0, i));
   const walk = async (d: string, ignoredAbove: boolean) => {
     let ents;
     try {
@@ -129,6 +133,11 @@ export async function walkWorktree(worktree: string, dir: string, opts: WalkOpti
       }
     }
   };
-  await walk(dir, !!opts.rules && dir !== worktree && (await opts.rules.ignores(path.relative(worktree, dir).split(path.sep).join('/'), true)));
+  await walk(
+    dir,
+    !!opts.rules &&
+      dir !== worktree &&
+      (await opts.rules.ignores(path.relative(worktree, dir).split(path.sep).join('/'), true)),
+  );
   return out.sort();
 }

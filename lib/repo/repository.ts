@@ -277,12 +277,7 @@ export class Repository {
       const rel = abs === this.worktree ? '' : this.relPath(abs);
       if (rel) await this.checkNotBeyondSymlink(rel, p);
       // lstat: a symlink is recorded as a link, never followed (lib/repo/symlink.ts).
-      let st: fs.Stats | null = null;
-      try {
-        st = await fsp.lstat(abs);
-      } catch {
-        st = null;
-      }
+      const st = await fsp.lstat(abs).catch(() => null);
       const under = (f: string) => rel === '' || f === rel || f.startsWith(`${rel}/`);
       if (!st) {
         const gonePaths = [...tracked].filter(under);

@@ -52,11 +52,21 @@ export async function ingestSymlink(
   const target = await readLinkBytes(absPath);
   const r = await writer.put(tensor('U8', [target.length], target), null, undefined, undefined, { owned: true });
   const entry: FileEntry = {
-    format: SYMLINK_FORMAT, size: target.length, sha256: sha256(target), skeleton: r.id, segments: [], tensors: [],
+    format: SYMLINK_FORMAT,
+    size: target.length,
+    sha256: sha256(target),
+    skeleton: r.id,
+    segments: [],
+    tensors: [],
   };
   const report: IngestReport = {
-    path: relPath, bytes: target.length, segments: 0,
-    storedObjects: r.stored ? 1 : 0, dedupedObjects: r.stored ? 0 : 1, deltaObjects: 0, storedBytes: r.stored ? r.storedSize : 0,
+    path: relPath,
+    bytes: target.length,
+    segments: 0,
+    storedObjects: r.stored ? 1 : 0,
+    dedupedObjects: r.stored ? 0 : 1,
+    deltaObjects: 0,
+    storedBytes: r.stored ? r.storedSize : 0,
   };
   return { entry, report };
 }
@@ -65,9 +75,13 @@ export async function ingestSymlink(
 export async function symlinkTarget(reader: ObjectReader, entry: FileEntry): Promise<Buffer> {
   const data = Buffer.from((await reader.tensor(entry.skeleton)).data);
   if (data.length !== entry.size || sha256(data) !== entry.sha256)
-    throw new ChecksumMismatchError(`symlink target object ${entry.skeleton} does not match its committed sha256 (${entry.sha256})`, {
-      expected: entry.sha256, actual: sha256(data),
-    });
+    throw new ChecksumMismatchError(
+      `symlink target object ${entry.skeleton} does not match its committed sha256 (${entry.sha256})`,
+      {
+        expected: entry.sha256,
+        actual: sha256(data),
+      },
+    );
   return data;
 }
 

@@ -57,7 +57,15 @@ function project(): string {
 describe('ignore files', () => {
   it('add . and the untracked list skip ignored paths, with nested files and negations as git does', () => {
     const d = project();
-    const expected = ['.coralignore', '.gitignore', 'b.tmp', 'keep.py', 'model.npy', 'runs/.coralignore', 'runs/keep.log'];
+    const expected = [
+      '.coralignore',
+      '.gitignore',
+      'b.tmp',
+      'keep.py',
+      'model.npy',
+      'runs/.coralignore',
+      'runs/keep.log',
+    ];
     expect(untracked(d)).toEqual(expected);
     ok(d, ['add', '.']);
     expect(staged(d)).toEqual(expected);
@@ -84,9 +92,15 @@ describe('ignore files', () => {
     ok(d, ['commit', '-m', 'forced']);
     // A tracked file matching a pattern: status reports its edit, add . stages it, naming it works.
     write(d, { 'train.py': 'print(3)\n' });
-    expect(JSON.parse(ok(d, ['status', '--json'])).files).toEqual([{ path: 'train.py', staged: null, unstaged: 'modified' }]);
+    expect(JSON.parse(ok(d, ['status', '--json'])).files).toEqual([
+      { path: 'train.py', staged: null, unstaged: 'modified' },
+    ]);
     ok(d, ['add', '.']);
-    expect(JSON.parse(ok(d, ['status', '--json'])).files).toContainEqual({ path: 'train.py', staged: 'modified', unstaged: null });
+    expect(JSON.parse(ok(d, ['status', '--json'])).files).toContainEqual({
+      path: 'train.py',
+      staged: 'modified',
+      unstaged: null,
+    });
     write(d, { 'train.py': 'print(4)\n', 'wandb/run-1/files.txt': 'w2' });
     ok(d, ['add', 'train.py', 'wandb']);
     expect(staged(d)).toContain('wandb/run-1/files.txt');

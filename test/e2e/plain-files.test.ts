@@ -55,7 +55,13 @@ describe('unparsable checkpoints are stored as plain files', () => {
 
     const r = JSON.parse(ok(d, ['add', '.', '--json'])) as AddJson;
     const note = Object.fromEntries(r.files.map((f) => [f.path, f.plainFile]));
-    expect(Object.keys(note).sort()).toEqual(['config.json', 'cut.safetensors', 'good.safetensors', 'odd.safetensors', 'train.py']);
+    expect(Object.keys(note).sort()).toEqual([
+      'config.json',
+      'cut.safetensors',
+      'good.safetensors',
+      'odd.safetensors',
+      'train.py',
+    ]);
     expect(note['cut.safetensors']).toMatch(/\S/);
     expect(note['odd.safetensors']).toContain('Q4_K');
     expect(note['good.safetensors']).toBeUndefined();
@@ -101,9 +107,12 @@ torch.save(m, sys.argv[1] + '/whole.pt')`,
     expect(out).toMatch(/whole\.pt: stored as a plain file: .*torch\.nn/);
     roundTrip(d, ['whole.pt']);
     // The restored file is the real thing: torch loads it.
-    const loaded = python(`import torch, sys
+    const loaded = python(
+      `import torch, sys
 m = torch.load(sys.argv[1] + '/whole.pt', weights_only=False)
-print(type(m).__name__, len(m))`, [d]);
+print(type(m).__name__, len(m))`,
+      [d],
+    );
     expect(loaded.trim()).toBe('Sequential 3');
   });
 });

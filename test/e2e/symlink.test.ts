@@ -38,7 +38,12 @@ describe('symlinks', () => {
     fs.symlinkSync('does/not/exist', path.join(d, 'dangling'));
     ok(d, ['add', '.']);
     const st = JSON.parse(ok(d, ['status', '--json']));
-    expect(st.files.map((f: { path: string }) => f.path)).toEqual(['current', 'dangling', 'latest.safetensors', 'runs/7/model.safetensors']);
+    expect(st.files.map((f: { path: string }) => f.path)).toEqual([
+      'current',
+      'dangling',
+      'latest.safetensors',
+      'runs/7/model.safetensors',
+    ]);
     expect(st.untracked).toEqual([]);
     ok(d, ['commit', '-m', 'links']);
 
@@ -76,23 +81,37 @@ describe('symlinks', () => {
     // Retarget the link: status and diff compare the link itself, not the file behind it.
     fs.rmSync(path.join(d, 'latest.safetensors'));
     fs.symlinkSync('runs/8/model.safetensors', path.join(d, 'latest.safetensors'));
-    expect(JSON.parse(ok(d, ['status', '--json'])).files).toEqual([{ path: 'latest.safetensors', staged: null, unstaged: 'modified' }]);
+    expect(JSON.parse(ok(d, ['status', '--json'])).files).toEqual([
+      { path: 'latest.safetensors', staged: null, unstaged: 'modified' },
+    ]);
     const diff = JSON.parse(ok(d, ['diff', '--json']));
-    expect(diff).toEqual([expect.objectContaining({
-      path: 'latest.safetensors', change: 'modified', oldTarget: 'runs/7/model.safetensors', newTarget: 'runs/8/model.safetensors', tensors: [],
-    })]);
+    expect(diff).toEqual([
+      expect.objectContaining({
+        path: 'latest.safetensors',
+        change: 'modified',
+        oldTarget: 'runs/7/model.safetensors',
+        newTarget: 'runs/8/model.safetensors',
+        tensors: [],
+      }),
+    ]);
     expect(ok(d, ['diff'])).toContain('(symlink -> runs/8/model.safetensors, was -> runs/7/model.safetensors)');
 
     // Editing the target file does not modify the link.
     fs.rmSync(path.join(d, 'latest.safetensors'));
     fs.symlinkSync('runs/7/model.safetensors', path.join(d, 'latest.safetensors'));
     ckpt(path.join(d, 'runs/7/model.safetensors'), 9);
-    expect(JSON.parse(ok(d, ['status', '--json'])).files).toEqual([{ path: 'runs/7/model.safetensors', staged: null, unstaged: 'modified' }]);
+    expect(JSON.parse(ok(d, ['status', '--json'])).files).toEqual([
+      { path: 'runs/7/model.safetensors', staged: null, unstaged: 'modified' },
+    ]);
 
     // A regular file where the link was is a modification.
     fs.rmSync(path.join(d, 'current'));
     fs.writeFileSync(path.join(d, 'current'), 'runs/7');
-    expect(JSON.parse(ok(d, ['status', '--json'])).files).toContainEqual({ path: 'current', staged: null, unstaged: 'modified' });
+    expect(JSON.parse(ok(d, ['status', '--json'])).files).toContainEqual({
+      path: 'current',
+      staged: null,
+      unstaged: 'modified',
+    });
     fs.rmSync(path.join(d, 'current'));
     fs.symlinkSync('runs/7', path.join(d, 'current'));
 

@@ -5,7 +5,8 @@ import { CorruptObjectError, InvalidArgumentError } from '../../../lib/errors';
 import { canonicalJson, decodeTree, encodeTree } from '../../../lib/models';
 import { fileEntry, H, tree } from './fixtures';
 
-const link = (over = {}) => fileEntry({ format: 'symlink', size: 9, segments: [], tensors: [], skeleton: H('a'), ...over });
+const link = (over = {}) =>
+  fileEntry({ format: 'symlink', size: 9, segments: [], tensors: [], skeleton: H('a'), ...over });
 
 describe('symlink tree entries', () => {
   it('round-trip with the same keys as any file entry', () => {

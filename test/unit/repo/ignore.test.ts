@@ -40,11 +40,20 @@ describe('IgnoreRules', () => {
   });
 
   it('a file under an ignored directory stays ignored, even if re-included; the walk keeps tracked ones', async () => {
-    const d = tree({ '.coralignore': 'build/\n!build/keep.txt\n', 'build/keep.txt': 'k', 'build/out.txt': 'o', 'a.txt': 'a' });
+    const d = tree({
+      '.coralignore': 'build/\n!build/keep.txt\n',
+      'build/keep.txt': 'k',
+      'build/out.txt': 'o',
+      'a.txt': 'a',
+    });
     const r = new IgnoreRules(d);
     expect(await r.ignores('build/keep.txt', false)).toBe(true);
     expect(await walkWorktree(d, d, { rules: r })).toEqual(['.coralignore', 'a.txt']);
-    expect(await walkWorktree(d, d, { rules: r, tracked: new Set(['build/out.txt']) })).toEqual(['.coralignore', 'a.txt', 'build/out.txt']);
+    expect(await walkWorktree(d, d, { rules: r, tracked: new Set(['build/out.txt']) })).toEqual([
+      '.coralignore',
+      'a.txt',
+      'build/out.txt',
+    ]);
     expect(await walkWorktree(d, d)).toEqual(['.coralignore', 'a.txt', 'build/keep.txt', 'build/out.txt']);
   });
 });

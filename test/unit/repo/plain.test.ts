@@ -12,7 +12,9 @@ afterAll(() => {
 });
 
 function safetensorsBytes(): Buffer {
-  const header = Buffer.from(JSON.stringify({ w: { dtype: 'F32', shape: [64], data_offsets: [0, 256] } }).padEnd(64, ' '));
+  const header = Buffer.from(
+    JSON.stringify({ w: { dtype: 'F32', shape: [64], data_offsets: [0, 256] } }).padEnd(64, ' '),
+  );
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(header.length));
   return Buffer.concat([len, header, Buffer.alloc(256, 1)]);
