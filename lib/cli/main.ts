@@ -76,9 +76,9 @@ function renderChanges(ctx: Ctx, changes: FileChange[], opts: { stat?: boolean }
   for (const f of changes) {
     const mark = f.change === 'added' ? paint(io, 'green', 'A') : f.change === 'removed' ? paint(io, 'red', 'D') : paint(io, 'yellow', 'M');
     const sizes = f.change === 'modified' ? `${humanBytes(f.oldSize!)} -> ${humanBytes(f.newSize!)}` : humanBytes((f.newSize ?? f.oldSize)!);
-    const target = f.newTarget ?? f.oldTarget;
-    const kind = target === undefined ? `${f.format}, ${sizes}`
-      : `symlink -> ${target}${f.oldTarget !== undefined && f.newTarget !== undefined ? `, was -> ${f.oldTarget}` : ''}`;
+    const target = f.newTarget ?? (f.change === 'removed' ? f.oldTarget : undefined);
+    const was = f.change === 'modified' && f.oldTarget !== undefined ? `, was symlink -> ${f.oldTarget}` : '';
+    const kind = (target === undefined ? `${f.format}, ${sizes}` : `symlink -> ${target}`) + was;
     print(ctx, `${mark} ${paint(io, 'bold', f.path)}  (${kind})`);
     if (opts.stat) {
       const n = (k: string) => f.tensors.filter((t) => t.change === k).length;

@@ -170,8 +170,18 @@ export async function diffSides(
   const out: FileChange[] = [];
   const targets = async (c: FileChange, ea?: FileEntry, eb?: { format: string }) => {
     if (isSymlinkEntry(ea)) c.oldTarget = (await symlinkTarget(reader, ea!)).toString();
-    if (isSymlinkEntry(eb))
-      c.newTarget = (b.kind === 'tree' ? await symlinkTarget(reader, b.tree.files[c.path]) : await readLinkBytes(b.files[c.path].abs)).toString();
+    if (eb && b.kind === 'tree') {
+      if (isSymlinkEntry(eb)) c.newTarget = (await symlinkTarget(reader, b.tree.files[c.path])).toString();
+    } else if (eb) {
+      // The worktree side: what is on disk now decides, whatever the index entry was.
+      const abs = b.kind === 'worktree' ? b.files[c.path].abs : '';
+      if ((await fsp.lstat(abs)).isSymbolicLink()) {
+        c.newTarget = (await readLinkBytes(abs)).toString();
+        c.format = 'symlink';
+      } else if (isSymlinkEntry(eb)) {
+        c.format = 'raw';
+      }
+    }
     return c;
   };
   for (const p of paths) {

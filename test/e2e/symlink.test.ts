@@ -94,7 +94,7 @@ describe('symlinks', () => {
         tensors: [],
       }),
     ]);
-    expect(ok(d, ['diff'])).toContain('(symlink -> runs/8/model.safetensors, was -> runs/7/model.safetensors)');
+    expect(ok(d, ['diff'])).toContain('(symlink -> runs/8/model.safetensors, was symlink -> runs/7/model.safetensors)');
 
     // Editing the target file does not modify the link.
     fs.rmSync(path.join(d, 'latest.safetensors'));
@@ -112,6 +112,12 @@ describe('symlinks', () => {
       staged: null,
       unstaged: 'modified',
     });
+    const typeChange = (JSON.parse(ok(d, ['diff', '--json'])) as Array<{ path: string }>).find(
+      (c) => c.path === 'current',
+    );
+    expect(typeChange).toMatchObject({ change: 'modified', format: 'raw', oldTarget: 'runs/7' });
+    expect(typeChange).not.toHaveProperty('newTarget');
+    expect(ok(d, ['diff'])).toContain('was symlink -> runs/7)');
     fs.rmSync(path.join(d, 'current'));
     fs.symlinkSync('runs/7', path.join(d, 'current'));
 
