@@ -83,6 +83,11 @@ export class DirtyWorktreeError extends def('CORAL_DIRTY_WORKTREE', 'DirtyWorktr
 export class MergeConflictError extends def('CORAL_MERGE_CONFLICT', 'MergeConflictError') {}
 /** A merge (or other multi-step operation) is already in progress. */
 export class InProgressError extends def('CORAL_IN_PROGRESS', 'InProgressError') {}
+/**
+ * A working-tree path cannot be touched safely: a leading component is a symbolic link ("beyond a
+ * symbolic link", as git says) or the real path lies outside the worktree or inside `.coral/`.
+ */
+export class UnsafePathError extends def('CORAL_UNSAFE_PATH', 'UnsafePathError') {}
 
 const NATIVE_CODES: Record<string, typeof CoralError> = {};
 for (const cls of [

@@ -15,7 +15,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  AlreadyExistsError, DirtyWorktreeError, InvalidArgumentError, NotARepositoryError, NothingToCommitError,
+  AlreadyExistsError, CorruptIndexError, DirtyWorktreeError, InvalidArgumentError, NotARepositoryError, NothingToCommitError,
   RefNotFoundError, invalidParameter,
 } from '../errors';
 import { SKELETON_NAME, ingestFile, segmentNames, type FindBase, type IngestReport } from '../ingest/ingest';
@@ -25,7 +25,7 @@ import {
   type RebuildReport, type SimilarOptions, type SimilarReport, type SimilarTarget,
 } from '../ingest/similarity';
 import {
-  MetaStore, checkShortRefName, checkTreePath, encodeCommit, encodeTag, encodeTree, signatureNow,
+  MetaStore, checkShortRefName, checkTreePath, encodeCommit, fileTable, encodeTag, encodeTree, signatureNow,
   type Commit, type FileEntry, type Signature, type TagObject, type Tree,
 } from '../models';
 import { Config } from '../refs/config';
@@ -43,8 +43,11 @@ import { materializeFile, readFileTensor } from './materialize';
 import * as merging from './merge';
 import { ObjectReader, ObjectWriter } from './objects';
 import { WriterSession } from './session';
-import { readIndex, sameStat, statOf, updateIndex, type StagingIndex } from './staging';
-import { sha256File } from './worktree';
+import { readIndex, rebuildIndexFromHead, sameStat, statOf, updateIndex, type StagingIndex } from './staging';
+import {
+  checkNotBeyondSymlink, checkWritable, isWorktreeTempName, lstatWorktree, materializeWorktreeFile, removeIfStaleTemp,
+  removeWorktreeFile, sha256File, sweepStaleTemps,
+} from './worktree';
 
 export interface CommitOptions {
   message: string;
@@ -141,6 +144,7 @@ export class Repository {
       cur = up;
     }
     const layout = new RepoLayout(cur);
+    sweepStaleTemps(layout); // temp files of killed checkouts and merges
     const config = await Config.load(layout.coral);
     const store = await openLocalStore(layout.coral);
     return new Repository(cur, store, config);
@@ -195,7 +199,7 @@ export class Repository {
 
   /** The tree of a revision (empty tree for null = unborn). */
   async treeOf(rev: string | null): Promise<Tree> {
-    if (rev === null) return { files: {} };
+    if (rev === null) return { files: fileTable() };
     const c = await this.readCommit(await this.resolve(rev));
     return this.readTree(c.tree);
   }
@@ -262,8 +266,9 @@ export class Repository {
       const abs = path.resolve(p);
       const rel = abs === this.worktree ? '' : this.relPath(abs);
       let st: fs.Stats | null = null;
+      if (rel !== '') await checkNotBeyondSymlink(this.layout, rel);
       try {
-        st = await fsp.stat(abs);
+        st = await fsp.lstat(abs); // a symlinked directory is not walked into
       } catch {
         st = null;
       }
@@ -274,7 +279,7 @@ export class Repository {
       } else if (st.isDirectory()) {
         for (const f of await this.listWorktree(abs)) files.add(f);
         for (const f of Object.keys(idx0.files))
-          if ((rel === '' || f.startsWith(`${rel}/`)) && !fs.existsSync(this.absPath(f))) gone.add(f);
+          if ((rel === '' || f.startsWith(`${rel}/`)) && !(await lstatWorktree(this.layout, f))) gone.add(f);
       } else {
         files.add(rel);
       }
@@ -283,7 +288,7 @@ export class Repository {
     const report: AddReport = { files: [] };
     try {
     await this.withWriter('add', async (writer) => {
-      const staged: Record<string, { entry: FileEntry; stat: ReturnType<typeof statOf> }> = {};
+      const staged = fileTable<{ entry: FileEntry; stat: ReturnType<typeof statOf> }>();
       for (const rel of [...files].sort()) {
         const abs = this.absPath(rel);
         const st = await fsp.stat(abs);
@@ -325,6 +330,23 @@ export class Repository {
     });
   }
 
+  /**
+   * Sets the whole index to HEAD's tree (`coral reset`), even when the index is
+   * damaged; returns the entry count. With `ifDamaged`, only a damaged index is
+   * replaced (`fsck --rebuild-index`); null when it was readable.
+   */
+  async rebuildIndex(opts: { ifDamaged?: boolean } = {}): Promise<number | null> {
+    if (opts.ifDamaged) {
+      try {
+        readIndex(this.layout);
+        return null;
+      } catch (e) {
+        if (!(e instanceof CorruptIndexError)) throw e;
+      }
+    }
+    return rebuildIndexFromHead(this.layout, await this.treeOf((await this.headCommit()) ? 'HEAD' : null));
+  }
+
   /** Removes files from the index (and, unless `cached`, from the worktree). */
   async rm(paths: string[], opts: { cached?: boolean } = {}): Promise<string[]> {
     const rels = paths.map((p) => this.relPath(p));
@@ -336,7 +358,7 @@ export class Repository {
         for (const f of keys) {
           delete idx.files[f];
           removed.push(f);
-          if (!opts.cached) await fsp.rm(this.absPath(f), { force: true });
+          if (!opts.cached) await removeWorktreeFile(this.layout, f);
         }
       }
     });
@@ -355,7 +377,7 @@ export class Repository {
 
   /** Tree bytes of the index, stored; returns the tree id. */
   private async writeIndexTree(idx: StagingIndex): Promise<string> {
-    const files: Record<string, FileEntry> = {};
+    const files = fileTable<FileEntry>();
     for (const k of Object.keys(idx.files).sort()) files[k] = idx.files[k].entry;
     return this.meta.put(encodeTree({ files }));
   }
@@ -410,8 +432,12 @@ export class Repository {
     const out: string[] = [];
     const walk = async (d: string) => {
       for (const ent of await fsp.readdir(d, { withFileTypes: true })) {
-        if (ent.name === CORAL_DIR || ent.name === '.git' || ent.name.includes('.coral-')) continue;
+        if (ent.name === CORAL_DIR || ent.name === '.git') continue;
         const p = path.join(d, ent.name);
+        if (isWorktreeTempName(ent.name)) {
+          removeIfStaleTemp(p); // left by a killed writer
+          continue;
+        }
         if (ent.isDirectory()) await walk(p);
         else if (ent.isFile()) out.push(path.relative(this.worktree, p).split(path.sep).join('/'));
       }
@@ -422,12 +448,8 @@ export class Repository {
 
   /** Does the worktree file still hold what the index entry says? (stat cache, then sha256) */
   private async worktreeMatches(rel: string, staged: StagingIndex['files'][string]): Promise<boolean | null> {
-    let st: fs.Stats;
-    try {
-      st = await fsp.stat(this.absPath(rel));
-    } catch {
-      return null;
-    }
+    const st = await lstatWorktree(this.layout, rel);
+    if (!st || st.isDirectory()) return null;
     if (sameStat(staged.stat, st)) return true;
     if (st.size !== staged.entry.size) return false;
     return (await sha256File(this.absPath(rel))) === staged.entry.sha256;
@@ -629,29 +651,25 @@ export class Repository {
     }
     const written: string[] = [];
     const removed: string[] = [];
+    const dropped = Object.keys(from.files).filter((p) => !to.files[p]);
+    await checkWritable(this.layout, Object.keys(to.files), (p) => !!from.files[p] && !to.files[p]);
+    // Deletions first: a path that turns from a file into a directory (or back) then just works.
+    for (const p of dropped) {
+      await removeWorktreeFile(this.layout, p);
+      removed.push(p);
+    }
     for (const [p, e] of Object.entries(to.files)) {
       const cur = idx.files[p];
       if (!opts.force && cur && cur.entry.sha256 === e.sha256 && (await this.worktreeMatches(p, cur))) continue;
-      await materializeFile(this.reader, e, this.absPath(p));
+      await materializeWorktreeFile(this.reader, this.layout, p, e, { clobber: opts.force });
       written.push(p);
-    }
-    for (const p of Object.keys(from.files)) {
-      if (!to.files[p]) {
-        await fsp.rm(this.absPath(p), { force: true });
-        removed.push(p);
-      }
     }
     // The index becomes the target tree, with fresh stat caches.
     await updateIndex(this.layout, async (ix) => {
-      ix.files = {};
+      ix.files = fileTable();
       for (const [p, e] of Object.entries(to.files)) {
-        let stat = null;
-        try {
-          stat = statOf(await fsp.stat(this.absPath(p)));
-        } catch {
-          stat = null;
-        }
-        ix.files[p] = { entry: e, stat };
+        const st = await lstatWorktree(this.layout, p);
+        ix.files[p] = { entry: e, stat: st && st.isFile() ? statOf(st) : null };
       }
     });
     if (branch) await this.refs.setHeadSymbolic(`refs/heads/${branch}`);
@@ -667,13 +685,17 @@ export class Repository {
     for (const rel of rels) {
       const keys = Object.keys(tree.files).filter((f) => f === rel || f.startsWith(`${rel}/`));
       if (!keys.length) throw new InvalidArgumentError(`pathspec '${rel}' did not match any file in ${rev}`);
+      await checkWritable(this.layout, keys);
       for (const f of keys) {
-        await materializeFile(this.reader, tree.files[f], this.absPath(f));
+        await materializeWorktreeFile(this.reader, this.layout, f, tree.files[f]);
         written.push(f);
       }
     }
     await updateIndex(this.layout, async (ix) => {
-      for (const f of written) ix.files[f] = { entry: tree.files[f], stat: statOf(await fsp.stat(this.absPath(f))) };
+      for (const f of written) {
+        const st = await lstatWorktree(this.layout, f);
+        ix.files[f] = { entry: tree.files[f], stat: st && st.isFile() ? statOf(st) : null };
+      }
     });
     return { head: (await this.headCommit()) ?? id, branch: await this.currentBranch(), written, removed: [] };
   }
@@ -683,7 +705,10 @@ export class Repository {
     const tree = await this.treeOf(rev);
     const e = tree.files[checkTreePath(rel)];
     if (!e) throw new RefNotFoundError(`path '${rel}' does not exist in ${rev}`);
-    await materializeFile(this.reader, e, path.resolve(dest));
+    const abs = path.resolve(dest);
+    const inTree = path.relative(this.worktree, abs);
+    if (!inTree.startsWith('..') && !path.isAbsolute(inTree)) await materializeWorktreeFile(this.reader, this.layout, this.relPath(abs), e);
+    else await materializeFile(this.reader, e, abs);
   }
 
   // ---- inspection and maintenance ------------------------------------------------------------
@@ -696,7 +721,7 @@ export class Repository {
     const left = await this.treeOf(a);
     const right: Tree =
       b === undefined
-        ? { files: Object.fromEntries(Object.entries(readIndex(this.layout).files).map(([p, s]) => [p, s.entry])) }
+        ? { files: fileTable(Object.entries(readIndex(this.layout).files).map(([p, s]) => [p, s.entry] as const)) }
         : await this.treeOf(b);
     return diffSides(this.reader, left, { kind: 'tree', tree: right }, opts);
   }
