@@ -35,6 +35,7 @@ import * as path from 'node:path';
 import { ChecksumMismatchError, DirtyWorktreeError, UnsafePathError } from '../errors';
 import { checkTreePath, type FileEntry } from '../models/tree';
 import { pidAlive } from '../refs/lock';
+import { crashPoint } from '../util/crash';
 import { fileChunks, fsyncDirSync, writeHashed, type KnownTensors } from './materialize';
 import type { ObjectReader } from './objects';
 
@@ -310,8 +311,10 @@ export async function writeWorktreeFile(
       throw new ChecksumMismatchError(`re-assembled ${rel} does not match its committed sha256 (${opts.expect.sha256})`, {
         path: rel, expected: opts.expect.sha256, actual: out.sha256,
       });
+    crashPoint('worktree:before-rename');
     await renameInto(layout, rel, tmp, dest);
     done = true;
+    crashPoint('worktree:after-rename');
     return out;
   } finally {
     if (!done) await fsp.rm(tmp, { force: true });
