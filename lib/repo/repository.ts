@@ -652,7 +652,7 @@ export class Repository {
     const written: string[] = [];
     const removed: string[] = [];
     const dropped = Object.keys(from.files).filter((p) => !to.files[p]);
-    await checkWritable(this.layout, Object.keys(to.files), (p) => !!from.files[p] && !to.files[p]);
+    await checkWritable(this.layout, Object.keys(to.files), (p) => !!from.files[p] && !to.files[p], { clobber: opts.force });
     // Deletions first: a path that turns from a file into a directory (or back) then just works.
     for (const p of dropped) {
       await removeWorktreeFile(this.layout, p);

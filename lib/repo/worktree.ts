@@ -212,10 +212,13 @@ export async function checkNotBeyondSymlink(layout: WorktreeLayout, rel: string)
 /**
  * Pre-flight for applying a tree: throws UnsafePathError for the first path
  * of `rels` that lies beyond a symbolic link which the caller will not remove
- * first (`removing(prefix)` true: a tracked link that the new tree drops).
+ * first (`removing(prefix)` true: a tracked path that the new tree drops), and
+ * DirtyWorktreeError for a file in the way of a directory (unless `clobber`).
  * Run it before touching anything, so a refused checkout changes nothing.
  */
-export async function checkWritable(layout: WorktreeLayout, rels: Iterable<string>, removing: (rel: string) => boolean = () => false): Promise<void> {
+export async function checkWritable(
+  layout: WorktreeLayout, rels: Iterable<string>, removing: (rel: string) => boolean = () => false, opts: { clobber?: boolean } = {},
+): Promise<void> {
   const seen = new Set<string>();
   for (const rel of rels) {
     const parts = checkTreePath(rel).split('/');
@@ -229,7 +232,11 @@ export async function checkWritable(layout: WorktreeLayout, rels: Iterable<strin
         throw new UnsafePathError(`'${rel}' is beyond a symbolic link ('${prefix}'); coral never writes through a symlinked directory. Move the link away, then retry`, {
           path: rel, link: prefix,
         });
-      if (!st.isDirectory()) break;
+      if (!st.isDirectory()) {
+        if (!st.isSymbolicLink() && !removing(prefix) && !opts.clobber)
+          throw new DirtyWorktreeError(`'${prefix}' is in the way of '${rel}': move or remove it, or use --force`, { paths: [prefix] });
+        break;
+      }
     }
   }
 }
