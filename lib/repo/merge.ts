@@ -698,7 +698,8 @@ function readState(repo: Repository): MergeStateFile | null {
   }
   try {
     const s = JSON.parse(text) as MergeStateFile;
-    if (s && s.version === 1 && typeof s.orig === 'string' && Array.isArray(s.theirs) && s.tree) return s;
+    if (s && s.version === 1 && typeof s.orig === 'string' && Array.isArray(s.theirs) && s.tree && typeof s.tree.files === 'object' && s.tree.files)
+      return { ...s, tree: { files: fileTable(Object.entries(s.tree.files)) } }; // null-prototype: any file name is a plain key
   } catch {
     /* fall through */
   }

@@ -262,6 +262,22 @@ describe('odd file names', () => {
     model(path.join(d, 'constructor'), 50);
     ok(d, ['add', 'constructor']);
     expect(JSON.parse(ok(d, ['status', '--json'])).files).toEqual([{ path: 'constructor', staged: 'modified', unstaged: null }]);
+    ok(d, ['commit', '-m', 'main changes constructor']);
+    // A three-way merge over the odd names (the other side changes __proto__), then --abort.
+    ok(d, ['checkout', '-b', 'm2', 'HEAD~1']);
+    model(path.join(d, '__proto__'), 60);
+    commitAll(d, 'm2 changes __proto__');
+    const proto2 = sha256(path.join(d, '__proto__'));
+    ok(d, ['checkout', 'main']);
+    const ctor = sha256(path.join(d, 'constructor'));
+    ok(d, ['merge', 'm2', '--no-commit']);
+    expect(sha256(path.join(d, '__proto__'))).toBe(proto2);
+    ok(d, ['merge', '--abort']);
+    expect(sha256(path.join(d, '__proto__'))).toBe(sums.__proto__);
+    ok(d, ['merge', 'm2', '-m', 'merge m2']);
+    expect(sha256(path.join(d, '__proto__'))).toBe(proto2);
+    expect(sha256(path.join(d, 'constructor'))).toBe(ctor);
+    expect(JSON.parse(ok(d, ['status', '--json']))).toMatchObject({ files: [], untracked: [] });
   });
 
   it('checks out a 252- and a 255-byte file name (temp names fit NAME_MAX)', () => {
