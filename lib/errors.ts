@@ -125,5 +125,8 @@ export function invalidParameter(name: string, expected: string, actual: unknown
   );
 }
 
-/** A persisted similarity index (lib/similarity) fails its checks; rebuild it (`coral fsck --rebuild-index`). */
+/**
+ * A persisted index fails its checks: the staging index (`.coral/index`; `coral reset` rebuilds it from
+ * HEAD) or a similarity index (lib/similarity). `coral fsck --rebuild-index` rebuilds either.
+ */
 export class CorruptIndexError extends def('CORAL_CORRUPT_INDEX', 'CorruptIndexError') {}

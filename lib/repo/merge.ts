@@ -50,7 +50,7 @@ import { fsyncDirSync, materializeFile, readFileTensor, writeHashed } from './ma
 import type { ObjectReader, ObjectWriter } from './objects';
 import type { Repository } from './repository';
 import { readIndex, statOf, updateIndex } from './staging';
-import { checkWritable, lstatWorktree, materializeWorktreeFile, placeWorktreeFile, removeWorktreeFile, sha256File, type WorktreeLayout } from './worktree';
+import { checkNotInCoral, checkWritable, lstatWorktree, materializeWorktreeFile, placeWorktreeFile, removeWorktreeFile, sha256File, type WorktreeLayout } from './worktree';
 import { OneInFlight } from '../util/in-flight';
 
 // ---- options and reports ---------------------------------------------------------------------
@@ -895,6 +895,7 @@ export async function mergeTry(
   const oursTree = await repo.treeOf(headId);
   const theirsTree = await repo.readTree((await repo.readCommit(theirsId)).tree);
   const outDir = path.resolve(out);
+  await checkNotInCoral(repo.layout, outDir);
   const candidates: TryCandidate[] = [];
   for (const strategy of strategies) {
     const dir = path.join(outDir, strategy);

@@ -45,7 +45,7 @@ import { ObjectReader, ObjectWriter } from './objects';
 import { WriterSession } from './session';
 import { readIndex, rebuildIndexFromHead, sameStat, statOf, updateIndex, type StagingIndex } from './staging';
 import {
-  checkNotBeyondSymlink, checkWritable, isWorktreeTempName, lstatWorktree, materializeWorktreeFile, removeIfStaleTemp,
+  checkNotBeyondSymlink, checkNotInCoral, checkWritable, isWorktreeTempName, lstatWorktree, materializeWorktreeFile, removeIfStaleTemp,
   removeWorktreeFile, sha256File, sweepStaleTemps,
 } from './worktree';
 
@@ -708,7 +708,10 @@ export class Repository {
     const abs = path.resolve(dest);
     const inTree = path.relative(this.worktree, abs);
     if (!inTree.startsWith('..') && !path.isAbsolute(inTree)) await materializeWorktreeFile(this.reader, this.layout, this.relPath(abs), e);
-    else await materializeFile(this.reader, e, abs);
+    else {
+      await checkNotInCoral(this.layout, abs);
+      await materializeFile(this.reader, e, abs);
+    }
   }
 
   // ---- inspection and maintenance ------------------------------------------------------------

@@ -241,6 +241,35 @@ export async function checkWritable(
   }
 }
 
+/**
+ * For writes to a path outside the worktree (`show -o /tmp/x`, `merge --try --out`):
+ * throws UnsafePathError when the real path of `dest` (its deepest existing
+ * ancestor) lies inside `.coral`, e.g. through a symlink pointing into it.
+ */
+export async function checkNotInCoral(layout: Pick<WorktreeLayout, 'coral'>, dest: string): Promise<void> {
+  let coral: string;
+  try {
+    coral = await fsp.realpath(layout.coral);
+  } catch {
+    return;
+  }
+  let p = path.resolve(dest);
+  const rest: string[] = [];
+  for (;;) {
+    try {
+      const real = path.join(await fsp.realpath(p), ...rest);
+      if (inside(real, coral)) throw new UnsafePathError(`refusing to write ${dest}: it resolves to ${real}, inside .coral`, { path: dest, realPath: real });
+      return;
+    } catch (e) {
+      if (errno(e) !== 'ENOENT' && errno(e) !== 'ENOTDIR') throw e;
+      const up = path.dirname(p);
+      if (up === p) return;
+      rest.unshift(path.basename(p));
+      p = up;
+    }
+  }
+}
+
 // ---- writing ---------------------------------------------------------------------------------
 
 export interface WriteWorktreeOptions {

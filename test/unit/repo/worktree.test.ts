@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ChecksumMismatchError, DirtyWorktreeError, UnsafePathError } from '../../../lib/errors';
 import { RepoLayout } from '../../../lib/repo/layout';
 import {
-  checkWritable, isWorktreeTempName, lstatWorktree, placeWorktreeFile, removeWorktreeFile, sweepStaleTemps,
+  checkNotInCoral, checkWritable, isWorktreeTempName, lstatWorktree, placeWorktreeFile, removeWorktreeFile, sweepStaleTemps,
   writeWorktreeFile, writeWorktreeSymlink,
 } from '../../../lib/repo/worktree';
 
@@ -111,6 +111,16 @@ describe('writeWorktreeFile', () => {
     const name = 'n'.repeat(255);
     await writeWorktreeFile(layout, `d/${name}`, [bytes]);
     expect(fs.readFileSync(w(`d/${name}`))).toEqual(bytes);
+  });
+});
+
+describe('checkNotInCoral (writes outside the worktree)', () => {
+  it('refuses a destination whose real path is inside .coral, even through a link or a missing tail', async () => {
+    fs.symlinkSync(layout.coral, path.join(top, 'outside', 'link'));
+    for (const dest of [path.join(top, 'outside', 'link', 'config'), path.join(top, 'outside', 'link', 'new', 'deeper'), path.join(layout.coral, 'x')])
+      expect(await code(checkNotInCoral(layout, dest)), dest).toBe(UnsafePathError.code);
+    await checkNotInCoral(layout, path.join(top, 'outside', 'fine', 'x'));
+    await checkNotInCoral(layout, w('in/worktree'));
   });
 });
 
