@@ -83,6 +83,11 @@ export class DirtyWorktreeError extends def('CORAL_DIRTY_WORKTREE', 'DirtyWorktr
 export class MergeConflictError extends def('CORAL_MERGE_CONFLICT', 'MergeConflictError') {}
 /** A merge (or other multi-step operation) is already in progress. */
 export class InProgressError extends def('CORAL_IN_PROGRESS', 'InProgressError') {}
+/**
+ * A working-tree path cannot be touched safely: a leading component is a symbolic link ("beyond a
+ * symbolic link", as git says) or the real path lies outside the worktree or inside `.coral/`.
+ */
+export class UnsafePathError extends def('CORAL_UNSAFE_PATH', 'UnsafePathError') {}
 
 const NATIVE_CODES: Record<string, typeof CoralError> = {};
 for (const cls of [
@@ -120,5 +125,8 @@ export function invalidParameter(name: string, expected: string, actual: unknown
   );
 }
 
-/** A persisted similarity index (lib/similarity) fails its checks; rebuild it (`coral fsck --rebuild-index`). */
+/**
+ * A persisted index fails its checks: the staging index (`.coral/index`; `coral reset` rebuilds it from
+ * HEAD) or a similarity index (lib/similarity). `coral fsck --rebuild-index` rebuilds either.
+ */
 export class CorruptIndexError extends def('CORAL_CORRUPT_INDEX', 'CorruptIndexError') {}

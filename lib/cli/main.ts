@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CoralError, InvalidArgumentError, invalidParameter } from '../errors';
-import { formatSignatureDate, type Commit } from '../models';
+import { fileTable, formatSignatureDate, type Commit, type FileEntry } from '../models';
 import { diffSides, type FileChange } from '../repo/diff';
 import { fsck, gc, parsePruneExpire, stats } from '../repo/maintenance';
 import { Repository } from '../repo/repository';
@@ -161,10 +161,13 @@ const commands: Record<string, Command> = {
 
   reset: {
     summary: 'Unstage paths (the index takes HEAD\'s version)',
-    usage: 'coral reset <path>...',
+    usage: 'coral reset [<path>...]',
     options: {},
     async run(ctx) {
-      if (!ctx.args.length) throw new UsageError('usage: coral reset <path>...');
+      if (!ctx.args.length) {
+        await withRepo(ctx, (repo) => repo.rebuildIndex()); // the whole index takes HEAD's tree (rebuilds a damaged one)
+        return;
+      }
       await withRepo(ctx, (repo) => repo.reset(resolvePaths(ctx, ctx.args)));
     },
   },
@@ -321,10 +324,10 @@ const commands: Record<string, Command> = {
         const id = await repo.resolve(spec);
         const c = await repo.readCommit(id);
         const tree = await repo.readTree(c.tree);
-        const parentTree = c.parents.length ? await repo.readTree((await repo.readCommit(c.parents[0])).tree) : { files: {} };
+        const parentTree = c.parents.length ? await repo.readTree((await repo.readCommit(c.parents[0])).tree) : { files: fileTable<FileEntry>() };
         const changes = await diffSides(repo.reader, parentTree, { kind: 'tree', tree }, { metrics: !ctx.flags.json || true });
         if (ctx.flags.json) {
-          const files: Record<string, unknown> = {};
+          const files = fileTable<unknown>();
           for (const [p, e] of Object.entries(tree.files)) {
             const tensors = [];
             for (const t of e.tensors) {
@@ -359,12 +362,12 @@ const commands: Record<string, Command> = {
         const metrics = !ctx.flags['no-metrics'] && !ctx.flags.stat;
         const indexTree = () => {
           const idx = readIndex(repo.layout);
-          return { files: Object.fromEntries(Object.entries(idx.files).map(([p, s]) => [p, s.entry])) };
+          return { files: fileTable(Object.entries(idx.files).map(([p, s]) => [p, s.entry] as const)) };
         };
         const worktreeSide = async () => {
           const idx = readIndex(repo.layout);
           const st = await repo.status();
-          const files: Record<string, { abs: string; sha256: string; size: number; format: string }> = {};
+          const files = fileTable<{ abs: string; sha256: string; size: number; format: string }>();
           // Files unchanged against the index keep the index's identity (no rehash).
           const changed = new Set(st.files.filter((f) => f.unstaged === 'modified').map((f) => f.path));
           const deleted = new Set(st.files.filter((f) => f.unstaged === 'deleted').map((f) => f.path));
@@ -509,6 +512,8 @@ const commands: Record<string, Command> = {
     async run(ctx) {
       return withRepo(ctx, async (repo) => {
         if (ctx.flags['rebuild-index']) {
+          const n = await repo.rebuildIndex({ ifDamaged: true });
+          if (n !== null && !ctx.flags.json) print(ctx, `staging index was damaged: rebuilt from HEAD (${n} files; staged changes lost)`);
           const store = repo.store as unknown as { rebuildIndex?: () => Promise<unknown> };
           if (store.rebuildIndex) await store.rebuildIndex();
           if (!ctx.flags.json) print(ctx, 'object index rebuilt from packs');

@@ -118,7 +118,7 @@ export function parseSafetensorsHeader(json: Uint8Array, fileSize: number, label
   for (const [name, v] of Object.entries(obj as Record<string, unknown>)) {
     if (name === '__metadata__') {
       if (v === null || typeof v !== 'object' || Array.isArray(v)) fail(label, '__metadata__ is not an object');
-      metadata = {};
+      metadata = Object.create(null) as Record<string, string>; // a "__proto__" key stays a key
       for (const [k, s] of Object.entries(v as Record<string, unknown>)) {
         if (typeof s !== 'string') fail(label, `__metadata__[${JSON.stringify(k)}] is not a string`);
         metadata[k] = s;

@@ -5,7 +5,7 @@ export {
 } from './signature';
 export { encodeCommit, decodeCommit, type Commit } from './commit';
 export {
-  encodeTree, decodeTree, checkTreePath, treePathProblem, MAX_PATH_LENGTH,
+  encodeTree, decodeTree, checkTreePath, fileTable, treePathProblem, MAX_PATH_LENGTH,
   type Tree, type FileEntry, type SegmentEntry, type TensorEntry,
 } from './tree';
 export { encodeTag, decodeTag, type TagObject } from './tag';

@@ -60,8 +60,19 @@ export interface FileEntry {
 }
 
 export interface Tree {
-  /** Path (posix, relative) -> file. */
+  /** Path (posix, relative) -> file. A null-prototype table (see `fileTable`). */
   files: Record<string, FileEntry>;
+}
+
+/**
+ * A name-keyed table without a prototype: `t['constructor']` is undefined
+ * unless a file has that name, and `t['__proto__'] = v` stores an ordinary
+ * entry. Use it for every table keyed by a path or tensor name.
+ */
+export function fileTable<V>(entries?: Iterable<readonly [string, V]>): Record<string, V> {
+  const t = Object.create(null) as Record<string, V>;
+  if (entries) for (const [k, v] of entries) t[k] = v;
+  return t;
 }
 
 /** Longest path accepted. */
@@ -192,7 +203,7 @@ function checkFile(Err: ErrClass, x: unknown, where: string): FileEntry {
     throw fail(Err, where, 'symlink entry must have no segments or tensors and a 1..4096-byte target');
   if (o.metadata !== undefined) {
     const m = plainObject(Err, o.metadata, `${where}.metadata`);
-    const md: Record<string, string> = {};
+    const md: Record<string, string> = fileTable();
     for (const k of Object.keys(m)) Object.defineProperty(md, k, {
       value: str(Err, m[k], `${where}.metadata.${k}`), enumerable: true, writable: true, configurable: true,
     });
@@ -210,7 +221,7 @@ function check(Err: ErrClass, x: unknown, where: string, stored: boolean): Tree 
     onlyKeys(Err, o, ['files'], where);
   }
   const f = plainObject(Err, o.files, `${where}.files`);
-  const files: Record<string, FileEntry> = {};
+  const files = fileTable<FileEntry>();
   const paths = Object.keys(f);
   const all = new Set(paths);
   for (const p of paths) {

@@ -24,6 +24,7 @@ import ignore from 'ignore';
 
 type Ignore = ignore.Ignore;
 import { CORAL_DIR } from './layout';
+import { isWorktreeTempName, removeIfStaleTemp } from './worktree';
 
 /** Ignore files read in each directory, in precedence order (later wins). */
 export const GITIGNORE = '.gitignore';
@@ -120,8 +121,12 @@ export async function walkWorktree(worktree: string, dir: string, opts: WalkOpti
       throw e;
     }
     for (const ent of ents) {
-      if (isInternalName(ent.name)) continue;
       const p = path.join(d, ent.name);
+      if (isWorktreeTempName(ent.name)) {
+        removeIfStaleTemp(p); // left by a killed writer
+        continue;
+      }
+      if (isInternalName(ent.name)) continue;
       const rel = path.relative(worktree, p).split(path.sep).join('/');
       const isDir = ent.isDirectory();
       if (!isDir && !ent.isFile() && !ent.isSymbolicLink()) continue; // sockets, fifos, devices

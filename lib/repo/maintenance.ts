@@ -11,7 +11,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { invalidParameter } from '../errors';
 import { decodeMeta } from '../models/meta';
-import type { Tree } from '../models/tree';
+import { fileTable, type Tree } from '../models/tree';
 import { readIndex } from './staging';
 import { GcLock } from './session';
 import type { Repository } from './repository';
@@ -116,7 +116,7 @@ async function roots(repo: Repository): Promise<{ commits: Set<string>; trees: T
     /* no merge in progress */
   }
   const idx = readIndex(repo.layout);
-  trees.push({ files: Object.fromEntries(Object.entries(idx.files).map(([p, s]) => [p, s.entry])) });
+  trees.push({ files: fileTable(Object.entries(idx.files).map(([p, s]) => [p, s.entry] as const)) });
   return { commits, trees };
 }
 

@@ -92,24 +92,34 @@ export async function writeHashed(fh: fsp.FileHandle, chunks: AsyncIterable<Uint
   return { size: n, sha256: sha.digest('hex') };
 }
 
+/**
+ * Re-assembles a file entry at `dest`, a path outside the working tree (e.g.
+ * `merge --try` candidates, `show -o`). Worktree paths go through
+ * `materializeWorktreeFile` (worktree.ts), which adds the symlink and `.coral`
+ * checks. The temp file has a short name (`.coral-tmp-<pid>-<hex>`), so a
+ * 255-byte destination name still fits, and is removed on any failure.
+ */
 export async function materializeFile(reader: ObjectReader, entry: FileEntry, dest: string, opts: { known?: KnownTensors } = {}): Promise<void> {
   if (isSymlinkEntry(entry)) return writeSymlink(reader, entry, dest);
   await fsp.mkdir(path.dirname(dest), { recursive: true });
-  const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.coral-${crypto.randomBytes(6).toString('hex')}`);
-  const fh = await fsp.open(tmp, 'wx', 0o644);
+  const tmp = path.join(path.dirname(dest), `.coral-tmp-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
   let ok = false;
   try {
-    const { size, sha256: got } = await writeHashed(fh, fileChunks(reader, entry, opts.known));
-    if (size !== entry.size || got !== entry.sha256)
-      throw new ChecksumMismatchError(`re-assembled ${dest} does not match its committed sha256 (${entry.sha256})`, {
-        path: dest, expected: entry.sha256, actual: got,
-      });
+    const fh = await fsp.open(tmp, 'wx', 0o644);
+    try {
+      const { size, sha256: got } = await writeHashed(fh, fileChunks(reader, entry, opts.known));
+      if (size !== entry.size || got !== entry.sha256)
+        throw new ChecksumMismatchError(`re-assembled ${dest} does not match its committed sha256 (${entry.sha256})`, {
+          path: dest, expected: entry.sha256, actual: got,
+        });
+    } finally {
+      await fh.close();
+    }
+    await fsp.rename(tmp, dest);
     ok = true;
   } finally {
-    await fh.close();
     if (!ok) await fsp.rm(tmp, { force: true });
   }
-  await fsp.rename(tmp, dest);
   fsyncDirSync(path.dirname(dest));
 }
 

@@ -40,7 +40,7 @@ import {
 import {
   classifyFiles, classifyTensors, isConflict, sameTensor, type MergeKind, type TensorVersion,
 } from '../merge/three-way';
-import type { FileEntry, Signature, TensorEntry, Tree } from '../models';
+import { fileTable, type FileEntry, type Signature, type TensorEntry, type Tree } from '../models';
 import { mergeBase } from '../refs/ancestry';
 import { DTYPES, type DType } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
@@ -50,7 +50,7 @@ import { fsyncDirSync, materializeFile, readFileTensor, writeHashed } from './ma
 import type { ObjectReader, ObjectWriter } from './objects';
 import type { Repository } from './repository';
 import { readIndex, statOf, updateIndex } from './staging';
-import { sha256File } from './worktree';
+import { checkNotInCoral, checkWritable, lstatWorktree, materializeWorktreeFile, placeWorktreeFile, removeWorktreeFile, sha256File, type WorktreeLayout } from './worktree';
 import { OneInFlight } from '../util/in-flight';
 
 // ---- options and reports ---------------------------------------------------------------------
@@ -220,6 +220,20 @@ class Prepared {
     return true;
   }
 
+  /** Like `take`, into worktree path `p` through the safe worktree primitives. */
+  async takeIntoWorktree(layout: WorktreeLayout, p: string, sha256: string): Promise<boolean> {
+    const f = this.files.get(p);
+    if (!f || f.sha256 !== sha256) return false;
+    this.files.delete(p);
+    let placed = false;
+    try {
+      placed = await placeWorktreeFile(layout, p, f.tmp);
+    } finally {
+      if (!placed) await fsp.rm(f.tmp, { force: true });
+    }
+    return placed;
+  }
+
   async discard(): Promise<void> {
     const all = [...this.files.values()];
     this.files.clear();
@@ -296,7 +310,7 @@ class Planner {
   }
 
   async plan(base: Tree, ours: Tree, theirs: Tree): Promise<Plan> {
-    const files: Record<string, FileEntry> = {};
+    const files = fileTable<FileEntry>();
     for (const f of classifyFiles(base.files, ours.files, theirs.files)) {
       const b = base.files[f.name];
       const o = ours.files[f.name];
@@ -637,30 +651,28 @@ async function applyTree(
 ): Promise<{ written: string[]; removed: string[] }> {
   const written: string[] = [];
   const removed: string[] = [];
+  await checkWritable(repo.layout, Object.keys(to.files), (p) => !!from.files[p] && !to.files[p]);
+  // Deletions first, so a path that turns from a file into a directory (or back) can be written.
+  for (const p of Object.keys(from.files)) {
+    if (to.files[p]) continue;
+    await removeWorktreeFile(repo.layout, p);
+    removed.push(p);
+  }
   for (const [p, e] of Object.entries(to.files)) {
     const abs = repo.absPath(p);
     const prev = from.files[p];
-    let need = !prev || prev.sha256 !== e.sha256 || !fs.existsSync(abs);
+    const st = await lstatWorktree(repo.layout, p);
+    let need = !prev || prev.sha256 !== e.sha256 || !st || !st.isFile();
     if (!need && opts.verify) need = (await sha256File(abs)) !== e.sha256;
     if (!need) continue;
-    if (!(await opts.prepared?.take(p, e.sha256, abs))) await materializeFile(repo.reader, e, abs);
+    if (!(await opts.prepared?.takeIntoWorktree(repo.layout, p, e.sha256))) await materializeWorktreeFile(repo.reader, repo.layout, p, e);
     written.push(p);
   }
-  for (const p of Object.keys(from.files)) {
-    if (to.files[p]) continue;
-    await fsp.rm(repo.absPath(p), { force: true });
-    removed.push(p);
-  }
   await updateIndex(repo.layout, async (ix) => {
-    ix.files = {};
+    ix.files = fileTable();
     for (const [p, e] of Object.entries(to.files)) {
-      let stat = null;
-      try {
-        stat = statOf(await fsp.stat(repo.absPath(p)));
-      } catch {
-        stat = null;
-      }
-      ix.files[p] = { entry: e, stat };
+      const st = await lstatWorktree(repo.layout, p);
+      ix.files[p] = { entry: e, stat: st && st.isFile() ? statOf(st) : null };
     }
   });
   return { written, removed };
@@ -686,7 +698,8 @@ function readState(repo: Repository): MergeStateFile | null {
   }
   try {
     const s = JSON.parse(text) as MergeStateFile;
-    if (s && s.version === 1 && typeof s.orig === 'string' && Array.isArray(s.theirs) && s.tree) return s;
+    if (s && s.version === 1 && typeof s.orig === 'string' && Array.isArray(s.theirs) && s.tree && typeof s.tree.files === 'object' && s.tree.files)
+      return { ...s, tree: { files: fileTable(Object.entries(s.tree.files)) } }; // null-prototype: any file name is a plain key
   } catch {
     /* fall through */
   }
@@ -738,7 +751,7 @@ export async function merge(repo: Repository, other: string, opts: MergeOptions 
   if (!base && !opts.allowUnrelated)
     throw new InvalidArgumentError(`refusing to merge unrelated histories (${other} shares no commit with HEAD); pass allowUnrelated / --allow-unrelated-histories`);
   if (bases.length > 1) report.notes.push(`${bases.length} merge bases (criss-cross history); used the newest, ${bases[0]}`);
-  const baseTree = base ? await repo.readTree((await repo.readCommit(base)).tree) : { files: {} };
+  const baseTree = base ? await repo.readTree((await repo.readCommit(base)).tree) : { files: fileTable<FileEntry>() };
   report.base = base;
 
   let prepared: Prepared | null = null;
@@ -749,7 +762,7 @@ export async function merge(repo: Repository, other: string, opts: MergeOptions 
     if (plan.unresolved.length && !opts.noCommit) throw conflictError(plan.unresolved, plan.cfg.strategy);
     await writer.flush();
     const resolved = plan.conflicts.filter((c) => c.resolvedBy !== null).map((c) => ({ file: c.file, tensor: c.tensor, strategy: c.resolvedBy! }));
-    const resolvedMap: Record<string, string> = {};
+    const resolvedMap = fileTable<string>();
     for (const r of resolved) resolvedMap[r.tensor === null ? r.file : `${r.file}:${r.tensor}`] = r.strategy;
     const metadata: Record<string, unknown> = {
       merge: {
@@ -821,7 +834,7 @@ export async function mergeAbort(repo: Repository): Promise<{ orig: string; writ
   const origTree = await repo.treeOf(s.orig);
   const idx = readIndex(repo.layout);
   // Everything the merge (or the user since) may have touched goes back to orig.
-  const from: Tree = { files: {} };
+  const from: Tree = { files: fileTable() };
   for (const [p, st] of Object.entries(idx.files)) from.files[p] = st.entry;
   for (const [p, e] of Object.entries(s.tree.files)) from.files[p] ??= e;
   const r = await applyTree(repo, from, origTree, { verify: true });
@@ -882,6 +895,7 @@ export async function mergeTry(
   const oursTree = await repo.treeOf(headId);
   const theirsTree = await repo.readTree((await repo.readCommit(theirsId)).tree);
   const outDir = path.resolve(out);
+  await checkNotInCoral(repo.layout, outDir);
   const candidates: TryCandidate[] = [];
   for (const strategy of strategies) {
     const dir = path.join(outDir, strategy);

@@ -15,7 +15,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  AlreadyExistsError, DirtyWorktreeError, InvalidArgumentError, NotARepositoryError, NothingToCommitError,
+  AlreadyExistsError, CorruptIndexError, DirtyWorktreeError, InvalidArgumentError, NotARepositoryError, NothingToCommitError,
   RefNotFoundError, invalidParameter,
 } from '../errors';
 import { SKELETON_NAME, ingestFile, segmentNames, type FindBase, type IngestReport } from '../ingest/ingest';
@@ -25,7 +25,7 @@ import {
   type RebuildReport, type SimilarOptions, type SimilarReport, type SimilarTarget,
 } from '../ingest/similarity';
 import {
-  MetaStore, checkShortRefName, checkTreePath, encodeCommit, encodeTag, encodeTree, signatureNow,
+  MetaStore, checkShortRefName, checkTreePath, encodeCommit, fileTable, encodeTag, encodeTree, signatureNow,
   type Commit, type FileEntry, type Signature, type TagObject, type Tree,
 } from '../models';
 import { Config } from '../refs/config';
@@ -43,8 +43,11 @@ import { materializeFile, readFileTensor } from './materialize';
 import * as merging from './merge';
 import { ObjectReader, ObjectWriter } from './objects';
 import { WriterSession } from './session';
-import { readIndex, sameStat, statOf, updateIndex, type StagingIndex } from './staging';
-import { sha256File } from './worktree';
+import { readIndex, rebuildIndexFromHead, sameStat, statOf, updateIndex, type StagingIndex } from './staging';
+import {
+  checkNotBeyondSymlink, checkNotInCoral, checkWritable, lstatWorktree, materializeWorktreeFile,
+  removeWorktreeFile, sha256File, sweepStaleTemps,
+} from './worktree';
 import { IgnoreRules, walkWorktree } from './ignore';
 import { ingestSymlink, isSymlinkEntry, symlinkMatches } from './symlink';
 
@@ -152,6 +155,7 @@ export class Repository {
       cur = up;
     }
     const layout = new RepoLayout(cur);
+    sweepStaleTemps(layout); // temp files of killed checkouts and merges
     const config = await Config.load(layout.coral);
     const store = await openLocalStore(layout.coral);
     return new Repository(cur, store, config);
@@ -206,7 +210,7 @@ export class Repository {
 
   /** The tree of a revision (empty tree for null = unborn). */
   async treeOf(rev: string | null): Promise<Tree> {
-    if (rev === null) return { files: {} };
+    if (rev === null) return { files: fileTable() };
     const c = await this.readCommit(await this.resolve(rev));
     return this.readTree(c.tree);
   }
@@ -275,7 +279,7 @@ export class Repository {
     for (const p of paths) {
       const abs = path.resolve(p);
       const rel = abs === this.worktree ? '' : this.relPath(abs);
-      if (rel) await this.checkNotBeyondSymlink(rel, p);
+      if (rel) await checkNotBeyondSymlink(this.layout, rel);
       // lstat: a symlink is recorded as a link, never followed (lib/repo/symlink.ts).
       const st = await fsp.lstat(abs).catch(() => null);
       const under = (f: string) => rel === '' || f === rel || f.startsWith(`${rel}/`);
@@ -292,7 +296,7 @@ export class Repository {
       }
       if (st.isDirectory()) {
         for (const f of await walkWorktree(this.worktree, abs, { rules, tracked })) files.add(f);
-        for (const f of tracked) if (under(f) && !(await fsp.lstat(this.absPath(f)).catch(() => null))) gone.add(f);
+        for (const f of tracked) if (under(f) && !(await lstatWorktree(this.layout, f))) gone.add(f);
       } else {
         files.add(rel);
       }
@@ -306,7 +310,7 @@ export class Repository {
     const report: AddReport = { files: [] };
     try {
     await this.withWriter('add', async (writer) => {
-      const staged: Record<string, { entry: FileEntry; stat: ReturnType<typeof statOf> }> = {};
+      const staged = fileTable<{ entry: FileEntry; stat: ReturnType<typeof statOf> }>();
       for (const rel of [...files].sort()) {
         const abs = this.absPath(rel);
         const st = await fsp.lstat(abs);
@@ -350,6 +354,23 @@ export class Repository {
     });
   }
 
+  /**
+   * Sets the whole index to HEAD's tree (`coral reset`), even when the index is
+   * damaged; returns the entry count. With `ifDamaged`, only a damaged index is
+   * replaced (`fsck --rebuild-index`); null when it was readable.
+   */
+  async rebuildIndex(opts: { ifDamaged?: boolean } = {}): Promise<number | null> {
+    if (opts.ifDamaged) {
+      try {
+        readIndex(this.layout);
+        return null;
+      } catch (e) {
+        if (!(e instanceof CorruptIndexError)) throw e;
+      }
+    }
+    return rebuildIndexFromHead(this.layout, await this.treeOf((await this.headCommit()) ? 'HEAD' : null));
+  }
+
   /** Removes files from the index (and, unless `cached`, from the worktree). */
   async rm(paths: string[], opts: { cached?: boolean } = {}): Promise<string[]> {
     const rels = paths.map((p) => this.relPath(p));
@@ -361,7 +382,7 @@ export class Repository {
         for (const f of keys) {
           delete idx.files[f];
           removed.push(f);
-          if (!opts.cached) await fsp.rm(this.absPath(f), { force: true });
+          if (!opts.cached) await removeWorktreeFile(this.layout, f);
         }
       }
     });
@@ -380,7 +401,7 @@ export class Repository {
 
   /** Tree bytes of the index, stored; returns the tree id. */
   private async writeIndexTree(idx: StagingIndex): Promise<string> {
-    const files: Record<string, FileEntry> = {};
+    const files = fileTable<FileEntry>();
     for (const k of Object.keys(idx.files).sort()) files[k] = idx.files[k].entry;
     return this.meta.put(encodeTree({ files }));
   }
@@ -445,24 +466,10 @@ export class Repository {
     return new IgnoreRules(this.worktree, { useGitignore: this.config.getBool('core.useGitignore', true) });
   }
 
-  /** git refuses to stage a path through a symlinked directory; so do we. */
-  private async checkNotBeyondSymlink(rel: string, shown: string): Promise<void> {
-    const parts = rel.split('/');
-    for (let i = 1; i < parts.length; i++) {
-      const st = await fsp.lstat(this.absPath(parts.slice(0, i).join('/'))).catch(() => null);
-      if (st?.isSymbolicLink())
-        throw new InvalidArgumentError(`'${shown}' is beyond a symbolic link (${parts.slice(0, i).join('/')})`, { path: rel });
-    }
-  }
-
   /** Does the worktree file still hold what the index entry says? (stat cache, then sha256) */
   private async worktreeMatches(rel: string, staged: StagingIndex['files'][string]): Promise<boolean | null> {
-    let st: fs.Stats;
-    try {
-      st = await fsp.lstat(this.absPath(rel));
-    } catch {
-      return null;
-    }
+    const st = await lstatWorktree(this.layout, rel);
+    if (!st || st.isDirectory()) return null;
     if (isSymlinkEntry(staged.entry)) return st.isSymbolicLink() ? symlinkMatches(this.absPath(rel), staged.entry) : false;
     if (st.isSymbolicLink()) return false;
     if (sameStat(staged.stat, st)) return true;
@@ -666,29 +673,25 @@ export class Repository {
     }
     const written: string[] = [];
     const removed: string[] = [];
+    const dropped = Object.keys(from.files).filter((p) => !to.files[p]);
+    await checkWritable(this.layout, Object.keys(to.files), (p) => !!from.files[p] && !to.files[p], { clobber: opts.force });
+    // Deletions first: a path that turns from a file into a directory (or back) then just works.
+    for (const p of dropped) {
+      await removeWorktreeFile(this.layout, p);
+      removed.push(p);
+    }
     for (const [p, e] of Object.entries(to.files)) {
       const cur = idx.files[p];
       if (!opts.force && cur && cur.entry.sha256 === e.sha256 && (await this.worktreeMatches(p, cur))) continue;
-      await materializeFile(this.reader, e, this.absPath(p));
+      await materializeWorktreeFile(this.reader, this.layout, p, e, { clobber: opts.force });
       written.push(p);
-    }
-    for (const p of Object.keys(from.files)) {
-      if (!to.files[p]) {
-        await fsp.rm(this.absPath(p), { force: true });
-        removed.push(p);
-      }
     }
     // The index becomes the target tree, with fresh stat caches.
     await updateIndex(this.layout, async (ix) => {
-      ix.files = {};
+      ix.files = fileTable();
       for (const [p, e] of Object.entries(to.files)) {
-        let stat = null;
-        try {
-          stat = statOf(await fsp.lstat(this.absPath(p)));
-        } catch {
-          stat = null;
-        }
-        ix.files[p] = { entry: e, stat };
+        const st = await lstatWorktree(this.layout, p);
+        ix.files[p] = { entry: e, stat: st && !st.isDirectory() ? statOf(st) : null };
       }
     });
     if (branch) await this.refs.setHeadSymbolic(`refs/heads/${branch}`);
@@ -704,13 +707,17 @@ export class Repository {
     for (const rel of rels) {
       const keys = Object.keys(tree.files).filter((f) => f === rel || f.startsWith(`${rel}/`));
       if (!keys.length) throw new InvalidArgumentError(`pathspec '${rel}' did not match any file in ${rev}`);
+      await checkWritable(this.layout, keys);
       for (const f of keys) {
-        await materializeFile(this.reader, tree.files[f], this.absPath(f));
+        await materializeWorktreeFile(this.reader, this.layout, f, tree.files[f]);
         written.push(f);
       }
     }
     await updateIndex(this.layout, async (ix) => {
-      for (const f of written) ix.files[f] = { entry: tree.files[f], stat: statOf(await fsp.lstat(this.absPath(f))) };
+      for (const f of written) {
+        const st = await lstatWorktree(this.layout, f);
+        ix.files[f] = { entry: tree.files[f], stat: st && !st.isDirectory() ? statOf(st) : null };
+      }
     });
     return { head: (await this.headCommit()) ?? id, branch: await this.currentBranch(), written, removed: [] };
   }
@@ -720,7 +727,13 @@ export class Repository {
     const tree = await this.treeOf(rev);
     const e = tree.files[checkTreePath(rel)];
     if (!e) throw new RefNotFoundError(`path '${rel}' does not exist in ${rev}`);
-    await materializeFile(this.reader, e, path.resolve(dest));
+    const abs = path.resolve(dest);
+    const inTree = path.relative(this.worktree, abs);
+    if (!inTree.startsWith('..') && !path.isAbsolute(inTree)) await materializeWorktreeFile(this.reader, this.layout, this.relPath(abs), e);
+    else {
+      await checkNotInCoral(this.layout, abs);
+      await materializeFile(this.reader, e, abs);
+    }
   }
 
   // ---- inspection and maintenance ------------------------------------------------------------
@@ -733,7 +746,7 @@ export class Repository {
     const left = await this.treeOf(a);
     const right: Tree =
       b === undefined
-        ? { files: Object.fromEntries(Object.entries(readIndex(this.layout).files).map(([p, s]) => [p, s.entry])) }
+        ? { files: fileTable(Object.entries(readIndex(this.layout).files).map(([p, s]) => [p, s.entry] as const)) }
         : await this.treeOf(b);
     return diffSides(this.reader, left, { kind: 'tree', tree: right }, opts);
   }

@@ -8,8 +8,8 @@
  */
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
-import { CorruptObjectError } from '../errors';
-import type { FileEntry } from '../models/tree';
+import { CorruptIndexError } from '../errors';
+import { fileTable, type FileEntry, type Tree } from '../models/tree';
 import { LockFile } from '../refs/lock';
 import type { RepoLayout } from './layout';
 
@@ -30,7 +30,7 @@ export interface StagingIndex {
 }
 
 export function emptyIndex(): StagingIndex {
-  return { version: 1, files: {} };
+  return { version: 1, files: fileTable() };
 }
 
 const INDEX_MAGIC = Buffer.from([0, 0x43, 0x49, 0x31]); // "\0CI1"
@@ -45,27 +45,90 @@ export function encodeIndexFile(idx: StagingIndex): Buffer {
   ]);
 }
 
+const RESTORE_HINT = 'run `coral reset` (or `coral fsck --rebuild-index`) to rebuild it from HEAD; staged changes are lost, worktree files are kept';
+
+function corrupt(layout: RepoLayout, why: string): CorruptIndexError {
+  return new CorruptIndexError(`staging index ${layout.index} ${why}; ${RESTORE_HINT}`, { path: layout.index });
+}
+
+/**
+ * Reads `.coral/index`. A missing index is empty; a truncated, undecodable or
+ * malformed one is a CorruptIndexError saying how to rebuild it. `files` is a
+ * null-prototype table, so any file name (`__proto__`, `constructor`) is an
+ * ordinary key.
+ */
 export function readIndex(layout: RepoLayout): StagingIndex {
-  let text: string;
+  let raw: Buffer;
   try {
-    const raw = fs.readFileSync(layout.index);
-    text = raw.subarray(0, 4).equals(INDEX_MAGIC)
-      ? zlib.brotliDecompressSync(raw.subarray(4), { maxOutputLength: 1 << 30 }).toString('utf8')
-      : raw.toString('utf8');
+    raw = fs.readFileSync(layout.index);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return emptyIndex();
-    if ((e as NodeJS.ErrnoException).code?.startsWith('ERR_')) throw new CorruptObjectError(`staging index ${layout.index} does not decompress; restore it with \`coral reset\``);
+    if ((e as NodeJS.ErrnoException).code === 'EISDIR') throw corrupt(layout, 'is a directory');
     throw e;
   }
-  let v: StagingIndex;
+  let text: string;
   try {
-    v = JSON.parse(text) as StagingIndex;
+    const body = raw.subarray(0, 4).equals(INDEX_MAGIC)
+      ? zlib.brotliDecompressSync(raw.subarray(4), { maxOutputLength: 1 << 30 })
+      : raw;
+    text = new TextDecoder('utf-8', { fatal: true }).decode(body);
   } catch {
-    throw new CorruptObjectError(`staging index ${layout.index} is not valid JSON; restore it with \`coral reset\``);
+    throw corrupt(layout, 'does not decompress (truncated or damaged)');
   }
-  if (!v || v.version !== 1 || typeof v.files !== 'object')
-    throw new CorruptObjectError(`staging index ${layout.index} has an unknown format`);
-  return v;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw corrupt(layout, 'is not valid JSON');
+  }
+  const o = v as { version?: unknown; files?: unknown } | null;
+  if (!o || typeof o !== 'object' || o.version !== 1 || !o.files || typeof o.files !== 'object' || Array.isArray(o.files))
+    throw corrupt(layout, 'has an unknown format');
+  const files = fileTable<StagedFile>();
+  for (const [p, f] of Object.entries(o.files as Record<string, unknown>)) {
+    const sf = f as Partial<StagedFile> | null;
+    const e = sf?.entry as Partial<FileEntry> | undefined;
+    if (!sf || typeof sf !== 'object' || !e || typeof e !== 'object' || typeof e.sha256 !== 'string' || typeof e.size !== 'number'
+      || !Array.isArray(e.segments) || !Array.isArray(e.tensors) || (sf.stat !== null && typeof sf.stat !== 'object'))
+      throw corrupt(layout, `has a malformed entry for ${JSON.stringify(p)}`);
+    files[p] = { entry: e as FileEntry, stat: sf.stat ?? null };
+  }
+  return { version: 1, files };
+}
+
+/** Replaces the index whole (under its lock) without reading the old one, which may be damaged. */
+export async function writeIndex(layout: RepoLayout, idx: StagingIndex): Promise<void> {
+  const lock = await LockFile.acquire(layout.index, { timeoutMs: 120_000 });
+  try {
+    await lock.write(encodeIndexFile(idx));
+    await lock.commit();
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
+}
+
+/**
+ * Rebuilds `.coral/index` from HEAD's tree (`headTree`; the empty tree on an
+ * unborn branch), whatever state the old index is in. Stat caches start empty,
+ * so the next status rehashes: worktree edits show as unstaged changes.
+ * `coral reset` (no arguments) and `coral fsck --rebuild-index` call it.
+ */
+export async function rebuildIndexFromHead(layout: RepoLayout, headTree: Tree): Promise<number> {
+  let old: StagingIndex['files'] | null = null;
+  try {
+    old = readIndex(layout).files;
+  } catch (e) {
+    if (!(e instanceof CorruptIndexError)) throw e;
+  }
+  const files = fileTable<StagedFile>();
+  for (const [p, e] of Object.entries(headTree.files)) {
+    // A stat cache vouches for "the worktree file holds this sha256": keep it when the entry's content is unchanged.
+    const prev = old?.[p];
+    files[p] = { entry: e, stat: prev && prev.entry.sha256 === e.sha256 && prev.entry.size === e.size ? prev.stat : null };
+  }
+  await writeIndex(layout, { version: 1, files });
+  return Object.keys(files).length;
 }
 
 /**
