@@ -28,6 +28,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { InvalidArgumentError, LockedError, invalidParameter } from '../errors';
 import { fsyncDir, ioError } from '../util/fsutil';
+import { pidAlive } from '../util/process';
 
 export interface LockOptions {
   /** How long to wait for a held lock before LockedError (default 10000 ms; 0 = try once). */
@@ -66,16 +67,8 @@ function parseOwner(raw: string): LockOwner | null {
   return null;
 }
 
-/** True unless the pid is known dead. EPERM means it exists (owned by someone else). */
-export function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}
+/** Liveness of a lock owner: one definition for all of coral (lib/util/process.ts). */
+export { pidAlive };
 
 interface Observed {
   raw: string;
@@ -101,7 +94,7 @@ async function observe(p: string): Promise<Observed | null> {
 function isStale(o: Observed, staleMs: number | undefined): boolean {
   const now = Date.now();
   if (!o.owner) return now - o.mtimeMs > UNREADABLE_GRACE_MS;
-  if (o.owner.hostname === os.hostname() && !pidAlive(o.owner.pid)) return true;
+  if (!pidAlive(o.owner.pid, o.owner.hostname)) return true;
   return staleMs !== undefined && now - Math.max(o.owner.time, 0) > staleMs;
 }
 

@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LockedError } from '../errors';
+import { pidAlive } from '../util/process';
 import type { RepoLayout } from './layout';
 
 interface Holder { pid: number; host: string; time: number; what: string }
@@ -24,13 +25,7 @@ interface Holder { pid: number; host: string; time: number; what: string }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function alive(h: Holder): boolean {
-  if (h.host !== os.hostname()) return true; // cannot tell: assume alive
-  try {
-    process.kill(h.pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return pidAlive(h.pid, h.host);
 }
 
 function readHolder(p: string): Holder | null {
