@@ -111,6 +111,8 @@ export class LocalPackStore implements ObjectStore {
   private readers = new Map<string, PackReader>();
   /** Packs that could not be read (no usable index and HDF5 refused them), keyed by name -> size seen. */
   private broken = new Map<string, { size: number; error: unknown }>();
+  /** Packs whose entries were read from the pack itself (or checked against it) by this instance. */
+  private checkedPacks = new Set<string>();
   private txs = new Set<LocalTransaction>();
   private refreshChain: Promise<void> = Promise.resolve();
   private closed = false;
@@ -165,24 +167,68 @@ export class LocalPackStore implements ObjectStore {
   async stat(id: string): Promise<StoredAttrs> {
     this.checkOpen();
     checkId(id);
+    const loc = await this.locate(id);
+    if (!loc) throw this.notFound(id);
+    return toAttrs(loc);
+  }
+
+  /**
+   * Where `id` lives: the in-memory map, then a directory refresh, then (once
+   * per pack) the packs themselves instead of their index sidecars, which are
+   * only a cache: a damaged sidecar must never make an intact object "not found".
+   */
+  private async locate(id: string): Promise<Location | undefined> {
     let loc = this.byId.get(id);
     if (!loc) {
       await this.refresh();
       loc = this.byId.get(id);
     }
-    if (!loc) throw this.notFound(id);
-    return toAttrs(loc);
+    if (!loc && (await this.recheckIndexes())) loc = this.byId.get(id);
+    return loc;
+  }
+
+  /**
+   * Lists every pack whose entries came from its sidecar and were not yet
+   * checked against the pack, and repairs sidecars that disagree. Returns
+   * whether any pack's entries changed.
+   */
+  private async recheckIndexes(): Promise<boolean> {
+    let changed = false;
+    for (const st of [...this.packs.values()]) {
+      if (!st.indexed || this.checkedPacks.has(st.name)) continue;
+      this.checkedPacks.add(st.name);
+      let entries: PackEntry[];
+      try {
+        entries = await this.listPack(st.name);
+      } catch {
+        continue; // unreadable or removed: verify() reports it
+      }
+      if (sameEntries(entries, st.entries)) continue;
+      st.entries = entries;
+      changed = true;
+      await this.repairIndex(st.name, st.size, entries);
+    }
+    if (changed) this.rebuildMap();
+    return changed;
+  }
+
+  /** Rewrites a pack's sidecar from the pack's own listing. Best effort: the sidecar is a cache. */
+  private async repairIndex(name: string, size: number, entries: PackEntry[]): Promise<void> {
+    try {
+      await writeFileAtomic(path.join(this.packsDir, indexNameFor(name)), await encodeIndex(name, size, entries), this.tmpDir, this.sync);
+      // A repack may have removed the pack meanwhile: never leave an index without its pack.
+      if (!(await fsp.stat(this.packPath(name)).then(() => true, () => false)))
+        await unlinkIfExists(path.join(this.packsDir, indexNameFor(name)));
+    } catch {
+      /* read-only repository, or the pack is gone: readers fall back to the pack again */
+    }
   }
 
   async get(id: string): Promise<StoredObject> {
     this.checkOpen();
     checkId(id);
     for (let attempt = 0; ; attempt++) {
-      let loc = this.byId.get(id);
-      if (!loc) {
-        await this.refresh();
-        loc = this.byId.get(id);
-      }
+      const loc = await this.locate(id);
       if (!loc) throw this.notFound(id);
       try {
         const r = this.reader(loc.pack);
@@ -316,6 +362,9 @@ export class LocalPackStore implements ObjectStore {
     if (fromIndex) return { name, size, entries: fromIndex, indexed: true };
     try {
       const entries = await this.listPack(name);
+      this.checkedPacks.add(name);
+      // An unusable sidecar is left for verify() to report and `fsck --rebuild-index` to rewrite:
+      // reads already come from the pack. (A decodable but wrong one is repaired on a miss: locate().)
       return { name, size, entries, indexed: false };
     } catch (e) {
       if (isNativeNotFound(e)) return null;
