@@ -28,14 +28,16 @@
  * await store.close();
  */
 import { promises as fsp } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import type { PackEntry, PackReader, PackWriter } from '../../binding';
 import {
-  CoralError, CorruptObjectError, InvalidArgumentError, NativeNotFoundError, ObjectNotFoundError,
+  CoralError, CorruptObjectError, Hdf5Error, InvalidArgumentError, NativeNotFoundError, ObjectNotFoundError,
   invalidParameter,
 } from '../errors';
 import { ASYNC_THRESHOLD_BYTES, callAsync, callSync, native } from '../native';
-import { errnoOf, fsyncDir, ioError, randomHex, unlinkIfExists, writeFileAtomic } from './fs';
+import { faultPoint } from '../util/crash';
+import { errnoOf, fsyncDir, fullDiskError, ioError, randomHex, unlinkIfExists, writeFileAtomic } from './fs';
 import {
   checkId, normalizeAttrs, type ObjectAttrs, type ObjectStore, type PackInfo, type PackTransaction, type RepackOptions,
   type RepackResult, type StoredAttrs, type StoredObject, type StoreProblem,
@@ -718,6 +720,14 @@ class LocalTransaction implements PackTransaction {
 
   private async write(id: string, bytes: Uint8Array, a: ReturnType<typeof normalizeAttrs>): Promise<void> {
     if (this.failure) throw this.failure;
+    try {
+      await this.writeRaw(id, bytes, a);
+    } catch (e) {
+      throw fullDiskError(e, 'write pack', this.tmpPath);
+    }
+  }
+
+  private async writeRaw(id: string, bytes: Uint8Array, a: ReturnType<typeof normalizeAttrs>): Promise<void> {
     if (!this.writer) {
       this.name = `pack-${randomHex(16)}.h5`;
       this.tmpPath = path.join(this.store.tmpDir, `${this.name}.tmp`);
@@ -725,6 +735,8 @@ class LocalTransaction implements PackTransaction {
     }
     const w = this.writer;
     const pa = { codec: a.codec, dtype: a.dtype, shape: a.shape, base: a.base, rawSize: a.rawSize, extra: a.extra };
+    const fault = faultPoint('pack:write');
+    if (fault) throw new Hdf5Error(`pack ${this.tmpPath}: object ${id}: cannot write data (file write failed: errno = ${(osConstants.errno as Record<string, number>)[fault] ?? -1}, error message = 'injected ${fault}'; driver write request failed)`);
     if (bytes.byteLength >= ASYNC_THRESHOLD_BYTES) await callAsync(() => w.putAsync(id, bytes, pa));
     else callSync(() => w.put(id, bytes, pa));
     this.written++;
@@ -741,7 +753,13 @@ class LocalTransaction implements PackTransaction {
         const w = this.writer;
         this.writer = null;
         // finish() reports every object with its final offset (small objects' bytes are placed then).
-        const { size, entries } = await callAsync(() => w.finish());
+        let done: { size: number; entries: PackEntry[] };
+        try {
+          done = await callAsync(() => w.finish());
+        } catch (e) {
+          throw fullDiskError(e, 'write pack', this.tmpPath);
+        }
+        const { size, entries } = done;
         await this.store._publish(this.tmpPath, this.name, size, entries);
         info = { name: this.name, objects: entries.length, bytes: size };
       }
