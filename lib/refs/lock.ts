@@ -29,6 +29,7 @@ import * as path from 'node:path';
 import { InvalidArgumentError, LockedError, invalidParameter } from '../errors';
 import { fsyncDir, ioError } from '../util/fsutil';
 import { pidAlive } from '../util/process';
+import { waitNotice } from '../util/waits';
 
 export interface LockOptions {
   /** How long to wait for a held lock before LockedError (default 10000 ms; 0 = try once). */
@@ -96,6 +97,10 @@ function isStale(o: Observed, staleMs: number | undefined): boolean {
   if (!o.owner) return now - o.mtimeMs > UNREADABLE_GRACE_MS;
   if (!pidAlive(o.owner.pid, o.owner.hostname)) return true;
   return staleMs !== undefined && now - Math.max(o.owner.time, 0) > staleMs;
+}
+
+function holderText(o: LockOwner | null): string {
+  return o ? `pid ${o.pid} on ${o.hostname} since ${new Date(o.time).toISOString()}` : 'an unknown process';
 }
 
 function newOwner(): LockOwner {
@@ -205,6 +210,7 @@ export class LockFile {
     let delay = 2;
     let last: Observed | null = null;
     let breaks = 0;
+    const notice = waitNotice(() => `${lockPath} (held by ${holderText(last?.owner ?? null)})`, timeoutMs);
     for (;;) {
       const owner = newOwner();
       const raw = await createExclusive(lockPath, owner);
@@ -223,13 +229,14 @@ export class LockFile {
       const left = deadline - Date.now();
       if (left <= 0) {
         const o = last.owner;
-        const who = o ? `pid ${o.pid} on ${o.hostname} since ${new Date(o.time).toISOString()}` : 'an unknown process';
+        const who = holderText(o);
         throw new LockedError(
           `Could not lock ${targetPath}: ${lockPath} is held by ${who} (waited ${timeoutMs} ms). ` +
             `If no coral process is running, delete ${lockPath}.`,
           { lockPath, target: targetPath, pid: o?.pid, hostname: o?.hostname, time: o?.time },
         );
       }
+      notice.tick();
       await sleep(Math.min(left, delay * (0.5 + Math.random())));
       delay = Math.min(delay * 2, 200);
     }

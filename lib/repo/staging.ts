@@ -12,6 +12,7 @@ import { CorruptObjectError } from '../errors';
 import type { FileEntry } from '../models/tree';
 import { LockFile } from '../refs/lock';
 import type { RepoLayout } from './layout';
+import { lockTimeoutMs } from '../util/waits';
 
 export interface StatCache {
   size: number;
@@ -76,7 +77,7 @@ export async function updateIndex<T>(
   layout: RepoLayout,
   fn: (idx: StagingIndex) => Promise<T> | T,
 ): Promise<T> {
-  const lock = await LockFile.acquire(layout.index, { timeoutMs: 120_000 });
+  const lock = await LockFile.acquire(layout.index, { timeoutMs: lockTimeoutMs(layout.coral) });
   try {
     const idx = readIndex(layout);
     const out = await fn(idx);
