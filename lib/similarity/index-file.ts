@@ -36,6 +36,7 @@ import {
   SimilarityIndex, type EntryMeta, type IndexOptions, type IndexRecord, type QueryOptions, type SimilarityHit,
 } from './lsh-index';
 import { pidAlive } from '../util/process';
+import { writeFileAtomicSync } from '../util/fsutil';
 
 const SNAPSHOT = 'index.csx';
 const LOCK = 'compact.lock';
@@ -79,37 +80,9 @@ function ioError(e: unknown, what: string): IoError {
   return new IoError(`${what}: ${msg}`, { cause: msg });
 }
 
-function fsyncDir(dir: string): void {
-  try {
-    const fd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    // directories cannot be fsynced on every platform; the rename is still atomic
-  }
-}
-
-/** Writes `data` to `file` atomically: temp file in the same directory, fsync, rename, fsync dir. */
+/** Atomic replace (lib/util/fsutil.ts); kept under this name for the public similarity API. */
 export function writeFileAtomic(file: string, data: Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
-  try {
-    const fd = fs.openSync(tmp, 'wx');
-    try {
-      let off = 0;
-      while (off < data.byteLength) off += fs.writeSync(fd, data, off, data.byteLength - off);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-    fsyncDir(path.dirname(file));
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw ioError(e, `cannot write ${file}`);
-  }
+  writeFileAtomicSync(file, data);
 }
 
 // ---- snapshot ------------------------------------------------------------------------------
