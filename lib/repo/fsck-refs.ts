@@ -13,9 +13,15 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { decodeMeta } from '../models/meta';
 import type { MetaStore } from '../models/meta-store';
-import type { FsckProblem } from './maintenance';
 
 const HEX64 = /^[0-9a-f]{64}$/;
+
+/** A finding (the 'ref' kind of maintenance.ts RefProblem; declared here so neither file imports the other). */
+export interface RefProblem {
+  kind: 'ref';
+  id: string;
+  message: string;
+}
 
 function inside(root: string, p: string): boolean {
   const rel = path.relative(root, p);
@@ -40,8 +46,8 @@ function wantTypes(ref: string): string[] {
 }
 
 /** Problems of HEAD and of every file or link under `.coral/refs`. */
-export async function checkRefs(coralDir: string, meta: MetaStore): Promise<FsckProblem[]> {
-  const problems: FsckProblem[] = [];
+export async function checkRefs(coralDir: string, meta: MetaStore): Promise<RefProblem[]> {
+  const problems: RefProblem[] = [];
   const root = (await realpathOrNull(coralDir)) ?? coralDir;
   const checkTarget = async (name: string, id: string) => {
     if (!(await meta.has(id))) {
@@ -71,7 +77,12 @@ export async function checkRefs(coralDir: string, meta: MetaStore): Promise<Fsck
         const real = await realpathOrNull(p);
         if (real === null || !inside(root, real))
           problems.push({ kind: 'ref', id: name, message: `is a symbolic link to ${target}, outside ${coralDir}` });
-        else problems.push({ kind: 'ref', id: name, message: `is a symbolic link (to ${target}); refs must be regular files` });
+        else
+          problems.push({
+            kind: 'ref',
+            id: name,
+            message: `is a symbolic link (to ${target}); refs must be regular files`,
+          });
         continue;
       }
       if (ent.isDirectory()) {
@@ -95,7 +106,11 @@ export async function checkRefs(coralDir: string, meta: MetaStore): Promise<Fsck
   if (!st) {
     problems.push({ kind: 'ref', id: 'HEAD', message: 'is missing' });
   } else if (st.isSymbolicLink()) {
-    problems.push({ kind: 'ref', id: 'HEAD', message: `is a symbolic link (to ${await fsp.readlink(head).catch(() => '?')}); HEAD must be a regular file` });
+    problems.push({
+      kind: 'ref',
+      id: 'HEAD',
+      message: `is a symbolic link (to ${await fsp.readlink(head).catch(() => '?')}); HEAD must be a regular file`,
+    });
   } else if (st.isDirectory()) {
     problems.push({ kind: 'ref', id: 'HEAD', message: 'is a directory, not a file' });
   } else {
@@ -113,7 +128,8 @@ export async function checkRefs(coralDir: string, meta: MetaStore): Promise<Fsck
     } else if (id) {
       const t = await typeOf(meta, id[1]);
       if (t === null) problems.push({ kind: 'ref', id: 'HEAD', message: `points at missing ${id[1]}` });
-      else if (t !== 'commit') problems.push({ kind: 'ref', id: 'HEAD', message: `points at a ${t} (${id[1]}), not a commit` });
+      else if (t !== 'commit')
+        problems.push({ kind: 'ref', id: 'HEAD', message: `points at a ${t} (${id[1]}), not a commit` });
     } else {
       problems.push({ kind: 'ref', id: 'HEAD', message: "is neither 'ref: refs/heads/…' nor a commit id" });
     }

@@ -68,8 +68,8 @@ export function fullDiskErrno(e: unknown): 'ENOSPC' | 'EDQUOT' | null {
  * file and the condition in a line (CORAL_IO, `data.errno` ENOSPC/EDQUOT), as
  * every other coral write reports it; any other error passes through.
  */
-export function fullDiskError(e: unknown, op: string, file: string): unknown {
+export function fullDiskError(e: unknown, op: string, file: string): Error {
   const errno = fullDiskErrno(e);
-  if (!errno || (e instanceof IoError && (e.data as { path?: unknown } | undefined)?.path === file)) return e;
+  if (!errno || (e instanceof IoError && (e.data as { path?: unknown } | undefined)?.path === file)) return e as Error;
   return new IoError(`${op} ${file} failed: ${FULL[errno]} (${errno})`, { path: file, op, errno });
 }

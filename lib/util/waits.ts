@@ -76,7 +76,9 @@ export function waitNotice(what: () => string, timeoutMs: number): { tick(): voi
     tick() {
       if (said || Date.now() - start < WAIT_NOTICE_AFTER_MS || !reporter) return;
       said = true;
-      reporter(`waiting for ${what()}; giving up after ${Math.round(timeoutMs / 1000)} s (${LOCK_TIMEOUT_KEY}, ${LOCK_TIMEOUT_ENV})`);
+      reporter(
+        `waiting for ${what()}; giving up after ${Math.round(timeoutMs / 1000)} s (${LOCK_TIMEOUT_KEY}, ${LOCK_TIMEOUT_ENV})`,
+      );
     },
   };
 }

@@ -45,11 +45,17 @@ describe('fsck', () => {
     const buf = fs.readFileSync(file);
     buf[big.offset + (big.size >> 1)] ^= 0x01;
     fs.writeFileSync(file, buf);
-    for (const args of [['fsck', '--json'], ['fsck', '--quick', '--json']]) {
+    for (const args of [
+      ['fsck', '--json'],
+      ['fsck', '--quick', '--json'],
+    ]) {
       const r = coral(d, args);
       expect(r.code).toBe(9);
       const rep = JSON.parse(r.stdout);
-      expect(rep.problems.map((p: { id: string }) => p.id), args.join(' ')).toEqual([big.id]);
+      expect(
+        rep.problems.map((p: { id: string }) => p.id),
+        args.join(' '),
+      ).toEqual([big.id]);
     }
   });
 

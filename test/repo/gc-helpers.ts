@@ -49,7 +49,11 @@ export function gcLoop(cwd: string, extra: string[] = []) {
 }
 
 /** Checks out each commit (detached, forced) and compares the file with the bytes committed. */
-export async function checkoutEveryCommit(dir: string, commits: Array<{ id: string; sha: string }>, file = 'm.safetensors'): Promise<void> {
+export async function checkoutEveryCommit(
+  dir: string,
+  commits: Array<{ id: string; sha: string }>,
+  file = 'm.safetensors',
+): Promise<void> {
   for (const c of commits) {
     const r = coral(dir, ['checkout', '-f', '--detach', c.id]);
     expect(r.code, r.stderr).toBe(0);

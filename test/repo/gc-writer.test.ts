@@ -73,4 +73,3 @@ describe('gc against a live writer', () => {
     await checkoutEveryCommit(d, ids);
   });
 });
-

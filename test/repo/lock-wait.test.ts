@@ -17,10 +17,13 @@ afterEach(() => {
 
 /** A live process holding `<target>.lock`. */
 async function holdLock(target: string): Promise<ChildProcess> {
-  const p = spawn(process.execPath, ['--import', 'tsx', HOLDER, target], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const p = spawn(process.execPath, ['--import', 'tsx', HOLDER, target], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   kids.push(p);
   await new Promise<void>((resolve, reject) => {
-    p.stdout!.on('data', (d: Buffer) => d.toString().includes('locked') && resolve());
+    p.stdout.on('data', (d: Buffer) => d.toString().includes('locked') && resolve());
     p.on('exit', (c) => reject(new Error(`lock holder exited ${c}`)));
   });
   return p;
@@ -41,9 +44,15 @@ describe('waiting for a lock held by a live process', () => {
     const env = { ...process.env, CORAL_LOCK_TIMEOUT: '2', NO_COLOR: '1' };
     // On a pseudo-terminal (script(1)): one line naming the lock and its holder.
     const t0 = Date.now();
-    const tty = spawnSync('script', ['-qec', `${process.execPath} ${CORAL_BIN} add m.safetensors`, '/dev/null'], { cwd: d, env, encoding: 'utf8' });
+    const tty = spawnSync('script', ['-qec', `${process.execPath} ${CORAL_BIN} add m.safetensors`, '/dev/null'], {
+      cwd: d,
+      env,
+      encoding: 'utf8',
+    });
     const took = Date.now() - t0;
-    expect(tty.stdout).toMatch(new RegExp(`coral: waiting for \\S+index\\.lock \\(held by pid ${holder.pid} on .*\\); giving up after 2 s`));
+    expect(tty.stdout).toMatch(
+      new RegExp(`coral: waiting for \\S+index\\.lock \\(held by pid ${holder.pid} on .*\\); giving up after 2 s`),
+    );
     expect(tty.stdout).toMatch(/CORAL_LOCKED/);
     expect(took).toBeGreaterThanOrEqual(1900);
     expect(took).toBeLessThan(15_000);

@@ -18,10 +18,14 @@ afterEach(() => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
-const host = () => os.hostname().replace(/[^A-Za-z0-9_.]/g, '_').slice(0, 64) || 'host';
+const host = () =>
+  os
+    .hostname()
+    .replace(/[^A-Za-z0-9_.]/g, '_')
+    .slice(0, 64) || 'host';
 
 describe('similarity-index log ownership', () => {
-  it('keeps the unsealed logs of live and other-host writers, removes a dead local writer\'s', async () => {
+  it("keeps the unsealed logs of live and other-host writers, removes a dead local writer's", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-simlog-'));
     dirs.push(dir);
     const rng = new Rng(3);
@@ -32,7 +36,7 @@ describe('similarity-index log ownership', () => {
     const [own] = fs.readdirSync(dir).filter((n) => n.endsWith('.csl'));
     const bytes = fs.readFileSync(path.join(dir, own));
     const live = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
-    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid;
     try {
       const names = {
         live: `log-1-${host()}-${live.pid}-aa.csl`, // another live process on this host
@@ -54,7 +58,9 @@ describe('similarity-index log ownership', () => {
       expect(left.has(names.dead)).toBe(false);
       expect(left.has(own)).toBe(true);
       const again = await SimilarityStore.open(dir);
-      expect(again.query(fingerprintSync(tensor('F32', [64, 256], trainedLike(new Rng(3), 64, 256))), { k: 1 })[0]?.id).toBe('obj-live');
+      expect(
+        again.query(fingerprintSync(tensor('F32', [64, 256], trainedLike(new Rng(3), 64, 256))), { k: 1 })[0]?.id,
+      ).toBe('obj-live');
       await again.close({ compact: false });
     } finally {
       live.kill();
@@ -66,7 +72,7 @@ describe('similarity-index log ownership', () => {
     expect(lockPidAlive).toBe(pidAlive);
     expect(pidAlive(process.pid)).toBe(true);
     expect(pidAlive(process.pid, os.hostname())).toBe(true);
-    expect(pidAlive(spawnSync(process.execPath, ['-e', '0']).pid!)).toBe(false);
+    expect(pidAlive(spawnSync(process.execPath, ['-e', '0']).pid)).toBe(false);
     expect(pidAlive(999_999_999, 'some-other-host')).toBe(true);
     expect(pidAlive(0)).toBe(false);
   });

@@ -13,10 +13,11 @@ afterEach(() => {
 });
 
 // Verbatim from `coral add` on a full 4 MiB tmpfs (before the fix).
-const REAL = "pack /t/.coral/tmp/pack-8a98.h5.tmp: object 2192: cannot write data (file write failed: time = Wed Dec  2 16:04:18 2026\n, filename = '/t/.coral/tmp/pack-8a98.h5.tmp', file descriptor = 19, errno = 28, error message = 'No space left on device', buf = 0x7f4bbb16cd6b, total write size = 1065721, bytes this sub-write = 1065721, bytes actually written = 18446744073709551615, offset = 0; driver write request failed; file write failed; write through metadata accumulator failed)";
+const REAL =
+  "pack /t/.coral/tmp/pack-8a98.h5.tmp: object 2192: cannot write data (file write failed: time = Wed Dec  2 16:04:18 2026\n, filename = '/t/.coral/tmp/pack-8a98.h5.tmp', file descriptor = 19, errno = 28, error message = 'No space left on device', buf = 0x7f4bbb16cd6b, total write size = 1065721, bytes this sub-write = 1065721, bytes actually written = 18446744073709551615, offset = 0; driver write request failed; file write failed; write through metadata accumulator failed)";
 
 describe('full disk during add', () => {
-  it('maps libhdf5\'s ENOSPC text to IoError naming the file', () => {
+  it("maps libhdf5's ENOSPC text to IoError naming the file", () => {
     const e = fullDiskError(new Hdf5Error(REAL), 'write pack', '/t/.coral/tmp/pack-8a98.h5.tmp') as IoError;
     expect(e).toBeInstanceOf(IoError);
     expect(e.code).toBe(IoError.code);
@@ -35,7 +36,9 @@ describe('full disk during add', () => {
       writeSafetensors(file, { w: { dtype: 'F32', shape: [8192], data: f32(weights(8192, 3)) } });
       const r = coral(d, ['add', 'm.safetensors'], { CORAL_FAULT: `pack:write:${errno}` });
       expect(r.code).not.toBe(0);
-      expect(r.stderr).toMatch(new RegExp(`^coral: write pack \\S+\\.h5\\.tmp failed: .* \\(${errno}\\) \\(CORAL_IO\\)\\n$`));
+      expect(r.stderr).toMatch(
+        new RegExp(`^coral: write pack \\S+\\.h5\\.tmp failed: .* \\(${errno}\\) \\(CORAL_IO\\)\\n$`),
+      );
       expect(r.stderr.length).toBeLessThan(250);
       expect(fs.readdirSync(path.join(d, '.coral', 'tmp')).filter((n) => n.endsWith('.h5.tmp'))).toEqual([]);
       expect(JSON.parse(ok(d, ['status', '--json'])).untracked).toEqual(['m.safetensors']);

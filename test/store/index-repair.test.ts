@@ -15,7 +15,8 @@ describe('pack index sidecar damage', () => {
       const s = await LocalPackStore.open(dir, { fsync: false });
       const tx = s.beginWrite();
       const ids = ['aaaa0001', 'bbbb0002', 'cccc0003'];
-      for (const [i, id] of ids.entries()) await tx.put(id, seeded(3000 + i, i + 1), { codec: 'raw', dtype: 'U8', shape: [3000 + i], rawSize: 3000 + i });
+      for (const [i, id] of ids.entries())
+        await tx.put(id, seeded(3000 + i, i + 1), { codec: 'raw', dtype: 'U8', shape: [3000 + i], rawSize: 3000 + i });
       const info = (await tx.commit())!;
       await s.close();
       const idxFile = path.join(dir, 'objects', 'packs', info.name.replace(/\.h5$/, '.idx'));
@@ -31,7 +32,11 @@ describe('pack index sidecar damage', () => {
       expect((await s2.stat('bbbb0002')).rawSize).toBe(3001);
       await expect(s2.get('cbbb0002')).rejects.toMatchObject({ code: 'CORAL_OBJECT_NOT_FOUND' });
       // Repaired on disk: a fresh reader trusts it again, and verify() is clean.
-      expect(parseIndex(fs.readFileSync(idxFile), info.name, null)!.map((e) => e.id).sort()).toEqual(ids);
+      expect(
+        parseIndex(fs.readFileSync(idxFile), info.name, null)!
+          .map((e) => e.id)
+          .sort(),
+      ).toEqual(ids);
       expect(await s2.verify()).toEqual([]);
       await s2.close();
     } finally {
