@@ -24,7 +24,13 @@ describe('pack index sidecar damage', () => {
       const text = indexText(fs.readFileSync(idxFile))!;
       const at = text.indexOf('bbbb0002');
       const flipped = text.slice(0, at) + 'c' + text.slice(at + 1);
-      fs.writeFileSync(idxFile, Buffer.concat([INDEX_MAGIC, zlib.brotliCompressSync(Buffer.from(flipped))]));
+      const pack = (t: string) => Buffer.concat([INDEX_MAGIC, zlib.brotliCompressSync(Buffer.from(t))]);
+      // With its `sum`, such a sidecar is rejected outright...
+      expect(parseIndex(pack(flipped), info.name, null)).toBeNull();
+      // ...but an index written before the sum existed has none: the miss path must catch it.
+      const unsummed = flipped.replace(/"sum":"[0-9a-f]{32}",/, '');
+      expect(unsummed).not.toBe(flipped);
+      fs.writeFileSync(idxFile, pack(unsummed));
       expect(parseIndex(fs.readFileSync(idxFile), info.name, null)!.map((e) => e.id)).toContain('cbbb0002');
 
       const s2 = await LocalPackStore.open(dir, { fsync: false });
