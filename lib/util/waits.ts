@@ -45,7 +45,15 @@ export function lockTimeoutMs(coralDir?: string): number {
       cfg = null; // missing or unreadable config: Config.load reports it where it matters
     }
     const v = (cfg as { core?: { lockTimeout?: unknown } } | null)?.core?.lockTimeout;
-    if (v !== undefined) return seconds(v, LOCK_TIMEOUT_KEY);
+    // An invalid value falls back to the default rather than failing every command
+    // (including the `coral config core.lockTimeout <n>` that would fix it).
+    if (v !== undefined) {
+      try {
+        return seconds(v, LOCK_TIMEOUT_KEY);
+      } catch {
+        /* default below */
+      }
+    }
   }
   return DEFAULT_LOCK_TIMEOUT_SECONDS * 1000;
 }

@@ -90,3 +90,35 @@ describe('waiting for a lock held by a live process', () => {
     }
   });
 });
+
+describe('lockTimeoutMs', () => {
+  it('env wins over config; an invalid config value falls back to the default, an invalid env value throws', () => {
+    const d = tmpdir('coral-wait-');
+    dirs.push(d);
+    ok(d, ['init']);
+    const coralDir = path.join(d, '.coral');
+    const saved = process.env.CORAL_LOCK_TIMEOUT;
+    try {
+      delete process.env.CORAL_LOCK_TIMEOUT;
+      expect(lockTimeoutMs(coralDir)).toBe(60_000);
+      // Written directly: `coral config` may validate values on write.
+      const setRaw = (v: unknown) => {
+        const file = path.join(coralDir, 'config');
+        const cfg = JSON.parse(fs.readFileSync(file, 'utf8')) as { core: Record<string, unknown> };
+        cfg.core.lockTimeout = v;
+        fs.writeFileSync(file, JSON.stringify(cfg));
+      };
+      setRaw('banana');
+      expect(lockTimeoutMs(coralDir)).toBe(60_000);
+      setRaw(2.5);
+      expect(lockTimeoutMs(coralDir)).toBe(2500);
+      process.env.CORAL_LOCK_TIMEOUT = '0';
+      expect(lockTimeoutMs(coralDir)).toBe(0);
+      process.env.CORAL_LOCK_TIMEOUT = 'soon';
+      expect(() => lockTimeoutMs(coralDir)).toThrow(/CORAL_LOCK_TIMEOUT/);
+    } finally {
+      if (saved === undefined) delete process.env.CORAL_LOCK_TIMEOUT;
+      else process.env.CORAL_LOCK_TIMEOUT = saved;
+    }
+  });
+});
