@@ -10,6 +10,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { FormatError, IoError } from '../errors';
+import { writeFileAtomicWith } from '../util/fsutil';
 
 export interface ByteSource {
   /** Total bytes available. */
@@ -163,18 +164,7 @@ export interface Sink {
   write(chunk: Uint8Array): Promise<void>;
 }
 
-/** Writes to `path` via a temp file + rename so readers never see a half-written file. */
+/** Writes to `path` via a temp file + fsync + rename + directory fsync (lib/util/fsutil.ts), so readers never see a half-written file. */
 export async function writeFileAtomic(path: string, fn: (sink: FileSink) => Promise<void>): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
-  const fh = await fsp.open(tmp, 'w');
-  let ok = false;
-  try {
-    await fn(new FileSink(fh));
-    await fh.sync();
-    ok = true;
-  } finally {
-    await fh.close();
-    if (!ok) await fsp.rm(tmp, { force: true });
-  }
-  await fsp.rename(tmp, path);
+  await writeFileAtomicWith(path, (fh) => fn(new FileSink(fh)), { mode: 0o666 });
 }

@@ -16,6 +16,7 @@ import { CorruptObjectError, InvalidArgumentError, invalidParameter } from '../e
 import { canonicalJson } from '../models/canonical';
 import { ioError } from '../util/fsutil';
 import { LockFile } from './lock';
+import { lockTimeoutMs } from '../util/waits';
 
 export type ConfigValue = string | number | boolean | null | ConfigValue[] | { [k: string]: ConfigValue };
 type Obj = { [k: string]: ConfigValue };
@@ -184,7 +185,7 @@ export class Config {
   }
 
   private async mutate(fn: (data: Obj) => void): Promise<void> {
-    const lock = await LockFile.acquire(this.file);
+    const lock = await LockFile.acquire(this.file, { timeoutMs: lockTimeoutMs(path.dirname(this.file)) });
     try {
       const data = await readConfigFile(this.file);
       fn(data);

@@ -28,6 +28,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { InvalidArgumentError, LockedError, invalidParameter } from '../errors';
 import { fsyncDir, ioError } from '../util/fsutil';
+import { pidAlive } from '../util/process';
+import { waitNotice } from '../util/waits';
 
 export interface LockOptions {
   /** How long to wait for a held lock before LockedError (default 10000 ms; 0 = try once). */
@@ -66,16 +68,8 @@ function parseOwner(raw: string): LockOwner | null {
   return null;
 }
 
-/** True unless the pid is known dead. EPERM means it exists (owned by someone else). */
-export function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}
+/** Liveness of a lock owner: one definition for all of coral (lib/util/process.ts). */
+export { pidAlive };
 
 interface Observed {
   raw: string;
@@ -101,8 +95,12 @@ async function observe(p: string): Promise<Observed | null> {
 function isStale(o: Observed, staleMs: number | undefined): boolean {
   const now = Date.now();
   if (!o.owner) return now - o.mtimeMs > UNREADABLE_GRACE_MS;
-  if (o.owner.hostname === os.hostname() && !pidAlive(o.owner.pid)) return true;
+  if (!pidAlive(o.owner.pid, o.owner.hostname)) return true;
   return staleMs !== undefined && now - Math.max(o.owner.time, 0) > staleMs;
+}
+
+function holderText(o: LockOwner | null): string {
+  return o ? `pid ${o.pid} on ${o.hostname} since ${new Date(o.time).toISOString()}` : 'an unknown process';
 }
 
 function newOwner(): LockOwner {
@@ -212,6 +210,7 @@ export class LockFile {
     let delay = 2;
     let last: Observed | null = null;
     let breaks = 0;
+    const notice = waitNotice(() => `${lockPath} (held by ${holderText(last?.owner ?? null)})`, timeoutMs);
     for (;;) {
       const owner = newOwner();
       const raw = await createExclusive(lockPath, owner);
@@ -230,13 +229,14 @@ export class LockFile {
       const left = deadline - Date.now();
       if (left <= 0) {
         const o = last.owner;
-        const who = o ? `pid ${o.pid} on ${o.hostname} since ${new Date(o.time).toISOString()}` : 'an unknown process';
+        const who = holderText(o);
         throw new LockedError(
           `Could not lock ${targetPath}: ${lockPath} is held by ${who} (waited ${timeoutMs} ms). ` +
             `If no coral process is running, delete ${lockPath}.`,
           { lockPath, target: targetPath, pid: o?.pid, hostname: o?.hostname, time: o?.time },
         );
       }
+      notice.tick();
       await sleep(Math.min(left, delay * (0.5 + Math.random())));
       delay = Math.min(delay * 2, 200);
     }

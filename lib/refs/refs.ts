@@ -23,6 +23,7 @@ import { checkRefName, isValidRefName } from '../models/refname';
 import { checkSignature, formatTzOffset, parseTzOffset, signatureNow, type Signature } from '../models/signature';
 import { ioError } from '../util/fsutil';
 import { LockFile } from './lock';
+import { lockTimeoutMs } from '../util/waits';
 
 /** The all-zero id reflogs use for "no value" (ref created or deleted). */
 export const ZERO_ID = '0'.repeat(64);
@@ -173,7 +174,7 @@ export class RefStore {
 
   private async writeHead(content: string, newValue: () => Promise<string | null>, shown: string, opts: HeadUpdateOptions) {
     const file = path.join(this.coralDir, 'HEAD');
-    const lock = await LockFile.acquire(file, { timeoutMs: this.lockTimeoutMs });
+    const lock = await LockFile.acquire(file, { timeoutMs: this.lockTimeoutMs ?? lockTimeoutMs(this.coralDir) });
     try {
       let oldId: string | null = null;
       try {
@@ -218,7 +219,7 @@ export class RefStore {
     }
     const logHead = name === 'HEAD' || (head?.kind === 'symbolic' && head.target === name);
     await this.checkNoDirFileConflict(name);
-    const lock = await LockFile.acquire(this.refPath(name), { timeoutMs: this.lockTimeoutMs });
+    const lock = await LockFile.acquire(this.refPath(name), { timeoutMs: this.lockTimeoutMs ?? lockTimeoutMs(this.coralDir) });
     try {
       let cur: string | null;
       if (name === 'HEAD') {
@@ -253,7 +254,7 @@ export class RefStore {
     if (name === 'HEAD') throw new InvalidArgumentError('HEAD cannot be deleted');
     if (expectedOld !== undefined) checkId(expectedOld, 'expectedOld');
     const file = this.refPath(name);
-    const lock = await LockFile.acquire(file, { timeoutMs: this.lockTimeoutMs });
+    const lock = await LockFile.acquire(file, { timeoutMs: this.lockTimeoutMs ?? lockTimeoutMs(this.coralDir) });
     try {
       const cur = await this.readRefFile(name);
       if (cur === null) throw new RefNotFoundError(`ref ${name} does not exist`, { ref: name });

@@ -13,6 +13,7 @@ import { invalidParameter } from '../errors';
 import { decodeMeta } from '../models/meta';
 import { fileTable, type Tree } from '../models/tree';
 import { readIndex } from './staging';
+import { checkRefs } from './fsck-refs';
 import { GcLock } from './session';
 import type { Repository } from './repository';
 
@@ -257,20 +258,51 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcRepo
   }
 }
 
+/**
+ * Checks the store, HEAD and refs, and every link. One damaged object is one
+ * problem: objects that `verify()` already reported (or whose pack it could not
+ * read), and objects whose delta chain runs through one, are not decoded again.
+ */
 export async function fsck(repo: Repository, opts: { full?: boolean } = {}): Promise<FsckReport> {
   const problems: FsckProblem[] = [];
-  for (const p of await repo.store.verify()) problems.push({ kind: 'object', id: p.id ?? p.pack ?? '', message: p.message });
-  for (const ref of await repo.refs.listRefs('refs/')) {
-    if (!(await repo.meta.has(ref.id))) problems.push({ kind: 'ref', id: ref.name, message: `points at missing ${ref.id}` });
+  const badObjects = new Set<string>();
+  const badPacks = new Set<string>();
+  for (const p of await repo.store.verify()) {
+    problems.push({ kind: 'object', id: p.id ?? p.pack ?? '', message: p.message });
+    if (p.id) badObjects.add(p.id);
+    else if (p.kind === 'pack' && p.pack) badPacks.add(p.pack);
   }
-  const r = await reach(repo, { followBases: true });
-  problems.push(...r.missing);
+  problems.push(...(await checkRefs(repo.layout.coral, repo.meta)));
+  let r: Reach;
+  try {
+    r = await reach(repo, { followBases: true });
+  } catch (e) {
+    // HEAD or a ref unreadable: already reported above; nothing more can be walked.
+    if (problems.some((p) => p.kind === 'ref')) return { ok: false, commits: 0, trees: 0, objects: 0, problems };
+    throw e;
+  }
+  /** Is `id`, or any object of its delta chain, already reported as damaged? */
+  const damaged = async (id: string): Promise<boolean> => {
+    for (let cur: string | null = id, n = 0; cur && n < 10_000; n++) {
+      if (badObjects.has(cur)) return true;
+      let info;
+      try {
+        info = await repo.store.stat(cur);
+      } catch {
+        return false;
+      }
+      if (info.location && badPacks.has(info.location)) return true;
+      cur = info.base || null;
+    }
+    return false;
+  };
+  for (const m of r.missing) if (!(m.kind === 'object' && (await damaged(m.id)))) problems.push(m);
   for (const id of r.objects) {
     if (!(await repo.store.has(id))) {
       problems.push({ kind: 'link', id, message: `object ${id} is referenced but not stored` });
       continue;
     }
-    if (opts.full !== false) {
+    if (opts.full !== false && !(await damaged(id))) {
       try {
         // Decoding verifies the content id end to end (and the whole delta chain).
         await repo.reader.tensor(id);

@@ -15,6 +15,7 @@ import type { FileEntry, TensorEntry } from '../models/tree';
 import { DTYPES, type DType } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
 import type { ObjectReader } from './objects';
+import { fsyncDirSync } from '../util/fsutil';
 import { isSymlinkEntry, writeSymlink } from './symlink';
 
 async function writeAll(fh: fsp.FileHandle, b: Uint8Array): Promise<void> {
@@ -64,15 +65,8 @@ export async function* fileChunks(reader: ObjectReader, entry: FileEntry, known?
   if (sk < skeleton.byteLength) yield skeleton.subarray(sk);
 }
 
-/** fsyncs a directory (after a rename into it). */
-export function fsyncDirSync(dir: string): void {
-  const dfd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(dfd);
-  } finally {
-    fs.closeSync(dfd);
-  }
-}
+/** fsyncs a directory (after a rename into it): one definition, lib/util/fsutil.ts. */
+export { fsyncDirSync };
 
 /**
  * Writes chunks to a new file while hashing them (the write of a chunk runs

@@ -205,16 +205,29 @@ export class ObjectWriter {
     return p;
   }
 
+  /**
+   * Declares that this session relies on the stored copy of `id` (see
+   * PackTransaction.reuse): false when the store no longer has it, e.g. gc
+   * removed it after this process loaded its view of the store. A writer never
+   * trusts `has()` alone for a dedup or a delta base.
+   */
+  private reuse(id: string): Promise<boolean> {
+    return this.stage(() => this.transaction().reuse(id));
+  }
+
   private async doPut(t: Tensor, base: PutBase | null, oid: string, extra: Record<string, string> | undefined, opts: PutOptions): Promise<PutResult> {
-    if (this.pending.has(oid) || (await this.store.has(oid))) {
-      const a = this.pending.get(oid) ?? (await this.store.stat(oid));
+    const mine = this.pending.get(oid);
+    if (mine) return { id: oid, stored: false, codec: mine.codec, base: mine.base || null, storedSize: mine.storedSize ?? 0 };
+    if (await this.store.has(oid)) {
       // Tell the store we rely on the existing copy, so a repack cannot drop it under us.
-      if (!this.pending.has(oid)) await this.stage(() => this.transaction().reuse(oid).then(() => undefined));
-      return { id: oid, stored: false, codec: a.codec, base: a.base || null, storedSize: a.storedSize ?? 0 };
+      // When it is already gone, fall through and write it again.
+      const a = (await this.reuse(oid)) ? await this.store.stat(oid).catch(() => null) : null;
+      if (a) return { id: oid, stored: false, codec: a.codec, base: a.base || null, storedSize: a.storedSize ?? 0 };
     }
     const eo: EncodeOptions = { codec: 'auto', level: this.opts.level };
     let depth = 0;
-    if (base && base.id !== oid && !this.pending.has(base.id) && !this.inflight.has(base.id) && (await this.store.has(base.id))) {
+    if (base && base.id !== oid && !this.pending.has(base.id) && !this.inflight.has(base.id) && (await this.store.has(base.id)) &&
+        (await this.reuse(base.id))) {
       const bd = attrDepth(await this.store.stat(base.id));
       if (bd + 1 <= this.opts.maxChainDepth) {
         const bt = base.tensor ?? (await this.reader.tensor(base.id));
@@ -249,9 +262,9 @@ export class ObjectWriter {
   }
 
   /** Runs a pack-stage step after every earlier one (a failed step does not block later ones). */
-  private stage(fn: () => Promise<void>): Promise<void> {
+  private stage<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.storeChain.then(fn);
-    this.storeChain = run.catch(() => undefined);
+    this.storeChain = run.then(() => undefined, () => undefined);
     return run;
   }
 

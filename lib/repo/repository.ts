@@ -220,6 +220,9 @@ export class Repository {
   /** Runs `fn` inside a writer session (see session.ts) with an object writer. */
   async withWriter<T>(what: string, fn: (w: ObjectWriter) => Promise<T>): Promise<T> {
     const session = await WriterSession.begin(this.layout, what);
+    // The store's view was loaded at open, before this session excluded gc: reload it
+    // under the session so no dedup or delta base trusts an object gc has removed.
+    await this.store.refresh();
     const writer = new ObjectWriter(this.store, this.reader, {
       level: this.config.getNumber('core.compressionLevel') ?? DEFAULT_CONFIG.core.compressionLevel,
       maxChainDepth: this.config.getNumber('core.maxChainDepth') ?? DEFAULT_CONFIG.core.maxChainDepth,

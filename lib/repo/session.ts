@@ -17,6 +17,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LockedError } from '../errors';
+import { pidAlive } from '../util/process';
+import { lockTimeoutMs, waitNotice } from '../util/waits';
 import type { RepoLayout } from './layout';
 
 interface Holder { pid: number; host: string; time: number; what: string }
@@ -24,13 +26,7 @@ interface Holder { pid: number; host: string; time: number; what: string }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function alive(h: Holder): boolean {
-  if (h.host !== os.hostname()) return true; // cannot tell: assume alive
-  try {
-    process.kill(h.pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return pidAlive(h.pid, h.host);
 }
 
 function readHolder(p: string): Holder | null {
@@ -39,6 +35,12 @@ function readHolder(p: string): Holder | null {
   } catch {
     return null;
   }
+}
+
+/** "coral add, pid 42 on host" for messages. */
+function describeHolder(p: string): string {
+  const h = readHolder(p);
+  return h ? `${h.what ? `coral ${h.what}, ` : ''}pid ${h.pid} on ${h.host}` : 'holder unknown';
 }
 
 function holder(what: string): string {
@@ -68,9 +70,10 @@ function sweepIfDead(p: string): boolean {
 export class WriterSession {
   private constructor(private readonly file: string) {}
 
-  static async begin(layout: RepoLayout, what: string, timeoutMs = 60_000): Promise<WriterSession> {
+  static async begin(layout: RepoLayout, what: string, timeoutMs = lockTimeoutMs(layout.coral)): Promise<WriterSession> {
     fs.mkdirSync(layout.sessions, { recursive: true });
     const deadline = Date.now() + timeoutMs;
+    const notice = waitNotice(() => `gc to finish (${layout.gcLock}, ${describeHolder(layout.gcLock)})`, timeoutMs);
     for (let attempt = 0; ; attempt++) {
       const file = path.join(layout.sessions, `${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
       fs.writeFileSync(file, holder(what), { flag: 'wx' });
@@ -80,6 +83,7 @@ export class WriterSession {
         throw new LockedError(`gc is running on this repository (${layout.gcLock}); try again when it finishes`, {
           lock: layout.gcLock,
         });
+      notice.tick();
       await sleep(Math.min(500, 20 * 2 ** Math.min(attempt, 5)));
     }
   }
@@ -97,7 +101,7 @@ export class GcLock {
   private constructor(private readonly file: string) {}
 
   /** Takes the gc lock and waits until no writer session is live. */
-  static async acquire(layout: RepoLayout, timeoutMs = 60_000): Promise<GcLock> {
+  static async acquire(layout: RepoLayout, timeoutMs = lockTimeoutMs(layout.coral)): Promise<GcLock> {
     fs.mkdirSync(layout.sessions, { recursive: true });
     try {
       fs.writeFileSync(layout.gcLock, holder('gc'), { flag: 'wx' });
@@ -109,8 +113,13 @@ export class GcLock {
     }
     const lock = new GcLock(layout.gcLock);
     const deadline = Date.now() + timeoutMs;
+    let live: string[] = [];
+    const notice = waitNotice(
+      () => `${live.length} active writer session(s) in ${layout.sessions} (${live.map((f) => describeHolder(path.join(layout.sessions, f))).join('; ')})`,
+      timeoutMs,
+    );
     for (;;) {
-      const live = fs.readdirSync(layout.sessions).filter((f) => !sweepIfDead(path.join(layout.sessions, f)));
+      live = fs.readdirSync(layout.sessions).filter((f) => !sweepIfDead(path.join(layout.sessions, f)));
       if (live.length === 0) return lock;
       if (Date.now() > deadline) {
         lock.release();
@@ -118,6 +127,7 @@ export class GcLock {
           sessions: live,
         });
       }
+      notice.tick();
       await sleep(100);
     }
   }

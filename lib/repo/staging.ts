@@ -12,6 +12,7 @@ import { CorruptIndexError } from '../errors';
 import { fileTable, type FileEntry, type Tree } from '../models/tree';
 import { LockFile } from '../refs/lock';
 import type { RepoLayout } from './layout';
+import { lockTimeoutMs } from '../util/waits';
 
 export interface StatCache {
   size: number;
@@ -139,7 +140,7 @@ export async function updateIndex<T>(
   layout: RepoLayout,
   fn: (idx: StagingIndex) => Promise<T> | T,
 ): Promise<T> {
-  const lock = await LockFile.acquire(layout.index, { timeoutMs: 120_000 });
+  const lock = await LockFile.acquire(layout.index, { timeoutMs: lockTimeoutMs(layout.coral) });
   try {
     const idx = readIndex(layout);
     const out = await fn(idx);

@@ -35,6 +35,8 @@ import { parseScheme, type Fingerprint } from './fingerprint';
 import {
   SimilarityIndex, type EntryMeta, type IndexOptions, type IndexRecord, type QueryOptions, type SimilarityHit,
 } from './lsh-index';
+import { pidAlive } from '../util/process';
+import { writeFileAtomicSync } from '../util/fsutil';
 
 const SNAPSHOT = 'index.csx';
 const LOCK = 'compact.lock';
@@ -49,8 +51,6 @@ const REC_HEAD = 12;
 const MAX_RECORD = 1 << 20;
 /** A compaction lock older than this is considered abandoned. */
 const STALE_LOCK_MS = 10 * 60 * 1000;
-/** An unsealed, absorbed log of another host idle this long is considered abandoned. */
-const STALE_LOG_MS = 24 * 3600 * 1000;
 
 const crc32: (b: Uint8Array) => number = (zlib as unknown as { crc32: (b: Uint8Array) => number }).crc32;
 
@@ -80,37 +80,9 @@ function ioError(e: unknown, what: string): IoError {
   return new IoError(`${what}: ${msg}`, { cause: msg });
 }
 
-function fsyncDir(dir: string): void {
-  try {
-    const fd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    // directories cannot be fsynced on every platform; the rename is still atomic
-  }
-}
-
-/** Writes `data` to `file` atomically: temp file in the same directory, fsync, rename, fsync dir. */
+/** Atomic replace (lib/util/fsutil.ts); kept under this name for the public similarity API. */
 export function writeFileAtomic(file: string, data: Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
-  try {
-    const fd = fs.openSync(tmp, 'wx');
-    try {
-      let off = 0;
-      while (off < data.byteLength) off += fs.writeSync(fd, data, off, data.byteLength - off);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-    fsyncDir(path.dirname(file));
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw ioError(e, `cannot write ${file}`);
-  }
+  writeFileAtomicSync(file, data);
 }
 
 // ---- snapshot ------------------------------------------------------------------------------
@@ -268,15 +240,6 @@ function applyRecords(index: SimilarityIndex, records: LogRecord[]): void {
   for (const r of records) {
     if (r.op === OP_INSERT) index.insert(r.id, r.fp!, r.meta);
     else index.remove(r.id);
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -570,11 +533,8 @@ export class SimilarityStore {
       if (name === this.logName) continue;
       const file = path.join(this.dir, name);
       let size: number;
-      let mtime: number;
       try {
-        const st = fs.statSync(file);
-        size = st.size;
-        mtime = st.mtimeMs;
+        size = fs.statSync(file).size;
       } catch {
         continue;
       }
@@ -587,7 +547,8 @@ export class SimilarityStore {
       }
       const owner = logOwner(name);
       if (!finished && owner) {
-        finished = owner.host === host ? !pidAlive(owner.pid) : Date.now() - mtime > STALE_LOG_MS;
+        // A writer on another host cannot be checked from here: its log stays (pidAlive says alive).
+        finished = owner.host === host && !pidAlive(owner.pid);
       }
       if (finished) fs.rmSync(file, { force: true });
     }

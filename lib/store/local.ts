@@ -28,14 +28,16 @@
  * await store.close();
  */
 import { promises as fsp } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import type { PackEntry, PackReader, PackWriter } from '../../binding';
 import {
-  CoralError, CorruptObjectError, InvalidArgumentError, NativeNotFoundError, ObjectNotFoundError,
+  CoralError, CorruptObjectError, Hdf5Error, InvalidArgumentError, NativeNotFoundError, ObjectNotFoundError,
   invalidParameter,
 } from '../errors';
 import { ASYNC_THRESHOLD_BYTES, callAsync, callSync, native } from '../native';
-import { errnoOf, fsyncDir, ioError, randomHex, unlinkIfExists, writeFileAtomic } from './fs';
+import { faultPoint } from '../util/crash';
+import { errnoOf, fsyncDir, fullDiskError, ioError, randomHex, unlinkIfExists, writeFileAtomic } from './fs';
 import {
   checkId, normalizeAttrs, type ObjectAttrs, type ObjectStore, type PackInfo, type PackTransaction, type RepackOptions,
   type RepackResult, type StoredAttrs, type StoredObject, type StoreProblem,
@@ -111,6 +113,8 @@ export class LocalPackStore implements ObjectStore {
   private readers = new Map<string, PackReader>();
   /** Packs that could not be read (no usable index and HDF5 refused them), keyed by name -> size seen. */
   private broken = new Map<string, { size: number; error: unknown }>();
+  /** Packs whose entries were read from the pack itself (or checked against it) by this instance. */
+  private checkedPacks = new Set<string>();
   private txs = new Set<LocalTransaction>();
   private refreshChain: Promise<void> = Promise.resolve();
   private closed = false;
@@ -165,24 +169,68 @@ export class LocalPackStore implements ObjectStore {
   async stat(id: string): Promise<StoredAttrs> {
     this.checkOpen();
     checkId(id);
+    const loc = await this.locate(id);
+    if (!loc) throw this.notFound(id);
+    return toAttrs(loc);
+  }
+
+  /**
+   * Where `id` lives: the in-memory map, then a directory refresh, then (once
+   * per pack) the packs themselves instead of their index sidecars, which are
+   * only a cache: a damaged sidecar must never make an intact object "not found".
+   */
+  private async locate(id: string): Promise<Location | undefined> {
     let loc = this.byId.get(id);
     if (!loc) {
       await this.refresh();
       loc = this.byId.get(id);
     }
-    if (!loc) throw this.notFound(id);
-    return toAttrs(loc);
+    if (!loc && (await this.recheckIndexes())) loc = this.byId.get(id);
+    return loc;
+  }
+
+  /**
+   * Lists every pack whose entries came from its sidecar and were not yet
+   * checked against the pack, and repairs sidecars that disagree. Returns
+   * whether any pack's entries changed.
+   */
+  private async recheckIndexes(): Promise<boolean> {
+    let changed = false;
+    for (const st of [...this.packs.values()]) {
+      if (!st.indexed || this.checkedPacks.has(st.name)) continue;
+      this.checkedPacks.add(st.name);
+      let entries: PackEntry[];
+      try {
+        entries = await this.listPack(st.name);
+      } catch {
+        continue; // unreadable or removed: verify() reports it
+      }
+      if (sameEntries(entries, st.entries)) continue;
+      st.entries = entries;
+      changed = true;
+      await this.repairIndex(st.name, st.size, entries);
+    }
+    if (changed) this.rebuildMap();
+    return changed;
+  }
+
+  /** Rewrites a pack's sidecar from the pack's own listing. Best effort: the sidecar is a cache. */
+  private async repairIndex(name: string, size: number, entries: PackEntry[]): Promise<void> {
+    try {
+      await writeFileAtomic(path.join(this.packsDir, indexNameFor(name)), await encodeIndex(name, size, entries), this.tmpDir, this.sync);
+      // A repack may have removed the pack meanwhile: never leave an index without its pack.
+      if (!(await fsp.stat(this.packPath(name)).then(() => true, () => false)))
+        await unlinkIfExists(path.join(this.packsDir, indexNameFor(name)));
+    } catch {
+      /* read-only repository, or the pack is gone: readers fall back to the pack again */
+    }
   }
 
   async get(id: string): Promise<StoredObject> {
     this.checkOpen();
     checkId(id);
     for (let attempt = 0; ; attempt++) {
-      let loc = this.byId.get(id);
-      if (!loc) {
-        await this.refresh();
-        loc = this.byId.get(id);
-      }
+      const loc = await this.locate(id);
       if (!loc) throw this.notFound(id);
       try {
         const r = this.reader(loc.pack);
@@ -316,6 +364,9 @@ export class LocalPackStore implements ObjectStore {
     if (fromIndex) return { name, size, entries: fromIndex, indexed: true };
     try {
       const entries = await this.listPack(name);
+      this.checkedPacks.add(name);
+      // An unusable sidecar is left for verify() to report and `fsck --rebuild-index` to rewrite:
+      // reads already come from the pack. (A decodable but wrong one is repaired on a miss: locate().)
       return { name, size, entries, indexed: false };
     } catch (e) {
       if (isNativeNotFound(e)) return null;
@@ -669,6 +720,14 @@ class LocalTransaction implements PackTransaction {
 
   private async write(id: string, bytes: Uint8Array, a: ReturnType<typeof normalizeAttrs>): Promise<void> {
     if (this.failure) throw this.failure;
+    try {
+      await this.writeRaw(id, bytes, a);
+    } catch (e) {
+      throw fullDiskError(e, 'write pack', this.tmpPath);
+    }
+  }
+
+  private async writeRaw(id: string, bytes: Uint8Array, a: ReturnType<typeof normalizeAttrs>): Promise<void> {
     if (!this.writer) {
       this.name = `pack-${randomHex(16)}.h5`;
       this.tmpPath = path.join(this.store.tmpDir, `${this.name}.tmp`);
@@ -676,6 +735,8 @@ class LocalTransaction implements PackTransaction {
     }
     const w = this.writer;
     const pa = { codec: a.codec, dtype: a.dtype, shape: a.shape, base: a.base, rawSize: a.rawSize, extra: a.extra };
+    const fault = faultPoint('pack:write');
+    if (fault) throw new Hdf5Error(`pack ${this.tmpPath}: object ${id}: cannot write data (file write failed: errno = ${(osConstants.errno as Record<string, number>)[fault] ?? -1}, error message = 'injected ${fault}'; driver write request failed)`);
     if (bytes.byteLength >= ASYNC_THRESHOLD_BYTES) await callAsync(() => w.putAsync(id, bytes, pa));
     else callSync(() => w.put(id, bytes, pa));
     this.written++;
@@ -692,7 +753,13 @@ class LocalTransaction implements PackTransaction {
         const w = this.writer;
         this.writer = null;
         // finish() reports every object with its final offset (small objects' bytes are placed then).
-        const { size, entries } = await callAsync(() => w.finish());
+        let done: { size: number; entries: PackEntry[] };
+        try {
+          done = await callAsync(() => w.finish());
+        } catch (e) {
+          throw fullDiskError(e, 'write pack', this.tmpPath);
+        }
+        const { size, entries } = done;
         await this.store._publish(this.tmpPath, this.name, size, entries);
         info = { name: this.name, objects: entries.length, bytes: size };
       }

@@ -6,6 +6,7 @@
  *
  *   coral-pack-index-2 (written): the 4 bytes "cpi2", then a Brotli stream of
  *     { "format": "coral-pack-index-2", "pack": "pack-<hex>.h5", "packSize": <bytes>,
+ *       "sum": <sha256 of the objects array text, 32 hex; optional, checked when present>,
  *       "objects": [ [id, dataset, size, offset, checksum, codec, dtype, shape, base,
  *                     rawSize, extra], ... ] }                      // sorted by id
  *     (`tail -c +5 pack-X.idx | brotli -d` shows the JSON.)
@@ -13,6 +14,7 @@
  *
  * An index whose `pack` or `packSize` disagrees with the pack file is ignored.
  */
+import * as crypto from 'node:crypto';
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 import type { PackEntry } from '../../binding';
@@ -46,7 +48,29 @@ export function indexJson(pack: string, packSize: number, entries: readonly Pack
   const lines = sortById(entries).map((e) =>
     JSON.stringify([e.id, e.dataset, e.size, e.offset, e.checksum, e.codec, e.dtype, e.shape, e.base, e.rawSize, sortedExtra(e.extra)]),
   );
-  return `{"format":"${INDEX_FORMAT}","pack":${JSON.stringify(pack)},"packSize":${packSize},"objects":[\n${lines.join(',\n')}\n]}\n`;
+  const objects = `[\n${lines.join(',\n')}\n]`;
+  return `{"format":"${INDEX_FORMAT}","pack":${JSON.stringify(pack)},"packSize":${packSize},"sum":"${objectsSum(objects)}","objects":${objects}}\n`;
+}
+
+/**
+ * Checksum of the `objects` array text of a v2 index (sha256, 32 hex digits).
+ * Brotli has no checksum of its own, and one flipped bit in a back-reference
+ * can change every "raw" of the decoded text into "rau" and still parse: with
+ * the sum such an index is rejected (and the pack listed instead).
+ */
+function objectsSum(objectsText: string): string {
+  return crypto.createHash('sha256').update(objectsText, 'utf8').digest('hex').slice(0, 32);
+}
+
+const OBJECTS_KEY = ',"objects":';
+
+/** False when the text carries a `sum` that does not match its objects array. Indexes without one pass. */
+function sumMatches(text: string, sum: unknown): boolean {
+  if (sum === undefined) return true; // written before the sum existed
+  if (typeof sum !== 'string') return false;
+  const at = text.indexOf(OBJECTS_KEY);
+  const end = text.lastIndexOf('}');
+  return at >= 0 && end > at && objectsSum(text.slice(at + OBJECTS_KEY.length, end)) === sum;
 }
 
 /**
@@ -127,9 +151,9 @@ export function parseIndex(data: Uint8Array | string, pack: string, packSize: nu
   } catch {
     return null;
   }
-  const d = doc as { format?: unknown; pack?: unknown; packSize?: unknown; objects?: unknown } | null;
+  const d = doc as { format?: unknown; pack?: unknown; packSize?: unknown; sum?: unknown; objects?: unknown } | null;
   if (!d || typeof d !== 'object' || (d.format !== INDEX_FORMAT && d.format !== INDEX_FORMAT_V1) || d.pack !== pack ||
-      (packSize !== null && d.packSize !== packSize) || !Array.isArray(d.objects))
+      (packSize !== null && d.packSize !== packSize) || !Array.isArray(d.objects) || !sumMatches(text, d.sum))
     return null;
   const out: PackEntry[] = [];
   const seen = new Set<string>();

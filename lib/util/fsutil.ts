@@ -11,6 +11,7 @@
  * const cfg = await readJsonFile<Record<string, unknown>>('.coral/config');
  */
 import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { CorruptObjectError, IoError, invalidParameter } from '../errors';
@@ -50,9 +51,21 @@ export function ioError(e: unknown, op: string, p: string): Error {
 }
 
 /**
+ * Directory fsync is not possible here (some filesystems and platforms refuse
+ * it: EINVAL on some network/FUSE filesystems, ENOTSUP/EOPNOTSUPP, EISDIR or
+ * EPERM on Windows). Nothing more can be done there; every other error (EIO,
+ * ENOSPC, EACCES...) surfaces.
+ */
+function fsyncUnsupported(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return code === 'EINVAL' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' ||
+    (process.platform === 'win32' && (code === 'EISDIR' || code === 'EPERM'));
+}
+
+/**
  * fsync a directory so that entries created, renamed or removed in it are
- * durable. Filesystems that cannot fsync a directory (EINVAL/EISDIR/EPERM on some
- * platforms) are tolerated: there is nothing more we can do there.
+ * durable. Errors surface as IoError, except "directory fsync unsupported"
+ * (see fsyncUnsupported).
  */
 export async function fsyncDir(dir: string): Promise<void> {
   let fh: fsp.FileHandle | undefined;
@@ -60,12 +73,31 @@ export async function fsyncDir(dir: string): Promise<void> {
     fh = await fsp.open(dir, 'r');
     await fh.sync();
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EINVAL' || code === 'EISDIR' || code === 'EPERM' || code === 'ENOTSUP') return;
+    if (fsyncUnsupported(e)) return;
     throw ioError(e, 'fsync directory', dir);
   } finally {
     await fh?.close().catch(() => undefined);
   }
+}
+
+/** Synchronous fsyncDir, for code that must not yield (the similarity index, materialize). */
+export function fsyncDirSync(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch (e) {
+    if (fsyncUnsupported(e)) return;
+    throw ioError(e, 'fsync directory', dir);
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+function checkWriteArgs(file: unknown, data: unknown): void {
+  if (typeof file !== 'string' || file.length === 0) throw invalidParameter('path', 'non-empty string', file);
+  if (typeof data !== 'string' && !(data instanceof Uint8Array))
+    throw invalidParameter('data', 'Uint8Array or string', data);
 }
 
 /**
@@ -79,16 +111,27 @@ export async function writeFileAtomic(
   data: Uint8Array | string,
   opts: WriteAtomicOptions = {},
 ): Promise<void> {
+  checkWriteArgs(file, data);
+  return writeFileAtomicWith(file, (fh) => fh.writeFile(data), opts);
+}
+
+/**
+ * writeFileAtomic with the content written by `fn` into the open temp file
+ * (streaming writers: checkpoint formats). Same steps and guarantees.
+ */
+export async function writeFileAtomicWith(
+  file: string,
+  fn: (fh: fsp.FileHandle) => Promise<void>,
+  opts: WriteAtomicOptions = {},
+): Promise<void> {
   if (typeof file !== 'string' || file.length === 0) throw invalidParameter('path', 'non-empty string', file);
-  if (typeof data !== 'string' && !(data instanceof Uint8Array))
-    throw invalidParameter('data', 'Uint8Array or string', data);
   const doSync = opts.fsync !== false;
   const dir = path.dirname(file);
   const tmp = path.join(opts.tmpDir ?? dir, uniqueTmpName(path.basename(file)));
   let fh: fsp.FileHandle | undefined;
   try {
     fh = await fsp.open(tmp, 'wx', opts.mode ?? 0o644);
-    await fh.writeFile(data);
+    await fn(fh);
     if (doSync) await fh.sync();
     await fh.close();
     fh = undefined;
@@ -99,6 +142,34 @@ export async function writeFileAtomic(
     throw ioError(e, 'atomic write of', file);
   }
   if (doSync && opts.fsyncDir !== false) await fsyncDir(dir);
+}
+
+/** Synchronous writeFileAtomic (same steps, options and errors). */
+export function writeFileAtomicSync(file: string, data: Uint8Array | string, opts: WriteAtomicOptions = {}): void {
+  checkWriteArgs(file, data);
+  const doSync = opts.fsync !== false;
+  const dir = path.dirname(file);
+  const tmp = path.join(opts.tmpDir ?? dir, uniqueTmpName(path.basename(file)));
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(tmp, 'wx', opts.mode ?? 0o644);
+    fs.writeFileSync(fd, data);
+    if (doSync) fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = undefined;
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    if (fd !== undefined) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        /* already failing */
+      }
+    }
+    fs.rmSync(tmp, { force: true });
+    throw ioError(e, 'atomic write of', file);
+  }
+  if (doSync && opts.fsyncDir !== false) fsyncDirSync(dir);
 }
 
 /** True if `p` exists (any type). Other errors than ENOENT/ENOTDIR are raised as IoError. */

@@ -67,3 +67,38 @@ describe('fsutil', () => {
     expect(err.data?.errno).toBe('ENOENT');
   });
 });
+
+describe('one writeFileAtomic and one fsyncDir (issue #12)', () => {
+  it('writeFileAtomicSync writes, replaces, leaves no temp files and types errors', async () => {
+    const { writeFileAtomicSync } = await import('../../lib/util/fsutil');
+    const f = path.join(root, 's');
+    writeFileAtomicSync(f, 'one');
+    writeFileAtomicSync(f, new Uint8Array([0x32]), { mode: 0o600 });
+    expect(await fsp.readFile(f, 'utf8')).toBe('2');
+    expect((await fsp.stat(f)).mode & 0o777).toBe(0o600);
+    expect(await fsp.readdir(root)).toEqual(['s']);
+    expect(() => writeFileAtomicSync(path.join(root, 'nope', 'x'), 'x')).toThrow(IoError);
+  });
+
+  it('fsyncDir and fsyncDirSync surface real errors as IoError', async () => {
+    const { fsyncDirSync } = await import('../../lib/util/fsutil');
+    await expect(fsyncDir(path.join(root, 'missing'))).rejects.toBeInstanceOf(IoError);
+    expect(() => fsyncDirSync(path.join(root, 'missing'))).toThrow(IoError);
+    fsyncDirSync(root);
+  });
+
+  it('the similarity index, materialize and the format writers use the shared helpers', async () => {
+    const fsutil = await import('../../lib/util/fsutil');
+    const materialize = await import('../../lib/repo/materialize');
+    expect(materialize.fsyncDirSync).toBe(fsutil.fsyncDirSync);
+    const sim = await import('../../lib/similarity/index-file');
+    // Errors of the similarity index's atomic write are the shared IoError naming the file.
+    expect(() => sim.writeFileAtomic(path.join(root, 'nope', 'index.csx'), new Uint8Array(1))).toThrow(/atomic write of .*index\.csx failed/);
+    const io = await import('../../lib/formats/io');
+    const f = path.join(root, 'w.bin');
+    await io.writeFileAtomic(f, async (sink) => sink.write(new Uint8Array([1, 2, 3])));
+    expect([...(await fsp.readFile(f))]).toEqual([1, 2, 3]);
+    await expect(io.writeFileAtomic(path.join(root, 'nope', 'w.bin'), async () => undefined)).rejects.toBeInstanceOf(IoError);
+    expect(await fsp.readdir(root)).toEqual(['w.bin']);
+  });
+});
