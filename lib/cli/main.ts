@@ -7,10 +7,10 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CoralError, InvalidArgumentError, invalidParameter } from '../errors';
 import { formatSignatureDate, type Commit } from '../models';
-import { diffSides, type FileChange } from '../repo/diff';
+import { diffSides, summarizeChanges, type FileChange, type TensorMetrics } from '../repo/diff';
 import { fsck, gc, parsePruneExpire, stats } from '../repo/maintenance';
 import { Repository } from '../repo/repository';
-import { readIndex } from '../repo/staging';
+import { diffWorktree, indexTree } from '../repo/diff-worktree';
 import { mergeCommand } from './merge-command';
 import { similarCommand } from './similar-command';
 import type { Command, Ctx, Flags, OptSpec } from './command';
@@ -69,6 +69,13 @@ function parsePairs(list: string[] | undefined, what: string): Record<string, un
   return out;
 }
 
+/** One tensor's metrics; "-" stands for an undefined ratio (see TensorMetrics). */
+function metricsText(m: TensorMetrics): string {
+  const num = (x: number | null, digits?: number) => (x === null ? '-' : fmtNum(x, digits));
+  return `changed ${(100 * m.changedFraction).toFixed(2)}%  relL2 ${num(m.relL2)}  maxAbs ${fmtNum(m.maxAbs)}  cos ${num(m.cosine, 6)}` +
+    (m.nonFinite ? `  nonFinite ${m.nonFinite}` : '');
+}
+
 function renderChanges(ctx: Ctx, changes: FileChange[], opts: { stat?: boolean } = {}): void {
   const { io } = ctx;
   if (!changes.length) return;
@@ -88,12 +95,7 @@ function renderChanges(ctx: Ctx, changes: FileChange[], opts: { stat?: boolean }
       else if (t.change === 'removed') print(ctx, `    ${paint(io, 'red', '-')} ${t.name}  ${shape}`);
       else if (t.oldDtype || t.oldShape)
         print(ctx, `    ${paint(io, 'yellow', '~')} ${t.name}  ${t.oldDtype}[${t.oldShape!.join(',')}] -> ${shape}`);
-      else if (t.metrics)
-        print(
-          ctx,
-          `    ${paint(io, 'yellow', '~')} ${t.name}  ${shape}  changed ${(100 * t.metrics.changedFraction).toFixed(2)}%  ` +
-            `relL2 ${fmtNum(t.metrics.relL2)}  maxAbs ${fmtNum(t.metrics.maxAbs)}  cos ${fmtNum(t.metrics.cosine, 6)}`,
-        );
+      else if (t.metrics) print(ctx, `    ${paint(io, 'yellow', '~')} ${t.name}  ${shape}  ${metricsText(t.metrics)}`);
       else print(ctx, `    ${paint(io, 'yellow', '~')} ${t.name}  ${shape}`);
     }
   }
@@ -345,31 +347,14 @@ const commands: Record<string, Command> = {
       await withRepo(ctx, async (repo) => {
         const paths = ctx.rest.map((p) => repo.relPath(path.resolve(ctx.cwd, p)));
         const metrics = !ctx.flags['no-metrics'] && !ctx.flags.stat;
-        const indexTree = () => {
-          const idx = readIndex(repo.layout);
-          return { files: Object.fromEntries(Object.entries(idx.files).map(([p, s]) => [p, s.entry])) };
-        };
-        const worktreeSide = async () => {
-          const idx = readIndex(repo.layout);
-          const st = await repo.status();
-          const files: Record<string, { abs: string; sha256: string; size: number; format: string }> = {};
-          // Files unchanged against the index keep the index's identity (no rehash).
-          const changed = new Set(st.files.filter((f) => f.unstaged === 'modified').map((f) => f.path));
-          const deleted = new Set(st.files.filter((f) => f.unstaged === 'deleted').map((f) => f.path));
-          for (const [p, s] of Object.entries(idx.files)) {
-            if (deleted.has(p)) continue;
-            files[p] = { abs: repo.absPath(p), sha256: changed.has(p) ? `worktree:${p}` : s.entry.sha256, size: s.entry.size, format: s.entry.format };
-          }
-          return { kind: 'worktree' as const, files };
-        };
         let changes: FileChange[];
         if (ctx.flags.cached || ctx.flags.staged) {
           const base = await repo.treeOf((await repo.headCommit()) ? ctx.args[0] ?? 'HEAD' : null);
-          changes = await diffSides(repo.reader, base, { kind: 'tree', tree: indexTree() }, { metrics, paths });
+          changes = await diffSides(repo.reader, base, { kind: 'tree', tree: indexTree(repo) }, { metrics, paths });
         } else if (ctx.args.length === 0) {
-          changes = await diffSides(repo.reader, indexTree(), await worktreeSide(), { metrics, paths });
+          changes = await diffWorktree(repo, null, { metrics, paths });
         } else if (ctx.args.length === 1) {
-          changes = await diffSides(repo.reader, await repo.treeOf(ctx.args[0]), await worktreeSide(), { metrics, paths });
+          changes = await diffWorktree(repo, ctx.args[0], { metrics, paths });
         } else {
           changes = await diffSides(repo.reader, await repo.treeOf(ctx.args[0]), { kind: 'tree', tree: await repo.treeOf(ctx.args[1]) }, { metrics, paths });
         }
@@ -558,15 +543,7 @@ const commands: Record<string, Command> = {
           });
         }
         const changes = await diffSides(repo.reader, sides[0].tree, { kind: 'tree', tree: sides[1].tree });
-        const mod = changes.flatMap((f) => f.tensors.filter((t) => t.metrics));
-        const summary = {
-          tensorsAdded: changes.reduce((n, f) => n + f.tensors.filter((t) => t.change === 'added').length, 0),
-          tensorsRemoved: changes.reduce((n, f) => n + f.tensors.filter((t) => t.change === 'removed').length, 0),
-          tensorsModified: changes.reduce((n, f) => n + f.tensors.filter((t) => t.change === 'modified').length, 0),
-          meanRelL2: mod.length ? mod.reduce((n, t) => n + t.metrics!.relL2, 0) / mod.length : 0,
-          maxAbs: mod.reduce((n, t) => Math.max(n, t.metrics!.maxAbs), 0),
-          minCosine: mod.reduce((n, t) => Math.min(n, t.metrics!.cosine), 1),
-        };
+        const summary = summarizeChanges(changes);
         if (ctx.flags.json)
           return printJson(ctx, { a: { ...sides[0], tree: undefined }, b: { ...sides[1], tree: undefined }, summary, changes });
         const row = (k: string, a: unknown, b: unknown) => print(ctx, `${k.padEnd(12)} ${String(a).padEnd(40)} ${String(b)}`);

