@@ -8,6 +8,8 @@ export interface Command {
   summary: string;
   usage: string;
   options: OptSpec;
+  /** Rewrites argv (before `--`) ahead of option parsing, e.g. `log -3` to `log --max-count=3`. */
+  preprocess?: (argv: string[]) => string[];
   run: (ctx: Ctx) => Promise<number | void>;
 }
 
@@ -20,3 +22,12 @@ export interface Ctx {
   cwd: string;
 }
 
+
+/**
+ * The message of repeated `-m` options: each one a paragraph, joined by a blank
+ * line, as git does (`-m a -m b` is "a\n\nb"). Undefined when none was given.
+ */
+export function messageFlag(v: Flags[string]): string | undefined {
+  if (v === undefined || typeof v === 'boolean') return undefined;
+  return typeof v === 'string' ? v : v.join('\n\n');
+}

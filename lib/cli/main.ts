@@ -11,9 +11,11 @@ import { diffSides, summarizeChanges, type FileChange, type TensorMetrics } from
 import { fsck, gc, parsePruneExpire, stats } from '../repo/maintenance';
 import { Repository } from '../repo/repository';
 import { diffWorktree, indexTree } from '../repo/diff-worktree';
+import { logGraph } from '../repo/history';
+import { displayPath, pathspec } from '../repo/paths';
 import { mergeCommand } from './merge-command';
 import { similarCommand } from './similar-command';
-import type { Command, Ctx, Flags, OptSpec } from './command';
+import { messageFlag, type Command, type Ctx, type Flags, type OptSpec } from './command';
 import { defaultIo, errorLine, exitCodeFor, fmtNum, humanBytes, paint, Progress, type Io } from './output';
 
 class UsageError extends CoralError {
@@ -168,14 +170,14 @@ const commands: Record<string, Command> = {
     summary: 'Record the staged files as a new commit',
     usage: 'coral commit -m <message> [--meta key=value]... [--author "Name <email>"] [--allow-empty]',
     options: {
-      message: { type: 'string', short: 'm' },
+      message: { type: 'string', short: 'm', multiple: true },
       meta: { type: 'string', multiple: true },
       author: { type: 'string' },
       'allow-empty': { type: 'boolean' },
       ...JSON_OPT,
     },
     async run(ctx) {
-      const message = ctx.flags.message as string | undefined;
+      const message = messageFlag(ctx.flags.message);
       if (!message) throw new UsageError('a commit message is required: coral commit -m "<message>"');
       let author: { name?: string; email?: string } | undefined;
       if (ctx.flags.author) {
@@ -236,42 +238,59 @@ const commands: Record<string, Command> = {
 
   log: {
     summary: 'Show commit history',
-    usage: 'coral log [<rev>] [--oneline] [-n <count>] [--first-parent] [--json]',
+    usage: 'coral log [<rev>|<a>..<b>|^<rev>]... [--oneline] [--graph] [-n <count>|-<count>] [--first-parent] [--json] [-- <path>...]',
     options: {
       oneline: { type: 'boolean' },
+      graph: { type: 'boolean' },
       'max-count': { type: 'string', short: 'n' },
       'first-parent': { type: 'boolean' },
       ...JSON_OPT,
     },
+    // `-3` is `-n 3`, as in git.
+    preprocess: (argv) => argv.map((a) => (/^-\d+$/.test(a) ? `--max-count=${a.slice(1)}` : a)),
     async run(ctx) {
       const nRaw = ctx.flags['max-count'] as string | undefined;
       const limit = nRaw === undefined ? undefined : Number(nRaw);
-      if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) throw invalidParameter('-n', 'non-negative integer', nRaw);
+      if (limit !== undefined && (!/^\d+$/.test(nRaw!) || !Number.isSafeInteger(limit))) throw invalidParameter('-n', 'non-negative integer', nRaw);
       await withRepo(ctx, async (repo) => {
-        const entries = await repo.log({ rev: ctx.args[0], firstParent: !!ctx.flags['first-parent'], limit });
+        const graph = !!ctx.flags.graph;
+        const entries = await repo.log({
+          revs: ctx.args,
+          paths: ctx.rest.map((p) => pathspec(repo.worktree, ctx.cwd, p)),
+          firstParent: !!ctx.flags['first-parent'],
+          limit,
+          topo: graph,
+        });
         if (ctx.flags.json) return printJson(ctx, entries);
         if (!entries.length) {
-          ctx.io.err(`coral: your current branch does not have any commits yet\n`);
+          if (!ctx.args.length && !ctx.rest.length && limit !== 0 && !(await repo.headCommit()))
+            ctx.io.err(`coral: your current branch does not have any commits yet\n`);
           return;
         }
+        const rows = new Map(graph ? logGraph(entries, { firstParent: !!ctx.flags['first-parent'] }).map((r) => [r.id, r]) : []);
         const decorations = new Map<string, string[]>();
         for (const b of await repo.branches()) decorations.set(b.id, [...(decorations.get(b.id) ?? []), b.current ? `HEAD -> ${b.name}` : b.name]);
         for (const t of await repo.tags()) decorations.set(t.commit, [...(decorations.get(t.commit) ?? []), `tag: ${t.name}`]);
         for (const e of entries) {
           const deco = decorations.get(e.id);
           const d = deco ? paint(ctx.io, 'yellow', ` (${deco.join(', ')})`) : '';
+          const row = rows.get(e.id);
+          const g = (s: string) => (row ? `${s} ` : '');
           if (ctx.flags.oneline) {
-            print(ctx, `${paint(ctx.io, 'yellow', short(e.id))}${d} ${firstLine(e.commit)}`);
+            print(ctx, `${g(row?.graph ?? '')}${paint(ctx.io, 'yellow', short(e.id))}${d} ${firstLine(e.commit)}`);
+            for (const l of row?.after ?? []) print(ctx, l);
             continue;
           }
-          print(ctx, `${paint(ctx.io, 'yellow', `commit ${e.id}`)}${d}`);
-          if (e.commit.parents.length > 1) print(ctx, `Merge: ${e.commit.parents.map(short).join(' ')}`);
-          print(ctx, `Author: ${e.commit.author.name} <${e.commit.author.email}>`);
-          print(ctx, `Date:   ${formatSignatureDate(e.commit.author)}`);
-          print(ctx, '');
-          for (const l of e.commit.message.replace(/\n$/, '').split('\n')) print(ctx, `    ${l}`);
-          if (Object.keys(e.commit.metadata).length) print(ctx, `    ${paint(ctx.io, 'dim', JSON.stringify(e.commit.metadata))}`);
-          print(ctx, '');
+          print(ctx, `${g(row?.graph ?? '')}${paint(ctx.io, 'yellow', `commit ${e.id}`)}${d}`);
+          for (const l of row?.after ?? []) print(ctx, l);
+          const p = (s: string) => print(ctx, row ? `${row.padding} ${s}`.trimEnd() : s);
+          if (e.commit.parents.length > 1) p(`Merge: ${e.commit.parents.map(short).join(' ')}`);
+          p(`Author: ${e.commit.author.name} <${e.commit.author.email}>`);
+          p(`Date:   ${formatSignatureDate(e.commit.author)}`);
+          p('');
+          for (const l of e.commit.message.replace(/\n$/, '').split('\n')) p(`    ${l}`);
+          if (Object.keys(e.commit.metadata).length) p(`    ${paint(ctx.io, 'dim', JSON.stringify(e.commit.metadata))}`);
+          p('');
         }
       });
     },
@@ -422,7 +441,7 @@ const commands: Record<string, Command> = {
     summary: 'List, create (lightweight or annotated with metrics) or delete tags',
     usage: 'coral tag [<name> [<rev>]] [-m <message>] [--metric key=value]... [-d <name>] [-f] [--json]',
     options: {
-      message: { type: 'string', short: 'm' },
+      message: { type: 'string', short: 'm', multiple: true },
       metric: { type: 'string', multiple: true },
       delete: { type: 'boolean', short: 'd' },
       force: { type: 'boolean', short: 'f' },
@@ -442,7 +461,7 @@ const commands: Record<string, Command> = {
         if (ctx.args.length && !ctx.flags.list) {
           const metrics = ctx.flags.metric ? parsePairs(ctx.flags.metric as string[], '--metric') : undefined;
           const id = await repo.createTag(ctx.args[0], ctx.args[1] ?? 'HEAD', {
-            message: ctx.flags.message as string | undefined,
+            message: messageFlag(ctx.flags.message),
             metrics,
             force: !!ctx.flags.force,
           });
@@ -644,7 +663,7 @@ export async function main(argv: string[], io: Io = defaultIo(), cwd = process.c
     const after = dd >= 0 ? rest.slice(dd + 1) : [];
     let parsed;
     try {
-      parsed = parseArgs({ args: before, options: cmd.options, allowPositionals: true, strict: true });
+      parsed = parseArgs({ args: cmd.preprocess ? cmd.preprocess(before) : before, options: cmd.options, allowPositionals: true, strict: true });
     } catch (e) {
       throw new UsageError(`${(e as Error).message.split('\n')[0]}; usage: ${cmd.usage}`);
     }

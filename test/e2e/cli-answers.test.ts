@@ -85,3 +85,78 @@ torch.save(sd, sys.argv[1] + '/m.pt')`,
     expect(cmp.summary.undefinedMetrics).toBe(1);
   });
 });
+
+describe('log', () => {
+  // base (a, b) -> main: edit b -> merge of feature (edit a)
+  function history() {
+    const d = repoDir();
+    const A = path.join(d, 'a.safetensors');
+    const B = path.join(d, 'b.safetensors');
+    st(A, { w: weights(32, 1) });
+    st(B, { w: weights(32, 2) });
+    ok(d, ['add', '.']);
+    const id = () => JSON.parse(ok(d, ['log', '-n', '1', '--json']))[0].id as string;
+    ok(d, ['commit', '-m', 'base']);
+    const base = id();
+    ok(d, ['branch', 'feature']);
+    st(B, { w: weights(32, 3) });
+    ok(d, ['add', 'b.safetensors']);
+    ok(d, ['commit', '-m', 'main edits b']);
+    const mainB = id();
+    ok(d, ['checkout', 'feature']);
+    st(A, { w: weights(32, 4) });
+    ok(d, ['add', 'a.safetensors']);
+    ok(d, ['commit', '-m', 'feature edits a']);
+    const featA = id();
+    ok(d, ['checkout', 'main']);
+    ok(d, ['merge', 'feature', '-m', 'merge feature', '-m', 'second paragraph']);
+    const merge = id();
+    return { d, base, mainB, featA, merge };
+  }
+
+  it('-- <path>, -n 0, -<n>, a..b, --graph and -m paragraphs', () => {
+    const { d, base, mainB, featA, merge } = history();
+    const ids = (args: string[]) => (JSON.parse(ok(d, ['log', '--json', ...args])) as Array<{ id: string }>).map((e) => e.id);
+    expect(ids([])).toHaveLength(4);
+    // Path-limited: the merge took a.safetensors unchanged from feature, so it is not listed (git's rule).
+    expect(ids(['--', 'a.safetensors'])).toEqual([featA, base]);
+    expect(ids(['--', 'b.safetensors'])).toEqual([mainB, base]);
+    // From a subdirectory, a pathspec is relative to where you stand.
+    fs.mkdirSync(path.join(d, 'sub'));
+    expect((JSON.parse(ok(path.join(d, 'sub'), ['log', '--json', '--', '../a.safetensors'])) as Array<{ id: string }>).map((e) => e.id)).toEqual([featA, base]);
+    expect(ok(d, ['log', '-n', '0'])).toBe('');
+    expect(ids(['-n', '0'])).toEqual([]);
+    expect(ids(['-2'])).toHaveLength(2);
+    expect(ok(d, ['log', '-3', '--oneline']).trim().split('\n')).toHaveLength(3);
+    expect(ids(['main..feature'])).toEqual([]);
+    expect(ids(['feature..main'])).toEqual([merge, mainB]);
+    expect(ids([`${base}..feature`])).toEqual([featA]);
+    expect(ids(['^feature', 'main'])).toEqual([merge, mainB]);
+    const msg = JSON.parse(ok(d, ['log', '-1', '--json']))[0].commit.message;
+    expect(msg).toMatch(/^merge feature\n\nsecond paragraph\n?$/);
+
+    const s = (id: string) => id.slice(0, 12);
+    const graph = ok(d, ['log', '--graph', '--oneline']).split('\n').map((l) => l.replace(/ \(.*?\)/, ''));
+    expect(graph.slice(0, 6)).toEqual([
+      `* ${s(merge)} merge feature`,
+      '|\\',
+      `| * ${s(featA)} feature edits a`,
+      `* | ${s(mainB)} main edits b`,
+      '|/',
+      `* ${s(base)} base`,
+    ]);
+    const full = ok(d, ['log', '--graph']);
+    expect(full).toMatch(/^\| \* commit /m);
+    expect(full).toMatch(/^\| \|     feature edits a$/m);
+  });
+
+  it('commit and tag join repeated -m as paragraphs', () => {
+    const d = repoDir();
+    st(path.join(d, 'm.safetensors'), { w: weights(8, 1) });
+    ok(d, ['add', 'm.safetensors']);
+    ok(d, ['commit', '-m', 'subject', '-m', 'body one', '-m', 'body two']);
+    expect(JSON.parse(ok(d, ['log', '--json']))[0].commit.message).toBe('subject\n\nbody one\n\nbody two\n');
+    ok(d, ['tag', 'v1', '-m', 'release', '-m', 'notes']);
+    expect(JSON.parse(ok(d, ['tag', '--json']))[0].tag.message).toMatch(/^release\n\nnotes\n?$/);
+  });
+});
