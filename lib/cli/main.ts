@@ -13,6 +13,7 @@ import { Repository } from '../repo/repository';
 import { diffWorktree, indexTree } from '../repo/diff-worktree';
 import { logGraph } from '../repo/history';
 import { displayPath, pathspec } from '../repo/paths';
+import { annotatedTag, isPlainFile, readFileBytes, storedTensors } from '../repo/show';
 import { mergeCommand } from './merge-command';
 import { similarCommand } from './similar-command';
 import { messageFlag, type Command, type Ctx, type Flags, type OptSpec } from './command';
@@ -206,12 +207,14 @@ const commands: Record<string, Command> = {
     async run(ctx) {
       await withRepo(ctx, async (repo) => {
         const st = await repo.status();
+        // --json keeps worktree-relative paths (like git's porcelain formats); text shows them from where you stand.
         if (ctx.flags.json) return printJson(ctx, st);
         const { io } = ctx;
+        const rel = (p: string) => displayPath(repo.worktree, ctx.cwd, p);
         if (ctx.flags.short) {
           const c = (k: string | null) => (k === 'added' ? 'A' : k === 'modified' ? 'M' : k === 'deleted' ? 'D' : ' ');
-          for (const f of st.files) print(ctx, `${c(f.staged)}${c(f.unstaged)} ${f.path}`);
-          for (const f of st.untracked) print(ctx, `?? ${f}`);
+          for (const f of st.files) print(ctx, `${c(f.staged)}${c(f.unstaged)} ${rel(f.path)}`);
+          for (const f of st.untracked) print(ctx, `?? ${rel(f)}`);
           return;
         }
         print(ctx, st.branch ? `On branch ${st.branch}` : `HEAD detached at ${short(st.head)}`);
@@ -221,15 +224,15 @@ const commands: Record<string, Command> = {
         const unstaged = st.files.filter((f) => f.unstaged);
         if (staged.length) {
           print(ctx, '\nChanges to be committed:');
-          for (const f of staged) print(ctx, paint(io, 'green', `\t${f.staged}:   ${f.path}`));
+          for (const f of staged) print(ctx, paint(io, 'green', `\t${f.staged}:   ${rel(f.path)}`));
         }
         if (unstaged.length) {
           print(ctx, '\nChanges not staged for commit:');
-          for (const f of unstaged) print(ctx, paint(io, 'red', `\t${f.unstaged}:   ${f.path}`));
+          for (const f of unstaged) print(ctx, paint(io, 'red', `\t${f.unstaged}:   ${rel(f.path)}`));
         }
         if (st.untracked.length) {
           print(ctx, '\nUntracked files:');
-          for (const f of st.untracked) print(ctx, paint(io, 'red', `\t${f}`));
+          for (const f of st.untracked) print(ctx, paint(io, 'red', `\t${rel(f)}`));
         }
         if (!staged.length && !unstaged.length && !st.untracked.length) print(ctx, '\nnothing to commit, working tree clean');
       });
@@ -312,14 +315,17 @@ const commands: Record<string, Command> = {
             return;
           }
           const tree = await repo.treeOf(rev);
-          const e = tree.files[rel];
+          const e = Object.prototype.hasOwnProperty.call(tree.files, rel) ? tree.files[rel] : undefined;
           if (!e) throw new InvalidArgumentError(`path '${rel}' does not exist in '${rev}'`);
-          const tensors = [];
-          for (const t of e.tensors) {
-            const seg = e.segments[t.segment];
-            const info = await repo.reader.info(seg.object);
-            tensors.push({ ...t, object: seg.object, codec: info.codec, base: info.base, depth: info.depth, storedSize: info.storedSize });
+          // A file stored as an ordinary file prints as it is (git show rev:path); checkpoints print a summary.
+          if (isPlainFile(e) && !ctx.flags.json) {
+            const bytes = await readFileBytes(repo, rev, rel);
+            if (ctx.io.outBytes) ctx.io.outBytes(bytes);
+            else ctx.io.out(bytes.toString('utf8'));
+            return;
           }
+          const stored = await storedTensors(repo.reader, e);
+          const tensors = e.tensors.map((t, i) => ({ ...t, ...stored[i] }));
           const out = { path: rel, format: e.format, size: e.size, sha256: e.sha256, metadata: e.metadata ?? {}, tensors };
           if (ctx.flags.json) return printJson(ctx, out);
           print(ctx, `${rel}  ${e.format}  ${humanBytes(e.size)}  sha256 ${e.sha256}`);
@@ -330,20 +336,27 @@ const commands: Record<string, Command> = {
         const id = await repo.resolve(spec);
         const c = await repo.readCommit(id);
         const tree = await repo.readTree(c.tree);
+        const atag = await annotatedTag(repo, spec);
         const parentTree = c.parents.length ? await repo.readTree((await repo.readCommit(c.parents[0])).tree) : { files: {} };
         const changes = await diffSides(repo.reader, parentTree, { kind: 'tree', tree }, { metrics: !ctx.flags.json || true });
         if (ctx.flags.json) {
           const files: Record<string, unknown> = {};
-          for (const [p, e] of Object.entries(tree.files)) {
-            const tensors = [];
-            for (const t of e.tensors) {
-              const seg = e.segments[t.segment];
-              const info = await repo.reader.info(seg.object);
-              tensors.push({ name: t.name, dtype: t.dtype, shape: t.shape, object: seg.object, codec: info.codec, base: info.base, depth: info.depth, storedSize: info.storedSize });
-            }
-            files[p] = { format: e.format, size: e.size, sha256: e.sha256, tensors };
-          }
-          return printJson(ctx, { id, ...c, files, changes });
+          for (const [p, e] of Object.entries(tree.files))
+            files[p] = { format: e.format, size: e.size, sha256: e.sha256, tensors: await storedTensors(repo.reader, e) };
+          return printJson(ctx, { id, ...c, files, changes, ...(atag ? { tag: { name: atag.name, id: atag.id, ...atag.tag } } : {}) });
+        }
+        if (atag) {
+          // As git show <annotated tag>: the tag, its tagger and message (and metrics), then the commit.
+          const t = atag.tag;
+          print(ctx, paint(ctx.io, 'yellow', `tag ${atag.name}`));
+          print(ctx, `Tagger: ${t.tagger.name} <${t.tagger.email}>`);
+          print(ctx, `Date:   ${formatSignatureDate(t.tagger)}`);
+          print(ctx, '');
+          for (const l of t.message.replace(/\n$/, '').split('\n')) print(ctx, l);
+          const { metrics, ...rest } = t.metadata as { metrics?: Record<string, unknown> };
+          if (metrics && Object.keys(metrics).length) print(ctx, `metrics: ${Object.entries(metrics).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join('  ')}`);
+          if (Object.keys(rest).length) print(ctx, `metadata: ${JSON.stringify(rest)}`);
+          print(ctx, '');
         }
         print(ctx, paint(ctx.io, 'yellow', `commit ${id}`));
         if (c.parents.length > 1) print(ctx, `Merge: ${c.parents.map(short).join(' ')}`);

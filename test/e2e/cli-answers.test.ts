@@ -160,3 +160,47 @@ describe('log', () => {
     expect(JSON.parse(ok(d, ['tag', '--json']))[0].tag.message).toMatch(/^release\n\nnotes\n?$/);
   });
 });
+
+describe('status and show', () => {
+  it('status in a subdirectory shows paths relative to it; --json stays worktree-relative', () => {
+    const d = repoDir();
+    fs.mkdirSync(path.join(d, 'sub'));
+    fs.writeFileSync(path.join(d, 'top.txt'), 'top\n');
+    fs.writeFileSync(path.join(d, 'sub', 'in.txt'), 'in\n');
+    ok(d, ['add', 'top.txt', 'sub']);
+    ok(d, ['commit', '-m', 'one']);
+    fs.writeFileSync(path.join(d, 'top.txt'), 'top 2\n');
+    fs.writeFileSync(path.join(d, 'sub', 'in.txt'), 'in 2\n');
+    fs.writeFileSync(path.join(d, 'sub', 'new.txt'), 'new\n');
+    const sub = path.join(d, 'sub');
+    expect(ok(sub, ['status', '--short']).split('\n').filter(Boolean)).toEqual([' M in.txt', ' M ../top.txt', '?? new.txt']);
+    const long = ok(sub, ['status']);
+    expect(long).toContain('\tmodified:   ../top.txt\n');
+    expect(long).toContain('\tmodified:   in.txt\n');
+    expect(long).toMatch(/Untracked files:\n\tnew\.txt\n/);
+    const j = JSON.parse(ok(sub, ['status', '--json']));
+    expect(j.files.map((f: { path: string }) => f.path)).toEqual(['sub/in.txt', 'top.txt']);
+    expect(j.untracked).toEqual(['sub/new.txt']);
+    expect(ok(d, ['status', '--short']).split('\n').filter(Boolean)).toEqual([' M sub/in.txt', ' M top.txt', '?? sub/new.txt']);
+  });
+
+  it('show <annotated tag> prints the tag, its message and metrics, then the commit; show rev:<plain file> prints its bytes', () => {
+    const d = repoDir();
+    const text = 'line one\nwörld ✓\n\ttabbed\n';
+    fs.writeFileSync(path.join(d, 'notes.txt'), text);
+    st(path.join(d, 'm.safetensors'), { w: weights(8, 1) });
+    ok(d, ['add', 'notes.txt', 'm.safetensors']);
+    ok(d, ['commit', '-m', 'one']);
+    ok(d, ['tag', 'v1', '-m', 'release one', '--metric', 'loss=0.5', '--metric', 'acc=0.9']);
+    ok(d, ['tag', 'light']);
+    const out = ok(d, ['show', 'v1']);
+    expect(out).toMatch(/^tag v1\nTagger: Test User <test@example.com>\nDate: .*\n\nrelease one\nmetrics: acc=0\.9  loss=0\.5\n\ncommit [0-9a-f]{64}\n/);
+    expect(ok(d, ['show', 'light'])).toMatch(/^commit /);
+    const j = JSON.parse(ok(d, ['show', 'v1', '--json']));
+    expect(j.tag.message).toMatch(/^release one\n?$/);
+    expect(j.tag.metadata.metrics).toEqual({ loss: 0.5, acc: 0.9 });
+    expect(ok(d, ['show', 'HEAD:notes.txt'])).toBe(text);
+    expect(ok(d, ['show', 'HEAD:m.safetensors'])).toMatch(/^m\.safetensors  safetensors /);
+    expect(JSON.parse(ok(d, ['show', 'HEAD:notes.txt', '--json'])).format).toBe('raw');
+  });
+});
