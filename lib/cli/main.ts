@@ -13,6 +13,7 @@ import { Repository } from '../repo/repository';
 import { diffWorktree, indexTree } from '../repo/diff-worktree';
 import { logGraph } from '../repo/history';
 import { displayPath, pathspec } from '../repo/paths';
+import { configKeyInfo, setConfigValue } from '../refs/config-schema';
 import { annotatedTag, isPlainFile, readFileBytes, storedTensors } from '../repo/show';
 import { mergeCommand } from './merge-command';
 import { similarCommand } from './similar-command';
@@ -602,7 +603,7 @@ const commands: Record<string, Command> = {
     usage: 'coral config [--list] | coral config <key> [<value>] | coral config --unset <key>',
     options: { list: { type: 'boolean', short: 'l' }, unset: { type: 'boolean' }, ...JSON_OPT },
     async run(ctx) {
-      await withRepo(ctx, async (repo) => {
+      return withRepo(ctx, async (repo) => {
         if (ctx.flags.list || !ctx.args.length) {
           const entries = repo.config.entries();
           if (ctx.flags.json) return printJson(ctx, Object.fromEntries(entries));
@@ -610,21 +611,29 @@ const commands: Record<string, Command> = {
           return;
         }
         const key = ctx.args[0];
-        if (ctx.flags.unset) return void (await repo.config.unset(key));
+        if (ctx.args.length > 2) throw new UsageError('too many arguments; usage: coral config <key> [<value>]');
+        if (ctx.flags.unset) {
+          if (!(await repo.config.unset(key))) {
+            ctx.io.err(`coral: config key '${key}' is not set (CORAL_CONFIG_NOT_SET)\n`);
+            return 1;
+          }
+          return;
+        }
         if (ctx.args.length === 1) {
           const v = repo.config.get(key);
-          if (v === undefined) return 1;
+          if (v === undefined) {
+            // As git exits 1 for a missing key, but says why: unknown, or known and not set (with its default).
+            const info = configKeyInfo(key);
+            const why = info
+              ? `config key '${key}' is not set${info.default !== undefined ? ` (default: ${JSON.stringify(info.default)})` : ''}`
+              : `config key '${key}' is not set`;
+            ctx.io.err(`coral: ${why} (CORAL_CONFIG_NOT_SET)\n`);
+            return 1;
+          }
           print(ctx, typeof v === 'string' ? v : JSON.stringify(v));
           return;
         }
-        const raw = ctx.args[1];
-        let v: unknown = raw;
-        try {
-          v = JSON.parse(raw);
-        } catch {
-          v = raw;
-        }
-        await repo.config.set(key, v as Parameters<typeof repo.config.set>[1]);
+        await setConfigValue(repo.config, key, ctx.args[1]);
       });
     },
   },

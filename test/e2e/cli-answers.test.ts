@@ -204,3 +204,35 @@ describe('status and show', () => {
     expect(JSON.parse(ok(d, ['show', 'HEAD:notes.txt', '--json'])).format).toBe('raw');
   });
 });
+
+describe('config', () => {
+  it('validates known keys on write, refuses unknown core.* keys, and says when a key is not set', () => {
+    const d = repoDir();
+    const bad = coral(d, ['config', 'core.maxChainDepth', 'banana']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/core\.maxChainDepth.*"banana".*\(CORAL_INVALID_ARGUMENT\)\n$/);
+    expect(coral(d, ['config', 'core.maxChainDepth', '-1']).code).toBe(2);
+    expect(coral(d, ['config', 'similarity.bits', '100']).code).toBe(2);
+    expect(coral(d, ['config', 'core.formatVersion', '2']).code).toBe(2);
+    expect(ok(d, ['config', 'core.maxChainDepth']).trim()).toBe('8');
+    ok(d, ['config', 'core.maxChainDepth', '4']);
+    expect(ok(d, ['config', 'core.maxChainDepth']).trim()).toBe('4');
+    ok(d, ['config', 'core.deltaAgainstParent', 'off']);
+    expect(ok(d, ['config', 'core.deltaAgainstParent']).trim()).toBe('false');
+    const unknown = coral(d, ['config', 'core.frobnicate', '1']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown config key 'core\.frobnicate'/);
+    expect(coral(d, ['config', 'core.frobnicate']).stderr).toMatch(/unknown config key/);
+    const missing = coral(d, ['config', 'team.owner']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe("coral: config key 'team.owner' is not set (CORAL_CONFIG_NOT_SET)\n");
+    expect(coral(d, ['config', 'similarity.bits']).stderr).toMatch(/not set \(default: 256\)/);
+    // Free-form sections stay free; user.* must be strings.
+    ok(d, ['config', 'remote.origin.url', 'https://example.com/r']);
+    ok(d, ['config', 'user.name', '42']);
+    expect(JSON.parse(ok(d, ['config', '--list', '--json']))).toMatchObject({ 'user.name': '42', 'remote.origin.url': 'https://example.com/r', 'core.maxChainDepth': 4 });
+    // The add that used to fail on a bad value now just works.
+    st(path.join(d, 'm.safetensors'), { w: weights(8, 1) });
+    ok(d, ['add', 'm.safetensors']);
+  });
+});
