@@ -37,6 +37,7 @@ export { diffSides, summarizeChanges, type DiffSide, type DiffSummary } from './
 export { diffWorktree, worktreeSide, indexTree, type WorktreeDiffContext } from './repo/diff-worktree';
 export { logCommits, logGraph, topoOrder, type LogOptions, type GraphRow, type HistoryContext, type HistoryEntry } from './repo/history';
 export { pathspec, displayPath } from './repo/paths';
+export { listBranches, type BranchInfo } from './repo/branches';
 export { annotatedTag, isPlainFile, readFileBytes, storedTensors, type StoredTensorInfo } from './repo/show';
 export {
   CONFIG_SCHEMA, STRICT_SECTIONS, checkConfigValue, configKeyInfo, isKnownConfigKey, setConfigValue, type ConfigKeyInfo,

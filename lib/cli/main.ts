@@ -4,8 +4,7 @@
  * `coral: <message> (<code>)`, and the exit code comes from the error code.
  */
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
-import { CoralError, InvalidArgumentError, invalidParameter } from '../errors';
+import { InvalidArgumentError, invalidParameter } from '../errors';
 import { formatSignatureDate, type Commit } from '../models';
 import { diffSides, summarizeChanges, type FileChange, type TensorMetrics } from '../repo/diff';
 import { fsck, gc, parsePruneExpire, stats } from '../repo/maintenance';
@@ -13,16 +12,13 @@ import { Repository } from '../repo/repository';
 import { diffWorktree, indexTree } from '../repo/diff-worktree';
 import { logGraph } from '../repo/history';
 import { displayPath, pathspec } from '../repo/paths';
+import { listBranches } from '../repo/branches';
 import { configKeyInfo, setConfigValue } from '../refs/config-schema';
 import { annotatedTag, isPlainFile, readFileBytes, storedTensors } from '../repo/show';
 import { mergeCommand } from './merge-command';
 import { similarCommand } from './similar-command';
-import { messageFlag, type Command, type Ctx, type Flags, type OptSpec } from './command';
+import { UsageError, messageFlag, parseCommandArgs, type Command, type Ctx, type Flags, type OptSpec } from './command';
 import { defaultIo, errorLine, exitCodeFor, fmtNum, humanBytes, paint, Progress, type Io } from './output';
-
-class UsageError extends CoralError {
-  static override readonly code = 'CORAL_USAGE';
-}
 
 const JSON_OPT: OptSpec = { json: { type: 'boolean' } };
 
@@ -111,6 +107,7 @@ const commands: Record<string, Command> = {
   init: {
     summary: 'Create an empty repository',
     usage: 'coral init [dir] [-b <branch>]',
+    maxArgs: 1,
     options: { branch: { type: 'string', short: 'b' }, ...JSON_OPT },
     async run(ctx) {
       const dir = path.resolve(ctx.cwd, ctx.args[0] ?? '.');
@@ -171,6 +168,7 @@ const commands: Record<string, Command> = {
   commit: {
     summary: 'Record the staged files as a new commit',
     usage: 'coral commit -m <message> [--meta key=value]... [--author "Name <email>"] [--allow-empty]',
+    maxArgs: 0,
     options: {
       message: { type: 'string', short: 'm', multiple: true },
       meta: { type: 'string', multiple: true },
@@ -204,6 +202,7 @@ const commands: Record<string, Command> = {
   status: {
     summary: 'Show staged, unstaged and untracked files',
     usage: 'coral status [--short] [--json]',
+    maxArgs: 0,
     options: { short: { type: 'boolean', short: 's' }, ...JSON_OPT },
     async run(ctx) {
       await withRepo(ctx, async (repo) => {
@@ -303,6 +302,7 @@ const commands: Record<string, Command> = {
   show: {
     summary: 'Show a commit (files, tensors, codecs) or a file at a revision (rev:path)',
     usage: 'coral show [<rev>|<rev>:<path>] [--json] [--output <file>]',
+    maxArgs: 1,
     options: { output: { type: 'string', short: 'o' }, ...JSON_OPT },
     async run(ctx) {
       const spec = ctx.args[0] ?? 'HEAD';
@@ -375,6 +375,7 @@ const commands: Record<string, Command> = {
   diff: {
     summary: 'Tensor-aware diff: worktree vs index, --cached, or between revisions',
     usage: 'coral diff [--cached] [<rev> [<rev>]] [--stat] [--no-metrics] [--json] [-- <path>...]',
+    maxArgs: 2,
     options: { cached: { type: 'boolean' }, staged: { type: 'boolean' }, stat: { type: 'boolean' }, 'no-metrics': { type: 'boolean' }, ...JSON_OPT },
     async run(ctx) {
       await withRepo(ctx, async (repo) => {
@@ -426,8 +427,12 @@ const commands: Record<string, Command> = {
 
   branch: {
     summary: 'List, create or delete branches',
-    usage: 'coral branch [<name> [<start>]] [-d|-D <name>] [-f] [--json]',
-    options: { delete: { type: 'boolean', short: 'd' }, 'force-delete': { type: 'boolean', short: 'D' }, force: { type: 'boolean', short: 'f' }, list: { type: 'boolean', short: 'l' }, ...JSON_OPT },
+    usage: 'coral branch [-a|-r] [-v] [--json] | coral branch <name> [<start>] [-f] | coral branch -d|-D <name>',
+    options: {
+      delete: { type: 'boolean', short: 'd' }, 'force-delete': { type: 'boolean', short: 'D' }, force: { type: 'boolean', short: 'f' }, list: { type: 'boolean', short: 'l' },
+      all: { type: 'boolean', short: 'a' }, remotes: { type: 'boolean', short: 'r' }, verbose: { type: 'boolean', short: 'v' },
+      ...JSON_OPT,
+    },
     async run(ctx) {
       await withRepo(ctx, async (repo) => {
         if (ctx.flags.delete || ctx.flags['force-delete']) {
@@ -444,9 +449,21 @@ const commands: Record<string, Command> = {
           if (ctx.flags.json) printJson(ctx, { name: ctx.args[0], id });
           return;
         }
-        const bs = await repo.branches();
+        const { all, remotes, verbose } = ctx.flags as { all?: boolean; remotes?: boolean; verbose?: boolean };
+        if (!all && !remotes && !verbose) {
+          const bs = await repo.branches();
+          if (ctx.flags.json) return printJson(ctx, bs);
+          for (const b of bs) print(ctx, `${b.current ? '* ' : '  '}${b.current ? paint(ctx.io, 'green', b.name) : b.name}`);
+          return;
+        }
+        const bs = await listBranches(repo, { all, remotes, verbose });
         if (ctx.flags.json) return printJson(ctx, bs);
-        for (const b of bs) print(ctx, `${b.current ? '* ' : '  '}${b.current ? paint(ctx.io, 'green', b.name) : b.name}`);
+        const width = bs.reduce((n, b) => Math.max(n, b.name.length), 0);
+        for (const b of bs) {
+          const name = b.current ? paint(ctx.io, 'green', b.name) : b.remote ? paint(ctx.io, 'red', b.name) : b.name;
+          const pad = verbose ? ' '.repeat(width - b.name.length) : '';
+          print(ctx, `${b.current ? '* ' : '  '}${name}${verbose ? `${pad} ${short(b.id)} ${b.subject}` : ''}`);
+        }
       });
     },
   },
@@ -495,6 +512,7 @@ const commands: Record<string, Command> = {
   gc: {
     summary: 'Remove objects unreachable from refs, reflogs, the index and merge state',
     usage: 'coral gc [--prune=<now|never|30m|2h|14d>] [--aggressive] [--json]',
+    maxArgs: 0,
     options: { prune: { type: 'string' }, aggressive: { type: 'boolean' }, ...JSON_OPT },
     async run(ctx) {
       await withRepo(ctx, async (repo) => {
@@ -511,6 +529,7 @@ const commands: Record<string, Command> = {
   fsck: {
     summary: 'Verify every object (checksums, delta chains) and every link',
     usage: 'coral fsck [--rebuild-index] [--quick] [--json]',
+    maxArgs: 0,
     options: { 'rebuild-index': { type: 'boolean' }, quick: { type: 'boolean' }, ...JSON_OPT },
     async run(ctx) {
       return withRepo(ctx, async (repo) => {
@@ -538,6 +557,7 @@ const commands: Record<string, Command> = {
   stats: {
     summary: 'Storage statistics: logical vs stored bytes, codecs, deltas',
     usage: 'coral stats [--json]',
+    maxArgs: 0,
     options: { ...JSON_OPT },
     async run(ctx) {
       await withRepo(ctx, async (repo) => {
@@ -601,6 +621,7 @@ const commands: Record<string, Command> = {
   config: {
     summary: 'Get or set repository configuration',
     usage: 'coral config [--list] | coral config <key> [<value>] | coral config --unset <key>',
+    maxArgs: 2,
     options: { list: { type: 'boolean', short: 'l' }, unset: { type: 'boolean' }, ...JSON_OPT },
     async run(ctx) {
       return withRepo(ctx, async (repo) => {
@@ -611,7 +632,6 @@ const commands: Record<string, Command> = {
           return;
         }
         const key = ctx.args[0];
-        if (ctx.args.length > 2) throw new UsageError('too many arguments; usage: coral config <key> [<value>]');
         if (ctx.flags.unset) {
           if (!(await repo.config.unset(key))) {
             ctx.io.err(`coral: config key '${key}' is not set (CORAL_CONFIG_NOT_SET)\n`);
@@ -641,6 +661,7 @@ const commands: Record<string, Command> = {
   demo: {
     summary: 'Generate a few checkpoints and show what coral does with them',
     usage: 'coral demo [--dir <dir>] [--keep]',
+    maxArgs: 0,
     options: { dir: { type: 'string' }, keep: { type: 'boolean' }, ...JSON_OPT },
     async run(ctx) {
       const { runDemo } = await import('./demo');
@@ -683,13 +704,8 @@ export async function main(argv: string[], io: Io = defaultIo(), cwd = process.c
     const dd = rest.indexOf('--');
     const before = dd >= 0 ? rest.slice(0, dd) : rest;
     const after = dd >= 0 ? rest.slice(dd + 1) : [];
-    let parsed;
-    try {
-      parsed = parseArgs({ args: cmd.preprocess ? cmd.preprocess(before) : before, options: cmd.options, allowPositionals: true, strict: true });
-    } catch (e) {
-      throw new UsageError(`${(e as Error).message.split('\n')[0]}; usage: ${cmd.usage}`);
-    }
-    const code = await cmd.run({ io, flags: parsed.values as Flags, args: parsed.positionals, rest: after, cwd });
+    const parsed = parseCommandArgs(name, cmd, cmd.preprocess ? cmd.preprocess(before) : before);
+    const code = await cmd.run({ io, flags: parsed.flags, args: parsed.args, rest: after, cwd });
     return typeof code === 'number' ? code : 0;
   } catch (e) {
     io.err(errorLine(e));

@@ -236,3 +236,42 @@ describe('config', () => {
     ok(d, ['add', 'm.safetensors']);
   });
 });
+
+describe('branch listings and usage errors', () => {
+  it('branch -a lists refs/remotes/*, branch -v shows id and subject', () => {
+    const d = repoDir();
+    st(path.join(d, 'm.safetensors'), { w: weights(8, 1) });
+    ok(d, ['add', 'm.safetensors']);
+    ok(d, ['commit', '-m', 'first subject', '-m', 'body']);
+    ok(d, ['branch', 'feature-long-name']);
+    const id = JSON.parse(ok(d, ['log', '--json']))[0].id as string;
+    // No command writes remote-tracking refs yet; write one as a fetch would.
+    fs.mkdirSync(path.join(d, '.coral', 'refs', 'remotes', 'origin'), { recursive: true });
+    fs.writeFileSync(path.join(d, '.coral', 'refs', 'remotes', 'origin', 'main'), `${id}\n`);
+    expect(ok(d, ['branch'])).toBe('  feature-long-name\n* main\n');
+    expect(ok(d, ['branch', '-a'])).toBe('  feature-long-name\n* main\n  remotes/origin/main\n');
+    expect(ok(d, ['branch', '-r'])).toBe('  remotes/origin/main\n');
+    const s = id.slice(0, 12);
+    expect(ok(d, ['branch', '-v'])).toBe(`  feature-long-name ${s} first subject\n* main              ${s} first subject\n`);
+    expect(ok(d, ['branch', '-av']).split('\n')[2]).toBe(`  remotes/origin/main ${s} first subject`);
+    const j = JSON.parse(ok(d, ['branch', '-a', '-v', '--json']));
+    expect(j.map((b: { name: string; remote: boolean }) => [b.name, b.remote])).toEqual([['feature-long-name', false], ['main', false], ['remotes/origin/main', true]]);
+    expect(j[2].subject).toBe('first subject');
+  });
+
+  it('unknown options, missing values and stray arguments are reported in coral\'s words', () => {
+    const d = repoDir();
+    const cases: Array<[string[], string]> = [
+      [['log', '--frobnicate'], "coral: unknown option '--frobnicate' for 'coral log' (see 'coral log --help') (CORAL_USAGE)\n"],
+      [['status', '-z'], "coral: unknown option '-z' for 'coral status' (see 'coral status --help') (CORAL_USAGE)\n"],
+      [['commit', '-m'], "coral: option '-m' needs a value for 'coral commit' (see 'coral commit --help') (CORAL_USAGE)\n"],
+      [['log', '--oneline=yes'], "coral: option '--oneline' takes no value for 'coral log' (see 'coral log --help') (CORAL_USAGE)\n"],
+      [['status', 'extra'], "coral: unexpected argument 'extra' for 'coral status' (see 'coral status --help') (CORAL_USAGE)\n"],
+    ];
+    for (const [args, err] of cases) {
+      const r = coral(d, args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toBe(err);
+    }
+  });
+});
