@@ -31,7 +31,6 @@ export interface Ctx {
   cwd: string;
 }
 
-
 /**
  * The message of repeated `-m` options: each one a paragraph, joined by a blank
  * line, as git does (`-m a -m b` is "a\n\nb"). Undefined when none was given.
@@ -46,17 +45,31 @@ export function messageFlag(v: Flags[string]): string | undefined {
  * errors in coral's words rather than node:util's:
  * `unknown option '--frobnicate' for 'coral log' (see 'coral log --help')`.
  */
-export function parseCommandArgs(name: string, cmd: Pick<Command, 'options' | 'maxArgs'>, argv: string[]): { flags: Flags; args: string[] } {
+export function parseCommandArgs(
+  name: string,
+  cmd: Pick<Command, 'options' | 'maxArgs'>,
+  argv: string[],
+): { flags: Flags; args: string[] } {
   const see = `for 'coral ${name}' (see 'coral ${name} --help')`;
-  const { values, positionals, tokens } = parseArgs({ args: argv, options: cmd.options, allowPositionals: true, strict: false, tokens: true });
+  const { values, positionals, tokens } = parseArgs({
+    args: argv,
+    options: cmd.options,
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+  });
   for (const t of tokens) {
     if (t.kind !== 'option') continue;
     const spec = Object.prototype.hasOwnProperty.call(cmd.options, t.name) ? cmd.options[t.name] : undefined;
     if (!spec) throw new UsageError(`unknown option '${t.rawName}' ${see}`, { option: t.rawName });
-    if (spec.type === 'string' && t.value === undefined) throw new UsageError(`option '${t.rawName}' needs a value ${see}`, { option: t.rawName });
-    if (spec.type === 'boolean' && t.value !== undefined) throw new UsageError(`option '${t.rawName}' takes no value ${see}`, { option: t.rawName });
+    if (spec.type === 'string' && t.value === undefined)
+      throw new UsageError(`option '${t.rawName}' needs a value ${see}`, { option: t.rawName });
+    if (spec.type === 'boolean' && t.value !== undefined)
+      throw new UsageError(`option '${t.rawName}' takes no value ${see}`, { option: t.rawName });
   }
   if (cmd.maxArgs !== undefined && positionals.length > cmd.maxArgs)
-    throw new UsageError(`unexpected argument '${positionals[cmd.maxArgs]}' ${see}`, { argument: positionals[cmd.maxArgs] });
-  return { flags: values as Flags, args: positionals };
+    throw new UsageError(`unexpected argument '${positionals[cmd.maxArgs]}' ${see}`, {
+      argument: positionals[cmd.maxArgs],
+    });
+  return { flags: values, args: positionals };
 }

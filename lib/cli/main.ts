@@ -17,7 +17,7 @@ import { configKeyInfo, setConfigValue } from '../refs/config-schema';
 import { annotatedTag, isPlainFile, readFileBytes, storedTensors } from '../repo/show';
 import { mergeCommand } from './merge-command';
 import { similarCommand } from './similar-command';
-import { UsageError, messageFlag, parseCommandArgs, type Command, type Ctx, type Flags, type OptSpec } from './command';
+import { UsageError, messageFlag, parseCommandArgs, type Command, type Ctx, type OptSpec } from './command';
 import { defaultIo, errorLine, exitCodeFor, fmtNum, humanBytes, paint, Progress, type Io } from './output';
 
 const JSON_OPT: OptSpec = { json: { type: 'boolean' } };

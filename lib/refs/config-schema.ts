@@ -38,19 +38,76 @@ export const CONFIG_SCHEMA: Readonly<Record<string, ConfigKeyInfo>> = Object.fre
   'user.name': { type: 'string', description: 'commit author name' },
   'user.email': { type: 'string', description: 'commit author email' },
   'core.formatVersion': { type: 'integer', readOnly: true, description: 'repository format version (written by init)' },
-  'core.compressionLevel': { type: 'integer', default: 3, min: -7, max: 22, description: 'zstd level of the entropy stage' },
+  'core.compressionLevel': {
+    type: 'integer',
+    default: 3,
+    min: -7,
+    max: 22,
+    description: 'zstd level of the entropy stage',
+  },
   'core.maxChainDepth': { type: 'integer', default: 8, min: 0, max: 255, description: 'longest delta chain' },
-  'core.deltaAgainstParent': { type: 'boolean', default: true, description: "propose the parent's same-named tensor as a delta base" },
-  'core.baseCacheBytes': { type: 'integer', default: 268435456, min: 0, description: 'LRU of decoded delta bases (bytes)' },
-  'similarity.enabled': { type: 'boolean', default: true, description: 'look up near-duplicate bases in the LSH index' },
-  'similarity.bits': { type: 'integer', default: 256, min: 64, max: 1024, multipleOf: 64, description: 'fingerprint bits' },
-  'similarity.minCosine': { type: 'number', default: 0.95, min: -1, max: 1, description: 'estimated cosine below which a hit is not a candidate' },
-  'similarity.maxCandidates': { type: 'integer', default: 4, min: 0, max: 64, description: 'index candidates scored per tensor' },
+  'core.deltaAgainstParent': {
+    type: 'boolean',
+    default: true,
+    description: "propose the parent's same-named tensor as a delta base",
+  },
+  'core.baseCacheBytes': {
+    type: 'integer',
+    default: 268435456,
+    min: 0,
+    description: 'LRU of decoded delta bases (bytes)',
+  },
+  'similarity.enabled': {
+    type: 'boolean',
+    default: true,
+    description: 'look up near-duplicate bases in the LSH index',
+  },
+  'similarity.bits': {
+    type: 'integer',
+    default: 256,
+    min: 64,
+    max: 1024,
+    multipleOf: 64,
+    description: 'fingerprint bits',
+  },
+  'similarity.minCosine': {
+    type: 'number',
+    default: 0.95,
+    min: -1,
+    max: 1,
+    description: 'estimated cosine below which a hit is not a candidate',
+  },
+  'similarity.maxCandidates': {
+    type: 'integer',
+    default: 4,
+    min: 0,
+    max: 64,
+    description: 'index candidates scored per tensor',
+  },
   'similarity.minNumel': { type: 'integer', default: 64, min: 1, description: 'smaller tensors are not indexed' },
-  'similarity.parentTrust': { type: 'number', default: 0.01, min: 0, description: "relative distance within which the parent's tensor is taken without a query" },
-  'similarity.storeFingerprints': { type: 'boolean', default: false, description: 'keep fingerprints as object attributes' },
-  'gc.pruneExpire': { type: 'number', default: 3600, min: 0, description: 'seconds unreachable objects in recent packs are kept' },
-  'gc.packLimit': { type: 'integer', default: 16, min: 1, description: 'more packs than this and gc consolidates them' },
+  'similarity.parentTrust': {
+    type: 'number',
+    default: 0.01,
+    min: 0,
+    description: "relative distance within which the parent's tensor is taken without a query",
+  },
+  'similarity.storeFingerprints': {
+    type: 'boolean',
+    default: false,
+    description: 'keep fingerprints as object attributes',
+  },
+  'gc.pruneExpire': {
+    type: 'number',
+    default: 3600,
+    min: 0,
+    description: 'seconds unreachable objects in recent packs are kept',
+  },
+  'gc.packLimit': {
+    type: 'integer',
+    default: 16,
+    min: 1,
+    description: 'more packs than this and gc consolidates them',
+  },
 });
 
 function own(key: string): ConfigKeyInfo | undefined {
@@ -64,7 +121,9 @@ export function configKeyInfo(key: string): ConfigKeyInfo | null {
   const section = key.split('.')[0];
   if (STRICT_SECTIONS.includes(section)) {
     const known = Object.keys(CONFIG_SCHEMA).filter((k) => k.startsWith(`${section}.`) && !CONFIG_SCHEMA[k].readOnly);
-    throw new InvalidArgumentError(`unknown config key '${key}'; known ${section}.* keys: ${known.join(', ')}`, { key });
+    throw new InvalidArgumentError(`unknown config key '${key}'; known ${section}.* keys: ${known.join(', ')}`, {
+      key,
+    });
   }
   return null;
 }
@@ -74,7 +133,16 @@ export function isKnownConfigKey(key: string): boolean {
   return own(key) !== undefined;
 }
 
-const BOOL: Record<string, boolean> = { true: true, yes: true, on: true, '1': true, false: false, no: false, off: false, '0': false };
+const BOOL: Record<string, boolean> = {
+  true: true,
+  yes: true,
+  on: true,
+  '1': true,
+  false: false,
+  no: false,
+  off: false,
+  '0': false,
+};
 
 /**
  * Checks (and, for a string from the command line, parses) a value for `key`.
@@ -91,7 +159,8 @@ export function checkConfigValue(key: string, value: ConfigValue): ConfigValue {
       return value;
     }
   }
-  if (info.readOnly) throw new InvalidArgumentError(`config key '${key}' is written by \`coral init\` and cannot be set`, { key });
+  if (info.readOnly)
+    throw new InvalidArgumentError(`config key '${key}' is written by \`coral init\` and cannot be set`, { key });
   const bad = (expected: string) => invalidParameter(key, expected, value);
   switch (info.type) {
     case 'string':
@@ -104,9 +173,17 @@ export function checkConfigValue(key: string, value: ConfigValue): ConfigValue {
       return b;
     }
     default: {
-      const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*-?\d+(\.\d+)?([eE][-+]?\d+)?\s*$/.test(value) ? Number(value) : NaN;
+      const n =
+        typeof value === 'number'
+          ? value
+          : typeof value === 'string' && /^\s*-?\d+(\.\d+)?([eE][-+]?\d+)?\s*$/.test(value)
+            ? Number(value)
+            : NaN;
       const range = `${info.min ?? '-inf'}..${info.max ?? 'inf'}`;
-      const what = info.type === 'integer' ? `an integer in ${range}${info.multipleOf ? `, a multiple of ${info.multipleOf}` : ''}` : `a number in ${range}`;
+      const what =
+        info.type === 'integer'
+          ? `an integer in ${range}${info.multipleOf ? `, a multiple of ${info.multipleOf}` : ''}`
+          : `a number in ${range}`;
       if (!Number.isFinite(n) || (info.type === 'integer' && !Number.isSafeInteger(n))) throw bad(what);
       if ((info.min !== undefined && n < info.min) || (info.max !== undefined && n > info.max)) throw bad(what);
       if (info.multipleOf && n % info.multipleOf !== 0) throw bad(what);

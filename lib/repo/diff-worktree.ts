@@ -34,7 +34,9 @@ export function indexTree(ctx: Pick<WorktreeDiffContext, 'layout'>): Tree {
 export async function worktreeSide(ctx: WorktreeDiffContext): Promise<Extract<DiffSide, { kind: 'worktree' }>> {
   const idx = readIndex(ctx.layout);
   const st = await ctx.status();
-  const files: Record<string, { abs: string; sha256: string; size: number; format: string }> = Object.create(null);
+  const files: Record<string, { abs: string; sha256: string; size: number; format: string }> = Object.create(
+    null,
+  ) as Record<string, { abs: string; sha256: string; size: number; format: string }>;
   const changed = new Set(st.files.filter((f) => f.unstaged === 'modified').map((f) => f.path));
   const deleted = new Set(st.files.filter((f) => f.unstaged === 'deleted').map((f) => f.path));
   for (const [p, s] of Object.entries(idx.files)) {

@@ -81,7 +81,9 @@ function inScope(paths: string[]): (p: string) => boolean {
 /** The commits `coral log` shows, newest first (or topologically with `topo`). */
 export async function logCommits(ctx: HistoryContext, opts: LogOptions = {}): Promise<HistoryEntry[]> {
   if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 0))
-    throw new InvalidArgumentError(`Expected non-negative integer for limit but received ${opts.limit}`, { parameter: 'limit' });
+    throw new InvalidArgumentError(`Expected non-negative integer for limit but received ${opts.limit}`, {
+      parameter: 'limit',
+    });
   if (opts.limit === 0) return [];
   let include: string[];
   let exclude: string[] = [];
@@ -109,7 +111,8 @@ export async function logCommits(ctx: HistoryContext, opts: LogOptions = {}): Pr
     }
     return p;
   };
-  const same = (a: Map<string, string>, b: Map<string, string>) => a.size === b.size && [...a].every(([k, v]) => b.get(k) === v);
+  const same = (a: Map<string, string>, b: Map<string, string>) =>
+    a.size === b.size && [...a].every(([k, v]) => b.get(k) === v);
   const changesPaths = async (c: Commit) => {
     const mine = await scoped(c.tree);
     const parents = opts.firstParent ? c.parents.slice(0, 1) : c.parents;
@@ -119,7 +122,7 @@ export async function logCommits(ctx: HistoryContext, opts: LogOptions = {}): Pr
   };
 
   const out: HistoryEntry[] = [];
-  const cap = opts.topo ? Infinity : opts.limit ?? Infinity;
+  const cap = opts.topo ? Infinity : (opts.limit ?? Infinity);
   for await (const e of walkCommits(include, ctx.meta, { firstParent: !!opts.firstParent })) {
     if (excluded.has(e.id)) continue;
     if (scope && !(await changesPaths(e.commit))) continue;
@@ -137,7 +140,8 @@ export async function logCommits(ctx: HistoryContext, opts: LogOptions = {}): Pr
  */
 export function topoOrder<T extends HistoryEntry>(entries: readonly T[], firstParent = false): T[] {
   const byId = new Map(entries.map((e) => [e.id, e]));
-  const parentsOf = (e: T) => (firstParent ? e.commit.parents.slice(0, 1) : e.commit.parents).filter((p) => byId.has(p));
+  const parentsOf = (e: T) =>
+    (firstParent ? e.commit.parents.slice(0, 1) : e.commit.parents).filter((p) => byId.has(p));
   const children = new Map<string, number>();
   for (const e of entries) for (const p of parentsOf(e)) children.set(p, (children.get(p) ?? 0) + 1);
   const stack = entries.filter((e) => !children.get(e.id)).reverse();

@@ -15,7 +15,8 @@ import { InvalidArgumentError } from '../errors';
 /** Worktree-relative posix path of `p` typed in `cwd`; '' is the worktree root. */
 export function pathspec(worktree: string, cwd: string, p: string): string {
   const rel = path.relative(worktree, path.resolve(cwd, p));
-  if (rel.startsWith('..') || path.isAbsolute(rel)) throw new InvalidArgumentError(`${p} is outside the repository at ${worktree}`, { path: p });
+  if (rel.startsWith('..') || path.isAbsolute(rel))
+    throw new InvalidArgumentError(`${p} is outside the repository at ${worktree}`, { path: p });
   return rel.split(path.sep).join('/');
 }
 

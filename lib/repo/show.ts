@@ -60,14 +60,28 @@ export async function storedTensors(reader: ObjectReader, e: FileEntry): Promise
   for (const t of e.tensors) {
     const seg = e.segments[t.segment];
     const info = await reader.info(seg.object);
-    out.push({ name: t.name, dtype: t.dtype, shape: t.shape, object: seg.object, codec: info.codec, base: info.base ?? null, depth: info.depth, storedSize: info.storedSize });
+    out.push({
+      name: t.name,
+      dtype: t.dtype,
+      shape: t.shape,
+      object: seg.object,
+      codec: info.codec,
+      base: info.base ?? null,
+      depth: info.depth,
+      storedSize: info.storedSize,
+    });
   }
   return out;
 }
 
-async function entryAt(ctx: { treeOf(rev: string | null): Promise<Tree> }, rev: string, rel: string): Promise<FileEntry> {
+async function entryAt(
+  ctx: { treeOf(rev: string | null): Promise<Tree> },
+  rev: string,
+  rel: string,
+): Promise<FileEntry> {
   const files = (await ctx.treeOf(rev)).files;
-  if (!Object.prototype.hasOwnProperty.call(files, rel)) throw new RefNotFoundError(`path '${rel}' does not exist in '${rev}'`, { path: rel, rev });
+  if (!Object.prototype.hasOwnProperty.call(files, rel))
+    throw new RefNotFoundError(`path '${rel}' does not exist in '${rev}'`, { path: rel, rev });
   return files[rel];
 }
 
@@ -83,6 +97,10 @@ export async function readFileBytes(
   const buf = Buffer.concat(parts);
   const got = crypto.createHash('sha256').update(buf).digest('hex');
   if (buf.byteLength !== e.size || got !== e.sha256)
-    throw new ChecksumMismatchError(`re-assembled ${rel} does not match its committed sha256 (${e.sha256})`, { path: rel, expected: e.sha256, actual: got });
+    throw new ChecksumMismatchError(`re-assembled ${rel} does not match its committed sha256 (${e.sha256})`, {
+      path: rel,
+      expected: e.sha256,
+      actual: got,
+    });
   return buf;
 }

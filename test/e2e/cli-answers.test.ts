@@ -49,7 +49,10 @@ torch.save(sd, sys.argv[1] + '/m.pt')`,
       expect(j).toHaveLength(1);
       expect(j[0].newSize).toBe(size);
       expect(j[0].oldSize).not.toBe(size);
-      expect(j[0].tensors.map((t: { name: string; change: string }) => `${t.change} ${t.name}`)).toEqual(['added extra', 'modified fc.weight']);
+      expect(j[0].tensors.map((t: { name: string; change: string }) => `${t.change} ${t.name}`)).toEqual([
+        'added extra',
+        'modified fc.weight',
+      ]);
       const text = ok(d, args);
       expect(text).not.toMatch(/conv\.weight|fc\.bias/);
     }
@@ -77,7 +80,7 @@ torch.save(sd, sys.argv[1] + '/m.pt')`,
     expect(ok(d, ['diff', '--json'])).not.toMatch(/Infinity|NaN/);
     const text = ok(d, ['diff']);
     expect(text).toMatch(/~ a .*nonFinite 2/);
-    expect(text).toMatch(/~ z .*relL2 -  maxAbs 1  cos -/);
+    expect(text).toMatch(/~ z .*relL2 - {2}maxAbs 1 {2}cos -/);
     ok(d, ['add', 'm.safetensors']);
     ok(d, ['commit', '-m', 'nan']);
     const cmp = JSON.parse(ok(d, ['compare', 'HEAD~1', 'HEAD', '--json']));
@@ -116,14 +119,19 @@ describe('log', () => {
 
   it('-- <path>, -n 0, -<n>, a..b, --graph and -m paragraphs', () => {
     const { d, base, mainB, featA, merge } = history();
-    const ids = (args: string[]) => (JSON.parse(ok(d, ['log', '--json', ...args])) as Array<{ id: string }>).map((e) => e.id);
+    const ids = (args: string[]) =>
+      (JSON.parse(ok(d, ['log', '--json', ...args])) as Array<{ id: string }>).map((e) => e.id);
     expect(ids([])).toHaveLength(4);
     // Path-limited: the merge took a.safetensors unchanged from feature, so it is not listed (git's rule).
     expect(ids(['--', 'a.safetensors'])).toEqual([featA, base]);
     expect(ids(['--', 'b.safetensors'])).toEqual([mainB, base]);
     // From a subdirectory, a pathspec is relative to where you stand.
     fs.mkdirSync(path.join(d, 'sub'));
-    expect((JSON.parse(ok(path.join(d, 'sub'), ['log', '--json', '--', '../a.safetensors'])) as Array<{ id: string }>).map((e) => e.id)).toEqual([featA, base]);
+    expect(
+      (JSON.parse(ok(path.join(d, 'sub'), ['log', '--json', '--', '../a.safetensors'])) as Array<{ id: string }>).map(
+        (e) => e.id,
+      ),
+    ).toEqual([featA, base]);
     expect(ok(d, ['log', '-n', '0'])).toBe('');
     expect(ids(['-n', '0'])).toEqual([]);
     expect(ids(['-2'])).toHaveLength(2);
@@ -136,7 +144,9 @@ describe('log', () => {
     expect(msg).toMatch(/^merge feature\n\nsecond paragraph\n?$/);
 
     const s = (id: string) => id.slice(0, 12);
-    const graph = ok(d, ['log', '--graph', '--oneline']).split('\n').map((l) => l.replace(/ \(.*?\)/, ''));
+    const graph = ok(d, ['log', '--graph', '--oneline'])
+      .split('\n')
+      .map((l) => l.replace(/ \(.*?\)/, ''));
     expect(graph.slice(0, 6)).toEqual([
       `* ${s(merge)} merge feature`,
       '|\\',
@@ -147,7 +157,7 @@ describe('log', () => {
     ]);
     const full = ok(d, ['log', '--graph']);
     expect(full).toMatch(/^\| \* commit /m);
-    expect(full).toMatch(/^\| \|     feature edits a$/m);
+    expect(full).toMatch(/^\| \| {5}feature edits a$/m);
   });
 
   it('commit and tag join repeated -m as paragraphs', () => {
@@ -173,7 +183,11 @@ describe('status and show', () => {
     fs.writeFileSync(path.join(d, 'sub', 'in.txt'), 'in 2\n');
     fs.writeFileSync(path.join(d, 'sub', 'new.txt'), 'new\n');
     const sub = path.join(d, 'sub');
-    expect(ok(sub, ['status', '--short']).split('\n').filter(Boolean)).toEqual([' M in.txt', ' M ../top.txt', '?? new.txt']);
+    expect(ok(sub, ['status', '--short']).split('\n').filter(Boolean)).toEqual([
+      ' M in.txt',
+      ' M ../top.txt',
+      '?? new.txt',
+    ]);
     const long = ok(sub, ['status']);
     expect(long).toContain('\tmodified:   ../top.txt\n');
     expect(long).toContain('\tmodified:   in.txt\n');
@@ -181,7 +195,11 @@ describe('status and show', () => {
     const j = JSON.parse(ok(sub, ['status', '--json']));
     expect(j.files.map((f: { path: string }) => f.path)).toEqual(['sub/in.txt', 'top.txt']);
     expect(j.untracked).toEqual(['sub/new.txt']);
-    expect(ok(d, ['status', '--short']).split('\n').filter(Boolean)).toEqual([' M sub/in.txt', ' M top.txt', '?? sub/new.txt']);
+    expect(ok(d, ['status', '--short']).split('\n').filter(Boolean)).toEqual([
+      ' M sub/in.txt',
+      ' M top.txt',
+      '?? sub/new.txt',
+    ]);
   });
 
   it('show <annotated tag> prints the tag, its message and metrics, then the commit; show rev:<plain file> prints its bytes', () => {
@@ -194,13 +212,15 @@ describe('status and show', () => {
     ok(d, ['tag', 'v1', '-m', 'release one', '--metric', 'loss=0.5', '--metric', 'acc=0.9']);
     ok(d, ['tag', 'light']);
     const out = ok(d, ['show', 'v1']);
-    expect(out).toMatch(/^tag v1\nTagger: Test User <test@example.com>\nDate: .*\n\nrelease one\nmetrics: acc=0\.9  loss=0\.5\n\ncommit [0-9a-f]{64}\n/);
+    expect(out).toMatch(
+      /^tag v1\nTagger: Test User <test@example.com>\nDate: .*\n\nrelease one\nmetrics: acc=0\.9 {2}loss=0\.5\n\ncommit [0-9a-f]{64}\n/,
+    );
     expect(ok(d, ['show', 'light'])).toMatch(/^commit /);
     const j = JSON.parse(ok(d, ['show', 'v1', '--json']));
     expect(j.tag.message).toMatch(/^release one\n?$/);
     expect(j.tag.metadata.metrics).toEqual({ loss: 0.5, acc: 0.9 });
     expect(ok(d, ['show', 'HEAD:notes.txt'])).toBe(text);
-    expect(ok(d, ['show', 'HEAD:m.safetensors'])).toMatch(/^m\.safetensors  safetensors /);
+    expect(ok(d, ['show', 'HEAD:m.safetensors'])).toMatch(/^m\.safetensors {2}safetensors /);
     expect(JSON.parse(ok(d, ['show', 'HEAD:notes.txt', '--json'])).format).toBe('raw');
   });
 });
@@ -230,7 +250,11 @@ describe('config', () => {
     // Free-form sections stay free; user.* must be strings.
     ok(d, ['config', 'remote.origin.url', 'https://example.com/r']);
     ok(d, ['config', 'user.name', '42']);
-    expect(JSON.parse(ok(d, ['config', '--list', '--json']))).toMatchObject({ 'user.name': '42', 'remote.origin.url': 'https://example.com/r', 'core.maxChainDepth': 4 });
+    expect(JSON.parse(ok(d, ['config', '--list', '--json']))).toMatchObject({
+      'user.name': '42',
+      'remote.origin.url': 'https://example.com/r',
+      'core.maxChainDepth': 4,
+    });
     // The add that used to fail on a bad value now just works.
     st(path.join(d, 'm.safetensors'), { w: weights(8, 1) });
     ok(d, ['add', 'm.safetensors']);
@@ -252,21 +276,39 @@ describe('branch listings and usage errors', () => {
     expect(ok(d, ['branch', '-a'])).toBe('  feature-long-name\n* main\n  remotes/origin/main\n');
     expect(ok(d, ['branch', '-r'])).toBe('  remotes/origin/main\n');
     const s = id.slice(0, 12);
-    expect(ok(d, ['branch', '-v'])).toBe(`  feature-long-name ${s} first subject\n* main              ${s} first subject\n`);
+    expect(ok(d, ['branch', '-v'])).toBe(
+      `  feature-long-name ${s} first subject\n* main              ${s} first subject\n`,
+    );
     expect(ok(d, ['branch', '-av']).split('\n')[2]).toBe(`  remotes/origin/main ${s} first subject`);
     const j = JSON.parse(ok(d, ['branch', '-a', '-v', '--json']));
-    expect(j.map((b: { name: string; remote: boolean }) => [b.name, b.remote])).toEqual([['feature-long-name', false], ['main', false], ['remotes/origin/main', true]]);
+    expect(j.map((b: { name: string; remote: boolean }) => [b.name, b.remote])).toEqual([
+      ['feature-long-name', false],
+      ['main', false],
+      ['remotes/origin/main', true],
+    ]);
     expect(j[2].subject).toBe('first subject');
   });
 
-  it('unknown options, missing values and stray arguments are reported in coral\'s words', () => {
+  it("unknown options, missing values and stray arguments are reported in coral's words", () => {
     const d = repoDir();
     const cases: Array<[string[], string]> = [
-      [['log', '--frobnicate'], "coral: unknown option '--frobnicate' for 'coral log' (see 'coral log --help') (CORAL_USAGE)\n"],
+      [
+        ['log', '--frobnicate'],
+        "coral: unknown option '--frobnicate' for 'coral log' (see 'coral log --help') (CORAL_USAGE)\n",
+      ],
       [['status', '-z'], "coral: unknown option '-z' for 'coral status' (see 'coral status --help') (CORAL_USAGE)\n"],
-      [['commit', '-m'], "coral: option '-m' needs a value for 'coral commit' (see 'coral commit --help') (CORAL_USAGE)\n"],
-      [['log', '--oneline=yes'], "coral: option '--oneline' takes no value for 'coral log' (see 'coral log --help') (CORAL_USAGE)\n"],
-      [['status', 'extra'], "coral: unexpected argument 'extra' for 'coral status' (see 'coral status --help') (CORAL_USAGE)\n"],
+      [
+        ['commit', '-m'],
+        "coral: option '-m' needs a value for 'coral commit' (see 'coral commit --help') (CORAL_USAGE)\n",
+      ],
+      [
+        ['log', '--oneline=yes'],
+        "coral: option '--oneline' takes no value for 'coral log' (see 'coral log --help') (CORAL_USAGE)\n",
+      ],
+      [
+        ['status', 'extra'],
+        "coral: unexpected argument 'extra' for 'coral status' (see 'coral status --help') (CORAL_USAGE)\n",
+      ],
     ];
     for (const [args, err] of cases) {
       const r = coral(d, args);

@@ -13,7 +13,12 @@ describe('logGraph', () => {
 
   it('draws a merge fork and the join of its two lines', () => {
     expect(render(topoOrder([e('m', 'x', 'y'), e('x', 'b'), e('y', 'b'), e('b')]))).toEqual([
-      '* m', '|\\', '| * y', '* | x', '|/', '* b',
+      '* m',
+      '|\\',
+      '| * y',
+      '* | x',
+      '|/',
+      '* b',
     ]);
   });
 
