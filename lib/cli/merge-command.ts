@@ -4,16 +4,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { CoralError, MergeConflictError, invalidParameter } from '../errors';
+import { MergeConflictError, invalidParameter } from '../errors';
 import { isMergeStrategy, MERGE_STRATEGIES, type MergeStrategyName } from '../merge/strategies';
 import type { MergeConflict, MergeParams, MergeReport } from '../repo/merge';
 import { Repository } from '../repo/repository';
-import { messageFlag, type Command, type Ctx } from './command';
+import { UsageError, messageFlag, type Command, type Ctx } from './command';
 import { fmtNum, paint } from './output';
-
-class UsageError extends CoralError {
-  static override readonly code = 'CORAL_USAGE';
-}
 
 function print(ctx: Ctx, s = ''): void {
   ctx.io.out(s + '\n');
