@@ -286,7 +286,7 @@ const commands: Record<string, Command> = {
           }
           print(ctx, `${g(row?.graph ?? '')}${paint(ctx.io, 'yellow', `commit ${e.id}`)}${d}`);
           for (const l of row?.after ?? []) print(ctx, l);
-          const p = (s: string) => print(ctx, row ? `${row.padding} ${s}`.trimEnd() : s);
+          const p = (s: string) => print(ctx, row ? `${row.padding || ' '} ${s}`.trimEnd() : s);
           if (e.commit.parents.length > 1) p(`Merge: ${e.commit.parents.map(short).join(' ')}`);
           p(`Author: ${e.commit.author.name} <${e.commit.author.email}>`);
           p(`Date:   ${formatSignatureDate(e.commit.author)}`);
