@@ -641,6 +641,7 @@ const commands: Record<string, Command> = {
         }
         if (ctx.args.length === 1) {
           const v = repo.config.get(key);
+          // A value already in the file prints even if its key is unknown (written before validation).
           if (v === undefined) {
             // As git exits 1 for a missing key, but says why: unknown, or known and not set (with its default).
             const info = configKeyInfo(key);

@@ -255,6 +255,14 @@ describe('config', () => {
       'remote.origin.url': 'https://example.com/r',
       'core.maxChainDepth': 4,
     });
+    // A key already in the file (written before validation) still reads back.
+    const cfgFile = path.join(d, '.coral', 'config');
+    const raw = JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as { core: Record<string, unknown> };
+    raw.core.legacyKey = 1;
+    fs.writeFileSync(cfgFile, JSON.stringify(raw));
+    expect(ok(d, ['config', 'core.legacyKey']).trim()).toBe('1');
+    delete raw.core.legacyKey;
+    fs.writeFileSync(cfgFile, JSON.stringify(raw));
     // The add that used to fail on a bad value now just works.
     st(path.join(d, 'm.safetensors'), { w: weights(8, 1) });
     ok(d, ['add', 'm.safetensors']);
