@@ -43,6 +43,8 @@ export {
   CONFIG_SCHEMA, STRICT_SECTIONS, checkConfigValue, configKeyInfo, isKnownConfigKey, setConfigValue, type ConfigKeyInfo,
 } from './refs/config-schema';
 export type { GcReport, FsckReport, FsckProblem, StatsReport } from './repo/maintenance';
+export type { AddOptions } from './repo/repository';
+export { IgnoreRules } from './repo/ignore';
 export type { Commit, Tree, FileEntry, SegmentEntry, TensorEntry, TagObject, Signature } from './models';
 import { native } from './native';
 

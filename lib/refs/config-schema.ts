@@ -57,6 +57,11 @@ export const CONFIG_SCHEMA: Readonly<Record<string, ConfigKeyInfo>> = Object.fre
     min: 0,
     description: 'LRU of decoded delta bases (bytes)',
   },
+  'core.useGitignore': {
+    type: 'boolean',
+    default: true,
+    description: '.gitignore files count as ignore files besides .coralignore',
+  },
   'similarity.enabled': {
     type: 'boolean',
     default: true,

@@ -47,7 +47,7 @@ export async function worktreeSide(ctx: WorktreeDiffContext): Promise<Extract<Di
       continue;
     }
     // A changed file is compared by content, and reports the size it has now.
-    const size = (await fsp.stat(abs)).size;
+    const size = (await fsp.lstat(abs)).size; // a symlink's size is its target's length, as git counts it
     files[p] = { abs, sha256: `worktree:${p}`, size, format: s.entry.format };
   }
   return { kind: 'worktree', files };

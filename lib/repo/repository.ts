@@ -46,6 +46,8 @@ import { ObjectReader, ObjectWriter } from './objects';
 import { WriterSession } from './session';
 import { readIndex, sameStat, statOf, updateIndex, type StagingIndex } from './staging';
 import { sha256File } from './worktree';
+import { IgnoreRules, walkWorktree } from './ignore';
+import { ingestSymlink, isSymlinkEntry, symlinkMatches } from './symlink';
 
 export interface CommitOptions {
   message: string;
@@ -79,7 +81,16 @@ export interface StatusReport {
 }
 
 export interface AddReport {
+  /** One report per file stored; `plainFile` says why a checkpoint-looking file was stored unparsed. */
   files: IngestReport[];
+}
+
+export interface AddOptions {
+  onFile?: (rel: string, report: IngestReport) => void;
+  /** Refuse (throw the parser's error) instead of storing an unparsable checkpoint as a plain file. */
+  strict?: boolean;
+  /** Add ignored paths too (`coral add -f`). */
+  force?: boolean;
 }
 
 /** Written by init; `coral config` edits it. Keys read with dotted paths (core.maxChainDepth). */
@@ -254,32 +265,44 @@ export class Repository {
    * stored as skeleton + tensor objects; files whose stat matches the index are
    * skipped. Paths that no longer exist are staged as deletions.
    */
-  async add(paths: string[], opts: { onFile?: (rel: string, report: IngestReport) => void } = {}): Promise<AddReport> {
+  async add(paths: string[], opts: AddOptions = {}): Promise<AddReport> {
     if (!Array.isArray(paths) || paths.length === 0) throw invalidParameter('paths', 'non-empty array of paths', paths);
     const files = new Set<string>();
     const gone = new Set<string>();
     const idx0 = readIndex(this.layout);
+    const tracked = new Set(Object.keys(idx0.files));
+    const rules = opts.force ? null : this.ignoreRules();
+    const ignored: string[] = [];
     for (const p of paths) {
       const abs = path.resolve(p);
       const rel = abs === this.worktree ? '' : this.relPath(abs);
-      let st: fs.Stats | null = null;
-      try {
-        st = await fsp.stat(abs);
-      } catch {
-        st = null;
-      }
+      if (rel) await this.checkNotBeyondSymlink(rel, p);
+      // lstat: a symlink is recorded as a link, never followed (lib/repo/symlink.ts).
+      const st = await fsp.lstat(abs).catch(() => null);
+      const under = (f: string) => rel === '' || f === rel || f.startsWith(`${rel}/`);
       if (!st) {
-        const under = Object.keys(idx0.files).filter((f) => f === rel || f.startsWith(`${rel}/`));
-        if (!under.length) throw new InvalidArgumentError(`pathspec '${p}' did not match any files`);
-        under.forEach((f) => gone.add(f));
-      } else if (st.isDirectory()) {
-        for (const f of await this.listWorktree(abs)) files.add(f);
-        for (const f of Object.keys(idx0.files))
-          if ((rel === '' || f.startsWith(`${rel}/`)) && !fs.existsSync(this.absPath(f))) gone.add(f);
+        const gonePaths = [...tracked].filter(under);
+        if (!gonePaths.length) throw new InvalidArgumentError(`pathspec '${p}' did not match any files`);
+        gonePaths.forEach((f) => gone.add(f));
+        continue;
+      }
+      // Like git: naming an ignored, untracked path is refused unless forced.
+      if (rel && rules && !tracked.has(rel) && ![...tracked].some(under) && (await rules.ignores(rel, st.isDirectory()))) {
+        ignored.push(rel);
+        continue;
+      }
+      if (st.isDirectory()) {
+        for (const f of await walkWorktree(this.worktree, abs, { rules, tracked })) files.add(f);
+        for (const f of tracked) if (under(f) && !(await fsp.lstat(this.absPath(f)).catch(() => null))) gone.add(f);
       } else {
         files.add(rel);
       }
     }
+    if (ignored.length)
+      throw new InvalidArgumentError(
+        `the following paths are ignored by a .coralignore or .gitignore file: ${ignored.join(', ')}; use -f (force: true) to add them anyway`,
+        { ignored },
+      );
     const policy = await openIngestPolicy(this, await this.parentBases());
     const report: AddReport = { files: [] };
     try {
@@ -287,10 +310,12 @@ export class Repository {
       const staged: Record<string, { entry: FileEntry; stat: ReturnType<typeof statOf> }> = {};
       for (const rel of [...files].sort()) {
         const abs = this.absPath(rel);
-        const st = await fsp.stat(abs);
+        const st = await fsp.lstat(abs);
         const prev = idx0.files[rel];
-        if (prev && sameStat(prev.stat, st)) continue;
-        const { entry, report: r } = await ingestFile(writer, abs, rel, policy.findBase, policy.hooks);
+        if (prev && sameStat(prev.stat, st) && isSymlinkEntry(prev.entry) === st.isSymbolicLink()) continue;
+        const { entry, report: r } = st.isSymbolicLink()
+          ? await ingestSymlink(writer, abs, rel)
+          : await ingestFile(writer, abs, rel, policy.findBase, policy.hooks, { strict: opts.strict });
         staged[rel] = { entry, stat: statOf(st) };
         report.files.push(r);
         opts.onFile?.(rel, r);
@@ -406,29 +431,41 @@ export class Repository {
 
   // ---- status --------------------------------------------------------------------------------
 
-  /** Files under `dir` (absolute), worktree-relative, skipping .coral and coral temp files. */
-  async listWorktree(dir = this.worktree): Promise<string[]> {
-    const out: string[] = [];
-    const walk = async (d: string) => {
-      for (const ent of await fsp.readdir(d, { withFileTypes: true })) {
-        if (ent.name === CORAL_DIR || ent.name === '.git' || ent.name.includes('.coral-')) continue;
-        const p = path.join(d, ent.name);
-        if (ent.isDirectory()) await walk(p);
-        else if (ent.isFile()) out.push(path.relative(this.worktree, p).split(path.sep).join('/'));
-      }
-    };
-    await walk(dir);
-    return out.sort();
+  /**
+   * Files and symlinks under `dir` (absolute), worktree-relative, skipping
+   * .coral, coral temp files and ignored paths (.coralignore, .gitignore; see
+   * lib/repo/ignore.ts) unless tracked or `ignored: true`.
+   */
+  async listWorktree(dir = this.worktree, opts: { ignored?: boolean } = {}): Promise<string[]> {
+    const tracked = new Set(Object.keys(readIndex(this.layout).files));
+    return walkWorktree(this.worktree, dir, { rules: opts.ignored ? null : this.ignoreRules(), tracked });
+  }
+
+  /** The ignore rules of the worktree as it is now (`core.useGitignore` decides on .gitignore files). */
+  ignoreRules(): IgnoreRules {
+    return new IgnoreRules(this.worktree, { useGitignore: this.config.getBool('core.useGitignore', true) });
+  }
+
+  /** git refuses to stage a path through a symlinked directory; so do we. */
+  private async checkNotBeyondSymlink(rel: string, shown: string): Promise<void> {
+    const parts = rel.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const st = await fsp.lstat(this.absPath(parts.slice(0, i).join('/'))).catch(() => null);
+      if (st?.isSymbolicLink())
+        throw new InvalidArgumentError(`'${shown}' is beyond a symbolic link (${parts.slice(0, i).join('/')})`, { path: rel });
+    }
   }
 
   /** Does the worktree file still hold what the index entry says? (stat cache, then sha256) */
   private async worktreeMatches(rel: string, staged: StagingIndex['files'][string]): Promise<boolean | null> {
     let st: fs.Stats;
     try {
-      st = await fsp.stat(this.absPath(rel));
+      st = await fsp.lstat(this.absPath(rel));
     } catch {
       return null;
     }
+    if (isSymlinkEntry(staged.entry)) return st.isSymbolicLink() ? symlinkMatches(this.absPath(rel), staged.entry) : false;
+    if (st.isSymbolicLink()) return false;
     if (sameStat(staged.stat, st)) return true;
     if (st.size !== staged.entry.size) return false;
     return (await sha256File(this.absPath(rel))) === staged.entry.sha256;
@@ -642,7 +679,7 @@ export class Repository {
       for (const [p, e] of Object.entries(to.files)) {
         let stat = null;
         try {
-          stat = statOf(await fsp.stat(this.absPath(p)));
+          stat = statOf(await fsp.lstat(this.absPath(p)));
         } catch {
           stat = null;
         }
@@ -668,7 +705,7 @@ export class Repository {
       }
     }
     await updateIndex(this.layout, async (ix) => {
-      for (const f of written) ix.files[f] = { entry: tree.files[f], stat: statOf(await fsp.stat(this.absPath(f))) };
+      for (const f of written) ix.files[f] = { entry: tree.files[f], stat: statOf(await fsp.lstat(this.absPath(f))) };
     });
     return { head: (await this.headCommit()) ?? id, branch: await this.currentBranch(), written, removed: [] };
   }
