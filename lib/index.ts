@@ -32,6 +32,16 @@ export {
   Repository, type CommitOptions, type LogEntry, type StatusReport, type FileStatus, type AddReport,
 } from './repo/repository';
 export type { FileChange, TensorChange, TensorMetrics } from './repo/diff';
+// ---- what the CLI prints, as library calls (diff, log, status paths, show, config schema) ----
+export { diffSides, summarizeChanges, type DiffSide, type DiffSummary } from './repo/diff';
+export { diffWorktree, worktreeSide, indexTree, type WorktreeDiffContext } from './repo/diff-worktree';
+export { logCommits, logGraph, topoOrder, type LogOptions, type GraphRow, type HistoryContext, type HistoryEntry } from './repo/history';
+export { pathspec, displayPath } from './repo/paths';
+export { listBranches, type BranchInfo } from './repo/branches';
+export { annotatedTag, isPlainFile, readFileBytes, storedTensors, type StoredTensorInfo } from './repo/show';
+export {
+  CONFIG_SCHEMA, STRICT_SECTIONS, checkConfigValue, configKeyInfo, isKnownConfigKey, setConfigValue, type ConfigKeyInfo,
+} from './refs/config-schema';
 export type { GcReport, FsckReport, FsckProblem, StatsReport } from './repo/maintenance';
 export type { AddOptions } from './repo/repository';
 export { IgnoreRules } from './repo/ignore';

@@ -156,7 +156,7 @@ export async function runDemo(io: Io, opts: { dir?: string; keep?: boolean; json
       const changes = await diffSides(repo.reader, a, { kind: 'tree', tree: b });
       for (const f of changes)
         for (const t of f.tensors)
-          say(`  ~ ${f.path}:${t.name} ${t.dtype}[${t.shape.join(',')}] changed ${(100 * (t.metrics?.changedFraction ?? 0)).toFixed(1)}% relL2 ${fmtNum(t.metrics?.relL2 ?? 0)}`);
+          say(`  ~ ${f.path}:${t.name} ${t.dtype}[${t.shape.join(',')}] changed ${(100 * (t.metrics?.changedFraction ?? 0)).toFixed(1)}% relL2 ${t.metrics?.relL2 === null ? '-' : fmtNum(t.metrics?.relL2 ?? 0)}`);
 
       h('5. checkout every commit and verify the bytes');
       await repo.checkout('main');

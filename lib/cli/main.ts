@@ -4,22 +4,22 @@
  * `coral: <message> (<code>)`, and the exit code comes from the error code.
  */
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
-import { CoralError, InvalidArgumentError, invalidParameter } from '../errors';
+import { InvalidArgumentError, invalidParameter } from '../errors';
 import { fileTable, formatSignatureDate, type Commit, type FileEntry } from '../models';
-import { diffSides, type FileChange } from '../repo/diff';
+import { diffSides, summarizeChanges, type FileChange, type TensorMetrics } from '../repo/diff';
 import { fsck, gc, parsePruneExpire, stats } from '../repo/maintenance';
 import { Repository } from '../repo/repository';
-import { readIndex } from '../repo/staging';
+import { diffWorktree, indexTree } from '../repo/diff-worktree';
+import { logGraph } from '../repo/history';
+import { displayPath, pathspec } from '../repo/paths';
+import { listBranches } from '../repo/branches';
+import { configKeyInfo, setConfigValue } from '../refs/config-schema';
+import { annotatedTag, isPlainFile, readFileBytes, storedTensors } from '../repo/show';
 import { isSymlinkEntry, symlinkTarget } from '../repo/symlink';
 import { mergeCommand } from './merge-command';
 import { similarCommand } from './similar-command';
-import type { Command, Ctx, Flags, OptSpec } from './command';
+import { UsageError, messageFlag, parseCommandArgs, type Command, type Ctx, type OptSpec } from './command';
 import { defaultIo, errorLine, exitCodeFor, fmtNum, humanBytes, paint, Progress, type Io } from './output';
-
-class UsageError extends CoralError {
-  static override readonly code = 'CORAL_USAGE';
-}
 
 const JSON_OPT: OptSpec = { json: { type: 'boolean' } };
 
@@ -70,6 +70,13 @@ function parsePairs(list: string[] | undefined, what: string): Record<string, un
   return out;
 }
 
+/** One tensor's metrics; "-" stands for an undefined ratio (see TensorMetrics). */
+function metricsText(m: TensorMetrics): string {
+  const num = (x: number | null, digits?: number) => (x === null ? '-' : fmtNum(x, digits));
+  return `changed ${(100 * m.changedFraction).toFixed(2)}%  relL2 ${num(m.relL2)}  maxAbs ${fmtNum(m.maxAbs)}  cos ${num(m.cosine, 6)}` +
+    (m.nonFinite ? `  nonFinite ${m.nonFinite}` : '');
+}
+
 function renderChanges(ctx: Ctx, changes: FileChange[], opts: { stat?: boolean } = {}): void {
   const { io } = ctx;
   if (!changes.length) return;
@@ -92,12 +99,7 @@ function renderChanges(ctx: Ctx, changes: FileChange[], opts: { stat?: boolean }
       else if (t.change === 'removed') print(ctx, `    ${paint(io, 'red', '-')} ${t.name}  ${shape}`);
       else if (t.oldDtype || t.oldShape)
         print(ctx, `    ${paint(io, 'yellow', '~')} ${t.name}  ${t.oldDtype}[${t.oldShape!.join(',')}] -> ${shape}`);
-      else if (t.metrics)
-        print(
-          ctx,
-          `    ${paint(io, 'yellow', '~')} ${t.name}  ${shape}  changed ${(100 * t.metrics.changedFraction).toFixed(2)}%  ` +
-            `relL2 ${fmtNum(t.metrics.relL2)}  maxAbs ${fmtNum(t.metrics.maxAbs)}  cos ${fmtNum(t.metrics.cosine, 6)}`,
-        );
+      else if (t.metrics) print(ctx, `    ${paint(io, 'yellow', '~')} ${t.name}  ${shape}  ${metricsText(t.metrics)}`);
       else print(ctx, `    ${paint(io, 'yellow', '~')} ${t.name}  ${shape}`);
     }
   }
@@ -109,6 +111,7 @@ const commands: Record<string, Command> = {
   init: {
     summary: 'Create an empty repository',
     usage: 'coral init [dir] [-b <branch>]',
+    maxArgs: 1,
     options: { branch: { type: 'string', short: 'b' }, ...JSON_OPT },
     async run(ctx) {
       const dir = path.resolve(ctx.cwd, ctx.args[0] ?? '.');
@@ -175,15 +178,16 @@ const commands: Record<string, Command> = {
   commit: {
     summary: 'Record the staged files as a new commit',
     usage: 'coral commit -m <message> [--meta key=value]... [--author "Name <email>"] [--allow-empty]',
+    maxArgs: 0,
     options: {
-      message: { type: 'string', short: 'm' },
+      message: { type: 'string', short: 'm', multiple: true },
       meta: { type: 'string', multiple: true },
       author: { type: 'string' },
       'allow-empty': { type: 'boolean' },
       ...JSON_OPT,
     },
     async run(ctx) {
-      const message = ctx.flags.message as string | undefined;
+      const message = messageFlag(ctx.flags.message);
       if (!message) throw new UsageError('a commit message is required: coral commit -m "<message>"');
       let author: { name?: string; email?: string } | undefined;
       if (ctx.flags.author) {
@@ -208,16 +212,19 @@ const commands: Record<string, Command> = {
   status: {
     summary: 'Show staged, unstaged and untracked files',
     usage: 'coral status [--short] [--json]',
+    maxArgs: 0,
     options: { short: { type: 'boolean', short: 's' }, ...JSON_OPT },
     async run(ctx) {
       await withRepo(ctx, async (repo) => {
         const st = await repo.status();
+        // --json keeps worktree-relative paths (like git's porcelain formats); text shows them from where you stand.
         if (ctx.flags.json) return printJson(ctx, st);
         const { io } = ctx;
+        const rel = (p: string) => displayPath(repo.worktree, ctx.cwd, p);
         if (ctx.flags.short) {
           const c = (k: string | null) => (k === 'added' ? 'A' : k === 'modified' ? 'M' : k === 'deleted' ? 'D' : ' ');
-          for (const f of st.files) print(ctx, `${c(f.staged)}${c(f.unstaged)} ${f.path}`);
-          for (const f of st.untracked) print(ctx, `?? ${f}`);
+          for (const f of st.files) print(ctx, `${c(f.staged)}${c(f.unstaged)} ${rel(f.path)}`);
+          for (const f of st.untracked) print(ctx, `?? ${rel(f)}`);
           return;
         }
         print(ctx, st.branch ? `On branch ${st.branch}` : `HEAD detached at ${short(st.head)}`);
@@ -227,15 +234,15 @@ const commands: Record<string, Command> = {
         const unstaged = st.files.filter((f) => f.unstaged);
         if (staged.length) {
           print(ctx, '\nChanges to be committed:');
-          for (const f of staged) print(ctx, paint(io, 'green', `\t${f.staged}:   ${f.path}`));
+          for (const f of staged) print(ctx, paint(io, 'green', `\t${f.staged}:   ${rel(f.path)}`));
         }
         if (unstaged.length) {
           print(ctx, '\nChanges not staged for commit:');
-          for (const f of unstaged) print(ctx, paint(io, 'red', `\t${f.unstaged}:   ${f.path}`));
+          for (const f of unstaged) print(ctx, paint(io, 'red', `\t${f.unstaged}:   ${rel(f.path)}`));
         }
         if (st.untracked.length) {
           print(ctx, '\nUntracked files:');
-          for (const f of st.untracked) print(ctx, paint(io, 'red', `\t${f}`));
+          for (const f of st.untracked) print(ctx, paint(io, 'red', `\t${rel(f)}`));
         }
         if (!staged.length && !unstaged.length && !st.untracked.length) print(ctx, '\nnothing to commit, working tree clean');
       });
@@ -244,42 +251,59 @@ const commands: Record<string, Command> = {
 
   log: {
     summary: 'Show commit history',
-    usage: 'coral log [<rev>] [--oneline] [-n <count>] [--first-parent] [--json]',
+    usage: 'coral log [<rev>|<a>..<b>|^<rev>]... [--oneline] [--graph] [-n <count>|-<count>] [--first-parent] [--json] [-- <path>...]',
     options: {
       oneline: { type: 'boolean' },
+      graph: { type: 'boolean' },
       'max-count': { type: 'string', short: 'n' },
       'first-parent': { type: 'boolean' },
       ...JSON_OPT,
     },
+    // `-3` is `-n 3`, as in git.
+    preprocess: (argv) => argv.map((a) => (/^-\d+$/.test(a) ? `--max-count=${a.slice(1)}` : a)),
     async run(ctx) {
       const nRaw = ctx.flags['max-count'] as string | undefined;
       const limit = nRaw === undefined ? undefined : Number(nRaw);
-      if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) throw invalidParameter('-n', 'non-negative integer', nRaw);
+      if (limit !== undefined && (!/^\d+$/.test(nRaw!) || !Number.isSafeInteger(limit))) throw invalidParameter('-n', 'non-negative integer', nRaw);
       await withRepo(ctx, async (repo) => {
-        const entries = await repo.log({ rev: ctx.args[0], firstParent: !!ctx.flags['first-parent'], limit });
+        const graph = !!ctx.flags.graph;
+        const entries = await repo.log({
+          revs: ctx.args,
+          paths: ctx.rest.map((p) => pathspec(repo.worktree, ctx.cwd, p)),
+          firstParent: !!ctx.flags['first-parent'],
+          limit,
+          topo: graph,
+        });
         if (ctx.flags.json) return printJson(ctx, entries);
         if (!entries.length) {
-          ctx.io.err(`coral: your current branch does not have any commits yet\n`);
+          if (!ctx.args.length && !ctx.rest.length && limit !== 0 && !(await repo.headCommit()))
+            ctx.io.err(`coral: your current branch does not have any commits yet\n`);
           return;
         }
+        const rows = new Map(graph ? logGraph(entries, { firstParent: !!ctx.flags['first-parent'] }).map((r) => [r.id, r]) : []);
         const decorations = new Map<string, string[]>();
         for (const b of await repo.branches()) decorations.set(b.id, [...(decorations.get(b.id) ?? []), b.current ? `HEAD -> ${b.name}` : b.name]);
         for (const t of await repo.tags()) decorations.set(t.commit, [...(decorations.get(t.commit) ?? []), `tag: ${t.name}`]);
         for (const e of entries) {
           const deco = decorations.get(e.id);
           const d = deco ? paint(ctx.io, 'yellow', ` (${deco.join(', ')})`) : '';
+          const row = rows.get(e.id);
+          const g = (s: string) => (row ? `${s} ` : '');
           if (ctx.flags.oneline) {
-            print(ctx, `${paint(ctx.io, 'yellow', short(e.id))}${d} ${firstLine(e.commit)}`);
+            print(ctx, `${g(row?.graph ?? '')}${paint(ctx.io, 'yellow', short(e.id))}${d} ${firstLine(e.commit)}`);
+            for (const l of row?.after ?? []) print(ctx, l);
             continue;
           }
-          print(ctx, `${paint(ctx.io, 'yellow', `commit ${e.id}`)}${d}`);
-          if (e.commit.parents.length > 1) print(ctx, `Merge: ${e.commit.parents.map(short).join(' ')}`);
-          print(ctx, `Author: ${e.commit.author.name} <${e.commit.author.email}>`);
-          print(ctx, `Date:   ${formatSignatureDate(e.commit.author)}`);
-          print(ctx, '');
-          for (const l of e.commit.message.replace(/\n$/, '').split('\n')) print(ctx, `    ${l}`);
-          if (Object.keys(e.commit.metadata).length) print(ctx, `    ${paint(ctx.io, 'dim', JSON.stringify(e.commit.metadata))}`);
-          print(ctx, '');
+          print(ctx, `${g(row?.graph ?? '')}${paint(ctx.io, 'yellow', `commit ${e.id}`)}${d}`);
+          for (const l of row?.after ?? []) print(ctx, l);
+          const p = (s: string) => print(ctx, row ? `${row.padding || ' '} ${s}`.trimEnd() : s);
+          if (e.commit.parents.length > 1) p(`Merge: ${e.commit.parents.map(short).join(' ')}`);
+          p(`Author: ${e.commit.author.name} <${e.commit.author.email}>`);
+          p(`Date:   ${formatSignatureDate(e.commit.author)}`);
+          p('');
+          for (const l of e.commit.message.replace(/\n$/, '').split('\n')) p(`    ${l}`);
+          if (Object.keys(e.commit.metadata).length) p(`    ${paint(ctx.io, 'dim', JSON.stringify(e.commit.metadata))}`);
+          p('');
         }
       });
     },
@@ -288,6 +312,7 @@ const commands: Record<string, Command> = {
   show: {
     summary: 'Show a commit (files, tensors, codecs) or a file at a revision (rev:path)',
     usage: 'coral show [<rev>|<rev>:<path>] [--json] [--output <file>]',
+    maxArgs: 1,
     options: { output: { type: 'string', short: 'o' }, ...JSON_OPT },
     async run(ctx) {
       const spec = ctx.args[0] ?? 'HEAD';
@@ -301,19 +326,22 @@ const commands: Record<string, Command> = {
             return;
           }
           const tree = await repo.treeOf(rev);
-          const e = tree.files[rel];
+          const e = Object.prototype.hasOwnProperty.call(tree.files, rel) ? tree.files[rel] : undefined;
           if (!e) throw new InvalidArgumentError(`path '${rel}' does not exist in '${rev}'`);
           if (isSymlinkEntry(e)) {
             const target = (await symlinkTarget(repo.reader, e)).toString();
             if (ctx.flags.json) return printJson(ctx, { path: rel, format: e.format, size: e.size, sha256: e.sha256, target, tensors: [] });
             return print(ctx, `${rel} -> ${target}  (symlink)`);
           }
-          const tensors = [];
-          for (const t of e.tensors) {
-            const seg = e.segments[t.segment];
-            const info = await repo.reader.info(seg.object);
-            tensors.push({ ...t, object: seg.object, codec: info.codec, base: info.base, depth: info.depth, storedSize: info.storedSize });
+          // A file stored as an ordinary file prints as it is (git show rev:path); checkpoints print a summary.
+          if (isPlainFile(e) && !ctx.flags.json) {
+            const bytes = await readFileBytes(repo, rev, rel);
+            if (ctx.io.outBytes) ctx.io.outBytes(bytes);
+            else ctx.io.out(bytes.toString('utf8'));
+            return;
           }
+          const stored = await storedTensors(repo.reader, e);
+          const tensors = e.tensors.map((t, i) => ({ ...t, ...stored[i] }));
           const out = { path: rel, format: e.format, size: e.size, sha256: e.sha256, metadata: e.metadata ?? {}, tensors };
           if (ctx.flags.json) return printJson(ctx, out);
           print(ctx, `${rel}  ${e.format}  ${humanBytes(e.size)}  sha256 ${e.sha256}`);
@@ -324,20 +352,27 @@ const commands: Record<string, Command> = {
         const id = await repo.resolve(spec);
         const c = await repo.readCommit(id);
         const tree = await repo.readTree(c.tree);
+        const atag = await annotatedTag(repo, spec);
         const parentTree = c.parents.length ? await repo.readTree((await repo.readCommit(c.parents[0])).tree) : { files: fileTable<FileEntry>() };
         const changes = await diffSides(repo.reader, parentTree, { kind: 'tree', tree }, { metrics: !ctx.flags.json || true });
         if (ctx.flags.json) {
           const files = fileTable<unknown>();
-          for (const [p, e] of Object.entries(tree.files)) {
-            const tensors = [];
-            for (const t of e.tensors) {
-              const seg = e.segments[t.segment];
-              const info = await repo.reader.info(seg.object);
-              tensors.push({ name: t.name, dtype: t.dtype, shape: t.shape, object: seg.object, codec: info.codec, base: info.base, depth: info.depth, storedSize: info.storedSize });
-            }
-            files[p] = { format: e.format, size: e.size, sha256: e.sha256, tensors };
-          }
-          return printJson(ctx, { id, ...c, files, changes });
+          for (const [p, e] of Object.entries(tree.files))
+            files[p] = { format: e.format, size: e.size, sha256: e.sha256, tensors: await storedTensors(repo.reader, e) };
+          return printJson(ctx, { id, ...c, files, changes, ...(atag ? { tag: { name: atag.name, id: atag.id, ...atag.tag } } : {}) });
+        }
+        if (atag) {
+          // As git show <annotated tag>: the tag, its tagger and message (and metrics), then the commit.
+          const t = atag.tag;
+          print(ctx, paint(ctx.io, 'yellow', `tag ${atag.name}`));
+          print(ctx, `Tagger: ${t.tagger.name} <${t.tagger.email}>`);
+          print(ctx, `Date:   ${formatSignatureDate(t.tagger)}`);
+          print(ctx, '');
+          for (const l of t.message.replace(/\n$/, '').split('\n')) print(ctx, l);
+          const { metrics, ...rest } = t.metadata as { metrics?: Record<string, unknown> };
+          if (metrics && Object.keys(metrics).length) print(ctx, `metrics: ${Object.entries(metrics).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join('  ')}`);
+          if (Object.keys(rest).length) print(ctx, `metadata: ${JSON.stringify(rest)}`);
+          print(ctx, '');
         }
         print(ctx, paint(ctx.io, 'yellow', `commit ${id}`));
         if (c.parents.length > 1) print(ctx, `Merge: ${c.parents.map(short).join(' ')}`);
@@ -355,36 +390,20 @@ const commands: Record<string, Command> = {
   diff: {
     summary: 'Tensor-aware diff: worktree vs index, --cached, or between revisions',
     usage: 'coral diff [--cached] [<rev> [<rev>]] [--stat] [--no-metrics] [--json] [-- <path>...]',
+    maxArgs: 2,
     options: { cached: { type: 'boolean' }, staged: { type: 'boolean' }, stat: { type: 'boolean' }, 'no-metrics': { type: 'boolean' }, ...JSON_OPT },
     async run(ctx) {
       await withRepo(ctx, async (repo) => {
         const paths = ctx.rest.map((p) => repo.relPath(path.resolve(ctx.cwd, p)));
         const metrics = !ctx.flags['no-metrics'] && !ctx.flags.stat;
-        const indexTree = () => {
-          const idx = readIndex(repo.layout);
-          return { files: fileTable(Object.entries(idx.files).map(([p, s]) => [p, s.entry] as const)) };
-        };
-        const worktreeSide = async () => {
-          const idx = readIndex(repo.layout);
-          const st = await repo.status();
-          const files = fileTable<{ abs: string; sha256: string; size: number; format: string }>();
-          // Files unchanged against the index keep the index's identity (no rehash).
-          const changed = new Set(st.files.filter((f) => f.unstaged === 'modified').map((f) => f.path));
-          const deleted = new Set(st.files.filter((f) => f.unstaged === 'deleted').map((f) => f.path));
-          for (const [p, s] of Object.entries(idx.files)) {
-            if (deleted.has(p)) continue;
-            files[p] = { abs: repo.absPath(p), sha256: changed.has(p) ? `worktree:${p}` : s.entry.sha256, size: s.entry.size, format: s.entry.format };
-          }
-          return { kind: 'worktree' as const, files };
-        };
         let changes: FileChange[];
         if (ctx.flags.cached || ctx.flags.staged) {
           const base = await repo.treeOf((await repo.headCommit()) ? ctx.args[0] ?? 'HEAD' : null);
-          changes = await diffSides(repo.reader, base, { kind: 'tree', tree: indexTree() }, { metrics, paths });
+          changes = await diffSides(repo.reader, base, { kind: 'tree', tree: indexTree(repo) }, { metrics, paths });
         } else if (ctx.args.length === 0) {
-          changes = await diffSides(repo.reader, indexTree(), await worktreeSide(), { metrics, paths });
+          changes = await diffWorktree(repo, null, { metrics, paths });
         } else if (ctx.args.length === 1) {
-          changes = await diffSides(repo.reader, await repo.treeOf(ctx.args[0]), await worktreeSide(), { metrics, paths });
+          changes = await diffWorktree(repo, ctx.args[0], { metrics, paths });
         } else {
           changes = await diffSides(repo.reader, await repo.treeOf(ctx.args[0]), { kind: 'tree', tree: await repo.treeOf(ctx.args[1]) }, { metrics, paths });
         }
@@ -423,8 +442,12 @@ const commands: Record<string, Command> = {
 
   branch: {
     summary: 'List, create or delete branches',
-    usage: 'coral branch [<name> [<start>]] [-d|-D <name>] [-f] [--json]',
-    options: { delete: { type: 'boolean', short: 'd' }, 'force-delete': { type: 'boolean', short: 'D' }, force: { type: 'boolean', short: 'f' }, list: { type: 'boolean', short: 'l' }, ...JSON_OPT },
+    usage: 'coral branch [-a|-r] [-v] [--json] | coral branch <name> [<start>] [-f] | coral branch -d|-D <name>',
+    options: {
+      delete: { type: 'boolean', short: 'd' }, 'force-delete': { type: 'boolean', short: 'D' }, force: { type: 'boolean', short: 'f' }, list: { type: 'boolean', short: 'l' },
+      all: { type: 'boolean', short: 'a' }, remotes: { type: 'boolean', short: 'r' }, verbose: { type: 'boolean', short: 'v' },
+      ...JSON_OPT,
+    },
     async run(ctx) {
       await withRepo(ctx, async (repo) => {
         if (ctx.flags.delete || ctx.flags['force-delete']) {
@@ -441,9 +464,21 @@ const commands: Record<string, Command> = {
           if (ctx.flags.json) printJson(ctx, { name: ctx.args[0], id });
           return;
         }
-        const bs = await repo.branches();
+        const { all, remotes, verbose } = ctx.flags as { all?: boolean; remotes?: boolean; verbose?: boolean };
+        if (!all && !remotes && !verbose) {
+          const bs = await repo.branches();
+          if (ctx.flags.json) return printJson(ctx, bs);
+          for (const b of bs) print(ctx, `${b.current ? '* ' : '  '}${b.current ? paint(ctx.io, 'green', b.name) : b.name}`);
+          return;
+        }
+        const bs = await listBranches(repo, { all, remotes, verbose });
         if (ctx.flags.json) return printJson(ctx, bs);
-        for (const b of bs) print(ctx, `${b.current ? '* ' : '  '}${b.current ? paint(ctx.io, 'green', b.name) : b.name}`);
+        const width = bs.reduce((n, b) => Math.max(n, b.name.length), 0);
+        for (const b of bs) {
+          const name = b.current ? paint(ctx.io, 'green', b.name) : b.remote ? paint(ctx.io, 'red', b.name) : b.name;
+          const pad = verbose ? ' '.repeat(width - b.name.length) : '';
+          print(ctx, `${b.current ? '* ' : '  '}${name}${verbose ? `${pad} ${short(b.id)} ${b.subject}` : ''}`);
+        }
       });
     },
   },
@@ -452,7 +487,7 @@ const commands: Record<string, Command> = {
     summary: 'List, create (lightweight or annotated with metrics) or delete tags',
     usage: 'coral tag [<name> [<rev>]] [-m <message>] [--metric key=value]... [-d <name>] [-f] [--json]',
     options: {
-      message: { type: 'string', short: 'm' },
+      message: { type: 'string', short: 'm', multiple: true },
       metric: { type: 'string', multiple: true },
       delete: { type: 'boolean', short: 'd' },
       force: { type: 'boolean', short: 'f' },
@@ -472,7 +507,7 @@ const commands: Record<string, Command> = {
         if (ctx.args.length && !ctx.flags.list) {
           const metrics = ctx.flags.metric ? parsePairs(ctx.flags.metric as string[], '--metric') : undefined;
           const id = await repo.createTag(ctx.args[0], ctx.args[1] ?? 'HEAD', {
-            message: ctx.flags.message as string | undefined,
+            message: messageFlag(ctx.flags.message),
             metrics,
             force: !!ctx.flags.force,
           });
@@ -492,6 +527,7 @@ const commands: Record<string, Command> = {
   gc: {
     summary: 'Remove objects unreachable from refs, reflogs, the index and merge state',
     usage: 'coral gc [--prune=<now|never|30m|2h|14d>] [--aggressive] [--json]',
+    maxArgs: 0,
     options: { prune: { type: 'string' }, aggressive: { type: 'boolean' }, ...JSON_OPT },
     async run(ctx) {
       await withRepo(ctx, async (repo) => {
@@ -508,6 +544,7 @@ const commands: Record<string, Command> = {
   fsck: {
     summary: 'Verify every object (checksums, delta chains) and every link',
     usage: 'coral fsck [--rebuild-index] [--quick] [--json]',
+    maxArgs: 0,
     options: { 'rebuild-index': { type: 'boolean' }, quick: { type: 'boolean' }, ...JSON_OPT },
     async run(ctx) {
       return withRepo(ctx, async (repo) => {
@@ -537,6 +574,7 @@ const commands: Record<string, Command> = {
   stats: {
     summary: 'Storage statistics: logical vs stored bytes, codecs, deltas',
     usage: 'coral stats [--json]',
+    maxArgs: 0,
     options: { ...JSON_OPT },
     async run(ctx) {
       await withRepo(ctx, async (repo) => {
@@ -575,15 +613,7 @@ const commands: Record<string, Command> = {
           });
         }
         const changes = await diffSides(repo.reader, sides[0].tree, { kind: 'tree', tree: sides[1].tree });
-        const mod = changes.flatMap((f) => f.tensors.filter((t) => t.metrics));
-        const summary = {
-          tensorsAdded: changes.reduce((n, f) => n + f.tensors.filter((t) => t.change === 'added').length, 0),
-          tensorsRemoved: changes.reduce((n, f) => n + f.tensors.filter((t) => t.change === 'removed').length, 0),
-          tensorsModified: changes.reduce((n, f) => n + f.tensors.filter((t) => t.change === 'modified').length, 0),
-          meanRelL2: mod.length ? mod.reduce((n, t) => n + t.metrics!.relL2, 0) / mod.length : 0,
-          maxAbs: mod.reduce((n, t) => Math.max(n, t.metrics!.maxAbs), 0),
-          minCosine: mod.reduce((n, t) => Math.min(n, t.metrics!.cosine), 1),
-        };
+        const summary = summarizeChanges(changes);
         if (ctx.flags.json)
           return printJson(ctx, { a: { ...sides[0], tree: undefined }, b: { ...sides[1], tree: undefined }, summary, changes });
         const row = (k: string, a: unknown, b: unknown) => print(ctx, `${k.padEnd(12)} ${String(a).padEnd(40)} ${String(b)}`);
@@ -608,9 +638,10 @@ const commands: Record<string, Command> = {
   config: {
     summary: 'Get or set repository configuration',
     usage: 'coral config [--list] | coral config <key> [<value>] | coral config --unset <key>',
+    maxArgs: 2,
     options: { list: { type: 'boolean', short: 'l' }, unset: { type: 'boolean' }, ...JSON_OPT },
     async run(ctx) {
-      await withRepo(ctx, async (repo) => {
+      return withRepo(ctx, async (repo) => {
         if (ctx.flags.list || !ctx.args.length) {
           const entries = repo.config.entries();
           if (ctx.flags.json) return printJson(ctx, Object.fromEntries(entries));
@@ -618,21 +649,29 @@ const commands: Record<string, Command> = {
           return;
         }
         const key = ctx.args[0];
-        if (ctx.flags.unset) return void (await repo.config.unset(key));
+        if (ctx.flags.unset) {
+          if (!(await repo.config.unset(key))) {
+            ctx.io.err(`coral: config key '${key}' is not set (CORAL_CONFIG_NOT_SET)\n`);
+            return 1;
+          }
+          return;
+        }
         if (ctx.args.length === 1) {
           const v = repo.config.get(key);
-          if (v === undefined) return 1;
+          // A value already in the file prints even if its key is unknown (written before validation).
+          if (v === undefined) {
+            // As git exits 1 for a missing key, but says why: unknown, or known and not set (with its default).
+            const info = configKeyInfo(key);
+            const why = info
+              ? `config key '${key}' is not set${info.default !== undefined ? ` (default: ${JSON.stringify(info.default)})` : ''}`
+              : `config key '${key}' is not set`;
+            ctx.io.err(`coral: ${why} (CORAL_CONFIG_NOT_SET)\n`);
+            return 1;
+          }
           print(ctx, typeof v === 'string' ? v : JSON.stringify(v));
           return;
         }
-        const raw = ctx.args[1];
-        let v: unknown = raw;
-        try {
-          v = JSON.parse(raw);
-        } catch {
-          v = raw;
-        }
-        await repo.config.set(key, v as Parameters<typeof repo.config.set>[1]);
+        await setConfigValue(repo.config, key, ctx.args[1]);
       });
     },
   },
@@ -640,6 +679,7 @@ const commands: Record<string, Command> = {
   demo: {
     summary: 'Generate a few checkpoints and show what coral does with them',
     usage: 'coral demo [--dir <dir>] [--keep]',
+    maxArgs: 0,
     options: { dir: { type: 'string' }, keep: { type: 'boolean' }, ...JSON_OPT },
     async run(ctx) {
       const { runDemo } = await import('./demo');
@@ -682,13 +722,8 @@ export async function main(argv: string[], io: Io = defaultIo(), cwd = process.c
     const dd = rest.indexOf('--');
     const before = dd >= 0 ? rest.slice(0, dd) : rest;
     const after = dd >= 0 ? rest.slice(dd + 1) : [];
-    let parsed;
-    try {
-      parsed = parseArgs({ args: before, options: cmd.options, allowPositionals: true, strict: true });
-    } catch (e) {
-      throw new UsageError(`${(e as Error).message.split('\n')[0]}; usage: ${cmd.usage}`);
-    }
-    const code = await cmd.run({ io, flags: parsed.values as Flags, args: parsed.positionals, rest: after, cwd });
+    const parsed = parseCommandArgs(name, cmd, cmd.preprocess ? cmd.preprocess(before) : before);
+    const code = await cmd.run({ io, flags: parsed.flags, args: parsed.args, rest: after, cwd });
     return typeof code === 'number' ? code : 0;
   } catch (e) {
     io.err(errorLine(e));

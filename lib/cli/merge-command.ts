@@ -4,16 +4,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { CoralError, MergeConflictError, invalidParameter } from '../errors';
+import { MergeConflictError, invalidParameter } from '../errors';
 import { isMergeStrategy, MERGE_STRATEGIES, type MergeStrategyName } from '../merge/strategies';
 import type { MergeConflict, MergeParams, MergeReport } from '../repo/merge';
 import { Repository } from '../repo/repository';
-import type { Command, Ctx } from './command';
+import { UsageError, messageFlag, type Command, type Ctx } from './command';
 import { fmtNum, paint } from './output';
-
-class UsageError extends CoralError {
-  static override readonly code = 'CORAL_USAGE';
-}
 
 function print(ctx: Ctx, s = ''): void {
   ctx.io.out(s + '\n');
@@ -188,7 +184,7 @@ export const mergeCommand: Command = {
     'ff-only': { type: 'boolean' },
     'no-commit': { type: 'boolean' },
     'allow-unrelated-histories': { type: 'boolean' },
-    message: { type: 'string', short: 'm' },
+    message: { type: 'string', short: 'm', multiple: true },
     try: { type: 'string' },
     out: { type: 'string', short: 'o' },
     eval: { type: 'string' },
@@ -210,7 +206,7 @@ export const mergeCommand: Command = {
           print(ctx, `Merge aborted; worktree and index restored to ${short(r.orig)} (${r.written.length} written, ${r.removed.length} removed)`);
           return;
         }
-        const id = await repo.mergeContinue({ message: f.message as string | undefined });
+        const id = await repo.mergeContinue({ message: messageFlag(f.message) });
         if (f.json) return printJson(ctx, { commit: id });
         print(ctx, `[${(await repo.currentBranch()) ?? 'detached HEAD'} ${short(id)}] merge committed`);
         return;
@@ -228,7 +224,7 @@ export const mergeCommand: Command = {
           noFf: !!f['no-ff'],
           ffOnly: !!f['ff-only'],
           noCommit: !!f['no-commit'],
-          message: f.message as string | undefined,
+          message: messageFlag(f.message),
         });
       } catch (e) {
         if (e instanceof MergeConflictError && !f.json) {

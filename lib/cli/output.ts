@@ -6,6 +6,8 @@ import { CoralError } from '../errors';
 
 export interface Io {
   out: (s: string) => void;
+  /** Raw bytes to stdout (`show rev:path` of an ordinary file); absent: `out` of the UTF-8 text. */
+  outBytes?: (b: Uint8Array) => void;
   err: (s: string) => void;
   color: boolean;
   progress: boolean;
@@ -15,6 +17,7 @@ export function defaultIo(): Io {
   const noColor = process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== '';
   return {
     out: (s) => process.stdout.write(s),
+    outBytes: (b) => process.stdout.write(b),
     err: (s) => process.stderr.write(s),
     color: !noColor && !!process.stdout.isTTY,
     progress: !!process.stderr.isTTY,

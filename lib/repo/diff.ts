@@ -5,6 +5,12 @@
  * name and compared by content id. For a modified tensor of unchanged dtype and
  * shape, the native kernel measures how much changed: fraction of elements
  * whose bits differ, relative L2 (‖b−a‖/‖a‖), max |b−a| and cosine similarity.
+ *
+ * Undefined ratios are `null`, never Infinity or NaN, so JSON consumers get one
+ * representation: `relL2` is null when the old tensor is all zeros and the new
+ * one is not, `cosine` is null when exactly one side is all zeros (both zero:
+ * identical, cosine 1). NaN/Inf pairs are counted in `nonFinite` and left out
+ * of the sums, so a change that only touches non-finite values shows there.
  */
 import * as fsp from 'node:fs/promises';
 import { contentId } from '../hash';
@@ -21,10 +27,11 @@ import type { ObjectReader } from './objects';
 export interface TensorMetrics {
   /** Fraction of elements whose bit patterns differ. */
   changedFraction: number;
-  /** ‖new − old‖₂ / ‖old‖₂ over finite elements (Infinity when old is all zeros and new is not). */
-  relL2: number;
+  /** ‖new − old‖₂ / ‖old‖₂ over finite elements; null (undefined) when old is all zeros and new is not. */
+  relL2: number | null;
   maxAbs: number;
-  cosine: number;
+  /** Cosine similarity over finite elements; 1 when both are all zeros, null when exactly one is. */
+  cosine: number | null;
   /** Element pairs with NaN/Inf on either side, left out of the sums. */
   nonFinite: number;
 }
@@ -58,17 +65,29 @@ interface TensorRef {
   load: () => Promise<Tensor>;
 }
 
+/**
+ * Does a tensor cover its whole segment, in the segment's dtype? Then both
+ * sides of a diff identify it by the segment's content id (the stored object's
+ * id, computed over the segment's dtype and shape: a .pt storage is 1-D while
+ * its tensor is not), so neither side has to decode it.
+ */
+function coversSegment(
+  t: { dtype: string; shape: number[]; strides?: number[] | null; elementOffset: number },
+  seg: { dtype: string; length: number } | undefined,
+): boolean {
+  return !!seg && !t.strides && t.elementOffset === 0 && seg.dtype === t.dtype && numel(t.shape) * DTYPES[t.dtype as DType].size === seg.length;
+}
+
 /** Tensors of a committed file, keyed by name. Full-segment tensors reuse the segment's id. */
 function treeTensors(reader: ObjectReader, e: FileEntry): Map<string, TensorRef> {
   const m = new Map<string, TensorRef>();
   for (const te of e.tensors) {
     const seg = e.segments[te.segment];
-    const whole = !te.strides && te.elementOffset === 0 && seg && numel(te.shape) * DTYPES[te.dtype as DType].size === seg.length;
     const load = () => readFileTensor(reader, e, te);
     m.set(te.name, {
       dtype: te.dtype,
       shape: te.shape,
-      id: whole && seg.dtype === te.dtype ? async () => seg.object : async () => contentId(await load()),
+      id: coversSegment(te, seg) ? async () => seg.object : async () => contentId(await load()),
       load,
     });
   }
@@ -99,7 +118,12 @@ async function fileTensors(abs: string): Promise<Map<string, TensorRef>> {
   };
   for (const ti of layout.tensors) {
     const load = async () => tensorFromSegment(layout, ti, await seg(ti.segment));
-    m.set(ti.name, { dtype: ti.dtype, shape: ti.shape, id: async () => contentId(await load()), load });
+    const s = layout.segments[ti.segment];
+    const whole = !s.compression && !s.container && coversSegment(ti, s);
+    const id = whole
+      ? async () => contentId({ dtype: s.dtype, shape: s.shape, data: await seg(ti.segment) })
+      : async () => contentId(await load());
+    m.set(ti.name, { dtype: ti.dtype, shape: ti.shape, id, load });
   }
   return m;
 }
@@ -115,9 +139,9 @@ export async function tensorMetrics(a: Tensor, b: Tensor): Promise<TensorMetrics
   const nb = Math.sqrt(s.sumSqB);
   return {
     changedFraction: n ? s.changed / n : 0,
-    relL2: na > 0 ? Math.sqrt(s.sumSqDiff) / na : s.sumSqDiff > 0 ? Infinity : 0,
+    relL2: na > 0 ? Math.sqrt(s.sumSqDiff) / na : s.sumSqDiff > 0 ? null : 0,
     maxAbs: s.maxAbs,
-    cosine: na > 0 && nb > 0 ? s.dot / (na * nb) : na === nb ? 1 : 0,
+    cosine: na > 0 && nb > 0 ? s.dot / (na * nb) : na === nb ? 1 : null,
     nonFinite: s.nonFinite,
   };
 }
@@ -209,4 +233,41 @@ export async function diffSides(
     out.push(await targets({ path: p, change: 'modified', format: eb.format, oldSize: ea.size, newSize: eb.size, tensors }, ea, eb));
   }
   return out;
+}
+
+/** Counts and extremes over a diff, as `coral compare` prints them. */
+export interface DiffSummary {
+  tensorsAdded: number;
+  tensorsRemoved: number;
+  tensorsModified: number;
+  /** Mean relL2 over modified tensors with a defined relL2 (0 when there are none). */
+  meanRelL2: number;
+  maxAbs: number;
+  /** Smallest defined cosine over modified tensors (1 when there are none). */
+  minCosine: number;
+  /** Modified tensors whose relL2 or cosine is undefined (they started at zero). */
+  undefinedMetrics: number;
+}
+
+/**
+ * Summary of a diff's tensor changes.
+ *
+ * @example
+ * const s = summarizeChanges(await repo.diff('v1', 'v2'));
+ * s.tensorsModified; s.meanRelL2;
+ */
+export function summarizeChanges(changes: readonly FileChange[]): DiffSummary {
+  const all = changes.flatMap((f) => f.tensors);
+  const mod = all.flatMap((t) => (t.metrics ? [t.metrics] : []));
+  const rel = mod.flatMap((m) => (m.relL2 === null ? [] : [m.relL2]));
+  const cos = mod.flatMap((m) => (m.cosine === null ? [] : [m.cosine]));
+  return {
+    tensorsAdded: all.filter((t) => t.change === 'added').length,
+    tensorsRemoved: all.filter((t) => t.change === 'removed').length,
+    tensorsModified: all.filter((t) => t.change === 'modified').length,
+    meanRelL2: rel.length ? rel.reduce((n, x) => n + x, 0) / rel.length : 0,
+    maxAbs: mod.reduce((n, m) => Math.max(n, m.maxAbs), 0),
+    minCosine: cos.reduce((n, x) => Math.min(n, x), 1),
+    undefinedMetrics: mod.filter((m) => m.relL2 === null || m.cosine === null).length,
+  };
 }

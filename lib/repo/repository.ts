@@ -31,13 +31,14 @@ import {
 import { Config } from '../refs/config';
 import { RefStore } from '../refs/refs';
 import { resolveRevision } from '../refs/revparse';
-import { mergeBase, walkCommits } from '../refs/ancestry';
+import { mergeBase } from '../refs/ancestry';
 import { openLocalStore } from '../store';
 import type { ObjectStore } from '../store/object-store';
 import { crashPoint } from '../util/crash';
 import { writeFileAtomic } from '../util/fsutil';
 import { CORAL_DIR, REPO_FORMAT_VERSION, RepoLayout } from './layout';
 import { diffSides, type FileChange } from './diff';
+import { logCommits, type LogOptions } from './history';
 import { fsck, gc, stats, type FsckReport, type GcOptions, type GcReport, type StatsReport } from './maintenance';
 import { materializeFile, readFileTensor } from './materialize';
 import * as merging from './merge';
@@ -509,15 +510,9 @@ export class Repository {
 
   // ---- history -------------------------------------------------------------------------------
 
-  async log(opts: { rev?: string; firstParent?: boolean; limit?: number } = {}): Promise<LogEntry[]> {
-    const start = opts.rev ? await this.resolve(opts.rev) : await this.headCommit();
-    if (!start) return [];
-    const out: LogEntry[] = [];
-    for await (const e of walkCommits([start], this.meta, { firstParent: !!opts.firstParent })) {
-      out.push({ id: e.id, commit: e.commit });
-      if (opts.limit !== undefined && out.length >= opts.limit) break;
-    }
-    return out;
+  /** History from `rev` (or HEAD), or as `logCommits` takes it: ranges, paths, topological order. */
+  async log(opts: { rev?: string } & LogOptions = {}): Promise<LogEntry[]> {
+    return logCommits(this, { ...opts, revs: opts.revs ?? (opts.rev ? [opts.rev] : undefined) });
   }
 
   async mergeBase(a: string, b: string): Promise<string[]> {

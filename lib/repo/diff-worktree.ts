@@ -1,0 +1,64 @@
+/**
+ * The working-tree side of a diff: `coral diff` and `coral diff <rev>` compare
+ * a tree with the files on disk. Files unchanged against the index keep the
+ * index's identity (no rehash, no parse); changed files are read from disk,
+ * with their size as it is now.
+ *
+ * @example
+ * const changes = await diffWorktree(repo, 'HEAD');      // HEAD vs files on disk
+ * const unstaged = await diffWorktree(repo, null);       // index vs files on disk
+ */
+import * as fsp from 'node:fs/promises';
+import { fileTable, type Tree } from '../models/tree';
+import { diffSides, type DiffSide, type FileChange } from './diff';
+import type { RepoLayout } from './layout';
+import type { ObjectReader } from './objects';
+import { readIndex } from './staging';
+
+/** What a worktree diff needs from a repository (Repository satisfies it). */
+export interface WorktreeDiffContext {
+  readonly layout: RepoLayout;
+  readonly reader: ObjectReader;
+  absPath(rel: string): string;
+  treeOf(rev: string | null): Promise<Tree>;
+  status(): Promise<{ files: Array<{ path: string; unstaged: 'modified' | 'deleted' | null }> }>;
+}
+
+/** The index as a tree (what `diff --cached` compares HEAD with). */
+export function indexTree(ctx: Pick<WorktreeDiffContext, 'layout'>): Tree {
+  const idx = readIndex(ctx.layout);
+  return { files: fileTable(Object.entries(idx.files).map(([p, s]) => [p, s.entry] as const)) };
+}
+
+/** The tracked files on disk as a diff side. */
+export async function worktreeSide(ctx: WorktreeDiffContext): Promise<Extract<DiffSide, { kind: 'worktree' }>> {
+  const idx = readIndex(ctx.layout);
+  const st = await ctx.status();
+  const files = fileTable<{ abs: string; sha256: string; size: number; format: string }>();
+  const changed = new Set(st.files.filter((f) => f.unstaged === 'modified').map((f) => f.path));
+  const deleted = new Set(st.files.filter((f) => f.unstaged === 'deleted').map((f) => f.path));
+  for (const [p, s] of Object.entries(idx.files)) {
+    if (deleted.has(p)) continue;
+    const abs = ctx.absPath(p);
+    if (!changed.has(p)) {
+      files[p] = { abs, sha256: s.entry.sha256, size: s.entry.size, format: s.entry.format };
+      continue;
+    }
+    // A changed file is compared by content, and reports the size it has now.
+    const size = (await fsp.lstat(abs)).size; // a symlink's size is its target's length, as git counts it
+    files[p] = { abs, sha256: `worktree:${p}`, size, format: s.entry.format };
+  }
+  return { kind: 'worktree', files };
+}
+
+/**
+ * Diff of a revision (or the index, for `rev === null`) against the working tree.
+ */
+export async function diffWorktree(
+  ctx: WorktreeDiffContext,
+  rev: string | null,
+  opts: { metrics?: boolean; paths?: string[] } = {},
+): Promise<FileChange[]> {
+  const base = rev === null ? indexTree(ctx) : await ctx.treeOf(rev);
+  return diffSides(ctx.reader, base, await worktreeSide(ctx), opts);
+}

@@ -1,0 +1,106 @@
+/**
+ * What `coral show` prints, as data: the annotated tag a name points to, the
+ * stored form of a file's tensors (codec, delta base, chain depth), and the
+ * bytes of a file coral stores as an ordinary file.
+ *
+ * @example
+ * const t = await annotatedTag(repo, 'v1');            // { name, id, tag: { tagger, message, metadata } } | null
+ * const info = await describeFile(repo, 'HEAD', 'model.safetensors');
+ * if (isPlainFile(entry)) process.stdout.write(await readFileBytes(repo, 'HEAD', 'README.md'));
+ */
+import * as crypto from 'node:crypto';
+import { ChecksumMismatchError, RefNotFoundError } from '../errors';
+import type { MetaStore } from '../models/meta-store';
+import type { TagObject } from '../models/tag';
+import type { FileEntry, Tree } from '../models/tree';
+import type { RefStore } from '../refs/refs';
+import { fileChunks } from './materialize';
+import type { ObjectReader } from './objects';
+
+/** The annotated tag `spec` names (`v1` or `refs/tags/v1`), or null (no such tag, or a lightweight one). */
+export async function annotatedTag(
+  ctx: { readonly refs: RefStore; readonly meta: MetaStore },
+  spec: string,
+): Promise<{ name: string; id: string; tag: TagObject } | null> {
+  const name = spec.startsWith('refs/tags/') ? spec.slice('refs/tags/'.length) : spec;
+  if (!name || /[~^:]/.test(name)) return null;
+  let id: string | null;
+  try {
+    id = await ctx.refs.readRef(`refs/tags/${name}`);
+  } catch {
+    return null; // not a valid ref name: not a tag
+  }
+  if (!id) return null;
+  try {
+    return { name, id, tag: await ctx.meta.readTag(id) };
+  } catch {
+    return null; // a lightweight tag points at a commit
+  }
+}
+
+/** A file coral stores as an ordinary file (no tensors parsed), whose contents `show` prints as they are. */
+export function isPlainFile(e: FileEntry): boolean {
+  return e.format === 'raw';
+}
+
+export interface StoredTensorInfo {
+  name: string;
+  dtype: string;
+  shape: number[];
+  object: string;
+  codec: string;
+  base: string | null;
+  depth: number;
+  storedSize: number;
+}
+
+/** Each tensor of a file entry with how it is stored. */
+export async function storedTensors(reader: ObjectReader, e: FileEntry): Promise<StoredTensorInfo[]> {
+  const out: StoredTensorInfo[] = [];
+  for (const t of e.tensors) {
+    const seg = e.segments[t.segment];
+    const info = await reader.info(seg.object);
+    out.push({
+      name: t.name,
+      dtype: t.dtype,
+      shape: t.shape,
+      object: seg.object,
+      codec: info.codec,
+      base: info.base ?? null,
+      depth: info.depth,
+      storedSize: info.storedSize,
+    });
+  }
+  return out;
+}
+
+async function entryAt(
+  ctx: { treeOf(rev: string | null): Promise<Tree> },
+  rev: string,
+  rel: string,
+): Promise<FileEntry> {
+  const files = (await ctx.treeOf(rev)).files;
+  if (!Object.prototype.hasOwnProperty.call(files, rel))
+    throw new RefNotFoundError(`path '${rel}' does not exist in '${rev}'`, { path: rel, rev });
+  return files[rel];
+}
+
+/** The whole bytes of a committed file, checked against its sha256 before they are returned. */
+export async function readFileBytes(
+  ctx: { readonly reader: ObjectReader; treeOf(rev: string | null): Promise<Tree> },
+  rev: string,
+  rel: string,
+): Promise<Buffer> {
+  const e = await entryAt(ctx, rev, rel);
+  const parts: Uint8Array[] = [];
+  for await (const c of fileChunks(ctx.reader, e)) parts.push(c);
+  const buf = Buffer.concat(parts);
+  const got = crypto.createHash('sha256').update(buf).digest('hex');
+  if (buf.byteLength !== e.size || got !== e.sha256)
+    throw new ChecksumMismatchError(`re-assembled ${rel} does not match its committed sha256 (${e.sha256})`, {
+      path: rel,
+      expected: e.sha256,
+      actual: got,
+    });
+  return buf;
+}
