@@ -1,0 +1,237 @@
+/**
+ * The one way the worktree and the index move from one tree to another:
+ * checkout (branch, commit, -b), reset --hard, merge (fast-forward, the merged
+ * tree, --continue after a crash, --abort). One dirty check, git's rules
+ * (unpack-trees "twoway merge"):
+ *
+ * - A path whose entry is the same in `from` and `to` keeps the user's staged
+ *   entry and worktree file untouched (local changes are carried over).
+ * - A path that differs between `from` and `to` is "blocked" when it has a local
+ *   change: its index entry differs from `from` (staged), or its worktree file
+ *   differs from the index (unstaged), or an untracked file sits where `to` puts
+ *   one. A missing worktree file loses nothing and does not block. An index
+ *   entry that already equals `to` does not block either.
+ * - Any blocked path refuses the whole switch with DirtyWorktreeError (data.paths)
+ *   before a single file is written.
+ * - `force`: nothing blocks; every path ends as `to` says (index and file).
+ *   Files that are only staged (in neither tree) are unstaged but left on disk.
+ * - `strict` (merge's precondition): every local change anywhere blocks, not
+ *   only those on paths that differ.
+ *
+ * The index lock is held from the check until the new index is committed, so
+ * no `add` slips in between.
+ *
+ * @example
+ * const r = await applyTree(ctx, headTree, targetTree, { operation: 'checkout' });
+ * r.written; r.removed; r.kept // kept: paths whose local changes were carried over
+ */
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { CoralError, DirtyWorktreeError } from '../errors';
+import type { FileEntry, Tree } from '../models';
+import { LockFile } from '../refs/lock';
+import type { RepoLayout } from './layout';
+import { materializeFile } from './materialize';
+import type { ObjectReader } from './objects';
+import { emptyIndex, encodeIndexFile, readIndex, sameStat, statOf, type StagedFile, type StagingIndex } from './staging';
+import { sha256File } from './worktree';
+
+/** What applying a tree needs from a repository (a narrow context, not the Repository). */
+export interface WorktreeContext {
+  readonly worktree: string;
+  readonly layout: RepoLayout;
+  readonly reader: ObjectReader;
+}
+
+/** Files written ahead of time (merge's planner): hand one over by rename, or false. */
+export interface PreparedFiles {
+  take(path: string, sha256: string, dest: string): Promise<boolean>;
+}
+
+export interface ApplyTreeOptions {
+  /** Overwrite local changes (checkout -f, reset --hard, merge --abort/--continue). */
+  force?: boolean;
+  /** Every local change blocks, not only those on paths that differ (merge). */
+  strict?: boolean;
+  /** Names the operation in the refusal message ('checkout', 'merge', ...). */
+  operation?: string;
+  prepared?: PreparedFiles;
+  /** Read a corrupt index as empty instead of failing (force only: reset --hard). */
+  ignoreCorruptIndex?: boolean;
+}
+
+export interface ApplyTreeResult {
+  written: string[];
+  removed: string[];
+  /** Paths whose local change (staged or not) was carried over unchanged. */
+  kept: string[];
+}
+
+function absPath(ctx: WorktreeContext, rel: string): string {
+  return path.join(ctx.worktree, ...rel.split('/'));
+}
+
+export function sameEntry(a: FileEntry | undefined, b: FileEntry | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.sha256 === b.sha256 && a.size === b.size;
+}
+
+async function lstatOrNull(abs: string): Promise<fs.Stats | null> {
+  try {
+    return await fsp.lstat(abs);
+  } catch {
+    return null;
+  }
+}
+
+/** Does the file at `abs` hold `e`'s bytes? (stat cache of `staged` when it names `e`, then size, then sha256) */
+async function holds(abs: string, e: FileEntry, staged: StagedFile | undefined, st?: fs.Stats | null): Promise<boolean> {
+  const s = st === undefined ? await lstatOrNull(abs) : st;
+  if (!s || !s.isFile()) return false;
+  if (staged && sameEntry(staged.entry, e) && sameStat(staged.stat, s)) return true;
+  if (s.size !== e.size) return false;
+  return (await sha256File(abs)) === e.sha256;
+}
+
+/** The worktree file against its index entry: missing, clean, or modified. */
+async function worktreeState(abs: string, staged: StagedFile): Promise<'missing' | 'clean' | 'modified'> {
+  const st = await lstatOrNull(abs);
+  if (!st) return 'missing';
+  return (await holds(abs, staged.entry, staged, st)) ? 'clean' : 'modified';
+}
+
+/** Paths whose local changes the switch from `from` to `to` would overwrite (empty: safe). */
+export async function blockedPaths(
+  ctx: WorktreeContext, idx: StagingIndex, from: Tree, to: Tree, opts: { strict?: boolean } = {},
+): Promise<string[]> {
+  const blocked: string[] = [];
+  for (const p of allPaths(idx, from, to)) {
+    const f = from.files[p];
+    const t = to.files[p];
+    const i = idx.files[p];
+    const differs = !sameEntry(f, t);
+    if (!differs && !opts.strict) continue;
+    const abs = absPath(ctx, p);
+    if (!i) {
+      if (f) {
+        blocked.push(p); // staged deletion
+        continue;
+      }
+      // Untracked file where `to` puts one (harmless when it already holds those bytes).
+      if (t && (await lstatOrNull(abs)) && !(await holds(abs, t, undefined))) blocked.push(p);
+      continue;
+    }
+    const staged = !sameEntry(i.entry, f);
+    const wt = await worktreeState(abs, i);
+    if (opts.strict) {
+      if (staged || wt !== 'clean') blocked.push(p);
+      continue;
+    }
+    if (wt === 'modified') blocked.push(p);
+    else if (staged && !sameEntry(i.entry, t)) blocked.push(p);
+  }
+  return blocked;
+}
+
+function allPaths(idx: StagingIndex, from: Tree, to: Tree): string[] {
+  const s = new Set<string>([...Object.keys(from.files), ...Object.keys(to.files), ...Object.keys(idx.files)]);
+  return [...s].sort();
+}
+
+function refusal(operation: string, paths: string[]): DirtyWorktreeError {
+  const shown = paths.slice(0, 10).join(', ') + (paths.length > 10 ? `, ... (${paths.length - 10} more)` : '');
+  const msg =
+    operation === 'merge'
+      ? `cannot merge with local changes (${shown}); commit them or check out the files first`
+      : `your local changes would be overwritten by ${operation}: ${shown}; commit them, or use --force`;
+  return new DirtyWorktreeError(msg, { paths });
+}
+
+/** Throws DirtyWorktreeError when switching from `from` to `to` would lose a local change. */
+export async function checkSwitch(ctx: WorktreeContext, from: Tree, to: Tree, opts: { strict?: boolean; operation?: string } = {}): Promise<void> {
+  const blocked = await blockedPaths(ctx, readIndex(ctx.layout), from, to, opts);
+  if (blocked.length) throw refusal(opts.operation ?? 'checkout', blocked);
+}
+
+function readIndexFor(ctx: WorktreeContext, opts: ApplyTreeOptions): StagingIndex {
+  try {
+    return readIndex(ctx.layout);
+  } catch (e) {
+    if (opts.force && opts.ignoreCorruptIndex && e instanceof CoralError) return emptyIndex();
+    throw e;
+  }
+}
+
+/**
+ * Moves the worktree and the index from tree `from` (what HEAD names now) to
+ * tree `to`, carrying local changes over or refusing (see the file comment).
+ * Refs are the caller's business: move them after this returns.
+ */
+export async function applyTree(ctx: WorktreeContext, from: Tree, to: Tree, opts: ApplyTreeOptions = {}): Promise<ApplyTreeResult> {
+  const lock = await LockFile.acquire(ctx.layout.index, { timeoutMs: 120_000 });
+  try {
+    const idx = readIndexFor(ctx, opts);
+    if (!opts.force) {
+      const blocked = await blockedPaths(ctx, idx, from, to, { strict: opts.strict });
+      if (blocked.length) throw refusal(opts.operation ?? 'checkout', blocked);
+    }
+    const out: ApplyTreeResult = { written: [], removed: [], kept: [] };
+    const next: StagingIndex = { version: 1, files: Object.create(null) as StagingIndex['files'] };
+    const writes: Array<[string, FileEntry]> = [];
+    for (const p of allPaths(idx, from, to)) {
+      const f = from.files[p];
+      const t = to.files[p];
+      const i = idx.files[p];
+      const abs = absPath(ctx, p);
+      if (!opts.force && sameEntry(f, t)) {
+        // Carried over: the user's index entry and file stay as they are.
+        if (i) next.files[p] = i;
+        if (!sameEntry(i?.entry, t) || (i && (await worktreeState(abs, i)) === 'modified')) out.kept.push(p);
+        continue;
+      }
+      if (t) {
+        writes.push([p, t]);
+        continue;
+      }
+      // Not in `to`: delete the file a tree tracked. A staged-only file (force) is unstaged and left on disk.
+      if (f && (await lstatOrNull(abs))) {
+        await fsp.rm(abs, { force: true });
+        out.removed.push(p);
+      }
+    }
+    // Removals ran first, so a file that becomes a directory (or back) has room.
+    for (const [p, t] of writes) {
+      const abs = absPath(ctx, p);
+      const i = idx.files[p];
+      let have: boolean;
+      if (opts.force) have = await holds(abs, t, i);
+      else if (i && sameEntry(i.entry, t)) have = (await lstatOrNull(abs)) !== null; // checked clean above
+      else have = false;
+      if (!have) {
+        if (!(await opts.prepared?.take(p, t.sha256, abs))) await materializeFile(ctx.reader, t, abs);
+        out.written.push(p);
+      }
+      const st = await lstatOrNull(abs);
+      next.files[p] = { entry: t, stat: st ? statOf(st) : null };
+    }
+    await lock.write(encodeIndexFile(next));
+    await lock.commit();
+    return out;
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
+}
+
+/** The index as a tree (entries only). */
+export function indexTree(idx: StagingIndex): Tree {
+  const files = Object.create(null) as Tree['files'];
+  for (const [p, s] of Object.entries(idx.files)) files[p] = s.entry;
+  return { files };
+}
+
+/** Is `file` under pathspec `spec` ('' = the whole repository; a directory covers what it holds)? */
+export function inPathspec(file: string, spec: string): boolean {
+  return spec === '' || file === spec || file.startsWith(`${spec}/`);
+}
