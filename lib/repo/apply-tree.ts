@@ -94,8 +94,8 @@ async function holds(abs: string, e: FileEntry, staged: StagedFile | undefined, 
   return (await sha256File(abs)) === e.sha256;
 }
 
-/** The worktree file against its index entry: missing, clean, or modified. */
-async function worktreeState(abs: string, staged: StagedFile): Promise<'missing' | 'clean' | 'modified'> {
+/** The worktree file against its index entry: missing, clean, or modified (stat cache, then sha256). */
+export async function worktreeState(abs: string, staged: StagedFile): Promise<'missing' | 'clean' | 'modified'> {
   const st = await lstatOrNull(abs);
   if (!st) return 'missing';
   return (await holds(abs, staged.entry, staged, st)) ? 'clean' : 'modified';

@@ -13,14 +13,12 @@
  * await removePaths(repo, ['old.safetensors']);
  * await removePaths(repo, ['runs'], { recursive: true, cached: true });
  */
-import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { DirtyWorktreeError, InvalidArgumentError } from '../errors';
 import type { FileEntry, Tree } from '../models';
-import { inPathspec, sameEntry, type WorktreeContext } from './apply-tree';
-import { sameStat, updateIndex, type StagedFile } from './staging';
-import { sha256File } from './worktree';
+import { inPathspec, sameEntry, worktreeState, type WorktreeContext } from './apply-tree';
+import { updateIndex } from './staging';
 
 export interface RemoveContext extends WorktreeContext {
   headCommit(): Promise<string | null>;
@@ -35,20 +33,6 @@ export interface RemoveOptions {
   force?: boolean;
   /** Allow a directory pathspec (-r). */
   recursive?: boolean;
-}
-
-/** Does the worktree file still hold the staged bytes? null: it is gone. */
-async function worktreeMatches(abs: string, s: StagedFile): Promise<boolean | null> {
-  let st: fs.Stats;
-  try {
-    st = await fsp.lstat(abs);
-  } catch {
-    return null;
-  }
-  if (!st.isFile()) return false;
-  if (sameStat(s.stat, st)) return true;
-  if (st.size !== s.entry.size) return false;
-  return (await sha256File(abs)) === s.entry.sha256;
 }
 
 export async function removePaths(ctx: RemoveContext, paths: string[], opts: RemoveOptions = {}): Promise<string[]> {
@@ -73,8 +57,7 @@ export async function removePaths(ctx: RemoveContext, paths: string[], opts: Rem
         const s = idx.files[f];
         const h: FileEntry | undefined = tree.files[f];
         const stagedDiffers = !sameEntry(s.entry, h);
-        const wt = await worktreeMatches(abs(f), s);
-        const wtDiffers = wt === false;
+        const wtDiffers = (await worktreeState(abs(f), s)) === 'modified';
         if (opts.cached) {
           if (stagedDiffers && wtDiffers) problems.push({ path: f, why: 'staged content different from both the file and HEAD' });
         } else if (stagedDiffers && wtDiffers) problems.push({ path: f, why: 'staged content different from both the file and HEAD' });

@@ -620,7 +620,12 @@ export class Repository {
     } else {
       // A branch name first (git's rule), then any revision: the result is a detached HEAD.
       const local = !opts.detach && isValidRefName(`refs/heads/${target}`) ? await this.refs.readRef(`refs/heads/${target}`) : null;
-      if (local) {
+      const current = target === 'HEAD' && !opts.detach ? await this.currentBranch() : null;
+      if (current) {
+        // `checkout HEAD` stays on the branch (git), it does not detach.
+        branch = current;
+        id = await this.resolve('HEAD');
+      } else if (local) {
         branch = target;
         id = local;
       } else {
@@ -635,6 +640,8 @@ export class Repository {
     if (opts.create) await this.createBranch(target, id);
     if (branch) await this.refs.setHeadSymbolic(`refs/heads/${branch}`);
     else await this.refs.setHeadDetached(id);
+    // As git does after a switch: a merge in progress is forgotten (what it staged stays staged).
+    await fsp.rm(this.layout.mergeState, { force: true });
     return { head: id, branch, ...r };
   }
 

@@ -130,6 +130,8 @@ describe('checkout <rev>, pathspec "." (#10.5, #10.6)', () => {
     }
     ok(d, ['checkout', 'main']);
     expect(status(d).branch).toBe('main');
+    ok(d, ['checkout', 'HEAD']); // stays on the branch, as in git
+    expect(status(d).branch).toBe('main');
   });
 
   it('"." at the root works for checkout <rev> -- ., diff -- . and reset .', () => {
