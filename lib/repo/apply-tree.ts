@@ -85,9 +85,18 @@ async function lstatOrNull(abs: string): Promise<fs.Stats | null> {
   }
 }
 
+/** stat (following a symlink, as status always has); null when absent or dangling. */
+async function statOrNull(abs: string): Promise<fs.Stats | null> {
+  try {
+    return await fsp.stat(abs);
+  } catch {
+    return null;
+  }
+}
+
 /** Does the file at `abs` hold `e`'s bytes? (stat cache of `staged` when it names `e`, then size, then sha256) */
 async function holds(abs: string, e: FileEntry, staged: StagedFile | undefined, st?: fs.Stats | null): Promise<boolean> {
-  const s = st === undefined ? await lstatOrNull(abs) : st;
+  const s = st === undefined ? await statOrNull(abs) : st;
   if (!s || !s.isFile()) return false;
   if (staged && sameEntry(staged.entry, e) && sameStat(staged.stat, s)) return true;
   if (s.size !== e.size) return false;
@@ -96,9 +105,8 @@ async function holds(abs: string, e: FileEntry, staged: StagedFile | undefined, 
 
 /** The worktree file against its index entry: missing, clean, or modified (stat cache, then sha256). */
 export async function worktreeState(abs: string, staged: StagedFile): Promise<'missing' | 'clean' | 'modified'> {
-  const st = await lstatOrNull(abs);
-  if (!st) return 'missing';
-  return (await holds(abs, staged.entry, staged, st)) ? 'clean' : 'modified';
+  if (!(await lstatOrNull(abs))) return 'missing';
+  return (await holds(abs, staged.entry, staged, await statOrNull(abs))) ? 'clean' : 'modified';
 }
 
 /** Paths whose local changes the switch from `from` to `to` would overwrite (empty: safe). */

@@ -26,7 +26,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
-  CoralError, CorruptObjectError, DirtyWorktreeError, InProgressError, InvalidArgumentError, MergeConflictError, UnsupportedError,
+  CoralError, CorruptObjectError, InProgressError, InvalidArgumentError, MergeConflictError, UnsupportedError,
   invalidParameter,
 } from '../errors';
 import { serializeSafetensors } from '../formats/safetensors';

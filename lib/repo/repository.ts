@@ -15,7 +15,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  AlreadyExistsError, DirtyWorktreeError, InvalidArgumentError, NotARepositoryError, NothingToCommitError,
+  AlreadyExistsError, InvalidArgumentError, NotARepositoryError, NothingToCommitError,
   RefNotFoundError, invalidParameter,
 } from '../errors';
 import { SKELETON_NAME, ingestFile, segmentNames, type FindBase, type IngestReport } from '../ingest/ingest';
@@ -44,8 +44,7 @@ import * as merging from './merge';
 import { ObjectReader, ObjectWriter } from './objects';
 import { WriterSession } from './session';
 import { readIndex, sameStat, statOf, updateIndex, type StagingIndex } from './staging';
-import { sha256File } from './worktree';
-import { applyTree, inPathspec } from './apply-tree';
+import { applyTree, inPathspec, worktreeState } from './apply-tree';
 import { removePaths, type RemoveOptions } from './remove';
 import { resetPaths, resetTo, type ResetMode, type ResetReport } from './reset';
 
@@ -427,17 +426,10 @@ export class Repository {
     return out.sort();
   }
 
-  /** Does the worktree file still hold what the index entry says? (stat cache, then sha256) */
+  /** Does the worktree file still hold what the index entry says? null: it is gone (apply-tree's check). */
   private async worktreeMatches(rel: string, staged: StagingIndex['files'][string]): Promise<boolean | null> {
-    let st: fs.Stats;
-    try {
-      st = await fsp.stat(this.absPath(rel));
-    } catch {
-      return null;
-    }
-    if (sameStat(staged.stat, st)) return true;
-    if (st.size !== staged.entry.size) return false;
-    return (await sha256File(this.absPath(rel))) === staged.entry.sha256;
+    const s = await worktreeState(this.absPath(rel), staged);
+    return s === 'missing' ? null : s === 'clean';
   }
 
   async status(): Promise<StatusReport> {

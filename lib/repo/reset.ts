@@ -107,7 +107,6 @@ export async function resetTo(ctx: ResetContext, opts: { mode?: ResetMode; rev?:
   const tree = await ctx.treeOf(target);
   const report: ResetReport = { mode, head: target, orig, written: [], removed: [] };
   if (mode === 'hard') {
-    const old = readIndexOrNull(ctx);
     // Force: every tracked path ends as the target says. Files only staged (in neither tree) are
     // unstaged and left on disk, unlike git, which deletes them: an explicit reset still loses no file.
     const r = await applyTree(ctx, await ctx.treeOf(orig), tree, { force: true, ignoreCorruptIndex: true });
