@@ -805,7 +805,12 @@ function openConflicts(s: MergeStateFile): MergeConflict[] {
 
 /** `coral add` during a merge: the staged files count as resolved (git's "mark resolution"). */
 export async function markResolved(repo: Repository, files: Iterable<string>): Promise<void> {
-  const s = readState(repo);
+  let s: MergeStateFile | null;
+  try {
+    s = readState(repo);
+  } catch {
+    return; // an unreadable state is reported by merge --continue/--abort and status, not by add
+  }
   if (!s || !s.unresolved.length) return;
   const conflicted = new Set(s.unresolved.map((c) => c.file));
   const done = new Set(s.resolvedFiles ?? []);

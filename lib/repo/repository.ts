@@ -607,6 +607,11 @@ export class Repository {
       checkShortRefName(target);
       if (await this.refs.readRef(`refs/heads/${target}`))
         throw new AlreadyExistsError(`a branch named '${target}' already exists`, { branch: target });
+      if (opts.start === undefined && !(await this.headCommit())) {
+        // Unborn HEAD: the new branch is unborn too; index and files stay as they are (git).
+        await this.refs.setHeadSymbolic(`refs/heads/${target}`);
+        return { head: '', branch: target, written: [], removed: [], kept: [] };
+      }
       id = await this.resolve(opts.start ?? 'HEAD');
       branch = target;
     } else {

@@ -134,6 +134,16 @@ describe('checkout <rev>, pathspec "." (#10.5, #10.6)', () => {
     expect(status(d).branch).toBe('main');
   });
 
+  it('checkout -b on an unborn branch keeps the staged files', () => {
+    const d = repoDir();
+    const A = path.join(d, 'a.safetensors');
+    const h = ckpt(A, 1);
+    ok(d, ['add', 'a.safetensors']);
+    expect(ok(d, ['checkout', '-b', 'dev'])).toContain("Switched to a new branch 'dev'");
+    expect(status(d)).toMatchObject({ branch: 'dev', head: null, files: [{ path: 'a.safetensors', staged: 'added', unstaged: null }] });
+    expect(sha256(A)).toBe(h);
+  });
+
   it('"." at the root works for checkout <rev> -- ., diff -- . and reset .', () => {
     const d = repoDir();
     const A = path.join(d, 'sub', 'a.safetensors');
