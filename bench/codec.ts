@@ -22,7 +22,7 @@ const RUNS = quick ? 3 : 5;
 const ROWS = quick ? 512 : 4096;
 const COLS = quick ? 1024 : 4096;
 
-async function time(fn: () => Promise<unknown> | unknown): Promise<number> {
+async function time(fn: () => unknown): Promise<number> {
   const t0 = process.hrtime.bigint();
   await fn();
   return Number(process.hrtime.bigint() - t0) / 1e9;

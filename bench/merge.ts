@@ -32,7 +32,7 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-async function time(fn: () => unknown | Promise<unknown>): Promise<number> {
+async function time(fn: () => unknown): Promise<number> {
   await fn(); // warm-up (page faults, JIT)
   const ts: number[] = [];
   for (let i = 0; i < N; i++) {
