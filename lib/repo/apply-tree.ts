@@ -34,7 +34,15 @@ import { LockFile } from '../refs/lock';
 import type { RepoLayout } from './layout';
 import { materializeFile } from './materialize';
 import type { ObjectReader } from './objects';
-import { emptyIndex, encodeIndexFile, readIndex, sameStat, statOf, type StagedFile, type StagingIndex } from './staging';
+import {
+  emptyIndex,
+  encodeIndexFile,
+  readIndex,
+  sameStat,
+  statOf,
+  type StagedFile,
+  type StagingIndex,
+} from './staging';
 import { sha256File } from './worktree';
 
 /** What applying a tree needs from a repository (a narrow context, not the Repository). */
@@ -95,7 +103,12 @@ async function statOrNull(abs: string): Promise<fs.Stats | null> {
 }
 
 /** Does the file at `abs` hold `e`'s bytes? (stat cache of `staged` when it names `e`, then size, then sha256) */
-async function holds(abs: string, e: FileEntry, staged: StagedFile | undefined, st?: fs.Stats | null): Promise<boolean> {
+async function holds(
+  abs: string,
+  e: FileEntry,
+  staged: StagedFile | undefined,
+  st?: fs.Stats | null,
+): Promise<boolean> {
   const s = st === undefined ? await statOrNull(abs) : st;
   if (!s || !s.isFile()) return false;
   if (staged && sameEntry(staged.entry, e) && sameStat(staged.stat, s)) return true;
@@ -111,7 +124,11 @@ export async function worktreeState(abs: string, staged: StagedFile): Promise<'m
 
 /** Paths whose local changes the switch from `from` to `to` would overwrite (empty: safe). */
 export async function blockedPaths(
-  ctx: WorktreeContext, idx: StagingIndex, from: Tree, to: Tree, opts: { strict?: boolean } = {},
+  ctx: WorktreeContext,
+  idx: StagingIndex,
+  from: Tree,
+  to: Tree,
+  opts: { strict?: boolean } = {},
 ): Promise<string[]> {
   const blocked: string[] = [];
   for (const p of allPaths(idx, from, to)) {
@@ -157,7 +174,12 @@ function refusal(operation: string, paths: string[]): DirtyWorktreeError {
 }
 
 /** Throws DirtyWorktreeError when switching from `from` to `to` would lose a local change. */
-export async function checkSwitch(ctx: WorktreeContext, from: Tree, to: Tree, opts: { strict?: boolean; operation?: string } = {}): Promise<void> {
+export async function checkSwitch(
+  ctx: WorktreeContext,
+  from: Tree,
+  to: Tree,
+  opts: { strict?: boolean; operation?: string } = {},
+): Promise<void> {
   const blocked = await blockedPaths(ctx, readIndex(ctx.layout), from, to, opts);
   if (blocked.length) throw refusal(opts.operation ?? 'checkout', blocked);
 }
@@ -176,7 +198,12 @@ function readIndexFor(ctx: WorktreeContext, opts: ApplyTreeOptions): StagingInde
  * tree `to`, carrying local changes over or refusing (see the file comment).
  * Refs are the caller's business: move them after this returns.
  */
-export async function applyTree(ctx: WorktreeContext, from: Tree, to: Tree, opts: ApplyTreeOptions = {}): Promise<ApplyTreeResult> {
+export async function applyTree(
+  ctx: WorktreeContext,
+  from: Tree,
+  to: Tree,
+  opts: ApplyTreeOptions = {},
+): Promise<ApplyTreeResult> {
   const lock = await LockFile.acquire(ctx.layout.index, { timeoutMs: 120_000 });
   try {
     const idx = readIndexFor(ctx, opts);
@@ -214,7 +241,8 @@ export async function applyTree(ctx: WorktreeContext, from: Tree, to: Tree, opts
       const i = idx.files[p];
       let have: boolean;
       if (opts.force) have = await holds(abs, t, i);
-      else if (i && sameEntry(i.entry, t)) have = (await lstatOrNull(abs)) !== null; // checked clean above
+      else if (i && sameEntry(i.entry, t))
+        have = (await lstatOrNull(abs)) !== null; // checked clean above
       else have = false;
       if (!have) {
         if (!(await opts.prepared?.take(p, t.sha256, abs))) await materializeFile(ctx.reader, t, abs);

@@ -59,14 +59,29 @@ export async function removePaths(ctx: RemoveContext, paths: string[], opts: Rem
         const stagedDiffers = !sameEntry(s.entry, h);
         const wtDiffers = (await worktreeState(abs(f), s)) === 'modified';
         if (opts.cached) {
-          if (stagedDiffers && wtDiffers) problems.push({ path: f, why: 'staged content different from both the file and HEAD' });
-        } else if (stagedDiffers && wtDiffers) problems.push({ path: f, why: 'staged content different from both the file and HEAD' });
-        else if (stagedDiffers) problems.push({ path: f, why: 'changes staged in the index (use --cached to keep the file, or -f to force removal)' });
-        else if (wtDiffers) problems.push({ path: f, why: 'local modifications (use --cached to keep the file, or -f to force removal)' });
+          if (stagedDiffers && wtDiffers)
+            problems.push({ path: f, why: 'staged content different from both the file and HEAD' });
+        } else if (stagedDiffers && wtDiffers)
+          problems.push({ path: f, why: 'staged content different from both the file and HEAD' });
+        else if (stagedDiffers)
+          problems.push({
+            path: f,
+            why: 'changes staged in the index (use --cached to keep the file, or -f to force removal)',
+          });
+        else if (wtDiffers)
+          problems.push({
+            path: f,
+            why: 'local modifications (use --cached to keep the file, or -f to force removal)',
+          });
       }
       if (problems.length) {
-        const shown = problems.slice(0, 10).map((x) => `${x.path} (${x.why})`).join(', ');
-        throw new DirtyWorktreeError(`the following file(s) would lose changes: ${shown}`, { paths: problems.map((x) => x.path) });
+        const shown = problems
+          .slice(0, 10)
+          .map((x) => `${x.path} (${x.why})`)
+          .join(', ');
+        throw new DirtyWorktreeError(`the following file(s) would lose changes: ${shown}`, {
+          paths: problems.map((x) => x.path),
+        });
       }
     }
     for (const f of sorted) {

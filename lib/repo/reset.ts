@@ -98,9 +98,14 @@ export async function resetTo(ctx: ResetContext, opts: { mode?: ResetMode; rev?:
   if (mode !== 'soft' && mode !== 'mixed' && mode !== 'hard')
     throw new InvalidArgumentError(`Expected one of soft mixed hard for mode but received ${String(mode)}`);
   const orig = await ctx.headCommit();
-  const merging = await fsp.stat(ctx.layout.mergeState).then(() => true, () => false);
+  const merging = await fsp.stat(ctx.layout.mergeState).then(
+    () => true,
+    () => false,
+  );
   if (mode === 'soft' && merging)
-    throw new InProgressError('cannot do a soft reset in the middle of a merge; use `coral merge --abort` or `coral reset --mixed`');
+    throw new InProgressError(
+      'cannot do a soft reset in the middle of a merge; use `coral merge --abort` or `coral reset --mixed`',
+    );
   // An unborn branch with no revision: reset the index (and worktree) to the empty tree.
   const rev = opts.rev ?? 'HEAD';
   const target = opts.rev === undefined && !orig ? null : await ctx.resolve(rev);

@@ -38,7 +38,10 @@ describe.skipIf(!hasTorch())('everyday session on torch + safetensors: no edit i
       return sha256(PT);
     };
     const st = (seed: number) => {
-      writeSafetensors(ST, { 'lora.A': { dtype: 'F32', shape: [16, 64], data: f32(weights(1024, seed)) }, 'lora.B': { dtype: 'F32', shape: [8, 16], data: f32(weights(128, seed + 7)) } });
+      writeSafetensors(ST, {
+        'lora.A': { dtype: 'F32', shape: [16, 64], data: f32(weights(1024, seed)) },
+        'lora.B': { dtype: 'F32', shape: [8, 16], data: f32(weights(128, seed + 7)) },
+      });
       return sha256(ST);
     };
     /** The worktree holds exactly these bytes (sha256), whatever command ran last. */
@@ -131,7 +134,8 @@ describe.skipIf(!hasTorch())('everyday session on torch + safetensors: no edit i
     expect(fs.existsSync(path.join(d, '.coral', 'MERGE_STATE'))).toBe(false);
 
     // The merged checkpoint loads in torch and is the average of both sides.
-    const avg = python(`import torch, sys
+    const avg = python(
+      `import torch, sys
 m = torch.load(sys.argv[1], weights_only=True)
 torch.manual_seed(0)
 b = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 8)).state_dict()
@@ -139,7 +143,9 @@ def step(s):
     g = torch.Generator().manual_seed(s)
     return {k: v + 0.01 * torch.randn(v.shape, generator=g) for k, v in b.items()}
 one, two = step(1), step(2)
-print(all(torch.allclose(m[k], 0.5 * one[k] + 0.5 * two[k], atol=1e-6) for k in b))`, [PT]);
+print(all(torch.allclose(m[k], 0.5 * one[k] + 0.5 * two[k], atol=1e-6) for k in b))`,
+      [PT],
+    );
     expect(avg.trim()).toBe('True');
 
     // Every commit of the session checks out byte for byte, and back.

@@ -25,7 +25,10 @@ function repoDir(): string {
 /** A small safetensors checkpoint whose bytes depend on `seed`. */
 function ckpt(file: string, seed: number): string {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  writeSafetensors(file, { w: { dtype: 'F32', shape: [32, 8], data: f32(weights(256, seed)) }, b: { dtype: 'F32', shape: [8], data: f32(weights(8, seed + 1)) } });
+  writeSafetensors(file, {
+    w: { dtype: 'F32', shape: [32, 8], data: f32(weights(256, seed)) },
+    b: { dtype: 'F32', shape: [8], data: f32(weights(8, seed + 1)) },
+  });
   return sha256(file);
 }
 
@@ -140,7 +143,11 @@ describe('checkout <rev>, pathspec "." (#10.5, #10.6)', () => {
     const h = ckpt(A, 1);
     ok(d, ['add', 'a.safetensors']);
     expect(ok(d, ['checkout', '-b', 'dev'])).toContain("Switched to a new branch 'dev'");
-    expect(status(d)).toMatchObject({ branch: 'dev', head: null, files: [{ path: 'a.safetensors', staged: 'added', unstaged: null }] });
+    expect(status(d)).toMatchObject({
+      branch: 'dev',
+      head: null,
+      files: [{ path: 'a.safetensors', staged: 'added', unstaged: null }],
+    });
     expect(sha256(A)).toBe(h);
   });
 
@@ -150,7 +157,9 @@ describe('checkout <rev>, pathspec "." (#10.5, #10.6)', () => {
     const h1 = ckpt(A, 1);
     commit(d, 'one');
     ckpt(A, 2);
-    expect(JSON.parse(ok(d, ['diff', '--json', '--', '.'])).map((f: { path: string }) => f.path)).toEqual(['sub/a.safetensors']);
+    expect(JSON.parse(ok(d, ['diff', '--json', '--', '.'])).map((f: { path: string }) => f.path)).toEqual([
+      'sub/a.safetensors',
+    ]);
     ok(d, ['add', '.']);
     ok(d, ['reset', '.']);
     expect(status(d).files).toEqual([{ path: 'sub/a.safetensors', staged: null, unstaged: 'modified' }]);
@@ -297,14 +306,20 @@ describe('reset (#10.7)', () => {
     const c2 = commit(d, 'two');
 
     ok(d, ['reset', '--soft', 'HEAD~1']);
-    expect(status(d)).toMatchObject({ head: c1, files: [{ path: 'a.safetensors', staged: 'modified', unstaged: null }] });
+    expect(status(d)).toMatchObject({
+      head: c1,
+      files: [{ path: 'a.safetensors', staged: 'modified', unstaged: null }],
+    });
     expect(sha256(A)).toBe(h2);
     const reflog = fs.readFileSync(path.join(d, '.coral', 'logs', 'refs', 'heads', 'main'), 'utf8');
     expect(reflog).toContain('reset: moving to HEAD~1');
 
     ok(d, ['reset', '--soft', c2]);
     ok(d, ['reset', 'HEAD~1']); // mixed
-    expect(status(d)).toMatchObject({ head: c1, files: [{ path: 'a.safetensors', staged: null, unstaged: 'modified' }] });
+    expect(status(d)).toMatchObject({
+      head: c1,
+      files: [{ path: 'a.safetensors', staged: null, unstaged: 'modified' }],
+    });
     expect(sha256(A)).toBe(h2);
 
     ok(d, ['add', 'a.safetensors']);
@@ -319,7 +334,7 @@ describe('reset (#10.7)', () => {
 
     const r = coral(d, ['reset', 'no-such-file']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("did not match");
+    expect(r.stderr).toContain('did not match');
     expect(coral(d, ['reset', '--hard', '--', 'a.safetensors']).code).toBe(2);
   });
 

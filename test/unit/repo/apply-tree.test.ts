@@ -57,7 +57,10 @@ describe('applyTree', () => {
   it('refuses before writing anything: unstaged, staged, staged deletion, untracked in the way', async () => {
     const { t1, t2 } = await twoTrees();
     const eb = write('b.st', 7);
-    await expect(applyTree(repo, t2, t1)).rejects.toMatchObject({ code: DirtyWorktreeError.code, data: { paths: ['b.st'] } });
+    await expect(applyTree(repo, t2, t1)).rejects.toMatchObject({
+      code: DirtyWorktreeError.code,
+      data: { paths: ['b.st'] },
+    });
     expect(sha256(path.join(dir, 'b.st'))).toBe(eb);
     expect(fs.existsSync(path.join(dir, 'c.st'))).toBe(true);
     await repo.add([path.join(dir, 'b.st')]);
@@ -90,6 +93,8 @@ describe('applyTree', () => {
     const { t2 } = await twoTrees();
     write('a.st', 8);
     await expect(checkSwitch(repo, t2, t2)).resolves.toBeUndefined();
-    await expect(checkSwitch(repo, t2, t2, { strict: true, operation: 'merge' })).rejects.toThrow(/cannot merge with local changes \(a\.st\)/);
+    await expect(checkSwitch(repo, t2, t2, { strict: true, operation: 'merge' })).rejects.toThrow(
+      /cannot merge with local changes \(a\.st\)/,
+    );
   });
 });
