@@ -140,7 +140,9 @@ export async function blockedPaths(
     const abs = absPath(ctx, p);
     if (!i) {
       if (f) {
-        blocked.push(p); // staged deletion
+        // A staged deletion blocks when `to` brings the file back (strict: always); when `to`
+        // deletes it too, the index already agrees with `to` and the file (if kept) is untracked.
+        if (t || opts.strict) blocked.push(p);
         continue;
       }
       // Untracked file where `to` puts one (harmless when it already holds those bytes).
@@ -229,8 +231,10 @@ export async function applyTree(
         writes.push([p, t]);
         continue;
       }
-      // Not in `to`: delete the file a tree tracked. A staged-only file (force) is unstaged and left on disk.
-      if (f && (await lstatOrNull(abs))) {
+      // Not in `to`: delete the file that `from` and the index track. A file the index no longer
+      // tracks (rm --cached) is the user's untracked file, and a staged-only file (force) is
+      // unstaged: both stay on disk.
+      if (f && i && (await lstatOrNull(abs))) {
         await fsp.rm(abs, { force: true });
         out.removed.push(p);
       }

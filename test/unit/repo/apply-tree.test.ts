@@ -89,6 +89,17 @@ describe('applyTree', () => {
     expect(sha256(path.join(dir, 'a.st'))).toBe(t1.files['a.st'].sha256);
   });
 
+  it('a file untracked with rm --cached survives a switch to a tree without it', async () => {
+    const { t1, t2 } = await twoTrees();
+    const ec = sha256(path.join(dir, 'c.st'));
+    await repo.rm([path.join(dir, 'c.st')], { cached: true });
+    expect(await blockedPaths(repo, readIndex(repo.layout), t2, t1)).toEqual([]);
+    const r = await applyTree(repo, t2, t1);
+    expect(r.removed).toEqual([]);
+    expect(sha256(path.join(dir, 'c.st'))).toBe(ec);
+    expect(readIndex(repo.layout).files['c.st']).toBeUndefined();
+  });
+
   it('strict mode (merge): any local change blocks', async () => {
     const { t2 } = await twoTrees();
     write('a.st', 8);
