@@ -33,6 +33,8 @@ export {
 } from './repo/repository';
 export type { FileChange, TensorChange, TensorMetrics } from './repo/diff';
 export type { GcReport, FsckReport, FsckProblem, StatsReport } from './repo/maintenance';
+export type { AddOptions } from './repo/repository';
+export { IgnoreRules } from './repo/ignore';
 export type { Commit, Tree, FileEntry, SegmentEntry, TensorEntry, TagObject, Signature } from './models';
 import { native } from './native';
 

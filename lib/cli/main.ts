@@ -12,6 +12,7 @@ import { diffSides, type FileChange } from '../repo/diff';
 import { fsck, gc, parsePruneExpire, stats } from '../repo/maintenance';
 import { Repository } from '../repo/repository';
 import { readIndex } from '../repo/staging';
+import { isSymlinkEntry, symlinkTarget } from '../repo/symlink';
 import { mergeCommand } from './merge-command';
 import { similarCommand } from './similar-command';
 import type { Command, Ctx, Flags, OptSpec } from './command';
@@ -76,7 +77,10 @@ function renderChanges(ctx: Ctx, changes: FileChange[], opts: { stat?: boolean }
   for (const f of changes) {
     const mark = f.change === 'added' ? paint(io, 'green', 'A') : f.change === 'removed' ? paint(io, 'red', 'D') : paint(io, 'yellow', 'M');
     const sizes = f.change === 'modified' ? `${humanBytes(f.oldSize!)} -> ${humanBytes(f.newSize!)}` : humanBytes((f.newSize ?? f.oldSize)!);
-    print(ctx, `${mark} ${paint(io, 'bold', f.path)}  (${f.format}, ${sizes})`);
+    const target = f.newTarget ?? (f.change === 'removed' ? f.oldTarget : undefined);
+    const was = f.change === 'modified' && f.oldTarget !== undefined ? `, was symlink -> ${f.oldTarget}` : '';
+    const kind = (target === undefined ? `${f.format}, ${sizes}` : `symlink -> ${target}`) + was;
+    print(ctx, `${mark} ${paint(io, 'bold', f.path)}  (${kind})`);
     if (opts.stat) {
       const n = (k: string) => f.tensors.filter((t) => t.change === k).length;
       print(ctx, `    tensors: ${n('added')} added, ${n('removed')} removed, ${n('modified')} modified`);
@@ -118,8 +122,8 @@ const commands: Record<string, Command> = {
 
   add: {
     summary: 'Stage checkpoint files (stored as skeleton + deduplicated tensors)',
-    usage: 'coral add <path>...',
-    options: { ...JSON_OPT },
+    usage: 'coral add [-f|--force] [--strict] <path>...',
+    options: { force: { type: 'boolean', short: 'f' }, strict: { type: 'boolean' }, ...JSON_OPT },
     async run(ctx) {
       const paths = [...ctx.args, ...ctx.rest];
       if (!paths.length) throw new UsageError('nothing specified, nothing added; usage: coral add <path>...');
@@ -128,6 +132,8 @@ const commands: Record<string, Command> = {
         let n = 0;
         const r = await repo.add(resolvePaths(ctx, paths), {
           onFile: (rel) => progress.update(++n, n, rel),
+          force: !!ctx.flags.force,
+          strict: !!ctx.flags.strict,
         });
         progress.done();
         if (ctx.flags.json) return printJson(ctx, r);
@@ -135,7 +141,8 @@ const commands: Record<string, Command> = {
           print(
             ctx,
             `added ${f.path}: ${humanBytes(f.bytes)}, ${f.segments} tensors, ${f.storedObjects} new objects ` +
-              `(${f.deltaObjects} deltas, ${humanBytes(f.storedBytes)} stored), ${f.dedupedObjects} deduplicated`,
+              `(${f.deltaObjects} deltas, ${humanBytes(f.storedBytes)} stored), ${f.dedupedObjects} deduplicated` +
+              (f.plainFile ? `\n  ${f.path}: stored as a plain file: ${f.plainFile}` : ''),
           );
       });
     },
@@ -330,6 +337,11 @@ const commands: Record<string, Command> = {
           const tree = await repo.treeOf(rev);
           const e = tree.files[rel];
           if (!e) throw new InvalidArgumentError(`path '${rel}' does not exist in '${rev}'`);
+          if (isSymlinkEntry(e)) {
+            const target = (await symlinkTarget(repo.reader, e)).toString();
+            if (ctx.flags.json) return printJson(ctx, { path: rel, format: e.format, size: e.size, sha256: e.sha256, target, tensors: [] });
+            return print(ctx, `${rel} -> ${target}  (symlink)`);
+          }
           const tensors = [];
           for (const t of e.tensors) {
             const seg = e.segments[t.segment];

@@ -14,8 +14,9 @@
  */
 import * as crypto from 'node:crypto';
 import * as fsp from 'node:fs/promises';
-import { FormatError, UnsupportedFormatError } from '../errors';
-import { scanCheckpoint, type CheckpointLayout } from '../formats';
+import { FormatError } from '../errors';
+import type { CheckpointLayout } from '../formats';
+import { scanOrPlain } from './plain';
 import type { FileEntry, SegmentEntry, TensorEntry } from '../models/tree';
 import type { ObjectWriter, PutResult } from '../repo/objects';
 import { DTYPES, type DType } from '../tensor/dtype';
@@ -60,6 +61,17 @@ export interface IngestReport {
   dedupedObjects: number;
   deltaObjects: number;
   storedBytes: number;
+  /**
+   * Set when a file that looked like a checkpoint could not be parsed and was
+   * stored as a plain file (byte-exact, no tensors): why, e.g. `tensor "w" has
+   * unsupported dtype "F4"`. `coral add` prints `stored as a plain file: <reason>`.
+   */
+  plainFile?: string;
+}
+
+export interface IngestOptions {
+  /** Throw the parser's error instead of storing an unparsable checkpoint as a plain file. */
+  strict?: boolean;
 }
 
 interface PlannedSegment {
@@ -123,21 +135,15 @@ export async function ingestFile(
   relPath: string,
   findBase: FindBase | null,
   hooks: IngestHooks = {},
+  opts: IngestOptions = {},
 ): Promise<{ entry: FileEntry; report: IngestReport }> {
-  let layout: CheckpointLayout;
-  try {
-    layout = await scanCheckpoint(absPath);
-  } catch (e) {
-    // Well-formed files in a flavour we cannot parse (legacy torch pickles,
-    // TorchScript archives) are still stored, byte-exact, as opaque bytes.
-    if (!(e instanceof UnsupportedFormatError)) throw e;
-    layout = await scanCheckpoint(absPath, { format: 'raw' });
-  }
+  const { layout, plainFile } = await scanOrPlain(absPath, relPath, opts);
   const planned = plan(layout);
   const fh = await fsp.open(absPath, 'r');
   const report: IngestReport = {
     path: relPath, bytes: layout.fileSize, segments: planned.length,
     storedObjects: 0, dedupedObjects: 0, deltaObjects: 0, storedBytes: 0,
+    ...(plainFile ? { plainFile } : {}),
   };
   const count = (r: PutResult) => {
     if (r.stored) {

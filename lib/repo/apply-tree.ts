@@ -43,6 +43,7 @@ import {
   type StagedFile,
   type StagingIndex,
 } from './staging';
+import { isSymlinkEntry, symlinkMatches } from './symlink';
 import { sha256File } from './worktree';
 
 /** What applying a tree needs from a repository (a narrow context, not the Repository). */
@@ -93,24 +94,21 @@ async function lstatOrNull(abs: string): Promise<fs.Stats | null> {
   }
 }
 
-/** stat (following a symlink, as status always has); null when absent or dangling. */
-async function statOrNull(abs: string): Promise<fs.Stats | null> {
-  try {
-    return await fsp.stat(abs);
-  } catch {
-    return null;
-  }
-}
-
-/** Does the file at `abs` hold `e`'s bytes? (stat cache of `staged` when it names `e`, then size, then sha256) */
+/**
+ * Does the worktree path hold `e`? A symlink entry matches a link with the same target; a
+ * file entry matches a regular file (never a link to one) with its bytes (stat cache of
+ * `staged` when it names `e`, then size, then sha256). `st` is the path's lstat.
+ */
 async function holds(
   abs: string,
   e: FileEntry,
   staged: StagedFile | undefined,
   st?: fs.Stats | null,
 ): Promise<boolean> {
-  const s = st === undefined ? await statOrNull(abs) : st;
-  if (!s || !s.isFile()) return false;
+  const s = st === undefined ? await lstatOrNull(abs) : st;
+  if (!s) return false;
+  if (isSymlinkEntry(e)) return s.isSymbolicLink() && (await symlinkMatches(abs, e)) === true;
+  if (!s.isFile()) return false;
   if (staged && sameEntry(staged.entry, e) && sameStat(staged.stat, s)) return true;
   if (s.size !== e.size) return false;
   return (await sha256File(abs)) === e.sha256;
@@ -118,8 +116,9 @@ async function holds(
 
 /** The worktree file against its index entry: missing, clean, or modified (stat cache, then sha256). */
 export async function worktreeState(abs: string, staged: StagedFile): Promise<'missing' | 'clean' | 'modified'> {
-  if (!(await lstatOrNull(abs))) return 'missing';
-  return (await holds(abs, staged.entry, staged, await statOrNull(abs))) ? 'clean' : 'modified';
+  const st = await lstatOrNull(abs);
+  if (!st) return 'missing';
+  return (await holds(abs, staged.entry, staged, st)) ? 'clean' : 'modified';
 }
 
 /** Paths whose local changes the switch from `from` to `to` would overwrite (empty: safe). */

@@ -8,12 +8,14 @@
  */
 import * as fsp from 'node:fs/promises';
 import { contentId } from '../hash';
-import { scanCheckpoint, tensorFromSegment, readSegment } from '../formats';
+import { tensorFromSegment, readSegment } from '../formats';
 import type { FileEntry, Tree } from '../models/tree';
 import { ASYNC_THRESHOLD_BYTES, callAsync, native } from '../native';
 import { DTYPES, type DType } from '../tensor/dtype';
 import { numel, type Tensor } from '../tensor/tensor';
+import { scanOrPlain } from '../ingest/plain';
 import { readFileTensor } from './materialize';
+import { isSymlinkEntry, readLinkBytes, symlinkTarget } from './symlink';
 import type { ObjectReader } from './objects';
 
 export interface TensorMetrics {
@@ -44,6 +46,9 @@ export interface FileChange {
   oldSize?: number;
   newSize?: number;
   tensors: TensorChange[];
+  /** Symlinks (format 'symlink'): the link target before / after. */
+  oldTarget?: string;
+  newTarget?: string;
 }
 
 interface TensorRef {
@@ -72,8 +77,10 @@ function treeTensors(reader: ObjectReader, e: FileEntry): Map<string, TensorRef>
 
 /** Tensors of a file in the working tree, read on demand. */
 async function fileTensors(abs: string): Promise<Map<string, TensorRef>> {
-  const layout = await scanCheckpoint(abs);
   const m = new Map<string, TensorRef>();
+  // A link has no tensors (never read through it); an unparsable file is a plain file (lib/ingest/plain.ts).
+  if ((await fsp.lstat(abs)).isSymbolicLink()) return m;
+  const { layout } = await scanOrPlain(abs, abs, {});
   const segCache = new Map<number, Promise<Uint8Array>>();
   const seg = (i: number) => {
     let p = segCache.get(i);
@@ -161,6 +168,22 @@ export async function diffSides(
   const inScope = (p: string) => !opts.paths?.length || opts.paths.some((q) => p === q || p.startsWith(`${q}/`));
   const paths = [...new Set([...Object.keys(a.files), ...Object.keys(bFiles)])].filter(inScope).sort();
   const out: FileChange[] = [];
+  const targets = async (c: FileChange, ea?: FileEntry, eb?: { format: string }) => {
+    if (isSymlinkEntry(ea)) c.oldTarget = (await symlinkTarget(reader, ea!)).toString();
+    if (eb && b.kind === 'tree') {
+      if (isSymlinkEntry(eb)) c.newTarget = (await symlinkTarget(reader, b.tree.files[c.path])).toString();
+    } else if (eb) {
+      // The worktree side: what is on disk now decides, whatever the index entry was.
+      const abs = b.kind === 'worktree' ? b.files[c.path].abs : '';
+      if ((await fsp.lstat(abs)).isSymbolicLink()) {
+        c.newTarget = (await readLinkBytes(abs)).toString();
+        c.format = 'symlink';
+      } else if (isSymlinkEntry(eb)) {
+        c.format = 'raw';
+      }
+    }
+    return c;
+  };
   for (const p of paths) {
     const ea = a.files[p];
     const eb = bFiles[p];
@@ -168,22 +191,22 @@ export async function diffSides(
       b.kind === 'tree' ? treeTensors(reader, b.tree.files[p]) : fileTensors(b.files[p].abs);
     if (!ea) {
       const tb = await tensorsOfB();
-      out.push({
+      out.push(await targets({
         path: p, change: 'added', format: eb.format, newSize: eb.size,
         tensors: [...tb].map(([name, t]) => ({ name, change: 'added' as const, dtype: t.dtype, shape: t.shape })),
-      });
+      }, ea, eb));
       continue;
     }
     if (!eb) {
-      out.push({
+      out.push(await targets({
         path: p, change: 'removed', format: ea.format, oldSize: ea.size,
         tensors: ea.tensors.map((t) => ({ name: t.name, change: 'removed' as const, dtype: t.dtype, shape: t.shape })),
-      });
+      }, ea, eb));
       continue;
     }
     if (ea.sha256 === eb.sha256 && ea.size === eb.size) continue;
     const tensors = await diffTensorMaps(treeTensors(reader, ea), await tensorsOfB(), metrics);
-    out.push({ path: p, change: 'modified', format: eb.format, oldSize: ea.size, newSize: eb.size, tensors });
+    out.push(await targets({ path: p, change: 'modified', format: eb.format, oldSize: ea.size, newSize: eb.size, tensors }, ea, eb));
   }
   return out;
 }

@@ -15,6 +15,7 @@ import type { FileEntry, TensorEntry } from '../models/tree';
 import { DTYPES, type DType } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
 import type { ObjectReader } from './objects';
+import { isSymlinkEntry, writeSymlink } from './symlink';
 
 async function writeAll(fh: fsp.FileHandle, b: Uint8Array): Promise<void> {
   let off = 0;
@@ -92,6 +93,7 @@ export async function writeHashed(fh: fsp.FileHandle, chunks: AsyncIterable<Uint
 }
 
 export async function materializeFile(reader: ObjectReader, entry: FileEntry, dest: string, opts: { known?: KnownTensors } = {}): Promise<void> {
+  if (isSymlinkEntry(entry)) return writeSymlink(reader, entry, dest);
   await fsp.mkdir(path.dirname(dest), { recursive: true });
   const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.coral-${crypto.randomBytes(6).toString('hex')}`);
   const fh = await fsp.open(tmp, 'wx', 0o644);

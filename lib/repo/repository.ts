@@ -44,6 +44,8 @@ import * as merging from './merge';
 import { ObjectReader, ObjectWriter } from './objects';
 import { WriterSession } from './session';
 import { readIndex, sameStat, statOf, updateIndex, type StagingIndex } from './staging';
+import { IgnoreRules, walkWorktree } from './ignore';
+import { ingestSymlink, isSymlinkEntry } from './symlink';
 import { applyTree, inPathspec, worktreeState } from './apply-tree';
 import { removePaths, type RemoveOptions } from './remove';
 import { resetPaths, resetTo, type ResetMode, type ResetReport } from './reset';
@@ -82,7 +84,16 @@ export interface StatusReport {
 }
 
 export interface AddReport {
+  /** One report per file stored; `plainFile` says why a checkpoint-looking file was stored unparsed. */
   files: IngestReport[];
+}
+
+export interface AddOptions {
+  onFile?: (rel: string, report: IngestReport) => void;
+  /** Refuse (throw the parser's error) instead of storing an unparsable checkpoint as a plain file. */
+  strict?: boolean;
+  /** Add ignored paths too (`coral add -f`). */
+  force?: boolean;
 }
 
 /** Written by init; `coral config` edits it. Keys read with dotted paths (core.maxChainDepth). */
@@ -262,32 +273,44 @@ export class Repository {
    * stored as skeleton + tensor objects; files whose stat matches the index are
    * skipped. Paths that no longer exist are staged as deletions.
    */
-  async add(paths: string[], opts: { onFile?: (rel: string, report: IngestReport) => void } = {}): Promise<AddReport> {
+  async add(paths: string[], opts: AddOptions = {}): Promise<AddReport> {
     if (!Array.isArray(paths) || paths.length === 0) throw invalidParameter('paths', 'non-empty array of paths', paths);
     const files = new Set<string>();
     const gone = new Set<string>();
     const idx0 = readIndex(this.layout);
+    const tracked = new Set(Object.keys(idx0.files));
+    const rules = opts.force ? null : this.ignoreRules();
+    const ignored: string[] = [];
     for (const p of paths) {
       const abs = path.resolve(p);
       const rel = abs === this.worktree ? '' : this.relPath(abs);
-      let st: fs.Stats | null = null;
-      try {
-        st = await fsp.stat(abs);
-      } catch {
-        st = null;
-      }
+      if (rel) await this.checkNotBeyondSymlink(rel, p);
+      // lstat: a symlink is recorded as a link, never followed (lib/repo/symlink.ts).
+      const st = await fsp.lstat(abs).catch(() => null);
+      const under = (f: string) => rel === '' || f === rel || f.startsWith(`${rel}/`);
       if (!st) {
-        const under = Object.keys(idx0.files).filter((f) => f === rel || f.startsWith(`${rel}/`));
-        if (!under.length) throw new InvalidArgumentError(`pathspec '${p}' did not match any files`);
-        under.forEach((f) => gone.add(f));
-      } else if (st.isDirectory()) {
-        for (const f of await this.listWorktree(abs)) files.add(f);
-        for (const f of Object.keys(idx0.files))
-          if ((rel === '' || f.startsWith(`${rel}/`)) && !fs.existsSync(this.absPath(f))) gone.add(f);
+        const gonePaths = [...tracked].filter(under);
+        if (!gonePaths.length) throw new InvalidArgumentError(`pathspec '${p}' did not match any files`);
+        gonePaths.forEach((f) => gone.add(f));
+        continue;
+      }
+      // Like git: naming an ignored, untracked path is refused unless forced.
+      if (rel && rules && !tracked.has(rel) && ![...tracked].some(under) && (await rules.ignores(rel, st.isDirectory()))) {
+        ignored.push(rel);
+        continue;
+      }
+      if (st.isDirectory()) {
+        for (const f of await walkWorktree(this.worktree, abs, { rules, tracked })) files.add(f);
+        for (const f of tracked) if (under(f) && !(await fsp.lstat(this.absPath(f)).catch(() => null))) gone.add(f);
       } else {
         files.add(rel);
       }
     }
+    if (ignored.length)
+      throw new InvalidArgumentError(
+        `the following paths are ignored by a .coralignore or .gitignore file: ${ignored.join(', ')}; use -f (force: true) to add them anyway`,
+        { ignored },
+      );
     const policy = await openIngestPolicy(this, await this.parentBases());
     const report: AddReport = { files: [] };
     try {
@@ -295,10 +318,12 @@ export class Repository {
       const staged: Record<string, { entry: FileEntry; stat: ReturnType<typeof statOf> }> = {};
       for (const rel of [...files].sort()) {
         const abs = this.absPath(rel);
-        const st = await fsp.stat(abs);
+        const st = await fsp.lstat(abs);
         const prev = idx0.files[rel];
-        if (prev && sameStat(prev.stat, st)) continue;
-        const { entry, report: r } = await ingestFile(writer, abs, rel, policy.findBase, policy.hooks);
+        if (prev && sameStat(prev.stat, st) && isSymlinkEntry(prev.entry) === st.isSymbolicLink()) continue;
+        const { entry, report: r } = st.isSymbolicLink()
+          ? await ingestSymlink(writer, abs, rel)
+          : await ingestFile(writer, abs, rel, policy.findBase, policy.hooks, { strict: opts.strict });
         staged[rel] = { entry, stat: statOf(st) };
         report.files.push(r);
         opts.onFile?.(rel, r);
@@ -411,23 +436,34 @@ export class Repository {
 
   // ---- status --------------------------------------------------------------------------------
 
-  /** Files under `dir` (absolute), worktree-relative, skipping .coral and coral temp files. */
-  async listWorktree(dir = this.worktree): Promise<string[]> {
-    const out: string[] = [];
-    const walk = async (d: string) => {
-      for (const ent of await fsp.readdir(d, { withFileTypes: true })) {
-        if (ent.name === CORAL_DIR || ent.name === '.git' || ent.name.includes('.coral-')) continue;
-        const p = path.join(d, ent.name);
-        if (ent.isDirectory()) await walk(p);
-        else if (ent.isFile()) out.push(path.relative(this.worktree, p).split(path.sep).join('/'));
-      }
-    };
-    await walk(dir);
-    return out.sort();
+  /**
+   * Files and symlinks under `dir` (absolute), worktree-relative, skipping
+   * .coral, coral temp files and ignored paths (.coralignore, .gitignore; see
+   * lib/repo/ignore.ts) unless tracked or `ignored: true`.
+   */
+  async listWorktree(dir = this.worktree, opts: { ignored?: boolean } = {}): Promise<string[]> {
+    const tracked = new Set(Object.keys(readIndex(this.layout).files));
+    return walkWorktree(this.worktree, dir, { rules: opts.ignored ? null : this.ignoreRules(), tracked });
+  }
+
+  /** The ignore rules of the worktree as it is now (`core.useGitignore` decides on .gitignore files). */
+  ignoreRules(): IgnoreRules {
+    return new IgnoreRules(this.worktree, { useGitignore: this.config.getBool('core.useGitignore', true) });
+  }
+
+  /** git refuses to stage a path through a symlinked directory; so do we. */
+  private async checkNotBeyondSymlink(rel: string, shown: string): Promise<void> {
+    const parts = rel.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const st = await fsp.lstat(this.absPath(parts.slice(0, i).join('/'))).catch(() => null);
+      if (st?.isSymbolicLink())
+        throw new InvalidArgumentError(`'${shown}' is beyond a symbolic link (${parts.slice(0, i).join('/')})`, { path: rel });
+    }
   }
 
   /** Does the worktree file still hold what the index entry says? null: it is gone (apply-tree's check). */
   private async worktreeMatches(rel: string, staged: StagingIndex['files'][string]): Promise<boolean | null> {
+    // One check for status and every switch: apply-tree's (symlink entries compare link targets).
     const s = await worktreeState(this.absPath(rel), staged);
     return s === 'missing' ? null : s === 'clean';
   }
@@ -656,7 +692,7 @@ export class Repository {
       }
     }
     await updateIndex(this.layout, async (ix) => {
-      for (const f of written) ix.files[f] = { entry: tree.files[f], stat: statOf(await fsp.stat(this.absPath(f))) };
+      for (const f of written) ix.files[f] = { entry: tree.files[f], stat: statOf(await fsp.lstat(this.absPath(f))) };
     });
     return { head: (await this.headCommit()) ?? id, branch: await this.currentBranch(), written, removed: [], kept: [] };
   }

@@ -161,7 +161,8 @@ describe('coral CLI end to end', () => {
     expect(coral(d, ['log', '--bogus']).code).toBe(2);
     expect(coral(d, ['add', 'missing.bin']).stderr).toMatch(/did not match/);
     fs.writeFileSync(path.join(d, 'bad.safetensors'), Buffer.from([255, 255, 255, 255, 0, 0, 0, 0, 1, 2]));
-    const bad = coral(d, ['add', 'bad.safetensors']);
+    // Without --strict an unparsable checkpoint is stored as a plain file (test/e2e/plain-files.test.ts).
+    const bad = coral(d, ['add', '--strict', 'bad.safetensors']);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/CORAL_(FORMAT|LIMIT_EXCEEDED)/);
   });
