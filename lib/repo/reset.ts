@@ -81,12 +81,6 @@ export function indexForTree(tree: Tree, old: StagingIndex | null): StagingIndex
   return idx;
 }
 
-/** Rebuilds `.coral/index` from HEAD's tree (for an unreadable index). */
-export async function rebuildIndexFromHead(ctx: ResetContext): Promise<void> {
-  const head = await ctx.headCommit();
-  await writeIndexWhole(ctx, indexForTree(await ctx.treeOf(head ? 'HEAD' : null), null));
-}
-
 async function moveHead(ctx: ResetContext, id: string, from: string | null, rev: string): Promise<void> {
   const head = await ctx.refs.readHead();
   const ref = head.kind === 'symbolic' ? head.target : 'HEAD';
