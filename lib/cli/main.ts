@@ -3,6 +3,7 @@
  * command that prints data takes --json. Errors print one line,
  * `coral: <message> (<code>)`, and the exit code comes from the error code.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArgumentError, invalidParameter } from '../errors';
 import { fileTable, formatSignatureDate, type Commit, type FileEntry } from '../models';
@@ -151,27 +152,55 @@ const commands: Record<string, Command> = {
   },
 
   rm: {
-    summary: 'Remove files from the index (and the worktree)',
-    usage: 'coral rm [--cached] <path>...',
-    options: { cached: { type: 'boolean' } },
+    summary: 'Remove files from the index (and the worktree); refuses to lose local changes without -f',
+    usage: 'coral rm [-f] [-r] [--cached] <path>...',
+    options: { cached: { type: 'boolean' }, force: { type: 'boolean', short: 'f' }, recursive: { type: 'boolean', short: 'r' } },
     async run(ctx) {
-      if (!ctx.args.length) throw new UsageError('usage: coral rm [--cached] <path>...');
+      const paths = [...ctx.args, ...ctx.rest];
+      if (!paths.length) throw new UsageError('usage: coral rm [-f] [-r] [--cached] <path>...');
       await withRepo(ctx, async (repo) => {
-        for (const f of await repo.rm(resolvePaths(ctx, ctx.args), { cached: !!ctx.flags.cached })) print(ctx, `rm '${f}'`);
+        const removed = await repo.rm(resolvePaths(ctx, paths), {
+          cached: !!ctx.flags.cached, force: !!ctx.flags.force, recursive: !!ctx.flags.recursive,
+        });
+        for (const f of removed) print(ctx, `rm '${f}'`);
       });
     },
   },
 
   reset: {
-    summary: 'Unstage paths (the index takes HEAD\'s version)',
-    usage: 'coral reset [<path>...]',
-    options: {},
+    summary: 'Move HEAD (--soft), and the index (--mixed, default) and worktree (--hard); or unstage paths',
+    usage: 'coral reset [--soft|--mixed|--hard] [<rev>] | coral reset [<rev>] [--] <path>...',
+    options: { soft: { type: 'boolean' }, mixed: { type: 'boolean' }, hard: { type: 'boolean' }, ...JSON_OPT },
     async run(ctx) {
-      if (!ctx.args.length) {
-        await withRepo(ctx, (repo) => repo.rebuildIndex()); // the whole index takes HEAD's tree (rebuilds a damaged one)
-        return;
-      }
-      await withRepo(ctx, (repo) => repo.reset(resolvePaths(ctx, ctx.args)));
+      const modes = (['soft', 'mixed', 'hard'] as const).filter((m) => ctx.flags[m]);
+      if (modes.length > 1) throw new UsageError(`--${modes.join(' and --')} cannot be combined`);
+      await withRepo(ctx, async (repo) => {
+        // git's disambiguation: before `--`, a first argument that names a revision (and not a file) is the revision.
+        let rev: string | undefined;
+        let paths: string[] = ctx.rest;
+        const args = [...ctx.args];
+        if (args.length) {
+          const first = args[0];
+          const isFile = fs.existsSync(path.resolve(ctx.cwd, first));
+          const isRev = await repo.resolve(first).then(() => true, () => false);
+          if (isRev && (!isFile || ctx.rest.length || args.length > 1)) rev = args.shift();
+          else if (isRev && isFile) throw new UsageError(`'${first}' is both a revision and a file; use \`coral reset ${first} --\` or \`coral reset -- ${first}\``);
+          paths = [...args, ...ctx.rest];
+        }
+        if (paths.length) {
+          if (modes.length && modes[0] !== 'mixed') throw new UsageError(`cannot do a --${modes[0]} reset with paths`);
+          const changed = await repo.reset(resolvePaths(ctx, paths), { rev });
+          if (ctx.flags.json) return printJson(ctx, { unstaged: changed });
+          if (changed.length) print(ctx, `Unstaged changes after reset:\n${changed.map((f) => `M\t${f}`).join('\n')}`);
+          return;
+        }
+        const r = await repo.resetTo({ mode: modes[0] ?? 'mixed', rev });
+        if (ctx.flags.json) return printJson(ctx, r);
+        if (r.mode === 'hard') {
+          const c = r.head ? await repo.readCommit(r.head) : null;
+          print(ctx, `HEAD is now at ${short(r.head)}${c ? ` ${firstLine(c)}` : ''}`);
+        } else if (r.head !== r.orig) print(ctx, `HEAD is now at ${short(r.head)} (was ${short(r.orig)})`);
+      });
     },
   },
 
@@ -184,11 +213,11 @@ const commands: Record<string, Command> = {
       meta: { type: 'string', multiple: true },
       author: { type: 'string' },
       'allow-empty': { type: 'boolean' },
+      all: { type: 'boolean', short: 'a' },
       ...JSON_OPT,
     },
     async run(ctx) {
       const message = messageFlag(ctx.flags.message);
-      if (!message) throw new UsageError('a commit message is required: coral commit -m "<message>"');
       let author: { name?: string; email?: string } | undefined;
       if (ctx.flags.author) {
         const m = /^\s*(.*?)\s*<([^>]*)>\s*$/.exec(ctx.flags.author as string);
@@ -196,15 +225,20 @@ const commands: Record<string, Command> = {
         author = { name: m[1], email: m[2] };
       }
       await withRepo(ctx, async (repo) => {
+        // During a merge the message defaults to the merge's; otherwise one is required.
+        const merging = !!repo.mergeState();
+        if (!message && !merging) throw new UsageError('a commit message is required: coral commit -m "<message>"');
         const id = await repo.commit({
-          message,
+          message: message ?? '',
           author,
           metadata: parsePairs(ctx.flags.meta as string[] | undefined, '--meta'),
           allowEmpty: !!ctx.flags['allow-empty'],
+          all: !!ctx.flags.all,
         });
         const branch = await repo.currentBranch();
         if (ctx.flags.json) return printJson(ctx, { id, branch });
-        print(ctx, `[${branch ?? 'detached HEAD'} ${short(id)}] ${message.split('\n')[0]}`);
+        const c = await repo.readCommit(id);
+        print(ctx, `[${branch ?? 'detached HEAD'} ${short(id)}] ${firstLine(c)}`);
       });
     },
   },
@@ -394,7 +428,9 @@ const commands: Record<string, Command> = {
     options: { cached: { type: 'boolean' }, staged: { type: 'boolean' }, stat: { type: 'boolean' }, 'no-metrics': { type: 'boolean' }, ...JSON_OPT },
     async run(ctx) {
       await withRepo(ctx, async (repo) => {
-        const paths = ctx.rest.map((p) => repo.relPath(path.resolve(ctx.cwd, p)));
+        // The root ('.' there) is every path: no filter.
+        const specs = ctx.rest.map((p) => repo.pathspec(path.resolve(ctx.cwd, p)));
+        const paths = specs.includes('') ? [] : specs;
         const metrics = !ctx.flags['no-metrics'] && !ctx.flags.stat;
         let changes: FileChange[];
         if (ctx.flags.cached || ctx.flags.staged) {
@@ -432,6 +468,7 @@ const commands: Record<string, Command> = {
           });
         }
         if (ctx.flags.json) return printJson(ctx, r);
+        for (const p of r.kept) print(ctx, `M\t${p}`); // local changes carried over, as git lists them
         if (ctx.rest.length) print(ctx, `Updated ${r.written.length} path(s) from ${ctx.args[0]}`);
         else if (ctx.flags.branch) print(ctx, `Switched to a new branch '${r.branch}'`);
         else if (r.branch) print(ctx, `Switched to branch '${r.branch}' (${r.written.length} written, ${r.removed.length} removed)`);

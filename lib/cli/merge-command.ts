@@ -208,7 +208,7 @@ export const mergeCommand: Command = {
         }
         const id = await repo.mergeContinue({ message: messageFlag(f.message) });
         if (f.json) return printJson(ctx, { commit: id });
-        print(ctx, `[${(await repo.currentBranch()) ?? 'detached HEAD'} ${short(id)}] merge committed`);
+        print(ctx, `[${(await repo.currentBranch()) ?? 'detached HEAD'} ${short(id)}] ${(await repo.readCommit(id)).message.split('\n')[0]}`);
         return;
       }
       if (ctx.args.length === 0) throw new UsageError(`a revision to merge is required; usage: ${mergeCommand.usage}`);

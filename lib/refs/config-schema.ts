@@ -57,6 +57,12 @@ export const CONFIG_SCHEMA: Readonly<Record<string, ConfigKeyInfo>> = Object.fre
     min: 0,
     description: 'LRU of decoded delta bases (bytes)',
   },
+  'core.lockTimeout': {
+    type: 'number',
+    default: 60,
+    min: 0,
+    description: 'seconds a command waits for another process\'s lock (env CORAL_LOCK_TIMEOUT wins)',
+  },
   'core.useGitignore': {
     type: 'boolean',
     default: true,

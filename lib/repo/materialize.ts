@@ -7,7 +7,6 @@
  * good file.
  */
 import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ChecksumMismatchError, CorruptObjectError } from '../errors';

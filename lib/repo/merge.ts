@@ -26,7 +26,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
-  CoralError, CorruptObjectError, DirtyWorktreeError, InProgressError, InvalidArgumentError, MergeConflictError, UnsupportedError,
+  CoralError, CorruptObjectError, InProgressError, InvalidArgumentError, MergeConflictError, UnsupportedError,
   invalidParameter,
 } from '../errors';
 import { serializeSafetensors } from '../formats/safetensors';
@@ -49,8 +49,8 @@ import { writeFileAtomic } from '../util/fsutil';
 import { fsyncDirSync, materializeFile, readFileTensor, writeHashed } from './materialize';
 import type { ObjectReader, ObjectWriter } from './objects';
 import type { Repository } from './repository';
-import { readIndex, statOf, updateIndex } from './staging';
-import { checkNotInCoral, checkWritable, lstatWorktree, materializeWorktreeFile, placeWorktreeFile, removeWorktreeFile, sha256File, type WorktreeLayout } from './worktree';
+import { checkNotInCoral, placeWorktreeFile, type WorktreeLayout } from './worktree';
+import { applyTree, checkSwitch } from './apply-tree';
 import { OneInFlight } from '../util/in-flight';
 
 // ---- options and reports ---------------------------------------------------------------------
@@ -128,6 +128,8 @@ export interface MergeStateFile {
   /** True once the worktree and index hold `tree`. */
   applied: boolean;
   unresolved: MergeConflict[];
+  /** Files of `unresolved` that `coral add` staged since (the user's resolution). */
+  resolvedFiles?: string[];
 }
 
 // ---- parameter handling ----------------------------------------------------------------------
@@ -645,48 +647,12 @@ export async function planMerge(
 
 // ---- worktree application --------------------------------------------------------------------
 
-/** Rewrites the worktree from tree `from` to tree `to` (only changed files), then sets the index to `to`. */
-async function applyTree(
-  repo: Repository, from: Tree, to: Tree, opts: { verify?: boolean; prepared?: Prepared } = {},
-): Promise<{ written: string[]; removed: string[] }> {
-  const written: string[] = [];
-  const removed: string[] = [];
-  await checkWritable(repo.layout, Object.keys(to.files), (p) => !!from.files[p] && !to.files[p]);
-  // Deletions first, so a path that turns from a file into a directory (or back) can be written.
-  for (const p of Object.keys(from.files)) {
-    if (to.files[p]) continue;
-    await removeWorktreeFile(repo.layout, p);
-    removed.push(p);
-  }
-  for (const [p, e] of Object.entries(to.files)) {
-    const abs = repo.absPath(p);
-    const prev = from.files[p];
-    const st = await lstatWorktree(repo.layout, p);
-    let need = !prev || prev.sha256 !== e.sha256 || !st || !st.isFile();
-    if (!need && opts.verify) need = (await sha256File(abs)) !== e.sha256;
-    if (!need) continue;
-    if (!(await opts.prepared?.takeIntoWorktree(repo.layout, p, e.sha256))) await materializeWorktreeFile(repo.reader, repo.layout, p, e);
-    written.push(p);
-  }
-  await updateIndex(repo.layout, async (ix) => {
-    ix.files = fileTable();
-    for (const [p, e] of Object.entries(to.files)) {
-      const st = await lstatWorktree(repo.layout, p);
-      ix.files[p] = { entry: e, stat: st && st.isFile() ? statOf(st) : null };
-    }
-  });
-  return { written, removed };
-}
-
+/**
+ * Merge's precondition: no local change anywhere (staged, unstaged, or an
+ * untracked file where the merge puts one). The check is apply-tree's, in strict mode.
+ */
 async function ensureClean(repo: Repository, target: Tree, ours: Tree): Promise<void> {
-  const st = await repo.status();
-  const dirty = st.files.map((f) => f.path);
-  const clobber = st.untracked.filter((f) => target.files[f] && !ours.files[f]);
-  if (dirty.length || clobber.length)
-    throw new DirtyWorktreeError(
-      `cannot merge with local changes (${[...dirty, ...clobber].slice(0, 10).join(', ')}); commit them or check out the files first`,
-      { paths: [...dirty, ...clobber] },
-    );
+  await checkSwitch(repo, ours, target, { strict: true, operation: 'merge' });
 }
 
 function readState(repo: Repository): MergeStateFile | null {
@@ -738,7 +704,7 @@ export async function merge(repo: Repository, other: string, opts: MergeOptions 
   await ensureClean(repo, theirsTree, oursTree);
   const canFf = !headId || bases[0] === headId;
   if (canFf && !opts.noFf) {
-    const { written, removed } = await applyTree(repo, oursTree, theirsTree);
+    const { written, removed } = await applyTree(repo, oursTree, theirsTree, { strict: true, operation: 'merge' });
     const ref = branch ? `refs/heads/${branch}` : 'HEAD';
     await repo.refs.updateRef(ref, theirsId, { expectedOld: headId, message: `merge ${other}: Fast-forward` });
     const autoMerged: MergeItem[] = classifyFiles(oursTree.files, oursTree.files, theirsTree.files)
@@ -782,7 +748,7 @@ export async function merge(repo: Repository, other: string, opts: MergeOptions 
     };
     await writeState(repo, state);
     crashPoint('merge:after-state');
-    const { written, removed } = await applyTree(repo, oursTree, plan.tree, { prepared: plan.prepared });
+    const { written, removed } = await applyTree(repo, oursTree, plan.tree, { strict: true, operation: 'merge', prepared: plan.prepared });
     state.applied = true;
     await writeState(repo, state);
     crashPoint('merge:after-apply');
@@ -801,19 +767,29 @@ export async function merge(repo: Repository, other: string, opts: MergeOptions 
 }
 
 /** Finishes a merge in progress: applies the merged tree if a crash interrupted it, then commits the index with both parents. */
-export async function mergeContinue(repo: Repository, opts: { message?: string; author?: Partial<Signature> } = {}): Promise<string> {
+export async function mergeContinue(
+  repo: Repository, opts: { message?: string; author?: Partial<Signature>; metadata?: Record<string, unknown> } = {},
+): Promise<string> {
   const s = readState(repo);
   if (!s) throw new InvalidArgumentError('no merge in progress (no .coral/MERGE_STATE)');
+  const open = openConflicts(s);
+  if (open.length)
+    throw new MergeConflictError(
+      `cannot commit: ${open.length} unresolved merge conflict(s) in ${[...new Set(open.map((c) => c.file))].join(', ')}; ` +
+        'fix the files and `coral add` them (or `coral merge --abort`)',
+      { conflicts: open },
+    );
   const head = await repo.headCommit();
   if (head !== s.orig)
     throw new InvalidArgumentError(`HEAD moved since the merge started (was ${s.orig.slice(0, 12)}, now ${head?.slice(0, 12)}); run \`coral merge --abort\``);
   if (!s.applied) {
     const origTree = await repo.treeOf(s.orig);
-    await applyTree(repo, origTree, s.tree, { verify: true });
+    // Recovery: whatever a crash left half-applied ends as the merged tree.
+    await applyTree(repo, origTree, s.tree, { force: true });
     s.applied = true;
     await writeState(repo, s);
   }
-  const metadata = { ...s.metadata };
+  const metadata = { ...(opts.metadata ?? {}), ...s.metadata };
   if (s.unresolved.length) {
     const m = { ...(metadata.merge as Record<string, unknown>) };
     const resolved = { ...(m.resolved as Record<string, string>) };
@@ -832,14 +808,37 @@ export async function mergeAbort(repo: Repository): Promise<{ orig: string; writ
   const s = readState(repo);
   if (!s) throw new InvalidArgumentError('no merge in progress (no .coral/MERGE_STATE)');
   const origTree = await repo.treeOf(s.orig);
-  const idx = readIndex(repo.layout);
-  // Everything the merge (or the user since) may have touched goes back to orig.
-  const from: Tree = { files: fileTable() };
-  for (const [p, st] of Object.entries(idx.files)) from.files[p] = st.entry;
-  for (const [p, e] of Object.entries(s.tree.files)) from.files[p] ??= e;
-  const r = await applyTree(repo, from, origTree, { verify: true });
+  // Everything the merge (or the user since) touched goes back to orig; force also resets what the index holds.
+  const r = await applyTree(repo, s.tree, origTree, { force: true });
   await fsp.rm(repo.layout.mergeState, { force: true });
-  return { orig: s.orig, ...r };
+  return { orig: s.orig, written: r.written, removed: r.removed };
+}
+
+function openConflicts(s: MergeStateFile): MergeConflict[] {
+  const done = new Set(s.resolvedFiles ?? []);
+  return s.unresolved.filter((c) => !done.has(c.file));
+}
+
+/** `coral add` during a merge: the staged files count as resolved (git's "mark resolution"). */
+export async function markResolved(repo: Repository, files: Iterable<string>): Promise<void> {
+  let s: MergeStateFile | null;
+  try {
+    s = readState(repo);
+  } catch {
+    return; // an unreadable state is reported by merge --continue/--abort and status, not by add
+  }
+  if (!s || !s.unresolved.length) return;
+  const conflicted = new Set(s.unresolved.map((c) => c.file));
+  const done = new Set(s.resolvedFiles ?? []);
+  let changed = false;
+  for (const f of files)
+    if (conflicted.has(f) && !done.has(f)) {
+      done.add(f);
+      changed = true;
+    }
+  if (!changed) return;
+  s.resolvedFiles = [...done].sort();
+  await writeState(repo, s);
 }
 
 export function mergeState(repo: Repository): MergeStateFile | null {

@@ -15,7 +15,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  AlreadyExistsError, CorruptIndexError, DirtyWorktreeError, InvalidArgumentError, NotARepositoryError, NothingToCommitError,
+  AlreadyExistsError, CorruptIndexError, InvalidArgumentError, NotARepositoryError, NothingToCommitError,
   RefNotFoundError, invalidParameter,
 } from '../errors';
 import { SKELETON_NAME, ingestFile, segmentNames, type FindBase, type IngestReport } from '../ingest/ingest';
@@ -25,7 +25,7 @@ import {
   type RebuildReport, type SimilarOptions, type SimilarReport, type SimilarTarget,
 } from '../ingest/similarity';
 import {
-  MetaStore, checkShortRefName, checkTreePath, encodeCommit, fileTable, encodeTag, encodeTree, signatureNow,
+  MetaStore, checkShortRefName, checkTreePath, isValidRefName, encodeCommit, fileTable, encodeTag, encodeTree, signatureNow,
   type Commit, type FileEntry, type Signature, type TagObject, type Tree,
 } from '../models';
 import { Config } from '../refs/config';
@@ -47,10 +47,13 @@ import { WriterSession } from './session';
 import { readIndex, rebuildIndexFromHead, sameStat, statOf, updateIndex, type StagingIndex } from './staging';
 import {
   checkNotBeyondSymlink, checkNotInCoral, checkWritable, lstatWorktree, materializeWorktreeFile,
-  removeWorktreeFile, sha256File, sweepStaleTemps,
+  sweepStaleTemps,
 } from './worktree';
 import { IgnoreRules, walkWorktree } from './ignore';
-import { ingestSymlink, isSymlinkEntry, symlinkMatches } from './symlink';
+import { ingestSymlink, isSymlinkEntry } from './symlink';
+import { applyTree, inPathspec, worktreeState } from './apply-tree';
+import { removePaths, type RemoveOptions } from './remove';
+import { resetPaths, resetTo, type ResetMode, type ResetReport } from './reset';
 
 export interface CommitOptions {
   message: string;
@@ -60,6 +63,8 @@ export interface CommitOptions {
   allowEmpty?: boolean;
   /** Extra parents after HEAD (merge commits). */
   extraParents?: string[];
+  /** Stage modifications and deletions of tracked files first (`commit -a`). */
+  all?: boolean;
 }
 
 export interface LogEntry {
@@ -178,6 +183,11 @@ export class Repository {
     if (posix === CORAL_DIR || posix.startsWith(`${CORAL_DIR}/`))
       throw new InvalidArgumentError(`${p} is inside ${CORAL_DIR}/`);
     return checkTreePath(posix);
+  }
+
+  /** Like relPath, but the repository root itself is accepted as '' (every path: `checkout <rev> -- .`). */
+  pathspec(p: string): string {
+    return path.resolve(p) === this.worktree ? '' : this.relPath(p);
   }
 
   absPath(rel: string): string {
@@ -338,24 +348,13 @@ export class Repository {
     } finally {
       await policy.close();
     }
+    await merging.markResolved(this, [...files, ...gone]);
     return report;
   }
 
-  /** Unstages paths: the index entry goes back to HEAD's version (or away). */
-  async reset(paths: string[]): Promise<void> {
-    const tree = await this.treeOf((await this.headCommit()) ? 'HEAD' : null);
-    const rels = paths.map((p) => this.relPath(p));
-    await updateIndex(this.layout, (idx) => {
-      for (const rel of rels) {
-        const keys = [...new Set([...Object.keys(idx.files), ...Object.keys(tree.files)])].filter(
-          (f) => f === rel || f.startsWith(`${rel}/`),
-        );
-        for (const f of keys) {
-          if (tree.files[f]) idx.files[f] = { entry: tree.files[f], stat: null };
-          else delete idx.files[f];
-        }
-      }
-    });
+  /** Unstages paths: the index entries under them take HEAD's version, or `rev`'s (lib/repo/reset.ts). */
+  async reset(paths: string[], opts: { rev?: string } = {}): Promise<string[]> {
+    return resetPaths(this, paths, opts.rev);
   }
 
   /**
@@ -375,22 +374,14 @@ export class Repository {
     return rebuildIndexFromHead(this.layout, await this.treeOf((await this.headCommit()) ? 'HEAD' : null));
   }
 
-  /** Removes files from the index (and, unless `cached`, from the worktree). */
-  async rm(paths: string[], opts: { cached?: boolean } = {}): Promise<string[]> {
-    const rels = paths.map((p) => this.relPath(p));
-    const removed: string[] = [];
-    await updateIndex(this.layout, async (idx) => {
-      for (const rel of rels) {
-        const keys = Object.keys(idx.files).filter((f) => f === rel || f.startsWith(`${rel}/`));
-        if (!keys.length) throw new InvalidArgumentError(`pathspec '${rel}' did not match any tracked files`);
-        for (const f of keys) {
-          delete idx.files[f];
-          removed.push(f);
-          if (!opts.cached) await removeWorktreeFile(this.layout, f);
-        }
-      }
-    });
-    return removed;
+  /** `reset [--soft|--mixed|--hard] [<rev>]`: moves HEAD's branch, and the index (mixed) and worktree (hard). */
+  async resetTo(opts: { mode?: ResetMode; rev?: string } = {}): Promise<ResetReport> {
+    return resetTo(this, opts);
+  }
+
+  /** Removes files from the index (and, unless `cached`, from the worktree); refuses to lose edits unless `force` (lib/repo/remove.ts). */
+  async rm(paths: string[], opts: RemoveOptions = {}): Promise<string[]> {
+    return removePaths(this, paths, opts);
   }
 
   private signature(part?: Partial<Signature>): Signature {
@@ -416,6 +407,15 @@ export class Repository {
    * concurrent committers serialise and no update is lost.
    */
   async commit(opts: CommitOptions): Promise<string> {
+    if (opts?.all) await this.stageTracked();
+    // A merge in progress (merge --no-commit, or conflicts fixed and added): this commit concludes
+    // it with both parents, as git does; the message defaults to the merge's (lib/repo/merge.ts).
+    if (opts && !opts.extraParents?.length && fs.existsSync(this.layout.mergeState))
+      return merging.mergeContinue(this, {
+        message: typeof opts.message === 'string' && opts.message.trim() ? opts.message : undefined,
+        author: opts.author,
+        metadata: opts.metadata,
+      });
     if (!opts || typeof opts.message !== 'string' || !opts.message.trim())
       throw invalidParameter('message', 'non-empty string', opts?.message);
     return this.withWriter('commit', async () => {
@@ -453,6 +453,13 @@ export class Repository {
     });
   }
 
+  /** Stages every tracked file whose worktree copy was modified or deleted (`commit -a`, `add -u`). */
+  async stageTracked(): Promise<string[]> {
+    const changed = (await this.status()).files.filter((f) => f.unstaged !== null).map((f) => f.path);
+    if (changed.length) await this.add(changed.map((p) => this.absPath(p)));
+    return changed;
+  }
+
   // ---- status --------------------------------------------------------------------------------
 
   /**
@@ -470,15 +477,11 @@ export class Repository {
     return new IgnoreRules(this.worktree, { useGitignore: this.config.getBool('core.useGitignore', true) });
   }
 
-  /** Does the worktree file still hold what the index entry says? (stat cache, then sha256) */
+  /** Does the worktree file still hold what the index entry says? null: it is gone (apply-tree's check). */
   private async worktreeMatches(rel: string, staged: StagingIndex['files'][string]): Promise<boolean | null> {
-    const st = await lstatWorktree(this.layout, rel);
-    if (!st || st.isDirectory()) return null;
-    if (isSymlinkEntry(staged.entry)) return st.isSymbolicLink() ? symlinkMatches(this.absPath(rel), staged.entry) : false;
-    if (st.isSymbolicLink()) return false;
-    if (sameStat(staged.stat, st)) return true;
-    if (st.size !== staged.entry.size) return false;
-    return (await sha256File(this.absPath(rel))) === staged.entry.sha256;
+    // One check for status and every switch: apply-tree's (symlink entries compare link targets).
+    const s = await worktreeState(this.layout, rel, staged);
+    return s === 'missing' ? null : s === 'clean';
   }
 
   async status(): Promise<StatusReport> {
@@ -529,6 +532,11 @@ export class Repository {
     return merging.mergeContinue(this, opts);
   }
 
+  /** The merge in progress (.coral/MERGE_STATE), or null. */
+  mergeState(): merging.MergeStateFile | null {
+    return merging.mergeState(this);
+  }
+
   /** Abandons a merge in progress; worktree and index return to ORIG_HEAD. */
   mergeAbort(): Promise<{ orig: string; written: string[]; removed: string[] }> {
     return merging.mergeAbort(this);
@@ -555,6 +563,9 @@ export class Repository {
     const ref = `refs/heads/${name}`;
     const existing = await this.refs.readRef(ref);
     if (existing && !opts.force) throw new AlreadyExistsError(`a branch named '${name}' already exists`, { branch: name });
+    // git: moving the checked-out branch under the worktree would stage the difference as a change.
+    if (existing && (await this.currentBranch()) === name)
+      throw new InvalidArgumentError(`cannot force update the branch '${name}' used by worktree at '${this.worktree}'`, { branch: name });
     await this.refs.updateRef(ref, id, {
       expectedOld: opts.force ? undefined : null,
       message: `branch: Created from ${startRev}`,
@@ -634,76 +645,56 @@ export class Repository {
   async checkout(
     target: string,
     opts: { force?: boolean; create?: boolean; start?: string; detach?: boolean; paths?: string[] } = {},
-  ): Promise<{ head: string; branch: string | null; written: string[]; removed: string[] }> {
+  ): Promise<{ head: string; branch: string | null; written: string[]; removed: string[]; kept: string[] }> {
     if (opts.paths?.length) return this.restorePaths(target, opts.paths);
     let branch: string | null = null;
     let id: string;
     if (opts.create) {
+      checkShortRefName(target);
+      if (await this.refs.readRef(`refs/heads/${target}`))
+        throw new AlreadyExistsError(`a branch named '${target}' already exists`, { branch: target });
+      if (opts.start === undefined && !(await this.headCommit())) {
+        // Unborn HEAD: the new branch is unborn too; index and files stay as they are (git).
+        await this.refs.setHeadSymbolic(`refs/heads/${target}`);
+        return { head: '', branch: target, written: [], removed: [], kept: [] };
+      }
       id = await this.resolve(opts.start ?? 'HEAD');
-      await this.createBranch(target, id);
       branch = target;
-    } else if (!opts.detach && (await this.refs.readRef(`refs/heads/${target}`))) {
-      branch = target;
-      id = (await this.refs.readRef(`refs/heads/${target}`))!;
     } else {
-      id = await this.resolve(target);
+      // A branch name first (git's rule), then any revision: the result is a detached HEAD.
+      const local = !opts.detach && isValidRefName(`refs/heads/${target}`) ? await this.refs.readRef(`refs/heads/${target}`) : null;
+      const current = target === 'HEAD' && !opts.detach ? await this.currentBranch() : null;
+      if (current) {
+        // `checkout HEAD` stays on the branch (git), it does not detach.
+        branch = current;
+        id = await this.resolve('HEAD');
+      } else if (local) {
+        branch = target;
+        id = local;
+      } else {
+        id = await this.resolve(target);
+      }
     }
     const headId = await this.headCommit();
     const from = await this.treeOf(headId ? 'HEAD' : null);
     const to = await this.readTree((await this.readCommit(id)).tree);
-    const idx = readIndex(this.layout);
-    // Refuse to clobber local changes (staged or not) to files the switch touches.
-    if (!opts.force) {
-      const st = await this.status();
-      const dirty = st.files
-        .filter((f) => {
-          const a = from.files[f.path];
-          const b = to.files[f.path];
-          return !a || !b || a.sha256 !== b.sha256 || f.staged !== null;
-        })
-        .map((f) => f.path);
-      const clobber = st.untracked.filter((f) => to.files[f]);
-      if (dirty.length || clobber.length)
-        throw new DirtyWorktreeError(
-          `your local changes would be overwritten by checkout: ${[...dirty, ...clobber].join(', ')}; commit them, or use --force`,
-          { paths: [...dirty, ...clobber] },
-        );
-    }
-    const written: string[] = [];
-    const removed: string[] = [];
-    const dropped = Object.keys(from.files).filter((p) => !to.files[p]);
-    await checkWritable(this.layout, Object.keys(to.files), (p) => !!from.files[p] && !to.files[p], { clobber: opts.force });
-    // Deletions first: a path that turns from a file into a directory (or back) then just works.
-    for (const p of dropped) {
-      await removeWorktreeFile(this.layout, p);
-      removed.push(p);
-    }
-    for (const [p, e] of Object.entries(to.files)) {
-      const cur = idx.files[p];
-      if (!opts.force && cur && cur.entry.sha256 === e.sha256 && (await this.worktreeMatches(p, cur))) continue;
-      await materializeWorktreeFile(this.reader, this.layout, p, e, { clobber: opts.force });
-      written.push(p);
-    }
-    // The index becomes the target tree, with fresh stat caches.
-    await updateIndex(this.layout, async (ix) => {
-      ix.files = fileTable();
-      for (const [p, e] of Object.entries(to.files)) {
-        const st = await lstatWorktree(this.layout, p);
-        ix.files[p] = { entry: e, stat: st && !st.isDirectory() ? statOf(st) : null };
-      }
-    });
+    // One dirty check for every switch (lib/repo/apply-tree.ts): edits carry over or the switch refuses.
+    const r = await applyTree(this, from, to, { force: opts.force, operation: 'checkout' });
+    if (opts.create) await this.createBranch(target, id);
     if (branch) await this.refs.setHeadSymbolic(`refs/heads/${branch}`);
     else await this.refs.setHeadDetached(id);
-    return { head: id, branch, written, removed };
+    // As git does after a switch: a merge in progress is forgotten (what it staged stays staged).
+    await fsp.rm(this.layout.mergeState, { force: true });
+    return { head: id, branch, ...r };
   }
 
   private async restorePaths(rev: string, paths: string[]) {
     const id = await this.resolve(rev);
     const tree = await this.readTree((await this.readCommit(id)).tree);
     const written: string[] = [];
-    const rels = paths.map((p) => this.relPath(p));
+    const rels = paths.map((p) => this.pathspec(p));
     for (const rel of rels) {
-      const keys = Object.keys(tree.files).filter((f) => f === rel || f.startsWith(`${rel}/`));
+      const keys = Object.keys(tree.files).filter((f) => inPathspec(f, rel));
       if (!keys.length) throw new InvalidArgumentError(`pathspec '${rel}' did not match any file in ${rev}`);
       await checkWritable(this.layout, keys);
       for (const f of keys) {
@@ -717,7 +708,7 @@ export class Repository {
         ix.files[f] = { entry: tree.files[f], stat: st && !st.isDirectory() ? statOf(st) : null };
       }
     });
-    return { head: (await this.headCommit()) ?? id, branch: await this.currentBranch(), written, removed: [] };
+    return { head: (await this.headCommit()) ?? id, branch: await this.currentBranch(), written, removed: [], kept: [] };
   }
 
   /** Writes a committed file to an arbitrary destination (e.g. `coral show rev:path > f`). */

@@ -99,7 +99,7 @@ export function readIndex(layout: RepoLayout): StagingIndex {
 
 /** Replaces the index whole (under its lock) without reading the old one, which may be damaged. */
 export async function writeIndex(layout: RepoLayout, idx: StagingIndex): Promise<void> {
-  const lock = await LockFile.acquire(layout.index, { timeoutMs: 120_000 });
+  const lock = await LockFile.acquire(layout.index, { timeoutMs: lockTimeoutMs(layout.coral) });
   try {
     await lock.write(encodeIndexFile(idx));
     await lock.commit();
