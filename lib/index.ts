@@ -36,7 +36,7 @@ export type { FileChange, TensorChange, TensorMetrics } from './repo/diff';
 export { diffSides, summarizeChanges, type DiffSide, type DiffSummary } from './repo/diff';
 export { diffWorktree, worktreeSide, indexTree, type WorktreeDiffContext } from './repo/diff-worktree';
 export { logCommits, logGraph, topoOrder, type LogOptions, type GraphRow, type HistoryContext, type HistoryEntry } from './repo/history';
-export { pathspec, displayPath } from './repo/paths';
+export { pathspec, displayPath } from './worktree/pathspec';
 export { listBranches, type BranchInfo } from './repo/branches';
 export { annotatedTag, isPlainFile, readFileBytes, storedTensors, type StoredTensorInfo } from './repo/show';
 export {
@@ -44,7 +44,7 @@ export {
 } from './refs/config-schema';
 export type { GcReport, FsckReport, FsckProblem, StatsReport } from './repo/maintenance';
 export type { AddOptions } from './repo/repository';
-export { IgnoreRules } from './repo/ignore';
+export { IgnoreRules } from './worktree/ignore';
 export type { Commit, Tree, FileEntry, SegmentEntry, TensorEntry, TagObject, Signature } from './models';
 import { native } from './native';
 
@@ -59,6 +59,7 @@ export const runtime = {
 };
 // ---- bookkeeping: canonical models, meta store, refs, locks, config, revisions, ancestry ----
 export * from './models';
+export { MetaStore, MIN_PREFIX_LENGTH } from './odb/meta-store';
 export * from './refs';
 // ---- merge strategies (lib/merge/strategies.ts, lib/merge/numeric.ts) ----
 export {

@@ -37,7 +37,7 @@
  */
 import { estimate, type CodecName } from '../codec';
 import { InvalidArgumentError } from '../errors';
-import type { ObjectReader } from '../repo/objects';
+import type { ObjectReader } from '../odb/objects';
 import { cosine, type Fingerprint } from '../similarity';
 import { DTYPES } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';

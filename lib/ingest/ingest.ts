@@ -18,7 +18,7 @@ import { FormatError } from '../errors';
 import type { CheckpointLayout } from '../formats';
 import { scanOrPlain } from './plain';
 import type { FileEntry, SegmentEntry, TensorEntry } from '../models/tree';
-import type { ObjectWriter, PutResult } from '../repo/objects';
+import type { ObjectWriter, PutResult } from '../odb/objects';
 import { DTYPES, type DType } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
 import { contentId } from '../hash';

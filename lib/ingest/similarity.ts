@@ -265,7 +265,7 @@ export interface SimilarSource extends IndexSource {
   refs: { listRefs(prefix: string): Promise<Array<{ name: string; id: string }>>; resolveHead(): Promise<string | null> };
   resolve(rev: string): Promise<string>;
   treeOf(rev: string | null): Promise<import('../models').Tree>;
-  meta: import('../models').MetaStore;
+  meta: import('../odb/meta-store').MetaStore;
 }
 
 async function targetTensors(repo: SimilarSource, target: SimilarTarget): Promise<{ label: string; sha256: string | null; path: string | null; tensors: Tensor[] }> {
@@ -296,7 +296,7 @@ async function targetTensors(repo: SimilarSource, target: SimilarTarget): Promis
     } finally {
       await fh.close();
     }
-    const { sha256File } = await import('../repo/worktree');
+    const { sha256File } = await import('../worktree/files');
     return { label: target.file, sha256: await sha256File(target.file), path: null, tensors };
   }
   const { RefNotFoundError } = await import('../errors');

@@ -11,4 +11,3 @@ export {
 export { encodeTag, decodeTag, type TagObject } from './tag';
 export { decodeMeta, type MetaObject, type MetaType } from './meta';
 export { refNameProblem, isValidRefName, checkRefName, checkShortRefName } from './refname';
-export { MetaStore, MIN_PREFIX_LENGTH } from './meta-store';

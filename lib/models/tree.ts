@@ -198,7 +198,7 @@ function checkFile(Err: ErrClass, x: unknown, where: string): FileEntry {
     return te;
   });
   const entry: FileEntry = { format, size, sha256, skeleton, segments, tensors };
-  // A symlink (lib/repo/symlink.ts): the skeleton holds the target bytes, nothing else.
+  // A symlink (lib/worktree/symlink.ts): the skeleton holds the target bytes, nothing else.
   if (format === 'symlink' && (segments.length || tensors.length || size === 0 || size > 4096))
     throw fail(Err, where, 'symlink entry must have no segments or tensors and a 1..4096-byte target');
   if (o.metadata !== undefined) {

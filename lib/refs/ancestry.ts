@@ -16,7 +16,7 @@
 import { invalidParameter } from '../errors';
 import type { Commit } from '../models/commit';
 import { isSha256Hex } from '../models/canonical';
-import type { MetaStore } from '../models/meta-store';
+import type { MetaStore } from '../odb/meta-store';
 
 /** Max-heap by (timestamp desc, insertion asc). */
 class DateQueue<T> {

@@ -19,7 +19,7 @@
  */
 import { InvalidArgumentError, ObjectNotFoundError, RefNotFoundError, invalidParameter } from '../errors';
 import { refNameProblem } from '../models/refname';
-import type { MetaStore } from '../models/meta-store';
+import type { MetaStore } from '../odb/meta-store';
 import type { RefStore } from './refs';
 
 const MAX_PEEL = 16;

@@ -8,7 +8,7 @@
  * await listBranches(repo, { all: true, verbose: true })
  * // [{ name: 'main', ref: 'refs/heads/main', id, current: true, remote: false, subject: 'base model' }, …]
  */
-import type { MetaStore } from '../models/meta-store';
+import type { MetaStore } from '../odb/meta-store';
 import type { RefStore } from '../refs/refs';
 
 export interface BranchInfo {

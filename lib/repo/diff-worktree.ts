@@ -11,9 +11,9 @@
 import * as fsp from 'node:fs/promises';
 import { fileTable, type Tree } from '../models/tree';
 import { diffSides, type DiffSide, type FileChange } from './diff';
-import type { RepoLayout } from './layout';
-import type { ObjectReader } from './objects';
-import { readIndex } from './staging';
+import type { RepoLayout } from '../layout';
+import type { ObjectReader } from '../odb/objects';
+import { readIndex } from '../worktree/staging';
 
 /** What a worktree diff needs from a repository (Repository satisfies it). */
 export interface WorktreeDiffContext {

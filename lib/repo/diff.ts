@@ -20,9 +20,9 @@ import { ASYNC_THRESHOLD_BYTES, callAsync, native } from '../native';
 import { DTYPES, type DType } from '../tensor/dtype';
 import { numel, type Tensor } from '../tensor/tensor';
 import { scanOrPlain } from '../ingest/plain';
-import { readFileTensor } from './materialize';
-import { isSymlinkEntry, readLinkBytes, symlinkTarget } from './symlink';
-import type { ObjectReader } from './objects';
+import { readFileTensor } from '../worktree/materialize';
+import { isSymlinkEntry, readLinkBytes, symlinkTarget } from '../worktree/symlink';
+import type { ObjectReader } from '../odb/objects';
 
 export interface TensorMetrics {
   /** Fraction of elements whose bit patterns differ. */

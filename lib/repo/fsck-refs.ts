@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { decodeMeta } from '../models/meta';
-import type { MetaStore } from '../models/meta-store';
+import type { MetaStore } from '../odb/meta-store';
 
 const HEX64 = /^[0-9a-f]{64}$/;
 

@@ -15,7 +15,7 @@
  */
 import { InvalidArgumentError } from '../errors';
 import type { Commit } from '../models/commit';
-import type { MetaStore } from '../models/meta-store';
+import type { MetaStore } from '../odb/meta-store';
 import type { Tree } from '../models/tree';
 import { mergeBase, walkCommits } from '../refs/ancestry';
 

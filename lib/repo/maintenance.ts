@@ -12,9 +12,9 @@ import * as path from 'node:path';
 import { invalidParameter } from '../errors';
 import { decodeMeta } from '../models/meta';
 import { fileTable, type Tree } from '../models/tree';
-import { readIndex } from './staging';
+import { readIndex } from '../worktree/staging';
 import { checkRefs } from './fsck-refs';
-import { GcLock } from './session';
+import { GcLock } from '../odb/session';
 import type { Repository } from './repository';
 
 export interface GcReport {

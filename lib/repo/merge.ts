@@ -46,11 +46,11 @@ import { DTYPES, type DType } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
 import { crashPoint } from '../util/crash';
 import { writeFileAtomic } from '../util/fsutil';
-import { fsyncDirSync, materializeFile, readFileTensor, writeHashed } from './materialize';
-import type { ObjectReader, ObjectWriter } from './objects';
+import { fsyncDirSync, materializeFile, readFileTensor, writeHashed } from '../worktree/materialize';
+import type { ObjectReader, ObjectWriter } from '../odb/objects';
 import type { Repository } from './repository';
-import { checkNotInCoral, placeWorktreeFile, type WorktreeLayout } from './worktree';
-import { applyTree, checkSwitch } from './apply-tree';
+import { checkNotInCoral, placeWorktreeFile, type WorktreeLayout } from '../worktree/files';
+import { applyTree, checkSwitch } from '../worktree/apply-tree';
 import { OneInFlight } from '../util/in-flight';
 
 // ---- options and reports ---------------------------------------------------------------------

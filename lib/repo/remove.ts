@@ -15,9 +15,9 @@
  */
 import { DirtyWorktreeError, InvalidArgumentError } from '../errors';
 import type { FileEntry, Tree } from '../models';
-import { inPathspec, sameEntry, worktreeState, type WorktreeContext } from './apply-tree';
-import { updateIndex } from './staging';
-import { removeWorktreeFile } from './worktree';
+import { inPathspec, sameEntry, worktreeState, type WorktreeContext } from '../worktree/apply-tree';
+import { updateIndex } from '../worktree/staging';
+import { removeWorktreeFile } from '../worktree/files';
 
 export interface RemoveContext extends WorktreeContext {
   headCommit(): Promise<string | null>;

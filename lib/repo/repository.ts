@@ -12,10 +12,9 @@
  */
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  AlreadyExistsError, CorruptIndexError, InvalidArgumentError, NotARepositoryError, NothingToCommitError,
+  AlreadyExistsError, CorruptIndexError, InvalidArgumentError, NothingToCommitError,
   RefNotFoundError, invalidParameter,
 } from '../errors';
 import { SKELETON_NAME, ingestFile, segmentNames, type FindBase, type IngestReport } from '../ingest/ingest';
@@ -25,33 +24,35 @@ import {
   type RebuildReport, type SimilarOptions, type SimilarReport, type SimilarTarget,
 } from '../ingest/similarity';
 import {
-  MetaStore, checkShortRefName, checkTreePath, isValidRefName, encodeCommit, fileTable, encodeTag, encodeTree, signatureNow,
+  checkShortRefName, checkTreePath, isValidRefName, encodeCommit, fileTable, encodeTag, encodeTree,
   type Commit, type FileEntry, type Signature, type TagObject, type Tree,
 } from '../models';
+import { MetaStore } from '../odb/meta-store';
+import {
+  absPath, contextAt, currentBranch, DEFAULT_CONFIG, findWorktree, headCommit, pathspec, readCommit, readTree, relPath,
+  resolve, signature, treeOf, withWriter, type OpenOptions, type RepoContext,
+} from '../context';
 import { Config } from '../refs/config';
 import { RefStore } from '../refs/refs';
-import { resolveRevision } from '../refs/revparse';
 import { mergeBase } from '../refs/ancestry';
-import { openLocalStore } from '../store';
 import type { ObjectStore } from '../store/object-store';
 import { crashPoint } from '../util/crash';
 import { writeFileAtomic } from '../util/fsutil';
-import { CORAL_DIR, REPO_FORMAT_VERSION, RepoLayout } from './layout';
+import { CORAL_DIR, RepoLayout } from '../layout';
 import { diffSides, type FileChange } from './diff';
 import { logCommits, type LogOptions } from './history';
 import { fsck, gc, stats, type FsckReport, type GcOptions, type GcReport, type StatsReport } from './maintenance';
-import { materializeFile, readFileTensor } from './materialize';
+import { materializeFile, readFileTensor } from '../worktree/materialize';
 import * as merging from './merge';
-import { ObjectReader, ObjectWriter } from './objects';
-import { WriterSession } from './session';
-import { readIndex, rebuildIndexFromHead, sameStat, statOf, updateIndex, type StagingIndex } from './staging';
+import { ObjectReader, ObjectWriter } from '../odb/objects';
+import { readIndex, rebuildIndexFromHead, sameStat, statOf, updateIndex, type StagingIndex } from '../worktree/staging';
 import {
   checkNotBeyondSymlink, checkNotInCoral, checkWritable, lstatWorktree, materializeWorktreeFile,
   sweepStaleTemps,
-} from './worktree';
-import { IgnoreRules, walkWorktree } from './ignore';
-import { ingestSymlink, isSymlinkEntry } from './symlink';
-import { applyTree, inPathspec, worktreeState } from './apply-tree';
+} from '../worktree/files';
+import { IgnoreRules, walkWorktree } from '../worktree/ignore';
+import { ingestSymlink, isSymlinkEntry } from '../worktree/symlink';
+import { applyTree, inPathspec, worktreeState } from '../worktree/apply-tree';
 import { removePaths, type RemoveOptions } from './remove';
 import { resetPaths, resetTo, type ResetMode, type ResetReport } from './reset';
 
@@ -101,40 +102,26 @@ export interface AddOptions {
   force?: boolean;
 }
 
-/** Written by init; `coral config` edits it. Keys read with dotted paths (core.maxChainDepth). */
-const DEFAULT_CONFIG = {
-  core: {
-    formatVersion: REPO_FORMAT_VERSION,
-    compressionLevel: 3,
-    maxChainDepth: 8,
-    deltaAgainstParent: true,
-    baseCacheBytes: 256 * 1024 * 1024,
-  },
-};
-
 function isHex(s: string, n: number): boolean {
   return s.length === n && /^[0-9a-f]+$/.test(s);
 }
 
-export class Repository {
+export class Repository implements RepoContext {
+  readonly worktree: string;
   readonly layout: RepoLayout;
   readonly meta: MetaStore;
   readonly refs: RefStore;
+  readonly store: ObjectStore;
   readonly reader: ObjectReader;
+  readonly config: Config;
 
-  private constructor(
-    readonly worktree: string,
-    readonly store: ObjectStore,
-    readonly config: Config,
-  ) {
-    this.layout = new RepoLayout(worktree);
-    this.meta = new MetaStore(this.layout.meta, this.layout.tmp);
-    this.refs = new RefStore(this.layout.coral);
-    this.reader = new ObjectReader(store, config.getNumber('core.baseCacheBytes') ?? DEFAULT_CONFIG.core.baseCacheBytes);
+  private constructor(ctx: RepoContext) {
+    ({ worktree: this.worktree, layout: this.layout, meta: this.meta, refs: this.refs } = ctx);
+    ({ store: this.store, reader: this.reader, config: this.config } = ctx);
   }
 
   /** Creates `.coral/` in `dir` (created if missing) with an unborn `main` branch. */
-  static async init(dir: string, opts: { branch?: string } = {}): Promise<Repository> {
+  static async init(dir: string, opts: { branch?: string } & OpenOptions = {}): Promise<Repository> {
     const worktree = path.resolve(dir);
     const layout = new RepoLayout(worktree);
     if (fs.existsSync(layout.coral)) throw new AlreadyExistsError(`${layout.coral} already exists`, { path: layout.coral });
@@ -148,23 +135,17 @@ export class Repository {
     await writeFileAtomic(path.join(staging, 'HEAD'), `ref: refs/heads/${branch}\n`);
     await writeFileAtomic(path.join(staging, 'config'), JSON.stringify(DEFAULT_CONFIG, null, 2) + '\n');
     await fsp.rename(staging, layout.coral);
-    return Repository.open(worktree);
+    return Repository.open(worktree, opts);
   }
 
-  /** Opens the repository containing `dir` (searching upward like git). */
-  static async open(dir = process.cwd()): Promise<Repository> {
-    let cur = path.resolve(dir);
-    for (;;) {
-      if (fs.existsSync(path.join(cur, CORAL_DIR, 'HEAD'))) break;
-      const up = path.dirname(cur);
-      if (up === cur) throw new NotARepositoryError(`not a coral repository (or any parent up to /): ${path.resolve(dir)}; run \`coral init\``);
-      cur = up;
-    }
-    const layout = new RepoLayout(cur);
-    sweepStaleTemps(layout); // temp files of killed checkouts and merges
-    const config = await Config.load(layout.coral);
-    const store = await openLocalStore(layout.coral);
-    return new Repository(cur, store, config);
+  /**
+   * Opens the repository containing `dir` (searching upward like git). Its
+   * objects live in the local packs unless `opts.store` names another ObjectStore.
+   */
+  static async open(dir = process.cwd(), opts: OpenOptions = {}): Promise<Repository> {
+    const worktree = findWorktree(dir);
+    sweepStaleTemps(new RepoLayout(worktree)); // temp files of killed checkouts and merges
+    return new Repository(await contextAt(worktree, opts));
   }
 
   async close(): Promise<void> {
@@ -175,79 +156,52 @@ export class Repository {
 
   /** Worktree-relative posix path of a user-supplied path; rejects paths outside the worktree. */
   relPath(p: string): string {
-    const abs = path.resolve(p);
-    const rel = path.relative(this.worktree, abs);
-    if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel))
-      throw new InvalidArgumentError(`${p} is outside the repository at ${this.worktree}`);
-    const posix = rel.split(path.sep).join('/');
-    if (posix === CORAL_DIR || posix.startsWith(`${CORAL_DIR}/`))
-      throw new InvalidArgumentError(`${p} is inside ${CORAL_DIR}/`);
-    return checkTreePath(posix);
+    return relPath(this, p);
   }
 
   /** Like relPath, but the repository root itself is accepted as '' (every path: `checkout <rev> -- .`). */
   pathspec(p: string): string {
-    return path.resolve(p) === this.worktree ? '' : this.relPath(p);
+    return pathspec(this, p);
   }
 
   absPath(rel: string): string {
-    return path.join(this.worktree, ...rel.split('/'));
+    return absPath(this, rel);
   }
 
   // ---- refs ----------------------------------------------------------------------------------
 
   /** Commit id of HEAD, or null on an unborn branch. */
-  async headCommit(): Promise<string | null> {
-    return this.refs.resolveHead();
+  headCommit(): Promise<string | null> {
+    return headCommit(this);
   }
 
   /** Current branch name (without refs/heads/), or null when HEAD is detached. */
-  async currentBranch(): Promise<string | null> {
-    const h = await this.refs.readHead();
-    return h.kind === 'symbolic' ? h.target.replace(/^refs\/heads\//, '') : null;
+  currentBranch(): Promise<string | null> {
+    return currentBranch(this);
   }
 
-  async resolve(rev: string): Promise<string> {
-    return resolveRevision(rev, this.refs, this.meta);
+  resolve(rev: string): Promise<string> {
+    return resolve(this, rev);
   }
 
-  async readCommit(id: string): Promise<Commit> {
-    return this.meta.readCommit(id);
+  readCommit(id: string): Promise<Commit> {
+    return readCommit(this, id);
   }
 
-  async readTree(id: string): Promise<Tree> {
-    return this.meta.readTree(id);
+  readTree(id: string): Promise<Tree> {
+    return readTree(this, id);
   }
 
   /** The tree of a revision (empty tree for null = unborn). */
-  async treeOf(rev: string | null): Promise<Tree> {
-    if (rev === null) return { files: fileTable() };
-    const c = await this.readCommit(await this.resolve(rev));
-    return this.readTree(c.tree);
+  treeOf(rev: string | null): Promise<Tree> {
+    return treeOf(this, rev);
   }
 
   // ---- writing -------------------------------------------------------------------------------
 
-  /** Runs `fn` inside a writer session (see session.ts) with an object writer. */
-  async withWriter<T>(what: string, fn: (w: ObjectWriter) => Promise<T>): Promise<T> {
-    const session = await WriterSession.begin(this.layout, what);
-    // The store's view was loaded at open, before this session excluded gc: reload it
-    // under the session so no dedup or delta base trusts an object gc has removed.
-    await this.store.refresh();
-    const writer = new ObjectWriter(this.store, this.reader, {
-      level: this.config.getNumber('core.compressionLevel') ?? DEFAULT_CONFIG.core.compressionLevel,
-      maxChainDepth: this.config.getNumber('core.maxChainDepth') ?? DEFAULT_CONFIG.core.maxChainDepth,
-    });
-    try {
-      const out = await fn(writer);
-      await writer.flush();
-      return out;
-    } catch (e) {
-      await writer.abort();
-      throw e;
-    } finally {
-      session.end();
-    }
+  /** Runs `fn` inside a writer session (lib/odb/session.ts) with an object writer. */
+  withWriter<T>(what: string, fn: (w: ObjectWriter) => Promise<T>): Promise<T> {
+    return withWriter(this, what, fn);
   }
 
   /** Base proposals for delta encoding: the same-named tensor of the file's parent version. */
@@ -294,7 +248,7 @@ export class Repository {
       const abs = path.resolve(p);
       const rel = abs === this.worktree ? '' : this.relPath(abs);
       if (rel) await checkNotBeyondSymlink(this.layout, rel);
-      // lstat: a symlink is recorded as a link, never followed (lib/repo/symlink.ts).
+      // lstat: a symlink is recorded as a link, never followed (lib/worktree/symlink.ts).
       const st = await fsp.lstat(abs).catch(() => null);
       const under = (f: string) => rel === '' || f === rel || f.startsWith(`${rel}/`);
       if (!st) {
@@ -385,13 +339,7 @@ export class Repository {
   }
 
   private signature(part?: Partial<Signature>): Signature {
-    const name =
-      part?.name ?? process.env.CORAL_AUTHOR_NAME ?? this.config.getString('user.name') ?? '';
-    const email =
-      part?.email ?? process.env.CORAL_AUTHOR_EMAIL ?? this.config.getString('user.email') ?? '';
-    const user = os.userInfo().username;
-    const base = signatureNow(name || user, email || `${user}@${os.hostname()}`);
-    return { ...base, ...(part?.timestamp !== undefined ? { timestamp: part.timestamp } : {}), ...(part?.tzOffset !== undefined ? { tzOffset: part.tzOffset } : {}) };
+    return signature(this, part);
   }
 
   /** Tree bytes of the index, stored; returns the tree id. */
@@ -465,7 +413,7 @@ export class Repository {
   /**
    * Files and symlinks under `dir` (absolute), worktree-relative, skipping
    * .coral, coral temp files and ignored paths (.coralignore, .gitignore; see
-   * lib/repo/ignore.ts) unless tracked or `ignored: true`.
+   * lib/worktree/ignore.ts) unless tracked or `ignored: true`.
    */
   async listWorktree(dir = this.worktree, opts: { ignored?: boolean } = {}): Promise<string[]> {
     const tracked = new Set(Object.keys(readIndex(this.layout).files));
@@ -678,7 +626,7 @@ export class Repository {
     const headId = await this.headCommit();
     const from = await this.treeOf(headId ? 'HEAD' : null);
     const to = await this.readTree((await this.readCommit(id)).tree);
-    // One dirty check for every switch (lib/repo/apply-tree.ts): edits carry over or the switch refuses.
+    // One dirty check for every switch (lib/worktree/apply-tree.ts): edits carry over or the switch refuses.
     const r = await applyTree(this, from, to, { force: opts.force, operation: 'checkout' });
     if (opts.create) await this.createBranch(target, id);
     if (branch) await this.refs.setHeadSymbolic(`refs/heads/${branch}`);

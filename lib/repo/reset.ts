@@ -21,8 +21,8 @@ import type { Tree } from '../models';
 import { lockTimeoutMs } from '../util/waits';
 import { LockFile } from '../refs/lock';
 import type { RefStore } from '../refs/refs';
-import { applyTree, inPathspec, sameEntry, type WorktreeContext } from './apply-tree';
-import { emptyIndex, encodeIndexFile, readIndex, updateIndex, type StagingIndex } from './staging';
+import { applyTree, inPathspec, sameEntry, type WorktreeContext } from '../worktree/apply-tree';
+import { emptyIndex, encodeIndexFile, readIndex, updateIndex, type StagingIndex } from '../worktree/staging';
 
 export type ResetMode = 'soft' | 'mixed' | 'hard';
 

@@ -10,12 +10,12 @@
  */
 import * as crypto from 'node:crypto';
 import { ChecksumMismatchError, RefNotFoundError } from '../errors';
-import type { MetaStore } from '../models/meta-store';
+import type { MetaStore } from '../odb/meta-store';
 import type { TagObject } from '../models/tag';
 import type { FileEntry, Tree } from '../models/tree';
 import type { RefStore } from '../refs/refs';
-import { fileChunks } from './materialize';
-import type { ObjectReader } from './objects';
+import { fileChunks } from '../worktree/materialize';
+import type { ObjectReader } from '../odb/objects';
 
 /** The annotated tag `spec` names (`v1` or `refs/tags/v1`), or null (no such tag, or a lightweight one). */
 export async function annotatedTag(

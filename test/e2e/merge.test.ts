@@ -52,7 +52,7 @@ const mean = (a: Float32Array, b: Float32Array) => Float32Array.from(a, (x, i) =
 /** State a failed or aborted merge must leave as it was (`exact`: the index byte for byte, else its entries). */
 function snapshot(d: string, file: string, exact = true) {
   const raw = fs.readFileSync(path.join(d, '.coral', 'index'));
-  // The index file is "\0CI1" + brotli(JSON) (lib/repo/staging.ts).
+  // The index file is "\0CI1" + brotli(JSON) (lib/worktree/staging.ts).
   const json = raw.subarray(0, 4).equals(Buffer.from([0, 0x43, 0x49, 0x31])) ? zlib.brotliDecompressSync(raw.subarray(4)) : raw;
   const index = raw.toString('hex');
   const entries = (JSON.parse(json.toString('utf8')) as { files: Record<string, { entry: unknown }> }).files;

@@ -1,5 +1,5 @@
 // End-to-end: the working tree is only ever touched through the safe
-// primitives of lib/repo/worktree.ts (issue #11): no write or delete through a
+// primitives of lib/worktree/files.ts (issue #11): no write or delete through a
 // symlinked directory or into .coral, file <-> directory switches, temp files
 // of killed checkouts, odd file names, a damaged index, 255-byte file names.
 import { spawnSync } from 'node:child_process';

@@ -2,7 +2,7 @@
 // that another process's repack removed must be written again, never trusted.
 import * as fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ObjectReader, ObjectWriter } from '../../lib/repo/objects';
+import { ObjectReader, ObjectWriter } from '../../lib/odb/objects';
 import { LocalPackStore } from '../../lib/store/local';
 import { tensor } from '../../lib/tensor/tensor';
 import { seeded, tmpDir } from '../store/helpers';

@@ -89,7 +89,7 @@ describe('one writeFileAtomic and one fsyncDir (issue #12)', () => {
 
   it('the similarity index, materialize and the format writers use the shared helpers', async () => {
     const fsutil = await import('../../lib/util/fsutil');
-    const materialize = await import('../../lib/repo/materialize');
+    const materialize = await import('../../lib/worktree/materialize');
     expect(materialize.fsyncDirSync).toBe(fsutil.fsyncDirSync);
     const sim = await import('../../lib/similarity/index-file');
     // Errors of the similarity index's atomic write are the shared IoError naming the file.

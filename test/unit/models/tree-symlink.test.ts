@@ -1,4 +1,4 @@
-// Symlink entries (lib/repo/symlink.ts): format 'symlink', no segments or
+// Symlink entries (lib/worktree/symlink.ts): format 'symlink', no segments or
 // tensors; the encoding adds no field, so older trees keep their bytes.
 import { describe, expect, it } from 'vitest';
 import { CorruptObjectError, InvalidArgumentError } from '../../../lib/errors';

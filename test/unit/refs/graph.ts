@@ -2,7 +2,8 @@
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { encodeCommit, encodeTree, MetaStore, type Signature } from '../../../lib/models';
+import { encodeCommit, encodeTree, type Signature } from '../../../lib/models';
+import { MetaStore } from '../../../lib/odb/meta-store';
 import { RefStore } from '../../../lib/refs';
 
 export interface Repo {

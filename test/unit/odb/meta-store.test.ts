@@ -6,8 +6,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   CorruptObjectError, InvalidArgumentError, ObjectNotFoundError, RefNotFoundError,
 } from '../../../lib/errors';
-import { encodeCommit, encodeTag, encodeTree, MetaStore, sha256Hex } from '../../../lib/models';
-import { commit, tag, tree } from './fixtures';
+import { encodeCommit, encodeTag, encodeTree, sha256Hex } from '../../../lib/models';
+import { MetaStore } from '../../../lib/odb/meta-store';
+import { commit, tag, tree } from '../models/fixtures';
 
 let root: string;
 let meta: MetaStore;

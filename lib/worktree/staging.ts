@@ -11,7 +11,7 @@ import * as zlib from 'node:zlib';
 import { CorruptIndexError } from '../errors';
 import { fileTable, type FileEntry, type Tree } from '../models/tree';
 import { LockFile } from '../refs/lock';
-import type { RepoLayout } from './layout';
+import type { RepoLayout } from '../layout';
 import { lockTimeoutMs } from '../util/waits';
 
 export interface StatCache {

@@ -23,8 +23,8 @@ import * as path from 'node:path';
 import ignore from 'ignore';
 
 type Ignore = ignore.Ignore;
-import { CORAL_DIR } from './layout';
-import { isWorktreeTempName, removeIfStaleTemp } from './worktree';
+import { CORAL_DIR } from '../layout';
+import { isWorktreeTempName, removeIfStaleTemp } from './files';
 
 /** Ignore files read in each directory, in precedence order (later wins). */
 export const GITIGNORE = '.gitignore';

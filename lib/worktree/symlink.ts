@@ -22,7 +22,7 @@ import { ChecksumMismatchError, CorruptObjectError } from '../errors';
 import type { IngestReport } from '../ingest/ingest';
 import type { FileEntry } from '../models/tree';
 import { tensor } from '../tensor/tensor';
-import type { ObjectReader, ObjectWriter } from './objects';
+import type { ObjectReader, ObjectWriter } from '../odb/objects';
 
 /** FileEntry.format of a symbolic link. */
 export const SYMLINK_FORMAT = 'symlink';

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { IgnoreRules, walkWorktree } from '../../../lib/repo/ignore';
+import { IgnoreRules, walkWorktree } from '../../../lib/worktree/ignore';
 
 const dirs: string[] = [];
 afterAll(() => {

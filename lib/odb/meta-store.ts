@@ -21,11 +21,11 @@ import {
   CorruptObjectError, InvalidArgumentError, ObjectNotFoundError, RefNotFoundError, invalidParameter,
 } from '../errors';
 import { ioError, mkdirp, writeFileAtomic } from '../util/fsutil';
-import { isSha256Hex, sha256Hex } from './canonical';
-import type { Commit } from './commit';
-import { decodeMeta, type MetaObject, type MetaType } from './meta';
-import type { TagObject } from './tag';
-import type { Tree } from './tree';
+import { isSha256Hex, sha256Hex } from '../models/canonical';
+import type { Commit } from '../models/commit';
+import { decodeMeta, type MetaObject, type MetaType } from '../models/meta';
+import type { TagObject } from '../models/tag';
+import type { Tree } from '../models/tree';
 
 /** Shortest accepted abbreviated id. */
 export const MIN_PREFIX_LENGTH = 4;

@@ -13,7 +13,7 @@ import { ChecksumMismatchError, CorruptObjectError } from '../errors';
 import type { FileEntry, TensorEntry } from '../models/tree';
 import { DTYPES, type DType } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
-import type { ObjectReader } from './objects';
+import type { ObjectReader } from '../odb/objects';
 import { fsyncDirSync } from '../util/fsutil';
 import { isSymlinkEntry, writeSymlink } from './symlink';
 
@@ -88,7 +88,7 @@ export async function writeHashed(fh: fsp.FileHandle, chunks: AsyncIterable<Uint
 /**
  * Re-assembles a file entry at `dest`, a path outside the working tree (e.g.
  * `merge --try` candidates, `show -o`). Worktree paths go through
- * `materializeWorktreeFile` (worktree.ts), which adds the symlink and `.coral`
+ * `materializeWorktreeFile` (files.ts), which adds the symlink and `.coral`
  * checks. The temp file has a short name (`.coral-tmp-<pid>-<hex>`), so a
  * 255-byte destination name still fits, and is removed on any failure.
  */

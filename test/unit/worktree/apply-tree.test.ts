@@ -1,12 +1,12 @@
-// lib/repo/apply-tree.ts: the one worktree switch and its dirty check, driven
+// lib/worktree/apply-tree.ts: the one worktree switch and its dirty check, driven
 // through the library (no CLI) on small safetensors files.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DirtyWorktreeError } from '../../../lib/errors';
-import { applyTree, blockedPaths, checkSwitch } from '../../../lib/repo/apply-tree';
+import { applyTree, blockedPaths, checkSwitch } from '../../../lib/worktree/apply-tree';
 import { Repository } from '../../../lib/repo/repository';
-import { readIndex } from '../../../lib/repo/staging';
+import { readIndex } from '../../../lib/worktree/staging';
 import { f32, sha256, tmpdir, weights, writeSafetensors } from '../../helpers/cli';
 
 let dir: string;

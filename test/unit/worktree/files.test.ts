@@ -1,4 +1,4 @@
-// The working-tree primitives (lib/repo/worktree.ts), in process, on a real
+// The working-tree primitives (lib/worktree/files.ts), in process, on a real
 // temp directory: nothing is written or deleted beyond a symlink or into
 // .coral, failures leave no temp file, emptied directories go away.
 import * as crypto from 'node:crypto';
@@ -7,11 +7,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ChecksumMismatchError, DirtyWorktreeError, UnsafePathError } from '../../../lib/errors';
-import { RepoLayout } from '../../../lib/repo/layout';
+import { RepoLayout } from '../../../lib/layout';
 import {
   checkNotInCoral, checkWritable, isWorktreeTempName, lstatWorktree, placeWorktreeFile, removeWorktreeFile, sweepStaleTemps,
   writeWorktreeFile, writeWorktreeSymlink,
-} from '../../../lib/repo/worktree';
+} from '../../../lib/worktree/files';
 
 let top: string;
 let layout: RepoLayout;

@@ -19,7 +19,7 @@ import * as path from 'node:path';
 import { LockedError } from '../errors';
 import { pidAlive } from '../util/process';
 import { lockTimeoutMs, waitNotice } from '../util/waits';
-import type { RepoLayout } from './layout';
+import type { RepoLayout } from '../layout';
 
 interface Holder { pid: number; host: string; time: number; what: string }
 

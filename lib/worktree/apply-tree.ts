@@ -31,8 +31,8 @@ import * as path from 'node:path';
 import { CoralError, DirtyWorktreeError } from '../errors';
 import type { FileEntry, Tree } from '../models';
 import { LockFile } from '../refs/lock';
-import type { RepoLayout } from './layout';
-import type { ObjectReader } from './objects';
+import type { RepoLayout } from '../layout';
+import type { ObjectReader } from '../odb/objects';
 import {
   emptyIndex,
   encodeIndexFile,
@@ -43,7 +43,7 @@ import {
   type StagingIndex,
 } from './staging';
 import { isSymlinkEntry, symlinkMatches } from './symlink';
-import { checkWritable, lstatWorktree, materializeWorktreeFile, removeWorktreeFile, sha256File } from './worktree';
+import { checkWritable, lstatWorktree, materializeWorktreeFile, removeWorktreeFile, sha256File } from './files';
 import { lockTimeoutMs } from '../util/waits';
 
 /** What applying a tree needs from a repository (a narrow context, not the Repository). */

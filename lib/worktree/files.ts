@@ -37,7 +37,7 @@ import { checkTreePath, type FileEntry } from '../models/tree';
 import { pidAlive } from '../refs/lock';
 import { crashPoint } from '../util/crash';
 import { fileChunks, fsyncDirSync, writeHashed, type KnownTensors } from './materialize';
-import type { ObjectReader } from './objects';
+import type { ObjectReader } from '../odb/objects';
 import { isSymlinkEntry, symlinkTarget } from './symlink';
 
 /** The parts of a RepoLayout the primitives need. */
@@ -391,7 +391,7 @@ export async function materializeWorktreeFile(
   entry: FileEntry,
   opts: { known?: KnownTensors; clobber?: boolean } = {},
 ): Promise<void> {
-  // A link is recreated as a link (lib/repo/symlink.ts), never written through.
+  // A link is recreated as a link (lib/worktree/symlink.ts), never written through.
   if (isSymlinkEntry(entry)) return writeWorktreeSymlink(layout, rel, await symlinkTarget(reader, entry), opts);
   await writeWorktreeFile(layout, rel, fileChunks(reader, entry, opts.known), {
     expect: { size: entry.size, sha256: entry.sha256 }, clobber: opts.clobber,
