@@ -70,14 +70,18 @@ export {
 export {
   mergeLinear, mergeTaskVectors, convertTensor, type MergePrecision, type NumericOptions, type TaskVectorOptions,
 } from './merge/numeric';
-// ---- tensor-aware merge (lib/merge/three-way.ts, lib/repo/merge.ts) ----
+// ---- tensor-aware merge (lib/merge/three-way.ts, lib/commands/merge.ts, lib/merge/try.ts) ----
 export {
   classify3, classifyFiles, classifyTensors, isConflict, sameTensor, sameFile,
   type MergeKind, type Classification, type ItemClassification, type TensorVersion, type FileVersion,
 } from './merge/three-way';
 export type {
   MergeOptions, MergeParams, MergeReport, MergeItem, MergeConflict, MergeStateFile, TryCandidate,
-} from './repo/merge';
+} from './commands/merge';
+export {
+  vetCandidates, parseScore, paramFlags, TRY_DEFAULTS,
+  type MergeTryResult, type VetOptions, type VettedCandidate, type MergeVetReport,
+} from './merge/try';
 // ---- object store (lib/store) ----
 export {
   LocalPackStore, MemoryStore, openLocalStore,

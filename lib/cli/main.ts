@@ -17,7 +17,7 @@ import { listBranches } from '../repo/branches';
 import { configKeyInfo, setConfigValue } from '../refs/config-schema';
 import { annotatedTag, isPlainFile, readFileBytes, storedTensors } from '../repo/show';
 import { isSymlinkEntry, symlinkTarget } from '../worktree/symlink';
-import { mergeCommand } from './merge-command';
+import { mergeCommand } from './commands/merge';
 import { similarCommand } from './similar-command';
 import { UsageError, messageFlag, parseCommandArgs, type Command, type Ctx, type OptSpec } from './command';
 import { defaultIo, errorLine, exitCodeFor, fmtNum, humanBytes, paint, Progress, type Io } from './output';

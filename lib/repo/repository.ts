@@ -43,7 +43,7 @@ import { diffSides, type FileChange } from './diff';
 import { logCommits, type LogOptions } from './history';
 import { fsck, gc, stats, type FsckReport, type GcOptions, type GcReport, type StatsReport } from './maintenance';
 import { materializeFile, readFileTensor } from '../worktree/materialize';
-import * as merging from './merge';
+import * as merging from '../commands/merge';
 import { ObjectReader, ObjectWriter } from '../odb/objects';
 import { readIndex, rebuildIndexFromHead, sameStat, statOf, updateIndex, type StagingIndex } from '../worktree/staging';
 import {
