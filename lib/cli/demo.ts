@@ -8,11 +8,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { serializeSafetensors } from '../formats/safetensors';
-import { diffSides } from '../repo/diff';
-import { fsck, stats } from '../repo/maintenance';
-import { Repository } from '../repo/repository';
-import { tensor, type Tensor } from '../tensor/tensor';
+import { Repository, serializeSafetensors, tensor, type Tensor } from '../index';
 import { fmtNum, humanBytes, paint, type Io } from './output';
 
 /** Deterministic N(0,1) samples (xorshift128+ and Box-Muller). */
@@ -151,9 +147,7 @@ export async function runDemo(io: Io, opts: { dir?: string; keep?: boolean; json
       say(`  ${pr.files[0].dedupedObjects} tensors deduplicated, ${pr.files[0].storedObjects} stored`);
 
       h('4. tensor-aware diff main..head-only');
-      const a = await repo.treeOf('main');
-      const b = await repo.treeOf('head-only');
-      const changes = await diffSides(repo.reader, a, { kind: 'tree', tree: b });
+      const changes = await repo.diff('main', 'head-only');
       for (const f of changes)
         for (const t of f.tensors)
           say(`  ~ ${f.path}:${t.name} ${t.dtype}[${t.shape.join(',')}] changed ${(100 * (t.metrics?.changedFraction ?? 0)).toFixed(1)}% relL2 ${t.metrics?.relL2 === null ? '-' : fmtNum(t.metrics?.relL2 ?? 0)}`);
@@ -169,10 +163,10 @@ export async function runDemo(io: Io, opts: { dir?: string; keep?: boolean; json
       say(`  ${ok}/${written.length} checkouts byte-identical (sha256)`);
 
       h('6. storage');
-      const s = await stats(repo);
+      const s = await repo.stats();
       say(`  ${humanBytes(s.logicalBytes)} of checkpoints stored in ${humanBytes(s.storedBytes)}: ${s.ratio.toFixed(2)}x`);
       for (const [c, v] of Object.entries(s.codecs)) say(`  ${c.padEnd(20)} ${v.objects} objects, ${humanBytes(v.rawBytes)} -> ${humanBytes(v.storedBytes)}`);
-      const f = await fsck(repo);
+      const f = await repo.fsck();
       say(`  fsck: ${f.ok ? 'ok' : `${f.problems.length} problems`} (${f.objects} objects verified)`);
       say(`\ndone in ${((Date.now() - t0) / 1000).toFixed(1)} s; repository at ${dir}${opts.keep || opts.dir ? '' : ' (removed; pass --keep to keep it)'}`);
       if (opts.json) io.out(JSON.stringify({ dir, commits: written.length, verified: ok, stats: s, fsck: f.ok }) + '\n');

@@ -2,7 +2,7 @@
  * Terminal output: colour only on a TTY without NO_COLOR, progress only on a
  * TTY stderr, human sizes, and the one-line error format.
  */
-import { CoralError } from '../errors';
+import { CoralError } from '../index';
 
 export interface Io {
   out: (s: string) => void;
@@ -67,6 +67,27 @@ export class Progress {
   done(): void {
     if (this.io.progress) this.io.err('\r' + ' '.repeat(100) + '\r');
   }
+}
+
+/** One line of text on stdout. */
+export function print(ctx: { io: Io }, s = ''): void {
+  ctx.io.out(s + '\n');
+}
+
+/**
+ * A --json document on stdout: two-space indented, with non-finite numbers as
+ * strings ("Infinity") and bigints as decimal strings, which JSON cannot carry.
+ * `plainNumbers` keeps JSON.stringify's own rule for non-finite numbers (null),
+ * which `coral similar --json` has always used.
+ */
+export function printJson(ctx: { io: Io }, v: unknown, opts: { plainNumbers?: boolean } = {}): void {
+  const replacer = (_k: string, x: unknown) =>
+    typeof x === 'bigint'
+      ? x.toString()
+      : typeof x === 'number' && !Number.isFinite(x) && !opts.plainNumbers
+        ? String(x)
+        : x;
+  ctx.io.out(JSON.stringify(v, replacer, 2) + '\n');
 }
 
 /** Exit codes by error code; anything else is 1. */
