@@ -37,7 +37,8 @@ export const branchCommand: Command = {
       if (!all && !remotes && !verbose) {
         const bs = await repo.branches();
         if (ctx.flags.json) return printJson(ctx, bs);
-        for (const b of bs) print(ctx, `${b.current ? '* ' : '  '}${b.current ? paint(ctx.io, 'green', b.name) : b.name}`);
+        for (const b of bs)
+          print(ctx, `${b.current ? '* ' : '  '}${b.current ? paint(ctx.io, 'green', b.name) : b.name}`);
         return;
       }
       const bs = await listBranches(repo, { all, remotes, verbose });

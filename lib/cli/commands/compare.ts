@@ -14,7 +14,8 @@ export const compareCommand: Command = {
       const r = await compare(repo, { a: ctx.args[0], b: ctx.args[1] });
       if (ctx.flags.json) return printJson(ctx, r);
       const { a, b, summary: s } = r;
-      const row = (k: string, x: unknown, y: unknown) => print(ctx, `${k.padEnd(12)} ${String(x).padEnd(40)} ${String(y)}`);
+      const row = (k: string, x: unknown, y: unknown) =>
+        print(ctx, `${k.padEnd(12)} ${String(x).padEnd(40)} ${String(y)}`);
       row('', a.rev, b.rev);
       row('commit', short(a.id), short(b.id));
       row('date', formatSignatureDate(a.commit.author), formatSignatureDate(b.commit.author));

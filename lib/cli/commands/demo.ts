@@ -8,6 +8,10 @@ export const demoCommand: Command = {
   options: { dir: { type: 'string' }, keep: { type: 'boolean' }, ...JSON_OPT },
   async run(ctx) {
     const { runDemo } = await import('../demo');
-    return runDemo(ctx.io, { dir: ctx.flags.dir as string | undefined, keep: !!ctx.flags.keep, json: !!ctx.flags.json });
+    return runDemo(ctx.io, {
+      dir: ctx.flags.dir as string | undefined,
+      keep: !!ctx.flags.keep,
+      json: !!ctx.flags.json,
+    });
   },
 };

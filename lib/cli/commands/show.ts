@@ -53,7 +53,12 @@ export const showCommand: Command = {
         for (const l of t.message.replace(/\n$/, '').split('\n')) print(ctx, l);
         const { metrics, ...rest } = t.metadata as { metrics?: Record<string, unknown> };
         if (metrics && Object.keys(metrics).length)
-          print(ctx, `metrics: ${Object.entries(metrics).map(([k, v]) => `${k}=${kv(v)}`).join('  ')}`);
+          print(
+            ctx,
+            `metrics: ${Object.entries(metrics)
+              .map(([k, v]) => `${k}=${kv(v)}`)
+              .join('  ')}`,
+          );
         if (Object.keys(rest).length) print(ctx, `metadata: ${JSON.stringify(rest)}`);
         print(ctx, '');
       }

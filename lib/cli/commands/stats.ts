@@ -11,8 +11,14 @@ export const statsCommand: Command = {
     await withRepo(ctx, async (repo) => {
       const s = await repo.stats();
       if (ctx.flags.json) return printJson(ctx, s);
-      print(ctx, `commits ${s.commits}, branches ${s.branches}, tags ${s.tags}; HEAD has ${s.files} files, ${s.tensors} tensors`);
-      print(ctx, `logical ${humanBytes(s.logicalBytes)}  stored ${humanBytes(s.storedBytes)}  ratio ${s.ratio.toFixed(2)}x`);
+      print(
+        ctx,
+        `commits ${s.commits}, branches ${s.branches}, tags ${s.tags}; HEAD has ${s.files} files, ${s.tensors} tensors`,
+      );
+      print(
+        ctx,
+        `logical ${humanBytes(s.logicalBytes)}  stored ${humanBytes(s.storedBytes)}  ratio ${s.ratio.toFixed(2)}x`,
+      );
       print(
         ctx,
         `objects ${s.objects}  deltas ${s.deltaObjects} (avg ratio ${s.avgDeltaRatio.toFixed(2)}x, max chain depth ${s.maxChainDepth})`,
