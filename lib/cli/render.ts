@@ -2,7 +2,7 @@
  * Text forms shared by several commands: short ids, subject lines, and the
  * file/tensor change list of diff, show and compare (docs/cli.md).
  */
-import type { Commit, FileChange, TensorMetrics } from '../index';
+import { summarizeChanges, type Commit, type FileChange, type TensorMetrics } from '../index';
 import { fmtNum, humanBytes, paint, print, type Io } from './output';
 
 /** The first 12 hex digits of an id, or `(none)`. */
@@ -43,8 +43,8 @@ export function renderChanges(ctx: { io: Io }, changes: FileChange[], opts: { st
     const kind = (target === undefined ? `${f.format}, ${sizes}` : `symlink -> ${target}`) + was;
     print(ctx, `${mark} ${paint(io, 'bold', f.path)}  (${kind})`);
     if (opts.stat) {
-      const n = (k: string) => f.tensors.filter((t) => t.change === k).length;
-      print(ctx, `    tensors: ${n('added')} added, ${n('removed')} removed, ${n('modified')} modified`);
+      const n = summarizeChanges([f]);
+      print(ctx, `    tensors: ${n.tensorsAdded} added, ${n.tensorsRemoved} removed, ${n.tensorsModified} modified`);
       continue;
     }
     if (f.change !== 'modified') continue;
