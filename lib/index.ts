@@ -94,3 +94,10 @@ export {
   RepoSimilarity, rebuildSimilarityIndex, similarCheckpoints, similaritySettings, DEFAULT_SIMILARITY,
   type SimilaritySettings, type SimilarTarget, type SimilarOptions, type SimilarMatch, type SimilarReport, type RebuildReport,
 } from './ingest/similarity';
+// ---- what the CLI prints, as library calls (issue #12: every printed number comes from one of these) ----
+export { compare, type CompareOptions, type CompareReport, type CompareSide } from './commands/compare';
+export { showFile, showCommit, type ShowFileReport, type ShowCommitReport } from './repo/show';
+export { diffIndex } from './repo/diff-worktree';
+export { branchTip } from './repo/branches';
+export { rebuildObjectIndex } from './store';
+export { parsePruneExpire, type GcOptions } from './repo/maintenance';

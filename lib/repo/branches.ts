@@ -39,3 +39,8 @@ export async function listBranches(
   if (opts.verbose) for (const b of out) b.subject = (await ctx.meta.readCommit(b.id)).message.split('\n')[0];
   return out;
 }
+
+/** The commit a local branch points at, or null when there is no such branch (`branch -d` prints it). */
+export function branchTip(ctx: { readonly refs: RefStore }, name: string): Promise<string | null> {
+  return ctx.refs.readRef(`refs/heads/${name}`);
+}
