@@ -144,7 +144,7 @@ function isInt(x: unknown, lo: number, hi: number): x is number {
 function checkTensor(t: unknown, name: string): asserts t is Tensor {
   const o = t as Tensor;
   if (typeof t !== 'object' || t === null || !(o.data instanceof Uint8Array) || !Array.isArray(o.shape) ||
-      !Object.prototype.hasOwnProperty.call(DTYPES, o.dtype as string))
+      !Object.prototype.hasOwnProperty.call(DTYPES, o.dtype))
     throw invalidParameter(name, 'Tensor {dtype, shape, data}', t);
 }
 

@@ -286,9 +286,9 @@ export function skeletonRanges(l: CheckpointLayout): { offset: number; length: n
 
 /** Reads one segment's bytes from an open file handle (or byte source). */
 export async function readSegment(fh: fsp.FileHandle | ByteSource, seg: Segment): Promise<Uint8Array> {
-  if ('read' in fh && 'size' in fh && 'label' in fh) return (fh as ByteSource).read(seg.offset, seg.length, `segment ${seg.key}`);
+  if ('read' in fh && 'size' in fh && 'label' in fh) return fh.read(seg.offset, seg.length, `segment ${seg.key}`);
   const out = Buffer.allocUnsafeSlow(seg.length);
-  await readInto(fh as fsp.FileHandle, out, seg.offset);
+  await readInto(fh, out, seg.offset);
   return out;
 }
 

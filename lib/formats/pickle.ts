@@ -265,7 +265,7 @@ function intList(v: PyValue, what: string): number[] {
 export function torchPersistentLoad(pid: PyValue): PyValue {
   if (!Array.isArray(pid) || pid.length < 5) throw new FormatError('persistent id is not a storage tuple');
   const tag = pid[0] instanceof Uint8Array ? Buffer.from(pid[0]).toString('latin1') : pid[0];
-  if (tag !== 'storage') throw new UnsupportedFormatError(`persistent id of type ${JSON.stringify(String(tag))} (only storages are supported)`);
+  if (tag !== 'storage') throw new UnsupportedFormatError(`persistent id of type ${JSON.stringify(keyString(tag))} (only storages are supported)`);
   const [, type, key, location, numel] = pid as PyValue[];
   if (pid.length > 5 && pid[5] !== null) throw new UnsupportedFormatError('storage views (legacy view_metadata) are not supported');
   let dtype: DType;
@@ -279,7 +279,7 @@ export function torchPersistentLoad(pid: PyValue): PyValue {
     throw new FormatError('persistent id names no storage type');
   }
   const k = typeof key === 'string' ? key : key instanceof Uint8Array ? Buffer.from(key).toString('latin1') : null;
-  if (k === null || !/^[\w.-]{1,256}$/.test(k)) throw new FormatError(`storage key ${JSON.stringify(String(key))} is invalid`);
+  if (k === null || !/^[\w.-]{1,256}$/.test(k)) throw new FormatError(`storage key ${JSON.stringify(keyString(key))} is invalid`);
   const loc = typeof location === 'string' ? location : location instanceof Uint8Array ? Buffer.from(location).toString('latin1') : 'cpu';
   const n = toSafeInt(numel, 'storage size');
   if (n < 0) throw new FormatError('storage size is negative');
@@ -315,7 +315,7 @@ function callGlobal(g: PyGlobal, args: PyValue, label: string): PyValue {
         else if (Array.isArray(src)) {
           for (const pair of src) {
             if (!Array.isArray(pair) || pair.length !== 2) throw new FormatError(`${label}: OrderedDict item is not a pair`);
-            d.set(pair[0] as PyValue, pair[1] as PyValue);
+            d.set(pair[0], pair[1]);
           }
         } else throw new FormatError(`${label}: OrderedDict argument is not iterable`);
       }
@@ -347,7 +347,7 @@ function callGlobal(g: PyGlobal, args: PyValue, label: string): PyValue {
       if (typeof a[0] !== 'string') throw new FormatError(`${label}: _codecs.encode of a non-string`);
       if (enc === 'latin1' || enc === 'latin-1') return latin1(a[0], label);
       if (enc === 'utf-8' || enc === 'utf8') return new Uint8Array(Buffer.from(a[0], 'utf8'));
-      throw new UnsupportedFormatError(`${label}: _codecs.encode with encoding ${JSON.stringify(String(enc))}`);
+      throw new UnsupportedFormatError(`${label}: _codecs.encode with encoding ${JSON.stringify(keyString(enc))}`);
     }
     case 'torch.Size':
       argc(0, 1);
@@ -467,11 +467,11 @@ function build(inst: PyValue, state: PyValue, label: string): void {
   if (inst instanceof PyDict) {
     // OrderedDict.__reduce__ passes the instance __dict__ (e.g. state_dict._metadata).
     let st = state;
-    if (Array.isArray(st) && st.length === 2) st = st[0] as PyValue; // (dict, slotstate)
+    if (Array.isArray(st) && st.length === 2) st = st[0]; // (dict, slotstate)
     if (st === null) return;
     if (!(st instanceof PyDict)) throw new FormatError(`${label}: BUILD state for a dict is not a dict`);
     inst.attrs ??= new Map();
-    for (const [k, v] of st) inst.attrs.set(String(k), v);
+    for (const [k, v] of st) inst.attrs.set(keyString(k), v);
     return;
   }
   if (inst instanceof TorchTensor) {
@@ -480,7 +480,7 @@ function build(inst: PyValue, state: PyValue, label: string): void {
   }
   if (inst instanceof NumpyDType) {
     if (!Array.isArray(state) || state.length < 2 || typeof state[1] !== 'string') throw new FormatError(`${label}: bad numpy dtype state`);
-    inst.byteorder = state[1] as string;
+    inst.byteorder = state[1];
     if (state.length > 2 && state[2] !== null) throw new UnsupportedFormatError(`${label}: structured numpy dtype`);
     return;
   }
@@ -508,7 +508,7 @@ function build(inst: PyValue, state: PyValue, label: string): void {
 function describe(v: unknown): string {
   if (v === null) return 'None';
   if (v instanceof PyGlobal) return v.path;
-  if (typeof v === 'object') return (v as object).constructor?.name ?? 'object';
+  if (typeof v === 'object') return v.constructor?.name ?? 'object';
   return typeof v;
 }
 
@@ -819,8 +819,8 @@ export function walkPy(root: PyValue, visit: (path: string[], v: PyValue) => voi
       return;
     }
     if (depth >= maxDepth) throw new LimitExceededError(`value is nested deeper than ${maxDepth} levels`);
-    if (onPath.has(v as object)) throw new FormatError(`value contains a reference cycle at ${path.join('.') || '<root>'}`);
-    onPath.add(v as object);
+    if (onPath.has(v)) throw new FormatError(`value contains a reference cycle at ${path.join('.') || '<root>'}`);
+    onPath.add(v);
     if (v instanceof PyDict) {
       for (const [k, x] of v) {
         path.push(keyString(k));
@@ -835,7 +835,7 @@ export function walkPy(root: PyValue, visit: (path: string[], v: PyValue) => voi
         path.pop();
       }
     }
-    onPath.delete(v as object);
+    onPath.delete(v);
   };
   rec(root, 0);
 }
@@ -845,7 +845,7 @@ function keyString(k: PyValue): string {
   if (typeof k === 'number' || typeof k === 'bigint' || typeof k === 'boolean') return String(k);
   if (k === null) return 'None';
   if (k instanceof Uint8Array) return Buffer.from(k).toString('latin1');
-  if (Array.isArray(k)) return `(${k.map((x) => keyString(x as PyValue)).join(',')})`;
+  if (Array.isArray(k)) return `(${k.map((x) => keyString(x)).join(',')})`;
   return describe(k);
 }
 

@@ -410,7 +410,7 @@ export class ZipWriter {
         q += 4;
         if (needU) { h.writeBigUInt64LE(BigInt(w.usize), q); q += 8; }
         if (needC) { h.writeBigUInt64LE(BigInt(w.csize), q); q += 8; }
-        if (needO) { h.writeBigUInt64LE(BigInt(w.lho), q); q += 8; }
+        if (needO) h.writeBigUInt64LE(BigInt(w.lho), q);
       }
       parts.push(h);
     }

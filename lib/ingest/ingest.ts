@@ -100,7 +100,7 @@ function plan(layout: CheckpointLayout): PlannedSegment[] {
   layout.segments.forEach((s, i) => {
     if (s.offset < pos) throw new FormatError(`checkpoint layout has overlapping segments at byte ${s.offset}`);
     gap(s.offset);
-    out.push({ offset: s.offset, length: s.length, dtype: s.dtype as DType, shape: s.shape.slice(), name: firstName.get(i) ?? '', origIndex: i });
+    out.push({ offset: s.offset, length: s.length, dtype: s.dtype, shape: s.shape.slice(), name: firstName.get(i) ?? '', origIndex: i });
     pos = s.offset + s.length;
   });
   gap(layout.fileSize);

@@ -88,7 +88,7 @@ export function similaritySettings(config: Config): SimilaritySettings {
  * Is a tensor of this dtype and shape indexed? Skeletons and blob chunks
  * (1-d U8 objects) are bytes, not weights, and tiny tensors say nothing.
  */
-export function indexable(dtype: DType | string, shape: readonly number[], s: SimilaritySettings): boolean {
+export function indexable(dtype: string, shape: readonly number[], s: SimilaritySettings): boolean {
   if (dtype === 'U8' && shape.length === 1) return false;
   if (dtype === 'BOOL') return false;
   return numel(shape) >= s.minNumel;
@@ -291,7 +291,7 @@ async function targetTensors(repo: SimilarSource, target: SimilarTarget): Promis
           if (!bytesRead) throw new InvalidArgumentError(`${target.file} changed while it was being read`);
           done += bytesRead;
         }
-        tensors.push({ dtype: s.dtype as DType, shape: s.shape.slice(), data: buf });
+        tensors.push({ dtype: s.dtype, shape: s.shape.slice(), data: buf });
       }
     } finally {
       await fh.close();
@@ -370,7 +370,7 @@ export async function similarCheckpoints(repo: SimilarSource, target: SimilarTar
         const c = (await cosine(q, await repo.reader.tensor(h.id))).cosine;
         for (const key of owners) {
           let m = best.get(key);
-          if (!m) best.set(key, (m = new Map()));
+          if (!m) best.set(key, (m = new Map<number, number>()));
           if (!(m.get(i)! >= c)) m.set(i, c);
         }
       }

@@ -53,7 +53,7 @@ async function run(spec: Binding.MergeSpec, like: Tensor, o: NumericOptions): Pr
   const out = useAsync
     ? await callAsync(() => native.mergeTensorsAsync(spec))
     : callSync(() => native.mergeTensors(spec));
-  return { dtype: like.dtype, shape: like.shape.slice(), data: asBytes(out as ArrayBufferView) };
+  return { dtype: like.dtype, shape: like.shape.slice(), data: asBytes(out) };
 }
 
 function common(o: NumericOptions): Partial<Binding.MergeSpec> {
@@ -141,5 +141,5 @@ export function checkSeed(s: unknown): number | bigint {
 export function convertTensor(t: Tensor, to: DType): Tensor {
   if (!isDType(to)) throw invalidParameter('dtype', `one of ${Object.keys(DTYPES).join(' ')}`, to);
   const out = callSync(() => native.convertDType(t.data, DTYPES[t.dtype].code, DTYPES[to].code));
-  return { dtype: to, shape: t.shape.slice(), data: asBytes(out as ArrayBufferView) };
+  return { dtype: to, shape: t.shape.slice(), data: asBytes(out) };
 }

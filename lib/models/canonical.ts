@@ -21,7 +21,7 @@ export const MAX_META_BYTES = 256 * 1024 * 1024;
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue };
 
 function isPlainObject(v: object): boolean {
-  const proto = Object.getPrototypeOf(v);
+  const proto: unknown = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;
 }
 
@@ -74,7 +74,7 @@ function enc(v: unknown, out: string[], trail: Array<string | number>, stack: ob
         }
         out.push(']');
       } else {
-        if (!isPlainObject(v)) throw bad(trail, `${(v as object).constructor?.name ?? 'object'} instance is not plain JSON data`);
+        if (!isPlainObject(v)) throw bad(trail, `${v.constructor?.name ?? 'object'} instance is not plain JSON data`);
         const keys = Object.keys(v);
         if (keys.length > 1) keys.sort();
         out.push('{');

@@ -13,7 +13,7 @@ export function fail(Err: ErrClass, where: string, msg: string): Error {
 
 export function plainObject(Err: ErrClass, x: unknown, where: string): Record<string, unknown> {
   if (x === null || typeof x !== 'object' || Array.isArray(x)) throw fail(Err, where, 'expected an object');
-  const proto = Object.getPrototypeOf(x);
+  const proto: unknown = Object.getPrototypeOf(x);
   if (proto !== Object.prototype && proto !== null) throw fail(Err, where, 'expected a plain object');
   return x as Record<string, unknown>;
 }

@@ -108,10 +108,12 @@ function decodeSnapshot(file: string, b: Buffer): { header: SnapshotHeader; inde
   if (crc32(b.subarray(0, 16 + jlen)) !== b.readUInt32LE(16 + jlen)) throw bad('header checksum mismatch');
   let header: SnapshotHeader;
   try {
-    const j = JSON.parse(b.toString('utf8', 16, 16 + jlen));
-    header = { generation: j.generation, absorbed: j.absorbed };
-    if (!Number.isInteger(header.generation) || typeof header.absorbed !== 'object' || header.absorbed === null) throw new Error();
-    for (const v of Object.values(header.absorbed)) if (!Number.isSafeInteger(v) || (v as number) < 0) throw new Error();
+    const j = JSON.parse(b.toString('utf8', 16, 16 + jlen)) as unknown;
+    if (typeof j !== 'object' || j === null) throw new Error();
+    const { generation, absorbed } = j as { generation?: unknown; absorbed?: unknown };
+    if (typeof generation !== 'number' || !Number.isInteger(generation) || typeof absorbed !== 'object' || absorbed === null) throw new Error();
+    for (const v of Object.values(absorbed)) if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new Error();
+    header = { generation, absorbed: absorbed as Record<string, number> };
   } catch {
     throw bad('header is not valid JSON of the expected form');
   }
@@ -228,7 +230,7 @@ function parseLog(name: string, b: Buffer, start: number, scheme: string, bits: 
         throw new Error(`unknown op ${op}`);
       }
     } catch (e) {
-      throw bad(`malformed record at byte ${o} (${e instanceof Error ? e.message : e})`);
+      throw bad(`malformed record at byte ${o} (${e instanceof Error ? e.message : String(e)})`);
     }
     o += REC_HEAD + len;
   }
@@ -365,7 +367,7 @@ export class SimilarityStore {
   private append(rec: Buffer): void {
     if (this.logFd !== null) {
       // A compactor may have deleted our log (only if it judged us dead): start a new one.
-      let gone = false;
+      let gone: boolean;
       try {
         gone = fs.statSync(path.join(this.dir, this.logName!)).ino !== this.logIno;
       } catch {
@@ -391,14 +393,14 @@ export class SimilarityStore {
       }
     }
     try {
-      const n = fs.writeSync(this.logFd!, rec);
+      const n = fs.writeSync(this.logFd, rec);
       if (n !== rec.length) throw new Error(`short write (${n} of ${rec.length} bytes)`);
-      if (this.durable) fs.fsyncSync(this.logFd!);
+      if (this.durable) fs.fsyncSync(this.logFd);
       this.applied.set(this.logName!, (this.applied.get(this.logName!) ?? 0) + rec.length);
     } catch (e) {
       // Never append after a failed write: the next record goes to a fresh log.
       try {
-        fs.closeSync(this.logFd!);
+        fs.closeSync(this.logFd);
       } catch {
         /* already broken */
       }
@@ -539,7 +541,7 @@ export class SimilarityStore {
         continue;
       }
       if (size !== absorbed[name]) continue;
-      let finished = false;
+      let finished: boolean;
       try {
         finished = parseLog(name, fs.readFileSync(file), 0, index.scheme, index.bits).sealed;
       } catch {
@@ -563,7 +565,7 @@ export class SimilarityStore {
     if (this.logFd !== null) {
       try {
         this.append(encodeRecord(OP_SEAL, this.nextTime(), ''));
-        fs.fsyncSync(this.logFd!);
+        fs.fsyncSync(this.logFd);
       } finally {
         if (this.logFd !== null) fs.closeSync(this.logFd);
         this.logFd = null;

@@ -154,7 +154,7 @@ export class SimilarityIndex {
       throw new InvalidArgumentError(`fingerprint scheme ${fp.scheme} does not match the index scheme ${this.scheme}`);
     const dtype = meta?.dtype ?? fp.dtype;
     if (!isDType(dtype)) throw invalidParameter('meta.dtype', 'dtype name', dtype);
-    const shape = checkShape((meta?.shape ?? fp.shape) as number[], 'meta.shape');
+    const shape = checkShape(meta?.shape ?? fp.shape, 'meta.shape');
     const n = countElements(shape);
     if (meta?.numel !== undefined && meta.numel !== n) throw invalidParameter('meta.numel', `${n} (the product of shape)`, meta.numel);
     if (n !== fp.numel) throw new InvalidArgumentError(`meta describes ${n} elements but the fingerprint ${fp.numel}`);

@@ -32,8 +32,8 @@ import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import type { PackEntry, PackReader, PackWriter } from '../../binding';
 import {
-  CoralError, CorruptObjectError, Hdf5Error, InvalidArgumentError, NativeNotFoundError, ObjectNotFoundError,
-  invalidParameter,
+  CoralError, CorruptObjectError, Hdf5Error, InternalError, InvalidArgumentError, NativeNotFoundError,
+  ObjectNotFoundError, invalidParameter,
 } from '../errors';
 import { ASYNC_THRESHOLD_BYTES, callAsync, callSync, native } from '../native';
 import { faultPoint } from '../util/crash';
@@ -547,7 +547,7 @@ export class LocalPackStore implements ObjectStore {
         problems.push({ kind: 'pack', pack: name, code: code(e), message: msg(e) });
         continue;
       }
-      let text: Buffer | null = null;
+      let text: Buffer | null;
       try {
         text = await fsp.readFile(path.join(this.packsDir, indexNameFor(name)));
       } catch {
@@ -666,7 +666,8 @@ class LocalTransaction implements PackTransaction {
   private reused = new Set<string>();
   private freshened = new Set<string>();
   private chain: Promise<void> = Promise.resolve();
-  private failure: unknown = null;
+  /** The first failed write (always an Error: a non-Error rejection is wrapped); later writes and commit rethrow it. */
+  private failure: Error | null = null;
   private state: 'open' | 'committing' | 'done' = 'open';
 
   /** `raw`: repack's internal writer, which must not dedup against the packs it is replacing. */
@@ -711,8 +712,8 @@ class LocalTransaction implements PackTransaction {
     if (this.stagedIds.has(id)) return false; // staged by a concurrent put while we looked
     this.stagedIds.add(id);
     const run = this.chain.then(() => this.write(id, bytes, a));
-    this.chain = run.catch((e) => {
-      this.failure ??= e;
+    this.chain = run.catch((e: unknown) => {
+      this.failure ??= e instanceof Error ? e : new InternalError(`pack write failed: ${String(e)}`);
     });
     await run;
     return true;

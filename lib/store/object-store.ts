@@ -198,5 +198,5 @@ export function normalizeAttrs(id: string, attrs: ObjectAttrs): Required<Pick<Ob
       extra[k] = v;
     }
   }
-  return { codec: attrs.codec, dtype: attrs.dtype, shape: attrs.shape.slice(), base, rawSize: attrs.rawSize, extra };
+  return { codec: attrs.codec, dtype: attrs.dtype, shape: (attrs.shape as readonly number[]).slice(), base, rawSize: attrs.rawSize, extra };
 }

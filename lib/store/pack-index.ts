@@ -118,7 +118,7 @@ function entryOf(id: unknown, dataset: unknown, size: unknown, offset: unknown, 
   const ds = dataset === undefined ? `/objects/${id}` : dataset;
   if (ds !== `/objects/${id}` && ds !== '/small/data') return null;
   return {
-    id, dataset: ds, size, offset: offset as number | null, checksum, codec, dtype, shape: (shape as number[]).slice(),
+    id, dataset: ds, size, offset, checksum, codec, dtype, shape: shape.slice(),
     base, rawSize, extra: { ...(extra as Record<string, string>) },
   };
 }

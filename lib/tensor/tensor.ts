@@ -36,7 +36,7 @@ export function checkShape(shape: unknown, name = 'shape'): number[] {
     n *= d;
     if (n > MAX_ELEMENTS) throw new LimitExceededError(`${name} [${shape.join(', ')}] has more than 2^53 elements`);
   }
-  return shape.slice();
+  return (shape as number[]).slice(); // every dimension was checked above
 }
 
 export function byteLength(dtype: DType, shape: readonly number[]): number {
@@ -53,7 +53,7 @@ export function asBytes(data: ArrayBufferView | ArrayBuffer): Uint8Array {
 /** Builds a validated tensor over existing bytes (no copy). */
 export function tensor(dtype: DType, shape: readonly number[], data: ArrayBufferView | ArrayBuffer): Tensor {
   if (!isDType(dtype)) throw invalidParameter('dtype', `one of ${Object.keys(DTYPES).join(' ')}`, dtype);
-  const s = checkShape(shape as number[]);
+  const s = checkShape(shape);
   const bytes = asBytes(data);
   const want = byteLength(dtype, s);
   if (bytes.byteLength !== want)

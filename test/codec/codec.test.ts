@@ -160,7 +160,7 @@ describe('corrupt input is rejected with typed errors', () => {
       for (const pos of positions) {
         const bad = Buffer.from(obj.bytes);
         bad[pos] ^= 1 << ((r() * 8) | 0);
-        let out: Uint8Array | null = null;
+        let out: Uint8Array;
         try {
           out = decodeSync(bad, opts.base).data;
         } catch (e) {

@@ -10,9 +10,9 @@ const b = (s: string): Uint8Array => Buffer.from(s, 'latin1');
 /** PyValue -> JSON-able form that mirrors the python-side conversion below. */
 function plain(v: PyValue): unknown {
   if (v instanceof PyDict) return { __dict__: [...v.entries()].map(([k, x]) => [plain(k), plain(x)]) };
-  if (v instanceof PyTuple) return { __tuple__: Array.from(v, (x) => plain(x as PyValue)) };
-  if (v instanceof PySet) return { __set__: Array.from(v, (x) => plain(x as PyValue)).sort() };
-  if (Array.isArray(v)) return Array.from(v, (x) => plain(x as PyValue));
+  if (v instanceof PyTuple) return { __tuple__: Array.from(v, (x) => plain(x)) };
+  if (v instanceof PySet) return { __set__: Array.from(v, (x) => plain(x)).sort() };
+  if (Array.isArray(v)) return Array.from(v, (x) => plain(x));
   if (v instanceof Uint8Array) return { __bytes__: Buffer.from(v).toString('hex') };
   if (typeof v === 'bigint') return { __int__: v.toString() };
   if (typeof v === 'number' && !Number.isFinite(v)) return { __float__: String(v) };

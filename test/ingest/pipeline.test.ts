@@ -88,7 +88,7 @@ describe('base selection: parent fast path', () => {
       const s = names.get(q.name);
       return s ? { id: s.object } : null;
     };
-    await repo.config.set('similarity.parentTrust', parentTrust as never);
+    await repo.config.set('similarity.parentTrust', parentTrust);
     const policy = await openIngestPolicy(repo, parent);
     try {
       const { entry } = await repo.withWriter('test', (w) => ingestFile(w, file, 'a.safetensors', policy.findBase, policy.hooks));

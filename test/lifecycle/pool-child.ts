@@ -18,6 +18,7 @@ async function main(): Promise<void> {
   for (let round = 0; round < 4; round++) {
     let out: Uint8Array | null = (await decode(obj)).data;
     if (Buffer.compare(Buffer.from(out), Buffer.from(t.data)) !== 0) throw new Error('decoded bytes differ');
+    // eslint-disable-next-line no-useless-assignment -- drop the last reference so gc() can reclaim the decoded buffer
     out = null;
     obj = (await encode(t)).bytes; // the previous object becomes garbage too
     gc();

@@ -3,7 +3,6 @@
  * (or f32 via Math.fround), value-level rounding into F16/BF16/F8 (no bit
  * tricks shared with the native code), and DARE's PRNG in BigInt.
  */
-import type { DType } from '../../lib/tensor/dtype';
 import { tensor, type Tensor } from '../../lib/tensor/tensor';
 
 export function rng(seed: number): () => number {
@@ -107,7 +106,7 @@ export function fromValues(dtype: FloatDType, vals: readonly number[], shape: nu
       default: dv.setUint8(i, encodeBits(FORMATS[dtype], roundTo(FORMATS[dtype], v))); break;
     }
   });
-  return tensor(dtype as DType, shape, buf);
+  return tensor(dtype, shape, buf);
 }
 
 /** The reference rounding of one f64 value into a float dtype (as a value). */

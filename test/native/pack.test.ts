@@ -20,18 +20,6 @@ async function writePack(objs: Array<[string, Buffer]>): Promise<string> {
   return p;
 }
 
-/** Every listed object read back (throws on the first failure). */
-async function readAll(p: string): Promise<Map<string, Buffer>> {
-  const r = new native.PackReader(p);
-  try {
-    const out = new Map<string, Buffer>();
-    for (const e of await r.list()) out.set(e.id, r.readSync(e.id));
-    return out;
-  } finally {
-    r.close();
-  }
-}
-
 describe('PackWriter / PackReader binding', () => {
   it('writes, lists and reads back with offsets that point at the raw bytes', async () => {
     const a = seeded(5000, 1);

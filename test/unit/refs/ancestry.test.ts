@@ -126,9 +126,8 @@ describe('mergeBase', () => {
   });
 
   it('handles a long history without deep recursion', async () => {
-    let prev = await r.commit('c0', [], 0);
-    void prev;
-    for (let i = 1; i < 300; i++) prev = await r.commit(`c${i}`, [`c${i - 1}`], i);
+    await r.commit('c0', [], 0);
+    for (let i = 1; i < 300; i++) await r.commit(`c${i}`, [`c${i - 1}`], i);
     await r.commit('x', ['c150'], 1000);
     expect(names(await mergeBase(id('c299'), id('x'), r.meta))).toEqual(['c150']);
     expect(await isAncestor(id('c0'), id('c299'), r.meta)).toBe(true);

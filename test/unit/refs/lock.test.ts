@@ -108,7 +108,7 @@ describe('LockFile', () => {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     await new Promise<void>((resolve, reject) => {
-      child.stdout!.on('data', (d: Buffer) => d.toString().includes('locked') && resolve());
+      child.stdout.on('data', (d: Buffer) => d.toString().includes('locked') && resolve());
       child.on('exit', (code) => reject(new Error(`holder exited early (${code})`)));
     });
     await expect(LockFile.acquire(target, { timeoutMs: 100 })).rejects.toBeInstanceOf(LockedError);
