@@ -30,20 +30,20 @@ export {
 } from './codec';
 export {
   Repository, type CommitOptions, type LogEntry, type StatusReport, type FileStatus, type AddReport,
-} from './repo/repository';
-export type { FileChange, TensorChange, TensorMetrics } from './repo/diff';
+} from './repository';
+export type { FileChange, TensorChange, TensorMetrics } from './diff/tensor-diff';
 // ---- what the CLI prints, as library calls (diff, log, status paths, show, config schema) ----
-export { diffSides, summarizeChanges, type DiffSide, type DiffSummary } from './repo/diff';
-export { diffWorktree, worktreeSide, indexTree, type WorktreeDiffContext } from './repo/diff-worktree';
-export { logCommits, logGraph, topoOrder, type LogOptions, type GraphRow, type HistoryContext, type HistoryEntry } from './repo/history';
+export { diffSides, summarizeChanges, type DiffSide, type DiffSummary } from './diff/tensor-diff';
+export { diffWorktree, worktreeSide, indexTree, type WorktreeDiffContext } from './commands/diff';
+export { logCommits, logGraph, topoOrder, type LogOptions, type GraphRow, type HistoryContext, type HistoryEntry } from './commands/log';
 export { pathspec, displayPath } from './worktree/pathspec';
-export { listBranches, type BranchInfo } from './repo/branches';
-export { annotatedTag, isPlainFile, readFileBytes, storedTensors, type StoredTensorInfo } from './repo/show';
+export { listBranches, type BranchInfo } from './commands/branch';
+export { annotatedTag, isPlainFile, readFileBytes, storedTensors, type StoredTensorInfo } from './commands/show';
 export {
   CONFIG_SCHEMA, STRICT_SECTIONS, checkConfigValue, configKeyInfo, isKnownConfigKey, setConfigValue, type ConfigKeyInfo,
 } from './refs/config-schema';
-export type { GcReport, FsckReport, FsckProblem, StatsReport } from './repo/maintenance';
-export type { AddOptions } from './repo/repository';
+export type { GcReport, FsckReport, FsckProblem, StatsReport } from './commands/maintenance';
+export type { AddOptions } from './repository';
 export { IgnoreRules } from './worktree/ignore';
 export type { Commit, Tree, FileEntry, SegmentEntry, TensorEntry, TagObject, Signature } from './models';
 import { native } from './native';

@@ -9,9 +9,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { serializeSafetensors } from '../formats/safetensors';
-import { diffSides } from '../repo/diff';
-import { fsck, stats } from '../repo/maintenance';
-import { Repository } from '../repo/repository';
+import { diffSides } from '../diff/tensor-diff';
+import { fsck, stats } from '../commands/maintenance';
+import { Repository } from '../repository';
 import { tensor, type Tensor } from '../tensor/tensor';
 import { fmtNum, humanBytes, paint, type Io } from './output';
 

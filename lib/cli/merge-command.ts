@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { MergeConflictError, invalidParameter } from '../errors';
 import { isMergeStrategy, MERGE_STRATEGIES, type MergeStrategyName } from '../merge/strategies';
 import type { MergeConflict, MergeParams, MergeReport } from '../repo/merge';
-import { Repository } from '../repo/repository';
+import { Repository } from '../repository';
 import { UsageError, messageFlag, type Command, type Ctx } from './command';
 import { fmtNum, paint } from './output';
 

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArgumentError, invalidParameter } from '../errors';
 import type { SimilarTarget } from '../ingest/similarity';
-import { Repository } from '../repo/repository';
+import { Repository } from '../repository';
 import type { Command } from './command';
 
 export const similarCommand: Command = {

@@ -48,7 +48,7 @@ import { crashPoint } from '../util/crash';
 import { writeFileAtomic } from '../util/fsutil';
 import { fsyncDirSync, materializeFile, readFileTensor, writeHashed } from '../worktree/materialize';
 import type { ObjectReader, ObjectWriter } from '../odb/objects';
-import type { Repository } from './repository';
+import type { Repository } from '../repository';
 import { checkNotInCoral, placeWorktreeFile, type WorktreeLayout } from '../worktree/files';
 import { applyTree, checkSwitch } from '../worktree/apply-tree';
 import { OneInFlight } from '../util/in-flight';

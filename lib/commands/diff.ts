@@ -10,7 +10,7 @@
  */
 import * as fsp from 'node:fs/promises';
 import { fileTable, type Tree } from '../models/tree';
-import { diffSides, type DiffSide, type FileChange } from './diff';
+import { diffSides, type DiffSide, type FileChange } from '../diff/tensor-diff';
 import type { RepoLayout } from '../layout';
 import type { ObjectReader } from '../odb/objects';
 import { readIndex } from '../worktree/staging';

@@ -15,7 +15,7 @@ import { fileTable, type Tree } from '../models/tree';
 import { readIndex } from '../worktree/staging';
 import { checkRefs } from './fsck-refs';
 import { GcLock } from '../odb/session';
-import type { Repository } from './repository';
+import type { Repository } from '../repository';
 
 export interface GcReport {
   reachableCommits: number;

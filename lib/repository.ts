@@ -16,45 +16,45 @@ import * as path from 'node:path';
 import {
   AlreadyExistsError, CorruptIndexError, InvalidArgumentError, NothingToCommitError,
   RefNotFoundError, invalidParameter,
-} from '../errors';
-import { SKELETON_NAME, ingestFile, segmentNames, type FindBase, type IngestReport } from '../ingest/ingest';
-import { openIngestPolicy } from '../ingest/bases';
+} from './errors';
+import { SKELETON_NAME, ingestFile, segmentNames, type FindBase, type IngestReport } from './ingest/ingest';
+import { openIngestPolicy } from './ingest/bases';
 import {
   rebuildSimilarityIndex, similarCheckpoints, similaritySettings,
   type RebuildReport, type SimilarOptions, type SimilarReport, type SimilarTarget,
-} from '../ingest/similarity';
+} from './ingest/similarity';
 import {
   checkShortRefName, checkTreePath, isValidRefName, encodeCommit, fileTable, encodeTag, encodeTree,
   type Commit, type FileEntry, type Signature, type TagObject, type Tree,
-} from '../models';
-import { MetaStore } from '../odb/meta-store';
+} from './models';
+import { MetaStore } from './odb/meta-store';
 import {
   absPath, contextAt, currentBranch, DEFAULT_CONFIG, findWorktree, headCommit, pathspec, readCommit, readTree, relPath,
   resolve, signature, treeOf, withWriter, type OpenOptions, type RepoContext,
-} from '../context';
-import { Config } from '../refs/config';
-import { RefStore } from '../refs/refs';
-import { mergeBase } from '../refs/ancestry';
-import type { ObjectStore } from '../store/object-store';
-import { crashPoint } from '../util/crash';
-import { writeFileAtomic } from '../util/fsutil';
-import { CORAL_DIR, RepoLayout } from '../layout';
-import { diffSides, type FileChange } from './diff';
-import { logCommits, type LogOptions } from './history';
-import { fsck, gc, stats, type FsckReport, type GcOptions, type GcReport, type StatsReport } from './maintenance';
-import { materializeFile, readFileTensor } from '../worktree/materialize';
-import * as merging from './merge';
-import { ObjectReader, ObjectWriter } from '../odb/objects';
-import { readIndex, rebuildIndexFromHead, sameStat, statOf, updateIndex, type StagingIndex } from '../worktree/staging';
+} from './context';
+import { Config } from './refs/config';
+import { RefStore } from './refs/refs';
+import { mergeBase } from './refs/ancestry';
+import type { ObjectStore } from './store/object-store';
+import { crashPoint } from './util/crash';
+import { writeFileAtomic } from './util/fsutil';
+import { CORAL_DIR, RepoLayout } from './layout';
+import { diffSides, type FileChange } from './diff/tensor-diff';
+import { logCommits, type LogOptions } from './commands/log';
+import { fsck, gc, stats, type FsckReport, type GcOptions, type GcReport, type StatsReport } from './commands/maintenance';
+import { materializeFile, readFileTensor } from './worktree/materialize';
+import * as merging from './repo/merge';
+import { ObjectReader, ObjectWriter } from './odb/objects';
+import { readIndex, rebuildIndexFromHead, sameStat, statOf, updateIndex, type StagingIndex } from './worktree/staging';
 import {
   checkNotBeyondSymlink, checkNotInCoral, checkWritable, lstatWorktree, materializeWorktreeFile,
   sweepStaleTemps,
-} from '../worktree/files';
-import { IgnoreRules, walkWorktree } from '../worktree/ignore';
-import { ingestSymlink, isSymlinkEntry } from '../worktree/symlink';
-import { applyTree, inPathspec, worktreeState } from '../worktree/apply-tree';
-import { removePaths, type RemoveOptions } from './remove';
-import { resetPaths, resetTo, type ResetMode, type ResetReport } from './reset';
+} from './worktree/files';
+import { IgnoreRules, walkWorktree } from './worktree/ignore';
+import { ingestSymlink, isSymlinkEntry } from './worktree/symlink';
+import { applyTree, inPathspec, worktreeState } from './worktree/apply-tree';
+import { removePaths, type RemoveOptions } from './commands/rm';
+import { resetPaths, resetTo, type ResetMode, type ResetReport } from './commands/reset';
 
 export interface CommitOptions {
   message: string;
@@ -529,7 +529,7 @@ export class Repository implements RepoContext {
       throw new InvalidArgumentError(`cannot delete branch '${name}': it is checked out`);
     if (!opts.force) {
       const head = await this.headCommit();
-      const { isAncestor } = await import('../refs/ancestry');
+      const { isAncestor } = await import('./refs/ancestry');
       if (head && !(await isAncestor(id, head, this.meta)))
         throw new InvalidArgumentError(`branch '${name}' is not fully merged; use -D to delete it anyway`);
     }
