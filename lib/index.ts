@@ -42,7 +42,9 @@ export { annotatedTag, isPlainFile, readFileBytes, storedTensors, type StoredTen
 export {
   CONFIG_SCHEMA, STRICT_SECTIONS, checkConfigValue, configKeyInfo, isKnownConfigKey, setConfigValue, type ConfigKeyInfo,
 } from './refs/config-schema';
-export type { GcReport, FsckReport, FsckProblem, StatsReport } from './commands/maintenance';
+export type { GcReport } from './commands/gc';
+export type { FsckReport, FsckProblem } from './commands/fsck';
+export type { StatsReport } from './commands/stats';
 export type { AddOptions } from './repository';
 export { IgnoreRules } from './worktree/ignore';
 export type { Commit, Tree, FileEntry, SegmentEntry, TensorEntry, TagObject, Signature } from './models';

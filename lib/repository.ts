@@ -1,8 +1,8 @@
 /**
  * A coral repository: a working tree of checkpoint files plus `.coral/`.
  *
- * Policy lives here (what to store, when refs move); bytes are handled by the
- * store, codecs and native kernels below.
+ * A thin facade: each method delegates to one command in lib/commands/
+ * (`(ctx, options) => data`), passing itself as the repository context.
  *
  * @example
  * const repo = await Repository.init('/data/ckpts');
@@ -13,97 +13,47 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import {
-  AlreadyExistsError, CorruptIndexError, InvalidArgumentError, NothingToCommitError,
-  RefNotFoundError, invalidParameter,
-} from './errors';
-import { SKELETON_NAME, ingestFile, segmentNames, type FindBase, type IngestReport } from './ingest/ingest';
-import { openIngestPolicy } from './ingest/bases';
-import {
-  rebuildSimilarityIndex, similarCheckpoints, similaritySettings,
-  type RebuildReport, type SimilarOptions, type SimilarReport, type SimilarTarget,
-} from './ingest/similarity';
-import {
-  checkShortRefName, checkTreePath, isValidRefName, encodeCommit, fileTable, encodeTag, encodeTree,
-  type Commit, type FileEntry, type Signature, type TagObject, type Tree,
-} from './models';
-import { MetaStore } from './odb/meta-store';
-import {
-  absPath, contextAt, currentBranch, DEFAULT_CONFIG, findWorktree, headCommit, pathspec, readCommit, readTree, relPath,
-  resolve, signature, treeOf, withWriter, type OpenOptions, type RepoContext,
-} from './context';
-import { Config } from './refs/config';
-import { RefStore } from './refs/refs';
-import { mergeBase } from './refs/ancestry';
-import type { ObjectStore } from './store/object-store';
-import { crashPoint } from './util/crash';
-import { writeFileAtomic } from './util/fsutil';
-import { CORAL_DIR, RepoLayout } from './layout';
-import { diffSides, type FileChange } from './diff/tensor-diff';
-import { logCommits, type LogOptions } from './commands/log';
-import { fsck, gc, stats, type FsckReport, type GcOptions, type GcReport, type StatsReport } from './commands/maintenance';
-import { materializeFile, readFileTensor } from './worktree/materialize';
-import * as merging from './repo/merge';
-import { ObjectReader, ObjectWriter } from './odb/objects';
-import { readIndex, rebuildIndexFromHead, sameStat, statOf, updateIndex, type StagingIndex } from './worktree/staging';
-import {
-  checkNotBeyondSymlink, checkNotInCoral, checkWritable, lstatWorktree, materializeWorktreeFile,
-  sweepStaleTemps,
-} from './worktree/files';
-import { IgnoreRules, walkWorktree } from './worktree/ignore';
-import { ingestSymlink, isSymlinkEntry } from './worktree/symlink';
-import { applyTree, inPathspec, worktreeState } from './worktree/apply-tree';
+import { add, stageTracked, type AddOptions, type AddReport } from './commands/add';
+import { branches, createBranch, deleteBranch } from './commands/branch';
+import { checkout, type CheckoutOptions, type CheckoutReport } from './commands/checkout';
+import { commit, type CommitOptions } from './commands/commit';
+import { diff } from './commands/diff';
+import { fsck, type FsckReport } from './commands/fsck';
+import { gc, type GcOptions, type GcReport } from './commands/gc';
+import { log, mergeBaseOf, type HistoryEntry, type LogOptions } from './commands/log';
+import { resetPaths, resetTo, rebuildIndex, type ResetMode, type ResetReport } from './commands/reset';
 import { removePaths, type RemoveOptions } from './commands/rm';
-import { resetPaths, resetTo, type ResetMode, type ResetReport } from './commands/reset';
+import { exportFile, readTensor } from './commands/show';
+import { rebuildSimilarityIndex, similar } from './commands/similar';
+import { stats, type StatsReport } from './commands/stats';
+import { ignoreRules, listWorktree, status, type StatusReport } from './commands/status';
+import { createTag, deleteTag, tags, type TagInfo } from './commands/tag';
+import {
+  absPath, contextAt, currentBranch, DEFAULT_CONFIG, findWorktree, headCommit, pathspec, readCommit, readTree,
+  relPath, resolve, treeOf, withWriter, type OpenOptions, type RepoContext,
+} from './context';
+import { AlreadyExistsError } from './errors';
+import type { RebuildReport, SimilarOptions, SimilarReport, SimilarTarget } from './ingest/similarity';
+import { CORAL_DIR, RepoLayout } from './layout';
+import { checkShortRefName, type Commit, type Tree } from './models';
+import type { MetaStore } from './odb/meta-store';
+import type { ObjectReader, ObjectWriter } from './odb/objects';
+import type { Config } from './refs/config';
+import type { RefStore } from './refs/refs';
+import * as merging from './repo/merge';
+import type { ObjectStore } from './store/object-store';
+import type { FileChange } from './diff/tensor-diff';
+import { writeFileAtomic } from './util/fsutil';
+import type { IgnoreRules } from './worktree/ignore';
+import { sweepStaleTemps } from './worktree/files';
 
-export interface CommitOptions {
-  message: string;
-  author?: Partial<Signature>;
-  metadata?: Record<string, unknown>;
-  /** Allow a commit whose tree equals its parent's. */
-  allowEmpty?: boolean;
-  /** Extra parents after HEAD (merge commits). */
-  extraParents?: string[];
-  /** Stage modifications and deletions of tracked files first (`commit -a`). */
-  all?: boolean;
-}
+export type { AddOptions, AddReport } from './commands/add';
+export type { CommitOptions } from './commands/commit';
+export type { FileStatus, StatusReport } from './commands/status';
 
 export interface LogEntry {
   id: string;
   commit: Commit;
-}
-
-export interface FileStatus {
-  path: string;
-  /** staged vs HEAD */
-  staged: 'added' | 'modified' | 'deleted' | null;
-  /** worktree vs staged */
-  unstaged: 'modified' | 'deleted' | null;
-}
-
-export interface StatusReport {
-  branch: string | null;
-  head: string | null;
-  files: FileStatus[];
-  untracked: string[];
-  merging: boolean;
-}
-
-export interface AddReport {
-  /** One report per file stored; `plainFile` says why a checkpoint-looking file was stored unparsed. */
-  files: IngestReport[];
-}
-
-export interface AddOptions {
-  onFile?: (rel: string, report: IngestReport) => void;
-  /** Refuse (throw the parser's error) instead of storing an unparsable checkpoint as a plain file. */
-  strict?: boolean;
-  /** Add ignored paths too (`coral add -f`). */
-  force?: boolean;
-}
-
-function isHex(s: string, n: number): boolean {
-  return s.length === n && /^[0-9a-f]+$/.test(s);
 }
 
 export class Repository implements RepoContext {
@@ -124,7 +74,8 @@ export class Repository implements RepoContext {
   static async init(dir: string, opts: { branch?: string } & OpenOptions = {}): Promise<Repository> {
     const worktree = path.resolve(dir);
     const layout = new RepoLayout(worktree);
-    if (fs.existsSync(layout.coral)) throw new AlreadyExistsError(`${layout.coral} already exists`, { path: layout.coral });
+    if (fs.existsSync(layout.coral))
+      throw new AlreadyExistsError(`${layout.coral} already exists`, { path: layout.coral });
     const branch = checkShortRefName(opts.branch ?? 'main');
     await fsp.mkdir(worktree, { recursive: true });
     // Build in a temp dir and rename, so a crash never leaves a half-initialised repository.
@@ -152,7 +103,11 @@ export class Repository implements RepoContext {
     await this.store.close();
   }
 
-  // ---- paths ---------------------------------------------------------------------------------
+  static isCommitId(s: string): boolean {
+    return s.length === 64 && /^[0-9a-f]+$/.test(s);
+  }
+
+  // ---- paths and revisions (lib/context.ts) --------------------------------------------------
 
   /** Worktree-relative posix path of a user-supplied path; rejects paths outside the worktree. */
   relPath(p: string): string {
@@ -167,8 +122,6 @@ export class Repository implements RepoContext {
   absPath(rel: string): string {
     return absPath(this, rel);
   }
-
-  // ---- refs ----------------------------------------------------------------------------------
 
   /** Commit id of HEAD, or null on an unborn branch. */
   headCommit(): Promise<string | null> {
@@ -197,277 +150,87 @@ export class Repository implements RepoContext {
     return treeOf(this, rev);
   }
 
-  // ---- writing -------------------------------------------------------------------------------
-
   /** Runs `fn` inside a writer session (lib/odb/session.ts) with an object writer. */
   withWriter<T>(what: string, fn: (w: ObjectWriter) => Promise<T>): Promise<T> {
     return withWriter(this, what, fn);
   }
 
-  /** Base proposals for delta encoding: the same-named tensor of the file's parent version. */
-  private async parentBases(): Promise<FindBase | null> {
-    if (this.config.getBool('core.deltaAgainstParent') === false) return null;
-    const head = await this.headCommit();
-    if (!head) return null;
-    const tree = await this.treeOf(head);
-    const perFile = new Map<string, Map<string, { object: string; dtype: string; shape: number[] }>>();
-    // Skeletons (headers, pickles) of one architecture are near-identical across files: any
-    // parent file whose skeleton has the same length is a good base, the same path first.
-    const skeletonLength = (e: FileEntry) => e.size - e.segments.reduce((n, s) => n + s.length, 0);
-    return async (q) => {
-      if (q.name === SKELETON_NAME) {
-        const same = tree.files[q.path];
-        const hit = same && skeletonLength(same) === q.shape[0] ? same : Object.values(tree.files).find((e) => skeletonLength(e) === q.shape[0]);
-        return hit ? { id: hit.skeleton } : null;
-      }
-      const entry = tree.files[q.path];
-      if (!entry) return null;
-      let names = perFile.get(q.path);
-      if (!names) perFile.set(q.path, (names = segmentNames(entry)));
-      const s = names.get(q.name);
-      if (!s || s.dtype !== q.dtype || s.shape.length !== q.shape.length || s.shape.some((d, i) => d !== q.shape[i]))
-        return null;
-      return { id: s.object };
-    };
+  // ---- staging and committing (lib/commands/add, commit, reset, rm) --------------------------
+
+  /** Paths staged during a merge are its resolved conflicts (lib/repo/merge.ts). */
+  private readonly markResolved = (paths: string[]): Promise<void> => merging.markResolved(this, paths);
+
+  /** Stages files (or every file under the given directories); see lib/commands/add.ts. */
+  add(paths: string[], opts: AddOptions = {}): Promise<AddReport> {
+    return add(this, paths, { ...opts, onStaged: this.markResolved });
+  }
+
+  /** Stages every tracked file whose worktree copy was modified or deleted (`commit -a`, `add -u`). */
+  stageTracked(): Promise<string[]> {
+    return stageTracked(this, { onStaged: this.markResolved });
   }
 
   /**
-   * Stages files (or every file under the given directories). Each file is
-   * stored as skeleton + tensor objects; files whose stat matches the index are
-   * skipped. Paths that no longer exist are staged as deletions.
-   */
-  async add(paths: string[], opts: AddOptions = {}): Promise<AddReport> {
-    if (!Array.isArray(paths) || paths.length === 0) throw invalidParameter('paths', 'non-empty array of paths', paths);
-    const files = new Set<string>();
-    const gone = new Set<string>();
-    const idx0 = readIndex(this.layout);
-    const tracked = new Set(Object.keys(idx0.files));
-    const rules = opts.force ? null : this.ignoreRules();
-    const ignored: string[] = [];
-    for (const p of paths) {
-      const abs = path.resolve(p);
-      const rel = abs === this.worktree ? '' : this.relPath(abs);
-      if (rel) await checkNotBeyondSymlink(this.layout, rel);
-      // lstat: a symlink is recorded as a link, never followed (lib/worktree/symlink.ts).
-      const st = await fsp.lstat(abs).catch(() => null);
-      const under = (f: string) => rel === '' || f === rel || f.startsWith(`${rel}/`);
-      if (!st) {
-        const gonePaths = [...tracked].filter(under);
-        if (!gonePaths.length) throw new InvalidArgumentError(`pathspec '${p}' did not match any files`);
-        gonePaths.forEach((f) => gone.add(f));
-        continue;
-      }
-      // Like git: naming an ignored, untracked path is refused unless forced.
-      if (rel && rules && !tracked.has(rel) && ![...tracked].some(under) && (await rules.ignores(rel, st.isDirectory()))) {
-        ignored.push(rel);
-        continue;
-      }
-      if (st.isDirectory()) {
-        for (const f of await walkWorktree(this.worktree, abs, { rules, tracked })) files.add(f);
-        for (const f of tracked) if (under(f) && !(await lstatWorktree(this.layout, f))) gone.add(f);
-      } else {
-        files.add(rel);
-      }
-    }
-    if (ignored.length)
-      throw new InvalidArgumentError(
-        `the following paths are ignored by a .coralignore or .gitignore file: ${ignored.join(', ')}; use -f (force: true) to add them anyway`,
-        { ignored },
-      );
-    const policy = await openIngestPolicy(this, await this.parentBases());
-    const report: AddReport = { files: [] };
-    try {
-    await this.withWriter('add', async (writer) => {
-      const staged = fileTable<{ entry: FileEntry; stat: ReturnType<typeof statOf> }>();
-      for (const rel of [...files].sort()) {
-        const abs = this.absPath(rel);
-        const st = await fsp.lstat(abs);
-        const prev = idx0.files[rel];
-        if (prev && sameStat(prev.stat, st) && isSymlinkEntry(prev.entry) === st.isSymbolicLink()) continue;
-        const { entry, report: r } = st.isSymbolicLink()
-          ? await ingestSymlink(writer, abs, rel)
-          : await ingestFile(writer, abs, rel, policy.findBase, policy.hooks, { strict: opts.strict });
-        staged[rel] = { entry, stat: statOf(st) };
-        report.files.push(r);
-        opts.onFile?.(rel, r);
-      }
-      // Objects must be durable before the index names them.
-      await writer.flush();
-      crashPoint('add:after-pack');
-      await updateIndex(this.layout, (idx) => {
-        for (const [rel, s] of Object.entries(staged)) idx.files[rel] = s;
-        for (const rel of gone) delete idx.files[rel];
-      });
-    });
-    } finally {
-      await policy.close();
-    }
-    await merging.markResolved(this, [...files, ...gone]);
-    return report;
-  }
-
-  /** Unstages paths: the index entries under them take HEAD's version, or `rev`'s (lib/repo/reset.ts). */
-  async reset(paths: string[], opts: { rev?: string } = {}): Promise<string[]> {
-    return resetPaths(this, paths, opts.rev);
-  }
-
-  /**
-   * Sets the whole index to HEAD's tree (`coral reset`), even when the index is
-   * damaged; returns the entry count. With `ifDamaged`, only a damaged index is
-   * replaced (`fsck --rebuild-index`); null when it was readable.
-   */
-  async rebuildIndex(opts: { ifDamaged?: boolean } = {}): Promise<number | null> {
-    if (opts.ifDamaged) {
-      try {
-        readIndex(this.layout);
-        return null;
-      } catch (e) {
-        if (!(e instanceof CorruptIndexError)) throw e;
-      }
-    }
-    return rebuildIndexFromHead(this.layout, await this.treeOf((await this.headCommit()) ? 'HEAD' : null));
-  }
-
-  /** `reset [--soft|--mixed|--hard] [<rev>]`: moves HEAD's branch, and the index (mixed) and worktree (hard). */
-  async resetTo(opts: { mode?: ResetMode; rev?: string } = {}): Promise<ResetReport> {
-    return resetTo(this, opts);
-  }
-
-  /** Removes files from the index (and, unless `cached`, from the worktree); refuses to lose edits unless `force` (lib/repo/remove.ts). */
-  async rm(paths: string[], opts: RemoveOptions = {}): Promise<string[]> {
-    return removePaths(this, paths, opts);
-  }
-
-  private signature(part?: Partial<Signature>): Signature {
-    return signature(this, part);
-  }
-
-  /** Tree bytes of the index, stored; returns the tree id. */
-  private async writeIndexTree(idx: StagingIndex): Promise<string> {
-    const files = fileTable<FileEntry>();
-    for (const k of Object.keys(idx.files).sort()) files[k] = idx.files[k].entry;
-    return this.meta.put(encodeTree({ files }));
-  }
-
-  /**
-   * Records the index as a new commit on the current branch (or detached HEAD).
-   * The ref moves by compare-and-swap; the index lock is held throughout so
-   * concurrent committers serialise and no update is lost.
+   * Records the index as a new commit (lib/commands/commit.ts). During a merge
+   * (--no-commit, or conflicts fixed and added) the commit concludes it with
+   * both parents, as git does; the message defaults to the merge's.
    */
   async commit(opts: CommitOptions): Promise<string> {
     if (opts?.all) await this.stageTracked();
-    // A merge in progress (merge --no-commit, or conflicts fixed and added): this commit concludes
-    // it with both parents, as git does; the message defaults to the merge's (lib/repo/merge.ts).
     if (opts && !opts.extraParents?.length && fs.existsSync(this.layout.mergeState))
       return merging.mergeContinue(this, {
         message: typeof opts.message === 'string' && opts.message.trim() ? opts.message : undefined,
         author: opts.author,
         metadata: opts.metadata,
       });
-    if (!opts || typeof opts.message !== 'string' || !opts.message.trim())
-      throw invalidParameter('message', 'non-empty string', opts?.message);
-    return this.withWriter('commit', async () => {
-      let result = '';
-      await updateIndex(this.layout, async (idx) => {
-        const head = await this.refs.readHead();
-        const parent = await this.refs.resolveHead();
-        const treeId = await this.writeIndexTree(idx);
-        if (parent && !opts.allowEmpty && !opts.extraParents?.length) {
-          const pc = await this.readCommit(parent);
-          if (pc.tree === treeId) throw new NothingToCommitError('nothing to commit (the index matches HEAD); use `coral add` first');
-        }
-        if (!parent && Object.keys(idx.files).length === 0 && !opts.allowEmpty)
-          throw new NothingToCommitError('nothing to commit; use `coral add <file>` first');
-        const sig = this.signature(opts.author);
-        const commit: Commit = {
-          tree: treeId,
-          parents: [...(parent ? [parent] : []), ...(opts.extraParents ?? [])],
-          author: sig,
-          committer: sig,
-          message: opts.message.endsWith('\n') ? opts.message : `${opts.message}\n`,
-          metadata: opts.metadata ?? {},
-        };
-        const id = await this.meta.put(encodeCommit(commit));
-        crashPoint('commit:before-ref');
-        const summary = `commit${commit.parents.length > 1 ? ' (merge)' : parent ? '' : ' (initial)'}: ${opts.message.split('\n')[0]}`;
-        if (head.kind === 'symbolic') {
-          await this.refs.updateRef(head.target, id, { expectedOld: parent, message: summary, who: sig });
-        } else {
-          await this.refs.updateRef('HEAD', id, { expectedOld: parent, message: summary, who: sig });
-        }
-        result = id;
-      });
-      return result;
-    });
+    return commit(this, { ...opts, all: false });
   }
 
-  /** Stages every tracked file whose worktree copy was modified or deleted (`commit -a`, `add -u`). */
-  async stageTracked(): Promise<string[]> {
-    const changed = (await this.status()).files.filter((f) => f.unstaged !== null).map((f) => f.path);
-    if (changed.length) await this.add(changed.map((p) => this.absPath(p)));
-    return changed;
+  /** Unstages paths: the index entries under them take HEAD's version, or `rev`'s (lib/commands/reset.ts). */
+  reset(paths: string[], opts: { rev?: string } = {}): Promise<string[]> {
+    return resetPaths(this, paths, opts.rev);
   }
 
-  // ---- status --------------------------------------------------------------------------------
+  /** Sets the whole index to HEAD's tree (`coral reset`); with `ifDamaged`, only a damaged one (null: it was readable). */
+  rebuildIndex(opts: { ifDamaged?: boolean } = {}): Promise<number | null> {
+    return rebuildIndex(this, opts);
+  }
 
-  /**
-   * Files and symlinks under `dir` (absolute), worktree-relative, skipping
-   * .coral, coral temp files and ignored paths (.coralignore, .gitignore; see
-   * lib/worktree/ignore.ts) unless tracked or `ignored: true`.
-   */
-  async listWorktree(dir = this.worktree, opts: { ignored?: boolean } = {}): Promise<string[]> {
-    const tracked = new Set(Object.keys(readIndex(this.layout).files));
-    return walkWorktree(this.worktree, dir, { rules: opts.ignored ? null : this.ignoreRules(), tracked });
+  /** `reset [--soft|--mixed|--hard] [<rev>]`: moves HEAD's branch, and the index (mixed) and worktree (hard). */
+  resetTo(opts: { mode?: ResetMode; rev?: string } = {}): Promise<ResetReport> {
+    return resetTo(this, opts);
+  }
+
+  /** Removes files from the index (and, unless `cached`, from the worktree); refuses to lose edits unless `force`. */
+  rm(paths: string[], opts: RemoveOptions = {}): Promise<string[]> {
+    return removePaths(this, paths, opts);
+  }
+
+  // ---- status (lib/commands/status.ts) --------------------------------------------------------
+
+  /** Files and symlinks under `dir`, worktree-relative, skipping .coral, temp files and ignored paths. */
+  listWorktree(dir = this.worktree, opts: { ignored?: boolean } = {}): Promise<string[]> {
+    return listWorktree(this, dir, opts);
   }
 
   /** The ignore rules of the worktree as it is now (`core.useGitignore` decides on .gitignore files). */
   ignoreRules(): IgnoreRules {
-    return new IgnoreRules(this.worktree, { useGitignore: this.config.getBool('core.useGitignore', true) });
+    return ignoreRules(this);
   }
 
-  /** Does the worktree file still hold what the index entry says? null: it is gone (apply-tree's check). */
-  private async worktreeMatches(rel: string, staged: StagingIndex['files'][string]): Promise<boolean | null> {
-    // One check for status and every switch: apply-tree's (symlink entries compare link targets).
-    const s = await worktreeState(this.layout, rel, staged);
-    return s === 'missing' ? null : s === 'clean';
+  status(): Promise<StatusReport> {
+    return status(this);
   }
 
-  async status(): Promise<StatusReport> {
-    const headId = await this.headCommit();
-    const tree = await this.treeOf(headId ? 'HEAD' : null);
-    const idx = readIndex(this.layout);
-    const all = new Set([...Object.keys(tree.files), ...Object.keys(idx.files)]);
-    const files: FileStatus[] = [];
-    for (const p of [...all].sort()) {
-      const t = tree.files[p];
-      const s = idx.files[p];
-      const staged = !s ? 'deleted' : !t ? 'added' : t.sha256 !== s.entry.sha256 || t.size !== s.entry.size ? 'modified' : null;
-      let unstaged: FileStatus['unstaged'] = null;
-      if (s) {
-        const m = await this.worktreeMatches(p, s);
-        unstaged = m === null ? 'deleted' : m ? null : 'modified';
-      }
-      if (staged || unstaged) files.push({ path: p, staged: staged as FileStatus['staged'], unstaged });
-    }
-    const untracked = (await this.listWorktree()).filter((f) => !idx.files[f]);
-    return {
-      branch: await this.currentBranch(),
-      head: headId,
-      files,
-      untracked,
-      merging: fs.existsSync(this.layout.mergeState),
-    };
-  }
-
-  // ---- history -------------------------------------------------------------------------------
+  // ---- history and merge (lib/commands/log.ts, lib/repo/merge.ts) -----------------------------
 
   /** History from `rev` (or HEAD), or as `logCommits` takes it: ranges, paths, topological order. */
-  async log(opts: { rev?: string } & LogOptions = {}): Promise<LogEntry[]> {
-    return logCommits(this, { ...opts, revs: opts.revs ?? (opts.rev ? [opts.rev] : undefined) });
+  log(opts: { rev?: string } & LogOptions = {}): Promise<LogEntry[]> {
+    return log(this, opts);
   }
 
-  async mergeBase(a: string, b: string): Promise<string[]> {
-    return mergeBase(await this.resolve(a), await this.resolve(b), this.meta);
+  mergeBase(a: string, b: string): Promise<string[]> {
+    return mergeBaseOf(this, a, b);
   }
 
   /** Three-way, tensor-aware merge of `other` into HEAD (lib/repo/merge.ts, docs/merge.md). */
@@ -495,207 +258,64 @@ export class Repository implements RepoContext {
     return merging.mergeTry(this, other, strategies, out, opts);
   }
 
-  // ---- branches and tags ---------------------------------------------------------------------
+  // ---- branches and tags (lib/commands/branch.ts, tag.ts) ------------------------------------
 
-  async branches(): Promise<Array<{ name: string; id: string; current: boolean }>> {
-    const cur = await this.currentBranch();
-    return (await this.refs.listRefs('refs/heads/')).map((r) => {
-      const name = r.name.replace(/^refs\/heads\//, '');
-      return { name, id: r.id, current: name === cur };
-    });
+  branches(): Promise<Array<{ name: string; id: string; current: boolean }>> {
+    return branches(this);
   }
 
-  async createBranch(name: string, startRev = 'HEAD', opts: { force?: boolean } = {}): Promise<string> {
-    checkShortRefName(name);
-    const id = await this.resolve(startRev);
-    const ref = `refs/heads/${name}`;
-    const existing = await this.refs.readRef(ref);
-    if (existing && !opts.force) throw new AlreadyExistsError(`a branch named '${name}' already exists`, { branch: name });
-    // git: moving the checked-out branch under the worktree would stage the difference as a change.
-    if (existing && (await this.currentBranch()) === name)
-      throw new InvalidArgumentError(`cannot force update the branch '${name}' used by worktree at '${this.worktree}'`, { branch: name });
-    await this.refs.updateRef(ref, id, {
-      expectedOld: opts.force ? undefined : null,
-      message: `branch: Created from ${startRev}`,
-    });
-    return id;
+  createBranch(name: string, startRev = 'HEAD', opts: { force?: boolean } = {}): Promise<string> {
+    return createBranch(this, name, startRev, opts);
   }
 
-  async deleteBranch(name: string, opts: { force?: boolean } = {}): Promise<void> {
-    const ref = `refs/heads/${checkShortRefName(name)}`;
-    const id = await this.refs.readRef(ref);
-    if (!id) throw new RefNotFoundError(`branch '${name}' not found`);
-    if ((await this.currentBranch()) === name)
-      throw new InvalidArgumentError(`cannot delete branch '${name}': it is checked out`);
-    if (!opts.force) {
-      const head = await this.headCommit();
-      const { isAncestor } = await import('./refs/ancestry');
-      if (head && !(await isAncestor(id, head, this.meta)))
-        throw new InvalidArgumentError(`branch '${name}' is not fully merged; use -D to delete it anyway`);
-    }
-    await this.refs.deleteRef(ref, id);
+  deleteBranch(name: string, opts: { force?: boolean } = {}): Promise<void> {
+    return deleteBranch(this, name, opts);
   }
 
-  async tags(): Promise<Array<{ name: string; id: string; commit: string; annotated: boolean; tag?: TagObject }>> {
-    const out = [];
-    for (const r of await this.refs.listRefs('refs/tags/')) {
-      const name = r.name.replace(/^refs\/tags\//, '');
-      let tag: TagObject | undefined;
-      try {
-        tag = await this.meta.readTag(r.id);
-      } catch {
-        tag = undefined;
-      }
-      out.push({ name, id: r.id, commit: tag ? tag.object : r.id, annotated: !!tag, ...(tag ? { tag } : {}) });
-    }
-    return out;
+  tags(): Promise<TagInfo[]> {
+    return tags(this);
   }
 
   /** Lightweight tag, or annotated when a message (and optional metrics) is given. */
-  async createTag(
+  createTag(
     name: string,
     rev = 'HEAD',
     opts: { message?: string; metrics?: Record<string, unknown>; force?: boolean } = {},
   ): Promise<string> {
-    checkShortRefName(name, 'tag name');
-    const commit = await this.resolve(rev);
-    const ref = `refs/tags/${name}`;
-    if ((await this.refs.readRef(ref)) && !opts.force) throw new AlreadyExistsError(`tag '${name}' already exists`, { tag: name });
-    let target = commit;
-    if (opts.message !== undefined || opts.metrics) {
-      const tag: TagObject = {
-        object: commit,
-        tag: name,
-        tagger: this.signature(),
-        message: opts.message ?? '',
-        metadata: opts.metrics ? { metrics: opts.metrics } : {},
-      };
-      target = await this.meta.put(encodeTag(tag));
-    }
-    await this.refs.updateRef(ref, target, { expectedOld: opts.force ? undefined : null, message: `tag: ${name}` });
-    return target;
+    return createTag(this, name, rev, opts);
   }
 
-  async deleteTag(name: string): Promise<void> {
-    const ref = `refs/tags/${checkShortRefName(name, 'tag name')}`;
-    const id = await this.refs.readRef(ref);
-    if (!id) throw new RefNotFoundError(`tag '${name}' not found`);
-    await this.refs.deleteRef(ref, id);
+  deleteTag(name: string): Promise<void> {
+    return deleteTag(this, name);
   }
 
-  // ---- checkout ------------------------------------------------------------------------------
+  // ---- checkout and inspection (lib/commands/checkout.ts, diff.ts, show.ts) ------------------
 
   /**
    * Switches HEAD to a branch (or detaches at a revision) and rewrites the
    * worktree byte-for-byte. Refuses to overwrite uncommitted changes unless
    * `force`. With `paths`, only restores those files from `rev` (HEAD stays).
    */
-  async checkout(
-    target: string,
-    opts: { force?: boolean; create?: boolean; start?: string; detach?: boolean; paths?: string[] } = {},
-  ): Promise<{ head: string; branch: string | null; written: string[]; removed: string[]; kept: string[] }> {
-    if (opts.paths?.length) return this.restorePaths(target, opts.paths);
-    let branch: string | null = null;
-    let id: string;
-    if (opts.create) {
-      checkShortRefName(target);
-      if (await this.refs.readRef(`refs/heads/${target}`))
-        throw new AlreadyExistsError(`a branch named '${target}' already exists`, { branch: target });
-      if (opts.start === undefined && !(await this.headCommit())) {
-        // Unborn HEAD: the new branch is unborn too; index and files stay as they are (git).
-        await this.refs.setHeadSymbolic(`refs/heads/${target}`);
-        return { head: '', branch: target, written: [], removed: [], kept: [] };
-      }
-      id = await this.resolve(opts.start ?? 'HEAD');
-      branch = target;
-    } else {
-      // A branch name first (git's rule), then any revision: the result is a detached HEAD.
-      const local = !opts.detach && isValidRefName(`refs/heads/${target}`) ? await this.refs.readRef(`refs/heads/${target}`) : null;
-      const current = target === 'HEAD' && !opts.detach ? await this.currentBranch() : null;
-      if (current) {
-        // `checkout HEAD` stays on the branch (git), it does not detach.
-        branch = current;
-        id = await this.resolve('HEAD');
-      } else if (local) {
-        branch = target;
-        id = local;
-      } else {
-        id = await this.resolve(target);
-      }
-    }
-    const headId = await this.headCommit();
-    const from = await this.treeOf(headId ? 'HEAD' : null);
-    const to = await this.readTree((await this.readCommit(id)).tree);
-    // One dirty check for every switch (lib/worktree/apply-tree.ts): edits carry over or the switch refuses.
-    const r = await applyTree(this, from, to, { force: opts.force, operation: 'checkout' });
-    if (opts.create) await this.createBranch(target, id);
-    if (branch) await this.refs.setHeadSymbolic(`refs/heads/${branch}`);
-    else await this.refs.setHeadDetached(id);
-    // As git does after a switch: a merge in progress is forgotten (what it staged stays staged).
-    await fsp.rm(this.layout.mergeState, { force: true });
-    return { head: id, branch, ...r };
-  }
-
-  private async restorePaths(rev: string, paths: string[]) {
-    const id = await this.resolve(rev);
-    const tree = await this.readTree((await this.readCommit(id)).tree);
-    const written: string[] = [];
-    const rels = paths.map((p) => this.pathspec(p));
-    for (const rel of rels) {
-      const keys = Object.keys(tree.files).filter((f) => inPathspec(f, rel));
-      if (!keys.length) throw new InvalidArgumentError(`pathspec '${rel}' did not match any file in ${rev}`);
-      await checkWritable(this.layout, keys);
-      for (const f of keys) {
-        await materializeWorktreeFile(this.reader, this.layout, f, tree.files[f]);
-        written.push(f);
-      }
-    }
-    await updateIndex(this.layout, async (ix) => {
-      for (const f of written) {
-        const st = await lstatWorktree(this.layout, f);
-        ix.files[f] = { entry: tree.files[f], stat: st && !st.isDirectory() ? statOf(st) : null };
-      }
-    });
-    return { head: (await this.headCommit()) ?? id, branch: await this.currentBranch(), written, removed: [], kept: [] };
+  checkout(target: string, opts: CheckoutOptions = {}): Promise<CheckoutReport> {
+    return checkout(this, target, opts);
   }
 
   /** Writes a committed file to an arbitrary destination (e.g. `coral show rev:path > f`). */
-  async exportFile(rev: string, rel: string, dest: string): Promise<void> {
-    const tree = await this.treeOf(rev);
-    const e = tree.files[checkTreePath(rel)];
-    if (!e) throw new RefNotFoundError(`path '${rel}' does not exist in ${rev}`);
-    const abs = path.resolve(dest);
-    const inTree = path.relative(this.worktree, abs);
-    if (!inTree.startsWith('..') && !path.isAbsolute(inTree)) await materializeWorktreeFile(this.reader, this.layout, this.relPath(abs), e);
-    else {
-      await checkNotInCoral(this.layout, abs);
-      await materializeFile(this.reader, e, abs);
-    }
+  exportFile(rev: string, rel: string, dest: string): Promise<void> {
+    return exportFile(this, rev, rel, dest);
   }
 
-  // ---- inspection and maintenance ------------------------------------------------------------
-
-  /**
-   * Tensor-aware diff between two revisions (`b` omitted: the index). Modified
-   * tensors carry metrics unless `metrics: false`.
-   */
-  async diff(a: string, b?: string, opts: { metrics?: boolean; paths?: string[] } = {}): Promise<FileChange[]> {
-    const left = await this.treeOf(a);
-    const right: Tree =
-      b === undefined
-        ? { files: fileTable(Object.entries(readIndex(this.layout).files).map(([p, s]) => [p, s.entry] as const)) }
-        : await this.treeOf(b);
-    return diffSides(this.reader, left, { kind: 'tree', tree: right }, opts);
+  /** Tensor-aware diff between two revisions (`b` omitted: the index); metrics unless `metrics: false`. */
+  diff(a: string, b?: string, opts: { metrics?: boolean; paths?: string[] } = {}): Promise<FileChange[]> {
+    return diff(this, a, b, opts);
   }
 
   /** One tensor of a committed file, decoded and verified. */
-  async readTensor(rev: string, file: string, name: string) {
-    const e = (await this.treeOf(rev)).files[checkTreePath(file)];
-    if (!e) throw new RefNotFoundError(`path '${file}' does not exist in ${rev}`);
-    const te = e.tensors.find((t) => t.name === name);
-    if (!te) throw new RefNotFoundError(`tensor '${name}' does not exist in ${rev}:${file}`);
-    return readFileTensor(this.reader, e, te);
+  readTensor(rev: string, file: string, name: string) {
+    return readTensor(this, rev, file, name);
   }
+
+  // ---- maintenance (lib/commands/gc.ts, fsck.ts, stats.ts, similar.ts) ------------------------
 
   gc(opts?: GcOptions): Promise<GcReport> {
     return gc(this, opts);
@@ -709,20 +329,13 @@ export class Repository implements RepoContext {
     return stats(this);
   }
 
-  /**
-   * The stored checkpoints closest to a worktree file or a committed `rev:path`
-   * (which base was this fine-tuned from?). See lib/ingest/similarity.ts.
-   */
+  /** The stored checkpoints closest to a worktree file or a committed `rev:path` (lib/ingest/similarity.ts). */
   similar(target: SimilarTarget, opts?: SimilarOptions): Promise<SimilarReport> {
-    return similarCheckpoints(this, target, opts);
+    return similar(this, target, opts);
   }
 
   /** Rebuilds `.coral/simindex/` from the stored objects. */
   rebuildSimilarityIndex(): Promise<RebuildReport> {
-    return rebuildSimilarityIndex(this.layout.simindex, this, similaritySettings(this.config));
-  }
-
-  static isCommitId(s: string): boolean {
-    return isHex(s, 64);
+    return rebuildSimilarityIndex(this);
   }
 }

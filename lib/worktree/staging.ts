@@ -110,26 +110,35 @@ export async function writeIndex(layout: RepoLayout, idx: StagingIndex): Promise
 }
 
 /**
- * Rebuilds `.coral/index` from HEAD's tree (`headTree`; the empty tree on an
- * unborn branch), whatever state the old index is in. Stat caches start empty,
- * so the next status rehashes: worktree edits show as unstaged changes.
- * `coral reset` (no arguments) and `coral fsck --rebuild-index` call it.
+ * The index for `tree`: a stat cache is kept where the entry's content does not
+ * change (it vouches for "the worktree file holds this sha256"), so status need
+ * not rehash those files; `old` null (unreadable): no stat cache at all.
  */
-export async function rebuildIndexFromHead(layout: RepoLayout, headTree: Tree): Promise<number> {
+export function indexForTree(tree: Tree, old: StagingIndex['files'] | null): StagingIndex {
+  const files = fileTable<StagedFile>();
+  for (const [p, e] of Object.entries(tree.files)) {
+    const prev = old?.[p];
+    files[p] = { entry: e, stat: prev && prev.entry.sha256 === e.sha256 && prev.entry.size === e.size ? prev.stat : null };
+  }
+  return { version: 1, files };
+}
+
+/**
+ * Rebuilds `.coral/index` from a tree (HEAD's for `coral reset` and
+ * `coral fsck --rebuild-index`, the target's for `reset --mixed`), whatever
+ * state the old index is in. Edits on disk then show as unstaged changes.
+ * Returns the entry count.
+ */
+export async function rebuildIndexFromTree(layout: RepoLayout, tree: Tree): Promise<number> {
   let old: StagingIndex['files'] | null = null;
   try {
     old = readIndex(layout).files;
   } catch (e) {
     if (!(e instanceof CorruptIndexError)) throw e;
   }
-  const files = fileTable<StagedFile>();
-  for (const [p, e] of Object.entries(headTree.files)) {
-    // A stat cache vouches for "the worktree file holds this sha256": keep it when the entry's content is unchanged.
-    const prev = old?.[p];
-    files[p] = { entry: e, stat: prev && prev.entry.sha256 === e.sha256 && prev.entry.size === e.size ? prev.stat : null };
-  }
-  await writeIndex(layout, { version: 1, files });
-  return Object.keys(files).length;
+  const idx = indexForTree(tree, old);
+  await writeIndex(layout, idx);
+  return Object.keys(idx.files).length;
 }
 
 /**
