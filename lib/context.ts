@@ -26,6 +26,7 @@ import { Config } from './refs/config';
 import { RefStore } from './refs/refs';
 import { resolveRevision } from './refs/revparse';
 import { openLocalStore } from './store';
+import { sweepStaleTemps } from './worktree/files';
 import { treePath, treePathspec } from './worktree/pathspec';
 import type { ObjectStore } from './store/object-store';
 
@@ -82,7 +83,8 @@ export async function contextAt(worktree: string, opts: OpenOptions = {}): Promi
   const layout = new RepoLayout(worktree);
   const config = await Config.load(layout.coral);
   const s = opts.store;
-  const store = s === undefined ? await openLocalStore(layout.coral) : typeof s === 'function' ? await s(layout.coral) : s;
+  const store =
+    s === undefined ? await openLocalStore(layout.coral) : typeof s === 'function' ? await s(layout.coral) : s;
   return {
     worktree,
     layout,
@@ -92,6 +94,16 @@ export async function contextAt(worktree: string, opts: OpenOptions = {}): Promi
     reader: new ObjectReader(store, config.getNumber('core.baseCacheBytes') ?? DEFAULT_CONFIG.core.baseCacheBytes),
     config,
   };
+}
+
+/**
+ * Opens the context of the repository containing `dir` (searching upward like
+ * git), clearing the temp files of killed checkouts and merges first.
+ */
+export async function openContext(dir = process.cwd(), opts: OpenOptions = {}): Promise<RepoContext> {
+  const worktree = findWorktree(dir);
+  sweepStaleTemps(new RepoLayout(worktree));
+  return contextAt(worktree, opts);
 }
 
 // ---- revisions and trees -----------------------------------------------------------------------

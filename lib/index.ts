@@ -32,6 +32,11 @@ export {
   Repository, type CommitOptions, type LogEntry, type StatusReport, type FileStatus, type AddReport,
 } from './repository';
 export type { FileChange, TensorChange, TensorMetrics } from './diff/tensor-diff';
+// ---- the commands behind Repository, over a repository context (lib/commands, lib/context.ts) ----
+export * as commands from './commands';
+export {
+  openContext, contextAt, findWorktree, DEFAULT_CONFIG, type RepoContext, type OpenOptions, type StoreFactory,
+} from './context';
 // ---- what the CLI prints, as library calls (diff, log, status paths, show, config schema) ----
 export { diffSides, summarizeChanges, type DiffSide, type DiffSummary } from './diff/tensor-diff';
 export { diffWorktree, worktreeSide, indexTree, type WorktreeDiffContext } from './commands/diff';

@@ -11,8 +11,6 @@
  * for (const e of await repo.log()) console.log(e.id, e.commit.message);
  */
 import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
-import * as path from 'node:path';
 import { add, stageTracked, type AddOptions, type AddReport } from './commands/add';
 import { branches, createBranch, deleteBranch } from './commands/branch';
 import { checkout, type CheckoutOptions, type CheckoutReport } from './commands/checkout';
@@ -20,7 +18,8 @@ import { commit, type CommitOptions } from './commands/commit';
 import { diff } from './commands/diff';
 import { fsck, type FsckReport } from './commands/fsck';
 import { gc, type GcOptions, type GcReport } from './commands/gc';
-import { log, mergeBaseOf, type HistoryEntry, type LogOptions } from './commands/log';
+import { init } from './commands/init';
+import { log, mergeBaseOf, type LogOptions } from './commands/log';
 import { resetPaths, resetTo, rebuildIndex, type ResetMode, type ResetReport } from './commands/reset';
 import { removePaths, type RemoveOptions } from './commands/rm';
 import { exportFile, readTensor } from './commands/show';
@@ -29,13 +28,23 @@ import { stats, type StatsReport } from './commands/stats';
 import { ignoreRules, listWorktree, status, type StatusReport } from './commands/status';
 import { createTag, deleteTag, tags, type TagInfo } from './commands/tag';
 import {
-  absPath, contextAt, currentBranch, DEFAULT_CONFIG, findWorktree, headCommit, pathspec, readCommit, readTree,
-  relPath, resolve, treeOf, withWriter, type OpenOptions, type RepoContext,
+  absPath,
+  currentBranch,
+  headCommit,
+  openContext,
+  pathspec,
+  readCommit,
+  readTree,
+  relPath,
+  resolve,
+  treeOf,
+  withWriter,
+  type OpenOptions,
+  type RepoContext,
 } from './context';
-import { AlreadyExistsError } from './errors';
 import type { RebuildReport, SimilarOptions, SimilarReport, SimilarTarget } from './ingest/similarity';
-import { CORAL_DIR, RepoLayout } from './layout';
-import { checkShortRefName, type Commit, type Tree } from './models';
+import type { RepoLayout } from './layout';
+import type { Commit, Tree } from './models';
 import type { MetaStore } from './odb/meta-store';
 import type { ObjectReader, ObjectWriter } from './odb/objects';
 import type { Config } from './refs/config';
@@ -43,9 +52,7 @@ import type { RefStore } from './refs/refs';
 import * as merging from './repo/merge';
 import type { ObjectStore } from './store/object-store';
 import type { FileChange } from './diff/tensor-diff';
-import { writeFileAtomic } from './util/fsutil';
 import type { IgnoreRules } from './worktree/ignore';
-import { sweepStaleTemps } from './worktree/files';
 
 export type { AddOptions, AddReport } from './commands/add';
 export type { CommitOptions } from './commands/commit';
@@ -72,21 +79,7 @@ export class Repository implements RepoContext {
 
   /** Creates `.coral/` in `dir` (created if missing) with an unborn `main` branch. */
   static async init(dir: string, opts: { branch?: string } & OpenOptions = {}): Promise<Repository> {
-    const worktree = path.resolve(dir);
-    const layout = new RepoLayout(worktree);
-    if (fs.existsSync(layout.coral))
-      throw new AlreadyExistsError(`${layout.coral} already exists`, { path: layout.coral });
-    const branch = checkShortRefName(opts.branch ?? 'main');
-    await fsp.mkdir(worktree, { recursive: true });
-    // Build in a temp dir and rename, so a crash never leaves a half-initialised repository.
-    const staging = path.join(worktree, `${CORAL_DIR}.init-${process.pid}`);
-    await fsp.rm(staging, { recursive: true, force: true });
-    for (const d of ['refs/heads', 'refs/tags', 'objects/packs', 'objects/meta', 'tmp', 'sessions', 'logs'])
-      await fsp.mkdir(path.join(staging, d), { recursive: true });
-    await writeFileAtomic(path.join(staging, 'HEAD'), `ref: refs/heads/${branch}\n`);
-    await writeFileAtomic(path.join(staging, 'config'), JSON.stringify(DEFAULT_CONFIG, null, 2) + '\n');
-    await fsp.rename(staging, layout.coral);
-    return Repository.open(worktree, opts);
+    return Repository.open(await init(dir, opts), opts);
   }
 
   /**
@@ -94,9 +87,7 @@ export class Repository implements RepoContext {
    * objects live in the local packs unless `opts.store` names another ObjectStore.
    */
   static async open(dir = process.cwd(), opts: OpenOptions = {}): Promise<Repository> {
-    const worktree = findWorktree(dir);
-    sweepStaleTemps(new RepoLayout(worktree)); // temp files of killed checkouts and merges
-    return new Repository(await contextAt(worktree, opts));
+    return new Repository(await openContext(dir, opts));
   }
 
   async close(): Promise<void> {

@@ -94,7 +94,13 @@ async function collect(
       continue;
     }
     // Like git: naming an ignored, untracked path is refused unless forced.
-    if (rel && rules && !tracked.has(rel) && ![...tracked].some(under) && (await rules.ignores(rel, st.isDirectory()))) {
+    if (
+      rel &&
+      rules &&
+      !tracked.has(rel) &&
+      ![...tracked].some(under) &&
+      (await rules.ignores(rel, st.isDirectory()))
+    ) {
       ignored.push(rel);
       continue;
     }
@@ -153,6 +159,11 @@ export async function add(ctx: RepoContext, paths: string[], opts: AddOptions = 
 /** Stages every tracked file whose worktree copy was modified or deleted (`commit -a`, `add -u`). */
 export async function stageTracked(ctx: RepoContext, opts: Pick<AddOptions, 'onStaged'> = {}): Promise<string[]> {
   const changed = (await status(ctx)).files.filter((f) => f.unstaged !== null).map((f) => f.path);
-  if (changed.length) await add(ctx, changed.map((p) => absPath(ctx, p)), opts);
+  if (changed.length)
+    await add(
+      ctx,
+      changed.map((p) => absPath(ctx, p)),
+      opts,
+    );
   return changed;
 }

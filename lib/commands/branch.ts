@@ -43,12 +43,10 @@ export async function listBranches(
 }
 
 /** Local branches, the current one marked (Repository.branches). */
-export async function branches(ctx: Pick<RepoContext, 'refs'>): Promise<Array<{ name: string; id: string; current: boolean }>> {
-  const cur = await currentBranch(ctx);
-  return (await ctx.refs.listRefs('refs/heads/')).map((r) => {
-    const name = r.name.replace(/^refs\/heads\//, '');
-    return { name, id: r.id, current: name === cur };
-  });
+export async function branches(
+  ctx: Pick<RepoContext, 'refs' | 'meta'>,
+): Promise<Array<{ name: string; id: string; current: boolean }>> {
+  return (await listBranches(ctx)).map(({ name, id, current }) => ({ name, id, current }));
 }
 
 /** Creates `name` at `startRev` (default HEAD); `force` moves an existing branch that is not checked out. */

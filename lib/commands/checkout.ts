@@ -9,7 +9,14 @@
  */
 import * as fsp from 'node:fs/promises';
 import {
-  currentBranch, headCommit, pathspec, readCommit, readTree, resolve, treeOf, type RepoContext,
+  currentBranch,
+  headCommit,
+  pathspec,
+  readCommit,
+  readTree,
+  resolve,
+  treeOf,
+  type RepoContext,
 } from '../context';
 import { AlreadyExistsError, InvalidArgumentError } from '../errors';
 import { checkShortRefName, isValidRefName } from '../models';

@@ -19,7 +19,6 @@ export interface FsckReport {
   problems: FsckProblem[];
 }
 
-
 /**
  * Checks the store, HEAD and refs, and every link. One damaged object is one
  * problem: objects that `verify()` already reported (or whose pack it could not

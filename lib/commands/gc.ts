@@ -22,12 +22,10 @@ export interface GcReport {
   bytesAfter: number;
 }
 
-
 async function metaAgeMs(repo: RepoContext, id: string): Promise<number> {
   const st = await fsp.stat(repo.meta.pathOf(id)).catch(() => null);
   return st ? Date.now() - st.mtimeMs : Infinity;
 }
-
 
 /** Default age below which unreachable objects are kept (config `gc.pruneExpire`, seconds). */
 export const DEFAULT_PRUNE_EXPIRE_SECONDS = 3600;
@@ -57,18 +55,21 @@ export function parsePruneExpire(s: string): number {
 }
 
 export async function gc(repo: RepoContext, opts: GcOptions = {}): Promise<GcReport> {
-  const graceMs = opts.pruneExpireMs ?? (repo.config.getNumber('gc.pruneExpire') ?? DEFAULT_PRUNE_EXPIRE_SECONDS) * 1000;
+  const graceMs =
+    opts.pruneExpireMs ?? (repo.config.getNumber('gc.pruneExpire') ?? DEFAULT_PRUNE_EXPIRE_SECONDS) * 1000;
   const packLimit = repo.config.getNumber('gc.packLimit') ?? DEFAULT_PACK_LIMIT;
   const lock = await GcLock.acquire(repo.layout, opts.timeoutMs);
   try {
-    const bytesBefore = (await dirBytes(repo.layout.objects));
+    const bytesBefore = await dirBytes(repo.layout.objects);
     const r = await reach(repo, { followBases: true });
     if (r.missing.length)
       throw new CorruptObjectError(
         `gc stopped: the repository has missing objects (${r.missing[0].message}); run \`coral fsck\``,
         { problems: r.missing.slice(0, 20) },
       );
-    const packs = (await fsp.readdir(repo.layout.packs).catch(() => [] as string[])).filter((f) => f.endsWith('.h5')).length;
+    const packs = (await fsp.readdir(repo.layout.packs).catch(() => [] as string[])).filter((f) =>
+      f.endsWith('.h5'),
+    ).length;
     const repack = await repo.store.repack((id) => r.objects.has(id), {
       graceMs,
       all: !!opts.aggressive || packs > packLimit,

@@ -37,7 +37,6 @@ export async function walkFiles(dir: string): Promise<string[]> {
   return out;
 }
 
-
 export async function dirBytes(dir: string): Promise<number> {
   let n = 0;
   for (const f of await walkFiles(dir)) n += (await fsp.stat(f)).size;
@@ -45,7 +44,9 @@ export async function dirBytes(dir: string): Promise<number> {
 }
 
 /** Ids named by refs, HEAD, reflogs, the index and merge state (commits, tags, or tree entries). */
-export async function gcRoots(repo: Pick<RepoContext, 'refs' | 'layout'>): Promise<{ commits: Set<string>; trees: Tree[] }> {
+export async function gcRoots(
+  repo: Pick<RepoContext, 'refs' | 'layout'>,
+): Promise<{ commits: Set<string>; trees: Tree[] }> {
   const commits = new Set<string>();
   const trees: Tree[] = [];
   for (const r of await repo.refs.listRefs('refs/')) {
@@ -61,7 +62,11 @@ export async function gcRoots(repo: Pick<RepoContext, 'refs' | 'layout'>): Promi
     }
   }
   try {
-    const ms = JSON.parse(await fsp.readFile(repo.layout.mergeState, 'utf8')) as { theirs?: string[]; orig?: string; tree?: Tree };
+    const ms = JSON.parse(await fsp.readFile(repo.layout.mergeState, 'utf8')) as {
+      theirs?: string[];
+      orig?: string;
+      tree?: Tree;
+    };
     for (const x of [...(ms.theirs ?? []), ms.orig]) if (x) commits.add(x);
     // The merged tree of a merge in progress (inline; lib/repo/merge.ts) keeps its objects.
     if (ms.tree && typeof ms.tree === 'object' && ms.tree.files) trees.push(ms.tree);
@@ -82,10 +87,18 @@ export interface Reach {
   missing: FsckProblem[];
 }
 
-export async function reach(repo: Pick<RepoContext, 'refs' | 'layout' | 'meta' | 'reader'>, opts: { followBases: boolean }): Promise<Reach> {
+export async function reach(
+  repo: Pick<RepoContext, 'refs' | 'layout' | 'meta' | 'reader'>,
+  opts: { followBases: boolean },
+): Promise<Reach> {
   const r = await gcRoots(repo);
   const out: Reach = {
-    commits: new Set(), metas: new Set(), objects: new Set(), fileVersions: new Map(), treesSeen: 0, missing: [],
+    commits: new Set(),
+    metas: new Set(),
+    objects: new Set(),
+    fileVersions: new Map(),
+    treesSeen: 0,
+    missing: [],
   };
   const addTree = (t: Tree) => {
     for (const e of Object.values(t.files)) {
@@ -118,7 +131,11 @@ export async function reach(repo: Pick<RepoContext, 'refs' | 'layout' | 'meta' |
           addTree(await repo.meta.readTree(obj.value.tree));
           out.treesSeen++;
         } catch (e) {
-          out.missing.push({ kind: 'link', id: obj.value.tree, message: `tree of commit ${id}: ${(e as Error).message}` });
+          out.missing.push({
+            kind: 'link',
+            id: obj.value.tree,
+            message: `tree of commit ${id}: ${(e as Error).message}`,
+          });
         }
       }
     }

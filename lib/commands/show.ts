@@ -76,11 +76,7 @@ export async function storedTensors(reader: ObjectReader, e: FileEntry): Promise
   return out;
 }
 
-async function entryAt(
-  ctx: Pick<RepoContext, 'refs' | 'meta'>,
-  rev: string,
-  rel: string,
-): Promise<FileEntry> {
+async function entryAt(ctx: Pick<RepoContext, 'refs' | 'meta'>, rev: string, rel: string): Promise<FileEntry> {
   const files = (await treeOf(ctx, rev)).files;
   if (!Object.prototype.hasOwnProperty.call(files, rel))
     throw new RefNotFoundError(`path '${rel}' does not exist in '${rev}'`, { path: rel, rev });
@@ -123,7 +119,12 @@ export async function exportFile(ctx: RepoContext, rev: string, rel: string, des
 }
 
 /** One tensor of a committed file, decoded and verified. */
-export async function readTensor(ctx: Pick<RepoContext, 'refs' | 'meta' | 'reader'>, rev: string, file: string, name: string) {
+export async function readTensor(
+  ctx: Pick<RepoContext, 'refs' | 'meta' | 'reader'>,
+  rev: string,
+  file: string,
+  name: string,
+) {
   const e = (await treeOf(ctx, rev)).files[checkTreePath(file)];
   if (!e) throw new RefNotFoundError(`path '${file}' does not exist in ${rev}`);
   const te = e.tensors.find((t) => t.name === name);

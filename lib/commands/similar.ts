@@ -9,8 +9,14 @@
  */
 import { resolve, treeOf, type RepoContext } from '../context';
 import {
-  rebuildSimilarityIndex as rebuildIndexAt, similarCheckpoints, similaritySettings,
-  type RebuildReport, type SimilarOptions, type SimilarReport, type SimilarSource, type SimilarTarget,
+  rebuildSimilarityIndex as rebuildIndexAt,
+  similarCheckpoints,
+  similaritySettings,
+  type RebuildReport,
+  type SimilarOptions,
+  type SimilarReport,
+  type SimilarSource,
+  type SimilarTarget,
 } from '../ingest/similarity';
 
 /** The repository context as the similarity engine's narrow source. */

@@ -30,7 +30,6 @@ export interface StatsReport {
   codecs: Record<string, { objects: number; rawBytes: number; storedBytes: number }>;
 }
 
-
 export async function stats(repo: RepoContext): Promise<StatsReport> {
   const r = await reach(repo, { followBases: false });
   const codecs: StatsReport['codecs'] = {};

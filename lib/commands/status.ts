@@ -55,14 +55,20 @@ export async function status(ctx: RepoContext): Promise<StatusReport> {
   for (const p of [...all].sort()) {
     const t = tree.files[p];
     const s = idx.files[p];
-    const staged = !s ? 'deleted' : !t ? 'added' : t.sha256 !== s.entry.sha256 || t.size !== s.entry.size ? 'modified' : null;
+    const staged = !s
+      ? 'deleted'
+      : !t
+        ? 'added'
+        : t.sha256 !== s.entry.sha256 || t.size !== s.entry.size
+          ? 'modified'
+          : null;
     let unstaged: FileStatus['unstaged'] = null;
     if (s) {
       // One check for status and every switch: apply-tree's (symlink entries compare link targets).
       const state = await worktreeState(ctx.layout, p, s);
       unstaged = state === 'missing' ? 'deleted' : state === 'clean' ? null : 'modified';
     }
-    if (staged || unstaged) files.push({ path: p, staged: staged as FileStatus['staged'], unstaged });
+    if (staged || unstaged) files.push({ path: p, staged, unstaged });
   }
   const untracked = (await listWorktree(ctx)).filter((f) => !idx.files[f]);
   return {

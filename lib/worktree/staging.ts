@@ -46,7 +46,8 @@ export function encodeIndexFile(idx: StagingIndex): Buffer {
   ]);
 }
 
-const RESTORE_HINT = 'run `coral reset` (or `coral fsck --rebuild-index`) to rebuild it from HEAD; staged changes are lost, worktree files are kept';
+const RESTORE_HINT =
+  'run `coral reset` (or `coral fsck --rebuild-index`) to rebuild it from HEAD; staged changes are lost, worktree files are kept';
 
 function corrupt(layout: RepoLayout, why: string): CorruptIndexError {
   return new CorruptIndexError(`staging index ${layout.index} ${why}; ${RESTORE_HINT}`, { path: layout.index });
@@ -83,14 +84,30 @@ export function readIndex(layout: RepoLayout): StagingIndex {
     throw corrupt(layout, 'is not valid JSON');
   }
   const o = v as { version?: unknown; files?: unknown } | null;
-  if (!o || typeof o !== 'object' || o.version !== 1 || !o.files || typeof o.files !== 'object' || Array.isArray(o.files))
+  if (
+    !o ||
+    typeof o !== 'object' ||
+    o.version !== 1 ||
+    !o.files ||
+    typeof o.files !== 'object' ||
+    Array.isArray(o.files)
+  )
     throw corrupt(layout, 'has an unknown format');
   const files = fileTable<StagedFile>();
   for (const [p, f] of Object.entries(o.files as Record<string, unknown>)) {
     const sf = f as Partial<StagedFile> | null;
     const e = sf?.entry as Partial<FileEntry> | undefined;
-    if (!sf || typeof sf !== 'object' || !e || typeof e !== 'object' || typeof e.sha256 !== 'string' || typeof e.size !== 'number'
-      || !Array.isArray(e.segments) || !Array.isArray(e.tensors) || (sf.stat !== null && typeof sf.stat !== 'object'))
+    if (
+      !sf ||
+      typeof sf !== 'object' ||
+      !e ||
+      typeof e !== 'object' ||
+      typeof e.sha256 !== 'string' ||
+      typeof e.size !== 'number' ||
+      !Array.isArray(e.segments) ||
+      !Array.isArray(e.tensors) ||
+      (sf.stat !== null && typeof sf.stat !== 'object')
+    )
       throw corrupt(layout, `has a malformed entry for ${JSON.stringify(p)}`);
     files[p] = { entry: e as FileEntry, stat: sf.stat ?? null };
   }
@@ -118,7 +135,10 @@ export function indexForTree(tree: Tree, old: StagingIndex['files'] | null): Sta
   const files = fileTable<StagedFile>();
   for (const [p, e] of Object.entries(tree.files)) {
     const prev = old?.[p];
-    files[p] = { entry: e, stat: prev && prev.entry.sha256 === e.sha256 && prev.entry.size === e.size ? prev.stat : null };
+    files[p] = {
+      entry: e,
+      stat: prev && prev.entry.sha256 === e.sha256 && prev.entry.size === e.size ? prev.stat : null,
+    };
   }
   return { version: 1, files };
 }
@@ -145,10 +165,7 @@ export async function rebuildIndexFromTree(layout: RepoLayout, tree: Tree): Prom
  * Read-modify-write of the index under its lock. `fn` may be async; the lock
  * is held throughout, so concurrent `add`s never drop each other's entries.
  */
-export async function updateIndex<T>(
-  layout: RepoLayout,
-  fn: (idx: StagingIndex) => Promise<T> | T,
-): Promise<T> {
+export async function updateIndex<T>(layout: RepoLayout, fn: (idx: StagingIndex) => Promise<T> | T): Promise<T> {
   const lock = await LockFile.acquire(layout.index, { timeoutMs: lockTimeoutMs(layout.coral) });
   try {
     const idx = readIndex(layout);
