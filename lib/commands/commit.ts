@@ -11,9 +11,9 @@
  */
 import { readCommit, signature, withWriter, type RepoContext } from '../context';
 import { NothingToCommitError, invalidParameter } from '../errors';
-import { encodeCommit, encodeTree, fileTable, type Commit, type FileEntry, type Signature } from '../models';
+import { encodeCommit, encodeTree, type Commit, type Signature } from '../models';
 import { crashPoint } from '../util/crash';
-import { updateIndex, type StagingIndex } from '../worktree/staging';
+import { treeOfIndex, updateIndex, type StagingIndex } from '../worktree/staging';
 import { stageTracked } from './add';
 
 export interface CommitOptions {
@@ -30,9 +30,7 @@ export interface CommitOptions {
 
 /** Tree bytes of the index, stored; returns the tree id. */
 async function writeIndexTree(ctx: Pick<RepoContext, 'meta'>, idx: StagingIndex): Promise<string> {
-  const files = fileTable<FileEntry>();
-  for (const k of Object.keys(idx.files).sort()) files[k] = idx.files[k].entry;
-  return ctx.meta.put(encodeTree({ files }));
+  return ctx.meta.put(encodeTree(treeOfIndex(idx)));
 }
 
 export async function commit(ctx: RepoContext, opts: CommitOptions): Promise<string> {

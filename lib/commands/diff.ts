@@ -16,7 +16,7 @@ import * as fsp from 'node:fs/promises';
 import { absPath, treeOf, type RepoContext } from '../context';
 import { fileTable, type Tree } from '../models/tree';
 import { diffSides, type DiffSide, type FileChange } from '../diff/tensor-diff';
-import { readIndex } from '../worktree/staging';
+import { readIndex, treeOfIndex } from '../worktree/staging';
 import { status } from './status';
 
 /** What a worktree diff needs from a repository: the repository context (Repository is one). */
@@ -39,8 +39,7 @@ export async function diff(
 
 /** The index as a tree (what `diff --cached` compares HEAD with). */
 export function indexTree(ctx: Pick<WorktreeDiffContext, 'layout'>): Tree {
-  const idx = readIndex(ctx.layout);
-  return { files: fileTable(Object.entries(idx.files).map(([p, s]) => [p, s.entry] as const)) };
+  return treeOfIndex(readIndex(ctx.layout));
 }
 
 /** The tracked files on disk as a diff side. */

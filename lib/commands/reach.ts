@@ -10,8 +10,8 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { RepoContext } from '../context';
 import { decodeMeta } from '../models/meta';
-import { fileTable, type Tree } from '../models/tree';
-import { readIndex } from '../worktree/staging';
+import type { Tree } from '../models/tree';
+import { readIndex, treeOfIndex } from '../worktree/staging';
 
 export interface FsckProblem {
   kind: 'object' | 'meta' | 'ref' | 'link';
@@ -73,8 +73,7 @@ export async function gcRoots(
   } catch {
     /* no merge in progress */
   }
-  const idx = readIndex(repo.layout);
-  trees.push({ files: fileTable(Object.entries(idx.files).map(([p, s]) => [p, s.entry] as const)) });
+  trees.push(treeOfIndex(readIndex(repo.layout)));
   return { commits, trees };
 }
 

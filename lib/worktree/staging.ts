@@ -126,6 +126,13 @@ export async function writeIndex(layout: RepoLayout, idx: StagingIndex): Promise
   }
 }
 
+/** The tree the index describes: what the next commit records, what `diff --cached` and gc see. */
+export function treeOfIndex(idx: StagingIndex): Tree {
+  const files = fileTable<FileEntry>();
+  for (const k of Object.keys(idx.files).sort()) files[k] = idx.files[k].entry;
+  return { files };
+}
+
 /**
  * The index for `tree`: a stat cache is kept where the entry's content does not
  * change (it vouches for "the worktree file holds this sha256"), so status need
