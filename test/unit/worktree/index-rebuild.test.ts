@@ -13,8 +13,14 @@ afterEach(() => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
-const entry = (sha: string, size: number): FileEntry =>
-  ({ format: 'raw', sha256: sha.repeat(64), size, skeleton: 'k', segments: [], tensors: [] });
+const entry = (sha: string, size: number): FileEntry => ({
+  format: 'raw',
+  sha256: sha.repeat(64),
+  size,
+  skeleton: 'k',
+  segments: [],
+  tensors: [],
+});
 const tree = (files: Record<string, FileEntry>): Tree => ({ files: fileTable(Object.entries(files)) });
 const stat = { size: 1, mtimeMs: 2, ino: 3 };
 
