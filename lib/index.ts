@@ -77,14 +77,18 @@ export {
 export {
   mergeLinear, mergeTaskVectors, convertTensor, type MergePrecision, type NumericOptions, type TaskVectorOptions,
 } from './merge/numeric';
-// ---- tensor-aware merge (lib/merge/three-way.ts, lib/repo/merge.ts) ----
+// ---- tensor-aware merge (lib/merge/three-way.ts, lib/commands/merge.ts, lib/merge/try.ts) ----
 export {
   classify3, classifyFiles, classifyTensors, isConflict, sameTensor, sameFile,
   type MergeKind, type Classification, type ItemClassification, type TensorVersion, type FileVersion,
 } from './merge/three-way';
 export type {
   MergeOptions, MergeParams, MergeReport, MergeItem, MergeConflict, MergeStateFile, TryCandidate,
-} from './repo/merge';
+} from './commands/merge';
+export {
+  vetCandidates, parseScore, paramFlags, TRY_DEFAULTS,
+  type MergeTryResult, type VetOptions, type VettedCandidate, type MergeVetReport,
+} from './merge/try';
 // ---- object store (lib/store) ----
 export {
   LocalPackStore, MemoryStore, openLocalStore,
@@ -97,3 +101,10 @@ export {
   RepoSimilarity, rebuildSimilarityIndex, similarCheckpoints, similaritySettings, DEFAULT_SIMILARITY,
   type SimilaritySettings, type SimilarTarget, type SimilarOptions, type SimilarMatch, type SimilarReport, type RebuildReport,
 } from './ingest/similarity';
+// ---- what the CLI prints, as library calls (issue #12: every printed number comes from one of these) ----
+export { compare, type CompareOptions, type CompareReport, type CompareSide } from './commands/compare';
+export { showFile, showCommit, type ShowFileReport, type ShowCommitReport } from './commands/show';
+export { diffIndex } from './commands/diff';
+export { branchTip } from './commands/branch';
+export { rebuildObjectIndex } from './store';
+export { parsePruneExpire, type GcOptions } from './commands/gc';

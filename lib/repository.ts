@@ -49,7 +49,7 @@ import type { MetaStore } from './odb/meta-store';
 import type { ObjectReader, ObjectWriter } from './odb/objects';
 import type { Config } from './refs/config';
 import type { RefStore } from './refs/refs';
-import * as merging from './repo/merge';
+import * as merging from './commands/merge';
 import type { ObjectStore } from './store/object-store';
 import type { FileChange } from './diff/tensor-diff';
 import type { IgnoreRules } from './worktree/ignore';
@@ -148,7 +148,7 @@ export class Repository implements RepoContext {
 
   // ---- staging and committing (lib/commands/add, commit, reset, rm) --------------------------
 
-  /** Paths staged during a merge are its resolved conflicts (lib/repo/merge.ts). */
+  /** Paths staged during a merge are its resolved conflicts (lib/commands/merge.ts). */
   private readonly markResolved = (paths: string[]): Promise<void> => merging.markResolved(this, paths);
 
   /** Stages files (or every file under the given directories); see lib/commands/add.ts. */
@@ -213,7 +213,7 @@ export class Repository implements RepoContext {
     return status(this);
   }
 
-  // ---- history and merge (lib/commands/log.ts, lib/repo/merge.ts) -----------------------------
+  // ---- history and merge (lib/commands/log.ts, lib/commands/merge.ts) -----------------------------
 
   /** History from `rev` (or HEAD), or as `logCommits` takes it: ranges, paths, topological order. */
   log(opts: { rev?: string } & LogOptions = {}): Promise<LogEntry[]> {
@@ -224,7 +224,7 @@ export class Repository implements RepoContext {
     return mergeBaseOf(this, a, b);
   }
 
-  /** Three-way, tensor-aware merge of `other` into HEAD (lib/repo/merge.ts, docs/merge.md). */
+  /** Three-way, tensor-aware merge of `other` into HEAD (lib/commands/merge.ts, docs/merge.md). */
   merge(other: string, opts: merging.MergeOptions = {}): Promise<merging.MergeReport> {
     return merging.merge(this, other, opts);
   }

@@ -1,11 +1,25 @@
-/** The shape of a `coral` subcommand, shared by lib/cli/main.ts and the command modules. */
+/**
+ * The shape of a `coral` subcommand (lib/cli/commands/<name>.ts), the errors
+ * only the CLI raises, and the argv helpers the command modules share.
+ */
+import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { CoralError } from '../errors';
+import { CoralError, invalidParameter, Repository } from '../index';
 import type { Io } from './output';
 
 /** A command line coral cannot run: unknown command or option, missing value, stray argument. */
 export class UsageError extends CoralError {
   static override readonly code = 'CORAL_USAGE';
+}
+
+/** `coral fsck` found problems (exit 9 through the exit-code table). */
+export class FsckFailedError extends CoralError {
+  static override readonly code = 'CORAL_FSCK_FAILED';
+}
+
+/** `coral config <key>` or `--unset <key>` of a key that is not set (exit 1, as git's). */
+export class ConfigNotSetError extends CoralError {
+  static override readonly code = 'CORAL_CONFIG_NOT_SET';
 }
 
 export type Flags = Record<string, string | boolean | string[] | undefined>;
@@ -72,4 +86,36 @@ export function parseCommandArgs(
       argument: positionals[cmd.maxArgs],
     });
   return { flags: values, args: positionals };
+}
+
+/** The `--json` option most commands take. */
+export const JSON_OPT: OptSpec = { json: { type: 'boolean' } };
+
+/** Opens the repository at (or above) the working directory, runs `fn`, and closes it. */
+export async function withRepo<T>(ctx: Ctx, fn: (repo: Repository) => Promise<T>): Promise<T> {
+  const repo = await Repository.open(ctx.cwd);
+  try {
+    return await fn(repo);
+  } finally {
+    await repo.close();
+  }
+}
+
+/** Command-line paths, absolute (relative ones are taken from the working directory). */
+export function resolvePaths(ctx: Ctx, ps: string[]): string[] {
+  return ps.map((p) => path.resolve(ctx.cwd, p));
+}
+
+/** "k=v" pairs; values parsed as JSON when they look like numbers/booleans. */
+export function parsePairs(list: string[] | undefined, what: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const kv of list ?? []) {
+    const i = kv.indexOf('=');
+    if (i <= 0) throw invalidParameter(what, 'key=value', kv);
+    const v = kv.slice(i + 1);
+    let val: unknown = v;
+    if (/^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(v) || v === 'true' || v === 'false') val = JSON.parse(v);
+    out[kv.slice(0, i)] = val;
+  }
+  return out;
 }

@@ -8,12 +8,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { serializeSafetensors } from '../formats/safetensors';
-import { diffSides } from '../diff/tensor-diff';
-import { fsck } from '../commands/fsck';
-import { stats } from '../commands/stats';
-import { Repository } from '../repository';
-import { tensor, type Tensor } from '../tensor/tensor';
+import { Repository, serializeSafetensors, tensor, type Tensor } from '../index';
 import { fmtNum, humanBytes, paint, type Io } from './output';
 
 /** Deterministic N(0,1) samples (xorshift128+ and Box-Muller). */
@@ -22,7 +17,7 @@ class Rng {
   private s1: bigint;
   private spare: number | null = null;
   constructor(seed: number) {
-    this.s0 = BigInt(seed) * 0x9e3779b97f4a7c15n & 0xffffffffffffffffn || 1n;
+    this.s0 = (BigInt(seed) * 0x9e3779b97f4a7c15n) & 0xffffffffffffffffn || 1n;
     this.s1 = (this.s0 ^ 0xbf58476d1ce4e5b9n) & 0xffffffffffffffffn;
   }
   uniform(): number {
@@ -53,8 +48,16 @@ function layerShapes(d = 128, layers = 4, vocab = 1000): Array<[string, number[]
   const out: Array<[string, number[]]> = [['embed.weight', [vocab, d]]];
   for (let i = 0; i < layers; i++) {
     const p = `layers.${i}`;
-    out.push([`${p}.attn.qkv.weight`, [3 * d, d]], [`${p}.attn.out.weight`, [d, d]], [`${p}.ln1.weight`, [d]], [`${p}.ln1.bias`, [d]],
-      [`${p}.mlp.up.weight`, [4 * d, d]], [`${p}.mlp.down.weight`, [d, 4 * d]], [`${p}.ln2.weight`, [d]], [`${p}.ln2.bias`, [d]]);
+    out.push(
+      [`${p}.attn.qkv.weight`, [3 * d, d]],
+      [`${p}.attn.out.weight`, [d, d]],
+      [`${p}.ln1.weight`, [d]],
+      [`${p}.ln1.bias`, [d]],
+      [`${p}.mlp.up.weight`, [4 * d, d]],
+      [`${p}.mlp.down.weight`, [d, 4 * d]],
+      [`${p}.ln2.weight`, [d]],
+      [`${p}.ln2.bias`, [d]],
+    );
   }
   out.push(['head.weight', [vocab, d]]);
   return out;
@@ -126,7 +129,9 @@ export async function runDemo(io: Io, opts: { dir?: string; keep?: boolean; json
       const c0 = await repo.commit({ message: 'base model', metadata: { step: 0 } });
       await repo.createTag('v1', 'HEAD', { message: 'first release', metrics: { loss: 2.31 } });
       written.push({ rev: c0, sha: sha(baseBytes), bytes: baseBytes.length });
-      say(`  wrote model.safetensors (${humanBytes(baseBytes.length)}, ${shapes.size} tensors), committed ${c0.slice(0, 12)}, tagged v1`);
+      say(
+        `  wrote model.safetensors (${humanBytes(baseBytes.length)}, ${shapes.size} tensors), committed ${c0.slice(0, 12)}, tagged v1`,
+      );
 
       h('2. fine-tuning: a checkpoint series at lr 1e-3 relative');
       let cur = base;
@@ -138,7 +143,9 @@ export async function runDemo(io: Io, opts: { dir?: string; keep?: boolean; json
         const id = await repo.commit({ message: `fine-tune step ${s * 100}`, metadata: { step: s * 100 } });
         written.push({ rev: id, sha: sha(bytes), bytes: bytes.length });
         const f = r.files[0];
-        say(`  step ${s * 100}: ${f.storedObjects} objects stored (${f.deltaObjects} as deltas against the parent), ${humanBytes(f.storedBytes)} for ${humanBytes(f.bytes)}`);
+        say(
+          `  step ${s * 100}: ${f.storedObjects} objects stored (${f.deltaObjects} as deltas against the parent), ${humanBytes(f.storedBytes)} for ${humanBytes(f.bytes)}`,
+        );
       }
 
       h('3. a partial update on a branch (only the output head is trained)');
@@ -152,12 +159,12 @@ export async function runDemo(io: Io, opts: { dir?: string; keep?: boolean; json
       say(`  ${pr.files[0].dedupedObjects} tensors deduplicated, ${pr.files[0].storedObjects} stored`);
 
       h('4. tensor-aware diff main..head-only');
-      const a = await repo.treeOf('main');
-      const b = await repo.treeOf('head-only');
-      const changes = await diffSides(repo.reader, a, { kind: 'tree', tree: b });
+      const changes = await repo.diff('main', 'head-only');
       for (const f of changes)
         for (const t of f.tensors)
-          say(`  ~ ${f.path}:${t.name} ${t.dtype}[${t.shape.join(',')}] changed ${(100 * (t.metrics?.changedFraction ?? 0)).toFixed(1)}% relL2 ${t.metrics?.relL2 === null ? '-' : fmtNum(t.metrics?.relL2 ?? 0)}`);
+          say(
+            `  ~ ${f.path}:${t.name} ${t.dtype}[${t.shape.join(',')}] changed ${(100 * (t.metrics?.changedFraction ?? 0)).toFixed(1)}% relL2 ${t.metrics?.relL2 === null ? '-' : fmtNum(t.metrics?.relL2 ?? 0)}`,
+          );
 
       h('5. checkout every commit and verify the bytes');
       await repo.checkout('main');
@@ -170,13 +177,19 @@ export async function runDemo(io: Io, opts: { dir?: string; keep?: boolean; json
       say(`  ${ok}/${written.length} checkouts byte-identical (sha256)`);
 
       h('6. storage');
-      const s = await stats(repo);
-      say(`  ${humanBytes(s.logicalBytes)} of checkpoints stored in ${humanBytes(s.storedBytes)}: ${s.ratio.toFixed(2)}x`);
-      for (const [c, v] of Object.entries(s.codecs)) say(`  ${c.padEnd(20)} ${v.objects} objects, ${humanBytes(v.rawBytes)} -> ${humanBytes(v.storedBytes)}`);
-      const f = await fsck(repo);
+      const s = await repo.stats();
+      say(
+        `  ${humanBytes(s.logicalBytes)} of checkpoints stored in ${humanBytes(s.storedBytes)}: ${s.ratio.toFixed(2)}x`,
+      );
+      for (const [c, v] of Object.entries(s.codecs))
+        say(`  ${c.padEnd(20)} ${v.objects} objects, ${humanBytes(v.rawBytes)} -> ${humanBytes(v.storedBytes)}`);
+      const f = await repo.fsck();
       say(`  fsck: ${f.ok ? 'ok' : `${f.problems.length} problems`} (${f.objects} objects verified)`);
-      say(`\ndone in ${((Date.now() - t0) / 1000).toFixed(1)} s; repository at ${dir}${opts.keep || opts.dir ? '' : ' (removed; pass --keep to keep it)'}`);
-      if (opts.json) io.out(JSON.stringify({ dir, commits: written.length, verified: ok, stats: s, fsck: f.ok }) + '\n');
+      say(
+        `\ndone in ${((Date.now() - t0) / 1000).toFixed(1)} s; repository at ${dir}${opts.keep || opts.dir ? '' : ' (removed; pass --keep to keep it)'}`,
+      );
+      if (opts.json)
+        io.out(JSON.stringify({ dir, commits: written.length, verified: ok, stats: s, fsck: f.ok }) + '\n');
       return ok === written.length && f.ok ? 0 : 1;
     } finally {
       await repo.close();

@@ -2,7 +2,7 @@
  * Terminal output: colour only on a TTY without NO_COLOR, progress only on a
  * TTY stderr, human sizes, and the one-line error format.
  */
-import { CoralError } from '../errors';
+import { CoralError } from '../index';
 
 export interface Io {
   out: (s: string) => void;
@@ -53,7 +53,10 @@ export function fmtNum(x: number, digits = 4): string {
 /** A progress line on stderr, redrawn in place; silent when stderr is not a TTY. */
 export class Progress {
   private last = 0;
-  constructor(private readonly io: Io, private readonly label: string) {}
+  constructor(
+    private readonly io: Io,
+    private readonly label: string,
+  ) {}
   update(done: number, total: number, what = ''): void {
     if (!this.io.progress) return;
     const now = Date.now();
@@ -62,11 +65,34 @@ export class Progress {
     const pct = total ? Math.floor((100 * done) / total) : 100;
     const width = 24;
     const fill = Math.round((pct / 100) * width);
-    this.io.err(`\r${this.label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${pct}% ${what}`.slice(0, 120).padEnd(80));
+    this.io.err(
+      `\r${this.label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${pct}% ${what}`.slice(0, 120).padEnd(80),
+    );
   }
   done(): void {
     if (this.io.progress) this.io.err('\r' + ' '.repeat(100) + '\r');
   }
+}
+
+/** One line of text on stdout. */
+export function print(ctx: { io: Io }, s = ''): void {
+  ctx.io.out(s + '\n');
+}
+
+/**
+ * A --json document on stdout: two-space indented, with non-finite numbers as
+ * strings ("Infinity") and bigints as decimal strings, which JSON cannot carry.
+ * `plainNumbers` keeps JSON.stringify's own rule for non-finite numbers (null),
+ * which `coral similar --json` has always used.
+ */
+export function printJson(ctx: { io: Io }, v: unknown, opts: { plainNumbers?: boolean } = {}): void {
+  const replacer = (_k: string, x: unknown) =>
+    typeof x === 'bigint'
+      ? x.toString()
+      : typeof x === 'number' && !Number.isFinite(x) && !opts.plainNumbers
+        ? String(x)
+        : x;
+  ctx.io.out(JSON.stringify(v, replacer, 2) + '\n');
 }
 
 /** Exit codes by error code; anything else is 1. */
@@ -96,7 +122,6 @@ export function exitCodeFor(e: unknown): number {
 export function errorLine(e: unknown): string {
   if (e instanceof CoralError) return `coral: ${e.message} (${e.code})\n`;
   const err = e as NodeJS.ErrnoException;
-  if (err && typeof err.code === 'string' && err.syscall)
-    return `coral: ${err.message} (CORAL_IO)\n`;
+  if (err && typeof err.code === 'string' && err.syscall) return `coral: ${err.message} (CORAL_IO)\n`;
   return `coral: ${err?.message ?? String(e)} (CORAL_INTERNAL)\n`;
 }

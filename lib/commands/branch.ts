@@ -88,3 +88,8 @@ export async function deleteBranch(ctx: RepoContext, name: string, opts: { force
   }
   await ctx.refs.deleteRef(ref, id);
 }
+
+/** The commit a local branch points at, or null when there is no such branch (`branch -d` prints it). */
+export function branchTip(ctx: Pick<RepoContext, 'refs'>, name: string): Promise<string | null> {
+  return ctx.refs.readRef(`refs/heads/${name}`);
+}

@@ -74,3 +74,16 @@ export async function diffWorktree(
   const base = rev === null ? indexTree(ctx) : await treeOf(ctx, rev);
   return diffSides(ctx.reader, base, await worktreeSide(ctx), opts);
 }
+
+/**
+ * Diff of a revision (null: the empty tree of an unborn branch) against the
+ * index: what `coral diff --cached` prints.
+ */
+export async function diffIndex(
+  ctx: Pick<RepoContext, 'layout' | 'reader' | 'refs' | 'meta'>,
+  rev: string | null,
+  opts: { metrics?: boolean; paths?: string[] } = {},
+): Promise<FileChange[]> {
+  const base = await treeOf(ctx, rev);
+  return diffSides(ctx.reader, base, { kind: 'tree', tree: indexTree(ctx) }, opts);
+}

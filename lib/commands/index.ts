@@ -11,10 +11,21 @@
  * console.log((await commands.status(ctx)).files);
  */
 export { add, stageTracked, parentBases, type AddOptions, type AddReport } from './add';
-export { branches, createBranch, deleteBranch, listBranches, type BranchInfo } from './branch';
+export { branches, branchTip, createBranch, deleteBranch, listBranches, type BranchInfo } from './branch';
 export { checkout, restorePaths, type CheckoutOptions, type CheckoutReport } from './checkout';
 export { commit, type CommitOptions } from './commit';
-export { diff, diffWorktree, indexTree, worktreeSide } from './diff';
+export { diff, diffIndex, diffWorktree, indexTree, worktreeSide } from './diff';
+export { compare, type CompareOptions, type CompareReport } from './compare';
+export {
+  merge,
+  mergeAbort,
+  mergeContinue,
+  mergeState,
+  mergeTry,
+  markResolved,
+  type MergeOptions,
+  type MergeReport,
+} from './merge';
 export { fsck, type FsckProblem, type FsckReport } from './fsck';
 export {
   gc,
@@ -29,7 +40,16 @@ export { gcRoots } from './reach';
 export { init } from './init';
 export { rebuildIndex, resetPaths, resetTo, type ResetMode, type ResetReport } from './reset';
 export { removePaths, type RemoveOptions } from './rm';
-export { annotatedTag, exportFile, isPlainFile, readFileBytes, readTensor, storedTensors } from './show';
+export {
+  annotatedTag,
+  showCommit,
+  showFile,
+  exportFile,
+  isPlainFile,
+  readFileBytes,
+  readTensor,
+  storedTensors,
+} from './show';
 export { rebuildSimilarityIndex, similar } from './similar';
 export { stats, type StatsReport } from './stats';
 export { ignoreRules, listWorktree, status, type FileStatus, type StatusReport } from './status';

@@ -68,7 +68,7 @@ export async function gcRoots(
       tree?: Tree;
     };
     for (const x of [...(ms.theirs ?? []), ms.orig]) if (x) commits.add(x);
-    // The merged tree of a merge in progress (inline; lib/repo/merge.ts) keeps its objects.
+    // The merged tree of a merge in progress (inline; lib/commands/merge.ts) keeps its objects.
     if (ms.tree && typeof ms.tree === 'object' && ms.tree.files) trees.push(ms.tree);
   } catch {
     /* no merge in progress */

@@ -5,14 +5,17 @@
  *
  * @example
  * const t = await annotatedTag(repo, 'v1');            // { name, id, tag: { tagger, message, metadata } } | null
- * const info = await describeFile(repo, 'HEAD', 'model.safetensors');
+ * const info = await showFile(repo, 'HEAD', 'model.safetensors');   // { path, format, tensors: [{ codec, base, depth, storedSize }] }
+ * const c = await showCommit(repo, 'v1');                           // { id, ...commit, changes, tag? }
  * if (isPlainFile(entry)) process.stdout.write(await readFileBytes(repo, 'HEAD', 'README.md'));
  */
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
-import { relPath, treeOf, type RepoContext } from '../context';
-import { ChecksumMismatchError, RefNotFoundError } from '../errors';
-import { checkTreePath } from '../models';
+import { readCommit, readTree, relPath, resolve, treeOf, type RepoContext } from '../context';
+import { ChecksumMismatchError, InvalidArgumentError, RefNotFoundError } from '../errors';
+import { checkTreePath, fileTable, type Commit, type TensorEntry } from '../models';
+import { isSymlinkEntry, symlinkTarget } from '../worktree/symlink';
+import { diffSides, type FileChange } from '../diff/tensor-diff';
 import type { TagObject } from '../models/tag';
 import type { FileEntry } from '../models/tree';
 import type { ObjectReader } from '../odb/objects';
@@ -41,7 +44,7 @@ export async function annotatedTag(
 }
 
 /** A file coral stores as an ordinary file (no tensors parsed), whose contents `show` prints as they are. */
-export function isPlainFile(e: FileEntry): boolean {
+export function isPlainFile(e: Pick<FileEntry, 'format'>): boolean {
   return e.format === 'raw';
 }
 
@@ -130,4 +133,87 @@ export async function readTensor(
   const te = e.tensors.find((t) => t.name === name);
   if (!te) throw new RefNotFoundError(`tensor '${name}' does not exist in ${rev}:${file}`);
   return readFileTensor(ctx.reader, e, te);
+}
+
+/** `show <rev>:<path>` as data: a symlink's target, or a file's tensors with how each is stored. */
+export type ShowFileReport =
+  | { path: string; format: string; size: number; sha256: string; target: string; tensors: [] }
+  | {
+      path: string;
+      format: string;
+      size: number;
+      sha256: string;
+      metadata: Record<string, unknown>;
+      tensors: Array<TensorEntry & StoredTensorInfo>;
+    };
+
+/**
+ * One committed file, as `coral show <rev>:<path> --json` prints it. A file
+ * stored as an ordinary file (`isPlainFile`) has no tensors; its bytes come from
+ * `readFileBytes`.
+ *
+ * @example
+ * const f = await showFile(repo, 'HEAD', 'model.safetensors');
+ * f.tensors[0].codec; f.tensors[0].storedSize;
+ */
+export async function showFile(
+  ctx: Pick<RepoContext, 'refs' | 'meta' | 'reader'>,
+  rev: string,
+  rel: string,
+): Promise<ShowFileReport> {
+  const tree = await treeOf(ctx, rev);
+  const e = Object.prototype.hasOwnProperty.call(tree.files, rel) ? tree.files[rel] : undefined;
+  if (!e) throw new InvalidArgumentError(`path '${rel}' does not exist in '${rev}'`);
+  if (isSymlinkEntry(e)) {
+    const target = (await symlinkTarget(ctx.reader, e)).toString();
+    return { path: rel, format: e.format, size: e.size, sha256: e.sha256, target, tensors: [] };
+  }
+  const stored = await storedTensors(ctx.reader, e);
+  const tensors = e.tensors.map((t, i) => ({ ...t, ...stored[i] }));
+  return { path: rel, format: e.format, size: e.size, sha256: e.sha256, metadata: e.metadata ?? {}, tensors };
+}
+
+/** `show <rev>` as data: the commit, its changes against its first parent, and the annotated tag `rev` names. */
+export type ShowCommitReport = { id: string } & Commit & {
+    /** Every file of the commit's tree with its stored tensors (with `files: true`). */
+    files?: Record<string, { format: string; size: number; sha256: string; tensors: StoredTensorInfo[] }>;
+    changes: FileChange[];
+    tag?: { name: string; id: string } & TagObject;
+  };
+
+/**
+ * A commit as `coral show <rev>` prints it (`--json` is this document with
+ * `files: true`): its fields, the tensor-aware diff against its first parent
+ * (with metrics), and, when `rev` names an annotated tag, that tag.
+ *
+ * @example
+ * const c = await showCommit(repo, 'v1', { files: true });
+ * c.tag?.metadata.metrics; c.changes.length; c.files?.['model.safetensors'].tensors;
+ */
+export async function showCommit(
+  ctx: Pick<RepoContext, 'refs' | 'meta' | 'reader'>,
+  rev: string,
+  opts: { files?: boolean } = {},
+): Promise<ShowCommitReport> {
+  const id = await resolve(ctx, rev);
+  const c = await readCommit(ctx, id);
+  const tree = await readTree(ctx, c.tree);
+  const atag = await annotatedTag(ctx, rev);
+  const parentTree = c.parents.length
+    ? await readTree(ctx, (await readCommit(ctx, c.parents[0])).tree)
+    : { files: fileTable<FileEntry>() };
+  const changes = await diffSides(ctx.reader, parentTree, { kind: 'tree', tree }, { metrics: true });
+  let files: ShowCommitReport['files'];
+  if (opts.files) {
+    files = fileTable<{ format: string; size: number; sha256: string; tensors: StoredTensorInfo[] }>();
+    for (const [p, e] of Object.entries(tree.files))
+      files[p] = { format: e.format, size: e.size, sha256: e.sha256, tensors: await storedTensors(ctx.reader, e) };
+  }
+  return {
+    id,
+    ...c,
+    ...(files ? { files } : {}),
+    changes,
+    ...(atag ? { tag: { name: atag.name, id: atag.id, ...atag.tag } } : {}),
+  };
 }

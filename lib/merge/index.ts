@@ -1,7 +1,9 @@
 /**
  * Merging: three-way classification (three-way.ts), per-tensor strategies
- * (strategies.ts) and the numeric kernels' typed wrapper (numeric.ts). The
- * repository-level merge (refs, worktree, state) is lib/repo/merge.ts.
+ * (strategies.ts over the registry.ts table, one file each in strategies/)
+ * and the numeric kernels' typed wrapper (numeric.ts). The repository-level
+ * pieces are params.ts, planner.ts (+ assemble.ts), prepared.ts, state.ts and
+ * try.ts; the merge command itself is lib/commands/merge.ts.
  */
 export * from './three-way';
 export * from './strategies';

@@ -13,3 +13,14 @@ export { INDEX_FORMAT, encodeIndex, parseIndex } from './pack-index';
 export function openLocalStore(root: string, opts?: LocalPackStoreOptions): Promise<LocalPackStore> {
   return LocalPackStore.open(root, opts);
 }
+
+/**
+ * Regenerates a store's object index from its packs (`coral fsck --rebuild-index`).
+ * False for a store that keeps no index (memory).
+ */
+export async function rebuildObjectIndex(ctx: { readonly store: object }): Promise<boolean> {
+  const store = ctx.store as { rebuildIndex?: () => Promise<unknown> };
+  if (!store.rebuildIndex) return false;
+  await store.rebuildIndex();
+  return true;
+}

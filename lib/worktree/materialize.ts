@@ -29,6 +29,34 @@ async function writeAll(fh: fsp.FileHandle, b: Uint8Array): Promise<void> {
 export type KnownTensors = ReadonlyMap<string, Tensor>;
 
 /**
+ * The one skeleton/segment interleave: yields a file's bytes in order, the
+ * skeleton's pieces between the segments, checking that the segments fit the
+ * skeleton and the entry's size. `segment(i)` returns segment i's bytes (and
+ * checks their length); it is called once per segment, in order, when that
+ * segment is due. Checkout (`fileChunks`) and merge's file splice both use it.
+ */
+export async function* interleave(
+  skeleton: Uint8Array,
+  entry: Pick<FileEntry, 'skeleton' | 'segments' | 'size'>,
+  segment: (i: number) => Promise<Uint8Array>,
+): AsyncGenerator<Uint8Array> {
+  let pos = 0;
+  let sk = 0;
+  for (let i = 0; i < entry.segments.length; i++) {
+    const seg = entry.segments[i];
+    const gap = seg.offset - pos;
+    if (gap < 0 || sk + gap > skeleton.byteLength) throw new CorruptObjectError(`file entry segments do not fit its skeleton`);
+    if (gap > 0) yield skeleton.subarray(sk, sk + gap);
+    sk += gap;
+    yield await segment(i);
+    pos = seg.offset + seg.length;
+  }
+  if (skeleton.byteLength - sk !== entry.size - pos)
+    throw new CorruptObjectError(`skeleton ${entry.skeleton} length does not match the file entry`);
+  if (sk < skeleton.byteLength) yield skeleton.subarray(sk);
+}
+
+/**
  * Yields the file's bytes in order: skeleton pieces and decoded segments. The
  * next segment is decoded while the consumer handles the current one (two
  * decoded segments at most, besides the base cache).
@@ -44,24 +72,14 @@ export async function* fileChunks(reader: ObjectReader, entry: FileEntry, known?
     return p;
   };
   let next = load(0);
-  let pos = 0;
-  let sk = 0;
-  for (let i = 0; i < entry.segments.length; i++) {
+  yield* interleave(skeleton, entry, async (i) => {
     const seg = entry.segments[i];
-    const gap = seg.offset - pos;
-    if (gap < 0 || sk + gap > skeleton.byteLength) throw new CorruptObjectError(`file entry segments do not fit its skeleton`);
-    if (gap > 0) yield skeleton.subarray(sk, sk + gap);
-    sk += gap;
     const t = await next!;
     next = load(i + 1);
     if (t.data.byteLength !== seg.length)
       throw new CorruptObjectError(`object ${seg.object} has ${t.data.byteLength} bytes, file entry expects ${seg.length}`);
-    yield t.data;
-    pos = seg.offset + seg.length;
-  }
-  if (skeleton.byteLength - sk !== entry.size - pos)
-    throw new CorruptObjectError(`skeleton ${entry.skeleton} length does not match the file entry`);
-  if (sk < skeleton.byteLength) yield skeleton.subarray(sk);
+    return t.data;
+  });
 }
 
 /** fsyncs a directory (after a rename into it): one definition, lib/util/fsutil.ts. */

@@ -1,4 +1,4 @@
-// logGraph / topoOrder (lib/repo/history.ts): the ASCII graph of `coral log --graph`, on synthetic histories.
+// logGraph / topoOrder (lib/commands/log.ts): the ASCII graph of `coral log --graph`, on synthetic histories.
 import { describe, expect, it } from 'vitest';
 import type { Commit } from '../../lib/models/commit';
 import { logGraph, topoOrder, type HistoryEntry } from '../../lib/commands/log';

@@ -6,10 +6,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { InvalidArgumentError, invalidParameter } from '../errors';
-import type { SimilarTarget } from '../ingest/similarity';
-import { Repository } from '../repository';
-import type { Command } from './command';
+import { InvalidArgumentError, invalidParameter, type SimilarTarget } from '../../index';
+import { withRepo, type Command } from '../command';
+import { print, printJson } from '../output';
 
 export const similarCommand: Command = {
   summary: 'List stored checkpoints closest to a checkpoint (provenance: which base was it fine-tuned from?)',
@@ -21,9 +20,9 @@ export const similarCommand: Command = {
     const k = ctx.flags.k === undefined ? 5 : Number(ctx.flags.k);
     if (!Number.isInteger(k) || k < 1) throw invalidParameter('-k', 'positive integer', ctx.flags.k);
     const mc = ctx.flags['match-cosine'] === undefined ? undefined : Number(ctx.flags['match-cosine']);
-    if (mc !== undefined && !(mc >= -1 && mc <= 1)) throw invalidParameter('--match-cosine', 'number in [-1, 1]', ctx.flags['match-cosine']);
-    const repo = await Repository.open(ctx.cwd);
-    try {
+    if (mc !== undefined && !(mc >= -1 && mc <= 1))
+      throw invalidParameter('--match-cosine', 'number in [-1, 1]', ctx.flags['match-cosine']);
+    await withRepo(ctx, async (repo) => {
       const abs = path.resolve(ctx.cwd, arg);
       let target: SimilarTarget;
       if (fs.existsSync(abs) && fs.statSync(abs).isFile()) target = { file: abs };
@@ -34,20 +33,15 @@ export const similarCommand: Command = {
         target = { rev: arg.slice(0, i), path: arg.slice(i + 1) };
       }
       const r = await repo.similar(target, { k, ...(mc !== undefined ? { matchCosine: mc } : {}) });
-      if (ctx.flags.json) {
-        ctx.io.out(JSON.stringify(r, null, 2) + '\n');
-        return;
-      }
-      ctx.io.out(`${r.target.label}: ${r.target.indexedTensors} of ${r.target.tensors} tensors compared\n`);
-      if (!r.matches.length) {
-        ctx.io.out('no similar checkpoint stored\n');
-        return;
-      }
-      ctx.io.out(`${'score'.padEnd(10)} ${'matched'.padEnd(8)} checkpoint\n`);
+      if (ctx.flags.json) return printJson(ctx, r, { plainNumbers: true });
+      print(ctx, `${r.target.label}: ${r.target.indexedTensors} of ${r.target.tensors} tensors compared`);
+      if (!r.matches.length) return print(ctx, 'no similar checkpoint stored');
+      print(ctx, `${'score'.padEnd(10)} ${'matched'.padEnd(8)} checkpoint`);
       for (const m of r.matches)
-        ctx.io.out(`${m.score.toFixed(6).padEnd(10)} ${`${(100 * m.matched).toFixed(0)}%`.padEnd(8)} ${m.rev}${m.identical ? '  (identical)' : ''}\n`);
-    } finally {
-      await repo.close();
-    }
+        print(
+          ctx,
+          `${m.score.toFixed(6).padEnd(10)} ${`${(100 * m.matched).toFixed(0)}%`.padEnd(8)} ${m.rev}${m.identical ? '  (identical)' : ''}`,
+        );
+    });
   },
 };

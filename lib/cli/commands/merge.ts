@@ -1,25 +1,24 @@
 /**
  * `coral merge`: three-way tensor-aware merge, try-and-vet candidates, and
- * the in-progress controls (--continue, --abort). Registered in main.ts.
+ * the in-progress controls (--continue, --abort). Parses argv, calls the
+ * public API (lib/index.ts) and formats what it returns; registered in main.ts.
  */
-import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { MergeConflictError, invalidParameter } from '../errors';
-import { isMergeStrategy, MERGE_STRATEGIES, type MergeStrategyName } from '../merge/strategies';
-import type { MergeConflict, MergeParams, MergeReport } from '../repo/merge';
-import { Repository } from '../repository';
-import { UsageError, messageFlag, type Command, type Ctx } from './command';
-import { fmtNum, paint } from './output';
-
-function print(ctx: Ctx, s = ''): void {
-  ctx.io.out(s + '\n');
-}
-
-function printJson(ctx: Ctx, v: unknown): void {
-  ctx.io.out(
-    JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2) + '\n',
-  );
-}
+import {
+  MERGE_STRATEGIES,
+  MergeConflictError,
+  Repository,
+  invalidParameter,
+  isMergeStrategy,
+  paramFlags,
+  vetCandidates,
+  type MergeConflict,
+  type MergeParams,
+  type MergeReport,
+  type MergeStrategyName,
+} from '../../index';
+import { UsageError, messageFlag, type Command, type Ctx } from '../command';
+import { fmtNum, paint, print, printJson } from '../output';
 
 function short(id: string | null | undefined): string {
   return id ? id.slice(0, 12) : '(none)';
@@ -59,7 +58,8 @@ function params(ctx: Ctx): MergeParams {
   };
   if (f.strategy !== undefined) p.strategy = strategyOf(f.strategy);
   if (f.precision !== undefined) {
-    if (f.precision !== 'f32' && f.precision !== 'f64') throw invalidParameter('--precision', 'f32 or f64', f.precision);
+    if (f.precision !== 'f32' && f.precision !== 'f64')
+      throw invalidParameter('--precision', 'f32 or f64', f.precision);
     p.precision = f.precision;
   }
   for (const k of Object.keys(p) as Array<keyof MergeParams>) if (p[k] === undefined) delete p[k];
@@ -73,7 +73,9 @@ function item(c: { file: string; tensor: string | null }): string {
 function printConflicts(ctx: Ctx, list: readonly MergeConflict[], to: 'out' | 'err'): void {
   const w = (s: string) => (to === 'out' ? ctx.io.out(s + '\n') : ctx.io.err(s + '\n'));
   for (const c of list)
-    w(`CONFLICT (${c.kind.replace(/^conflict-/, '')}): ${item(c)}${c.message && c.reason !== 'fail' ? ` -- ${c.message}` : ''}`);
+    w(
+      `CONFLICT (${c.kind.replace(/^conflict-/, '')}): ${item(c)}${c.message && c.reason !== 'fail' ? ` -- ${c.message}` : ''}`,
+    );
 }
 
 function printReport(ctx: Ctx, r: MergeReport, rev: string): void {
@@ -87,70 +89,50 @@ function printReport(ctx: Ctx, r: MergeReport, rev: string): void {
   for (const n of r.notes) print(ctx, `note: ${n}`);
   for (const a of r.autoMerged) print(ctx, `  auto   ${a.kind.padEnd(20)} ${item(a)}`);
   for (const c of r.conflicts)
-    if (c.resolvedBy) print(ctx, `  ${paint(io, 'yellow', 'merged')} ${c.kind.replace(/^conflict-/, '').padEnd(20)} ${item(c)}  (${c.resolvedBy})`);
+    if (c.resolvedBy)
+      print(
+        ctx,
+        `  ${paint(io, 'yellow', 'merged')} ${c.kind.replace(/^conflict-/, '').padEnd(20)} ${item(c)}  (${c.resolvedBy})`,
+      );
   if (r.unresolved.length) printConflicts(ctx, r.unresolved, 'out');
   if (r.commit) {
-    print(ctx, `Merge made by the tensor-aware three-way merge: ${short(r.commit)} (base ${short(r.base)}, ${r.autoMerged.length} taken automatically, ${r.resolved.length} resolved)`);
+    print(
+      ctx,
+      `Merge made by the tensor-aware three-way merge: ${short(r.commit)} (base ${short(r.base)}, ${r.autoMerged.length} taken automatically, ${r.resolved.length} resolved)`,
+    );
   } else if (r.unresolved.length) {
-    print(ctx, `Automatic merge of ${rev} left ${r.unresolved.length} conflict(s) (kept ours); fix the files, \`coral add\` them, then \`coral merge --continue\` (or \`--abort\`).`);
+    print(
+      ctx,
+      `Automatic merge of ${rev} left ${r.unresolved.length} conflict(s) (kept ours); fix the files, \`coral add\` them, then \`coral merge --continue\` (or \`--abort\`).`,
+    );
   } else {
-    print(ctx, `Merge of ${rev} prepared in the worktree and index, not committed; run \`coral merge --continue\` to commit (or \`--abort\`).`);
+    print(
+      ctx,
+      `Merge of ${rev} prepared in the worktree and index, not committed; run \`coral merge --continue\` to commit (or \`--abort\`).`,
+    );
   }
-}
-
-/** Last number printed on stdout, or null. */
-export function parseScore(stdout: string): number | null {
-  const m = stdout.match(/[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:inf(?:inity)?|nan)\b/gi);
-  if (!m) return null;
-  const last = m[m.length - 1].toLowerCase().replace(/^\+/, '');
-  if (last.includes('nan')) return null;
-  if (last.includes('inf')) return last.startsWith('-') ? -Infinity : Infinity;
-  const v = Number(last);
-  return Number.isNaN(v) ? null : v;
-}
-
-function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 async function runTry(ctx: Ctx, repo: Repository, rev: string): Promise<number> {
   const f = ctx.flags;
-  const list = String(f.try).split(',').map((s) => s.trim()).filter(Boolean).map((s) => strategyOf(s, '--try'));
+  const list = String(f.try)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => strategyOf(s, '--try'));
   if (!f.out) throw new UsageError('--try needs --out <dir>: coral merge <rev> --try ties,average --out DIR');
   const p = params(ctx);
   delete p.strategy;
   const r = await repo.mergeTry(rev, list, path.resolve(ctx.cwd, f.out as string), p);
-  const rows = r.candidates.map((c) => ({ ...c, score: null as number | null, exitCode: null as number | null, output: '' }));
   const cmd = f.eval as string | undefined;
-  if (cmd) {
-    for (const row of rows) {
-      if (!row.ok) continue;
-      const run = spawnSync('sh', ['-c', cmd.split('{}').join(shellQuote(row.dir))], {
-        cwd: ctx.cwd, encoding: 'utf8', env: { ...process.env, CORAL_CANDIDATE_DIR: row.dir, CORAL_CANDIDATE_STRATEGY: row.strategy },
-        maxBuffer: 64 << 20,
-      });
-      row.exitCode = run.status ?? 128;
-      row.output = (run.stdout ?? '').slice(-2000);
-      if (row.exitCode === 0) row.score = parseScore(run.stdout ?? '');
-      else row.error = `eval command exited ${row.exitCode}: ${(run.stderr ?? '').trim().split('\n').slice(-1)[0] ?? ''}`;
-    }
-  }
   const minimize = !!f.minimize;
-  let best: (typeof rows)[number] | null = null;
-  for (const row of rows) {
-    if (row.score === null || Number.isNaN(row.score)) continue;
-    if (!best || (minimize ? row.score < best.score! : row.score > best.score!)) best = row;
-  }
-  const paramFlags = Object.entries(r.params).map(([k, v]) => `--${k} ${v}`).join(' ');
-  const out = {
-    theirs: r.theirs, ours: r.ours, base: r.base, params: r.params, minimize,
-    candidates: rows.map(({ output, ...row }) => ({ ...row, output: cmd ? output : undefined })),
-    best: best ? { strategy: best.strategy, score: best.score, dir: best.dir } : null,
-    next: best ? `coral merge ${rev} --strategy ${best.strategy} ${paramFlags}`.trim() : null,
-  };
+  const out = vetCandidates(rev, r, { command: cmd, minimize, cwd: ctx.cwd });
+  const rows = out.candidates;
+  const best = out.best && rows.find((row) => row.strategy === out.best!.strategy);
+  const flags = paramFlags(r.params);
   if (f.json) printJson(ctx, out);
   else {
-    print(ctx, `candidates for merging ${rev} (base ${short(r.base)}; ${paramFlags || 'no parameters'}):`);
+    print(ctx, `candidates for merging ${rev} (base ${short(r.base)}; ${flags || 'no parameters'}):`);
     print(ctx, `  ${'strategy'.padEnd(16)} ${'score'.padStart(12)}  status`);
     for (const row of rows) {
       const score = row.score === null ? '-' : fmtNum(row.score, 6);
@@ -158,7 +140,11 @@ async function runTry(ctx: Ctx, repo: Repository, rev: string): Promise<number> 
       const mark = best && row === best ? paint(ctx.io, 'green', ' <- best') : '';
       print(ctx, `  ${row.strategy.padEnd(16)} ${score.padStart(12)}  ${status}${mark}`);
     }
-    if (best) print(ctx, `best: ${best.strategy} (${minimize ? 'lowest' : 'highest'} score ${fmtNum(best.score!, 6)}); commit it with: ${out.next}`);
+    if (best)
+      print(
+        ctx,
+        `best: ${best.strategy} (${minimize ? 'lowest' : 'highest'} score ${fmtNum(best.score!, 6)}); commit it with: ${out.next}`,
+      );
     else if (cmd) print(ctx, 'no candidate produced a score');
   }
   return rows.some((x) => x.ok) ? 0 : 5;
@@ -167,9 +153,9 @@ async function runTry(ctx: Ctx, repo: Repository, rev: string): Promise<number> 
 export const mergeCommand: Command = {
   summary: 'Three-way tensor-aware merge (strategies ours..TIES/DARE), try-and-vet candidates',
   usage:
-    'coral merge <rev> [--strategy ours|theirs|fail|average|weighted|task-arithmetic|ties|dare] [--alpha a] [--lambda l] ' +
+    `coral merge <rev> [--strategy ${MERGE_STRATEGIES.join('|')}] [--alpha a] [--lambda l] ` +
     '[--density k] [--drop p] [--seed s] [--resolve GLOB=STRATEGY]... [--no-ff|--ff-only] [--no-commit] [-m msg] [--json]\n' +
-    '       coral merge <rev> --try s1,s2,... --out DIR [--eval \'CMD {}\'] [--minimize] [--json]\n' +
+    "       coral merge <rev> --try s1,s2,... --out DIR [--eval 'CMD {}'] [--minimize] [--json]\n" +
     '       coral merge --continue [-m msg] | coral merge --abort',
   options: {
     strategy: { type: 'string', short: 's' },
@@ -203,12 +189,18 @@ export const mergeCommand: Command = {
         if (f.abort) {
           const r = await repo.mergeAbort();
           if (f.json) return printJson(ctx, r);
-          print(ctx, `Merge aborted; worktree and index restored to ${short(r.orig)} (${r.written.length} written, ${r.removed.length} removed)`);
+          print(
+            ctx,
+            `Merge aborted; worktree and index restored to ${short(r.orig)} (${r.written.length} written, ${r.removed.length} removed)`,
+          );
           return;
         }
         const id = await repo.mergeContinue({ message: messageFlag(f.message) });
         if (f.json) return printJson(ctx, { commit: id });
-        print(ctx, `[${(await repo.currentBranch()) ?? 'detached HEAD'} ${short(id)}] ${(await repo.readCommit(id)).message.split('\n')[0]}`);
+        print(
+          ctx,
+          `[${(await repo.currentBranch()) ?? 'detached HEAD'} ${short(id)}] ${(await repo.readCommit(id)).message.split('\n')[0]}`,
+        );
         return;
       }
       if (ctx.args.length === 0) throw new UsageError(`a revision to merge is required; usage: ${mergeCommand.usage}`);

@@ -1,0 +1,31 @@
+/** `coral add [-f] [--strict] <path>...`: stage checkpoint files. */
+import { JSON_OPT, UsageError, resolvePaths, withRepo, type Command } from '../command';
+import { Progress, humanBytes, print, printJson } from '../output';
+
+export const addCommand: Command = {
+  summary: 'Stage checkpoint files (stored as skeleton + deduplicated tensors)',
+  usage: 'coral add [-f|--force] [--strict] <path>...',
+  options: { force: { type: 'boolean', short: 'f' }, strict: { type: 'boolean' }, ...JSON_OPT },
+  async run(ctx) {
+    const paths = [...ctx.args, ...ctx.rest];
+    if (!paths.length) throw new UsageError('nothing specified, nothing added; usage: coral add <path>...');
+    await withRepo(ctx, async (repo) => {
+      const progress = new Progress(ctx.io, 'add');
+      let n = 0;
+      const r = await repo.add(resolvePaths(ctx, paths), {
+        onFile: (rel) => progress.update(++n, n, rel),
+        force: !!ctx.flags.force,
+        strict: !!ctx.flags.strict,
+      });
+      progress.done();
+      if (ctx.flags.json) return printJson(ctx, r);
+      for (const f of r.files)
+        print(
+          ctx,
+          `added ${f.path}: ${humanBytes(f.bytes)}, ${f.segments} tensors, ${f.storedObjects} new objects ` +
+            `(${f.deltaObjects} deltas, ${humanBytes(f.storedBytes)} stored), ${f.dedupedObjects} deduplicated` +
+            (f.plainFile ? `\n  ${f.path}: stored as a plain file: ${f.plainFile}` : ''),
+        );
+    });
+  },
+};
