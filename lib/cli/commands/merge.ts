@@ -67,56 +67,6 @@ function item(c: { file: string; tensor: string | null }): string {
   return c.tensor === null ? c.file : `${c.file}:${c.tensor}`;
 }
 
-function short(id: string | null | undefined): string {
-  return id ? id.slice(0, 12) : '(none)';
-}
-
-function num(flags: Ctx['flags'], k: string): number | undefined {
-  const v = flags[k];
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n)) throw invalidParameter(`--${k}`, 'number', v);
-  return n;
-}
-
-function seedOf(flags: Ctx['flags']): number | bigint | undefined {
-  const v = flags.seed;
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string' || !/^\d+$/.test(v)) throw invalidParameter('--seed', 'non-negative integer', v);
-  const b = BigInt(v);
-  return b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : b;
-}
-
-function strategyOf(v: unknown, what = '--strategy'): MergeStrategyName {
-  if (!isMergeStrategy(v)) throw invalidParameter(what, `one of ${MERGE_STRATEGIES.join(' ')}`, v);
-  return v;
-}
-
-function params(ctx: Ctx): MergeParams {
-  const f = ctx.flags;
-  const p: MergeParams = {
-    resolve: (f.resolve as string[] | undefined) ?? [],
-    alpha: num(f, 'alpha'),
-    lambda: num(f, 'lambda'),
-    density: num(f, 'density'),
-    drop: num(f, 'drop'),
-    seed: seedOf(f),
-    allowUnrelated: !!f['allow-unrelated-histories'],
-  };
-  if (f.strategy !== undefined) p.strategy = strategyOf(f.strategy);
-  if (f.precision !== undefined) {
-    if (f.precision !== 'f32' && f.precision !== 'f64')
-      throw invalidParameter('--precision', 'f32 or f64', f.precision);
-    p.precision = f.precision;
-  }
-  for (const k of Object.keys(p) as Array<keyof MergeParams>) if (p[k] === undefined) delete p[k];
-  return p;
-}
-
-function item(c: { file: string; tensor: string | null }): string {
-  return c.tensor === null ? c.file : `${c.file}:${c.tensor}`;
-}
-
 function printConflicts(ctx: Ctx, list: readonly MergeConflict[], to: 'out' | 'err'): void {
   const w = (s: string) => (to === 'out' ? ctx.io.out(s + '\n') : ctx.io.err(s + '\n'));
   for (const c of list)
