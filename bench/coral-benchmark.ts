@@ -18,7 +18,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Repository } from '../lib/repo/repository';
+import { Repository } from '../lib/repository';
 import { argFlag, emitJson, header, median, table } from './lib/harness';
 
 const GEN = `

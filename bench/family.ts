@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { writeSafetensors } from '../lib/formats';
-import { Repository } from '../lib/repo/repository';
+import { Repository } from '../lib/repository';
 import { tensor, type Tensor } from '../lib/tensor/tensor';
 import { argFlag, emitJson, header, median, table } from './lib/harness';
 

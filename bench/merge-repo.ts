@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { writeSafetensors } from '../lib/formats/safetensors';
 import { mergeLinear, mergeTaskVectors } from '../lib/merge/numeric';
-import { Repository } from '../lib/repo/repository';
+import { Repository } from '../lib/repository';
 import { tensor, type Tensor } from '../lib/tensor/tensor';
 
 const args = process.argv.slice(2);

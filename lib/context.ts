@@ -16,9 +16,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { InvalidArgumentError, NotARepositoryError } from './errors';
+import { NotARepositoryError } from './errors';
 import { CORAL_DIR, REPO_FORMAT_VERSION, RepoLayout } from './layout';
-import { checkTreePath, fileTable, signatureNow, type Commit, type Signature, type Tree } from './models';
+import { fileTable, signatureNow, type Commit, type Signature, type Tree } from './models';
 import { MetaStore } from './odb/meta-store';
 import { ObjectReader, ObjectWriter } from './odb/objects';
 import { WriterSession } from './odb/session';
@@ -26,6 +26,8 @@ import { Config } from './refs/config';
 import { RefStore } from './refs/refs';
 import { resolveRevision } from './refs/revparse';
 import { openLocalStore } from './store';
+import { sweepStaleTemps } from './worktree/files';
+import { treePath, treePathspec } from './worktree/pathspec';
 import type { ObjectStore } from './store/object-store';
 
 /** What every command needs of a repository. */
@@ -81,7 +83,8 @@ export async function contextAt(worktree: string, opts: OpenOptions = {}): Promi
   const layout = new RepoLayout(worktree);
   const config = await Config.load(layout.coral);
   const s = opts.store;
-  const store = s === undefined ? await openLocalStore(layout.coral) : typeof s === 'function' ? await s(layout.coral) : s;
+  const store =
+    s === undefined ? await openLocalStore(layout.coral) : typeof s === 'function' ? await s(layout.coral) : s;
   return {
     worktree,
     layout,
@@ -91,6 +94,16 @@ export async function contextAt(worktree: string, opts: OpenOptions = {}): Promi
     reader: new ObjectReader(store, config.getNumber('core.baseCacheBytes') ?? DEFAULT_CONFIG.core.baseCacheBytes),
     config,
   };
+}
+
+/**
+ * Opens the context of the repository containing `dir` (searching upward like
+ * git), clearing the temp files of killed checkouts and merges first.
+ */
+export async function openContext(dir = process.cwd(), opts: OpenOptions = {}): Promise<RepoContext> {
+  const worktree = findWorktree(dir);
+  sweepStaleTemps(new RepoLayout(worktree));
+  return contextAt(worktree, opts);
 }
 
 // ---- revisions and trees -----------------------------------------------------------------------
@@ -179,19 +192,12 @@ export function signature(ctx: Pick<RepoContext, 'config'>, part?: Partial<Signa
 
 /** Worktree-relative posix path of a user-supplied path; rejects paths outside the worktree or in `.coral`. */
 export function relPath(ctx: Pick<RepoContext, 'worktree'>, p: string): string {
-  const abs = path.resolve(p);
-  const rel = path.relative(ctx.worktree, abs);
-  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel))
-    throw new InvalidArgumentError(`${p} is outside the repository at ${ctx.worktree}`);
-  const posix = rel.split(path.sep).join('/');
-  if (posix === CORAL_DIR || posix.startsWith(`${CORAL_DIR}/`))
-    throw new InvalidArgumentError(`${p} is inside ${CORAL_DIR}/`);
-  return checkTreePath(posix);
+  return treePath(ctx.worktree, p);
 }
 
 /** Like relPath, but the repository root itself is accepted as '' (every path: `checkout <rev> -- .`). */
 export function pathspec(ctx: Pick<RepoContext, 'worktree'>, p: string): string {
-  return path.resolve(p) === ctx.worktree ? '' : relPath(ctx, p);
+  return treePathspec(ctx.worktree, p);
 }
 
 /** Absolute path of a worktree-relative posix path. */

@@ -30,20 +30,27 @@ export {
 } from './codec';
 export {
   Repository, type CommitOptions, type LogEntry, type StatusReport, type FileStatus, type AddReport,
-} from './repo/repository';
-export type { FileChange, TensorChange, TensorMetrics } from './repo/diff';
+} from './repository';
+export type { FileChange, TensorChange, TensorMetrics } from './diff/tensor-diff';
+// ---- the commands behind Repository, over a repository context (lib/commands, lib/context.ts) ----
+export * as commands from './commands';
+export {
+  openContext, contextAt, findWorktree, DEFAULT_CONFIG, type RepoContext, type OpenOptions, type StoreFactory,
+} from './context';
 // ---- what the CLI prints, as library calls (diff, log, status paths, show, config schema) ----
-export { diffSides, summarizeChanges, type DiffSide, type DiffSummary } from './repo/diff';
-export { diffWorktree, worktreeSide, indexTree, type WorktreeDiffContext } from './repo/diff-worktree';
-export { logCommits, logGraph, topoOrder, type LogOptions, type GraphRow, type HistoryContext, type HistoryEntry } from './repo/history';
+export { diffSides, summarizeChanges, type DiffSide, type DiffSummary } from './diff/tensor-diff';
+export { diffWorktree, worktreeSide, indexTree, type WorktreeDiffContext } from './commands/diff';
+export { logCommits, logGraph, topoOrder, type LogOptions, type GraphRow, type HistoryContext, type HistoryEntry } from './commands/log';
 export { pathspec, displayPath } from './worktree/pathspec';
-export { listBranches, type BranchInfo } from './repo/branches';
-export { annotatedTag, isPlainFile, readFileBytes, storedTensors, type StoredTensorInfo } from './repo/show';
+export { listBranches, type BranchInfo } from './commands/branch';
+export { annotatedTag, isPlainFile, readFileBytes, storedTensors, type StoredTensorInfo } from './commands/show';
 export {
   CONFIG_SCHEMA, STRICT_SECTIONS, checkConfigValue, configKeyInfo, isKnownConfigKey, setConfigValue, type ConfigKeyInfo,
 } from './refs/config-schema';
-export type { GcReport, FsckReport, FsckProblem, StatsReport } from './repo/maintenance';
-export type { AddOptions } from './repo/repository';
+export type { GcReport } from './commands/gc';
+export type { FsckReport, FsckProblem } from './commands/fsck';
+export type { StatsReport } from './commands/stats';
+export type { AddOptions } from './repository';
 export { IgnoreRules } from './worktree/ignore';
 export type { Commit, Tree, FileEntry, SegmentEntry, TensorEntry, TagObject, Signature } from './models';
 import { native } from './native';
@@ -96,8 +103,8 @@ export {
 } from './ingest/similarity';
 // ---- what the CLI prints, as library calls (issue #12: every printed number comes from one of these) ----
 export { compare, type CompareOptions, type CompareReport, type CompareSide } from './commands/compare';
-export { showFile, showCommit, type ShowFileReport, type ShowCommitReport } from './repo/show';
-export { diffIndex } from './repo/diff-worktree';
-export { branchTip } from './repo/branches';
+export { showFile, showCommit, type ShowFileReport, type ShowCommitReport } from './commands/show';
+export { diffIndex } from './commands/diff';
+export { branchTip } from './commands/branch';
 export { rebuildObjectIndex } from './store';
-export { parsePruneExpire, type GcOptions } from './repo/maintenance';
+export { parsePruneExpire, type GcOptions } from './commands/gc';

@@ -9,7 +9,7 @@
  */
 import { readCommit, readTree, resolve, type RepoContext } from '../context';
 import type { Commit, Tree } from '../models';
-import { diffSides, summarizeChanges, type DiffSummary, type FileChange } from '../repo/diff';
+import { diffSides, summarizeChanges, type DiffSummary, type FileChange } from '../diff/tensor-diff';
 
 export interface CompareOptions {
   /** The left revision (a commit, branch or tag). */

@@ -74,7 +74,7 @@ export interface SelectorStats {
 export interface SelectorOptions {
   reader: ObjectReader;
   store: ObjectStore;
-  /** Proposes the parent's same-named tensor (Repository.parentBases), or null. */
+  /** Proposes the parent's same-named tensor (lib/commands/add.ts parentBases), or null. */
   parent: FindBase | null;
   /** The repository index, or null when similarity search is off. */
   sim: RepoSimilarity | null;

@@ -296,7 +296,7 @@ async function targetTensors(repo: SimilarSource, target: SimilarTarget): Promis
     } finally {
       await fh.close();
     }
-    const { sha256File } = await import('../worktree/files');
+    const { sha256File } = await import('../util/fsutil');
     return { label: target.file, sha256: await sha256File(target.file), path: null, tensors };
   }
   const { RefNotFoundError } = await import('../errors');

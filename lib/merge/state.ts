@@ -2,7 +2,7 @@
  * `.coral/MERGE_STATE`: the merge in progress (after `--no-commit`, unresolved
  * conflicts, or a crash between writing the state and committing). One JSON
  * document, written atomically; gc keeps `orig`, `theirs` and the inline tree
- * alive (lib/repo/maintenance.ts).
+ * alive (lib/commands/reach.ts).
  *
  * @example
  * const s = readMergeState(ctx); // null when no merge is in progress

@@ -10,7 +10,7 @@
  * await writeFileAtomic('.coral/HEAD', 'ref: refs/heads/main\n');
  * const cfg = await readJsonFile<Record<string, unknown>>('.coral/config');
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -216,4 +216,16 @@ export async function readJsonFile<T = unknown>(file: string): Promise<T> {
   } catch (e) {
     throw new CorruptObjectError(`${file} is not valid JSON: ${(e as Error).message}`, { path: file });
   }
+}
+
+/** sha256 (hex) of a file's bytes, streamed. */
+export async function sha256File(p: string): Promise<string> {
+  const h = createHash('sha256');
+  await new Promise<void>((resolve, reject) => {
+    fs.createReadStream(p, { highWaterMark: 4 << 20 })
+      .on('data', (c) => h.update(c))
+      .on('error', reject)
+      .on('end', () => resolve());
+  });
+  return h.digest('hex');
 }

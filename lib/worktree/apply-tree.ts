@@ -43,7 +43,8 @@ import {
   type StagingIndex,
 } from './staging';
 import { isSymlinkEntry, symlinkMatches } from './symlink';
-import { checkWritable, lstatWorktree, materializeWorktreeFile, removeWorktreeFile, sha256File } from './files';
+import { checkWritable, lstatWorktree, materializeWorktreeFile, removeWorktreeFile } from './files';
+import { sha256File } from '../util/fsutil';
 import { lockTimeoutMs } from '../util/waits';
 
 /** What applying a tree needs from a repository (a narrow context, not the Repository). */

@@ -47,17 +47,6 @@ export interface WorktreeLayout {
   readonly tmp: string;
 }
 
-export async function sha256File(p: string): Promise<string> {
-  const h = crypto.createHash('sha256');
-  await new Promise<void>((resolve, reject) => {
-    fs.createReadStream(p, { highWaterMark: 4 << 20 })
-      .on('data', (c) => h.update(c))
-      .on('error', reject)
-      .on('end', () => resolve());
-  });
-  return h.digest('hex');
-}
-
 // ---- temp names ------------------------------------------------------------------------------
 
 const TMP_IN_CORAL = /^wt-(\d+)-[0-9a-f]+$/;

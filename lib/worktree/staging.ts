@@ -46,7 +46,8 @@ export function encodeIndexFile(idx: StagingIndex): Buffer {
   ]);
 }
 
-const RESTORE_HINT = 'run `coral reset` (or `coral fsck --rebuild-index`) to rebuild it from HEAD; staged changes are lost, worktree files are kept';
+const RESTORE_HINT =
+  'run `coral reset` (or `coral fsck --rebuild-index`) to rebuild it from HEAD; staged changes are lost, worktree files are kept';
 
 function corrupt(layout: RepoLayout, why: string): CorruptIndexError {
   return new CorruptIndexError(`staging index ${layout.index} ${why}; ${RESTORE_HINT}`, { path: layout.index });
@@ -83,14 +84,30 @@ export function readIndex(layout: RepoLayout): StagingIndex {
     throw corrupt(layout, 'is not valid JSON');
   }
   const o = v as { version?: unknown; files?: unknown } | null;
-  if (!o || typeof o !== 'object' || o.version !== 1 || !o.files || typeof o.files !== 'object' || Array.isArray(o.files))
+  if (
+    !o ||
+    typeof o !== 'object' ||
+    o.version !== 1 ||
+    !o.files ||
+    typeof o.files !== 'object' ||
+    Array.isArray(o.files)
+  )
     throw corrupt(layout, 'has an unknown format');
   const files = fileTable<StagedFile>();
   for (const [p, f] of Object.entries(o.files as Record<string, unknown>)) {
     const sf = f as Partial<StagedFile> | null;
     const e = sf?.entry as Partial<FileEntry> | undefined;
-    if (!sf || typeof sf !== 'object' || !e || typeof e !== 'object' || typeof e.sha256 !== 'string' || typeof e.size !== 'number'
-      || !Array.isArray(e.segments) || !Array.isArray(e.tensors) || (sf.stat !== null && typeof sf.stat !== 'object'))
+    if (
+      !sf ||
+      typeof sf !== 'object' ||
+      !e ||
+      typeof e !== 'object' ||
+      typeof e.sha256 !== 'string' ||
+      typeof e.size !== 'number' ||
+      !Array.isArray(e.segments) ||
+      !Array.isArray(e.tensors) ||
+      (sf.stat !== null && typeof sf.stat !== 'object')
+    )
       throw corrupt(layout, `has a malformed entry for ${JSON.stringify(p)}`);
     files[p] = { entry: e as FileEntry, stat: sf.stat ?? null };
   }
@@ -109,37 +126,53 @@ export async function writeIndex(layout: RepoLayout, idx: StagingIndex): Promise
   }
 }
 
+/** The tree the index describes: what the next commit records, what `diff --cached` and gc see. */
+export function treeOfIndex(idx: StagingIndex): Tree {
+  const files = fileTable<FileEntry>();
+  for (const k of Object.keys(idx.files).sort()) files[k] = idx.files[k].entry;
+  return { files };
+}
+
 /**
- * Rebuilds `.coral/index` from HEAD's tree (`headTree`; the empty tree on an
- * unborn branch), whatever state the old index is in. Stat caches start empty,
- * so the next status rehashes: worktree edits show as unstaged changes.
- * `coral reset` (no arguments) and `coral fsck --rebuild-index` call it.
+ * The index for `tree`: a stat cache is kept where the entry's content does not
+ * change (it vouches for "the worktree file holds this sha256"), so status need
+ * not rehash those files; `old` null (unreadable): no stat cache at all.
  */
-export async function rebuildIndexFromHead(layout: RepoLayout, headTree: Tree): Promise<number> {
+export function indexForTree(tree: Tree, old: StagingIndex['files'] | null): StagingIndex {
+  const files = fileTable<StagedFile>();
+  for (const [p, e] of Object.entries(tree.files)) {
+    const prev = old?.[p];
+    files[p] = {
+      entry: e,
+      stat: prev && prev.entry.sha256 === e.sha256 && prev.entry.size === e.size ? prev.stat : null,
+    };
+  }
+  return { version: 1, files };
+}
+
+/**
+ * Rebuilds `.coral/index` from a tree (HEAD's for `coral reset` and
+ * `coral fsck --rebuild-index`, the target's for `reset --mixed`), whatever
+ * state the old index is in. Edits on disk then show as unstaged changes.
+ * Returns the entry count.
+ */
+export async function rebuildIndexFromTree(layout: RepoLayout, tree: Tree): Promise<number> {
   let old: StagingIndex['files'] | null = null;
   try {
     old = readIndex(layout).files;
   } catch (e) {
     if (!(e instanceof CorruptIndexError)) throw e;
   }
-  const files = fileTable<StagedFile>();
-  for (const [p, e] of Object.entries(headTree.files)) {
-    // A stat cache vouches for "the worktree file holds this sha256": keep it when the entry's content is unchanged.
-    const prev = old?.[p];
-    files[p] = { entry: e, stat: prev && prev.entry.sha256 === e.sha256 && prev.entry.size === e.size ? prev.stat : null };
-  }
-  await writeIndex(layout, { version: 1, files });
-  return Object.keys(files).length;
+  const idx = indexForTree(tree, old);
+  await writeIndex(layout, idx);
+  return Object.keys(idx.files).length;
 }
 
 /**
  * Read-modify-write of the index under its lock. `fn` may be async; the lock
  * is held throughout, so concurrent `add`s never drop each other's entries.
  */
-export async function updateIndex<T>(
-  layout: RepoLayout,
-  fn: (idx: StagingIndex) => Promise<T> | T,
-): Promise<T> {
+export async function updateIndex<T>(layout: RepoLayout, fn: (idx: StagingIndex) => Promise<T> | T): Promise<T> {
   const lock = await LockFile.acquire(layout.index, { timeoutMs: lockTimeoutMs(layout.coral) });
   try {
     const idx = readIndex(layout);

@@ -7,7 +7,7 @@ import * as zlib from 'node:zlib';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readSafetensors } from '../../lib/formats/safetensors';
-import { Repository } from '../../lib/repo/repository';
+import { Repository } from '../../lib/repository';
 import type { Tensor } from '../../lib/tensor/tensor';
 import { coral, f32, ok, perturb, sha256, tmpdir, weights, writeSafetensors } from '../helpers/cli';
 import { refDare, refTask, refTies } from '../merge/strategies-reference';

@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RepoSimilarity, similaritySettings } from '../../lib/ingest/similarity';
-import { Repository } from '../../lib/repo/repository';
+import { Repository } from '../../lib/repository';
 import { baseModel, cliAsync, cliOk, fineTune, writeModel } from '../ingest/helpers';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-similar-e2e-'));

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RepoSimilarity, rebuildSimilarityIndex, similaritySettings } from '../../lib/ingest/similarity';
-import { Repository } from '../../lib/repo/repository';
+import { Repository } from '../../lib/repository';
 import { baseModel, fineTune, weights, writeModel, type Model } from './helpers';
 
 const dirs: string[] = [];

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BaseSelector } from '../../lib/ingest/bases';
 import { ingestFile } from '../../lib/ingest/ingest';
-import { Repository } from '../../lib/repo/repository';
+import { Repository } from '../../lib/repository';
 import { tensor } from '../../lib/tensor/tensor';
 import { baseModel, f32, fineTune, weights, writeModel, writeSafetensors } from './helpers';
 

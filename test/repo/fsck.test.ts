@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Repository } from '../../lib/repo/repository';
+import { Repository } from '../../lib/repository';
 import { LocalPackStore } from '../../lib/store/local';
 import { coral, f32, tmpdir, weights, writeSafetensors } from '../helpers/cli';
 import { seeded } from '../store/helpers';

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Repository } from '../../lib/repo/repository';
+import { Repository } from '../../lib/repository';
 import { sha256, tmpdir, writeSafetensors } from '../helpers/cli';
 import { checkoutEveryCommit, gcLoop, version } from './gc-helpers';
 

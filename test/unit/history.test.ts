@@ -1,7 +1,7 @@
-// logGraph / topoOrder (lib/repo/history.ts): the ASCII graph of `coral log --graph`, on synthetic histories.
+// logGraph / topoOrder (lib/commands/log.ts): the ASCII graph of `coral log --graph`, on synthetic histories.
 import { describe, expect, it } from 'vitest';
 import type { Commit } from '../../lib/models/commit';
-import { logGraph, topoOrder, type HistoryEntry } from '../../lib/repo/history';
+import { logGraph, topoOrder, type HistoryEntry } from '../../lib/commands/log';
 
 const e = (id: string, ...parents: string[]): HistoryEntry => ({ id, commit: { parents } as unknown as Commit });
 const render = (entries: HistoryEntry[]) => logGraph(entries).flatMap((r) => [`${r.graph} ${r.id}`, ...r.after]);

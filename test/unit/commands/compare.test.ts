@@ -1,4 +1,4 @@
-// lib/commands/compare.ts and the show data of lib/repo/show.ts: what `coral compare` and `coral show`
+// lib/commands/compare.ts and the show data of lib/commands/show.ts: what `coral compare` and `coral show`
 // print, as library calls through the public entry point.
 import * as fs from 'node:fs';
 import * as os from 'node:os';

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FormatError } from '../../../lib/errors';
-import { Repository } from '../../../lib/repo/repository';
+import { Repository } from '../../../lib/repository';
 
 const dirs: string[] = [];
 afterAll(() => {

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DirtyWorktreeError } from '../../../lib/errors';
 import { applyTree, blockedPaths, checkSwitch } from '../../../lib/worktree/apply-tree';
-import { Repository } from '../../../lib/repo/repository';
+import { Repository } from '../../../lib/repository';
 import { readIndex } from '../../../lib/worktree/staging';
 import { f32, sha256, tmpdir, weights, writeSafetensors } from '../../helpers/cli';
 

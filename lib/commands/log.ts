@@ -1,5 +1,5 @@
 /**
- * History queries behind `coral log`: revision ranges (`a..b`, `^a`, `a...b`),
+ * `log`: history queries behind `coral log`: revision ranges (`a..b`, `^a`, `a...b`),
  * path-limited history, a commit limit, topological order, and the ASCII graph
  * that `log --graph` draws.
  *
@@ -13,10 +13,9 @@
  * await logCommits(repo, { paths: ['ckpt/model.pt'], limit: 5 });
  * for (const row of logGraph(entries)) console.log(row.graph, row.id);
  */
+import { headCommit, readTree, resolve, type RepoContext } from '../context';
 import { InvalidArgumentError } from '../errors';
 import type { Commit } from '../models/commit';
-import type { MetaStore } from '../odb/meta-store';
-import type { Tree } from '../models/tree';
 import { mergeBase, walkCommits } from '../refs/ancestry';
 
 export interface HistoryEntry {
@@ -41,12 +40,7 @@ export interface LogOptions {
 }
 
 /** What history queries need from a repository (Repository satisfies it). */
-export interface HistoryContext {
-  readonly meta: MetaStore;
-  resolve(rev: string): Promise<string>;
-  headCommit(): Promise<string | null>;
-  readTree(id: string): Promise<Tree>;
-}
+export type HistoryContext = Pick<RepoContext, 'refs' | 'meta'>;
 
 async function parseRevs(ctx: HistoryContext, revs: string[]): Promise<{ include: string[]; exclude: string[] }> {
   const include: string[] = [];
@@ -56,17 +50,17 @@ async function parseRevs(ctx: HistoryContext, revs: string[]): Promise<{ include
     const sym = r.indexOf('...');
     const dots = r.indexOf('..');
     if (sym >= 0) {
-      const a = await ctx.resolve(head(r.slice(0, sym)));
-      const b = await ctx.resolve(head(r.slice(sym + 3)));
+      const a = await resolve(ctx, head(r.slice(0, sym)));
+      const b = await resolve(ctx, head(r.slice(sym + 3)));
       include.push(a, b);
       exclude.push(...(await mergeBase(a, b, ctx.meta)));
     } else if (dots >= 0) {
-      exclude.push(await ctx.resolve(head(r.slice(0, dots))));
-      include.push(await ctx.resolve(head(r.slice(dots + 2))));
+      exclude.push(await resolve(ctx, head(r.slice(0, dots))));
+      include.push(await resolve(ctx, head(r.slice(dots + 2))));
     } else if (r.startsWith('^')) {
-      exclude.push(await ctx.resolve(r.slice(1)));
+      exclude.push(await resolve(ctx, r.slice(1)));
     } else {
-      include.push(await ctx.resolve(r));
+      include.push(await resolve(ctx, r));
     }
   }
   return { include, exclude };
@@ -89,7 +83,7 @@ export async function logCommits(ctx: HistoryContext, opts: LogOptions = {}): Pr
   let exclude: string[] = [];
   if (opts.revs?.length) ({ include, exclude } = await parseRevs(ctx, opts.revs));
   else {
-    const h = await ctx.headCommit();
+    const h = await headCommit(ctx);
     include = h ? [h] : [];
   }
   if (!include.length) return [];
@@ -102,7 +96,7 @@ export async function logCommits(ctx: HistoryContext, opts: LogOptions = {}): Pr
   const scoped = (treeId: string) => {
     let p = trees.get(treeId);
     if (!p) {
-      p = ctx.readTree(treeId).then((t) => {
+      p = readTree(ctx, treeId).then((t) => {
         const m = new Map<string, string>();
         for (const [f, e] of Object.entries(t.files)) if (scope!(f)) m.set(f, `${e.sha256}:${e.size}`);
         return m;
@@ -227,4 +221,14 @@ export function logGraph(entries: readonly HistoryEntry[], opts: { firstParent?:
     rows.push({ id: e.id, graph, after, padding: draw(cols.map((_, k) => [2 * k, '|'])) });
   }
   return rows;
+}
+
+/** History from `rev` (or HEAD), or as `logCommits` takes it: ranges, paths, topological order. */
+export function log(ctx: HistoryContext, opts: { rev?: string } & LogOptions = {}): Promise<HistoryEntry[]> {
+  return logCommits(ctx, { ...opts, revs: opts.revs ?? (opts.rev ? [opts.rev] : undefined) });
+}
+
+/** The best common ancestors of two revisions. */
+export async function mergeBaseOf(ctx: HistoryContext, a: string, b: string): Promise<string[]> {
+  return mergeBase(await resolve(ctx, a), await resolve(ctx, b), ctx.meta);
 }

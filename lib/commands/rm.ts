@@ -14,16 +14,14 @@
  * await removePaths(repo, ['runs'], { recursive: true, cached: true });
  */
 import { DirtyWorktreeError, InvalidArgumentError } from '../errors';
-import type { FileEntry, Tree } from '../models';
-import { inPathspec, sameEntry, worktreeState, type WorktreeContext } from '../worktree/apply-tree';
+import { headCommit, pathspec, treeOf, type RepoContext } from '../context';
+import type { FileEntry } from '../models';
+import { inPathspec, sameEntry, worktreeState } from '../worktree/apply-tree';
 import { updateIndex } from '../worktree/staging';
 import { removeWorktreeFile } from '../worktree/files';
 
-export interface RemoveContext extends WorktreeContext {
-  headCommit(): Promise<string | null>;
-  treeOf(rev: string | null): Promise<Tree>;
-  pathspec(p: string): string;
-}
+/** What rm needs from a repository: the repository context (Repository is one). */
+export type RemoveContext = RepoContext;
 
 export interface RemoveOptions {
   /** Untrack only; the worktree file stays. */
@@ -36,9 +34,9 @@ export interface RemoveOptions {
 
 export async function removePaths(ctx: RemoveContext, paths: string[], opts: RemoveOptions = {}): Promise<string[]> {
   if (!paths.length) throw new InvalidArgumentError('rm: no paths given');
-  const specs = paths.map((p) => ({ p, rel: ctx.pathspec(p) }));
-  const head = await ctx.headCommit();
-  const tree = await ctx.treeOf(head ? 'HEAD' : null);
+  const specs = paths.map((p) => ({ p, rel: pathspec(ctx, p) }));
+  const head = await headCommit(ctx);
+  const tree = await treeOf(ctx, head ? 'HEAD' : null);
   return updateIndex(ctx.layout, async (idx) => {
     const files = new Set<string>();
     for (const { p, rel } of specs) {

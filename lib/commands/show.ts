@@ -10,21 +10,21 @@
  * if (isPlainFile(entry)) process.stdout.write(await readFileBytes(repo, 'HEAD', 'README.md'));
  */
 import * as crypto from 'node:crypto';
-import { readCommit, readTree, resolve, treeOf, type RepoContext } from '../context';
+import * as path from 'node:path';
+import { readCommit, readTree, relPath, resolve, treeOf, type RepoContext } from '../context';
 import { ChecksumMismatchError, InvalidArgumentError, RefNotFoundError } from '../errors';
-import { fileTable, type Commit, type TensorEntry } from '../models';
+import { checkTreePath, fileTable, type Commit, type TensorEntry } from '../models';
 import { isSymlinkEntry, symlinkTarget } from '../worktree/symlink';
-import { diffSides, type FileChange } from './diff';
-import type { MetaStore } from '../odb/meta-store';
+import { diffSides, type FileChange } from '../diff/tensor-diff';
 import type { TagObject } from '../models/tag';
-import type { FileEntry, Tree } from '../models/tree';
-import type { RefStore } from '../refs/refs';
-import { fileChunks } from '../worktree/materialize';
+import type { FileEntry } from '../models/tree';
 import type { ObjectReader } from '../odb/objects';
+import { checkNotInCoral, materializeWorktreeFile } from '../worktree/files';
+import { fileChunks, materializeFile, readFileTensor } from '../worktree/materialize';
 
 /** The annotated tag `spec` names (`v1` or `refs/tags/v1`), or null (no such tag, or a lightweight one). */
 export async function annotatedTag(
-  ctx: { readonly refs: RefStore; readonly meta: MetaStore },
+  ctx: Pick<RepoContext, 'refs' | 'meta'>,
   spec: string,
 ): Promise<{ name: string; id: string; tag: TagObject } | null> {
   const name = spec.startsWith('refs/tags/') ? spec.slice('refs/tags/'.length) : spec;
@@ -79,12 +79,8 @@ export async function storedTensors(reader: ObjectReader, e: FileEntry): Promise
   return out;
 }
 
-async function entryAt(
-  ctx: { treeOf(rev: string | null): Promise<Tree> },
-  rev: string,
-  rel: string,
-): Promise<FileEntry> {
-  const files = (await ctx.treeOf(rev)).files;
+async function entryAt(ctx: Pick<RepoContext, 'refs' | 'meta'>, rev: string, rel: string): Promise<FileEntry> {
+  const files = (await treeOf(ctx, rev)).files;
   if (!Object.prototype.hasOwnProperty.call(files, rel))
     throw new RefNotFoundError(`path '${rel}' does not exist in '${rev}'`, { path: rel, rev });
   return files[rel];
@@ -92,7 +88,7 @@ async function entryAt(
 
 /** The whole bytes of a committed file, checked against its sha256 before they are returned. */
 export async function readFileBytes(
-  ctx: { readonly reader: ObjectReader; treeOf(rev: string | null): Promise<Tree> },
+  ctx: Pick<RepoContext, 'refs' | 'meta' | 'reader'>,
   rev: string,
   rel: string,
 ): Promise<Buffer> {
@@ -108,6 +104,35 @@ export async function readFileBytes(
       actual: got,
     });
   return buf;
+}
+
+/** Writes a committed file to an arbitrary destination (e.g. `coral show rev:path > f`). */
+export async function exportFile(ctx: RepoContext, rev: string, rel: string, dest: string): Promise<void> {
+  const tree = await treeOf(ctx, rev);
+  const e = tree.files[checkTreePath(rel)];
+  if (!e) throw new RefNotFoundError(`path '${rel}' does not exist in ${rev}`);
+  const abs = path.resolve(dest);
+  const inTree = path.relative(ctx.worktree, abs);
+  if (!inTree.startsWith('..') && !path.isAbsolute(inTree))
+    await materializeWorktreeFile(ctx.reader, ctx.layout, relPath(ctx, abs), e);
+  else {
+    await checkNotInCoral(ctx.layout, abs);
+    await materializeFile(ctx.reader, e, abs);
+  }
+}
+
+/** One tensor of a committed file, decoded and verified. */
+export async function readTensor(
+  ctx: Pick<RepoContext, 'refs' | 'meta' | 'reader'>,
+  rev: string,
+  file: string,
+  name: string,
+) {
+  const e = (await treeOf(ctx, rev)).files[checkTreePath(file)];
+  if (!e) throw new RefNotFoundError(`path '${file}' does not exist in ${rev}`);
+  const te = e.tensors.find((t) => t.name === name);
+  if (!te) throw new RefNotFoundError(`tensor '${name}' does not exist in ${rev}:${file}`);
+  return readFileTensor(ctx.reader, e, te);
 }
 
 /** `show <rev>:<path>` as data: a symlink's target, or a file's tensors with how each is stored. */

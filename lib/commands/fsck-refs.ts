@@ -16,7 +16,7 @@ import type { MetaStore } from '../odb/meta-store';
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
-/** A finding (the 'ref' kind of maintenance.ts RefProblem; declared here so neither file imports the other). */
+/** A finding (the 'ref' kind of reach.ts FsckProblem; declared here so neither file imports the other). */
 export interface RefProblem {
   kind: 'ref';
   id: string;

@@ -1,5 +1,5 @@
 /**
- * `reset`, as git does it:
+ * `reset`, as git does it (and `rebuildIndex`, behind `fsck --rebuild-index`):
  *
  * - `reset [--soft|--mixed|--hard] [<rev>]`: moves the current branch (or a
  *   detached HEAD) to `<rev>` with a reflog line `reset: moving to <rev>`;
@@ -16,25 +16,15 @@
  * await resetPaths(repo, ['model.safetensors']); // unstage
  */
 import * as fsp from 'node:fs/promises';
-import { CoralError, InProgressError, InvalidArgumentError } from '../errors';
-import type { Tree } from '../models';
-import { lockTimeoutMs } from '../util/waits';
-import { LockFile } from '../refs/lock';
-import type { RefStore } from '../refs/refs';
-import { applyTree, inPathspec, sameEntry, type WorktreeContext } from '../worktree/apply-tree';
-import { emptyIndex, encodeIndexFile, readIndex, updateIndex, type StagingIndex } from '../worktree/staging';
+import { headCommit, pathspec, resolve, treeOf, type RepoContext } from '../context';
+import { CorruptIndexError, InProgressError, InvalidArgumentError } from '../errors';
+import { applyTree, inPathspec, sameEntry } from '../worktree/apply-tree';
+import { readIndex, rebuildIndexFromTree, updateIndex } from '../worktree/staging';
 
 export type ResetMode = 'soft' | 'mixed' | 'hard';
 
-/** What reset needs from a repository. */
-export interface ResetContext extends WorktreeContext {
-  readonly refs: RefStore;
-  headCommit(): Promise<string | null>;
-  resolve(rev: string): Promise<string>;
-  treeOf(rev: string | null): Promise<Tree>;
-  /** Worktree-relative path of a user path; '' for the repository root. */
-  pathspec(p: string): string;
-}
+/** What reset needs from a repository: the repository context (Repository is one). */
+export type ResetContext = RepoContext;
 
 export interface ResetReport {
   mode: ResetMode;
@@ -46,40 +36,21 @@ export interface ResetReport {
   removed: string[];
 }
 
-/** Reads the index, or null when it is unreadable (a reset rebuilds it). */
-function readIndexOrNull(ctx: WorktreeContext): StagingIndex | null {
-  try {
-    return readIndex(ctx.layout);
-  } catch (e) {
-    if (e instanceof CoralError) return null;
-    throw e;
-  }
-}
-
-/** Replaces the index whole, without reading the old one (it may be corrupt). */
-async function writeIndexWhole(ctx: WorktreeContext, idx: StagingIndex): Promise<void> {
-  const lock = await LockFile.acquire(ctx.layout.index, { timeoutMs: lockTimeoutMs(ctx.layout.coral) });
-  try {
-    await lock.write(encodeIndexFile(idx));
-    await lock.commit();
-  } catch (e) {
-    await lock.release();
-    throw e;
-  }
-}
-
 /**
- * The index for `tree`, keeping the stat cache of entries that do not change
- * (status need not rehash them). `old` null: rebuilt with no stat cache.
+ * Sets the whole index to HEAD's tree (`coral reset`), even when the index is
+ * damaged; returns the entry count. With `ifDamaged`, only a damaged index is
+ * replaced (`fsck --rebuild-index`); null when it was readable.
  */
-export function indexForTree(tree: Tree, old: StagingIndex | null): StagingIndex {
-  const idx = emptyIndex();
-  idx.files = Object.create(null) as StagingIndex['files'];
-  for (const [p, e] of Object.entries(tree.files)) {
-    const prev = old?.files[p];
-    idx.files[p] = { entry: e, stat: prev && sameEntry(prev.entry, e) ? prev.stat : null };
+export async function rebuildIndex(ctx: RepoContext, opts: { ifDamaged?: boolean } = {}): Promise<number | null> {
+  if (opts.ifDamaged) {
+    try {
+      readIndex(ctx.layout);
+      return null;
+    } catch (e) {
+      if (!(e instanceof CorruptIndexError)) throw e;
+    }
   }
-  return idx;
+  return rebuildIndexFromTree(ctx.layout, await treeOf(ctx, (await headCommit(ctx)) ? 'HEAD' : null));
 }
 
 async function moveHead(ctx: ResetContext, id: string, from: string | null, rev: string): Promise<void> {
@@ -92,7 +63,7 @@ export async function resetTo(ctx: ResetContext, opts: { mode?: ResetMode; rev?:
   const mode = opts.mode ?? 'mixed';
   if (mode !== 'soft' && mode !== 'mixed' && mode !== 'hard')
     throw new InvalidArgumentError(`Expected one of soft mixed hard for mode but received ${String(mode)}`);
-  const orig = await ctx.headCommit();
+  const orig = await headCommit(ctx);
   const merging = await fsp.stat(ctx.layout.mergeState).then(
     () => true,
     () => false,
@@ -103,17 +74,17 @@ export async function resetTo(ctx: ResetContext, opts: { mode?: ResetMode; rev?:
     );
   // An unborn branch with no revision: reset the index (and worktree) to the empty tree.
   const rev = opts.rev ?? 'HEAD';
-  const target = opts.rev === undefined && !orig ? null : await ctx.resolve(rev);
-  const tree = await ctx.treeOf(target);
+  const target = opts.rev === undefined && !orig ? null : await resolve(ctx, rev);
+  const tree = await treeOf(ctx, target);
   const report: ResetReport = { mode, head: target, orig, written: [], removed: [] };
   if (mode === 'hard') {
     // Force: every tracked path ends as the target says. Files only staged (in neither tree) are
     // unstaged and left on disk, unlike git, which deletes them: an explicit reset still loses no file.
-    const r = await applyTree(ctx, await ctx.treeOf(orig), tree, { force: true, ignoreCorruptIndex: true });
+    const r = await applyTree(ctx, await treeOf(ctx, orig), tree, { force: true, ignoreCorruptIndex: true });
     report.written = r.written;
     report.removed = r.removed;
   } else if (mode === 'mixed') {
-    await writeIndexWhole(ctx, indexForTree(tree, readIndexOrNull(ctx)));
+    await rebuildIndexFromTree(ctx.layout, tree);
   }
   if (target && target !== orig) await moveHead(ctx, target, orig, rev);
   if (mode !== 'soft' && merging) await fsp.rm(ctx.layout.mergeState, { force: true });
@@ -123,9 +94,9 @@ export async function resetTo(ctx: ResetContext, opts: { mode?: ResetMode; rev?:
 /** `reset [<rev>] -- <paths>`: the index entries under `paths` take `rev`'s version. Returns the paths changed. */
 export async function resetPaths(ctx: ResetContext, paths: string[], rev?: string): Promise<string[]> {
   if (!paths.length) throw new InvalidArgumentError('reset: no paths given');
-  const orig = await ctx.headCommit();
-  const tree = await ctx.treeOf(rev === undefined ? (orig ? 'HEAD' : null) : await ctx.resolve(rev));
-  const specs = paths.map((p) => ({ p, rel: ctx.pathspec(p) }));
+  const orig = await headCommit(ctx);
+  const tree = await treeOf(ctx, rev === undefined ? (orig ? 'HEAD' : null) : await resolve(ctx, rev));
+  const specs = paths.map((p) => ({ p, rel: pathspec(ctx, p) }));
   return updateIndex(ctx.layout, (idx) => {
     const keys = [...new Set([...Object.keys(idx.files), ...Object.keys(tree.files)])];
     const hit = new Set<string>();

@@ -75,7 +75,13 @@ function coversSegment(
   t: { dtype: string; shape: number[]; strides?: number[] | null; elementOffset: number },
   seg: { dtype: string; length: number } | undefined,
 ): boolean {
-  return !!seg && !t.strides && t.elementOffset === 0 && seg.dtype === t.dtype && numel(t.shape) * DTYPES[t.dtype as DType].size === seg.length;
+  return (
+    !!seg &&
+    !t.strides &&
+    t.elementOffset === 0 &&
+    seg.dtype === t.dtype &&
+    numel(t.shape) * DTYPES[t.dtype as DType].size === seg.length
+  );
 }
 
 /** Tensors of a committed file, keyed by name. Full-segment tensors reuse the segment's id. */
@@ -164,7 +170,8 @@ async function diffTensorMaps(
       out.push({ name, change: 'removed', dtype: x.dtype, shape: x.shape });
       continue;
     }
-    const sameKind = x.dtype === y.dtype && x.shape.length === y.shape.length && x.shape.every((d, i) => d === y.shape[i]);
+    const sameKind =
+      x.dtype === y.dtype && x.shape.length === y.shape.length && x.shape.every((d, i) => d === y.shape[i]);
     if (sameKind && (await x.id()) === (await y.id())) continue;
     const c: TensorChange = { name, change: 'modified', dtype: y.dtype, shape: y.shape };
     if (!sameKind) {
@@ -178,7 +185,9 @@ async function diffTensorMaps(
   return out;
 }
 
-export type DiffSide = { kind: 'tree'; tree: Tree } | { kind: 'worktree'; files: Record<string, { abs: string; sha256: string; size: number; format: string }> };
+export type DiffSide =
+  | { kind: 'tree'; tree: Tree }
+  | { kind: 'worktree'; files: Record<string, { abs: string; sha256: string; size: number; format: string }> };
 
 /** Diff of two sides. `metrics: false` skips the numeric comparison (names and ids only). */
 export async function diffSides(
@@ -215,22 +224,51 @@ export async function diffSides(
       b.kind === 'tree' ? treeTensors(reader, b.tree.files[p]) : fileTensors(b.files[p].abs);
     if (!ea) {
       const tb = await tensorsOfB();
-      out.push(await targets({
-        path: p, change: 'added', format: eb.format, newSize: eb.size,
-        tensors: [...tb].map(([name, t]) => ({ name, change: 'added' as const, dtype: t.dtype, shape: t.shape })),
-      }, ea, eb));
+      out.push(
+        await targets(
+          {
+            path: p,
+            change: 'added',
+            format: eb.format,
+            newSize: eb.size,
+            tensors: [...tb].map(([name, t]) => ({ name, change: 'added' as const, dtype: t.dtype, shape: t.shape })),
+          },
+          ea,
+          eb,
+        ),
+      );
       continue;
     }
     if (!eb) {
-      out.push(await targets({
-        path: p, change: 'removed', format: ea.format, oldSize: ea.size,
-        tensors: ea.tensors.map((t) => ({ name: t.name, change: 'removed' as const, dtype: t.dtype, shape: t.shape })),
-      }, ea, eb));
+      out.push(
+        await targets(
+          {
+            path: p,
+            change: 'removed',
+            format: ea.format,
+            oldSize: ea.size,
+            tensors: ea.tensors.map((t) => ({
+              name: t.name,
+              change: 'removed' as const,
+              dtype: t.dtype,
+              shape: t.shape,
+            })),
+          },
+          ea,
+          eb,
+        ),
+      );
       continue;
     }
     if (ea.sha256 === eb.sha256 && ea.size === eb.size) continue;
     const tensors = await diffTensorMaps(treeTensors(reader, ea), await tensorsOfB(), metrics);
-    out.push(await targets({ path: p, change: 'modified', format: eb.format, oldSize: ea.size, newSize: eb.size, tensors }, ea, eb));
+    out.push(
+      await targets(
+        { path: p, change: 'modified', format: eb.format, oldSize: ea.size, newSize: eb.size, tensors },
+        ea,
+        eb,
+      ),
+    );
   }
   return out;
 }

@@ -1,0 +1,114 @@
+/**
+ * `checkout`: switches HEAD to a branch (or detaches at a revision) and
+ * rewrites the worktree byte-for-byte through apply-tree's one dirty check;
+ * with paths, restores only those files from a revision (HEAD stays).
+ *
+ * @example
+ * await checkout(ctx, 'feature', { create: true });
+ * await checkout(ctx, 'HEAD~1', { paths: ['model.safetensors'] });
+ */
+import * as fsp from 'node:fs/promises';
+import {
+  currentBranch,
+  headCommit,
+  pathspec,
+  readCommit,
+  readTree,
+  resolve,
+  treeOf,
+  type RepoContext,
+} from '../context';
+import { AlreadyExistsError, InvalidArgumentError } from '../errors';
+import { checkShortRefName, isValidRefName } from '../models';
+import { applyTree, inPathspec } from '../worktree/apply-tree';
+import { checkWritable, lstatWorktree, materializeWorktreeFile } from '../worktree/files';
+import { statOf, updateIndex } from '../worktree/staging';
+import { createBranch } from './branch';
+
+export interface CheckoutOptions {
+  force?: boolean;
+  create?: boolean;
+  start?: string;
+  detach?: boolean;
+  paths?: string[];
+}
+
+export interface CheckoutReport {
+  head: string;
+  branch: string | null;
+  written: string[];
+  removed: string[];
+  kept: string[];
+}
+
+/**
+ * Refuses to overwrite uncommitted changes unless `force`. With `paths`, only
+ * restores those files from `target` (see restorePaths).
+ */
+export async function checkout(ctx: RepoContext, target: string, opts: CheckoutOptions = {}): Promise<CheckoutReport> {
+  if (opts.paths?.length) return restorePaths(ctx, target, opts.paths);
+  let branch: string | null = null;
+  let id: string;
+  if (opts.create) {
+    checkShortRefName(target);
+    if (await ctx.refs.readRef(`refs/heads/${target}`))
+      throw new AlreadyExistsError(`a branch named '${target}' already exists`, { branch: target });
+    if (opts.start === undefined && !(await headCommit(ctx))) {
+      // Unborn HEAD: the new branch is unborn too; index and files stay as they are (git).
+      await ctx.refs.setHeadSymbolic(`refs/heads/${target}`);
+      return { head: '', branch: target, written: [], removed: [], kept: [] };
+    }
+    id = await resolve(ctx, opts.start ?? 'HEAD');
+    branch = target;
+  } else {
+    // A branch name first (git's rule), then any revision: the result is a detached HEAD.
+    const local =
+      !opts.detach && isValidRefName(`refs/heads/${target}`) ? await ctx.refs.readRef(`refs/heads/${target}`) : null;
+    const current = target === 'HEAD' && !opts.detach ? await currentBranch(ctx) : null;
+    if (current) {
+      // `checkout HEAD` stays on the branch (git), it does not detach.
+      branch = current;
+      id = await resolve(ctx, 'HEAD');
+    } else if (local) {
+      branch = target;
+      id = local;
+    } else {
+      id = await resolve(ctx, target);
+    }
+  }
+  const headId = await headCommit(ctx);
+  const from = await treeOf(ctx, headId ? 'HEAD' : null);
+  const to = await readTree(ctx, (await readCommit(ctx, id)).tree);
+  // One dirty check for every switch (lib/worktree/apply-tree.ts): edits carry over or the switch refuses.
+  const r = await applyTree(ctx, from, to, { force: opts.force, operation: 'checkout' });
+  if (opts.create) await createBranch(ctx, target, id);
+  if (branch) await ctx.refs.setHeadSymbolic(`refs/heads/${branch}`);
+  else await ctx.refs.setHeadDetached(id);
+  // As git does after a switch: a merge in progress is forgotten (what it staged stays staged).
+  await fsp.rm(ctx.layout.mergeState, { force: true });
+  return { head: id, branch, ...r };
+}
+
+/** `checkout <rev> -- <paths>`: the files under `paths` take `rev`'s version, on disk and in the index. */
+export async function restorePaths(ctx: RepoContext, rev: string, paths: string[]): Promise<CheckoutReport> {
+  const id = await resolve(ctx, rev);
+  const tree = await readTree(ctx, (await readCommit(ctx, id)).tree);
+  const written: string[] = [];
+  const rels = paths.map((p) => pathspec(ctx, p));
+  for (const rel of rels) {
+    const keys = Object.keys(tree.files).filter((f) => inPathspec(f, rel));
+    if (!keys.length) throw new InvalidArgumentError(`pathspec '${rel}' did not match any file in ${rev}`);
+    await checkWritable(ctx.layout, keys);
+    for (const f of keys) {
+      await materializeWorktreeFile(ctx.reader, ctx.layout, f, tree.files[f]);
+      written.push(f);
+    }
+  }
+  await updateIndex(ctx.layout, async (ix) => {
+    for (const f of written) {
+      const st = await lstatWorktree(ctx.layout, f);
+      ix.files[f] = { entry: tree.files[f], stat: st && !st.isDirectory() ? statOf(st) : null };
+    }
+  });
+  return { head: (await headCommit(ctx)) ?? id, branch: await currentBranch(ctx), written, removed: [], kept: [] };
+}

@@ -1,0 +1,81 @@
+/**
+ * `status`: what is staged against HEAD, what changed on disk against the
+ * index (apply-tree's one dirty check), and the untracked files.
+ *
+ * @example
+ * const { branch, files, untracked } = await status(ctx);
+ */
+import * as fs from 'node:fs';
+import { currentBranch, headCommit, treeOf, type RepoContext } from '../context';
+import { worktreeState } from '../worktree/apply-tree';
+import { IgnoreRules, walkWorktree } from '../worktree/ignore';
+import { readIndex } from '../worktree/staging';
+
+export interface FileStatus {
+  path: string;
+  /** staged vs HEAD */
+  staged: 'added' | 'modified' | 'deleted' | null;
+  /** worktree vs staged */
+  unstaged: 'modified' | 'deleted' | null;
+}
+
+export interface StatusReport {
+  branch: string | null;
+  head: string | null;
+  files: FileStatus[];
+  untracked: string[];
+  merging: boolean;
+}
+
+/** The ignore rules of the worktree as it is now (`core.useGitignore` decides on .gitignore files). */
+export function ignoreRules(ctx: Pick<RepoContext, 'worktree' | 'config'>): IgnoreRules {
+  return new IgnoreRules(ctx.worktree, { useGitignore: ctx.config.getBool('core.useGitignore', true) });
+}
+
+/**
+ * Files and symlinks under `dir` (absolute), worktree-relative, skipping
+ * .coral, coral temp files and ignored paths (.coralignore, .gitignore; see
+ * lib/worktree/ignore.ts) unless tracked or `ignored: true`.
+ */
+export async function listWorktree(
+  ctx: Pick<RepoContext, 'worktree' | 'layout' | 'config'>,
+  dir = ctx.worktree,
+  opts: { ignored?: boolean } = {},
+): Promise<string[]> {
+  const tracked = new Set(Object.keys(readIndex(ctx.layout).files));
+  return walkWorktree(ctx.worktree, dir, { rules: opts.ignored ? null : ignoreRules(ctx), tracked });
+}
+
+export async function status(ctx: RepoContext): Promise<StatusReport> {
+  const headId = await headCommit(ctx);
+  const tree = await treeOf(ctx, headId ? 'HEAD' : null);
+  const idx = readIndex(ctx.layout);
+  const all = new Set([...Object.keys(tree.files), ...Object.keys(idx.files)]);
+  const files: FileStatus[] = [];
+  for (const p of [...all].sort()) {
+    const t = tree.files[p];
+    const s = idx.files[p];
+    const staged = !s
+      ? 'deleted'
+      : !t
+        ? 'added'
+        : t.sha256 !== s.entry.sha256 || t.size !== s.entry.size
+          ? 'modified'
+          : null;
+    let unstaged: FileStatus['unstaged'] = null;
+    if (s) {
+      // One check for status and every switch: apply-tree's (symlink entries compare link targets).
+      const state = await worktreeState(ctx.layout, p, s);
+      unstaged = state === 'missing' ? 'deleted' : state === 'clean' ? null : 'modified';
+    }
+    if (staged || unstaged) files.push({ path: p, staged, unstaged });
+  }
+  const untracked = (await listWorktree(ctx)).filter((f) => !idx.files[f]);
+  return {
+    branch: await currentBranch(ctx),
+    head: headId,
+    files,
+    untracked,
+    merging: fs.existsSync(ctx.layout.mergeState),
+  };
+}

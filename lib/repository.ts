@@ -1,0 +1,332 @@
+/**
+ * A coral repository: a working tree of checkpoint files plus `.coral/`.
+ *
+ * A thin facade: each method delegates to one command in lib/commands/
+ * (`(ctx, options) => data`), passing itself as the repository context.
+ *
+ * @example
+ * const repo = await Repository.init('/data/ckpts');
+ * await repo.add(['model.safetensors']);
+ * const id = await repo.commit({ message: 'base model' });
+ * for (const e of await repo.log()) console.log(e.id, e.commit.message);
+ */
+import * as fs from 'node:fs';
+import { add, stageTracked, type AddOptions, type AddReport } from './commands/add';
+import { branches, createBranch, deleteBranch } from './commands/branch';
+import { checkout, type CheckoutOptions, type CheckoutReport } from './commands/checkout';
+import { commit, type CommitOptions } from './commands/commit';
+import { diff } from './commands/diff';
+import { fsck, type FsckReport } from './commands/fsck';
+import { gc, type GcOptions, type GcReport } from './commands/gc';
+import { init } from './commands/init';
+import { log, mergeBaseOf, type LogOptions } from './commands/log';
+import { resetPaths, resetTo, rebuildIndex, type ResetMode, type ResetReport } from './commands/reset';
+import { removePaths, type RemoveOptions } from './commands/rm';
+import { exportFile, readTensor } from './commands/show';
+import { rebuildSimilarityIndex, similar } from './commands/similar';
+import { stats, type StatsReport } from './commands/stats';
+import { ignoreRules, listWorktree, status, type StatusReport } from './commands/status';
+import { createTag, deleteTag, tags, type TagInfo } from './commands/tag';
+import {
+  absPath,
+  currentBranch,
+  headCommit,
+  openContext,
+  pathspec,
+  readCommit,
+  readTree,
+  relPath,
+  resolve,
+  treeOf,
+  withWriter,
+  type OpenOptions,
+  type RepoContext,
+} from './context';
+import type { RebuildReport, SimilarOptions, SimilarReport, SimilarTarget } from './ingest/similarity';
+import type { RepoLayout } from './layout';
+import type { Commit, Tree } from './models';
+import type { MetaStore } from './odb/meta-store';
+import type { ObjectReader, ObjectWriter } from './odb/objects';
+import type { Config } from './refs/config';
+import type { RefStore } from './refs/refs';
+import * as merging from './commands/merge';
+import type { ObjectStore } from './store/object-store';
+import type { FileChange } from './diff/tensor-diff';
+import type { IgnoreRules } from './worktree/ignore';
+
+export type { AddOptions, AddReport } from './commands/add';
+export type { CommitOptions } from './commands/commit';
+export type { FileStatus, StatusReport } from './commands/status';
+
+export interface LogEntry {
+  id: string;
+  commit: Commit;
+}
+
+export class Repository implements RepoContext {
+  readonly worktree: string;
+  readonly layout: RepoLayout;
+  readonly meta: MetaStore;
+  readonly refs: RefStore;
+  readonly store: ObjectStore;
+  readonly reader: ObjectReader;
+  readonly config: Config;
+
+  private constructor(ctx: RepoContext) {
+    ({ worktree: this.worktree, layout: this.layout, meta: this.meta, refs: this.refs } = ctx);
+    ({ store: this.store, reader: this.reader, config: this.config } = ctx);
+  }
+
+  /** Creates `.coral/` in `dir` (created if missing) with an unborn `main` branch. */
+  static async init(dir: string, opts: { branch?: string } & OpenOptions = {}): Promise<Repository> {
+    return Repository.open(await init(dir, opts), opts);
+  }
+
+  /**
+   * Opens the repository containing `dir` (searching upward like git). Its
+   * objects live in the local packs unless `opts.store` names another ObjectStore.
+   */
+  static async open(dir = process.cwd(), opts: OpenOptions = {}): Promise<Repository> {
+    return new Repository(await openContext(dir, opts));
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+
+  static isCommitId(s: string): boolean {
+    return s.length === 64 && /^[0-9a-f]+$/.test(s);
+  }
+
+  // ---- paths and revisions (lib/context.ts) --------------------------------------------------
+
+  /** Worktree-relative posix path of a user-supplied path; rejects paths outside the worktree. */
+  relPath(p: string): string {
+    return relPath(this, p);
+  }
+
+  /** Like relPath, but the repository root itself is accepted as '' (every path: `checkout <rev> -- .`). */
+  pathspec(p: string): string {
+    return pathspec(this, p);
+  }
+
+  absPath(rel: string): string {
+    return absPath(this, rel);
+  }
+
+  /** Commit id of HEAD, or null on an unborn branch. */
+  headCommit(): Promise<string | null> {
+    return headCommit(this);
+  }
+
+  /** Current branch name (without refs/heads/), or null when HEAD is detached. */
+  currentBranch(): Promise<string | null> {
+    return currentBranch(this);
+  }
+
+  resolve(rev: string): Promise<string> {
+    return resolve(this, rev);
+  }
+
+  readCommit(id: string): Promise<Commit> {
+    return readCommit(this, id);
+  }
+
+  readTree(id: string): Promise<Tree> {
+    return readTree(this, id);
+  }
+
+  /** The tree of a revision (empty tree for null = unborn). */
+  treeOf(rev: string | null): Promise<Tree> {
+    return treeOf(this, rev);
+  }
+
+  /** Runs `fn` inside a writer session (lib/odb/session.ts) with an object writer. */
+  withWriter<T>(what: string, fn: (w: ObjectWriter) => Promise<T>): Promise<T> {
+    return withWriter(this, what, fn);
+  }
+
+  // ---- staging and committing (lib/commands/add, commit, reset, rm) --------------------------
+
+  /** Paths staged during a merge are its resolved conflicts (lib/commands/merge.ts). */
+  private readonly markResolved = (paths: string[]): Promise<void> => merging.markResolved(this, paths);
+
+  /** Stages files (or every file under the given directories); see lib/commands/add.ts. */
+  add(paths: string[], opts: AddOptions = {}): Promise<AddReport> {
+    return add(this, paths, { ...opts, onStaged: this.markResolved });
+  }
+
+  /** Stages every tracked file whose worktree copy was modified or deleted (`commit -a`, `add -u`). */
+  stageTracked(): Promise<string[]> {
+    return stageTracked(this, { onStaged: this.markResolved });
+  }
+
+  /**
+   * Records the index as a new commit (lib/commands/commit.ts). During a merge
+   * (--no-commit, or conflicts fixed and added) the commit concludes it with
+   * both parents, as git does; the message defaults to the merge's.
+   */
+  async commit(opts: CommitOptions): Promise<string> {
+    if (opts?.all) await this.stageTracked();
+    if (opts && !opts.extraParents?.length && fs.existsSync(this.layout.mergeState))
+      return merging.mergeContinue(this, {
+        message: typeof opts.message === 'string' && opts.message.trim() ? opts.message : undefined,
+        author: opts.author,
+        metadata: opts.metadata,
+      });
+    return commit(this, { ...opts, all: false });
+  }
+
+  /** Unstages paths: the index entries under them take HEAD's version, or `rev`'s (lib/commands/reset.ts). */
+  reset(paths: string[], opts: { rev?: string } = {}): Promise<string[]> {
+    return resetPaths(this, paths, opts.rev);
+  }
+
+  /** Sets the whole index to HEAD's tree (`coral reset`); with `ifDamaged`, only a damaged one (null: it was readable). */
+  rebuildIndex(opts: { ifDamaged?: boolean } = {}): Promise<number | null> {
+    return rebuildIndex(this, opts);
+  }
+
+  /** `reset [--soft|--mixed|--hard] [<rev>]`: moves HEAD's branch, and the index (mixed) and worktree (hard). */
+  resetTo(opts: { mode?: ResetMode; rev?: string } = {}): Promise<ResetReport> {
+    return resetTo(this, opts);
+  }
+
+  /** Removes files from the index (and, unless `cached`, from the worktree); refuses to lose edits unless `force`. */
+  rm(paths: string[], opts: RemoveOptions = {}): Promise<string[]> {
+    return removePaths(this, paths, opts);
+  }
+
+  // ---- status (lib/commands/status.ts) --------------------------------------------------------
+
+  /** Files and symlinks under `dir`, worktree-relative, skipping .coral, temp files and ignored paths. */
+  listWorktree(dir = this.worktree, opts: { ignored?: boolean } = {}): Promise<string[]> {
+    return listWorktree(this, dir, opts);
+  }
+
+  /** The ignore rules of the worktree as it is now (`core.useGitignore` decides on .gitignore files). */
+  ignoreRules(): IgnoreRules {
+    return ignoreRules(this);
+  }
+
+  status(): Promise<StatusReport> {
+    return status(this);
+  }
+
+  // ---- history and merge (lib/commands/log.ts, lib/commands/merge.ts) -----------------------------
+
+  /** History from `rev` (or HEAD), or as `logCommits` takes it: ranges, paths, topological order. */
+  log(opts: { rev?: string } & LogOptions = {}): Promise<LogEntry[]> {
+    return log(this, opts);
+  }
+
+  mergeBase(a: string, b: string): Promise<string[]> {
+    return mergeBaseOf(this, a, b);
+  }
+
+  /** Three-way, tensor-aware merge of `other` into HEAD (lib/commands/merge.ts, docs/merge.md). */
+  merge(other: string, opts: merging.MergeOptions = {}): Promise<merging.MergeReport> {
+    return merging.merge(this, other, opts);
+  }
+
+  /** Commits a merge in progress (after --no-commit, conflicts, or a crash). */
+  mergeContinue(opts: { message?: string } = {}): Promise<string> {
+    return merging.mergeContinue(this, opts);
+  }
+
+  /** The merge in progress (.coral/MERGE_STATE), or null. */
+  mergeState(): merging.MergeStateFile | null {
+    return merging.mergeState(this);
+  }
+
+  /** Abandons a merge in progress; worktree and index return to ORIG_HEAD. */
+  mergeAbort(): Promise<{ orig: string; written: string[]; removed: string[] }> {
+    return merging.mergeAbort(this);
+  }
+
+  /** Try-and-vet: one candidate checkpoint set per strategy under `out/<strategy>/`; refs and index untouched. */
+  mergeTry(other: string, strategies: merging.MergeTryStrategies, out: string, opts: merging.MergeParams = {}) {
+    return merging.mergeTry(this, other, strategies, out, opts);
+  }
+
+  // ---- branches and tags (lib/commands/branch.ts, tag.ts) ------------------------------------
+
+  branches(): Promise<Array<{ name: string; id: string; current: boolean }>> {
+    return branches(this);
+  }
+
+  createBranch(name: string, startRev = 'HEAD', opts: { force?: boolean } = {}): Promise<string> {
+    return createBranch(this, name, startRev, opts);
+  }
+
+  deleteBranch(name: string, opts: { force?: boolean } = {}): Promise<void> {
+    return deleteBranch(this, name, opts);
+  }
+
+  tags(): Promise<TagInfo[]> {
+    return tags(this);
+  }
+
+  /** Lightweight tag, or annotated when a message (and optional metrics) is given. */
+  createTag(
+    name: string,
+    rev = 'HEAD',
+    opts: { message?: string; metrics?: Record<string, unknown>; force?: boolean } = {},
+  ): Promise<string> {
+    return createTag(this, name, rev, opts);
+  }
+
+  deleteTag(name: string): Promise<void> {
+    return deleteTag(this, name);
+  }
+
+  // ---- checkout and inspection (lib/commands/checkout.ts, diff.ts, show.ts) ------------------
+
+  /**
+   * Switches HEAD to a branch (or detaches at a revision) and rewrites the
+   * worktree byte-for-byte. Refuses to overwrite uncommitted changes unless
+   * `force`. With `paths`, only restores those files from `rev` (HEAD stays).
+   */
+  checkout(target: string, opts: CheckoutOptions = {}): Promise<CheckoutReport> {
+    return checkout(this, target, opts);
+  }
+
+  /** Writes a committed file to an arbitrary destination (e.g. `coral show rev:path > f`). */
+  exportFile(rev: string, rel: string, dest: string): Promise<void> {
+    return exportFile(this, rev, rel, dest);
+  }
+
+  /** Tensor-aware diff between two revisions (`b` omitted: the index); metrics unless `metrics: false`. */
+  diff(a: string, b?: string, opts: { metrics?: boolean; paths?: string[] } = {}): Promise<FileChange[]> {
+    return diff(this, a, b, opts);
+  }
+
+  /** One tensor of a committed file, decoded and verified. */
+  readTensor(rev: string, file: string, name: string) {
+    return readTensor(this, rev, file, name);
+  }
+
+  // ---- maintenance (lib/commands/gc.ts, fsck.ts, stats.ts, similar.ts) ------------------------
+
+  gc(opts?: GcOptions): Promise<GcReport> {
+    return gc(this, opts);
+  }
+
+  fsck(opts?: { full?: boolean }): Promise<FsckReport> {
+    return fsck(this, opts);
+  }
+
+  stats(): Promise<StatsReport> {
+    return stats(this);
+  }
+
+  /** The stored checkpoints closest to a worktree file or a committed `rev:path` (lib/ingest/similarity.ts). */
+  similar(target: SimilarTarget, opts?: SimilarOptions): Promise<SimilarReport> {
+    return similar(this, target, opts);
+  }
+
+  /** Rebuilds `.coral/simindex/` from the stored objects. */
+  rebuildSimilarityIndex(): Promise<RebuildReport> {
+    return rebuildSimilarityIndex(this);
+  }
+}
