@@ -326,5 +326,6 @@ export async function openIngestPolicy(repo: PolicySource, parent: FindBase | nu
     parentTrust,
   });
   const hooks: IngestHooks = !sim ? {} : settings.storeFingerprints ? selector.hooks : { stored: selector.hooks.stored };
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- findBase is an arrow-function field, bound at construction
   return { findBase: selector.findBase, hooks, selector, close: async () => sim?.close() };
 }
