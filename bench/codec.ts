@@ -43,8 +43,15 @@ interface Row {
 const rows: Row[] = [];
 
 interface SpeedRow {
-  workload: string; codec: string; chosen: string; mib: number; ratio: number;
-  copyGBs: number; encGBs: number; decGBs: number; decFreshGBs: number;
+  workload: string;
+  codec: string;
+  chosen: string;
+  mib: number;
+  ratio: number;
+  copyGBs: number;
+  encGBs: number;
+  decGBs: number;
+  decFreshGBs: number;
 }
 const speeds: SpeedRow[] = [];
 
@@ -57,9 +64,13 @@ async function speed(workload: string, t: Tensor, base: Tensor | null, codec: Co
   const obj = await encode(t, { ...b, codec });
   const ref = base ? { tensor: base } : null;
   const out = new Uint8Array(t.data.length);
-  const src = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.length), dst = Buffer.allocUnsafe(t.data.length);
+  const src = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.length),
+    dst = Buffer.allocUnsafe(t.data.length);
   await decode(obj.bytes, ref, { out }); // warm-up
-  const cp: number[] = [], enc: number[] = [], dec: number[] = [], fresh: number[] = [];
+  const cp: number[] = [],
+    enc: number[] = [],
+    dec: number[] = [],
+    fresh: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     cp.push(await time(() => src.copy(dst)));
     enc.push(await time(() => encode(t, { ...b, codec })));
@@ -67,20 +78,35 @@ async function speed(workload: string, t: Tensor, base: Tensor | null, codec: Co
     fresh.push(await time(() => decode(obj.bytes, ref)));
   }
   const g = (xs: number[]) => t.data.length / median(xs) / 1e9;
-  speeds.push({ workload, codec, chosen: obj.codec, mib: t.data.length / 2 ** 20, ratio: t.data.length / obj.bytes.length,
-    copyGBs: g(cp), encGBs: g(enc), decGBs: g(dec), decFreshGBs: g(fresh) });
+  speeds.push({
+    workload,
+    codec,
+    chosen: obj.codec,
+    mib: t.data.length / 2 ** 20,
+    ratio: t.data.length / obj.bytes.length,
+    copyGBs: g(cp),
+    encGBs: g(enc),
+    decGBs: g(dec),
+    decFreshGBs: g(fresh),
+  });
 }
 
 async function standalone(name: string, t: Tensor, speed: boolean): Promise<void> {
   const zs = zstd3(t.data);
   const obj = await encode(t);
   const row: Row = {
-    workload: name, mib: t.data.length / 2 ** 20, baseline: 'zstd -3', baselineBytes: zs,
-    coralBytes: obj.bytes.length, codec: obj.codec, ratioVsBaseline: zs / obj.bytes.length,
+    workload: name,
+    mib: t.data.length / 2 ** 20,
+    baseline: 'zstd -3',
+    baselineBytes: zs,
+    coralBytes: obj.bytes.length,
+    codec: obj.codec,
+    ratioVsBaseline: zs / obj.bytes.length,
     ratioVsRaw: t.data.length / obj.bytes.length,
   };
   if (speed) {
-    const enc: number[] = [], dec: number[] = [];
+    const enc: number[] = [],
+      dec: number[] = [];
     await encode(t);
     await decode(obj.bytes); // warm-up
     for (let i = 0; i < RUNS; i++) {
@@ -97,12 +123,18 @@ async function delta(name: string, t: Tensor, base: Tensor, speed: boolean, code
   const xz = zstd3(xorBytes(t.data, base.data));
   const obj = await encode(t, { base: { tensor: base }, codec: codec ?? 'auto' });
   const row: Row = {
-    workload: name, mib: t.data.length / 2 ** 20, baseline: 'xor+zstd -3', baselineBytes: xz,
-    coralBytes: obj.bytes.length, codec: obj.codec, ratioVsBaseline: xz / obj.bytes.length,
+    workload: name,
+    mib: t.data.length / 2 ** 20,
+    baseline: 'xor+zstd -3',
+    baselineBytes: xz,
+    coralBytes: obj.bytes.length,
+    codec: obj.codec,
+    ratioVsBaseline: xz / obj.bytes.length,
     ratioVsRaw: t.data.length / obj.bytes.length,
   };
   if (speed) {
-    const enc: number[] = [], dec: number[] = [];
+    const enc: number[] = [],
+      dec: number[] = [];
     await decode(obj.bytes, { tensor: base }); // warm-up
     for (let i = 0; i < RUNS; i++) {
       enc.push(await time(() => encode(t, { base: { tensor: base } })));
@@ -144,31 +176,52 @@ async function main(): Promise<void> {
 
   // checkpoint series: 3 successive AdamW-like steps (rel 2e-3), each stored against the previous
   {
-    let prev = w, xz = 0, cb = 0;
+    let prev = w,
+      xz = 0,
+      cb = 0;
     for (let s = 0; s < 3; s++) {
       const next = fineTune(prev, 2e-3, 10 + s, COLS);
       xz += zstd3(xorBytes(f32(next, shape).data, f32(prev, shape).data));
       cb += (await encode(f32(next, shape), { base: { tensor: f32(prev, shape) } })).bytes.length;
       prev = next;
     }
-    rows.push({ workload: 'fp32 checkpoint series x3', mib: 3 * wt.data.length / 2 ** 20, baseline: 'xor+zstd -3',
-      baselineBytes: xz, coralBytes: cb, codec: 'auto', ratioVsBaseline: xz / cb, ratioVsRaw: 3 * wt.data.length / cb });
+    rows.push({
+      workload: 'fp32 checkpoint series x3',
+      mib: (3 * wt.data.length) / 2 ** 20,
+      baseline: 'xor+zstd -3',
+      baselineBytes: xz,
+      coralBytes: cb,
+      codec: 'auto',
+      ratioVsBaseline: xz / cb,
+      ratioVsRaw: (3 * wt.data.length) / cb,
+    });
   }
 
   // partially-updated model: 16 tensors, 14 unchanged, 2 with 1% of elements rewritten
   {
     const r = ROWS / 4;
-    let xz = 0, cb = 0, raw = 0;
+    let xz = 0,
+      cb = 0,
+      raw = 0;
     for (let k = 0; k < 16; k++) {
       const b = trainedLike(r, COLS, 100 + k);
       const nt = k === 3 || k === 11 ? sparseUpdate(b, 0.01, 200 + k) : b;
-      const tb = f32(b, [r, COLS]), tn = f32(nt, [r, COLS]);
+      const tb = f32(b, [r, COLS]),
+        tn = f32(nt, [r, COLS]);
       raw += tn.data.length;
       xz += zstd3(xorBytes(tn.data, tb.data));
       cb += (await encode(tn, { base: { tensor: tb } })).bytes.length;
     }
-    rows.push({ workload: 'fp32 partial update (2/16)', mib: raw / 2 ** 20, baseline: 'xor+zstd -3', baselineBytes: xz,
-      coralBytes: cb, codec: 'auto', ratioVsBaseline: xz / cb, ratioVsRaw: raw / cb });
+    rows.push({
+      workload: 'fp32 partial update (2/16)',
+      mib: raw / 2 ** 20,
+      baseline: 'xor+zstd -3',
+      baselineBytes: xz,
+      coralBytes: cb,
+      codec: 'auto',
+      ratioVsBaseline: xz / cb,
+      ratioVsRaw: raw / cb,
+    });
   }
 
   // per-codec speed: standalone and delta codecs, and the automatic choice
@@ -184,20 +237,65 @@ async function main(): Promise<void> {
   }
 
   const cpu = os.cpus()[0]?.model ?? 'unknown';
-  console.log(`codec bench  node ${process.version}  ${cpu}  cores ${os.cpus().length}  kernel threads ${native.threads()}  ` +
-    `UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? 4}  zstd ${native.features.zstdVersion}  runs ${RUNS}${quick ? ' (quick)' : ''}`);
+  console.log(
+    `codec bench  node ${process.version}  ${cpu}  cores ${os.cpus().length}  kernel threads ${native.threads()}  ` +
+      `UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? 4}  zstd ${native.features.zstdVersion}  runs ${RUNS}${quick ? ' (quick)' : ''}`,
+  );
   console.log(`Buffer copy baseline: ${copyGBs.toFixed(2)} GB/s (${(wt.data.length / 2 ** 20).toFixed(0)} MiB)`);
-  const hdr = ['workload', 'MiB', 'baseline', 'base bytes', 'coral bytes', 'codec', 'x baseline', 'x raw', 'enc GB/s', 'dec GB/s'];
-  const body = rows.map((r) => [r.workload, r.mib.toFixed(1), r.baseline, String(r.baselineBytes), String(r.coralBytes), r.codec,
-    r.ratioVsBaseline.toFixed(3), r.ratioVsRaw.toFixed(3), r.encGBs?.toFixed(2) ?? '-', r.decGBs?.toFixed(2) ?? '-']);
+  const hdr = [
+    'workload',
+    'MiB',
+    'baseline',
+    'base bytes',
+    'coral bytes',
+    'codec',
+    'x baseline',
+    'x raw',
+    'enc GB/s',
+    'dec GB/s',
+  ];
+  const body = rows.map((r) => [
+    r.workload,
+    r.mib.toFixed(1),
+    r.baseline,
+    String(r.baselineBytes),
+    String(r.coralBytes),
+    r.codec,
+    r.ratioVsBaseline.toFixed(3),
+    r.ratioVsRaw.toFixed(3),
+    r.encGBs?.toFixed(2) ?? '-',
+    r.decGBs?.toFixed(2) ?? '-',
+  ]);
   const widths = hdr.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const fmt = (cells: string[]) => cells.map((c, i) => (i === 0 || i === 2 || i === 5 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const fmt = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 || i === 2 || i === 5 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   console.log(fmt(hdr));
   for (const b of body) console.log(fmt(b));
   console.log('');
-  const sh = ['workload', 'codec', 'chosen', 'x raw', 'copy GB/s', 'enc GB/s', 'dec GB/s', 'dec fresh', 'enc/copy', 'dec/copy'];
-  const sb = speeds.map((r) => [r.workload, r.codec, r.chosen, r.ratio.toFixed(3), r.copyGBs.toFixed(2), r.encGBs.toFixed(2),
-    r.decGBs.toFixed(2), r.decFreshGBs.toFixed(2), (r.encGBs / r.copyGBs).toFixed(3), (r.decGBs / r.copyGBs).toFixed(3)]);
+  const sh = [
+    'workload',
+    'codec',
+    'chosen',
+    'x raw',
+    'copy GB/s',
+    'enc GB/s',
+    'dec GB/s',
+    'dec fresh',
+    'enc/copy',
+    'dec/copy',
+  ];
+  const sb = speeds.map((r) => [
+    r.workload,
+    r.codec,
+    r.chosen,
+    r.ratio.toFixed(3),
+    r.copyGBs.toFixed(2),
+    r.encGBs.toFixed(2),
+    r.decGBs.toFixed(2),
+    r.decFreshGBs.toFixed(2),
+    (r.encGBs / r.copyGBs).toFixed(3),
+    (r.decGBs / r.copyGBs).toFixed(3),
+  ]);
   const sw = sh.map((h, i) => Math.max(h.length, ...sb.map((b) => b[i].length)));
   const sfmt = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(sw[i]) : c.padStart(sw[i]))).join('  ');
   console.log(sfmt(sh));
@@ -211,10 +309,14 @@ async function main(): Promise<void> {
     decodeFreshMinGBs: Math.min(...auto.map((r) => r.decFreshGBs)),
   };
   console.log('');
-  console.log(`targets (auto codec, slowest workload): encode ${targets.encodeMinGBs.toFixed(2)} GB/s (>= 1.0), ` +
-    `decode into a caller buffer ${targets.decodeMinGBs.toFixed(2)} GB/s, into a new buffer ` +
-    `${targets.decodeFreshMinGBs.toFixed(2)} GB/s (>= 2.0)` +
-    (quick ? ' [quick: 1-2 MiB tensors, where fixed per-call costs dominate; the targets are for the full sizes]' : ''));
+  console.log(
+    `targets (auto codec, slowest workload): encode ${targets.encodeMinGBs.toFixed(2)} GB/s (>= 1.0), ` +
+      `decode into a caller buffer ${targets.decodeMinGBs.toFixed(2)} GB/s, into a new buffer ` +
+      `${targets.decodeFreshMinGBs.toFixed(2)} GB/s (>= 2.0)` +
+      (quick
+        ? ' [quick: 1-2 MiB tensors, where fixed per-call costs dominate; the targets are for the full sizes]'
+        : ''),
+  );
   console.log('codec-bench ' + JSON.stringify({ quick, runs: RUNS, copyGBs, rows, speeds, targets }));
 }
 

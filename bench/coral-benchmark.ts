@@ -75,7 +75,12 @@ export interface RunResult {
   exact: boolean;
 }
 
-export async function run(src: string, files: string[], config: Record<string, unknown>, verify = true): Promise<RunResult> {
+export async function run(
+  src: string,
+  files: string[],
+  config: Record<string, unknown>,
+  verify = true,
+): Promise<RunResult> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-cbench-repo-'));
   try {
     const repo = await Repository.init(dir);
@@ -112,9 +117,19 @@ export async function run(src: string, files: string[], config: Record<string, u
     }
     await repo.close();
     return {
-      naive, stored: s.storedBytes, ratio: naive / s.storedBytes, payload, h5Overhead: h5 - payload, idx, meta, coralDir,
+      naive,
+      stored: s.storedBytes,
+      ratio: naive / s.storedBytes,
+      payload,
+      h5Overhead: h5 - payload,
+      idx,
+      meta,
+      coralDir,
       packs: fs.readdirSync(repo.layout.packs).filter((f) => f.endsWith('.h5')).length,
-      objects: s.objects, deltas: s.deltaObjects, seconds, exact,
+      objects: s.objects,
+      deltas: s.deltaObjects,
+      seconds,
+      exact,
     };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -144,10 +159,24 @@ async function main(): Promise<void> {
       const r0 = rs[0];
       const sec = median(rs.map((x) => x.seconds));
       rows.push({
-        contender: name, naive: r0.naive, stored: r0.stored, ratio: r0.ratio, '.coral bytes': r0.coralDir, 'ratio .coral': r0.naive / r0.coralDir,
+        contender: name,
+        naive: r0.naive,
+        stored: r0.stored,
+        ratio: r0.ratio,
+        '.coral bytes': r0.coralDir,
+        'ratio .coral': r0.naive / r0.coralDir,
         'ratio w/o meta': r0.naive / (r0.stored - r0.meta),
-        'payload ratio': r0.naive / r0.payload, payload: r0.payload, 'h5 ovh': r0.h5Overhead, idx: r0.idx, meta: r0.meta,
-        packs: r0.packs, objects: r0.objects, deltas: r0.deltas, 'ingest s': sec, 'MB/s': r0.naive / sec / 1e6, exact: String(r0.exact),
+        'payload ratio': r0.naive / r0.payload,
+        payload: r0.payload,
+        'h5 ovh': r0.h5Overhead,
+        idx: r0.idx,
+        meta: r0.meta,
+        packs: r0.packs,
+        objects: r0.objects,
+        deltas: r0.deltas,
+        'ingest s': sec,
+        'MB/s': r0.naive / sec / 1e6,
+        exact: String(r0.exact),
       });
       json[name] = { ...r0, seconds: sec };
     }
@@ -161,7 +190,8 @@ async function main(): Promise<void> {
   }
 }
 
-if (require.main === module) main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+if (require.main === module)
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });

@@ -23,7 +23,11 @@ function gauss(n: number, seed: number, scale: number): Float32Array {
   const a = new Float32Array(n);
   let x = (seed * 2654435761) >>> 0 || 1;
   const next = () => {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     return (x + 1) / 4294967297;
   };
   for (let i = 0; i < n; i += 2) {
@@ -91,7 +95,15 @@ async function run(src: string, files: string[], config: Record<string, unknown>
     }
     const s = await repo.stats();
     await repo.close();
-    return { naive, stored: s.storedBytes, ratio: naive / s.storedBytes, deltas: s.deltaObjects, objects: s.objects, maxDepth: s.maxChainDepth, seconds };
+    return {
+      naive,
+      stored: s.storedBytes,
+      ratio: naive / s.storedBytes,
+      deltas: s.deltaObjects,
+      objects: s.objects,
+      maxDepth: s.maxChainDepth,
+      seconds,
+    };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -102,7 +114,9 @@ async function main(): Promise<void> {
   const layers = quick ? 6 : 12;
   const width = quick ? 512 : 1024;
   const series = quick ? 3 : 5;
-  header(`family: ${layers} layers x ${width}^2 F32 (base, renamed full fine-tune, partial fine-tune, ${series}-step series)`);
+  header(
+    `family: ${layers} layers x ${width}^2 F32 (base, renamed full fine-tune, partial fine-tune, ${series}-step series)`,
+  );
   const src = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-family-files-'));
   try {
     const base = baseModel(layers, width);
@@ -113,7 +127,10 @@ async function main(): Promise<void> {
     await save(path.join(src, 'full-ft.safetensors'), ft, 'model.');
     files.push('full-ft.safetensors');
     const last = new Set([layers - 1, layers - 2, layers - 3].map(String));
-    await save(path.join(src, 'partial-ft.safetensors'), step(base, 2000, 1e-3, (k) => last.has(k.split('.')[1])));
+    await save(
+      path.join(src, 'partial-ft.safetensors'),
+      step(base, 2000, 1e-3, (k) => last.has(k.split('.')[1])),
+    );
     files.push('partial-ft.safetensors');
     let cur = ft;
     for (let i = 1; i <= series; i++) {
@@ -131,17 +148,38 @@ async function main(): Promise<void> {
     };
     await run(src, files.slice(0, 2), {}); // warm-up
     const res: Record<string, Array<Awaited<ReturnType<typeof run>>>> = {};
-    for (let i = 0; i < runs; i++) for (const [n, c] of Object.entries(contenders)) (res[n] ??= []).push(await run(src, files, c));
+    for (let i = 0; i < runs; i++)
+      for (const [n, c] of Object.entries(contenders)) (res[n] ??= []).push(await run(src, files, c));
     const rows = Object.entries(res).map(([n, rs]) => {
       const sec = median(rs.map((r) => r.seconds));
-      return { contender: n, naive: rs[0].naive, stored: rs[0].stored, ratio: rs[0].ratio, deltas: rs[0].deltas, objects: rs[0].objects, 'max depth': rs[0].maxDepth, 'ingest s': sec, 'MB/s': rs[0].naive / sec / 1e6 };
+      return {
+        contender: n,
+        naive: rs[0].naive,
+        stored: rs[0].stored,
+        ratio: rs[0].ratio,
+        deltas: rs[0].deltas,
+        objects: rs[0].objects,
+        'max depth': rs[0].maxDepth,
+        'ingest s': sec,
+        'MB/s': rs[0].naive / sec / 1e6,
+      };
     });
     table(rows);
     const dedup = rows[0];
     const off = rows[1];
     const on = rows[2];
-    console.log(`similarity vs exact dedup: ${(dedup.stored / on.stored).toFixed(3)}x smaller; throughput on/off: ${(on['MB/s'] / off['MB/s']).toFixed(3)}`);
-    emitJson('family', { runs, layers, width, series, rows, vsDedup: dedup.stored / on.stored, throughputOnOff: on['MB/s'] / off['MB/s'] });
+    console.log(
+      `similarity vs exact dedup: ${(dedup.stored / on.stored).toFixed(3)}x smaller; throughput on/off: ${(on['MB/s'] / off['MB/s']).toFixed(3)}`,
+    );
+    emitJson('family', {
+      runs,
+      layers,
+      width,
+      series,
+      rows,
+      vsDedup: dedup.stored / on.stored,
+      throughputOnOff: on['MB/s'] / off['MB/s'],
+    });
   } finally {
     fs.rmSync(src, { recursive: true, force: true });
   }

@@ -70,8 +70,18 @@ async function main(): Promise<void> {
     { op: 'coral contentId, 2 threads', size: `${size >> 20} MiB`, 'GB/s': gbps(size, two), 'median s': two },
   ];
   if (sse2) {
-    rows.push({ op: 'coral contentId, SSE2 path, 1 thread', size: `${size >> 20} MiB`, 'GB/s': gbps(size, sse2.one), 'median s': sse2.one });
-    rows.push({ op: 'coral contentId, SSE2 path, 2 threads', size: `${size >> 20} MiB`, 'GB/s': gbps(size, sse2.two), 'median s': sse2.two });
+    rows.push({
+      op: 'coral contentId, SSE2 path, 1 thread',
+      size: `${size >> 20} MiB`,
+      'GB/s': gbps(size, sse2.one),
+      'median s': sse2.one,
+    });
+    rows.push({
+      op: 'coral contentId, SSE2 path, 2 threads',
+      size: `${size >> 20} MiB`,
+      'GB/s': gbps(size, sse2.two),
+      'median s': sse2.two,
+    });
   }
   table(rows);
   const vsCopy = copy / one;
@@ -81,9 +91,15 @@ async function main(): Promise<void> {
   if (sse2) console.log(`ratio SSE2 path 2 threads / 1 thread:            ${(sse2.one / sse2.two).toFixed(2)}x`);
   console.log(`ratio coral(2 threads) / xxhsum -H2:             ${(xxhsum / two).toFixed(2)}x`);
   emitJson('hash', {
-    sizeBytes: size, runs, copyGBps: gbps(size, copy), xxhsumGBps: gbps(size, xxhsum),
-    coral1GBps: gbps(size, one), coral2GBps: gbps(size, two),
-    sse2Scaling: sse2 ? sse2.one / sse2.two : null, ratioVsCopy: vsCopy, scaling2Threads: scaling,
+    sizeBytes: size,
+    runs,
+    copyGBps: gbps(size, copy),
+    xxhsumGBps: gbps(size, xxhsum),
+    coral1GBps: gbps(size, one),
+    coral2GBps: gbps(size, two),
+    sse2Scaling: sse2 ? sse2.one / sse2.two : null,
+    ratioVsCopy: vsCopy,
+    scaling2Threads: scaling,
   });
 }
 

@@ -31,7 +31,11 @@ function rand(n: number, seed: number, scale = 0.05): Float32Array {
   const a = new Float32Array(n);
   let x = seed >>> 0 || 1;
   for (let i = 0; i < n; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     a[i] = (x / 4294967296 - 0.5) * scale;
   }
   return a;
@@ -58,7 +62,8 @@ async function main(): Promise<void> {
     const base = Array.from({ length: NT }, (_, i) => rand(ELEMS, 11 + i));
     const ours = base.map((b, i) => derive(b, 100 + i));
     const theirs = base.map((b, i) => derive(b, 200 + i));
-    const save = async (ts: Float32Array[]) => writeSafetensors(F, Object.fromEntries(ts.map((t, i) => [`layer${i}.weight`, T(t)])));
+    const save = async (ts: Float32Array[]) =>
+      writeSafetensors(F, Object.fromEntries(ts.map((t, i) => [`layer${i}.weight`, T(t)])));
     await save(base);
     await repo.add([F]);
     const b0 = await repo.commit({ message: 'base' });
@@ -77,9 +82,14 @@ async function main(): Promise<void> {
     const row = (what: string, s: number) => rows.push({ what, seconds: s, gbps: bytes / s / 1e9 });
 
     // Baselines in the same run.
-    const [kAvg] = await timed(async () => { for (let i = 0; i < NT; i++) await mergeLinear([T(ours[i]), T(theirs[i])], [0.5, 0.5]); });
+    const [kAvg] = await timed(async () => {
+      for (let i = 0; i < NT; i++) await mergeLinear([T(ours[i]), T(theirs[i])], [0.5, 0.5]);
+    });
     row('kernel average (in memory)', kAvg);
-    const [kTies] = await timed(async () => { for (let i = 0; i < NT; i++) await mergeTaskVectors('ties', T(base[i]), [T(ours[i]), T(theirs[i])], { density: 0.2 }); });
+    const [kTies] = await timed(async () => {
+      for (let i = 0; i < NT; i++)
+        await mergeTaskVectors('ties', T(base[i]), [T(ours[i]), T(theirs[i])], { density: 0.2 });
+    });
     row('kernel ties k=0.2 (in memory)', kTies);
     await repo.close();
     const fresh = await Repository.open(dir); // cold object cache, like a CLI run
@@ -88,7 +98,10 @@ async function main(): Promise<void> {
     await fresh.checkout('main');
     await fresh.close();
 
-    for (const [name, opts] of [['average', { strategy: 'average' as const }], ['ties', { strategy: 'ties' as const, density: 0.2 }]] as const) {
+    for (const [name, opts] of [
+      ['average', { strategy: 'average' as const }],
+      ['ties', { strategy: 'ties' as const, density: 0.2 }],
+    ] as const) {
       const r = await Repository.open(dir);
       const [s, rep] = await timed(() => r.merge('feat', { ...opts, noCommit: true }));
       if (rep.resolved.length !== NT) throw new Error(`expected ${NT} resolved tensors, got ${rep.resolved.length}`);
@@ -96,8 +109,13 @@ async function main(): Promise<void> {
       await r.mergeAbort();
       await r.close();
     }
-    console.log(`merge-repo: ${NT} x ${ELEMS} F32 elements (${(bytes / 2 ** 20).toFixed(0)} MiB per version), ${os.cpus().length} cpus`);
-    for (const x of rows) console.log(`  ${x.what.padEnd(38)} ${x.seconds.toFixed(3).padStart(8)} s  ${x.gbps.toFixed(3).padStart(7)} GB/s`);
+    console.log(
+      `merge-repo: ${NT} x ${ELEMS} F32 elements (${(bytes / 2 ** 20).toFixed(0)} MiB per version), ${os.cpus().length} cpus`,
+    );
+    for (const x of rows)
+      console.log(
+        `  ${x.what.padEnd(38)} ${x.seconds.toFixed(3).padStart(8)} s  ${x.gbps.toFixed(3).padStart(7)} GB/s`,
+      );
     console.log(JSON.stringify({ bench: 'merge-repo', elems: ELEMS, tensors: NT, rows }));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

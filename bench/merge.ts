@@ -48,7 +48,11 @@ function makeF32(n: number, seed: number, from?: Float32Array): Float32Array {
   const a = new Float32Array(n);
   let x = seed >>> 0 || 1;
   for (let i = 0; i < n; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     const u = (x / 4294967296 - 0.5) * 0.02;
     a[i] = from ? from[i] + u * 0.1 : u;
   }
@@ -85,7 +89,14 @@ function jsAverageBF16(a: Uint16Array, b: Uint16Array, out: Uint16Array): void {
   }
 }
 
-interface Row { op: string; dtype: DType; elems: number; inputBytes: number; seconds: number; gbps: number }
+interface Row {
+  op: string;
+  dtype: DType;
+  elems: number;
+  inputBytes: number;
+  seconds: number;
+  gbps: number;
+}
 
 async function main(): Promise<void> {
   const rows: Row[] = [];
@@ -100,7 +111,9 @@ async function main(): Promise<void> {
     const conv = (a: Float32Array) => (dtype === 'F32' ? a : toBF16(a));
     const [b, o, t] = [baseF, oursF, theirsF].map(conv);
     const T = (d: ArrayBufferView): Tensor => tensor(dtype, [ELEMS], d);
-    const base = T(b), ours = T(o), theirs = T(t);
+    const base = T(b),
+      ours = T(o),
+      theirs = T(t);
     const nb = ours.data.byteLength;
     const out = new Uint8Array(nb);
 
@@ -108,39 +121,79 @@ async function main(): Promise<void> {
     const dst = Buffer.allocUnsafe(2 * nb);
     const srcO = Buffer.from(ours.data.buffer, ours.data.byteOffset, nb);
     const srcT = Buffer.from(theirs.data.buffer, theirs.data.byteOffset, nb);
-    add('copy (baseline)', dtype, 2 * nb, await time(() => { srcO.copy(dst, 0); srcT.copy(dst, nb); }));
+    add(
+      'copy (baseline)',
+      dtype,
+      2 * nb,
+      await time(() => {
+        srcO.copy(dst, 0);
+        srcT.copy(dst, nb);
+      }),
+    );
 
     // Baseline 2: a straightforward JS loop average.
     if (dtype === 'F32') {
       const jo = new Float32Array(ELEMS);
-      add('js average (baseline)', dtype, 2 * nb, await time(() => jsAverageF32(o as Float32Array, t as Float32Array, jo)));
+      add(
+        'js average (baseline)',
+        dtype,
+        2 * nb,
+        await time(() => jsAverageF32(o as Float32Array, t as Float32Array, jo)),
+      );
     } else {
       const jo = new Uint16Array(ELEMS);
-      add('js average (baseline)', dtype, 2 * nb, await time(() => jsAverageBF16(o as Uint16Array, t as Uint16Array, jo)));
+      add(
+        'js average (baseline)',
+        dtype,
+        2 * nb,
+        await time(() => jsAverageBF16(o as Uint16Array, t as Uint16Array, jo)),
+      );
     }
 
     add('coral average', dtype, 2 * nb, await time(() => mergeLinear([ours, theirs], [0.5, 0.5], { out })));
-    add('coral average f32acc', dtype, 2 * nb,
-      await time(() => mergeLinear([ours, theirs], [0.5, 0.5], { out, precision: 'f32' })));
-    add('coral ties k=0.2', dtype, 3 * nb,
-      await time(() => mergeTaskVectors('ties', base, [ours, theirs], { density: 0.2, out })));
-    add('coral ties k=1', dtype, 3 * nb,
-      await time(() => mergeTaskVectors('ties', base, [ours, theirs], { density: 1, out })));
-    add('coral dare p=0.5', dtype, 3 * nb,
-      await time(() => mergeTaskVectors('dare', base, [ours, theirs], { drop: 0.5, seed: 1, out })));
+    add(
+      'coral average f32acc',
+      dtype,
+      2 * nb,
+      await time(() => mergeLinear([ours, theirs], [0.5, 0.5], { out, precision: 'f32' })),
+    );
+    add(
+      'coral ties k=0.2',
+      dtype,
+      3 * nb,
+      await time(() => mergeTaskVectors('ties', base, [ours, theirs], { density: 0.2, out })),
+    );
+    add(
+      'coral ties k=1',
+      dtype,
+      3 * nb,
+      await time(() => mergeTaskVectors('ties', base, [ours, theirs], { density: 1, out })),
+    );
+    add(
+      'coral dare p=0.5',
+      dtype,
+      3 * nb,
+      await time(() => mergeTaskVectors('dare', base, [ours, theirs], { drop: 0.5, seed: 1, out })),
+    );
   }
 
   const cpu = os.cpus()[0]?.model ?? 'unknown';
-  console.log(`# merge bench  node ${process.version}  cpu ${cpu} x${os.cpus().length}  ` +
-    `kernel threads ${native.threads()}  UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? 'default(4)'}  runs ${N}`);
-  console.log(`${'op'.padEnd(24)}${'dtype'.padEnd(7)}${'elements'.padStart(10)}${'input MB'.padStart(10)}` +
-    `${'median ms'.padStart(11)}${'GB/s'.padStart(8)}${'vs copy'.padStart(9)}${'vs js'.padStart(8)}`);
+  console.log(
+    `# merge bench  node ${process.version}  cpu ${cpu} x${os.cpus().length}  ` +
+      `kernel threads ${native.threads()}  UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? 'default(4)'}  runs ${N}`,
+  );
+  console.log(
+    `${'op'.padEnd(24)}${'dtype'.padEnd(7)}${'elements'.padStart(10)}${'input MB'.padStart(10)}` +
+      `${'median ms'.padStart(11)}${'GB/s'.padStart(8)}${'vs copy'.padStart(9)}${'vs js'.padStart(8)}`,
+  );
   for (const r of rows) {
     const copy = rows.find((x) => x.dtype === r.dtype && x.op.startsWith('copy'))!;
     const js = rows.find((x) => x.dtype === r.dtype && x.op.startsWith('js'))!;
-    console.log(`${r.op.padEnd(24)}${r.dtype.padEnd(7)}${String(r.elems).padStart(10)}` +
-      `${(r.inputBytes / 2 ** 20).toFixed(0).padStart(10)}${(r.seconds * 1e3).toFixed(1).padStart(11)}` +
-      `${r.gbps.toFixed(2).padStart(8)}${(r.gbps / copy.gbps).toFixed(2).padStart(9)}${(r.gbps / js.gbps).toFixed(2).padStart(8)}`);
+    console.log(
+      `${r.op.padEnd(24)}${r.dtype.padEnd(7)}${String(r.elems).padStart(10)}` +
+        `${(r.inputBytes / 2 ** 20).toFixed(0).padStart(10)}${(r.seconds * 1e3).toFixed(1).padStart(11)}` +
+        `${r.gbps.toFixed(2).padStart(8)}${(r.gbps / copy.gbps).toFixed(2).padStart(9)}${(r.gbps / js.gbps).toFixed(2).padStart(8)}`,
+    );
   }
   console.log(JSON.stringify({ bench: 'merge', node: process.version, cpu, threads: native.threads(), runs: N, rows }));
 }

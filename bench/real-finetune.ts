@@ -24,7 +24,8 @@ import { bytesOf, toBf16 } from './lib/weights';
 
 const PYTHON = '/usr/bin/python3';
 const quick = argFlag('quick');
-const steps = quick ? 40 : 200, width = quick ? 256 : 512;
+const steps = quick ? 40 : 200,
+  width = quick ? 256 : 512;
 
 function load(file: string): Tensor {
   const bytes = fs.readFileSync(file);
@@ -45,23 +46,36 @@ async function main(): Promise<void> {
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-real-ft-'));
   try {
-    const train = execFileSync(PYTHON, [path.join(__dirname, '..', 'scripts', 'train-small-model.py'), dir, String(steps), String(width)], { encoding: 'utf8' });
+    const train = execFileSync(
+      PYTHON,
+      [path.join(__dirname, '..', 'scripts', 'train-small-model.py'), dir, String(steps), String(width)],
+      { encoding: 'utf8' },
+    );
     header(`real-finetune: FFN block d=${width} (2 x ${width}x${4 * width} + norm), AdamW lr 1e-3, ${train.trim()}`);
-    const names = fs.readdirSync(dir).filter((f) => f.startsWith('a.')).map((f) => f.slice(2, -4)).sort();
-    const at = (tag: string, dtype: 'F32' | 'BF16') => names.map((n) => {
-      const t = load(path.join(dir, `${tag}.${n}.npy`));
-      return dtype === 'F32' ? t : bf16(t);
-    });
+    const names = fs
+      .readdirSync(dir)
+      .filter((f) => f.startsWith('a.'))
+      .map((f) => f.slice(2, -4))
+      .sort();
+    const at = (tag: string, dtype: 'F32' | 'BF16') =>
+      names.map((n) => {
+        const t = load(path.join(dir, `${tag}.${n}.npy`));
+        return dtype === 'F32' ? t : bf16(t);
+      });
     const rows: Array<Record<string, string | number>> = [];
     for (const dtype of ['F32', 'BF16'] as const) {
-      const a = at('a', dtype), b = at('b', dtype), c = at('c', dtype);
+      const a = at('a', dtype),
+        b = at('b', dtype),
+        c = at('c', dtype);
       const cases: Array<[string, Tensor[], Tensor[] | null]> = [
         ['standalone', a, null],
         ['1-step delta', b, a],
         [`${steps / 2}-step delta`, c, a],
       ];
       for (const [what, ts, bases] of cases) {
-        let raw = 0, baseline = 0, coral = 0;
+        let raw = 0,
+          baseline = 0,
+          coral = 0;
         const objs: Array<{ bytes: Uint8Array; base: Tensor | null }> = [];
         for (let i = 0; i < ts.length; i++) {
           const base = bases ? bases[i] : null;
@@ -72,16 +86,26 @@ async function main(): Promise<void> {
           objs.push({ bytes: o.bytes, base });
         }
         // Throughput over the whole set of tensors, medians of 5.
-        const enc = median(await timeRuns(async () => {
-          for (let i = 0; i < ts.length; i++) await encode(ts[i], bases ? { base: { tensor: bases[i] } } : {});
-        }));
-        const dec = median(await timeRuns(async () => {
-          for (const o of objs) await decode(o.bytes, o.base ? { tensor: o.base } : null);
-        }));
+        const enc = median(
+          await timeRuns(async () => {
+            for (let i = 0; i < ts.length; i++) await encode(ts[i], bases ? { base: { tensor: bases[i] } } : {});
+          }),
+        );
+        const dec = median(
+          await timeRuns(async () => {
+            for (const o of objs) await decode(o.bytes, o.base ? { tensor: o.base } : null);
+          }),
+        );
         rows.push({
-          workload: `${dtype.toLowerCase()} ${what}`, 'raw bytes': raw,
-          baseline: bases ? 'xor+zstd -3' : 'zstd -3', 'baseline bytes': baseline, 'coral bytes': coral,
-          'x baseline': baseline / coral, 'x raw': raw / coral, 'enc GB/s': gbps(raw, enc), 'dec GB/s': gbps(raw, dec),
+          workload: `${dtype.toLowerCase()} ${what}`,
+          'raw bytes': raw,
+          baseline: bases ? 'xor+zstd -3' : 'zstd -3',
+          'baseline bytes': baseline,
+          'coral bytes': coral,
+          'x baseline': baseline / coral,
+          'x raw': raw / coral,
+          'enc GB/s': gbps(raw, enc),
+          'dec GB/s': gbps(raw, dec),
         });
       }
     }

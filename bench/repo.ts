@@ -61,7 +61,8 @@ function writeCheckpoint(file: string, tensors: number, elems: number, seed: num
     for (let j = 0; j < elems; j++) t[j] = block[j] * scale;
     if (finetune) {
       // AdamW-like small update: sign-ish steps of relative size `finetune`.
-      for (let j = 0; j < elems; j++) t[j] += finetune * 0.03 * (((j * 2654435761) >>> 0) & 1 ? 1 : -1) * Math.abs(block[(j * 7) % elems]);
+      for (let j = 0; j < elems; j++)
+        t[j] += finetune * 0.03 * (((j * 2654435761) >>> 0) & 1 ? 1 : -1) * Math.abs(block[(j * 7) % elems]);
     }
     fs.writeSync(fd, new Uint8Array(t.buffer));
   }
@@ -75,7 +76,9 @@ async function main(): Promise<void> {
   const elems = quick ? 4 << 20 : 16 << 20;
   const runs = quick ? 3 : 3;
   const fileBytes = tensors * elems * 4;
-  header(`repo: ingest and checkout of a ${(fileBytes / 2 ** 30).toFixed(2)} GiB safetensors checkpoint (${tensors} x ${elems * 4 >> 20} MiB)`);
+  header(
+    `repo: ingest and checkout of a ${(fileBytes / 2 ** 30).toFixed(2)} GiB safetensors checkpoint (${tensors} x ${(elems * 4) >> 20} MiB)`,
+  );
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-bench-repo-'));
   try {
     const f1 = path.join(work, 'base.safetensors');
@@ -119,22 +122,50 @@ async function main(): Promise<void> {
     const rows = [
       { op: 'cp (baseline)', 'median s': median(cp), 'GB/s': gb(median(cp)), 'peak RSS MiB': NaN },
       { op: 'zstd -3 -T2 (baseline)', 'median s': median(zstd), 'GB/s': gb(median(zstd)), 'peak RSS MiB': NaN },
-      { op: 'coral add (new model)', 'median s': med(add1, 'seconds'), 'GB/s': gb(med(add1, 'seconds')), 'peak RSS MiB': med(add1, 'maxRssBytes') / 2 ** 20 },
-      { op: 'coral add (fine-tune, deltas)', 'median s': med(add2, 'seconds'), 'GB/s': gb(med(add2, 'seconds')), 'peak RSS MiB': med(add2, 'maxRssBytes') / 2 ** 20 },
-      { op: 'coral checkout (delta chain)', 'median s': med(co, 'seconds'), 'GB/s': gb(med(co, 'seconds')), 'peak RSS MiB': med(co, 'maxRssBytes') / 2 ** 20 },
+      {
+        op: 'coral add (new model)',
+        'median s': med(add1, 'seconds'),
+        'GB/s': gb(med(add1, 'seconds')),
+        'peak RSS MiB': med(add1, 'maxRssBytes') / 2 ** 20,
+      },
+      {
+        op: 'coral add (fine-tune, deltas)',
+        'median s': med(add2, 'seconds'),
+        'GB/s': gb(med(add2, 'seconds')),
+        'peak RSS MiB': med(add2, 'maxRssBytes') / 2 ** 20,
+      },
+      {
+        op: 'coral checkout (delta chain)',
+        'median s': med(co, 'seconds'),
+        'GB/s': gb(med(co, 'seconds')),
+        'peak RSS MiB': med(co, 'maxRssBytes') / 2 ** 20,
+      },
     ];
     table(rows);
     const largest = elems * 4;
     const peak = Math.max(med(add1, 'maxRssBytes'), med(add2, 'maxRssBytes'), med(co, 'maxRssBytes'));
     console.log(`ratio coral add / zstd -3 -T2 throughput: ${(median(zstd) / med(add1, 'seconds')).toFixed(2)}x`);
     console.log(`ratio coral checkout / cp throughput:     ${(median(cp) / med(co, 'seconds')).toFixed(2)}x`);
-    console.log(`peak RSS / largest tensor: ${(peak / largest).toFixed(1)}x; peak RSS / file size: ${(peak / fileBytes).toFixed(2)}x`);
-    console.log(`stored ${(stored / 2 ** 20).toFixed(0)} MiB for two versions (${((2 * fileBytes) / 2 ** 20).toFixed(0)} MiB logical): ${((2 * fileBytes) / stored).toFixed(2)}x`);
+    console.log(
+      `peak RSS / largest tensor: ${(peak / largest).toFixed(1)}x; peak RSS / file size: ${(peak / fileBytes).toFixed(2)}x`,
+    );
+    console.log(
+      `stored ${(stored / 2 ** 20).toFixed(0)} MiB for two versions (${((2 * fileBytes) / 2 ** 20).toFixed(0)} MiB logical): ${((2 * fileBytes) / stored).toFixed(2)}x`,
+    );
     emitJson('repo', {
-      fileBytes, tensors, tensorBytes: largest, runs,
-      cpGBps: gb(median(cp)), zstdGBps: gb(median(zstd)),
-      addGBps: gb(med(add1, 'seconds')), addDeltaGBps: gb(med(add2, 'seconds')), checkoutGBps: gb(med(co, 'seconds')),
-      peakRssBytes: peak, peakOverLargestTensor: peak / largest, storedBytes: stored, ratio: (2 * fileBytes) / stored,
+      fileBytes,
+      tensors,
+      tensorBytes: largest,
+      runs,
+      cpGBps: gb(median(cp)),
+      zstdGBps: gb(median(zstd)),
+      addGBps: gb(med(add1, 'seconds')),
+      addDeltaGBps: gb(med(add2, 'seconds')),
+      checkoutGBps: gb(med(co, 'seconds')),
+      peakRssBytes: peak,
+      peakOverLargestTensor: peak / largest,
+      storedBytes: stored,
+      ratio: (2 * fileBytes) / stored,
     });
   } finally {
     fs.rmSync(work, { recursive: true, force: true });

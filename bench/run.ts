@@ -27,7 +27,9 @@ if (unknown.length) {
 let failed = 0;
 for (const name of chosen) {
   console.log(`\n=== bench/${name}.ts ${flags.join(' ')}`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(dir, `${name}.ts`), ...flags], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(dir, `${name}.ts`), ...flags], {
+    stdio: 'inherit',
+  });
   if (r.status !== 0) {
     failed++;
     console.error(`bench/${name}.ts exited with ${r.status ?? r.signal}`);

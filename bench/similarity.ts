@@ -62,36 +62,67 @@ async function main(): Promise<void> {
     ? { families: 10, rows: 128, cols: 512, unrelated: 30 }
     : { families: 40, rows: 256, cols: 1024, unrelated: 120 };
   const members = makeFamilies({ ...spec, cosines: [0.95, 0.98, 0.99, 0.995, 0.999], partial: [0.99], seed: 42 });
-  console.log(`families: ${spec.families} x (base + 5 variants + partial fine-tune) + ${spec.unrelated} unrelated, ` +
-    `${spec.rows}x${spec.cols} F32 each (${members.length} tensors; sampled, maxSamples 16384)`);
+  console.log(
+    `families: ${spec.families} x (base + 5 variants + partial fine-tune) + ${spec.unrelated} unrelated, ` +
+      `${spec.rows}x${spec.cols} F32 each (${members.length} tensors; sampled, maxSamples 16384)`,
+  );
   const rows: Array<Record<string, string | number>> = [];
   const results: Record<string, unknown>[] = [];
   const configs: Array<{ bits: number; bandBits?: number; tolerance: number; probes?: 0 | 1 }> = quick
-    ? [{ bits: 128, tolerance: 3 }, { bits: 256, tolerance: 3 }, { bits: 256, tolerance: 1.645 }, { bits: 256, tolerance: 0 }]
+    ? [
+        { bits: 128, tolerance: 3 },
+        { bits: 256, tolerance: 3 },
+        { bits: 256, tolerance: 1.645 },
+        { bits: 256, tolerance: 0 },
+      ]
     : [
-      { bits: 64, tolerance: 3 }, { bits: 128, tolerance: 3 }, { bits: 256, tolerance: 3 }, { bits: 256, tolerance: 1.645 },
-      { bits: 256, tolerance: 0 }, { bits: 256, bandBits: 24, tolerance: 3 }, { bits: 256, bandBits: 24, tolerance: 3, probes: 1 },
-      { bits: 512, tolerance: 3 }, { bits: 1024, tolerance: 3 }, { bits: 1024, tolerance: 1.645 },
-    ];
+        { bits: 64, tolerance: 3 },
+        { bits: 128, tolerance: 3 },
+        { bits: 256, tolerance: 3 },
+        { bits: 256, tolerance: 1.645 },
+        { bits: 256, tolerance: 0 },
+        { bits: 256, bandBits: 24, tolerance: 3 },
+        { bits: 256, bandBits: 24, tolerance: 3, probes: 1 },
+        { bits: 512, tolerance: 3 },
+        { bits: 1024, tolerance: 3 },
+        { bits: 1024, tolerance: 1.645 },
+      ];
   for (const c of configs) {
-    const r = await evaluate(members, { bits: c.bits, bandBits: c.bandBits }, { tolerance: c.tolerance, probes: c.probes ?? 0 });
+    const r = await evaluate(
+      members,
+      { bits: c.bits, bandBits: c.bandBits },
+      { tolerance: c.tolerance, probes: c.probes ?? 0 },
+    );
     const bb = c.bandBits ?? defaultBandBits(c.bits);
     const bands = Math.floor(c.bits / bb);
     rows.push({
-      bits: c.bits, bands: `${bands}x${bb}${c.probes ? '+probe' : ''}`, tol: c.tolerance,
-      'recall>=.98': r.recall98, 'band recall .98': r.bandRecall98, 'theory .98': bandRecall(0.98, c.bits, bb, c.probes ?? 0),
-      'recall>=.995': r.recall995, 'prec .98': r.precision98, 'prec .995': r.precision995,
-      'false bucket': r.falseBandRate, 'query us': r.queryMs * 1e3,
+      bits: c.bits,
+      bands: `${bands}x${bb}${c.probes ? '+probe' : ''}`,
+      tol: c.tolerance,
+      'recall>=.98': r.recall98,
+      'band recall .98': r.bandRecall98,
+      'theory .98': bandRecall(0.98, c.bits, bb, c.probes ?? 0),
+      'recall>=.995': r.recall995,
+      'prec .98': r.precision98,
+      'prec .995': r.precision995,
+      'false bucket': r.falseBandRate,
+      'query us': r.queryMs * 1e3,
     });
     results.push({ ...c, bandBits: bb, bands, ...r });
   }
   table(rows);
   console.log(`pairs with cosine >= 0.98: ${results[0].pairs98 as number}, >= 0.995: ${results[0].pairs995 as number}`);
-  console.log('precision = returned candidates whose exact cosine reaches the threshold; tol = Hamming slack in sigmas\n');
+  console.log(
+    'precision = returned candidates whose exact cosine reaches the threshold; tol = Hamming slack in sigmas\n',
+  );
 
   // ---- 3. scale: RAM per entry, insert and query time ----
   const N = quick ? 20_000 : 200_000;
-  const proto = fingerprintSync({ dtype: 'F32', shape: [64, 64], data: new Uint8Array(trainedLike(new Rng(3), 64, 64).buffer) });
+  const proto = fingerprintSync({
+    dtype: 'F32',
+    shape: [64, 64],
+    data: new Uint8Array(trainedLike(new Rng(3), 64, 64).buffer),
+  });
   const rng = new Rng(9);
   const fake = (s: Uint8Array, numel: number): Fingerprint => ({ ...proto, signature: s, numel, shape: [numel] });
   const sizes = [4096, 65536, 1 << 20, 1 << 22, 1 << 24]; // a few tensor sizes, as in a model
@@ -108,7 +139,7 @@ async function main(): Promise<void> {
   for (let q = 0; q < 2000; q++) {
     const i = (q * 7919) % N;
     const s = Uint8Array.from(sigs[i]);
-    for (let b = 0; b < 8; b++) s[(rng.u32() % 32)] ^= 1 << (rng.u32() % 8); // ~cosine 0.995
+    for (let b = 0; b < 8; b++) s[rng.u32() % 32] ^= 1 << (rng.u32() % 8); // ~cosine 0.995
     const a = process.hrtime.bigint();
     idx.query(fake(s, sizes[i % sizes.length]), { minSimilarity: 0.98, k: 5 });
     qTimes.push(Number(process.hrtime.bigint() - a) / 1e3);
@@ -120,8 +151,12 @@ async function main(): Promise<void> {
   const ramPerEntry = idx.memoryBytes() / idx.size;
   table([
     {
-      entries: N, 'RAM B/entry': ramPerEntry, 'file B/entry': ser.byteLength / N, 'insert us': insertUs,
-      'query us (median)': median(qTimes), 'load ms': loadMs,
+      entries: N,
+      'RAM B/entry': ramPerEntry,
+      'file B/entry': ser.byteLength / N,
+      'insert us': insertUs,
+      'query us (median)': median(qTimes),
+      'load ms': loadMs,
     },
   ]);
   console.log('(ids are 32-char content ids; 256-bit signatures, 16 bands of 16 bits)');

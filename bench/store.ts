@@ -36,33 +36,54 @@ async function main(): Promise<void> {
   const attrs = { codec: 'raw', dtype: 'U8', shape: [size], rawSize: size };
   try {
     const file = path.join(dir, 'plain.bin');
-    const writePlain = await timed(async () => {
-      const fh = await fsp.open(file, 'w');
-      await fh.writeFile(data);
-      await fh.sync();
-      await fh.close();
-    }, () => fsp.rm(file, { force: true }), runs);
+    const writePlain = await timed(
+      async () => {
+        const fh = await fsp.open(file, 'w');
+        await fh.writeFile(data);
+        await fh.sync();
+        await fh.close();
+      },
+      () => fsp.rm(file, { force: true }),
+      runs,
+    );
 
     const store = await LocalPackStore.open(path.join(dir, 'repo'));
     let n = 0;
-    const writeCoral = await timed(async () => {
-      const tx = store.beginWrite();
-      await tx.put(`obj${n++}`, data, attrs);
-      await tx.commit();
-    }, () => store.repack(() => false), runs);
+    const writeCoral = await timed(
+      async () => {
+        const tx = store.beginWrite();
+        await tx.put(`obj${n++}`, data, attrs);
+        await tx.commit();
+      },
+      () => store.repack(() => false),
+      runs,
+    );
 
     // Reads: one resident file / pack each.
     await fsp.writeFile(file, data);
     const tx = store.beginWrite();
     await tx.put('resident', data, attrs);
     await tx.commit();
-    const readPlain = await timed(() => fsp.readFile(file), async () => undefined, runs);
-    const readCoral = await timed(() => store.get('resident'), async () => undefined, runs);
+    const readPlain = await timed(
+      () => fsp.readFile(file),
+      async () => undefined,
+      runs,
+    );
+    const readCoral = await timed(
+      () => store.get('resident'),
+      async () => undefined,
+      runs,
+    );
     await store.close();
 
     const sz = `${size >> 20} MiB`;
     table([
-      { op: 'write: fs writeFile + fsync (baseline)', size: sz, 'GB/s': gbps(size, writePlain), 'median s': writePlain },
+      {
+        op: 'write: fs writeFile + fsync (baseline)',
+        size: sz,
+        'GB/s': gbps(size, writePlain),
+        'median s': writePlain,
+      },
       { op: 'write: coral pack commit (fsync)', size: sz, 'GB/s': gbps(size, writeCoral), 'median s': writeCoral },
       { op: 'read: fs readFile (baseline)', size: sz, 'GB/s': gbps(size, readPlain), 'median s': readPlain },
       { op: 'read: coral get (verified)', size: sz, 'GB/s': gbps(size, readCoral), 'median s': readCoral },
@@ -70,8 +91,12 @@ async function main(): Promise<void> {
     console.log(`ratio coral/baseline write throughput: ${(writePlain / writeCoral).toFixed(2)}x`);
     console.log(`ratio coral/baseline read throughput:  ${(readPlain / readCoral).toFixed(2)}x`);
     emitJson('store', {
-      sizeBytes: size, runs, writePlainGBps: gbps(size, writePlain), writeCoralGBps: gbps(size, writeCoral),
-      readPlainGBps: gbps(size, readPlain), readCoralGBps: gbps(size, readCoral),
+      sizeBytes: size,
+      runs,
+      writePlainGBps: gbps(size, writePlain),
+      writeCoralGBps: gbps(size, writeCoral),
+      readPlainGBps: gbps(size, readPlain),
+      readCoralGBps: gbps(size, readCoral),
     });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -91,8 +91,16 @@ export class UnsafePathError extends def('CORAL_UNSAFE_PATH', 'UnsafePathError')
 
 const NATIVE_CODES: Record<string, typeof CoralError> = {};
 for (const cls of [
-  InvalidArgumentError, CorruptObjectError, ChecksumMismatchError, BaseMismatchError, UnsupportedError,
-  OutOfMemoryError, IoError, Hdf5Error, NativeNotFoundError, InternalError,
+  InvalidArgumentError,
+  CorruptObjectError,
+  ChecksumMismatchError,
+  BaseMismatchError,
+  UnsupportedError,
+  OutOfMemoryError,
+  IoError,
+  Hdf5Error,
+  NativeNotFoundError,
+  InternalError,
 ]) {
   NATIVE_CODES[cls.code] = cls;
 }
@@ -117,8 +125,14 @@ export function fromNative(e: unknown, site?: Error): unknown {
  * "Expected positive integer for chunkSize but received -1 of type number".
  */
 export function invalidParameter(name: string, expected: string, actual: unknown): InvalidArgumentError {
-  const shown = typeof actual === 'string' ? JSON.stringify(actual) : typeof actual === 'bigint' ? `${actual}n`
-    : Array.isArray(actual) ? `array(${actual.length})` : String(actual);
+  const shown =
+    typeof actual === 'string'
+      ? JSON.stringify(actual)
+      : typeof actual === 'bigint'
+        ? `${actual}n`
+        : Array.isArray(actual)
+          ? `array(${actual.length})`
+          : String(actual);
   return new InvalidArgumentError(
     `Expected ${expected} for ${name} but received ${shown} of type ${actual === null ? 'null' : typeof actual}`,
     { parameter: name },

@@ -10,42 +10,107 @@ export { ASYNC_THRESHOLD_BYTES } from './native';
 // ---- checkpoint formats (lib/formats) ----
 export * as formats from './formats';
 export {
-  detectFormat, scanCheckpoint, readSegment, tensorFromSegment, skeletonRanges,
-  type CheckpointLayout, type CheckpointFormat, type Segment, type TensorInfo,
+  detectFormat,
+  scanCheckpoint,
+  readSegment,
+  tensorFromSegment,
+  skeletonRanges,
+  type CheckpointLayout,
+  type CheckpointFormat,
+  type Segment,
+  type TensorInfo,
 } from './formats/layout';
 export { SafetensorsFile, readSafetensors, writeSafetensors, serializeSafetensors } from './formats/safetensors';
 export { PyTorchFile, loadStateDict, readPyTorch, savePyTorch, serializePyTorch } from './formats/pytorch';
 export { readNpy, writeNpy, serializeNpy, readNpz, writeNpz, serializeNpz } from './formats/numpy';
 export {
-  fingerprint, fingerprintSync, fingerprints, cosine as tensorCosine, estimateSimilarity, similarityFromHamming,
-  maxHammingFor, encodeFingerprint, decodeFingerprint, SMALL_TENSOR_NUMEL, SimilarityIndex, SimilarityStore,
-  bandRecall, defaultBandBits, type Fingerprint, type FingerprintOptions, type TensorCosine, type SimilarityHit,
-  type QueryOptions as SimilarityQueryOptions, type IndexOptions as SimilarityIndexOptions, type IndexRecord,
-  type EntryMeta as SimilarityEntryMeta, type StoreOptions as SimilarityStoreOptions,
+  fingerprint,
+  fingerprintSync,
+  fingerprints,
+  cosine as tensorCosine,
+  estimateSimilarity,
+  similarityFromHamming,
+  maxHammingFor,
+  encodeFingerprint,
+  decodeFingerprint,
+  SMALL_TENSOR_NUMEL,
+  SimilarityIndex,
+  SimilarityStore,
+  bandRecall,
+  defaultBandBits,
+  type Fingerprint,
+  type FingerprintOptions,
+  type TensorCosine,
+  type SimilarityHit,
+  type QueryOptions as SimilarityQueryOptions,
+  type IndexOptions as SimilarityIndexOptions,
+  type IndexRecord,
+  type EntryMeta as SimilarityEntryMeta,
+  type StoreOptions as SimilarityStoreOptions,
 } from './similarity';
 export {
-  encode, encodeSync, decode, decodeSync, inspectObject, estimate, CODEC_NAMES, CODEC_ALIASES, LOSSLESS_CODECS,
-  LOSSY_CODECS, type CodecName, type CodecAlias, type EncodeOptions, type EncodedObject, type DecodeOptions,
-  type ObjectHeader, type LossyOptions, type BaseRef,
+  encode,
+  encodeSync,
+  decode,
+  decodeSync,
+  inspectObject,
+  estimate,
+  CODEC_NAMES,
+  CODEC_ALIASES,
+  LOSSLESS_CODECS,
+  LOSSY_CODECS,
+  type CodecName,
+  type CodecAlias,
+  type EncodeOptions,
+  type EncodedObject,
+  type DecodeOptions,
+  type ObjectHeader,
+  type LossyOptions,
+  type BaseRef,
 } from './codec';
 export {
-  Repository, type CommitOptions, type LogEntry, type StatusReport, type FileStatus, type AddReport,
+  Repository,
+  type CommitOptions,
+  type LogEntry,
+  type StatusReport,
+  type FileStatus,
+  type AddReport,
 } from './repository';
 export type { FileChange, TensorChange, TensorMetrics } from './diff/tensor-diff';
 // ---- the commands behind Repository, over a repository context (lib/commands, lib/context.ts) ----
 export * as commands from './commands';
 export {
-  openContext, contextAt, findWorktree, DEFAULT_CONFIG, type RepoContext, type OpenOptions, type StoreFactory,
+  openContext,
+  contextAt,
+  findWorktree,
+  DEFAULT_CONFIG,
+  type RepoContext,
+  type OpenOptions,
+  type StoreFactory,
 } from './context';
 // ---- what the CLI prints, as library calls (diff, log, status paths, show, config schema) ----
 export { diffSides, summarizeChanges, type DiffSide, type DiffSummary } from './diff/tensor-diff';
 export { diffWorktree, worktreeSide, indexTree, type WorktreeDiffContext } from './commands/diff';
-export { logCommits, logGraph, topoOrder, type LogOptions, type GraphRow, type HistoryContext, type HistoryEntry } from './commands/log';
+export {
+  logCommits,
+  logGraph,
+  topoOrder,
+  type LogOptions,
+  type GraphRow,
+  type HistoryContext,
+  type HistoryEntry,
+} from './commands/log';
 export { pathspec, displayPath } from './worktree/pathspec';
 export { listBranches, type BranchInfo } from './commands/branch';
 export { annotatedTag, isPlainFile, readFileBytes, storedTensors, type StoredTensorInfo } from './commands/show';
 export {
-  CONFIG_SCHEMA, STRICT_SECTIONS, checkConfigValue, configKeyInfo, isKnownConfigKey, setConfigValue, type ConfigKeyInfo,
+  CONFIG_SCHEMA,
+  STRICT_SECTIONS,
+  checkConfigValue,
+  configKeyInfo,
+  isKnownConfigKey,
+  setConfigValue,
+  type ConfigKeyInfo,
 } from './refs/config-schema';
 export type { GcReport } from './commands/gc';
 export type { FsckReport, FsckProblem } from './commands/fsck';
@@ -70,36 +135,98 @@ export { MetaStore, MIN_PREFIX_LENGTH } from './odb/meta-store';
 export * from './refs';
 // ---- merge strategies (lib/merge/strategies.ts, lib/merge/numeric.ts) ----
 export {
-  resolveTensor, parseResolveRules, pickStrategy, globToRegExp, isMergeStrategy, isNumericStrategy,
-  MERGE_STRATEGIES, NUMERIC_STRATEGIES, BASE_STRATEGIES,
-  type MergeStrategyName, type MergeInputs, type StrategyParams, type ResolveRule,
+  resolveTensor,
+  parseResolveRules,
+  pickStrategy,
+  globToRegExp,
+  isMergeStrategy,
+  isNumericStrategy,
+  MERGE_STRATEGIES,
+  NUMERIC_STRATEGIES,
+  BASE_STRATEGIES,
+  type MergeStrategyName,
+  type MergeInputs,
+  type StrategyParams,
+  type ResolveRule,
 } from './merge/strategies';
 export {
-  mergeLinear, mergeTaskVectors, convertTensor, type MergePrecision, type NumericOptions, type TaskVectorOptions,
+  mergeLinear,
+  mergeTaskVectors,
+  convertTensor,
+  type MergePrecision,
+  type NumericOptions,
+  type TaskVectorOptions,
 } from './merge/numeric';
 // ---- tensor-aware merge (lib/merge/three-way.ts, lib/commands/merge.ts, lib/merge/try.ts) ----
 export {
-  classify3, classifyFiles, classifyTensors, isConflict, sameTensor, sameFile,
-  type MergeKind, type Classification, type ItemClassification, type TensorVersion, type FileVersion,
+  classify3,
+  classifyFiles,
+  classifyTensors,
+  isConflict,
+  sameTensor,
+  sameFile,
+  type MergeKind,
+  type Classification,
+  type ItemClassification,
+  type TensorVersion,
+  type FileVersion,
 } from './merge/three-way';
 export type {
-  MergeOptions, MergeParams, MergeReport, MergeItem, MergeConflict, MergeStateFile, TryCandidate,
+  MergeOptions,
+  MergeParams,
+  MergeReport,
+  MergeItem,
+  MergeConflict,
+  MergeStateFile,
+  TryCandidate,
 } from './commands/merge';
 export {
-  vetCandidates, parseScore, paramFlags, TRY_DEFAULTS,
-  type MergeTryResult, type VetOptions, type VettedCandidate, type MergeVetReport,
+  vetCandidates,
+  parseScore,
+  paramFlags,
+  TRY_DEFAULTS,
+  type MergeTryResult,
+  type VetOptions,
+  type VettedCandidate,
+  type MergeVetReport,
 } from './merge/try';
 // ---- object store (lib/store) ----
 export {
-  LocalPackStore, MemoryStore, openLocalStore,
-  type ObjectStore, type ObjectAttrs, type StoredAttrs, type StoredObject, type PackTransaction, type PackInfo,
-  type RepackOptions, type RepackResult, type StoreProblem, type StoreProblemKind, type LocalPackStoreOptions,
+  LocalPackStore,
+  MemoryStore,
+  openLocalStore,
+  type ObjectStore,
+  type ObjectAttrs,
+  type StoredAttrs,
+  type StoredObject,
+  type PackTransaction,
+  type PackInfo,
+  type RepackOptions,
+  type RepackResult,
+  type StoreProblem,
+  type StoreProblemKind,
+  type LocalPackStoreOptions,
 } from './store';
 // ---- delta-aware ingestion and provenance (lib/ingest/bases.ts, lib/ingest/similarity.ts) ----
-export { BaseSelector, openIngestPolicy, type BaseCandidate, type SelectorStats, type IngestPolicy } from './ingest/bases';
 export {
-  RepoSimilarity, rebuildSimilarityIndex, similarCheckpoints, similaritySettings, DEFAULT_SIMILARITY,
-  type SimilaritySettings, type SimilarTarget, type SimilarOptions, type SimilarMatch, type SimilarReport, type RebuildReport,
+  BaseSelector,
+  openIngestPolicy,
+  type BaseCandidate,
+  type SelectorStats,
+  type IngestPolicy,
+} from './ingest/bases';
+export {
+  RepoSimilarity,
+  rebuildSimilarityIndex,
+  similarCheckpoints,
+  similaritySettings,
+  DEFAULT_SIMILARITY,
+  type SimilaritySettings,
+  type SimilarTarget,
+  type SimilarOptions,
+  type SimilarMatch,
+  type SimilarReport,
+  type RebuildReport,
 } from './ingest/similarity';
 // ---- what the CLI prints, as library calls (issue #12: every printed number comes from one of these) ----
 export { compare, type CompareOptions, type CompareReport, type CompareSide } from './commands/compare';

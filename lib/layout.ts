@@ -11,16 +11,40 @@ export class RepoLayout {
   constructor(readonly worktree: string) {
     this.coral = path.join(worktree, CORAL_DIR);
   }
-  get head(): string { return path.join(this.coral, 'HEAD'); }
-  get config(): string { return path.join(this.coral, 'config'); }
-  get index(): string { return path.join(this.coral, 'index'); }
-  get objects(): string { return path.join(this.coral, 'objects'); }
-  get packs(): string { return path.join(this.coral, 'objects', 'packs'); }
-  get meta(): string { return path.join(this.coral, 'objects', 'meta'); }
-  get tmp(): string { return path.join(this.coral, 'tmp'); }
-  get sessions(): string { return path.join(this.coral, 'sessions'); }
-  get gcLock(): string { return path.join(this.coral, 'gc.lock'); }
-  get mergeState(): string { return path.join(this.coral, 'MERGE_STATE'); }
-  get simindex(): string { return path.join(this.coral, 'simindex'); }
-  get logs(): string { return path.join(this.coral, 'logs'); }
+  get head(): string {
+    return path.join(this.coral, 'HEAD');
+  }
+  get config(): string {
+    return path.join(this.coral, 'config');
+  }
+  get index(): string {
+    return path.join(this.coral, 'index');
+  }
+  get objects(): string {
+    return path.join(this.coral, 'objects');
+  }
+  get packs(): string {
+    return path.join(this.coral, 'objects', 'packs');
+  }
+  get meta(): string {
+    return path.join(this.coral, 'objects', 'meta');
+  }
+  get tmp(): string {
+    return path.join(this.coral, 'tmp');
+  }
+  get sessions(): string {
+    return path.join(this.coral, 'sessions');
+  }
+  get gcLock(): string {
+    return path.join(this.coral, 'gc.lock');
+  }
+  get mergeState(): string {
+    return path.join(this.coral, 'MERGE_STATE');
+  }
+  get simindex(): string {
+    return path.join(this.coral, 'simindex');
+  }
+  get logs(): string {
+    return path.join(this.coral, 'logs');
+  }
 }

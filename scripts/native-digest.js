@@ -45,7 +45,9 @@ if (require.main === module) {
     const text = `#pragma once\n#define CORAL_SOURCE_DIGEST "${digest}"\n`;
     fs.mkdirSync(path.dirname(out), { recursive: true });
     let old = '';
-    try { old = fs.readFileSync(out, 'utf8'); } catch {}
+    try {
+      old = fs.readFileSync(out, 'utf8');
+    } catch {}
     if (old !== text) fs.writeFileSync(out, text);
   }
 }

@@ -42,7 +42,11 @@ export function seededBytes(n: number, seed = 1): Buffer {
   const words = new Uint32Array(b.buffer, b.byteOffset, n >>> 2);
   let x = seed >>> 0 || 1;
   for (let i = 0; i < words.length; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     words[i] = x;
   }
   for (let i = words.length * 4; i < n; i++) b[i] = i & 0xff;

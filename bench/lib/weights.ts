@@ -31,7 +31,8 @@ function normals(r: () => number): () => number {
       spare = NaN;
       return v;
     }
-    const u = r() + 1e-12, v = r();
+    const u = r() + 1e-12,
+      v = r();
     const m = Math.sqrt(-2 * Math.log(u));
     spare = m * Math.sin(2 * Math.PI * v);
     return m * Math.cos(2 * Math.PI * v);

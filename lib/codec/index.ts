@@ -19,8 +19,18 @@ import type { Tensor } from '../tensor/tensor';
 
 /** Codec names as stored in objects (ids in native/kernels/codec.h). */
 export const CODEC_NAMES = [
-  'RAW', 'ZSTD', 'PLANES', 'DELTA_XOR', 'DELTA_ORDERED', 'DELTA_EXPMANT', 'SPARSE_UPDATE',
-  'QUANT_INT8', 'QUANT_INT16', 'SPARSE_TOPK', 'PER_AXIS_SCALED', 'LOW_RANK',
+  'RAW',
+  'ZSTD',
+  'PLANES',
+  'DELTA_XOR',
+  'DELTA_ORDERED',
+  'DELTA_EXPMANT',
+  'SPARSE_UPDATE',
+  'QUANT_INT8',
+  'QUANT_INT16',
+  'SPARSE_TOPK',
+  'PER_AXIS_SCALED',
+  'LOW_RANK',
 ] as const;
 export type CodecName = (typeof CODEC_NAMES)[number];
 
@@ -143,8 +153,13 @@ function isInt(x: unknown, lo: number, hi: number): x is number {
 
 function checkTensor(t: unknown, name: string): asserts t is Tensor {
   const o = t as Tensor;
-  if (typeof t !== 'object' || t === null || !(o.data instanceof Uint8Array) || !Array.isArray(o.shape) ||
-      !Object.prototype.hasOwnProperty.call(DTYPES, o.dtype))
+  if (
+    typeof t !== 'object' ||
+    t === null ||
+    !(o.data instanceof Uint8Array) ||
+    !Array.isArray(o.shape) ||
+    !Object.prototype.hasOwnProperty.call(DTYPES, o.dtype)
+  )
     throw invalidParameter(name, 'Tensor {dtype, shape, data}', t);
 }
 
@@ -154,9 +169,12 @@ function resolveCodec(name: unknown, hasBase: boolean, dtype: DType): number {
   let c: string = name;
   if (Object.prototype.hasOwnProperty.call(CODEC_ALIASES, name)) {
     const alias = name as CodecAlias;
-    if (alias === 'FLOAT32_RAW' && dtype !== 'F32') throw invalidParameter('codec', 'an F32 tensor for FLOAT32_RAW', dtype);
-    if (alias === 'XOR_FLOAT32' && dtype !== 'F32') throw invalidParameter('codec', 'an F32 tensor for XOR_FLOAT32', dtype);
-    if (alias === 'XOR_BFLOAT16' && dtype !== 'BF16') throw invalidParameter('codec', 'a BF16 tensor for XOR_BFLOAT16', dtype);
+    if (alias === 'FLOAT32_RAW' && dtype !== 'F32')
+      throw invalidParameter('codec', 'an F32 tensor for FLOAT32_RAW', dtype);
+    if (alias === 'XOR_FLOAT32' && dtype !== 'F32')
+      throw invalidParameter('codec', 'an F32 tensor for XOR_FLOAT32', dtype);
+    if (alias === 'XOR_BFLOAT16' && dtype !== 'BF16')
+      throw invalidParameter('codec', 'a BF16 tensor for XOR_BFLOAT16', dtype);
     c = alias === 'EXPONENT_MANTISSA' && hasBase ? 'DELTA_EXPMANT' : CODEC_ALIASES[alias];
   }
   const id = (CODEC_NAMES as readonly string[]).indexOf(c);
@@ -185,7 +203,11 @@ function encodeArgs(t: Tensor, o: EncodeOptions | undefined): NativeArgs {
     checkTensor(opts.base.tensor, 'base.tensor');
     const bt = opts.base.tensor;
     if (bt.dtype !== t.dtype || bt.shape.length !== t.shape.length || bt.shape.some((d, i) => d !== t.shape[i]))
-      throw invalidParameter('base.tensor', `a ${t.dtype}[${t.shape.join(', ')}] tensor`, `${bt.dtype}[${bt.shape.join(', ')}]`);
+      throw invalidParameter(
+        'base.tensor',
+        `a ${t.dtype}[${t.shape.join(', ')}] tensor`,
+        `${bt.dtype}[${bt.shape.join(', ')}]`,
+      );
     if (opts.base.id !== undefined) {
       if (typeof opts.base.id !== 'string' || !/^[0-9a-f]{32}$/.test(opts.base.id))
         throw invalidParameter('base.id', 'content id (32 hex chars)', opts.base.id);
@@ -204,12 +226,14 @@ function encodeArgs(t: Tensor, o: EncodeOptions | undefined): NativeArgs {
     n.threads = opts.threads;
   }
   if (opts.chunkElems !== undefined) {
-    if (!isInt(opts.chunkElems, 1, 2 ** 22)) throw invalidParameter('chunkElems', 'integer 1..4194304', opts.chunkElems);
+    if (!isInt(opts.chunkElems, 1, 2 ** 22))
+      throw invalidParameter('chunkElems', 'integer 1..4194304', opts.chunkElems);
     n.chunkElems = opts.chunkElems;
   }
   const lossyCodec = codec >= 7 && codec !== 255;
   if (opts.lossy !== undefined) {
-    if (!lossyCodec) throw invalidParameter('lossy', `undefined unless codec is one of ${LOSSY_CODECS.join(' ')}`, opts.lossy);
+    if (!lossyCodec)
+      throw invalidParameter('lossy', `undefined unless codec is one of ${LOSSY_CODECS.join(' ')}`, opts.lossy);
     const l = opts.lossy;
     if (typeof l !== 'object' || l === null) throw invalidParameter('lossy', 'object', l);
     checkKeys(l, LOSSY_KEYS, 'lossy option');
@@ -224,7 +248,8 @@ function encodeArgs(t: Tensor, o: EncodeOptions | undefined): NativeArgs {
       n[k] = v;
     }
     if (l.topk !== undefined) {
-      if (!isInt(l.topk, 0, Number.MAX_SAFE_INTEGER)) throw invalidParameter('lossy.topk', 'non-negative integer', l.topk);
+      if (!isInt(l.topk, 0, Number.MAX_SAFE_INTEGER))
+        throw invalidParameter('lossy.topk', 'non-negative integer', l.topk);
       n.topk = l.topk;
     }
     if (l.threshold !== undefined) {
@@ -243,13 +268,25 @@ function encodeArgs(t: Tensor, o: EncodeOptions | undefined): NativeArgs {
       n[k] = v;
     }
   }
-  if (codec === 9 && !(opts.lossy && (opts.lossy.fraction !== undefined || opts.lossy.topk !== undefined ||
-      opts.lossy.threshold !== undefined)))
+  if (
+    codec === 9 &&
+    !(
+      opts.lossy &&
+      (opts.lossy.fraction !== undefined || opts.lossy.topk !== undefined || opts.lossy.threshold !== undefined)
+    )
+  )
     throw invalidParameter('lossy', 'one of {fraction, topk, threshold} for SPARSE_TOPK', opts.lossy);
   return { data: t.data, dtype: DTYPES[t.dtype].code, shape: t.shape, base, opts: n };
 }
 
-type NativeEncoded = { bytes: Buffer; codec: number; lossy: boolean; maxAbsError: number; relL2Error: number; id: string };
+type NativeEncoded = {
+  bytes: Buffer;
+  codec: number;
+  lossy: boolean;
+  maxAbsError: number;
+  relL2Error: number;
+  id: string;
+};
 
 function toEncoded(r: NativeEncoded): EncodedObject {
   const out: EncodedObject = { bytes: r.bytes, codec: CODEC_NAMES[r.codec], lossy: r.lossy, id: r.id };
@@ -302,11 +339,14 @@ function decodeArgs(bytes: unknown, base: BaseRef | null | undefined, opts: Deco
   const o = opts ?? {};
   checkKeys(o, DECODE_KEYS, 'decode option');
   if (o.out !== undefined && !(o.out instanceof Uint8Array)) throw invalidParameter('out', 'Uint8Array', o.out);
-  if (o.threads !== undefined && !isInt(o.threads, 1, 256)) throw invalidParameter('threads', 'integer 1..256', o.threads);
+  if (o.threads !== undefined && !isInt(o.threads, 1, 256))
+    throw invalidParameter('threads', 'integer 1..256', o.threads);
   const h = inspectObject(bytes);
   if (h.baseId !== null && base && base.id !== undefined && base.id !== h.baseId)
-    throw new BaseMismatchError(`object was made against base ${h.baseId}, got base id ${base.id}`,
-      { expected: h.baseId, got: base.id });
+    throw new BaseMismatchError(`object was made against base ${h.baseId}, got base id ${base.id}`, {
+      expected: h.baseId,
+      got: base.id,
+    });
   return { bytes, base: b, out: o.out ?? null, threads: o.threads ?? 0, header: h };
 }
 
@@ -331,7 +371,12 @@ export function decode(bytes: Uint8Array, base?: BaseRef | null, opts?: DecodeOp
   }
   if (a.header.nbytes < ASYNC_THRESHOLD_BYTES) {
     try {
-      return Promise.resolve(toTensor(a.header, callSync(() => native.codecDecode(a.bytes, a.base, a.out, a.threads))));
+      return Promise.resolve(
+        toTensor(
+          a.header,
+          callSync(() => native.codecDecode(a.bytes, a.base, a.out, a.threads)),
+        ),
+      );
     } catch (e) {
       return Promise.reject(e);
     }
@@ -342,7 +387,10 @@ export function decode(bytes: Uint8Array, base?: BaseRef | null, opts?: DecodeOp
 /** Decodes on the calling thread: for small objects. */
 export function decodeSync(bytes: Uint8Array, base?: BaseRef | null, opts?: DecodeOptions): Tensor {
   const a = decodeArgs(bytes, base, opts);
-  return toTensor(a.header, callSync(() => native.codecDecode(a.bytes, a.base, a.out, a.threads)));
+  return toTensor(
+    a.header,
+    callSync(() => native.codecDecode(a.bytes, a.base, a.out, a.threads)),
+  );
 }
 
 function parseParams(codec: CodecName, p: Buffer): Record<string, number | string> {
@@ -409,7 +457,10 @@ export function inspectObject(bytes: Uint8Array): ObjectHeader {
  * @example
  * (await estimate(t, { base }))[0].codec // what 'auto' would pick
  */
-export function estimate(t: Tensor, opts?: Pick<EncodeOptions, 'base' | 'level' | 'threads'>): Array<{ codec: CodecName; bytes: number }> {
+export function estimate(
+  t: Tensor,
+  opts?: Pick<EncodeOptions, 'base' | 'level' | 'threads'>,
+): Array<{ codec: CodecName; bytes: number }> {
   const a = encodeArgs(t, opts);
   const r = callSync(() => native.codecEstimate(a.data, a.dtype, a.shape, a.base, a.opts));
   return r.map((e) => ({ codec: CODEC_NAMES[e.codec], bytes: e.bytes })).sort((x, y) => x.bytes - y.bytes);

@@ -9,14 +9,34 @@ export * as numpy from './numpy';
 export * as zip from './zip';
 export * as pickle from './pickle';
 export {
-  SafetensorsFile, readSafetensors, writeSafetensors, serializeSafetensors, type SafetensorsEntry,
+  SafetensorsFile,
+  readSafetensors,
+  writeSafetensors,
+  serializeSafetensors,
+  type SafetensorsEntry,
 } from './safetensors';
 export {
-  PyTorchFile, loadStateDict, readPyTorch, savePyTorch, serializePyTorch, type StorageInfo, type NamedTorchTensor,
+  PyTorchFile,
+  loadStateDict,
+  readPyTorch,
+  savePyTorch,
+  serializePyTorch,
+  type StorageInfo,
+  type NamedTorchTensor,
 } from './pytorch';
 export { readNpy, writeNpy, serializeNpy, readNpz, writeNpz, serializeNpz } from './numpy';
 export {
-  unpickle, PickleWriter, PyTuple, PyDict, PySet, PyFloat, TorchTensor, TorchStorage, TorchDType, NumpyScalar,
-  NumpyArray, type PyValue,
+  unpickle,
+  PickleWriter,
+  PyTuple,
+  PyDict,
+  PySet,
+  PyFloat,
+  TorchTensor,
+  TorchStorage,
+  TorchDType,
+  NumpyScalar,
+  NumpyArray,
+  type PyValue,
 } from './pickle';
 export { FileSource, BufferSource, type ByteSource } from './io';

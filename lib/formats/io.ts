@@ -25,8 +25,13 @@ export interface ByteSource {
 const READ_CHUNK = 1 << 30;
 
 function checkRange(src: ByteSource, offset: number, length: number, what: string): void {
-  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 ||
-    offset + length > src.size) {
+  if (
+    !Number.isSafeInteger(offset) ||
+    !Number.isSafeInteger(length) ||
+    offset < 0 ||
+    length < 0 ||
+    offset + length > src.size
+  ) {
     throw new FormatError(
       `${src.label}: ${what} at bytes [${offset}, ${offset + length}) lies past the end of the ${src.size}-byte file (truncated?)`,
       { offset, length, size: src.size },
@@ -36,7 +41,11 @@ function checkRange(src: ByteSource, offset: number, length: number, what: strin
 
 /** A file opened read-only; reads at explicit offsets. Close it when done. */
 export class FileSource implements ByteSource {
-  private constructor(readonly fh: fsp.FileHandle, readonly size: number, readonly label: string) {}
+  private constructor(
+    readonly fh: fsp.FileHandle,
+    readonly size: number,
+    readonly label: string,
+  ) {}
 
   static async open(path: string): Promise<FileSource> {
     let fh: fsp.FileHandle;
@@ -89,7 +98,10 @@ export async function readInto(fh: fsp.FileHandle, dst: Uint8Array, offset: numb
 /** Bytes in memory; reads are zero-copy subarrays. */
 export class BufferSource implements ByteSource {
   readonly size: number;
-  constructor(readonly bytes: Uint8Array, readonly label = '<buffer>') {
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly label = '<buffer>',
+  ) {
     this.size = bytes.byteLength;
   }
   async read(offset: number, length: number, what = 'read'): Promise<Uint8Array> {
@@ -102,7 +114,10 @@ export class BufferSource implements ByteSource {
 }
 
 /** Opens `path` (or wraps bytes), runs `fn`, and always closes what it opened. */
-export async function withSource<T>(input: string | Uint8Array | ByteSource, fn: (src: ByteSource) => Promise<T>): Promise<T> {
+export async function withSource<T>(
+  input: string | Uint8Array | ByteSource,
+  fn: (src: ByteSource) => Promise<T>,
+): Promise<T> {
   if (typeof input === 'string') {
     const src = await FileSource.open(input);
     try {

@@ -68,7 +68,9 @@ export interface CheckpointLayout {
   metadata?: Record<string, string>;
 }
 
-const LEGACY_TORCH_MAGIC = Uint8Array.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
+const LEGACY_TORCH_MAGIC = Uint8Array.from([
+  0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19,
+]);
 
 function ext(label: string): string {
   const m = /\.([A-Za-z0-9]+)$/.exec(label);
@@ -91,8 +93,15 @@ export async function detectFormat(input: string | ByteSource): Promise<Checkpoi
 async function detectSource(src: ByteSource): Promise<CheckpointFormat> {
   const e = ext(src.label);
   const head = await src.read(0, Math.min(16, src.size));
-  if (head.byteLength >= 6 && head[0] === 0x93 && Buffer.from(head.subarray(1, 6)).toString('latin1') === 'NUMPY') return 'npy';
-  if (head.byteLength >= 4 && head[0] === 0x50 && head[1] === 0x4b && (head[2] === 3 || head[2] === 5) && (head[3] === 4 || head[3] === 6)) {
+  if (head.byteLength >= 6 && head[0] === 0x93 && Buffer.from(head.subarray(1, 6)).toString('latin1') === 'NUMPY')
+    return 'npy';
+  if (
+    head.byteLength >= 4 &&
+    head[0] === 0x50 &&
+    head[1] === 0x4b &&
+    (head[2] === 3 || head[2] === 5) &&
+    (head[3] === 4 || head[3] === 6)
+  ) {
     try {
       const dir = await readZipDirectory(src);
       if (dir.entries.some((x) => /^[^/]+\/data\.pkl$/.test(x.name))) return 'pytorch';
@@ -102,7 +111,8 @@ async function detectSource(src: ByteSource): Promise<CheckpointFormat> {
       return e === 'npz' ? 'npz' : ['pt', 'pth', 'bin', 'ckpt'].includes(e) ? 'pytorch' : 'raw';
     }
   }
-  if (head.byteLength >= LEGACY_TORCH_MAGIC.byteLength && LEGACY_TORCH_MAGIC.every((b, i) => head[i] === b)) return 'pytorch';
+  if (head.byteLength >= LEGACY_TORCH_MAGIC.byteLength && LEGACY_TORCH_MAGIC.every((b, i) => head[i] === b))
+    return 'pytorch';
   if (head.byteLength >= 9 && head[8] === 0x7b /* { */) {
     const n = u64le(head, 0);
     if (n <= Math.min(MAX_HEADER_BYTES, src.size - 8)) return 'safetensors';
@@ -131,12 +141,23 @@ export async function scanSource(src: ByteSource, opts: ScanOptions = {}): Promi
   const format = opts.format ?? (await detectSource(src));
   let layout: CheckpointLayout;
   switch (format) {
-    case 'safetensors': layout = await scanSafetensors(src); break;
-    case 'pytorch': layout = await scanPyTorch(src); break;
-    case 'npy': layout = await scanNpy(src); break;
-    case 'npz': layout = await scanNpz(src); break;
-    case 'raw': layout = { format: 'raw', fileSize: src.size, segments: [], tensors: [] }; break;
-    default: throw new InvalidArgumentError(`unknown checkpoint format ${JSON.stringify(format)}`);
+    case 'safetensors':
+      layout = await scanSafetensors(src);
+      break;
+    case 'pytorch':
+      layout = await scanPyTorch(src);
+      break;
+    case 'npy':
+      layout = await scanNpy(src);
+      break;
+    case 'npz':
+      layout = await scanNpz(src);
+      break;
+    case 'raw':
+      layout = { format: 'raw', fileSize: src.size, segments: [], tensors: [] };
+      break;
+    default:
+      throw new InvalidArgumentError(`unknown checkpoint format ${JSON.stringify(format)}`);
   }
   checkLayout(layout, src.label);
   return layout;
@@ -144,11 +165,28 @@ export async function scanSource(src: ByteSource, opts: ScanOptions = {}): Promi
 
 async function scanSafetensors(src: ByteSource): Promise<CheckpointLayout> {
   const h = await readSafetensorsHeader(src);
-  const segments: Segment[] = h.entries.map((e) => ({ offset: e.offset, length: e.length, dtype: e.dtype, shape: e.shape.slice(), key: e.name }));
-  const tensors: TensorInfo[] = h.entries.map((e, i) => ({
-    name: e.name, dtype: e.dtype, shape: e.shape.slice(), segment: i, elementOffset: 0, strides: null,
+  const segments: Segment[] = h.entries.map((e) => ({
+    offset: e.offset,
+    length: e.length,
+    dtype: e.dtype,
+    shape: e.shape.slice(),
+    key: e.name,
   }));
-  return { format: 'safetensors', fileSize: src.size, segments, tensors, ...(h.metadata ? { metadata: h.metadata } : {}) };
+  const tensors: TensorInfo[] = h.entries.map((e, i) => ({
+    name: e.name,
+    dtype: e.dtype,
+    shape: e.shape.slice(),
+    segment: i,
+    elementOffset: 0,
+    strides: null,
+  }));
+  return {
+    format: 'safetensors',
+    fileSize: src.size,
+    segments,
+    tensors,
+    ...(h.metadata ? { metadata: h.metadata } : {}),
+  };
 }
 
 async function scanPyTorch(src: ByteSource): Promise<CheckpointLayout> {
@@ -170,7 +208,13 @@ async function scanPyTorch(src: ByteSource): Promise<CheckpointLayout> {
       const v = [...views][0];
       if (s.byteLength % DTYPES[v].size === 0) dtype = v;
     }
-    const seg: Segment = { offset: s.offset, length: s.length, dtype, shape: [s.byteLength / DTYPES[dtype].size], key: s.entryName };
+    const seg: Segment = {
+      offset: s.offset,
+      length: s.length,
+      dtype,
+      shape: [s.byteLength / DTYPES[dtype].size],
+      key: s.entryName,
+    };
     if (s.compressed) {
       seg.compression = 'deflate';
       seg.dtype = 'U8';
@@ -179,7 +223,11 @@ async function scanPyTorch(src: ByteSource): Promise<CheckpointLayout> {
     return seg;
   });
   const tensors: TensorInfo[] = f.tensors.map(({ name, tensor: t }) => ({
-    name, dtype: t.dtype, shape: t.shape.slice(), segment: index.get(t.storage.key)!, elementOffset: t.storageOffset,
+    name,
+    dtype: t.dtype,
+    shape: t.shape.slice(),
+    segment: index.get(t.storage.key)!,
+    elementOffset: t.storageOffset,
     strides: isContiguous(t.shape, t.strides) ? null : t.strides.slice(),
   }));
   return { format: 'pytorch', fileSize: src.size, segments, tensors };
@@ -198,12 +246,29 @@ function fortranStrides(shape: readonly number[]): number[] {
 async function scanNpy(src: ByteSource): Promise<CheckpointLayout> {
   const h = await readNpyHeader(src);
   const fortran = h.fortranOrder && h.shape.length >= 2;
-  const segments: Segment[] = [{
-    offset: h.dataOffset, length: h.dataLength, dtype: h.dtype, shape: fortran ? h.shape.slice().reverse() : h.shape.slice(), key: 'array',
-  }];
+  const segments: Segment[] = [
+    {
+      offset: h.dataOffset,
+      length: h.dataLength,
+      dtype: h.dtype,
+      shape: fortran ? h.shape.slice().reverse() : h.shape.slice(),
+      key: 'array',
+    },
+  ];
   return {
-    format: 'npy', fileSize: src.size, segments,
-    tensors: [{ name: 'array', dtype: h.dtype, shape: h.shape.slice(), segment: 0, elementOffset: 0, strides: fortran ? fortranStrides(h.shape) : null }],
+    format: 'npy',
+    fileSize: src.size,
+    segments,
+    tensors: [
+      {
+        name: 'array',
+        dtype: h.dtype,
+        shape: h.shape.slice(),
+        segment: 0,
+        elementOffset: 0,
+        strides: fortran ? fortranStrides(h.shape) : null,
+      },
+    ],
   };
 }
 
@@ -218,23 +283,47 @@ async function scanNpz(src: ByteSource): Promise<CheckpointLayout> {
       const h = m.header;
       const fortran = h.fortranOrder && h.shape.length >= 2;
       segments.push({
-        offset: m.entry.dataOffset + h.dataOffset, length: h.dataLength, dtype: h.dtype,
-        shape: fortran ? h.shape.slice().reverse() : h.shape.slice(), key: m.entry.name,
+        offset: m.entry.dataOffset + h.dataOffset,
+        length: h.dataLength,
+        dtype: h.dtype,
+        shape: fortran ? h.shape.slice().reverse() : h.shape.slice(),
+        key: m.entry.name,
       });
-      tensors.push({ name: m.name, dtype: h.dtype, shape: h.shape.slice(), segment: i, elementOffset: 0, strides: fortran ? fortranStrides(h.shape) : null });
+      tensors.push({
+        name: m.name,
+        dtype: h.dtype,
+        shape: h.shape.slice(),
+        segment: i,
+        elementOffset: 0,
+        strides: fortran ? fortranStrides(h.shape) : null,
+      });
     } else {
       segments.push({
-        offset: m.entry.dataOffset, length: m.entry.compressedSize, dtype: 'U8', shape: [m.entry.compressedSize], key: m.entry.name,
-        compression: 'deflate', container: 'npy',
+        offset: m.entry.dataOffset,
+        length: m.entry.compressedSize,
+        dtype: 'U8',
+        shape: [m.entry.compressedSize],
+        key: m.entry.name,
+        compression: 'deflate',
+        container: 'npy',
       });
       // The array's dtype/shape live inside the compressed bytes; describe them by inflating the header only.
       const head = await inflateHead(src, m.entry.dataOffset, m.entry.compressedSize);
       const h = parseNpyHeader(head, `${src.label}:${m.entry.name}`);
       if ('needed' in h) throw new FormatError(`${src.label}: member ${m.entry.name} has a truncated .npy header`);
       if (h.dataOffset + h.dataLength !== m.entry.uncompressedSize) {
-        throw new FormatError(`${src.label}: member ${m.entry.name} inflates to ${m.entry.uncompressedSize} bytes, header implies ${h.dataOffset + h.dataLength}`);
+        throw new FormatError(
+          `${src.label}: member ${m.entry.name} inflates to ${m.entry.uncompressedSize} bytes, header implies ${h.dataOffset + h.dataLength}`,
+        );
       }
-      tensors.push({ name: m.name, dtype: h.dtype, shape: h.shape.slice(), segment: i, elementOffset: 0, strides: null });
+      tensors.push({
+        name: m.name,
+        dtype: h.dtype,
+        shape: h.shape.slice(),
+        segment: i,
+        elementOffset: 0,
+        strides: null,
+      });
     }
   }
   return { format: 'npz', fileSize: src.size, segments, tensors };
@@ -266,7 +355,9 @@ function checkLayout(l: CheckpointLayout, label: string): void {
   let end = 0;
   for (const s of l.segments) {
     if (s.offset < end || s.offset + s.length > l.fileSize) {
-      throw new FormatError(`${label}: segment ${JSON.stringify(s.key)} [${s.offset}, ${s.offset + s.length}) overlaps another or leaves the file`);
+      throw new FormatError(
+        `${label}: segment ${JSON.stringify(s.key)} [${s.offset}, ${s.offset + s.length}) overlaps another or leaves the file`,
+      );
     }
     end = s.offset + s.length;
   }
@@ -295,9 +386,14 @@ export async function readSegment(fh: fsp.FileHandle | ByteSource, seg: Segment)
 /** Builds the logical tensor `info` from its segment's bytes (copying only for strided views). */
 export function tensorFromSegment(layout: CheckpointLayout, info: TensorInfo, segmentBytes: Uint8Array): Tensor {
   const seg = layout.segments[info.segment];
-  if (!seg) throw new InvalidArgumentError(`tensor ${JSON.stringify(info.name)} names segment ${info.segment}, which does not exist`);
+  if (!seg)
+    throw new InvalidArgumentError(
+      `tensor ${JSON.stringify(info.name)} names segment ${info.segment}, which does not exist`,
+    );
   if (segmentBytes.byteLength !== seg.length) {
-    throw new InvalidArgumentError(`segment ${JSON.stringify(seg.key)} is ${seg.length} bytes but ${segmentBytes.byteLength} were given`);
+    throw new InvalidArgumentError(
+      `segment ${JSON.stringify(seg.key)} is ${seg.length} bytes but ${segmentBytes.byteLength} were given`,
+    );
   }
   let bytes = segmentBytes;
   if (seg.compression === 'deflate') {
@@ -308,8 +404,14 @@ export function tensorFromSegment(layout: CheckpointLayout, info: TensorInfo, se
     }
     if (seg.container === 'npy') {
       const t = parseNpy(bytes, seg.key);
-      if (t.dtype !== info.dtype || t.shape.length !== info.shape.length || t.shape.some((d, i) => d !== info.shape[i])) {
-        throw new FormatError(`segment ${JSON.stringify(seg.key)} holds ${t.dtype}[${t.shape.join(', ')}], expected ${info.dtype}[${info.shape.join(', ')}]`);
+      if (
+        t.dtype !== info.dtype ||
+        t.shape.length !== info.shape.length ||
+        t.shape.some((d, i) => d !== info.shape[i])
+      ) {
+        throw new FormatError(
+          `segment ${JSON.stringify(seg.key)} holds ${t.dtype}[${t.shape.join(', ')}], expected ${info.dtype}[${info.shape.join(', ')}]`,
+        );
       }
       return t;
     }
@@ -322,11 +424,17 @@ export function tensorFromSegment(layout: CheckpointLayout, info: TensorInfo, se
   if (n === 0) return { dtype: info.dtype, shape, data: new Uint8Array(0) };
   const strides = info.strides;
   const span = strides ? spanElements({ shape, strides }) : n;
-  if (strides && strides.length !== shape.length) throw new InvalidArgumentError(`tensor ${JSON.stringify(info.name)} has ${shape.length} dims but ${strides.length} strides`);
+  if (strides && strides.length !== shape.length)
+    throw new InvalidArgumentError(
+      `tensor ${JSON.stringify(info.name)} has ${shape.length} dims but ${strides.length} strides`,
+    );
   if ((info.elementOffset + span) * size > bytes.byteLength) {
-    throw new FormatError(`tensor ${JSON.stringify(info.name)} reaches past the end of segment ${JSON.stringify(seg.key)}`);
+    throw new FormatError(
+      `tensor ${JSON.stringify(info.name)} reaches past the end of segment ${JSON.stringify(seg.key)}`,
+    );
   }
   const start = info.elementOffset * size;
-  if (!strides || isContiguous(shape, strides)) return { dtype: info.dtype, shape, data: bytes.subarray(start, start + n * size) };
+  if (!strides || isContiguous(shape, strides))
+    return { dtype: info.dtype, shape, data: bytes.subarray(start, start + n * size) };
   return { dtype: info.dtype, shape, data: gatherStrided(bytes.subarray(start), size, shape, strides, 0) };
 }

@@ -31,12 +31,32 @@ const ARRAY_ALIGN = 64;
 const GROWTH_AXIS_MAX_DIGITS = 21;
 
 const DESCR_TO_DTYPE: Record<string, DType> = {
-  f8: 'F64', f4: 'F32', f2: 'F16', i8: 'I64', i4: 'I32', i2: 'I16', i1: 'I8',
-  u8: 'U64', u4: 'U32', u2: 'U16', u1: 'U8', b1: 'BOOL',
+  f8: 'F64',
+  f4: 'F32',
+  f2: 'F16',
+  i8: 'I64',
+  i4: 'I32',
+  i2: 'I16',
+  i1: 'I8',
+  u8: 'U64',
+  u4: 'U32',
+  u2: 'U16',
+  u1: 'U8',
+  b1: 'BOOL',
 };
 const DTYPE_TO_DESCR: Partial<Record<DType, string>> = {
-  F64: '<f8', F32: '<f4', F16: '<f2', I64: '<i8', I32: '<i4', I16: '<i2', I8: '|i1',
-  U64: '<u8', U32: '<u4', U16: '<u2', U8: '|u1', BOOL: '|b1',
+  F64: '<f8',
+  F32: '<f4',
+  F16: '<f2',
+  I64: '<i8',
+  I32: '<i4',
+  I16: '<i2',
+  I8: '|i1',
+  U64: '<u8',
+  U32: '<u4',
+  U16: '<u2',
+  U8: '|u1',
+  BOOL: '|b1',
 };
 
 export interface NpyHeader {
@@ -59,7 +79,9 @@ function parseLiteral(s: string, label: string): Lit {
   const fail = (msg: string): never => {
     throw new FormatError(`${label}: npy header ${msg} (at ${i}): ${JSON.stringify(s.slice(0, 200))}`);
   };
-  const ws = (): void => { while (i < s.length && /\s/.test(s[i])) i++; };
+  const ws = (): void => {
+    while (i < s.length && /\s/.test(s[i])) i++;
+  };
   let depth = 0;
   const value = (): Lit => {
     ws();
@@ -72,7 +94,10 @@ function parseLiteral(s: string, label: string): Lit {
       const obj: Record<string, Lit> = {};
       while (true) {
         ws();
-        if (s[i] === close) { i++; break; }
+        if (s[i] === close) {
+          i++;
+          break;
+        }
         const v = value();
         if (c === '{') {
           ws();
@@ -82,8 +107,14 @@ function parseLiteral(s: string, label: string): Lit {
           obj[v as string] = value();
         } else items.push(v);
         ws();
-        if (s[i] === ',') { i++; continue; }
-        if (s[i] === close) { i++; break; }
+        if (s[i] === ',') {
+          i++;
+          continue;
+        }
+        if (s[i] === close) {
+          i++;
+          break;
+        }
         fail(`expected "," or "${close}"`);
       }
       depth--;
@@ -116,9 +147,12 @@ export function dtypeFromDescr(descr: string, label = 'npy'): DType {
   const m = /^([<>|=])([a-zA-Z]\d+)$/.exec(descr);
   const code = m ? m[2] : descr.replace(/^[<>|=]/, '');
   const d = DESCR_TO_DTYPE[code];
-  if (!m || !d) throw new UnsupportedFormatError(`${label}: numpy dtype ${JSON.stringify(descr)} is not supported`, { descr });
+  if (!m || !d)
+    throw new UnsupportedFormatError(`${label}: numpy dtype ${JSON.stringify(descr)} is not supported`, { descr });
   if (m[1] === '>' && DTYPES[d].size > 1) {
-    throw new UnsupportedFormatError(`${label}: big-endian numpy dtype ${JSON.stringify(descr)} is not supported`, { descr });
+    throw new UnsupportedFormatError(`${label}: big-endian numpy dtype ${JSON.stringify(descr)} is not supported`, {
+      descr,
+    });
   }
   return d;
 }
@@ -129,7 +163,8 @@ export function dtypeFromDescr(descr: string, label = 'npy'): DType {
  */
 export function parseNpyHeader(head: Uint8Array, label = 'npy'): NpyHeader | { needed: number } {
   if (head.byteLength < 10) return { needed: 12 };
-  for (let k = 0; k < 6; k++) if (head[k] !== NPY_MAGIC[k]) throw new FormatError(`${label}: not a .npy file (bad magic)`);
+  for (let k = 0; k < 6; k++)
+    if (head[k] !== NPY_MAGIC[k]) throw new FormatError(`${label}: not a .npy file (bad magic)`);
   const major = head[6];
   const minor = head[7];
   let hlen: number;
@@ -144,12 +179,14 @@ export function parseNpyHeader(head: Uint8Array, label = 'npy'): NpyHeader | { n
   } else {
     throw new UnsupportedFormatError(`${label}: .npy format version ${major}.${minor} is not supported`);
   }
-  if (hlen > MAX_NPY_HEADER) throw new LimitExceededError(`${label}: .npy header of ${hlen} bytes (limit ${MAX_NPY_HEADER})`);
+  if (hlen > MAX_NPY_HEADER)
+    throw new LimitExceededError(`${label}: .npy header of ${hlen} bytes (limit ${MAX_NPY_HEADER})`);
   if (head.byteLength < pre + hlen) return { needed: pre + hlen };
   const hb = Buffer.from(head.buffer, head.byteOffset + pre, hlen);
   const text = major === 3 ? hb.toString('utf8') : hb.toString('latin1');
   const lit = parseLiteral(text.trim(), label);
-  if (lit === null || typeof lit !== 'object' || Array.isArray(lit)) throw new FormatError(`${label}: npy header is not a dict`);
+  if (lit === null || typeof lit !== 'object' || Array.isArray(lit))
+    throw new FormatError(`${label}: npy header is not a dict`);
   const d = lit as Record<string, Lit>;
   if (typeof d.descr !== 'string') {
     throw new UnsupportedFormatError(`${label}: structured numpy dtypes are not supported`);
@@ -159,8 +196,13 @@ export function parseNpyHeader(head: Uint8Array, label = 'npy'): NpyHeader | { n
   const dtype = dtypeFromDescr(d.descr, label);
   const shape = checkDeclaredShape(d.shape, label, 'array');
   return {
-    version: [major, minor], dataOffset: pre + hlen, descr: d.descr, dtype, fortranOrder: d.fortran_order,
-    shape, dataLength: numel(shape) * DTYPES[dtype].size,
+    version: [major, minor],
+    dataOffset: pre + hlen,
+    descr: d.descr,
+    dtype,
+    fortranOrder: d.fortran_order,
+    shape,
+    dataLength: numel(shape) * DTYPES[dtype].size,
   };
 }
 
@@ -172,11 +214,14 @@ export async function readNpyHeader(src: ByteSource, base = 0, end = src.size): 
     const r = parseNpyHeader(await src.read(base, want, '.npy header'), src.label);
     if (!('needed' in r)) {
       if (base + r.dataOffset + r.dataLength > end) {
-        throw new FormatError(`${src.label}: .npy data needs ${r.dataLength} bytes but only ${end - base - r.dataOffset} remain (truncated?)`);
+        throw new FormatError(
+          `${src.label}: .npy data needs ${r.dataLength} bytes but only ${end - base - r.dataOffset} remain (truncated?)`,
+        );
       }
       return r;
     }
-    if (r.needed > end - base) throw new FormatError(`${src.label}: .npy header runs past the end of the data (truncated?)`);
+    if (r.needed > end - base)
+      throw new FormatError(`${src.label}: .npy header runs past the end of the data (truncated?)`);
     want = r.needed;
   }
 }
@@ -190,7 +235,11 @@ export function npyToTensor(h: NpyHeader, data: Uint8Array): Tensor {
     strides.push(acc);
     acc *= s;
   }
-  return { dtype: h.dtype, shape: h.shape.slice(), data: gatherStrided(data, DTYPES[h.dtype].size, h.shape, strides, 0) };
+  return {
+    dtype: h.dtype,
+    shape: h.shape.slice(),
+    data: gatherStrided(data, DTYPES[h.dtype].size, h.shape, strides, 0),
+  };
 }
 
 /** Reads a .npy file (or bytes) as a row-major Tensor. */
@@ -211,10 +260,14 @@ function pyShape(shape: readonly number[]): string {
 export function npyHeaderBytes(dtype: DType, shape: readonly number[], fortranOrder = false): Buffer {
   const descr = DTYPE_TO_DESCR[dtype];
   if (!descr) {
-    throw new UnsupportedFormatError(`dtype ${dtype} has no NumPy equivalent (bfloat16 and float8 cannot be written to .npy)`, { dtype });
+    throw new UnsupportedFormatError(
+      `dtype ${dtype} has no NumPy equivalent (bfloat16 and float8 cannot be written to .npy)`,
+      { dtype },
+    );
   }
   let header = `{'descr': '${descr}', 'fortran_order': ${fortranOrder ? 'True' : 'False'}, 'shape': ${pyShape(shape)}, }`;
-  if (shape.length > 0) header += ' '.repeat(GROWTH_AXIS_MAX_DIGITS - String(shape[fortranOrder ? shape.length - 1 : 0]).length);
+  if (shape.length > 0)
+    header += ' '.repeat(GROWTH_AXIS_MAX_DIGITS - String(shape[fortranOrder ? shape.length - 1 : 0]).length);
   const hlen = header.length + 1;
   let pre = 10;
   let pad = ARRAY_ALIGN - ((6 + 4 + hlen) % ARRAY_ALIGN);
@@ -274,13 +327,17 @@ export async function readNpzDirectory(src: ByteSource): Promise<NpzMember[]> {
   const dir = await readZipDirectory(src);
   const out: NpzMember[] = [];
   for (const e of dir.entries) {
-    if (!e.name.endsWith('.npy')) throw new UnsupportedFormatError(`${src.label}: .npz member ${JSON.stringify(e.name)} is not a .npy array`);
+    if (!e.name.endsWith('.npy'))
+      throw new UnsupportedFormatError(`${src.label}: .npz member ${JSON.stringify(e.name)} is not a .npy array`);
     const name = e.name.slice(0, -4);
     if (e.method === METHOD_STORE) {
-      if (e.compressedSize !== e.uncompressedSize) throw new FormatError(`${src.label}: stored member ${e.name} has inconsistent sizes`);
+      if (e.compressedSize !== e.uncompressedSize)
+        throw new FormatError(`${src.label}: stored member ${e.name} has inconsistent sizes`);
       const h = await readNpyHeader(src, e.dataOffset, e.dataOffset + e.compressedSize);
       if (h.dataOffset + h.dataLength !== e.compressedSize) {
-        throw new FormatError(`${src.label}: member ${e.name} holds ${e.compressedSize - h.dataOffset} data bytes, header says ${h.dataLength}`);
+        throw new FormatError(
+          `${src.label}: member ${e.name} holds ${e.compressedSize - h.dataOffset} data bytes, header says ${h.dataLength}`,
+        );
       }
       out.push({ name, entry: e, header: h });
     } else out.push({ name, entry: e });
@@ -303,7 +360,10 @@ export async function readNpz(input: string | Uint8Array | ByteSource): Promise<
     for (const m of await readNpzDirectory(src)) {
       if (m.header) {
         const h = m.header;
-        out.set(m.name, npyToTensor(h, await src.read(m.entry.dataOffset + h.dataOffset, h.dataLength, `member ${m.entry.name}`)));
+        out.set(
+          m.name,
+          npyToTensor(h, await src.read(m.entry.dataOffset + h.dataOffset, h.dataLength, `member ${m.entry.name}`)),
+        );
       } else {
         out.set(m.name, parseNpy(await readZipEntry(src, m.entry), `${src.label}:${m.entry.name}`));
       }
@@ -317,22 +377,35 @@ export interface NpzWriteOptions {
   compress?: boolean;
 }
 
-async function writeNpzTo(sink: Sink, tensors: Record<string, Tensor> | Map<string, Tensor>, opts: NpzWriteOptions): Promise<void> {
+async function writeNpzTo(
+  sink: Sink,
+  tensors: Record<string, Tensor> | Map<string, Tensor>,
+  opts: NpzWriteOptions,
+): Promise<void> {
   const list = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
   for (const [name, t] of list) checkTensor(t, `tensors[${JSON.stringify(name)}]`);
   // Stored members are not padded (numpy's zipfile does not align); align = 1.
   const zw = new ZipWriter(sink, { align: 1 });
   for (const [name, t] of list) {
-    await zw.add(`${name}.npy`, [npyHeaderBytes(t.dtype, t.shape), t.data], { method: opts.compress ? 'deflate' : 'store' });
+    await zw.add(`${name}.npy`, [npyHeaderBytes(t.dtype, t.shape), t.data], {
+      method: opts.compress ? 'deflate' : 'store',
+    });
   }
   await zw.finish();
 }
 
-export async function writeNpz(path: string, tensors: Record<string, Tensor> | Map<string, Tensor>, opts: NpzWriteOptions = {}): Promise<void> {
+export async function writeNpz(
+  path: string,
+  tensors: Record<string, Tensor> | Map<string, Tensor>,
+  opts: NpzWriteOptions = {},
+): Promise<void> {
   await writeFileAtomic(path, (sink) => writeNpzTo(sink, tensors, opts));
 }
 
-export async function serializeNpz(tensors: Record<string, Tensor> | Map<string, Tensor>, opts: NpzWriteOptions = {}): Promise<Buffer> {
+export async function serializeNpz(
+  tensors: Record<string, Tensor> | Map<string, Tensor>,
+  opts: NpzWriteOptions = {},
+): Promise<Buffer> {
   const sink = new MemorySink();
   await writeNpzTo(sink, tensors, opts);
   return sink.toBuffer();

@@ -19,7 +19,11 @@
  * const v = unpickle(bytes); // PyValue
  */
 import {
-  FormatError, InvalidArgumentError, LimitExceededError, UnsafePickleError, UnsupportedFormatError,
+  FormatError,
+  InvalidArgumentError,
+  LimitExceededError,
+  UnsafePickleError,
+  UnsupportedFormatError,
 } from '../errors';
 import { type DType, DTYPES } from '../tensor/dtype';
 
@@ -59,12 +63,19 @@ export class PyFloat {
 
 /** A torch.dtype global such as torch.float32. */
 export class TorchDType {
-  constructor(readonly torchName: string, readonly dtype: DType | null) {}
+  constructor(
+    readonly torchName: string,
+    readonly dtype: DType | null,
+  ) {}
 }
 
 /** A storage class global (torch.FloatStorage, torch.UntypedStorage ...). */
 export class TorchStorageType {
-  constructor(readonly torchName: string, readonly dtype: DType | null, readonly untyped: boolean) {}
+  constructor(
+    readonly torchName: string,
+    readonly dtype: DType | null,
+    readonly untyped: boolean,
+  ) {}
 }
 
 /** A storage referenced by persistent id: bytes live in the archive at data/<key>. */
@@ -99,7 +110,11 @@ export class TorchTensor {
 
 /** A numpy scalar (numpy.core.multiarray.scalar) such as a saved best accuracy. */
 export class NumpyScalar {
-  constructor(readonly descr: string, readonly value: number | bigint | boolean, readonly bytes: Uint8Array) {}
+  constructor(
+    readonly descr: string,
+    readonly value: number | bigint | boolean,
+    readonly bytes: Uint8Array,
+  ) {}
 }
 
 /** A numpy.dtype value (intermediate; also appears as a leaf). */
@@ -122,14 +137,32 @@ export class NumpyArray {
 }
 
 export type PyValue =
-  | null | boolean | number | bigint | string | Uint8Array
-  | PyValue[] | PyTuple | PyDict | PySet | PyFloat
-  | TorchTensor | TorchStorage | TorchDType | TorchStorageType
-  | NumpyScalar | NumpyDType | NumpyArray | PyGlobal;
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | PyValue[]
+  | PyTuple
+  | PyDict
+  | PySet
+  | PyFloat
+  | TorchTensor
+  | TorchStorage
+  | TorchDType
+  | TorchStorageType
+  | NumpyScalar
+  | NumpyDType
+  | NumpyArray
+  | PyGlobal;
 
 /** An allowlisted global still waiting to be called (never user-visible in a valid torch pickle). */
 export class PyGlobal {
-  constructor(readonly module: string, readonly name: string) {}
+  constructor(
+    readonly module: string,
+    readonly name: string,
+  ) {}
   get path(): string {
     return `${this.module}.${this.name}`;
   }
@@ -139,37 +172,106 @@ export class PyGlobal {
 
 /** torch storage class name -> element dtype. */
 export const STORAGE_CLASSES: Readonly<Record<string, DType>> = {
-  DoubleStorage: 'F64', FloatStorage: 'F32', HalfStorage: 'F16', BFloat16Storage: 'BF16',
-  LongStorage: 'I64', IntStorage: 'I32', ShortStorage: 'I16', CharStorage: 'I8', ByteStorage: 'U8', BoolStorage: 'BOOL',
-  UInt16Storage: 'U16', UInt32Storage: 'U32', UInt64Storage: 'U64',
-  Float8_e4m3fnStorage: 'F8_E4M3', Float8_e5m2Storage: 'F8_E5M2',
+  DoubleStorage: 'F64',
+  FloatStorage: 'F32',
+  HalfStorage: 'F16',
+  BFloat16Storage: 'BF16',
+  LongStorage: 'I64',
+  IntStorage: 'I32',
+  ShortStorage: 'I16',
+  CharStorage: 'I8',
+  ByteStorage: 'U8',
+  BoolStorage: 'BOOL',
+  UInt16Storage: 'U16',
+  UInt32Storage: 'U32',
+  UInt64Storage: 'U64',
+  Float8_e4m3fnStorage: 'F8_E4M3',
+  Float8_e5m2Storage: 'F8_E5M2',
 };
 /** torch dtype attribute name -> dtype. */
 export const TORCH_DTYPES: Readonly<Record<string, DType>> = {
-  float64: 'F64', double: 'F64', float32: 'F32', float: 'F32', float16: 'F16', half: 'F16', bfloat16: 'BF16',
-  int64: 'I64', long: 'I64', int32: 'I32', int: 'I32', int16: 'I16', short: 'I16', int8: 'I8', uint8: 'U8',
-  bool: 'BOOL', uint16: 'U16', uint32: 'U32', uint64: 'U64', float8_e4m3fn: 'F8_E4M3', float8_e5m2: 'F8_E5M2',
+  float64: 'F64',
+  double: 'F64',
+  float32: 'F32',
+  float: 'F32',
+  float16: 'F16',
+  half: 'F16',
+  bfloat16: 'BF16',
+  int64: 'I64',
+  long: 'I64',
+  int32: 'I32',
+  int: 'I32',
+  int16: 'I16',
+  short: 'I16',
+  int8: 'I8',
+  uint8: 'U8',
+  bool: 'BOOL',
+  uint16: 'U16',
+  uint32: 'U32',
+  uint64: 'U64',
+  float8_e4m3fn: 'F8_E4M3',
+  float8_e5m2: 'F8_E5M2',
 };
 /** Known torch dtypes this library does not represent (complex, quantized ...). */
 const TORCH_DTYPES_UNSUPPORTED = new Set([
-  'complex32', 'complex64', 'complex128', 'cfloat', 'cdouble', 'chalf', 'qint8', 'quint8', 'qint32', 'quint4x2',
-  'quint2x4', 'float8_e4m3fnuz', 'float8_e5m2fnuz', 'float8_e8m0fnu', 'bits8', 'bits16', 'bits1x8', 'bits2x4', 'bits4x2',
+  'complex32',
+  'complex64',
+  'complex128',
+  'cfloat',
+  'cdouble',
+  'chalf',
+  'qint8',
+  'quint8',
+  'qint32',
+  'quint4x2',
+  'quint2x4',
+  'float8_e4m3fnuz',
+  'float8_e5m2fnuz',
+  'float8_e8m0fnu',
+  'bits8',
+  'bits16',
+  'bits1x8',
+  'bits2x4',
+  'bits4x2',
 ]);
 const STORAGE_UNSUPPORTED = new Set([
-  'ComplexFloatStorage', 'ComplexDoubleStorage', 'QInt8Storage', 'QUInt8Storage', 'QInt32Storage', 'QUInt4x2Storage',
+  'ComplexFloatStorage',
+  'ComplexDoubleStorage',
+  'QInt8Storage',
+  'QUInt8Storage',
+  'QInt32Storage',
+  'QUInt4x2Storage',
   'QUInt2x4Storage',
 ]);
 /** torch globals that exist but build objects we do not model (sparse, quantized, subclasses). */
 const TORCH_UNSUPPORTED = new Set([
-  'torch._utils._rebuild_qtensor', 'torch._utils._rebuild_sparse_tensor', 'torch._utils._rebuild_sparse_csr_tensor',
-  'torch._utils._rebuild_sparse_compressed_tensor', 'torch._utils._rebuild_meta_tensor_no_storage',
-  'torch._utils._rebuild_wrapper_subclass', 'torch._utils._rebuild_device_tensor_from_numpy',
-  'torch._utils._rebuild_xla_tensor', 'torch._utils._rebuild_mlc_tensor', 'torch._utils._rebuild_nested_tensor',
-  'torch._tensor._rebuild_from_type', 'torch._utils._rebuild_device_tensor_from_cpu_tensor',
+  'torch._utils._rebuild_qtensor',
+  'torch._utils._rebuild_sparse_tensor',
+  'torch._utils._rebuild_sparse_csr_tensor',
+  'torch._utils._rebuild_sparse_compressed_tensor',
+  'torch._utils._rebuild_meta_tensor_no_storage',
+  'torch._utils._rebuild_wrapper_subclass',
+  'torch._utils._rebuild_device_tensor_from_numpy',
+  'torch._utils._rebuild_xla_tensor',
+  'torch._utils._rebuild_mlc_tensor',
+  'torch._utils._rebuild_nested_tensor',
+  'torch._tensor._rebuild_from_type',
+  'torch._utils._rebuild_device_tensor_from_cpu_tensor',
 ]);
 /** numpy dtype codes (kind+size, as in np.dtype('f4')) -> dtype. */
 const NUMPY_CODES: Readonly<Record<string, DType>> = {
-  f8: 'F64', f4: 'F32', f2: 'F16', i8: 'I64', i4: 'I32', i2: 'I16', i1: 'I8', u8: 'U64', u4: 'U32', u2: 'U16', u1: 'U8', b1: 'BOOL',
+  f8: 'F64',
+  f4: 'F32',
+  f2: 'F16',
+  i8: 'I64',
+  i4: 'I32',
+  i2: 'I16',
+  i1: 'I8',
+  u8: 'U64',
+  u4: 'U32',
+  u2: 'U16',
+  u1: 'U8',
+  b1: 'BOOL',
 };
 
 // ---------------------------------------------------------------- unpickler
@@ -184,17 +286,74 @@ export interface UnpickleOptions {
 }
 
 const OPNAMES: Record<number, string> = {
-  0x28: 'MARK', 0x2e: 'STOP', 0x30: 'POP', 0x31: 'POP_MARK', 0x32: 'DUP', 0x46: 'FLOAT', 0x49: 'INT', 0x4a: 'BININT',
-  0x4b: 'BININT1', 0x4c: 'LONG', 0x4d: 'BININT2', 0x4e: 'NONE', 0x50: 'PERSID', 0x51: 'BINPERSID', 0x52: 'REDUCE',
-  0x53: 'STRING', 0x54: 'BINSTRING', 0x55: 'SHORT_BINSTRING', 0x56: 'UNICODE', 0x58: 'BINUNICODE', 0x61: 'APPEND',
-  0x62: 'BUILD', 0x63: 'GLOBAL', 0x64: 'DICT', 0x7d: 'EMPTY_DICT', 0x65: 'APPENDS', 0x67: 'GET', 0x68: 'BINGET',
-  0x69: 'INST', 0x6a: 'LONG_BINGET', 0x6c: 'LIST', 0x5d: 'EMPTY_LIST', 0x6f: 'OBJ', 0x70: 'PUT', 0x71: 'BINPUT',
-  0x72: 'LONG_BINPUT', 0x73: 'SETITEM', 0x74: 'TUPLE', 0x29: 'EMPTY_TUPLE', 0x75: 'SETITEMS', 0x47: 'BINFLOAT',
-  0x80: 'PROTO', 0x81: 'NEWOBJ', 0x82: 'EXT1', 0x83: 'EXT2', 0x84: 'EXT4', 0x85: 'TUPLE1', 0x86: 'TUPLE2',
-  0x87: 'TUPLE3', 0x88: 'NEWTRUE', 0x89: 'NEWFALSE', 0x8a: 'LONG1', 0x8b: 'LONG4', 0x42: 'BINBYTES',
-  0x43: 'SHORT_BINBYTES', 0x8c: 'SHORT_BINUNICODE', 0x8d: 'BINUNICODE8', 0x8e: 'BINBYTES8', 0x8f: 'EMPTY_SET',
-  0x90: 'ADDITEMS', 0x91: 'FROZENSET', 0x92: 'NEWOBJ_EX', 0x93: 'STACK_GLOBAL', 0x94: 'MEMOIZE', 0x95: 'FRAME',
-  0x96: 'BYTEARRAY8', 0x97: 'NEXT_BUFFER', 0x98: 'READONLY_BUFFER',
+  0x28: 'MARK',
+  0x2e: 'STOP',
+  0x30: 'POP',
+  0x31: 'POP_MARK',
+  0x32: 'DUP',
+  0x46: 'FLOAT',
+  0x49: 'INT',
+  0x4a: 'BININT',
+  0x4b: 'BININT1',
+  0x4c: 'LONG',
+  0x4d: 'BININT2',
+  0x4e: 'NONE',
+  0x50: 'PERSID',
+  0x51: 'BINPERSID',
+  0x52: 'REDUCE',
+  0x53: 'STRING',
+  0x54: 'BINSTRING',
+  0x55: 'SHORT_BINSTRING',
+  0x56: 'UNICODE',
+  0x58: 'BINUNICODE',
+  0x61: 'APPEND',
+  0x62: 'BUILD',
+  0x63: 'GLOBAL',
+  0x64: 'DICT',
+  0x7d: 'EMPTY_DICT',
+  0x65: 'APPENDS',
+  0x67: 'GET',
+  0x68: 'BINGET',
+  0x69: 'INST',
+  0x6a: 'LONG_BINGET',
+  0x6c: 'LIST',
+  0x5d: 'EMPTY_LIST',
+  0x6f: 'OBJ',
+  0x70: 'PUT',
+  0x71: 'BINPUT',
+  0x72: 'LONG_BINPUT',
+  0x73: 'SETITEM',
+  0x74: 'TUPLE',
+  0x29: 'EMPTY_TUPLE',
+  0x75: 'SETITEMS',
+  0x47: 'BINFLOAT',
+  0x80: 'PROTO',
+  0x81: 'NEWOBJ',
+  0x82: 'EXT1',
+  0x83: 'EXT2',
+  0x84: 'EXT4',
+  0x85: 'TUPLE1',
+  0x86: 'TUPLE2',
+  0x87: 'TUPLE3',
+  0x88: 'NEWTRUE',
+  0x89: 'NEWFALSE',
+  0x8a: 'LONG1',
+  0x8b: 'LONG4',
+  0x42: 'BINBYTES',
+  0x43: 'SHORT_BINBYTES',
+  0x8c: 'SHORT_BINUNICODE',
+  0x8d: 'BINUNICODE8',
+  0x8e: 'BINBYTES8',
+  0x8f: 'EMPTY_SET',
+  0x90: 'ADDITEMS',
+  0x91: 'FROZENSET',
+  0x92: 'NEWOBJ_EX',
+  0x93: 'STACK_GLOBAL',
+  0x94: 'MEMOIZE',
+  0x95: 'FRAME',
+  0x96: 'BYTEARRAY8',
+  0x97: 'NEXT_BUFFER',
+  0x98: 'READONLY_BUFFER',
 };
 
 const MARK = Symbol('mark');
@@ -208,7 +367,14 @@ const PY2_MODULES: Record<string, string> = { __builtin__: 'builtins', copy_reg:
 function globalKind(module: string, name: string): 'allowed' | 'unsupported' | 'unsafe' {
   const path = `${module}.${name}`;
   if (module === 'torch') {
-    if (name in STORAGE_CLASSES || name === 'UntypedStorage' || name in TORCH_DTYPES || name === 'Size' || name === 'Tensor') return 'allowed';
+    if (
+      name in STORAGE_CLASSES ||
+      name === 'UntypedStorage' ||
+      name in TORCH_DTYPES ||
+      name === 'Size' ||
+      name === 'Tensor'
+    )
+      return 'allowed';
     if (STORAGE_UNSUPPORTED.has(name) || TORCH_DTYPES_UNSUPPORTED.has(name)) return 'unsupported';
     return 'unsafe';
   }
@@ -265,9 +431,13 @@ function intList(v: PyValue, what: string): number[] {
 export function torchPersistentLoad(pid: PyValue): PyValue {
   if (!Array.isArray(pid) || pid.length < 5) throw new FormatError('persistent id is not a storage tuple');
   const tag = pid[0] instanceof Uint8Array ? Buffer.from(pid[0]).toString('latin1') : pid[0];
-  if (tag !== 'storage') throw new UnsupportedFormatError(`persistent id of type ${JSON.stringify(keyString(tag))} (only storages are supported)`);
+  if (tag !== 'storage')
+    throw new UnsupportedFormatError(
+      `persistent id of type ${JSON.stringify(keyString(tag))} (only storages are supported)`,
+    );
   const [, type, key, location, numel] = pid as PyValue[];
-  if (pid.length > 5 && pid[5] !== null) throw new UnsupportedFormatError('storage views (legacy view_metadata) are not supported');
+  if (pid.length > 5 && pid[5] !== null)
+    throw new UnsupportedFormatError('storage views (legacy view_metadata) are not supported');
   let dtype: DType;
   if (type instanceof TorchStorageType) {
     if (!type.dtype) throw new UnsupportedFormatError(`storage type ${type.torchName}`);
@@ -279,8 +449,14 @@ export function torchPersistentLoad(pid: PyValue): PyValue {
     throw new FormatError('persistent id names no storage type');
   }
   const k = typeof key === 'string' ? key : key instanceof Uint8Array ? Buffer.from(key).toString('latin1') : null;
-  if (k === null || !/^[\w.-]{1,256}$/.test(k)) throw new FormatError(`storage key ${JSON.stringify(keyString(key))} is invalid`);
-  const loc = typeof location === 'string' ? location : location instanceof Uint8Array ? Buffer.from(location).toString('latin1') : 'cpu';
+  if (k === null || !/^[\w.-]{1,256}$/.test(k))
+    throw new FormatError(`storage key ${JSON.stringify(keyString(key))} is invalid`);
+  const loc =
+    typeof location === 'string'
+      ? location
+      : location instanceof Uint8Array
+        ? Buffer.from(location).toString('latin1')
+        : 'cpu';
   const n = toSafeInt(numel, 'storage size');
   if (n < 0) throw new FormatError('storage size is negative');
   return new TorchStorage(k, dtype, n, loc);
@@ -290,7 +466,8 @@ function makeTensor(storage: PyValue, offset: PyValue, size: PyValue, stride: Py
   if (!(storage instanceof TorchStorage)) throw new FormatError('tensor rebuild argument is not a storage');
   const shape = intList(size, 'tensor size');
   const strides = intList(stride, 'tensor stride');
-  if (strides.length !== shape.length) throw new FormatError(`tensor has ${shape.length} dims but ${strides.length} strides`);
+  if (strides.length !== shape.length)
+    throw new FormatError(`tensor has ${shape.length} dims but ${strides.length} strides`);
   if (shape.length > 64) throw new LimitExceededError(`tensor has ${shape.length} dimensions (limit 64)`);
   const off = toSafeInt(offset, 'storage offset');
   if (off < 0) throw new FormatError('storage offset is negative');
@@ -314,7 +491,8 @@ function callGlobal(g: PyGlobal, args: PyValue, label: string): PyValue {
         if (src instanceof PyDict) for (const [k, v] of src) d.set(k, v);
         else if (Array.isArray(src)) {
           for (const pair of src) {
-            if (!Array.isArray(pair) || pair.length !== 2) throw new FormatError(`${label}: OrderedDict item is not a pair`);
+            if (!Array.isArray(pair) || pair.length !== 2)
+              throw new FormatError(`${label}: OrderedDict item is not a pair`);
             d.set(pair[0], pair[1]);
           }
         } else throw new FormatError(`${label}: OrderedDict argument is not iterable`);
@@ -337,7 +515,8 @@ function callGlobal(g: PyGlobal, args: PyValue, label: string): PyValue {
       argc(0, 2);
       if (a.length === 0) return new Uint8Array(0);
       if (a[0] instanceof Uint8Array) return a[0];
-      if (typeof a[0] === 'string' && (a.length === 1 || a[1] === 'latin1' || a[1] === 'latin-1')) return latin1(a[0], label);
+      if (typeof a[0] === 'string' && (a.length === 1 || a[1] === 'latin1' || a[1] === 'latin-1'))
+        return latin1(a[0], label);
       if (Array.isArray(a[0])) return Uint8Array.from(a[0] as number[], (x) => toSafeInt(x, 'byte') & 0xff);
       throw new FormatError(`${label}: unsupported ${g.path} arguments`);
     }
@@ -364,7 +543,8 @@ function callGlobal(g: PyGlobal, args: PyValue, label: string): PyValue {
     case 'torch._utils._rebuild_tensor_v3': {
       argc(7, 8);
       const dt = a[6];
-      if (!(dt instanceof TorchDType)) throw new FormatError(`${label}: _rebuild_tensor_v3 dtype argument is not a torch dtype`);
+      if (!(dt instanceof TorchDType))
+        throw new FormatError(`${label}: _rebuild_tensor_v3 dtype argument is not a torch dtype`);
       if (!dt.dtype) throw new UnsupportedFormatError(`${label}: tensor dtype torch.${dt.torchName} is not supported`);
       const t = makeTensor(a[0], a[1], a[2], a[3], dt.dtype);
       t.requiresGrad = a[4] === true;
@@ -386,8 +566,13 @@ function callGlobal(g: PyGlobal, args: PyValue, label: string): PyValue {
       argc(4);
       const [fn, type, fargs] = a;
       if (!(fn instanceof PyGlobal)) throw new FormatError(`${label}: _rebuild_from_type_v2 function is not a global`);
-      if (!(type instanceof PyGlobal) || (type.path !== 'torch.Tensor' && type.path !== 'torch.nn.parameter.Parameter')) {
-        throw new UnsupportedFormatError(`${label}: tensor subclass ${type instanceof PyGlobal ? type.path : '?'} is not supported`);
+      if (
+        !(type instanceof PyGlobal) ||
+        (type.path !== 'torch.Tensor' && type.path !== 'torch.nn.parameter.Parameter')
+      ) {
+        throw new UnsupportedFormatError(
+          `${label}: tensor subclass ${type instanceof PyGlobal ? type.path : '?'} is not supported`,
+        );
       }
       const r = callGlobal(fn, fargs, label);
       if (r instanceof TorchTensor && type.path === 'torch.nn.parameter.Parameter') r.isParameter = true;
@@ -395,7 +580,9 @@ function callGlobal(g: PyGlobal, args: PyValue, label: string): PyValue {
     }
     case 'torch.storage.UntypedStorage':
     case 'torch.storage.TypedStorage':
-      throw new UnsupportedFormatError(`${label}: ${g.path} constructed inline (not via persistent id) is not supported`);
+      throw new UnsupportedFormatError(
+        `${label}: ${g.path} constructed inline (not via persistent id) is not supported`,
+      );
     case 'numpy.dtype': {
       argc(1, 3);
       if (typeof a[0] !== 'string') throw new FormatError(`${label}: numpy.dtype of a non-string`);
@@ -413,7 +600,8 @@ function callGlobal(g: PyGlobal, args: PyValue, label: string): PyValue {
     case 'numpy.core.multiarray._reconstruct':
     case 'numpy._core.multiarray._reconstruct':
       argc(3);
-      if (!(a[0] instanceof PyGlobal) || a[0].path !== 'numpy.ndarray') throw new UnsupportedFormatError(`${label}: numpy array subclass`);
+      if (!(a[0] instanceof PyGlobal) || a[0].path !== 'numpy.ndarray')
+        throw new UnsupportedFormatError(`${label}: numpy array subclass`);
       return new NumpyArray();
     default:
       throw new UnsafePickleError(`${label}: refusing to call ${g.path}`, { global: g.path });
@@ -433,23 +621,47 @@ function latin1(s: string, label: string): Uint8Array {
 function numpyScalar(dt: NumpyDType, raw: Uint8Array, label: string): NumpyScalar {
   const d = NUMPY_CODES[dt.code];
   if (!d) throw new UnsupportedFormatError(`${label}: numpy scalar dtype ${JSON.stringify(dt.code)}`);
-  if (raw.byteLength !== DTYPES[d].size) throw new FormatError(`${label}: numpy scalar has ${raw.byteLength} bytes for ${dt.code}`);
+  if (raw.byteLength !== DTYPES[d].size)
+    throw new FormatError(`${label}: numpy scalar has ${raw.byteLength} bytes for ${dt.code}`);
   if (dt.byteorder === '>' && DTYPES[d].size > 1) throw new UnsupportedFormatError(`${label}: big-endian numpy scalar`);
   const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   let value: number | bigint | boolean;
   switch (d) {
-    case 'F64': value = v.getFloat64(0, true); break;
-    case 'F32': value = v.getFloat32(0, true); break;
-    case 'F16': value = halfToNumber(v.getUint16(0, true)); break;
-    case 'I64': value = v.getBigInt64(0, true); break;
-    case 'U64': value = v.getBigUint64(0, true); break;
-    case 'I32': value = v.getInt32(0, true); break;
-    case 'U32': value = v.getUint32(0, true); break;
-    case 'I16': value = v.getInt16(0, true); break;
-    case 'U16': value = v.getUint16(0, true); break;
-    case 'I8': value = v.getInt8(0); break;
-    case 'BOOL': value = raw[0] !== 0; break;
-    default: value = raw[0];
+    case 'F64':
+      value = v.getFloat64(0, true);
+      break;
+    case 'F32':
+      value = v.getFloat32(0, true);
+      break;
+    case 'F16':
+      value = halfToNumber(v.getUint16(0, true));
+      break;
+    case 'I64':
+      value = v.getBigInt64(0, true);
+      break;
+    case 'U64':
+      value = v.getBigUint64(0, true);
+      break;
+    case 'I32':
+      value = v.getInt32(0, true);
+      break;
+    case 'U32':
+      value = v.getUint32(0, true);
+      break;
+    case 'I16':
+      value = v.getInt16(0, true);
+      break;
+    case 'U16':
+      value = v.getUint16(0, true);
+      break;
+    case 'I8':
+      value = v.getInt8(0);
+      break;
+    case 'BOOL':
+      value = raw[0] !== 0;
+      break;
+    default:
+      value = raw[0];
   }
   return new NumpyScalar(dt.descr, value, raw.slice());
 }
@@ -479,7 +691,8 @@ function build(inst: PyValue, state: PyValue, label: string): void {
     return;
   }
   if (inst instanceof NumpyDType) {
-    if (!Array.isArray(state) || state.length < 2 || typeof state[1] !== 'string') throw new FormatError(`${label}: bad numpy dtype state`);
+    if (!Array.isArray(state) || state.length < 2 || typeof state[1] !== 'string')
+      throw new FormatError(`${label}: bad numpy dtype state`);
     inst.byteorder = state[1];
     if (state.length > 2 && state[2] !== null) throw new UnsupportedFormatError(`${label}: structured numpy dtype`);
     return;
@@ -490,12 +703,14 @@ function build(inst: PyValue, state: PyValue, label: string): void {
     if (!(dt instanceof NumpyDType)) throw new FormatError(`${label}: numpy array without a dtype`);
     const d = NUMPY_CODES[dt.code];
     if (!d) throw new UnsupportedFormatError(`${label}: numpy array dtype ${JSON.stringify(dt.code)}`);
-    if (dt.byteorder === '>' && DTYPES[d].size > 1) throw new UnsupportedFormatError(`${label}: big-endian numpy array`);
+    if (dt.byteorder === '>' && DTYPES[d].size > 1)
+      throw new UnsupportedFormatError(`${label}: big-endian numpy array`);
     if (!(raw instanceof Uint8Array)) throw new UnsupportedFormatError(`${label}: numpy object array`);
     inst.shape = intList(shape, 'numpy shape');
     let n = DTYPES[d].size;
     for (const s of inst.shape) n *= s;
-    if (n !== raw.byteLength) throw new FormatError(`${label}: numpy array data has ${raw.byteLength} bytes, expected ${n}`);
+    if (n !== raw.byteLength)
+      throw new FormatError(`${label}: numpy array data has ${raw.byteLength} bytes, expected ${n}`);
     inst.dtype = d;
     inst.fortranOrder = fortran === true;
     inst.data = raw;
@@ -586,10 +801,15 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): PyValue 
     const m = PY2_MODULES[module] ?? module;
     const kind = globalKind(m, name);
     if (kind === 'unsafe') {
-      throw new UnsafePickleError(`${label}: pickle references global ${module}.${name}, which is not on the allowlist`, { global: `${module}.${name}` });
+      throw new UnsafePickleError(
+        `${label}: pickle references global ${module}.${name}, which is not on the allowlist`,
+        { global: `${module}.${name}` },
+      );
     }
     if (kind === 'unsupported') {
-      throw new UnsupportedFormatError(`${label}: pickle uses ${m}.${name}, which this reader does not support`, { global: `${m}.${name}` });
+      throw new UnsupportedFormatError(`${label}: pickle uses ${m}.${name}, which this reader does not support`, {
+        global: `${m}.${name}`,
+      });
     }
     if (m === 'torch') {
       if (name in STORAGE_CLASSES) return new TorchStorageType(name, STORAGE_CLASSES[name], false);
@@ -600,7 +820,8 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): PyValue 
     return new PyGlobal(m, name);
   };
   const decodeLong = (b: Uint8Array): number | bigint => {
-    if (b.byteLength > maxLong) throw new LimitExceededError(`${label}: integer of ${b.byteLength} bytes (limit ${maxLong})`);
+    if (b.byteLength > maxLong)
+      throw new LimitExceededError(`${label}: integer of ${b.byteLength} bytes (limit ${maxLong})`);
     if (b.byteLength === 0) return 0;
     let v = 0n;
     for (let i = b.byteLength - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
@@ -631,7 +852,8 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): PyValue 
     if (pos >= end) err('pickle ends without STOP');
     const op = data[pos++];
     switch (op) {
-      case 0x80: { // PROTO
+      case 0x80: {
+        // PROTO
         need(1);
         const v = data[pos++];
         if (v > 5) throw new UnsupportedFormatError(`${label}: pickle protocol ${v} (supported: 0-5)`);
@@ -641,22 +863,56 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): PyValue 
         need(8);
         pos += 8;
         break;
-      case 0x2e: { // STOP
+      case 0x2e: {
+        // STOP
         const v = pop();
         return v;
       }
-      case 0x28: metastack.push(stack); stack = []; break; // MARK
-      case 0x30: if (stack.length === 0) err('POP on empty stack'); stack.pop(); break; // POP
-      case 0x31: popMark(); break; // POP_MARK
-      case 0x32: stack.push(top()); break; // DUP
-      case 0x4e: stack.push(null); break;
-      case 0x88: stack.push(true); break;
-      case 0x89: stack.push(false); break;
-      case 0x4a: need(4); stack.push(dv.getInt32(pos, true)); pos += 4; break; // BININT
-      case 0x4b: need(1); stack.push(data[pos++]); break; // BININT1
-      case 0x4d: need(2); stack.push(dv.getUint16(pos, true)); pos += 2; break; // BININT2
-      case 0x8a: { need(1); const n = data[pos++]; stack.push(decodeLong(bytes(n))); break; } // LONG1
-      case 0x8b: { // LONG4
+      case 0x28:
+        metastack.push(stack);
+        stack = [];
+        break; // MARK
+      case 0x30:
+        if (stack.length === 0) err('POP on empty stack');
+        stack.pop();
+        break; // POP
+      case 0x31:
+        popMark();
+        break; // POP_MARK
+      case 0x32:
+        stack.push(top());
+        break; // DUP
+      case 0x4e:
+        stack.push(null);
+        break;
+      case 0x88:
+        stack.push(true);
+        break;
+      case 0x89:
+        stack.push(false);
+        break;
+      case 0x4a:
+        need(4);
+        stack.push(dv.getInt32(pos, true));
+        pos += 4;
+        break; // BININT
+      case 0x4b:
+        need(1);
+        stack.push(data[pos++]);
+        break; // BININT1
+      case 0x4d:
+        need(2);
+        stack.push(dv.getUint16(pos, true));
+        pos += 2;
+        break; // BININT2
+      case 0x8a: {
+        need(1);
+        const n = data[pos++];
+        stack.push(decodeLong(bytes(n)));
+        break;
+      } // LONG1
+      case 0x8b: {
+        // LONG4
         need(4);
         const n = dv.getInt32(pos, true);
         pos += 4;
@@ -665,7 +921,8 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): PyValue 
         stack.push(decodeLong(bytes(n)));
         break;
       }
-      case 0x49: { // INT (text; also I00/I01 booleans)
+      case 0x49: {
+        // INT (text; also I00/I01 booleans)
         const s = readLine();
         if (s === '00') stack.push(false);
         else if (s === '01') stack.push(true);
@@ -676,110 +933,261 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): PyValue 
         }
         break;
       }
-      case 0x4c: { // LONG (text)
+      case 0x4c: {
+        // LONG (text)
         const s = readLine().replace(/L$/, '');
         if (!/^[+-]?\d{1,2400}$/.test(s)) err(`bad LONG ${JSON.stringify(s)}`);
         const b = BigInt(s);
         stack.push(Number.isSafeInteger(Number(b)) ? Number(b) : b);
         break;
       }
-      case 0x46: { // FLOAT (text)
+      case 0x46: {
+        // FLOAT (text)
         const s = readLine().trim();
         const f = s === 'nan' ? NaN : s === 'inf' ? Infinity : s === '-inf' ? -Infinity : Number(s);
         if (Number.isNaN(f) && s !== 'nan') err(`bad FLOAT ${JSON.stringify(s)}`);
         stack.push(f);
         break;
       }
-      case 0x47: need(8); stack.push(dv.getFloat64(pos, false)); pos += 8; break; // BINFLOAT (big-endian)
-      case 0x58: { const n = u32(); stack.push(utf8.decode(bytes(n))); break; } // BINUNICODE
-      case 0x8c: { need(1); const n = data[pos++]; stack.push(utf8.decode(bytes(n))); break; } // SHORT_BINUNICODE
-      case 0x8d: { const n = u64(); stack.push(utf8.decode(bytes(n))); break; } // BINUNICODE8
-      case 0x56: { // UNICODE (raw-unicode-escape line)
+      case 0x47:
+        need(8);
+        stack.push(dv.getFloat64(pos, false));
+        pos += 8;
+        break; // BINFLOAT (big-endian)
+      case 0x58: {
+        const n = u32();
+        stack.push(utf8.decode(bytes(n)));
+        break;
+      } // BINUNICODE
+      case 0x8c: {
+        need(1);
+        const n = data[pos++];
+        stack.push(utf8.decode(bytes(n)));
+        break;
+      } // SHORT_BINUNICODE
+      case 0x8d: {
+        const n = u64();
+        stack.push(utf8.decode(bytes(n)));
+        break;
+      } // BINUNICODE8
+      case 0x56: {
+        // UNICODE (raw-unicode-escape line)
         const s = readLine().replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_m, a: string, b: string) =>
-          String.fromCodePoint(parseInt(a ?? b, 16)));
+          String.fromCodePoint(parseInt(a ?? b, 16)),
+        );
         stack.push(s);
         break;
       }
-      case 0x55: { need(1); const n = data[pos++]; stack.push(bytes(n).slice()); break; } // SHORT_BINSTRING (py2 str as bytes)
-      case 0x54: { need(4); const n = dv.getInt32(pos, true); pos += 4; if (n < 0) err('negative length'); stack.push(bytes(n).slice()); break; }
-      case 0x42: { const n = u32(); stack.push(bytes(n).slice()); break; } // BINBYTES
-      case 0x43: { need(1); const n = data[pos++]; stack.push(bytes(n).slice()); break; } // SHORT_BINBYTES
-      case 0x8e: { const n = u64(); stack.push(bytes(n).slice()); break; } // BINBYTES8
-      case 0x96: { const n = u64(); stack.push(bytes(n).slice()); break; } // BYTEARRAY8
-      case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x29: stack.push(new PyTuple()); break; // EMPTY_TUPLE
-      case 0x7d: stack.push(new PyDict()); break; // EMPTY_DICT
-      case 0x8f: stack.push(new PySet()); break; // EMPTY_SET
-      case 0x6c: { const items = popMark().slice(); stack.push(items); break; } // LIST
-      case 0x74: { const t = PyTuple.fromList(popMark()); stack.push(t); break; } // TUPLE
-      case 0x85: { const a = pop(); stack.push(PyTuple.make(a)); break; }
-      case 0x86: { const b = pop(); const a = pop(); stack.push(PyTuple.make(a, b)); break; }
-      case 0x87: { const c = pop(); const b = pop(); const a = pop(); stack.push(PyTuple.make(a, b, c)); break; }
-      case 0x64: { const items = popMark(); const d = new PyDict(); setItems(d, items); stack.push(d); break; } // DICT
-      case 0x91: { const s = new PySet(); s.frozen = true; const items = popMark(); for (const x of items) s.push(x); stack.push(s); break; }
-      case 0x61: { const v = pop(); appendItems(top(), [v]); break; } // APPEND
-      case 0x65: { const items = popMark(); appendItems(top(), items); break; } // APPENDS
-      case 0x73: { const v = pop(); const k = pop(); setItems(top(), [k, v]); break; } // SETITEM
-      case 0x75: { const items = popMark(); setItems(top(), items); break; } // SETITEMS
-      case 0x90: { // ADDITEMS
+      case 0x55: {
+        need(1);
+        const n = data[pos++];
+        stack.push(bytes(n).slice());
+        break;
+      } // SHORT_BINSTRING (py2 str as bytes)
+      case 0x54: {
+        need(4);
+        const n = dv.getInt32(pos, true);
+        pos += 4;
+        if (n < 0) err('negative length');
+        stack.push(bytes(n).slice());
+        break;
+      }
+      case 0x42: {
+        const n = u32();
+        stack.push(bytes(n).slice());
+        break;
+      } // BINBYTES
+      case 0x43: {
+        need(1);
+        const n = data[pos++];
+        stack.push(bytes(n).slice());
+        break;
+      } // SHORT_BINBYTES
+      case 0x8e: {
+        const n = u64();
+        stack.push(bytes(n).slice());
+        break;
+      } // BINBYTES8
+      case 0x96: {
+        const n = u64();
+        stack.push(bytes(n).slice());
+        break;
+      } // BYTEARRAY8
+      case 0x5d:
+        stack.push([]);
+        break; // EMPTY_LIST
+      case 0x29:
+        stack.push(new PyTuple());
+        break; // EMPTY_TUPLE
+      case 0x7d:
+        stack.push(new PyDict());
+        break; // EMPTY_DICT
+      case 0x8f:
+        stack.push(new PySet());
+        break; // EMPTY_SET
+      case 0x6c: {
+        const items = popMark().slice();
+        stack.push(items);
+        break;
+      } // LIST
+      case 0x74: {
+        const t = PyTuple.fromList(popMark());
+        stack.push(t);
+        break;
+      } // TUPLE
+      case 0x85: {
+        const a = pop();
+        stack.push(PyTuple.make(a));
+        break;
+      }
+      case 0x86: {
+        const b = pop();
+        const a = pop();
+        stack.push(PyTuple.make(a, b));
+        break;
+      }
+      case 0x87: {
+        const c = pop();
+        const b = pop();
+        const a = pop();
+        stack.push(PyTuple.make(a, b, c));
+        break;
+      }
+      case 0x64: {
+        const items = popMark();
+        const d = new PyDict();
+        setItems(d, items);
+        stack.push(d);
+        break;
+      } // DICT
+      case 0x91: {
+        const s = new PySet();
+        s.frozen = true;
+        const items = popMark();
+        for (const x of items) s.push(x);
+        stack.push(s);
+        break;
+      }
+      case 0x61: {
+        const v = pop();
+        appendItems(top(), [v]);
+        break;
+      } // APPEND
+      case 0x65: {
+        const items = popMark();
+        appendItems(top(), items);
+        break;
+      } // APPENDS
+      case 0x73: {
+        const v = pop();
+        const k = pop();
+        setItems(top(), [k, v]);
+        break;
+      } // SETITEM
+      case 0x75: {
+        const items = popMark();
+        setItems(top(), items);
+        break;
+      } // SETITEMS
+      case 0x90: {
+        // ADDITEMS
         const items = popMark();
         const s = top();
         if (!(s instanceof PySet)) err(`ADDITEMS on ${describe(s)}`);
         for (const x of items) (s as PySet).push(x);
         break;
       }
-      case 0x71: { need(1); memo.set(data[pos++], top()); break; } // BINPUT
-      case 0x72: { memo.set(u32(), top()); break; } // LONG_BINPUT
-      case 0x70: { const s = readLine(); if (!/^\d{1,10}$/.test(s)) err('bad PUT'); memo.set(Number(s), top()); break; }
-      case 0x94: memo.set(memo.size, top()); break; // MEMOIZE
-      case 0x68: case 0x6a: case 0x67: { // BINGET, LONG_BINGET, GET
+      case 0x71: {
+        need(1);
+        memo.set(data[pos++], top());
+        break;
+      } // BINPUT
+      case 0x72: {
+        memo.set(u32(), top());
+        break;
+      } // LONG_BINPUT
+      case 0x70: {
+        const s = readLine();
+        if (!/^\d{1,10}$/.test(s)) err('bad PUT');
+        memo.set(Number(s), top());
+        break;
+      }
+      case 0x94:
+        memo.set(memo.size, top());
+        break; // MEMOIZE
+      case 0x68:
+      case 0x6a:
+      case 0x67: {
+        // BINGET, LONG_BINGET, GET
         let i: number;
-        if (op === 0x68) { need(1); i = data[pos++]; } else if (op === 0x6a) i = u32();
-        else { const s = readLine(); if (!/^\d{1,10}$/.test(s)) err('bad GET'); i = Number(s); }
+        if (op === 0x68) {
+          need(1);
+          i = data[pos++];
+        } else if (op === 0x6a) i = u32();
+        else {
+          const s = readLine();
+          if (!/^\d{1,10}$/.test(s)) err('bad GET');
+          i = Number(s);
+        }
         if (!memo.has(i)) err(`memo key ${i} is not defined`);
         stack.push(memo.get(i)!);
         break;
       }
-      case 0x63: { // GLOBAL
+      case 0x63: {
+        // GLOBAL
         const module = readLine();
         const name = readLine();
         stack.push(resolveGlobal(module, name));
         break;
       }
-      case 0x93: { // STACK_GLOBAL
+      case 0x93: {
+        // STACK_GLOBAL
         const name = pop();
         const module = pop();
         if (typeof module !== 'string' || typeof name !== 'string') err('STACK_GLOBAL needs two strings');
         stack.push(resolveGlobal(module as string, name as string));
         break;
       }
-      case 0x52: { // REDUCE
+      case 0x52: {
+        // REDUCE
         const args = pop();
         const fn = pop();
         stack.push(reduce(fn, args));
         break;
       }
-      case 0x81: { // NEWOBJ
+      case 0x81: {
+        // NEWOBJ
         const args = pop();
         const cls = pop();
         stack.push(reduce(cls, args));
         break;
       }
-      case 0x92: { // NEWOBJ_EX
+      case 0x92: {
+        // NEWOBJ_EX
         const kwargs = pop();
         const args = pop();
         const cls = pop();
-        if (!(kwargs instanceof PyDict) || kwargs.size) throw new UnsupportedFormatError(`${label}: NEWOBJ_EX with keyword arguments`);
+        if (!(kwargs instanceof PyDict) || kwargs.size)
+          throw new UnsupportedFormatError(`${label}: NEWOBJ_EX with keyword arguments`);
         stack.push(reduce(cls, args));
         break;
       }
-      case 0x62: { // BUILD
+      case 0x62: {
+        // BUILD
         const state = pop();
         build(top(), state, label);
         break;
       }
-      case 0x51: { const pid = pop(); stack.push(persistentLoad(pid)); break; } // BINPERSID
-      case 0x50: { const s = readLine(); stack.push(persistentLoad(s)); break; } // PERSID
+      case 0x51: {
+        const pid = pop();
+        stack.push(persistentLoad(pid));
+        break;
+      } // BINPERSID
+      case 0x50: {
+        const s = readLine();
+        stack.push(persistentLoad(s));
+        break;
+      } // PERSID
       default: {
         const name = OPNAMES[op];
         throw new UnsupportedFormatError(
@@ -812,8 +1220,9 @@ export function walkPy(root: PyValue, visit: (path: string[], v: PyValue) => voi
   const onPath = new Set<object>();
   const path: string[] = [];
   const rec = (v: PyValue, depth: number): void => {
-    if (++visits > maxVisits) throw new LimitExceededError(`value has more than ${maxVisits} nodes (shared references are counted each time)`);
-    const isContainer = v instanceof PyDict || (Array.isArray(v));
+    if (++visits > maxVisits)
+      throw new LimitExceededError(`value has more than ${maxVisits} nodes (shared references are counted each time)`);
+    const isContainer = v instanceof PyDict || Array.isArray(v);
     if (!isContainer) {
       visit(path, v);
       return;
@@ -889,16 +1298,25 @@ export class PickleWriter {
     this.buf.set(b, this.len);
     this.len += b.byteLength;
   }
-  mark(): void { this.byte(0x28); }
+  mark(): void {
+    this.byte(0x28);
+  }
   /** GLOBAL module\nname\n */
   global(module: string, name: string): void {
     this.byte(0x63);
     this.raw(Buffer.from(`${module}\n${name}\n`, 'utf8'));
   }
-  reduce(): void { this.byte(0x52); }
-  binpersid(): void { this.byte(0x51); }
+  reduce(): void {
+    this.byte(0x52);
+  }
+  binpersid(): void {
+    this.byte(0x51);
+  }
   tuple(items: readonly unknown[]): void {
-    if (items.length === 0) { this.byte(0x29); return; }
+    if (items.length === 0) {
+      this.byte(0x29);
+      return;
+    }
     if (items.length <= 3) {
       for (const x of items) this.value(x);
       this.byte(0x84 + items.length); // TUPLE1..3
@@ -912,8 +1330,17 @@ export class PickleWriter {
     if (typeof v === 'number' && !Number.isSafeInteger(v)) v = BigInt(v);
     if (typeof v === 'number' || (v >= -(2n ** 31n) && v < 2n ** 31n)) {
       const n = Number(v);
-      if (n >= 0 && n < 256) { this.byte(0x4b); this.byte(n); return; }
-      if (n >= 0 && n < 65536) { this.byte(0x4d); this.byte(n & 0xff); this.byte(n >> 8); return; }
+      if (n >= 0 && n < 256) {
+        this.byte(0x4b);
+        this.byte(n);
+        return;
+      }
+      if (n >= 0 && n < 65536) {
+        this.byte(0x4d);
+        this.byte(n & 0xff);
+        this.byte(n >> 8);
+        return;
+      }
       if (n >= -(2 ** 31) && n < 2 ** 31) {
         this.byte(0x4a);
         this.ensure(4);
@@ -953,7 +1380,10 @@ export class PickleWriter {
   private put(o: object): void {
     const i = this.memo.size;
     this.memo.set(o, i);
-    if (i < 256) { this.byte(0x71); this.byte(i); } else {
+    if (i < 256) {
+      this.byte(0x71);
+      this.byte(i);
+    } else {
       this.byte(0x72);
       this.ensure(4);
       this.buf.writeUInt32LE(i, this.len);
@@ -963,7 +1393,10 @@ export class PickleWriter {
   private get(o: object): boolean {
     const i = this.memo.get(o);
     if (i === undefined) return false;
-    if (i < 256) { this.byte(0x68); this.byte(i); } else {
+    if (i < 256) {
+      this.byte(0x68);
+      this.byte(i);
+    } else {
       this.byte(0x6a);
       this.ensure(4);
       this.buf.writeUInt32LE(i, this.len);
@@ -974,7 +1407,8 @@ export class PickleWriter {
 
   /** Writes any supported value. */
   value(v: unknown): void {
-    if (++this.depth > this.maxDepth) throw new LimitExceededError(`value is nested deeper than ${this.maxDepth} levels`);
+    if (++this.depth > this.maxDepth)
+      throw new LimitExceededError(`value is nested deeper than ${this.maxDepth} levels`);
     try {
       this.valueInner(v);
     } finally {
@@ -984,9 +1418,18 @@ export class PickleWriter {
 
   private valueInner(v: unknown): void {
     if (this.hook && this.hook(v, this)) return;
-    if (v === null || v === undefined) { this.byte(0x4e); return; }
-    if (v === true) { this.byte(0x88); return; }
-    if (v === false) { this.byte(0x89); return; }
+    if (v === null || v === undefined) {
+      this.byte(0x4e);
+      return;
+    }
+    if (v === true) {
+      this.byte(0x88);
+      return;
+    }
+    if (v === false) {
+      this.byte(0x89);
+      return;
+    }
     if (typeof v === 'number') {
       // -0 must stay a float; integral doubles beyond 2^53 are ints (LONG1).
       if (Object.is(v, -0)) this.float(v);
@@ -995,9 +1438,18 @@ export class PickleWriter {
       else this.float(v);
       return;
     }
-    if (typeof v === 'bigint') { this.int(v); return; }
-    if (v instanceof PyFloat) { this.float(v.value); return; }
-    if (typeof v === 'string') { this.str(v); return; }
+    if (typeof v === 'bigint') {
+      this.int(v);
+      return;
+    }
+    if (v instanceof PyFloat) {
+      this.float(v.value);
+      return;
+    }
+    if (typeof v === 'string') {
+      this.str(v);
+      return;
+    }
     if (v instanceof Uint8Array) {
       // CPython protocol 2: bytes -> _codecs.encode(latin1 str, 'latin1')
       this.global('_codecs', 'encode');
@@ -1014,7 +1466,8 @@ export class PickleWriter {
       this.put(v);
       return;
     }
-    if (v instanceof PySet) throw new InvalidArgumentError('cannot pickle a set (torch weights_only loading has no set support)');
+    if (v instanceof PySet)
+      throw new InvalidArgumentError('cannot pickle a set (torch weights_only loading has no set support)');
     if (Array.isArray(v)) {
       this.byte(0x5d);
       this.put(v);
@@ -1039,7 +1492,16 @@ export class PickleWriter {
       this.byte(0x7d);
     }
     this.put(v);
-    this.batched(entries.length, (i) => { this.value(entries[i][0]); this.value(entries[i][1]); }, 0x73, 0x75, 2);
+    this.batched(
+      entries.length,
+      (i) => {
+        this.value(entries[i][0]);
+        this.value(entries[i][1]);
+      },
+      0x73,
+      0x75,
+      2,
+    );
   }
 
   /** CPython batches APPENDS/SETITEMS in groups of 1000; a lone item uses APPEND/SETITEM. */

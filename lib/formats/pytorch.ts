@@ -21,7 +21,14 @@ import { DTYPES, isDType, type DType } from '../tensor/dtype';
 import { type Tensor, byteLength, numel } from '../tensor/tensor';
 import { BufferSource, type ByteSource, FileSource, MemorySink, type Sink, writeFileAtomic } from './io';
 import {
-  type PyValue, PickleWriter, PyDict, STORAGE_CLASSES, TorchStorage, TorchTensor, unpickle, walkPy,
+  type PyValue,
+  PickleWriter,
+  PyDict,
+  STORAGE_CLASSES,
+  TorchStorage,
+  TorchTensor,
+  unpickle,
+  walkPy,
 } from './pickle';
 import { METHOD_DEFLATE, METHOD_STORE, type ZipEntry, ZipWriter, readZipDirectory, readZipEntry } from './zip';
 
@@ -102,19 +109,27 @@ export class PyTorchFile {
     const dir = await readZipDirectory(src);
     const pkls = dir.entries.filter((e) => /^[^/]+\/data\.pkl$/.test(e.name));
     if (pkls.length === 0) {
-      throw new UnsupportedFormatError(`${src.label}: zip archive has no <archive>/data.pkl (not a torch.save checkpoint)`);
+      throw new UnsupportedFormatError(
+        `${src.label}: zip archive has no <archive>/data.pkl (not a torch.save checkpoint)`,
+      );
     }
     if (pkls.length > 1) throw new FormatError(`${src.label}: archive has ${pkls.length} data.pkl records`);
     const prefix = pkls[0].name.slice(0, -'/data.pkl'.length);
     const byName = new Map(dir.entries.map((e) => [e.name, e]));
     if (byName.has(`${prefix}/constants.pkl`) || dir.entries.some((e) => e.name.startsWith(`${prefix}/code/`))) {
-      throw new UnsupportedFormatError(`${src.label}: TorchScript archives (torch.jit.save) are not supported; save a state_dict with torch.save`);
+      throw new UnsupportedFormatError(
+        `${src.label}: TorchScript archives (torch.jit.save) are not supported; save a state_dict with torch.save`,
+      );
     }
     const bo = byName.get(`${prefix}/byteorder`);
     if (bo) {
-      const order = Buffer.from(await readZipEntry(src, bo, { maxBytes: 64 })).toString('latin1').trim();
+      const order = Buffer.from(await readZipEntry(src, bo, { maxBytes: 64 }))
+        .toString('latin1')
+        .trim();
       if (order !== 'little') {
-        throw new UnsupportedFormatError(`${src.label}: archive byteorder is ${JSON.stringify(order)}; only little-endian checkpoints are supported`);
+        throw new UnsupportedFormatError(
+          `${src.label}: archive byteorder is ${JSON.stringify(order)}; only little-endian checkpoints are supported`,
+        );
       }
     }
     const pklBytes = await readZipEntry(src, pkls[0], { maxBytes: MAX_PICKLE_BYTES });
@@ -123,20 +138,24 @@ export class PyTorchFile {
     const storages = new Map<string, StorageInfo>();
     const tensors: NamedTorchTensor[] = [];
     const used = new Set<string>();
-    walkPy(value, (path, v) => {
-      if (v instanceof TorchStorage) registerStorage(v);
-      if (!(v instanceof TorchTensor)) return;
-      registerStorage(v.storage);
-      let name = path.join('.');
-      if (used.has(name)) {
-        let i = 2;
-        while (used.has(`${name}#${i}`)) i++;
-        name = `${name}#${i}`;
-      }
-      used.add(name);
-      checkBounds(v, storages.get(v.storage.key)!, src.label, name);
-      tensors.push({ name, tensor: v });
-    }, { maxVisits: Math.max(1_000_000, pklBytes.byteLength * 4) });
+    walkPy(
+      value,
+      (path, v) => {
+        if (v instanceof TorchStorage) registerStorage(v);
+        if (!(v instanceof TorchTensor)) return;
+        registerStorage(v.storage);
+        let name = path.join('.');
+        if (used.has(name)) {
+          let i = 2;
+          while (used.has(`${name}#${i}`)) i++;
+          name = `${name}#${i}`;
+        }
+        used.add(name);
+        checkBounds(v, storages.get(v.storage.key)!, src.label, name);
+        tensors.push({ name, tensor: v });
+      },
+      { maxVisits: Math.max(1_000_000, pklBytes.byteLength * 4) },
+    );
 
     function registerStorage(s: TorchStorage): void {
       const prev = storages.get(s.key);
@@ -151,14 +170,23 @@ export class PyTorchFile {
       if (!e) throw new FormatError(`${src.label}: storage ${s.key} has no record ${entryName}`);
       const bytes = s.numel * DTYPES[s.dtype].size;
       if (e.uncompressedSize !== bytes) {
-        throw new FormatError(`${src.label}: storage ${s.key} is ${s.dtype} x ${s.numel} = ${bytes} bytes but its record holds ${e.uncompressedSize}`);
+        throw new FormatError(
+          `${src.label}: storage ${s.key} is ${s.dtype} x ${s.numel} = ${bytes} bytes but its record holds ${e.uncompressedSize}`,
+        );
       }
       if (e.method !== METHOD_STORE && e.method !== METHOD_DEFLATE) {
         throw new UnsupportedFormatError(`${src.label}: storage ${s.key} uses zip method ${e.method}`);
       }
       storages.set(s.key, {
-        key: s.key, dtype: s.dtype, numel: s.numel, entryName, offset: e.dataOffset, length: e.compressedSize,
-        byteLength: bytes, compressed: e.method === METHOD_DEFLATE, entry: e,
+        key: s.key,
+        dtype: s.dtype,
+        numel: s.numel,
+        entryName,
+        offset: e.dataOffset,
+        length: e.compressedSize,
+        byteLength: bytes,
+        compressed: e.method === METHOD_DEFLATE,
+        entry: e,
       });
     }
     return new PyTorchFile(src, owned, prefix, dir.entries, value, storages, tensors);
@@ -174,7 +202,8 @@ export class PyTorchFile {
   /** Materialises one tensor leaf as a contiguous Tensor (reads only the bytes it spans). */
   async tensor(t: TorchTensor): Promise<Tensor> {
     const s = this.storages.get(t.storage.key);
-    if (!s) throw new InvalidArgumentError(`${this.source.label}: tensor storage ${t.storage.key} is not in this archive`);
+    if (!s)
+      throw new InvalidArgumentError(`${this.source.label}: tensor storage ${t.storage.key} is not in this archive`);
     const size = DTYPES[t.dtype].size;
     const n = numel(t.shape);
     if (n === 0) return { dtype: t.dtype, shape: t.shape.slice(), data: new Uint8Array(0) };
@@ -186,7 +215,8 @@ export class PyTorchFile {
     } else {
       bytes = await this.source.read(s.offset + first, span * size, `storage ${s.key}`);
     }
-    if (isContiguous(t.shape, t.strides)) return { dtype: t.dtype, shape: t.shape.slice(), data: bytes.subarray(0, n * size) };
+    if (isContiguous(t.shape, t.strides))
+      return { dtype: t.dtype, shape: t.shape.slice(), data: bytes.subarray(0, n * size) };
     return { dtype: t.dtype, shape: t.shape.slice(), data: gatherStrided(bytes, size, t.shape, t.strides, 0) };
   }
 
@@ -237,7 +267,9 @@ function checkBounds(t: TorchTensor, s: StorageInfo, label: string, name: string
   const size = DTYPES[t.dtype].size;
   const storageElems = s.byteLength / size;
   if (s.byteLength % size !== 0) {
-    throw new FormatError(`${label}: tensor ${JSON.stringify(name)} (${t.dtype}) views storage ${s.key} of ${s.byteLength} bytes, not a whole number of elements`);
+    throw new FormatError(
+      `${label}: tensor ${JSON.stringify(name)} (${t.dtype}) views storage ${s.key} of ${s.byteLength} bytes, not a whole number of elements`,
+    );
   }
   const span = spanElements(t);
   if (span > 0 && t.storageOffset + span > storageElems) {
@@ -253,7 +285,13 @@ function checkBounds(t: TorchTensor, s: StorageInfo, label: string, name: string
  * element) into a new contiguous buffer. Innermost runs of stride 1 are copied
  * as blocks.
  */
-export function gatherStrided(src: Uint8Array, size: number, shape: readonly number[], strides: readonly number[], base: number): Uint8Array {
+export function gatherStrided(
+  src: Uint8Array,
+  size: number,
+  shape: readonly number[],
+  strides: readonly number[],
+  base: number,
+): Uint8Array {
   const n = numel(shape);
   const out = new Uint8Array(n * size);
   if (n === 0) return out;
@@ -274,7 +312,10 @@ export function gatherStrided(src: Uint8Array, size: number, shape: readonly num
       o += inner * size;
     } else if (size === 4 && src.byteOffset % 4 === 0) {
       for (let j = 0, p = off * size; j < inner; j++, p += innerStride * 4) {
-        out[o++] = src[p]; out[o++] = src[p + 1]; out[o++] = src[p + 2]; out[o++] = src[p + 3];
+        out[o++] = src[p];
+        out[o++] = src[p + 1];
+        out[o++] = src[p + 2];
+        out[o++] = src[p + 3];
       }
     } else {
       for (let j = 0, p = off * size; j < inner; j++, p += innerStride * size) {
@@ -294,7 +335,9 @@ export function gatherStrided(src: Uint8Array, size: number, shape: readonly num
 }
 
 /** Opens a checkpoint and returns the parsed pickle plus storage table (no tensor bytes read). */
-export async function readPyTorch(input: string | Uint8Array): Promise<{ value: PyValue; storages: Map<string, StorageInfo>; tensors: NamedTorchTensor[] }> {
+export async function readPyTorch(
+  input: string | Uint8Array,
+): Promise<{ value: PyValue; storages: Map<string, StorageInfo>; tensors: NamedTorchTensor[] }> {
   const f = await PyTorchFile.open(input);
   try {
     return { value: f.value, storages: f.storages, tensors: f.tensors };
@@ -327,7 +370,11 @@ const LEGACY_STORAGE: Partial<Record<DType, string>> = Object.fromEntries(
 );
 /** dtype -> torch dtype attribute for dtypes saved as UntypedStorage + _rebuild_tensor_v3. */
 const V3_DTYPE: Partial<Record<DType, string>> = {
-  U16: 'uint16', U32: 'uint32', U64: 'uint64', F8_E4M3: 'float8_e4m3fn', F8_E5M2: 'float8_e5m2',
+  U16: 'uint16',
+  U32: 'uint32',
+  U64: 'uint64',
+  F8_E4M3: 'float8_e4m3fn',
+  F8_E5M2: 'float8_e5m2',
 };
 
 function isTensorLike(v: unknown): v is Tensor {
@@ -348,7 +395,9 @@ export function picklePyTorch(value: unknown): { pkl: Buffer; storages: Tensor[]
   const w = new PickleWriter((v, w) => {
     if (!isTensorLike(v)) return false;
     if (v.data.byteLength !== byteLength(v.dtype, v.shape)) {
-      throw new InvalidArgumentError(`tensor ${v.dtype}[${v.shape.join(', ')}] has ${v.data.byteLength} bytes, expected ${byteLength(v.dtype, v.shape)}`);
+      throw new InvalidArgumentError(
+        `tensor ${v.dtype}[${v.shape.join(', ')}] has ${v.data.byteLength} bytes, expected ${byteLength(v.dtype, v.shape)}`,
+      );
     }
     let key = keyOf.get(v);
     if (key === undefined) {
@@ -387,7 +436,8 @@ export function picklePyTorch(value: unknown): { pkl: Buffer; storages: Tensor[]
 
 async function writeArchive(sink: Sink, value: unknown, opts: SavePyTorchOptions): Promise<void> {
   const prefix = opts.archiveName ?? 'archive';
-  if (!/^[\w.-]{1,128}$/.test(prefix)) throw new InvalidArgumentError(`archive name ${JSON.stringify(prefix)} must be a simple folder name`);
+  if (!/^[\w.-]{1,128}$/.test(prefix))
+    throw new InvalidArgumentError(`archive name ${JSON.stringify(prefix)} must be a simple folder name`);
   const { pkl, storages } = picklePyTorch(value);
   const zw = new ZipWriter(sink);
   await zw.add(`${prefix}/data.pkl`, pkl);

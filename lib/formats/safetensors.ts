@@ -21,7 +21,13 @@
  * try { for (const e of f.entries) console.log(e.name, (await f.tensor(e.name)).shape); }
  * finally { await f.close(); }
  */
-import { FormatError, InvalidArgumentError, LimitExceededError, UnsupportedFormatError, invalidParameter } from '../errors';
+import {
+  FormatError,
+  InvalidArgumentError,
+  LimitExceededError,
+  UnsupportedFormatError,
+  invalidParameter,
+} from '../errors';
 import { DTYPES, isDType, type DType } from '../tensor/dtype';
 import { type Tensor, byteLength, numel, MAX_ELEMENTS } from '../tensor/tensor';
 import { BufferSource, FileSource, type ByteSource, MemorySink, type Sink, u64le, writeFileAtomic } from './io';
@@ -33,7 +39,21 @@ export const MAX_RANK = 64;
 
 /** Alignment order of the reference crate's `Dtype` enum (ascending). */
 const ALIGN_ORDER: readonly DType[] = [
-  'BOOL', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'I16', 'U16', 'F16', 'BF16', 'I32', 'U32', 'F32', 'F64', 'I64', 'U64',
+  'BOOL',
+  'U8',
+  'I8',
+  'F8_E5M2',
+  'F8_E4M3',
+  'I16',
+  'U16',
+  'F16',
+  'BF16',
+  'I32',
+  'U32',
+  'F32',
+  'F64',
+  'I64',
+  'U64',
 ];
 const ALIGN_RANK: Record<string, number> = Object.fromEntries(ALIGN_ORDER.map((d, i) => [d, i]));
 
@@ -69,7 +89,9 @@ function fail(label: string, msg: string, data?: Record<string, unknown>): never
 export function checkDeclaredShape(shape: unknown, label: string, name: string): number[] {
   if (!Array.isArray(shape)) fail(label, `tensor ${JSON.stringify(name)} has a shape that is not an array`);
   if (shape.length > MAX_RANK) {
-    throw new LimitExceededError(`${label}: tensor ${JSON.stringify(name)} has ${shape.length} dimensions (limit ${MAX_RANK})`);
+    throw new LimitExceededError(
+      `${label}: tensor ${JSON.stringify(name)} has ${shape.length} dimensions (limit ${MAX_RANK})`,
+    );
   }
   let n = 1;
   for (const d of shape) {
@@ -125,27 +147,41 @@ export function parseSafetensorsHeader(json: Uint8Array, fileSize: number, label
       }
       continue;
     }
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) fail(label, `tensor ${JSON.stringify(name)} is not an object`);
+    if (v === null || typeof v !== 'object' || Array.isArray(v))
+      fail(label, `tensor ${JSON.stringify(name)} is not an object`);
     const info = v as Record<string, unknown>;
     const dt = info.dtype;
     if (typeof dt !== 'string') fail(label, `tensor ${JSON.stringify(name)} has no dtype string`);
     if (!isDType(dt)) {
-      throw new UnsupportedFormatError(`${label}: tensor ${JSON.stringify(name)} has unsupported dtype ${JSON.stringify(dt)}`, { dtype: dt });
+      throw new UnsupportedFormatError(
+        `${label}: tensor ${JSON.stringify(name)} has unsupported dtype ${JSON.stringify(dt)}`,
+        { dtype: dt },
+      );
     }
     const shape = checkDeclaredShape(info.shape, label, name);
     const offs = info.data_offsets;
-    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0)) {
+    if (
+      !Array.isArray(offs) ||
+      offs.length !== 2 ||
+      !offs.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0)
+    ) {
       fail(label, `tensor ${JSON.stringify(name)} has invalid data_offsets ${JSON.stringify(offs)}`);
     }
     const [s, e] = offs as [number, number];
     if (!Number.isSafeInteger(s) || !Number.isSafeInteger(e) || e < s || dataStart + e > fileSize) {
-      fail(label, `tensor ${JSON.stringify(name)} data_offsets [${s}, ${e}] are out of range for a ${fileSize - dataStart}-byte buffer`,
-        { name, dataOffsets: [s, e] });
+      fail(
+        label,
+        `tensor ${JSON.stringify(name)} data_offsets [${s}, ${e}] are out of range for a ${fileSize - dataStart}-byte buffer`,
+        { name, dataOffsets: [s, e] },
+      );
     }
     const want = numel(shape) * DTYPES[dt].size;
     if (e - s !== want) {
-      fail(label, `tensor ${JSON.stringify(name)} is ${dt}[${shape.join(', ')}] = ${want} bytes but data_offsets span ${e - s}`,
-        { name, expected: want, actual: e - s });
+      fail(
+        label,
+        `tensor ${JSON.stringify(name)} is ${dt}[${shape.join(', ')}] = ${want} bytes but data_offsets span ${e - s}`,
+        { name, expected: want, actual: e - s },
+      );
     }
     entries.push({ name, dtype: dt, shape, dataOffsets: [s, e], offset: dataStart + s, length: e - s });
   }
@@ -154,15 +190,21 @@ export function parseSafetensorsHeader(json: Uint8Array, fileSize: number, label
   let cursor = 0;
   for (const en of entries) {
     if (en.dataOffsets[0] !== cursor) {
-      fail(label, en.dataOffsets[0] < cursor
-        ? `tensor ${JSON.stringify(en.name)} overlaps the previous tensor (starts at ${en.dataOffsets[0]}, previous ends at ${cursor})`
-        : `gap in the byte buffer before tensor ${JSON.stringify(en.name)} (bytes [${cursor}, ${en.dataOffsets[0]}) unused)`,
-      { name: en.name });
+      fail(
+        label,
+        en.dataOffsets[0] < cursor
+          ? `tensor ${JSON.stringify(en.name)} overlaps the previous tensor (starts at ${en.dataOffsets[0]}, previous ends at ${cursor})`
+          : `gap in the byte buffer before tensor ${JSON.stringify(en.name)} (bytes [${cursor}, ${en.dataOffsets[0]}) unused)`,
+        { name: en.name },
+      );
     }
     cursor = en.dataOffsets[1];
   }
   if (dataStart + cursor !== fileSize) {
-    fail(label, `tensors cover ${cursor} bytes of a ${fileSize - dataStart}-byte buffer (trailing bytes or truncation)`);
+    fail(
+      label,
+      `tensors cover ${cursor} bytes of a ${fileSize - dataStart}-byte buffer (trailing bytes or truncation)`,
+    );
   }
   return { headerLength, dataStart, entries, metadata };
 }
@@ -172,9 +214,12 @@ export async function readSafetensorsHeader(src: ByteSource): Promise<Safetensor
   if (src.size < 8) fail(src.label, `file is ${src.size} bytes, too short for a safetensors header`);
   const n = u64le(await src.read(0, 8), 0);
   if (n > MAX_HEADER_BYTES) {
-    throw new LimitExceededError(`${src.label}: header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`, { headerLength: n });
+    throw new LimitExceededError(`${src.label}: header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`, {
+      headerLength: n,
+    });
   }
-  if (8 + n > src.size) fail(src.label, `header length ${n} runs past the end of the ${src.size}-byte file`, { headerLength: n });
+  if (8 + n > src.size)
+    fail(src.label, `header length ${n} runs past the end of the ${src.size}-byte file`, { headerLength: n });
   const json = await src.read(8, n);
   return parseSafetensorsHeader(json, src.size, src.label);
 }
@@ -183,7 +228,11 @@ export async function readSafetensorsHeader(src: ByteSource): Promise<Safetensor
 export class SafetensorsFile {
   private readonly byName: Map<string, SafetensorsEntry>;
 
-  private constructor(readonly source: ByteSource, readonly header: SafetensorsHeader, private readonly owned: boolean) {
+  private constructor(
+    readonly source: ByteSource,
+    readonly header: SafetensorsHeader,
+    private readonly owned: boolean,
+  ) {
     this.byName = new Map(header.entries.map((e) => [e.name, e]));
   }
 
@@ -235,7 +284,9 @@ export class SafetensorsFile {
 }
 
 /** Reads a whole safetensors file (or bytes) into memory. */
-export async function readSafetensors(input: string | Uint8Array): Promise<{ tensors: Map<string, Tensor>; metadata?: Record<string, string> }> {
+export async function readSafetensors(
+  input: string | Uint8Array,
+): Promise<{ tensors: Map<string, Tensor>; metadata?: Record<string, string> }> {
   const f = await SafetensorsFile.open(input);
   try {
     const tensors = new Map<string, Tensor>();
@@ -257,7 +308,9 @@ function entriesOf(tensors: TensorMap): [string, Tensor][] {
       throw invalidParameter(`tensors[${JSON.stringify(name)}]`, 'Tensor {dtype, shape, data}', t);
     }
     if (t.data.byteLength !== byteLength(t.dtype, t.shape)) {
-      throw new InvalidArgumentError(`tensor ${JSON.stringify(name)}: ${t.data.byteLength} bytes but ${t.dtype}[${t.shape.join(', ')}] needs ${byteLength(t.dtype, t.shape)}`);
+      throw new InvalidArgumentError(
+        `tensor ${JSON.stringify(name)}: ${t.data.byteLength} bytes but ${t.dtype}[${t.shape.join(', ')}] needs ${byteLength(t.dtype, t.shape)}`,
+      );
     }
   }
   return list;
@@ -273,7 +326,8 @@ function prepare(tensors: TensorMap, metadata?: Record<string, string>): { head:
   order.sort((x, y) => ALIGN_RANK[y[1].dtype] - ALIGN_RANK[x[1].dtype] || compareUtf8(x[0], y[0]));
   const header: Record<string, unknown> = {};
   if (metadata !== undefined) {
-    if (metadata === null || typeof metadata !== 'object') throw invalidParameter('metadata', 'object of strings', metadata);
+    if (metadata === null || typeof metadata !== 'object')
+      throw invalidParameter('metadata', 'object of strings', metadata);
     for (const [k, v] of Object.entries(metadata)) {
       if (typeof v !== 'string') throw invalidParameter(`metadata[${JSON.stringify(k)}]`, 'string', v);
     }
@@ -285,12 +339,15 @@ function prepare(tensors: TensorMap, metadata?: Record<string, string>): { head:
   if (metadata !== undefined) parts.push(`"__metadata__":${JSON.stringify(metadata)}`);
   for (const [name, t] of order) {
     const n = t.data.byteLength;
-    parts.push(`${JSON.stringify(name)}:{"dtype":"${t.dtype}","shape":[${t.shape.join(',')}],"data_offsets":[${offset},${offset + n}]}`);
+    parts.push(
+      `${JSON.stringify(name)}:{"dtype":"${t.dtype}","shape":[${t.shape.join(',')}],"data_offsets":[${offset},${offset + n}]}`,
+    );
     offset += n;
   }
   const json = Buffer.from(`{${parts.join(',')}}`, 'utf8');
   const padded = Math.ceil(json.byteLength / 8) * 8;
-  if (padded > MAX_HEADER_BYTES) throw new LimitExceededError(`safetensors header would be ${padded} bytes (limit ${MAX_HEADER_BYTES})`);
+  if (padded > MAX_HEADER_BYTES)
+    throw new LimitExceededError(`safetensors header would be ${padded} bytes (limit ${MAX_HEADER_BYTES})`);
   const head = Buffer.alloc(8 + padded, 0x20);
   head.writeBigUInt64LE(BigInt(padded), 0);
   json.copy(head, 8);
@@ -313,6 +370,10 @@ export function serializeSafetensors(tensors: TensorMap, metadata?: Record<strin
 }
 
 /** Writes a safetensors file, one tensor at a time (temp file + rename). */
-export async function writeSafetensors(path: string, tensors: TensorMap, metadata?: Record<string, string>): Promise<void> {
+export async function writeSafetensors(
+  path: string,
+  tensors: TensorMap,
+  metadata?: Record<string, string>,
+): Promise<void> {
   await writeFileAtomic(path, (sink) => writeTo(sink, tensors, metadata));
 }

@@ -109,7 +109,10 @@ export async function readZipDirectory(src: ByteSource): Promise<ZipDirectory> {
   for (let i = tailLen - 22; i >= 0; i--) {
     if (tv.getUint32(i, true) === SIG_EOCD) {
       const clen = tv.getUint16(i + 20, true);
-      if (i + 22 + clen === tailLen) { eocd = i; break; }
+      if (i + 22 + clen === tailLen) {
+        eocd = i;
+        break;
+      }
       if (eocd < 0 && i + 22 + clen <= tailLen) eocd = i;
     }
   }
@@ -129,7 +132,8 @@ export async function readZipDirectory(src: ByteSource): Promise<ZipDirectory> {
     if (lv.getUint32(0, true) === SIG_LOCATOR64) {
       zip64 = true;
       const recOff = u64le(loc, 8);
-      if (lv.getUint32(16, true) > 1) throw new UnsupportedFormatError(`${src.label}: multi-disk zip archives are not supported`);
+      if (lv.getUint32(16, true) > 1)
+        throw new UnsupportedFormatError(`${src.label}: multi-disk zip archives are not supported`);
       if (!(recOff + 56 <= eocdAbs - 20)) bad(src, `zip64 end record offset ${recOff} is out of range`);
       const rec = await src.read(recOff, 56, 'zip64 end record');
       const rv = dataView(rec);
@@ -201,18 +205,37 @@ export async function readZipDirectory(src: ByteSource): Promise<ZipDirectory> {
     if (flags & 0x1) throw new UnsupportedFormatError(`${src.label}: member ${JSON.stringify(name)} is encrypted`);
     if (names.has(name)) bad(src, `duplicate zip member ${JSON.stringify(name)}`);
     names.add(name);
-    if (!Number.isSafeInteger(csize) || !Number.isSafeInteger(usize) || !Number.isSafeInteger(lho) || lho + 30 > cdOffset) {
+    if (
+      !Number.isSafeInteger(csize) ||
+      !Number.isSafeInteger(usize) ||
+      !Number.isSafeInteger(lho) ||
+      lho + 30 > cdOffset
+    ) {
       bad(src, `member ${JSON.stringify(name)} has an out-of-range offset or size`);
     }
-    entries.push({ name, method, flags, crc32: crc, compressedSize: csize, uncompressedSize: usize, localHeaderOffset: lho, dataOffset: -1 });
+    entries.push({
+      name,
+      method,
+      flags,
+      crc32: crc,
+      compressedSize: csize,
+      uncompressedSize: usize,
+      localHeaderOffset: lho,
+      dataOffset: -1,
+    });
     p = end;
   }
   // Local headers give the data offsets (their extra fields differ from the central ones).
   for (const e of entries) {
     const nameBytes = Buffer.byteLength(e.name, e.flags & 0x800 ? 'utf8' : 'latin1');
-    const h = await src.read(e.localHeaderOffset, Math.min(30 + nameBytes, cdOffset - e.localHeaderOffset), 'local header');
+    const h = await src.read(
+      e.localHeaderOffset,
+      Math.min(30 + nameBytes, cdOffset - e.localHeaderOffset),
+      'local header',
+    );
     const hv = dataView(h);
-    if (h.byteLength < 30 || hv.getUint32(0, true) !== SIG_LOCAL) bad(src, `member ${JSON.stringify(e.name)}: no local header at ${e.localHeaderOffset}`);
+    if (h.byteLength < 30 || hv.getUint32(0, true) !== SIG_LOCAL)
+      bad(src, `member ${JSON.stringify(e.name)}: no local header at ${e.localHeaderOffset}`);
     const nlen = hv.getUint16(26, true);
     const xlen = hv.getUint16(28, true);
     if (nlen !== nameBytes || decodeName(h.subarray(30, 30 + nlen), e.flags) !== e.name) {
@@ -220,7 +243,10 @@ export async function readZipDirectory(src: ByteSource): Promise<ZipDirectory> {
     }
     e.dataOffset = e.localHeaderOffset + 30 + nlen + xlen;
     if (e.dataOffset + e.compressedSize > cdOffset) {
-      bad(src, `member ${JSON.stringify(e.name)} data [${e.dataOffset}, ${e.dataOffset + e.compressedSize}) runs into the central directory at ${cdOffset}`);
+      bad(
+        src,
+        `member ${JSON.stringify(e.name)} data [${e.dataOffset}, ${e.dataOffset + e.compressedSize}) runs into the central directory at ${cdOffset}`,
+      );
     }
   }
   const sorted = entries.slice().sort((a, b) => a.localHeaderOffset - b.localHeaderOffset);
@@ -244,11 +270,14 @@ export interface ReadEntryOptions {
 export async function readZipEntry(src: ByteSource, e: ZipEntry, opts: ReadEntryOptions = {}): Promise<Uint8Array> {
   const max = opts.maxBytes ?? MAX_ENTRY_BYTES;
   if (e.uncompressedSize > max) {
-    throw new LimitExceededError(`${src.label}: member ${JSON.stringify(e.name)} is ${e.uncompressedSize} bytes (limit ${max})`);
+    throw new LimitExceededError(
+      `${src.label}: member ${JSON.stringify(e.name)} is ${e.uncompressedSize} bytes (limit ${max})`,
+    );
   }
   let out: Uint8Array;
   if (e.method === METHOD_STORE) {
-    if (e.compressedSize !== e.uncompressedSize) bad(src, `stored member ${JSON.stringify(e.name)} has different compressed and uncompressed sizes`);
+    if (e.compressedSize !== e.uncompressedSize)
+      bad(src, `stored member ${JSON.stringify(e.name)} has different compressed and uncompressed sizes`);
     out = await src.read(e.dataOffset, e.compressedSize, `member ${JSON.stringify(e.name)}`);
   } else if (e.method === METHOD_DEFLATE) {
     const raw = await src.read(e.dataOffset, e.compressedSize, `member ${JSON.stringify(e.name)}`);
@@ -257,16 +286,20 @@ export async function readZipEntry(src: ByteSource, e: ZipEntry, opts: ReadEntry
       out = raw.byteLength > 1 << 20 ? await inflateRawAsync(raw, o) : zlib.inflateRawSync(raw, o);
     } catch (err) {
       const code = (err as { code?: string }).code;
-      if (code === 'ERR_BUFFER_TOO_LARGE') bad(src, `member ${JSON.stringify(e.name)} inflates past its declared ${e.uncompressedSize} bytes`);
+      if (code === 'ERR_BUFFER_TOO_LARGE')
+        bad(src, `member ${JSON.stringify(e.name)} inflates past its declared ${e.uncompressedSize} bytes`);
       bad(src, `member ${JSON.stringify(e.name)} has corrupt deflate data (${(err as Error).message})`);
     }
     if (out.byteLength !== e.uncompressedSize) {
       bad(src, `member ${JSON.stringify(e.name)} inflates to ${out.byteLength} bytes, declared ${e.uncompressedSize}`);
     }
   } else {
-    throw new UnsupportedFormatError(`${src.label}: member ${JSON.stringify(e.name)} uses compression method ${e.method} (only stored and deflate are supported)`);
+    throw new UnsupportedFormatError(
+      `${src.label}: member ${JSON.stringify(e.name)} uses compression method ${e.method} (only stored and deflate are supported)`,
+    );
   }
-  if (opts.verifyCrc !== false && crc32(out) !== e.crc32) bad(src, `member ${JSON.stringify(e.name)} fails its CRC-32 check`);
+  if (opts.verifyCrc !== false && crc32(out) !== e.crc32)
+    bad(src, `member ${JSON.stringify(e.name)} fails its CRC-32 check`);
   return out;
 }
 
@@ -304,7 +337,10 @@ export class ZipWriter {
   readonly align: number;
   readonly forceZip64: boolean;
 
-  constructor(readonly sink: Sink, opts: ZipWriterOptions = {}) {
+  constructor(
+    readonly sink: Sink,
+    opts: ZipWriterOptions = {},
+  ) {
     this.align = opts.align ?? 64;
     this.forceZip64 = opts.forceZip64 ?? false;
     if (!Number.isInteger(this.align) || this.align < 1 || this.align > 0x8000) {
@@ -334,7 +370,7 @@ export class ZipWriter {
     const ascii = nameBuf.byteLength === name.length;
     const big = this.forceZip64 || usize >= U32_MAX || csize >= U32_MAX;
     const lho = this.sink.position;
-    const align = method === METHOD_STORE ? opts.align ?? this.align : 1;
+    const align = method === METHOD_STORE ? (opts.align ?? this.align) : 1;
     const z64Len = big ? 20 : 0;
     let padLen = 0;
     let fbLen = 0;
@@ -408,8 +444,14 @@ export class ZipWriter {
         h.writeUInt16LE(0x0001, q);
         h.writeUInt16LE(zlen, q + 2);
         q += 4;
-        if (needU) { h.writeBigUInt64LE(BigInt(w.usize), q); q += 8; }
-        if (needC) { h.writeBigUInt64LE(BigInt(w.csize), q); q += 8; }
+        if (needU) {
+          h.writeBigUInt64LE(BigInt(w.usize), q);
+          q += 8;
+        }
+        if (needC) {
+          h.writeBigUInt64LE(BigInt(w.csize), q);
+          q += 8;
+        }
         if (needO) h.writeBigUInt64LE(BigInt(w.lho), q);
       }
       parts.push(h);

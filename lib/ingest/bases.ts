@@ -43,9 +43,7 @@ import { DTYPES } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
 import type { ObjectStore } from '../store/object-store';
 import type { BaseQuery, FindBase, IngestHooks } from './ingest';
-import {
-  FP_ATTR, RepoSimilarity, encodeFingerprintAttr, indexable, similaritySettings,
-} from './similarity';
+import { FP_ATTR, RepoSimilarity, encodeFingerprintAttr, indexable, similaritySettings } from './similarity';
 import type { Config } from '../refs/config';
 
 const DELTA_CODECS: ReadonlySet<CodecName> = new Set(['DELTA_XOR', 'DELTA_ORDERED', 'DELTA_EXPMANT', 'SPARSE_UPDATE']);
@@ -127,7 +125,15 @@ async function sampledDelta(t: Tensor, b: Tensor): Promise<{ dist: number; rel: 
  * await ingestFile(writer, abs, rel, sel.findBase, sel.hooks);
  */
 export class BaseSelector {
-  readonly stats: SelectorStats = { queries: 0, scored: 0, chosenParent: 0, chosenIndex: 0, rebased: 0, noBase: 0, parentFastPath: 0 };
+  readonly stats: SelectorStats = {
+    queries: 0,
+    scored: 0,
+    chosenParent: 0,
+    chosenIndex: 0,
+    rebased: 0,
+    noBase: 0,
+    parentFastPath: 0,
+  };
   /** Fingerprints of tensors being ingested, by content id, until stored. */
   private fps = new Map<string, Fingerprint>();
 
@@ -176,7 +182,9 @@ export class BaseSelector {
       const u = usable[0];
       if (u.source === 'parent') this.stats.chosenParent++;
       else this.stats.chosenIndex++;
-      return parentScore && u.resolved === parentScore.resolved ? { id: u.resolved, tensor: parentScore.tensor } : { id: u.resolved };
+      return parentScore && u.resolved === parentScore.resolved
+        ? { id: u.resolved, tensor: parentScore.tensor }
+        : { id: u.resolved };
     }
     // Score by ||t - base||: the delta codecs' output grows with the size of the
     // difference. The norm is taken on a fixed spread sample of elements (the same
@@ -216,7 +224,8 @@ export class BaseSelector {
     } catch {
       return null; // vanished or unreadable: not a base
     }
-    if (bt.dtype !== t.dtype || bt.shape.length !== t.shape.length || bt.shape.some((d, i) => d !== t.shape[i])) return null;
+    if (bt.dtype !== t.dtype || bt.shape.length !== t.shape.length || bt.shape.some((d, i) => d !== t.shape[i]))
+      return null;
     return bt;
   }
 
@@ -313,7 +322,8 @@ export interface IngestPolicy {
 export async function openIngestPolicy(repo: PolicySource, parent: FindBase | null): Promise<IngestPolicy> {
   const settings = similaritySettings(repo.config);
   const parentTrust = repo.config.getNumber('similarity.parentTrust', DEFAULT_PARENT_TRUST);
-  if (!(parentTrust >= 0)) throw new InvalidArgumentError(`config similarity.parentTrust must be a number >= 0, got ${parentTrust}`);
+  if (!(parentTrust >= 0))
+    throw new InvalidArgumentError(`config similarity.parentTrust must be a number >= 0, got ${parentTrust}`);
   const sim = settings.enabled ? await RepoSimilarity.open(repo.layout.simindex, settings) : null;
   if (!sim && !parent) return { findBase: null, hooks: {}, selector: null, close: async () => {} };
   const selector = new BaseSelector({
@@ -325,7 +335,11 @@ export async function openIngestPolicy(repo: PolicySource, parent: FindBase | nu
     level: repo.config.getNumber('core.compressionLevel', 3),
     parentTrust,
   });
-  const hooks: IngestHooks = !sim ? {} : settings.storeFingerprints ? selector.hooks : { stored: selector.hooks.stored };
-  // eslint-disable-next-line @typescript-eslint/unbound-method -- findBase is an arrow-function field, bound at construction
+  const hooks: IngestHooks = !sim
+    ? {}
+    : settings.storeFingerprints
+      ? selector.hooks
+      : // eslint-disable-next-line @typescript-eslint/unbound-method -- the selector's hooks are bound closures
+        { stored: selector.hooks.stored };
   return { findBase: selector.findBase, hooks, selector, close: async () => sim?.close() };
 }

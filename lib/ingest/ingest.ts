@@ -100,7 +100,14 @@ function plan(layout: CheckpointLayout): PlannedSegment[] {
   layout.segments.forEach((s, i) => {
     if (s.offset < pos) throw new FormatError(`checkpoint layout has overlapping segments at byte ${s.offset}`);
     gap(s.offset);
-    out.push({ offset: s.offset, length: s.length, dtype: s.dtype, shape: s.shape.slice(), name: firstName.get(i) ?? '', origIndex: i });
+    out.push({
+      offset: s.offset,
+      length: s.length,
+      dtype: s.dtype,
+      shape: s.shape.slice(),
+      name: firstName.get(i) ?? '',
+      origIndex: i,
+    });
     pos = s.offset + s.length;
   });
   gap(layout.fileSize);
@@ -141,8 +148,13 @@ export async function ingestFile(
   const planned = plan(layout);
   const fh = await fsp.open(absPath, 'r');
   const report: IngestReport = {
-    path: relPath, bytes: layout.fileSize, segments: planned.length,
-    storedObjects: 0, dedupedObjects: 0, deltaObjects: 0, storedBytes: 0,
+    path: relPath,
+    bytes: layout.fileSize,
+    segments: planned.length,
+    storedObjects: 0,
+    dedupedObjects: 0,
+    deltaObjects: 0,
+    storedBytes: 0,
     ...(plainFile ? { plainFile } : {}),
   };
   const count = (r: PutResult) => {
@@ -199,11 +211,13 @@ export async function ingestFile(
         segments.push({ offset: p.offset, length: p.length, object: id, dtype: p.dtype, shape: p.shape });
         // `buf` is a fresh buffer nobody else writes: the writer may cache it without a copy.
         const put = writer.put(t, base, id, fresh ? hooks.attrs?.(q) : undefined, { owned: true });
-        inflight.start(put.then(async (r) => {
-          count(r);
-          if (r.stored) await hooks.stored?.(q, r);
-          segments[slot].object = r.id;
-        }));
+        inflight.start(
+          put.then(async (r) => {
+            count(r);
+            if (r.stored) await hooks.stored?.(q, r);
+            segments[slot].object = r.id;
+          }),
+        );
         pos = p.offset + p.length;
       }
       await inflight.settle();
@@ -222,7 +236,13 @@ export async function ingestFile(
       throw new FormatError(`${relPath} changed while it was being read; add it again once it is written`);
     const skeleton = Buffer.concat(skeletonParts);
     const skq: BaseQuery = { path: relPath, name: SKELETON_NAME, dtype: 'U8', shape: [skeleton.length] };
-    const sk = await writer.put(tensor('U8', [skeleton.length], skeleton), findBase && skeleton.length ? await findBase(skq) : null, undefined, undefined, { owned: true });
+    const sk = await writer.put(
+      tensor('U8', [skeleton.length], skeleton),
+      findBase && skeleton.length ? await findBase(skq) : null,
+      undefined,
+      undefined,
+      { owned: true },
+    );
     count(sk);
 
     const remap = new Map<number, number>();

@@ -26,8 +26,15 @@ import * as fs from 'node:fs';
 import { InvalidArgumentError } from '../errors';
 import type { Config } from '../refs/config';
 import {
-  DEFAULT_MAX_SAMPLES, SMALL_TENSOR_NUMEL, SimilarityStore, fingerprint, resolveScheme,
-  type Fingerprint, type IndexRecord, type QueryOptions, type SimilarityHit,
+  DEFAULT_MAX_SAMPLES,
+  SMALL_TENSOR_NUMEL,
+  SimilarityStore,
+  fingerprint,
+  resolveScheme,
+  type Fingerprint,
+  type IndexRecord,
+  type QueryOptions,
+  type SimilarityHit,
 } from '../similarity';
 import type { StoredAttrs } from '../store/object-store';
 import type { DType } from '../tensor/dtype';
@@ -78,7 +85,9 @@ export function similaritySettings(config: Config): SimilaritySettings {
   if (!(s.minCosine >= -1 && s.minCosine <= 1))
     throw new InvalidArgumentError(`config similarity.minCosine must be a number in [-1, 1], got ${s.minCosine}`);
   if (!Number.isInteger(s.maxCandidates) || s.maxCandidates < 0 || s.maxCandidates > 64)
-    throw new InvalidArgumentError(`config similarity.maxCandidates must be an integer in [0, 64], got ${s.maxCandidates}`);
+    throw new InvalidArgumentError(
+      `config similarity.maxCandidates must be an integer in [0, 64], got ${s.maxCandidates}`,
+    );
   if (!Number.isInteger(s.minNumel) || s.minNumel < 1)
     throw new InvalidArgumentError(`config similarity.minNumel must be a positive integer, got ${s.minNumel}`);
   return s;
@@ -102,7 +111,12 @@ export function encodeFingerprintAttr(fp: Fingerprint): string {
 }
 
 /** Decodes the attribute for an object of `dtype`/`shape`; null if malformed or of another bit count. */
-export function decodeFingerprintAttr(attr: string, dtype: DType, shape: readonly number[], bits: number): Fingerprint | null {
+export function decodeFingerprintAttr(
+  attr: string,
+  dtype: DType,
+  shape: readonly number[],
+  bits: number,
+): Fingerprint | null {
   const m = /^1:(\d+):([A-Za-z0-9+/=]+):([-+0-9.eE]+|NaN|Infinity)$/.exec(attr);
   if (!m || Number(m[1]) !== bits) return null;
   const sig = Buffer.from(m[2], 'base64');
@@ -112,15 +126,27 @@ export function decodeFingerprintAttr(attr: string, dtype: DType, shape: readonl
   const { scheme } = resolveScheme({ bits });
   const n = numel(shape);
   return Object.freeze({
-    scheme, bits, signature: new Uint8Array(sig), dtype, shape: Object.freeze(shape.slice()), numel: n,
-    samples: Math.min(n, DEFAULT_MAX_SAMPLES), exact: n <= DEFAULT_MAX_SAMPLES, small: n < SMALL_TENSOR_NUMEL,
-    nonfinite: 0, mean: 0, rms,
+    scheme,
+    bits,
+    signature: new Uint8Array(sig),
+    dtype,
+    shape: Object.freeze(shape.slice()),
+    numel: n,
+    samples: Math.min(n, DEFAULT_MAX_SAMPLES),
+    exact: n <= DEFAULT_MAX_SAMPLES,
+    small: n < SMALL_TENSOR_NUMEL,
+    nonfinite: 0,
+    mean: 0,
+    rms,
   });
 }
 
 /** The repository's persisted index plus the settings it was opened with. */
 export class RepoSimilarity {
-  private constructor(readonly store: SimilarityStore, readonly settings: SimilaritySettings) {}
+  private constructor(
+    readonly store: SimilarityStore,
+    readonly settings: SimilaritySettings,
+  ) {}
 
   /**
    * Opens (creating) the index in `dir`. A corrupt index is discarded and
@@ -196,7 +222,11 @@ export interface IndexSource {
  * Rebuilds `.coral/simindex/` from the stored objects: fingerprints from the
  * `simhash` attributes, decoding (and fingerprinting) only objects without one.
  */
-export async function rebuildSimilarityIndex(dir: string, src: IndexSource, settings: SimilaritySettings): Promise<RebuildReport> {
+export async function rebuildSimilarityIndex(
+  dir: string,
+  src: IndexSource,
+  settings: SimilaritySettings,
+): Promise<RebuildReport> {
   const report: RebuildReport = { entries: 0, fromAttributes: 0, decoded: 0 };
   const records: IndexRecord[] = [];
   for await (const a of src.store.list()) {
@@ -262,13 +292,19 @@ export interface SimilarSource extends IndexSource {
   config: Config;
   layout: { simindex: string };
   store: IndexSource['store'] & { has(id: string): Promise<boolean> };
-  refs: { listRefs(prefix: string): Promise<Array<{ name: string; id: string }>>; resolveHead(): Promise<string | null> };
+  refs: {
+    listRefs(prefix: string): Promise<Array<{ name: string; id: string }>>;
+    resolveHead(): Promise<string | null>;
+  };
   resolve(rev: string): Promise<string>;
   treeOf(rev: string | null): Promise<import('../models').Tree>;
   meta: import('../odb/meta-store').MetaStore;
 }
 
-async function targetTensors(repo: SimilarSource, target: SimilarTarget): Promise<{ label: string; sha256: string | null; path: string | null; tensors: Tensor[] }> {
+async function targetTensors(
+  repo: SimilarSource,
+  target: SimilarTarget,
+): Promise<{ label: string; sha256: string | null; path: string | null; tensors: Tensor[] }> {
   if ('file' in target) {
     const { scanCheckpoint } = await import('../formats');
     const { UnsupportedFormatError } = await import('../errors');
@@ -314,16 +350,23 @@ async function targetTensors(repo: SimilarSource, target: SimilarTarget): Promis
  * the exact cosine, and the per-tensor best matches are aggregated per stored
  * file version (element-weighted mean cosine, and the fraction matched).
  */
-export async function similarCheckpoints(repo: SimilarSource, target: SimilarTarget, opts: SimilarOptions = {}): Promise<SimilarReport> {
+export async function similarCheckpoints(
+  repo: SimilarSource,
+  target: SimilarTarget,
+  opts: SimilarOptions = {},
+): Promise<SimilarReport> {
   const k = opts.k ?? 5;
   const matchCosine = opts.matchCosine ?? 0.98;
   const perTensor = opts.perTensor ?? 16;
-  if (!Number.isInteger(k) || k < 1) throw new InvalidArgumentError(`Expected positive integer for k but received ${k}`);
+  if (!Number.isInteger(k) || k < 1)
+    throw new InvalidArgumentError(`Expected positive integer for k but received ${k}`);
   const { cosine } = await import('../similarity');
   const { walkCommits } = await import('../refs/ancestry');
   const settings = { ...similaritySettings(repo.config) };
   const t = await targetTensors(repo, target);
-  const queryIdx = t.tensors.map((x, i) => i).filter((i) => indexable(t.tensors[i].dtype, t.tensors[i].shape, settings));
+  const queryIdx = t.tensors
+    .map((x, i) => i)
+    .filter((i) => indexable(t.tensors[i].dtype, t.tensors[i].shape, settings));
 
   // Object id -> stored file versions holding it (newest commit first).
   const files = new Map<string, { commit: string; path: string; sha256: string }>();

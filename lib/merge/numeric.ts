@@ -59,12 +59,14 @@ async function run(spec: Binding.MergeSpec, like: Tensor, o: NumericOptions): Pr
 function common(o: NumericOptions): Partial<Binding.MergeSpec> {
   const s: Partial<Binding.MergeSpec> = {};
   if (o.precision !== undefined) {
-    if (o.precision !== 'f64' && o.precision !== 'f32') throw invalidParameter('precision', '"f64" or "f32"', o.precision);
+    if (o.precision !== 'f64' && o.precision !== 'f32')
+      throw invalidParameter('precision', '"f64" or "f32"', o.precision);
     s.precision = o.precision;
   }
   if (o.out !== undefined) s.out = o.out;
   if (o.threads !== undefined) {
-    if (!Number.isInteger(o.threads) || o.threads < 0) throw invalidParameter('threads', 'non-negative integer', o.threads);
+    if (!Number.isInteger(o.threads) || o.threads < 0)
+      throw invalidParameter('threads', 'non-negative integer', o.threads);
     s.threads = o.threads;
   }
   return s;
@@ -74,10 +76,15 @@ function common(o: NumericOptions): Partial<Binding.MergeSpec> {
  * r = sum_i weights[i] * models[i], evaluated in f64 (or f32) in index order,
  * terms with weight 0 skipped, rounded once into the dtype.
  */
-export function mergeLinear(models: readonly Tensor[], weights: readonly number[], o: NumericOptions = {}): Promise<Tensor> {
+export function mergeLinear(
+  models: readonly Tensor[],
+  weights: readonly number[],
+  o: NumericOptions = {},
+): Promise<Tensor> {
   try {
     if (models.length === 0) throw invalidParameter('models', 'at least one tensor', models);
-    for (const w of weights) if (typeof w !== 'number' || !Number.isFinite(w)) throw invalidParameter('weight', 'finite number', w);
+    for (const w of weights)
+      if (typeof w !== 'number' || !Number.isFinite(w)) throw invalidParameter('weight', 'finite number', w);
     const spec: Binding.MergeSpec = { op: 'linear', models: models.map(arg), weights, ...common(o) };
     return run(spec, models[0], o);
   } catch (e) {

@@ -28,11 +28,19 @@
 
 export type MergeKind =
   | 'unchanged'
-  | 'modified-ours' | 'modified-theirs'
-  | 'added-ours' | 'added-theirs'
-  | 'deleted-ours' | 'deleted-theirs'
-  | 'modified-both-same' | 'added-both-same' | 'deleted-both'
-  | 'conflict-modify-modify' | 'conflict-add-add' | 'conflict-delete-modify' | 'conflict-modify-delete';
+  | 'modified-ours'
+  | 'modified-theirs'
+  | 'added-ours'
+  | 'added-theirs'
+  | 'deleted-ours'
+  | 'deleted-theirs'
+  | 'modified-both-same'
+  | 'added-both-same'
+  | 'deleted-both'
+  | 'conflict-modify-modify'
+  | 'conflict-add-add'
+  | 'conflict-delete-modify'
+  | 'conflict-modify-delete';
 
 export interface Classification {
   kind: MergeKind;
@@ -59,8 +67,13 @@ export function classify3<T>(
   const oB = same(ours, base);
   const tB = same(theirs, base);
   if (oB && tB) return { kind: 'unchanged', take: 'base' };
-  if (tB) return { kind: !hasB ? 'added-ours' : !hasO ? 'deleted-ours' : 'modified-ours', take: hasO ? 'ours' : 'none' };
-  if (oB) return { kind: !hasB ? 'added-theirs' : !hasT ? 'deleted-theirs' : 'modified-theirs', take: hasT ? 'theirs' : 'none' };
+  if (tB)
+    return { kind: !hasB ? 'added-ours' : !hasO ? 'deleted-ours' : 'modified-ours', take: hasO ? 'ours' : 'none' };
+  if (oB)
+    return {
+      kind: !hasB ? 'added-theirs' : !hasT ? 'deleted-theirs' : 'modified-theirs',
+      take: hasT ? 'theirs' : 'none',
+    };
   if (same(ours, theirs)) {
     if (!hasO) return { kind: 'deleted-both', take: 'none' };
     return { kind: hasB ? 'modified-both-same' : 'added-both-same', take: 'ours' };
@@ -79,7 +92,12 @@ export interface TensorVersion {
 }
 
 export function sameTensor(a: TensorVersion, b: TensorVersion): boolean {
-  return a.id === b.id && a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+  return (
+    a.id === b.id &&
+    a.dtype === b.dtype &&
+    a.shape.length === b.shape.length &&
+    a.shape.every((d, i) => d === b.shape[i])
+  );
 }
 
 /** One file's identity: its bytes (sha256 and size). */

@@ -1,12 +1,34 @@
 /** Pure value types <-> canonical bytes (no I/O), plus the loose meta object store. */
-export { canonicalJson, sha256Hex, isSha256Hex, parseCanonical, MAX_JSON_DEPTH, MAX_META_BYTES, type JsonValue } from './canonical';
 export {
-  checkSignature, signatureNow, formatSignatureDate, formatTzOffset, parseTzOffset, MAX_TZ_OFFSET, type Signature,
+  canonicalJson,
+  sha256Hex,
+  isSha256Hex,
+  parseCanonical,
+  MAX_JSON_DEPTH,
+  MAX_META_BYTES,
+  type JsonValue,
+} from './canonical';
+export {
+  checkSignature,
+  signatureNow,
+  formatSignatureDate,
+  formatTzOffset,
+  parseTzOffset,
+  MAX_TZ_OFFSET,
+  type Signature,
 } from './signature';
 export { encodeCommit, decodeCommit, type Commit } from './commit';
 export {
-  encodeTree, decodeTree, checkTreePath, fileTable, treePathProblem, MAX_PATH_LENGTH,
-  type Tree, type FileEntry, type SegmentEntry, type TensorEntry,
+  encodeTree,
+  decodeTree,
+  checkTreePath,
+  fileTable,
+  treePathProblem,
+  MAX_PATH_LENGTH,
+  type Tree,
+  type FileEntry,
+  type SegmentEntry,
+  type TensorEntry,
 } from './tree';
 export { encodeTag, decodeTag, type TagObject } from './tag';
 export { decodeMeta, type MetaObject, type MetaType } from './meta';

@@ -14,9 +14,7 @@ import { treeFromJson, type Tree } from './tree';
 export type MetaType = 'commit' | 'tree' | 'tag';
 
 export type MetaObject =
-  | { type: 'commit'; value: Commit }
-  | { type: 'tree'; value: Tree }
-  | { type: 'tag'; value: TagObject };
+  { type: 'commit'; value: Commit } | { type: 'tree'; value: Tree } | { type: 'tag'; value: TagObject };
 
 /** Parses meta bytes of any type; CorruptObjectError when malformed or of unknown type. */
 export function decodeMeta(bytes: Uint8Array): MetaObject {

@@ -34,10 +34,12 @@ export function checkSignature(
   Err: typeof InvalidArgumentError | typeof CorruptObjectError = InvalidArgumentError,
 ): Signature {
   const fail = (msg: string) => new Err(`${where}: ${msg}`, { field: where });
-  if (x === null || typeof x !== 'object' || Array.isArray(x)) throw fail('expected an object {name, email, timestamp, tzOffset}');
+  if (x === null || typeof x !== 'object' || Array.isArray(x))
+    throw fail('expected an object {name, email, timestamp, tzOffset}');
   const s = x as Record<string, unknown>;
   for (const k of Object.keys(s))
-    if (k !== 'name' && k !== 'email' && k !== 'timestamp' && k !== 'tzOffset') throw fail(`unknown field ${JSON.stringify(k)}`);
+    if (k !== 'name' && k !== 'email' && k !== 'timestamp' && k !== 'tzOffset')
+      throw fail(`unknown field ${JSON.stringify(k)}`);
   if (typeof s.name !== 'string' || BAD_IDENT.test(s.name)) throw fail('name must be a string without < > or newlines');
   if (typeof s.email !== 'string' || BAD_IDENT.test(s.email))
     throw fail('email must be a string without < > or newlines');

@@ -18,9 +18,7 @@
 import { CorruptObjectError, InvalidArgumentError } from '../errors';
 import { DTYPES, isDType } from '../tensor/dtype';
 import { canonicalJson, parseCanonical } from './canonical';
-import {
-  arr, fail, header, int, objectId, onlyKeys, plainObject, str, uint, type ErrClass,
-} from './validate';
+import { arr, fail, header, int, objectId, onlyKeys, plainObject, str, uint, type ErrClass } from './validate';
 
 export interface SegmentEntry {
   /** Byte offset of the segment in the file. */
@@ -144,7 +142,10 @@ function checkTensor(Err: ErrClass, x: unknown, where: string, segs: SegmentEntr
     shape: shape(Err, o.shape, `${where}.shape`),
     segment: uint(Err, o.segment, `${where}.segment`),
     elementOffset: uint(Err, o.elementOffset, `${where}.elementOffset`),
-    strides: o.strides === null ? null : arr(Err, o.strides, `${where}.strides`).map((s, i) => int(Err, s, `${where}.strides[${i}]`)),
+    strides:
+      o.strides === null
+        ? null
+        : arr(Err, o.strides, `${where}.strides`).map((s, i) => int(Err, s, `${where}.strides[${i}]`)),
   };
   if (t.segment >= segs.length)
     throw fail(Err, `${where}.segment`, `index ${t.segment} out of range (file has ${segs.length} segments)`);
@@ -165,7 +166,11 @@ function checkTensor(Err: ErrClass, x: unknown, where: string, segs: SegmentEntr
         else hi += span;
       }
     if (lo < 0n || (hi + 1n) * esize > segBytes)
-      throw fail(Err, where, `elements [${lo}, ${hi}] fall outside segment ${t.segment} (${segBytes} bytes of ${t.dtype})`);
+      throw fail(
+        Err,
+        where,
+        `elements [${lo}, ${hi}] fall outside segment ${t.segment} (${segBytes} bytes of ${t.dtype})`,
+      );
   } else if (lo * esize > segBytes) {
     throw fail(Err, `${where}.elementOffset`, `beyond the end of segment ${t.segment}`);
   }
@@ -181,19 +186,26 @@ function checkFile(Err: ErrClass, x: unknown, where: string): FileEntry {
   const sha256 = str(Err, o.sha256, `${where}.sha256`);
   if (!/^[0-9a-f]{64}$/.test(sha256)) throw fail(Err, `${where}.sha256`, 'expected 64 lowercase hex characters');
   const skeleton = objectId(Err, o.skeleton, `${where}.skeleton`);
-  const segments = arr(Err, o.segments, `${where}.segments`).map((s, i) => checkSegment(Err, s, `${where}.segments[${i}]`));
+  const segments = arr(Err, o.segments, `${where}.segments`).map((s, i) =>
+    checkSegment(Err, s, `${where}.segments[${i}]`),
+  );
   let end = 0;
   for (let i = 0; i < segments.length; i++) {
     const s = segments[i];
     if (s.offset < end)
-      throw fail(Err, `${where}.segments[${i}]`, `offset ${s.offset} overlaps or precedes the previous segment (ends at ${end})`);
+      throw fail(
+        Err,
+        `${where}.segments[${i}]`,
+        `offset ${s.offset} overlaps or precedes the previous segment (ends at ${end})`,
+      );
     end = s.offset + s.length;
     if (end > size) throw fail(Err, `${where}.segments[${i}]`, `ends at ${end}, past the file size ${size}`);
   }
   const names = new Set<string>();
   const tensors = arr(Err, o.tensors, `${where}.tensors`).map((t, i) => {
     const te = checkTensor(Err, t, `${where}.tensors[${i}]`, segments);
-    if (names.has(te.name)) throw fail(Err, `${where}.tensors[${i}].name`, `duplicate tensor name ${JSON.stringify(te.name)}`);
+    if (names.has(te.name))
+      throw fail(Err, `${where}.tensors[${i}].name`, `duplicate tensor name ${JSON.stringify(te.name)}`);
     names.add(te.name);
     return te;
   });
@@ -204,9 +216,13 @@ function checkFile(Err: ErrClass, x: unknown, where: string): FileEntry {
   if (o.metadata !== undefined) {
     const m = plainObject(Err, o.metadata, `${where}.metadata`);
     const md: Record<string, string> = fileTable();
-    for (const k of Object.keys(m)) Object.defineProperty(md, k, {
-      value: str(Err, m[k], `${where}.metadata.${k}`), enumerable: true, writable: true, configurable: true,
-    });
+    for (const k of Object.keys(m))
+      Object.defineProperty(md, k, {
+        value: str(Err, m[k], `${where}.metadata.${k}`),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     entry.metadata = md;
   }
   return entry;
@@ -232,7 +248,10 @@ function check(Err: ErrClass, x: unknown, where: string, stored: boolean): Tree 
         throw fail(Err, `${where}.files`, `${JSON.stringify(p.slice(0, i))} is both a file and a directory`);
     // defineProperty: a path named "__proto__" stays an ordinary own key.
     Object.defineProperty(files, p, {
-      value: checkFile(Err, f[p], `${where}.files[${JSON.stringify(p)}]`), enumerable: true, writable: true, configurable: true,
+      value: checkFile(Err, f[p], `${where}.files[${JSON.stringify(p)}]`),
+      enumerable: true,
+      writable: true,
+      configurable: true,
     });
   }
   return { files };

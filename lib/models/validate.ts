@@ -36,7 +36,8 @@ export function uint(Err: ErrClass, x: unknown, where: string): number {
 }
 
 export function int(Err: ErrClass, x: unknown, where: string): number {
-  if (typeof x !== 'number' || !Number.isSafeInteger(x)) throw fail(Err, where, `expected a safe integer, got ${String(x)}`);
+  if (typeof x !== 'number' || !Number.isSafeInteger(x))
+    throw fail(Err, where, `expected a safe integer, got ${String(x)}`);
   return x;
 }
 
@@ -48,7 +49,8 @@ export function arr(Err: ErrClass, x: unknown, where: string): unknown[] {
 const SHA256 = /^[0-9a-f]{64}$/;
 /** A meta object id: sha256, 64 lowercase hex. */
 export function metaId(Err: ErrClass, x: unknown, where: string): string {
-  if (typeof x !== 'string' || !SHA256.test(x)) throw fail(Err, where, `expected a 64-char lowercase hex id, got ${JSON.stringify(x)}`);
+  if (typeof x !== 'string' || !SHA256.test(x))
+    throw fail(Err, where, `expected a 64-char lowercase hex id, got ${JSON.stringify(x)}`);
   return x;
 }
 

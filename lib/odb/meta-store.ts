@@ -18,7 +18,11 @@ import { promises as fsp } from 'node:fs';
 import * as zlib from 'node:zlib';
 import * as path from 'node:path';
 import {
-  CorruptObjectError, InvalidArgumentError, ObjectNotFoundError, RefNotFoundError, invalidParameter,
+  CorruptObjectError,
+  InvalidArgumentError,
+  ObjectNotFoundError,
+  RefNotFoundError,
+  invalidParameter,
 } from '../errors';
 import { ioError, mkdirp, writeFileAtomic } from '../util/fsutil';
 import { isSha256Hex, sha256Hex } from '../models/canonical';
@@ -42,7 +46,9 @@ function toDisk(bytes: Uint8Array): Buffer {
       [zlib.constants.BROTLI_PARAM_SIZE_HINT]: bytes.byteLength,
     },
   });
-  return packed.length + BROTLI_MAGIC.length < bytes.byteLength ? Buffer.concat([BROTLI_MAGIC, packed]) : Buffer.from(bytes);
+  return packed.length + BROTLI_MAGIC.length < bytes.byteLength
+    ? Buffer.concat([BROTLI_MAGIC, packed])
+    : Buffer.from(bytes);
 }
 
 /** Canonical bytes from the on-disk form; null when the container is damaged. */
@@ -111,16 +117,23 @@ export class MetaStore {
       buf = await fsp.readFile(file);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR')
-        throw new ObjectNotFoundError(`meta object ${id} not found`, { id });
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new ObjectNotFoundError(`meta object ${id} not found`, { id });
       throw ioError(e, 'read', file);
     }
     const raw = fromDisk(buf);
-    if (!raw) throw new CorruptObjectError(`meta object ${id} is corrupt: its compressed container does not decode`, { id, path: file });
+    if (!raw)
+      throw new CorruptObjectError(`meta object ${id} is corrupt: its compressed container does not decode`, {
+        id,
+        path: file,
+      });
     buf = raw;
     const got = sha256Hex(buf);
     if (got !== id)
-      throw new CorruptObjectError(`meta object ${id} is corrupt: its content hashes to ${got}`, { id, actual: got, path: file });
+      throw new CorruptObjectError(`meta object ${id} is corrupt: its content hashes to ${got}`, {
+        id,
+        actual: got,
+        path: file,
+      });
     return buf;
   }
 
@@ -211,7 +224,12 @@ export class MetaStore {
    * candidates when several do.
    */
   async resolvePrefix(prefix: string): Promise<string> {
-    if (typeof prefix !== 'string' || !/^[0-9a-fA-F]+$/.test(prefix) || prefix.length < MIN_PREFIX_LENGTH || prefix.length > 64)
+    if (
+      typeof prefix !== 'string' ||
+      !/^[0-9a-fA-F]+$/.test(prefix) ||
+      prefix.length < MIN_PREFIX_LENGTH ||
+      prefix.length > 64
+    )
       throw invalidParameter('prefix', `${MIN_PREFIX_LENGTH} to 64 hex characters`, prefix);
     const p = prefix.toLowerCase();
     if (p.length === 64) {
@@ -227,7 +245,10 @@ export class MetaStore {
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw ioError(e, 'list', fan);
     }
     const rest = p.slice(2);
-    const hits = names.filter((n) => /^[0-9a-f]{62}$/.test(n) && n.startsWith(rest)).sort().map((n) => p.slice(0, 2) + n);
+    const hits = names
+      .filter((n) => /^[0-9a-f]{62}$/.test(n) && n.startsWith(rest))
+      .sort()
+      .map((n) => p.slice(0, 2) + n);
     if (hits.length === 0) throw new RefNotFoundError(`no object matches the abbreviated id ${p}`, { prefix: p });
     if (hits.length > 1)
       throw new InvalidArgumentError(
@@ -239,7 +260,11 @@ export class MetaStore {
 
   private expect<T extends MetaType>(id: string, m: MetaObject, type: T): MetaValue[T] {
     if (m.type !== type)
-      throw new InvalidArgumentError(`object ${id} is a ${m.type}, not a ${type}`, { id, expected: type, actual: m.type });
+      throw new InvalidArgumentError(`object ${id} is a ${m.type}, not a ${type}`, {
+        id,
+        expected: type,
+        actual: m.type,
+      });
     return m.value as MetaValue[T];
   }
 }

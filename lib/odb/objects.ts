@@ -65,14 +65,22 @@ function attrDepth(a: ObjectAttrs): number {
  * a slice of Node's small-buffer pool) is copied.
  */
 function cacheCopy(data: Uint8Array, owned: boolean): Uint8Array {
-  if (owned && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer)
+  if (
+    owned &&
+    data.byteOffset === 0 &&
+    data.byteLength === data.buffer.byteLength &&
+    data.buffer instanceof ArrayBuffer
+  )
     return new Uint8Array(data.buffer);
   return new Uint8Array(data);
 }
 
 export class ObjectReader {
   private cache: Lru<Tensor>;
-  constructor(readonly store: ObjectStore, cacheBytes = 256 << 20) {
+  constructor(
+    readonly store: ObjectStore,
+    cacheBytes = 256 << 20,
+  ) {
     this.cache = new Lru<Tensor>(cacheBytes);
   }
 
@@ -119,7 +127,10 @@ export class ObjectReader {
     let baseId = cur;
     for (let i = chain.length - 1; i >= 0; i--) {
       const link = chain[i];
-      const t: Tensor = await decode(link.bytes, link.base && baseTensor ? { tensor: baseTensor, id: baseId! } : undefined);
+      const t: Tensor = await decode(
+        link.bytes,
+        link.base && baseTensor ? { tensor: baseTensor, id: baseId! } : undefined,
+      );
       if (i > 0) this.cache.set(link.id, t);
       baseTensor = t;
       baseId = link.id;
@@ -192,7 +203,13 @@ export class ObjectWriter {
    * within maxChainDepth. Objects of this session that are not yet published
    * (pending) are never used as bases.
    */
-  put(t: Tensor, base?: PutBase | null, id?: string, extra?: Record<string, string>, opts: PutOptions = {}): Promise<PutResult> {
+  put(
+    t: Tensor,
+    base?: PutBase | null,
+    id?: string,
+    extra?: Record<string, string>,
+    opts: PutOptions = {},
+  ): Promise<PutResult> {
     if (id === undefined) return contentId(t).then((oid) => this.put(t, base, oid, extra, opts));
     const running = this.inflight.get(id);
     if (running) return running.then((r) => ({ ...r, stored: false }));
@@ -215,9 +232,16 @@ export class ObjectWriter {
     return this.stage(() => this.transaction().reuse(id));
   }
 
-  private async doPut(t: Tensor, base: PutBase | null, oid: string, extra: Record<string, string> | undefined, opts: PutOptions): Promise<PutResult> {
+  private async doPut(
+    t: Tensor,
+    base: PutBase | null,
+    oid: string,
+    extra: Record<string, string> | undefined,
+    opts: PutOptions,
+  ): Promise<PutResult> {
     const mine = this.pending.get(oid);
-    if (mine) return { id: oid, stored: false, codec: mine.codec, base: mine.base || null, storedSize: mine.storedSize ?? 0 };
+    if (mine)
+      return { id: oid, stored: false, codec: mine.codec, base: mine.base || null, storedSize: mine.storedSize ?? 0 };
     if (await this.store.has(oid)) {
       // Tell the store we rely on the existing copy, so a repack cannot drop it under us.
       // When it is already gone, fall through and write it again.
@@ -226,8 +250,14 @@ export class ObjectWriter {
     }
     const eo: EncodeOptions = { codec: 'auto', level: this.opts.level };
     let depth = 0;
-    if (base && base.id !== oid && !this.pending.has(base.id) && !this.inflight.has(base.id) && (await this.store.has(base.id)) &&
-        (await this.reuse(base.id))) {
+    if (
+      base &&
+      base.id !== oid &&
+      !this.pending.has(base.id) &&
+      !this.inflight.has(base.id) &&
+      (await this.store.has(base.id)) &&
+      (await this.reuse(base.id))
+    ) {
       const bd = attrDepth(await this.store.stat(base.id));
       if (bd + 1 <= this.opts.maxChainDepth) {
         const bt = base.tensor ?? (await this.reader.tensor(base.id));
@@ -257,14 +287,18 @@ export class ObjectWriter {
     });
     // Keep it hot for the next ingest that picks it as a delta base (a copy unless
     // the caller handed the buffer over: the cache is trusted without re-verification).
-    if (this.reader.cacheFits(t.data.byteLength)) this.reader.remember(oid, { dtype: t.dtype, shape: t.shape.slice(), data: cacheCopy(t.data, !!opts.owned) });
+    if (this.reader.cacheFits(t.data.byteLength))
+      this.reader.remember(oid, { dtype: t.dtype, shape: t.shape.slice(), data: cacheCopy(t.data, !!opts.owned) });
     return { id: oid, stored: true, codec: enc.codec, base: usedBase, storedSize: enc.bytes.byteLength };
   }
 
   /** Runs a pack-stage step after every earlier one (a failed step does not block later ones). */
   private stage<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.storeChain.then(fn);
-    this.storeChain = run.then(() => undefined, () => undefined);
+    this.storeChain = run.then(
+      () => undefined,
+      () => undefined,
+    );
     return run;
   }
 

@@ -21,7 +21,12 @@ import { pidAlive } from '../util/process';
 import { lockTimeoutMs, waitNotice } from '../util/waits';
 import type { RepoLayout } from '../layout';
 
-interface Holder { pid: number; host: string; time: number; what: string }
+interface Holder {
+  pid: number;
+  host: string;
+  time: number;
+  what: string;
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -70,7 +75,11 @@ function sweepIfDead(p: string): boolean {
 export class WriterSession {
   private constructor(private readonly file: string) {}
 
-  static async begin(layout: RepoLayout, what: string, timeoutMs = lockTimeoutMs(layout.coral)): Promise<WriterSession> {
+  static async begin(
+    layout: RepoLayout,
+    what: string,
+    timeoutMs = lockTimeoutMs(layout.coral),
+  ): Promise<WriterSession> {
     fs.mkdirSync(layout.sessions, { recursive: true });
     const deadline = Date.now() + timeoutMs;
     const notice = waitNotice(() => `gc to finish (${layout.gcLock}, ${describeHolder(layout.gcLock)})`, timeoutMs);
@@ -115,7 +124,8 @@ export class GcLock {
     const deadline = Date.now() + timeoutMs;
     let live: string[] = [];
     const notice = waitNotice(
-      () => `${live.length} active writer session(s) in ${layout.sessions} (${live.map((f) => describeHolder(path.join(layout.sessions, f))).join('; ')})`,
+      () =>
+        `${live.length} active writer session(s) in ${layout.sessions} (${live.map((f) => describeHolder(path.join(layout.sessions, f))).join('; ')})`,
       timeoutMs,
     );
     for (;;) {

@@ -61,7 +61,7 @@ export const CONFIG_SCHEMA: Readonly<Record<string, ConfigKeyInfo>> = Object.fre
     type: 'number',
     default: 60,
     min: 0,
-    description: 'seconds a command waits for another process\'s lock (env CORAL_LOCK_TIMEOUT wins)',
+    description: "seconds a command waits for another process's lock (env CORAL_LOCK_TIMEOUT wins)",
   },
   'core.useGitignore': {
     type: 'boolean',

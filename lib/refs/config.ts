@@ -136,9 +136,12 @@ export class Config {
         if (next === undefined) cur = cur[parts[i]] = {};
         else if (isObj(next)) cur = next;
         else
-          throw new InvalidArgumentError(`config key ${parts.slice(0, i + 1).join('.')} holds a value, so ${key} cannot be set`, {
-            key,
-          });
+          throw new InvalidArgumentError(
+            `config key ${parts.slice(0, i + 1).join('.')} holds a value, so ${key} cannot be set`,
+            {
+              key,
+            },
+          );
       }
       cur[parts[parts.length - 1]] = copy;
     });
@@ -159,7 +162,8 @@ export class Config {
       if (!Object.prototype.hasOwnProperty.call(leaf, parts[parts.length - 1])) return;
       delete leaf[parts[parts.length - 1]];
       existed = true;
-      for (let i = chain.length - 1; i > 0 && Object.keys(chain[i]).length === 0; i--) delete chain[i - 1][parts[i - 1]];
+      for (let i = chain.length - 1; i > 0 && Object.keys(chain[i]).length === 0; i--)
+        delete chain[i - 1][parts[i - 1]];
     });
     return existed;
   }

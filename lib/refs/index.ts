@@ -1,7 +1,13 @@
 /** Refs, HEAD, reflogs, lock files, config, revision parsing and commit-graph queries. */
 export { LockFile, withLock, pidAlive, type LockOptions, type LockOwner } from './lock';
 export {
-  RefStore, ZERO_ID, type HeadState, type ReflogEntry, type UpdateRefOptions, type HeadUpdateOptions, type RefStoreOptions,
+  RefStore,
+  ZERO_ID,
+  type HeadState,
+  type ReflogEntry,
+  type UpdateRefOptions,
+  type HeadUpdateOptions,
+  type RefStoreOptions,
 } from './refs';
 export { resolveRevision, resolveBase, peelToCommit } from './revparse';
 export { Config, type ConfigValue } from './config';

@@ -60,7 +60,13 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 function parseOwner(raw: string): LockOwner | null {
   try {
     const o = JSON.parse(raw) as Partial<LockOwner>;
-    if (o && typeof o.pid === 'number' && typeof o.hostname === 'string' && typeof o.time === 'number' && typeof o.nonce === 'string')
+    if (
+      o &&
+      typeof o.pid === 'number' &&
+      typeof o.hostname === 'string' &&
+      typeof o.time === 'number' &&
+      typeof o.nonce === 'string'
+    )
       return o as LockOwner;
   } catch {
     /* fallthrough */
@@ -199,9 +205,11 @@ export class LockFile {
    * Missing parent directories are created.
    */
   static async acquire(targetPath: string, opts: LockOptions = {}): Promise<LockFile> {
-    if (typeof targetPath !== 'string' || !targetPath) throw invalidParameter('targetPath', 'non-empty string', targetPath);
+    if (typeof targetPath !== 'string' || !targetPath)
+      throw invalidParameter('targetPath', 'non-empty string', targetPath);
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) throw invalidParameter('timeoutMs', 'number >= 0', timeoutMs);
+    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0))
+      throw invalidParameter('timeoutMs', 'number >= 0', timeoutMs);
     const staleMs = opts.staleMs;
     if (staleMs !== undefined && (typeof staleMs !== 'number' || !(staleMs >= 0)))
       throw invalidParameter('staleMs', 'number >= 0', staleMs);
@@ -250,7 +258,8 @@ export class LockFile {
   /** Stages the new content of the target (fsynced). May be called again to replace it. */
   async write(data: Uint8Array | string): Promise<void> {
     this.mustHold('write');
-    if (typeof data !== 'string' && !(data instanceof Uint8Array)) throw invalidParameter('data', 'Uint8Array or string', data);
+    if (typeof data !== 'string' && !(data instanceof Uint8Array))
+      throw invalidParameter('data', 'Uint8Array or string', data);
     const staged = `${this.lockPath}~${this.owner.nonce}`;
     let fh: fsp.FileHandle | undefined;
     try {
@@ -307,7 +316,11 @@ export class LockFile {
  * Runs `fn` while holding the lock on `targetPath`; the lock is released
  * afterwards unless `fn` committed it.
  */
-export async function withLock<T>(targetPath: string, fn: (lock: LockFile) => Promise<T>, opts?: LockOptions): Promise<T> {
+export async function withLock<T>(
+  targetPath: string,
+  fn: (lock: LockFile) => Promise<T>,
+  opts?: LockOptions,
+): Promise<T> {
   const lock = await LockFile.acquire(targetPath, opts);
   try {
     return await fn(lock);

@@ -15,8 +15,13 @@ import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  AlreadyExistsError, CorruptObjectError, InvalidArgumentError, NotARepositoryError, RefConflictError,
-  RefNotFoundError, invalidParameter,
+  AlreadyExistsError,
+  CorruptObjectError,
+  InvalidArgumentError,
+  NotARepositoryError,
+  RefConflictError,
+  RefNotFoundError,
+  invalidParameter,
 } from '../errors';
 import { isSha256Hex } from '../models/canonical';
 import { checkRefName, isValidRefName } from '../models/refname';
@@ -68,7 +73,9 @@ function defaultIdentity(): Signature {
   }
   const clean = (s: string) => s.replace(/[<>\n\r\0]/g, '');
   const name = clean(process.env.CORAL_COMMITTER_NAME ?? process.env.CORAL_AUTHOR_NAME ?? user);
-  const email = clean(process.env.CORAL_COMMITTER_EMAIL ?? process.env.CORAL_AUTHOR_EMAIL ?? `${user}@${os.hostname()}`);
+  const email = clean(
+    process.env.CORAL_COMMITTER_EMAIL ?? process.env.CORAL_AUTHOR_EMAIL ?? `${user}@${os.hostname()}`,
+  );
   return signatureNow(name, email);
 }
 
@@ -121,7 +128,8 @@ export class RefStore {
       throw ioError(e, 'read ref', file);
     }
     const m = /^([0-9a-f]{64})\n?$/.exec(text);
-    if (!m) throw new CorruptObjectError(`ref ${name} (${file}) does not contain an object id`, { ref: name, path: file });
+    if (!m)
+      throw new CorruptObjectError(`ref ${name} (${file}) does not contain an object id`, { ref: name, path: file });
     return m[1];
   }
 
@@ -133,7 +141,8 @@ export class RefStore {
       text = await fsp.readFile(file, 'utf8');
     } catch (e) {
       const c = errno(e);
-      if (c === 'ENOENT' || c === 'ENOTDIR') throw new NotARepositoryError(`${this.coralDir} has no HEAD file; is this a coral repository?`, { path: file });
+      if (c === 'ENOENT' || c === 'ENOTDIR')
+        throw new NotARepositoryError(`${this.coralDir} has no HEAD file; is this a coral repository?`, { path: file });
       throw ioError(e, 'read', file);
     }
     return this.parseHead(text, file);
@@ -172,7 +181,12 @@ export class RefStore {
     await this.writeHead(`${id}\n`, async () => id, id, opts);
   }
 
-  private async writeHead(content: string, newValue: () => Promise<string | null>, shown: string, opts: HeadUpdateOptions) {
+  private async writeHead(
+    content: string,
+    newValue: () => Promise<string | null>,
+    shown: string,
+    opts: HeadUpdateOptions,
+  ) {
     const file = path.join(this.coralDir, 'HEAD');
     const lock = await LockFile.acquire(file, { timeoutMs: this.lockTimeoutMs ?? lockTimeoutMs(this.coralDir) });
     try {
@@ -186,7 +200,10 @@ export class RefStore {
       await lock.write(content);
       if (oldId !== null || newId !== null)
         await this.appendReflog('HEAD', {
-          oldId, newId, who: opts.who ?? defaultIdentity(), message: opts.message ?? `checkout: moving to ${shown}`,
+          oldId,
+          newId,
+          who: opts.who ?? defaultIdentity(),
+          message: opts.message ?? `checkout: moving to ${shown}`,
         });
       await lock.commit();
     } finally {
@@ -219,13 +236,19 @@ export class RefStore {
     }
     const logHead = name === 'HEAD' || (head?.kind === 'symbolic' && head.target === name);
     await this.checkNoDirFileConflict(name);
-    const lock = await LockFile.acquire(this.refPath(name), { timeoutMs: this.lockTimeoutMs ?? lockTimeoutMs(this.coralDir) });
+    const lock = await LockFile.acquire(this.refPath(name), {
+      timeoutMs: this.lockTimeoutMs ?? lockTimeoutMs(this.coralDir),
+    });
     try {
       let cur: string | null;
       if (name === 'HEAD') {
         const h = this.parseHead(await fsp.readFile(this.refPath('HEAD'), 'utf8'), this.refPath('HEAD'));
         if (h.kind === 'symbolic')
-          throw new RefConflictError(`HEAD moved to ${h.target} during the update; retry`, { ref: 'HEAD', expected: expectedOld, actual: h.target });
+          throw new RefConflictError(`HEAD moved to ${h.target} during the update; retry`, {
+            ref: 'HEAD',
+            expected: expectedOld,
+            actual: h.target,
+          });
         cur = h.id;
       } else {
         cur = await this.readRefFile(name);
@@ -259,7 +282,11 @@ export class RefStore {
       const cur = await this.readRefFile(name);
       if (cur === null) throw new RefNotFoundError(`ref ${name} does not exist`, { ref: name });
       if (expectedOld !== undefined && cur !== expectedOld)
-        throw new RefConflictError(`ref ${name} is at ${cur}, expected ${expectedOld}`, { ref: name, expected: expectedOld, actual: cur });
+        throw new RefConflictError(`ref ${name} is at ${cur}, expected ${expectedOld}`, {
+          ref: name,
+          expected: expectedOld,
+          actual: cur,
+        });
       try {
         await fsp.unlink(file);
       } catch (e) {
@@ -369,7 +396,10 @@ export class RefStore {
       try {
         const st = await fsp.stat(path.join(this.coralDir, ...parts.slice(0, i)));
         if (!st.isDirectory())
-          throw new AlreadyExistsError(`cannot create ref ${name}: ref ${prefix} exists`, { ref: name, conflict: prefix });
+          throw new AlreadyExistsError(`cannot create ref ${name}: ref ${prefix} exists`, {
+            ref: name,
+            conflict: prefix,
+          });
       } catch (e) {
         if (e instanceof AlreadyExistsError) throw e;
         if (errno(e) === 'ENOENT') return;
@@ -381,9 +411,13 @@ export class RefStore {
       if (st.isDirectory()) {
         const under = (await this.listRefs(name)).map((r) => r.name);
         if (under.length > 0)
-          throw new AlreadyExistsError(`cannot create ref ${name}: refs exist under it (${under.slice(0, 3).join(', ')})`, {
-            ref: name, conflict: under[0],
-          });
+          throw new AlreadyExistsError(
+            `cannot create ref ${name}: refs exist under it (${under.slice(0, 3).join(', ')})`,
+            {
+              ref: name,
+              conflict: under[0],
+            },
+          );
         await this.pruneEmptyDirs(this.refPath(name), path.join(this.coralDir, 'refs'));
       }
     } catch (e) {

@@ -33,12 +33,17 @@ function parse(expr: string): { base: string; steps: Step[] } {
   let rest = cut < 0 ? '' : expr.slice(cut);
   while (rest.length > 0) {
     const m = /^(?:\^\{(commit)?\}|([~^])(\d*))/.exec(rest);
-    if (!m) throw new InvalidArgumentError(`Invalid revision ${JSON.stringify(expr)}: cannot parse ${JSON.stringify(rest)}`, { revision: expr });
+    if (!m)
+      throw new InvalidArgumentError(`Invalid revision ${JSON.stringify(expr)}: cannot parse ${JSON.stringify(rest)}`, {
+        revision: expr,
+      });
     if (m[2] === undefined) steps.push({ op: 'peel' });
     else {
       const n = m[3] === '' ? 1 : Number(m[3]);
       if (!Number.isSafeInteger(n) || m[3].length > 9)
-        throw new InvalidArgumentError(`Invalid revision ${JSON.stringify(expr)}: count ${m[3]} is too large`, { revision: expr });
+        throw new InvalidArgumentError(`Invalid revision ${JSON.stringify(expr)}: count ${m[3]} is too large`, {
+          revision: expr,
+        });
       steps.push({ op: m[2] as '~' | '^', n });
     }
     rest = rest.slice(m[0].length);
@@ -76,10 +81,9 @@ export async function resolveBase(base: string, refs: RefStore, meta: MetaStore)
     const id = await refs.resolveHead();
     if (id === null) {
       const branch = await refs.currentBranch();
-      throw new RefNotFoundError(
-        `HEAD does not point at a commit yet (branch ${branch ?? '?'} has no commits)`,
-        { revision: base },
-      );
+      throw new RefNotFoundError(`HEAD does not point at a commit yet (branch ${branch ?? '?'} has no commits)`, {
+        revision: base,
+      });
     }
     return id;
   }
@@ -112,7 +116,10 @@ export async function resolveBase(base: string, refs: RefStore, meta: MetaStore)
 export async function resolveRevision(expr: string, refs: RefStore, meta: MetaStore): Promise<string> {
   if (typeof expr !== 'string' || expr.length === 0) throw invalidParameter('revision', 'non-empty string', expr);
   const { base, steps } = parse(expr);
-  if (base === '') throw new InvalidArgumentError(`Invalid revision ${JSON.stringify(expr)}: missing name before suffix`, { revision: expr });
+  if (base === '')
+    throw new InvalidArgumentError(`Invalid revision ${JSON.stringify(expr)}: missing name before suffix`, {
+      revision: expr,
+    });
   if (base !== '@' && !/^[0-9a-fA-F]+$/.test(base)) {
     const problem = refNameProblem(base);
     if (problem)
@@ -124,7 +131,9 @@ export async function resolveRevision(expr: string, refs: RefStore, meta: MetaSt
   }
   const baseId = await resolveBase(base, refs, meta);
   if (baseId === null)
-    throw new RefNotFoundError(`unknown revision ${JSON.stringify(base)}: not a branch, tag or commit id`, { revision: expr });
+    throw new RefNotFoundError(`unknown revision ${JSON.stringify(base)}: not a branch, tag or commit id`, {
+      revision: expr,
+    });
   let id = await peelToCommit(baseId, meta, base);
   let shown = base;
   for (const s of steps) {
@@ -146,9 +155,13 @@ export async function resolveRevision(expr: string, refs: RefStore, meta: MetaSt
       for (let k = 0; k < s.n; k++) {
         const c = await meta.readCommit(id);
         if (c.parents.length === 0)
-          throw new RefNotFoundError(`${shown}~${s.n}: history ends at root commit ${id.slice(0, 12)} after ${k} step(s)`, {
-            revision: expr, id,
-          });
+          throw new RefNotFoundError(
+            `${shown}~${s.n}: history ends at root commit ${id.slice(0, 12)} after ${k} step(s)`,
+            {
+              revision: expr,
+              id,
+            },
+          );
         id = c.parents[0];
       }
       shown += `~${s.n}`;

@@ -72,7 +72,8 @@ interface Resolved {
 export function resolveScheme(o: FingerprintOptions = {}): Resolved {
   if (o === null || typeof o !== 'object') throw invalidParameter('options', 'object', o);
   for (const k of Object.keys(o))
-    if (!['bits', 'maxSamples', 'seed', 'center'].includes(k) && (o as Record<string, unknown>)[k] !== undefined) throw invalidParameter(`options.${k}`, 'a known option (bits, maxSamples, seed, center)', k);
+    if (!['bits', 'maxSamples', 'seed', 'center'].includes(k) && (o as Record<string, unknown>)[k] !== undefined)
+      throw invalidParameter(`options.${k}`, 'a known option (bits, maxSamples, seed, center)', k);
   const bits = o.bits ?? DEFAULT_BITS;
   if (!Number.isInteger(bits) || bits < 64 || bits > 1024 || bits % 64 !== 0)
     throw invalidParameter('bits', 'multiple of 64 in [64, 1024]', bits);
@@ -80,7 +81,8 @@ export function resolveScheme(o: FingerprintOptions = {}): Resolved {
   if (!Number.isInteger(maxSamples) || maxSamples < 256 || maxSamples > 1 << 22 || maxSamples % 16 !== 0)
     throw invalidParameter('maxSamples', 'multiple of 16 in [256, 4194304]', maxSamples);
   const seed = o.seed ?? DEFAULT_SEED;
-  if (typeof seed !== 'bigint' || seed < 0n || seed >= 1n << 64n) throw invalidParameter('seed', 'bigint in [0, 2^64)', seed);
+  if (typeof seed !== 'bigint' || seed < 0n || seed >= 1n << 64n)
+    throw invalidParameter('seed', 'bigint in [0, 2^64)', seed);
   const center = o.center ?? false;
   if (typeof center !== 'boolean') throw invalidParameter('center', 'boolean', center);
   const scheme = `simhash1;b=${bits};m=${maxSamples};s=${seed.toString(16).padStart(16, '0')};c=${center ? 1 : 0}`;
@@ -120,7 +122,11 @@ function nativeOpts(s: Resolved) {
 /** Fingerprint on the calling thread. Cheap: at most maxSamples elements are read. */
 export function fingerprintSync(t: Tensor, options?: FingerprintOptions): Fingerprint {
   const s = resolveScheme(options);
-  return wrap(callSync(() => native.simhash(t.data, DTYPES[t.dtype].code, t.shape, nativeOpts(s))), t, s);
+  return wrap(
+    callSync(() => native.simhash(t.data, DTYPES[t.dtype].code, t.shape, nativeOpts(s))),
+    t,
+    s,
+  );
 }
 
 /**
@@ -137,14 +143,19 @@ export function fingerprint(t: Tensor, options?: FingerprintOptions): Promise<Fi
       return Promise.reject(e);
     }
   }
-  return callAsync(() => native.simhashAsync(t.data, DTYPES[t.dtype].code, t.shape, nativeOpts(s))).then((r) => wrap(r, t, s));
+  return callAsync(() => native.simhashAsync(t.data, DTYPES[t.dtype].code, t.shape, nativeOpts(s))).then((r) =>
+    wrap(r, t, s),
+  );
 }
 
 /** Fingerprints of many tensors in one native job. */
 export async function fingerprints(ts: readonly Tensor[], options?: FingerprintOptions): Promise<Fingerprint[]> {
   const s = resolveScheme(options);
   const rs = await callAsync(() =>
-    native.simhashBatch(ts.map((t) => ({ data: t.data, dtype: DTYPES[t.dtype].code, shape: t.shape })), nativeOpts(s)),
+    native.simhashBatch(
+      ts.map((t) => ({ data: t.data, dtype: DTYPES[t.dtype].code, shape: t.shape })),
+      nativeOpts(s),
+    ),
   );
   return rs.map((r, i) => wrap(r, ts[i], s));
 }
@@ -175,8 +186,10 @@ export function estimateSimilarity(a: Fingerprint, b: Fingerprint): number | nul
  * p = acos(minSimilarity)/pi. tolerance 3 misses ~0.1% of pairs at the threshold.
  */
 export function maxHammingFor(minSimilarity: number, bits: number, tolerance = 3): number {
-  if (!(minSimilarity >= -1 && minSimilarity <= 1)) throw invalidParameter('minSimilarity', 'number in [-1, 1]', minSimilarity);
-  if (!(tolerance >= 0 && Number.isFinite(tolerance))) throw invalidParameter('tolerance', 'finite number >= 0', tolerance);
+  if (!(minSimilarity >= -1 && minSimilarity <= 1))
+    throw invalidParameter('minSimilarity', 'number in [-1, 1]', minSimilarity);
+  if (!(tolerance >= 0 && Number.isFinite(tolerance)))
+    throw invalidParameter('tolerance', 'finite number >= 0', tolerance);
   const p = Math.acos(minSimilarity) / Math.PI;
   return Math.min(bits, Math.floor(bits * p + tolerance * Math.sqrt(bits * p * (1 - p))));
 }
@@ -198,8 +211,17 @@ function finishCosine(r: CosineResult): TensorCosine {
 export function cosine(a: Tensor, b: Tensor, options: { center?: boolean } = {}): Promise<TensorCosine> {
   const n = countElements(a.shape);
   if (n !== countElements(b.shape))
-    return Promise.reject(new InvalidArgumentError(`cosine needs equal element counts, got ${n} and ${countElements(b.shape)}`));
-  const args = [a.data, DTYPES[a.dtype].code, b.data, DTYPES[b.dtype].code, [n], { center: options.center ?? false }] as const;
+    return Promise.reject(
+      new InvalidArgumentError(`cosine needs equal element counts, got ${n} and ${countElements(b.shape)}`),
+    );
+  const args = [
+    a.data,
+    DTYPES[a.dtype].code,
+    b.data,
+    DTYPES[b.dtype].code,
+    [n],
+    { center: options.center ?? false },
+  ] as const;
   if (a.data.byteLength + b.data.byteLength < ASYNC_THRESHOLD_BYTES) {
     try {
       return Promise.resolve(finishCosine(callSync(() => native.cosine(...args))));
@@ -240,7 +262,9 @@ export function decodeFingerprint(bytes: Uint8Array): Fingerprint {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const bad = (why: string) => new CorruptIndexError(`encoded fingerprint is corrupt: ${why}`);
   if (b.length < 8 || b.readUInt32LE(0) !== FP_MAGIC) throw bad('bad magic');
-  const code = b.readUInt8(4), ndim = b.readUInt8(5), slen = b.readUInt16LE(6);
+  const code = b.readUInt8(4),
+    ndim = b.readUInt8(5),
+    slen = b.readUInt16LE(6);
   if (code >= 15) throw bad('unknown dtype');
   let o = 8;
   if (b.length < o + slen + 8 * ndim + 32) throw bad('truncated');
@@ -258,14 +282,27 @@ export function decodeFingerprint(bytes: Uint8Array): Fingerprint {
     if (!Number.isSafeInteger(d) || d < 0) throw bad('bad dimension');
     shape.push(d);
   }
-  const samples = b.readDoubleLE(o), nonfinite = b.readDoubleLE(o + 8), mean = b.readDoubleLE(o + 16), rms = b.readDoubleLE(o + 24);
+  const samples = b.readDoubleLE(o),
+    nonfinite = b.readDoubleLE(o + 8),
+    mean = b.readDoubleLE(o + 16),
+    rms = b.readDoubleLE(o + 24);
   o += 32;
   if (b.length !== o + s.bits / 8) throw bad('signature length does not match the scheme');
   const dtype = dtypeFromCode(code);
   if (!isDType(dtype)) throw bad('unknown dtype');
   const numel = countElements(shape);
   return Object.freeze({
-    scheme: s.scheme, bits: s.bits, signature: new Uint8Array(b.subarray(o)), dtype, shape: Object.freeze(shape), numel,
-    samples, exact: samples === numel, small: numel < SMALL_TENSOR_NUMEL, nonfinite, mean, rms,
+    scheme: s.scheme,
+    bits: s.bits,
+    signature: new Uint8Array(b.subarray(o)),
+    dtype,
+    shape: Object.freeze(shape),
+    numel,
+    samples,
+    exact: samples === numel,
+    small: numel < SMALL_TENSOR_NUMEL,
+    nonfinite,
+    mean,
+    rms,
   });
 }

@@ -33,7 +33,12 @@ import { CorruptIndexError, InvalidArgumentError, IoError, LockedError, invalidP
 import { DTYPES, dtypeFromCode } from '../tensor/dtype';
 import { parseScheme, type Fingerprint } from './fingerprint';
 import {
-  SimilarityIndex, type EntryMeta, type IndexOptions, type IndexRecord, type QueryOptions, type SimilarityHit,
+  SimilarityIndex,
+  type EntryMeta,
+  type IndexOptions,
+  type IndexRecord,
+  type QueryOptions,
+  type SimilarityHit,
 } from './lsh-index';
 import { pidAlive } from '../util/process';
 import { writeFileAtomicSync } from '../util/fsutil';
@@ -111,8 +116,15 @@ function decodeSnapshot(file: string, b: Buffer): { header: SnapshotHeader; inde
     const j = JSON.parse(b.toString('utf8', 16, 16 + jlen)) as unknown;
     if (typeof j !== 'object' || j === null) throw new Error();
     const { generation, absorbed } = j as { generation?: unknown; absorbed?: unknown };
-    if (typeof generation !== 'number' || !Number.isInteger(generation) || typeof absorbed !== 'object' || absorbed === null) throw new Error();
-    for (const v of Object.values(absorbed)) if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new Error();
+    if (
+      typeof generation !== 'number' ||
+      !Number.isInteger(generation) ||
+      typeof absorbed !== 'object' ||
+      absorbed === null
+    )
+      throw new Error();
+    for (const v of Object.values(absorbed))
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new Error();
     header = { generation, absorbed: absorbed as Record<string, number> };
   } catch {
     throw bad('header is not valid JSON of the expected form');
@@ -182,7 +194,8 @@ function parseLog(name: string, b: Buffer, start: number, scheme: string, bits: 
   if (!b.subarray(0, 8).equals(LOG_MAGIC)) throw bad('bad magic');
   if (b.readUInt32LE(8) !== FORMAT_VERSION) throw bad('unsupported version');
   const slen = b.readUInt32LE(12);
-  if (16 + slen + 4 > b.length || crc32(b.subarray(0, 16 + slen)) !== b.readUInt32LE(16 + slen)) throw bad('header checksum mismatch');
+  if (16 + slen + 4 > b.length || crc32(b.subarray(0, 16 + slen)) !== b.readUInt32LE(16 + slen))
+    throw bad('header checksum mismatch');
   const logScheme = b.toString('utf8', 16, 16 + slen);
   if (logScheme !== scheme) throw bad(`scheme ${logScheme} differs from the index scheme ${scheme}; rebuild the index`);
   let o = Math.max(start, hlen);
@@ -218,8 +231,18 @@ function parseLog(name: string, b: Buffer, start: number, scheme: string, bits: 
         if (len - p !== bits / 8) throw new Error('signature length');
         const numel = shape.reduce((a, d) => a * d, 1);
         const fp: Fingerprint = {
-          scheme, bits, signature: new Uint8Array(body.subarray(p)), dtype, shape, numel,
-          samples: 0, exact: false, small: false, nonfinite: 0, mean: 0, rms,
+          scheme,
+          bits,
+          signature: new Uint8Array(body.subarray(p)),
+          dtype,
+          shape,
+          numel,
+          samples: 0,
+          exact: false,
+          small: false,
+          nonfinite: 0,
+          mean: 0,
+          rms,
         };
         records.push({ time, log: name, seq: seq++, op, id, fp, meta: { dtype, shape, rms } });
       } else if (op === OP_REMOVE) {
@@ -251,7 +274,12 @@ function logOwner(name: string): { host: string; pid: number } | null {
 }
 
 function safeHost(): string {
-  return os.hostname().replace(/[^A-Za-z0-9_.]/g, '_').slice(0, 64) || 'host';
+  return (
+    os
+      .hostname()
+      .replace(/[^A-Za-z0-9_.]/g, '_')
+      .slice(0, 64) || 'host'
+  );
 }
 
 function readSnapshot(dir: string): { header: SnapshotHeader; index: SimilarityIndex } {
@@ -328,7 +356,10 @@ export class SimilarityStore {
 
   private listLogs(): string[] {
     try {
-      return fs.readdirSync(this.dir).filter((n) => n.startsWith('log-') && n.endsWith('.csl')).sort();
+      return fs
+        .readdirSync(this.dir)
+        .filter((n) => n.startsWith('log-') && n.endsWith('.csl'))
+        .sort();
     } catch (e) {
       throw ioError(e, `cannot list ${this.dir}`);
     }
@@ -510,7 +541,8 @@ export class SimilarityStore {
         cut.set(name, parseLog(name, b, 0, this.index.scheme, this.index.bits).end);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') cut.delete(name);
-        else if (e instanceof CorruptIndexError) cut.set(name, size); // a rebuild supersedes a corrupt log
+        else if (e instanceof CorruptIndexError)
+          cut.set(name, size); // a rebuild supersedes a corrupt log
         else throw e;
       }
     }

@@ -9,12 +9,23 @@
  * // hits[0] = { id, similarity, hamming, dtype, shape, numel, rms }; verify with cosine()
  */
 import type { SimIndexHit } from '../../binding';
-import { CorruptIndexError, CorruptObjectError, InvalidArgumentError, invalidParameter, UnsupportedError } from '../errors';
+import {
+  CorruptIndexError,
+  CorruptObjectError,
+  InvalidArgumentError,
+  invalidParameter,
+  UnsupportedError,
+} from '../errors';
 import { callSync, native } from '../native';
 import { DTYPES, dtypeFromCode, isDType, type DType } from '../tensor/dtype';
 import { checkShape, numel as countElements } from '../tensor/tensor';
 import {
-  maxHammingFor, parseScheme, resolveScheme, similarityFromHamming, type Fingerprint, type FingerprintOptions,
+  maxHammingFor,
+  parseScheme,
+  resolveScheme,
+  similarityFromHamming,
+  type Fingerprint,
+  type FingerprintOptions,
 } from './fingerprint';
 
 type NativeIndex = InstanceType<typeof native.SimIndex>;
@@ -109,7 +120,8 @@ export class SimilarityIndex {
     const { bandBits, ...fpOpts } = options;
     const s = resolveScheme(fpOpts);
     const r = bandBits ?? defaultBandBits(s.bits);
-    if (!Number.isInteger(r) || r < 4 || r > 32 || r > s.bits) throw invalidParameter('bandBits', 'integer in [4, 32]', r);
+    if (!Number.isInteger(r) || r < 4 || r > 32 || r > s.bits)
+      throw invalidParameter('bandBits', 'integer in [4, 32]', r);
     return new SimilarityIndex(callSync(() => new native.SimIndex({ bits: s.bits, bandBits: r, scheme: s.scheme })));
   }
 
@@ -156,7 +168,8 @@ export class SimilarityIndex {
     if (!isDType(dtype)) throw invalidParameter('meta.dtype', 'dtype name', dtype);
     const shape = checkShape(meta?.shape ?? fp.shape, 'meta.shape');
     const n = countElements(shape);
-    if (meta?.numel !== undefined && meta.numel !== n) throw invalidParameter('meta.numel', `${n} (the product of shape)`, meta.numel);
+    if (meta?.numel !== undefined && meta.numel !== n)
+      throw invalidParameter('meta.numel', `${n} (the product of shape)`, meta.numel);
     if (n !== fp.numel) throw new InvalidArgumentError(`meta describes ${n} elements but the fingerprint ${fp.numel}`);
     callSync(() => this[handle].insert(id, fp.signature, DTYPES[dtype].code, shape, meta?.rms ?? fp.rms));
   }
@@ -232,7 +245,8 @@ export class SimilarityIndex {
 
   /** Moves another index's contents into this one (same scheme); used by the persisted store. */
   replaceWith(other: SimilarityIndex): void {
-    if (other.scheme !== this.scheme) throw new InvalidArgumentError('cannot replace an index with one of another scheme');
+    if (other.scheme !== this.scheme)
+      throw new InvalidArgumentError('cannot replace an index with one of another scheme');
     this[handle] = other[handle];
   }
 }

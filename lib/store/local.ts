@@ -32,15 +32,30 @@ import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import type { PackEntry, PackReader, PackWriter } from '../../binding';
 import {
-  CoralError, CorruptObjectError, Hdf5Error, InternalError, InvalidArgumentError, NativeNotFoundError,
-  ObjectNotFoundError, invalidParameter,
+  CoralError,
+  CorruptObjectError,
+  Hdf5Error,
+  InternalError,
+  InvalidArgumentError,
+  NativeNotFoundError,
+  ObjectNotFoundError,
+  invalidParameter,
 } from '../errors';
 import { ASYNC_THRESHOLD_BYTES, callAsync, callSync, native } from '../native';
 import { faultPoint } from '../util/crash';
 import { errnoOf, fsyncDir, fullDiskError, ioError, randomHex, unlinkIfExists, writeFileAtomic } from './fs';
 import {
-  checkId, normalizeAttrs, type ObjectAttrs, type ObjectStore, type PackInfo, type PackTransaction, type RepackOptions,
-  type RepackResult, type StoredAttrs, type StoredObject, type StoreProblem,
+  checkId,
+  normalizeAttrs,
+  type ObjectAttrs,
+  type ObjectStore,
+  type PackInfo,
+  type PackTransaction,
+  type RepackOptions,
+  type RepackResult,
+  type StoredAttrs,
+  type StoredObject,
+  type StoreProblem,
 } from './object-store';
 import { encodeIndex, indexNameFor, parseIndex, sameEntries } from './pack-index';
 
@@ -82,8 +97,16 @@ interface Location {
 function toAttrs(loc: Location): StoredAttrs {
   const e = loc.entry;
   return {
-    id: e.id, codec: e.codec, dtype: e.dtype, shape: e.shape.slice(), base: e.base, rawSize: e.rawSize,
-    storedSize: e.size, checksum: e.checksum, extra: { ...e.extra }, location: loc.pack,
+    id: e.id,
+    codec: e.codec,
+    dtype: e.dtype,
+    shape: e.shape.slice(),
+    base: e.base,
+    rawSize: e.rawSize,
+    storedSize: e.size,
+    checksum: e.checksum,
+    extra: { ...e.extra },
+    location: loc.pack,
   };
 }
 
@@ -119,7 +142,10 @@ export class LocalPackStore implements ObjectStore {
   private refreshChain: Promise<void> = Promise.resolve();
   private closed = false;
 
-  private constructor(readonly root: string, opts: LocalPackStoreOptions) {
+  private constructor(
+    readonly root: string,
+    opts: LocalPackStoreOptions,
+  ) {
     this.packsDir = path.join(root, 'objects', 'packs');
     this.tmpDir = path.join(root, 'tmp');
     const n = opts.maxOpenPacks ?? 32;
@@ -217,9 +243,19 @@ export class LocalPackStore implements ObjectStore {
   /** Rewrites a pack's sidecar from the pack's own listing. Best effort: the sidecar is a cache. */
   private async repairIndex(name: string, size: number, entries: PackEntry[]): Promise<void> {
     try {
-      await writeFileAtomic(path.join(this.packsDir, indexNameFor(name)), await encodeIndex(name, size, entries), this.tmpDir, this.sync);
+      await writeFileAtomic(
+        path.join(this.packsDir, indexNameFor(name)),
+        await encodeIndex(name, size, entries),
+        this.tmpDir,
+        this.sync,
+      );
       // A repack may have removed the pack meanwhile: never leave an index without its pack.
-      if (!(await fsp.stat(this.packPath(name)).then(() => true, () => false)))
+      if (
+        !(await fsp.stat(this.packPath(name)).then(
+          () => true,
+          () => false,
+        ))
+      )
         await unlinkIfExists(path.join(this.packsDir, indexNameFor(name)));
     } catch {
       /* read-only repository, or the pack is gone: readers fall back to the pack again */
@@ -234,7 +270,8 @@ export class LocalPackStore implements ObjectStore {
       if (!loc) throw this.notFound(id);
       try {
         const r = this.reader(loc.pack);
-        const bytes = loc.entry.size >= ASYNC_THRESHOLD_BYTES ? await callAsync(() => r.read(id)) : callSync(() => r.readSync(id));
+        const bytes =
+          loc.entry.size >= ASYNC_THRESHOLD_BYTES ? await callAsync(() => r.read(id)) : callSync(() => r.readSync(id));
         return { bytes, attrs: toAttrs(loc) };
       } catch (e) {
         if (isNativeNotFound(e)) {
@@ -246,7 +283,9 @@ export class LocalPackStore implements ObjectStore {
           }
           throw new ObjectNotFoundError(
             `object ${id} is listed in pack ${loc.pack} but could not be found there (${(e as Error).message}); ` +
-              'run `coral fsck --rebuild-index`', { id, pack: loc.pack });
+              'run `coral fsck --rebuild-index`',
+            { id, pack: loc.pack },
+          );
         }
         throw annotate(e, id, loc.pack);
       }
@@ -255,7 +294,8 @@ export class LocalPackStore implements ObjectStore {
 
   private notFound(id: string): ObjectNotFoundError {
     const broken = [...this.broken.keys()];
-    const hint = broken.length === 0 ? '' : ` (${broken.length} unreadable pack(s), e.g. ${broken[0]}; run \`coral fsck\`)`;
+    const hint =
+      broken.length === 0 ? '' : ` (${broken.length} unreadable pack(s), e.g. ${broken[0]}; run \`coral fsck\`)`;
     return new ObjectNotFoundError(`object ${id} is not in the store at ${this.root}${hint}`, { id });
   }
 
@@ -434,7 +474,12 @@ export class LocalPackStore implements ObjectStore {
     } catch (e) {
       throw ioError(e, 'rename', final);
     }
-    await writeFileAtomic(path.join(this.packsDir, indexNameFor(name)), await encodeIndex(name, size, entries), this.tmpDir, this.sync);
+    await writeFileAtomic(
+      path.join(this.packsDir, indexNameFor(name)),
+      await encodeIndex(name, size, entries),
+      this.tmpDir,
+      this.sync,
+    );
     if (this.sync) await fsyncDir(this.packsDir);
     if (!this.packs.has(name)) {
       const st: PackState = { name, size, entries, indexed: true };
@@ -473,7 +518,10 @@ export class LocalPackStore implements ObjectStore {
       if (opts.all || st.entries.some((e) => !keep(e.id))) candidates.push({ name, mtimeMs, entries: st.entries });
     }
     const result: RepackResult = { newPack: null, removedPacks: [], skippedPacks: [], copied: 0, dropped: 0 };
-    if (candidates.length === 0 || (opts.all && candidates.length === 1 && candidates[0].entries.every((e) => keep(e.id))))
+    if (
+      candidates.length === 0 ||
+      (opts.all && candidates.length === 1 && candidates[0].entries.every((e) => keep(e.id)))
+    )
       return result;
     const candNames = new Set(candidates.map((c) => c.name));
     const elsewhere = new Set<string>();
@@ -492,8 +540,16 @@ export class LocalPackStore implements ObjectStore {
           }
           if (elsewhere.has(e.id) || tx.staged(e.id)) continue;
           // Verified read: a corrupted survivor aborts the repack before anything is deleted.
-          const bytes = e.size >= ASYNC_THRESHOLD_BYTES ? await callAsync(() => r.read(e.id)) : callSync(() => r.readSync(e.id));
-          await tx.put(e.id, bytes, { codec: e.codec, dtype: e.dtype, shape: e.shape, base: e.base, rawSize: e.rawSize, extra: e.extra });
+          const bytes =
+            e.size >= ASYNC_THRESHOLD_BYTES ? await callAsync(() => r.read(e.id)) : callSync(() => r.readSync(e.id));
+          await tx.put(e.id, bytes, {
+            codec: e.codec,
+            dtype: e.dtype,
+            shape: e.shape,
+            base: e.base,
+            rawSize: e.rawSize,
+            extra: e.extra,
+          });
           result.copied++;
         }
       }
@@ -555,11 +611,21 @@ export class LocalPackStore implements ObjectStore {
       }
       const size = (await fsp.stat(this.packPath(name)).catch(() => null))?.size ?? -1;
       if (text === null) {
-        problems.push({ kind: 'index', pack: name, code: ObjectNotFoundError.code, message: `pack ${name} has no index; run \`coral fsck --rebuild-index\`` });
+        problems.push({
+          kind: 'index',
+          pack: name,
+          code: ObjectNotFoundError.code,
+          message: `pack ${name} has no index; run \`coral fsck --rebuild-index\``,
+        });
       } else {
         const idx = parseIndex(text, name, size);
         if (!idx || !sameEntries(idx, entries))
-          problems.push({ kind: 'index', pack: name, code: CorruptObjectError.code, message: `index of pack ${name} does not match the pack; run \`coral fsck --rebuild-index\`` });
+          problems.push({
+            kind: 'index',
+            pack: name,
+            code: CorruptObjectError.code,
+            message: `index of pack ${name} does not match the pack; run \`coral fsck --rebuild-index\``,
+          });
       }
       const max = entries.reduce((m, e) => Math.max(m, e.size), 0);
       const buf = Buffer.allocUnsafe(max);
@@ -589,12 +655,22 @@ export class LocalPackStore implements ObjectStore {
       try {
         const size = (await fsp.stat(this.packPath(name))).size;
         const entries = await this.listPack(name);
-        await writeFileAtomic(path.join(this.packsDir, indexNameFor(name)), await encodeIndex(name, size, entries), this.tmpDir, this.sync);
+        await writeFileAtomic(
+          path.join(this.packsDir, indexNameFor(name)),
+          await encodeIndex(name, size, entries),
+          this.tmpDir,
+          this.sync,
+        );
         packs++;
         objects += entries.length;
       } catch (e) {
         if (isNativeNotFound(e) || errnoOf(e) === 'ENOENT') continue;
-        problems.push({ kind: 'pack', pack: name, code: e instanceof CoralError ? e.code : 'CORAL_IO', message: (e as Error).message });
+        problems.push({
+          kind: 'pack',
+          pack: name,
+          code: e instanceof CoralError ? e.code : 'CORAL_IO',
+          message: (e as Error).message,
+        });
       }
     }
     await this.removeOrphanIndexes(new Set(names));
@@ -613,7 +689,13 @@ export class LocalPackStore implements ObjectStore {
       if (INDEX_RE.test(n) && !packNames.has(n.replace(/\.idx$/, '.h5'))) {
         // Re-check: a writer publishes the .h5 before its .idx, so an .idx without .h5 is always stale.
         const h5 = n.replace(/\.idx$/, '.h5');
-        if (await fsp.stat(this.packPath(h5)).then(() => true, () => false)) continue;
+        if (
+          await fsp.stat(this.packPath(h5)).then(
+            () => true,
+            () => false,
+          )
+        )
+          continue;
         if (await unlinkIfExists(path.join(this.packsDir, n))) removed.push(n);
       }
     }
@@ -671,7 +753,10 @@ class LocalTransaction implements PackTransaction {
   private state: 'open' | 'committing' | 'done' = 'open';
 
   /** `raw`: repack's internal writer, which must not dedup against the packs it is replacing. */
-  constructor(private readonly store: LocalPackStore, private readonly raw: boolean) {}
+  constructor(
+    private readonly store: LocalPackStore,
+    private readonly raw: boolean,
+  ) {}
 
   get count(): number {
     return this.stagedIds.size;
@@ -682,7 +767,10 @@ class LocalTransaction implements PackTransaction {
   }
 
   private checkOpen(): void {
-    if (this.state !== 'open') throw new InvalidArgumentError(`pack transaction is already ${this.state === 'done' ? 'finished' : 'committing'}`);
+    if (this.state !== 'open')
+      throw new InvalidArgumentError(
+        `pack transaction is already ${this.state === 'done' ? 'finished' : 'committing'}`,
+      );
   }
 
   async reuse(id: string): Promise<boolean> {
@@ -737,7 +825,10 @@ class LocalTransaction implements PackTransaction {
     const w = this.writer;
     const pa = { codec: a.codec, dtype: a.dtype, shape: a.shape, base: a.base, rawSize: a.rawSize, extra: a.extra };
     const fault = faultPoint('pack:write');
-    if (fault) throw new Hdf5Error(`pack ${this.tmpPath}: object ${id}: cannot write data (file write failed: errno = ${(osConstants.errno as Record<string, number>)[fault] ?? -1}, error message = 'injected ${fault}'; driver write request failed)`);
+    if (fault)
+      throw new Hdf5Error(
+        `pack ${this.tmpPath}: object ${id}: cannot write data (file write failed: errno = ${(osConstants.errno as Record<string, number>)[fault] ?? -1}, error message = 'injected ${fault}'; driver write request failed)`,
+      );
     if (bytes.byteLength >= ASYNC_THRESHOLD_BYTES) await callAsync(() => w.putAsync(id, bytes, pa));
     else callSync(() => w.put(id, bytes, pa));
     this.written++;
@@ -770,7 +861,9 @@ class LocalTransaction implements PackTransaction {
         if (gone.length > 0)
           throw new ObjectNotFoundError(
             `${gone.length} reused object(s) (first ${gone[0]}) were removed by a concurrent repack before this ` +
-              'transaction committed; write them again', { ids: gone });
+              'transaction committed; write them again',
+            { ids: gone },
+          );
       }
       return info;
     } catch (e) {
@@ -798,4 +891,3 @@ class LocalTransaction implements PackTransaction {
     this.store._txDone(this);
   }
 }
-

@@ -13,8 +13,17 @@
 import { ChecksumMismatchError, InvalidArgumentError, ObjectNotFoundError, invalidParameter } from '../errors';
 import { native } from '../native';
 import {
-  checkId, normalizeAttrs, type ObjectAttrs, type ObjectStore, type PackInfo, type PackTransaction, type RepackOptions,
-  type RepackResult, type StoredAttrs, type StoredObject, type StoreProblem,
+  checkId,
+  normalizeAttrs,
+  type ObjectAttrs,
+  type ObjectStore,
+  type PackInfo,
+  type PackTransaction,
+  type RepackOptions,
+  type RepackResult,
+  type StoredAttrs,
+  type StoredObject,
+  type StoreProblem,
 } from './object-store';
 
 interface Held {
@@ -62,7 +71,8 @@ export class MemoryStore implements ObjectStore {
     if (sum !== h.attrs.checksum)
       throw new ChecksumMismatchError(
         `object ${id} in the memory store is corrupted: stored bytes hash to ${sum} but the recorded checksum is ${h.attrs.checksum}`,
-        { id, pack: h.attrs.location });
+        { id, pack: h.attrs.location },
+      );
     return { bytes: Buffer.from(h.bytes), attrs: copyAttrs(h.attrs) };
   }
 
@@ -130,7 +140,13 @@ export class MemoryStore implements ObjectStore {
     const problems: StoreProblem[] = [];
     for (const [id, h] of this.objects) {
       if (native.xxh3_128(h.bytes) !== h.attrs.checksum)
-        problems.push({ kind: 'object', id, pack: h.attrs.location, code: ChecksumMismatchError.code, message: `object ${id} is corrupted` });
+        problems.push({
+          kind: 'object',
+          id,
+          pack: h.attrs.location,
+          code: ChecksumMismatchError.code,
+          message: `object ${id} is corrupted`,
+        });
     }
     return problems;
   }
@@ -188,7 +204,8 @@ class MemoryTransaction implements PackTransaction {
     if (gone.length > 0)
       throw new ObjectNotFoundError(
         `${gone.length} reused object(s) (first ${gone[0]}) were removed by a concurrent repack before this transaction committed; write them again`,
-        { ids: gone });
+        { ids: gone },
+      );
     return info;
   }
 

@@ -161,7 +161,15 @@ export const ID_RE = /^[0-9A-Za-z_-][0-9A-Za-z._-]{0,127}$/;
 /** Extra attribute names. */
 export const EXTRA_NAME_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 /** Attribute names the store itself uses; extra attributes may not take them. */
-export const RESERVED_ATTRS: ReadonlySet<string> = new Set(['id', 'codec', 'dtype', 'shape', 'base', 'rawSize', 'checksum']);
+export const RESERVED_ATTRS: ReadonlySet<string> = new Set([
+  'id',
+  'codec',
+  'dtype',
+  'shape',
+  'base',
+  'rawSize',
+  'checksum',
+]);
 
 export function checkId(id: unknown, name = 'id'): asserts id is string {
   if (typeof id !== 'string' || !ID_RE.test(id)) throw invalidParameter(name, 'object id matching ' + ID_RE.source, id);
@@ -173,7 +181,10 @@ function checkText(v: unknown, name: string, allowEmpty: boolean): void {
 }
 
 /** Validates put attributes and returns a normalised copy (base "" when absent, extra {}). */
-export function normalizeAttrs(id: string, attrs: ObjectAttrs): Required<Pick<ObjectAttrs, 'codec' | 'dtype' | 'base' | 'rawSize'>> & {
+export function normalizeAttrs(
+  id: string,
+  attrs: ObjectAttrs,
+): Required<Pick<ObjectAttrs, 'codec' | 'dtype' | 'base' | 'rawSize'>> & {
   shape: number[];
   extra: Record<string, string>;
 } {
@@ -183,7 +194,11 @@ export function normalizeAttrs(id: string, attrs: ObjectAttrs): Required<Pick<Ob
   checkText(attrs.dtype, 'attrs.dtype', false);
   const base = attrs.base ?? '';
   checkText(base, 'attrs.base', true);
-  if (!Array.isArray(attrs.shape) || attrs.shape.length > 64 || !attrs.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+  if (
+    !Array.isArray(attrs.shape) ||
+    attrs.shape.length > 64 ||
+    !attrs.shape.every((d) => Number.isSafeInteger(d) && d >= 0)
+  )
     throw invalidParameter('attrs.shape', 'array of at most 64 non-negative integers', attrs.shape);
   if (!Number.isSafeInteger(attrs.rawSize) || attrs.rawSize < 0)
     throw invalidParameter('attrs.rawSize', 'non-negative integer', attrs.rawSize);
@@ -198,5 +213,12 @@ export function normalizeAttrs(id: string, attrs: ObjectAttrs): Required<Pick<Ob
       extra[k] = v;
     }
   }
-  return { codec: attrs.codec, dtype: attrs.dtype, shape: (attrs.shape as readonly number[]).slice(), base, rawSize: attrs.rawSize, extra };
+  return {
+    codec: attrs.codec,
+    dtype: attrs.dtype,
+    shape: (attrs.shape as readonly number[]).slice(),
+    base,
+    rawSize: attrs.rawSize,
+    extra,
+  };
 }

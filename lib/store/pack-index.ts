@@ -46,7 +46,19 @@ function sortedExtra(extra: Readonly<Record<string, string>>): Record<string, st
 /** The JSON text of a v2 index (before compression); one object per line. */
 export function indexJson(pack: string, packSize: number, entries: readonly PackEntry[]): string {
   const lines = sortById(entries).map((e) =>
-    JSON.stringify([e.id, e.dataset, e.size, e.offset, e.checksum, e.codec, e.dtype, e.shape, e.base, e.rawSize, sortedExtra(e.extra)]),
+    JSON.stringify([
+      e.id,
+      e.dataset,
+      e.size,
+      e.offset,
+      e.checksum,
+      e.codec,
+      e.dtype,
+      e.shape,
+      e.base,
+      e.rawSize,
+      sortedExtra(e.extra),
+    ]),
   );
   const objects = `[\n${lines.join(',\n')}\n]`;
   return `{"format":"${INDEX_FORMAT}","pack":${JSON.stringify(pack)},"packSize":${packSize},"sum":"${objectsSum(objects)}","objects":${objects}}\n`;
@@ -93,8 +105,17 @@ export async function encodeIndex(pack: string, packSize: number, entries: reado
 export function encodeIndexV1(pack: string, packSize: number, entries: readonly PackEntry[]): string {
   const lines = sortById(entries).map((e) =>
     JSON.stringify({
-      id: e.id, dataset: e.dataset, size: e.size, offset: e.offset, checksum: e.checksum, codec: e.codec,
-      dtype: e.dtype, shape: e.shape, base: e.base, rawSize: e.rawSize, extra: e.extra,
+      id: e.id,
+      dataset: e.dataset,
+      size: e.size,
+      offset: e.offset,
+      checksum: e.checksum,
+      codec: e.codec,
+      dtype: e.dtype,
+      shape: e.shape,
+      base: e.base,
+      rawSize: e.rawSize,
+      extra: e.extra,
     }),
   );
   return `{"format":"${INDEX_FORMAT_V1}","pack":${JSON.stringify(pack)},"packSize":${packSize},"objects":[\n${lines.join(',\n')}\n]}\n`;
@@ -108,18 +129,51 @@ function isCount(v: unknown): v is number {
 }
 
 /** Checks one entry's fields; null when malformed. */
-function entryOf(id: unknown, dataset: unknown, size: unknown, offset: unknown, checksum: unknown, codec: unknown,
-  dtype: unknown, shape: unknown, base: unknown, rawSize: unknown, extra: unknown): PackEntry | null {
-  if (!isStr(id) || !isCount(size) || !(offset === null || isCount(offset)) || !isStr(checksum) || !isStr(codec) ||
-      !isStr(dtype) || !Array.isArray(shape) || !shape.every(isCount) || !isStr(base) || !isCount(rawSize) ||
-      typeof extra !== 'object' || extra === null || Array.isArray(extra) || !Object.values(extra).every(isStr))
+function entryOf(
+  id: unknown,
+  dataset: unknown,
+  size: unknown,
+  offset: unknown,
+  checksum: unknown,
+  codec: unknown,
+  dtype: unknown,
+  shape: unknown,
+  base: unknown,
+  rawSize: unknown,
+  extra: unknown,
+): PackEntry | null {
+  if (
+    !isStr(id) ||
+    !isCount(size) ||
+    !(offset === null || isCount(offset)) ||
+    !isStr(checksum) ||
+    !isStr(codec) ||
+    !isStr(dtype) ||
+    !Array.isArray(shape) ||
+    !shape.every(isCount) ||
+    !isStr(base) ||
+    !isCount(rawSize) ||
+    typeof extra !== 'object' ||
+    extra === null ||
+    Array.isArray(extra) ||
+    !Object.values(extra).every(isStr)
+  )
     return null;
   // v1 indexes of coral-pack-1 packs name "/objects/<id>"; anything else must be a known dataset.
   const ds = dataset === undefined ? `/objects/${id}` : dataset;
   if (ds !== `/objects/${id}` && ds !== '/small/data') return null;
   return {
-    id, dataset: ds, size, offset, checksum, codec, dtype, shape: shape.slice(),
-    base, rawSize, extra: { ...(extra as Record<string, string>) },
+    id,
+    dataset: ds,
+    size,
+    offset,
+    checksum,
+    codec,
+    dtype,
+    shape: shape.slice(),
+    base,
+    rawSize,
+    extra: { ...(extra as Record<string, string>) },
   };
 }
 
@@ -128,7 +182,9 @@ export function indexText(data: Uint8Array): string | null {
   const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   if (b.length >= INDEX_MAGIC.length && b.subarray(0, INDEX_MAGIC.length).equals(INDEX_MAGIC)) {
     try {
-      return zlib.brotliDecompressSync(b.subarray(INDEX_MAGIC.length), { maxOutputLength: MAX_DECODED }).toString('utf8');
+      return zlib
+        .brotliDecompressSync(b.subarray(INDEX_MAGIC.length), { maxOutputLength: MAX_DECODED })
+        .toString('utf8');
     } catch {
       return null;
     }
@@ -152,8 +208,15 @@ export function parseIndex(data: Uint8Array | string, pack: string, packSize: nu
     return null;
   }
   const d = doc as { format?: unknown; pack?: unknown; packSize?: unknown; sum?: unknown; objects?: unknown } | null;
-  if (!d || typeof d !== 'object' || (d.format !== INDEX_FORMAT && d.format !== INDEX_FORMAT_V1) || d.pack !== pack ||
-      (packSize !== null && d.packSize !== packSize) || !Array.isArray(d.objects) || !sumMatches(text, d.sum))
+  if (
+    !d ||
+    typeof d !== 'object' ||
+    (d.format !== INDEX_FORMAT && d.format !== INDEX_FORMAT_V1) ||
+    d.pack !== pack ||
+    (packSize !== null && d.packSize !== packSize) ||
+    !Array.isArray(d.objects) ||
+    !sumMatches(text, d.sum)
+  )
     return null;
   const out: PackEntry[] = [];
   const seen = new Set<string>();
@@ -178,8 +241,19 @@ export function parseIndex(data: Uint8Array | string, pack: string, packSize: nu
 export function sameEntries(a: readonly PackEntry[], b: readonly PackEntry[]): boolean {
   if (a.length !== b.length) return false;
   const key = (e: PackEntry) =>
-    JSON.stringify([e.id, e.dataset, e.size, e.offset, e.checksum, e.codec, e.dtype, e.shape, e.base, e.rawSize,
-      Object.entries(e.extra).sort()]);
+    JSON.stringify([
+      e.id,
+      e.dataset,
+      e.size,
+      e.offset,
+      e.checksum,
+      e.codec,
+      e.dtype,
+      e.shape,
+      e.base,
+      e.rawSize,
+      Object.entries(e.extra).sort(),
+    ]);
   const ka = a.map(key).sort();
   const kb = b.map(key).sort();
   return ka.every((k, i) => k === kb[i]);

@@ -6,8 +6,21 @@
  * DTYPES.BF16.size // 2
  */
 export const DTYPE_NAMES = [
-  'F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2',
-  'I64', 'I32', 'I16', 'I8', 'U64', 'U32', 'U16', 'U8', 'BOOL',
+  'F64',
+  'F32',
+  'F16',
+  'BF16',
+  'F8_E4M3',
+  'F8_E5M2',
+  'I64',
+  'I32',
+  'I16',
+  'I8',
+  'U64',
+  'U32',
+  'U16',
+  'U8',
+  'BOOL',
 ] as const;
 
 export type DType = (typeof DTYPE_NAMES)[number];
@@ -21,8 +34,21 @@ export interface DTypeInfo {
 }
 
 const SIZES: Record<DType, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, F8_E4M3: 1, F8_E5M2: 1,
-  I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U64: 8,
+  U32: 4,
+  U16: 2,
+  U8: 1,
+  BOOL: 1,
 };
 
 export const DTYPES: Readonly<Record<DType, DTypeInfo>> = Object.freeze(

@@ -71,9 +71,21 @@ export function tensor(dtype: DType, shape: readonly number[], data: ArrayBuffer
  */
 export function typedView(t: Tensor): ArrayBufferView {
   const ctor = {
-    F64: Float64Array, F32: Float32Array, F16: Uint16Array, BF16: Uint16Array, F8_E4M3: Uint8Array,
-    F8_E5M2: Uint8Array, I64: BigInt64Array, I32: Int32Array, I16: Int16Array, I8: Int8Array,
-    U64: BigUint64Array, U32: Uint32Array, U16: Uint16Array, U8: Uint8Array, BOOL: Uint8Array,
+    F64: Float64Array,
+    F32: Float32Array,
+    F16: Uint16Array,
+    BF16: Uint16Array,
+    F8_E4M3: Uint8Array,
+    F8_E5M2: Uint8Array,
+    I64: BigInt64Array,
+    I32: Int32Array,
+    I16: Int16Array,
+    I8: Int8Array,
+    U64: BigUint64Array,
+    U32: Uint32Array,
+    U16: Uint16Array,
+    U8: Uint8Array,
+    BOOL: Uint8Array,
   }[t.dtype];
   const size = DTYPES[t.dtype].size;
   let d = t.data;

@@ -58,8 +58,12 @@ export function ioError(e: unknown, op: string, p: string): Error {
  */
 function fsyncUnsupported(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException | null)?.code;
-  return code === 'EINVAL' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' ||
-    (process.platform === 'win32' && (code === 'EISDIR' || code === 'EPERM'));
+  return (
+    code === 'EINVAL' ||
+    code === 'ENOTSUP' ||
+    code === 'EOPNOTSUPP' ||
+    (process.platform === 'win32' && (code === 'EISDIR' || code === 'EPERM'))
+  );
 }
 
 /**

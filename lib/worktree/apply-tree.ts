@@ -246,7 +246,12 @@ export async function applyTree(
     }
     // Pre-flight before anything changes: no write beyond a symlink, nothing in the way of a directory.
     const removing = new Set(removals);
-    await checkWritable(ctx.layout, writes.map(([p]) => p), (prefix) => removing.has(prefix), { clobber: opts.force });
+    await checkWritable(
+      ctx.layout,
+      writes.map(([p]) => p),
+      (prefix) => removing.has(prefix),
+      { clobber: opts.force },
+    );
     // Removals first, so a file that becomes a directory (or back) has room; emptied directories go.
     for (const p of removals) {
       await removeWorktreeFile(ctx.layout, p);

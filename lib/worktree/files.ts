@@ -127,9 +127,13 @@ async function checkRealDir(layout: WorktreeLayout, dir: string, rel: string): P
     coral = path.join(root, path.basename(layout.coral));
   }
   if (!inside(real, root) || inside(real, coral))
-    throw new UnsafePathError(`refusing to touch '${rel}': its directory resolves to ${real}, outside the working tree or inside .coral`, {
-      path: rel, realPath: real,
-    });
+    throw new UnsafePathError(
+      `refusing to touch '${rel}': its directory resolves to ${real}, outside the working tree or inside .coral`,
+      {
+        path: rel,
+        realPath: real,
+      },
+    );
 }
 
 /**
@@ -139,7 +143,10 @@ async function checkRealDir(layout: WorktreeLayout, dir: string, rel: string): P
  * refused and files in the way removed when `clobber` (else refused).
  */
 async function parentDir(
-  layout: WorktreeLayout, rel: string, mode: 'probe' | 'create', clobber = false,
+  layout: WorktreeLayout,
+  rel: string,
+  mode: 'probe' | 'create',
+  clobber = false,
 ): Promise<string | null> {
   const parts = checkTreePath(rel).split('/');
   let dir = layout.worktree;
@@ -151,12 +158,18 @@ async function parentDir(
       if (st?.isDirectory()) break;
       if (mode === 'probe') return null;
       if (st?.isSymbolicLink())
-        throw new UnsafePathError(`'${rel}' is beyond a symbolic link ('${prefix}'); coral never writes through a symlinked directory. Move the link away, then retry`, {
-          path: rel, link: prefix,
-        });
+        throw new UnsafePathError(
+          `'${rel}' is beyond a symbolic link ('${prefix}'); coral never writes through a symlinked directory. Move the link away, then retry`,
+          {
+            path: rel,
+            link: prefix,
+          },
+        );
       if (st) {
         if (!clobber)
-          throw new DirtyWorktreeError(`'${prefix}' is in the way of '${rel}': move or remove it, or use --force`, { paths: [prefix] });
+          throw new DirtyWorktreeError(`'${prefix}' is in the way of '${rel}': move or remove it, or use --force`, {
+            paths: [prefix],
+          });
         await fsp.unlink(dir);
       }
       try {
@@ -194,7 +207,8 @@ export async function checkNotBeyondSymlink(layout: WorktreeLayout, rel: string)
     if (!st) return;
     if (st.isSymbolicLink())
       throw new UnsafePathError(`'${rel}' is beyond a symbolic link ('${parts.slice(0, i + 1).join('/')}')`, {
-        path: rel, link: parts.slice(0, i + 1).join('/'),
+        path: rel,
+        link: parts.slice(0, i + 1).join('/'),
       });
   }
 }
@@ -207,7 +221,10 @@ export async function checkNotBeyondSymlink(layout: WorktreeLayout, rel: string)
  * Run it before touching anything, so a refused checkout changes nothing.
  */
 export async function checkWritable(
-  layout: WorktreeLayout, rels: Iterable<string>, removing: (rel: string) => boolean = () => false, opts: { clobber?: boolean } = {},
+  layout: WorktreeLayout,
+  rels: Iterable<string>,
+  removing: (rel: string) => boolean = () => false,
+  opts: { clobber?: boolean } = {},
 ): Promise<void> {
   const seen = new Set<string>();
   for (const rel of rels) {
@@ -219,12 +236,18 @@ export async function checkWritable(
       const st = await lstatOrNull(path.join(layout.worktree, ...parts.slice(0, i + 1)));
       if (!st) break;
       if (st.isSymbolicLink() && !removing(prefix))
-        throw new UnsafePathError(`'${rel}' is beyond a symbolic link ('${prefix}'); coral never writes through a symlinked directory. Move the link away, then retry`, {
-          path: rel, link: prefix,
-        });
+        throw new UnsafePathError(
+          `'${rel}' is beyond a symbolic link ('${prefix}'); coral never writes through a symlinked directory. Move the link away, then retry`,
+          {
+            path: rel,
+            link: prefix,
+          },
+        );
       if (!st.isDirectory()) {
         if (!st.isSymbolicLink() && !removing(prefix) && !opts.clobber)
-          throw new DirtyWorktreeError(`'${prefix}' is in the way of '${rel}': move or remove it, or use --force`, { paths: [prefix] });
+          throw new DirtyWorktreeError(`'${prefix}' is in the way of '${rel}': move or remove it, or use --force`, {
+            paths: [prefix],
+          });
         break;
       }
     }
@@ -248,7 +271,11 @@ export async function checkNotInCoral(layout: Pick<WorktreeLayout, 'coral'>, des
   for (;;) {
     try {
       const real = path.join(await fsp.realpath(p), ...rest);
-      if (inside(real, coral)) throw new UnsafePathError(`refusing to write ${dest}: it resolves to ${real}, inside .coral`, { path: dest, realPath: real });
+      if (inside(real, coral))
+        throw new UnsafePathError(`refusing to write ${dest}: it resolves to ${real}, inside .coral`, {
+          path: dest,
+          realPath: real,
+        });
       return;
     } catch (e) {
       if (errno(e) !== 'ENOENT' && errno(e) !== 'ENOTDIR') throw e;
@@ -282,7 +309,10 @@ async function prepareDest(layout: WorktreeLayout, rel: string, clobber: boolean
       await fsp.rmdir(dest);
     } catch (e) {
       if (errno(e) === 'ENOTEMPTY' || errno(e) === 'EEXIST')
-        throw new DirtyWorktreeError(`'${rel}' is a directory with files in it; move them away before checking out the file`, { paths: [rel] });
+        throw new DirtyWorktreeError(
+          `'${rel}' is a directory with files in it; move them away before checking out the file`,
+          { paths: [rel] },
+        );
       throw e;
     }
   }
@@ -334,9 +364,14 @@ export async function writeWorktreeFile(
       await fh.close();
     }
     if (opts.expect && (out.size !== opts.expect.size || out.sha256 !== opts.expect.sha256))
-      throw new ChecksumMismatchError(`re-assembled ${rel} does not match its committed sha256 (${opts.expect.sha256})`, {
-        path: rel, expected: opts.expect.sha256, actual: out.sha256,
-      });
+      throw new ChecksumMismatchError(
+        `re-assembled ${rel} does not match its committed sha256 (${opts.expect.sha256})`,
+        {
+          path: rel,
+          expected: opts.expect.sha256,
+          actual: out.sha256,
+        },
+      );
     crashPoint('worktree:before-rename');
     await renameInto(layout, rel, tmp, dest);
     done = true;
@@ -365,7 +400,12 @@ async function renameInto(layout: WorktreeLayout, rel: string, tmp: string, dest
  * writeWorktreeFile. Returns false, leaving `src` in place, when `src` is on
  * another filesystem (the caller then writes the file instead).
  */
-export async function placeWorktreeFile(layout: WorktreeLayout, rel: string, src: string, opts: { clobber?: boolean } = {}): Promise<boolean> {
+export async function placeWorktreeFile(
+  layout: WorktreeLayout,
+  rel: string,
+  src: string,
+  opts: { clobber?: boolean } = {},
+): Promise<boolean> {
   const dest = await prepareDest(layout, rel, !!opts.clobber);
   if (!(await sameDevice(src, path.dirname(dest)))) return false;
   await renameInto(layout, rel, src, dest);
@@ -383,12 +423,18 @@ export async function materializeWorktreeFile(
   // A link is recreated as a link (lib/worktree/symlink.ts), never written through.
   if (isSymlinkEntry(entry)) return writeWorktreeSymlink(layout, rel, await symlinkTarget(reader, entry), opts);
   await writeWorktreeFile(layout, rel, fileChunks(reader, entry, opts.known), {
-    expect: { size: entry.size, sha256: entry.sha256 }, clobber: opts.clobber,
+    expect: { size: entry.size, sha256: entry.sha256 },
+    clobber: opts.clobber,
   });
 }
 
 /** Creates (or replaces) a symbolic link at worktree path `rel`, with the same rules as writeWorktreeFile. */
-export async function writeWorktreeSymlink(layout: WorktreeLayout, rel: string, target: string | Buffer, opts: { clobber?: boolean } = {}): Promise<void> {
+export async function writeWorktreeSymlink(
+  layout: WorktreeLayout,
+  rel: string,
+  target: string | Buffer,
+  opts: { clobber?: boolean } = {},
+): Promise<void> {
   const dest = await prepareDest(layout, rel, !!opts.clobber);
   const tmp = path.join(path.dirname(dest), `.coral-tmp-${tmpSuffix()}`);
   await fsp.symlink(target, tmp);

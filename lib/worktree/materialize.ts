@@ -45,7 +45,8 @@ export async function* interleave(
   for (let i = 0; i < entry.segments.length; i++) {
     const seg = entry.segments[i];
     const gap = seg.offset - pos;
-    if (gap < 0 || sk + gap > skeleton.byteLength) throw new CorruptObjectError(`file entry segments do not fit its skeleton`);
+    if (gap < 0 || sk + gap > skeleton.byteLength)
+      throw new CorruptObjectError(`file entry segments do not fit its skeleton`);
     if (gap > 0) yield skeleton.subarray(sk, sk + gap);
     sk += gap;
     yield await segment(i);
@@ -61,7 +62,11 @@ export async function* interleave(
  * next segment is decoded while the consumer handles the current one (two
  * decoded segments at most, besides the base cache).
  */
-export async function* fileChunks(reader: ObjectReader, entry: FileEntry, known?: KnownTensors): AsyncGenerator<Uint8Array> {
+export async function* fileChunks(
+  reader: ObjectReader,
+  entry: FileEntry,
+  known?: KnownTensors,
+): AsyncGenerator<Uint8Array> {
   const skeleton = (await reader.tensor(entry.skeleton)).data;
   const load = (i: number): Promise<Tensor> | null => {
     if (i >= entry.segments.length) return null;
@@ -77,7 +82,9 @@ export async function* fileChunks(reader: ObjectReader, entry: FileEntry, known?
     const t = await next!;
     next = load(i + 1);
     if (t.data.byteLength !== seg.length)
-      throw new CorruptObjectError(`object ${seg.object} has ${t.data.byteLength} bytes, file entry expects ${seg.length}`);
+      throw new CorruptObjectError(
+        `object ${seg.object} has ${t.data.byteLength} bytes, file entry expects ${seg.length}`,
+      );
     return t.data;
   });
 }
@@ -90,7 +97,10 @@ export { fsyncDirSync };
  * on the libuv pool while the main thread hashes it), then fsyncs it.
  * Returns the byte count and the sha256 (hex). The caller owns `fh`.
  */
-export async function writeHashed(fh: fsp.FileHandle, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<{ size: number; sha256: string }> {
+export async function writeHashed(
+  fh: fsp.FileHandle,
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+): Promise<{ size: number; sha256: string }> {
   const sha = crypto.createHash('sha256');
   let n = 0;
   for await (const chunk of chunks) {
@@ -110,7 +120,12 @@ export async function writeHashed(fh: fsp.FileHandle, chunks: AsyncIterable<Uint
  * checks. The temp file has a short name (`.coral-tmp-<pid>-<hex>`), so a
  * 255-byte destination name still fits, and is removed on any failure.
  */
-export async function materializeFile(reader: ObjectReader, entry: FileEntry, dest: string, opts: { known?: KnownTensors } = {}): Promise<void> {
+export async function materializeFile(
+  reader: ObjectReader,
+  entry: FileEntry,
+  dest: string,
+  opts: { known?: KnownTensors } = {},
+): Promise<void> {
   if (isSymlinkEntry(entry)) return writeSymlink(reader, entry, dest);
   await fsp.mkdir(path.dirname(dest), { recursive: true });
   const tmp = path.join(path.dirname(dest), `.coral-tmp-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
@@ -121,7 +136,9 @@ export async function materializeFile(reader: ObjectReader, entry: FileEntry, de
       const { size, sha256: got } = await writeHashed(fh, fileChunks(reader, entry, opts.known));
       if (size !== entry.size || got !== entry.sha256)
         throw new ChecksumMismatchError(`re-assembled ${dest} does not match its committed sha256 (${entry.sha256})`, {
-          path: dest, expected: entry.sha256, actual: got,
+          path: dest,
+          expected: entry.sha256,
+          actual: got,
         });
     } finally {
       await fh.close();

@@ -1,9 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import {
-  decode, decodeSync, encode, encodeSync, estimate, inspectObject, LOSSLESS_CODECS, type CodecName,
+  decode,
+  decodeSync,
+  encode,
+  encodeSync,
+  estimate,
+  inspectObject,
+  LOSSLESS_CODECS,
+  type CodecName,
 } from '../../lib/codec';
 import {
-  BaseMismatchError, ChecksumMismatchError, CorruptObjectError, InvalidArgumentError, UnsupportedError,
+  BaseMismatchError,
+  ChecksumMismatchError,
+  CorruptObjectError,
+  InvalidArgumentError,
+  UnsupportedError,
 } from '../../lib/errors';
 import { contentIdSync } from '../../lib/hash';
 import { native } from '../../lib/native';
@@ -24,7 +35,12 @@ function deltaCodecs(d: DType): CodecName[] {
 
 function expectSameBytes(a: Uint8Array, b: Uint8Array): void {
   expect(a.byteLength).toBe(b.byteLength);
-  expect(Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength))).toBe(0);
+  expect(
+    Buffer.compare(
+      Buffer.from(a.buffer, a.byteOffset, a.byteLength),
+      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+    ),
+  ).toBe(0);
 }
 
 describe('lossless codecs: bit-exact round trips', () => {
@@ -45,7 +61,9 @@ describe('lossless codecs: bit-exact round trips', () => {
         // base: a perturbed copy with its own special values, so specials sit in both
         const bdata = sample(dtype, n, 99 + n);
         const r = rng(n + 5);
-        for (let i = 0; i < n; i++) if (r() < 0.5) bdata.set(data.subarray(i * DTYPES[dtype].size, (i + 1) * DTYPES[dtype].size), i * DTYPES[dtype].size);
+        for (let i = 0; i < n; i++)
+          if (r() < 0.5)
+            bdata.set(data.subarray(i * DTYPES[dtype].size, (i + 1) * DTYPES[dtype].size), i * DTYPES[dtype].size);
         const base = { tensor: t(dtype, shape, bdata) };
         for (const codec of [...deltaCodecs(dtype), 'auto'] as const) {
           const obj = encodeSync(x, { codec, base });
@@ -65,10 +83,15 @@ describe('lossless codecs: bit-exact round trips', () => {
       const rot = new Uint8Array(sp.byteLength);
       rot.set(sp.subarray(size), 0);
       rot.set(sp.subarray(0, size), sp.byteLength - size);
-      for (const [a, b] of [[sp, rot], [rot, sp], [sp, sp]]) {
+      for (const [a, b] of [
+        [sp, rot],
+        [rot, sp],
+        [sp, sp],
+      ]) {
         const x = t(dtype, [n], a);
         const base = { tensor: t(dtype, [n], b) };
-        for (const codec of deltaCodecs(dtype)) expectSameBytes(decodeSync(encodeSync(x, { codec, base }).bytes, base).data, a);
+        for (const codec of deltaCodecs(dtype))
+          expectSameBytes(decodeSync(encodeSync(x, { codec, base }).bytes, base).data, a);
         for (const codec of standaloneCodecs()) expectSameBytes(decodeSync(encodeSync(x, { codec }).bytes).data, a);
       }
     }
@@ -120,7 +143,16 @@ describe('large tensors and threads', () => {
 
 describe('index streams past 2^32', () => {
   it('encodes and decodes u64 positions exactly', () => {
-    const idx = new BigUint64Array([0n, 1n, 2n ** 24n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 32n + 7n, 2n ** 40n, 2n ** 53n + 1n]);
+    const idx = new BigUint64Array([
+      0n,
+      1n,
+      2n ** 24n,
+      2n ** 32n - 1n,
+      2n ** 32n,
+      2n ** 32n + 7n,
+      2n ** 40n,
+      2n ** 53n + 1n,
+    ]);
     const bytes = native.codecEncodeIndexStream(idx, 0n);
     const back = native.codecDecodeIndexStream(bytes, idx.length, 0n, 2n ** 60n);
     expect([...back]).toEqual([...idx]);
@@ -130,8 +162,12 @@ describe('index streams past 2^32', () => {
     const b2 = native.codecEncodeIndexStream(idx2, start);
     expect([...native.codecDecodeIndexStream(b2, 3, start, start + 2n ** 22n)]).toEqual([...idx2]);
     // out of range and truncated streams are corrupt
-    expect(() => native.codecDecodeIndexStream(b2, 3, start, start + 2n ** 22n - 1n)).toThrow(expect.objectContaining({ code: 'CORAL_CORRUPT_OBJECT' }));
-    expect(() => native.codecDecodeIndexStream(bytes.subarray(0, bytes.length - 1), idx.length, 0n, 2n ** 60n)).toThrow(expect.objectContaining({ code: 'CORAL_CORRUPT_OBJECT' }));
+    expect(() => native.codecDecodeIndexStream(b2, 3, start, start + 2n ** 22n - 1n)).toThrow(
+      expect.objectContaining({ code: 'CORAL_CORRUPT_OBJECT' }),
+    );
+    expect(() => native.codecDecodeIndexStream(bytes.subarray(0, bytes.length - 1), idx.length, 0n, 2n ** 60n)).toThrow(
+      expect.objectContaining({ code: 'CORAL_CORRUPT_OBJECT' }),
+    );
   });
 });
 
@@ -144,7 +180,8 @@ describe('corrupt input is rejected with typed errors', () => {
 
   for (const codec of [...LOSSLESS_CODECS, 'QUANT_INT8', 'PER_AXIS_SCALED', 'LOW_RANK', 'SPARSE_TOPK'] as CodecName[]) {
     it(`${codec}: flipped bytes, truncation and wrong base never yield wrong data`, () => {
-      const lossy = codec === 'QUANT_INT8' || codec === 'PER_AXIS_SCALED' || codec === 'LOW_RANK' || codec === 'SPARSE_TOPK';
+      const lossy =
+        codec === 'QUANT_INT8' || codec === 'PER_AXIS_SCALED' || codec === 'LOW_RANK' || codec === 'SPARSE_TOPK';
       const opts = {
         codec,
         base: lossy ? finiteBase : codec.startsWith('DELTA') || codec === 'SPARSE_UPDATE' ? base : undefined,
@@ -181,7 +218,9 @@ describe('corrupt input is rejected with typed errors', () => {
         const wrong = { tensor: t('F32', [50, 100], sample('F32', 5000, 23)) };
         expect(() => decodeSync(obj.bytes, wrong)).toThrow(BaseMismatchError);
         expect(() => decodeSync(obj.bytes)).toThrow(BaseMismatchError);
-        expect(() => decodeSync(obj.bytes, { tensor: opts.base!.tensor, id: contentIdSync(wrong.tensor) })).toThrow(BaseMismatchError);
+        expect(() => decodeSync(obj.bytes, { tensor: opts.base!.tensor, id: contentIdSync(wrong.tensor) })).toThrow(
+          BaseMismatchError,
+        );
       }
     });
   }
@@ -247,7 +286,9 @@ describe('automatic choice', () => {
 });
 
 describe('lossy codecs record their measured error', () => {
-  const rows = 64, cols = 96, n = rows * cols;
+  const rows = 64,
+    cols = 96,
+    n = rows * cols;
   const w = gaussian(n, 0.02, 31);
   const upd = gaussian(n, 0.02 * 5e-3, 32);
   const baseT = t('F32', [rows, cols], new Uint8Array(w.buffer));
@@ -256,7 +297,9 @@ describe('lossy codecs record their measured error', () => {
   const base = { tensor: baseT };
 
   function measured(dec: Float64Array, ref: Float64Array) {
-    let m = 0, e = 0, q = 0;
+    let m = 0,
+      e = 0,
+      q = 0;
     for (let i = 0; i < ref.length; i++) {
       const d = Math.abs(dec[i] - ref[i]);
       m = Math.max(m, d);
@@ -292,9 +335,12 @@ describe('lossy codecs record their measured error', () => {
   it('SPARSE_TOPK keeps the k largest deltas exactly', () => {
     const obj = encodeSync(target, { codec: 'SPARSE_TOPK', base, lossy: { topk: 100 } });
     const dec = values(decodeSync(obj.bytes, base));
-    const ref = values(target), b = values(baseT);
+    const ref = values(target),
+      b = values(baseT);
     let exact = 0;
-    for (let i = 0; i < n; i++) if (dec[i] === ref[i]) exact++; else expect(dec[i]).toBe(b[i]);
+    for (let i = 0; i < n; i++)
+      if (dec[i] === ref[i]) exact++;
+      else expect(dec[i]).toBe(b[i]);
     expect(exact).toBeGreaterThanOrEqual(100);
     expect(inspectObject(obj.bytes).params.kept).toBe(100);
     expect(obj.maxAbsError).toBeCloseTo(measured(dec, ref).maxAbs, 12);
@@ -323,7 +369,8 @@ describe('lossy codecs record their measured error', () => {
   }
 
   it('LOW_RANK recovers a low-rank delta and picks rank by energy', () => {
-    const U = gaussian(rows * 3, 1, 41), V = gaussian(3 * cols, 1e-3, 42);
+    const U = gaussian(rows * 3, 1, 41),
+      V = gaussian(3 * cols, 1e-3, 42);
     const tg = new Float32Array(n);
     for (let i = 0; i < rows; i++)
       for (let j = 0; j < cols; j++) {
@@ -395,7 +442,10 @@ describe('API contract', () => {
     expect(o.codec).toBe('DELTA_XOR');
     expectSameBytes(decodeSync(o.bytes, base).data, x.data);
     const bf = t('BF16', [10], sample('BF16', 10, 3));
-    expectSameBytes(decodeSync(encodeSync(bf, { codec: 'XOR_BFLOAT16', base: { tensor: bf } }).bytes, { tensor: bf }).data, bf.data);
+    expectSameBytes(
+      decodeSync(encodeSync(bf, { codec: 'XOR_BFLOAT16', base: { tensor: bf } }).bytes, { tensor: bf }).data,
+      bf.data,
+    );
     expect(() => encodeSync(bf, { codec: 'XOR_FLOAT32', base: { tensor: bf } })).toThrow(InvalidArgumentError);
     expect(() => encodeSync(bf, { codec: 'FLOAT32_RAW' })).toThrow(InvalidArgumentError);
   });
@@ -405,8 +455,18 @@ describe('API contract', () => {
     const o = encodeSync(x, { codec: 'DELTA_ORDERED', base, level: 5 });
     const h = inspectObject(o.bytes);
     expect(h).toMatchObject({
-      version: 1, codec: 'DELTA_ORDERED', dtype: 'F32', shape: [10], lossy: false, level: 5, chunkElems: 1 << 18,
-      id: contentIdSync(x), baseId: contentIdSync(base.tensor), maxAbsError: 0, relL2Error: 0, nbytes: 40,
+      version: 1,
+      codec: 'DELTA_ORDERED',
+      dtype: 'F32',
+      shape: [10],
+      lossy: false,
+      level: 5,
+      chunkElems: 1 << 18,
+      id: contentIdSync(x),
+      baseId: contentIdSync(base.tensor),
+      maxAbsError: 0,
+      relL2Error: 0,
+      nbytes: 40,
     });
     expect(h.headerSize + h.payloadSize).toBe(o.bytes.length);
     expect(inspectObject(encodeSync(x, { codec: 'PLANES' }).bytes).baseId).toBeNull();

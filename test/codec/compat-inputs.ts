@@ -15,7 +15,11 @@ export interface CompatInput {
 function xorshift(seed: number): () => number {
   let x = seed >>> 0 || 1;
   return () => {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     return x / 4294967296;
   };
 }
@@ -44,8 +48,11 @@ function bf16(a: Float32Array): Buffer {
 }
 
 export function fixtureInputs(): CompatInput[] {
-  const n = 1500, shape = [30, 50];
-  const w = weights(n, 7), ft = tune(w, 1e-2, 8), sp = sparse(w, 97, 9);
+  const n = 1500,
+    shape = [30, 50];
+  const w = weights(n, 7),
+    ft = tune(w, 1e-2, 8),
+    sp = sparse(w, 97, 9);
   const special = new Float32Array([0, -0, Infinity, -Infinity, NaN, 1e-45, -1e-40, 3.4e38]);
   const sw = Float32Array.from(w);
   sw.set(special, 100);

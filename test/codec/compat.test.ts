@@ -9,10 +9,17 @@ import { describe, expect, it } from 'vitest';
 import { native } from '../../lib/native';
 import { fixtureInputs } from './compat-inputs';
 
-interface Fixture { name: string; codec: string; id: string; object: string }
-const fixtures = (JSON.parse(readFileSync(path.join(__dirname, 'fixtures', 'v1-objects.json'), 'utf8')) as {
-  objects: Fixture[];
-}).objects;
+interface Fixture {
+  name: string;
+  codec: string;
+  id: string;
+  object: string;
+}
+const fixtures = (
+  JSON.parse(readFileSync(path.join(__dirname, 'fixtures', 'v1-objects.json'), 'utf8')) as {
+    objects: Fixture[];
+  }
+).objects;
 
 describe('codec backward compatibility', () => {
   const inputs = fixtureInputs();
@@ -33,8 +40,16 @@ describe('codec backward compatibility', () => {
     });
     it(`re-encodes ${f.name} identically with 1 and 2 threads`, () => {
       const inp = inputs[k];
-      const a = native.codecEncode(inp.data, inp.dtype, inp.shape, inp.base, { codec: inp.codec, chunkElems: 512, threads: 1 });
-      const b = native.codecEncode(inp.data, inp.dtype, inp.shape, inp.base, { codec: inp.codec, chunkElems: 512, threads: 2 });
+      const a = native.codecEncode(inp.data, inp.dtype, inp.shape, inp.base, {
+        codec: inp.codec,
+        chunkElems: 512,
+        threads: 1,
+      });
+      const b = native.codecEncode(inp.data, inp.dtype, inp.shape, inp.base, {
+        codec: inp.codec,
+        chunkElems: 512,
+        threads: 2,
+      });
       expect(Buffer.compare(a.bytes, b.bytes)).toBe(0);
       expect(a.id).toBe(f.id);
       expect(Buffer.compare(native.codecDecode(a.bytes, inp.base, null, 2), inp.data)).toBe(0);

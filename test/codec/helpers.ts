@@ -29,11 +29,36 @@ export function specials(dtype: DType): Uint8Array[] {
     return b;
   };
   const pats: Record<string, bigint[]> = {
-    F64: [0x7ff8000000000000n, 0x7ff0000000000001n, 0xfff8dead0000beefn, 0x7ff4000000000123n, 0x8000000000000000n, 0n,
-      0x7ff0000000000000n, 0xfff0000000000000n, 1n, 0x000fffffffffffffn, 0x7fefffffffffffffn, 0xffefffffffffffffn,
-      0x0010000000000000n],
-    F32: [0x7fc00000n, 0x7f800001n, 0xffc0deadn, 0x7fa00123n, 0x80000000n, 0n, 0x7f800000n, 0xff800000n, 1n,
-      0x007fffffn, 0x7f7fffffn, 0xff7fffffn, 0x00800000n],
+    F64: [
+      0x7ff8000000000000n,
+      0x7ff0000000000001n,
+      0xfff8dead0000beefn,
+      0x7ff4000000000123n,
+      0x8000000000000000n,
+      0n,
+      0x7ff0000000000000n,
+      0xfff0000000000000n,
+      1n,
+      0x000fffffffffffffn,
+      0x7fefffffffffffffn,
+      0xffefffffffffffffn,
+      0x0010000000000000n,
+    ],
+    F32: [
+      0x7fc00000n,
+      0x7f800001n,
+      0xffc0deadn,
+      0x7fa00123n,
+      0x80000000n,
+      0n,
+      0x7f800000n,
+      0xff800000n,
+      1n,
+      0x007fffffn,
+      0x7f7fffffn,
+      0xff7fffffn,
+      0x00800000n,
+    ],
     F16: [0x7e00n, 0x7c01n, 0xfe55n, 0x7d23n, 0x8000n, 0n, 0x7c00n, 0xfc00n, 1n, 0x03ffn, 0x7bffn, 0xfbffn, 0x0400n],
     BF16: [0x7fc0n, 0x7f81n, 0xffd5n, 0x7fa3n, 0x8000n, 0n, 0x7f80n, 0xff80n, 1n, 0x007fn, 0x7f7fn, 0xff7fn, 0x0080n],
     F8_E4M3: [0x7fn, 0xffn, 0x80n, 0n, 1n, 0x07n, 0x7en, 0xfen, 0x08n],
@@ -74,7 +99,9 @@ export function f32bits(v: number): number {
 
 function toHalf(v: number): number {
   const x = f32bits(v);
-  const s = (x >>> 16) & 0x8000, e = ((x >>> 23) & 0xff) - 127 + 15, m = x & 0x7fffff;
+  const s = (x >>> 16) & 0x8000,
+    e = ((x >>> 23) & 0xff) - 127 + 15,
+    m = x & 0x7fffff;
   if (e <= 0) return s;
   if (e >= 31) return s | 0x7c00;
   return s | (e << 10) | (m >>> 13);
@@ -92,7 +119,8 @@ export function values(x: Tensor): Float64Array {
   for (let i = 0; i < n; i++) {
     if (x.dtype === 'F32') out[i] = dv.getFloat32(i * 4, true);
     else if (x.dtype === 'F64') out[i] = dv.getFloat64(i * 8, true);
-    else if (x.dtype === 'BF16') out[i] = new Float32Array(new Uint32Array([dv.getUint16(i * 2, true) << 16]).buffer)[0];
+    else if (x.dtype === 'BF16')
+      out[i] = new Float32Array(new Uint32Array([dv.getUint16(i * 2, true) << 16]).buffer)[0];
     else throw new Error('values(): unsupported dtype');
   }
   return out;

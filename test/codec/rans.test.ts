@@ -17,7 +17,14 @@ function lowEntropy(n: number, seed: number): Uint8Array {
   return b;
 }
 
-interface Layout { stream: number; body: number; stored: number; bitmap: number; states: number; words: number }
+interface Layout {
+  stream: number;
+  body: number;
+  stored: number;
+  bitmap: number;
+  states: number;
+  words: number;
+}
 
 /** Locates the only stream of a one-chunk U8 PLANES object and the parts of its rANS body. */
 function layout(bytes: Uint8Array): Layout {
@@ -57,12 +64,14 @@ describe('rANS plane mode', () => {
   it('is used for the busy planes of a small fine-tune delta and round-trips', () => {
     const n = 1 << 16;
     const r = rng(5);
-    const base = new Float32Array(n), ft = new Float32Array(n);
+    const base = new Float32Array(n),
+      ft = new Float32Array(n);
     for (let i = 0; i < n; i++) {
       base[i] = Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r()) * 0.02;
       ft[i] = base[i] + (r() - 0.5) * 4e-5;
     }
-    const bt = t('F32', [n], new Uint8Array(base.buffer)), xt = t('F32', [n], new Uint8Array(ft.buffer));
+    const bt = t('F32', [n], new Uint8Array(base.buffer)),
+      xt = t('F32', [n], new Uint8Array(ft.buffer));
     for (const codec of ['DELTA_XOR', 'DELTA_ORDERED', 'DELTA_EXPMANT'] as const) {
       const obj = encodeSync(xt, { codec, base: { tensor: bt } });
       const back = decodeSync(obj.bytes, { tensor: bt });

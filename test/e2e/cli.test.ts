@@ -4,7 +4,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  coral, coralAsync, f32, hasTorch, ok, perturb, python, sha256, tmpdir, weights, writeSafetensors,
+  coral,
+  coralAsync,
+  f32,
+  hasTorch,
+  ok,
+  perturb,
+  python,
+  sha256,
+  tmpdir,
+  weights,
+  writeSafetensors,
 } from '../helpers/cli';
 
 const dirs: string[] = [];
@@ -20,7 +30,11 @@ afterAll(() => {
 
 function model(file: string, seed: number, opts: { rel?: number; fraction?: number; base?: number } = {}): void {
   const shapes: Record<string, number[]> = {
-    'encoder.weight': [256, 128], 'encoder.bias': [256], 'decoder.weight': [128, 256], 'decoder.bias': [128], 'head.weight': [10, 128],
+    'encoder.weight': [256, 128],
+    'encoder.bias': [256],
+    'decoder.weight': [128, 256],
+    'decoder.bias': [128],
+    'head.weight': [10, 128],
   };
   const tensors: Record<string, { dtype: string; shape: number[]; data: Uint8Array }> = {};
   let k = 0;
@@ -69,7 +83,10 @@ describe('coral CLI end to end', () => {
     hb[6] = 1;
     hb[7] = 0;
     hb.writeUInt16LE(padded.length, 8);
-    fs.writeFileSync(npy, Buffer.concat([hb, Buffer.from(padded, 'latin1'), Buffer.from(new Float32Array([1.5, -0, NaN]).buffer)]));
+    fs.writeFileSync(
+      npy,
+      Buffer.concat([hb, Buffer.from(padded, 'latin1'), Buffer.from(new Float32Array([1.5, -0, NaN]).buffer)]),
+    );
     ok(d, ['add', '.']);
     snapshot(commitId('sparse experiment'));
     ok(d, ['tag', 'exp-1']);
@@ -309,9 +326,12 @@ torch.save(m.half().state_dict(), sys.argv[1] + '/half.bin')`,
     ok(d, ['checkout', '-f', 'main']);
     expect(sha256(path.join(d, 'ckpt.pt'))).toBe(h.pt);
     expect(sha256(path.join(d, 'half.bin'))).toBe(h.bin);
-    const loaded = python(`import torch, sys
+    const loaded = python(
+      `import torch, sys
 c = torch.load(sys.argv[1] + '/ckpt.pt', weights_only=False)
-print(c['epoch'], tuple(c['model']['0.weight'].shape))`, [d]);
+print(c['epoch'], tuple(c['model']['0.weight'].shape))`,
+      [d],
+    );
     expect(loaded.trim()).toBe('3 (32, 64)');
   });
 });

@@ -53,7 +53,9 @@ const mean = (a: Float32Array, b: Float32Array) => Float32Array.from(a, (x, i) =
 function snapshot(d: string, file: string, exact = true) {
   const raw = fs.readFileSync(path.join(d, '.coral', 'index'));
   // The index file is "\0CI1" + brotli(JSON) (lib/worktree/staging.ts).
-  const json = raw.subarray(0, 4).equals(Buffer.from([0, 0x43, 0x49, 0x31])) ? zlib.brotliDecompressSync(raw.subarray(4)) : raw;
+  const json = raw.subarray(0, 4).equals(Buffer.from([0, 0x43, 0x49, 0x31]))
+    ? zlib.brotliDecompressSync(raw.subarray(4))
+    : raw;
   const index = raw.toString('hex');
   const entries = (JSON.parse(json.toString('utf8')) as { files: Record<string, { entry: unknown }> }).files;
   return {
@@ -72,14 +74,26 @@ describe('coral merge: classification, strategies, DAG', () => {
     const d = repoDir();
     const F = path.join(d, 'model.safetensors');
     const base: Spec = {
-      'a.unchanged': W(1), 'b.ours': W(2), 'c.theirs': W(3), 'd.same': W(4), 'e.conflict': W(5, 512),
-      'g.deleted-both': W(7), 'i.ours-deleted': W(9), 'k.delmod': W(11), 'm.theirs-deleted': W(13),
+      'a.unchanged': W(1),
+      'b.ours': W(2),
+      'c.theirs': W(3),
+      'd.same': W(4),
+      'e.conflict': W(5, 512),
+      'g.deleted-both': W(7),
+      'i.ours-deleted': W(9),
+      'k.delmod': W(11),
+      'm.theirs-deleted': W(13),
     };
     write(F, base);
     const b0 = commit(d, 'base model');
     ok(d, ['branch', 'feat']);
     // ours (main)
-    const ours: Spec = { ...base, 'b.ours': perturb(base['b.ours'], 21), 'd.same': perturb(base['d.same'], 41), 'e.conflict': perturb(base['e.conflict'], 51, 1) };
+    const ours: Spec = {
+      ...base,
+      'b.ours': perturb(base['b.ours'], 21),
+      'd.same': perturb(base['d.same'], 41),
+      'e.conflict': perturb(base['e.conflict'], 51, 1),
+    };
     delete ours['g.deleted-both'];
     delete ours['i.ours-deleted'];
     delete ours['k.delmod'];
@@ -88,7 +102,13 @@ describe('coral merge: classification, strategies, DAG', () => {
     write(F, ours);
     const oId = commit(d, 'ours');
     ok(d, ['checkout', 'feat']);
-    const theirs: Spec = { ...base, 'c.theirs': perturb(base['c.theirs'], 31), 'd.same': perturb(base['d.same'], 41), 'e.conflict': perturb(base['e.conflict'], 52, 1), 'k.delmod': perturb(base['k.delmod'], 111) };
+    const theirs: Spec = {
+      ...base,
+      'c.theirs': perturb(base['c.theirs'], 31),
+      'd.same': perturb(base['d.same'], 41),
+      'e.conflict': perturb(base['e.conflict'], 52, 1),
+      'k.delmod': perturb(base['k.delmod'], 111),
+    };
     delete theirs['g.deleted-both'];
     delete theirs['m.theirs-deleted'];
     theirs['h.added-same'] = W(80);
@@ -116,11 +136,21 @@ describe('coral merge: classification, strategies, DAG', () => {
     const rep = JSON.parse(ok(d, ['merge', 'feat', '--strategy', 'average', '--resolve', 'k.*=theirs', '--json']));
     expect(rep.fastForward).toBe(false);
     expect(rep.base).toBe(b0);
-    const kinds = Object.fromEntries([...rep.autoMerged, ...rep.conflicts].map((x: { tensor: string; kind: string }) => [x.tensor, x.kind]));
+    const kinds = Object.fromEntries(
+      [...rep.autoMerged, ...rep.conflicts].map((x: { tensor: string; kind: string }) => [x.tensor, x.kind]),
+    );
     expect(kinds).toEqual({
-      'b.ours': 'modified-ours', 'c.theirs': 'modified-theirs', 'd.same': 'modified-both-same', 'e.conflict': 'conflict-modify-modify',
-      'g.deleted-both': 'deleted-both', 'h.added-same': 'added-both-same', 'i.ours-deleted': 'deleted-ours', 'j.theirs-added': 'added-theirs',
-      'k.delmod': 'conflict-delete-modify', 'l.addadd': 'conflict-add-add', 'm.theirs-deleted': 'deleted-theirs',
+      'b.ours': 'modified-ours',
+      'c.theirs': 'modified-theirs',
+      'd.same': 'modified-both-same',
+      'e.conflict': 'conflict-modify-modify',
+      'g.deleted-both': 'deleted-both',
+      'h.added-same': 'added-both-same',
+      'i.ours-deleted': 'deleted-ours',
+      'j.theirs-added': 'added-theirs',
+      'k.delmod': 'conflict-delete-modify',
+      'l.addadd': 'conflict-add-add',
+      'm.theirs-deleted': 'deleted-theirs',
     });
     expect(rep.resolved).toEqual([
       { file: 'model.safetensors', tensor: 'e.conflict', strategy: 'average' },
@@ -130,7 +160,17 @@ describe('coral merge: classification, strategies, DAG', () => {
 
     // Every tensor, bit for bit, from the merged checkout.
     const m = await load(F);
-    expect([...m.tensors.keys()].sort()).toEqual(['a.unchanged', 'b.ours', 'c.theirs', 'd.same', 'e.conflict', 'h.added-same', 'j.theirs-added', 'k.delmod', 'l.addadd']);
+    expect([...m.tensors.keys()].sort()).toEqual([
+      'a.unchanged',
+      'b.ours',
+      'c.theirs',
+      'd.same',
+      'e.conflict',
+      'h.added-same',
+      'j.theirs-added',
+      'k.delmod',
+      'l.addadd',
+    ]);
     expectBits(m.tensors.get('a.unchanged'), base['a.unchanged']);
     expectBits(m.tensors.get('b.ours'), ours['b.ours']);
     expectBits(m.tensors.get('c.theirs'), theirs['c.theirs']);
@@ -147,8 +187,14 @@ describe('coral merge: classification, strategies, DAG', () => {
     expect(log[0].id).toBe(rep.commit);
     expect(log[0].commit.parents).toEqual([oId, tId]);
     expect(log[0].commit.metadata.merge).toMatchObject({
-      strategy: 'average', base: b0, theirs: tId,
-      resolved: { 'model.safetensors:e.conflict': 'average', 'model.safetensors:k.delmod': 'theirs', 'model.safetensors:l.addadd': 'average' },
+      strategy: 'average',
+      base: b0,
+      theirs: tId,
+      resolved: {
+        'model.safetensors:e.conflict': 'average',
+        'model.safetensors:k.delmod': 'theirs',
+        'model.safetensors:l.addadd': 'average',
+      },
     });
     // Reopened in this process: merge base and ancestry are right.
     const repo = await Repository.open(d);
@@ -193,7 +239,9 @@ describe('coral merge: classification, strategies, DAG', () => {
     fs.mkdirSync(out, { recursive: true });
     fs.writeFileSync(target, JSON.stringify({ x: Array.from(theirs['x.w']), y: Array.from(theirs['y.w']) }));
     const scorer = path.join(out, 'score.js');
-    fs.writeFileSync(scorer, `
+    fs.writeFileSync(
+      scorer,
+      `
       const fs = require('fs'); const path = require('path');
       const dir = process.argv[2]; if (dir !== process.env.CORAL_CANDIDATE_DIR) throw new Error('dir mismatch');
       const buf = fs.readFileSync(path.join(dir, 'model.safetensors'));
@@ -204,26 +252,61 @@ describe('coral merge: classification, strategies, DAG', () => {
       for (let i = 0; i < x.length; i++) e += Math.abs(x[i] - t.x[i]);
       for (let i = 0; i < y.length; i++) e += Math.abs(y[i] - t.y[i]);
       console.log('evaluating', dir); console.log('loss', 3, 'score', -e);
-    `);
+    `,
+    );
     const strategies = ['ours', 'theirs', 'average', 'weighted', 'task-arithmetic', 'ties', 'dare'];
-    const tr = JSON.parse(ok(d, [
-      'merge', 'feat', '--try', strategies.join(','), '--out', out, '--alpha', '0.5', '--lambda', '0.7', '--density', '0.3',
-      '--drop', '0.2', '--seed', '7', '--eval', `node ${scorer} {}`, '--json',
-    ]));
-    expect(tr.candidates.map((c: { strategy: string; ok: boolean }) => [c.strategy, c.ok])).toEqual(strategies.map((s) => [s, true]));
+    const tr = JSON.parse(
+      ok(d, [
+        'merge',
+        'feat',
+        '--try',
+        strategies.join(','),
+        '--out',
+        out,
+        '--alpha',
+        '0.5',
+        '--lambda',
+        '0.7',
+        '--density',
+        '0.3',
+        '--drop',
+        '0.2',
+        '--seed',
+        '7',
+        '--eval',
+        `node ${scorer} {}`,
+        '--json',
+      ]),
+    );
+    expect(tr.candidates.map((c: { strategy: string; ok: boolean }) => [c.strategy, c.ok])).toEqual(
+      strategies.map((s) => [s, true]),
+    );
     expect(tr.best.strategy).toBe('theirs');
     expect(tr.best.score).toBe(0);
     for (const c of tr.candidates) expect(typeof c.score).toBe('number');
-    expect(tr.next).toBe('coral merge feat --strategy theirs --alpha 0.5 --lambda 0.7 --density 0.3 --drop 0.2 --seed 7');
+    expect(tr.next).toBe(
+      'coral merge feat --strategy theirs --alpha 0.5 --lambda 0.7 --density 0.3 --drop 0.2 --seed 7',
+    );
     expect(snapshot(d, 'model.safetensors')).toEqual(before); // refs, index, files untouched
-    const human = ok(d, ['merge', 'feat', '--try', 'average,ours', '--out', out, '--eval', `node ${scorer} {}`, '--minimize']);
+    const human = ok(d, [
+      'merge',
+      'feat',
+      '--try',
+      'average,ours',
+      '--out',
+      out,
+      '--eval',
+      `node ${scorer} {}`,
+      '--minimize',
+    ]);
     expect(human).toMatch(/ours .* <- best/);
 
     const cand = async (s: string) => load(path.join(out, s, 'model.safetensors'));
     const num = (a: Float32Array) => Array.from(a);
     const check = async (s: string, fx: (b: number[], o: number[], t: number[]) => number[]) => {
       const c = await cand(s);
-      for (const k of ['x.w', 'y.w']) expectBits(c.tensors.get(k), Float32Array.from(fx(num(base[k]), num(ours[k]), num(theirs[k]))));
+      for (const k of ['x.w', 'y.w'])
+        expectBits(c.tensors.get(k), Float32Array.from(fx(num(base[k]), num(ours[k]), num(theirs[k]))));
       expectBits(c.tensors.get('z.fixed'), base['z.fixed']);
       // Theirs changed only the header metadata: the merged file takes it.
       expect(c.metadata).toEqual({ note: 'theirs changed the header metadata' });
@@ -232,18 +315,25 @@ describe('coral merge: classification, strategies, DAG', () => {
     await check('theirs', (_b, _o, t) => t);
     await check('average', (_b, o, t) => o.map((x, i) => 0.5 * x + 0.5 * t[i]));
     await check('weighted', (_b, o, t) => o.map((x, i) => 0.5 * x + 0.5 * t[i]));
-    expect(sha256(path.join(out, 'weighted', 'model.safetensors'))).toBe(sha256(path.join(out, 'average', 'model.safetensors')));
+    expect(sha256(path.join(out, 'weighted', 'model.safetensors'))).toBe(
+      sha256(path.join(out, 'average', 'model.safetensors')),
+    );
     await check('task-arithmetic', (b, o, t) => refTask(b, [o, t], 0.7));
     await check('ties', (b, o, t) => refTies(b, [o, t], 0.3, 0.7));
     await check('dare', (b, o, t) => refDare(b, [o, t], 0.2, 7n, 0.7, false));
 
     // Vetted: commit TIES; the committed file equals the candidate byte for byte.
-    const rep = JSON.parse(ok(d, ['merge', 'feat', '--strategy', 'ties', '--density', '0.3', '--lambda', '0.7', '--json']));
+    const rep = JSON.parse(
+      ok(d, ['merge', 'feat', '--strategy', 'ties', '--density', '0.3', '--lambda', '0.7', '--json']),
+    );
     expect(sha256(F)).toBe(sha256(path.join(out, 'ties', 'model.safetensors')));
     const head = JSON.parse(ok(d, ['log', '--json', '-n', '1']))[0];
     expect(head.id).toBe(rep.commit);
     expect(head.commit.parents[0]).toBe(oId);
-    expect(head.commit.metadata.merge.resolved).toEqual({ 'model.safetensors:x.w': 'ties', 'model.safetensors:y.w': 'ties' });
+    expect(head.commit.metadata.merge.resolved).toEqual({
+      'model.safetensors:x.w': 'ties',
+      'model.safetensors:y.w': 'ties',
+    });
     expect(head.commit.metadata.merge.params).toMatchObject({ density: 0.3, lambda: 0.7 });
     expect(head.commit.metadata.merge.base).toBe(b0);
   });
@@ -265,8 +355,15 @@ describe('coral merge: classification, strategies, DAG', () => {
     ok(d, ['checkout', 'main']);
     const repo = await Repository.open(d);
     try {
-      await expect(repo.merge('feat', { strategy: 'weighted' })).rejects.toMatchObject({ code: 'CORAL_INVALID_ARGUMENT' });
-      const r = await repo.merge('feat', { strategy: 'weighted', alpha: 0.3, resolve: ['w.safetensors:enc.*=ours'], message: 'soup' });
+      await expect(repo.merge('feat', { strategy: 'weighted' })).rejects.toMatchObject({
+        code: 'CORAL_INVALID_ARGUMENT',
+      });
+      const r = await repo.merge('feat', {
+        strategy: 'weighted',
+        alpha: 0.3,
+        resolve: ['w.safetensors:enc.*=ours'],
+        message: 'soup',
+      });
       expect(r).toMatchObject({ status: 'merged', fastForward: false, theirs: tId, unresolved: [] });
       expect(r.resolved).toEqual([
         { file: 'w.safetensors', tensor: 'dec.w', strategy: 'weighted' },
@@ -274,7 +371,10 @@ describe('coral merge: classification, strategies, DAG', () => {
       ]);
       const m = await load(F);
       expectBits(m.tensors.get('enc.w'), ours['enc.w']);
-      expectBits(m.tensors.get('dec.w'), Float32Array.from(ours['dec.w'], (x, i) => 0.3 * x + (1 - 0.3) * theirs['dec.w'][i]));
+      expectBits(
+        m.tensors.get('dec.w'),
+        Float32Array.from(ours['dec.w'], (x, i) => 0.3 * x + (1 - 0.3) * theirs['dec.w'][i]),
+      );
       const c = await repo.readCommit(r.commit!);
       expect(c.parents[1]).toBe(tId);
       expect(c.message).toBe('soup\n');
@@ -385,7 +485,9 @@ describe('coral merge: classification, strategies, DAG', () => {
     expect(snapshot(d, 'm.safetensors', false)).toEqual(before);
 
     // Crash again; gc runs; --continue applies the merged tree and commits with both parents.
-    expect(coral(d, ['merge', 'feat', '--strategy', 'average'], { CORAL_CRASH_AT: 'merge:after-state' }).code).not.toBe(0);
+    expect(coral(d, ['merge', 'feat', '--strategy', 'average'], { CORAL_CRASH_AT: 'merge:after-state' }).code).not.toBe(
+      0,
+    );
     ok(d, ['gc', '--prune=now']);
     const id = JSON.parse(ok(d, ['merge', '--continue', '--json'])).commit;
     expect(sha256(F)).toBe(mergedF);

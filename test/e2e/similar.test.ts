@@ -31,7 +31,10 @@ describe('coral similar / similarity index (CLI)', () => {
     cliOk(dir, ['commit', '-m', 'base']);
     writeModel(path.join(dir, 'a.safetensors'), fineTune(base, 2), 'model.');
     writeModel(path.join(dir, 'b.safetensors'), baseModel(3));
-    const [ra, rb] = await Promise.all([cliAsync(dir, ['add', 'a.safetensors']), cliAsync(dir, ['add', 'b.safetensors'])]);
+    const [ra, rb] = await Promise.all([
+      cliAsync(dir, ['add', 'a.safetensors']),
+      cliAsync(dir, ['add', 'b.safetensors']),
+    ]);
     expect(ra.code, ra.stderr).toBe(0);
     expect(rb.code, rb.stderr).toBe(0);
     cliOk(dir, ['commit', '-m', 'a and b']);

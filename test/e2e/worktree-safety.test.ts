@@ -28,8 +28,8 @@ afterAll(() => {
 function model(file: string, seed: number): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   writeSafetensors(file, {
-    'w': { dtype: 'F32', shape: [64, 32], data: f32(weights(64 * 32, seed)) },
-    'b': { dtype: 'F32', shape: [64], data: f32(weights(64, seed + 1000)) },
+    w: { dtype: 'F32', shape: [64, 32], data: f32(weights(64 * 32, seed)) },
+    b: { dtype: 'F32', shape: [64], data: f32(weights(64, seed + 1000)) },
   });
 }
 
@@ -82,7 +82,11 @@ describe('checkout never writes or deletes through a symlinked directory', () =>
     const before = sha256(path.join(elsewhere, 'x.safetensors'));
     fs.symlinkSync(elsewhere, path.join(d, 'sub'));
 
-    for (const args of [['checkout', 'side'], ['checkout', '-f', 'side'], ['checkout', 'side', '--', 'sub/x.safetensors']]) {
+    for (const args of [
+      ['checkout', 'side'],
+      ['checkout', '-f', 'side'],
+      ['checkout', 'side', '--', 'sub/x.safetensors'],
+    ]) {
       const r = coral(d, args);
       expect(r.code, args.join(' ')).not.toBe(0);
       expect(errCode(r)).toBe('CORAL_UNSAFE_PATH');
@@ -129,14 +133,21 @@ describe('checkout never writes or deletes through a symlinked directory', () =>
     commitAll(d, 'base');
     const mainRef = fs.readFileSync(path.join(d, '.coral', 'refs', 'heads', 'main'), 'utf8');
     const config = fs.readFileSync(path.join(d, '.coral', 'config'), 'utf8');
-    for (const [branch, file, target] of [['evil-refs', 'lnk/main', '.coral/refs/heads'], ['evil-config', 'lnk/config', '.coral']]) {
+    for (const [branch, file, target] of [
+      ['evil-refs', 'lnk/main', '.coral/refs/heads'],
+      ['evil-config', 'lnk/config', '.coral'],
+    ]) {
       ok(d, ['checkout', '-b', branch, 'main']);
       model(path.join(d, ...file.split('/')), 7);
       commitAll(d, `adds ${file}`);
       ok(d, ['checkout', 'main']);
       expect(fs.existsSync(path.join(d, 'lnk'))).toBe(false);
       fs.symlinkSync(target, path.join(d, 'lnk'));
-      for (const args of [['checkout', branch], ['checkout', '-f', branch], ['checkout', branch, '--', file]]) {
+      for (const args of [
+        ['checkout', branch],
+        ['checkout', '-f', branch],
+        ['checkout', branch, '--', file],
+      ]) {
         const r = coral(d, args);
         expect(errCode(r), args.join(' ')).toBe('CORAL_UNSAFE_PATH');
       }
@@ -227,8 +238,14 @@ describe('temp files of killed writers', () => {
     const dead = deadPid();
     const live = process.pid;
     fs.mkdirSync(path.join(d, 'sub'));
-    const stale = [path.join(d, '.coral', 'tmp', `wt-${dead}-0123456789ab`), path.join(d, 'sub', `.coral-tmp-${dead}-0123456789ab`)];
-    const fresh = [path.join(d, '.coral', 'tmp', `wt-${live}-0123456789ab`), path.join(d, 'sub', `.coral-tmp-${live}-0123456789ab`)];
+    const stale = [
+      path.join(d, '.coral', 'tmp', `wt-${dead}-0123456789ab`),
+      path.join(d, 'sub', `.coral-tmp-${dead}-0123456789ab`),
+    ];
+    const fresh = [
+      path.join(d, '.coral', 'tmp', `wt-${live}-0123456789ab`),
+      path.join(d, 'sub', `.coral-tmp-${live}-0123456789ab`),
+    ];
     for (const f of [...stale, ...fresh]) fs.writeFileSync(f, Buffer.alloc(1024));
     const st3 = JSON.parse(ok(d, ['status', '--json']));
     expect(st3.untracked).toEqual([]);
@@ -244,7 +261,9 @@ describe('odd file names', () => {
     names.forEach((n, i) => model(path.join(d, n), 10 + i));
     const r = ok(d, ['add', '__proto__']);
     expect(r).toBeDefined();
-    expect(JSON.parse(ok(d, ['status', '--json'])).files).toEqual([{ path: '__proto__', staged: 'added', unstaged: null }]);
+    expect(JSON.parse(ok(d, ['status', '--json'])).files).toEqual([
+      { path: '__proto__', staged: 'added', unstaged: null },
+    ]);
     ok(d, ['add', '.']);
     const st = JSON.parse(ok(d, ['status', '--json']));
     expect(st.files.map((f: { path: string }) => f.path).sort()).toEqual([...names].sort());
@@ -262,7 +281,9 @@ describe('odd file names', () => {
     expect(JSON.parse(ok(d, ['status', '--json']))).toMatchObject({ files: [], untracked: [] });
     model(path.join(d, 'constructor'), 50);
     ok(d, ['add', 'constructor']);
-    expect(JSON.parse(ok(d, ['status', '--json'])).files).toEqual([{ path: 'constructor', staged: 'modified', unstaged: null }]);
+    expect(JSON.parse(ok(d, ['status', '--json'])).files).toEqual([
+      { path: 'constructor', staged: 'modified', unstaged: null },
+    ]);
     ok(d, ['commit', '-m', 'main changes constructor']);
     // A three-way merge over the odd names (the other side changes __proto__), then --abort.
     ok(d, ['checkout', '-b', 'm2', 'HEAD~1']);
@@ -330,6 +351,8 @@ describe('a damaged staging index', () => {
     model(path.join(d, 'a.safetensors'), 3);
     fs.writeFileSync(index, 'garbage');
     ok(d, ['reset']);
-    expect(JSON.parse(ok(d, ['status', '--json'])).files).toEqual([{ path: 'a.safetensors', staged: null, unstaged: 'modified' }]);
+    expect(JSON.parse(ok(d, ['status', '--json'])).files).toEqual([
+      { path: 'a.safetensors', staged: null, unstaged: 'modified' },
+    ]);
   });
 });

@@ -28,9 +28,11 @@ export function rng(seed: number): (n: number) => Uint8Array {
   return (n: number) => {
     const out = new Uint8Array(n);
     for (let i = 0; i < n; i++) {
-      s ^= s << 13; s >>>= 0;
+      s ^= s << 13;
+      s >>>= 0;
       s ^= s >>> 17;
-      s ^= s << 5; s >>>= 0;
+      s ^= s << 5;
+      s >>>= 0;
       out[i] = s & 0xff;
     }
     return out;
@@ -55,8 +57,16 @@ export function allDtypeTensors(): Record<string, Tensor> {
     out[`empty_${d}`] = randomTensor(d, [0, 4], 300 + i);
   });
   // NaN payload, -0.0, subnormal, inf in F32/F64
-  out.special_f32 = { dtype: 'F32', shape: [4], data: new Uint8Array(new Uint32Array([0x7fc01234, 0x80000000, 0x00000001, 0x7f800000]).buffer) };
-  out.special_f64 = { dtype: 'F64', shape: [2], data: new Uint8Array(new BigUint64Array([0x7ff0000000000abcn, 0x8000000000000000n]).buffer) };
+  out.special_f32 = {
+    dtype: 'F32',
+    shape: [4],
+    data: new Uint8Array(new Uint32Array([0x7fc01234, 0x80000000, 0x00000001, 0x7f800000]).buffer),
+  };
+  out.special_f64 = {
+    dtype: 'F64',
+    shape: [2],
+    data: new Uint8Array(new BigUint64Array([0x7ff0000000000abcn, 0x8000000000000000n]).buffer),
+  };
   return out;
 }
 

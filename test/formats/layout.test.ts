@@ -3,7 +3,12 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FormatError, LimitExceededError, UnsafePickleError, UnsupportedFormatError } from '../../lib/errors';
 import {
-  type CheckpointLayout, detectFormat, readSegment, scanCheckpoint, skeletonRanges, tensorFromSegment,
+  type CheckpointLayout,
+  detectFormat,
+  readSegment,
+  scanCheckpoint,
+  skeletonRanges,
+  tensorFromSegment,
 } from '../../lib/formats/layout';
 import { readNpy, readNpz, serializeNpz } from '../../lib/formats/numpy';
 import { loadStateDict, serializePyTorch } from '../../lib/formats/pytorch';
@@ -21,14 +26,26 @@ async function checkInvariant(file: string): Promise<{ layout: CheckpointLayout;
     expect(s.offset).toBeGreaterThanOrEqual(prevEnd);
     prevEnd = s.offset + s.length;
     expect(prevEnd).toBeLessThanOrEqual(bytes.byteLength);
-    if (!s.compression) expect(s.shape.reduce((a, b) => a * b, 1) * ({ F64: 8, I64: 8, U64: 8, F32: 4, I32: 4, U32: 4, F16: 2, BF16: 2, I16: 2, U16: 2 } as Record<string, number>)[s.dtype] || s.length).toBe(s.length);
+    if (!s.compression)
+      expect(
+        s.shape.reduce((a, b) => a * b, 1) *
+          (
+            { F64: 8, I64: 8, U64: 8, F32: 4, I32: 4, U32: 4, F16: 2, BF16: 2, I16: 2, U16: 2 } as Record<
+              string,
+              number
+            >
+          )[s.dtype] || s.length,
+      ).toBe(s.length);
   }
   // file == skeleton pieces interleaved with segments, in order
   const fh = await fs.promises.open(file, 'r');
   try {
     const segs = await Promise.all(layout.segments.map((s) => readSegment(fh, s)));
     const pieces: { offset: number; bytes: Uint8Array }[] = [
-      ...skeletonRanges(layout).map((r) => ({ offset: r.offset, bytes: bytes.subarray(r.offset, r.offset + r.length) })),
+      ...skeletonRanges(layout).map((r) => ({
+        offset: r.offset,
+        bytes: bytes.subarray(r.offset, r.offset + r.length),
+      })),
       ...layout.segments.map((s, i) => ({ offset: s.offset, bytes: segs[i] })),
     ].sort((a, b) => a.offset - b.offset || a.bytes.byteLength - b.bytes.byteLength);
     expect(Buffer.concat(pieces.map((p) => p.bytes)).equals(bytes)).toBe(true);
@@ -58,9 +75,13 @@ describe('checkpoint layouts', () => {
     const st = path.join(dir, 'noext');
     fs.writeFileSync(st, serializeSafetensors({ a: randomTensor('F32', [2], 1) }));
     const expectations: [string, string][] = [
-      [path.join(FIXTURES, 'model_state.pt'), 'pytorch'], [path.join(FIXTURES, 'legacy.pt'), 'pytorch'],
-      [path.join(FIXTURES, 'arrays.npz'), 'npz'], [path.join(FIXTURES, 'arrays_compressed.npz'), 'npz'],
-      [path.join(FIXTURES, 'f32.npy'), 'npy'], [raw, 'raw'], [st, 'safetensors'],
+      [path.join(FIXTURES, 'model_state.pt'), 'pytorch'],
+      [path.join(FIXTURES, 'legacy.pt'), 'pytorch'],
+      [path.join(FIXTURES, 'arrays.npz'), 'npz'],
+      [path.join(FIXTURES, 'arrays_compressed.npz'), 'npz'],
+      [path.join(FIXTURES, 'f32.npy'), 'npy'],
+      [raw, 'raw'],
+      [st, 'safetensors'],
     ];
     for (const [f, fmt] of expectations) expect(await detectFormat(f), f).toBe(fmt);
     const l = await scanCheckpoint(raw);
@@ -92,7 +113,9 @@ describe('checkpoint layouts', () => {
       const file = path.join(FIXTURES, f);
       const { layout, tensors } = await checkInvariant(file);
       sameTensors(tensors, await readNpz(file));
-      expect(layout.segments.every((s) => (f === 'arrays.npz' ? !s.compression : s.compression === 'deflate'))).toBe(true);
+      expect(layout.segments.every((s) => (f === 'arrays.npz' ? !s.compression : s.compression === 'deflate'))).toBe(
+        true,
+      );
     }
   });
 
@@ -117,7 +140,11 @@ describe('checkpoint layouts', () => {
 
   it('bad files give typed errors from scanCheckpoint', async () => {
     const dir = tmpDir();
-    const w = (name: string, b: Uint8Array): string => { const p = path.join(dir, name); fs.writeFileSync(p, b); return p; };
+    const w = (name: string, b: Uint8Array): string => {
+      const p = path.join(dir, name);
+      fs.writeFileSync(p, b);
+      return p;
+    };
     await expectCode(scanCheckpoint(path.join(FIXTURES, 'legacy.pt')), UnsupportedFormatError.code);
     await expectCode(scanCheckpoint(path.join(FIXTURES, 'scripted.pt')), UnsupportedFormatError.code);
     const st = serializeSafetensors({ a: randomTensor('F32', [4], 1) });
@@ -154,7 +181,9 @@ describe('checkpoint layouts', () => {
     expect(t.data.byteLength).toBe(n * 4);
     expect(Buffer.compare(t.data, bigT.data)).toBe(0);
     expect(scanMs).toBeLessThan(200);
-    console.log(`scan ${scanMs.toFixed(2)} ms; read 64 MiB segment ${readMs.toFixed(1)} ms (${((n * 4) / 2 ** 30 / (readMs / 1000)).toFixed(2)} GiB/s)`);
+    console.log(
+      `scan ${scanMs.toFixed(2)} ms; read 64 MiB segment ${readMs.toFixed(1)} ms (${((n * 4) / 2 ** 30 / (readMs / 1000)).toFixed(2)} GiB/s)`,
+    );
     fs.rmSync(dir, { recursive: true });
   });
 });
@@ -164,7 +193,7 @@ async function serializeEvil(): Promise<Buffer> {
   const { ZipWriter } = await import('../../lib/formats/zip');
   const sink = new MemorySink();
   const zw = new ZipWriter(sink);
-  await zw.add('archive/data.pkl', Buffer.from("\x80\x02cposix\nsystem\nX\x02\x00\x00\x00idx\x85R.", 'latin1'));
+  await zw.add('archive/data.pkl', Buffer.from('\x80\x02cposix\nsystem\nX\x02\x00\x00\x00idx\x85R.', 'latin1'));
   await zw.add('archive/version', Buffer.from('3\n'));
   await zw.finish();
   return sink.toBuffer();

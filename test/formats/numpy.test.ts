@@ -14,7 +14,8 @@ function npy(header: string, data: Uint8Array = new Uint8Array(0), version = 1):
   const h = Buffer.from(header, 'latin1');
   const pre = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, version, 0]);
   const len = version === 1 ? Buffer.alloc(2) : Buffer.alloc(4);
-  if (version === 1) len.writeUInt16LE(h.byteLength); else len.writeUInt32LE(h.byteLength);
+  if (version === 1) len.writeUInt16LE(h.byteLength);
+  else len.writeUInt32LE(h.byteLength);
   return Buffer.concat([pre, len, h, data]);
 }
 
@@ -47,7 +48,9 @@ describe('numpy .npy/.npz', () => {
       const back = await readNpy(serializeNpy(t));
       expect([back.dtype, back.shape, hex(back.data)], k).toEqual([t.dtype, t.shape, hex(t.data)]);
     }
-    const npzIn = Object.fromEntries(DTYPE_NAMES.filter((d) => !/BF16|F8/.test(d)).map((d, i) => [d, randomTensor(d, [2, 3], i)]));
+    const npzIn = Object.fromEntries(
+      DTYPE_NAMES.filter((d) => !/BF16|F8/.test(d)).map((d, i) => [d, randomTensor(d, [2, 3], i)]),
+    );
     for (const compress of [false, true]) {
       const back = await readNpz(await serializeNpz(npzIn, { compress }));
       for (const [k, t] of Object.entries(npzIn)) expect(hex(back.get(k)!.data)).toBe(hex(t.data));
@@ -56,11 +59,14 @@ describe('numpy .npy/.npz', () => {
 
   it.skipIf(!hasTorch)('numpy loads what we write', async () => {
     const dir = tmpDir();
-    const ts = Object.fromEntries(DTYPE_NAMES.filter((d) => !/BF16|F8/.test(d)).map((d, i) => [d, randomTensor(d, i % 2 ? [3, 2] : [], i)]));
+    const ts = Object.fromEntries(
+      DTYPE_NAMES.filter((d) => !/BF16|F8/.test(d)).map((d, i) => [d, randomTensor(d, i % 2 ? [3, 2] : [], i)]),
+    );
     await writeNpz(path.join(dir, 's.npz'), ts);
     await writeNpz(path.join(dir, 'c.npz'), ts, { compress: true });
     await writeNpy(path.join(dir, 'one.npy'), ts.F32);
-    const out = py(`
+    const out = py(
+      `
 import numpy as np, json, sys
 d = sys.argv[1]
 r = {}
@@ -69,10 +75,26 @@ for f in ['s.npz', 'c.npz']:
         r[f] = {k: [z[k].dtype.str, list(z[k].shape), z[k].tobytes().hex()] for k in z.files}
 a = np.load(d + '/one.npy'); r['one'] = [a.dtype.str, list(a.shape), a.tobytes().hex()]
 print(json.dumps(r))
-`, dir);
+`,
+      dir,
+    );
     const r = JSON.parse(out);
-    const descr: Record<string, string> = { F64: '<f8', F32: '<f4', F16: '<f2', I64: '<i8', I32: '<i4', I16: '<i2', I8: '|i1', U64: '<u8', U32: '<u4', U16: '<u2', U8: '|u1', BOOL: '|b1' };
-    for (const f of ['s.npz', 'c.npz']) for (const [k, t] of Object.entries(ts)) expect(r[f][k]).toEqual([descr[k], t.shape, hex(t.data)]);
+    const descr: Record<string, string> = {
+      F64: '<f8',
+      F32: '<f4',
+      F16: '<f2',
+      I64: '<i8',
+      I32: '<i4',
+      I16: '<i2',
+      I8: '|i1',
+      U64: '<u8',
+      U32: '<u4',
+      U16: '<u2',
+      U8: '|u1',
+      BOOL: '|b1',
+    };
+    for (const f of ['s.npz', 'c.npz'])
+      for (const [k, t] of Object.entries(ts)) expect(r[f][k]).toEqual([descr[k], t.shape, hex(t.data)]);
     expect(r.one).toEqual(['<f4', ts.F32.shape, hex(ts.F32.data)]);
     fs.rmSync(dir, { recursive: true });
   });
@@ -88,14 +110,37 @@ print(json.dumps(r))
       ['big-endian', npy(ok.replace('<f4', '>f4'), new Uint8Array(8)), UnsupportedFormatError.code],
       ['object dtype', npy(ok.replace('<f4', '|O'), new Uint8Array(16)), UnsupportedFormatError.code],
       ['complex dtype', npy(ok.replace('<f4', '<c8'), new Uint8Array(16)), UnsupportedFormatError.code],
-      ['structured dtype', npy("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", new Uint8Array(8)), UnsupportedFormatError.code],
-      ['absurd shape', npy(ok.replace('(2,)', '(1099511627776, 1099511627776)'), new Uint8Array(8)), LimitExceededError.code],
-      ['malformed literal', npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,", new Uint8Array(8)), FormatError.code],
+      [
+        'structured dtype',
+        npy("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", new Uint8Array(8)),
+        UnsupportedFormatError.code,
+      ],
+      [
+        'absurd shape',
+        npy(ok.replace('(2,)', '(1099511627776, 1099511627776)'), new Uint8Array(8)),
+        LimitExceededError.code,
+      ],
+      [
+        'malformed literal',
+        npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,", new Uint8Array(8)),
+        FormatError.code,
+      ],
       ['code in header', npy("__import__('os').system('x')", new Uint8Array(8)), FormatError.code],
-      ['huge v2 header length', (() => { const b = npy(ok, new Uint8Array(8), 2); b.writeUInt32LE(0xffffffff, 8); return b; })(), LimitExceededError.code],
+      [
+        'huge v2 header length',
+        (() => {
+          const b = npy(ok, new Uint8Array(8), 2);
+          b.writeUInt32LE(0xffffffff, 8);
+          return b;
+        })(),
+        LimitExceededError.code,
+      ],
       ['negative dimension', npy(ok.replace('(2,)', '(-2,)'), new Uint8Array(8)), FormatError.code],
     ];
-    for (const [name, bytes, code] of cases) it(name, async () => { await expectCode(readNpy(bytes), code); });
+    for (const [name, bytes, code] of cases)
+      it(name, async () => {
+        await expectCode(readNpy(bytes), code);
+      });
     it('npz with a non-npy member or a lying stored member', async () => {
       const good = await serializeNpz({ a: randomTensor('F32', [4], 1) });
       const bad = Buffer.from(good);

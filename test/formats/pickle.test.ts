@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { FormatError, LimitExceededError, UnsafePickleError, UnsupportedFormatError } from '../../lib/errors';
 import {
-  PyDict, PyFloat, PyTuple, PySet, TorchStorage, TorchTensor, pickle, unpickle, walkPy, type PyValue,
+  PyDict,
+  PyFloat,
+  PyTuple,
+  PySet,
+  TorchStorage,
+  TorchTensor,
+  pickle,
+  unpickle,
+  walkPy,
+  type PyValue,
 } from '../../lib/formats/pickle';
 import { expectCode, hasTorch, py } from './helpers';
 
@@ -55,16 +64,32 @@ print(json.dumps({'expected': plain(v), 'pickles': {p: pickle.dumps(v, protocol=
     const big = new PyDict();
     for (let i = 0; i < 1200; i++) big.set(String(i), i);
     const v = new PyDict([
-      ['a', 1], ['neg', -7], ['big', 2n ** 70n], ['nbig', -(2n ** 64n) - 3n], ['i32', 2 ** 31], ['f', 0.1], ['one', new PyFloat(1)],
-      ['z', -0], ['inf', Infinity], ['s', 'héllo 中 😀'], ['by', Uint8Array.of(0, 1, 255)], ['t', PyTuple.make(1, PyTuple.make(2, 3), new PyTuple())],
-      ['l', [null, true, false, [], new PyDict()]], [7, 'int key'], ['long_list', Array.from({ length: 2500 }, (_, i) => i)], ['many', big],
+      ['a', 1],
+      ['neg', -7],
+      ['big', 2n ** 70n],
+      ['nbig', -(2n ** 64n) - 3n],
+      ['i32', 2 ** 31],
+      ['f', 0.1],
+      ['one', new PyFloat(1)],
+      ['z', -0],
+      ['inf', Infinity],
+      ['s', 'héllo 中 😀'],
+      ['by', Uint8Array.of(0, 1, 255)],
+      ['t', PyTuple.make(1, PyTuple.make(2, 3), new PyTuple())],
+      ['l', [null, true, false, [], new PyDict()]],
+      [7, 'int key'],
+      ['long_list', Array.from({ length: 2500 }, (_, i) => i)],
+      ['many', big],
     ] as [PyValue, PyValue][]);
     const bytes = pickle(v);
-    const out = py(`
+    const out = py(
+      `
 import pickle, json, sys
 ${PY_PLAIN}
 print(json.dumps(plain(pickle.loads(bytes.fromhex(sys.argv[1])))))
-`, bytes.toString('hex'));
+`,
+      bytes.toString('hex'),
+    );
     const exp = plain(v) as { __dict__: unknown[][] };
     // -0 and PyFloat(1) come back as python floats
     exp.__dict__ = exp.__dict__.map(([k, x]) => [k, k === 'one' ? 1 : x]);
@@ -77,7 +102,9 @@ print(json.dumps(plain(pickle.loads(bytes.fromhex(sys.argv[1])))))
 
   it('builds torch tensors from rebuild calls and storage persistent ids', () => {
     // _rebuild_tensor_v2(('storage', FloatStorage, '0', 'cpu', 6) PERSID, 1, (2, 2), (1, 2), True, OrderedDict())
-    const p = b('\x80\x02ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x06tQK\x01K\x02K\x02\x86K\x01K\x02\x86\x88ccollections\nOrderedDict\n)RtR.');
+    const p = b(
+      '\x80\x02ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x06tQK\x01K\x02K\x02\x86K\x01K\x02\x86\x88ccollections\nOrderedDict\n)RtR.',
+    );
     const t = unpickle(p) as TorchTensor;
     expect(t).toBeInstanceOf(TorchTensor);
     expect(t.storage).toEqual(new TorchStorage('0', 'F32', 6, 'cpu'));
@@ -87,8 +114,12 @@ print(json.dumps(plain(pickle.loads(bytes.fromhex(sys.argv[1])))))
   describe('refuses hostile pickles', () => {
     const unsafe: [string, Uint8Array, string][] = [
       ['os.system via GLOBAL+REDUCE', b("cos\nsystem\n(S'echo pwned'\ntR."), 'os.system'],
-      ['posix.system', b("\x80\x02cposix\nsystem\nX\x02\x00\x00\x00idx\x85R."), 'posix.system'],
-      ['builtins.eval via STACK_GLOBAL', b('\x80\x04\x8c\x08builtins\x8c\x04eval\x93\x8c\x031+1\x85R.'), 'builtins.eval'],
+      ['posix.system', b('\x80\x02cposix\nsystem\nX\x02\x00\x00\x00idx\x85R.'), 'posix.system'],
+      [
+        'builtins.eval via STACK_GLOBAL',
+        b('\x80\x04\x8c\x08builtins\x8c\x04eval\x93\x8c\x031+1\x85R.'),
+        'builtins.eval',
+      ],
       ['__builtin__.eval (py2 name)', b("c__builtin__\neval\n(S'1'\ntR."), '__builtin__.eval'],
       ['subprocess.Popen', b('\x80\x02csubprocess\nPopen\n]\x85R.'), 'subprocess.Popen'],
       ['torch.load', b('\x80\x02ctorch\nload\n.'), 'torch.load'],
@@ -106,8 +137,11 @@ print(json.dumps(plain(pickle.loads(bytes.fromhex(sys.argv[1])))))
     });
     it('unsupported opcodes name themselves', async () => {
       for (const [bytes, name] of [
-        [b('\x80\x02\x82\x01.'), 'EXT1'], [b('\x80\x05\x97.'), 'NEXT_BUFFER'], [b('(ios\nsystem\n.'), 'INST'],
-        [b('(o.'), 'OBJ'], [b('\x80\x02\xff.'), '0xff'],
+        [b('\x80\x02\x82\x01.'), 'EXT1'],
+        [b('\x80\x05\x97.'), 'NEXT_BUFFER'],
+        [b('(ios\nsystem\n.'), 'INST'],
+        [b('(o.'), 'OBJ'],
+        [b('\x80\x02\xff.'), '0xff'],
       ] as [Uint8Array, string][]) {
         const e = await expectCode(() => unpickle(bytes), UnsupportedFormatError.code);
         expect(e.message).toContain(name);
@@ -119,14 +153,34 @@ print(json.dumps(plain(pickle.loads(bytes.fromhex(sys.argv[1])))))
     });
     it('truncated and malformed input', async () => {
       for (const bytes of [
-        b('\x80\x02X\x10\x00\x00\x00abc'), b('\x80\x02'), b('\x80\x02N'), b('\x80\x02h\x05.'), b('\x80\x02e.'),
-        b('\x80\x04\x8d\xff\xff\xff\xff\xff\xff\xff\x0f.'), b('\x80\x02\x8b\xff\xff\xff\x7f'), b('\x80\x02t.'), b('\x80\x02N}N\x85u.'),
+        b('\x80\x02X\x10\x00\x00\x00abc'),
+        b('\x80\x02'),
+        b('\x80\x02N'),
+        b('\x80\x02h\x05.'),
+        b('\x80\x02e.'),
+        b('\x80\x04\x8d\xff\xff\xff\xff\xff\xff\xff\x0f.'),
+        b('\x80\x02\x8b\xff\xff\xff\x7f'),
+        b('\x80\x02t.'),
+        b('\x80\x02N}N\x85u.'),
       ]) {
-        const e = await expectCode(() => unpickle(bytes), (() => { try { unpickle(bytes); } catch (x) { return (x as { code: string }).code; } return ''; })());
+        const e = await expectCode(
+          () => unpickle(bytes),
+          (() => {
+            try {
+              unpickle(bytes);
+            } catch (x) {
+              return (x as { code: string }).code;
+            }
+            return '';
+          })(),
+        );
         expect([FormatError.code, LimitExceededError.code]).toContain((e as unknown as { code: string }).code);
       }
       await expectCode(() => unpickle(b('\x80\x02\x8a\x08\x00\x00\x00\x00')), FormatError.code);
-      await expectCode(() => unpickle(Buffer.concat([b('\x80\x02\x8b'), Buffer.from([0, 0, 1, 0]), Buffer.alloc(65536), b('.')])), LimitExceededError.code);
+      await expectCode(
+        () => unpickle(Buffer.concat([b('\x80\x02\x8b'), Buffer.from([0, 0, 1, 0]), Buffer.alloc(65536), b('.')])),
+        LimitExceededError.code,
+      );
     });
     it('a 500k-deep nesting bomb parses in bounded time and the walker refuses it', async () => {
       const n = 500_000;
@@ -139,7 +193,14 @@ print(json.dumps(plain(pickle.loads(bytes.fromhex(sys.argv[1])))))
     it('a shared-reference (billion laughs) bomb hits the visit budget', async () => {
       // l0 = [1]; l(k+1) = [lk] * 16 via memo: 16^8 leaves from a ~300-byte pickle
       const parts: Uint8Array[] = [b('\x80\x02]q\x00K\x01a')];
-      for (let k = 1; k <= 8; k++) parts.push(Buffer.concat([b('('), ...Array.from({ length: 16 }, () => b(`h${String.fromCharCode(k - 1)}`)), b(`lq${String.fromCharCode(k)}`)]));
+      for (let k = 1; k <= 8; k++)
+        parts.push(
+          Buffer.concat([
+            b('('),
+            ...Array.from({ length: 16 }, () => b(`h${String.fromCharCode(k - 1)}`)),
+            b(`lq${String.fromCharCode(k)}`),
+          ]),
+        );
       parts.push(b('.'));
       const v = unpickle(Buffer.concat(parts));
       const t0 = Date.now();

@@ -5,14 +5,23 @@ import { FormatError, LimitExceededError, UnsafePickleError, UnsupportedFormatEr
 import { MemorySink } from '../../lib/formats/io';
 import { NumpyArray, NumpyScalar, PickleWriter, PyDict, PyTuple } from '../../lib/formats/pickle';
 import {
-  PyTorchFile, loadStateDict, picklePyTorch, readPyTorch, savePyTorch, serializePyTorch,
+  PyTorchFile,
+  loadStateDict,
+  picklePyTorch,
+  readPyTorch,
+  savePyTorch,
+  serializePyTorch,
 } from '../../lib/formats/pytorch';
 import { ZipWriter } from '../../lib/formats/zip';
 import type { Tensor } from '../../lib/tensor/tensor';
 import { FIXTURES, expectCode, hasTorch, hex, py, randomTensor, tmpDir } from './helpers';
 
-interface Expected { tensors: Record<string, { dtype: string; shape: number[]; hex: string }>; [k: string]: unknown }
-const expected = (f: string): Expected => JSON.parse(fs.readFileSync(path.join(FIXTURES, `${f}.expected.json`), 'utf8'));
+interface Expected {
+  tensors: Record<string, { dtype: string; shape: number[]; hex: string }>;
+  [k: string]: unknown;
+}
+const expected = (f: string): Expected =>
+  JSON.parse(fs.readFileSync(path.join(FIXTURES, `${f}.expected.json`), 'utf8'));
 
 function expectMatches(sd: Map<string, Tensor>, exp: Expected): void {
   expect([...sd.keys()].sort()).toEqual(Object.keys(exp.tensors).sort());
@@ -99,14 +108,33 @@ describe('pytorch reader (torch.save fixtures)', () => {
     const t = randomTensor('F32', [2, 3], 1);
     const { pkl } = picklePyTorch({ w: t });
     // storage record of the wrong size
-    await expectCode(loadStateDict(await buildPt({ 'data.pkl': pkl, 'data/0': new Uint8Array(20), version: Buffer.from('3\n') })), FormatError.code);
+    await expectCode(
+      loadStateDict(await buildPt({ 'data.pkl': pkl, 'data/0': new Uint8Array(20), version: Buffer.from('3\n') })),
+      FormatError.code,
+    );
     // missing storage record
     await expectCode(loadStateDict(await buildPt({ 'data.pkl': pkl, version: Buffer.from('3\n') })), FormatError.code);
     // a view reaching past its storage: offset 5 into a 6-element storage with shape [2, 3]
     const w = new PickleWriter();
     w.global('torch._utils', '_rebuild_tensor_v2');
-    w.mark(); w.mark(); w.str('storage'); w.global('torch', 'FloatStorage'); w.str('0'); w.str('cpu'); w.int(6); w.byte(0x74); w.binpersid();
-    w.int(5); w.tuple([2, 3]); w.tuple([3, 1]); w.value(false); w.global('collections', 'OrderedDict'); w.byte(0x29); w.reduce(); w.byte(0x74); w.reduce();
+    w.mark();
+    w.mark();
+    w.str('storage');
+    w.global('torch', 'FloatStorage');
+    w.str('0');
+    w.str('cpu');
+    w.int(6);
+    w.byte(0x74);
+    w.binpersid();
+    w.int(5);
+    w.tuple([2, 3]);
+    w.tuple([3, 1]);
+    w.value(false);
+    w.global('collections', 'OrderedDict');
+    w.byte(0x29);
+    w.reduce();
+    w.byte(0x74);
+    w.reduce();
     const bad = await buildPt({ 'data.pkl': w.finish(), 'data/0': t.data, version: Buffer.from('3\n') });
     const e = await expectCode(loadStateDict(bad), FormatError.code);
     expect(e.message).toMatch(/reaches element/);
@@ -118,13 +146,24 @@ describe('pytorch reader (torch.save fixtures)', () => {
   });
 
   it('hostile data.pkl: unsafe globals and nesting bombs', async () => {
-    const evil = Buffer.from("\x80\x02cos\nsystem\nX\x02\x00\x00\x00idx\x85R.", 'latin1');
-    const e = await expectCode(loadStateDict(await buildPt({ 'data.pkl': evil, version: Buffer.from('3\n') })), UnsafePickleError.code);
+    const evil = Buffer.from('\x80\x02cos\nsystem\nX\x02\x00\x00\x00idx\x85R.', 'latin1');
+    const e = await expectCode(
+      loadStateDict(await buildPt({ 'data.pkl': evil, version: Buffer.from('3\n') })),
+      UnsafePickleError.code,
+    );
     expect(e.message).toContain('os.system');
     const n = 200_000;
-    const bomb = Buffer.concat([Buffer.from('\x80\x02', 'latin1'), Buffer.alloc(n, 0x5d), Buffer.alloc(n - 1, 0x61), Buffer.from('.')]);
+    const bomb = Buffer.concat([
+      Buffer.from('\x80\x02', 'latin1'),
+      Buffer.alloc(n, 0x5d),
+      Buffer.alloc(n - 1, 0x61),
+      Buffer.from('.'),
+    ]);
     const t0 = Date.now();
-    await expectCode(loadStateDict(await buildPt({ 'data.pkl': bomb, version: Buffer.from('3\n') })), LimitExceededError.code);
+    await expectCode(
+      loadStateDict(await buildPt({ 'data.pkl': bomb, version: Buffer.from('3\n') })),
+      LimitExceededError.code,
+    );
     expect(Date.now() - t0).toBeLessThan(3000);
   });
 });
@@ -134,7 +173,23 @@ describe('pytorch writer', () => {
 
   it('round-trips through our own reader, including dtypes only torch >= 2.1 has (v3 rebuild)', async () => {
     const sd: Record<string, Tensor> = {};
-    for (const [i, d] of ['F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2', 'I64', 'I32', 'I16', 'I8', 'U64', 'U32', 'U16', 'U8', 'BOOL'].entries()) {
+    for (const [i, d] of [
+      'F64',
+      'F32',
+      'F16',
+      'BF16',
+      'F8_E4M3',
+      'F8_E5M2',
+      'I64',
+      'I32',
+      'I16',
+      'I8',
+      'U64',
+      'U32',
+      'U16',
+      'U8',
+      'BOOL',
+    ].entries()) {
       sd[`${d}.w`] = randomTensor(d as Tensor['dtype'], [3, 4], i + 1);
       sd[`${d}.s`] = randomTensor(d as Tensor['dtype'], [], i + 50);
       sd[`${d}.e`] = randomTensor(d as Tensor['dtype'], [0, 2], i + 90);
@@ -148,32 +203,53 @@ describe('pytorch writer', () => {
   });
 
   it('aligns every storage payload to 64 bytes like torch', async () => {
-    const f = await PyTorchFile.open(await serializePyTorch({ a: randomTensor('F32', [7], 1), b: randomTensor('U8', [3], 2) }));
+    const f = await PyTorchFile.open(
+      await serializePyTorch({ a: randomTensor('F32', [7], 1), b: randomTensor('U8', [3], 2) }),
+    );
     for (const s of f.storages.values()) expect(s.offset % 64).toBe(0);
     await f.close();
   });
 
-  it.skipIf(!hasTorch)('writes files torch.load opens (weights_only True and False) with identical values', async () => {
-    const dir = tmpDir();
-    const sd: Record<string, Tensor> = {};
-    dtypes.forEach((d, i) => {
-      sd[`layer.${d}.weight`] = randomTensor(d, [4, 3], 10 + i);
-      sd[`scalar_${d}`] = randomTensor(d, [], 30 + i);
-      sd[`empty_${d}`] = randomTensor(d, [2, 0], 50 + i);
-    });
-    sd.special = { dtype: 'F32', shape: [3], data: new Uint8Array(new Uint32Array([0x7fc01234, 0x80000000, 1]).buffer) };
-    const weights = path.join(dir, 'weights.pt');
-    await savePyTorch(weights, sd);
-    const shared = randomTensor('F32', [2, 2], 99);
-    const ckpt = path.join(dir, 'ckpt.pt');
-    await savePyTorch(ckpt, {
-      model: new Map(Object.entries(sd).slice(0, 4)), epoch: 7, lr: 0.0003, betas: PyTuple.make(0.9, 0.999),
-      hist: [[1, 2], [3.5, 'x']], big: 2n ** 80n, note: 'héllo', none: null, flag: true, same1: shared, same2: shared,
-    });
-    // a real fixture loaded by us and re-saved must be equal to the original under torch.equal
-    const resaved = path.join(dir, 'resaved.pt');
-    await savePyTorch(resaved, await loadStateDict(path.join(FIXTURES, 'checkpoint.pt')));
-    const out = py(`
+  it.skipIf(!hasTorch)(
+    'writes files torch.load opens (weights_only True and False) with identical values',
+    async () => {
+      const dir = tmpDir();
+      const sd: Record<string, Tensor> = {};
+      dtypes.forEach((d, i) => {
+        sd[`layer.${d}.weight`] = randomTensor(d, [4, 3], 10 + i);
+        sd[`scalar_${d}`] = randomTensor(d, [], 30 + i);
+        sd[`empty_${d}`] = randomTensor(d, [2, 0], 50 + i);
+      });
+      sd.special = {
+        dtype: 'F32',
+        shape: [3],
+        data: new Uint8Array(new Uint32Array([0x7fc01234, 0x80000000, 1]).buffer),
+      };
+      const weights = path.join(dir, 'weights.pt');
+      await savePyTorch(weights, sd);
+      const shared = randomTensor('F32', [2, 2], 99);
+      const ckpt = path.join(dir, 'ckpt.pt');
+      await savePyTorch(ckpt, {
+        model: new Map(Object.entries(sd).slice(0, 4)),
+        epoch: 7,
+        lr: 0.0003,
+        betas: PyTuple.make(0.9, 0.999),
+        hist: [
+          [1, 2],
+          [3.5, 'x'],
+        ],
+        big: 2n ** 80n,
+        note: 'héllo',
+        none: null,
+        flag: true,
+        same1: shared,
+        same2: shared,
+      });
+      // a real fixture loaded by us and re-saved must be equal to the original under torch.equal
+      const resaved = path.join(dir, 'resaved.pt');
+      await savePyTorch(resaved, await loadStateDict(path.join(FIXTURES, 'checkpoint.pt')));
+      const out = py(
+        `
 import json, sys, torch
 def tb(t):
     t = t.contiguous()
@@ -201,18 +277,45 @@ print(json.dumps({
         'same1': c['same1'].tolist()},
   'resaved_equal': same,
 }))
-`, weights, ckpt, resaved, path.join(FIXTURES, 'checkpoint.pt'));
-    const r = JSON.parse(out);
-    const torchName: Record<string, string> = {
-      F64: 'torch.float64', F32: 'torch.float32', F16: 'torch.float16', BF16: 'torch.bfloat16', I64: 'torch.int64',
-      I32: 'torch.int32', I16: 'torch.int16', I8: 'torch.int8', U8: 'torch.uint8', BOOL: 'torch.bool',
-    };
-    for (const [k, t] of Object.entries(sd)) {
-      expect(r.w[k], k).toEqual([torchName[t.dtype], t.shape, hex(t.data)]);
-    }
-    expect(r.c).toMatchObject({ epoch: 7, lr: 0.0003, betas: [0.9, 0.999], hist: [[1, 2], [3.5, 'x']], big: String(2n ** 80n), note: 'héllo', none: null, flag: true, shared: true });
-    expect(r.c.same1.flat()).toEqual([...new Float32Array(new Uint8Array(shared.data).buffer)]);
-    expect(r.resaved_equal).toBe(true);
-    fs.rmSync(dir, { recursive: true });
-  });
+`,
+        weights,
+        ckpt,
+        resaved,
+        path.join(FIXTURES, 'checkpoint.pt'),
+      );
+      const r = JSON.parse(out);
+      const torchName: Record<string, string> = {
+        F64: 'torch.float64',
+        F32: 'torch.float32',
+        F16: 'torch.float16',
+        BF16: 'torch.bfloat16',
+        I64: 'torch.int64',
+        I32: 'torch.int32',
+        I16: 'torch.int16',
+        I8: 'torch.int8',
+        U8: 'torch.uint8',
+        BOOL: 'torch.bool',
+      };
+      for (const [k, t] of Object.entries(sd)) {
+        expect(r.w[k], k).toEqual([torchName[t.dtype], t.shape, hex(t.data)]);
+      }
+      expect(r.c).toMatchObject({
+        epoch: 7,
+        lr: 0.0003,
+        betas: [0.9, 0.999],
+        hist: [
+          [1, 2],
+          [3.5, 'x'],
+        ],
+        big: String(2n ** 80n),
+        note: 'héllo',
+        none: null,
+        flag: true,
+        shared: true,
+      });
+      expect(r.c.same1.flat()).toEqual([...new Float32Array(new Uint8Array(shared.data).buffer)]);
+      expect(r.resaved_equal).toBe(true);
+      fs.rmSync(dir, { recursive: true });
+    },
+  );
 });

@@ -26,7 +26,13 @@ describe('zip', () => {
       const src = new BufferSource(z);
       const dir = await readZipDirectory(src);
       expect(dir.zip64).toBe(forceZip64);
-      expect(dir.entries.map((e) => e.name)).toEqual(['a/data.pkl', 'a/data/0', 'a/deflated.txt', 'a/empty', 'a/ünï.bin']);
+      expect(dir.entries.map((e) => e.name)).toEqual([
+        'a/data.pkl',
+        'a/data/0',
+        'a/deflated.txt',
+        'a/empty',
+        'a/ünï.bin',
+      ]);
       for (const e of dir.entries) if (e.method === 0) expect(e.dataOffset % 64).toBe(0);
       const r = rng(5);
       expect(Buffer.from(await readZipEntry(src, dir.entries[0]))).toEqual(Buffer.from(r(100)));
@@ -41,7 +47,8 @@ describe('zip', () => {
     const ours = path.join(dir, 'ours.zip');
     fs.writeFileSync(ours, await makeZip({ forceZip64: true }));
     const theirs = path.join(dir, 'theirs.zip');
-    const out = py(`
+    const out = py(
+      `
 import zipfile, sys, json, hashlib
 z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None
 names = [i.filename for i in z.infolist()]
@@ -50,11 +57,17 @@ with zipfile.ZipFile(sys.argv[2], 'w') as w:
     with w.open('big.npy', 'w', force_zip64=True) as f: f.write(b'x' * 5000)
     w.writestr('d.txt', b'deflate me ' * 50, compress_type=zipfile.ZIP_DEFLATED)
 print(json.dumps(names))
-`, ours, theirs);
+`,
+      ours,
+      theirs,
+    );
     expect(JSON.parse(out)).toEqual(['a/data.pkl', 'a/data/0', 'a/deflated.txt', 'a/empty', 'a/ünï.bin']);
     const src = new BufferSource(fs.readFileSync(theirs));
     const d = await readZipDirectory(src);
-    expect(d.entries.map((e) => [e.name, e.uncompressedSize])).toEqual([['big.npy', 5000], ['d.txt', 550]]);
+    expect(d.entries.map((e) => [e.name, e.uncompressedSize])).toEqual([
+      ['big.npy', 5000],
+      ['d.txt', 550],
+    ]);
     expect(Buffer.from(await readZipEntry(src, d.entries[1])).toString()).toBe('deflate me '.repeat(50));
     fs.rmSync(dir, { recursive: true });
   });

@@ -16,7 +16,12 @@ export interface RunResult {
   stderr: string;
 }
 
-const baseEnv = { ...process.env, NO_COLOR: '1', CORAL_AUTHOR_NAME: 'Test User', CORAL_AUTHOR_EMAIL: 'test@example.com' };
+const baseEnv = {
+  ...process.env,
+  NO_COLOR: '1',
+  CORAL_AUTHOR_NAME: 'Test User',
+  CORAL_AUTHOR_EMAIL: 'test@example.com',
+};
 
 export function coral(cwd: string, args: string[], env: Record<string, string> = {}): RunResult {
   const r = spawnSync(process.execPath, [CORAL_BIN, ...args], { cwd, encoding: 'utf8', env: { ...baseEnv, ...env } });
@@ -24,7 +29,11 @@ export function coral(cwd: string, args: string[], env: Record<string, string> =
 }
 
 /** Async variant, for running several CLI processes at once. */
-export function coralAsync(cwd: string, args: string[], env: Record<string, string> = {}): Promise<RunResult & { signal: string | null }> {
+export function coralAsync(
+  cwd: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<RunResult & { signal: string | null }> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [CORAL_BIN, ...args], { cwd, env: { ...baseEnv, ...env } });
     let stdout = '';
@@ -55,9 +64,17 @@ export function weights(n: number, seed: number, scale = 0.05): Float32Array {
   const a = new Float32Array(n);
   let x = (seed * 2654435761) >>> 0 || 1;
   for (let i = 0; i < n; i += 2) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     const u = (x + 1) / 4294967297;
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     const v = x / 4294967296;
     const r = Math.sqrt(-2 * Math.log(u));
     a[i] = r * Math.cos(2 * Math.PI * v) * scale;
@@ -76,7 +93,11 @@ export function perturb(a: Float32Array, seed: number, rel = 1e-3, fraction = 1)
 }
 
 /** Writes a safetensors file by hand (independent of the library's writer). */
-export function writeSafetensors(file: string, tensors: Record<string, { dtype: string; shape: number[]; data: Uint8Array }>, metadata?: Record<string, string>): void {
+export function writeSafetensors(
+  file: string,
+  tensors: Record<string, { dtype: string; shape: number[]; data: Uint8Array }>,
+  metadata?: Record<string, string>,
+): void {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   let off = 0;
@@ -91,7 +112,14 @@ export function writeSafetensors(file: string, tensors: Record<string, { dtype: 
   h = Buffer.concat([h, Buffer.alloc(pad, 0x20)]);
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(h.length));
-  fs.writeFileSync(file, Buffer.concat([len, h, ...names.map((n) => Buffer.from(tensors[n].data.buffer, tensors[n].data.byteOffset, tensors[n].data.byteLength))]));
+  fs.writeFileSync(
+    file,
+    Buffer.concat([
+      len,
+      h,
+      ...names.map((n) => Buffer.from(tensors[n].data.buffer, tensors[n].data.byteOffset, tensors[n].data.byteLength)),
+    ]),
+  );
 }
 
 export function f32(a: Float32Array): Uint8Array {

@@ -18,7 +18,11 @@ process.stdin.on('data', (c: Buffer) => chunks.push(c));
 process.stdin.on('end', () => {
   const jobs = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Job[];
   const out = jobs.map((j) => {
-    const tensor = (b64: string) => ({ dtype: j.dtype, shape: j.shape, data: new Uint8Array(Buffer.from(b64, 'base64')) });
+    const tensor = (b64: string) => ({
+      dtype: j.dtype,
+      shape: j.shape,
+      data: new Uint8Array(Buffer.from(b64, 'base64')),
+    });
     const base = j.base === undefined ? null : { tensor: tensor(j.base) };
     if (j.op === 'encode') {
       const obj = encodeSync(tensor(j.data), { codec: j.codec ?? 'auto', ...(base ? { base } : {}) });

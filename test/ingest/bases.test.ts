@@ -138,7 +138,8 @@ describe('delta-aware ingestion with the similarity index', () => {
     expect(s.deltaObjects).toBeGreaterThan(6);
     for (const d of Object.keys(s.chainDepths)) expect(Number(d)).toBeLessThanOrEqual(2);
     for (const c of commits) {
-      for (const x of Object.values(await segInfo(repo, c.id, 'ckpt.safetensors'))) expect(x.depth).toBeLessThanOrEqual(2);
+      for (const x of Object.values(await segInfo(repo, c.id, 'ckpt.safetensors')))
+        expect(x.depth).toBeLessThanOrEqual(2);
       const fresh = await Repository.open(repo.worktree); // cold cache: every chain decoded from the packs
       const out = path.join(repo.worktree, 'out.bin');
       await fresh.exportFile(c.id, 'ckpt.safetensors', out);

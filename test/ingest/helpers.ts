@@ -54,7 +54,12 @@ export function baseModel(seed: number): Model {
 }
 
 const SHAPES: Record<string, number[]> = {
-  weight1: [128, 96], bias1: [128], weight2: [96, 64], bias2: [96], weight3: [64, 64], bias3: [64],
+  weight1: [128, 96],
+  bias1: [128],
+  weight2: [96, 64],
+  bias2: [96],
+  weight3: [64, 64],
+  bias3: [64],
 };
 
 function shapeOf(name: string, a: Float32Array): number[] {

@@ -91,7 +91,9 @@ describe('base selection: parent fast path', () => {
     await repo.config.set('similarity.parentTrust', parentTrust);
     const policy = await openIngestPolicy(repo, parent);
     try {
-      const { entry } = await repo.withWriter('test', (w) => ingestFile(w, file, 'a.safetensors', policy.findBase, policy.hooks));
+      const { entry } = await repo.withWriter('test', (w) =>
+        ingestFile(w, file, 'a.safetensors', policy.findBase, policy.hooks),
+      );
       expect(entry.sha256).toBe(sha(fs.readFileSync(file)));
       return { stats: { ...(policy.selector as BaseSelector).stats }, repo, entry, names };
     } finally {

@@ -25,7 +25,13 @@ async function main(): Promise<void> {
     await settle();
   }
   const last = native.counters();
-  console.log(JSON.stringify({ hits: last.poolHits - first.poolHits, misses: last.poolMisses - first.poolMisses, pooled: last.pooledBytes }));
+  console.log(
+    JSON.stringify({
+      hits: last.poolHits - first.poolHits,
+      misses: last.poolMisses - first.poolMisses,
+      pooled: last.pooledBytes,
+    }),
+  );
 }
 main().catch((e) => {
   console.error(e);

@@ -81,7 +81,8 @@ allbits.view(torch.float16).to(torch.float32).numpy().tofile(d + '/f16_f32.bin')
         for (let i = 0; i < want.length; i++) {
           const isNaN = Number.isNaN(src[i]);
           const ok = isNaN ? (got[i] & 0x7fff) > (label.includes('BF16') ? 0x7f80 : 0x7c00) : got[i] === want[i];
-          if (!ok && bad++ === 0) first = `${label} #${i} src=${src[i]} got=${got[i].toString(16)} want=${want[i].toString(16)}`;
+          if (!ok && bad++ === 0)
+            first = `${label} #${i} src=${src[i]} got=${got[i].toString(16)} want=${want[i].toString(16)}`;
         }
         expect(first).toBe('');
       };
@@ -90,7 +91,10 @@ allbits.view(torch.float16).to(torch.float32).numpy().tofile(d + '/f16_f32.bin')
       check16(u16(conv(f64, 'F64', 'F16')), read16('f64_f16.bin'), f64, 'F64->F16');
 
       const all = new Uint16Array(65536).map((_, i) => i);
-      for (const [dt, file] of [['BF16', 'bf16_f32.bin'], ['F16', 'f16_f32.bin']] as const) {
+      for (const [dt, file] of [
+        ['BF16', 'bf16_f32.bin'],
+        ['F16', 'f16_f32.bin'],
+      ] as const) {
         const got = new Float32Array(conv(all, dt, 'F32').slice().buffer);
         const want = read32(file);
         for (let i = 0; i < 65536; i++) {
@@ -111,8 +115,9 @@ describe('conversion semantics', () => {
       const got = new Float64Array(conv(all, dt, 'F64').slice().buffer);
       for (let i = 0; i < 256; i++) {
         const want = decodeBits(FORMATS[dt], i);
-        expect(Number.isNaN(got[i]) ? 'NaN' : Object.is(got[i], -0) ? '-0' : got[i], `${dt} 0x${i.toString(16)}`)
-          .toBe(Number.isNaN(want) ? 'NaN' : Object.is(want, -0) ? '-0' : want);
+        expect(Number.isNaN(got[i]) ? 'NaN' : Object.is(got[i], -0) ? '-0' : got[i], `${dt} 0x${i.toString(16)}`).toBe(
+          Number.isNaN(want) ? 'NaN' : Object.is(want, -0) ? '-0' : want,
+        );
       }
     }
   });
@@ -121,7 +126,7 @@ describe('conversion semantics', () => {
     const r = rng(9);
     const xs = new Float64Array(60_000).map((_, i) => {
       const s = r() < 0.5 ? -1 : 1;
-      if (i % 7 === 0) return s * Math.floor(r() * 2000) / 4; // many exact ties for F8
+      if (i % 7 === 0) return (s * Math.floor(r() * 2000)) / 4; // many exact ties for F8
       return s * r() * 2 ** Math.floor(r() * 60 - 40);
     });
     for (const dt of ['F8_E4M3', 'F8_E5M2', 'F16', 'BF16'] as const) {
@@ -132,13 +137,29 @@ describe('conversion semantics', () => {
         const v = roundTo(FORMATS[dt], xs[i]);
         // E4M3 overflow: NaN with the sign of x (torch: result |= sign)
         const want = Number.isNaN(v) ? (xs[i] < 0 ? 0xff : 0x7f) : encodeBits(FORMATS[dt], v);
-        if (bits !== want) expect(`${dt} x=${xs[i]} bits=${bits.toString(16)}`).toBe(`${dt} x=${xs[i]} bits=${want.toString(16)}`);
+        if (bits !== want)
+          expect(`${dt} x=${xs[i]} bits=${bits.toString(16)}`).toBe(`${dt} x=${xs[i]} bits=${want.toString(16)}`);
       }
     }
   });
 
   it('F8_E4M3 follows torch float8_e4m3fn: |x| > 464 and Inf become NaN, 464 ties to 448, NaN keeps its sign', () => {
-    const xs = new Float64Array([448, 464, 464.0001, 479, 480, 1e9, Infinity, -Infinity, -464, -465, NaN, 2 ** -9, 2 ** -10, 1.5 * 2 ** -9]);
+    const xs = new Float64Array([
+      448,
+      464,
+      464.0001,
+      479,
+      480,
+      1e9,
+      Infinity,
+      -Infinity,
+      -464,
+      -465,
+      NaN,
+      2 ** -9,
+      2 ** -10,
+      1.5 * 2 ** -9,
+    ]);
     const got = Array.from(conv(xs, 'F64', 'F8_E4M3'));
     expect(got).toEqual([0x7e, 0x7e, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0xff, 0xfe, 0xff, 0x7f, 0x01, 0x00, 0x02]);
   });
@@ -159,14 +180,24 @@ describe('conversion semantics', () => {
 
   it('integers: nearest even, saturate, NaN -> 0; BOOL is 0/1', () => {
     const xs = new Float64Array([0.5, 1.5, 2.5, -0.5, -1.5, 127.4, 127.6, 1e9, -1e9, NaN, -129]);
-    expect(Array.from(new Int8Array(conv(xs, 'F64', 'I8').buffer))).toEqual([0, 2, 2, 0, -2, 127, 127, 127, -128, 0, -128]);
+    expect(Array.from(new Int8Array(conv(xs, 'F64', 'I8').buffer))).toEqual([
+      0, 2, 2, 0, -2, 127, 127, 127, -128, 0, -128,
+    ]);
     expect(Array.from(conv(xs, 'F64', 'U8'))).toEqual([0, 2, 2, 0, 0, 127, 128, 255, 0, 0, 0]);
     expect(Array.from(conv(xs, 'F64', 'BOOL'))).toEqual([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
     const big = new Float64Array([2 ** 63, -(2 ** 63), 2 ** 64, 1e300]);
     expect(Array.from(new BigInt64Array(conv(big, 'F64', 'I64').slice().buffer))).toEqual([
-      2n ** 63n - 1n, -(2n ** 63n), 2n ** 63n - 1n, 2n ** 63n - 1n,
+      2n ** 63n - 1n,
+      -(2n ** 63n),
+      2n ** 63n - 1n,
+      2n ** 63n - 1n,
     ]);
-    expect(Array.from(new BigUint64Array(conv(big, 'F64', 'U64').slice().buffer))).toEqual([2n ** 63n, 0n, 2n ** 64n - 1n, 2n ** 64n - 1n]);
+    expect(Array.from(new BigUint64Array(conv(big, 'F64', 'U64').slice().buffer))).toEqual([
+      2n ** 63n,
+      0n,
+      2n ** 64n - 1n,
+      2n ** 64n - 1n,
+    ]);
   });
 
   it('same-dtype conversion is a bit-exact copy; the lib wrapper keeps shape', () => {

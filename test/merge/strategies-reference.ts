@@ -8,12 +8,22 @@ import { tensor, type Tensor } from '../../lib/tensor/tensor';
 export function rng(seed: number): () => number {
   let x = seed >>> 0 || 1;
   return () => {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     return x / 4294967296;
   };
 }
 
-interface Fmt { M: number; emin: number; max: number; overflow: 'inf' | 'nan'; E: number }
+interface Fmt {
+  M: number;
+  emin: number;
+  max: number;
+  overflow: 'inf' | 'nan';
+  E: number;
+}
 export const FORMATS: Record<'F16' | 'BF16' | 'F8_E4M3' | 'F8_E5M2', Fmt> = {
   F16: { E: 5, M: 10, emin: -14, max: 65504, overflow: 'inf' },
   BF16: { E: 8, M: 7, emin: -126, max: (2 - 2 ** -7) * 2 ** 127, overflow: 'inf' },
@@ -79,15 +89,34 @@ export function values(t: Tensor): number[] {
   const out: number[] = new Array(n);
   for (let i = 0; i < n; i++) {
     switch (t.dtype) {
-      case 'F64': out[i] = dv.getFloat64(i * 8, true); break;
-      case 'F32': out[i] = dv.getFloat32(i * 4, true); break;
-      case 'F16': case 'BF16': out[i] = decodeBits(FORMATS[t.dtype], dv.getUint16(i * 2, true)); break;
-      case 'F8_E4M3': case 'F8_E5M2': out[i] = decodeBits(FORMATS[t.dtype], dv.getUint8(i)); break;
-      case 'I32': out[i] = dv.getInt32(i * 4, true); break;
-      case 'U8': out[i] = dv.getUint8(i); break;
-      case 'I8': out[i] = dv.getInt8(i); break;
-      case 'I64': out[i] = Number(dv.getBigInt64(i * 8, true)); break;
-      default: throw new Error(`values(): ${t.dtype}`);
+      case 'F64':
+        out[i] = dv.getFloat64(i * 8, true);
+        break;
+      case 'F32':
+        out[i] = dv.getFloat32(i * 4, true);
+        break;
+      case 'F16':
+      case 'BF16':
+        out[i] = decodeBits(FORMATS[t.dtype], dv.getUint16(i * 2, true));
+        break;
+      case 'F8_E4M3':
+      case 'F8_E5M2':
+        out[i] = decodeBits(FORMATS[t.dtype], dv.getUint8(i));
+        break;
+      case 'I32':
+        out[i] = dv.getInt32(i * 4, true);
+        break;
+      case 'U8':
+        out[i] = dv.getUint8(i);
+        break;
+      case 'I8':
+        out[i] = dv.getInt8(i);
+        break;
+      case 'I64':
+        out[i] = Number(dv.getBigInt64(i * 8, true));
+        break;
+      default:
+        throw new Error(`values(): ${t.dtype}`);
     }
   }
   return out;
@@ -100,10 +129,19 @@ export function fromValues(dtype: FloatDType, vals: readonly number[], shape: nu
   const dv = new DataView(buf.buffer);
   vals.forEach((v, i) => {
     switch (dtype) {
-      case 'F64': dv.setFloat64(i * 8, v, true); break;
-      case 'F32': dv.setFloat32(i * 4, v, true); break;
-      case 'F16': case 'BF16': dv.setUint16(i * 2, encodeBits(FORMATS[dtype], roundTo(FORMATS[dtype], v)), true); break;
-      default: dv.setUint8(i, encodeBits(FORMATS[dtype], roundTo(FORMATS[dtype], v))); break;
+      case 'F64':
+        dv.setFloat64(i * 8, v, true);
+        break;
+      case 'F32':
+        dv.setFloat32(i * 4, v, true);
+        break;
+      case 'F16':
+      case 'BF16':
+        dv.setUint16(i * 2, encodeBits(FORMATS[dtype], roundTo(FORMATS[dtype], v)), true);
+        break;
+      default:
+        dv.setUint8(i, encodeBits(FORMATS[dtype], roundTo(FORMATS[dtype], v)));
+        break;
     }
   });
   return tensor(dtype, shape, buf);
@@ -175,8 +213,10 @@ export function refTrim(tau: number[], density: number): number[] {
   const mag = (x: number) => (Number.isNaN(x) ? Infinity * 2 : Math.abs(x));
   const idx = tau.map((_, i) => i);
   idx.sort((a, b) => {
-    const ma = mag(tau[a]), mb = mag(tau[b]);
-    const na = Number.isNaN(tau[a]), nb = Number.isNaN(tau[b]);
+    const ma = mag(tau[a]),
+      mb = mag(tau[b]);
+    const na = Number.isNaN(tau[a]),
+      nb = Number.isNaN(tau[b]);
     if (na !== nb) return na ? -1 : 1;
     if (ma !== mb) return mb - ma;
     return a - b;
@@ -190,17 +230,37 @@ function elect(taus: number[][], j: number, op: Arith): number {
   for (const t of taus) s = op(s + t[j]);
   if (Number.isNaN(s)) return NaN;
   if (s === 0) return 0;
-  let sum = 0, c = 0;
+  let sum = 0,
+    c = 0;
   for (const t of taus) {
     const v = t[j];
-    if (s > 0 ? v > 0 : v < 0) { sum = op(sum + v); c++; }
+    if (s > 0 ? v > 0 : v < 0) {
+      sum = op(sum + v);
+      c++;
+    }
   }
   return op(sum / c);
 }
 
-export function refTies(base: number[], models: number[][], density: number, lambda: number, op: Arith = F64): number[] {
-  const taus = models.map((m) => refTrim(m.map((x, j) => op(x - base[j])), density));
-  return finish(base, base.map((_, j) => elect(taus, j, op)), lambda, op);
+export function refTies(
+  base: number[],
+  models: number[][],
+  density: number,
+  lambda: number,
+  op: Arith = F64,
+): number[] {
+  const taus = models.map((m) =>
+    refTrim(
+      m.map((x, j) => op(x - base[j])),
+      density,
+    ),
+  );
+  return finish(
+    base,
+    base.map((_, j) => elect(taus, j, op)),
+    lambda,
+    op,
+  );
 }
 
 const MASK = (1n << 64n) - 1n;
@@ -218,7 +278,13 @@ export function dareU(seed: bigint, model: number, index: number): number {
 }
 
 export function refDare(
-  base: number[], models: number[][], drop: number, seed: bigint, lambda: number, ties = false, op: Arith = F64,
+  base: number[],
+  models: number[][],
+  drop: number,
+  seed: bigint,
+  lambda: number,
+  ties = false,
+  op: Arith = F64,
 ): number[] {
   const q = op(1 - drop);
   const taus = models.map((m, i) =>
@@ -228,7 +294,9 @@ export function refDare(
       return dareU(seed, i, j) < drop ? 0 : op(t / q);
     }),
   );
-  const upd = ties ? base.map((_, j) => elect(taus, j, op)) : base.map((_, j) => taus.reduce((s, t) => op(s + t[j]), 0));
+  const upd = ties
+    ? base.map((_, j) => elect(taus, j, op))
+    : base.map((_, j) => taus.reduce((s, t) => op(s + t[j]), 0));
   return finish(base, upd, lambda, op);
 }
 
@@ -236,9 +304,11 @@ export function refDare(
 export function firstMismatch(got: number[], want: number[]): string | null {
   if (got.length !== want.length) return `length ${got.length} vs ${want.length}`;
   for (let i = 0; i < got.length; i++) {
-    const g = got[i], w = want[i];
+    const g = got[i],
+      w = want[i];
     if (Number.isNaN(g) && Number.isNaN(w)) continue;
-    if (!Object.is(g, w)) return `element ${i}: got ${Object.is(g, -0) ? '-0' : g}, want ${Object.is(w, -0) ? '-0' : w}`;
+    if (!Object.is(g, w))
+      return `element ${i}: got ${Object.is(g, -0) ? '-0' : g}, want ${Object.is(w, -0) ? '-0' : w}`;
   }
   return null;
 }

@@ -1,23 +1,41 @@
 import { describe, expect, it } from 'vitest';
-import {
-  InvalidArgumentError, MergeConflictError,
-} from '../../lib/errors';
+import { InvalidArgumentError, MergeConflictError } from '../../lib/errors';
 import { native } from '../../lib/native';
 import { mergeLinear, mergeTaskVectors } from '../../lib/merge/numeric';
 import {
-  parseResolveRules, pickStrategy, resolveTensor, globToRegExp, type MergeStrategyName,
+  parseResolveRules,
+  pickStrategy,
+  resolveTensor,
+  globToRegExp,
+  type MergeStrategyName,
 } from '../../lib/merge/strategies';
 import { tensor, type Tensor } from '../../lib/tensor/tensor';
 import {
-  F32, fromValues, firstMismatch, keepCount, randomValues, refDare, refLinear, refTask, refTies, roundInto, values,
-  dareU, type FloatDType,
+  F32,
+  fromValues,
+  firstMismatch,
+  keepCount,
+  randomValues,
+  refDare,
+  refLinear,
+  refTask,
+  refTies,
+  roundInto,
+  values,
+  dareU,
+  type FloatDType,
 } from './strategies-reference';
 
 const DTYPES4: FloatDType[] = ['F64', 'F32', 'BF16', 'F16'];
 
 function expectValues(got: Tensor, want: number[], dtype: FloatDType) {
   expect(got.dtype).toBe(dtype);
-  expect(firstMismatch(values(got), want.map((v) => roundInto(dtype, v)))).toBeNull();
+  expect(
+    firstMismatch(
+      values(got),
+      want.map((v) => roundInto(dtype, v)),
+    ),
+  ).toBeNull();
 }
 
 function bytesEqual(a: Tensor, b: Tensor): boolean {
@@ -44,7 +62,9 @@ function fixture(dtype: FloatDType, n: number, seed: number) {
   return {
     vals: { base, ours: rows[0], theirs: rows[1], other: rows[2] },
     t: {
-      base: fromValues(dtype, base), ours: fromValues(dtype, rows[0]), theirs: fromValues(dtype, rows[1]),
+      base: fromValues(dtype, base),
+      ours: fromValues(dtype, rows[0]),
+      theirs: fromValues(dtype, rows[1]),
       other: fromValues(dtype, rows[2]),
     },
   };
@@ -80,14 +100,23 @@ describe('numeric strategies against the JS reference', () => {
       });
 
       it('ties', async () => {
-        for (const [density, lambda] of [[0.2, 1], [0.5, 0.7], [1, 1], [0.0001, 1]] as const) {
+        for (const [density, lambda] of [
+          [0.2, 1],
+          [0.5, 0.7],
+          [1, 1],
+          [0.0001, 1],
+        ] as const) {
           const r = await resolveTensor('ties', { ...t, others: [t.other] }, { density, lambda });
           expectValues(r, refTies(vals.base, [vals.ours, vals.theirs, vals.other], density, lambda), dtype);
         }
       });
 
       it('dare and dare+ties', async () => {
-        for (const [drop, seed, lambda] of [[0.3, 1, 1], [0.9, 12345, 0.5], [0, 5, 1]] as const) {
+        for (const [drop, seed, lambda] of [
+          [0.3, 1, 1],
+          [0.9, 12345, 0.5],
+          [0, 5, 1],
+        ] as const) {
           const r = await resolveTensor('dare', t, { drop, seed, lambda });
           expectValues(r, refDare(vals.base, [vals.ours, vals.theirs], drop, BigInt(seed), lambda), dtype);
           const rt = await resolveTensor('dare', t, { drop, seed, lambda, dareTies: true });
@@ -114,19 +143,29 @@ describe('numeric strategies against the JS reference', () => {
   it('weighted alpha 0.5 equals average bit for bit on every float dtype, NaN and Inf included', async () => {
     for (const dtype of ['F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2'] as const) {
       const size = { F64: 8, F32: 4, F16: 2, BF16: 2, F8_E4M3: 1, F8_E5M2: 1 }[dtype];
-      const a = new Uint8Array(4096 * size), b = new Uint8Array(4096 * size);
+      const a = new Uint8Array(4096 * size),
+        b = new Uint8Array(4096 * size);
       let x = 99;
       for (let i = 0; i < a.length; i++) {
-        x = (x * 1103515245 + 12345) >>> 0; a[i] = x >>> 24;
-        x = (x * 1103515245 + 12345) >>> 0; b[i] = x >>> 24;
+        x = (x * 1103515245 + 12345) >>> 0;
+        a[i] = x >>> 24;
+        x = (x * 1103515245 + 12345) >>> 0;
+        b[i] = x >>> 24;
       }
-      const ours = tensor(dtype, [64, 64], a), theirs = tensor(dtype, [64, 64], b);
+      const ours = tensor(dtype, [64, 64], a),
+        theirs = tensor(dtype, [64, 64], b);
       const avg = await resolveTensor('average', { ours, theirs });
       const w = await resolveTensor('weighted', { ours, theirs }, { alpha: 0.5 });
       expect(bytesEqual(avg, w)).toBe(true);
       // and equals the reference mean: 0.5*x + 0.5*y, one rounding
-      const va = values(ours), vb = values(theirs);
-      expect(firstMismatch(values(avg), va.map((v, i) => roundInto(dtype, 0.5 * v + 0.5 * vb[i])))).toBeNull();
+      const va = values(ours),
+        vb = values(theirs);
+      expect(
+        firstMismatch(
+          values(avg),
+          va.map((v, i) => roundInto(dtype, 0.5 * v + 0.5 * vb[i])),
+        ),
+      ).toBeNull();
     }
   });
 
@@ -153,8 +192,15 @@ describe('special values', () => {
   it('weighted alpha 1 / 0 returns one side exactly, ignoring NaN/Inf on the other', async () => {
     const ours = f32([-0, 1.5, 3, -7]);
     const theirs = f32([NaN, Infinity, 0, 2]);
-    expect(firstMismatch(values(await resolveTensor('weighted', { ours, theirs }, { alpha: 1 })), [-0, 1.5, 3, -7])).toBeNull();
-    expect(firstMismatch(values(await resolveTensor('weighted', { ours: theirs, theirs: ours }, { alpha: 0 })), [-0, 1.5, 3, -7])).toBeNull();
+    expect(
+      firstMismatch(values(await resolveTensor('weighted', { ours, theirs }, { alpha: 1 })), [-0, 1.5, 3, -7]),
+    ).toBeNull();
+    expect(
+      firstMismatch(
+        values(await resolveTensor('weighted', { ours: theirs, theirs: ours }, { alpha: 0 })),
+        [-0, 1.5, 3, -7],
+      ),
+    ).toBeNull();
   });
 
   it('base-relative strategies keep the base (even -0) where the update is zero; NaN propagates', async () => {
@@ -174,7 +220,10 @@ describe('special values', () => {
 
   it('overflow: F16/BF16 to Inf, F8_E4M3 to NaN (torch float8_e4m3fn), E5M2 to Inf', async () => {
     const cases: Array<[FloatDType, number, number]> = [
-      ['F16', 65504, Infinity], ['BF16', 3e38, Infinity], ['F8_E4M3', 448, NaN], ['F8_E5M2', 57344, Infinity],
+      ['F16', 65504, Infinity],
+      ['BF16', 3e38, Infinity],
+      ['F8_E4M3', 448, NaN],
+      ['F8_E5M2', 57344, Infinity],
     ];
     for (const [dtype, big, want] of cases) {
       const base = fromValues(dtype, [0, 0]);
@@ -210,16 +259,36 @@ describe('TIES hand-worked example', () => {
     //   m1 -> [3, 0, 2, 0, -4, 0]; m2 -> [-2, 2, 0, -3, 0, 0] (2 at index 0 and 1 both kept)
     //   m3 -> [1, 0, -5, 0, 2, 0]  (three 1s tie at the threshold: index 0 wins)
     // elected signs: + + - - - 0 ; disjoint means: 2, 2, -5, -3, -4, 0
-    const [ours, theirs, other] = taus.map((t) => fromValues('F32', t.map((x, j) => base[j] + x)));
-    const r = await resolveTensor('ties', { base: fromValues('F32', base), ours, theirs, others: [other] }, { density: 0.5 });
+    const [ours, theirs, other] = taus.map((t) =>
+      fromValues(
+        'F32',
+        t.map((x, j) => base[j] + x),
+      ),
+    );
+    const r = await resolveTensor(
+      'ties',
+      { base: fromValues('F32', base), ours, theirs, others: [other] },
+      { density: 0.5 },
+    );
     expect(values(r)).toEqual([3, 3, -4, -2, -3, 1]);
-    const half = await resolveTensor('ties', { base: fromValues('F32', base), ours, theirs, others: [other] },
-      { density: 0.5, lambda: 0.5 });
+    const half = await resolveTensor(
+      'ties',
+      { base: fromValues('F32', base), ours, theirs, others: [other] },
+      { density: 0.5, lambda: 0.5 },
+    );
     expect(values(half)).toEqual([2, 2, -1.5, -0.5, -1, 1]);
   });
 
   it('keep count is the largest K with K/n <= density, at least 1', () => {
-    for (const [n, d] of [[100, 0.29], [10, 0.7], [10, 0.3], [7, 0.5], [3, 0.01], [1000, 0.001], [5, 1]] as const) {
+    for (const [n, d] of [
+      [100, 0.29],
+      [10, 0.7],
+      [10, 0.3],
+      [7, 0.5],
+      [3, 0.01],
+      [1000, 0.001],
+      [5, 1],
+    ] as const) {
       expect(native.tiesKeepCount(n, d)).toBe(keepCount(n, d));
     }
     expect(native.tiesKeepCount(100, 0.29)).toBe(29);
@@ -264,10 +333,14 @@ describe('determinism', () => {
 describe('integers', () => {
   it('average rounds half to even; task arithmetic saturates', async () => {
     const i32 = (xs: number[]) => tensor('I32', [xs.length], new Int32Array(xs));
-    const r = values(await resolveTensor('average', { ours: i32([1, 3, -1, 7, 2147483647]), theirs: i32([2, 4, -2, 7, 2147483646]) }));
+    const r = values(
+      await resolveTensor('average', { ours: i32([1, 3, -1, 7, 2147483647]), theirs: i32([2, 4, -2, 7, 2147483646]) }),
+    );
     expect(r).toEqual([2, 4, -2, 7, 2147483646]);
     const u8 = (xs: number[]) => tensor('U8', [xs.length], new Uint8Array(xs));
-    const t = values(await resolveTensor('task-arithmetic', { base: u8([100, 100]), ours: u8([200, 0]), theirs: u8([250, 0]) }));
+    const t = values(
+      await resolveTensor('task-arithmetic', { base: u8([100, 100]), ours: u8([200, 0]), theirs: u8([250, 0]) }),
+    );
     expect(t).toEqual([255, 0]);
   });
 
@@ -282,7 +355,9 @@ describe('integers', () => {
 
   it('BOOL is refused', async () => {
     const b = tensor('BOOL', [2], new Uint8Array([0, 1]));
-    await expect(resolveTensor('average', { ours: b, theirs: b })).rejects.toMatchObject({ code: MergeConflictError.code });
+    await expect(resolveTensor('average', { ours: b, theirs: b })).rejects.toMatchObject({
+      code: MergeConflictError.code,
+    });
   });
 });
 
@@ -302,16 +377,22 @@ describe('errors', () => {
   it('shape and dtype mismatches say a numeric strategy cannot resolve them', async () => {
     for (const s of ['average', 'weighted', 'task-arithmetic', 'ties', 'dare'] as MergeStrategyName[]) {
       for (const other of [b, c]) {
-        const p = resolveTensor(s, { base: a, ours: a, theirs: other }, { alpha: 0.5, density: 0.5, drop: 0.5, name: 'enc.w' });
+        const p = resolveTensor(
+          s,
+          { base: a, ours: a, theirs: other },
+          { alpha: 0.5, density: 0.5, drop: 0.5, name: 'enc.w' },
+        );
         await expect(p).rejects.toBeInstanceOf(MergeConflictError);
         await expect(p).rejects.toThrow(/numeric strategy .* cannot resolve/);
       }
     }
     await expect(resolveTensor('ties', { base: b, ours: a, theirs: a }, { density: 0.5 })).rejects.toMatchObject({
-      code: MergeConflictError.code, data: { reason: 'base-mismatch' },
+      code: MergeConflictError.code,
+      data: { reason: 'base-mismatch' },
     });
     await expect(resolveTensor('ties', { ours: a, theirs: a }, { density: 0.5 })).rejects.toMatchObject({
-      code: MergeConflictError.code, data: { reason: 'no-base' },
+      code: MergeConflictError.code,
+      data: { reason: 'no-base' },
     });
   });
 
@@ -319,25 +400,52 @@ describe('errors', () => {
     await expect(mergeLinear([a, c], [0.5, 0.5])).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(mergeLinear([a, b], [0.5, 0.5])).rejects.toThrow(/shape mismatch/);
     await expect(mergeLinear([a, a], [0.5])).rejects.toBeInstanceOf(InvalidArgumentError);
-    await expect(mergeTaskVectors('ties', a, [a], { density: 0, async: true })).rejects.toBeInstanceOf(InvalidArgumentError);
-    expect(() => native.mergeTensors({ op: 'ties', models: [{ data: a.data, dtype: 1, shape: [2, 2] }], density: 2,
-      base: { data: a.data, dtype: 1, shape: [2, 2] } })).toThrow(/density/);
-    expect(() => native.mergeTensors({ op: 'dare', models: [{ data: a.data, dtype: 1, shape: [2, 2] }] })).toThrow(/base/);
-    expect(() => native.mergeTensors({ op: 'linear', models: [{ data: a.data, dtype: 1, shape: [3] }], weights: [1] }))
-      .toThrow(/bytes/);
-    expect(() => native.mergeTensors({ op: 'linear', models: [{ data: a.data, dtype: 1, shape: [2, 2] }], weights: [1],
-      out: new Uint8Array(3) })).toThrow(/out/);
+    await expect(mergeTaskVectors('ties', a, [a], { density: 0, async: true })).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
+    expect(() =>
+      native.mergeTensors({
+        op: 'ties',
+        models: [{ data: a.data, dtype: 1, shape: [2, 2] }],
+        density: 2,
+        base: { data: a.data, dtype: 1, shape: [2, 2] },
+      }),
+    ).toThrow(/density/);
+    expect(() => native.mergeTensors({ op: 'dare', models: [{ data: a.data, dtype: 1, shape: [2, 2] }] })).toThrow(
+      /base/,
+    );
+    expect(() =>
+      native.mergeTensors({ op: 'linear', models: [{ data: a.data, dtype: 1, shape: [3] }], weights: [1] }),
+    ).toThrow(/bytes/);
+    expect(() =>
+      native.mergeTensors({
+        op: 'linear',
+        models: [{ data: a.data, dtype: 1, shape: [2, 2] }],
+        weights: [1],
+        out: new Uint8Array(3),
+      }),
+    ).toThrow(/out/);
   });
 
   it('parameter ranges', async () => {
     const t = { base: a, ours: a, theirs: a };
     const bad: Array<[MergeStrategyName, object]> = [
-      ['weighted', {}], ['weighted', { alpha: 1.5 }], ['weighted', { alpha: -0.1 }], ['weighted', { alpha: NaN }],
-      ['ties', {}], ['ties', { density: 0 }], ['ties', { density: 1.01 }],
-      ['dare', {}], ['dare', { drop: 1 }], ['dare', { drop: -0.1 }], ['dare', { drop: 0.5, seed: -1 }],
-      ['dare', { drop: 0.5, seed: 1.5 }], ['task-arithmetic', { lambda: Infinity }],
+      ['weighted', {}],
+      ['weighted', { alpha: 1.5 }],
+      ['weighted', { alpha: -0.1 }],
+      ['weighted', { alpha: NaN }],
+      ['ties', {}],
+      ['ties', { density: 0 }],
+      ['ties', { density: 1.01 }],
+      ['dare', {}],
+      ['dare', { drop: 1 }],
+      ['dare', { drop: -0.1 }],
+      ['dare', { drop: 0.5, seed: -1 }],
+      ['dare', { drop: 0.5, seed: 1.5 }],
+      ['task-arithmetic', { lambda: Infinity }],
     ];
-    for (const [s, p] of bad) await expect(resolveTensor(s, t, p), `${s} ${JSON.stringify(p)}`).rejects.toBeInstanceOf(InvalidArgumentError);
+    for (const [s, p] of bad)
+      await expect(resolveTensor(s, t, p), `${s} ${JSON.stringify(p)}`).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(resolveTensor('bogus' as MergeStrategyName, t)).rejects.toBeInstanceOf(InvalidArgumentError);
   });
 

@@ -2,7 +2,13 @@
 // the table in lib/merge/three-way.ts, at file and at tensor level.
 import { describe, expect, it } from 'vitest';
 import {
-  classify3, classifyFiles, classifyTensors, isConflict, summarize, type MergeKind, type TensorVersion,
+  classify3,
+  classifyFiles,
+  classifyTensors,
+  isConflict,
+  summarize,
+  type MergeKind,
+  type TensorVersion,
 } from '../../lib/merge/three-way';
 
 const T = (id: string, dtype = 'F32', shape: number[] = [4]): TensorVersion => ({ id, dtype, shape });
@@ -67,22 +73,71 @@ describe('classifyTensors', () => {
 
   it('both sides adding the same tensor is not a conflict; adding different ones is', () => {
     const empty = new Map<string, TensorVersion>();
-    expect(classifyTensors(empty, new Map([['n', T('a')]]), new Map([['n', T('a')]]))[0]).toMatchObject({ kind: 'added-both-same', take: 'ours' });
-    expect(classifyTensors(empty, new Map([['n', T('a')]]), new Map([['n', T('b')]]))[0]).toMatchObject({ kind: 'conflict-add-add', take: null });
+    expect(classifyTensors(empty, new Map([['n', T('a')]]), new Map([['n', T('a')]]))[0]).toMatchObject({
+      kind: 'added-both-same',
+      take: 'ours',
+    });
+    expect(classifyTensors(empty, new Map([['n', T('a')]]), new Map([['n', T('b')]]))[0]).toMatchObject({
+      kind: 'conflict-add-add',
+      take: null,
+    });
   });
 });
 
 describe('classifyFiles', () => {
   it('classifies files of three trees by sha256 and size', () => {
-    const base = { keep: F('1'), ours: F('2'), theirs: F('3'), same: F('4'), both: F('5'), gone: F('6'), dm: F('7'), md: F('8'), dt: F('5a') };
-    const ours = { keep: F('1'), ours: F('a'), theirs: F('3'), same: F('b'), both: F('c'), dm: undefined, md: F('d'), newo: F('e'), addsame: F('f'), addadd: F('9'), dt: F('5a') };
-    const theirs = { keep: F('1'), ours: F('2'), theirs: F('aa'), same: F('b'), both: F('cc'), dm: F('77'), newt: F('e'), addsame: F('f'), addadd: F('99') };
-    const strip = <V>(r: Record<string, V | undefined>) => Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)) as Record<string, V>;
+    const base = {
+      keep: F('1'),
+      ours: F('2'),
+      theirs: F('3'),
+      same: F('4'),
+      both: F('5'),
+      gone: F('6'),
+      dm: F('7'),
+      md: F('8'),
+      dt: F('5a'),
+    };
+    const ours = {
+      keep: F('1'),
+      ours: F('a'),
+      theirs: F('3'),
+      same: F('b'),
+      both: F('c'),
+      dm: undefined,
+      md: F('d'),
+      newo: F('e'),
+      addsame: F('f'),
+      addadd: F('9'),
+      dt: F('5a'),
+    };
+    const theirs = {
+      keep: F('1'),
+      ours: F('2'),
+      theirs: F('aa'),
+      same: F('b'),
+      both: F('cc'),
+      dm: F('77'),
+      newt: F('e'),
+      addsame: F('f'),
+      addadd: F('99'),
+    };
+    const strip = <V>(r: Record<string, V | undefined>) =>
+      Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)) as Record<string, V>;
     const got = Object.fromEntries(classifyFiles(base, strip(ours), strip(theirs)).map((c) => [c.name, c.kind]));
     expect(got).toEqual({
-      keep: 'unchanged', ours: 'modified-ours', theirs: 'modified-theirs', same: 'modified-both-same',
-      both: 'conflict-modify-modify', gone: 'deleted-both', dm: 'conflict-delete-modify', md: 'conflict-modify-delete', dt: 'deleted-theirs',
-      newo: 'added-ours', newt: 'added-theirs', addsame: 'added-both-same', addadd: 'conflict-add-add',
+      keep: 'unchanged',
+      ours: 'modified-ours',
+      theirs: 'modified-theirs',
+      same: 'modified-both-same',
+      both: 'conflict-modify-modify',
+      gone: 'deleted-both',
+      dm: 'conflict-delete-modify',
+      md: 'conflict-modify-delete',
+      dt: 'deleted-theirs',
+      newo: 'added-ours',
+      newt: 'added-theirs',
+      addsame: 'added-both-same',
+      addadd: 'conflict-add-add',
     });
   });
 

@@ -18,11 +18,15 @@ export class Rng {
   private s: number;
   private spare: number | null = null;
   constructor(seed: number) {
-    this.s = (seed >>> 0) || 0x9e3779b9;
+    this.s = seed >>> 0 || 0x9e3779b9;
   }
   u32(): number {
     let x = this.s;
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     this.s = x;
     return x;
   }
@@ -35,7 +39,8 @@ export class Rng {
       this.spare = null;
       return v;
     }
-    const r = Math.sqrt(-2 * Math.log(this.uniform())), t = 2 * Math.PI * this.uniform();
+    const r = Math.sqrt(-2 * Math.log(this.uniform())),
+      t = 2 * Math.PI * this.uniform();
     this.spare = r * Math.sin(t);
     return r * Math.cos(t);
   }
@@ -72,7 +77,13 @@ export function variantAt(base: Float32Array, delta: Float32Array, c: number): F
 }
 
 /** A delta with the base's row scales; with `rowsFraction` < 1 only that share of rows changes. */
-export function rowScaledDelta(rng: Rng, base: Float32Array, rows: number, cols: number, rowsFraction = 1): Float32Array {
+export function rowScaledDelta(
+  rng: Rng,
+  base: Float32Array,
+  rows: number,
+  cols: number,
+  rowsFraction = 1,
+): Float32Array {
   const d = new Float32Array(base.length);
   for (let r = 0; r < rows; r++) {
     if (rng.uniform() >= rowsFraction) continue;
@@ -111,11 +122,18 @@ export function makeFamilies(spec: FamilySpec): Member[] {
     const base = trainedLike(rng, rows, cols);
     out.push({ id: `f${f}-base`, family: f, kind: 'base', tensor: t(base) });
     for (const c of spec.cosines) {
-      out.push({ id: `f${f}-c${c}`, family: f, kind: `cos ${c}`, tensor: t(variantAt(base, rowScaledDelta(rng, base, rows, cols), c)) });
+      out.push({
+        id: `f${f}-c${c}`,
+        family: f,
+        kind: `cos ${c}`,
+        tensor: t(variantAt(base, rowScaledDelta(rng, base, rows, cols), c)),
+      });
     }
     for (const c of spec.partial ?? []) {
       out.push({
-        id: `f${f}-p${c}`, family: f, kind: `partial ${c}`,
+        id: `f${f}-p${c}`,
+        family: f,
+        kind: `partial ${c}`,
         tensor: t(variantAt(base, rowScaledDelta(rng, base, rows, cols, 0.1), c)),
       });
     }
@@ -127,7 +145,9 @@ export function makeFamilies(spec: FamilySpec): Member[] {
 }
 
 export function exactCosine(a: Tensor, b: Tensor): number {
-  return native.cosine(a.data, DTYPES[a.dtype].code, b.data, DTYPES[b.dtype].code, [a.data.byteLength / DTYPES[a.dtype].size]).cosine;
+  return native.cosine(a.data, DTYPES[a.dtype].code, b.data, DTYPES[b.dtype].code, [
+    a.data.byteLength / DTYPES[a.dtype].size,
+  ]).cosine;
 }
 
 export interface RecallReport {
@@ -151,10 +171,15 @@ export interface RecallReport {
  * are independent draws), but every returned candidate is checked exactly.
  */
 export async function evaluate(
-  members: Member[], indexOpts: IndexOptions, queryOpts: QueryOptions = {},
+  members: Member[],
+  indexOpts: IndexOptions,
+  queryOpts: QueryOptions = {},
 ): Promise<RecallReport> {
   const { bandBits: _bandBits, ...fpOpts } = indexOpts;
-  const fps = await fingerprints(members.map((m) => m.tensor), fpOpts);
+  const fps = await fingerprints(
+    members.map((m) => m.tensor),
+    fpOpts,
+  );
   const index = SimilarityIndex.create(indexOpts);
   members.forEach((m, i) => index.insert(m.id, fps[i]));
   const byId = new Map(members.map((m, i) => [m.id, i]));
@@ -168,9 +193,17 @@ export async function evaluate(
     }
     return v;
   };
-  let pairs98 = 0, found98 = 0, band98 = 0, ret98 = 0, good98 = 0;
-  let pairs995 = 0, found995 = 0, ret995 = 0, good995 = 0;
-  let falseBand = 0, unrelatedPairs = 0;
+  let pairs98 = 0,
+    found98 = 0,
+    band98 = 0,
+    ret98 = 0,
+    good98 = 0;
+  let pairs995 = 0,
+    found995 = 0,
+    ret995 = 0,
+    good995 = 0;
+  let falseBand = 0,
+    unrelatedPairs = 0;
   let queryNs = 0n;
   let queries = 0;
   for (let i = 0; i < members.length; i++) {
@@ -213,9 +246,16 @@ export async function evaluate(
     }
   }
   return {
-    pairs98, recall98: found98 / pairs98, bandRecall98: band98 / pairs98, precision98: ret98 ? good98 / ret98 : 1,
-    pairs995, recall995: found995 / pairs995, precision995: ret995 ? good995 / ret995 : 1,
-    returned98: ret98, queries, queryMs: Number(queryNs) / 1e6 / queries,
+    pairs98,
+    recall98: found98 / pairs98,
+    bandRecall98: band98 / pairs98,
+    precision98: ret98 ? good98 / ret98 : 1,
+    pairs995,
+    recall995: found995 / pairs995,
+    precision995: ret995 ? good995 / ret995 : 1,
+    returned98: ret98,
+    queries,
+    queryMs: Number(queryNs) / 1e6 / queries,
     ramPerEntry: index.memoryBytes() / index.size,
     falseBandRate: unrelatedPairs ? falseBand / unrelatedPairs : 0,
   };

@@ -2,8 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { native } from '../../lib/native';
 import { InvalidArgumentError, CorruptIndexError } from '../../lib/errors';
 import {
-  cosine, decodeFingerprint, encodeFingerprint, estimateSimilarity, fingerprint, fingerprints, fingerprintSync, hamming,
-  maxHammingFor, SMALL_TENSOR_NUMEL,
+  cosine,
+  decodeFingerprint,
+  encodeFingerprint,
+  estimateSimilarity,
+  fingerprint,
+  fingerprints,
+  fingerprintSync,
+  hamming,
+  maxHammingFor,
+  SMALL_TENSOR_NUMEL,
 } from '../../lib/similarity/fingerprint';
 import { DTYPE_NAMES, DTYPES } from '../../lib/tensor/dtype';
 import { tensor } from '../../lib/tensor/tensor';
@@ -18,7 +26,8 @@ function bf16Of(f: Float32Array): Uint16Array {
 
 describe('SimHash fingerprints', () => {
   const rng = new Rng(11);
-  const rows = 1024, cols = 2048; // 2^21 elements: sampled
+  const rows = 1024,
+    cols = 2048; // 2^21 elements: sampled
   const base = trainedLike(rng, rows, cols);
   const t = tensor('F32', [rows, cols], base);
 
@@ -43,7 +52,8 @@ describe('SimHash fingerprints', () => {
   it('gives the same fingerprint for the same values in another buffer, and differs with the seed', () => {
     const copy = new Uint8Array(t.data.byteLength + 3).subarray(3);
     copy.set(t.data); // unaligned copy
-    const a = fingerprintSync(t), b = fingerprintSync(tensor('F32', [rows, cols], copy));
+    const a = fingerprintSync(t),
+      b = fingerprintSync(tensor('F32', [rows, cols], copy));
     expect(hamming(a, b)).toBe(0);
     expect(a.exact).toBe(false);
     expect(a.samples).toBe(16384);
@@ -54,8 +64,12 @@ describe('SimHash fingerprints', () => {
 
   it('puts similar tensors at small Hamming distance and unrelated ones near bits/2', () => {
     const fa = fingerprintSync(t);
-    const near = fingerprintSync(tensor('F32', [rows, cols], variantAt(base, rowScaledDelta(rng, base, rows, cols), 0.999)));
-    const mid = fingerprintSync(tensor('F32', [rows, cols], variantAt(base, rowScaledDelta(rng, base, rows, cols), 0.98)));
+    const near = fingerprintSync(
+      tensor('F32', [rows, cols], variantAt(base, rowScaledDelta(rng, base, rows, cols), 0.999)),
+    );
+    const mid = fingerprintSync(
+      tensor('F32', [rows, cols], variantAt(base, rowScaledDelta(rng, base, rows, cols), 0.98)),
+    );
     const far = fingerprintSync(tensor('F32', [rows, cols], trainedLike(rng, rows, cols)));
     // Expected Hamming = bits * acos(c) / pi: 3.6 at 0.999, 16.3 at 0.98, 128 unrelated.
     expect(hamming(fa, near)).toBeLessThanOrEqual(12);
@@ -87,7 +101,9 @@ describe('SimHash fingerprints', () => {
       expect(empty.numel).toBe(0);
       expect(empty.rms).toBe(0);
     }
-    expect(fingerprintSync(tensor('F32', [SMALL_TENSOR_NUMEL], new Float32Array(SMALL_TENSOR_NUMEL))).small).toBe(false);
+    expect(fingerprintSync(tensor('F32', [SMALL_TENSOR_NUMEL], new Float32Array(SMALL_TENSOR_NUMEL))).small).toBe(
+      false,
+    );
   });
 
   it('projects NaN/Inf as 0 and counts them', () => {
@@ -95,7 +111,8 @@ describe('SimHash fingerprints', () => {
     const g = f.slice();
     g[10] = NaN;
     g[20] = Infinity;
-    const a = fingerprintSync(tensor('F32', [1000], f)), b = fingerprintSync(tensor('F32', [1000], g));
+    const a = fingerprintSync(tensor('F32', [1000], f)),
+      b = fingerprintSync(tensor('F32', [1000], g));
     expect(b.nonfinite).toBe(2);
     expect(hamming(a, b)).toBeLessThan(20);
   });
@@ -106,7 +123,9 @@ describe('SimHash fingerprints', () => {
     expect(() => fingerprintSync(t, { maxSamples: 100 })).toThrow(InvalidArgumentError);
     expect(() => fingerprintSync(t, { seed: -1n })).toThrow(InvalidArgumentError);
     expect(() => fingerprintSync(t, { bitz: 64 } as never)).toThrow(InvalidArgumentError);
-    expect(() => native.simhash(Buffer.alloc(10), 1, [3])).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
+    expect(() => native.simhash(Buffer.alloc(10), 1, [3])).toThrow(
+      expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }),
+    );
   });
 
   it('round-trips through encodeFingerprint / decodeFingerprint; corrupt bytes are typed', () => {
@@ -132,21 +151,34 @@ describe('exact cosine', () => {
   it('matches a float64 reference, across dtypes, with center and non-finite skipping', async () => {
     const rng = new Rng(3);
     const n = 300_001;
-    const a = new Float32Array(n), b = new Float32Array(n);
+    const a = new Float32Array(n),
+      b = new Float32Array(n);
     for (let i = 0; i < n; i++) {
       a[i] = rng.gauss() + 0.5;
       b[i] = a[i] + 0.3 * rng.gauss();
     }
-    let ab = 0, aa = 0, bb = 0, dd = 0, sa = 0, sb = 0;
+    let ab = 0,
+      aa = 0,
+      bb = 0,
+      dd = 0,
+      sa = 0,
+      sb = 0;
     for (let i = 0; i < n; i++) {
-      ab += a[i] * b[i]; aa += a[i] * a[i]; bb += b[i] * b[i]; dd += (a[i] - b[i]) ** 2; sa += a[i]; sb += b[i];
+      ab += a[i] * b[i];
+      aa += a[i] * a[i];
+      bb += b[i] * b[i];
+      dd += (a[i] - b[i]) ** 2;
+      sa += a[i];
+      sb += b[i];
     }
-    const ta = tensor('F32', [n], a), tb = tensor('F32', [n], b);
+    const ta = tensor('F32', [n], a),
+      tb = tensor('F32', [n], b);
     const r = await cosine(ta, tb);
     expect(r.cosine).toBeCloseTo(ab / Math.sqrt(aa * bb), 10);
     expect(r.normDelta).toBeCloseTo(Math.sqrt(dd), 6);
     expect(r.relativeDelta).toBeCloseTo(Math.sqrt(dd / bb), 10);
-    const ma = sa / n, mb = sb / n;
+    const ma = sa / n,
+      mb = sb / n;
     const pear = (ab - n * ma * mb) / Math.sqrt((aa - n * ma * ma) * (bb - n * mb * mb));
     expect((await cosine(ta, tb, { center: true })).cosine).toBeCloseTo(pear, 9);
     // F64 copy of a against F32 b gives the same answer.

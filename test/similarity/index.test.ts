@@ -10,7 +10,8 @@ import { tensor } from '../../lib/tensor/tensor';
 import { evaluate, makeFamilies, Rng, rowScaledDelta, trainedLike, variantAt } from './families';
 
 const rng = new Rng(21);
-const rows = 128, cols = 512; // 65536 elements: sampled at 16384
+const rows = 128,
+  cols = 512; // 65536 elements: sampled at 16384
 const base = trainedLike(rng, rows, cols);
 const fpOf = (a: Float32Array, shape = [rows, cols]) => fingerprintSync(tensor('F32', shape, a));
 const fBase = fpOf(base);
@@ -30,7 +31,13 @@ afterEach(() => {
 describe('SimilarityIndex', () => {
   it('meets the recall targets on a seeded family (>= 95% at 0.98, >= 99% at 0.995)', async () => {
     const members = makeFamilies({
-      families: 8, rows: 128, cols: 256, cosines: [0.95, 0.98, 0.99, 0.995, 0.999], partial: [0.99], unrelated: 24, seed: 5,
+      families: 8,
+      rows: 128,
+      cols: 256,
+      cosines: [0.95, 0.98, 0.99, 0.995, 0.999],
+      partial: [0.99],
+      unrelated: 24,
+      seed: 5,
     });
     const r = await evaluate(members, {});
     expect(r.pairs98).toBeGreaterThan(100);
@@ -54,7 +61,12 @@ describe('SimilarityIndex', () => {
     expect(hits[1].similarity).toBeGreaterThan(0.97);
     expect(hits[1]).toMatchObject({ dtype: 'F32', shape: [rows, cols], numel: rows * cols });
     expect(idx.query(fBase, { minSimilarity: 0.9, k: 1 }).map((h) => h.id)).toEqual(['base']);
-    expect(idx.query(fBase, { minSimilarity: -1, k: 0, exhaustive: true }).map((h) => h.id).sort()).toEqual(['base', 'far', 'near']);
+    expect(
+      idx
+        .query(fBase, { minSimilarity: -1, k: 0, exhaustive: true })
+        .map((h) => h.id)
+        .sort(),
+    ).toEqual(['base', 'far', 'near']);
     expect(idx.remove('near')).toBe(true);
     expect(idx.remove('near')).toBe(false);
     expect(idx.has('near')).toBe(false);
@@ -67,15 +79,21 @@ describe('SimilarityIndex', () => {
     idx.insert('a', fBase);
     idx.insert('t', fBase, { dtype: 'F32', shape: [cols, rows] }); // same numel, other shape
     idx.insert('h', fBase, { dtype: 'BF16', shape: [rows, cols] });
-    const ids = (o: object) => idx.query(fBase, { minSimilarity: 0.9, ...o }).map((h) => h.id).sort();
+    const ids = (o: object) =>
+      idx
+        .query(fBase, { minSimilarity: 0.9, ...o })
+        .map((h) => h.id)
+        .sort();
     expect(ids({})).toEqual(['a', 'h']);
     expect(ids({ sameShapeOnly: false })).toEqual(['a', 'h', 't']);
     expect(ids({ sameDtypeOnly: true })).toEqual(['a']);
     // Another element count never matches, whatever the signature.
-    const other = fpOf(base.subarray(0, rows * cols / 2), [rows / 2, cols]);
+    const other = fpOf(base.subarray(0, (rows * cols) / 2), [rows / 2, cols]);
     expect(idx.query(other, { minSimilarity: -1, sameShapeOnly: false, exhaustive: true })).toEqual([]);
     expect(() => idx.insert('x', fBase, { dtype: 'F32', shape: [3] })).toThrow(InvalidArgumentError);
-    expect(() => idx.insert('x', fingerprintSync(tensor('F32', [rows, cols], base), { bits: 128 }))).toThrow(InvalidArgumentError);
+    expect(() => idx.insert('x', fingerprintSync(tensor('F32', [rows, cols], base), { bits: 128 }))).toThrow(
+      InvalidArgumentError,
+    );
   });
 
   it('scales: thousands of entries with removals and re-inserts stay consistent', () => {

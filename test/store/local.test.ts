@@ -32,20 +32,30 @@ function corruptOnDisk(store: LocalPackStore, pack: string, id: string, at = 0):
 }
 
 // Both object layouts: small objects aggregated into /small (default) and one dataset per object.
-for (const [label, smallObjectMax] of [['small objects aggregated', undefined], ['one dataset per object', 0]] as const) {
+for (const [label, smallObjectMax] of [
+  ['small objects aggregated', undefined],
+  ['one dataset per object', 0],
+] as const) {
   runObjectStoreSuite(`LocalPackStore (${label})`, async () => {
     const dir = tmpDir('store');
     const store = await LocalPackStore.open(dir, { smallObjectMax });
     return {
       store,
-      corrupt: async (id: string) => corruptOnDisk(store, (await store.stat(id)).location!, id, Math.min(7, (await store.stat(id)).storedSize - 1)),
+      corrupt: async (id: string) =>
+        corruptOnDisk(store, (await store.stat(id)).location!, id, Math.min(7, (await store.stat(id)).storedSize - 1)),
       reopen: () => LocalPackStore.open(dir, { smallObjectMax }),
       cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }),
     };
   });
 }
 
-const u8 = (n: number, extra?: Record<string, string>): ObjectAttrs => ({ codec: 'raw', dtype: 'U8', shape: [n], rawSize: n, extra });
+const u8 = (n: number, extra?: Record<string, string>): ObjectAttrs => ({
+  codec: 'raw',
+  dtype: 'U8',
+  shape: [n],
+  rawSize: n,
+  extra,
+});
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = tmpDir('local');
@@ -57,91 +67,163 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
 }
 
 describe('LocalPackStore on disk', () => {
-  it('publishes pack + index under objects/packs and leaves tmp/ empty', () => withDir(async (dir) => {
-    const s = await LocalPackStore.open(dir);
-    const tx = s.beginWrite();
-    await tx.put('aa', seeded(10), u8(10));
-    const info = (await tx.commit())!;
-    expect(info.name).toMatch(/^pack-[0-9a-f]{32}\.h5$/);
-    const files = fs.readdirSync(path.join(dir, 'objects', 'packs')).sort();
-    expect(files).toEqual([info.name.replace('.h5', '.idx'), info.name].sort());
-    expect(fs.readdirSync(path.join(dir, 'tmp'))).toEqual([]);
-    expect(fs.statSync(path.join(dir, 'objects', 'packs', info.name)).size).toBe(info.bytes);
-    const raw = fs.readFileSync(path.join(dir, 'objects', 'packs', info.name.replace('.h5', '.idx')));
-    expect(raw.subarray(0, 4).equals(INDEX_MAGIC)).toBe(true);
-    const idx = JSON.parse(indexText(raw)!);
-    expect(idx).toMatchObject({ format: 'coral-pack-index-2', pack: info.name, packSize: info.bytes });
-    expect(idx.objects[0]).toEqual(['aa', '/small/data', 10, expect.any(Number), native.xxh3_128(seeded(10)), 'raw', 'U8', [10], '', 10, {}]);
-    await s.close();
-  }));
+  it('publishes pack + index under objects/packs and leaves tmp/ empty', () =>
+    withDir(async (dir) => {
+      const s = await LocalPackStore.open(dir);
+      const tx = s.beginWrite();
+      await tx.put('aa', seeded(10), u8(10));
+      const info = (await tx.commit())!;
+      expect(info.name).toMatch(/^pack-[0-9a-f]{32}\.h5$/);
+      const files = fs.readdirSync(path.join(dir, 'objects', 'packs')).sort();
+      expect(files).toEqual([info.name.replace('.h5', '.idx'), info.name].sort());
+      expect(fs.readdirSync(path.join(dir, 'tmp'))).toEqual([]);
+      expect(fs.statSync(path.join(dir, 'objects', 'packs', info.name)).size).toBe(info.bytes);
+      const raw = fs.readFileSync(path.join(dir, 'objects', 'packs', info.name.replace('.h5', '.idx')));
+      expect(raw.subarray(0, 4).equals(INDEX_MAGIC)).toBe(true);
+      const idx = JSON.parse(indexText(raw)!);
+      expect(idx).toMatchObject({ format: 'coral-pack-index-2', pack: info.name, packSize: info.bytes });
+      expect(idx.objects[0]).toEqual([
+        'aa',
+        '/small/data',
+        10,
+        expect.any(Number),
+        native.xxh3_128(seeded(10)),
+        'raw',
+        'U8',
+        [10],
+        '',
+        10,
+        {},
+      ]);
+      await s.close();
+    }));
 
-  it('round-trips an object larger than 64 MiB through a fresh instance', () => withDir(async (dir) => {
-    const big = seeded((64 << 20) + 12345, 77);
-    const s = await LocalPackStore.open(dir);
-    const tx = s.beginWrite();
-    await tx.put('big', big, u8(big.length));
-    await tx.put('small', seeded(3), u8(3));
-    await tx.commit();
-    await s.close();
-    const s2 = await LocalPackStore.open(dir);
-    const got = await s2.get('big');
-    expect(got.bytes.byteLength).toBe(big.length);
-    expect(Buffer.compare(Buffer.from(got.bytes.buffer, got.bytes.byteOffset, got.bytes.byteLength), big)).toBe(0);
-    expect(got.attrs.checksum).toBe(native.xxh3_128(big));
-    await s2.close();
-  }));
+  it('round-trips an object larger than 64 MiB through a fresh instance', () =>
+    withDir(async (dir) => {
+      const big = seeded((64 << 20) + 12345, 77);
+      const s = await LocalPackStore.open(dir);
+      const tx = s.beginWrite();
+      await tx.put('big', big, u8(big.length));
+      await tx.put('small', seeded(3), u8(3));
+      await tx.commit();
+      await s.close();
+      const s2 = await LocalPackStore.open(dir);
+      const got = await s2.get('big');
+      expect(got.bytes.byteLength).toBe(big.length);
+      expect(Buffer.compare(Buffer.from(got.bytes.buffer, got.bytes.byteOffset, got.bytes.byteLength), big)).toBe(0);
+      expect(got.attrs.checksum).toBe(native.xxh3_128(big));
+      await s2.close();
+    }));
 
-  it.skipIf(!HAS_H5DUMP)('h5dump shows large objects as datasets with attributes and small ones as table rows', () => withDir(async (dir) => {
-    const s = await LocalPackStore.open(dir);
-    const big = seeded(20_000, 3);
-    const tx = s.beginWrite();
-    await tx.put('0123abcd', big, { codec: 'zstd', dtype: 'BF16', shape: [100, 100], base: 'feed', rawSize: 20_000, extra: { depth: '1' } });
-    await tx.put('scalar0', seeded(2, 4), { codec: 'raw', dtype: 'F16', shape: [], rawSize: 2 });
-    await tx.put('tiny1', seeded(64, 5), { codec: 'zstd', dtype: 'F32', shape: [4, 4], base: 'feed', rawSize: 64, extra: { depth: '2' } });
-    const info = (await tx.commit())!;
-    const tx2 = s.beginWrite();
-    await tx2.put('second', seeded(5, 5), u8(5));
-    await tx2.commit();
-    for (const pack of s.packNames()) {
-      const header = execFileSync('h5dump', ['-H', s.packPath(pack)], { encoding: 'utf8' });
-      expect(header).toContain('GROUP "objects"');
-      expect(header).toContain('GROUP "small"');
-      expect(header).toContain('DATASET "index"');
-    }
-    const p = s.packPath(info.name);
-    const h = execFileSync('h5dump', ['-H', p], { encoding: 'utf8' });
-    expect(h).toMatch(/DATASET "0123abcd"[\s\S]*DATASPACE\s+SIMPLE \{ \( 20000 \) \/ \( 20000 \) \}/);
-    expect(h).toMatch(/DATASET "data"[\s\S]*H5T_STD_U8LE[\s\S]*DATASPACE\s+SIMPLE \{ \( 66 \) \/ \( 66 \) \}/);
-    for (const field of ['"id"', '"offset"', '"size"', '"checksum"', '"codec"', '"dtype"', '"shape"', '"base"', '"rawSize"', '"extra"'])
-      expect(h).toContain(field);
-    const a = execFileSync('h5dump', ['-A', p], { encoding: 'utf8' });
-    expect(a).toContain('"coral-pack-2"');
-    for (const needle of ['ATTRIBUTE "codec"', '"zstd"', '"BF16"', '"feed"', 'ATTRIBUTE "rawSize"', 'ATTRIBUTE "checksum"', 'ATTRIBUTE "depth"'])
-      expect(a).toContain(needle);
-    expect(a).toContain(`"${native.xxh3_128(big)}"`);
-    // The table rows, as h5dump prints them.
-    const t = execFileSync('h5dump', ['-d', '/small/index', p], { encoding: 'utf8' });
-    for (const needle of ['"scalar0"', '"tiny1"', `"${native.xxh3_128(seeded(64, 5))}"`, '"4,4"', '"depth=2"', '"F16"'])
-      expect(t).toContain(needle);
-    // The stored bytes, as h5dump prints them, are the objects' bytes.
-    const out = path.join(dir, 'dump.bin');
-    execFileSync('h5dump', ['-d', '/objects/0123abcd', '-b', 'LE', '-o', out, p], { stdio: 'pipe' });
-    expect(fs.readFileSync(out).equals(big)).toBe(true);
-    execFileSync('h5dump', ['-d', '/small/data', '-b', 'LE', '-o', out, p], { stdio: 'pipe' });
-    expect(fs.readFileSync(out).equals(Buffer.concat([seeded(2, 4), seeded(64, 5)]))).toBe(true);
-    await s.close();
-  }));
+  it.skipIf(!HAS_H5DUMP)('h5dump shows large objects as datasets with attributes and small ones as table rows', () =>
+    withDir(async (dir) => {
+      const s = await LocalPackStore.open(dir);
+      const big = seeded(20_000, 3);
+      const tx = s.beginWrite();
+      await tx.put('0123abcd', big, {
+        codec: 'zstd',
+        dtype: 'BF16',
+        shape: [100, 100],
+        base: 'feed',
+        rawSize: 20_000,
+        extra: { depth: '1' },
+      });
+      await tx.put('scalar0', seeded(2, 4), { codec: 'raw', dtype: 'F16', shape: [], rawSize: 2 });
+      await tx.put('tiny1', seeded(64, 5), {
+        codec: 'zstd',
+        dtype: 'F32',
+        shape: [4, 4],
+        base: 'feed',
+        rawSize: 64,
+        extra: { depth: '2' },
+      });
+      const info = (await tx.commit())!;
+      const tx2 = s.beginWrite();
+      await tx2.put('second', seeded(5, 5), u8(5));
+      await tx2.commit();
+      for (const pack of s.packNames()) {
+        const header = execFileSync('h5dump', ['-H', s.packPath(pack)], { encoding: 'utf8' });
+        expect(header).toContain('GROUP "objects"');
+        expect(header).toContain('GROUP "small"');
+        expect(header).toContain('DATASET "index"');
+      }
+      const p = s.packPath(info.name);
+      const h = execFileSync('h5dump', ['-H', p], { encoding: 'utf8' });
+      expect(h).toMatch(/DATASET "0123abcd"[\s\S]*DATASPACE\s+SIMPLE \{ \( 20000 \) \/ \( 20000 \) \}/);
+      expect(h).toMatch(/DATASET "data"[\s\S]*H5T_STD_U8LE[\s\S]*DATASPACE\s+SIMPLE \{ \( 66 \) \/ \( 66 \) \}/);
+      for (const field of [
+        '"id"',
+        '"offset"',
+        '"size"',
+        '"checksum"',
+        '"codec"',
+        '"dtype"',
+        '"shape"',
+        '"base"',
+        '"rawSize"',
+        '"extra"',
+      ])
+        expect(h).toContain(field);
+      const a = execFileSync('h5dump', ['-A', p], { encoding: 'utf8' });
+      expect(a).toContain('"coral-pack-2"');
+      for (const needle of [
+        'ATTRIBUTE "codec"',
+        '"zstd"',
+        '"BF16"',
+        '"feed"',
+        'ATTRIBUTE "rawSize"',
+        'ATTRIBUTE "checksum"',
+        'ATTRIBUTE "depth"',
+      ])
+        expect(a).toContain(needle);
+      expect(a).toContain(`"${native.xxh3_128(big)}"`);
+      // The table rows, as h5dump prints them.
+      const t = execFileSync('h5dump', ['-d', '/small/index', p], { encoding: 'utf8' });
+      for (const needle of [
+        '"scalar0"',
+        '"tiny1"',
+        `"${native.xxh3_128(seeded(64, 5))}"`,
+        '"4,4"',
+        '"depth=2"',
+        '"F16"',
+      ])
+        expect(t).toContain(needle);
+      // The stored bytes, as h5dump prints them, are the objects' bytes.
+      const out = path.join(dir, 'dump.bin');
+      execFileSync('h5dump', ['-d', '/objects/0123abcd', '-b', 'LE', '-o', out, p], { stdio: 'pipe' });
+      expect(fs.readFileSync(out).equals(big)).toBe(true);
+      execFileSync('h5dump', ['-d', '/small/data', '-b', 'LE', '-o', out, p], { stdio: 'pipe' });
+      expect(fs.readFileSync(out).equals(Buffer.concat([seeded(2, 4), seeded(64, 5)]))).toBe(true);
+      await s.close();
+    }),
+  );
 
-  it.skipIf(!HAS_H5PY)('h5py reads objects, the small table and attributes without coral', () => withDir(async (dir) => {
-    const s = await LocalPackStore.open(dir);
-    const data = seeded(1 << 20, 11);
-    const tx = s.beginWrite();
-    await tx.put('pyobj', data, { codec: 'zstd', dtype: 'F32', shape: [512, 512], base: '', rawSize: 1 << 20, extra: { depth: '0' } });
-    await tx.put('pyscalar', seeded(8, 1), { codec: 'raw', dtype: 'F64', shape: [], rawSize: 8 });
-    await tx.put('pyempty', new Uint8Array(0), { codec: 'raw', dtype: 'F32', shape: [0], rawSize: 0 });
-    await tx.put('pysmall', seeded(3000, 2), { codec: 'zstd', dtype: 'BF16', shape: [3, 500], base: 'pyobj', rawSize: 3000, extra: { depth: '1', note: 'a=b&c+d ü' } });
-    const info = (await tx.commit())!;
-    const out = python(`
+  it.skipIf(!HAS_H5PY)('h5py reads objects, the small table and attributes without coral', () =>
+    withDir(async (dir) => {
+      const s = await LocalPackStore.open(dir);
+      const data = seeded(1 << 20, 11);
+      const tx = s.beginWrite();
+      await tx.put('pyobj', data, {
+        codec: 'zstd',
+        dtype: 'F32',
+        shape: [512, 512],
+        base: '',
+        rawSize: 1 << 20,
+        extra: { depth: '0' },
+      });
+      await tx.put('pyscalar', seeded(8, 1), { codec: 'raw', dtype: 'F64', shape: [], rawSize: 8 });
+      await tx.put('pyempty', new Uint8Array(0), { codec: 'raw', dtype: 'F32', shape: [0], rawSize: 0 });
+      await tx.put('pysmall', seeded(3000, 2), {
+        codec: 'zstd',
+        dtype: 'BF16',
+        shape: [3, 500],
+        base: 'pyobj',
+        rawSize: 3000,
+        extra: { depth: '1', note: 'a=b&c+d ü' },
+      });
+      const info = (await tx.commit())!;
+      const out = python(
+        `
 import sys, json, hashlib, urllib.parse, h5py
 f = h5py.File(sys.argv[1], 'r')
 def s(v):  # coral writes fixed-length UTF-8 strings; h5py returns them as bytes
@@ -160,81 +242,113 @@ for row in f['small/index'][()]:
         shape=[int(x) for x in shape.split(',')] if shape else [], base=s(row['base']), rawSize=int(row['rawSize']),
         checksum=s(row['checksum']), extra=dict(urllib.parse.parse_qsl(s(row['extra']), keep_blank_values=True)),
         sha=hashlib.sha256(data[o:o + n]).hexdigest(), n=n, dt=str(f['small/data'].dtype))
-print(json.dumps(res))`, [s.packPath(info.name)]);
-    const res = JSON.parse(out);
-    const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-    expect(res.format).toBe('coral-pack-2');
-    expect(res.count).toBe(4);
-    expect(res.objects.pyobj).toEqual({
-      id: 'pyobj', codec: 'zstd', dtype: 'F32', shape: [512, 512], base: '', rawSize: 1 << 20,
-      checksum: native.xxh3_128(data), extra: { depth: '0' }, sha: sha(data), n: 1 << 20, dt: 'uint8',
-    });
-    expect(res.objects.pysmall).toEqual({
-      id: 'pysmall', codec: 'zstd', dtype: 'BF16', shape: [3, 500], base: 'pyobj', rawSize: 3000,
-      checksum: native.xxh3_128(seeded(3000, 2)), extra: { depth: '1', note: 'a=b&c+d ü' }, sha: sha(seeded(3000, 2)), n: 3000, dt: 'uint8',
-    });
-    expect(res.objects.pyscalar.shape).toEqual([]);
-    expect(res.objects.pyempty).toMatchObject({ n: 0, shape: [0], sha: sha(new Uint8Array(0)) });
-    await s.close();
-  }));
+print(json.dumps(res))`,
+        [s.packPath(info.name)],
+      );
+      const res = JSON.parse(out);
+      const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+      expect(res.format).toBe('coral-pack-2');
+      expect(res.count).toBe(4);
+      expect(res.objects.pyobj).toEqual({
+        id: 'pyobj',
+        codec: 'zstd',
+        dtype: 'F32',
+        shape: [512, 512],
+        base: '',
+        rawSize: 1 << 20,
+        checksum: native.xxh3_128(data),
+        extra: { depth: '0' },
+        sha: sha(data),
+        n: 1 << 20,
+        dt: 'uint8',
+      });
+      expect(res.objects.pysmall).toEqual({
+        id: 'pysmall',
+        codec: 'zstd',
+        dtype: 'BF16',
+        shape: [3, 500],
+        base: 'pyobj',
+        rawSize: 3000,
+        checksum: native.xxh3_128(seeded(3000, 2)),
+        extra: { depth: '1', note: 'a=b&c+d ü' },
+        sha: sha(seeded(3000, 2)),
+        n: 3000,
+        dt: 'uint8',
+      });
+      expect(res.objects.pyscalar.shape).toEqual([]);
+      expect(res.objects.pyempty).toMatchObject({ n: 0, shape: [0], sha: sha(new Uint8Array(0)) });
+      await s.close();
+    }),
+  );
 
-  it('reads a store written before small-object aggregation (coral-pack-1, JSON index)', () => withDir(async (dir) => {
-    const fixtures = path.join(__dirname, 'fixtures', 'pack-v1');
-    const packs = path.join(dir, 'objects', 'packs');
-    fs.mkdirSync(packs, { recursive: true });
-    for (const f of fs.readdirSync(fixtures)) fs.copyFileSync(path.join(fixtures, f), path.join(packs, f));
-    const idxName = fs.readdirSync(packs).find((f) => f.endsWith('.idx'))!;
-    const oldIdx = fs.readFileSync(path.join(packs, idxName));
-    expect(oldIdx.toString('utf8')).toMatch(/^\{"format":"coral-pack-index-1"/);
-    const want: Array<[string, Buffer, Partial<ObjectAttrs>]> = [
-      ['legacy_small', seeded(100, 1), { codec: 'zstd', dtype: 'F32', shape: [5, 5], base: '', rawSize: 100, extra: { depth: '0' } }],
-      ['legacy_mid', seeded(5000, 2), { codec: 'raw', dtype: 'U8', shape: [5000], rawSize: 5000, extra: {} }],
-      ['legacy_scalar', seeded(4, 3), { codec: 'raw', dtype: 'F32', shape: [], rawSize: 4 }],
-      ['legacy_empty', Buffer.alloc(0), { codec: 'raw', dtype: 'F32', shape: [0, 3], rawSize: 0 }],
-      ['legacy_delta', seeded(30, 4), { codec: 'delta', dtype: 'BF16', shape: [15], base: 'legacy_small', rawSize: 30 }],
-    ];
-    const s = await LocalPackStore.open(dir);
-    const check = async () => {
-      for (const [id, bytes, a] of want) {
-        const got = await s.get(id);
-        expect(Buffer.from(got.bytes).equals(bytes), id).toBe(true);
-        expect(got.attrs).toMatchObject({ ...a, storedSize: bytes.length });
-      }
-    };
-    await check();
-    const r = new native.PackReader(s.packPath(s.packNames()[0]));
-    expect(r.meta().format).toBe('coral-pack-1');
-    const listed = await r.list();
-    r.close();
-    expect(listed.every((e) => e.dataset === `/objects/${e.id}`)).toBe(true);
-    // The JSON index is used as is (verify finds it consistent), and a rebuild writes the compact format.
-    expect(parseIndex(oldIdx, s.packNames()[0], fs.statSync(s.packPath(s.packNames()[0])).size)).toEqual(listed);
-    expect(await s.verify()).toEqual([]);
-    expect(await s.rebuildIndex()).toMatchObject({ packs: 1, objects: 5, problems: [] });
-    const newIdx = fs.readFileSync(path.join(packs, idxName));
-    expect(newIdx.subarray(0, 4).equals(INDEX_MAGIC)).toBe(true);
-    expect(newIdx.length).toBeLessThan(oldIdx.length / 2);
-    await check();
-    // New objects join the same store; repack moves legacy objects into a coral-pack-2 pack.
-    const tx = s.beginWrite();
-    await tx.put('fresh', seeded(10, 9), u8(10));
-    await tx.commit();
-    const rp = await s.repack((id) => id !== 'legacy_mid', { all: true });
-    expect(rp).toMatchObject({ dropped: 1 });
-    want.splice(1, 1);
-    await check();
-    expect(await s.verify()).toEqual([]);
-    await s.close();
-  }));
+  it('reads a store written before small-object aggregation (coral-pack-1, JSON index)', () =>
+    withDir(async (dir) => {
+      const fixtures = path.join(__dirname, 'fixtures', 'pack-v1');
+      const packs = path.join(dir, 'objects', 'packs');
+      fs.mkdirSync(packs, { recursive: true });
+      for (const f of fs.readdirSync(fixtures)) fs.copyFileSync(path.join(fixtures, f), path.join(packs, f));
+      const idxName = fs.readdirSync(packs).find((f) => f.endsWith('.idx'))!;
+      const oldIdx = fs.readFileSync(path.join(packs, idxName));
+      expect(oldIdx.toString('utf8')).toMatch(/^\{"format":"coral-pack-index-1"/);
+      const want: Array<[string, Buffer, Partial<ObjectAttrs>]> = [
+        [
+          'legacy_small',
+          seeded(100, 1),
+          { codec: 'zstd', dtype: 'F32', shape: [5, 5], base: '', rawSize: 100, extra: { depth: '0' } },
+        ],
+        ['legacy_mid', seeded(5000, 2), { codec: 'raw', dtype: 'U8', shape: [5000], rawSize: 5000, extra: {} }],
+        ['legacy_scalar', seeded(4, 3), { codec: 'raw', dtype: 'F32', shape: [], rawSize: 4 }],
+        ['legacy_empty', Buffer.alloc(0), { codec: 'raw', dtype: 'F32', shape: [0, 3], rawSize: 0 }],
+        [
+          'legacy_delta',
+          seeded(30, 4),
+          { codec: 'delta', dtype: 'BF16', shape: [15], base: 'legacy_small', rawSize: 30 },
+        ],
+      ];
+      const s = await LocalPackStore.open(dir);
+      const check = async () => {
+        for (const [id, bytes, a] of want) {
+          const got = await s.get(id);
+          expect(Buffer.from(got.bytes).equals(bytes), id).toBe(true);
+          expect(got.attrs).toMatchObject({ ...a, storedSize: bytes.length });
+        }
+      };
+      await check();
+      const r = new native.PackReader(s.packPath(s.packNames()[0]));
+      expect(r.meta().format).toBe('coral-pack-1');
+      const listed = await r.list();
+      r.close();
+      expect(listed.every((e) => e.dataset === `/objects/${e.id}`)).toBe(true);
+      // The JSON index is used as is (verify finds it consistent), and a rebuild writes the compact format.
+      expect(parseIndex(oldIdx, s.packNames()[0], fs.statSync(s.packPath(s.packNames()[0])).size)).toEqual(listed);
+      expect(await s.verify()).toEqual([]);
+      expect(await s.rebuildIndex()).toMatchObject({ packs: 1, objects: 5, problems: [] });
+      const newIdx = fs.readFileSync(path.join(packs, idxName));
+      expect(newIdx.subarray(0, 4).equals(INDEX_MAGIC)).toBe(true);
+      expect(newIdx.length).toBeLessThan(oldIdx.length / 2);
+      await check();
+      // New objects join the same store; repack moves legacy objects into a coral-pack-2 pack.
+      const tx = s.beginWrite();
+      await tx.put('fresh', seeded(10, 9), u8(10));
+      await tx.commit();
+      const rp = await s.repack((id) => id !== 'legacy_mid', { all: true });
+      expect(rp).toMatchObject({ dropped: 1 });
+      want.splice(1, 1);
+      await check();
+      expect(await s.verify()).toEqual([]);
+      await s.close();
+    }));
 
-  it.skipIf(!HAS_H5PY)('reads a pack written by h5py from the documented format', () => withDir(async (dir) => {
-    const s = await LocalPackStore.open(dir);
-    const data = seeded(4096, 21);
-    const name = 'pack-' + 'ab'.repeat(16) + '.h5';
-    const src = path.join(dir, 'src.bin');
-    fs.writeFileSync(src, data);
-    // Fixed-length (not variable-length) strings on purpose: readers must accept both.
-    python(`
+  it.skipIf(!HAS_H5PY)('reads a pack written by h5py from the documented format', () =>
+    withDir(async (dir) => {
+      const s = await LocalPackStore.open(dir);
+      const data = seeded(4096, 21);
+      const name = 'pack-' + 'ab'.repeat(16) + '.h5';
+      const src = path.join(dir, 'src.bin');
+      fs.writeFileSync(src, data);
+      // Fixed-length (not variable-length) strings on purpose: readers must accept both.
+      python(
+        `
 import sys, numpy as np, h5py
 data = np.fromfile(sys.argv[2], dtype=np.uint8)
 with h5py.File(sys.argv[1], 'w', libver=('v108', 'latest')) as f:
@@ -245,36 +359,43 @@ with h5py.File(sys.argv[1], 'w', libver=('v108', 'latest')) as f:
     d.attrs['id'] = np.bytes_('frompy'); d.attrs['codec'] = 'raw'; d.attrs['dtype'] = 'U8'
     d.attrs['shape'] = np.array([4096], dtype=np.int64); d.attrs['base'] = ''
     d.attrs['rawSize'] = np.uint64(4096); d.attrs['checksum'] = sys.argv[3]; d.attrs['note'] = 'py'
-`, [s.packPath(name), src, native.xxh3_128(data)]);
-    await s.refresh();
-    const got = await s.get('frompy');
-    expect(Buffer.from(got.bytes).equals(data)).toBe(true);
-    expect(got.attrs).toMatchObject({ codec: 'raw', shape: [4096], rawSize: 4096, extra: { note: 'py' } });
-    await s.close();
-  }));
+`,
+        [s.packPath(name), src, native.xxh3_128(data)],
+      );
+      await s.refresh();
+      const got = await s.get('frompy');
+      expect(Buffer.from(got.bytes).equals(data)).toBe(true);
+      expect(got.attrs).toMatchObject({ codec: 'raw', shape: [4096], rawSize: 4096, extra: { note: 'py' } });
+      await s.close();
+    }),
+  );
 
-  it.skipIf(!HAS_H5PY)('rejects hostile small-object tables with typed errors', () => withDir(async (dir) => {
-    // Packs built with h5py following the documented layout, each with one defect.
-    const cases: Record<string, string> = {
-      ok: '',
-      offsetPastData: "rows[1]['offset'] = 95",
-      hugeSize: "rows[0]['size'] = 2**32 - 1",
-      duplicateId: "rows[1]['id'] = b'a0'",
-      badId: "rows[0]['id'] = b'../x'",
-      badShape: "rows[0]['shape'] = b'1,,2'",
-      badExtra: "rows[0]['extra'] = b'bad name=1'",
-      badEscape: "rows[0]['extra'] = b'k=%G1'",
-      countMismatch: "f.attrs['objectCount'] = np.uint64(5)",
-      alsoDataset: "f['objects'].create_dataset('a0', data=np.zeros(3, np.uint8))",
-      noIndex: "post:del f['small/index']",
-      indexNotCompound: "post:del f['small/index']; f['small'].create_dataset('index', data=np.zeros(2, np.uint64))",
-      missingField: "rows = rows[['id', 'offset', 'size', 'codec', 'dtype', 'shape', 'base', 'rawSize', 'extra']]",
-      negative: "rows = rows.astype([(n, (np.int64 if n in ('offset','size','rawSize') else rows.dtype[n])) for n in rows.dtype.names]); rows[0]['offset'] = -1",
-      vlenStrings: "rows = rows.astype([(n, (h5py.string_dtype() if n == 'codec' else rows.dtype[n])) for n in rows.dtype.names])",
-      dataNot1D: "del f['small/data']; f['small'].create_dataset('data', data=np.zeros((10, 10), np.uint8))",
-      chunkedData: "del f['small/data']; f['small'].create_dataset('data', data=np.zeros(100, np.uint8), chunks=(10,))",
-    };
-    const script = `
+  it.skipIf(!HAS_H5PY)('rejects hostile small-object tables with typed errors', () =>
+    withDir(async (dir) => {
+      // Packs built with h5py following the documented layout, each with one defect.
+      const cases: Record<string, string> = {
+        ok: '',
+        offsetPastData: "rows[1]['offset'] = 95",
+        hugeSize: "rows[0]['size'] = 2**32 - 1",
+        duplicateId: "rows[1]['id'] = b'a0'",
+        badId: "rows[0]['id'] = b'../x'",
+        badShape: "rows[0]['shape'] = b'1,,2'",
+        badExtra: "rows[0]['extra'] = b'bad name=1'",
+        badEscape: "rows[0]['extra'] = b'k=%G1'",
+        countMismatch: "f.attrs['objectCount'] = np.uint64(5)",
+        alsoDataset: "f['objects'].create_dataset('a0', data=np.zeros(3, np.uint8))",
+        noIndex: "post:del f['small/index']",
+        indexNotCompound: "post:del f['small/index']; f['small'].create_dataset('index', data=np.zeros(2, np.uint64))",
+        missingField: "rows = rows[['id', 'offset', 'size', 'codec', 'dtype', 'shape', 'base', 'rawSize', 'extra']]",
+        negative:
+          "rows = rows.astype([(n, (np.int64 if n in ('offset','size','rawSize') else rows.dtype[n])) for n in rows.dtype.names]); rows[0]['offset'] = -1",
+        vlenStrings:
+          "rows = rows.astype([(n, (h5py.string_dtype() if n == 'codec' else rows.dtype[n])) for n in rows.dtype.names])",
+        dataNot1D: "del f['small/data']; f['small'].create_dataset('data', data=np.zeros((10, 10), np.uint8))",
+        chunkedData:
+          "del f['small/data']; f['small'].create_dataset('data', data=np.zeros(100, np.uint8), chunks=(10,))",
+      };
+      const script = `
 import sys, json, numpy as np, h5py
 path, defect, ck0, ck1 = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 data = bytes(range(100))
@@ -295,186 +416,219 @@ with h5py.File(path, 'w', libver=('v108', 'latest')) as f:
     if defect.startswith('post:'):
         exec(defect[5:])
 `;
-    const data = Buffer.from(Array.from({ length: 100 }, (_, i) => i));
-    const cks = [native.xxh3_128(data.subarray(0, 60)), native.xxh3_128(data.subarray(60))];
-    for (const [name, defect] of Object.entries(cases)) {
-      const p = path.join(dir, `hostile-${name}.h5`);
-      python(script, [p, defect, ...cks]);
-      let code = 'ok';
-      try {
-        const r = new native.PackReader(p);
-        const list = await r.list();
-        for (const e of list) r.readSync(e.id);
-        r.stat('a0');
-        r.close();
-        if (name === 'ok') expect(list.map((e) => [e.id, e.size, e.extra])).toEqual([['a0', 60, { k: 'v' }], ['a1', 40, { k: 'v' }]]);
-      } catch (e) {
-        code = (e as { code: string }).code;
+      const data = Buffer.from(Array.from({ length: 100 }, (_, i) => i));
+      const cks = [native.xxh3_128(data.subarray(0, 60)), native.xxh3_128(data.subarray(60))];
+      for (const [name, defect] of Object.entries(cases)) {
+        const p = path.join(dir, `hostile-${name}.h5`);
+        python(script, [p, defect, ...cks]);
+        let code = 'ok';
+        try {
+          const r = new native.PackReader(p);
+          const list = await r.list();
+          for (const e of list) r.readSync(e.id);
+          r.stat('a0');
+          r.close();
+          if (name === 'ok')
+            expect(list.map((e) => [e.id, e.size, e.extra])).toEqual([
+              ['a0', 60, { k: 'v' }],
+              ['a1', 40, { k: 'v' }],
+            ]);
+        } catch (e) {
+          code = (e as { code: string }).code;
+        }
+        expect([name, code]).toEqual([name, name === 'ok' ? 'ok' : 'CORAL_CORRUPT_OBJECT']);
       }
-      expect([name, code]).toEqual([name, name === 'ok' ? 'ok' : 'CORAL_CORRUPT_OBJECT']);
-    }
-  }));
+    }),
+  );
 
-  it('detects a flipped data byte: typed error naming the object, store otherwise usable', () => withDir(async (dir) => {
-    const s = await LocalPackStore.open(dir);
-    const tx = s.beginWrite();
-    const big = seeded(3 << 20, 5); // async read path
-    await tx.put('bigvictim', big, u8(big.length));
-    await tx.put('bystander', seeded(100, 6), u8(100));
-    const info = (await tx.commit())!;
-    corruptOnDisk(s, info.name, 'bigvictim', (2 << 20) + 17);
-    const s2 = await LocalPackStore.open(dir);
-    const err = await s2.get('bigvictim').then(() => null, (e: unknown) => e);
-    expect(err).toBeInstanceOf(ChecksumMismatchError);
-    expect((err as Error).message).toContain('bigvictim');
-    expect((err as Error).message).toContain(info.name);
-    expect((err as ChecksumMismatchError).data).toMatchObject({ id: 'bigvictim', pack: info.name });
-    expect((await s2.get('bystander')).bytes.byteLength).toBe(100);
-    const problems = await s2.verify();
-    expect(problems).toEqual([expect.objectContaining({ kind: 'object', id: 'bigvictim', pack: info.name, code: ChecksumMismatchError.code })]);
-    await s.close();
-    await s2.close();
-  }));
-
-  it('turns a truncated or garbage pack into typed errors, never a crash', () => withDir(async (dir) => {
-    const s = await LocalPackStore.open(dir);
-    const tx = s.beginWrite();
-    await tx.put('t1', seeded(200_000, 1), u8(200_000));
-    await tx.put('t2', seeded(10, 2), u8(10));
-    const info = (await tx.commit())!;
-    const tx2 = s.beginWrite();
-    await tx2.put('ok', seeded(10, 3), u8(10));
-    await tx2.commit();
-    await s.close();
-    const p = path.join(dir, 'objects', 'packs', info.name);
-    fs.truncateSync(p, Math.floor(info.bytes / 2));
-    // With its index the pack is still mapped; reading it fails cleanly.
-    const s2 = await LocalPackStore.open(dir);
-    await expect(s2.get('t1')).rejects.toBeInstanceOf(CorruptObjectError);
-    await expect(s2.get('t1')).rejects.toThrow(info.name);
-    expect(Buffer.from((await s2.get('ok')).bytes).equals(seeded(10, 3))).toBe(true);
-    const problems = await s2.verify();
-    expect(problems).toEqual([expect.objectContaining({ kind: 'pack', pack: info.name, code: CorruptObjectError.code })]);
-    await s2.close();
-    // Without its index, the pack is skipped at open and reported.
-    fs.unlinkSync(p.replace(/\.h5$/, '.idx'));
-    const s3 = await LocalPackStore.open(dir);
-    expect(await s3.has('t1')).toBe(false);
-    expect(s3.brokenPacks().map((b) => b.pack)).toEqual([info.name]);
-    await expect(s3.get('t1')).rejects.toBeInstanceOf(ObjectNotFoundError);
-    await expect(s3.get('t1')).rejects.toThrow(info.name);
-    const rb = await s3.rebuildIndex();
-    expect(rb.problems).toEqual([expect.objectContaining({ pack: info.name, code: CorruptObjectError.code })]);
-    await s3.close();
-    // Garbage and zero-length files named like packs.
-    for (const content of ['', 'not hdf5 at all', Buffer.concat([fs.readFileSync(p).subarray(0, 8), Buffer.alloc(5000, 0xff)])]) {
-      fs.writeFileSync(p, content);
-      expect(() => new native.PackReader(p)).toThrow(expect.objectContaining({ code: 'CORAL_CORRUPT_OBJECT' }));
-    }
-  }));
-
-  it('rebuildIndex regenerates identical indexes; missing or bad indexes fall back to the pack', () => withDir(async (dir) => {
-    const s = await LocalPackStore.open(dir);
-    for (let t = 0; t < 3; t++) {
+  it('detects a flipped data byte: typed error naming the object, store otherwise usable', () =>
+    withDir(async (dir) => {
+      const s = await LocalPackStore.open(dir);
       const tx = s.beginWrite();
-      for (let i = 0; i < 5; i++) await tx.put(`r${t}_${i}`, seeded(100 * i, t * 10 + i), u8(100 * i, { t: String(t) }));
-      await tx.commit();
-    }
-    await s.close();
-    const packsDir = path.join(dir, 'objects', 'packs');
-    const idxFiles = fs.readdirSync(packsDir).filter((n) => n.endsWith('.idx')).sort();
-    expect(idxFiles).toHaveLength(3);
-    const before = idxFiles.map((n) => fs.readFileSync(path.join(packsDir, n)));
-    fs.unlinkSync(path.join(packsDir, idxFiles[0]));
-    fs.writeFileSync(path.join(packsDir, idxFiles[1]), '{"format":"coral-pack-index-1","pack":"x"');
-    fs.writeFileSync(path.join(packsDir, idxFiles[2]), before[2].subarray(0, before[2].length - 9)); // truncated Brotli
-    fs.writeFileSync(path.join(packsDir, 'pack-' + 'f'.repeat(32) + '.idx'), '{}'); // orphan
-    const s2 = await LocalPackStore.open(dir);
-    expect((await s2.get('r0_3')).attrs.extra).toEqual({ t: '0' });
-    expect((await s2.get('r1_4')).bytes.byteLength).toBe(400);
-    const problems = await s2.verify();
-    expect((await s2.get('r2_4')).bytes.byteLength).toBe(400);
-    expect(problems.map((p) => p.kind).sort()).toEqual(['index', 'index', 'index']);
-    const r = await s2.rebuildIndex();
-    expect(r).toEqual({ packs: 3, objects: 15, problems: [] });
-    const after = fs.readdirSync(packsDir).filter((n) => n.endsWith('.idx')).sort();
-    expect(after).toEqual(idxFiles);
-    expect(after.map((n) => fs.readFileSync(path.join(packsDir, n)))).toEqual(before);
-    expect(await s2.verify()).toEqual([]);
-    await s2.close();
-  }));
+      const big = seeded(3 << 20, 5); // async read path
+      await tx.put('bigvictim', big, u8(big.length));
+      await tx.put('bystander', seeded(100, 6), u8(100));
+      const info = (await tx.commit())!;
+      corruptOnDisk(s, info.name, 'bigvictim', (2 << 20) + 17);
+      const s2 = await LocalPackStore.open(dir);
+      const err = await s2.get('bigvictim').then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(ChecksumMismatchError);
+      expect((err as Error).message).toContain('bigvictim');
+      expect((err as Error).message).toContain(info.name);
+      expect((err as ChecksumMismatchError).data).toMatchObject({ id: 'bigvictim', pack: info.name });
+      expect((await s2.get('bystander')).bytes.byteLength).toBe(100);
+      const problems = await s2.verify();
+      expect(problems).toEqual([
+        expect.objectContaining({ kind: 'object', id: 'bigvictim', pack: info.name, code: ChecksumMismatchError.code }),
+      ]);
+      await s.close();
+      await s2.close();
+    }));
 
-  it('repack removes old packs; a reader holding the old map refreshes and retries', () => withDir(async (dir) => {
-    const a = await LocalPackStore.open(dir);
-    for (let t = 0; t < 3; t++) {
-      const tx = a.beginWrite();
-      await tx.put(`keep${t}`, seeded(1000, t + 1), u8(1000));
-      await tx.put(`drop${t}`, seeded(1000, t + 11), u8(1000));
-      await tx.commit();
-    }
-    const b = await LocalPackStore.open(dir); // maps keep* to the old packs, no pack opened yet
-    const before = a.packNames();
-    const r = await a.repack((id) => id.startsWith('keep'));
-    expect(r).toMatchObject({ copied: 3, dropped: 3, skippedPacks: [] });
-    expect(r.removedPacks.sort()).toEqual(before);
-    const files = fs.readdirSync(path.join(dir, 'objects', 'packs')).sort();
-    expect(files).toEqual([r.newPack!.name.replace('.h5', '.idx'), r.newPack!.name].sort());
-    for (let t = 0; t < 3; t++) expect(Buffer.from((await b.get(`keep${t}`)).bytes).equals(seeded(1000, t + 1))).toBe(true);
-    await expect(b.get('drop0')).rejects.toBeInstanceOf(ObjectNotFoundError);
-    expect(await a.verify()).toEqual([]);
-    await a.close();
-    await b.close();
-  }));
+  it('turns a truncated or garbage pack into typed errors, never a crash', () =>
+    withDir(async (dir) => {
+      const s = await LocalPackStore.open(dir);
+      const tx = s.beginWrite();
+      await tx.put('t1', seeded(200_000, 1), u8(200_000));
+      await tx.put('t2', seeded(10, 2), u8(10));
+      const info = (await tx.commit())!;
+      const tx2 = s.beginWrite();
+      await tx2.put('ok', seeded(10, 3), u8(10));
+      await tx2.commit();
+      await s.close();
+      const p = path.join(dir, 'objects', 'packs', info.name);
+      fs.truncateSync(p, Math.floor(info.bytes / 2));
+      // With its index the pack is still mapped; reading it fails cleanly.
+      const s2 = await LocalPackStore.open(dir);
+      await expect(s2.get('t1')).rejects.toBeInstanceOf(CorruptObjectError);
+      await expect(s2.get('t1')).rejects.toThrow(info.name);
+      expect(Buffer.from((await s2.get('ok')).bytes).equals(seeded(10, 3))).toBe(true);
+      const problems = await s2.verify();
+      expect(problems).toEqual([
+        expect.objectContaining({ kind: 'pack', pack: info.name, code: CorruptObjectError.code }),
+      ]);
+      await s2.close();
+      // Without its index, the pack is skipped at open and reported.
+      fs.unlinkSync(p.replace(/\.h5$/, '.idx'));
+      const s3 = await LocalPackStore.open(dir);
+      expect(await s3.has('t1')).toBe(false);
+      expect(s3.brokenPacks().map((b) => b.pack)).toEqual([info.name]);
+      await expect(s3.get('t1')).rejects.toBeInstanceOf(ObjectNotFoundError);
+      await expect(s3.get('t1')).rejects.toThrow(info.name);
+      const rb = await s3.rebuildIndex();
+      expect(rb.problems).toEqual([expect.objectContaining({ pack: info.name, code: CorruptObjectError.code })]);
+      await s3.close();
+      // Garbage and zero-length files named like packs.
+      for (const content of [
+        '',
+        'not hdf5 at all',
+        Buffer.concat([fs.readFileSync(p).subarray(0, 8), Buffer.alloc(5000, 0xff)]),
+      ]) {
+        fs.writeFileSync(p, content);
+        expect(() => new native.PackReader(p)).toThrow(expect.objectContaining({ code: 'CORAL_CORRUPT_OBJECT' }));
+      }
+    }));
 
-  it('repack leaves a pack alone when a writer reuses one of its objects meanwhile', () => withDir(async (dir) => {
-    const s = await LocalPackStore.open(dir);
-    const tx0 = s.beginWrite();
-    await tx0.put('a_keep', seeded(50, 1), u8(50));
-    await tx0.put('b_shared', seeded(50, 2), u8(50));
-    const p0 = (await tx0.commit())!;
-    const old = new Date(Date.now() - 3_600_000); // as if written long ago: outside any grace period
-    fs.utimesSync(s.packPath(p0.name), old, old);
+  it('rebuildIndex regenerates identical indexes; missing or bad indexes fall back to the pack', () =>
+    withDir(async (dir) => {
+      const s = await LocalPackStore.open(dir);
+      for (let t = 0; t < 3; t++) {
+        const tx = s.beginWrite();
+        for (let i = 0; i < 5; i++)
+          await tx.put(`r${t}_${i}`, seeded(100 * i, t * 10 + i), u8(100 * i, { t: String(t) }));
+        await tx.commit();
+      }
+      await s.close();
+      const packsDir = path.join(dir, 'objects', 'packs');
+      const idxFiles = fs
+        .readdirSync(packsDir)
+        .filter((n) => n.endsWith('.idx'))
+        .sort();
+      expect(idxFiles).toHaveLength(3);
+      const before = idxFiles.map((n) => fs.readFileSync(path.join(packsDir, n)));
+      fs.unlinkSync(path.join(packsDir, idxFiles[0]));
+      fs.writeFileSync(path.join(packsDir, idxFiles[1]), '{"format":"coral-pack-index-1","pack":"x"');
+      fs.writeFileSync(path.join(packsDir, idxFiles[2]), before[2].subarray(0, before[2].length - 9)); // truncated Brotli
+      fs.writeFileSync(path.join(packsDir, 'pack-' + 'f'.repeat(32) + '.idx'), '{}'); // orphan
+      const s2 = await LocalPackStore.open(dir);
+      expect((await s2.get('r0_3')).attrs.extra).toEqual({ t: '0' });
+      expect((await s2.get('r1_4')).bytes.byteLength).toBe(400);
+      const problems = await s2.verify();
+      expect((await s2.get('r2_4')).bytes.byteLength).toBe(400);
+      expect(problems.map((p) => p.kind).sort()).toEqual(['index', 'index', 'index']);
+      const r = await s2.rebuildIndex();
+      expect(r).toEqual({ packs: 3, objects: 15, problems: [] });
+      const after = fs
+        .readdirSync(packsDir)
+        .filter((n) => n.endsWith('.idx'))
+        .sort();
+      expect(after).toEqual(idxFiles);
+      expect(after.map((n) => fs.readFileSync(path.join(packsDir, n)))).toEqual(before);
+      expect(await s2.verify()).toEqual([]);
+      await s2.close();
+    }));
 
-    // Before the repack starts, a reuse freshens the pack: the grace period protects it.
-    const w1 = s.beginWrite();
-    expect(await w1.reuse('b_shared')).toBe(true);
-    let r = await s.repack((id) => id === 'a_keep', { graceMs: 60_000 });
-    expect(r).toMatchObject({ removedPacks: [], copied: 0 });
-    await w1.abort();
+  it('repack removes old packs; a reader holding the old map refreshes and retries', () =>
+    withDir(async (dir) => {
+      const a = await LocalPackStore.open(dir);
+      for (let t = 0; t < 3; t++) {
+        const tx = a.beginWrite();
+        await tx.put(`keep${t}`, seeded(1000, t + 1), u8(1000));
+        await tx.put(`drop${t}`, seeded(1000, t + 11), u8(1000));
+        await tx.commit();
+      }
+      const b = await LocalPackStore.open(dir); // maps keep* to the old packs, no pack opened yet
+      const before = a.packNames();
+      const r = await a.repack((id) => id.startsWith('keep'));
+      expect(r).toMatchObject({ copied: 3, dropped: 3, skippedPacks: [] });
+      expect(r.removedPacks.sort()).toEqual(before);
+      const files = fs.readdirSync(path.join(dir, 'objects', 'packs')).sort();
+      expect(files).toEqual([r.newPack!.name.replace('.h5', '.idx'), r.newPack!.name].sort());
+      for (let t = 0; t < 3; t++)
+        expect(Buffer.from((await b.get(`keep${t}`)).bytes).equals(seeded(1000, t + 1))).toBe(true);
+      await expect(b.get('drop0')).rejects.toBeInstanceOf(ObjectNotFoundError);
+      expect(await a.verify()).toEqual([]);
+      await a.close();
+      await b.close();
+    }));
 
-    // During the repack (after it chose its candidates), a writer starts relying on
-    // b_shared: the repack notices the pack's new mtime and does not delete it.
-    fs.utimesSync(s.packPath(p0.name), old, old);
-    const w2 = s.beginWrite();
-    let calls = 0;
-    let reused: Promise<boolean> | null = null;
-    r = await s.repack((id) => {
-      if (id === 'a_keep' && ++calls === 2) reused = w2.reuse('b_shared'); // copy phase
-      return id === 'a_keep';
-    }, { graceMs: 60_000 });
-    // TS narrows `reused` to null (it is assigned inside the repack callback): it is a Promise here.
-    // eslint-disable-next-line @typescript-eslint/await-thenable
-    expect(await reused).toBe(true);
-    expect(r.skippedPacks).toEqual([p0.name]);
-    expect(r.removedPacks).toEqual([]);
-    expect(Buffer.from((await s.get('b_shared')).bytes).equals(seeded(50, 2))).toBe(true);
-    await w2.put('w1', seeded(5), u8(5));
-    expect(await w2.commit()).toMatchObject({ objects: 1 });
-    expect(await s.verify()).toEqual([]);
-    await s.close();
-  }));
+  it('repack leaves a pack alone when a writer reuses one of its objects meanwhile', () =>
+    withDir(async (dir) => {
+      const s = await LocalPackStore.open(dir);
+      const tx0 = s.beginWrite();
+      await tx0.put('a_keep', seeded(50, 1), u8(50));
+      await tx0.put('b_shared', seeded(50, 2), u8(50));
+      const p0 = (await tx0.commit())!;
+      const old = new Date(Date.now() - 3_600_000); // as if written long ago: outside any grace period
+      fs.utimesSync(s.packPath(p0.name), old, old);
 
-  it('cleanTmp removes stale temp packs only', () => withDir(async (dir) => {
-    const s = await LocalPackStore.open(dir);
-    const stale = path.join(dir, 'tmp', 'pack-' + '1'.repeat(32) + '.h5.tmp');
-    const fresh = path.join(dir, 'tmp', 'pack-' + '2'.repeat(32) + '.h5.tmp');
-    const other = path.join(dir, 'tmp', 'HEAD.lock');
-    for (const f of [stale, fresh, other]) fs.writeFileSync(f, 'x');
-    const old = new Date(Date.now() - 7_200_000);
-    fs.utimesSync(stale, old, old);
-    fs.utimesSync(other, old, old);
-    expect(await s.cleanTmp()).toEqual([path.basename(stale)]);
-    expect(fs.readdirSync(path.join(dir, 'tmp')).sort()).toEqual([path.basename(fresh), 'HEAD.lock'].sort());
-    await s.close();
-  }));
+      // Before the repack starts, a reuse freshens the pack: the grace period protects it.
+      const w1 = s.beginWrite();
+      expect(await w1.reuse('b_shared')).toBe(true);
+      let r = await s.repack((id) => id === 'a_keep', { graceMs: 60_000 });
+      expect(r).toMatchObject({ removedPacks: [], copied: 0 });
+      await w1.abort();
+
+      // During the repack (after it chose its candidates), a writer starts relying on
+      // b_shared: the repack notices the pack's new mtime and does not delete it.
+      fs.utimesSync(s.packPath(p0.name), old, old);
+      const w2 = s.beginWrite();
+      let calls = 0;
+      let reused: Promise<boolean> | null = null;
+      r = await s.repack(
+        (id) => {
+          if (id === 'a_keep' && ++calls === 2) reused = w2.reuse('b_shared'); // copy phase
+          return id === 'a_keep';
+        },
+        { graceMs: 60_000 },
+      );
+      // TS narrows `reused` to null (it is assigned inside the repack callback): it is a Promise here.
+      // eslint-disable-next-line @typescript-eslint/await-thenable
+      expect(await reused).toBe(true);
+      expect(r.skippedPacks).toEqual([p0.name]);
+      expect(r.removedPacks).toEqual([]);
+      expect(Buffer.from((await s.get('b_shared')).bytes).equals(seeded(50, 2))).toBe(true);
+      await w2.put('w1', seeded(5), u8(5));
+      expect(await w2.commit()).toMatchObject({ objects: 1 });
+      expect(await s.verify()).toEqual([]);
+      await s.close();
+    }));
+
+  it('cleanTmp removes stale temp packs only', () =>
+    withDir(async (dir) => {
+      const s = await LocalPackStore.open(dir);
+      const stale = path.join(dir, 'tmp', 'pack-' + '1'.repeat(32) + '.h5.tmp');
+      const fresh = path.join(dir, 'tmp', 'pack-' + '2'.repeat(32) + '.h5.tmp');
+      const other = path.join(dir, 'tmp', 'HEAD.lock');
+      for (const f of [stale, fresh, other]) fs.writeFileSync(f, 'x');
+      const old = new Date(Date.now() - 7_200_000);
+      fs.utimesSync(stale, old, old);
+      fs.utimesSync(other, old, old);
+      expect(await s.cleanTmp()).toEqual([path.basename(stale)]);
+      expect(fs.readdirSync(path.join(dir, 'tmp')).sort()).toEqual([path.basename(fresh), 'HEAD.lock'].sort());
+      await s.close();
+    }));
 });

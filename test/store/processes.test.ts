@@ -19,7 +19,10 @@ interface Child {
 }
 
 function run(args: string[]): Child {
-  const p = spawn(process.execPath, ['--import', 'tsx', WRITER, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(process.execPath, ['--import', 'tsx', WRITER, ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: string[] = [];
   const waiters: Array<{ line: string; resolve: () => void }> = [];
   let buf = '';
@@ -45,9 +48,11 @@ function run(args: string[]): Child {
       lines.includes(line)
         ? Promise.resolve()
         : Promise.race([
-          new Promise<void>((resolve) => waiters.push({ line, resolve })),
-          done.then((r) => { throw new Error(`writer exited (${r.code}) before "${line}": ${r.stderr}`); }),
-        ]),
+            new Promise<void>((resolve) => waiters.push({ line, resolve })),
+            done.then((r) => {
+              throw new Error(`writer exited (${r.code}) before "${line}": ${r.stderr}`);
+            }),
+          ]),
     kill: (sig) => p.kill(sig),
   };
 }
@@ -61,7 +66,8 @@ describe('LocalPackStore across processes', () => {
       const results = await Promise.all(kids.map((k) => k.done));
       for (const r of results) expect(r, r.stderr).toMatchObject({ code: 0 });
       const ids = ['shared'];
-      for (const tag of ['alpha', 'beta']) for (let t = 0; t < 3; t++) for (let i = 0; i < 8; i++) ids.push(`${tag}_${t}_${i}`);
+      for (const tag of ['alpha', 'beta'])
+        for (let t = 0; t < 3; t++) for (let i = 0; i < 8; i++) ids.push(`${tag}_${t}_${i}`);
       // The observer picks the new packs up lazily on a miss.
       for (const id of ids) expect(Buffer.from((await observer.get(id)).bytes).equals(objectBytes(id)), id).toBe(true);
       expect((await observer.stat('alpha_2_7')).extra).toEqual({ writer: 'alpha' });

@@ -25,9 +25,12 @@ describe('package entry points', () => {
   it('import works from plain node with named exports', () => {
     const out = execFileSync(
       process.execPath,
-      ['--input-type=module', '-e',
+      [
+        '--input-type=module',
+        '-e',
         "import { contentIdSync, tensor } from 'coral-native'; import c from 'coral-native'; " +
-        "console.log(contentIdSync(tensor('U8', [1], new Uint8Array([1]))) === c.contentIdSync(c.tensor('U8', [1], new Uint8Array([1]))))"],
+          "console.log(contentIdSync(tensor('U8', [1], new Uint8Array([1]))) === c.contentIdSync(c.tensor('U8', [1], new Uint8Array([1]))))",
+      ],
       { cwd: root, encoding: 'utf8' },
     );
     expect(out.trim()).toBe('true');

@@ -62,7 +62,7 @@ describe('fsutil', () => {
     await expect(readJsonFile(f)).rejects.toBeInstanceOf(CorruptObjectError);
     await fsp.writeFile(f, Buffer.from([0x22, 0xc3, 0x22]));
     await expect(readJsonFile(f)).rejects.toBeInstanceOf(CorruptObjectError);
-    const err = (await readJsonFile(path.join(root, "missing")).catch((e: unknown) => e)) as IoError;
+    const err = (await readJsonFile(path.join(root, 'missing')).catch((e: unknown) => e)) as IoError;
     expect(err).toBeInstanceOf(IoError);
     expect(err.data?.errno).toBe('ENOENT');
   });
@@ -93,12 +93,16 @@ describe('one writeFileAtomic and one fsyncDir (issue #12)', () => {
     expect(materialize.fsyncDirSync).toBe(fsutil.fsyncDirSync);
     const sim = await import('../../lib/similarity/index-file');
     // Errors of the similarity index's atomic write are the shared IoError naming the file.
-    expect(() => sim.writeFileAtomic(path.join(root, 'nope', 'index.csx'), new Uint8Array(1))).toThrow(/atomic write of .*index\.csx failed/);
+    expect(() => sim.writeFileAtomic(path.join(root, 'nope', 'index.csx'), new Uint8Array(1))).toThrow(
+      /atomic write of .*index\.csx failed/,
+    );
     const io = await import('../../lib/formats/io');
     const f = path.join(root, 'w.bin');
     await io.writeFileAtomic(f, async (sink) => sink.write(new Uint8Array([1, 2, 3])));
     expect([...(await fsp.readFile(f))]).toEqual([1, 2, 3]);
-    await expect(io.writeFileAtomic(path.join(root, 'nope', 'w.bin'), async () => undefined)).rejects.toBeInstanceOf(IoError);
+    await expect(io.writeFileAtomic(path.join(root, 'nope', 'w.bin'), async () => undefined)).rejects.toBeInstanceOf(
+      IoError,
+    );
     expect(await fsp.readdir(root)).toEqual(['w.bin']);
   });
 });

@@ -4,7 +4,9 @@ import { canonicalJson, parseCanonical, sha256Hex } from '../../../lib/models';
 
 describe('canonicalJson', () => {
   it('sorts keys recursively and drops whitespace', () => {
-    expect(canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: 'x' } })).toBe('{"a":{"c":"x","d":[3,{"y":2,"z":1}]},"b":1}');
+    expect(canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: 'x' } })).toBe(
+      '{"a":{"c":"x","d":[3,{"y":2,"z":1}]},"b":1}',
+    );
   });
   it('is independent of insertion order', () => {
     const a: Record<string, number> = {};
@@ -15,7 +17,9 @@ describe('canonicalJson', () => {
     expect(canonicalJson(a)).toBe(canonicalJson(b));
   });
   it('sorts by UTF-16 code units and escapes like JSON', () => {
-    expect(canonicalJson({ é: 1, z: 2, A: 3, '\u{1F600}': 4, '\n': 5 })).toBe('{"\\n":5,"A":3,"z":2,"é":1,"\u{1F600}":4}');
+    expect(canonicalJson({ é: 1, z: 2, A: 3, '\u{1F600}': 4, '\n': 5 })).toBe(
+      '{"\\n":5,"A":3,"z":2,"é":1,"\u{1F600}":4}',
+    );
   });
   it('normalises numbers', () => {
     expect(canonicalJson([-0, 1.5e300, 1e-7, 0.1 + 0.2, 10])).toBe('[0,1.5e+300,1e-7,0.30000000000000004,10]');

@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { CorruptObjectError, InvalidArgumentError } from '../../../lib/errors';
 import {
-  decodeCommit, decodeMeta, encodeCommit, formatSignatureDate, parseTzOffset, formatTzOffset, sha256Hex, signatureNow,
+  decodeCommit,
+  decodeMeta,
+  encodeCommit,
+  formatSignatureDate,
+  parseTzOffset,
+  formatTzOffset,
+  sha256Hex,
+  signatureNow,
 } from '../../../lib/models';
 import { commit, H, SIG } from './fixtures';
 
@@ -11,7 +18,11 @@ function stored(over: Record<string, unknown> = {}, drop: string[] = []): Buffer
   Object.assign(o, over);
   for (const k of drop) delete o[k];
   // re-canonicalise so that only the semantic defect is tested
-  const sorted = Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]]));
+  const sorted = Object.fromEntries(
+    Object.keys(o)
+      .sort()
+      .map((k) => [k, o[k]]),
+  );
   return reencode(sorted);
 }
 
@@ -24,11 +35,17 @@ describe('commit encoding', () => {
         '"message":"init","metadata":{"metrics":{"loss":0.5},"step":1000},"parents":[],' +
         `"tree":"${H('a')}","type":"commit","v":1}`,
     );
-    expect(sha256Hex(bytes)).toBe(sha256Hex(encodeCommit(commit({ metadata: { metrics: { loss: 0.5 }, step: 1000 } }))));
+    expect(sha256Hex(bytes)).toBe(
+      sha256Hex(encodeCommit(commit({ metadata: { metrics: { loss: 0.5 }, step: 1000 } }))),
+    );
   });
 
   it('round-trips, keeping parent order (octopus)', () => {
-    const c = commit({ parents: [H('3'), H('1'), H('2')], message: 'merge\n\nbody ünïcode \u{1F600}', metadata: { a: [1, null, 'x'] } });
+    const c = commit({
+      parents: [H('3'), H('1'), H('2')],
+      message: 'merge\n\nbody ünïcode \u{1F600}',
+      metadata: { a: [1, null, 'x'] },
+    });
     const back = decodeCommit(encodeCommit(c));
     expect(back).toEqual(c);
     expect(back.parents).toEqual([H('3'), H('1'), H('2')]);
@@ -68,7 +85,9 @@ describe('commit encoding', () => {
   });
 
   it('metadata with a "__proto__" key stays data (no prototype pollution)', () => {
-    const raw = encodeCommit(commit()).toString().replace('"metadata":{}', '"metadata":{"__proto__":{"polluted":true}}');
+    const raw = encodeCommit(commit())
+      .toString()
+      .replace('"metadata":{}', '"metadata":{"__proto__":{"polluted":true}}');
     const c = decodeCommit(Buffer.from(raw));
     expect(Object.keys(c.metadata)).toEqual(['__proto__']);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();

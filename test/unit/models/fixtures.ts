@@ -1,7 +1,12 @@
 // Shared builders for model tests (not a test file).
 import type { Commit, FileEntry, Signature, TagObject, Tree } from '../../../lib/models';
 
-export const SIG: Signature = { name: 'Ada Lovelace', email: 'ada@example.com', timestamp: 1_790_000_000, tzOffset: 60 };
+export const SIG: Signature = {
+  name: 'Ada Lovelace',
+  email: 'ada@example.com',
+  timestamp: 1_790_000_000,
+  tzOffset: 60,
+};
 export const H = (c: string) => c.repeat(64).slice(0, 64);
 export const CID = (c: string) => c.repeat(32).slice(0, 32);
 

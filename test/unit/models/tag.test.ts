@@ -11,12 +11,15 @@ describe('annotated tags', () => {
     expect(decodeMeta(bytes)).toEqual({ type: 'tag', value: t });
     expect(JSON.parse(bytes.toString())).toMatchObject({ type: 'tag', v: 1 });
   });
-  it.each([['a..b'], ['-x'], ['x.lock'], ['a b'], ['a:b'], [''], ['@'], ['a/'], ['x^']])('rejects tag name %j', (name) => {
-    expect(() => encodeTag(tag({ tag: name }))).toThrow(InvalidArgumentError);
-    const raw = JSON.parse(encodeTag(tag()).toString());
-    raw.tag = name;
-    expect(() => decodeTag(Buffer.from(canonicalJson(raw)))).toThrow(CorruptObjectError);
-  });
+  it.each([['a..b'], ['-x'], ['x.lock'], ['a b'], ['a:b'], [''], ['@'], ['a/'], ['x^']])(
+    'rejects tag name %j',
+    (name) => {
+      expect(() => encodeTag(tag({ tag: name }))).toThrow(InvalidArgumentError);
+      const raw = JSON.parse(encodeTag(tag()).toString());
+      raw.tag = name;
+      expect(() => decodeTag(Buffer.from(canonicalJson(raw)))).toThrow(CorruptObjectError);
+    },
+  );
   it('accepts hierarchical names', () => {
     expect(decodeTag(encodeTag(tag({ tag: 'release/2026-11/v1.2.3' }))).tag).toBe('release/2026-11/v1.2.3');
   });

@@ -11,7 +11,10 @@ describe('tree encoding', () => {
     const bytes = encodeTree(t);
     expect(decodeTree(bytes)).toEqual(t);
     expect(decodeMeta(bytes).type).toBe('tree');
-    const swapped = tree({ 'a.npy': fileEntry({ format: 'npy', metadata: { k: 'v' } }), 'b/model.safetensors': fileEntry() });
+    const swapped = tree({
+      'a.npy': fileEntry({ format: 'npy', metadata: { k: 'v' } }),
+      'b/model.safetensors': fileEntry(),
+    });
     expect(encodeTree(swapped).equals(bytes)).toBe(true);
     expect(bytes.toString().startsWith('{"files":{"a.npy":')).toBe(true);
     expect(bytes.toString().endsWith('},"type":"tree","v":1}')).toBe(true);
@@ -73,8 +76,18 @@ describe('tree encoding', () => {
   });
 
   it.each([
-    ['/abs'], ['../escape'], ['a/../b'], ['./a'], ['a//b'], ['a/'], [''], ['a\\b'], ['.coral/config'], ['x/.CORAL/y'],
-    ['nul\0'], ['new\nline'],
+    ['/abs'],
+    ['../escape'],
+    ['a/../b'],
+    ['./a'],
+    ['a//b'],
+    ['a/'],
+    [''],
+    ['a\\b'],
+    ['.coral/config'],
+    ['x/.CORAL/y'],
+    ['nul\0'],
+    ['new\nline'],
   ])('rejects path %j', (p) => {
     expect(() => encodeTree(tree({ [p]: fileEntry() }))).toThrow(InvalidArgumentError);
     expect(() => decodeTree(storedTree({ [p]: fileEntry() }))).toThrow(CorruptObjectError);
@@ -87,7 +100,9 @@ describe('tree encoding', () => {
   });
 
   it('rejects the wrong type header', () => {
-    expect(() => decodeTree(Buffer.from(canonicalJson({ type: 'commit', v: 1, files: {} })))).toThrow(CorruptObjectError);
+    expect(() => decodeTree(Buffer.from(canonicalJson({ type: 'commit', v: 1, files: {} })))).toThrow(
+      CorruptObjectError,
+    );
     expect(() => decodeMeta(Buffer.from(canonicalJson({ type: 'blob', v: 1 })))).toThrow(CorruptObjectError);
   });
 });

@@ -3,9 +3,7 @@ import * as zlib from 'node:zlib';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  CorruptObjectError, InvalidArgumentError, ObjectNotFoundError, RefNotFoundError,
-} from '../../../lib/errors';
+import { CorruptObjectError, InvalidArgumentError, ObjectNotFoundError, RefNotFoundError } from '../../../lib/errors';
 import { encodeCommit, encodeTag, encodeTree, sha256Hex } from '../../../lib/models';
 import { MetaStore } from '../../../lib/odb/meta-store';
 import { commit, tag, tree } from '../models/fixtures';
@@ -28,7 +26,9 @@ describe('MetaStore', () => {
     const file = path.join(root, 'objects', 'meta', id.slice(0, 2), id.slice(2));
     // On disk: the canonical bytes, or \0CB1 + brotli(canonical bytes) when that is smaller.
     const disk = await fsp.readFile(file);
-    const stored = disk.subarray(0, 4).equals(Buffer.from([0, 0x43, 0x42, 0x31])) ? zlib.brotliDecompressSync(disk.subarray(4)) : disk;
+    const stored = disk.subarray(0, 4).equals(Buffer.from([0, 0x43, 0x42, 0x31]))
+      ? zlib.brotliDecompressSync(disk.subarray(4))
+      : disk;
     expect(stored.equals(bytes)).toBe(true);
     expect((await meta.get(id)).equals(bytes)).toBe(true);
     expect(await meta.has(id)).toBe(true);

@@ -25,7 +25,10 @@ describe('Config', () => {
     await c.set('core.fsync', true);
     await c.set('merge.strategies', ['ties', 'dare']);
     expect(JSON.parse(await fsp.readFile(path.join(root, 'config'), 'utf8'))).toEqual({
-      user: { name: 'Ada', email: 'ada@example.com' }, gc: { keepDays: 14 }, core: { fsync: true }, merge: { strategies: ['ties', 'dare'] },
+      user: { name: 'Ada', email: 'ada@example.com' },
+      gc: { keepDays: 14 },
+      core: { fsync: true },
+      merge: { strategies: ['ties', 'dare'] },
     });
     const again = await Config.load(root);
     expect(again.getString('user.name')).toBe('Ada');
@@ -33,8 +36,11 @@ describe('Config', () => {
     expect(again.getBool('core.fsync')).toBe(true);
     expect(again.get('user')).toEqual({ name: 'Ada', email: 'ada@example.com' });
     expect(again.entries()).toEqual([
-      ['core.fsync', true], ['gc.keepDays', 14], ['merge.strategies', ['ties', 'dare']],
-      ['user.email', 'ada@example.com'], ['user.name', 'Ada'],
+      ['core.fsync', true],
+      ['gc.keepDays', 14],
+      ['merge.strategies', ['ties', 'dare']],
+      ['user.email', 'ada@example.com'],
+      ['user.name', 'Ada'],
     ]);
     expect(await fsp.readdir(root)).toEqual(['config']);
   });

@@ -27,11 +27,23 @@ export async function makeRepo(): Promise<Repo> {
   const ids = new Map<string, string>();
   const names = new Map<string, string>();
   return {
-    root, meta, refs, treeId, ids, names,
+    root,
+    meta,
+    refs,
+    treeId,
+    ids,
+    names,
     async commit(name, parents, ts) {
       const sig: Signature = { name: 'T', email: 't@x', timestamp: ts, tzOffset: 0 };
       const id = await meta.put(
-        encodeCommit({ tree: treeId, parents: parents.map((p) => ids.get(p)!), author: sig, committer: sig, message: name, metadata: {} }),
+        encodeCommit({
+          tree: treeId,
+          parents: parents.map((p) => ids.get(p)!),
+          author: sig,
+          committer: sig,
+          message: name,
+          metadata: {},
+        }),
       );
       ids.set(name, id);
       names.set(id, name);

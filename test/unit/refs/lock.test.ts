@@ -124,7 +124,10 @@ describe('LockFile', () => {
 
   it('many concurrent waiters on a stale lock: exactly one holder at a time', async () => {
     const target = path.join(root, 't');
-    await fsp.writeFile(`${target}.lock`, JSON.stringify({ pid: deadPid(), hostname: os.hostname(), time: 0, nonce: 'x' }));
+    await fsp.writeFile(
+      `${target}.lock`,
+      JSON.stringify({ pid: deadPid(), hostname: os.hostname(), time: 0, nonce: 'x' }),
+    );
     let inside = 0;
     let maxInside = 0;
     let done = 0;
@@ -164,12 +167,18 @@ describe('LockFile', () => {
 
   it('withLock releases when fn throws', async () => {
     const target = path.join(root, 't');
-    await expect(withLock(target, async () => { throw new Error('boom'); })).rejects.toThrow('boom');
+    await expect(
+      withLock(target, async () => {
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
     expect(await fsp.readdir(root)).toEqual([]);
   });
 
   it('validates options', async () => {
-    await expect(LockFile.acquire(path.join(root, 't'), { timeoutMs: -1 })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(LockFile.acquire(path.join(root, 't'), { timeoutMs: -1 })).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
     await expect(LockFile.acquire('')).rejects.toBeInstanceOf(InvalidArgumentError);
   });
 });

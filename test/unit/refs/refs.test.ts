@@ -5,7 +5,12 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
-  AlreadyExistsError, CorruptObjectError, InvalidArgumentError, NotARepositoryError, RefConflictError, RefNotFoundError,
+  AlreadyExistsError,
+  CorruptObjectError,
+  InvalidArgumentError,
+  NotARepositoryError,
+  RefConflictError,
+  RefNotFoundError,
 } from '../../../lib/errors';
 import type { Signature } from '../../../lib/models';
 import { checkRefName, checkShortRefName, isValidRefName, RefStore, ZERO_ID } from '../../../lib/refs';
@@ -39,7 +44,11 @@ describe('RefStore', () => {
 
   it('creates, fast-forwards and logs in git format (branch and HEAD)', async () => {
     await refs.updateRef('refs/heads/main', H('1'), { expectedOld: null, message: 'commit (initial): init', who: WHO });
-    await refs.updateRef('refs/heads/main', H('2'), { expectedOld: H('1'), message: 'commit: two\nsecond line', who: WHO });
+    await refs.updateRef('refs/heads/main', H('2'), {
+      expectedOld: H('1'),
+      message: 'commit: two\nsecond line',
+      who: WHO,
+    });
     expect(await fsp.readFile(path.join(root, 'refs', 'heads', 'main'), 'utf8')).toBe(`${H('2')}\n`);
     expect(await refs.resolveHead()).toBe(H('2'));
     expect(await refs.readRef('HEAD')).toBe(H('2'));
@@ -87,7 +96,9 @@ describe('RefStore', () => {
     await refs.updateRef('HEAD', H('2'), { expectedOld: H('1'), message: 'commit: detached' });
     expect(await refs.resolveHead()).toBe(H('2'));
     expect(await refs.readRef('refs/heads/main')).toBe(H('1'));
-    await expect(refs.updateRef('HEAD', H('3'), { expectedOld: H('1'), message: 'x' })).rejects.toBeInstanceOf(RefConflictError);
+    await expect(refs.updateRef('HEAD', H('3'), { expectedOld: H('1'), message: 'x' })).rejects.toBeInstanceOf(
+      RefConflictError,
+    );
     await refs.setHeadSymbolic('refs/heads/main');
     const headLog = await refs.readReflog('HEAD');
     expect(headLog.map((e) => [e.oldId, e.newId])).toEqual([
@@ -101,12 +112,21 @@ describe('RefStore', () => {
   });
 
   it('lists nested refs sorted, ignoring locks and helper files', async () => {
-    for (const n of ['refs/heads/main', 'refs/heads/feature/x', 'refs/heads/feature/y/z', 'refs/tags/v1', 'refs/heads/a'])
+    for (const n of [
+      'refs/heads/main',
+      'refs/heads/feature/x',
+      'refs/heads/feature/y/z',
+      'refs/tags/v1',
+      'refs/heads/a',
+    ])
       await refs.updateRef(n, H('1'), { expectedOld: null, message: 'create' });
     await fsp.writeFile(path.join(root, 'refs', 'heads', 'wip.lock'), '{}');
     await fsp.writeFile(path.join(root, 'refs', 'heads', 'main.lock~abc'), 'x');
     expect((await refs.listRefs('refs/heads/')).map((r) => r.name)).toEqual([
-      'refs/heads/a', 'refs/heads/feature/x', 'refs/heads/feature/y/z', 'refs/heads/main',
+      'refs/heads/a',
+      'refs/heads/feature/x',
+      'refs/heads/feature/y/z',
+      'refs/heads/main',
     ]);
     expect(await refs.listRefs('refs/tags')).toEqual([{ name: 'refs/tags/v1', id: H('1') }]);
     expect((await refs.listRefs()).length).toBe(5);
@@ -129,7 +149,9 @@ describe('RefStore', () => {
 
   it('refuses file/directory ref conflicts', async () => {
     await refs.updateRef('refs/heads/a/b', H('1'), { expectedOld: null, message: 'create' });
-    await expect(refs.updateRef('refs/heads/a', H('1'), { expectedOld: null, message: 'x' })).rejects.toBeInstanceOf(AlreadyExistsError);
+    await expect(refs.updateRef('refs/heads/a', H('1'), { expectedOld: null, message: 'x' })).rejects.toBeInstanceOf(
+      AlreadyExistsError,
+    );
     await refs.updateRef('refs/heads/c', H('1'), { expectedOld: null, message: 'create' });
     await expect(refs.updateRef('refs/heads/c/d', H('1'), { message: 'x' })).rejects.toBeInstanceOf(AlreadyExistsError);
   });
@@ -148,8 +170,12 @@ describe('RefStore', () => {
   });
 
   it('validates ids and options', async () => {
-    await expect(refs.updateRef('refs/heads/main', 'abc', { message: 'x' })).rejects.toBeInstanceOf(InvalidArgumentError);
-    await expect(refs.updateRef('refs/heads/main', H('1'), { message: 'x', expectedOld: 'zz' })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(refs.updateRef('refs/heads/main', 'abc', { message: 'x' })).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
+    await expect(refs.updateRef('refs/heads/main', H('1'), { message: 'x', expectedOld: 'zz' })).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
     await expect(refs.updateRef('refs/heads/main', H('1'), {} as never)).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(refs.setHeadSymbolic('main')).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(refs.setHeadDetached('HEAD')).rejects.toBeInstanceOf(InvalidArgumentError);
@@ -157,17 +183,44 @@ describe('RefStore', () => {
 
   describe('ref name validation (git check-ref-format)', () => {
     it.each([
-      'refs/heads/main', 'refs/heads/feature/x', 'refs/tags/v1.0.0', 'refs/heads/a-b_c', 'refs/heads/ü', 'HEAD',
-      'refs/heads/x.lockx', 'refs/heads/a@b',
+      'refs/heads/main',
+      'refs/heads/feature/x',
+      'refs/tags/v1.0.0',
+      'refs/heads/a-b_c',
+      'refs/heads/ü',
+      'HEAD',
+      'refs/heads/x.lockx',
+      'refs/heads/a@b',
     ])('accepts %j', (n) => {
       expect(isValidRefName(n)).toBe(true);
       expect(checkRefName(n)).toBe(n);
     });
     it.each([
-      'main', 'refs/', 'refs/heads/a..b', 'refs/heads/a b', 'refs/heads/a~1', 'refs/heads/a^', 'refs/heads/a:b',
-      'refs/heads/a?', 'refs/heads/a*', 'refs/heads/a[', 'refs/heads/a\\b', 'refs/heads/x.lock', 'refs/heads/x.lock/y',
-      'refs/heads/.hidden', 'refs/heads/a/.b', 'refs/heads/a.', 'refs/heads//a', 'refs/heads/a/', 'refs/heads/a@{1}',
-      'refs/heads/tab\t', 'refs/heads/nul\0', 'refs/heads/del\x7f', '/refs/heads/a', '-refs/heads/a', '',
+      'main',
+      'refs/',
+      'refs/heads/a..b',
+      'refs/heads/a b',
+      'refs/heads/a~1',
+      'refs/heads/a^',
+      'refs/heads/a:b',
+      'refs/heads/a?',
+      'refs/heads/a*',
+      'refs/heads/a[',
+      'refs/heads/a\\b',
+      'refs/heads/x.lock',
+      'refs/heads/x.lock/y',
+      'refs/heads/.hidden',
+      'refs/heads/a/.b',
+      'refs/heads/a.',
+      'refs/heads//a',
+      'refs/heads/a/',
+      'refs/heads/a@{1}',
+      'refs/heads/tab\t',
+      'refs/heads/nul\0',
+      'refs/heads/del\x7f',
+      '/refs/heads/a',
+      '-refs/heads/a',
+      '',
     ])('rejects %j', async (n) => {
       expect(isValidRefName(n)).toBe(false);
       expect(() => checkRefName(n)).toThrow(InvalidArgumentError);
@@ -185,7 +238,9 @@ describe('RefStore', () => {
 describe('concurrent updates in one process', () => {
   it('serialise on the lock: 20 unconditional updates leave a consistent chained reflog', async () => {
     const enc = (n: number) => n.toString(16).padStart(64, '0');
-    await Promise.all(Array.from({ length: 20 }, (_, i) => refs.updateRef('refs/heads/main', enc(i + 1), { message: `u${i}` })));
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) => refs.updateRef('refs/heads/main', enc(i + 1), { message: `u${i}` })),
+    );
     const log = await refs.readReflog('refs/heads/main');
     expect(log).toHaveLength(20);
     for (let i = 1; i < log.length; i++) expect(log[i].oldId).toBe(log[i - 1].newId);

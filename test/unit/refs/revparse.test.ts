@@ -28,7 +28,9 @@ beforeAll(async () => {
   await r.refs.updateRef('refs/heads/feature', id('F'), { expectedOld: null, message: 'x' });
   await r.refs.updateRef('refs/tags/light', id('B'), { expectedOld: null, message: 'x' });
   const sig = { name: 'T', email: 't@x', timestamp: 500, tzOffset: 0 };
-  const tagId = await r.meta.put(encodeTag({ object: id('C'), tag: 'v1', tagger: sig, message: 'release', metadata: { acc: 0.9 } }));
+  const tagId = await r.meta.put(
+    encodeTag({ object: id('C'), tag: 'v1', tagger: sig, message: 'release', metadata: { acc: 0.9 } }),
+  );
   await r.refs.updateRef('refs/tags/v1', tagId, { expectedOld: null, message: 'x' });
   r.ids.set('tag:v1', tagId);
 });
@@ -36,12 +38,34 @@ afterAll(() => r.cleanup());
 
 describe('resolveRevision', () => {
   it.each([
-    ['HEAD', 'M'], ['@', 'M'], ['main', 'M'], ['refs/heads/main', 'M'], ['heads/main', 'M'],
-    ['HEAD^', 'C'], ['HEAD^1', 'C'], ['HEAD^2', 'F'], ['HEAD^0', 'M'], ['HEAD~', 'C'], ['HEAD~1', 'C'], ['HEAD~2', 'B'],
-    ['HEAD~3', 'A'], ['main^2~1', 'E'], ['main^2^', 'E'], ['main~1^', 'B'], ['main^^', 'B'], ['main~0', 'M'],
-    ['feature', 'F'], ['feature~2', 'A'],
-    ['v1', 'C'], ['refs/tags/v1', 'C'], ['tags/v1', 'C'], ['v1~1', 'B'], ['v1^{}', 'C'], ['v1^{commit}', 'C'],
-    ['light', 'B'], ['light^', 'A'],
+    ['HEAD', 'M'],
+    ['@', 'M'],
+    ['main', 'M'],
+    ['refs/heads/main', 'M'],
+    ['heads/main', 'M'],
+    ['HEAD^', 'C'],
+    ['HEAD^1', 'C'],
+    ['HEAD^2', 'F'],
+    ['HEAD^0', 'M'],
+    ['HEAD~', 'C'],
+    ['HEAD~1', 'C'],
+    ['HEAD~2', 'B'],
+    ['HEAD~3', 'A'],
+    ['main^2~1', 'E'],
+    ['main^2^', 'E'],
+    ['main~1^', 'B'],
+    ['main^^', 'B'],
+    ['main~0', 'M'],
+    ['feature', 'F'],
+    ['feature~2', 'A'],
+    ['v1', 'C'],
+    ['refs/tags/v1', 'C'],
+    ['tags/v1', 'C'],
+    ['v1~1', 'B'],
+    ['v1^{}', 'C'],
+    ['v1^{commit}', 'C'],
+    ['light', 'B'],
+    ['light^', 'A'],
   ])('%s -> %s', async (expr, want) => {
     expect(r.names.get(await rev(expr))).toBe(want);
   });
@@ -63,7 +87,14 @@ describe('resolveRevision', () => {
   });
 
   it.each([
-    ['nope'], ['HEAD~4'], ['HEAD^3'], ['main~1^2'], ['A'.repeat(4) + 'zz'], ['f'.repeat(64)], ['0000'], ['refs/heads/nope'],
+    ['nope'],
+    ['HEAD~4'],
+    ['HEAD^3'],
+    ['main~1^2'],
+    ['A'.repeat(4) + 'zz'],
+    ['f'.repeat(64)],
+    ['0000'],
+    ['refs/heads/nope'],
   ])('%s -> RefNotFoundError', async (expr) => {
     const err = await rev(expr).catch((e) => e);
     expect(err).toBeInstanceOf(RefNotFoundError);
@@ -77,9 +108,12 @@ describe('resolveRevision', () => {
     await expect(rev(r.treeId)).rejects.toThrow(/names a tree/);
   });
 
-  it.each([['~1'], ['^'], ['main^{tree}'], ['main~x'], ['main@{1}'], ['main~99999999999']])('%s -> InvalidArgumentError', async (expr) => {
-    await expect(rev(expr)).rejects.toBeInstanceOf(InvalidArgumentError);
-  });
+  it.each([['~1'], ['^'], ['main^{tree}'], ['main~x'], ['main@{1}'], ['main~99999999999']])(
+    '%s -> InvalidArgumentError',
+    async (expr) => {
+      await expect(rev(expr)).rejects.toBeInstanceOf(InvalidArgumentError);
+    },
+  );
 
   it('unborn HEAD is RefNotFoundError', async () => {
     await r.refs.setHeadSymbolic('refs/heads/orphan');

@@ -9,8 +9,15 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ChecksumMismatchError, DirtyWorktreeError, UnsafePathError } from '../../../lib/errors';
 import { RepoLayout } from '../../../lib/layout';
 import {
-  checkNotInCoral, checkWritable, isWorktreeTempName, lstatWorktree, placeWorktreeFile, removeWorktreeFile, sweepStaleTemps,
-  writeWorktreeFile, writeWorktreeSymlink,
+  checkNotInCoral,
+  checkWritable,
+  isWorktreeTempName,
+  lstatWorktree,
+  placeWorktreeFile,
+  removeWorktreeFile,
+  sweepStaleTemps,
+  writeWorktreeFile,
+  writeWorktreeSymlink,
 } from '../../../lib/worktree/files';
 
 let top: string;
@@ -61,7 +68,9 @@ describe('writeWorktreeFile', () => {
     for (const clobber of [false, true]) {
       expect(await code(writeWorktreeFile(layout, 'sub/x', [bytes], { clobber }))).toBe(UnsafePathError.code);
       expect(await code(writeWorktreeFile(layout, 'lnk/main', [bytes], { clobber }))).toBe(UnsafePathError.code);
-      expect(await code(writeWorktreeSymlink(layout, 'lnk/main', '/etc/passwd', { clobber }))).toBe(UnsafePathError.code);
+      expect(await code(writeWorktreeSymlink(layout, 'lnk/main', '/etc/passwd', { clobber }))).toBe(
+        UnsafePathError.code,
+      );
     }
     expect(await code(checkWritable(layout, ['ok/file', 'sub/x']))).toBe(UnsafePathError.code);
     await checkWritable(layout, ['sub/x'], (p) => p === 'sub'); // a tracked link about to be removed
@@ -72,8 +81,11 @@ describe('writeWorktreeFile', () => {
 
   it('refuses when the real path of the directory is inside .coral (the worktree root itself reached through a link)', async () => {
     // A worktree whose `.coral` is reached by another name: the real-path check catches what the name check cannot.
-    expect(await code(writeWorktreeFile({ worktree: layout.coral, coral: layout.coral, tmp: layout.tmp }, 'refs/heads/main', [bytes])))
-      .toBe(UnsafePathError.code);
+    expect(
+      await code(
+        writeWorktreeFile({ worktree: layout.coral, coral: layout.coral, tmp: layout.tmp }, 'refs/heads/main', [bytes]),
+      ),
+    ).toBe(UnsafePathError.code);
     expect(fs.readFileSync(path.join(layout.coral, 'refs', 'heads', 'main'), 'utf8')).toBe('old\n');
   });
 
@@ -86,7 +98,9 @@ describe('writeWorktreeFile', () => {
 
   it('on a checksum mismatch keeps the old file and removes the temp file', async () => {
     fs.writeFileSync(w('f'), 'old');
-    expect(await code(writeWorktreeFile(layout, 'f', [bytes], { expect: { ...expect1, sha256: '0'.repeat(64) } }))).toBe(ChecksumMismatchError.code);
+    expect(
+      await code(writeWorktreeFile(layout, 'f', [bytes], { expect: { ...expect1, sha256: '0'.repeat(64) } })),
+    ).toBe(ChecksumMismatchError.code);
     expect(fs.readFileSync(w('f'), 'utf8')).toBe('old');
     expect(leftovers()).toEqual([]);
   });
@@ -117,7 +131,11 @@ describe('writeWorktreeFile', () => {
 describe('checkNotInCoral (writes outside the worktree)', () => {
   it('refuses a destination whose real path is inside .coral, even through a link or a missing tail', async () => {
     fs.symlinkSync(layout.coral, path.join(top, 'outside', 'link'));
-    for (const dest of [path.join(top, 'outside', 'link', 'config'), path.join(top, 'outside', 'link', 'new', 'deeper'), path.join(layout.coral, 'x')])
+    for (const dest of [
+      path.join(top, 'outside', 'link', 'config'),
+      path.join(top, 'outside', 'link', 'new', 'deeper'),
+      path.join(layout.coral, 'x'),
+    ])
       expect(await code(checkNotInCoral(layout, dest)), dest).toBe(UnsafePathError.code);
     await checkNotInCoral(layout, path.join(top, 'outside', 'fine', 'x'));
     await checkNotInCoral(layout, w('in/worktree'));
