@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import { add, stageTracked, type AddOptions, type AddReport } from './commands/add';
 import { branches, createBranch, deleteBranch } from './commands/branch';
-import { checkout, type CheckoutOptions, type CheckoutReport } from './commands/checkout';
+import { checkout, restoreFromIndex, type CheckoutOptions, type CheckoutReport } from './commands/checkout';
 import { commit, type CommitOptions } from './commands/commit';
 import { diff } from './commands/diff';
 import { fsck, type FsckReport } from './commands/fsck';
@@ -289,6 +289,11 @@ export class Repository implements RepoContext {
    */
   checkout(target: string, opts: CheckoutOptions = {}): Promise<CheckoutReport> {
     return checkout(this, target, opts);
+  }
+
+  /** `checkout -- <paths>`: worktree files take their staged version back (unstaged edits are discarded). */
+  restore(paths: string[]): Promise<CheckoutReport> {
+    return restoreFromIndex(this, paths);
   }
 
   /** Writes a committed file to an arbitrary destination (e.g. `coral show rev:path > f`). */

@@ -1,7 +1,8 @@
 /**
  * `checkout`: switches HEAD to a branch (or detaches at a revision) and
  * rewrites the worktree byte-for-byte through apply-tree's one dirty check;
- * with paths, restores only those files from a revision (HEAD stays).
+ * with paths, restores only those files from a revision, or from the index
+ * (`checkout -- <paths>`; HEAD stays).
  *
  * @example
  * await checkout(ctx, 'feature', { create: true });
@@ -20,9 +21,9 @@ import {
 } from '../context';
 import { AlreadyExistsError, InvalidArgumentError } from '../errors';
 import { checkShortRefName, isValidRefName } from '../models';
-import { applyTree, inPathspec } from '../worktree/apply-tree';
+import { applyTree, inPathspec, worktreeState } from '../worktree/apply-tree';
 import { checkWritable, lstatWorktree, materializeWorktreeFile } from '../worktree/files';
-import { statOf, updateIndex } from '../worktree/staging';
+import { readIndex, statOf, updateIndex } from '../worktree/staging';
 import { createBranch } from './branch';
 
 export interface CheckoutOptions {
@@ -87,6 +88,40 @@ export async function checkout(ctx: RepoContext, target: string, opts: CheckoutO
   // As git does after a switch: a merge in progress is forgotten (what it staged stays staged).
   await fsp.rm(ctx.layout.mergeState, { force: true });
   return { head: id, branch, ...r };
+}
+
+/**
+ * `checkout -- <paths>`: the worktree files under `paths` take their staged
+ * (index) version back, discarding unstaged edits as git does; the index and
+ * HEAD stay. Files that already hold the staged bytes are not rewritten.
+ */
+export async function restoreFromIndex(ctx: RepoContext, paths: string[]): Promise<CheckoutReport> {
+  const rels = paths.map((p) => pathspec(ctx, p));
+  const idx = readIndex(ctx.layout);
+  const keys = new Set<string>();
+  for (const rel of rels) {
+    const under = Object.keys(idx.files).filter((f) => inPathspec(f, rel));
+    if (!under.length) throw new InvalidArgumentError(`pathspec '${rel}' did not match any file known to coral`);
+    under.forEach((f) => keys.add(f));
+  }
+  const sorted = [...keys].sort();
+  await checkWritable(ctx.layout, sorted);
+  const written: string[] = [];
+  for (const f of sorted) {
+    if ((await worktreeState(ctx.layout, f, idx.files[f])) === 'clean') continue;
+    await materializeWorktreeFile(ctx.reader, ctx.layout, f, idx.files[f].entry, { clobber: true });
+    written.push(f);
+  }
+  await updateIndex(ctx.layout, async (ix) => {
+    for (const f of written) {
+      const cur = ix.files[f];
+      if (!cur || cur.entry.sha256 !== idx.files[f].entry.sha256) continue; // restaged meanwhile: leave it
+      const st = await lstatWorktree(ctx.layout, f);
+      ix.files[f] = { entry: cur.entry, stat: st && !st.isDirectory() ? statOf(st) : null };
+    }
+  });
+  const head = await headCommit(ctx);
+  return { head: head ?? '', branch: await currentBranch(ctx), written, removed: [], kept: [] };
 }
 
 /** `checkout <rev> -- <paths>`: the files under `paths` take `rev`'s version, on disk and in the index. */

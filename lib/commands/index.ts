@@ -12,7 +12,7 @@
  */
 export { add, stageTracked, parentBases, type AddOptions, type AddReport } from './add';
 export { branches, branchTip, createBranch, deleteBranch, listBranches, type BranchInfo } from './branch';
-export { checkout, restorePaths, type CheckoutOptions, type CheckoutReport } from './checkout';
+export { checkout, restoreFromIndex, restorePaths, type CheckoutOptions, type CheckoutReport } from './checkout';
 export { commit, type CommitOptions } from './commit';
 export { diff, diffIndex, diffWorktree, indexTree, worktreeSide } from './diff';
 export { compare, type CompareOptions, type CompareReport } from './compare';

@@ -371,3 +371,26 @@ describe('commit -a (#10.8)', () => {
     expect(show.files['a.safetensors'].sha256).toBe(ea);
   });
 });
+
+describe('checkout -- <path> restores the staged version (git checkout -- <path>)', () => {
+  it('discards unstaged edits only, keeps the staged change, and refuses an unknown path', () => {
+    const d = repoDir();
+    const A = path.join(d, 'a.safetensors');
+    const B = path.join(d, 'b.safetensors');
+    const a1 = ckpt(A, 1);
+    ckpt(B, 2);
+    commit(d, 'one');
+    const b2 = ckpt(B, 5);
+    ok(d, ['add', 'b.safetensors']); // staged change
+    ckpt(B, 6); // then an unstaged edit on top
+    ckpt(A, 7); // and an unstaged edit of a clean file
+    const out = ok(d, ['checkout', '--', '.']);
+    expect(out).toContain('Updated 2 path(s) from the index');
+    expect(sha256(A)).toBe(a1);
+    expect(sha256(B)).toBe(b2); // the staged version, not HEAD's
+    expect(status(d).files).toEqual([{ path: 'b.safetensors', staged: 'modified', unstaged: null }]);
+    const r = coral(d, ['checkout', '--', 'missing.safetensors']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('CORAL_INVALID_ARGUMENT');
+  });
+});

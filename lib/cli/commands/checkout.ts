@@ -1,4 +1,4 @@
-/** `coral checkout [-f] [--detach] <branch|rev>`, `-b <new> [<start>]`, or `<rev> -- <path>...`. */
+/** `coral checkout [-f] [--detach] <branch|rev>`, `-b <new> [<start>]`, or `[<rev>] -- <path>...`. */
 import type { Repository } from '../../index';
 import { JSON_OPT, UsageError, resolvePaths, withRepo, type Command } from '../command';
 import { print, printJson } from '../output';
@@ -7,7 +7,7 @@ import { short } from '../render';
 export const checkoutCommand: Command = {
   summary: 'Switch branches or restore files, rewriting checkpoints byte-for-byte',
   usage:
-    'coral checkout [-f] [--detach] <branch|rev> | coral checkout -b <new-branch> [<start>] | coral checkout <rev> -- <path>...',
+    'coral checkout [-f] [--detach] <branch|rev> | coral checkout -b <new-branch> [<start>] | coral checkout [<rev>] -- <path>...',
   options: {
     force: { type: 'boolean', short: 'f' },
     branch: { type: 'string', short: 'b' },
@@ -25,6 +25,12 @@ export const checkoutCommand: Command = {
         });
       } else {
         const target = ctx.args[0];
+        if (!target && ctx.rest.length) {
+          // `checkout -- <path>...`: discard unstaged edits, as git does.
+          r = await repo.restore(resolvePaths(ctx, ctx.rest));
+          if (ctx.flags.json) return printJson(ctx, r);
+          return print(ctx, `Updated ${r.written.length} path(s) from the index`);
+        }
         if (!target) throw new UsageError('usage: coral checkout <branch|rev> [-- <path>...]');
         r = await repo.checkout(target, {
           force: !!ctx.flags.force,
