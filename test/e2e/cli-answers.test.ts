@@ -3,19 +3,16 @@
 // plain files, config validation, branch listings and usage errors in coral's own words.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { coral, f32, hasTorch, ok, python, tmpdir, weights, writeSafetensors } from '../helpers/cli';
+import { describe, expect, it } from 'vitest';
+import { coral, f32, hasTorch, ok, python, tmpdir, weights, writeSafetensors, tempDirs } from '../helpers/cli';
 
-const dirs: string[] = [];
+const dirs = tempDirs();
 function repoDir(): string {
   const d = tmpdir();
   dirs.push(d);
   ok(d, ['init']);
   return d;
 }
-afterAll(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
 
 function st(file: string, tensors: Record<string, Float32Array>): void {
   const out: Record<string, { dtype: string; shape: number[]; data: Uint8Array }> = {};

@@ -2,7 +2,7 @@
 // a fresh process, so every step also exercises reopening the repository.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   coral,
   coralAsync,
@@ -15,18 +15,16 @@ import {
   tmpdir,
   weights,
   writeSafetensors,
+  tempDirs,
 } from '../helpers/cli';
 
-const dirs: string[] = [];
+const dirs = tempDirs({ needDist: true });
 function repoDir(): string {
   const d = tmpdir();
   dirs.push(d);
   ok(d, ['init']);
   return d;
 }
-afterAll(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
 
 function model(file: string, seed: number, opts: { rel?: number; fraction?: number; base?: number } = {}): void {
   const shapes: Record<string, number[]> = {
@@ -334,9 +332,4 @@ print(c['epoch'], tuple(c['model']['0.weight'].shape))`,
     );
     expect(loaded.trim()).toBe('3 (32, 64)');
   });
-});
-
-beforeAll(() => {
-  if (!fs.existsSync(path.join(__dirname, '..', '..', 'dist', 'cli', 'main.js')))
-    throw new Error('dist/ is missing: run `npm run build:ts` (npm test does it)');
 });

@@ -4,17 +4,10 @@
 // `checkout -f`, asked for explicitly, may discard one).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { coral, f32, hasTorch, ok, python, sha256, tmpdir, weights, writeSafetensors } from '../helpers/cli';
+import { describe, expect, it } from 'vitest';
+import { coral, f32, hasTorch, ok, python, sha256, tmpdir, weights, writeSafetensors, tempDirs } from '../helpers/cli';
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-beforeAll(() => {
-  if (!fs.existsSync(path.join(__dirname, '..', '..', 'dist', 'cli', 'main.js')))
-    throw new Error('dist/ is missing: run `npm run build:ts` (npm test does it)');
-});
+const dirs = tempDirs({ needDist: true });
 
 /** A small MLP state_dict; `step` > 0 adds a seeded "training step" to every tensor. */
 const TORCH_SAVE = `import torch, sys

@@ -4,17 +4,10 @@
 // tracked.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { coral, ok, tmpdir } from '../helpers/cli';
+import { describe, expect, it } from 'vitest';
+import { coral, ok, tmpdir, tempDirs } from '../helpers/cli';
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-beforeAll(() => {
-  if (!fs.existsSync(path.join(__dirname, '..', '..', 'dist', 'cli', 'main.js')))
-    throw new Error('dist/ is missing: run `npm run build:ts` (npm test does it)');
-});
+const dirs = tempDirs({ needDist: true });
 
 function write(d: string, files: Record<string, string>): void {
   for (const [f, text] of Object.entries(files)) {

@@ -5,17 +5,14 @@
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readSafetensors } from '../../lib/formats/safetensors';
 import { Repository } from '../../lib/repository';
 import type { Tensor } from '../../lib/tensor/tensor';
-import { coral, f32, ok, perturb, sha256, tmpdir, weights, writeSafetensors } from '../helpers/cli';
+import { coral, f32, ok, perturb, sha256, tmpdir, weights, writeSafetensors, tempDirs } from '../helpers/cli';
 import { refDare, refTask, refTies } from '../merge/strategies-reference';
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
+const dirs = tempDirs();
 function repoDir(): string {
   const d = tmpdir('coral-merge-');
   dirs.push(d);

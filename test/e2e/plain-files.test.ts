@@ -3,23 +3,16 @@
 // comes back byte-for-byte on checkout.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { coral, f32, hasTorch, ok, python, sha256, tmpdir, weights, writeSafetensors } from '../helpers/cli';
+import { describe, expect, it } from 'vitest';
+import { coral, f32, hasTorch, ok, python, sha256, tmpdir, weights, writeSafetensors, tempDirs } from '../helpers/cli';
 
-const dirs: string[] = [];
+const dirs = tempDirs({ needDist: true });
 function repoDir(): string {
   const d = tmpdir();
   dirs.push(d);
   ok(d, ['init']);
   return d;
 }
-afterAll(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-beforeAll(() => {
-  if (!fs.existsSync(path.join(__dirname, '..', '..', 'dist', 'cli', 'main.js')))
-    throw new Error('dist/ is missing: run `npm run build:ts` (npm test does it)');
-});
 
 function safetensors(file: string, dtype = 'F32'): void {
   writeSafetensors(file, {

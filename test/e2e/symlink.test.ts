@@ -4,22 +4,15 @@
 // diff and show describe it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { coral, f32, ok, sha256, tmpdir, weights, writeSafetensors } from '../helpers/cli';
+import { describe, expect, it } from 'vitest';
+import { coral, f32, ok, sha256, tmpdir, weights, writeSafetensors, tempDirs } from '../helpers/cli';
 
-const dirs: string[] = [];
+const dirs = tempDirs({ needDist: true });
 function newDir(): string {
   const d = tmpdir();
   dirs.push(d);
   return d;
 }
-afterAll(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-beforeAll(() => {
-  if (!fs.existsSync(path.join(__dirname, '..', '..', 'dist', 'cli', 'main.js')))
-    throw new Error('dist/ is missing: run `npm run build:ts` (npm test does it)');
-});
 
 function ckpt(file: string, seed: number): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });

@@ -5,10 +5,10 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { coral, f32, ok, sha256, tmpdir, weights, writeSafetensors } from '../helpers/cli';
+import { describe, expect, it } from 'vitest';
+import { coral, f32, ok, sha256, tmpdir, weights, writeSafetensors, tempDirs } from '../helpers/cli';
 
-const dirs: string[] = [];
+const dirs = tempDirs();
 function scratch(): string {
   const d = tmpdir('coral-wt-');
   dirs.push(d);
@@ -20,9 +20,6 @@ function repoDir(): string {
   ok(d, ['init']);
   return d;
 }
-afterAll(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
 
 /** A small safetensors checkpoint, distinct per seed. */
 function model(file: string, seed: number): void {

@@ -3,6 +3,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import { afterAll, beforeAll } from 'vitest';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -135,4 +136,22 @@ export function python(script: string, args: string[] = []): string {
   const r = spawnSync(TORCH_PYTHON, ['-c', script, ...args], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`python failed: ${r.stderr}`);
   return r.stdout;
+}
+
+/**
+ * For a test file that makes temporary directories: returns the list to push
+ * them on; every one is removed after the file's tests. `needDist` also fails
+ * early, with the fix, when dist/ (which the CLI runs from) is missing.
+ */
+export function tempDirs(opts: { needDist?: boolean } = {}): string[] {
+  const dirs: string[] = [];
+  if (opts.needDist)
+    beforeAll(() => {
+      if (!fs.existsSync(path.join(__dirname, '..', '..', 'dist', 'cli', 'main.js')))
+        throw new Error('dist/ is missing: run `npm run build:ts` (npm test does it)');
+    });
+  afterAll(() => {
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  });
+  return dirs;
 }

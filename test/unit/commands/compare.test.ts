@@ -3,13 +3,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { tempDirs } from '../../helpers/cli';
+import { describe, expect, it } from 'vitest';
 import { Repository, compare, showCommit, showFile, writeSafetensors, tensor } from '../../../lib/index';
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
+const dirs = tempDirs();
 
 function weights(scale: number): Float32Array {
   return Float32Array.from({ length: 64 }, (_, i) => Math.sin(i) * scale);

@@ -2,14 +2,12 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { tempDirs } from '../../helpers/cli';
+import { describe, expect, it } from 'vitest';
 import { FormatError } from '../../../lib/errors';
 import { Repository } from '../../../lib/repository';
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
+const dirs = tempDirs();
 
 function safetensorsBytes(): Buffer {
   const header = Buffer.from(

@@ -1,13 +1,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { tempDirs } from '../../helpers/cli';
+import { describe, expect, it } from 'vitest';
 import { IgnoreRules, walkWorktree } from '../../../lib/worktree/ignore';
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
+const dirs = tempDirs();
 
 function tree(files: Record<string, string>): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-ignore-'));
