@@ -2,7 +2,38 @@
  * coral-native: version control for neural-network weights.
  * Public exports only; see docs/api.md.
  */
-export * from './errors';
+// fromNative (native error mapping) stays internal.
+export {
+  CoralError,
+  InvalidArgumentError,
+  CorruptObjectError,
+  ChecksumMismatchError,
+  BaseMismatchError,
+  UnsupportedError,
+  OutOfMemoryError,
+  IoError,
+  Hdf5Error,
+  NativeNotFoundError,
+  InternalError,
+  FormatError,
+  UnsupportedFormatError,
+  UnsafePickleError,
+  LimitExceededError,
+  NotARepositoryError,
+  AlreadyExistsError,
+  ObjectNotFoundError,
+  RefNotFoundError,
+  LockedError,
+  RefConflictError,
+  NothingToCommitError,
+  DirtyWorktreeError,
+  MergeConflictError,
+  InProgressError,
+  UnsafePathError,
+  CorruptIndexError,
+  invalidParameter,
+  type CoralCode,
+} from './errors';
 export { DTYPES, DTYPE_NAMES, isDType, dtypeFromCode, type DType, type DTypeInfo } from './tensor/dtype';
 export { tensor, numel, byteLength, checkShape, asBytes, typedView, type Tensor } from './tensor/tensor';
 export { contentId, contentIdSync, contentIds, xxh3, type ContentId } from './hash';
@@ -90,11 +121,10 @@ export {
 } from './context';
 // ---- what the CLI prints, as library calls (diff, log, status paths, show, config schema) ----
 export { diffSides, summarizeChanges, type DiffSide, type DiffSummary } from './diff/tensor-diff';
-export { diffWorktree, worktreeSide, indexTree, type WorktreeDiffContext } from './commands/diff';
+export { diffWorktree, type WorktreeDiffContext } from './commands/diff';
 export {
   logCommits,
   logGraph,
-  topoOrder,
   type LogOptions,
   type GraphRow,
   type HistoryContext,
@@ -132,7 +162,26 @@ export const runtime = {
 // ---- bookkeeping: canonical models, meta store, refs, locks, config, revisions, ancestry ----
 export * from './models';
 export { MetaStore, MIN_PREFIX_LENGTH } from './odb/meta-store';
-export * from './refs';
+// Lock/liveness internals (LockFile, withLock, pidAlive), ZERO_ID, resolveBase, peelToCommit stay internal.
+export {
+  RefStore,
+  resolveRevision,
+  Config,
+  mergeBase,
+  isAncestor,
+  walkCommits,
+  refNameProblem,
+  isValidRefName,
+  checkRefName,
+  checkShortRefName,
+  type HeadState,
+  type ReflogEntry,
+  type UpdateRefOptions,
+  type HeadUpdateOptions,
+  type RefStoreOptions,
+  type ConfigValue,
+  type WalkOptions,
+} from './refs';
 // ---- merge strategies (lib/merge/strategies.ts, lib/merge/numeric.ts) ----
 export {
   resolveTensor,
@@ -208,15 +257,8 @@ export {
   type LocalPackStoreOptions,
 } from './store';
 // ---- delta-aware ingestion and provenance (lib/ingest/bases.ts, lib/ingest/similarity.ts) ----
+export type { BaseCandidate, SelectorStats, IngestPolicy } from './ingest/bases';
 export {
-  BaseSelector,
-  openIngestPolicy,
-  type BaseCandidate,
-  type SelectorStats,
-  type IngestPolicy,
-} from './ingest/bases';
-export {
-  RepoSimilarity,
   rebuildSimilarityIndex,
   similarCheckpoints,
   similaritySettings,
