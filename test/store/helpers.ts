@@ -5,12 +5,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 /** Deterministic pseudo-random bytes (xorshift32, 4 bytes per step). */
-export function seeded(n: number, seed = 1): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  const words = Math.floor(n / 4);
-  const u32 = new Uint32Array(b.buffer, b.byteOffset, b.byteOffset % 4 === 0 ? words : 0);
+/** A seeded xorshift32 generator: each call returns the next unsigned 32-bit value. */
+export function xorshift32(seed: number): () => number {
   let x = seed >>> 0 || 1;
-  const step = () => {
+  return () => {
     x ^= x << 13;
     x >>>= 0;
     x ^= x >>> 17;
@@ -18,6 +16,13 @@ export function seeded(n: number, seed = 1): Buffer {
     x >>>= 0;
     return x;
   };
+}
+
+export function seeded(n: number, seed = 1): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  const words = Math.floor(n / 4);
+  const u32 = new Uint32Array(b.buffer, b.byteOffset, b.byteOffset % 4 === 0 ? words : 0);
+  const step = xorshift32(seed);
   let i = 0;
   if (u32.length === words) for (; i < words; i++) u32[i] = step();
   for (let j = i * 4; j < n; j++) b[j] = step() & 0xff;

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LocalPackStore } from '../../lib/store/local';
-import { seeded, tmpDir } from './helpers';
+import { seeded, tmpDir, xorshift32 } from './helpers';
 
 export interface FuzzResult {
   runs: number;
@@ -32,15 +32,7 @@ export async function fuzzIndexFlips(runs: number, seed = 1): Promise<FuzzResult
     const orig = fs.readFileSync(idxFile);
     const failures: string[] = [];
     const attrFailures: string[] = [];
-    let x = seed >>> 0 || 1;
-    const rnd = () => {
-      x ^= x << 13;
-      x >>>= 0;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      x >>>= 0;
-      return x;
-    };
+    const rnd = xorshift32(seed);
     for (let r = 0; r < runs; r++) {
       const buf = Buffer.from(orig);
       const at = rnd() % buf.length;
