@@ -134,14 +134,18 @@ export function readTree(ctx: Pick<RepoContext, 'meta'>, id: string): Promise<Tr
 
 /** The tree of a revision (the empty tree for null: an unborn branch). */
 export async function treeOf(ctx: Pick<RepoContext, 'refs' | 'meta'>, rev: string | null): Promise<Tree> {
-  if (rev === null) return { files: fileTable() };
-  const c = await readCommit(ctx, await resolve(ctx, rev));
-  return readTree(ctx, c.tree);
+  return commitTree(ctx, rev === null ? null : await resolve(ctx, rev));
 }
 
-/** HEAD's tree, or the empty tree on an unborn branch. */
+/** The tree of commit `id` (the empty tree for null: an unborn branch). */
+export async function commitTree(ctx: Pick<RepoContext, 'meta'>, id: string | null): Promise<Tree> {
+  if (id === null) return { files: fileTable() };
+  return readTree(ctx, (await readCommit(ctx, id)).tree);
+}
+
+/** HEAD's tree, or the empty tree on an unborn branch (HEAD is resolved once). */
 export async function headTree(ctx: Pick<RepoContext, 'refs' | 'meta'>): Promise<Tree> {
-  return treeOf(ctx, (await headCommit(ctx)) ? 'HEAD' : null);
+  return commitTree(ctx, await headCommit(ctx));
 }
 
 // ---- writing -----------------------------------------------------------------------------------

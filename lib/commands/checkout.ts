@@ -9,21 +9,12 @@
  * await checkout(ctx, 'HEAD~1', { paths: ['model.safetensors'] });
  */
 import * as fsp from 'node:fs/promises';
-import {
-  currentBranch,
-  headCommit,
-  pathspec,
-  readCommit,
-  readTree,
-  resolve,
-  treeOf,
-  type RepoContext,
-} from '../context';
+import { commitTree, currentBranch, headCommit, headTree, pathspec, resolve, type RepoContext } from '../context';
 import { AlreadyExistsError, InvalidArgumentError } from '../errors';
 import { checkShortRefName, isValidRefName } from '../models';
 import { applyTree, inPathspec, worktreeState } from '../worktree/apply-tree';
-import { checkWritable, lstatWorktree, materializeWorktreeFile } from '../worktree/files';
-import { readIndex, statOf, updateIndex } from '../worktree/staging';
+import { checkWritable, materializeWorktreeFile, statCacheOf } from '../worktree/files';
+import { readIndex, updateIndex } from '../worktree/staging';
 import { createBranch } from './branch';
 
 export interface CheckoutOptions {
@@ -77,9 +68,8 @@ export async function checkout(ctx: RepoContext, target: string, opts: CheckoutO
       id = await resolve(ctx, target);
     }
   }
-  const headId = await headCommit(ctx);
-  const from = await treeOf(ctx, headId ? 'HEAD' : null);
-  const to = await readTree(ctx, (await readCommit(ctx, id)).tree);
+  const from = await headTree(ctx);
+  const to = await commitTree(ctx, id);
   // One dirty check for every switch (lib/worktree/apply-tree.ts): edits carry over or the switch refuses.
   const r = await applyTree(ctx, from, to, { force: opts.force, operation: 'checkout' });
   if (opts.create) await createBranch(ctx, target, id);
@@ -116,8 +106,7 @@ export async function restoreFromIndex(ctx: RepoContext, paths: string[]): Promi
     for (const f of written) {
       const cur = ix.files[f];
       if (!cur || cur.entry.sha256 !== idx.files[f].entry.sha256) continue; // restaged meanwhile: leave it
-      const st = await lstatWorktree(ctx.layout, f);
-      ix.files[f] = { entry: cur.entry, stat: st && !st.isDirectory() ? statOf(st) : null };
+      ix.files[f] = { entry: cur.entry, stat: await statCacheOf(ctx.layout, f) };
     }
   });
   const head = await headCommit(ctx);
@@ -127,7 +116,7 @@ export async function restoreFromIndex(ctx: RepoContext, paths: string[]): Promi
 /** `checkout <rev> -- <paths>`: the files under `paths` take `rev`'s version, on disk and in the index. */
 export async function restorePaths(ctx: RepoContext, rev: string, paths: string[]): Promise<CheckoutReport> {
   const id = await resolve(ctx, rev);
-  const tree = await readTree(ctx, (await readCommit(ctx, id)).tree);
+  const tree = await commitTree(ctx, id);
   const written: string[] = [];
   const rels = paths.map((p) => pathspec(ctx, p));
   for (const rel of rels) {
@@ -141,8 +130,7 @@ export async function restorePaths(ctx: RepoContext, rev: string, paths: string[
   }
   await updateIndex(ctx.layout, async (ix) => {
     for (const f of written) {
-      const st = await lstatWorktree(ctx.layout, f);
-      ix.files[f] = { entry: tree.files[f], stat: st && !st.isDirectory() ? statOf(st) : null };
+      ix.files[f] = { entry: tree.files[f], stat: await statCacheOf(ctx.layout, f) };
     }
   });
   return { head: (await headCommit(ctx)) ?? id, branch: await currentBranch(ctx), written, removed: [], kept: [] };

@@ -26,16 +26,7 @@
  * const r = await merge(ctx, 'feature', { strategy: 'ties', density: 0.2 });
  * r.commit; r.resolved // [{ file: 'model.safetensors', tensor: 'w', strategy: 'ties' }]
  */
-import {
-  currentBranch,
-  headCommit,
-  readCommit,
-  readTree,
-  resolve,
-  treeOf,
-  withWriter,
-  type RepoContext,
-} from '../context';
+import { commitTree, currentBranch, headCommit, resolve, treeOf, withWriter, type RepoContext } from '../context';
 import { InProgressError, InvalidArgumentError, MergeConflictError, invalidParameter } from '../errors';
 import { mergeConfig, paramsRecord, type MergeParams } from '../merge/params';
 import { conflictError, planMerge, type MergeConflict, type MergeItem } from '../merge/planner';
@@ -43,7 +34,7 @@ import type { PreparedFiles } from '../merge/prepared';
 import { openConflicts, readMergeState, removeMergeState, writeMergeState, type MergeStateFile } from '../merge/state';
 import type { MergeStrategyName } from '../merge/strategies';
 import { classifyFiles } from '../merge/three-way';
-import { fileTable, type FileEntry, type Signature } from '../models';
+import { fileTable, type Signature } from '../models';
 import { mergeBase } from '../refs/ancestry';
 import { crashPoint } from '../util/crash';
 import { applyTree, checkSwitch } from '../worktree/apply-tree';
@@ -135,7 +126,7 @@ export async function merge(ctx: MergeContext, other: string, opts: MergeOptions
   const branch = await currentBranch(ctx);
   const report = emptyReport(theirsId, headId);
   const oursTree = await treeOf(ctx, headId);
-  const theirsTree = await readTree(ctx, (await readCommit(ctx, theirsId)).tree);
+  const theirsTree = await commitTree(ctx, theirsId);
   const bases = headId ? await mergeBase(headId, theirsId, ctx.meta) : [];
   report.bases = bases;
   if (headId && bases.includes(theirsId)) {
@@ -174,7 +165,7 @@ export async function merge(ctx: MergeContext, other: string, opts: MergeOptions
     );
   if (bases.length > 1)
     report.notes.push(`${bases.length} merge bases (criss-cross history); used the newest, ${bases[0]}`);
-  const baseTree = base ? await readTree(ctx, (await readCommit(ctx, base)).tree) : { files: fileTable<FileEntry>() };
+  const baseTree = await commitTree(ctx, base);
   report.base = base;
 
   let prepared: PreparedFiles | null = null;

@@ -16,7 +16,7 @@
  * await resetPaths(repo, ['model.safetensors']); // unstage
  */
 import * as fsp from 'node:fs/promises';
-import { headCommit, pathspec, resolve, treeOf, type RepoContext } from '../context';
+import { headCommit, headTree, pathspec, resolve, treeOf, type RepoContext } from '../context';
 import { CorruptIndexError, InProgressError, InvalidArgumentError } from '../errors';
 import { applyTree, inPathspec, sameEntry } from '../worktree/apply-tree';
 import { readIndex, rebuildIndexFromTree, updateIndex } from '../worktree/staging';
@@ -50,7 +50,7 @@ export async function rebuildIndex(ctx: RepoContext, opts: { ifDamaged?: boolean
       if (!(e instanceof CorruptIndexError)) throw e;
     }
   }
-  return rebuildIndexFromTree(ctx.layout, await treeOf(ctx, (await headCommit(ctx)) ? 'HEAD' : null));
+  return rebuildIndexFromTree(ctx.layout, await headTree(ctx));
 }
 
 async function moveHead(ctx: ResetContext, id: string, from: string | null, rev: string): Promise<void> {

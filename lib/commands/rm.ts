@@ -14,7 +14,7 @@
  * await removePaths(repo, ['runs'], { recursive: true, cached: true });
  */
 import { DirtyWorktreeError, InvalidArgumentError } from '../errors';
-import { headCommit, pathspec, treeOf, type RepoContext } from '../context';
+import { headTree, pathspec, type RepoContext } from '../context';
 import type { FileEntry } from '../models';
 import { inPathspec, sameEntry, worktreeState } from '../worktree/apply-tree';
 import { updateIndex } from '../worktree/staging';
@@ -35,8 +35,7 @@ export interface RemoveOptions {
 export async function removePaths(ctx: RemoveContext, paths: string[], opts: RemoveOptions = {}): Promise<string[]> {
   if (!paths.length) throw new InvalidArgumentError('rm: no paths given');
   const specs = paths.map((p) => ({ p, rel: pathspec(ctx, p) }));
-  const head = await headCommit(ctx);
-  const tree = await treeOf(ctx, head ? 'HEAD' : null);
+  const tree = await headTree(ctx);
   return updateIndex(ctx.layout, async (idx) => {
     const files = new Set<string>();
     for (const { p, rel } of specs) {

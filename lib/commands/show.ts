@@ -11,7 +11,7 @@
  */
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
-import { readCommit, readTree, relPath, resolve, treeOf, type RepoContext } from '../context';
+import { commitTree, readCommit, readTree, relPath, resolve, treeOf, type RepoContext } from '../context';
 import { ChecksumMismatchError, InvalidArgumentError, RefNotFoundError } from '../errors';
 import { checkTreePath, fileTable, type Commit, type TensorEntry } from '../models';
 import { isSymlinkEntry, symlinkTarget } from '../worktree/symlink';
@@ -199,9 +199,7 @@ export async function showCommit(
   const c = await readCommit(ctx, id);
   const tree = await readTree(ctx, c.tree);
   const atag = await annotatedTag(ctx, rev);
-  const parentTree = c.parents.length
-    ? await readTree(ctx, (await readCommit(ctx, c.parents[0])).tree)
-    : { files: fileTable<FileEntry>() };
+  const parentTree = await commitTree(ctx, c.parents[0] ?? null);
   const changes = await diffSides(ctx.reader, parentTree, { kind: 'tree', tree }, { metrics: true });
   let files: ShowCommitReport['files'];
   if (opts.files) {

@@ -6,7 +6,7 @@
  * const { branch, files, untracked } = await status(ctx);
  */
 import * as fs from 'node:fs';
-import { currentBranch, headCommit, treeOf, type RepoContext } from '../context';
+import { commitTree, currentBranch, headCommit, type RepoContext } from '../context';
 import { worktreeState } from '../worktree/apply-tree';
 import { IgnoreRules, walkWorktree } from '../worktree/ignore';
 import { readIndex } from '../worktree/staging';
@@ -48,7 +48,7 @@ export async function listWorktree(
 
 export async function status(ctx: RepoContext): Promise<StatusReport> {
   const headId = await headCommit(ctx);
-  const tree = await treeOf(ctx, headId ? 'HEAD' : null);
+  const tree = await commitTree(ctx, headId);
   const idx = readIndex(ctx.layout);
   const all = new Set([...Object.keys(tree.files), ...Object.keys(idx.files)]);
   const files: FileStatus[] = [];

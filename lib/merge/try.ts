@@ -13,7 +13,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { headCommit, readCommit, readTree, resolve, treeOf, withWriter, type RepoContext } from '../context';
+import { commitTree, headCommit, resolve, treeOf, withWriter, type RepoContext } from '../context';
 import { CoralError, invalidParameter } from '../errors';
 import { mergeBase } from '../refs/ancestry';
 import { checkNotInCoral } from '../worktree/files';
@@ -87,7 +87,7 @@ export async function mergeTry(
     throw new InvalidArgumentError(`refusing to merge unrelated histories (${other} shares no commit with HEAD)`);
   const baseTree = await treeOf(ctx, base);
   const oursTree = await treeOf(ctx, headId);
-  const theirsTree = await readTree(ctx, (await readCommit(ctx, theirsId)).tree);
+  const theirsTree = await commitTree(ctx, theirsId);
   const outDir = path.resolve(out);
   await checkNotInCoral(ctx.layout, outDir);
   const candidates: TryCandidate[] = [];

@@ -43,23 +43,26 @@ function sortedExtra(extra: Readonly<Record<string, string>>): Record<string, st
   return out;
 }
 
+/** One entry as a line of the v2 index (extra keys sorted, so equal entries give equal text). */
+function entryRow(e: PackEntry): string {
+  return JSON.stringify([
+    e.id,
+    e.dataset,
+    e.size,
+    e.offset,
+    e.checksum,
+    e.codec,
+    e.dtype,
+    e.shape,
+    e.base,
+    e.rawSize,
+    sortedExtra(e.extra),
+  ]);
+}
+
 /** The JSON text of a v2 index (before compression); one object per line. */
 export function indexJson(pack: string, packSize: number, entries: readonly PackEntry[]): string {
-  const lines = sortById(entries).map((e) =>
-    JSON.stringify([
-      e.id,
-      e.dataset,
-      e.size,
-      e.offset,
-      e.checksum,
-      e.codec,
-      e.dtype,
-      e.shape,
-      e.base,
-      e.rawSize,
-      sortedExtra(e.extra),
-    ]),
-  );
+  const lines = sortById(entries).map(entryRow);
   const objects = `[\n${lines.join(',\n')}\n]`;
   return `{"format":"${INDEX_FORMAT}","pack":${JSON.stringify(pack)},"packSize":${packSize},"sum":"${objectsSum(objects)}","objects":${objects}}\n`;
 }
@@ -240,21 +243,7 @@ export function parseIndex(data: Uint8Array | string, pack: string, packSize: nu
 /** True when two entry lists describe the same objects (order-insensitive). */
 export function sameEntries(a: readonly PackEntry[], b: readonly PackEntry[]): boolean {
   if (a.length !== b.length) return false;
-  const key = (e: PackEntry) =>
-    JSON.stringify([
-      e.id,
-      e.dataset,
-      e.size,
-      e.offset,
-      e.checksum,
-      e.codec,
-      e.dtype,
-      e.shape,
-      e.base,
-      e.rawSize,
-      Object.entries(e.extra).sort(),
-    ]);
-  const ka = a.map(key).sort();
-  const kb = b.map(key).sort();
+  const ka = a.map(entryRow).sort();
+  const kb = b.map(entryRow).sort();
   return ka.every((k, i) => k === kb[i]);
 }

@@ -26,26 +26,23 @@
  * r.written; r.removed; r.kept // kept: paths whose local changes were carried over
  */
 import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { CoralError, DirtyWorktreeError } from '../errors';
-import type { FileEntry, Tree } from '../models';
-import { LockFile } from '../refs/lock';
+import { fileTable, type FileEntry, type Tree } from '../models';
 import type { RepoLayout } from '../layout';
 import type { ObjectReader } from '../odb/objects';
 import {
   emptyIndex,
   encodeIndexFile,
+  lockIndex,
   readIndex,
   sameStat,
-  statOf,
   type StagedFile,
   type StagingIndex,
 } from './staging';
 import { isSymlinkEntry, symlinkMatches } from './symlink';
-import { checkWritable, lstatWorktree, materializeWorktreeFile, removeWorktreeFile } from './files';
+import { checkWritable, lstatWorktree, materializeWorktreeFile, removeWorktreeFile, statCacheOf } from './files';
 import { sha256File } from '../util/fsutil';
-import { lockTimeoutMs } from '../util/waits';
 
 /** What applying a tree needs from a repository (a narrow context, not the Repository). */
 export interface WorktreeContext {
@@ -78,8 +75,8 @@ export interface ApplyTreeResult {
   kept: string[];
 }
 
-function absPath(ctx: WorktreeContext, rel: string): string {
-  return path.join(ctx.worktree, ...rel.split('/'));
+function absPath(worktree: string, rel: string): string {
+  return path.join(worktree, ...rel.split('/'));
 }
 
 export function sameEntry(a: FileEntry | undefined, b: FileEntry | undefined): boolean {
@@ -87,31 +84,25 @@ export function sameEntry(a: FileEntry | undefined, b: FileEntry | undefined): b
   return a.sha256 === b.sha256 && a.size === b.size;
 }
 
-async function lstatOrNull(abs: string): Promise<fs.Stats | null> {
-  try {
-    return await fsp.lstat(abs);
-  } catch {
-    return null;
-  }
-}
-
 /**
- * Does the worktree path hold `e`? A symlink entry matches a link with the same target; a
+ * Does worktree path `rel` hold `e`? A symlink entry matches a link with the same target; a
  * file entry matches a regular file (never a link to one) with its bytes (stat cache of
- * `staged` when it names `e`, then size, then sha256). `st` is the path's lstat.
+ * `staged` when it names `e`, then size, then sha256). `st` is the path's lstat from
+ * lstatWorktree (null: missing or beyond a symlink).
  */
 async function holds(
-  abs: string,
+  worktree: string,
+  rel: string,
   e: FileEntry,
   staged: StagedFile | undefined,
-  st?: fs.Stats | null,
+  st: fs.Stats | null,
 ): Promise<boolean> {
-  const s = st === undefined ? await lstatOrNull(abs) : st;
-  if (!s) return false;
-  if (isSymlinkEntry(e)) return s.isSymbolicLink() && (await symlinkMatches(abs, e)) === true;
-  if (!s.isFile()) return false;
-  if (staged && sameEntry(staged.entry, e) && sameStat(staged.stat, s)) return true;
-  if (s.size !== e.size) return false;
+  if (!st) return false;
+  const abs = absPath(worktree, rel);
+  if (isSymlinkEntry(e)) return st.isSymbolicLink() && (await symlinkMatches(abs, e)) === true;
+  if (!st.isFile()) return false;
+  if (staged && sameEntry(staged.entry, e) && sameStat(staged.stat, st)) return true;
+  if (st.size !== e.size) return false;
   return (await sha256File(abs)) === e.sha256;
 }
 
@@ -126,8 +117,7 @@ export async function worktreeState(
 ): Promise<'missing' | 'clean' | 'modified'> {
   const st = await lstatWorktree(layout, rel);
   if (!st || st.isDirectory()) return 'missing';
-  const abs = path.join(layout.worktree, ...rel.split('/'));
-  return (await holds(abs, staged.entry, staged, st)) ? 'clean' : 'modified';
+  return (await holds(layout.worktree, rel, staged.entry, staged, st)) ? 'clean' : 'modified';
 }
 
 /** Paths whose local changes the switch from `from` to `to` would overwrite (empty: safe). */
@@ -145,7 +135,6 @@ export async function blockedPaths(
     const i = idx.files[p];
     const differs = !sameEntry(f, t);
     if (!differs && !opts.strict) continue;
-    const abs = absPath(ctx, p);
     if (!i) {
       if (f) {
         // A staged deletion blocks when `to` brings the file back (strict: always); when `to`
@@ -157,7 +146,7 @@ export async function blockedPaths(
       // (beyond a symlink nothing is in the way: checkWritable refuses that path instead).
       const st = t ? await lstatWorktree(ctx.layout, p) : null;
       // A directory where `to` puts a file is checked when written: it must hold nothing untracked.
-      if (t && st && !st.isDirectory() && !(await holds(abs, t, undefined, st))) blocked.push(p);
+      if (t && st && !st.isDirectory() && !(await holds(ctx.worktree, p, t, undefined, st))) blocked.push(p);
       continue;
     }
     const staged = !sameEntry(i.entry, f);
@@ -217,7 +206,7 @@ export async function applyTree(
   to: Tree,
   opts: ApplyTreeOptions = {},
 ): Promise<ApplyTreeResult> {
-  const lock = await LockFile.acquire(ctx.layout.index, { timeoutMs: lockTimeoutMs(ctx.layout.coral) });
+  const lock = await lockIndex(ctx.layout);
   try {
     const idx = readIndexFor(ctx, opts);
     if (!opts.force) {
@@ -225,7 +214,7 @@ export async function applyTree(
       if (blocked.length) throw refusal(opts.operation ?? 'checkout', blocked);
     }
     const out: ApplyTreeResult = { written: [], removed: [], kept: [] };
-    const next: StagingIndex = { version: 1, files: Object.create(null) as StagingIndex['files'] };
+    const next: StagingIndex = { version: 1, files: fileTable<StagedFile>() };
     const writes: Array<[string, FileEntry]> = [];
     const removals: string[] = [];
     for (const p of allPaths(idx, from, to)) {
@@ -258,10 +247,9 @@ export async function applyTree(
       out.removed.push(p);
     }
     for (const [p, t] of writes) {
-      const abs = absPath(ctx, p);
       const i = idx.files[p];
       let have: boolean;
-      if (opts.force) have = await holds(abs, t, i, await lstatWorktree(ctx.layout, p));
+      if (opts.force) have = await holds(ctx.worktree, p, t, i, await lstatWorktree(ctx.layout, p));
       else if (i && sameEntry(i.entry, t))
         have = (await lstatWorktree(ctx.layout, p)) !== null; // checked clean above
       else have = false;
@@ -270,8 +258,7 @@ export async function applyTree(
           await materializeWorktreeFile(ctx.reader, ctx.layout, p, t, { clobber: opts.force });
         out.written.push(p);
       }
-      const st = await lstatWorktree(ctx.layout, p);
-      next.files[p] = { entry: t, stat: st && !st.isDirectory() ? statOf(st) : null };
+      next.files[p] = { entry: t, stat: await statCacheOf(ctx.layout, p) };
     }
     await lock.write(encodeIndexFile(next));
     await lock.commit();
@@ -280,13 +267,6 @@ export async function applyTree(
     await lock.release();
     throw e;
   }
-}
-
-/** The index as a tree (entries only). */
-export function indexTree(idx: StagingIndex): Tree {
-  const files = Object.create(null) as Tree['files'];
-  for (const [p, s] of Object.entries(idx.files)) files[p] = s.entry;
-  return { files };
 }
 
 /** Is `file` under pathspec `spec` ('' = the whole repository; a directory covers what it holds)? */

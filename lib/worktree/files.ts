@@ -38,6 +38,7 @@ import { pidAlive } from '../refs/lock';
 import { crashPoint } from '../util/crash';
 import { fileChunks, fsyncDirSync, writeHashed, type KnownTensors } from './materialize';
 import type { ObjectReader } from '../odb/objects';
+import { statOf, type StatCache } from './staging';
 import { isSymlinkEntry, symlinkTarget } from './symlink';
 
 /** The parts of a RepoLayout the primitives need. */
@@ -192,6 +193,12 @@ export async function lstatWorktree(layout: WorktreeLayout, rel: string): Promis
   const dir = await parentDir(layout, rel, 'probe');
   if (dir === null) return null;
   return lstatOrNull(path.join(dir, path.basename(rel)));
+}
+
+/** The stat cache for the index entry of `rel` as it is on disk now (null: nothing cacheable there). */
+export async function statCacheOf(layout: WorktreeLayout, rel: string): Promise<StatCache | null> {
+  const st = await lstatWorktree(layout, rel);
+  return st && !st.isDirectory() ? statOf(st) : null;
 }
 
 /**

@@ -114,9 +114,14 @@ export function readIndex(layout: RepoLayout): StagingIndex {
   return { version: 1, files };
 }
 
+/** Takes `index.lock`, waiting up to `core.lockTimeout` for another holder. */
+export function lockIndex(layout: RepoLayout): Promise<LockFile> {
+  return LockFile.acquire(layout.index, { timeoutMs: lockTimeoutMs(layout.coral) });
+}
+
 /** Replaces the index whole (under its lock) without reading the old one, which may be damaged. */
 export async function writeIndex(layout: RepoLayout, idx: StagingIndex): Promise<void> {
-  const lock = await LockFile.acquire(layout.index, { timeoutMs: lockTimeoutMs(layout.coral) });
+  const lock = await lockIndex(layout);
   try {
     await lock.write(encodeIndexFile(idx));
     await lock.commit();
@@ -173,7 +178,7 @@ export async function rebuildIndexFromTree(layout: RepoLayout, tree: Tree): Prom
  * is held throughout, so concurrent `add`s never drop each other's entries.
  */
 export async function updateIndex<T>(layout: RepoLayout, fn: (idx: StagingIndex) => Promise<T> | T): Promise<T> {
-  const lock = await LockFile.acquire(layout.index, { timeoutMs: lockTimeoutMs(layout.coral) });
+  const lock = await lockIndex(layout);
   try {
     const idx = readIndex(layout);
     const out = await fn(idx);

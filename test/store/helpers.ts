@@ -4,7 +4,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-/** Deterministic pseudo-random bytes (xorshift32, 4 bytes per step). */
 /** A seeded xorshift32 generator: each call returns the next unsigned 32-bit value. */
 export function xorshift32(seed: number): () => number {
   let x = seed >>> 0 || 1;
@@ -18,6 +17,7 @@ export function xorshift32(seed: number): () => number {
   };
 }
 
+/** Deterministic pseudo-random bytes (xorshift32, 4 bytes per step). */
 export function seeded(n: number, seed = 1): Buffer {
   const b = Buffer.allocUnsafe(n);
   const words = Math.floor(n / 4);
