@@ -89,6 +89,20 @@ export class InProgressError extends def('CORAL_IN_PROGRESS', 'InProgressError')
  */
 export class UnsafePathError extends def('CORAL_UNSAFE_PATH', 'UnsafePathError') {}
 
+/** A remote's URL, bucket or repository does not exist (`coral push` to a missing bucket, a path with no repository). */
+export class RemoteNotFoundError extends def('CORAL_REMOTE_NOT_FOUND', 'RemoteNotFoundError') {}
+/** The remote refused the credentials (S3 403 / InvalidAccessKeyId / SignatureDoesNotMatch; HTTP 401/403). */
+export class RemoteAuthError extends def('CORAL_REMOTE_AUTH', 'RemoteAuthError') {}
+/** The remote could not be reached (connection refused, DNS, timeout) or answered with a server error. */
+export class RemoteUnavailableError extends def('CORAL_REMOTE_UNAVAILABLE', 'RemoteUnavailableError') {}
+/** A push would move a remote branch to a commit that does not descend from it; `--force` overrides. */
+export class NonFastForwardError extends def('CORAL_NON_FAST_FORWARD', 'NonFastForwardError') {}
+/**
+ * The remote cannot update refs safely: an S3 server that ignores conditional writes (`If-None-Match: *`,
+ * `If-Match`) fails the probe, and coral refuses to push to it rather than risk lost updates.
+ */
+export class RemoteUnsafeError extends def('CORAL_REMOTE_UNSAFE', 'RemoteUnsafeError') {}
+
 const NATIVE_CODES: Record<string, typeof CoralError> = {};
 for (const cls of [
   InvalidArgumentError,

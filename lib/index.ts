@@ -31,6 +31,11 @@ export {
   InProgressError,
   UnsafePathError,
   CorruptIndexError,
+  RemoteNotFoundError,
+  RemoteAuthError,
+  RemoteUnavailableError,
+  NonFastForwardError,
+  RemoteUnsafeError,
   invalidParameter,
   type CoralCode,
 } from './errors';

@@ -111,6 +111,11 @@ const EXIT: Record<string, number> = {
   CORAL_CORRUPT_OBJECT: 9,
   CORAL_CHECKSUM_MISMATCH: 9,
   CORAL_FSCK_FAILED: 9,
+  CORAL_REMOTE_NOT_FOUND: 10,
+  CORAL_REMOTE_AUTH: 10,
+  CORAL_REMOTE_UNAVAILABLE: 10,
+  CORAL_REMOTE_UNSAFE: 10,
+  CORAL_NON_FAST_FORWARD: 11,
 };
 
 export function exitCodeFor(e: unknown): number {
