@@ -21,4 +21,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-npm install --no-audit --no-fund
+# onnxruntime-node (a test-only dependency) would fetch GPU add-ons from the internet; its CPU binaries ship in the package.
+ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund
