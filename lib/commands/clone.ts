@@ -69,9 +69,8 @@ export async function clone(url: string, dir?: string, opts: CloneOptions = {}):
     throw invalidParameter('filter', 'array of non-empty globs', filter);
   if (opts.branch !== undefined) checkShortRefName(opts.branch);
   const worktree = path.resolve(dir ?? cloneDirName(url));
-  let existed: boolean;
+  let existed = true;
   try {
-    existed = fs.readdirSync(worktree).length >= 0;
     if (fs.readdirSync(worktree).length > 0)
       throw new AlreadyExistsError(`destination path '${worktree}' already exists and is not an empty directory`, {
         path: worktree,
