@@ -162,7 +162,13 @@ export function runRemoteSuite(name: string, make: () => Promise<RemoteHarness>)
         const tx = remote.objects.beginWrite();
         expect(await tx.put('obj-a', a, { codec: 'raw', dtype: 'U8', shape: [5000], rawSize: 5000 })).toBe(true);
         expect(
-          await tx.put('obj-b', b, { codec: 'raw', dtype: 'U8', shape: [100_000], rawSize: 100_000, extra: { depth: '0' } }),
+          await tx.put('obj-b', b, {
+            codec: 'raw',
+            dtype: 'U8',
+            shape: [100_000],
+            rawSize: 100_000,
+            extra: { depth: '0' },
+          }),
         ).toBe(true);
         const info = await tx.commit();
         expect(info?.objects).toBe(2);

@@ -7,11 +7,12 @@ import { printTransfer } from './transfer-output';
 
 export const cloneCommand: Command = {
   summary: 'Copy a repository (path, file:// or s3://) and check out a branch; --filter for a partial clone',
-  usage: 'coral clone <url> [<dir>] [--branch <b>] [--filter <glob>]… [--endpoint <url>] [--json]',
+  usage: 'coral clone <url> [<dir>] [--branch <b>] [--filter <glob>]… [--no-checkout] [--endpoint <url>] [--json]',
   maxArgs: 2,
   options: {
     branch: { type: 'string', short: 'b' },
     filter: { type: 'string', multiple: true },
+    'no-checkout': { type: 'boolean', short: 'n' },
     endpoint: { type: 'string' },
     json: { type: 'boolean' },
   },
@@ -34,6 +35,7 @@ export const cloneCommand: Command = {
     if (ctx.flags.json) return printJson(ctx, report);
     printTransfer(ctx, 'received', report.fetch);
     if (!report.branch) print(ctx, 'warning: you appear to have cloned an empty repository.');
+    else if (ctx.flags['no-checkout']) print(ctx, `branch '${report.branch}' set up; no files checked out`);
     else print(ctx, `checked out '${report.branch}' (${report.written.length} file(s))`);
   },
 };
