@@ -165,3 +165,154 @@ describe('remotes over a path', () => {
     expect(fs.existsSync(path.join(d, 'c'))).toBe(false);
   });
 });
+
+describe('partial clone', () => {
+  it('--filter fetches only matching objects; checkout and diff fetch the rest on demand; --all-objects completes', async () => {
+    const d = workdir();
+    const a = path.join(d, 'a');
+    const bare = path.join(d, 'hub.coral');
+    fs.mkdirSync(a);
+    ok(a, ['init']);
+    writeModel(path.join(a, 'base.safetensors'), family(0, 1));
+    writeModel(path.join(a, 'adapter.safetensors'), family(0, 2));
+    ok(a, ['add', '.']);
+    const c1 = commit(a, 'one');
+    const v1 = { base: sha256(path.join(a, 'base.safetensors')), adapter: sha256(path.join(a, 'adapter.safetensors')) };
+    writeModel(path.join(a, 'base.safetensors'), family(1, 1));
+    writeModel(path.join(a, 'adapter.safetensors'), family(1, 2));
+    commit(a, 'two');
+    const v2 = { base: sha256(path.join(a, 'base.safetensors')), adapter: sha256(path.join(a, 'adapter.safetensors')) };
+    ok(a, ['init', '--bare', bare]);
+    ok(a, ['remote', 'add', 'origin', bare]);
+    ok(a, ['push', 'origin', 'main']);
+    const all = await storedObjects(bare);
+
+    const p = path.join(d, 'p');
+    const r = json<{ fetch: { objects: number; filtered: number } }>(d, [
+      'clone',
+      '--filter',
+      'adapter.*',
+      '--no-checkout',
+      bare,
+      p,
+    ]);
+    expect(r.fetch.filtered).toBeGreaterThan(0);
+    const held = await storedObjects(path.join(p, '.coral'));
+    expect(held.size).toBe(r.fetch.objects);
+    expect(held.size).toBeLessThan(all.size);
+    expect(JSON.parse(ok(p, ['config', 'remote.origin.promisor']))).toBe(true);
+    // fsck knows the missing objects are promised, and gc does not call them corruption.
+    const f = json<{ ok: boolean; promised: number; promisor: string }>(p, ['fsck']);
+    expect(f).toMatchObject({ ok: true, promisor: 'origin' });
+    expect(f.promised).toBeGreaterThan(0);
+    expect(ok(p, ['fsck'])).toMatch(/promised by remote 'origin'/);
+    ok(p, ['gc', '--prune=now']);
+    expect((await storedObjects(path.join(p, '.coral'))).size).toBe(held.size);
+
+    // Lazy reads: checkout the tip and the first commit, byte-exact; show and diff work too.
+    ok(p, ['reset', '--hard']);
+    expect(sha256(path.join(p, 'base.safetensors'))).toBe(v2.base);
+    expect(sha256(path.join(p, 'adapter.safetensors'))).toBe(v2.adapter);
+    ok(p, ['checkout', '--detach', c1]);
+    expect(sha256(path.join(p, 'base.safetensors'))).toBe(v1.base);
+    expect(sha256(path.join(p, 'adapter.safetensors'))).toBe(v1.adapter);
+    ok(p, ['checkout', 'main']);
+    expect(ok(p, ['diff', c1, 'main'])).toMatch(/base\.safetensors/);
+    expect((await storedObjects(path.join(p, '.coral'))).size).toBeGreaterThan(held.size);
+
+    // A second partial clone completes with fetch --all-objects.
+    const q = path.join(d, 'q');
+    ok(d, ['clone', '--filter', 'layer.bias', '--no-checkout', bare, q]);
+    expect((await storedObjects(path.join(q, '.coral'))).size).toBeLessThan(all.size);
+    const done = json<{ objects: number }>(q, ['fetch', '--all-objects']);
+    expect(done.objects).toBeGreaterThan(0);
+    expect((await storedObjects(path.join(q, '.coral'))).size).toBe(all.size);
+    expect(json<{ promised: number; promisor: string | null }>(q, ['fsck'])).toMatchObject({
+      promised: 0,
+      promisor: null,
+    });
+    expect(coral(q, ['config', 'remote.origin.promisor']).code).toBe(1);
+  });
+});
+
+describe('pull and sync', () => {
+  /** A hub with one commit, and two clones of it. */
+  function setup() {
+    const d = workdir();
+    const a = path.join(d, 'a');
+    const bare = path.join(d, 'hub.coral');
+    fs.mkdirSync(a);
+    ok(a, ['init']);
+    writeModel(path.join(a, 'model.safetensors'), family(0));
+    fs.writeFileSync(path.join(a, 'notes.txt'), 'v0\n');
+    ok(a, ['add', '.']);
+    commit(a, 'base');
+    ok(a, ['remote', 'add', 'origin', bare]);
+    ok(a, ['push', '-u', 'origin', 'main']);
+    const b = path.join(d, 'b');
+    ok(d, ['clone', bare, b]);
+    return { d, a, b, bare };
+  }
+
+  it('pull stops at a tensor conflict; pull --strategy average merges; the merge pushes', async () => {
+    const { a, b } = setup();
+    writeModel(path.join(a, 'model.safetensors'), family(1, 1));
+    commit(a, 'a trains');
+    ok(a, ['push']);
+    writeModel(path.join(b, 'model.safetensors'), family(1, 3));
+    const mine = commit(b, 'b trains');
+    const conflicted = coral(b, ['pull']);
+    expect(conflicted.code).toBe(5);
+    expect(conflicted.stderr).toMatch(/CONFLICT/);
+    expect(json<{ head: string }>(b, ['status']).head).toBe(mine); // nothing moved
+    const r = json<{ merge: { status: string; commit: string; resolved: unknown[] } }>(b, [
+      'pull',
+      '--strategy',
+      'average',
+    ]);
+    expect(r.merge.status).toBe('merged');
+    expect(r.merge.resolved.length).toBeGreaterThan(0);
+    expect(ok(b, ['status'])).toContain("Your branch is ahead of 'origin/main' by 2 commits.");
+    ok(b, ['push']);
+    const pulled = json<{ merge: { status: string } }>(a, ['pull']);
+    expect(pulled.merge.status).toBe('fast-forward');
+    expect(sha256(path.join(a, 'model.safetensors'))).toBe(sha256(path.join(b, 'model.safetensors')));
+  });
+
+  it('sync merges a diverged branch and pushes; it stops at a conflict, says so, and pushes nothing', async () => {
+    const { a, b, bare } = setup();
+    fs.writeFileSync(path.join(a, 'notes.txt'), 'a edits notes\n');
+    commit(a, 'a: notes');
+    ok(a, ['push']);
+    writeModel(path.join(b, 'model.safetensors'), family(1, 5));
+    commit(b, 'b: trains');
+    const s = json<{ branches: Array<{ branch: string; action: string }>; push: { objects: number }; stopped: null }>(
+      b,
+      ['sync'],
+    );
+    expect(s.branches).toEqual([expect.objectContaining({ branch: 'main', action: 'merged' })]);
+    expect(s.push.objects).toBeGreaterThan(0);
+    expect(s.stopped).toBeNull();
+    const pulled = json<{ merge: { status: string } }>(a, ['pull']);
+    expect(pulled.merge.status).toBe('fast-forward');
+    expect(fs.readFileSync(path.join(a, 'notes.txt'), 'utf8')).toBe('a edits notes\n');
+    expect(sha256(path.join(a, 'model.safetensors'))).toBe(sha256(path.join(b, 'model.safetensors')));
+
+    // Both train the same tensor: sync stops at the conflict and leaves the hub alone.
+    writeModel(path.join(a, 'model.safetensors'), family(2, 6));
+    commit(a, 'a: trains more');
+    ok(a, ['push']);
+    const hub = await storedObjects(bare);
+    writeModel(path.join(b, 'model.safetensors'), family(2, 7));
+    const mine = commit(b, 'b: trains more');
+    const stopped = coral(b, ['sync']);
+    expect(stopped.code).toBe(5);
+    expect(stopped.stderr).toMatch(/sync stopped/);
+    expect(json<{ head: string }>(b, ['status']).head).toBe(mine);
+    expect((await storedObjects(bare)).size).toBe(hub.size);
+    // With a strategy it goes through.
+    const s2 = json<{ branches: Array<{ action: string }>; stopped: null }>(b, ['sync', '--strategy', 'theirs']);
+    expect(s2.branches[0].action).toBe('merged');
+    expect(s2.stopped).toBeNull();
+  });
+});

@@ -29,6 +29,7 @@ export const cloneCommand: Command = {
         branch: ctx.flags.branch as string | undefined,
         filter: ctx.flags.filter as string[] | undefined,
         endpoint: ctx.flags.endpoint as string | undefined,
+        noCheckout: !!ctx.flags['no-checkout'],
       },
     );
     await repository.close();
