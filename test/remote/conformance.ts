@@ -11,12 +11,12 @@ export interface RemoteHarness {
   /** An empty remote repository. */
   remote: RemoteRepo;
   /** A second, independent client of the same remote (another process would see the same). */
-  another(): Promise<RemoteRepo>;
+  another: () => Promise<RemoteRepo>;
   /** Damages the stored bytes of tensor object `id` (reads must fail verification). */
-  corruptObject?(id: string): Promise<void>;
+  corruptObject?: (id: string) => Promise<void>;
   /** Damages the stored bytes of meta object `id`. */
-  corruptMeta?(id: string): Promise<void>;
-  cleanup(): Promise<void>;
+  corruptMeta?: (id: string) => Promise<void>;
+  cleanup: () => Promise<void>;
 }
 
 const sig = { name: 'Conformance', email: 'c@example.com', timestamp: 1_700_000_000, tzOffset: 0 };
