@@ -48,7 +48,7 @@ function isObj(v: ConfigValue | undefined): v is { [k: string]: ConfigValue } {
 
 /** Names of the configured remotes, sorted. */
 export function remoteNames(config: Config): string[] {
-  const r = config.get('remote');
+  const r = config.toJSON().remote; // the whole free-form section (remote names are not schema keys)
   return isObj(r)
     ? Object.keys(r)
         .filter((k) => NAME_RE.test(k) && isObj(r[k]))
