@@ -42,10 +42,10 @@ export async function remoteRemove(ctx: Pick<RepoContext, 'config' | 'refs'>, na
   checkRemoteName(name);
   if (!remoteConfig(ctx.config, name)) throw new RefNotFoundError(`no remote named '${name}'`, { remote: name });
   for (const r of await ctx.refs.listRefs(`refs/remotes/${name}/`)) await ctx.refs.deleteRef(r.name, r.id);
-  for (const b of await ctx.refs.listRefs('refs/heads/')) {
-    const short = b.name.slice('refs/heads/'.length);
-    if (upstreamOf(ctx.config, short)?.remote === name) await ctx.config.unset(`branch.${short}`);
-  }
+  const branchSection = ctx.config.toJSON().branch;
+  if (branchSection && typeof branchSection === 'object' && !Array.isArray(branchSection))
+    for (const b of Object.keys(branchSection))
+      if (upstreamOf(ctx.config, b)?.remote === name) await ctx.config.unset(`branch.${b}`);
   await ctx.config.unset(`remote.${name}`);
 }
 
