@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { cloneDirName } from '../../../lib/commands/clone';
 import { AlreadyExistsError, InvalidArgumentError, RefNotFoundError } from '../../../lib/errors';
 import { Repository } from '../../../lib/repository';
-import { checkRemoteName, trackingRef, upstreamOf } from '../../../lib/remote/config';
+import { checkRemoteName, setUpstream, trackingRef, upstreamOf } from '../../../lib/remote/config';
 import { transportOf } from '../../../lib/remote/open';
 
 describe('remote URLs and names', () => {
@@ -56,7 +56,10 @@ describe('remote URLs and names', () => {
       await repo.refs.updateRef('refs/remotes/origin/main', id, { message: 'test' });
       await repo.config.set('branch.main', { remote: 'origin', merge: 'refs/heads/main' });
       expect(upstreamOf(repo.config, 'main')).toEqual({ remote: 'origin', merge: 'refs/heads/main' });
+      await setUpstream(repo.config, 'team/exp', { remote: 'origin', merge: 'refs/heads/team/exp' });
+      expect(upstreamOf(repo.config, 'team/exp')).toEqual({ remote: 'origin', merge: 'refs/heads/team/exp' });
       await repo.remoteRemove('origin');
+      expect(upstreamOf(repo.config, 'team/exp')).toBeNull();
       expect(await repo.refs.readRef('refs/remotes/origin/main')).toBeNull();
       expect(upstreamOf(repo.config, 'main')).toBeNull();
       expect((await repo.remotes()).map((x) => x.name)).toEqual(['backup']);
