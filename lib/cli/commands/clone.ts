@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { Repository } from '../../index';
 import { UsageError, type Command } from '../command';
 import { Progress, print, printJson } from '../output';
-import { printTransfer } from './transfer-output';
+import { printTransfer } from '../transfer-output';
 
 export const cloneCommand: Command = {
   summary: 'Copy a repository (path, file:// or s3://) and check out a branch; --filter for a partial clone',

@@ -1,7 +1,7 @@
 /** `coral fetch [<remote>] [--all-objects] [--endpoint <url>] [--json]`. */
 import { withRepo, type Command } from '../command';
 import { Progress, printJson } from '../output';
-import { printRefUpdates, printTransfer } from './transfer-output';
+import { printRefUpdates, printTransfer } from '../transfer-output';
 
 export const fetchCommand: Command = {
   summary: "Download a remote's branches (as <remote>/<branch>) and tags",

@@ -1,7 +1,7 @@
 /** `coral push [<remote>] [<branch>|<src>:<dst>…] [--tags] [--force] [-u] [--endpoint <url>] [--json]`. */
 import { withRepo, type Command } from '../command';
 import { Progress, print, printJson } from '../output';
-import { printRefUpdates, printTransfer } from './transfer-output';
+import { printRefUpdates, printTransfer } from '../transfer-output';
 
 export const pushCommand: Command = {
   summary: 'Send branches and tags (and what they reach) to a remote',
