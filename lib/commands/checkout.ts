@@ -10,12 +10,29 @@
  */
 import * as fsp from 'node:fs/promises';
 import { commitTree, currentBranch, headCommit, headTree, pathspec, resolve, type RepoContext } from '../context';
-import { AlreadyExistsError, InvalidArgumentError } from '../errors';
+import { AlreadyExistsError, InvalidArgumentError, RefNotFoundError } from '../errors';
 import { checkShortRefName, isValidRefName } from '../models';
 import { applyTree, inPathspec, worktreeState } from '../worktree/apply-tree';
 import { checkWritable, materializeWorktreeFile, statCacheOf } from '../worktree/files';
 import { readIndex, updateIndex } from '../worktree/staging';
+import { setUpstream } from '../remote/config';
 import { createBranch } from './branch';
+
+/** The one remote-tracking branch named `refs/remotes/<remote>/<name>`, or null (none, or several remotes). */
+async function remoteBranchFor(
+  ctx: Pick<RepoContext, 'refs'>,
+  name: string,
+): Promise<{ ref: string; remote: string } | null> {
+  if (!isValidRefName(`refs/heads/${name}`)) return null;
+  const hits = (await ctx.refs.listRefs('refs/remotes/')).filter((r) => {
+    const rest = r.name.slice('refs/remotes/'.length);
+    const slash = rest.indexOf('/');
+    return slash > 0 && rest.slice(slash + 1) === name;
+  });
+  if (hits.length !== 1) return null;
+  const rest = hits[0].name.slice('refs/remotes/'.length);
+  return { ref: hits[0].name, remote: rest.slice(0, rest.indexOf('/')) };
+}
 
 export interface CheckoutOptions {
   force?: boolean;
@@ -65,7 +82,17 @@ export async function checkout(ctx: RepoContext, target: string, opts: CheckoutO
       branch = target;
       id = local;
     } else {
-      id = await resolve(ctx, target);
+      try {
+        id = await resolve(ctx, target);
+      } catch (e) {
+        // git's DWIM: `checkout feature`, naming no revision but exactly one remote's branch
+        // (origin/feature), creates the branch feature tracking it.
+        const tracking = e instanceof RefNotFoundError && !opts.detach ? await remoteBranchFor(ctx, target) : null;
+        if (!tracking) throw e;
+        const r = await checkout(ctx, target, { ...opts, create: true, start: tracking.ref });
+        await setUpstream(ctx.config, target, { remote: tracking.remote, merge: `refs/heads/${target}` });
+        return r;
+      }
     }
   }
   const from = await headTree(ctx);

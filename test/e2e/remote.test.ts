@@ -78,7 +78,16 @@ describe('remotes over a path', () => {
       expect(files, `commit ${h.id}`).toEqual(h.files);
     }
     ok(c, ['checkout', 'main']);
-    expect(ok(c, ['log', '--oneline', '-1'])).toMatch(/\(HEAD -> main, origin\/main, tag: v1\)/);
+    // Another branch of the hub: `checkout <name>` creates it from origin/<name>, tracking it (git's DWIM).
+    ok(a, ['push', 'origin', 'main:side']);
+    ok(c, ['fetch']);
+    ok(c, ['checkout', 'side']);
+    expect(json<{ branch: string; upstream: { name: string } }>(c, ['status'])).toMatchObject({
+      branch: 'side',
+      upstream: { name: 'origin/side', ahead: 0, behind: 0 },
+    });
+    ok(c, ['checkout', 'main']);
+    expect(ok(c, ['log', '--oneline', '-1'])).toMatch(/\(HEAD -> main, side, origin\/main, origin\/side, tag: v1\)/);
     expect(ok(c, ['branch', '-a'])).toContain('remotes/origin/main');
     expect(ok(c, ['branch', '-r'])).toContain('origin/main');
     expect(ok(c, ['status'])).toContain("Your branch is up to date with 'origin/main'.");
