@@ -1,5 +1,5 @@
 // Exports: codecNames, codecEncode, codecEncodeAsync, codecDecode, codecDecodeAsync,
-// codecInspect, codecEstimate, codecEncodeIndexStream, codecDecodeIndexStream.
+// codecInspect, codecEstimate, codecEncodeIndexStream, codecDecodeIndexStream, codecCast.
 // Thin layer over kernels/codec.h: unpack arguments, run, pack results.
 #include <napi.h>
 
@@ -7,6 +7,7 @@
 #include <new>
 #include <vector>
 
+#include "kernels/cast.h"
 #include "kernels/codec.h"
 #include "util/napi_util.h"
 #include "util/registry.h"
@@ -60,6 +61,12 @@ std::unique_ptr<Job> ReadJob(const Napi::CallbackInfo& info) {
     j->has_base = true;
   }
   j->p = ReadParams(info[4]);
+  // A base of another dtype (CAST) or first dimension (ROWS): options baseDtype, baseShape.
+  if (j->has_base && info[4].IsObject()) {
+    auto o = info[4].As<Napi::Object>();
+    if (o.Has("baseDtype")) j->b.dtype = static_cast<DType>(GetDType(o.Get("baseDtype"), "baseDtype"));
+    if (o.Has("baseShape")) j->b.shape = GetShape(o.Get("baseShape"), "baseShape");
+  }
   return j;
 }
 
@@ -280,7 +287,23 @@ Napi::Value JsDecodeIndexStream(const Napi::CallbackInfo& info) {
   return arr;
 }
 
+Napi::Value JsCast(const Napi::CallbackInfo& info) {
+  ByteView src = GetBytes(info[0], "src");
+  const DType from = static_cast<DType>(GetDType(info[1], "fromDtype"));
+  const DType to = static_cast<DType>(GetDType(info[2], "toDtype"));
+  if (!info[3].IsNumber()) ThrowInvalid(info.Env(), "Expected 0 or 1 for rounding");
+  const int r = info[3].As<Napi::Number>().Int32Value();
+  if (r < 0 || r >= kCastRoundingCount) ThrowInvalid(info.Env(), "Expected 0 or 1 for rounding");
+  if (!CastSupported(from, to)) ThrowInvalid(info.Env(), "Expected two distinct dtypes among F64, F32, F16, BF16");
+  if (src.size % DTypeSize(from)) ThrowInvalid(info.Env(), "src length is not a whole number of elements");
+  const size_t n = src.size / DTypeSize(from);
+  std::vector<uint8_t> out(n * DTypeSize(to));
+  CastTensor(from, src.data, to, out.data(), n, static_cast<CastRounding>(r));
+  return BufferFromVector(info.Env(), std::move(out));
+}
+
 void InitCodec(Napi::Env env, Napi::Object exports) {
+  exports.Set("codecCast", Napi::Function::New(env, JsCast, "codecCast"));
   auto names = Napi::Array::New(env, kCodecCount);
   for (int i = 0; i < kCodecCount; ++i) names.Set(uint32_t(i), CodecName(static_cast<Codec>(i)));
   exports.Set("codecNames", names);
