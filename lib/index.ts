@@ -103,6 +103,10 @@ export {
   type ObjectHeader,
   type LossyOptions,
   type BaseRef,
+  castTensor,
+  baseRelation,
+  DERIVED_CODECS,
+  CAST_ROUNDINGS,
 } from './codec';
 export {
   Repository,

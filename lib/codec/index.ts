@@ -439,6 +439,27 @@ export function decodeSync(bytes: Uint8Array, base?: BaseRef | null, opts?: Deco
 }
 
 /**
+ * Casts a float tensor to another float dtype (F64, F32, F16, BF16) exactly as the CAST codec
+ * predicts a tensor from its base: one rounding, `'RNE'` (to nearest even, the default) or
+ * `'RTZ'` (toward zero, truncation); NaNs keep sign and top payload bits (quiet), widening is
+ * exact bit for bit. Runs on the calling thread (for samples and tests; CAST itself casts natively).
+ *
+ * @example
+ * const bf16 = castTensor(f32Tensor, 'BF16');            // what torch's .to(torch.bfloat16) gives
+ * const cut = castTensor(f32Tensor, 'BF16', 'RTZ');      // the top 16 bits of each element
+ */
+export function castTensor(t: Tensor, dtype: DType, rounding: 'RNE' | 'RTZ' = 'RNE'): Tensor {
+  checkTensor(t, 'tensor');
+  if (!CAST_DTYPES.has(t.dtype)) throw invalidParameter('tensor.dtype', 'one of F64 F32 F16 BF16', t.dtype);
+  if (!CAST_DTYPES.has(dtype) || dtype === t.dtype)
+    throw invalidParameter('dtype', `one of F64 F32 F16 BF16 other than ${t.dtype}`, dtype);
+  const r = CAST_ROUNDINGS.indexOf(rounding);
+  if (r < 0) throw invalidParameter('rounding', '"RNE" or "RTZ"', rounding);
+  const data = callSync(() => native.codecCast(t.data, DTYPES[t.dtype].code, DTYPES[dtype].code, r));
+  return { dtype, shape: t.shape.slice(), data };
+}
+
+/**
  * CAST roundings by their code in the object: round to nearest even, and
  * truncation (round toward zero). Widening casts are exact and record RNE.
  */

@@ -11,9 +11,11 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { absPath, headCommit, relPath, treeOf, withWriter, type RepoContext } from '../context';
 import { InvalidArgumentError, invalidParameter } from '../errors';
+import { baseRelation } from '../codec';
 import { openIngestPolicy } from '../ingest/bases';
 import { SKELETON_NAME, ingestFile, segmentNames, type FindBase, type IngestReport } from '../ingest/ingest';
 import { fileTable, type FileEntry } from '../models';
+import type { DType } from '../tensor/dtype';
 import { crashPoint } from '../util/crash';
 import { checkNotBeyondSymlink, lstatWorktree } from '../worktree/files';
 import { walkWorktree } from '../worktree/ignore';
@@ -63,8 +65,8 @@ export async function parentBases(ctx: RepoContext): Promise<FindBase | null> {
     let names = perFile.get(q.path);
     if (!names) perFile.set(q.path, (names = segmentNames(entry)));
     const s = names.get(q.name);
-    if (!s || s.dtype !== q.dtype || s.shape.length !== q.shape.length || s.shape.some((d, i) => d !== q.shape[i]))
-      return null;
+    // The same dtype and shape, a float cast of it (CAST) or a resize of its first dimension (ROWS).
+    if (!s || baseRelation(q, { dtype: s.dtype as DType, shape: s.shape }) === null) return null;
     return { id: s.object };
   };
 }

@@ -12,6 +12,7 @@
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { commitTree, readCommit, readTree, relPath, resolve, treeOf, type RepoContext } from '../context';
+import { inspectObject } from '../codec';
 import { ChecksumMismatchError, InvalidArgumentError, RefNotFoundError } from '../errors';
 import { checkTreePath, fileTable, type Commit, type TensorEntry } from '../models';
 import { isSymlinkEntry, symlinkTarget } from '../worktree/symlink';
@@ -57,6 +58,29 @@ export interface StoredTensorInfo {
   base: string | null;
   depth: number;
   storedSize: number;
+  /**
+   * Derived deltas (codecs CAST and ROWS): a cast of a base of another float dtype
+   * (`rounding` RNE/RTZ, `baseDtype`), or rows shared with a base of another first
+   * dimension (`sharedRows` of `baseRows`); `residual` counts the elements that
+   * differ from the cast / from the shared base rows.
+   */
+  derived?: {
+    kind: 'cast' | 'rows';
+    residual: number;
+    rounding?: string;
+    baseDtype?: string;
+    baseRows?: number;
+    sharedRows?: number;
+  };
+}
+
+/** The CAST / ROWS parameters of a stored object (read from its header). */
+async function derivedInfo(reader: ObjectReader, id: string): Promise<StoredTensorInfo['derived']> {
+  const h = inspectObject((await reader.store.get(id)).bytes);
+  const p = h.params;
+  if (h.codec === 'CAST')
+    return { kind: 'cast', residual: Number(p.residual), rounding: String(p.rounding), baseDtype: String(p.baseDtype) };
+  return { kind: 'rows', residual: Number(p.residual), baseRows: Number(p.baseRows), sharedRows: Number(p.sharedRows) };
 }
 
 /** Each tensor of a file entry with how it is stored. */
@@ -74,6 +98,9 @@ export async function storedTensors(reader: ObjectReader, e: FileEntry): Promise
       base: info.base ?? null,
       depth: info.depth,
       storedSize: info.storedSize,
+      ...(info.codec === 'CAST' || info.codec === 'ROWS'
+        ? { derived: await derivedInfo(reader, seg.object) }
+        : {}),
     });
   }
   return out;

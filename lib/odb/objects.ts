@@ -10,7 +10,7 @@
  * not cached: a checkout streams tensor by tensor, and peak memory stays at
  * the cache bound plus a few times the largest tensor, whatever the file size.
  */
-import { decode, encode, inspectObject, type EncodeOptions } from '../codec';
+import { baseRelation, decode, encode, inspectObject, type EncodeOptions } from '../codec';
 import { ObjectNotFoundError } from '../errors';
 import { contentId } from '../hash';
 import type { ObjectAttrs, ObjectStore, PackTransaction } from '../store/object-store';
@@ -261,7 +261,8 @@ export class ObjectWriter {
       const bd = attrDepth(await this.store.stat(base.id));
       if (bd + 1 <= this.opts.maxChainDepth) {
         const bt = base.tensor ?? (await this.reader.tensor(base.id));
-        if (bt.dtype === t.dtype && bt.shape.length === t.shape.length && bt.shape.every((d, i) => d === t.shape[i])) {
+        // Same dtype and shape, or a cast (CAST) or row-resized (ROWS) relative.
+        if (baseRelation(t, bt) !== null) {
           eo.base = { tensor: bt, id: base.id };
           depth = bd + 1;
         }
