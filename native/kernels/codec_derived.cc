@@ -179,23 +179,34 @@ double AlignmentCost(const TensorView& t, const TensorView& base, uint64_t row, 
 
 // The shared block of rows: offset candidates are "aligned at the start",
 // "aligned at the end", and the offsets where the first or last row of one
-// tensor equals a row of the other byte for byte; the one whose shared rows
+// tensor is nearest a row of the other (fewest differing bits over its first
+// bytes: a fine-tuned row stays near its original); the one whose shared rows
 // differ least (sampled) wins, the longer block on ties.
 void ChooseRows(const TensorView& t, const TensorView& base, uint64_t row, uint64_t* ts, uint64_t* bs, uint64_t* k) {
   const size_t rb = size_t(row) * DTypeSize(t.dtype);
+  const size_t probe = std::min<size_t>(rb, 128);
   const int64_t vt = int64_t(t.shape[0]), vb = int64_t(base.shape[0]);
   std::vector<int64_t> offs = {0, vb - vt};  // offset d: target row i <-> base row i + d
-  auto find = [&](const uint8_t* needle, const uint8_t* hay, int64_t rows) -> int64_t {
-    for (int64_t r = 0; r < rows; ++r)
-      if (std::memcmp(needle, hay + size_t(r) * rb, rb) == 0) return r;
-    return -1;
+  auto nearest = [&](const uint8_t* needle, const uint8_t* hay, int64_t rows) -> int64_t {
+    int64_t best_row = -1;
+    uint64_t best = UINT64_MAX;
+    for (int64_t r = 0; r < rows && best; ++r) {
+      const uint8_t* h = hay + size_t(r) * rb;
+      uint64_t bits = 0;
+      for (size_t i = 0; i < probe; ++i) bits += uint64_t(__builtin_popcount(unsigned(needle[i] ^ h[i])));
+      if (bits < best) {
+        best = bits;
+        best_row = r;
+      }
+    }
+    return best_row;
   };
   if (vt > 0 && vb > 0) {
-    int64_t r = find(t.data, base.data, vb);  // target row 0 == base row r
+    int64_t r = nearest(t.data, base.data, vb);  // target row 0 ~ base row r
     if (r >= 0) offs.push_back(r);
-    r = find(base.data, t.data, vt);  // base row 0 == target row r
+    r = nearest(base.data, t.data, vt);  // base row 0 ~ target row r
     if (r >= 0) offs.push_back(-r);
-    r = find(t.data + size_t(vt - 1) * rb, base.data, vb);  // last target row == base row r
+    r = nearest(t.data + size_t(vt - 1) * rb, base.data, vb);  // last target row ~ base row r
     if (r >= 0) offs.push_back(r - (vt - 1));
   }
   double best = 0;
