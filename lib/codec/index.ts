@@ -67,7 +67,11 @@ export function baseRelation(
   const sameShape = base.shape.length === t.shape.length && base.shape.every((d, i) => d === t.shape[i]);
   if (base.dtype === t.dtype) {
     if (sameShape) return 'same';
-    if (t.shape.length >= 1 && base.shape.length === t.shape.length && base.shape.every((d, i) => i === 0 || d === t.shape[i]))
+    if (
+      t.shape.length >= 1 &&
+      base.shape.length === t.shape.length &&
+      base.shape.every((d, i) => i === 0 || d === t.shape[i])
+    )
       return 'rows';
     return null;
   }

@@ -98,9 +98,7 @@ export async function storedTensors(reader: ObjectReader, e: FileEntry): Promise
       base: info.base ?? null,
       depth: info.depth,
       storedSize: info.storedSize,
-      ...(info.codec === 'CAST' || info.codec === 'ROWS'
-        ? { derived: await derivedInfo(reader, seg.object) }
-        : {}),
+      ...(info.codec === 'CAST' || info.codec === 'ROWS' ? { derived: await derivedInfo(reader, seg.object) } : {}),
     });
   }
   return out;

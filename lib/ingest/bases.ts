@@ -100,17 +100,31 @@ const SCORE_WINDOWS = 64;
 /** The same spread windows of two equally shaped tensors, copied out (or the tensors themselves when small). */
 function scoreSample(t: Tensor, b: Tensor): [Tensor, Tensor] {
   const es = DTYPES[t.dtype].size;
+  const bes = DTYPES[b.dtype].size; // a cast base has other element sizes
   const n = t.data.byteLength / es;
   if (n <= SCORE_SAMPLE_ELEMS) return [t, b];
   const win = SCORE_SAMPLE_ELEMS / SCORE_WINDOWS;
   const ts = Buffer.allocUnsafe(SCORE_SAMPLE_ELEMS * es);
-  const bs = Buffer.allocUnsafe(SCORE_SAMPLE_ELEMS * es);
+  const bs = Buffer.allocUnsafe(SCORE_SAMPLE_ELEMS * bes);
   for (let k = 0; k < SCORE_WINDOWS; k++) {
-    const start = Math.floor(((n - win) * k) / (SCORE_WINDOWS - 1)) * es;
-    ts.set(t.data.subarray(start, start + win * es), k * win * es);
-    bs.set(b.data.subarray(start, start + win * es), k * win * es);
+    const start = Math.floor(((n - win) * k) / (SCORE_WINDOWS - 1));
+    ts.set(t.data.subarray(start * es, (start + win) * es), k * win * es);
+    bs.set(b.data.subarray(start * bes, (start + win) * bes), k * win * bes);
   }
   return [tensor(t.dtype, [SCORE_SAMPLE_ELEMS], ts), tensor(b.dtype, [SCORE_SAMPLE_ELEMS], bs)];
+}
+
+/** Elements (of `size` bytes) whose bytes differ between a and b. */
+function mismatches(a: Uint8Array, b: Uint8Array, size: number): number {
+  let n = 0;
+  for (let i = 0; i < a.byteLength; i += size) {
+    for (let k = 0; k < size; k++)
+      if (a[i + k] !== b[i + k]) {
+        n++;
+        break;
+      }
+  }
+  return n;
 }
 
 /** ||t - b|| on the score sample and relative to ||b||; `skipped` when non-finite values make it meaningless. */
@@ -130,10 +144,23 @@ async function sampledDelta(t: Tensor, b: Tensor): Promise<{ dist: number; rel: 
   if (rel === 'cast') {
     // Against the base's cast (either rounding): a pure cast is at distance 0, where the raw
     // values would differ by the rounding noise and lose to any same-dtype near-duplicate.
+    // Non-finite values (a cast overflowing to Inf) do not spoil it: elements are compared
+    // bit for bit first, and only a base that is no exact cast is scored by the norm (or,
+    // when that is meaningless, ranked after every finite score by its mismatch fraction).
     let best: { dist: number; rel: number; skipped: boolean } | null = null;
     for (const rounding of ['RNE', 'RTZ'] as const) {
-      const r = await cosine(ts, castTensor(bs, t.dtype, rounding));
-      if (!best || r.normDelta < best.dist) best = { dist: r.normDelta, rel: r.relativeDelta, skipped: !!r.skipped };
+      const c = castTensor(bs, t.dtype, rounding);
+      const miss = mismatches(ts.data, c.data, DTYPES[t.dtype].size);
+      if (miss === 0) return { dist: 0, rel: 0, skipped: false };
+      const r = await cosine(ts, c);
+      const d = r.skipped
+        ? {
+            dist: Number.MAX_VALUE * (miss / (ts.data.byteLength / DTYPES[t.dtype].size)),
+            rel: Infinity,
+            skipped: false,
+          }
+        : { dist: r.normDelta, rel: r.relativeDelta, skipped: false };
+      if (!best || d.dist < best.dist) best = d;
     }
     return best!;
   }

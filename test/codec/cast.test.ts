@@ -5,14 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import {
-  baseRelation,
-  castTensor,
-  decode,
-  encode,
-  inspectObject,
-  type EncodeOptions,
-} from '../../lib/codec';
+import { baseRelation, castTensor, decode, encode, inspectObject, type EncodeOptions } from '../../lib/codec';
 import { BaseMismatchError, CorruptObjectError, InvalidArgumentError } from '../../lib/errors';
 import { contentId } from '../../lib/hash';
 import type { DType } from '../../lib/tensor/dtype';
@@ -68,7 +61,17 @@ function hostile(d: FDType, seed: number): bigint[] {
   const Q = 1n << BigInt(m - 1);
   const FRAC = (1n << BigInt(m)) - 1n;
   const base = [
-    0n, 1n, FRAC, FRAC + 1n, EXP - 1n, EXP, EXP | Q, EXP | 1n, EXP | (Q >> 1n) | 1n, EXP | FRAC, EXP | Q | 5n,
+    0n,
+    1n,
+    FRAC,
+    FRAC + 1n,
+    EXP - 1n,
+    EXP,
+    EXP | Q,
+    EXP | 1n,
+    EXP | (Q >> 1n) | 1n,
+    EXP | FRAC,
+    EXP | Q | 5n,
     (1n << BigInt(m)) * 3n + 1n,
   ];
   const vals: bigint[] = [];
@@ -87,9 +90,31 @@ function hostile(d: FDType, seed: number): bigint[] {
     return -1n;
   };
   if (d === 'F64' || d === 'F32') {
-    for (const x of [65504, 65519.99, 65520, 65536, 3.3895313892515355e38, 3.4028234663852886e38, 1e300, 2 ** -24,
-      2 ** -25, 3 * 2 ** -26, 2 ** -133, 2 ** -134, 2 ** -149, 2 ** -150, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -11,
-      1 + 3 * 2 ** -11, 1 + 2 ** -24, 1 + 3 * 2 ** -24, 0.1, -0.3, 1 / 3]) {
+    for (const x of [
+      65504,
+      65519.99,
+      65520,
+      65536,
+      3.3895313892515355e38,
+      3.4028234663852886e38,
+      1e300,
+      2 ** -24,
+      2 ** -25,
+      3 * 2 ** -26,
+      2 ** -133,
+      2 ** -134,
+      2 ** -149,
+      2 ** -150,
+      1 + 2 ** -8,
+      1 + 3 * 2 ** -8,
+      1 + 2 ** -11,
+      1 + 3 * 2 ** -11,
+      1 + 2 ** -24,
+      1 + 3 * 2 ** -24,
+      0.1,
+      -0.3,
+      1 / 3,
+    ]) {
       const b = asBits(x);
       if (b >= 0n) vals.push(b, b | S);
     }
@@ -166,7 +191,12 @@ function sourceBits(d: FDType): bigint[] {
 }
 
 function same(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+  return (
+    Buffer.compare(
+      Buffer.from(a.buffer, a.byteOffset, a.byteLength),
+      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+    ) === 0
+  );
 }
 
 describe('castTensor: every pair, both roundings, hostile values', () => {
@@ -176,7 +206,10 @@ describe('castTensor: every pair, both roundings, hostile values', () => {
       const t = fromBits(from, src);
       for (const mode of ['RNE', 'RTZ'] as const) {
         const got = castTensor(t, to, mode);
-        const want = fromBits(to, src.map((b) => oracle(from, b, to, mode)));
+        const want = fromBits(
+          to,
+          src.map((b) => oracle(from, b, to, mode)),
+        );
         if (!same(got.data, want.data)) {
           const bad = src.findIndex((_, i) => bitsAt(to, got.data, i) !== bitsAt(to, want.data, i));
           throw new Error(
@@ -221,7 +254,9 @@ describe('castTensor: every pair, both roundings, hostile values', () => {
       maxBuffer: 1 << 30,
     });
     const theirs = (JSON.parse(out) as string[]).map((s) => Buffer.from(s, 'base64'));
-    theirs.forEach((b, i) => expect(Buffer.compare(b, mine[i]), `${jobs[i].from}->${jobs[i].to} ${jobs[i].rounding}`).toBe(0));
+    theirs.forEach((b, i) =>
+      expect(Buffer.compare(b, mine[i]), `${jobs[i].from}->${jobs[i].to} ${jobs[i].rounding}`).toBe(0),
+    );
   });
 
   it('rejects unsupported dtypes and roundings', () => {
@@ -326,7 +361,9 @@ describe('CAST codec', () => {
   it('explicit codecs check the base', async () => {
     const base = fromBits('F32', hostile('F32', 8));
     const t = castTensor(base, 'BF16');
-    await expect(encode(t, { codec: 'DELTA_XOR', base: { tensor: base } })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(encode(t, { codec: 'DELTA_XOR', base: { tensor: base } })).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
     await expect(encode(t, { codec: 'CAST' })).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(encode(base, { codec: 'CAST', base: { tensor: base } })).rejects.toBeInstanceOf(InvalidArgumentError);
     const i32 = { dtype: 'I32' as DType, shape: base.shape, data: base.data };
