@@ -70,6 +70,30 @@ CastRounding ChooseRounding(const TensorView& t, const TensorView& base) {
   return miss[1] < miss[0] ? CastRounding::kTowardZero : CastRounding::kNearestEven;
 }
 
+// Elements of t that differ from the cast of base, cast block by block into
+// per-thread scratch (no tensor-sized buffer): the common case, a pure cast,
+// needs nothing else.
+uint64_t CastMismatches(const TensorView& t, const TensorView& base, CastRounding r, int threads) {
+  constexpr size_t kBlock = size_t(1) << 15;
+  const size_t wt = DTypeSize(t.dtype), wb = DTypeSize(base.dtype);
+  const size_t n = t.nbytes / wt, nb = (n + kBlock - 1) / kBlock;
+  std::vector<uint64_t> miss(nb, 0);
+  ParallelFor(
+      nb,
+      [&](size_t k) {
+        thread_local std::vector<uint8_t> tmp;
+        const size_t i = k * kBlock, len = std::min(kBlock, n - i);
+        if (tmp.size() < len * wt) tmp.resize(kBlock * wt);
+        CastSpan(base.dtype, base.data + i * wb, t.dtype, tmp.data(), len, r);
+        if (std::memcmp(tmp.data(), t.data + i * wt, len * wt) != 0)
+          miss[k] = CountChangedElems(t.data + i * wt, tmp.data(), len, wt, 1);
+      },
+      threads);
+  uint64_t total = 0;
+  for (uint64_t m : miss) total += m;
+  return total;
+}
+
 // Uninitialised scratch for a prediction (every byte is written before use).
 struct Scratch {
   std::unique_ptr<uint8_t[]> p;
@@ -136,6 +160,23 @@ Err EncodeCast(const TensorView& t, const TensorView& base, const EncodeParams& 
   const size_t w = DTypeSize(t.dtype);
   const uint64_t n = t.nbytes / w;
   const CastRounding rounding = ChooseRounding(t, base);
+  const uint64_t residual = CastMismatches(t, base, rounding, p.threads);
+  std::vector<uint8_t> params;
+  PutU8(params, uint8_t(base.dtype));
+  PutU8(params, uint8_t(rounding));
+  if (residual == 0) {
+    // A pure cast: SPARSE_UPDATE chunks with no positions (a u32 0 each); decode
+    // casts straight into its output and has nothing to patch.
+    PutU8(params, uint8_t(Codec::SPARSE_UPDATE));
+    PutU8(params, 0);
+    PutU64(params, 0);
+    const uint64_t nchunks = (n + chunk - 1) / chunk;
+    std::vector<uint8_t> payload;
+    payload.reserve(size_t(8 * nchunks));
+    for (uint64_t k = 0; k < nchunks; ++k) PutU32(payload, 4);
+    for (uint64_t k = 0; k < nchunks; ++k) PutU32(payload, 0);
+    return Finish(Codec::CAST, t, id, base_id, p, chunk, params, payload, res);
+  }
   Scratch pred(t.nbytes);
   if (t.nbytes && !pred.p) return Err::Make(Status::OutOfMemory, "cannot allocate the cast of the base");
   CastTensor(base.dtype, base.data, t.dtype, pred.p.get(), size_t(n), rounding, p.threads);
@@ -145,12 +186,9 @@ Err EncodeCast(const TensorView& t, const TensorView& base, const EncodeParams& 
   uint64_t inner_size, alone_size;
   Best(est, &inner, &inner_size, &alone, &alone_size);
   if (automatic && alone_size < inner_size) return Standalone(t, p, int(alone), res);
-  std::vector<uint8_t> params;
-  PutU8(params, uint8_t(base.dtype));
-  PutU8(params, uint8_t(rounding));
   PutU8(params, uint8_t(inner));
   PutU8(params, 0);
-  PutU64(params, CountChangedElems(t.data, pred.p.get(), n, w, p.threads));
+  PutU64(params, residual);
   std::vector<std::vector<uint8_t>> parts;
   EncodeLosslessChunks(inner, t, pred.p.get(), chunk, p.level, p.threads, &parts);
   std::vector<uint8_t> payload;

@@ -117,6 +117,51 @@ describe('casts of a committed model', () => {
   });
 });
 
+describe('chains', () => {
+  async function series(depth: number) {
+    const repo = await newRepo();
+    await repo.config.set('core.maxChainDepth', depth as never);
+    const file = path.join(repo.worktree, 'model.safetensors');
+    const v1 = model(4);
+    write(file, v1);
+    await repo.add([file]);
+    await repo.commit({ message: 'v1' });
+    const v2: Model = {};
+    for (const [k, v] of Object.entries(v1))
+      v2[k] = { shape: v.shape, data: v.data.map((x, i) => (i % 7 === 0 ? x * (1 + 1e-3) : x)) };
+    write(file, v2); // a fine-tune: stored as a delta on v1
+    await repo.add([file]);
+    await repo.commit({ message: 'v2' });
+    const bf = path.join(repo.worktree, 'model-bf16.safetensors');
+    write(bf, v2, 'BF16');
+    const want = sha(fs.readFileSync(bf));
+    await repo.add([bf]);
+    await repo.commit({ message: 'bf16 of v2' });
+    const f = await showFile(repo, 'HEAD', 'model-bf16.safetensors');
+    if ('target' in f) throw new Error('not a checkpoint');
+    fs.rmSync(bf);
+    const again = await Repository.open(repo.worktree);
+    await again.exportFile('HEAD', 'model-bf16.safetensors', bf);
+    expect(sha(fs.readFileSync(bf))).toBe(want);
+    await again.close();
+    return f.tensors.find((t) => t.name === 'l1.weight')!;
+  }
+
+  it("a cast's base may itself be a delta (the cast sits one level above it)", async () => {
+    const t = await series(8);
+    expect(t.codec).toBe('CAST');
+    expect(t.depth).toBe(2);
+    expect(t.derived).toMatchObject({ kind: 'cast', residual: 0 });
+  });
+
+  it('at the depth limit the cast goes against the delta\'s base, with a residual', async () => {
+    const t = await series(1);
+    expect(t.codec).toBe('CAST');
+    expect(t.depth).toBe(1);
+    expect(t.derived!.residual).toBeGreaterThan(0);
+  });
+});
+
 describe('a fine-tune that adds tokens to the embedding', () => {
   it('stores the grown embedding as ROWS on the parent version: new rows plus 1%', async () => {
     const repo = await newRepo();
