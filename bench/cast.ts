@@ -68,7 +68,10 @@ const sha = (file: string) => crypto.createHash('sha256').update(fs.readFileSync
 const cast = (ts: Tensors, dtype: 'BF16'): Tensors =>
   Object.fromEntries(Object.entries(ts).map(([k, t]) => [k, castTensor(t, dtype)]));
 
-async function segmentBytes(repo: Repository, file: string): Promise<{ segments: number; skeleton: number; size: number; codecs: string[] }> {
+async function segmentBytes(
+  repo: Repository,
+  file: string,
+): Promise<{ segments: number; skeleton: number; size: number; codecs: string[] }> {
   const e = (await repo.treeOf('HEAD')).files[file];
   let segments = 0;
   const codecs = new Set<string>();
@@ -155,10 +158,7 @@ async function main(): Promise<void> {
 
   // 16 new tokens on an embedding, committed under the same path.
   const embDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-bench-rows-'));
-  let embStored = 0;
-  let embStandalone = 0;
-  let embCodec = '';
-  let embExact = false;
+  const emb = { stored: 0, standalone: 0, codec: '', exact: false };
   try {
     const e0 = trainedLike(V, D, 7);
     const repo = await Repository.init(embDir);
@@ -171,16 +171,16 @@ async function main(): Promise<void> {
     e1.set(e0);
     e1.set(trainedLike(16, D, 8), V * D);
     const grown = f32(e1, [V + 16, D]);
-    embStandalone = (await encode(grown)).bytes.byteLength;
+    emb.standalone = (await encode(grown)).bytes.byteLength;
     writeSafetensors(file, { 'embed.weight': grown });
     const want = sha(file);
     await timedAdd(embDir, 'model.safetensors');
     const check = await Repository.open(embDir);
     const s = await segmentBytes(check, 'model.safetensors');
-    embStored = s.segments;
-    embCodec = s.codecs.join(',');
+    emb.stored = s.segments;
+    emb.codec = s.codecs.join(',');
     await check.exportFile('HEAD', 'model.safetensors', path.join(embDir, 'export.bin'));
-    embExact = sha(path.join(embDir, 'export.bin')) === want;
+    emb.exact = sha(path.join(embDir, 'export.bin')) === want;
     await check.close();
   } finally {
     fs.rmSync(embDir, { recursive: true, force: true });
@@ -204,20 +204,46 @@ async function main(): Promise<void> {
     duplicateIngestSeconds: median(dupSecs),
     ingestRatio: median(castSecs) / median(dupSecs),
     embShape: [V + 16, D],
-    embStored,
+    embStored: emb.stored,
     embNewRowsBytes: newRows,
     embBudget: newRows + 0.01 * embRaw,
-    embStandalone,
-    embCodec,
-    embExact,
+    embStandalone: emb.standalone,
+    embCodec: emb.codec,
+    embExact: emb.exact,
   };
   table([
-    { workload: 'bf16 cast of committed fp32', coral: res.castStored, baseline: standalone, ratio: res.castStored / standalone, target: `<= ${(0.01 * fileSize).toFixed(0)} (1% of file)` },
-    { workload: 'bf16 fine-tune, fp32 base committed', coral: res.tunedStored, baseline: Math.min(standaloneTuned, deltaVsCast), ratio: res.tunedVsBestBaseline, target: '<= 1.000 x best of standalone / bf16 delta' },
-    { workload: 'ingest s: cast vs exact duplicate', coral: res.castIngestSeconds, baseline: res.duplicateIngestSeconds, ratio: res.ingestRatio, target: '<= 1.2' },
-    { workload: `embedding +16 rows [${V + 16},${D}]`, coral: embStored, baseline: embStandalone, ratio: embStored / embStandalone, target: `<= ${res.embBudget.toFixed(0)} (new rows + 1%)` },
+    {
+      workload: 'bf16 cast of committed fp32',
+      coral: res.castStored,
+      baseline: standalone,
+      ratio: res.castStored / standalone,
+      target: `<= ${(0.01 * fileSize).toFixed(0)} (1% of file)`,
+    },
+    {
+      workload: 'bf16 fine-tune, fp32 base committed',
+      coral: res.tunedStored,
+      baseline: Math.min(standaloneTuned, deltaVsCast),
+      ratio: res.tunedVsBestBaseline,
+      target: '<= 1.000 x best of standalone / bf16 delta',
+    },
+    {
+      workload: 'ingest s: cast vs exact duplicate',
+      coral: res.castIngestSeconds,
+      baseline: res.duplicateIngestSeconds,
+      ratio: res.ingestRatio,
+      target: '<= 1.2',
+    },
+    {
+      workload: `embedding +16 rows [${V + 16},${D}]`,
+      coral: emb.stored,
+      baseline: emb.standalone,
+      ratio: emb.stored / emb.standalone,
+      target: `<= ${res.embBudget.toFixed(0)} (new rows + 1%)`,
+    },
   ]);
-  console.log(`cast file ${fileSize} B, skeleton ${skeleton} B, codecs ${res.castCodecs}; byte-exact: ${exact && embExact}`);
+  console.log(
+    `cast file ${fileSize} B, skeleton ${skeleton} B, codecs ${res.castCodecs}; byte-exact: ${exact && emb.exact}`,
+  );
   emitJson('cast', res);
 }
 

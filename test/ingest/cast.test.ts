@@ -42,7 +42,7 @@ function write(file: string, m: Model, dtype: DType = 'F32'): void {
   const t: Record<string, { dtype: string; shape: number[]; data: Uint8Array }> = {};
   for (const [k, v] of Object.entries(m)) {
     const x = { dtype: 'F32' as DType, shape: v.shape, data: f32(v.data) };
-    t[k] = dtype === 'F32' ? x : castTensor(x, dtype);
+    t[k] = dtype === 'F32' ? x : { ...castTensor(x, dtype), shape: v.shape };
   }
   writeSafetensors(file, t, { format: 'pt' });
 }
@@ -120,7 +120,7 @@ describe('casts of a committed model', () => {
 describe('chains', () => {
   async function series(depth: number) {
     const repo = await newRepo();
-    await repo.config.set('core.maxChainDepth', depth as never);
+    await repo.config.set('core.maxChainDepth', depth);
     const file = path.join(repo.worktree, 'model.safetensors');
     const v1 = model(4);
     write(file, v1);
@@ -154,7 +154,7 @@ describe('chains', () => {
     expect(t.derived).toMatchObject({ kind: 'cast', residual: 0 });
   });
 
-  it('at the depth limit the cast goes against the delta\'s base, with a residual', async () => {
+  it("at the depth limit the cast goes against the delta's base, with a residual", async () => {
     const t = await series(1);
     expect(t.codec).toBe('CAST');
     expect(t.depth).toBe(1);
