@@ -344,10 +344,12 @@ export function codecInspect(bytes: Bytes): {
 export function codecEstimate(data: Bytes, dtype: number, shape: Shape, base: Bytes | null,
   opts?: CodecEncodeOptions): Array<{ codec: number; bytes: number }>;
 /**
- * Casts n elements between F64/F32/F16/BF16 (kernels/cast.h CastTensor), the CAST codec's
- * prediction: rounding 0 = nearest even, 1 = toward zero. Sync; for tests and tools.
+ * Casts every element of src between F64/F32/F16/BF16 (kernels/cast.h CastTensor), the CAST
+ * codec's prediction: rounding 0 = nearest even, 1 = toward zero. On the calling thread.
  */
 export function codecCast(src: Bytes, fromDtype: number, toDtype: number, rounding: number): Buffer;
+/** The same on the libuv pool (kernels/cast.h CastTensor); src must not change until it settles. */
+export function codecCastAsync(src: Bytes, fromDtype: number, toDtype: number, rounding: number): Promise<Buffer>;
 /** The SPARSE_* position stream: LEB128 gaps from `start` (kernels EncodeIndexStream). */
 export function codecEncodeIndexStream(indices: BigUint64Array, start: bigint | number): Buffer;
 /** Decodes exactly `count` positions in [start, limit) (kernels DecodeIndexStream). */

@@ -25,7 +25,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { castTensor, encode } from '../lib/codec';
+import { castTensorSync, encode } from '../lib/codec';
 import { Repository } from '../lib/repository';
 import type { Tensor } from '../lib/tensor/tensor';
 import { argFlag, emitJson, header, median, table } from './lib/harness';
@@ -66,7 +66,7 @@ const f32 = (a: Float32Array, shape: number[]): Tensor => ({
 });
 const sha = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 const cast = (ts: Tensors, dtype: 'BF16'): Tensors =>
-  Object.fromEntries(Object.entries(ts).map(([k, t]) => [k, castTensor(t, dtype)]));
+  Object.fromEntries(Object.entries(ts).map(([k, t]) => [k, castTensorSync(t, dtype)]));
 
 async function segmentBytes(
   repo: Repository,

@@ -104,6 +104,7 @@ export {
   type LossyOptions,
   type BaseRef,
   castTensor,
+  castTensorSync,
   baseRelation,
   DERIVED_CODECS,
   CAST_ROUNDINGS,

@@ -442,25 +442,47 @@ export function decodeSync(bytes: Uint8Array, base?: BaseRef | null, opts?: Deco
   );
 }
 
-/**
- * Casts a float tensor to another float dtype (F64, F32, F16, BF16) exactly as the CAST codec
- * predicts a tensor from its base: one rounding, `'RNE'` (to nearest even, the default) or
- * `'RTZ'` (toward zero, truncation); NaNs keep sign and top payload bits (quiet), widening is
- * exact bit for bit. Runs on the calling thread (for samples and tests; CAST itself casts natively).
- *
- * @example
- * const bf16 = castTensor(f32Tensor, 'BF16');            // what torch's .to(torch.bfloat16) gives
- * const cut = castTensor(f32Tensor, 'BF16', 'RTZ');      // the top 16 bits of each element
- */
-export function castTensor(t: Tensor, dtype: DType, rounding: 'RNE' | 'RTZ' = 'RNE'): Tensor {
+function castArgs(t: Tensor, dtype: DType, rounding: 'RNE' | 'RTZ'): [Uint8Array, number, number, number] {
   checkTensor(t, 'tensor');
   if (!CAST_DTYPES.has(t.dtype)) throw invalidParameter('tensor.dtype', 'one of F64 F32 F16 BF16', t.dtype);
   if (!CAST_DTYPES.has(dtype) || dtype === t.dtype)
     throw invalidParameter('dtype', `one of F64 F32 F16 BF16 other than ${t.dtype}`, dtype);
   const r = CAST_ROUNDINGS.indexOf(rounding);
   if (r < 0) throw invalidParameter('rounding', '"RNE" or "RTZ"', rounding);
-  const data = callSync(() => native.codecCast(t.data, DTYPES[t.dtype].code, DTYPES[dtype].code, r));
-  return { dtype, shape: t.shape.slice(), data };
+  return [t.data, DTYPES[t.dtype].code, DTYPES[dtype].code, r];
+}
+
+/**
+ * Casts a float tensor to another float dtype (F64, F32, F16, BF16) exactly as the CAST codec
+ * predicts a tensor from its base: one rounding, `'RNE'` (to nearest even, the default) or
+ * `'RTZ'` (toward zero, truncation); NaNs keep sign and top payload bits (quiet), widening is
+ * exact bit for bit. Runs on the libuv pool at or above ASYNC_THRESHOLD_BYTES, inline below it.
+ *
+ * @example
+ * const bf16 = await castTensor(f32Tensor, 'BF16');         // what torch's .to(torch.bfloat16) gives
+ * const cut = await castTensor(f32Tensor, 'BF16', 'RTZ');   // the top 16 bits of each element
+ */
+export function castTensor(t: Tensor, dtype: DType, rounding: 'RNE' | 'RTZ' = 'RNE'): Promise<Tensor> {
+  let a: ReturnType<typeof castArgs>;
+  try {
+    a = castArgs(t, dtype, rounding);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  if (t.data.byteLength < ASYNC_THRESHOLD_BYTES) {
+    try {
+      return Promise.resolve(castTensorSync(t, dtype, rounding));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+  return callAsync(() => native.codecCastAsync(...a)).then((data) => ({ dtype, shape: t.shape.slice(), data }));
+}
+
+/** `castTensor` on the calling thread: for small tensors (samples, tests). */
+export function castTensorSync(t: Tensor, dtype: DType, rounding: 'RNE' | 'RTZ' = 'RNE'): Tensor {
+  const a = castArgs(t, dtype, rounding);
+  return { dtype, shape: t.shape.slice(), data: callSync(() => native.codecCast(...a)) };
 }
 
 /**

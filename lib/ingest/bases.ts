@@ -39,7 +39,7 @@
  * Small tensors (e.g. biases) that look "similar" to another are therefore
  * never replaced; at most they are stored as a lossless delta.
  */
-import { baseRelation, castTensor, estimate, type CodecName } from '../codec';
+import { baseRelation, castTensorSync, estimate, type CodecName } from '../codec';
 import { InvalidArgumentError } from '../errors';
 import type { ObjectReader } from '../odb/objects';
 import { cosine, type Fingerprint } from '../similarity';
@@ -149,7 +149,7 @@ async function sampledDelta(t: Tensor, b: Tensor): Promise<{ dist: number; rel: 
     // when that is meaningless, ranked after every finite score by its mismatch fraction).
     let best: { dist: number; rel: number; skipped: boolean } | null = null;
     for (const rounding of ['RNE', 'RTZ'] as const) {
-      const c = castTensor(bs, t.dtype, rounding);
+      const c = castTensorSync(bs, t.dtype, rounding);
       const miss = mismatches(ts.data, c.data, DTYPES[t.dtype].size);
       if (miss === 0) return { dist: 0, rel: 0, skipped: false };
       const r = await cosine(ts, c);

@@ -1,7 +1,7 @@
 // Child of test/codec/cast.test.ts, started with CORAL_NO_AVX2=1: casts the
 // inputs read as JSON from stdin with the portable kernels and prints the
 // results (base64), so the test can compare them with the AVX2 path.
-import { castTensor } from '../../lib/codec';
+import { castTensorSync } from '../../lib/codec';
 import type { DType } from '../../lib/tensor/dtype';
 
 interface Job {
@@ -17,7 +17,7 @@ process.stdin.on('end', () => {
   const out = jobs.map((j) => {
     const data = new Uint8Array(Buffer.from(j.data, 'base64'));
     const n = data.byteLength / { F64: 8, F32: 4, F16: 2, BF16: 2 }[j.from as 'F64'];
-    const r = castTensor({ dtype: j.from, shape: [n], data }, j.to, j.rounding);
+    const r = castTensorSync({ dtype: j.from, shape: [n], data }, j.to, j.rounding);
     return Buffer.from(r.data).toString('base64');
   });
   process.stdout.write(JSON.stringify(out));

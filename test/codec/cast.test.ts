@@ -5,7 +5,15 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { baseRelation, castTensor, decode, encode, inspectObject, type EncodeOptions } from '../../lib/codec';
+import {
+  baseRelation,
+  castTensor,
+  castTensorSync,
+  decode,
+  encode,
+  inspectObject,
+  type EncodeOptions,
+} from '../../lib/codec';
 import { BaseMismatchError, CorruptObjectError, InvalidArgumentError } from '../../lib/errors';
 import { contentId } from '../../lib/hash';
 import type { DType } from '../../lib/tensor/dtype';
@@ -199,13 +207,13 @@ function same(a: Uint8Array, b: Uint8Array): boolean {
   );
 }
 
-describe('castTensor: every pair, both roundings, hostile values', () => {
+describe('castTensorSync: every pair, both roundings, hostile values', () => {
   for (const [from, to] of PAIRS) {
     it(`${from} -> ${to} matches the oracle bit for bit`, () => {
       const src = sourceBits(from);
       const t = fromBits(from, src);
       for (const mode of ['RNE', 'RTZ'] as const) {
-        const got = castTensor(t, to, mode);
+        const got = castTensorSync(t, to, mode);
         const want = fromBits(
           to,
           src.map((b) => oracle(from, b, to, mode)),
@@ -224,8 +232,8 @@ describe('castTensor: every pair, both roundings, hostile values', () => {
     for (const [from, to] of PAIRS.filter(([a, b]) => widening(a, b))) {
       const src = sourceBits(from);
       const t = fromBits(from, src);
-      const wide = castTensor(t, to);
-      const back = castTensor(wide, from);
+      const wide = castTensorSync(t, to);
+      const back = castTensorSync(wide, from);
       const { e, m } = FMT[from];
       const expAll = ((1n << BigInt(e)) - 1n) << BigInt(m);
       const quiet = 1n << BigInt(m - 1);
@@ -244,7 +252,7 @@ describe('castTensor: every pair, both roundings, hostile values', () => {
       for (const rounding of ['RNE', 'RTZ'] as const) {
         const t = fromBits(from, sourceBits(from));
         jobs.push({ from, to, rounding, data: Buffer.from(t.data).toString('base64') });
-        mine.push(Buffer.from(castTensor(t, to, rounding).data));
+        mine.push(Buffer.from(castTensorSync(t, to, rounding).data));
       }
     const out = execFileSync(process.execPath, ['--import', 'tsx', path.join(__dirname, 'cast-child.ts')], {
       input: JSON.stringify(jobs),
@@ -259,11 +267,22 @@ describe('castTensor: every pair, both roundings, hostile values', () => {
     );
   });
 
+  it('castTensor runs off the event loop for large tensors and gives the same bytes', async () => {
+    const r = xorshift(12);
+    const n = 3 << 20; // 12 MiB of F32: above ASYNC_THRESHOLD_BYTES
+    const t: Tensor = { dtype: 'F32', shape: [n], data: new Uint8Array(new Uint32Array(n).map(() => r()).buffer) };
+    for (const to of ['BF16', 'F16', 'F64'] as const) {
+      const a = await castTensor(t, to, 'RTZ');
+      expect(same(a.data, castTensorSync(t, to, 'RTZ').data), to).toBe(true);
+    }
+    await expect(castTensor(t, 'F32')).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+
   it('rejects unsupported dtypes and roundings', () => {
     const t = fromBits('F32', [0n]);
-    expect(() => castTensor(t, 'I32')).toThrow(InvalidArgumentError);
-    expect(() => castTensor(t, 'F32')).toThrow(InvalidArgumentError);
-    expect(() => castTensor(t, 'BF16', 'UP' as 'RNE')).toThrow(InvalidArgumentError);
+    expect(() => castTensorSync(t, 'I32')).toThrow(InvalidArgumentError);
+    expect(() => castTensorSync(t, 'F32')).toThrow(InvalidArgumentError);
+    expect(() => castTensorSync(t, 'BF16', 'UP' as 'RNE')).toThrow(InvalidArgumentError);
   });
 });
 
@@ -281,7 +300,7 @@ describe('CAST codec', () => {
       const src = hostile(from, 3);
       const base = { ...fromBits(from, src), shape: [src.length / 2, 2] };
       for (const mode of widening(from, to) ? (['RNE'] as const) : (['RNE', 'RTZ'] as const)) {
-        const t = castTensor(base, to, mode);
+        const t = castTensorSync(base, to, mode);
         const { obj, header } = await roundTrip(t, base);
         expect(obj.codec).toBe('CAST');
         expect(header.baseId).toBe(await contentId(base));
@@ -294,7 +313,7 @@ describe('CAST codec', () => {
   it('a canonical-NaN encoder (torch) and a few edited elements become an exact residual', async () => {
     const src = hostile('F32', 5);
     const base = fromBits('F32', src);
-    const t = castTensor(base, 'BF16');
+    const t = castTensorSync(base, 'BF16');
     const v = new DataView(t.data.buffer, t.data.byteOffset);
     let nans = 0;
     for (let i = 0; i < src.length; i++) {
@@ -316,7 +335,7 @@ describe('CAST codec', () => {
     const f = new Float32Array(n);
     for (let i = 0; i < n; i++) f[i] = (r() / 2 ** 32 - 0.5) * 0.1;
     const base: Tensor = { dtype: 'F32', shape: [256, 256], data: new Uint8Array(f.buffer) };
-    const cast = castTensor(base, 'BF16');
+    const cast = castTensorSync(base, 'BF16');
     const tuned = new Uint8Array(cast.data);
     const v = new DataView(tuned.buffer);
     for (let i = 0; i < n; i += 3) v.setUint16(i * 2, v.getUint16(i * 2, true) + ((r() & 3) - 1), true);
@@ -335,7 +354,7 @@ describe('CAST codec', () => {
     const n = 4096;
     const a = new Float32Array(n).map(() => r() / 2 ** 32 - 0.5);
     const b = new Float32Array(n).map(() => r() / 2 ** 32 - 0.5);
-    const t = castTensor({ dtype: 'F32', shape: [n], data: new Uint8Array(a.buffer) }, 'F16');
+    const t = castTensorSync({ dtype: 'F32', shape: [n], data: new Uint8Array(a.buffer) }, 'F16');
     const obj = await encode(t, { base: { tensor: { dtype: 'F32', shape: [n], data: new Uint8Array(b.buffer) } } });
     expect(['PLANES', 'ZSTD', 'RAW']).toContain(obj.codec);
     expect(inspectObject(obj.bytes).baseId).toBeNull();
@@ -343,7 +362,7 @@ describe('CAST codec', () => {
 
   it('a wrong base, a missing base and damaged bytes are reported, never wrong data', async () => {
     const base = fromBits('F32', hostile('F32', 8));
-    const t = castTensor(base, 'F16');
+    const t = castTensorSync(base, 'F16');
     const obj = await encode(t, { base: { tensor: base } });
     expect(obj.codec).toBe('CAST');
     const other = fromBits('F32', hostile('F32', 9));
@@ -360,7 +379,7 @@ describe('CAST codec', () => {
 
   it('explicit codecs check the base', async () => {
     const base = fromBits('F32', hostile('F32', 8));
-    const t = castTensor(base, 'BF16');
+    const t = castTensorSync(base, 'BF16');
     await expect(encode(t, { codec: 'DELTA_XOR', base: { tensor: base } })).rejects.toBeInstanceOf(
       InvalidArgumentError,
     );

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  castTensor,
+  castTensorSync,
   decode,
   decodeSync,
   encode,
@@ -188,7 +188,7 @@ describe('corrupt input is rejected with typed errors', () => {
         base: lossy
           ? finiteBase
           : codec === 'CAST'
-            ? { tensor: castTensor(x, 'F64') }
+            ? { tensor: castTensorSync(x, 'F64') }
             : codec === 'ROWS'
               ? { tensor: t('F32', [40, 100], x.data.subarray(0, 40 * 100 * 4)) }
               : codec.startsWith('DELTA') || codec === 'SPARSE_UPDATE'

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { castTensor } from '../../lib/codec';
+import { castTensorSync } from '../../lib/codec';
 import { showFile } from '../../lib/commands/show';
 import { Repository } from '../../lib/repository';
 import type { DType } from '../../lib/tensor/dtype';
@@ -42,7 +42,7 @@ function write(file: string, m: Model, dtype: DType = 'F32'): void {
   const t: Record<string, { dtype: string; shape: number[]; data: Uint8Array }> = {};
   for (const [k, v] of Object.entries(m)) {
     const x = { dtype: 'F32' as DType, shape: v.shape, data: f32(v.data) };
-    t[k] = dtype === 'F32' ? x : { ...castTensor(x, dtype), shape: v.shape };
+    t[k] = dtype === 'F32' ? x : { ...castTensorSync(x, dtype), shape: v.shape };
   }
   writeSafetensors(file, t, { format: 'pt' });
 }
