@@ -56,6 +56,22 @@ inline uint64_t F32ToF64(uint32_t u) {
   return (uint64_t(u >> 31) << 63) | (uint64_t(ef - 127 + 1023) << 52) | (uint64_t(u & 0x7FFFFFu) << 29);
 }
 
+// F64 -> F32 by bit arithmetic when the result is a normal F32 (the common
+// case), CastBits otherwise (equal to CastBits for every input).
+inline uint32_t F64ToF32(uint64_t u, CastRounding r) {
+  const uint64_t a = u & 0x7FFFFFFFFFFFFFFFull;
+  const uint32_t sign = uint32_t(u >> 32) & 0x80000000u;
+  // |x| in [2^-126, 2^128): exponent field 897..1150 keeps the result normal or lets it round up
+  // to Inf (RNE) / saturate (RTZ); both checked below.
+  if (a >= 0x3810000000000000ull && a < 0x47F0000000000000ull) {
+    const uint64_t t = r == CastRounding::kNearestEven ? a + 0x0FFFFFFFull + ((a >> 29) & 1u) : a;
+    const uint64_t f = (t >> 29) - (uint64_t(1023 - 127) << 23);  // rebias; a carry lands in the exponent
+    if (f >= 0x7F800000ull) return sign | (r == CastRounding::kNearestEven ? 0x7F800000u : 0x7F7FFFFFu);
+    return sign | uint32_t(f);
+  }
+  return uint32_t(CastBits(DType::F64, u, DType::F32, r));
+}
+
 // F16 -> F32, all 65536 results.
 const uint32_t* F16ToF32Table() {
   static const std::vector<uint32_t> t = [] {
@@ -84,6 +100,10 @@ void Portable(DType from, const uint8_t* src, DType to, uint8_t* dst, size_t n, 
   if (from == DType::F16 && to == DType::F32) {
     const uint32_t* t = F16ToF32Table();
     for (size_t i = 0; i < n; ++i) StoreU<uint32_t>(dst, i, t[LoadU<uint16_t>(src, i)]);
+    return;
+  }
+  if (from == DType::F64 && to == DType::F32) {
+    for (size_t i = 0; i < n; ++i) StoreU<uint32_t>(dst, i, F64ToF32(LoadU<uint64_t>(src, i), r));
     return;
   }
   if (from == DType::F32 && to == DType::F64) {
