@@ -1,6 +1,7 @@
 // Tensor codecs: lossless (bit-exact) and lossy encodings, standalone or as a
-// delta against a base tensor of the same dtype and shape. See docs/codecs.md
-// for the object format.
+// delta against a base tensor of the same dtype and shape, or (CAST, ROWS:
+// codec_derived.cc) a base of another float dtype or first dimension. See
+// docs/codecs.md for the object format.
 //
 // Thread: any. Encode/Decode fan out over ParallelFor (kernels/parallel.h) in
 // fixed-size chunks of elements; chunk boundaries never depend on the thread
