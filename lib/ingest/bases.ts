@@ -312,13 +312,18 @@ export class BaseSelector {
     const sim = this.o.sim;
     const fp = await this.fingerprint(q);
     if (sim && fp && sim.settings.maxCandidates > 0) {
-      // Any dtype the codecs can delta against: the same, or a float cast (CAST).
-      for (const h of sim.query(fp, { sameDtypeOnly: false })) {
+      // Any dtype the codecs can delta against: the same, or a float cast (CAST). Hits of
+      // other dtypes are dropped after the query, so it asks for a few more than it keeps.
+      const k = sim.settings.maxCandidates;
+      let taken = 0;
+      for (const h of sim.query(fp, { sameDtypeOnly: false, k: 2 * k })) {
+        if (taken >= k) break;
         if (h.id === q.id || out.some((c) => c.id === h.id)) continue;
         if (baseRelation(q, h) === null) continue;
         // Index entries may outlive their objects (crashed add, gc): check.
         if (!(await this.o.store.has(h.id))) continue;
         out.push({ id: h.id, source: 'index', similarity: h.similarity });
+        taken++;
       }
     }
     return out;
