@@ -217,7 +217,8 @@ async function readValue(c: Cursor, type: number, depth: number, what: string): 
   await c.w.need(c.pos, size, what);
   const at = c.pos;
   c.pos += size;
-  const dv = new DataView(c.w.bytes(at, size).slice().buffer);
+  const b = c.w.bytes(at, size);
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   switch (type) {
     case 0:
       return dv.getUint8(0);
@@ -283,7 +284,10 @@ export async function readGgufHeader(src: ByteSource): Promise<GgufHeader> {
     const value = await readValue(c, type, 0, `value of ${JSON.stringify(key)}`);
     if (key === 'general.alignment') {
       if (type !== 4 || typeof value !== 'number' || value === 0 || (value & (value - 1)) !== 0)
-        fail(label, `general.alignment must be a UINT32 power of two, got ${JSON.stringify(String(value))}`);
+        fail(
+          label,
+          `general.alignment must be a UINT32 power of two, got ${GGUF_VALUE_TYPES[type] ?? type} ${typeof value === 'object' ? 'array' : String(value)}`,
+        );
       alignment = value;
     }
     kv.push({ key, type, value });

@@ -45,7 +45,7 @@ async function modelInfo(file: string): Promise<OnnxModelInfo | null> {
   }
   const hit = cache.get(file);
   if (hit && hit.size === st.size && hit.mtimeMs === st.mtimeMs) return hit.info;
-  let info: OnnxModelInfo | null = null;
+  let info: OnnxModelInfo | null;
   try {
     const src = await FileSource.open(file);
     try {
