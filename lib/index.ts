@@ -128,6 +128,15 @@ export {
 export { diffSides, summarizeChanges, type DiffSide, type DiffSummary } from './diff/tensor-diff';
 export { diffWorktree, type WorktreeDiffContext } from './commands/diff';
 export {
+  publish,
+  publishLog,
+  parseByteSize,
+  type PublishFormat,
+  type PublishOptions,
+  type PublishReport,
+  type PublishRecord,
+} from './commands/publish';
+export {
   logCommits,
   logGraph,
   type LogOptions,
