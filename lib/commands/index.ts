@@ -66,3 +66,4 @@ export {
   type PublishReport,
   type PublishRecord,
 } from './publish';
+export { hubGet, hubSidecar, MAX_RANGE_BYTES, type HubGetOptions, type HubGetReport, type HubFileReport } from './hub';

@@ -90,10 +90,10 @@ describe.skipIf(!hasTorch)('coral publish', () => {
       const r = await repo.publish('HEAD', { format: 'hf', out, shardSize: 1500 });
       expect(r.shards).toBeGreaterThan(1);
       expect(r.tensors).toBe(6);
-      expect(fs.readdirSync(out).sort()).toEqual(
-        [...r.files].sort(),
+      expect(fs.readdirSync(out).sort()).toEqual([...r.files].sort());
+      expect(r.files).toEqual(
+        expect.arrayContaining(['model.safetensors.index.json', 'config.json', 'tokenizer.json', 'README.md']),
       );
-      expect(r.files).toEqual(expect.arrayContaining(['model.safetensors.index.json', 'config.json', 'tokenizer.json', 'README.md']));
       expect(r.files).not.toContain('train.py');
       expect(fs.readFileSync(path.join(out, 'config.json'), 'utf8')).toBe('{"hidden": 32}\n');
       const loaded = JSON.parse(py(LOAD_HF, out, pt)) as { tensors: number; shards: number };
@@ -114,8 +114,12 @@ describe.skipIf(!hasTorch)('coral publish', () => {
 
       const ml = path.join(dir(), 'mlflow');
       const m = await repo.publish('HEAD', { format: 'mlflow', out: ml });
-      expect(m.files).toEqual(expect.arrayContaining(['MLmodel', 'metrics.json', 'data/model.safetensors', 'data/config.json']));
-      const mlmodel = JSON.parse(py('import sys, json, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))', path.join(ml, 'MLmodel'))) as {
+      expect(m.files).toEqual(
+        expect.arrayContaining(['MLmodel', 'metrics.json', 'data/model.safetensors', 'data/config.json']),
+      );
+      const mlmodel = JSON.parse(
+        py('import sys, json, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))', path.join(ml, 'MLmodel')),
+      ) as {
         flavors: { coral: { weights: string[]; commit: string } };
         metadata: { metrics: Record<string, unknown> };
       };
@@ -132,8 +136,14 @@ describe.skipIf(!hasTorch)('coral publish', () => {
       ]);
 
       await expectCode(repo.publish('HEAD', { format: 'hf', out }), InvalidArgumentError.code); // not empty
-      await expectCode(repo.publish('HEAD', { format: 'zip' as 'hf', out: path.join(dir(), 'x') }), InvalidArgumentError.code);
-      await expectCode(repo.publish('HEAD', { format: 'hf', out: path.join(dir(), 'y'), paths: ['train.py'] }), InvalidArgumentError.code);
+      await expectCode(
+        repo.publish('HEAD', { format: 'zip' as 'hf', out: path.join(dir(), 'x') }),
+        InvalidArgumentError.code,
+      );
+      await expectCode(
+        repo.publish('HEAD', { format: 'hf', out: path.join(dir(), 'y'), paths: ['train.py'] }),
+        InvalidArgumentError.code,
+      );
     } finally {
       await repo.close();
     }

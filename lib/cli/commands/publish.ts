@@ -1,5 +1,5 @@
 /** `coral publish <rev> --format hf|mlflow <dir> [--shard-size 5GB] [--path <file>]... [--name <name>] [--json]`, `coral publish --list`. */
-import { invalidParameter, parseByteSize, type PublishFormat } from '../../index';
+import { invalidParameter, parseByteSize } from '../../index';
 import { JSON_OPT, UsageError, resolvePaths, withRepo, type Command } from '../command';
 import { humanBytes, print, printJson } from '../output';
 import { short } from '../render';
@@ -34,7 +34,7 @@ export const publishCommand: Command = {
       if (format !== 'hf' && format !== 'mlflow') throw invalidParameter('--format', 'hf or mlflow', format);
       const [rev, dir] = ctx.args;
       const r = await repo.publish(rev, {
-        format: format as PublishFormat,
+        format: format,
         out: resolvePaths(ctx, [dir])[0],
         shardSize: ctx.flags['shard-size'] ? parseByteSize(ctx.flags['shard-size'] as string) : undefined,
         paths: ctx.flags.path as string[] | undefined,
