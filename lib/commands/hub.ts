@@ -23,7 +23,7 @@
 import * as crypto from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { ChecksumMismatchError, InvalidArgumentError, UnsafePathError } from '../errors';
+import { ChecksumMismatchError, InvalidArgumentError, LimitExceededError, UnsafePathError } from '../errors';
 import { FileSource, writeFileAtomic } from '../formats/io';
 import {
   MAX_HEADER_BYTES,
@@ -37,7 +37,6 @@ import { treePathProblem } from '../models/tree';
 import type { ObjectReader } from '../odb/objects';
 import { HubClient, SIDECAR_SUFFIX, checkSidecar, globToRegExp, type HubFile, type Sidecar } from '../remote/hf-hub';
 import type { Tensor } from '../tensor/tensor';
-import { LimitExceededError } from '../errors';
 
 /** Largest run of adjacent tensors fetched in one request. */
 export const MAX_RANGE_BYTES = 256 * 1024 * 1024;

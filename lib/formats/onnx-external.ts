@@ -62,6 +62,29 @@ async function modelInfo(file: string): Promise<OnnxModelInfo | null> {
   return info;
 }
 
+/** `.onnx` names per directory, revalidated by the directory's mtime (adding many files lists each directory once). */
+const dirCache = new Map<string, { mtimeMs: number; names: string[] }>();
+
+async function onnxFilesIn(dir: string): Promise<string[]> {
+  let mtimeMs: number;
+  try {
+    mtimeMs = (await fsp.stat(dir)).mtimeMs;
+  } catch {
+    return [];
+  }
+  const hit = dirCache.get(dir);
+  if (hit && hit.mtimeMs === mtimeMs) return hit.names;
+  let names: string[];
+  try {
+    names = (await fsp.readdir(dir)).filter((n) => n.toLowerCase().endsWith('.onnx')).sort();
+  } catch {
+    return [];
+  }
+  if (dirCache.size >= CACHE_LIMIT) dirCache.delete(dirCache.keys().next().value!);
+  dirCache.set(dir, { mtimeMs, names });
+  return names;
+}
+
 /**
  * The `onnx-external` layout of `dataPath` when a `.onnx` file in its directory
  * references it, else null. FormatError when that model's references do not
@@ -71,12 +94,7 @@ export async function scanOnnxExternalData(dataPath: string, fileSize: number): 
   const abs = path.resolve(dataPath);
   const dir = path.dirname(abs);
   if (abs.toLowerCase().endsWith('.onnx')) return null;
-  let names: string[];
-  try {
-    names = (await fsp.readdir(dir)).filter((n) => n.toLowerCase().endsWith('.onnx')).sort();
-  } catch {
-    return null;
-  }
+  const names = await onnxFilesIn(dir);
   for (const n of names.slice(0, MAX_SIBLING_MODELS)) {
     const model = path.join(dir, n);
     const info = await modelInfo(model);
