@@ -52,7 +52,7 @@ import {
   WIRE_I64,
   WIRE_LEN,
   WIRE_VARINT,
-  fields,
+  fieldBatches,
   readPackedVarints,
   readString,
 } from './protobuf';
@@ -168,19 +168,20 @@ class Walker {
 
   async model(start: number, end: number): Promise<void> {
     let training = 0;
-    for await (const f of fields(this.w, start, end, 'ModelProto')) {
-      if (f.field === 1 && f.wire === WIRE_VARINT) this.irVersion = f.value;
-      else if (f.field === 7) {
-        this.lenField(f, 'ModelProto.graph');
-        await this.graph(f.start, f.end, '', 1);
-      } else if (f.field === 20) {
-        this.lenField(f, 'ModelProto.training_info');
-        await this.trainingInfo(f.start, f.end, `training_info[${training++}].`, 1);
-      } else if (f.field === 25) {
-        this.lenField(f, 'ModelProto.functions');
-        await this.func(f.start, f.end, 1);
+    for await (const b_f of fieldBatches(this.w, start, end, 'ModelProto'))
+      for (const f of b_f) {
+        if (f.field === 1 && f.wire === WIRE_VARINT) this.irVersion = f.value;
+        else if (f.field === 7) {
+          this.lenField(f, 'ModelProto.graph');
+          await this.graph(f.start, f.end, '', 1);
+        } else if (f.field === 20) {
+          this.lenField(f, 'ModelProto.training_info');
+          await this.trainingInfo(f.start, f.end, `training_info[${training++}].`, 1);
+        } else if (f.field === 25) {
+          this.lenField(f, 'ModelProto.functions');
+          await this.func(f.start, f.end, 1);
+        }
       }
-    }
   }
 
   private async graph(start: number, end: number, prefix: string, depth: number): Promise<void> {
@@ -188,28 +189,30 @@ class Walker {
     let node = 0;
     let init = 0;
     let sparse = 0;
-    for await (const f of fields(this.w, start, end, 'GraphProto')) {
-      if (f.field === 1) {
-        this.lenField(f, 'GraphProto.node');
-        await this.node(f.start, f.end, prefix, node++, d);
-      } else if (f.field === 5) {
-        this.lenField(f, 'GraphProto.initializer');
-        await this.tensor(f.start, f.end, 'initializer', `${prefix}initializer[${init++}]`, prefix, d);
-      } else if (f.field === 15) {
-        this.lenField(f, 'GraphProto.sparse_initializer');
-        await this.sparse(f.start, f.end, `${prefix}sparse_initializer[${sparse++}]`, prefix, d);
+    for await (const b_f of fieldBatches(this.w, start, end, 'GraphProto'))
+      for (const f of b_f) {
+        if (f.field === 1) {
+          this.lenField(f, 'GraphProto.node');
+          await this.node(f.start, f.end, prefix, node++, d);
+        } else if (f.field === 5) {
+          this.lenField(f, 'GraphProto.initializer');
+          await this.tensor(f.start, f.end, 'initializer', `${prefix}initializer[${init++}]`, prefix, d);
+        } else if (f.field === 15) {
+          this.lenField(f, 'GraphProto.sparse_initializer');
+          await this.sparse(f.start, f.end, `${prefix}sparse_initializer[${sparse++}]`, prefix, d);
+        }
       }
-    }
   }
 
   private async trainingInfo(start: number, end: number, prefix: string, depth: number): Promise<void> {
     const d = this.deeper(depth, start);
-    for await (const f of fields(this.w, start, end, 'TrainingInfoProto')) {
-      if (f.field === 1 || f.field === 2) {
-        this.lenField(f, 'TrainingInfoProto graph');
-        await this.graph(f.start, f.end, `${prefix}${f.field === 1 ? 'initialization' : 'algorithm'}/`, d);
+    for await (const b_f of fieldBatches(this.w, start, end, 'TrainingInfoProto'))
+      for (const f of b_f) {
+        if (f.field === 1 || f.field === 2) {
+          this.lenField(f, 'TrainingInfoProto graph');
+          await this.graph(f.start, f.end, `${prefix}${f.field === 1 ? 'initialization' : 'algorithm'}/`, d);
+        }
       }
-    }
   }
 
   private async func(start: number, end: number, depth: number): Promise<void> {
@@ -218,12 +221,13 @@ class Walker {
     let domain = '';
     const nodes: Field[] = [];
     const attrs: Field[] = [];
-    for await (const f of fields(this.w, start, end, 'FunctionProto')) {
-      if (f.field === 1 && f.wire === WIRE_LEN) name = await readString(this.w, f);
-      else if (f.field === 10 && f.wire === WIRE_LEN) domain = await readString(this.w, f);
-      else if (f.field === 7) nodes.push(f);
-      else if (f.field === 11) attrs.push(f);
-    }
+    for await (const b_f of fieldBatches(this.w, start, end, 'FunctionProto'))
+      for (const f of b_f) {
+        if (f.field === 1 && f.wire === WIRE_LEN) name = await readString(this.w, f);
+        else if (f.field === 10 && f.wire === WIRE_LEN) domain = await readString(this.w, f);
+        else if (f.field === 7) nodes.push(f);
+        else if (f.field === 11) attrs.push(f);
+      }
     const prefix = `function:${domain ? `${domain}.` : ''}${name}/`;
     let i = 0;
     for (const f of nodes) {
@@ -241,11 +245,12 @@ class Walker {
     let name = '';
     let output = '';
     const attrs: Field[] = [];
-    for await (const f of fields(this.w, start, end, 'NodeProto')) {
-      if (f.field === 3 && f.wire === WIRE_LEN) name = await readString(this.w, f);
-      else if (f.field === 2 && f.wire === WIRE_LEN && !output) output = await readString(this.w, f);
-      else if (f.field === 5) attrs.push(f);
-    }
+    for await (const b_f of fieldBatches(this.w, start, end, 'NodeProto'))
+      for (const f of b_f) {
+        if (f.field === 3 && f.wire === WIRE_LEN) name = await readString(this.w, f);
+        else if (f.field === 2 && f.wire === WIRE_LEN && !output) output = await readString(this.w, f);
+        else if (f.field === 5) attrs.push(f);
+      }
     const label = name || output || `node[${index}]`;
     for (const f of attrs) {
       this.lenField(f, 'NodeProto.attribute');
@@ -257,10 +262,11 @@ class Walker {
     const d = this.deeper(depth, start);
     let name = '';
     const parts: Field[] = [];
-    for await (const f of fields(this.w, start, end, 'AttributeProto')) {
-      if (f.field === 1 && f.wire === WIRE_LEN) name = await readString(this.w, f);
-      else if ([5, 6, 10, 11, 22, 23].includes(f.field)) parts.push(f);
-    }
+    for await (const b_f of fieldBatches(this.w, start, end, 'AttributeProto'))
+      for (const f of b_f) {
+        if (f.field === 1 && f.wire === WIRE_LEN) name = await readString(this.w, f);
+        else if ([5, 6, 10, 11, 22, 23].includes(f.field)) parts.push(f);
+      }
     const base = `${prefix}${node}.${name || 'attribute'}`;
     const count = new Map<number, number>();
     for (const f of parts) {
@@ -294,10 +300,11 @@ class Walker {
     const d = this.deeper(depth, start);
     let values: Field | null = null;
     let indices: Field | null = null;
-    for await (const f of fields(this.w, start, end, 'SparseTensorProto')) {
-      if (f.field === 1) values = f;
-      else if (f.field === 2) indices = f;
-    }
+    for await (const b_f of fieldBatches(this.w, start, end, 'SparseTensorProto'))
+      for (const f of b_f) {
+        if (f.field === 1) values = f;
+        else if (f.field === 2) indices = f;
+      }
     let name = fallback;
     if (values) {
       this.lenField(values, 'SparseTensorProto.values');
@@ -340,73 +347,75 @@ class Walker {
       external: false,
       externalData: new Map(),
     };
-    for await (const f of fields(this.w, start, end, 'TensorProto')) {
-      switch (f.field) {
-        case 1: // dims: repeated int64, packed or not
-          if (f.wire === WIRE_LEN) {
-            tf.dims.push(
-              ...(await readPackedVarints(
-                this.w,
-                f.start,
-                f.end,
-                MAX_ONNX_RANK + 1 - tf.dims.length,
-                'TensorProto.dims',
-              )),
-            );
-          } else if (f.wire === WIRE_VARINT) tf.dims.push(f.value);
-          if (tf.dims.length > MAX_ONNX_RANK)
-            throw new LimitExceededError(
-              `${this.w.label}: tensor at byte ${start} has more than ${MAX_ONNX_RANK} dimensions`,
-              { offset: start, limit: MAX_ONNX_RANK },
-            );
-          break;
-        case 2:
-          if (f.wire === WIRE_VARINT) tf.dataType = f.value;
-          break;
-        case 3:
-          tf.hasSegment = true;
-          break;
-        case 4:
-          if (f.wire === WIRE_LEN) tf.floatPacked.push(f);
-          else if (f.wire === WIRE_I32) tf.other++;
-          break;
-        case 10:
-          if (f.wire === WIRE_LEN) tf.doublePacked.push(f);
-          else if (f.wire === WIRE_I64) tf.other++;
-          break;
-        case 5:
-        case 6:
-        case 7:
-        case 11:
-          tf.other++;
-          break;
-        case 8:
-          if (f.wire === WIRE_LEN) tf.name = await readString(this.w, f);
-          break;
-        case 9:
-          if (f.wire === WIRE_LEN) tf.raw.push(f);
-          break;
-        case 13:
-          if (f.wire === WIRE_LEN) {
-            const [k, v] = await this.stringEntry(f);
-            tf.externalData.set(k, v);
-          }
-          break;
-        case 14:
-          if (f.wire === WIRE_VARINT) tf.external = f.value === 1;
-          break;
+    for await (const b_f of fieldBatches(this.w, start, end, 'TensorProto'))
+      for (const f of b_f) {
+        switch (f.field) {
+          case 1: // dims: repeated int64, packed or not
+            if (f.wire === WIRE_LEN) {
+              tf.dims.push(
+                ...(await readPackedVarints(
+                  this.w,
+                  f.start,
+                  f.end,
+                  MAX_ONNX_RANK + 1 - tf.dims.length,
+                  'TensorProto.dims',
+                )),
+              );
+            } else if (f.wire === WIRE_VARINT) tf.dims.push(f.value);
+            if (tf.dims.length > MAX_ONNX_RANK)
+              throw new LimitExceededError(
+                `${this.w.label}: tensor at byte ${start} has more than ${MAX_ONNX_RANK} dimensions`,
+                { offset: start, limit: MAX_ONNX_RANK },
+              );
+            break;
+          case 2:
+            if (f.wire === WIRE_VARINT) tf.dataType = f.value;
+            break;
+          case 3:
+            tf.hasSegment = true;
+            break;
+          case 4:
+            if (f.wire === WIRE_LEN) tf.floatPacked.push(f);
+            else if (f.wire === WIRE_I32) tf.other++;
+            break;
+          case 10:
+            if (f.wire === WIRE_LEN) tf.doublePacked.push(f);
+            else if (f.wire === WIRE_I64) tf.other++;
+            break;
+          case 5:
+          case 6:
+          case 7:
+          case 11:
+            tf.other++;
+            break;
+          case 8:
+            if (f.wire === WIRE_LEN) tf.name = await readString(this.w, f);
+            break;
+          case 9:
+            if (f.wire === WIRE_LEN) tf.raw.push(f);
+            break;
+          case 13:
+            if (f.wire === WIRE_LEN) {
+              const [k, v] = await this.stringEntry(f);
+              tf.externalData.set(k, v);
+            }
+            break;
+          case 14:
+            if (f.wire === WIRE_VARINT) tf.external = f.value === 1;
+            break;
+        }
       }
-    }
     return tf;
   }
 
   private async stringEntry(f: Field): Promise<[string, string]> {
     let k = '';
     let v = '';
-    for await (const e of fields(this.w, f.start, f.end, 'StringStringEntryProto')) {
-      if (e.field === 1 && e.wire === WIRE_LEN) k = await readString(this.w, e);
-      else if (e.field === 2 && e.wire === WIRE_LEN) v = await readString(this.w, e);
-    }
+    for await (const b_e of fieldBatches(this.w, f.start, f.end, 'StringStringEntryProto'))
+      for (const e of b_e) {
+        if (e.field === 1 && e.wire === WIRE_LEN) k = await readString(this.w, e);
+        else if (e.field === 2 && e.wire === WIRE_LEN) v = await readString(this.w, e);
+      }
     return [k, v];
   }
 

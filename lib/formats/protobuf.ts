@@ -8,7 +8,8 @@
  * @see https://protobuf.dev/programming-guides/encoding/
  *
  * @example
- * for await (const f of fields(w, 0, w.size, 'ModelProto')) if (f.field === 7) await walkGraph(f.start, f.end);
+ * for await (const batch of fieldBatches(w, 0, w.size, 'ModelProto'))
+ *   for (const f of batch) if (f.field === 7) await walkGraph(f.start, f.end);
  */
 import { FormatError, LimitExceededError } from '../errors';
 import type { WindowReader } from './window';
@@ -34,9 +35,8 @@ export interface Field {
   value: number;
 }
 
-/** Decodes a varint at `pos`; returns [value, byteLength]. Values >= 2^53 come back as Infinity. */
-export async function readVarint(w: WindowReader, pos: number, limit: number, what: string): Promise<[number, number]> {
-  const avail = await w.needUpTo(pos, Math.min(MAX_VARINT_BYTES, limit - pos), what);
+/** Decodes a varint at `pos` from the window (the caller made [pos, pos+avail) readable). */
+function decodeVarint(w: WindowReader, pos: number, avail: number, what: string): [number, number] {
   let value = 0;
   let mul = 1;
   for (let i = 0; i < avail; i++) {
@@ -52,15 +52,37 @@ export async function readVarint(w: WindowReader, pos: number, limit: number, wh
   throw new FormatError(`${w.label}: ${what}: varint at byte ${pos} runs past the end of its message`, { offset: pos });
 }
 
+/** Decodes a varint at `pos` (not past `limit`); returns [value, byteLength]. Values >= 2^53 come back as Infinity. */
+export async function readVarint(w: WindowReader, pos: number, limit: number, what: string): Promise<[number, number]> {
+  const want = Math.min(MAX_VARINT_BYTES, limit - pos);
+  const avail = w.has(pos, want) ? want : await w.needUpTo(pos, want, what);
+  return decodeVarint(w, pos, avail, what);
+}
+
+/** Fields handed out per batch: one await per batch instead of one per field. */
+const BATCH = 1024;
+
 /**
- * Yields the fields of the message occupying [start, end), in file order.
- * Groups (wire types 3/4) are refused: ONNX never uses them.
+ * Yields the fields of the message occupying [start, end), in file order, in
+ * batches (the window is refilled between fields only when a tag or length
+ * leaves it). Groups (wire types 3/4) are refused: ONNX never uses them.
  */
-export async function* fields(w: WindowReader, start: number, end: number, what: string): AsyncGenerator<Field> {
+export async function* fieldBatches(
+  w: WindowReader,
+  start: number,
+  end: number,
+  what: string,
+): AsyncGenerator<Field[]> {
   let pos = start;
+  let batch: Field[] = [];
+  const varint = async (at: number, label: string): Promise<[number, number]> => {
+    const want = Math.min(MAX_VARINT_BYTES, end - at);
+    const avail = w.has(at, want) ? want : await w.needUpTo(at, want, label);
+    return decodeVarint(w, at, avail, label);
+  };
   while (pos < end) {
     const tagAt = pos;
-    const [tag, tn] = await readVarint(w, pos, end, `${what} field tag`);
+    const [tag, tn] = await varint(pos, `${what} field tag`);
     pos += tn;
     const field = Math.floor(tag / 8);
     const wire = tag % 8;
@@ -71,7 +93,7 @@ export async function* fields(w: WindowReader, start: number, end: number, what:
     let vEnd: number;
     switch (wire) {
       case WIRE_VARINT: {
-        const [v, n] = await readVarint(w, pos, end, `${what} field ${field}`);
+        const [v, n] = await varint(pos, `${what} field ${field}`);
         value = v;
         vEnd = pos + n;
         break;
@@ -83,7 +105,7 @@ export async function* fields(w: WindowReader, start: number, end: number, what:
         vEnd = pos + 4;
         break;
       case WIRE_LEN: {
-        const [len, n] = await readVarint(w, pos, end, `${what} field ${field} length`);
+        const [len, n] = await varint(pos, `${what} field ${field} length`);
         vStart = pos + n;
         vEnd = vStart + len;
         break;
@@ -99,9 +121,14 @@ export async function* fields(w: WindowReader, start: number, end: number, what:
         { offset: tagAt, end },
       );
     }
-    yield { field, wire, tagAt, start: vStart, end: vEnd, value };
+    batch.push({ field, wire, tagAt, start: vStart, end: vEnd, value });
+    if (batch.length === BATCH) {
+      yield batch;
+      batch = [];
+    }
     pos = vEnd;
   }
+  if (batch.length) yield batch;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: false });
@@ -109,7 +136,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: false });
 /** Reads a length-delimited field as a (lossily decoded) UTF-8 string, capped at `max` bytes. */
 export async function readString(w: WindowReader, f: Field, max = 4096): Promise<string> {
   const n = Math.min(f.end - f.start, max);
-  await w.need(f.start, n, 'string field');
+  if (!w.has(f.start, n)) await w.need(f.start, n, 'string field');
   return utf8.decode(w.bytes(f.start, n));
 }
 

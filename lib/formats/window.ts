@@ -34,6 +34,11 @@ export class WindowReader {
     return this.src.label;
   }
 
+  /** Is [pos, pos+n) in the window already (then no `need` is required)? */
+  has(pos: number, n: number): boolean {
+    return pos >= this.base && pos + n <= this.base + this.buf.byteLength;
+  }
+
   /** Makes [pos, pos+n) readable; FormatError when it passes the end of the file. */
   async need(pos: number, n: number, what: string): Promise<void> {
     if (pos >= this.base && pos + n <= this.base + this.buf.byteLength) return;
