@@ -10,8 +10,8 @@
  * tensors, so it deduplicates and delta-encodes tensor by tensor like any
  * checkpoint (its metadata names the model under `onnx.model`). The data
  * file's layout comes from the model that references it: scanning a file that
- * no format claims looks for `.onnx` files in the same directory whose
- * references name it. A data file stored without its model is a raw file
+ * no format claims looks for `.onnx` files in its directory and up to two
+ * directories above whose references name it. A data file stored without its model is a raw file
  * (byte-exact, deduplicated by content-defined chunks only).
  *
  * @example
@@ -26,6 +26,8 @@ import { type OnnxModelInfo, onnxExternalLayout, readOnnxTensors } from './onnx'
 
 /** Sibling models examined per directory (a directory of thousands of models is not searched). */
 export const MAX_SIBLING_MODELS = 64;
+/** Directories above the data file searched for its model. */
+export const MAX_LEVELS_UP = 2;
 
 interface Cached {
   size: number;
@@ -94,15 +96,28 @@ export async function scanOnnxExternalData(dataPath: string, fileSize: number): 
   const abs = path.resolve(dataPath);
   const dir = path.dirname(abs);
   if (abs.toLowerCase().endsWith('.onnx')) return null;
-  const names = await onnxFilesIn(dir);
-  for (const n of names.slice(0, MAX_SIBLING_MODELS)) {
-    const model = path.join(dir, n);
-    const info = await modelInfo(model);
-    if (!info) continue;
-    for (const t of info.tensors) {
-      if (t.storage !== 'external' || path.resolve(dir, t.location!) !== abs) continue;
-      return onnxExternalLayout(info, t.location!, fileSize, dataPath, n);
+  // The model sits next to its data file or up to two directories above it (`location: weights/w.bin`).
+  let where = dir;
+  for (let up = 0; up <= MAX_LEVELS_UP; up++) {
+    const names = await onnxFilesIn(where);
+    for (const n of names.slice(0, MAX_SIBLING_MODELS)) {
+      const model = path.join(where, n);
+      const info = await modelInfo(model);
+      if (!info) continue;
+      for (const t of info.tensors) {
+        if (t.storage !== 'external' || path.resolve(where, t.location!) !== abs) continue;
+        return onnxExternalLayout(
+          info,
+          t.location!,
+          fileSize,
+          dataPath,
+          path.relative(dir, model).split(path.sep).join('/'),
+        );
+      }
     }
+    const parent = path.dirname(where);
+    if (parent === where) break;
+    where = parent;
   }
   return null;
 }

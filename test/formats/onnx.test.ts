@@ -214,6 +214,25 @@ describe('ONNX tensors everywhere (built field by field)', () => {
     expect(await run(path.join(d, 'every.onnx'), X)).toEqual(before);
   });
 
+  it('external data in a subdirectory (location weights/w.bin) is found from the model above it', async () => {
+    const d = dir();
+    const { model: m, data } = externalModel('weights/w.bin', 8);
+    fs.writeFileSync(path.join(d, 'm.onnx'), m);
+    fs.mkdirSync(path.join(d, 'weights'));
+    fs.writeFileSync(path.join(d, 'weights', 'w.bin'), data);
+    const before = await run(path.join(d, 'm.onnx'), X);
+    const layout = await scanCheckpoint(path.join(d, 'weights', 'w.bin'));
+    expect(layout.format).toBe('onnx-external');
+    expect(layout.metadata!['onnx.model']).toBe('../m.onnx');
+    const repo = await Repository.init(d);
+    try {
+      await roundTrip(repo, ['m.onnx', 'weights/w.bin'], 'nested external');
+    } finally {
+      await repo.close();
+    }
+    expect(await run(path.join(d, 'm.onnx'), X)).toEqual(before);
+  });
+
   it('external data: the .onnx and its data file are stored together, tensor by tensor', async () => {
     const d = dir();
     const { model: m, data } = externalModel('weights.bin', 5);
