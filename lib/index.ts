@@ -136,7 +136,14 @@ export {
   type PublishReport,
   type PublishRecord,
 } from './commands/publish';
-export { hubGet, hubSidecar, type HubGetOptions, type HubGetReport, type HubFileReport } from './commands/hub';
+export {
+  hubGet,
+  hubSidecar,
+  writeHubSidecar,
+  type HubGetOptions,
+  type HubGetReport,
+  type HubFileReport,
+} from './commands/hub';
 export { HubClient, SIDECAR_SUFFIX, type HubFile, type Sidecar, type SidecarTensor } from './remote/hf-hub';
 export {
   logCommits,

@@ -35,7 +35,15 @@ import {
 import { contentId } from '../hash';
 import { treePathProblem } from '../models/tree';
 import type { ObjectReader } from '../odb/objects';
-import { HubClient, SIDECAR_SUFFIX, checkSidecar, globToRegExp, type HubFile, type Sidecar } from '../remote/hf-hub';
+import { globToRegExp } from '../merge/rules';
+import {
+  HubClient,
+  SIDECAR_SUFFIX,
+  checkSidecar,
+  pathGlobToRegExp,
+  type HubFile,
+  type Sidecar,
+} from '../remote/hf-hub';
 import type { Tensor } from '../tensor/tensor';
 
 /** Largest run of adjacent tensors fetched in one request. */
@@ -84,10 +92,18 @@ export interface HubGetReport {
   requests: number;
 }
 
-function matcher(globs: string[] | undefined, baseNames: boolean): (s: string) => boolean {
+/** File globs match the path, or the base name when the glob has no `/`. */
+function pathMatcher(globs: string[] | undefined): (s: string) => boolean {
   if (!globs?.length) return () => true;
-  const res = globs.map((g) => ({ re: globToRegExp(g), base: baseNames && !g.includes('/') }));
+  const res = globs.map((g) => ({ re: pathGlobToRegExp(g), base: !g.includes('/') }));
   return (s) => res.some(({ re, base }) => re.test(s) || (base && re.test(path.posix.basename(s))));
+}
+
+/** Tensor-name globs, as `merge --resolve` spells them (`*` matches dots too, `[...]` classes). */
+function nameMatcher(globs: string[] | undefined): (s: string) => boolean {
+  if (!globs?.length) return () => true;
+  const res = globs.map((g) => globToRegExp(g));
+  return (s) => res.some((re) => re.test(s));
 }
 
 function destPath(dir: string, rel: string): string {
@@ -230,8 +246,8 @@ export async function hubGet(
   HubClient.checkRepo(repo);
   const rev = opts.rev ?? 'main';
   const dir = path.resolve(opts.dir ?? ctx.worktree ?? '.');
-  const include = matcher(opts.include, true);
-  const want = matcher(opts.tensors, false);
+  const include = pathMatcher(opts.include);
+  const want = nameMatcher(opts.tensors);
   const filtered = !!opts.tensors?.length;
   const all = await hub.listFiles(repo, rev);
   const byPath = new Map(all.map((f) => [f.path, f]));
@@ -318,4 +334,14 @@ export async function hubSidecar(file: string): Promise<Sidecar> {
   } finally {
     await src.close();
   }
+}
+
+/** Writes the sidecar of `file` to `out` (default `<file>.coral.json`) atomically; returns the path. */
+export async function writeHubSidecar(
+  file: string,
+  out = `${file}${SIDECAR_SUFFIX}`,
+): Promise<{ path: string; sidecar: Sidecar }> {
+  const sidecar = await hubSidecar(file);
+  await writeFileAtomic(out, (sink) => sink.write(Buffer.from(`${JSON.stringify(sidecar)}\n`)));
+  return { path: out, sidecar };
 }

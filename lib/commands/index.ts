@@ -66,4 +66,12 @@ export {
   type PublishReport,
   type PublishRecord,
 } from './publish';
-export { hubGet, hubSidecar, MAX_RANGE_BYTES, type HubGetOptions, type HubGetReport, type HubFileReport } from './hub';
+export {
+  hubGet,
+  hubSidecar,
+  writeHubSidecar,
+  MAX_RANGE_BYTES,
+  type HubGetOptions,
+  type HubGetReport,
+  type HubFileReport,
+} from './hub';

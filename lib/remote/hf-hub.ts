@@ -221,8 +221,11 @@ export function checkSidecar(v: unknown, label: string): Sidecar {
   return { ...(o as Sidecar), tensors };
 }
 
-/** `*` (not across `/`), `**` (across), `?`; a glob without `/` given for paths also matches base names. */
-export function globToRegExp(glob: string): RegExp {
+/**
+ * File path globs: `*` and `?` stay within one path component, `**` crosses
+ * them (tensor-name globs use lib/merge/rules.ts `globToRegExp`, where `*` matches anything).
+ */
+export function pathGlobToRegExp(glob: string): RegExp {
   let re = '';
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i];

@@ -3,10 +3,9 @@
  * `coral hub sidecar <file.safetensors> [-o <out>]`.
  */
 import * as path from 'node:path';
-import { CoralError, NotARepositoryError, Repository, hubGet, hubSidecar, type HubGetReport } from '../../index';
+import { CoralError, NotARepositoryError, Repository, hubGet, writeHubSidecar, type HubGetReport } from '../../index';
 import { JSON_OPT, UsageError, resolvePaths, type Command, type Ctx } from '../command';
 import { humanBytes, print, printJson } from '../output';
-import { writeFileSync } from 'node:fs';
 
 async function openRepo(ctx: Ctx): Promise<Repository | null> {
   try {
@@ -50,9 +49,10 @@ export const hubCommand: Command = {
     if (sub === 'sidecar') {
       if (!arg) throw new UsageError('coral hub sidecar <file.safetensors> [-o <out>]');
       const file = resolvePaths(ctx, [arg])[0];
-      const sc = await hubSidecar(file);
-      const out = ctx.flags.output ? resolvePaths(ctx, [ctx.flags.output as string])[0] : `${file}.coral.json`;
-      writeFileSync(out, `${JSON.stringify(sc)}\n`);
+      const { path: out, sidecar: sc } = await writeHubSidecar(
+        file,
+        ctx.flags.output ? resolvePaths(ctx, [ctx.flags.output as string])[0] : undefined,
+      );
       if (ctx.flags.json) return printJson(ctx, { file, sidecar: out, tensors: Object.keys(sc.tensors).length });
       print(ctx, `wrote ${path.relative(ctx.cwd, out) || out} (${Object.keys(sc.tensors).length} tensors)`);
       return;
