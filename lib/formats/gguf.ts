@@ -208,7 +208,20 @@ async function readValue(c: Cursor, type: number, depth: number, what: string): 
         fail(c.w.label, `${what}: array of ${count} ${GGUF_VALUE_TYPES[at]} runs past the end of the file`, {
           count,
         });
-      for (let i = 0; i < count; i++) await readValue(c, at, depth + 1, `${what}[${i}]`);
+      if (at === T_STRING) {
+        // Token lists hold 10^5 strings: skip them in a tight loop, refilling the window only when needed.
+        for (let i = 0; i < count; i++) {
+          if (!c.w.has(c.pos, 8)) await c.w.need(c.pos, 8, `${what}[${i}] length`);
+          const n = c.w.u64(c.pos);
+          if (n > GGUF_MAX_STRING)
+            throw new LimitExceededError(`${c.w.label}: ${what}[${i}] at byte ${c.pos} is ${n} bytes long`, {
+              offset: c.pos,
+            });
+          c.pos += 8;
+          if (!(c.pos + n <= c.w.size)) fail(c.w.label, `${what}[${i}] at byte ${c.pos} runs past the end of the file`);
+          c.pos += n;
+        }
+      } else for (let i = 0; i < count; i++) await readValue(c, at, depth + 1, `${what}[${i}]`);
     }
     return { arrayType: at, count };
   }
