@@ -102,7 +102,6 @@ function collectWeights(files: Record<string, FileEntry>, paths: string[] | unde
       throw new InvalidArgumentError(`'${p}' is a ${e.format} file, not safetensors/PyTorch/NumPy weights`, {
         path: p,
       });
-    if (path.posix.basename(p) === 'model.safetensors.index.json') continue;
     for (const te of e.tensors) {
       const prev = seen.get(te.name);
       if (prev)
