@@ -148,6 +148,10 @@ export async function scanSource(src: ByteSource, opts: ScanOptions = {}): Promi
     case 'gguf':
       layout = await scanGguf(src);
       break;
+    case 'onnx-external':
+      throw new InvalidArgumentError(
+        `${src.label}: an ONNX external data file is laid out from its model; scan it by path (scanCheckpoint) next to the .onnx`,
+      );
     case 'raw':
       layout = { format: 'raw', fileSize: src.size, segments: [], tensors: [] };
       break;
