@@ -133,6 +133,24 @@ export {
 export { diffSides, summarizeChanges, type DiffSide, type DiffSummary } from './diff/tensor-diff';
 export { diffWorktree, type WorktreeDiffContext } from './commands/diff';
 export {
+  publish,
+  publishLog,
+  parseByteSize,
+  type PublishFormat,
+  type PublishOptions,
+  type PublishReport,
+  type PublishRecord,
+} from './commands/publish';
+export {
+  hubGet,
+  hubSidecar,
+  writeHubSidecar,
+  type HubGetOptions,
+  type HubGetReport,
+  type HubFileReport,
+} from './commands/hub';
+export { HubClient, SIDECAR_SUFFIX, type HubFile, type Sidecar, type SidecarTensor } from './remote/hf-hub';
+export {
   logCommits,
   logGraph,
   type LogOptions,

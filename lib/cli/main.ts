@@ -26,6 +26,8 @@ import { statsCommand } from './commands/stats';
 import { statusCommand } from './commands/status';
 import { tagCommand } from './commands/tag';
 import { mergeCommand } from './commands/merge';
+import { publishCommand } from './commands/publish';
+import { hubCommand } from './commands/hub';
 import { defaultIo, errorLine, exitCodeFor, type Io } from './output';
 
 /** Commands by name: a Map, so `coral constructor` or `coral __proto__` is an unknown command. */
@@ -50,6 +52,8 @@ const commands = new Map<string, Command>([
   ['demo', demoCommand],
   ['merge', mergeCommand],
   ['similar', similarCommand],
+  ['publish', publishCommand],
+  ['hub', hubCommand],
 ]);
 
 function help(io: Io): void {

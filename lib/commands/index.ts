@@ -54,3 +54,24 @@ export { rebuildSimilarityIndex, similar } from './similar';
 export { stats, type StatsReport } from './stats';
 export { ignoreRules, listWorktree, status, type FileStatus, type StatusReport } from './status';
 export { createTag, deleteTag, tags, type TagInfo } from './tag';
+export {
+  publish,
+  publishLog,
+  commitMetrics,
+  parseByteSize,
+  DEFAULT_SHARD_SIZE,
+  PUBLISH_FORMATS,
+  type PublishFormat,
+  type PublishOptions,
+  type PublishReport,
+  type PublishRecord,
+} from './publish';
+export {
+  hubGet,
+  hubSidecar,
+  writeHubSidecar,
+  MAX_RANGE_BYTES,
+  type HubGetOptions,
+  type HubGetReport,
+  type HubFileReport,
+} from './hub';
