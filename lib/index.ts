@@ -134,7 +134,13 @@ export {
   type GraphRow,
   type HistoryContext,
   type HistoryEntry,
+  commitNotes,
+  commitMetric,
+  type CommitNotes,
 } from './commands/log';
+export { parseLossySpec } from './ingest/lossy';
+export type { LossySpec } from './odb/objects';
+export type { LossyMark } from './models/tree';
 export { pathspec, displayPath } from './worktree/pathspec';
 export { listBranches, type BranchInfo } from './commands/branch';
 export { annotatedTag, isPlainFile, readFileBytes, storedTensors, type StoredTensorInfo } from './commands/show';
