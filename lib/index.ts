@@ -36,6 +36,7 @@ export {
   RemoteUnavailableError,
   NonFastForwardError,
   RemoteUnsafeError,
+  WeightMismatchError,
   invalidParameter,
   type CoralCode,
 } from './errors';
@@ -288,3 +289,15 @@ export { diffIndex } from './commands/diff';
 export { branchTip } from './commands/branch';
 export { rebuildObjectIndex } from './store';
 export { parsePruneExpire, type GcOptions } from './commands/gc';
+// ---- training integrations (lib/train; docs/training.md) ----
+export {
+  CheckpointManager,
+  MODEL_FILE,
+  OPTIMIZER_FILE,
+  type TrainingState,
+  type CheckpointManagerOptions,
+  type CheckpointInfo,
+  type SaveHandle,
+  type RetentionReport,
+  type LoadedCheckpoint,
+} from './train/checkpoint';

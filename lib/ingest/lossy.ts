@@ -99,6 +99,12 @@ export class LossyTally {
     this.relL2 = Math.max(this.relL2, r.lossy.relL2Error);
   }
 
+  /** The lossy mark for a file made from `sourceSha256`, or undefined when no segment was stored lossy. */
+  markFor(sourceSha256: string): LossyMark | undefined {
+    if (!this.n) return undefined;
+    return { codec: this.codec, maxAbsError: this.maxAbs, relL2Error: this.relL2, segments: this.n, sourceSha256 };
+  }
+
   /**
    * What to spread into the FileEntry: `{}` when every segment is exact, else
    * the decoded file's sha256 and the `lossy` mark naming `sourceSha256`.
@@ -106,10 +112,7 @@ export class LossyTally {
   async entryFields(sourceSha256: string): Promise<{ sha256?: string; lossy?: LossyMark }> {
     await this.chain.catch(() => undefined);
     if (this.failed) throw this.failed;
-    if (!this.n) return {};
-    return {
-      sha256: this.sha.digest('hex'),
-      lossy: { codec: this.codec, maxAbsError: this.maxAbs, relL2Error: this.relL2, segments: this.n, sourceSha256 },
-    };
+    const lossy = this.markFor(sourceSha256);
+    return lossy ? { sha256: this.sha.digest('hex'), lossy } : {};
   }
 }
