@@ -301,3 +301,15 @@ export {
   type RetentionReport,
   type LoadedCheckpoint,
 } from './train/checkpoint';
+export {
+  ExperimentTracker,
+  Run,
+  EXPERIMENT_PREFIX,
+  type MetricPoint,
+  type RunStatus,
+  type RunSummary,
+  type RunDetail,
+  type RunComparison,
+} from './train/experiment';
+export { renderPlot, niceTicks, PALETTE, type PlotSeries, type PlotOptions, type RenderedPlot } from './train/plot';
+export { Raster, encodePng } from './train/png';
