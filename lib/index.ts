@@ -313,3 +313,16 @@ export {
 } from './train/experiment';
 export { renderPlot, niceTicks, PALETTE, type PlotSeries, type PlotOptions, type RenderedPlot } from './train/plot';
 export { Raster, encodePng } from './train/png';
+export {
+  CoralCallback,
+  loadIntoModel,
+  saveModel,
+  modelWeights,
+  optimizerWeights,
+  weightName,
+  type CoralCallbackOptions,
+  type TfModelLike,
+  type TfModuleLike,
+  type TfTensorLike,
+  type TfVariableLike,
+} from './train/tfjs';
