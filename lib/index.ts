@@ -326,3 +326,4 @@ export {
   type TfTensorLike,
   type TfVariableLike,
 } from './train/tfjs';
+export { CheckpointWatcher, type WatchCommit, type WatchOptions, type WatchRepo } from './train/watch';

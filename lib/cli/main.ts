@@ -27,6 +27,7 @@ import { statusCommand } from './commands/status';
 import { tagCommand } from './commands/tag';
 import { mergeCommand } from './commands/merge';
 import { experimentCommand } from './commands/experiment';
+import { watchCommand } from './commands/watch';
 import { defaultIo, errorLine, exitCodeFor, type Io } from './output';
 
 /** Commands by name: a Map, so `coral constructor` or `coral __proto__` is an unknown command. */
@@ -52,6 +53,7 @@ const commands = new Map<string, Command>([
   ['merge', mergeCommand],
   ['similar', similarCommand],
   ['experiment', experimentCommand],
+  ['watch', watchCommand],
 ]);
 
 function help(io: Io): void {
