@@ -297,6 +297,7 @@ export {
   type TrainingState,
   type CheckpointManagerOptions,
   type CheckpointInfo,
+  type CheckpointRef,
   type SaveHandle,
   type RetentionReport,
   type LoadedCheckpoint,

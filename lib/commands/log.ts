@@ -271,7 +271,9 @@ export async function commitNotes(
   const lossyPaths = Object.keys(tree.files).filter((p) => tree.files[p].lossy);
   const lossy: CommitNotes['lossy'] = [];
   if (lossyPaths.length) {
-    const parent = e.commit.parents[0] ? await readTree(ctx, (await ctx.meta.readCommit(e.commit.parents[0])).tree) : null;
+    const parent = e.commit.parents[0]
+      ? await readTree(ctx, (await ctx.meta.readCommit(e.commit.parents[0])).tree)
+      : null;
     for (const p of lossyPaths) {
       const before = parent && Object.prototype.hasOwnProperty.call(parent.files, p) ? parent.files[p] : undefined;
       if (before?.sha256 !== tree.files[p].sha256) lossy.push({ path: p, ...tree.files[p].lossy! });

@@ -216,7 +216,13 @@ export async function showCommit(
   const changes = await diffSides(ctx.reader, parentTree, { kind: 'tree', tree }, { metrics: true });
   let files: ShowCommitReport['files'];
   if (opts.files) {
-    files = fileTable<{ format: string; size: number; sha256: string; tensors: StoredTensorInfo[]; lossy?: LossyMark }>();
+    files = fileTable<{
+      format: string;
+      size: number;
+      sha256: string;
+      tensors: StoredTensorInfo[];
+      lossy?: LossyMark;
+    }>();
     for (const [p, e] of Object.entries(tree.files))
       files[p] = {
         format: e.format,

@@ -13,7 +13,7 @@
  * await repo.add(['model.safetensors'], { lossy: spec });
  */
 import * as crypto from 'node:crypto';
-import { LOSSY_CODECS, encodeSync, type CodecName, type LossyOptions } from '../codec';
+import { LOSSY_CODECS, encodeSync, type CodecName } from '../codec';
 import { invalidParameter } from '../errors';
 import type { LossyMark } from '../models/tree';
 import type { LossySpec, PutResult } from '../odb/objects';
@@ -49,13 +49,14 @@ export function parseLossySpec(spec: string | LossySpec): LossySpec {
         options[k] = n;
       } else throw invalidParameter('lossy parameter', `one of ${[...NUMBER_KEYS, 'axis'].join(', ')}`, k);
     }
-    out = { codec: name as CodecName, ...(Object.keys(options).length ? { options: options as LossyOptions } : {}) };
+    out = { codec: name as CodecName, ...(Object.keys(options).length ? { options } : {}) };
   } else if (spec && typeof spec === 'object') {
     out = spec;
   } else {
     throw invalidParameter('lossy', 'codec name (e.g. "QUANT_INT8:block=256") or {codec, options}', spec);
   }
-  if (!LOSSY_CODECS.includes(out.codec)) throw invalidParameter('lossy codec', `one of ${LOSSY_CODECS.join(' ')}`, out.codec);
+  if (!LOSSY_CODECS.includes(out.codec))
+    throw invalidParameter('lossy codec', `one of ${LOSSY_CODECS.join(' ')}`, out.codec);
   // Throws InvalidArgumentError naming the bad option.
   encodeSync(probe(), { codec: out.codec, ...(out.options ? { lossy: out.options } : {}) });
   return out;
@@ -111,7 +112,7 @@ export class LossyTally {
    */
   async entryFields(sourceSha256: string): Promise<{ sha256?: string; lossy?: LossyMark }> {
     await this.chain.catch(() => undefined);
-    if (this.failed) throw this.failed;
+    if (this.failed) throw this.failed as Error;
     const lossy = this.markFor(sourceSha256);
     return lossy ? { sha256: this.sha.digest('hex'), lossy } : {};
   }

@@ -202,7 +202,8 @@ function checkLossy(Err: ErrClass, x: unknown, where: string): LossyMark {
   const o = plainObject(Err, x, where);
   onlyKeys(Err, o, ['codec', 'maxAbsError', 'relL2Error', 'segments', 'sourceSha256'], where);
   const num = (v: unknown, k: string) => {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw fail(Err, `${where}.${k}`, 'expected a finite number >= 0');
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+      throw fail(Err, `${where}.${k}`, 'expected a finite number >= 0');
     return v;
   };
   return {

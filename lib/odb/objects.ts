@@ -263,7 +263,11 @@ export class ObjectWriter {
   }
 
   /** The base to encode against, when usable (published, same dtype/shape, chain depth within bounds). */
-  private async usableBase(t: Tensor, base: PutBase | null, oid: string): Promise<{ ref: { tensor: Tensor; id: string }; depth: number } | null> {
+  private async usableBase(
+    t: Tensor,
+    base: PutBase | null,
+    oid: string,
+  ): Promise<{ ref: { tensor: Tensor; id: string }; depth: number } | null> {
     if (
       !base ||
       base.id === oid ||
@@ -310,10 +314,28 @@ export class ObjectWriter {
     if (running) return running.then((r) => ({ ...r, stored: false, lossy, decoded }));
     const p = (async (): Promise<PutResult> => {
       const mine = this.pending.get(id);
-      if (mine) return { id, stored: false, codec: mine.codec, base: mine.base || null, storedSize: mine.storedSize ?? 0, lossy, decoded };
+      if (mine)
+        return {
+          id,
+          stored: false,
+          codec: mine.codec,
+          base: mine.base || null,
+          storedSize: mine.storedSize ?? 0,
+          lossy,
+          decoded,
+        };
       if ((await this.store.has(id)) && (await this.reuse(id))) {
         const a = await this.store.stat(id).catch(() => null);
-        if (a) return { id, stored: false, codec: a.codec, base: a.base || null, storedSize: a.storedSize ?? 0, lossy, decoded };
+        if (a)
+          return {
+            id,
+            stored: false,
+            codec: a.codec,
+            base: a.base || null,
+            storedSize: a.storedSize ?? 0,
+            lossy,
+            decoded,
+          };
       }
       const usedBase = b ? inspectObject(enc.bytes).baseId : null;
       const attrs: ObjectAttrs = {

@@ -42,7 +42,16 @@ import { readCommit, readTree, resolve, signature, withWriter, type RepoContext 
 import { InvalidArgumentError, invalidParameter } from '../errors';
 import { SKELETON_NAME, ingestFile, segmentNames, type FindBase } from '../ingest/ingest';
 import { LossyTally, parseLossySpec } from '../ingest/lossy';
-import { checkShortRefName, encodeCommit, encodeTree, fileTable, type Commit, type FileEntry, type LossyMark, type Tree } from '../models';
+import {
+  checkShortRefName,
+  encodeCommit,
+  encodeTree,
+  fileTable,
+  type Commit,
+  type FileEntry,
+  type LossyMark,
+  type Tree,
+} from '../models';
 import type { LossySpec, ObjectWriter } from '../odb/objects';
 import { writeSafetensors, type TensorMap } from '../formats/safetensors';
 import type { Tensor } from '../tensor/tensor';
@@ -93,6 +102,9 @@ export interface CheckpointManagerOptions {
   /** Captured checkpoints allowed to wait behind the one being written (default 1). */
   maxQueued?: number;
 }
+
+/** Which checkpoint: 'latest', 'best' (by `metric`), a step number, or a revision naming a checkpoint commit. */
+export type CheckpointRef = number | string;
 
 export interface CheckpointInfo {
   id: string;
@@ -286,7 +298,8 @@ export class CheckpointManager {
     if (state.epoch !== undefined && (typeof state.epoch !== 'number' || !Number.isFinite(state.epoch)))
       throw invalidParameter('state.epoch', 'number', state.epoch);
     for (const [k, v] of Object.entries(state.metrics ?? {}))
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw invalidParameter(`state.metrics.${k}`, 'finite number', v);
+      if (typeof v !== 'number' || !Number.isFinite(v))
+        throw invalidParameter(`state.metrics.${k}`, 'finite number', v);
     const model = typeof input === 'string' ? null : tensorList(input, 'tensors');
     const optimizer = state.optimizer ? tensorList(state.optimizer, 'state.optimizer') : null;
     if (!opts.force && !(await this.due(state))) return null;
@@ -335,7 +348,7 @@ export class CheckpointManager {
     await Promise.allSettled([...this.inFlight]);
     const e = this.firstError;
     this.firstError = null;
-    if (e) throw e;
+    if (e) throw e as Error;
   }
 
   /** The checkpoints on the branch, oldest first. */
@@ -347,7 +360,7 @@ export class CheckpointManager {
    * Loads a checkpoint: 'latest', 'best' (by `metric`/`mode`), a step number,
    * or any revision naming a checkpoint commit.
    */
-  async load(which: 'latest' | 'best' | number | string = 'latest'): Promise<LoadedCheckpoint> {
+  async load(which: CheckpointRef = 'latest'): Promise<LoadedCheckpoint> {
     const e = await this.pick(which);
     const tree = await readTree(this.ctx, e.commit.tree);
     const file = tree.files[e.meta.file] ? e.meta.file : Object.keys(tree.files).find((f) => f !== OPTIMIZER_FILE)!;
@@ -363,7 +376,14 @@ export class CheckpointManager {
       ...(m.extra !== undefined ? { extra: m.extra } : {}),
       ...(opt ? { optimizer: opt } : {}),
     };
-    return { id: e.id, step: m.step, tensors, state, file, ...(tree.files[file].lossy ? { lossy: tree.files[file].lossy } : {}) };
+    return {
+      id: e.id,
+      step: m.step,
+      tensors,
+      state,
+      file,
+      ...(tree.files[file].lossy ? { lossy: tree.files[file].lossy } : {}),
+    };
   }
 
   /** Applies the retention policy now (save does after every checkpoint). */
@@ -388,7 +408,7 @@ export class CheckpointManager {
     };
   }
 
-  private async pick(which: 'latest' | 'best' | number | string): Promise<Entry> {
+  private async pick(which: CheckpointRef): Promise<Entry> {
     const list = await this.entries();
     if (!list.length) throw new InvalidArgumentError(`branch '${this.branch}' has no checkpoints`);
     if (which === 'latest') return list[list.length - 1];

@@ -147,7 +147,8 @@ export class ExperimentTracker {
     opts: { params?: Record<string, unknown>; from?: string; message?: string; flushEvery?: number } = {},
   ): Promise<Run> {
     const ref = this.ref(name);
-    if (await this.ctx.refs.readRef(ref)) throw new AlreadyExistsError(`experiment '${name}' already exists`, { run: name });
+    if (await this.ctx.refs.readRef(ref))
+      throw new AlreadyExistsError(`experiment '${name}' already exists`, { run: name });
     const params = opts.params ?? {};
     if (typeof params !== 'object' || Array.isArray(params)) throw invalidParameter('params', 'object', params);
     const from = opts.from ? await resolve(this.ctx, opts.from) : await this.ctx.refs.resolveHead();
@@ -235,7 +236,8 @@ export class ExperimentTracker {
     while (id) {
       const c = await readCommit(this.ctx, id);
       const md = c.metadata;
-      const exp = md.experiment as { params?: Record<string, unknown>; status?: RunStatus; from?: string | null } | undefined;
+      const exp = md.experiment as
+        { params?: Record<string, unknown>; status?: RunStatus; from?: string | null } | undefined;
       if (exp?.status && status === null) status = exp.status;
       if (Array.isArray(md.series)) chunks.push(md.series as MetricPoint[]);
       else {
@@ -276,7 +278,9 @@ export class ExperimentTracker {
     if (!metric) throw new InvalidArgumentError('the runs have no metrics to compare');
     const sign = opts.mode === 'max' ? -1 : 1;
     const runs = details.map((d) => {
-      const points = d.series.flatMap((p) => (isNum(p.metrics[metric]) ? [[p.step, p.metrics[metric]] as [number, number]] : []));
+      const points = d.series.flatMap((p) =>
+        isNum(p.metrics[metric]) ? [[p.step, p.metrics[metric]] as [number, number]] : [],
+      );
       let best: [number, number] | null = null;
       for (const p of points) if (!best || sign * (p[1] - best[1]) < 0) best = p;
       return {
@@ -302,7 +306,10 @@ export class ExperimentTracker {
    */
   async plot(
     names: string[],
-    opts: { metric?: string; file?: string; format?: 'svg' | 'png'; title?: string } & Pick<PlotOptions, 'width' | 'height' | 'logY'> = {},
+    opts: { metric?: string; file?: string; format?: 'svg' | 'png'; title?: string } & Pick<
+      PlotOptions,
+      'width' | 'height' | 'logY'
+    > = {},
   ): Promise<string | Buffer> {
     const cmp = await this.compare(names, { metric: opts.metric });
     const series: PlotSeries[] = cmp.runs.map((r) => ({ label: r.name, points: r.points }));
@@ -315,7 +322,8 @@ export class ExperimentTracker {
       ...(opts.height ? { height: opts.height } : {}),
       ...(opts.logY ? { logY: true } : {}),
     };
-    const out = format === 'png' ? encodePng(renderPlot(series, plotOpts).raster()) : renderPlot(series, plotOpts).svg();
+    const out =
+      format === 'png' ? encodePng(renderPlot(series, plotOpts).raster()) : renderPlot(series, plotOpts).svg();
     if (opts.file) await fsp.writeFile(opts.file, out);
     return out;
   }

@@ -51,7 +51,8 @@ export function niceTicks(lo: number, hi: number, n = 6): number[] {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw)!;
   const out: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Math.abs(v) < step * 1e-9 ? 0 : v);
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step)
+    out.push(Math.abs(v) < step * 1e-9 ? 0 : v);
   return out;
 }
 
@@ -82,7 +83,8 @@ function layout(series: PlotSeries[], opts: PlotOptions): Layout {
   if (!Array.isArray(series)) throw invalidParameter('series', 'array of {label, points}', series);
   const width = opts.width ?? 800;
   const height = opts.height ?? 480;
-  if (!Number.isInteger(width) || width < 200 || width > 8000) throw invalidParameter('width', 'integer 200..8000', width);
+  if (!Number.isInteger(width) || width < 200 || width > 8000)
+    throw invalidParameter('width', 'integer 200..8000', width);
   if (!Number.isInteger(height) || height < 150 || height > 8000)
     throw invalidParameter('height', 'integer 150..8000', height);
   const ty = (v: number) => (opts.logY ? Math.log10(v) : v);
@@ -146,7 +148,9 @@ export function renderPlot(series: PlotSeries[], opts: PlotOptions = {}): Render
         `<rect width="100%" height="100%" fill="#ffffff"/>`,
       );
       if (opts.title)
-        o.push(`<text x="${L.left + L.plotW / 2}" y="28" text-anchor="middle" font-size="16">${esc(opts.title)}</text>`);
+        o.push(
+          `<text x="${L.left + L.plotW / 2}" y="28" text-anchor="middle" font-size="16">${esc(opts.title)}</text>`,
+        );
       for (const t of L.xTicks) {
         const x = L.x(t).toFixed(1);
         o.push(`<line x1="${x}" y1="${L.top}" x2="${x}" y2="${bottom}" stroke="${hex(GRID)}"/>`);

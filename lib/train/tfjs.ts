@@ -68,10 +68,12 @@ async function toTensor(name: string, t: TfTensorLike): Promise<Tensor> {
   const data =
     dtype === 'BOOL'
       ? Uint8Array.from(v as ArrayLike<number>)
-      : new Uint8Array((v as Float32Array | Int32Array).buffer.slice(
-          (v as Float32Array).byteOffset,
-          (v as Float32Array).byteOffset + (v as Float32Array).byteLength,
-        ));
+      : new Uint8Array(
+          (v as Float32Array | Int32Array).buffer.slice(
+            (v as Float32Array).byteOffset,
+            (v as Float32Array).byteOffset + (v as Float32Array).byteLength,
+          ),
+        );
   return { dtype, shape: t.shape.slice(), data };
 }
 
@@ -87,7 +89,8 @@ export async function modelWeights(model: TfModelLike): Promise<Map<string, Tens
   const out = new Map<string, Tensor>();
   for (const v of model.weights) {
     const name = weightName(v);
-    if (out.has(name)) throw new InvalidArgumentError(`two weights of the model are named ${name}: name the layers uniquely`);
+    if (out.has(name))
+      throw new InvalidArgumentError(`two weights of the model are named ${name}: name the layers uniquely`);
     out.set(name, await toTensor(name, v.read()));
   }
   return out;
@@ -165,7 +168,9 @@ export async function loadIntoModel(
     const tree = await treeOf(source, rev);
     const file =
       opts.file ??
-      (tree.files[MODEL_FILE] ? MODEL_FILE : Object.keys(tree.files).find((f) => f.endsWith('.safetensors') && f !== OPTIMIZER_FILE));
+      (tree.files[MODEL_FILE]
+        ? MODEL_FILE
+        : Object.keys(tree.files).find((f) => f.endsWith('.safetensors') && f !== OPTIMIZER_FILE));
     const e = file ? tree.files[file] : undefined;
     if (!e) throw new WeightMismatchError(`no weights file ${opts.file ?? MODEL_FILE} in ${rev}`, { rev });
     stored = new Map();
@@ -238,7 +243,7 @@ export class CoralCallback {
     if ((e.epochs === undefined) === (e.batches === undefined))
       throw invalidParameter('every', '{ epochs } or { batches }', e);
     for (const [k, v] of Object.entries(e))
-      if (!Number.isSafeInteger(v) || (v as number) < 1) throw invalidParameter(`every.${k}`, 'positive integer', v);
+      if (!Number.isSafeInteger(v) || v < 1) throw invalidParameter(`every.${k}`, 'positive integer', v);
     this.everyEpochs = e.epochs ?? null;
     this.everyBatches = e.batches ?? null;
   }

@@ -112,7 +112,13 @@ export class CheckpointWatcher {
           watch: { file: f },
         },
       });
-      const c: WatchCommit = { path: f, id, metrics: side.metrics ?? {}, ...(side.step !== undefined ? { step: side.step } : {}), ...(side.epoch !== undefined ? { epoch: side.epoch } : {}) };
+      const c: WatchCommit = {
+        path: f,
+        id,
+        metrics: side.metrics ?? {},
+        ...(side.step !== undefined ? { step: side.step } : {}),
+        ...(side.epoch !== undefined ? { epoch: side.epoch } : {}),
+      };
       out.push(c);
       this.opts.onCommit?.(c);
     }

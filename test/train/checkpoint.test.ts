@@ -23,7 +23,8 @@ function rand(n: number, seed: number, scale = 0.05): Float32Array {
   return out;
 }
 const t32 = (shape: number[], a: Float32Array): Tensor => tensor('F32', shape, new Uint8Array(a.buffer.slice(0)));
-const f32 = (t: Tensor) => new Float32Array(t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength));
+const f32 = (t: Tensor) =>
+  new Float32Array(t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength));
 
 function weightsAt(step: number) {
   return { 'layer.w': t32([128, 128], rand(128 * 128, 1000 + step)), 'layer.b': t32([128], rand(128, 7)) };
@@ -31,7 +32,9 @@ function weightsAt(step: number) {
 
 /** Byte equality (vitest's deep equality is slow on megabyte buffers). */
 const same = (a: Uint8Array | ArrayBufferLike, b: Uint8Array | ArrayBufferLike) =>
-  Buffer.from(a instanceof Uint8Array ? a : new Uint8Array(a)).equals(Buffer.from(b instanceof Uint8Array ? b : new Uint8Array(b)));
+  Buffer.from(a instanceof Uint8Array ? a : new Uint8Array(a)).equals(
+    Buffer.from(b instanceof Uint8Array ? b : new Uint8Array(b)),
+  );
 
 async function repoIn(prefix: string): Promise<Repository> {
   const d = tmpdir(prefix);
@@ -53,7 +56,10 @@ describe('CheckpointManager', () => {
           metrics: { loss: losses[i], acc: 0.5 + i / 10 },
           lrSchedule: { step, lr: 0.001 * (3 - i) },
           rngSeed: 42 + i,
-          optimizer: { 'layer.w.m': t32([128, 128], rand(128 * 128, 50 + i, 0.001)), 'layer.w.v': t32([128, 128], rand(128 * 128, 60, 1e-6)) },
+          optimizer: {
+            'layer.w.m': t32([128, 128], rand(128 * 128, 50 + i, 0.001)),
+            'layer.w.v': t32([128, 128], rand(128 * 128, 60, 1e-6)),
+          },
           extra: { betas: [0.9, 0.999] },
         });
         expect(h?.step).toBe(step);
@@ -62,7 +68,14 @@ describe('CheckpointManager', () => {
       const latest = await m.load('latest');
       expect(latest.step).toBe(30);
       expect(same(latest.tensors.get('layer.w')!.data, weightsAt(30)['layer.w'].data)).toBe(true);
-      expect(latest.state).toMatchObject({ step: 30, epoch: 2, metrics: { loss: 0.5 }, lrSchedule: { step: 30, lr: 0.001 }, rngSeed: 44, extra: { betas: [0.9, 0.999] } });
+      expect(latest.state).toMatchObject({
+        step: 30,
+        epoch: 2,
+        metrics: { loss: 0.5 },
+        lrSchedule: { step: 30, lr: 0.001 },
+        rngSeed: 44,
+        extra: { betas: [0.9, 0.999] },
+      });
       expect(same(latest.state.optimizer!.get('layer.w.m')!.data, rand(128 * 128, 52, 0.001).buffer)).toBe(true);
       const best = await m.load('best');
       expect(best.step).toBe(20);
@@ -71,8 +84,12 @@ describe('CheckpointManager', () => {
       expect(same(s10.tensors.get('layer.w')!.data, weightsAt(10)['layer.w'].data)).toBe(true);
       expect((await m.load(s10.id)).step).toBe(10);
       // Adam's second moment did not change between checkpoints: stored once.
-      const trees = await Promise.all((await m.list()).map(async (c) => (await repo.treeOf(c.id)).files['optimizer.safetensors']));
-      const v = trees.map((t) => t.tensors.find((x) => x.name === 'layer.w.v')!).map((te, i) => trees[i].segments[te.segment].object);
+      const trees = await Promise.all(
+        (await m.list()).map(async (c) => (await repo.treeOf(c.id)).files['optimizer.safetensors']),
+      );
+      const v = trees
+        .map((t) => t.tensors.find((x) => x.name === 'layer.w.v')!)
+        .map((te, i) => trees[i].segments[te.segment].object);
       expect(new Set(v).size).toBe(1);
       // Checkpoint 2 is a delta against the anchor (checkpoint 1).
       expect((await m.list()).map((c) => c.anchor)).toEqual([true, 10, 10]);
@@ -117,7 +134,8 @@ describe('CheckpointManager', () => {
       expect(saved).toEqual([0, 10, 21]);
       const e = new CheckpointManager(repo, { branch: 'ep', every: { epochs: 2 } });
       const savedE = [];
-      for (let epoch = 0; epoch < 6; epoch++) if (await e.save(weightsAt(epoch), { step: epoch * 100, epoch })) savedE.push(epoch);
+      for (let epoch = 0; epoch < 6; epoch++)
+        if (await e.save(weightsAt(epoch), { step: epoch * 100, epoch })) savedE.push(epoch);
       expect(savedE).toEqual([0, 2, 4]);
       await m.flush();
       await e.flush();
@@ -142,7 +160,7 @@ describe('CheckpointManager', () => {
       let ticks = 0;
       const tick = setInterval(() => ticks++, 1);
       const order: string[] = [];
-      h1.done.then(() => order.push('done1'));
+      void h1.done.then(() => order.push('done1'));
       const h2 = (await m.save(big(), { step: 2 }))!;
       expect(m.pending).toBe(2);
       // A third save must wait for room: it resolves only after the first is committed.
@@ -163,7 +181,12 @@ describe('CheckpointManager', () => {
     const repo = await repoIn('coral-ckpt-retain-');
     const objects = path.join(repo.worktree, '.coral', 'objects');
     const du = (dir: string): number =>
-      fs.readdirSync(dir, { withFileTypes: true }).reduce((n, e) => n + (e.isDirectory() ? du(path.join(dir, e.name)) : fs.statSync(path.join(dir, e.name)).size), 0);
+      fs
+        .readdirSync(dir, { withFileTypes: true })
+        .reduce(
+          (n, e) => n + (e.isDirectory() ? du(path.join(dir, e.name)) : fs.statSync(path.join(dir, e.name)).size),
+          0,
+        );
     try {
       const m = new CheckpointManager(repo, {
         branch: 'run',
@@ -175,7 +198,8 @@ describe('CheckpointManager', () => {
         anchorEvery: 4,
       });
       const loss = (step: number) => (step === 30 ? 0.0001 : 1 / step);
-      for (let step = 10; step <= 120; step += 10) await m.save(weightsAt(step), { step, metrics: { loss: loss(step) } });
+      for (let step = 10; step <= 120; step += 10)
+        await m.save(weightsAt(step), { step, metrics: { loss: loss(step) } });
       await m.flush();
       const list = await m.list();
       // Anchors every 4 checkpoints: 10, 50, 90. Kept whole: best (30), last two (110, 120), and the
@@ -206,7 +230,11 @@ describe('CheckpointManager', () => {
       fs.mkdirSync(path.join(__dirname, '..', '..', 'test-output'), { recursive: true });
       fs.writeFileSync(
         path.join(__dirname, '..', '..', 'test-output', 'retention.json'),
-        JSON.stringify({ checkpoints: 12, kept: list.map((c) => c.step), bytesBeforeGc: before, bytesAfterGc: after }, null, 2),
+        JSON.stringify(
+          { checkpoints: 12, kept: list.map((c) => c.step), bytesBeforeGc: before, bytesAfterGc: after },
+          null,
+          2,
+        ),
       );
       // Every kept checkpoint still decodes after gc; fsck is clean.
       for (const c of list) await m.load(c.step);

@@ -4,7 +4,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { AlreadyExistsError, ExperimentTracker, InvalidArgumentError, RefNotFoundError, Repository, niceTicks } from '../../lib/index';
+import {
+  AlreadyExistsError,
+  ExperimentTracker,
+  InvalidArgumentError,
+  RefNotFoundError,
+  Repository,
+  niceTicks,
+} from '../../lib/index';
 import { coral, ok, tmpdir, tempDirs, ROOT } from '../helpers/cli';
 
 const dirs = tempDirs({ needDist: true });
@@ -31,7 +38,11 @@ function readPng(buf: Buffer): { width: number; height: number; px: (x: number, 
   }
   const raw = zlib.inflateSync(Buffer.concat(idat));
   expect(raw.length).toBe((width * 4 + 1) * height);
-  return { width, height, px: (x, y) => [...raw.subarray(y * (width * 4 + 1) + 1 + x * 4, y * (width * 4 + 1) + 1 + x * 4 + 4)] };
+  return {
+    width,
+    height,
+    px: (x, y) => [...raw.subarray(y * (width * 4 + 1) + 1 + x * 4, y * (width * 4 + 1) + 1 + x * 4 + 4)],
+  };
 }
 
 describe('ExperimentTracker (library)', () => {
@@ -46,7 +57,8 @@ describe('ExperimentTracker (library)', () => {
         ['lr-big', 1e-2],
       ] as const) {
         const run = await tracker.start(name, { params: { lr, batch: 32 } });
-        for (let step = 0; step <= 100; step += 5) run.log(step, { loss: 2 * Math.exp(-step * lr * 20) + 0.1, acc: step / 100 });
+        for (let step = 0; step <= 100; step += 5)
+          run.log(step, { loss: 2 * Math.exp(-step * lr * 20) + 0.1, acc: step / 100 });
         await run.finish();
       }
       await expect(tracker.start('lr-big')).rejects.toBeInstanceOf(AlreadyExistsError);
@@ -100,7 +112,17 @@ describe('coral experiment (CLI)', () => {
         new RegExp(`started experiment ${name} on branch exp/${name}`),
       );
       for (let step = 0; step <= 200; step += 40)
-        ok(d, ['experiment', 'log', name, '--step', String(step), '--metric', `loss=${(Math.exp(-rate * step) + 0.05).toFixed(5)}`, '--metric', `acc=${(1 - Math.exp(-rate * step)).toFixed(4)}`]);
+        ok(d, [
+          'experiment',
+          'log',
+          name,
+          '--step',
+          String(step),
+          '--metric',
+          `loss=${(Math.exp(-rate * step) + 0.05).toFixed(5)}`,
+          '--metric',
+          `acc=${(1 - Math.exp(-rate * step)).toFixed(4)}`,
+        ]);
     }
     ok(d, ['experiment', 'finish', 'adam']);
     const list = ok(d, ['experiment', 'list']);
@@ -112,7 +134,9 @@ describe('coral experiment (CLI)', () => {
     expect(show).toMatch(/param\s+rate = 0\.02/);
     expect(show).toMatch(/^step\tloss$/m);
     expect(show).toMatch(/^200\t0\.06832$/m);
-    const cmp = JSON.parse(ok(d, ['experiment', 'compare', 'adam', 'sgd', 'sgd-momentum', '--metric', 'loss', '--json']));
+    const cmp = JSON.parse(
+      ok(d, ['experiment', 'compare', 'adam', 'sgd', 'sgd-momentum', '--metric', 'loss', '--json']),
+    );
     expect(cmp.metric).toBe('loss');
     expect(cmp.runs.map((r: { name: string; points: unknown[] }) => [r.name, r.points.length])).toEqual([
       ['adam', 6],

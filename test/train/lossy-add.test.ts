@@ -21,7 +21,10 @@ describe('coral add --lossy', () => {
     dirs.push(d);
     ok(d, ['init']);
     const w = weights(64 * 64, 7);
-    writeSafetensors(path.join(d, 'm.safetensors'), { w: { dtype: 'F32', shape: [64, 64], data: f32(w) }, b: { dtype: 'F32', shape: [8], data: f32(weights(8, 3)) } });
+    writeSafetensors(path.join(d, 'm.safetensors'), {
+      w: { dtype: 'F32', shape: [64, 64], data: f32(w) },
+      b: { dtype: 'F32', shape: [8], data: f32(weights(8, 3)) },
+    });
     const original = sha256(path.join(d, 'm.safetensors'));
     ok(d, ['add', 'm.safetensors']);
     ok(d, ['commit', '-m', 'exact']);
@@ -66,14 +69,14 @@ describe('coral add --lossy', () => {
     const co = coral(d, ['checkout', 'HEAD', '--', 'm.safetensors']);
     expect(co.code, co.stderr).toBe(0);
     expect(co.stdout).toMatch(/lossy m\.safetensors: QUANT_INT8, not byte-exact/);
-    const back = await readSafetensors(path.join(d, "m.safetensors"));
+    const back = await readSafetensors(path.join(d, 'm.safetensors'));
     expect(sha256(path.join(d, 'm.safetensors'))).not.toBe(original);
-    const got = new Float32Array(new Uint8Array(back.tensors.get("w")!.data).buffer);
+    const got = new Float32Array(new Uint8Array(back.tensors.get('w')!.data).buffer);
     let maxErr = 0;
     for (let i = 0; i < w.length; i++) maxErr = Math.max(maxErr, Math.abs(got[i] - w[i]));
     expect(maxErr).toBeGreaterThan(0);
     expect(maxErr).toBeLessThan(0.001);
-    expect(Buffer.from(back.tensors.get("b")!.data)).toEqual(Buffer.from(f32(weights(8, 3))));
+    expect(Buffer.from(back.tensors.get('b')!.data)).toEqual(Buffer.from(f32(weights(8, 3))));
     // The exact version still checks out byte-for-byte.
     const co2 = coral(d, ['checkout', 'HEAD~1', '--', 'm.safetensors']);
     expect(co2.code, co2.stderr).toBe(0);

@@ -19,7 +19,15 @@ const dirs = tempDirs();
 
 function build(hidden = 8): tf.Sequential {
   const m = tf.sequential();
-  m.add(tf.layers.dense({ units: hidden, inputShape: [4], activation: 'tanh', name: 'hidden', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }));
+  m.add(
+    tf.layers.dense({
+      units: hidden,
+      inputShape: [4],
+      activation: 'tanh',
+      name: 'hidden',
+      kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+    }),
+  );
   m.add(tf.layers.dense({ units: 1, name: 'out', kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }));
   m.compile({ optimizer: tf.train.adam(0.05), loss: 'meanSquaredError' });
   return m;
@@ -32,15 +40,33 @@ describe('TensorFlow.js integration', () => {
     dirs.push(d);
     const repo = await Repository.init(d);
     try {
-      const xs = tf.tensor2d(Array.from({ length: 64 * 4 }, (_, i) => Math.sin(i * 0.37)), [64, 4]);
-      const ys = tf.tensor2d(Array.from({ length: 64 }, (_, i) => Math.cos(i * 0.11)), [64, 1]);
-      const probe = tf.tensor2d(Array.from({ length: 8 * 4 }, (_, i) => Math.cos(i * 0.5)), [8, 4]);
+      const xs = tf.tensor2d(
+        Array.from({ length: 64 * 4 }, (_, i) => Math.sin(i * 0.37)),
+        [64, 4],
+      );
+      const ys = tf.tensor2d(
+        Array.from({ length: 64 }, (_, i) => Math.cos(i * 0.11)),
+        [64, 1],
+      );
+      const probe = tf.tensor2d(
+        Array.from({ length: 8 * 4 }, (_, i) => Math.cos(i * 0.5)),
+        [8, 4],
+      );
       const model = build();
       const manager = new CheckpointManager(repo, { branch: 'tfjs', metric: 'loss', mode: 'min' });
       const cb = new CoralCallback(model, manager, { every: { epochs: 1 }, state: { rngSeed: 1 } });
       const predictions: Float32Array[] = [];
-      const record = { onEpochEnd: async () => void predictions.push((await (model.predict(probe) as tf.Tensor).data()) as Float32Array) };
-      const h = await model.fit(xs, ys, { epochs: 4, batchSize: 16, shuffle: false, verbose: 0, callbacks: [cb, record] });
+      const record = {
+        onEpochEnd: async () =>
+          void predictions.push((await (model.predict(probe) as tf.Tensor).data()) as Float32Array),
+      };
+      const h = await model.fit(xs, ys, {
+        epochs: 4,
+        batchSize: 16,
+        shuffle: false,
+        verbose: 0,
+        callbacks: [cb, record],
+      });
       const list = await manager.list();
       expect(list.map((c) => [c.step, c.epoch])).toEqual([
         [4, 1],
@@ -51,7 +77,9 @@ describe('TensorFlow.js integration', () => {
       expect(list.map((c) => c.metrics.loss)).toEqual(h.history.loss);
       // Adam's moments went into the checkpoint as tensors.
       const loaded = await manager.load(8);
-      expect([...loaded.state.optimizer!.keys()]).toEqual(expect.arrayContaining(['hidden/kernel/m', 'hidden/kernel/v', 'out/bias/v']));
+      expect([...loaded.state.optimizer!.keys()]).toEqual(
+        expect.arrayContaining(['hidden/kernel/m', 'hidden/kernel/v', 'out/bias/v']),
+      );
       expect(loaded.state.rngSeed).toBe(1);
 
       // A fresh model (tfjs names its variables hidden/kernel_1...; coral matches originalName).
@@ -71,7 +99,10 @@ describe('TensorFlow.js integration', () => {
       // Missing and mis-shaped weights: typed errors, the model is left untouched.
       const wider = build(16);
       const before = (await wider.weights[2].read().data()) as Float32Array; // out/kernel would fit? no: [16,1]
-      await expect(loadIntoModel(wider, repo, 'tfjs', { tf })).rejects.toMatchObject({ code: WeightMismatchError.code, data: { weight: 'hidden/kernel' } });
+      await expect(loadIntoModel(wider, repo, 'tfjs', { tf })).rejects.toMatchObject({
+        code: WeightMismatchError.code,
+        data: { weight: 'hidden/kernel' },
+      });
       const other = tf.sequential();
       other.add(tf.layers.dense({ units: 1, inputShape: [4], name: 'head' }));
       await expect(loadIntoModel(other, repo, 'tfjs', { tf })).rejects.toBeInstanceOf(WeightMismatchError);

@@ -10,9 +10,17 @@ import { CORAL_BIN, ROOT, TORCH_PYTHON, hasTorch, ok, sha256, tmpdir, tempDirs }
 
 const dirs = tempDirs({ needDist: true });
 
-function run(cmd: string, args: string[], cwd: string, limitMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  cwd: string,
+  limitMs: number,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(cmd, args, { cwd, env: { ...process.env, NO_COLOR: '1', CORAL_AUTHOR_NAME: 'T', CORAL_AUTHOR_EMAIL: 't@e' } });
+    const p = spawn(cmd, args, {
+      cwd,
+      env: { ...process.env, NO_COLOR: '1', CORAL_AUTHOR_NAME: 'T', CORAL_AUTHOR_EMAIL: 't@e' },
+    });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (b) => (stdout += b));
@@ -49,7 +57,10 @@ describe('CheckpointWatcher', () => {
       const second = await w.scan();
       expect(second.map((c) => [c.path, c.metrics])).toEqual([['ckpts/a.bin', {}]]);
       const log = await repo.log();
-      expect(log.map((e) => e.commit.message.trim())).toEqual(['watch: ckpts/a.bin', 'watch: ckpts/a.bin (step 5) loss=0.5']);
+      expect(log.map((e) => e.commit.message.trim())).toEqual([
+        'watch: ckpts/a.bin',
+        'watch: ckpts/a.bin (step 5) loss=0.5',
+      ]);
       expect(Object.keys((await repo.treeOf('HEAD')).files)).toEqual(['ckpts/a.bin']);
       expect(() => new CheckpointWatcher(repo, '/elsewhere')).toThrow(/inside the worktree/);
     } finally {
@@ -57,37 +68,51 @@ describe('CheckpointWatcher', () => {
     }
   });
 
-  it.skipIf(!hasTorch())('coral watch commits what a PyTorch loop writes, with sidecar metrics', async () => {
-    const d = tmpdir('coral-watch-torch-');
-    dirs.push(d);
-    ok(d, ['init']);
-    fs.mkdirSync(path.join(d, 'ckpts'));
-    const watcher = run(process.execPath, [CORAL_BIN, 'watch', 'ckpts', '--interval', '50', '--max-commits', '3'], d, 180_000);
-    const train = await run(TORCH_PYTHON, [path.join(ROOT, 'examples', 'pytorch', 'train.py'), path.join(d, 'ckpts'), '3'], d, 180_000);
-    expect(train.code, train.stderr).toBe(0);
-    const w = await watcher;
-    expect(w.code, w.stderr).toBe(0);
-    const lines = w.stdout.trim().split('\n');
-    expect(lines).toHaveLength(3);
-    expect(lines[0]).toMatch(/^committed ckpts\/ckpt-0001\.pt as [0-9a-f]{12} step 8 loss=[\d.]+ accuracy=[\d.]+$/);
-    // Each commit holds the checkpoint byte-for-byte, with the sidecar's numbers as metrics.
-    const log = ok(d, ['log', '--oneline', '--metric', 'loss', '--metric', 'step']).trim().split('\n');
-    expect(log).toHaveLength(3);
-    for (let k = 1; k <= 3; k++) {
-      const side = JSON.parse(fs.readFileSync(path.join(d, 'ckpts', `ckpt-000${k}.json`), 'utf8'));
-      expect(log[3 - k]).toMatch(new RegExp(`watch: ckpts/ckpt-000${k}\\.pt .*loss=${side.loss} step=${side.step}$`));
-    }
-    const repo = await Repository.open(d);
-    try {
-      const tree = (await repo.treeOf('HEAD')).files;
+  it.skipIf(!hasTorch())(
+    'coral watch commits what a PyTorch loop writes, with sidecar metrics',
+    async () => {
+      const d = tmpdir('coral-watch-torch-');
+      dirs.push(d);
+      ok(d, ['init']);
+      fs.mkdirSync(path.join(d, 'ckpts'));
+      const watcher = run(
+        process.execPath,
+        [CORAL_BIN, 'watch', 'ckpts', '--interval', '50', '--max-commits', '3'],
+        d,
+        180_000,
+      );
+      const train = await run(
+        TORCH_PYTHON,
+        [path.join(ROOT, 'examples', 'pytorch', 'train.py'), path.join(d, 'ckpts'), '3'],
+        d,
+        180_000,
+      );
+      expect(train.code, train.stderr).toBe(0);
+      const w = await watcher;
+      expect(w.code, w.stderr).toBe(0);
+      const lines = w.stdout.trim().split('\n');
+      expect(lines).toHaveLength(3);
+      expect(lines[0]).toMatch(/^committed ckpts\/ckpt-0001\.pt as [0-9a-f]{12} step 8 loss=[\d.]+ accuracy=[\d.]+$/);
+      // Each commit holds the checkpoint byte-for-byte, with the sidecar's numbers as metrics.
+      const log = ok(d, ['log', '--oneline', '--metric', 'loss', '--metric', 'step']).trim().split('\n');
+      expect(log).toHaveLength(3);
       for (let k = 1; k <= 3; k++) {
-        const e = tree[`ckpts/ckpt-000${k}.pt`];
-        expect(e.format).toBe('pytorch');
-        expect(e.sha256).toBe(sha256(path.join(d, 'ckpts', `ckpt-000${k}.pt`)));
+        const side = JSON.parse(fs.readFileSync(path.join(d, 'ckpts', `ckpt-000${k}.json`), 'utf8'));
+        expect(log[3 - k]).toMatch(new RegExp(`watch: ckpts/ckpt-000${k}\\.pt .*loss=${side.loss} step=${side.step}$`));
       }
-      expect(Object.keys(tree).some((f) => f.endsWith('.json') || f.endsWith('.tmp'))).toBe(false);
-    } finally {
-      await repo.close();
-    }
-  }, 240_000);
+      const repo = await Repository.open(d);
+      try {
+        const tree = (await repo.treeOf('HEAD')).files;
+        for (let k = 1; k <= 3; k++) {
+          const e = tree[`ckpts/ckpt-000${k}.pt`];
+          expect(e.format).toBe('pytorch');
+          expect(e.sha256).toBe(sha256(path.join(d, 'ckpts', `ckpt-000${k}.pt`)));
+        }
+        expect(Object.keys(tree).some((f) => f.endsWith('.json') || f.endsWith('.tmp'))).toBe(false);
+      } finally {
+        await repo.close();
+      }
+    },
+    240_000,
+  );
 });

@@ -51,7 +51,8 @@ async function run(ctx: Ctx, tracker: ExperimentTracker): Promise<void> {
     case 'log': {
       const name = one();
       const stepRaw = ctx.flags.step as string | undefined;
-      if (stepRaw === undefined || !/^\d+$/.test(stepRaw)) throw invalidParameter('--step', 'non-negative integer', stepRaw);
+      if (stepRaw === undefined || !/^\d+$/.test(stepRaw))
+        throw invalidParameter('--step', 'non-negative integer', stepRaw);
       const metrics = numbers(parsePairs(ctx.flags.metric as string[] | undefined, '--metric'), '--metric');
       if (!Object.keys(metrics).length) throw new UsageError('coral experiment log: give at least one --metric k=v');
       const r = tracker.run(name);
@@ -85,7 +86,8 @@ async function run(ctx: Ctx, tracker: ExperimentTracker): Promise<void> {
       const metric = (ctx.flags.metric as string[] | undefined)?.[0];
       print(ctx, `experiment ${d.name}  (${d.branch}, ${d.status}, ${short(d.id)})`);
       print(ctx, `from:   ${d.from ? short(d.from) : '(empty)'}`);
-      for (const [k, v] of Object.entries(d.params)) print(ctx, `param   ${k} = ${typeof v === 'string' ? v : JSON.stringify(v)}`);
+      for (const [k, v] of Object.entries(d.params))
+        print(ctx, `param   ${k} = ${typeof v === 'string' ? v : JSON.stringify(v)}`);
       const keys = metric ? [metric] : [...new Set(d.series.flatMap((p) => Object.keys(p.metrics)))];
       print(ctx, ['step', ...keys].join('\t'));
       for (const p of d.series) print(ctx, [p.step, ...keys.map((k) => fmt(p.metrics[k]))].join('\t'));
@@ -95,8 +97,9 @@ async function run(ctx: Ctx, tracker: ExperimentTracker): Promise<void> {
       if (!names.length) throw new UsageError('usage: coral experiment compare <name>... [--metric <name>]');
       const metric = (ctx.flags.metric as string[] | undefined)?.[0];
       const mode = ctx.flags.mode as string | undefined;
-      if (mode !== undefined && mode !== 'min' && mode !== 'max') throw invalidParameter('--mode', "'min' or 'max'", mode);
-      const cmp = await tracker.compare(names, { metric, mode: mode as 'min' | 'max' | undefined });
+      if (mode !== undefined && mode !== 'min' && mode !== 'max')
+        throw invalidParameter('--mode', "'min' or 'max'", mode);
+      const cmp = await tracker.compare(names, { metric, mode });
       const plot = ctx.flags.plot as string | undefined;
       if (plot) {
         const file = path.resolve(ctx.cwd, plot);

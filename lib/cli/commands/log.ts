@@ -38,11 +38,19 @@ export const logCommand: Command = {
       const notes = new Map<string, Awaited<ReturnType<typeof commitNotes>>>();
       for (const e of entries) notes.set(e.id, await commitNotes(repo, e, { metrics: metricNames }));
       const metricText = (id: string) =>
-        metricNames.map((m) => `${m}=${notes.get(id)!.metrics[m] === undefined ? '-' : JSON.stringify(notes.get(id)!.metrics[m])}`).join(' ');
+        metricNames
+          .map(
+            (m) => `${m}=${notes.get(id)!.metrics[m] === undefined ? '-' : JSON.stringify(notes.get(id)!.metrics[m])}`,
+          )
+          .join(' ');
       if (ctx.flags.json)
         return printJson(
           ctx,
-          entries.map((e) => ({ ...e, ...(metricNames.length ? { metrics: notes.get(e.id)!.metrics } : {}), lossy: notes.get(e.id)!.lossy })),
+          entries.map((e) => ({
+            ...e,
+            ...(metricNames.length ? { metrics: notes.get(e.id)!.metrics } : {}),
+            lossy: notes.get(e.id)!.lossy,
+          })),
         );
       if (!entries.length) {
         if (!ctx.args.length && !ctx.rest.length && limit !== 0 && !(await repo.headCommit()))
@@ -63,7 +71,10 @@ export const logCommand: Command = {
         if (ctx.flags.oneline) {
           const mt = metricNames.length ? `  ${paint(ctx.io, 'cyan', metricText(e.id))}` : '';
           const lz = notes.get(e.id)!.lossy.length ? paint(ctx.io, 'red', ' [lossy]') : '';
-          print(ctx, `${g(row?.graph ?? '')}${paint(ctx.io, 'yellow', short(e.id))}${d} ${firstLine(e.commit)}${mt}${lz}`);
+          print(
+            ctx,
+            `${g(row?.graph ?? '')}${paint(ctx.io, 'yellow', short(e.id))}${d} ${firstLine(e.commit)}${mt}${lz}`,
+          );
           for (const l of row?.after ?? []) print(ctx, l);
           continue;
         }
