@@ -308,6 +308,7 @@ export class CheckpointManager {
         `step ${state.step} is not after the last checkpoint of '${this.branch}' (step ${this.lastSaved.step}); use another branch to branch off`,
         { step: state.step, last: this.lastSaved.step },
       );
+    const previous = this.lastSaved;
     this.lastSaved = { step: state.step, epoch: state.epoch };
     // Bounded memory: wait until fewer than maxQueued captured checkpoints wait.
     while (this.inFlight.size >= this.maxInFlight) await Promise.race(this.inFlight).catch(() => undefined);
@@ -319,9 +320,11 @@ export class CheckpointManager {
     });
     this.inFlight.add(done);
     const settle = () => this.inFlight.delete(done);
+    let captured = false;
     done.then(settle, (e: unknown) => {
       settle();
-      this.firstError ??= e;
+      // A failed capture was thrown to save's caller; flush reports failures after it.
+      if (captured) this.firstError ??= e;
     });
     try {
       const job: Job = {
@@ -335,7 +338,10 @@ export class CheckpointManager {
         reject: rejectFn,
       };
       this.chain = this.chain.then(() => this.write(job));
+      captured = true;
     } catch (e) {
+      // Nothing was captured: the step is free again.
+      if (this.lastSaved?.step === state.step) this.lastSaved = previous;
       rejectFn(e);
       throw e;
     }

@@ -106,6 +106,53 @@ describe('CheckpointManager', () => {
     }
   });
 
+  it('saves a checkpoint file (copied before save resolves) under its own name', async () => {
+    const repo = await repoIn('coral-ckpt-file-');
+    try {
+      const m = new CheckpointManager(repo, { branch: 'files' });
+      const file = path.join(repo.worktree, 'weights.safetensors');
+      const { writeSafetensors } = await import('../../lib/index');
+      await writeSafetensors(file, weightsAt(1));
+      const h = (await m.save(file, { step: 1, metrics: { loss: 1 } }))!;
+      // Captured: the file may change or go as soon as save resolves.
+      fs.rmSync(file);
+      await h.done;
+      const c = await m.load('latest');
+      expect(c.file).toBe('weights.safetensors');
+      expect(same(c.tensors.get('layer.w')!.data, weightsAt(1)['layer.w'].data)).toBe(true);
+      await expect(m.save(path.join(repo.worktree, 'missing.pt'), { step: 2 })).rejects.toBeInstanceOf(
+        InvalidArgumentError,
+      );
+      expect(await m.due({ step: 2 })).toBe(true); // a failed capture does not count as saved
+      await m.flush(); // that failure was save's own, not a background one
+    } finally {
+      await repo.close();
+    }
+  });
+
+  it('a failed background write rejects done, surfaces in flush, and leaves the branch as it was', async () => {
+    const repo = await repoIn('coral-ckpt-fail-');
+    try {
+      const m = new CheckpointManager(repo, { branch: 'run' });
+      await (await m.save(weightsAt(1), { step: 1 }))!.done;
+      process.env.CORAL_FAULT = 'pack:write:ENOSPC';
+      let h;
+      try {
+        h = (await m.save(weightsAt(2), { step: 2 }))!;
+        await expect(h.done).rejects.toMatchObject({ code: 'CORAL_IO' });
+      } finally {
+        delete process.env.CORAL_FAULT;
+      }
+      await expect(m.flush()).rejects.toMatchObject({ code: 'CORAL_IO' });
+      await m.flush(); // reported once
+      expect((await m.list()).map((c) => c.step)).toEqual([1]);
+      await (await m.save(weightsAt(3), { step: 3 }))!.done;
+      expect((await m.list()).map((c) => c.step)).toEqual([1, 3]);
+    } finally {
+      await repo.close();
+    }
+  });
+
   it('rejects bad options with typed errors', async () => {
     const repo = await repoIn('coral-ckpt-opts-');
     try {

@@ -98,7 +98,7 @@ describe('TensorFlow.js integration', () => {
 
       // Missing and mis-shaped weights: typed errors, the model is left untouched.
       const wider = build(16);
-      const before = (await wider.weights[2].read().data()) as Float32Array; // out/kernel would fit? no: [16,1]
+      const before = (await wider.weights[2].read().data()) as Float32Array;
       await expect(loadIntoModel(wider, repo, 'tfjs', { tf })).rejects.toMatchObject({
         code: WeightMismatchError.code,
         data: { weight: 'hidden/kernel' },
