@@ -118,6 +118,20 @@ describe('TensorFlow.js integration', () => {
       expect(st.metadata).toEqual({ framework: 'tfjs' });
       expect(st.tensors.get('hidden/kernel')!.shape).toEqual([4, 8]);
       expect(fs.statSync(file).size).toBeGreaterThan(0);
+
+      // Every N batches: 64 samples / 16 = 4 batches an epoch, 2 epochs, a commit every 3 batches.
+      const byBatch = new CheckpointManager(repo, { branch: 'tfjs-batches' });
+      const mB = build();
+      const cbB = new CoralCallback(mB, byBatch, { every: { batches: 3 }, optimizer: false });
+      expect(() => new CoralCallback(model, byBatch, { every: { batches: 0 } })).toThrow();
+      expect(() => new CoralCallback(model, byBatch, { every: { batches: 1, epochs: 1 } })).toThrow();
+      await mB.fit(xs, ys, { epochs: 2, batchSize: 16, shuffle: false, verbose: 0, callbacks: [cbB] });
+      const byB = await byBatch.list();
+      expect(byB.map((c) => [c.step, c.epoch])).toEqual([
+        [3, 0],
+        [6, 1],
+      ]);
+      expect((await byBatch.load(3)).state.optimizer).toBeUndefined();
     } finally {
       await repo.close();
     }
