@@ -36,6 +36,7 @@ export {
   RemoteUnavailableError,
   NonFastForwardError,
   RemoteUnsafeError,
+  WeightMismatchError,
   invalidParameter,
   type CoralCode,
 } from './errors';
@@ -157,7 +158,13 @@ export {
   type GraphRow,
   type HistoryContext,
   type HistoryEntry,
+  commitNotes,
+  commitMetric,
+  type CommitNotes,
 } from './commands/log';
+export { parseLossySpec } from './ingest/lossy';
+export type { LossySpec } from './odb/objects';
+export type { LossyMark } from './models/tree';
 export { pathspec, displayPath } from './worktree/pathspec';
 export { listBranches, type BranchInfo } from './commands/branch';
 export { annotatedTag, isPlainFile, readFileBytes, storedTensors, type StoredTensorInfo } from './commands/show';
@@ -305,3 +312,42 @@ export { diffIndex } from './commands/diff';
 export { branchTip } from './commands/branch';
 export { rebuildObjectIndex } from './store';
 export { parsePruneExpire, type GcOptions } from './commands/gc';
+// ---- training integrations (lib/train; docs/training.md) ----
+export {
+  CheckpointManager,
+  MODEL_FILE,
+  OPTIMIZER_FILE,
+  type TrainingState,
+  type CheckpointManagerOptions,
+  type CheckpointInfo,
+  type CheckpointRef,
+  type SaveHandle,
+  type RetentionReport,
+  type LoadedCheckpoint,
+} from './train/checkpoint';
+export {
+  ExperimentTracker,
+  Run,
+  EXPERIMENT_PREFIX,
+  type MetricPoint,
+  type RunStatus,
+  type RunSummary,
+  type RunDetail,
+  type RunComparison,
+} from './train/experiment';
+export { renderPlot, niceTicks, PALETTE, type PlotSeries, type PlotOptions, type RenderedPlot } from './train/plot';
+export { Raster, encodePng } from './train/png';
+export {
+  CoralCallback,
+  loadIntoModel,
+  saveModel,
+  modelWeights,
+  optimizerWeights,
+  weightName,
+  type CoralCallbackOptions,
+  type TfModelLike,
+  type TfModuleLike,
+  type TfTensorLike,
+  type TfVariableLike,
+} from './train/tfjs';
+export { CheckpointWatcher, type WatchCommit, type WatchOptions, type WatchRepo } from './train/watch';

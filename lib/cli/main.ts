@@ -28,6 +28,8 @@ import { tagCommand } from './commands/tag';
 import { mergeCommand } from './commands/merge';
 import { publishCommand } from './commands/publish';
 import { hubCommand } from './commands/hub';
+import { experimentCommand } from './commands/experiment';
+import { watchCommand } from './commands/watch';
 import { defaultIo, errorLine, exitCodeFor, type Io } from './output';
 
 /** Commands by name: a Map, so `coral constructor` or `coral __proto__` is an unknown command. */
@@ -54,6 +56,8 @@ const commands = new Map<string, Command>([
   ['similar', similarCommand],
   ['publish', publishCommand],
   ['hub', hubCommand],
+  ['experiment', experimentCommand],
+  ['watch', watchCommand],
 ]);
 
 function help(io: Io): void {

@@ -18,7 +18,7 @@ import { checkTreePath, fileTable, type Commit, type TensorEntry } from '../mode
 import { isSymlinkEntry, symlinkTarget } from '../worktree/symlink';
 import { diffSides, type FileChange } from '../diff/tensor-diff';
 import type { TagObject } from '../models/tag';
-import type { FileEntry } from '../models/tree';
+import type { FileEntry, LossyMark } from '../models/tree';
 import type { ObjectReader } from '../odb/objects';
 import { checkNotInCoral, materializeWorktreeFile } from '../worktree/files';
 import { fileChunks, materializeFile, readFileTensor } from '../worktree/materialize';
@@ -170,6 +170,8 @@ export type ShowFileReport =
       sha256: string;
       metadata: Record<string, unknown>;
       tensors: Array<TensorEntry & StoredTensorInfo>;
+      /** Set when the file is stored lossy: checkout writes its decoded tensors, not the bytes added. */
+      lossy?: LossyMark;
     };
 
 /**
@@ -195,13 +197,24 @@ export async function showFile(
   }
   const stored = await storedTensors(ctx.reader, e);
   const tensors = e.tensors.map((t, i) => ({ ...t, ...stored[i] }));
-  return { path: rel, format: e.format, size: e.size, sha256: e.sha256, metadata: e.metadata ?? {}, tensors };
+  return {
+    path: rel,
+    format: e.format,
+    size: e.size,
+    sha256: e.sha256,
+    metadata: e.metadata ?? {},
+    tensors,
+    ...(e.lossy ? { lossy: e.lossy } : {}),
+  };
 }
 
 /** `show <rev>` as data: the commit, its changes against its first parent, and the annotated tag `rev` names. */
 export type ShowCommitReport = { id: string } & Commit & {
     /** Every file of the commit's tree with its stored tensors (with `files: true`). */
-    files?: Record<string, { format: string; size: number; sha256: string; tensors: StoredTensorInfo[] }>;
+    files?: Record<
+      string,
+      { format: string; size: number; sha256: string; tensors: StoredTensorInfo[]; lossy?: LossyMark }
+    >;
     changes: FileChange[];
     tag?: { name: string; id: string } & TagObject;
   };
@@ -228,9 +241,21 @@ export async function showCommit(
   const changes = await diffSides(ctx.reader, parentTree, { kind: 'tree', tree }, { metrics: true });
   let files: ShowCommitReport['files'];
   if (opts.files) {
-    files = fileTable<{ format: string; size: number; sha256: string; tensors: StoredTensorInfo[] }>();
+    files = fileTable<{
+      format: string;
+      size: number;
+      sha256: string;
+      tensors: StoredTensorInfo[];
+      lossy?: LossyMark;
+    }>();
     for (const [p, e] of Object.entries(tree.files))
-      files[p] = { format: e.format, size: e.size, sha256: e.sha256, tensors: await storedTensors(ctx.reader, e) };
+      files[p] = {
+        format: e.format,
+        size: e.size,
+        sha256: e.sha256,
+        tensors: await storedTensors(ctx.reader, e),
+        ...(e.lossy ? { lossy: e.lossy } : {}),
+      };
   }
   return {
     id,
