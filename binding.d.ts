@@ -308,16 +308,19 @@ export const codecNames: readonly string[];
  * threads: 0 = runtime.threads(); chunkElems: elements per chunk (0 = 2^18);
  * lossy knobs: block, fraction, topk, threshold, axis (0 row, 1 col), rank, maxRank, energy;
  * baseId: expected content id of the base (checked).
+ * baseDtype, baseShape: the base's dtype code and shape when they differ from the tensor's
+ * (a float cast: CAST; another first dimension: ROWS); default: the tensor's own.
  */
 export interface CodecEncodeOptions {
   codec?: number; level?: number; threads?: number; chunkElems?: number; block?: number; fraction?: number;
   topk?: number; threshold?: number; axis?: number; rank?: number; maxRank?: number; energy?: number; baseId?: string;
+  baseDtype?: number; baseShape?: Shape;
 }
 /** An encoded object: bytes (header + payload), codec id, measured error (0 when lossless), decoded content id. */
 export interface CodecEncodeResult {
   bytes: Buffer; codec: number; lossy: boolean; maxAbsError: number; relL2Error: number; id: string;
 }
-/** Encodes on the calling thread (kernels Encode). base: same dtype/shape bytes or null. */
+/** Encodes on the calling thread (kernels Encode). base: same dtype/shape bytes (see baseDtype/baseShape) or null. */
 export function codecEncode(data: Bytes, dtype: number, shape: Shape, base: Bytes | null,
   opts?: CodecEncodeOptions): CodecEncodeResult;
 /** Encodes on the libuv pool, split across threads (kernels Encode). */
@@ -340,6 +343,13 @@ export function codecInspect(bytes: Bytes): {
 /** Estimated object size per lossless candidate codec, from samples (kernels Estimate). */
 export function codecEstimate(data: Bytes, dtype: number, shape: Shape, base: Bytes | null,
   opts?: CodecEncodeOptions): Array<{ codec: number; bytes: number }>;
+/**
+ * Casts every element of src between F64/F32/F16/BF16 (kernels/cast.h CastTensor), the CAST
+ * codec's prediction: rounding 0 = nearest even, 1 = toward zero. On the calling thread.
+ */
+export function codecCast(src: Bytes, fromDtype: number, toDtype: number, rounding: number): Buffer;
+/** The same on the libuv pool (kernels/cast.h CastTensor); src must not change until it settles. */
+export function codecCastAsync(src: Bytes, fromDtype: number, toDtype: number, rounding: number): Promise<Buffer>;
 /** The SPARSE_* position stream: LEB128 gaps from `start` (kernels EncodeIndexStream). */
 export function codecEncodeIndexStream(indices: BigUint64Array, start: bigint | number): Buffer;
 /** Decodes exactly `count` positions in [start, limit) (kernels DecodeIndexStream). */

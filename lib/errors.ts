@@ -164,3 +164,9 @@ export function invalidParameter(name: string, expected: string, actual: unknown
  * HEAD) or a similarity index (lib/similarity). `coral fsck --rebuild-index` rebuilds either.
  */
 export class CorruptIndexError extends def('CORAL_CORRUPT_INDEX', 'CorruptIndexError') {}
+
+/**
+ * Stored weights do not fit a model (lib/train/tfjs.ts `loadIntoModel`): a weight the model has is
+ * missing from the checkpoint, or its shape or dtype differs. data: { weight, expected?, actual? }.
+ */
+export class WeightMismatchError extends def('CORAL_WEIGHT_MISMATCH', 'WeightMismatchError') {}

@@ -37,6 +37,7 @@ export {
   NonFastForwardError,
   RemoteUnsafeError,
   RemoteRejectedError,
+  WeightMismatchError,
   invalidParameter,
   type CoralCode,
 } from './errors';
@@ -104,6 +105,11 @@ export {
   type ObjectHeader,
   type LossyOptions,
   type BaseRef,
+  castTensor,
+  castTensorSync,
+  baseRelation,
+  DERIVED_CODECS,
+  CAST_ROUNDINGS,
 } from './codec';
 export {
   Repository,
@@ -129,13 +135,37 @@ export {
 export { diffSides, summarizeChanges, type DiffSide, type DiffSummary } from './diff/tensor-diff';
 export { diffWorktree, type WorktreeDiffContext } from './commands/diff';
 export {
+  publish,
+  publishLog,
+  parseByteSize,
+  type PublishFormat,
+  type PublishOptions,
+  type PublishReport,
+  type PublishRecord,
+} from './commands/publish';
+export {
+  hubGet,
+  hubSidecar,
+  writeHubSidecar,
+  type HubGetOptions,
+  type HubGetReport,
+  type HubFileReport,
+} from './commands/hub';
+export { HubClient, SIDECAR_SUFFIX, type HubFile, type Sidecar, type SidecarTensor } from './remote/hf-hub';
+export {
   logCommits,
   logGraph,
   type LogOptions,
   type GraphRow,
   type HistoryContext,
   type HistoryEntry,
+  commitNotes,
+  commitMetric,
+  type CommitNotes,
 } from './commands/log';
+export { parseLossySpec } from './ingest/lossy';
+export type { LossySpec } from './odb/objects';
+export type { LossyMark } from './models/tree';
 export { pathspec, displayPath } from './worktree/pathspec';
 export { listBranches, type BranchInfo } from './commands/branch';
 export { annotatedTag, isPlainFile, readFileBytes, storedTensors, type StoredTensorInfo } from './commands/show';
@@ -304,3 +334,42 @@ export type { PushOptions, PushReport } from './commands/push';
 export type { RemoteConfig, RemoteTarget } from './commands/remote';
 export type { SyncOptions, SyncReport, SyncBranchReport } from './commands/sync';
 export type { UpstreamStatus } from './commands/status';
+// ---- training integrations (lib/train; docs/training.md) ----
+export {
+  CheckpointManager,
+  MODEL_FILE,
+  OPTIMIZER_FILE,
+  type TrainingState,
+  type CheckpointManagerOptions,
+  type CheckpointInfo,
+  type CheckpointRef,
+  type SaveHandle,
+  type RetentionReport,
+  type LoadedCheckpoint,
+} from './train/checkpoint';
+export {
+  ExperimentTracker,
+  Run,
+  EXPERIMENT_PREFIX,
+  type MetricPoint,
+  type RunStatus,
+  type RunSummary,
+  type RunDetail,
+  type RunComparison,
+} from './train/experiment';
+export { renderPlot, niceTicks, PALETTE, type PlotSeries, type PlotOptions, type RenderedPlot } from './train/plot';
+export { Raster, encodePng } from './train/png';
+export {
+  CoralCallback,
+  loadIntoModel,
+  saveModel,
+  modelWeights,
+  optimizerWeights,
+  weightName,
+  type CoralCallbackOptions,
+  type TfModelLike,
+  type TfModuleLike,
+  type TfTensorLike,
+  type TfVariableLike,
+} from './train/tfjs';
+export { CheckpointWatcher, type WatchCommit, type WatchOptions, type WatchRepo } from './train/watch';

@@ -25,6 +25,8 @@ import { removePaths, type RemoveOptions } from './commands/rm';
 import { exportFile, readTensor } from './commands/show';
 import { rebuildSimilarityIndex, similar } from './commands/similar';
 import { stats, type StatsReport } from './commands/stats';
+import { hubGet, type HubGetOptions, type HubGetReport } from './commands/hub';
+import { publish, publishLog, type PublishOptions, type PublishRecord, type PublishReport } from './commands/publish';
 import { ignoreRules, listWorktree, status, type StatusReport } from './commands/status';
 import { createTag, deleteTag, tags, type TagInfo } from './commands/tag';
 import { clone, type CloneOptions, type CloneReport } from './commands/clone';
@@ -382,6 +384,21 @@ export class Repository implements RepoContext {
   }
 
   /** The stored checkpoints closest to a worktree file or a committed `rev:path` (lib/ingest/similarity.ts). */
+  /** Downloads a model from a Hugging Face-compatible hub, fetching only tensors the store lacks (lib/commands/hub.ts). */
+  hubGet(repo: string, opts: HubGetOptions = {}): Promise<HubGetReport> {
+    return hubGet({ reader: this.reader, worktree: this.worktree }, repo, opts);
+  }
+
+  /** Writes a commit out as a Hugging Face or MLflow model folder (lib/commands/publish.ts). */
+  publish(rev: string, opts: PublishOptions): Promise<PublishReport> {
+    return publish(this, rev, opts);
+  }
+
+  /** What was published where, from `.coral/publish.log`. */
+  publishLog(): Promise<PublishRecord[]> {
+    return publishLog(this);
+  }
+
   similar(target: SimilarTarget, opts?: SimilarOptions): Promise<SimilarReport> {
     return similar(this, target, opts);
   }

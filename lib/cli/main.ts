@@ -32,6 +32,10 @@ import { pullCommand } from './commands/pull';
 import { pushCommand } from './commands/push';
 import { remoteCommand } from './commands/remote';
 import { syncCommand } from './commands/sync';
+import { publishCommand } from './commands/publish';
+import { hubCommand } from './commands/hub';
+import { experimentCommand } from './commands/experiment';
+import { watchCommand } from './commands/watch';
 import { defaultIo, errorLine, exitCodeFor, type Io } from './output';
 
 /** Commands by name: a Map, so `coral constructor` or `coral __proto__` is an unknown command. */
@@ -62,6 +66,10 @@ const commands = new Map<string, Command>([
   ['pull', pullCommand],
   ['clone', cloneCommand],
   ['sync', syncCommand],
+  ['publish', publishCommand],
+  ['hub', hubCommand],
+  ['experiment', experimentCommand],
+  ['watch', watchCommand],
 ]);
 
 function help(io: Io): void {

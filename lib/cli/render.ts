@@ -15,6 +15,14 @@ export function firstLine(c: Commit): string {
   return c.message.split('\n')[0];
 }
 
+/** How a lossy file is announced (show, diff, log, checkout): codec and the recorded error. */
+export function lossyLine(
+  path: string,
+  m: { codec: string; maxAbsError: number; relL2Error: number; segments: number },
+): string {
+  return `lossy ${path}: ${m.codec}, not byte-exact (${m.segments} tensors; max abs error ${fmtNum(m.maxAbsError)}, rel L2 error ${fmtNum(m.relL2Error)})`;
+}
+
 /** One tensor's metrics; "-" stands for an undefined ratio (see TensorMetrics). */
 export function metricsText(m: TensorMetrics): string {
   const num = (x: number | null, digits?: number) => (x === null ? '-' : fmtNum(x, digits));
@@ -42,6 +50,8 @@ export function renderChanges(ctx: { io: Io }, changes: FileChange[], opts: { st
     const was = f.change === 'modified' && f.oldTarget !== undefined ? `, was symlink -> ${f.oldTarget}` : '';
     const kind = (target === undefined ? `${f.format}, ${sizes}` : `symlink -> ${target}`) + was;
     print(ctx, `${mark} ${paint(io, 'bold', f.path)}  (${kind})`);
+    if (f.oldLossy) print(ctx, `    was ${lossyLine(f.path, f.oldLossy)}`);
+    if (f.newLossy) print(ctx, `    ${lossyLine(f.path, f.newLossy)}`);
     if (opts.stat) {
       const n = summarizeChanges([f]);
       print(ctx, `    tensors: ${n.tensorsAdded} added, ${n.tensorsRemoved} removed, ${n.tensorsModified} modified`);

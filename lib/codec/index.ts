@@ -31,13 +31,52 @@ export const CODEC_NAMES = [
   'SPARSE_TOPK',
   'PER_AXIS_SCALED',
   'LOW_RANK',
+  'CAST',
+  'ROWS',
 ] as const;
 export type CodecName = (typeof CODEC_NAMES)[number];
 
 /** Lossless codecs: decode returns the exact bits that were encoded. */
-export const LOSSLESS_CODECS: readonly CodecName[] = CODEC_NAMES.slice(0, 7);
+export const LOSSLESS_CODECS: readonly CodecName[] = [...CODEC_NAMES.slice(0, 7), 'CAST', 'ROWS'];
 /** Lossy codecs: only used when named; error is measured and recorded. */
-export const LOSSY_CODECS: readonly CodecName[] = CODEC_NAMES.slice(7);
+export const LOSSY_CODECS: readonly CodecName[] = CODEC_NAMES.slice(7, 12);
+/**
+ * Lossless codecs whose base differs from the tensor: CAST (a base of another
+ * float dtype, cast with a named rounding, plus an exact residual) and ROWS (a
+ * base with another first dimension: shared rows as a delta, new rows
+ * standalone). See docs/codecs.md, "Derived bases".
+ */
+export const DERIVED_CODECS: readonly CodecName[] = ['CAST', 'ROWS'];
+
+/** Float dtypes CAST converts between. */
+const CAST_DTYPES: ReadonlySet<DType> = new Set<DType>(['F64', 'F32', 'F16', 'BF16']);
+
+/**
+ * How a base relates to a tensor for delta encoding: `same` (dtype and shape:
+ * the element delta codecs), `cast` (another float dtype among F64 F32 F16
+ * BF16, same shape: CAST), `rows` (same dtype and trailing dimensions, another
+ * first dimension: ROWS), or null (no lossless delta possible).
+ *
+ * @example
+ * baseRelation({ dtype: 'BF16', shape: [4, 4] }, { dtype: 'F32', shape: [4, 4] }) // 'cast'
+ */
+export function baseRelation(
+  t: { dtype: DType; shape: readonly number[] },
+  base: { dtype: DType; shape: readonly number[] },
+): 'same' | 'cast' | 'rows' | null {
+  const sameShape = base.shape.length === t.shape.length && base.shape.every((d, i) => d === t.shape[i]);
+  if (base.dtype === t.dtype) {
+    if (sameShape) return 'same';
+    if (
+      t.shape.length >= 1 &&
+      base.shape.length === t.shape.length &&
+      base.shape.every((d, i) => i === 0 || d === t.shape[i])
+    )
+      return 'rows';
+    return null;
+  }
+  return sameShape && CAST_DTYPES.has(base.dtype) && CAST_DTYPES.has(t.dtype) ? 'cast' : null;
+}
 
 /**
  * Names used by coral's predecessor, accepted as aliases. Each maps to one of
@@ -82,7 +121,10 @@ export interface LossyOptions {
 export interface EncodeOptions {
   /** Codec name, predecessor alias, or 'auto' (default): smallest lossless encoding, estimated on samples. */
   codec?: CodecName | CodecAlias | 'auto';
-  /** Base tensor for delta codecs (same dtype and shape). */
+  /**
+   * Base tensor for delta codecs: same dtype and shape, or (CAST) another float dtype and the same
+   * shape, or (ROWS) the same dtype with another first dimension; see `baseRelation`.
+   */
   base?: BaseRef;
   /** zstd level for compressible streams, -7..22 (default 3). */
   level?: number;
@@ -187,7 +229,7 @@ interface NativeArgs {
   dtype: number;
   shape: readonly number[];
   base: Uint8Array | null;
-  opts: Record<string, number | string>;
+  opts: Record<string, number | string | readonly number[]>;
 }
 
 function encodeArgs(t: Tensor, o: EncodeOptions | undefined): NativeArgs {
@@ -195,19 +237,25 @@ function encodeArgs(t: Tensor, o: EncodeOptions | undefined): NativeArgs {
   const opts = o ?? {};
   if (typeof opts !== 'object' || opts === null) throw invalidParameter('options', 'object', opts);
   checkKeys(opts, ENCODE_KEYS, 'encode option');
-  const n: Record<string, number | string> = {};
+  const n: Record<string, number | string | readonly number[]> = {};
   let base: Uint8Array | null = null;
+  let baseShape: readonly number[] | null = null;
   if (opts.base !== undefined) {
     if (typeof opts.base !== 'object' || opts.base === null) throw invalidParameter('base', '{tensor, id?}', opts.base);
     checkKeys(opts.base, new Set(['tensor', 'id']), 'base');
     checkTensor(opts.base.tensor, 'base.tensor');
     const bt = opts.base.tensor;
-    if (bt.dtype !== t.dtype || bt.shape.length !== t.shape.length || bt.shape.some((d, i) => d !== t.shape[i]))
+    const rel = baseRelation(t, bt);
+    if (rel === null)
       throw invalidParameter(
         'base.tensor',
-        `a ${t.dtype}[${t.shape.join(', ')}] tensor`,
+        `a ${t.dtype}[${t.shape.join(', ')}] tensor, a cast of one, or one with another first dimension`,
         `${bt.dtype}[${bt.shape.join(', ')}]`,
       );
+    if (rel !== 'same') {
+      n.baseDtype = DTYPES[bt.dtype].code;
+      baseShape = bt.shape;
+    }
     if (opts.base.id !== undefined) {
       if (typeof opts.base.id !== 'string' || !/^[0-9a-f]{32}$/.test(opts.base.id))
         throw invalidParameter('base.id', 'content id (32 hex chars)', opts.base.id);
@@ -230,7 +278,7 @@ function encodeArgs(t: Tensor, o: EncodeOptions | undefined): NativeArgs {
       throw invalidParameter('chunkElems', 'integer 1..4194304', opts.chunkElems);
     n.chunkElems = opts.chunkElems;
   }
-  const lossyCodec = codec >= 7 && codec !== 255;
+  const lossyCodec = codec >= 7 && codec <= 11;
   if (opts.lossy !== undefined) {
     if (!lossyCodec)
       throw invalidParameter('lossy', `undefined unless codec is one of ${LOSSY_CODECS.join(' ')}`, opts.lossy);
@@ -276,6 +324,7 @@ function encodeArgs(t: Tensor, o: EncodeOptions | undefined): NativeArgs {
     )
   )
     throw invalidParameter('lossy', 'one of {fraction, topk, threshold} for SPARSE_TOPK', opts.lossy);
+  if (baseShape) n.baseShape = baseShape;
   return { data: t.data, dtype: DTYPES[t.dtype].code, shape: t.shape, base, opts: n };
 }
 
@@ -393,6 +442,55 @@ export function decodeSync(bytes: Uint8Array, base?: BaseRef | null, opts?: Deco
   );
 }
 
+function castArgs(t: Tensor, dtype: DType, rounding: 'RNE' | 'RTZ'): [Uint8Array, number, number, number] {
+  checkTensor(t, 'tensor');
+  if (!CAST_DTYPES.has(t.dtype)) throw invalidParameter('tensor.dtype', 'one of F64 F32 F16 BF16', t.dtype);
+  if (!CAST_DTYPES.has(dtype) || dtype === t.dtype)
+    throw invalidParameter('dtype', `one of F64 F32 F16 BF16 other than ${t.dtype}`, dtype);
+  const r = CAST_ROUNDINGS.indexOf(rounding);
+  if (r < 0) throw invalidParameter('rounding', '"RNE" or "RTZ"', rounding);
+  return [t.data, DTYPES[t.dtype].code, DTYPES[dtype].code, r];
+}
+
+/**
+ * Casts a float tensor to another float dtype (F64, F32, F16, BF16) exactly as the CAST codec
+ * predicts a tensor from its base: one rounding, `'RNE'` (to nearest even, the default) or
+ * `'RTZ'` (toward zero, truncation); NaNs keep sign and top payload bits (quiet), widening is
+ * exact bit for bit. Runs on the libuv pool at or above ASYNC_THRESHOLD_BYTES, inline below it.
+ *
+ * @example
+ * const bf16 = await castTensor(f32Tensor, 'BF16');         // what torch's .to(torch.bfloat16) gives
+ * const cut = await castTensor(f32Tensor, 'BF16', 'RTZ');   // the top 16 bits of each element
+ */
+export function castTensor(t: Tensor, dtype: DType, rounding: 'RNE' | 'RTZ' = 'RNE'): Promise<Tensor> {
+  let a: ReturnType<typeof castArgs>;
+  try {
+    a = castArgs(t, dtype, rounding);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  if (t.data.byteLength < ASYNC_THRESHOLD_BYTES) {
+    try {
+      return Promise.resolve(castTensorSync(t, dtype, rounding));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+  return callAsync(() => native.codecCastAsync(...a)).then((data) => ({ dtype, shape: t.shape.slice(), data }));
+}
+
+/** `castTensor` on the calling thread: for small tensors (samples, tests). */
+export function castTensorSync(t: Tensor, dtype: DType, rounding: 'RNE' | 'RTZ' = 'RNE'): Tensor {
+  const a = castArgs(t, dtype, rounding);
+  return { dtype, shape: t.shape.slice(), data: callSync(() => native.codecCast(...a)) };
+}
+
+/**
+ * CAST roundings by their code in the object: round to nearest even, and
+ * truncation (round toward zero). Widening casts are exact and record RNE.
+ */
+export const CAST_ROUNDINGS = ['RNE', 'RTZ'] as const;
+
 function parseParams(codec: CodecName, p: Buffer): Record<string, number | string> {
   const out: Record<string, number | string> = {};
   switch (codec) {
@@ -414,6 +512,24 @@ function parseParams(codec: CodecName, p: Buffer): Record<string, number | strin
       break;
     case 'LOW_RANK':
       if (p.length >= 4) out.rank = p.readUInt32LE(0);
+      break;
+    case 'CAST':
+      if (p.length >= 12) {
+        out.baseDtype = dtypeFromCode(p[0]);
+        out.rounding = CAST_ROUNDINGS[p[1]] ?? String(p[1]);
+        out.inner = CODEC_NAMES[p[2]] ?? String(p[2]);
+        out.residual = Number(p.readBigUInt64LE(4));
+      }
+      break;
+    case 'ROWS':
+      if (p.length >= 44) {
+        out.baseRows = Number(p.readBigUInt64LE(0));
+        out.rowStart = Number(p.readBigUInt64LE(8));
+        out.baseRowStart = Number(p.readBigUInt64LE(16));
+        out.sharedRows = Number(p.readBigUInt64LE(24));
+        out.inner = CODEC_NAMES[p[33]] ?? String(p[33]);
+        out.residual = Number(p.readBigUInt64LE(36));
+      }
       break;
     default:
       break;

@@ -11,9 +11,13 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { absPath, headCommit, relPath, treeOf, withWriter, type RepoContext } from '../context';
 import { InvalidArgumentError, invalidParameter } from '../errors';
+import { baseRelation } from '../codec';
 import { openIngestPolicy } from '../ingest/bases';
+import { parseLossySpec } from '../ingest/lossy';
+import type { LossySpec } from '../odb/objects';
 import { SKELETON_NAME, ingestFile, segmentNames, type FindBase, type IngestReport } from '../ingest/ingest';
 import { fileTable, type FileEntry } from '../models';
+import type { DType } from '../tensor/dtype';
 import { crashPoint } from '../util/crash';
 import { checkNotBeyondSymlink, lstatWorktree } from '../worktree/files';
 import { walkWorktree } from '../worktree/ignore';
@@ -37,6 +41,11 @@ export interface AddOptions {
    * deleted (Repository uses it to mark merge conflicts resolved).
    */
   onStaged?: (paths: string[]) => Promise<void>;
+  /**
+   * Store float tensors with a lossy codec (`coral add --lossy QUANT_INT8:block=256`;
+   * lib/ingest/lossy.ts). The file entries are marked lossy with their measured error.
+   */
+  lossy?: string | LossySpec;
 }
 
 /** Base proposals for delta encoding: the same-named tensor of the file's parent version. */
@@ -63,8 +72,8 @@ export async function parentBases(ctx: RepoContext): Promise<FindBase | null> {
     let names = perFile.get(q.path);
     if (!names) perFile.set(q.path, (names = segmentNames(entry)));
     const s = names.get(q.name);
-    if (!s || s.dtype !== q.dtype || s.shape.length !== q.shape.length || s.shape.some((d, i) => d !== q.shape[i]))
-      return null;
+    // The same dtype and shape, a float cast of it (CAST) or a resize of its first dimension (ROWS).
+    if (!s || baseRelation(q, { dtype: s.dtype as DType, shape: s.shape }) === null) return null;
     return { id: s.object };
   };
 }
@@ -122,6 +131,7 @@ async function collect(
 /** Stages files (or every file under the given directories). */
 export async function add(ctx: RepoContext, paths: string[], opts: AddOptions = {}): Promise<AddReport> {
   if (!Array.isArray(paths) || paths.length === 0) throw invalidParameter('paths', 'non-empty array of paths', paths);
+  const lossy = opts.lossy === undefined ? undefined : parseLossySpec(opts.lossy);
   const idx0 = readIndex(ctx.layout);
   const { files, gone } = await collect(ctx, paths, new Set(Object.keys(idx0.files)), opts.force);
   const policy = await openIngestPolicy(ctx, await parentBases(ctx));
@@ -136,7 +146,7 @@ export async function add(ctx: RepoContext, paths: string[], opts: AddOptions = 
         if (prev && sameStat(prev.stat, st) && isSymlinkEntry(prev.entry) === st.isSymbolicLink()) continue;
         const { entry, report: r } = st.isSymbolicLink()
           ? await ingestSymlink(writer, abs, rel)
-          : await ingestFile(writer, abs, rel, policy.findBase, policy.hooks, { strict: opts.strict });
+          : await ingestFile(writer, abs, rel, policy.findBase, policy.hooks, { strict: opts.strict, lossy });
         staged[rel] = { entry, stat: statOf(st) };
         report.files.push(r);
         opts.onFile?.(rel, r);

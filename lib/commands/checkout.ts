@@ -11,7 +11,7 @@
 import * as fsp from 'node:fs/promises';
 import { commitTree, currentBranch, headCommit, headTree, pathspec, resolve, type RepoContext } from '../context';
 import { AlreadyExistsError, InvalidArgumentError, RefNotFoundError } from '../errors';
-import { checkShortRefName, isValidRefName } from '../models';
+import { checkShortRefName, isValidRefName, type FileEntry, type LossyMark } from '../models';
 import { applyTree, inPathspec, worktreeState } from '../worktree/apply-tree';
 import { checkWritable, materializeWorktreeFile, statCacheOf } from '../worktree/files';
 import { readIndex, updateIndex } from '../worktree/staging';
@@ -48,6 +48,17 @@ export interface CheckoutReport {
   written: string[];
   removed: string[];
   kept: string[];
+  /**
+   * Written files stored lossy (their entry's `lossy` mark): not byte-exact
+   * copies of what was added, with the recorded error. Absent when none.
+   */
+  lossy?: Array<{ path: string } & LossyMark>;
+}
+
+/** The report with `lossy` listing the written files whose entries are lossy. */
+function noteLossy(r: CheckoutReport, files: Record<string, FileEntry>): CheckoutReport {
+  const lossy = r.written.flatMap((p) => (files[p]?.lossy ? [{ path: p, ...files[p].lossy }] : []));
+  return lossy.length ? { ...r, lossy } : r;
 }
 
 /**
@@ -104,7 +115,7 @@ export async function checkout(ctx: RepoContext, target: string, opts: CheckoutO
   else await ctx.refs.setHeadDetached(id);
   // As git does after a switch: a merge in progress is forgotten (what it staged stays staged).
   await fsp.rm(ctx.layout.mergeState, { force: true });
-  return { head: id, branch, ...r };
+  return noteLossy({ head: id, branch, ...r }, to.files);
 }
 
 /**
@@ -137,7 +148,8 @@ export async function restoreFromIndex(ctx: RepoContext, paths: string[]): Promi
     }
   });
   const head = await headCommit(ctx);
-  return { head: head ?? '', branch: await currentBranch(ctx), written, removed: [], kept: [] };
+  const entries = Object.fromEntries(written.map((f) => [f, idx.files[f].entry]));
+  return noteLossy({ head: head ?? '', branch: await currentBranch(ctx), written, removed: [], kept: [] }, entries);
 }
 
 /** `checkout <rev> -- <paths>`: the files under `paths` take `rev`'s version, on disk and in the index. */
@@ -160,5 +172,8 @@ export async function restorePaths(ctx: RepoContext, rev: string, paths: string[
       ix.files[f] = { entry: tree.files[f], stat: await statCacheOf(ctx.layout, f) };
     }
   });
-  return { head: (await headCommit(ctx)) ?? id, branch: await currentBranch(ctx), written, removed: [], kept: [] };
+  return noteLossy(
+    { head: (await headCommit(ctx)) ?? id, branch: await currentBranch(ctx), written, removed: [], kept: [] },
+    tree.files,
+  );
 }

@@ -31,7 +31,10 @@ export interface CompareSide {
   bytes: number;
   /** Number of tensors over all files. */
   tensors: number;
-  /** The metrics of the annotated tag named `rev` (`coral tag --metric`), else `{}`. */
+  /**
+   * The commit's metrics (`metadata.metrics`, as the CheckpointManager and ExperimentTracker record
+   * them), overridden by those of the annotated tag named `rev` (`coral tag --metric`); else `{}`.
+   */
   metrics: Record<string, unknown>;
 }
 
@@ -57,6 +60,11 @@ async function tagMetrics(ctx: Pick<RepoContext, 'refs' | 'meta'>, name: string)
   return {};
 }
 
+function commitMetrics(c: Commit): Record<string, unknown> {
+  const m = c.metadata.metrics;
+  return m && typeof m === 'object' && !Array.isArray(m) ? (m as Record<string, unknown>) : {};
+}
+
 async function side(ctx: Pick<RepoContext, 'refs' | 'meta'>, rev: string): Promise<CompareSide & { tree: Tree }> {
   const id = await resolve(ctx, rev);
   const commit = await readCommit(ctx, id);
@@ -70,7 +78,7 @@ async function side(ctx: Pick<RepoContext, 'refs' | 'meta'>, rev: string): Promi
     files: Object.keys(tree.files).length,
     bytes: entries.reduce((n, e) => n + e.size, 0),
     tensors: entries.reduce((n, e) => n + e.tensors.length, 0),
-    metrics: await tagMetrics(ctx, rev),
+    metrics: { ...commitMetrics(commit), ...(await tagMetrics(ctx, rev)) },
   };
 }
 

@@ -61,3 +61,24 @@ export { push, pushTo, type PushOptions, type PushReport } from './push';
 export { remoteAdd, remoteRemove, remotes, remoteTarget, type RemoteConfig, type RemoteTarget } from './remote';
 export { sync, type SyncOptions, type SyncReport, type SyncBranchReport } from './sync';
 export { aheadBehind, upstreamStatus, type UpstreamStatus } from './status';
+export {
+  publish,
+  publishLog,
+  commitMetrics,
+  parseByteSize,
+  DEFAULT_SHARD_SIZE,
+  PUBLISH_FORMATS,
+  type PublishFormat,
+  type PublishOptions,
+  type PublishReport,
+  type PublishRecord,
+} from './publish';
+export {
+  hubGet,
+  hubSidecar,
+  writeHubSidecar,
+  MAX_RANGE_BYTES,
+  type HubGetOptions,
+  type HubGetReport,
+  type HubFileReport,
+} from './hub';

@@ -16,6 +16,7 @@
 import { headCommit, readTree, resolve, type RepoContext } from '../context';
 import { InvalidArgumentError } from '../errors';
 import type { Commit } from '../models/commit';
+import type { LossyMark } from '../models/tree';
 import { mergeBase, walkCommits } from '../refs/ancestry';
 
 export interface HistoryEntry {
@@ -231,4 +232,52 @@ export function log(ctx: HistoryContext, opts: { rev?: string } & LogOptions = {
 /** The best common ancestors of two revisions. */
 export async function mergeBaseOf(ctx: HistoryContext, a: string, b: string): Promise<string[]> {
   return mergeBase(await resolve(ctx, a), await resolve(ctx, b), ctx.meta);
+}
+
+/**
+ * A metric recorded on a commit: `metadata.metrics[name]` (CheckpointManager,
+ * ExperimentTracker, `coral commit --metric`), else `metadata[name]`; undefined when absent.
+ */
+export function commitMetric(c: Commit, name: string): unknown {
+  const m = c.metadata.metrics;
+  if (m && typeof m === 'object' && !Array.isArray(m) && Object.prototype.hasOwnProperty.call(m, name))
+    return (m as Record<string, unknown>)[name];
+  return Object.prototype.hasOwnProperty.call(c.metadata, name) ? c.metadata[name] : undefined;
+}
+
+/** What `coral log` prints under a commit besides its message: lossy files it introduced, and metrics. */
+export interface CommitNotes {
+  /** Files of the commit stored lossy whose version differs from the first parent's. */
+  lossy: Array<{ path: string } & LossyMark>;
+  /** The requested metrics (undefined when the commit has none of that name). */
+  metrics: Record<string, unknown>;
+}
+
+/**
+ * The notes of one log entry (`coral log --metric loss`).
+ *
+ * @example
+ * const n = await commitNotes(repo, entry, { metrics: ['loss'] });
+ * n.metrics.loss; n.lossy[0]?.maxAbsError;
+ */
+export async function commitNotes(
+  ctx: HistoryContext,
+  e: HistoryEntry,
+  opts: { metrics?: string[] } = {},
+): Promise<CommitNotes> {
+  const metrics: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  for (const m of opts.metrics ?? []) metrics[m] = commitMetric(e.commit, m);
+  const tree = await readTree(ctx, e.commit.tree);
+  const lossyPaths = Object.keys(tree.files).filter((p) => tree.files[p].lossy);
+  const lossy: CommitNotes['lossy'] = [];
+  if (lossyPaths.length) {
+    const parent = e.commit.parents[0]
+      ? await readTree(ctx, (await ctx.meta.readCommit(e.commit.parents[0])).tree)
+      : null;
+    for (const p of lossyPaths) {
+      const before = parent && Object.prototype.hasOwnProperty.call(parent.files, p) ? parent.files[p] : undefined;
+      if (before?.sha256 !== tree.files[p].sha256) lossy.push({ path: p, ...tree.files[p].lossy! });
+    }
+  }
+  return { lossy, metrics };
 }

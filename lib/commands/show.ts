@@ -12,12 +12,13 @@
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { commitTree, readCommit, readTree, relPath, resolve, treeOf, type RepoContext } from '../context';
+import { inspectObject } from '../codec';
 import { ChecksumMismatchError, InvalidArgumentError, RefNotFoundError } from '../errors';
 import { checkTreePath, fileTable, type Commit, type TensorEntry } from '../models';
 import { isSymlinkEntry, symlinkTarget } from '../worktree/symlink';
 import { diffSides, type FileChange } from '../diff/tensor-diff';
 import type { TagObject } from '../models/tag';
-import type { FileEntry } from '../models/tree';
+import type { FileEntry, LossyMark } from '../models/tree';
 import type { ObjectReader } from '../odb/objects';
 import { checkNotInCoral, materializeWorktreeFile } from '../worktree/files';
 import { fileChunks, materializeFile, readFileTensor } from '../worktree/materialize';
@@ -57,6 +58,29 @@ export interface StoredTensorInfo {
   base: string | null;
   depth: number;
   storedSize: number;
+  /**
+   * Derived deltas (codecs CAST and ROWS): a cast of a base of another float dtype
+   * (`rounding` RNE/RTZ, `baseDtype`), or rows shared with a base of another first
+   * dimension (`sharedRows` of `baseRows`); `residual` counts the elements that
+   * differ from the cast / from the shared base rows.
+   */
+  derived?: {
+    kind: 'cast' | 'rows';
+    residual: number;
+    rounding?: string;
+    baseDtype?: string;
+    baseRows?: number;
+    sharedRows?: number;
+  };
+}
+
+/** The CAST / ROWS parameters of a stored object (read from its header). */
+async function derivedInfo(reader: ObjectReader, id: string): Promise<StoredTensorInfo['derived']> {
+  const h = inspectObject((await reader.store.get(id)).bytes);
+  const p = h.params;
+  if (h.codec === 'CAST')
+    return { kind: 'cast', residual: Number(p.residual), rounding: String(p.rounding), baseDtype: String(p.baseDtype) };
+  return { kind: 'rows', residual: Number(p.residual), baseRows: Number(p.baseRows), sharedRows: Number(p.sharedRows) };
 }
 
 /** Each tensor of a file entry with how it is stored. */
@@ -74,6 +98,7 @@ export async function storedTensors(reader: ObjectReader, e: FileEntry): Promise
       base: info.base ?? null,
       depth: info.depth,
       storedSize: info.storedSize,
+      ...(info.codec === 'CAST' || info.codec === 'ROWS' ? { derived: await derivedInfo(reader, seg.object) } : {}),
     });
   }
   return out;
@@ -145,6 +170,8 @@ export type ShowFileReport =
       sha256: string;
       metadata: Record<string, unknown>;
       tensors: Array<TensorEntry & StoredTensorInfo>;
+      /** Set when the file is stored lossy: checkout writes its decoded tensors, not the bytes added. */
+      lossy?: LossyMark;
     };
 
 /**
@@ -170,13 +197,24 @@ export async function showFile(
   }
   const stored = await storedTensors(ctx.reader, e);
   const tensors = e.tensors.map((t, i) => ({ ...t, ...stored[i] }));
-  return { path: rel, format: e.format, size: e.size, sha256: e.sha256, metadata: e.metadata ?? {}, tensors };
+  return {
+    path: rel,
+    format: e.format,
+    size: e.size,
+    sha256: e.sha256,
+    metadata: e.metadata ?? {},
+    tensors,
+    ...(e.lossy ? { lossy: e.lossy } : {}),
+  };
 }
 
 /** `show <rev>` as data: the commit, its changes against its first parent, and the annotated tag `rev` names. */
 export type ShowCommitReport = { id: string } & Commit & {
     /** Every file of the commit's tree with its stored tensors (with `files: true`). */
-    files?: Record<string, { format: string; size: number; sha256: string; tensors: StoredTensorInfo[] }>;
+    files?: Record<
+      string,
+      { format: string; size: number; sha256: string; tensors: StoredTensorInfo[]; lossy?: LossyMark }
+    >;
     changes: FileChange[];
     tag?: { name: string; id: string } & TagObject;
   };
@@ -203,9 +241,21 @@ export async function showCommit(
   const changes = await diffSides(ctx.reader, parentTree, { kind: 'tree', tree }, { metrics: true });
   let files: ShowCommitReport['files'];
   if (opts.files) {
-    files = fileTable<{ format: string; size: number; sha256: string; tensors: StoredTensorInfo[] }>();
+    files = fileTable<{
+      format: string;
+      size: number;
+      sha256: string;
+      tensors: StoredTensorInfo[];
+      lossy?: LossyMark;
+    }>();
     for (const [p, e] of Object.entries(tree.files))
-      files[p] = { format: e.format, size: e.size, sha256: e.sha256, tensors: await storedTensors(ctx.reader, e) };
+      files[p] = {
+        format: e.format,
+        size: e.size,
+        sha256: e.sha256,
+        tensors: await storedTensors(ctx.reader, e),
+        ...(e.lossy ? { lossy: e.lossy } : {}),
+      };
   }
   return {
     id,

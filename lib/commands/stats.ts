@@ -27,6 +27,10 @@ export interface StatsReport {
   /** Decoded and stored bytes of the delta objects. */
   deltaRawBytes: number;
   deltaStoredBytes: number;
+  /** Objects stored as a cast of a base of another float dtype (codec CAST). */
+  castObjects: number;
+  /** Objects stored against a base with another first dimension (codec ROWS: rows added or removed). */
+  resizedObjects: number;
   codecs: Record<string, { objects: number; rawBytes: number; storedBytes: number }>;
 }
 
@@ -40,12 +44,16 @@ export async function stats(repo: RepoContext): Promise<StatsReport> {
   const chainDepths: Record<string, number> = {};
   let deltaRawBytes = 0;
   let deltaStoredBytes = 0;
+  let castObjects = 0;
+  let resizedObjects = 0;
   for await (const a of repo.store.list()) {
     objects++;
     const c = (codecs[a.codec] ??= { objects: 0, rawBytes: 0, storedBytes: 0 });
     c.objects++;
     c.rawBytes += a.rawSize;
     c.storedBytes += a.storedSize ?? 0;
+    if (a.codec === 'CAST') castObjects++;
+    if (a.codec === 'ROWS') resizedObjects++;
     if (a.base) {
       deltaObjects++;
       deltaRatioSum += a.rawSize / Math.max(1, a.storedSize ?? 1);
@@ -82,6 +90,8 @@ export async function stats(repo: RepoContext): Promise<StatsReport> {
     chainDepths,
     deltaRawBytes,
     deltaStoredBytes,
+    castObjects,
+    resizedObjects,
     codecs,
   };
 }

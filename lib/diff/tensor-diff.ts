@@ -15,7 +15,7 @@
 import * as fsp from 'node:fs/promises';
 import { contentId } from '../hash';
 import { tensorFromSegment, readSegment } from '../formats';
-import type { FileEntry, Tree } from '../models/tree';
+import type { FileEntry, LossyMark, Tree } from '../models/tree';
 import { ASYNC_THRESHOLD_BYTES, callAsync, native } from '../native';
 import { DTYPES, type DType } from '../tensor/dtype';
 import { numel, type Tensor } from '../tensor/tensor';
@@ -56,6 +56,9 @@ export interface FileChange {
   /** Symlinks (format 'symlink'): the link target before / after. */
   oldTarget?: string;
   newTarget?: string;
+  /** The lossy marks (`coral add --lossy`) of the old and new versions, when stored lossy. */
+  oldLossy?: LossyMark;
+  newLossy?: LossyMark;
 }
 
 interface TensorRef {
@@ -203,6 +206,8 @@ export async function diffSides(
   const out: FileChange[] = [];
   const targets = async (c: FileChange, ea?: FileEntry, eb?: { format: string }) => {
     if (isSymlinkEntry(ea)) c.oldTarget = (await symlinkTarget(reader, ea!)).toString();
+    if (ea?.lossy) c.oldLossy = ea.lossy;
+    if (eb && b.kind === 'tree' && b.tree.files[c.path]?.lossy) c.newLossy = b.tree.files[c.path].lossy;
     if (eb && b.kind === 'tree') {
       if (isSymlinkEntry(eb)) c.newTarget = (await symlinkTarget(reader, b.tree.files[c.path])).toString();
     } else if (eb) {

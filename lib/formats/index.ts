@@ -1,6 +1,7 @@
 /**
  * Checkpoint formats: safetensors, PyTorch zip (.pt/.bin, safe unpickler),
- * NumPy .npy/.npz, the zip container, and layouts for skeleton + segments.
+ * NumPy .npy/.npz, ONNX (wire-level), GGUF, the zip container, and layouts
+ * for skeleton + segments.
  */
 export * from './layout';
 export * as safetensors from './safetensors';
@@ -8,6 +9,8 @@ export * as pytorch from './pytorch';
 export * as numpy from './numpy';
 export * as zip from './zip';
 export * as pickle from './pickle';
+export * as onnx from './onnx';
+export * as gguf from './gguf';
 export {
   SafetensorsFile,
   readSafetensors,
@@ -40,3 +43,5 @@ export {
   type PyValue,
 } from './pickle';
 export { FileSource, BufferSource, type ByteSource } from './io';
+export { readOnnxTensors, type OnnxTensor, type OnnxModelInfo } from './onnx';
+export { readGgufHeader, GGML_TYPES, type GgufHeader, type GgufTensorInfo, type GgufKeyValue } from './gguf';

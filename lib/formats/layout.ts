@@ -16,6 +16,11 @@
  *   U8 segment of its compressed bytes (`compression: 'deflate'`,
  *   `container: 'npy'`), which keeps the file byte-exact; tensorFromSegment
  *   inflates it.
+ * - onnx: one segment per tensor payload found at the protobuf wire level
+ *   (lib/formats/onnx.ts); onnx-external: an ONNX external data file, laid out
+ *   from the references of the .onnx next to it (lib/formats/onnx-external.ts).
+ * - gguf: one segment per tensor's data; quantized types as U8 rows
+ *   (lib/formats/gguf.ts).
  * - raw: anything else; no segments.
  *
  * @example
@@ -29,44 +34,16 @@ import { FormatError, InvalidArgumentError, UnsupportedFormatError } from '../er
 import { DTYPES, type DType } from '../tensor/dtype';
 import { type Tensor, numel } from '../tensor/tensor';
 import { type ByteSource, FileSource, readInto, u64le } from './io';
+import type { CheckpointFormat, CheckpointLayout, Segment, TensorInfo } from './layout-types';
+import { GGUF_MAGIC, scanGguf } from './gguf';
 import { parseNpy, parseNpyHeader, readNpyHeader, readNpzDirectory } from './numpy';
+import { scanOnnx } from './onnx';
+import { scanOnnxExternalData } from './onnx-external';
 import { PyTorchFile, gatherStrided, isContiguous, spanElements } from './pytorch';
 import { MAX_HEADER_BYTES, readSafetensorsHeader } from './safetensors';
 import { readZipDirectory } from './zip';
 
-export type CheckpointFormat = 'safetensors' | 'pytorch' | 'npy' | 'npz' | 'raw';
-
-export interface Segment {
-  offset: number;
-  length: number;
-  dtype: DType;
-  shape: number[];
-  key: string;
-  /** Set when the bytes are compressed in the file (deflated zip member). */
-  compression?: 'deflate';
-  /** 'npy' when the (inflated) bytes are a whole .npy file rather than raw elements. */
-  container?: 'npy';
-}
-
-export interface TensorInfo {
-  name: string;
-  dtype: DType;
-  shape: number[];
-  /** Index into layout.segments. */
-  segment: number;
-  /** First element, in elements of `dtype`, from the start of the segment's data. */
-  elementOffset: number;
-  /** Element strides; null = contiguous (row-major) from elementOffset. */
-  strides: number[] | null;
-}
-
-export interface CheckpointLayout {
-  format: CheckpointFormat;
-  fileSize: number;
-  segments: Segment[];
-  tensors: TensorInfo[];
-  metadata?: Record<string, string>;
-}
+export type { CheckpointFormat, CheckpointLayout, Segment, TensorInfo } from './layout-types';
 
 const LEGACY_TORCH_MAGIC = Uint8Array.from([
   0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19,
@@ -117,7 +94,10 @@ async function detectSource(src: ByteSource): Promise<CheckpointFormat> {
     const n = u64le(head, 0);
     if (n <= Math.min(MAX_HEADER_BYTES, src.size - 8)) return 'safetensors';
   }
+  if (head.byteLength >= 4 && GGUF_MAGIC.every((b, i) => head[i] === b)) return 'gguf';
   if (e === 'safetensors') return 'safetensors';
+  // ONNX is a bare protobuf with no magic: the extension decides.
+  if (e === 'onnx') return 'onnx';
   return 'raw';
 }
 
@@ -130,7 +110,16 @@ export interface ScanOptions {
 export async function scanCheckpoint(path: string, opts: ScanOptions = {}): Promise<CheckpointLayout> {
   const src = await FileSource.open(path);
   try {
-    return await scanSource(src, opts);
+    const layout = await scanSource(src, opts);
+    if (layout.format === 'raw' && !opts.format) {
+      // An ONNX external data file has no header: its layout comes from the .onnx next to it.
+      const ext = await scanOnnxExternalData(path, src.size);
+      if (ext) {
+        checkLayout(ext, src.label);
+        return ext;
+      }
+    }
+    return layout;
   } finally {
     await src.close();
   }
@@ -153,6 +142,16 @@ export async function scanSource(src: ByteSource, opts: ScanOptions = {}): Promi
     case 'npz':
       layout = await scanNpz(src);
       break;
+    case 'onnx':
+      layout = await scanOnnx(src);
+      break;
+    case 'gguf':
+      layout = await scanGguf(src);
+      break;
+    case 'onnx-external':
+      throw new InvalidArgumentError(
+        `${src.label}: an ONNX external data file is laid out from its model; scan it by path (scanCheckpoint) next to the .onnx`,
+      );
     case 'raw':
       layout = { format: 'raw', fileSize: src.size, segments: [], tensors: [] };
       break;

@@ -6,8 +6,12 @@
  *  (b) up to `similarity.maxCandidates` entries of the repository-wide LSH index
  *      with the same dtype and shape (so renamed tensors and new files find
  *      their base; a fine-tune uploaded as a new file finds the base model).
- * Cross-dtype bases (a BF16 copy of an F32 base) are not proposed: the delta
- * codecs need equal dtypes, and a lossless cross-dtype delta is not built yet.
+ * Bases of another float dtype (the F32 original of a BF16 copy: codec CAST)
+ * and bases with another first dimension (an embedding grown by new tokens:
+ * codec ROWS) are proposed too: index hits of any castable dtype, and the
+ * parent's same-named tensor whatever its first dimension (the index only
+ * relates equal element counts). A cast candidate is scored against its
+ * cast, so a pure cast scores 0 and wins over a same-dtype near-duplicate.
  *
  * A candidate at the chain-depth limit is replaced by its nearest ancestor
  * below the limit (a shallower relative is usually almost as good a base), so
@@ -35,7 +39,7 @@
  * Small tensors (e.g. biases) that look "similar" to another are therefore
  * never replaced; at most they are stored as a lossless delta.
  */
-import { estimate, type CodecName } from '../codec';
+import { baseRelation, castTensorSync, estimate, type CodecName } from '../codec';
 import { InvalidArgumentError } from '../errors';
 import type { ObjectReader } from '../odb/objects';
 import { cosine, type Fingerprint } from '../similarity';
@@ -96,22 +100,70 @@ const SCORE_WINDOWS = 64;
 /** The same spread windows of two equally shaped tensors, copied out (or the tensors themselves when small). */
 function scoreSample(t: Tensor, b: Tensor): [Tensor, Tensor] {
   const es = DTYPES[t.dtype].size;
+  const bes = DTYPES[b.dtype].size; // a cast base has other element sizes
   const n = t.data.byteLength / es;
   if (n <= SCORE_SAMPLE_ELEMS) return [t, b];
   const win = SCORE_SAMPLE_ELEMS / SCORE_WINDOWS;
   const ts = Buffer.allocUnsafe(SCORE_SAMPLE_ELEMS * es);
-  const bs = Buffer.allocUnsafe(SCORE_SAMPLE_ELEMS * es);
+  const bs = Buffer.allocUnsafe(SCORE_SAMPLE_ELEMS * bes);
   for (let k = 0; k < SCORE_WINDOWS; k++) {
-    const start = Math.floor(((n - win) * k) / (SCORE_WINDOWS - 1)) * es;
-    ts.set(t.data.subarray(start, start + win * es), k * win * es);
-    bs.set(b.data.subarray(start, start + win * es), k * win * es);
+    const start = Math.floor(((n - win) * k) / (SCORE_WINDOWS - 1));
+    ts.set(t.data.subarray(start * es, (start + win) * es), k * win * es);
+    bs.set(b.data.subarray(start * bes, (start + win) * bes), k * win * bes);
   }
   return [tensor(t.dtype, [SCORE_SAMPLE_ELEMS], ts), tensor(b.dtype, [SCORE_SAMPLE_ELEMS], bs)];
 }
 
+/** Elements (of `size` bytes) whose bytes differ between a and b. */
+function mismatches(a: Uint8Array, b: Uint8Array, size: number): number {
+  let n = 0;
+  for (let i = 0; i < a.byteLength; i += size) {
+    for (let k = 0; k < size; k++)
+      if (a[i + k] !== b[i + k]) {
+        n++;
+        break;
+      }
+  }
+  return n;
+}
+
 /** ||t - b|| on the score sample and relative to ||b||; `skipped` when non-finite values make it meaningless. */
 async function sampledDelta(t: Tensor, b: Tensor): Promise<{ dist: number; rel: number; skipped: boolean }> {
+  const rel = baseRelation(t, b);
+  if (rel === 'rows') {
+    // Compare the leading rows both have (rows appended or cut at the end: the common resize).
+    const rows = Math.min(t.shape[0], b.shape[0]);
+    if (rows === 0) return { dist: Infinity, rel: Infinity, skipped: false };
+    const lead = (x: Tensor): Tensor => {
+      const shape = [rows, ...x.shape.slice(1)];
+      return tensor(x.dtype, shape, x.data.subarray(0, (x.data.byteLength / x.shape[0]) * rows));
+    };
+    return sampledDelta(lead(t), lead(b));
+  }
   const [ts, bs] = scoreSample(t, b);
+  if (rel === 'cast') {
+    // Against the base's cast (either rounding): a pure cast is at distance 0, where the raw
+    // values would differ by the rounding noise and lose to any same-dtype near-duplicate.
+    // Non-finite values (a cast overflowing to Inf) do not spoil it: elements are compared
+    // bit for bit first, and only a base that is no exact cast is scored by the norm (or,
+    // when that is meaningless, ranked after every finite score by its mismatch fraction).
+    let best: { dist: number; rel: number; skipped: boolean } | null = null;
+    for (const rounding of ['RNE', 'RTZ'] as const) {
+      const c = castTensorSync(bs, t.dtype, rounding);
+      const miss = mismatches(ts.data, c.data, DTYPES[t.dtype].size);
+      if (miss === 0) return { dist: 0, rel: 0, skipped: false };
+      const r = await cosine(ts, c);
+      const d = r.skipped
+        ? {
+            dist: Number.MAX_VALUE * (miss / (ts.data.byteLength / DTYPES[t.dtype].size)),
+            rel: Infinity,
+            skipped: false,
+          }
+        : { dist: r.normDelta, rel: r.relativeDelta, skipped: false };
+      if (!best || d.dist < best.dist) best = d;
+    }
+    return best!;
+  }
   const r = await cosine(ts, bs);
   return { dist: r.normDelta, rel: r.relativeDelta, skipped: !!r.skipped };
 }
@@ -216,7 +268,7 @@ export class BaseSelector {
     return { id: best.c.resolved, tensor: best.tensor };
   };
 
-  /** Decodes a candidate; null when unreadable or of another dtype/shape than `t`. */
+  /** Decodes a candidate; null when unreadable or no lossless delta base for `t` (see baseRelation). */
   private async load(id: string, t: Tensor): Promise<Tensor | null> {
     let bt: Tensor;
     try {
@@ -224,13 +276,14 @@ export class BaseSelector {
     } catch {
       return null; // vanished or unreadable: not a base
     }
-    if (bt.dtype !== t.dtype || bt.shape.length !== t.shape.length || bt.shape.some((d, i) => d !== t.shape[i]))
-      return null;
-    return bt;
+    return baseRelation(t, bt) === null ? null : bt;
   }
 
   /** Smallest estimated delta encoding (bytes) of t against base. */
   private estimateDelta(t: Tensor, base: Tensor): number {
+    // The estimate covers the element delta codecs; a cast or resized base with non-finite
+    // values ranks last (still used when it is the only candidate).
+    if (baseRelation(t, base) !== 'same') return Number.MAX_VALUE;
     const est = estimate(t, { base: { tensor: base }, ...(this.o.level !== undefined ? { level: this.o.level } : {}) });
     return Math.min(...est.filter((e) => DELTA_CODECS.has(e.codec)).map((e) => e.bytes), Infinity);
   }
@@ -259,11 +312,18 @@ export class BaseSelector {
     const sim = this.o.sim;
     const fp = await this.fingerprint(q);
     if (sim && fp && sim.settings.maxCandidates > 0) {
-      for (const h of sim.query(fp)) {
+      // Any dtype the codecs can delta against: the same, or a float cast (CAST). Hits of
+      // other dtypes are dropped after the query, so it asks for a few more than it keeps.
+      const k = sim.settings.maxCandidates;
+      let taken = 0;
+      for (const h of sim.query(fp, { sameDtypeOnly: false, k: 2 * k })) {
+        if (taken >= k) break;
         if (h.id === q.id || out.some((c) => c.id === h.id)) continue;
+        if (baseRelation(q, h) === null) continue;
         // Index entries may outlive their objects (crashed add, gc): check.
         if (!(await this.o.store.has(h.id))) continue;
         out.push({ id: h.id, source: 'index', similarity: h.similarity });
+        taken++;
       }
     }
     return out;

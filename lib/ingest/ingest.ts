@@ -17,13 +17,14 @@ import * as fsp from 'node:fs/promises';
 import { FormatError } from '../errors';
 import type { CheckpointLayout } from '../formats';
 import { scanOrPlain } from './plain';
-import type { FileEntry, SegmentEntry, TensorEntry } from '../models/tree';
-import type { ObjectWriter, PutResult } from '../odb/objects';
+import type { FileEntry, LossyMark, SegmentEntry, TensorEntry } from '../models/tree';
+import type { LossySpec, ObjectWriter, PutResult } from '../odb/objects';
 import { DTYPES, type DType } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
 import { contentId } from '../hash';
 import { allocLarge } from '../native';
 import { OneInFlight } from '../util/in-flight';
+import { LossyTally } from './lossy';
 
 /** The base-query name of a file's skeleton (never a tensor name: those cannot start with '#'). */
 export const SKELETON_NAME = '#skeleton';
@@ -67,11 +68,15 @@ export interface IngestReport {
    * unsupported dtype "F4"`. `coral add` prints `stored as a plain file: <reason>`.
    */
   plainFile?: string;
+  /** Set when tensors were stored lossy (`add --lossy`): the entry's lossy mark. */
+  lossy?: LossyMark;
 }
 
 export interface IngestOptions {
   /** Throw the parser's error instead of storing an unparsable checkpoint as a plain file. */
   strict?: boolean;
+  /** Store float tensors with this lossy codec (`coral add --lossy`); the entry is marked `lossy`. */
+  lossy?: LossySpec;
 }
 
 interface PlannedSegment {
@@ -165,7 +170,10 @@ export async function ingestFile(
     } else {
       report.dedupedObjects++;
     }
+    lossy?.count(r);
   };
+  // Only for `add --lossy`: the decoded file's sha256 and the worst errors (lib/ingest/lossy.ts).
+  const lossy = opts.lossy ? new LossyTally() : null;
   try {
     const st0 = await fh.stat();
     if (st0.size !== layout.fileSize) throw new FormatError(`${relPath} changed while it was being read`);
@@ -198,6 +206,7 @@ export async function ingestFile(
         if (gap) {
           await sha256Update(sha, gap);
           skeletonParts.push(gap);
+          lossy?.piece(gap);
         }
         await sha256Update(sha, buf);
         const t = tensor(p.dtype, p.shape, buf);
@@ -210,7 +219,8 @@ export async function ingestFile(
         const slot = segments.length;
         segments.push({ offset: p.offset, length: p.length, object: id, dtype: p.dtype, shape: p.shape });
         // `buf` is a fresh buffer nobody else writes: the writer may cache it without a copy.
-        const put = writer.put(t, base, id, fresh ? hooks.attrs?.(q) : undefined, { owned: true });
+        const put = writer.put(t, base, id, fresh ? hooks.attrs?.(q) : undefined, { owned: true, lossy: opts.lossy });
+        lossy?.piece(put.then((r) => r.decoded?.data ?? buf));
         inflight.start(
           put.then(async (r) => {
             count(r);
@@ -230,6 +240,7 @@ export async function ingestFile(
       await readExact(fh, tail, pos, relPath);
       await sha256Update(sha, tail);
       skeletonParts.push(tail);
+      lossy?.piece(tail);
     }
     const st1 = await fh.stat();
     if (st1.size !== st0.size || st1.mtimeMs !== st0.mtimeMs)
@@ -257,15 +268,18 @@ export async function ingestFile(
       elementOffset: t.elementOffset,
       strides: t.strides ? t.strides.slice() : null,
     }));
+    const sha256 = sha.digest('hex');
     const entry: FileEntry = {
       format: layout.format,
       size: layout.fileSize,
-      sha256: sha.digest('hex'),
+      sha256,
       skeleton: sk.id,
       segments,
       tensors,
       ...(layout.metadata && Object.keys(layout.metadata).length ? { metadata: layout.metadata } : {}),
+      ...(lossy ? await lossy.entryFields(sha256) : {}),
     };
+    if (entry.lossy) report.lossy = entry.lossy;
     return { entry, report };
   } finally {
     await fh.close();

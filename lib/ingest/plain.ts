@@ -19,7 +19,7 @@ import { CoralError, FormatError, LimitExceededError, UnsafePickleError, Unsuppo
 import { scanCheckpoint, type CheckpointLayout } from '../formats';
 
 /** Extensions that promise a checkpoint: a file with one that does not parse gets a reason. */
-const CHECKPOINT_EXTENSIONS = new Set(['safetensors', 'pt', 'pth', 'ckpt', 'npy', 'npz']);
+const CHECKPOINT_EXTENSIONS = new Set(['safetensors', 'pt', 'pth', 'ckpt', 'npy', 'npz', 'onnx', 'gguf']);
 
 /** Parser errors that mean "not a checkpoint we can read", as opposed to I/O failures. */
 const PARSE_ERRORS = [FormatError, UnsupportedFormatError, UnsafePickleError, LimitExceededError];

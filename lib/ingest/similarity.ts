@@ -406,7 +406,12 @@ export async function similarCheckpoints(
     for (const i of queryIdx) {
       const q = t.tensors[i];
       const fp = await sim.fingerprint(q);
-      const hits = sim.query(fp, { k: perTensor, minSimilarity: Math.min(settings.minCosine, 0.9) });
+      // Any dtype: fingerprints are taken on values, so a BF16 copy finds its F32 original.
+      const hits = sim.query(fp, {
+        k: perTensor,
+        minSimilarity: Math.min(settings.minCosine, 0.9),
+        sameDtypeOnly: false,
+      });
       for (const h of hits) {
         const owners = byObject.get(h.id);
         if (!owners || !(await repo.store.has(h.id))) continue;

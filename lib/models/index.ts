@@ -29,6 +29,7 @@ export {
   type FileEntry,
   type SegmentEntry,
   type TensorEntry,
+  type LossyMark,
 } from './tree';
 export { encodeTag, decodeTag, type TagObject } from './tag';
 export { decodeMeta, type MetaObject, type MetaType } from './meta';

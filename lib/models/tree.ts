@@ -55,6 +55,27 @@ export interface FileEntry {
   segments: SegmentEntry[];
   tensors: TensorEntry[];
   metadata?: Record<string, string>;
+  /**
+   * Set when some segments were stored with a lossy codec (`coral add --lossy`,
+   * the checkpoint manager's lossy tier). Checkout writes the decoded tensors
+   * into the original layout, so the file is not the one that was added:
+   * `sha256` is that of the decoded file (what checkout writes and verifies),
+   * and `lossy.sourceSha256` that of the bytes that were added.
+   */
+  lossy?: LossyMark;
+}
+
+/** What a lossy file entry records: the codec and the worst measured error over its segments. */
+export interface LossyMark {
+  codec: string;
+  /** Max |decoded - original| over every element of the lossy segments. */
+  maxAbsError: number;
+  /** The largest per-segment ||decoded - original||_2 / ||original||_2. */
+  relL2Error: number;
+  /** Number of segments stored lossy (the others are exact). */
+  segments: number;
+  /** sha256 of the original file the lossy entry was made from. */
+  sourceSha256: string;
 }
 
 export interface Tree {
@@ -177,9 +198,26 @@ function checkTensor(Err: ErrClass, x: unknown, where: string, segs: SegmentEntr
   return t;
 }
 
+function checkLossy(Err: ErrClass, x: unknown, where: string): LossyMark {
+  const o = plainObject(Err, x, where);
+  onlyKeys(Err, o, ['codec', 'maxAbsError', 'relL2Error', 'segments', 'sourceSha256'], where);
+  const num = (v: unknown, k: string) => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+      throw fail(Err, `${where}.${k}`, 'expected a finite number >= 0');
+    return v;
+  };
+  return {
+    codec: str(Err, o.codec, `${where}.codec`),
+    maxAbsError: num(o.maxAbsError, 'maxAbsError'),
+    relL2Error: num(o.relL2Error, 'relL2Error'),
+    segments: uint(Err, o.segments, `${where}.segments`),
+    sourceSha256: str(Err, o.sourceSha256, `${where}.sourceSha256`),
+  };
+}
+
 function checkFile(Err: ErrClass, x: unknown, where: string): FileEntry {
   const o = plainObject(Err, x, where);
-  onlyKeys(Err, o, ['format', 'size', 'sha256', 'skeleton', 'segments', 'tensors', 'metadata'], where);
+  onlyKeys(Err, o, ['format', 'size', 'sha256', 'skeleton', 'segments', 'tensors', 'metadata', 'lossy'], where);
   const format = str(Err, o.format, `${where}.format`);
   if (format.length === 0) throw fail(Err, `${where}.format`, 'is empty');
   const size = uint(Err, o.size, `${where}.size`);
@@ -225,6 +263,7 @@ function checkFile(Err: ErrClass, x: unknown, where: string): FileEntry {
       });
     entry.metadata = md;
   }
+  if (o.lossy !== undefined) entry.lossy = checkLossy(Err, o.lossy, `${where}.lossy`);
   return entry;
 }
 

@@ -10,8 +10,16 @@
  * not cached: a checkout streams tensor by tensor, and peak memory stays at
  * the cache bound plus a few times the largest tensor, whatever the file size.
  */
-import { decode, encode, inspectObject, type EncodeOptions } from '../codec';
-import { ObjectNotFoundError } from '../errors';
+import {
+  baseRelation,
+  decode,
+  encode,
+  inspectObject,
+  type CodecName,
+  type EncodeOptions,
+  type LossyOptions,
+} from '../codec';
+import { InvalidArgumentError, ObjectNotFoundError } from '../errors';
 import { contentId } from '../hash';
 import type { ObjectAttrs, ObjectStore, PackTransaction } from '../store/object-store';
 import type { Tensor } from '../tensor/tensor';
@@ -151,6 +159,27 @@ export interface PutResult {
   codec: string;
   base: string | null;
   storedSize: number;
+  /** Set when the object was stored with a lossy codec (PutOptions.lossy): what decode differs by. */
+  lossy?: { codec: string; maxAbsError: number; relL2Error: number };
+  /** Lossy puts only: the tensor the object decodes to (checkout writes these bytes). */
+  decoded?: Tensor;
+}
+
+/** A lossy codec request (`coral add --lossy QUANT_INT8:block=256`), see docs/codecs.md. */
+export interface LossySpec {
+  codec: CodecName;
+  options?: LossyOptions;
+}
+
+/** Float dtypes the lossy codecs accept; other segments (skeletons, blobs, integers) stay exact. */
+const LOSSY_DTYPES = new Set(['F64', 'F32', 'F16', 'BF16']);
+/** Tensors smaller than this stay exact under a lossy request: too small to be worth an error. */
+export const LOSSY_MIN_ELEMENTS = 256;
+
+/** Does a lossy request apply to this tensor? */
+export function lossyApplies(t: Tensor): boolean {
+  const esize = t.dtype === 'F64' ? 8 : t.dtype === 'F32' ? 4 : 2;
+  return LOSSY_DTYPES.has(t.dtype) && t.data.byteLength / esize >= LOSSY_MIN_ELEMENTS;
 }
 
 /** A proposed delta base: its id, and optionally its decoded tensor (saves a decode). */
@@ -166,6 +195,14 @@ export interface PutOptions {
    * keep it in the base cache without a copy.
    */
   owned?: boolean;
+  /**
+   * Store with this lossy codec instead of the lossless choice (float tensors
+   * of LOSSY_MIN_ELEMENTS or more; others, and tensors the codec refuses such
+   * as ones holding NaN/Inf, are stored exactly). The object's id is then the
+   * id of the *decoded* tensor, which PutResult.id returns; `id` passed to put
+   * is the original's and only serves the exact-duplicate check.
+   */
+  lossy?: LossySpec;
 }
 
 /**
@@ -211,6 +248,7 @@ export class ObjectWriter {
     opts: PutOptions = {},
   ): Promise<PutResult> {
     if (id === undefined) return contentId(t).then((oid) => this.put(t, base, oid, extra, opts));
+    if (opts.lossy && lossyApplies(t)) return this.putLossy(t, base ?? null, id, extra, opts.lossy);
     const running = this.inflight.get(id);
     if (running) return running.then((r) => ({ ...r, stored: false }));
     const p = this.doPut(t, base ?? null, id, extra, opts);
@@ -232,6 +270,113 @@ export class ObjectWriter {
     return this.stage(() => this.transaction().reuse(id));
   }
 
+  /**
+   * The base to encode against, when usable: published (and reused, so a repack keeps it), chain depth
+   * within bounds, and related to `t` as `accept` allows (`baseRelation`: same dtype and shape, a cast, or
+   * rows added/removed). The one check both the lossless and the lossy path use.
+   */
+  private async usableBase(
+    t: Tensor,
+    base: PutBase | null,
+    oid: string,
+    accept: (rel: 'same' | 'cast' | 'rows') => boolean,
+  ): Promise<{ ref: { tensor: Tensor; id: string }; depth: number } | null> {
+    if (
+      !base ||
+      base.id === oid ||
+      this.pending.has(base.id) ||
+      this.inflight.has(base.id) ||
+      !(await this.store.has(base.id)) ||
+      !(await this.reuse(base.id))
+    )
+      return null;
+    const bd = attrDepth(await this.store.stat(base.id));
+    if (bd + 1 > this.opts.maxChainDepth) return null;
+    const bt = base.tensor ?? (await this.reader.tensor(base.id));
+    const rel = baseRelation(t, bt);
+    if (rel === null || !accept(rel)) return null;
+    return { ref: { tensor: bt, id: base.id }, depth: bd + 1 };
+  }
+
+  /**
+   * The lossy path: the tensor is encoded with the requested codec (against
+   * the base when one is usable; a stored exact copy is not reused, since the
+   * caller asked for the lossy form) and stored under the decoded tensor's id.
+   */
+  private async putLossy(
+    t: Tensor,
+    base: PutBase | null,
+    oid: string,
+    extra: Record<string, string> | undefined,
+    spec: LossySpec,
+  ): Promise<PutResult> {
+    const b = await this.usableBase(t, base, oid, (rel) => rel === 'same');
+    let enc;
+    try {
+      enc = await encode(t, { codec: spec.codec, lossy: spec.options, base: b?.ref, level: this.opts.level });
+    } catch (e) {
+      // The codec refuses some data (NaN/Inf for QUANT/PER_AXIS/LOW_RANK): stored exactly instead.
+      // Option errors were caught when the request was parsed (lib/ingest/lossy.ts).
+      if (e instanceof InvalidArgumentError) return this.put(t, base, oid, extra, {});
+      throw e;
+    }
+    const id = enc.id;
+    const decoded = await decode(enc.bytes, b?.ref);
+    const lossy = { codec: enc.codec, maxAbsError: enc.maxAbsError ?? 0, relL2Error: enc.relL2Error ?? 0 };
+    const running = this.inflight.get(id);
+    if (running) return running.then((r) => ({ ...r, stored: false, lossy, decoded }));
+    const p = (async (): Promise<PutResult> => {
+      const mine = this.pending.get(id);
+      if (mine)
+        return {
+          id,
+          stored: false,
+          codec: mine.codec,
+          base: mine.base || null,
+          storedSize: mine.storedSize ?? 0,
+          lossy,
+          decoded,
+        };
+      if ((await this.store.has(id)) && (await this.reuse(id))) {
+        const a = await this.store.stat(id).catch(() => null);
+        if (a)
+          return {
+            id,
+            stored: false,
+            codec: a.codec,
+            base: a.base || null,
+            storedSize: a.storedSize ?? 0,
+            lossy,
+            decoded,
+          };
+      }
+      const usedBase = b ? inspectObject(enc.bytes).baseId : null;
+      const attrs: ObjectAttrs = {
+        id,
+        codec: enc.codec,
+        dtype: t.dtype,
+        shape: t.shape.slice(),
+        base: usedBase ?? '',
+        rawSize: t.data.byteLength,
+        storedSize: enc.bytes.byteLength,
+        extra: { ...extra, depth: String(usedBase && b ? b.depth : 0) },
+      };
+      await this.stage(async () => {
+        await this.transaction().put(id, enc.bytes, attrs);
+        this.pending.set(id, attrs);
+        this.txBytes += enc.bytes.byteLength;
+        if (this.txBytes >= (this.opts.packBytes ?? 1 << 30)) await this.commitTx();
+      });
+      return { id, stored: true, codec: enc.codec, base: usedBase, storedSize: enc.bytes.byteLength, lossy, decoded };
+    })();
+    this.inflight.set(id, p);
+    const done = () => {
+      if (this.inflight.get(id) === p) this.inflight.delete(id);
+    };
+    p.then(done, done);
+    return p;
+  }
+
   private async doPut(
     t: Tensor,
     base: PutBase | null,
@@ -249,24 +394,10 @@ export class ObjectWriter {
       if (a) return { id: oid, stored: false, codec: a.codec, base: a.base || null, storedSize: a.storedSize ?? 0 };
     }
     const eo: EncodeOptions = { codec: 'auto', level: this.opts.level };
-    let depth = 0;
-    if (
-      base &&
-      base.id !== oid &&
-      !this.pending.has(base.id) &&
-      !this.inflight.has(base.id) &&
-      (await this.store.has(base.id)) &&
-      (await this.reuse(base.id))
-    ) {
-      const bd = attrDepth(await this.store.stat(base.id));
-      if (bd + 1 <= this.opts.maxChainDepth) {
-        const bt = base.tensor ?? (await this.reader.tensor(base.id));
-        if (bt.dtype === t.dtype && bt.shape.length === t.shape.length && bt.shape.every((d, i) => d === t.shape[i])) {
-          eo.base = { tensor: bt, id: base.id };
-          depth = bd + 1;
-        }
-      }
-    }
+    // Same dtype and shape, or a cast (CAST) or row-resized (ROWS) relative.
+    const usable = await this.usableBase(t, base, oid, () => true);
+    if (usable) eo.base = usable.ref;
+    const depth = usable?.depth ?? 0;
     const enc = await encode(t, eo);
     const usedBase = eo.base ? inspectObject(enc.bytes).baseId : null;
     const attrs: ObjectAttrs = {

@@ -26,7 +26,7 @@ import {
 import { isSha256Hex } from '../models/canonical';
 import { checkRefName, isValidRefName } from '../models/refname';
 import { checkSignature, formatTzOffset, parseTzOffset, signatureNow, type Signature } from '../models/signature';
-import { ioError } from '../util/fsutil';
+import { ioError, writeFileAtomic } from '../util/fsutil';
 import { LockFile } from './lock';
 import { lockTimeoutMs } from '../util/waits';
 
@@ -384,6 +384,40 @@ export class RefStore {
       throw ioError(err, 'append reflog', file);
     } finally {
       await fh?.close().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Removes the reflog lines of `name` that name any id in `ids` (as `git
+   * reflog expire` does), so history rewritten away (the checkpoint manager's
+   * retention, lib/train) stops being a gc root. Runs under the ref's lock; the
+   * log is replaced atomically. Returns the number of lines removed.
+   */
+  async expireReflog(name: string, ids: ReadonlySet<string>): Promise<number> {
+    checkRefName(name);
+    const file = this.logPath(name);
+    const lock = await LockFile.acquire(this.refPath(name), {
+      timeoutMs: this.lockTimeoutMs ?? lockTimeoutMs(this.coralDir),
+    });
+    try {
+      let text: string;
+      try {
+        text = await fsp.readFile(file, 'utf8');
+      } catch (e) {
+        if (errno(e) === 'ENOENT') return 0;
+        throw ioError(e, 'read reflog', file);
+      }
+      const lines = text.split('\n');
+      const torn = lines.pop();
+      const kept = lines.filter((l) => {
+        const [a, b] = l.split(' ');
+        return !ids.has(a) && !ids.has(b);
+      });
+      const removed = lines.length - kept.length;
+      if (removed) await writeFileAtomic(file, kept.map((l) => `${l}\n`).join('') + (torn ?? ''));
+      return removed;
+    } finally {
+      await lock.release();
     }
   }
 

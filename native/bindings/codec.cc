@@ -1,5 +1,5 @@
 // Exports: codecNames, codecEncode, codecEncodeAsync, codecDecode, codecDecodeAsync,
-// codecInspect, codecEstimate, codecEncodeIndexStream, codecDecodeIndexStream.
+// codecInspect, codecEstimate, codecEncodeIndexStream, codecDecodeIndexStream, codecCast, codecCastAsync.
 // Thin layer over kernels/codec.h: unpack arguments, run, pack results.
 #include <napi.h>
 
@@ -7,6 +7,7 @@
 #include <new>
 #include <vector>
 
+#include "kernels/cast.h"
 #include "kernels/codec.h"
 #include "util/napi_util.h"
 #include "util/registry.h"
@@ -60,6 +61,12 @@ std::unique_ptr<Job> ReadJob(const Napi::CallbackInfo& info) {
     j->has_base = true;
   }
   j->p = ReadParams(info[4]);
+  // A base of another dtype (CAST) or first dimension (ROWS): options baseDtype, baseShape.
+  if (j->has_base && info[4].IsObject()) {
+    auto o = info[4].As<Napi::Object>();
+    if (o.Has("baseDtype")) j->b.dtype = static_cast<DType>(GetDType(o.Get("baseDtype"), "baseDtype"));
+    if (o.Has("baseShape")) j->b.shape = GetShape(o.Get("baseShape"), "baseShape");
+  }
   return j;
 }
 
@@ -280,7 +287,64 @@ Napi::Value JsDecodeIndexStream(const Napi::CallbackInfo& info) {
   return arr;
 }
 
+struct CastJob {
+  ByteView src;
+  DType from = DType::F32, to = DType::F32;
+  CastRounding r = CastRounding::kNearestEven;
+  size_t n = 0;
+  BigBuffer out;  // every byte is written by the cast
+};
+
+std::unique_ptr<CastJob> ReadCast(const Napi::CallbackInfo& info) {
+  auto j = std::make_unique<CastJob>();
+  j->src = GetBytes(info[0], "src");
+  j->from = static_cast<DType>(GetDType(info[1], "fromDtype"));
+  j->to = static_cast<DType>(GetDType(info[2], "toDtype"));
+  if (!info[3].IsNumber()) ThrowInvalid(info.Env(), "Expected 0 or 1 for rounding");
+  const int r = info[3].As<Napi::Number>().Int32Value();
+  if (r < 0 || r >= kCastRoundingCount) ThrowInvalid(info.Env(), "Expected 0 or 1 for rounding");
+  j->r = static_cast<CastRounding>(r);
+  if (!CastSupported(j->from, j->to))
+    ThrowInvalid(info.Env(), "Expected two distinct dtypes among F64, F32, F16, BF16");
+  if (j->src.size % DTypeSize(j->from)) ThrowInvalid(info.Env(), "src length is not a whole number of elements");
+  j->n = j->src.size / DTypeSize(j->from);
+  j->out = BigBuffer::Take(j->n * DTypeSize(j->to));
+  if (j->n && !j->out.data()) ThrowInvalid(info.Env(), "out of memory for the cast");
+  return j;
+}
+
+Err RunCast(CastJob& j) {
+  if (j.n) CastTensor(j.from, j.src.data, j.to, j.out.data(), j.n, j.r);
+  return Err::Ok();
+}
+
+Napi::Value JsCast(const Napi::CallbackInfo& info) {
+  auto j = ReadCast(info);
+  RunCast(*j);
+  return BufferFromBig(info.Env(), std::move(j->out));
+}
+
+class CastWorker : public PromiseWorker {
+ public:
+  CastWorker(Napi::Env env, std::unique_ptr<CastJob> j) : PromiseWorker(env, "coral.codecCast"), j_(std::move(j)) {}
+
+ protected:
+  Err Run() override { return RunCast(*j_); }
+  Napi::Value Result(Napi::Env env) override { return BufferFromBig(env, std::move(j_->out)); }
+
+ private:
+  std::unique_ptr<CastJob> j_;
+};
+
+Napi::Value JsCastAsync(const Napi::CallbackInfo& info) {
+  auto* w = new CastWorker(info.Env(), ReadCast(info));
+  w->Keep(info[0]);
+  return w->Start();
+}
+
 void InitCodec(Napi::Env env, Napi::Object exports) {
+  exports.Set("codecCast", Napi::Function::New(env, JsCast, "codecCast"));
+  exports.Set("codecCastAsync", Napi::Function::New(env, JsCastAsync, "codecCastAsync"));
   auto names = Napi::Array::New(env, kCodecCount);
   for (int i = 0; i < kCodecCount; ++i) names.Set(uint32_t(i), CodecName(static_cast<Codec>(i)));
   exports.Set("codecNames", names);

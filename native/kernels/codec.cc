@@ -23,13 +23,19 @@ using namespace codec;
 const char* CodecName(Codec c) {
   static const char* const kNames[kCodecCount] = {
       "RAW",        "ZSTD",        "PLANES",      "DELTA_XOR",       "DELTA_ORDERED", "DELTA_EXPMANT",
-      "SPARSE_UPDATE", "QUANT_INT8", "QUANT_INT16", "SPARSE_TOPK", "PER_AXIS_SCALED", "LOW_RANK"};
+      "SPARSE_UPDATE", "QUANT_INT8", "QUANT_INT16", "SPARSE_TOPK", "PER_AXIS_SCALED", "LOW_RANK",
+      "CAST",       "ROWS"};
   int i = static_cast<int>(c);
   return i < kCodecCount ? kNames[i] : "UNKNOWN";
 }
-bool CodecIsLossy(Codec c) { return static_cast<int>(c) >= static_cast<int>(Codec::QUANT_INT8); }
+bool CodecIsLossy(Codec c) {
+  return static_cast<int>(c) >= static_cast<int>(Codec::QUANT_INT8) &&
+         static_cast<int>(c) <= static_cast<int>(Codec::LOW_RANK);
+}
+bool CodecIsDerived(Codec c) { return c == Codec::CAST || c == Codec::ROWS; }
 bool CodecNeedsBase(Codec c) {
-  return c == Codec::DELTA_XOR || c == Codec::DELTA_ORDERED || c == Codec::DELTA_EXPMANT || c == Codec::SPARSE_UPDATE;
+  return c == Codec::DELTA_XOR || c == Codec::DELTA_ORDERED || c == Codec::DELTA_EXPMANT ||
+         c == Codec::SPARSE_UPDATE || CodecIsDerived(c);
 }
 
 namespace {
@@ -540,8 +546,11 @@ Err SparseDecodeChunk(Reader& r, const uint8_t* b, DType d, uint64_t start, size
   uint32_t count;
   if (!r.U32(&count)) return Corrupt("truncated sparse chunk");
   if (count > n) return Corrupt("sparse chunk claims more positions than elements");
-  if (b) std::memcpy(out, b, n * w);
-  else std::memset(out, 0, n * w);
+  if (b) {
+    if (b != out) std::memcpy(out, b, n * w);  // CAST decodes with its cast already in out
+  } else {
+    std::memset(out, 0, n * w);
+  }
   if (count == 0) return Err::Ok();
   const uint8_t* ip;
   size_t ilen;
@@ -596,6 +605,35 @@ Err DecodeChunkedPayload(const ObjectInfo& info, const uint8_t* payload, size_t 
                          int threads) {
   return DecodeChunked(info, payload, pn, b, out, threads);
 }
+void EncodeLosslessChunks(Codec c, const TensorView& t, const uint8_t* b, uint32_t chunk, int level, int threads,
+                          std::vector<std::vector<uint8_t>>* parts) {
+  EncodeChunkedParts(c, t, b, chunk, level, threads, parts);
+}
+void ReleaseChunks(std::vector<std::vector<uint8_t>>* parts) { GiveBufs(parts); }
+Err EstimateLossless(const TensorView& t, const uint8_t* b, const EncodeParams& p,
+                     std::vector<std::pair<Codec, uint64_t>>* out) {
+  return EstimateImpl(t, b, p, out, true);
+}
+void WriteObjectHeader(std::vector<uint8_t>* o, Codec c, const TensorView& t, bool has_base, int level,
+                       uint32_t chunk, const Digest128& id, const Digest128& base_id,
+                       const std::vector<uint8_t>& params, uint64_t payload_size) {
+  WriteHeader(o, c, t, has_base, false, level, chunk, id, base_id, 0, 0, params, payload_size);
+}
+uint64_t CountChangedElems(const uint8_t* t, const uint8_t* b, uint64_t n, size_t w, int threads) {
+  constexpr uint64_t kBlock = uint64_t(1) << 18;
+  const uint64_t nb = (n + kBlock - 1) / kBlock;
+  std::vector<uint64_t> c(nb, 0);
+  ParallelFor(
+      nb,
+      [&](size_t k) {
+        const uint64_t s = k * kBlock, len = std::min(kBlock, n - s);
+        c[k] = CountChanged(t + s * w, b + s * w, size_t(len), w);
+      },
+      threads);
+  uint64_t total = 0;
+  for (uint64_t x : c) total += x;
+  return total;
+}
 
 }  // namespace codec
 
@@ -608,6 +646,12 @@ Err Estimate(const TensorView& t, const TensorView* base, const EncodeParams& p,
 }
 
 Err Encode(const TensorView& t, const TensorView* base, const EncodeParams& p, EncodeResult* res) {
+  // A base of another dtype or first dimension, or a derived codec by name: codec_derived.cc.
+  if ((base && (base->dtype != t.dtype || base->shape != t.shape)) ||
+      (base && (p.codec == int(Codec::CAST) || p.codec == int(Codec::ROWS))))
+    return DerivedEncode(t, *base, p, res);
+  if (p.codec == int(Codec::CAST) || p.codec == int(Codec::ROWS))
+    return Err::Make(Status::InvalidArgument, std::string("codec ") + CodecName(Codec(p.codec)) + " needs a base tensor");
   CORAL_TRY(CheckViews(t, base));
   if (p.codec != kCodecAuto && (p.codec < 0 || p.codec >= kCodecCount))
     return Err::Make(Status::InvalidArgument, "unknown codec id " + std::to_string(p.codec));
@@ -831,6 +875,10 @@ Err Inspect(const uint8_t* obj, size_t n, ObjectInfo* info) {
     return Corrupt("chunk size on an unchunked codec");
   }
   if (c == Codec::RAW && psize != info->nbytes) return Corrupt("raw payload size does not match the shape");
+  if (CodecIsDerived(c)) {
+    DerivedInfo d;
+    CORAL_TRY(ParseDerived(*info, &d));
+  }
   if (IsChunked(c)) {
     // Every chunk has a 4-byte entry in the chunk table: bounds the claimed size
     // by the input before anyone allocates an output for it.
@@ -848,9 +896,20 @@ Err Decode(const uint8_t* obj, size_t n, const uint8_t* base, size_t base_n, uin
     return Err::Make(Status::InvalidArgument, "output buffer has " + std::to_string(out_n) + " bytes, object needs " +
                                                   std::to_string(info.nbytes));
   const uint8_t* b = nullptr;
+  // The base's dtype and shape: the object's own, except for CAST and ROWS.
+  DerivedInfo derived;
+  DType base_dtype = info.dtype;
+  std::vector<uint64_t> base_shape = info.shape;
+  uint64_t base_nbytes = info.nbytes;
+  if (CodecIsDerived(info.codec)) {
+    CORAL_TRY(ParseDerived(info, &derived));
+    base_dtype = derived.base_dtype;
+    base_shape = derived.base_shape;
+    base_nbytes = derived.base_nbytes;
+  }
   if (info.has_base) {
     if (!base) return Err::Make(Status::BaseMismatch, "object is a delta against base " + info.base_id.Hex() + "; pass that base");
-    if (base_n != info.nbytes) return Err::Make(Status::BaseMismatch, "base size does not match the object (needs base " + info.base_id.Hex() + ")");
+    if (base_n != base_nbytes) return Err::Make(Status::BaseMismatch, "base size does not match the object (needs base " + info.base_id.Hex() + ")");
     // The base is not hashed up front: a wrong base can only change the
     // decoded bytes, which the content id check below catches, and only then
     // is the base hashed to name the cause.
@@ -862,6 +921,8 @@ Err Decode(const uint8_t* obj, size_t n, const uint8_t* base, size_t base_n, uin
     if (out_n) std::memcpy(out, payload, out_n);
   } else if (info.lossy) {
     CORAL_TRY(LossyDecode(info, payload, pn, b, out, threads));
+  } else if (CodecIsDerived(info.codec)) {
+    CORAL_TRY(DerivedDecode(info, derived, payload, pn, b, out, threads));
   } else {
     CORAL_TRY(DecodeChunked(info, payload, pn, b, out, threads));
   }
@@ -870,7 +931,7 @@ Err Decode(const uint8_t* obj, size_t n, const uint8_t* base, size_t base_n, uin
   if (!SameId(got, info.id)) {
     if (b) {
       Digest128 bid{};
-      CORAL_TRY(ContentId(base, base_n, info.dtype, info.shape, &bid, threads));
+      CORAL_TRY(ContentId(base, base_n, base_dtype, base_shape, &bid, threads));
       if (!SameId(bid, info.base_id))
         return Err::Make(Status::BaseMismatch,
                          "wrong base: object was made against " + info.base_id.Hex() + ", got " + bid.Hex());

@@ -1,6 +1,7 @@
 // Tensor codecs: lossless (bit-exact) and lossy encodings, standalone or as a
-// delta against a base tensor of the same dtype and shape. See docs/codecs.md
-// for the object format.
+// delta against a base tensor of the same dtype and shape, or (CAST, ROWS:
+// codec_derived.cc) a base of another float dtype or first dimension. See
+// docs/codecs.md for the object format.
 //
 // Thread: any. Encode/Decode fan out over ParallelFor (kernels/parallel.h) in
 // fixed-size chunks of elements; chunk boundaries never depend on the thread
@@ -42,13 +43,19 @@ enum class Codec : uint8_t {
   SPARSE_TOPK = 9,     // lossy: largest deltas kept exactly, the rest dropped
   PER_AXIS_SCALED = 10,  // lossy: sign bits + one FP16 scale per row or column
   LOW_RANK = 11,       // lossy: rank-r factorisation of the 2-D delta
+  CAST = 12,           // lossless: base of another float dtype, cast with a named rounding + exact residual
+  ROWS = 13,           // lossless: base with another first dimension; shared rows as a delta, new rows standalone
 };
-constexpr int kCodecCount = 12;
+constexpr int kCodecCount = 14;
 constexpr int kCodecAuto = 255;
 
 const char* CodecName(Codec c);
 bool CodecIsLossy(Codec c);
-bool CodecNeedsBase(Codec c);  // true for the lossless delta codecs
+bool CodecNeedsBase(Codec c);  // true for the lossless delta codecs (CAST and ROWS too)
+// CAST and ROWS: their base differs from the tensor in dtype or first
+// dimension, and their payload is made of inner lossless payloads
+// (codec_derived.cc; docs/codecs.md "Derived bases").
+bool CodecIsDerived(Codec c);
 
 struct TensorView {
   const uint8_t* data = nullptr;
@@ -87,7 +94,11 @@ struct EncodeResult {
   Digest128 id{};
 };
 
-// Encodes t (optionally against base). base must have t's dtype and shape.
+// Encodes t (optionally against base). base must have t's dtype and shape,
+// except for the derived codecs: a base of another float dtype and t's shape
+// (CAST), or of t's dtype and trailing dimensions with another first
+// dimension (ROWS). With the automatic choice such a base selects the derived
+// codec, which falls back to a standalone object when that is smaller.
 Err Encode(const TensorView& t, const TensorView* base, const EncodeParams& p, EncodeResult* out);
 
 struct ObjectInfo {

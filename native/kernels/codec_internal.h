@@ -276,5 +276,43 @@ Err SparseDecodeChunk(Reader& r, const uint8_t* b, DType d, uint64_t start, size
 Err SplitChunks(const uint8_t* payload, size_t n, uint64_t nchunks, std::vector<std::pair<size_t, size_t>>* spans);
 void JoinChunks(const std::vector<std::vector<uint8_t>>& chunks, std::vector<uint8_t>* payload);
 
+// ---- shared with the derived codecs (codec_derived.cc) ------------------------------------
+// The lossless chunked coder of codec.cc: parts[k] is chunk k's body.
+void EncodeLosslessChunks(Codec c, const TensorView& t, const uint8_t* b, uint32_t chunk, int level, int threads,
+                          std::vector<std::vector<uint8_t>>* parts);
+// Returns chunk buffers to the encoder's pool.
+void ReleaseChunks(std::vector<std::vector<uint8_t>>* parts);
+// The automatic choice's estimates (RAW first), for t against b (null: standalone).
+Err EstimateLossless(const TensorView& t, const uint8_t* b, const EncodeParams& p,
+                     std::vector<std::pair<Codec, uint64_t>>* out);
+// The object header (docs/codecs.md), lossless, for the given fields.
+void WriteObjectHeader(std::vector<uint8_t>* o, Codec c, const TensorView& t, bool has_base, int level,
+                       uint32_t chunk, const Digest128& id, const Digest128& base_id,
+                       const std::vector<uint8_t>& params, uint64_t payload_size);
+// Elements whose bytes differ between t and b (n elements of w bytes), over threads.
+uint64_t CountChangedElems(const uint8_t* t, const uint8_t* b, uint64_t n, size_t w, int threads);
+
+// ---- derived codecs: CAST and ROWS (codec_derived.cc) --------------------------------------
+struct DerivedInfo {
+  DType base_dtype = DType::U8;
+  std::vector<uint64_t> base_shape;
+  uint64_t base_nbytes = 0;
+  uint64_t residual = 0;  // CAST: elements differing from the cast; ROWS: differing shared elements
+  // CAST
+  uint8_t rounding = 0;
+  Codec inner = Codec::RAW;
+  // ROWS: target rows [t_start, t_start + shared) are coded against base rows [b_start, ...).
+  uint64_t t_start = 0, b_start = 0, shared = 0;
+  Codec inner_prefix = Codec::PLANES, inner_suffix = Codec::PLANES;
+};
+// Parses and checks the params of a CAST or ROWS object against its header.
+Err ParseDerived(const ObjectInfo& info, DerivedInfo* d);
+// Encodes t against a base of another dtype or first dimension (Encode calls
+// it whenever the base differs; it may produce a standalone object instead).
+Err DerivedEncode(const TensorView& t, const TensorView& base, const EncodeParams& p, EncodeResult* res);
+// Decodes a CAST/ROWS payload into out; base holds d.base_nbytes bytes.
+Err DerivedDecode(const ObjectInfo& info, const DerivedInfo& d, const uint8_t* payload, size_t pn,
+                  const uint8_t* base, uint8_t* out, int threads);
+
 }  // namespace codec
 }  // namespace coral

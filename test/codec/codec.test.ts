@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  castTensorSync,
   decode,
   decodeSync,
   encode,
@@ -184,7 +185,15 @@ describe('corrupt input is rejected with typed errors', () => {
         codec === 'QUANT_INT8' || codec === 'PER_AXIS_SCALED' || codec === 'LOW_RANK' || codec === 'SPARSE_TOPK';
       const opts = {
         codec,
-        base: lossy ? finiteBase : codec.startsWith('DELTA') || codec === 'SPARSE_UPDATE' ? base : undefined,
+        base: lossy
+          ? finiteBase
+          : codec === 'CAST'
+            ? { tensor: castTensorSync(x, 'F64') }
+            : codec === 'ROWS'
+              ? { tensor: t('F32', [40, 100], x.data.subarray(0, 40 * 100 * 4)) }
+              : codec.startsWith('DELTA') || codec === 'SPARSE_UPDATE'
+                ? base
+                : undefined,
         lossy: codec === 'SPARSE_TOPK' ? { fraction: 0.1 } : codec === 'LOW_RANK' ? { rank: 4 } : undefined,
       };
       const xx = lossy ? t('F32', [50, 100], new Uint8Array(gaussian(5000, 0.02, 5).buffer)) : x;
@@ -427,7 +436,9 @@ describe('API contract', () => {
     expect(() => encodeSync(x, { codec: 'QUANT_INT8', lossy: { blok: 64 } as never })).toThrow(InvalidArgumentError);
     expect(() => encodeSync(x, { codec: 'SPARSE_TOPK' })).toThrow(InvalidArgumentError);
     expect(() => encodeSync(x, { codec: 'DELTA_XOR' })).toThrow(InvalidArgumentError);
-    expect(() => encodeSync(x, { base: { tensor: t('F32', [5], sample('F32', 5, 1)) } })).toThrow(InvalidArgumentError);
+    expect(() => encodeSync(x, { base: { tensor: t('F32', [5, 2], sample('F32', 10, 1)) } })).toThrow(
+      InvalidArgumentError,
+    );
     expect(() => encodeSync(x, { base: { tensor: x, id: '0'.repeat(32) } })).toThrow(InvalidArgumentError);
     expect(() => decodeSync(encodeSync(x).bytes, null, { threds: 2 } as never)).toThrow(InvalidArgumentError);
   });

@@ -2,7 +2,7 @@
 import type { Repository } from '../../index';
 import { JSON_OPT, UsageError, resolvePaths, withRepo, type Command } from '../command';
 import { print, printJson } from '../output';
-import { short } from '../render';
+import { lossyLine, short } from '../render';
 
 export const checkoutCommand: Command = {
   summary: 'Switch branches or restore files, rewriting checkpoints byte-for-byte',
@@ -29,6 +29,7 @@ export const checkoutCommand: Command = {
           // `checkout -- <path>...`: discard unstaged edits, as git does.
           r = await repo.restore(resolvePaths(ctx, ctx.rest));
           if (ctx.flags.json) return printJson(ctx, r);
+          for (const l of r.lossy ?? []) print(ctx, lossyLine(l.path, l));
           return print(ctx, `Updated ${r.written.length} path(s) from the index`);
         }
         if (!target) throw new UsageError('usage: coral checkout <branch|rev> [-- <path>...]');
@@ -39,6 +40,7 @@ export const checkoutCommand: Command = {
         });
       }
       if (ctx.flags.json) return printJson(ctx, r);
+      for (const l of r.lossy ?? []) print(ctx, lossyLine(l.path, l));
       for (const p of r.kept) print(ctx, `M\t${p}`); // local changes carried over, as git lists them
       const counts = `${r.written.length} written, ${r.removed.length} removed`;
       if (ctx.rest.length) print(ctx, `Updated ${r.written.length} path(s) from ${ctx.args[0]}`);

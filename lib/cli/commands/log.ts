@@ -1,5 +1,6 @@
-/** `coral log [<rev>|<a>..<b>|^<rev>]... [--oneline] [--graph] [-n N|-N] [--first-parent] [--json] [-- <path>...]`. */
-import { formatSignatureDate, invalidParameter, listBranches, logGraph, pathspec } from '../../index';
+/** `coral log [<rev>|<a>..<b>|^<rev>]... [--oneline] [--graph] [-n N|-N] [--first-parent] [--metric <name>]... [--json] [-- <path>...]`. */
+import { lossyLine } from '../render';
+import { commitNotes, formatSignatureDate, invalidParameter, listBranches, logGraph, pathspec } from '../../index';
 import { JSON_OPT, withRepo, type Command } from '../command';
 import { paint, print, printJson } from '../output';
 import { firstLine, short } from '../render';
@@ -7,12 +8,13 @@ import { firstLine, short } from '../render';
 export const logCommand: Command = {
   summary: 'Show commit history',
   usage:
-    'coral log [<rev>|<a>..<b>|^<rev>]... [--oneline] [--graph] [-n <count>|-<count>] [--first-parent] [--json] [-- <path>...]',
+    'coral log [<rev>|<a>..<b>|^<rev>]... [--oneline] [--graph] [-n <count>|-<count>] [--first-parent] [--metric <name>]... [--json] [-- <path>...]',
   options: {
     oneline: { type: 'boolean' },
     graph: { type: 'boolean' },
     'max-count': { type: 'string', short: 'n' },
     'first-parent': { type: 'boolean' },
+    metric: { type: 'string', multiple: true },
     ...JSON_OPT,
   },
   // `-3` is `-n 3`, as in git.
@@ -32,7 +34,24 @@ export const logCommand: Command = {
         limit,
         topo: graph,
       });
-      if (ctx.flags.json) return printJson(ctx, entries);
+      const metricNames = (ctx.flags.metric as string[] | undefined) ?? [];
+      const notes = new Map<string, Awaited<ReturnType<typeof commitNotes>>>();
+      for (const e of entries) notes.set(e.id, await commitNotes(repo, e, { metrics: metricNames }));
+      const metricText = (id: string) =>
+        metricNames
+          .map(
+            (m) => `${m}=${notes.get(id)!.metrics[m] === undefined ? '-' : JSON.stringify(notes.get(id)!.metrics[m])}`,
+          )
+          .join(' ');
+      if (ctx.flags.json)
+        return printJson(
+          ctx,
+          entries.map((e) => ({
+            ...e,
+            ...(metricNames.length ? { metrics: notes.get(e.id)!.metrics } : {}),
+            lossy: notes.get(e.id)!.lossy,
+          })),
+        );
       if (!entries.length) {
         if (!ctx.args.length && !ctx.rest.length && limit !== 0 && !(await repo.headCommit()))
           ctx.io.err(`coral: your current branch does not have any commits yet\n`);
@@ -53,7 +72,12 @@ export const logCommand: Command = {
         const row = rows.get(e.id);
         const g = (s: string) => (row ? `${s} ` : '');
         if (ctx.flags.oneline) {
-          print(ctx, `${g(row?.graph ?? '')}${paint(ctx.io, 'yellow', short(e.id))}${d} ${firstLine(e.commit)}`);
+          const mt = metricNames.length ? `  ${paint(ctx.io, 'cyan', metricText(e.id))}` : '';
+          const lz = notes.get(e.id)!.lossy.length ? paint(ctx.io, 'red', ' [lossy]') : '';
+          print(
+            ctx,
+            `${g(row?.graph ?? '')}${paint(ctx.io, 'yellow', short(e.id))}${d} ${firstLine(e.commit)}${mt}${lz}`,
+          );
           for (const l of row?.after ?? []) print(ctx, l);
           continue;
         }
@@ -65,6 +89,8 @@ export const logCommand: Command = {
         p(`Date:   ${formatSignatureDate(e.commit.author)}`);
         p('');
         for (const l of e.commit.message.replace(/\n$/, '').split('\n')) p(`    ${l}`);
+        if (metricNames.length) p(`    ${metricText(e.id)}`);
+        for (const l of notes.get(e.id)!.lossy) p(`    ${lossyLine(l.path, l)}`);
         if (Object.keys(e.commit.metadata).length) p(`    ${paint(ctx.io, 'dim', JSON.stringify(e.commit.metadata))}`);
         p('');
       }

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { formatSignatureDate, isPlainFile, readFileBytes, showCommit, showFile, type Repository } from '../../index';
 import { JSON_OPT, withRepo, type Command, type Ctx } from '../command';
 import { humanBytes, paint, print, printJson } from '../output';
-import { renderChanges, short } from '../render';
+import { lossyLine, renderChanges, short } from '../render';
 
 /** `show <rev>:<path>`: a symlink's target, a plain file's bytes, or a checkpoint's per-tensor summary. */
 async function showPath(ctx: Ctx, repo: Repository, rev: string, rel: string): Promise<void> {
@@ -22,11 +22,18 @@ async function showPath(ctx: Ctx, repo: Repository, rev: string, rel: string): P
   }
   if (ctx.flags.json) return printJson(ctx, f);
   print(ctx, `${rel}  ${f.format}  ${humanBytes(f.size)}  sha256 ${f.sha256}`);
-  for (const t of f.tensors)
-    print(
-      ctx,
-      `  ${t.name}  ${t.dtype}[${t.shape.join(',')}]  ${t.codec}${t.base ? ` (delta on ${short(t.base)}, depth ${t.depth})` : ''}  ${humanBytes(t.storedSize)}`,
-    );
+  if ('lossy' in f && f.lossy) print(ctx, `  ${lossyLine(rel, f.lossy)}`);
+  for (const t of f.tensors) {
+    const d = t.derived;
+    const how = !t.base
+      ? ''
+      : d?.kind === 'cast'
+        ? ` (cast of ${short(t.base)} (${d.rounding}), residual ${d.residual} elements, depth ${t.depth})`
+        : d?.kind === 'rows'
+          ? ` (rows of ${short(t.base)}: ${d.sharedRows} of its ${d.baseRows} rows shared, residual ${d.residual} elements, depth ${t.depth})`
+          : ` (delta on ${short(t.base)}, depth ${t.depth})`;
+    print(ctx, `  ${t.name}  ${t.dtype}[${t.shape.join(',')}]  ${t.codec}${how}  ${humanBytes(t.storedSize)}`);
+  }
 }
 
 const kv = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));

@@ -23,6 +23,7 @@ export const statsCommand: Command = {
         ctx,
         `objects ${s.objects}  deltas ${s.deltaObjects} (avg ratio ${s.avgDeltaRatio.toFixed(2)}x, max chain depth ${s.maxChainDepth})`,
       );
+      if (s.castObjects || s.resizedObjects) print(ctx, `  casts ${s.castObjects}  row-resized ${s.resizedObjects}`);
       if (s.chainDepths && Object.keys(s.chainDepths).length)
         print(
           ctx,

@@ -1,0 +1,253 @@
+/**
+ * Casts and resizes (codecs CAST and ROWS, issue #18), through the repository
+ * (Repository API in-process, each measured step on a freshly opened
+ * repository so no decoded base is cached from the setup):
+ *
+ * 1. The BF16 cast of a committed F32 model: bytes its tensors take in the
+ *    repository vs the file size (target <= 1%, plus the skeleton); baseline
+ *    in the same run: the BF16 tensors encoded standalone (what coral stored
+ *    before CAST). Checked byte-exact on export.
+ * 2. A BF16 fine-tune (the F32 model fine-tuned, AdamW-like rel 1e-3, then
+ *    cast) whose F32 base is committed: coral's CAST object vs the better of
+ *    standalone and a BF16-to-BF16 delta against the BF16 cast (same run).
+ * 3. Ingest time of the cast vs ingest of an exact duplicate of the same size
+ *    (the same BF16 file under a new path: pure dedup). Target within 1.2x.
+ * 4. An embedding grown by 16 tokens ([32000, 4096] F32, 512 MiB; --quick:
+ *    [3200, 1024]) committed under the same path: the embedding's stored bytes
+ *    vs the new rows' raw bytes plus 1% of the tensor; baseline: standalone.
+ *
+ * Model: 8 F32 matrices of [2048, 2048] (128 MiB; --quick: [1024, 1024], 32 MiB),
+ * trained-like values (bench/lib/weights.ts). Medians of 3 runs (--quick: 3).
+ *
+ *   npx tsx bench/cast.ts [--quick]
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { castTensorSync, encode } from '../lib/codec';
+import { Repository } from '../lib/repository';
+import type { Tensor } from '../lib/tensor/tensor';
+import { argFlag, emitJson, header, median, table } from './lib/harness';
+import { fineTune, trainedLike } from './lib/weights';
+
+const quick = argFlag('quick');
+const N = quick ? 1024 : 2048;
+const LAYERS = 8;
+const RUNS = 3;
+const V = quick ? 3200 : 32000;
+const D = quick ? 1024 : 4096;
+
+type Tensors = Record<string, Tensor>;
+
+function writeSafetensors(file: string, ts: Tensors): void {
+  const names = Object.keys(ts).sort();
+  const hdr: Record<string, unknown> = { __metadata__: { format: 'pt' } };
+  let off = 0;
+  for (const n of names) {
+    hdr[n] = { dtype: ts[n].dtype, shape: ts[n].shape, data_offsets: [off, off + ts[n].data.byteLength] };
+    off += ts[n].data.byteLength;
+  }
+  let h = Buffer.from(JSON.stringify(hdr));
+  h = Buffer.concat([h, Buffer.alloc((8 - (h.length % 8)) % 8, 0x20)]);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(h.length));
+  const fd = fs.openSync(file, 'w');
+  fs.writeSync(fd, len);
+  fs.writeSync(fd, h);
+  for (const n of names) fs.writeSync(fd, ts[n].data);
+  fs.closeSync(fd);
+}
+
+const f32 = (a: Float32Array, shape: number[]): Tensor => ({
+  dtype: 'F32',
+  shape,
+  data: new Uint8Array(a.buffer, a.byteOffset, a.byteLength),
+});
+const sha = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+const cast = (ts: Tensors, dtype: 'BF16'): Tensors =>
+  Object.fromEntries(Object.entries(ts).map(([k, t]) => [k, castTensorSync(t, dtype)]));
+
+async function segmentBytes(
+  repo: Repository,
+  file: string,
+): Promise<{ segments: number; skeleton: number; size: number; codecs: string[] }> {
+  const e = (await repo.treeOf('HEAD')).files[file];
+  let segments = 0;
+  const codecs = new Set<string>();
+  for (const s of e.segments) {
+    const i = await repo.reader.info(s.object);
+    segments += i.storedSize;
+    codecs.add(i.codec);
+  }
+  return { segments, skeleton: (await repo.reader.info(e.skeleton)).storedSize, size: e.size, codecs: [...codecs] };
+}
+
+async function timedAdd(dir: string, file: string): Promise<number> {
+  const repo = await Repository.open(dir); // fresh: no decoded base cached from the setup
+  const t0 = process.hrtime.bigint();
+  await repo.add([path.join(dir, file)]);
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  await repo.commit({ message: file });
+  await repo.close();
+  return s;
+}
+
+async function main(): Promise<void> {
+  header(`cast: CAST and ROWS through the repository (${quick ? 'quick' : 'full'})`);
+  const fp32: Tensors = {};
+  const tuned: Tensors = {};
+  for (let i = 0; i < LAYERS; i++) {
+    const w = trainedLike(N, N, 100 + i);
+    fp32[`layers.${i}.weight`] = f32(w, [N, N]);
+    tuned[`layers.${i}.weight`] = f32(fineTune(w, 1e-3, 200 + i, N), [N, N]);
+  }
+  const bf16 = cast(fp32, 'BF16');
+  const bf16Tuned = cast(tuned, 'BF16');
+
+  // Baselines, same run: standalone BF16, and BF16-to-BF16 deltas against the cast.
+  let standalone = 0;
+  let standaloneTuned = 0;
+  let deltaVsCast = 0;
+  for (const k of Object.keys(bf16)) {
+    standalone += (await encode(bf16[k])).bytes.byteLength;
+    standaloneTuned += (await encode(bf16Tuned[k])).bytes.byteLength;
+    deltaVsCast += (await encode(bf16Tuned[k], { base: { tensor: bf16[k] } })).bytes.byteLength;
+  }
+
+  const castStored: number[] = [];
+  const tunedStored: number[] = [];
+  const castSecs: number[] = [];
+  const dupSecs: number[] = [];
+  let fileSize = 0;
+  let skeleton = 0;
+  let exact = true;
+  let castCodecs: string[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-bench-cast-'));
+    try {
+      const repo = await Repository.init(dir);
+      writeSafetensors(path.join(dir, 'model-fp32.safetensors'), fp32);
+      await repo.add([path.join(dir, 'model-fp32.safetensors')]);
+      await repo.commit({ message: 'fp32' });
+      await repo.close();
+      writeSafetensors(path.join(dir, 'model-bf16.safetensors'), bf16);
+      writeSafetensors(path.join(dir, 'tuned-bf16.safetensors'), bf16Tuned);
+      fs.copyFileSync(path.join(dir, 'model-bf16.safetensors'), path.join(dir, 'copy-bf16.safetensors'));
+      const want = sha(path.join(dir, 'model-bf16.safetensors'));
+      // Read the files once so both timed adds find them in the page cache.
+      for (const f of ['model-bf16', 'copy-bf16']) fs.readFileSync(path.join(dir, `${f}.safetensors`));
+      castSecs.push(await timedAdd(dir, 'model-bf16.safetensors'));
+      dupSecs.push(await timedAdd(dir, 'copy-bf16.safetensors'));
+      await timedAdd(dir, 'tuned-bf16.safetensors');
+      const check = await Repository.open(dir);
+      const c = await segmentBytes(check, 'model-bf16.safetensors');
+      castStored.push(c.segments);
+      castCodecs = c.codecs;
+      fileSize = c.size;
+      skeleton = c.skeleton;
+      tunedStored.push((await segmentBytes(check, 'tuned-bf16.safetensors')).segments);
+      const out = path.join(dir, 'export.bin');
+      await check.exportFile('HEAD', 'model-bf16.safetensors', out);
+      exact &&= sha(out) === want;
+      await check.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  // 16 new tokens on an embedding, committed under the same path.
+  const embDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-bench-rows-'));
+  const emb = { stored: 0, standalone: 0, codec: '', exact: false };
+  try {
+    const e0 = trainedLike(V, D, 7);
+    const repo = await Repository.init(embDir);
+    const file = path.join(embDir, 'model.safetensors');
+    writeSafetensors(file, { 'embed.weight': f32(e0, [V, D]) });
+    await repo.add([file]);
+    await repo.commit({ message: 'v1' });
+    await repo.close();
+    const e1 = new Float32Array((V + 16) * D);
+    e1.set(e0);
+    e1.set(trainedLike(16, D, 8), V * D);
+    const grown = f32(e1, [V + 16, D]);
+    emb.standalone = (await encode(grown)).bytes.byteLength;
+    writeSafetensors(file, { 'embed.weight': grown });
+    const want = sha(file);
+    await timedAdd(embDir, 'model.safetensors');
+    const check = await Repository.open(embDir);
+    const s = await segmentBytes(check, 'model.safetensors');
+    emb.stored = s.segments;
+    emb.codec = s.codecs.join(',');
+    await check.exportFile('HEAD', 'model.safetensors', path.join(embDir, 'export.bin'));
+    emb.exact = sha(path.join(embDir, 'export.bin')) === want;
+    await check.close();
+  } finally {
+    fs.rmSync(embDir, { recursive: true, force: true });
+  }
+
+  const newRows = 16 * D * 4;
+  const embRaw = (V + 16) * D * 4;
+  const res = {
+    modelBytes: fileSize,
+    castStored: median(castStored),
+    castFraction: median(castStored) / fileSize,
+    castSkeleton: skeleton,
+    castCodecs: castCodecs.join(','),
+    castStandalone: standalone,
+    castExact: exact,
+    tunedStored: median(tunedStored),
+    tunedStandalone: standaloneTuned,
+    tunedDeltaVsCast: deltaVsCast,
+    tunedVsBestBaseline: median(tunedStored) / Math.min(standaloneTuned, deltaVsCast),
+    castIngestSeconds: median(castSecs),
+    duplicateIngestSeconds: median(dupSecs),
+    ingestRatio: median(castSecs) / median(dupSecs),
+    embShape: [V + 16, D],
+    embStored: emb.stored,
+    embNewRowsBytes: newRows,
+    embBudget: newRows + 0.01 * embRaw,
+    embStandalone: emb.standalone,
+    embCodec: emb.codec,
+    embExact: emb.exact,
+  };
+  table([
+    {
+      workload: 'bf16 cast of committed fp32',
+      coral: res.castStored,
+      baseline: standalone,
+      ratio: res.castStored / standalone,
+      target: `<= ${(0.01 * fileSize).toFixed(0)} (1% of file)`,
+    },
+    {
+      workload: 'bf16 fine-tune, fp32 base committed',
+      coral: res.tunedStored,
+      baseline: Math.min(standaloneTuned, deltaVsCast),
+      ratio: res.tunedVsBestBaseline,
+      target: '<= 1.000 x best of standalone / bf16 delta',
+    },
+    {
+      workload: 'ingest s: cast vs exact duplicate',
+      coral: res.castIngestSeconds,
+      baseline: res.duplicateIngestSeconds,
+      ratio: res.ingestRatio,
+      target: '<= 1.2',
+    },
+    {
+      workload: `embedding +16 rows [${V + 16},${D}]`,
+      coral: emb.stored,
+      baseline: emb.standalone,
+      ratio: emb.stored / emb.standalone,
+      target: `<= ${res.embBudget.toFixed(0)} (new rows + 1%)`,
+    },
+  ]);
+  console.log(
+    `cast file ${fileSize} B, skeleton ${skeleton} B, codecs ${res.castCodecs}; byte-exact: ${exact && emb.exact}`,
+  );
+  emitJson('cast', res);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
