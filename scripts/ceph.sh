@@ -8,12 +8,14 @@
 #   scripts/ceph.sh stop    stop the daemons this script started (by their pid files) and remove the run dir
 #   scripts/ceph.sh status  exit 0 when the gateway answers
 #
-# CORAL_CEPH_DIR picks the run directory (default /tmp/coral-ceph-<uid>). Each daemon writes a pid file
+# CORAL_CEPH_DIR picks the run directory (default /tmp/coral-ceph-<uid>-<hash of the checkout path>). Each daemon writes a pid file
 # there; `stop` signals those pids only. Every wait is bounded; a failure prints the daemon's log tail.
 # Needs Debian's radosgw, ceph-mon, ceph-osd and ceph-common (scripts/setup.sh installs them).
 set -euo pipefail
 
-RUN="${CORAL_CEPH_DIR:-/tmp/coral-ceph-$(id -u)}"
+# One cluster per checkout by default, so test runs in two checkouts never stop each other's cluster.
+REPO_TAG=$(cd "$(dirname "$0")/.." && pwd -P | md5sum | cut -c1-8)
+RUN="${CORAL_CEPH_DIR:-/tmp/coral-ceph-$(id -u)-$REPO_TAG}"
 CONF="$RUN/ceph.conf"
 STATE="$RUN/env"
 # Fixed test credentials of the S3 user this script creates (a throwaway cluster on loopback only).
@@ -176,7 +178,8 @@ EOF
     fail "monmaptool failed"
   timeout 30 ceph-mon -c "$CONF" -i a --mkfs --monmap "$RUN/monmap" >"$RUN/log/mkfs-mon.out" 2>&1 ||
     fail "ceph-mon --mkfs failed: $(tail -3 "$RUN/log/mkfs-mon.out")"
-  ceph-mon -c "$CONF" -i a 2>>"$RUN/log/mon.out" || fail "ceph-mon did not start"
+  # The daemons must not inherit fd 9 (the start lock), or they would hold it for their whole life.
+  ceph-mon -c "$CONF" -i a 9>&- 2>>"$RUN/log/mon.out" || fail "ceph-mon did not start"
   wait_for 30 "monitor" cephc mon stat || fail "the monitor did not answer within 30 s"
 
   local uuid
@@ -186,11 +189,11 @@ EOF
   [ "$id" = 0 ] || fail "unexpected osd id $id"
   timeout 60 ceph-osd -c "$CONF" -i 0 --mkfs --osd-uuid "$uuid" >"$RUN/log/mkfs-osd.out" 2>&1 ||
     fail "ceph-osd --mkfs failed: $(tail -3 "$RUN/log/mkfs-osd.out")"
-  ceph-osd -c "$CONF" -i 0 2>>"$RUN/log/osd.out" || fail "ceph-osd did not start"
+  ceph-osd -c "$CONF" -i 0 9>&- 2>>"$RUN/log/osd.out" || fail "ceph-osd did not start"
   wait_for 60 "osd" osd_up || fail "the OSD did not come up within 60 s"
 
   # radosgw forks once it reached the monitor; `timeout` bounds that wait (the daemon child outlives it).
-  timeout 60 radosgw -c "$CONF" -n client.rgw.a 2>>"$RUN/log/rgw.out" || fail "radosgw did not start"
+  timeout 60 radosgw -c "$CONF" -n client.rgw.a 9>&- 2>>"$RUN/log/rgw.out" || fail "radosgw did not start"
   wait_for 90 "gateway" rgw_up || fail "the gateway did not answer on 127.0.0.1:$rgw_port within 90 s"
 
   timeout 60 radosgw-admin -c "$CONF" user create --uid="$USER_ID" --display-name="coral tests" \
@@ -210,7 +213,7 @@ case "${1:-}" in
   start)
     # Test workers may ask for the cluster at the same moment: one starts it, the others reuse it.
     exec 9>"$RUN.lock"
-    flock -w 180 9 || die "timed out waiting for another \`scripts/ceph.sh start\` (lock $RUN.lock)"
+    flock -w 120 9 || die "timed out waiting for another \`scripts/ceph.sh start\` (lock $RUN.lock)"
     start
     ;;
   env) print_env ;;
@@ -218,7 +221,7 @@ case "${1:-}" in
   stop)
     [ -d "$RUN" ] || exit 0
     exec 9>"$RUN.lock"
-    flock -w 180 9 || die "timed out waiting for the lock $RUN.lock"
+    flock -w 120 9 || die "timed out waiting for the lock $RUN.lock"
     stop_daemons
     rm -rf "$RUN" "$RUN.lock"
     ;;

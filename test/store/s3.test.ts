@@ -19,8 +19,9 @@ runObjectStoreSuite('S3ObjectStore on Ceph RGW', async () => {
     store,
     corrupt: async (id: string) => {
       const a = await store.stat(id);
-      const e = (store as unknown as { byId: Map<string, { entry: { offset: number; size: number } }> }).byId.get(id)!
-        .entry;
+      const e = (store as unknown as { byId: Map<string, { entry: { offset: number; size: number } }> }).byId.get(
+        id,
+      )!.entry;
       await flipByte(bucket, `${prefix}objects/packs/${a.location!}`, e.offset + Math.min(17, e.size - 1));
     },
     reopen: () => S3ObjectStore.open({ bucket, prefix }),

@@ -64,7 +64,14 @@ import {
   type StoreProblem,
 } from '../object-store';
 import { encodeIndex, indexNameFor, parseIndex, sameEntries } from '../pack-index';
-import { isNoSuchKey, isPreconditionFailed, openS3Client, s3Error, type S3ClientOptions, type S3Handle } from './client';
+import {
+  isNoSuchKey,
+  isPreconditionFailed,
+  openS3Client,
+  s3Error,
+  type S3ClientOptions,
+  type S3Handle,
+} from './client';
 
 const PACK_KEY_RE = /^pack-[0-9a-f]{32}\.h5$/;
 const INDEX_KEY_RE = /^pack-[0-9a-f]{32}\.idx$/;
@@ -97,6 +104,17 @@ interface S3Pack {
   lastModifiedMs: number;
   indexEtag: string;
   entries: PackEntry[];
+  /** End of the pack's /small/data bytes (0 when it has none): small reads fetch a window up to it. */
+  smallEnd: number;
+}
+
+/** Objects in a pack's /small table are adjacent: a read of one fetches up to this many bytes around it. */
+const SMALL_WINDOW = 1 << 20;
+
+function smallEnd(entries: readonly PackEntry[]): number {
+  let end = 0;
+  for (const e of entries) if (e.dataset === '/small/data' && e.offset !== null) end = Math.max(end, e.offset + e.size);
+  return end;
 }
 
 interface Location {
@@ -155,6 +173,8 @@ export class S3ObjectStore implements ObjectStore, TransactionStore {
   private byId = new Map<string, Location>();
   private txs = new Set<LocalTransaction>();
   private refreshChain: Promise<void> = Promise.resolve();
+  /** Recently fetched windows of /small/data, per pack (a few; see SMALL_WINDOW). */
+  private windows: Array<{ pack: string; start: number; bytes: Buffer }> = [];
   private closed = false;
 
   private constructor(opts: S3ObjectStoreOptions, tmpDir: string, ownsTmp: boolean) {
@@ -280,9 +300,11 @@ export class S3ObjectStore implements ObjectStore, TransactionStore {
     const buf = allocLarge(e.size);
     if (e.size > 0) {
       if (e.offset === null) throw new CorruptObjectError(`index of pack ${loc.pack} gives no offset for ${e.id}`);
-      await this.readRange(this.key(loc.pack), e.offset, buf, loc);
+      if (e.dataset === '/small/data') await this.readSmall(loc, e.offset, buf);
+      else await this.readRange(this.key(loc.pack), e.offset, buf, loc);
     }
-    const sum = e.size >= ASYNC_THRESHOLD_BYTES ? await callAsync(() => native.xxh3_128Async(buf)) : native.xxh3_128(buf);
+    const sum =
+      e.size >= ASYNC_THRESHOLD_BYTES ? await callAsync(() => native.xxh3_128Async(buf)) : native.xxh3_128(buf);
     if (sum !== e.checksum)
       throw new ChecksumMismatchError(
         `object ${e.id} in pack ${loc.pack} at ${this.url} is corrupted: its stored bytes hash to ${sum} but the ` +
@@ -292,10 +314,30 @@ export class S3ObjectStore implements ObjectStore, TransactionStore {
     return buf;
   }
 
+  /**
+   * A small object: served from a cached window of the pack's /small/data when one covers it, else a
+   * window from its offset (up to SMALL_WINDOW, never past the small table) is fetched and kept, so
+   * reading the many small objects of one pack in order costs a few requests, not one each.
+   */
+  private async readSmall(loc: Location, offset: number, dst: Buffer): Promise<void> {
+    const end = offset + dst.length;
+    let w = this.windows.find((x) => x.pack === loc.pack && x.start <= offset && x.start + x.bytes.length >= end);
+    if (!w) {
+      const packEnd = this.packs.get(loc.pack)?.smallEnd ?? end;
+      const bytes = Buffer.allocUnsafe(Math.max(dst.length, Math.min(SMALL_WINDOW, packEnd - offset)));
+      await this.readRange(this.key(loc.pack), offset, bytes, loc);
+      w = { pack: loc.pack, start: offset, bytes };
+      this.windows.push(w);
+      if (this.windows.length > 4) this.windows.shift();
+    }
+    w.bytes.copy(dst, 0, offset - w.start, end - w.start);
+  }
+
   /** Fills `dst` with the bytes of `key` from `offset`, in parallel ranges for large reads. */
   private async readRange(key: string, offset: number, dst: Buffer, loc: Location): Promise<void> {
     const chunks: Array<[number, number]> = [];
-    for (let at = 0; at < dst.length; at += this.rangeSize) chunks.push([at, Math.min(dst.length, at + this.rangeSize)]);
+    for (let at = 0; at < dst.length; at += this.rangeSize)
+      chunks.push([at, Math.min(dst.length, at + this.rangeSize)]);
     await forEachLimit(chunks, this.rangeConcurrency, async ([from, to]) => {
       this.stats.requests++;
       const out = await this.s3.client.send(
@@ -392,9 +434,11 @@ export class S3ObjectStore implements ObjectStore, TransactionStore {
           lastModifiedMs: p.lastModifiedMs,
           indexEtag: p.etag,
           entries,
+          smallEnd: smallEnd(entries),
         });
     });
     this.packs = next;
+    this.windows = this.windows.filter((w) => next.has(w.pack));
     const byId = new Map<string, Location>();
     for (const name of [...next.keys()].sort())
       for (const entry of next.get(name)!.entries) if (!byId.has(entry.id)) byId.set(entry.id, { pack: name, entry });
@@ -466,7 +510,7 @@ export class S3ObjectStore implements ObjectStore, TransactionStore {
     }
     await fsp.unlink(tmpPath).catch(() => undefined);
     if (!this.packs.has(name)) {
-      const st: S3Pack = { name, size, lastModifiedMs: Date.now(), indexEtag, entries };
+      const st: S3Pack = { name, size, lastModifiedMs: Date.now(), indexEtag, entries, smallEnd: smallEnd(entries) };
       this.packs.set(name, st);
       for (const entry of entries) if (!this.byId.has(entry.id)) this.byId.set(entry.id, { pack: name, entry });
     }
