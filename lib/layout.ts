@@ -8,8 +8,15 @@ export const REPO_FORMAT_VERSION = 1;
 
 export class RepoLayout {
   readonly coral: string;
-  constructor(readonly worktree: string) {
-    this.coral = path.join(worktree, CORAL_DIR);
+  /**
+   * @param worktree the directory holding `.coral/`
+   * @param coral the repository directory itself when it is not `<worktree>/.coral` (a bare repository)
+   */
+  constructor(
+    readonly worktree: string,
+    coral?: string,
+  ) {
+    this.coral = coral ?? path.join(worktree, CORAL_DIR);
   }
   get head(): string {
     return path.join(this.coral, 'HEAD');

@@ -26,6 +26,12 @@ import { statsCommand } from './commands/stats';
 import { statusCommand } from './commands/status';
 import { tagCommand } from './commands/tag';
 import { mergeCommand } from './commands/merge';
+import { cloneCommand } from './commands/clone';
+import { fetchCommand } from './commands/fetch';
+import { pullCommand } from './commands/pull';
+import { pushCommand } from './commands/push';
+import { remoteCommand } from './commands/remote';
+import { syncCommand } from './commands/sync';
 import { defaultIo, errorLine, exitCodeFor, type Io } from './output';
 
 /** Commands by name: a Map, so `coral constructor` or `coral __proto__` is an unknown command. */
@@ -50,6 +56,12 @@ const commands = new Map<string, Command>([
   ['demo', demoCommand],
   ['merge', mergeCommand],
   ['similar', similarCommand],
+  ['remote', remoteCommand],
+  ['push', pushCommand],
+  ['fetch', fetchCommand],
+  ['pull', pullCommand],
+  ['clone', cloneCommand],
+  ['sync', syncCommand],
 ]);
 
 function help(io: Io): void {
