@@ -25,6 +25,7 @@ import type { RemoteRepo } from '../../lib/remote/transport';
 import { S3ObjectStore } from '../../lib/store/s3/store';
 import { ceph, flipByte, makeBucket, rawClient, type CephEnv } from '../helpers/ceph';
 import { seeded } from '../store/helpers';
+import { runRemoteSuite } from './conformance';
 
 let env: CephEnv;
 let bucket = '';
@@ -299,4 +300,30 @@ describe('s3:// remote on Ceph RGW', () => {
       c.destroy();
     }
   });
+});
+
+// The transport conformance suite shared with the path transport (test/remote/conformance.ts).
+runRemoteSuite('s3:// on Ceph RGW', async () => {
+  await ceph();
+  const url = `s3://${bucket || (bucket = await makeBucket('remote'))}/conf-${crypto.randomBytes(4).toString('hex')}`;
+  const remote = await openS3Remote(url, { create: true });
+  const { prefix } = parseS3Url(url);
+  return {
+    remote,
+    another: () => openS3Remote(url),
+    corruptObject: async (id: string) => {
+      const a = await remote.objects.stat(id);
+      const c = await rawClient();
+      const key = `${prefix}objects/packs/${a.location!}`;
+      const pack = Buffer.from(
+        await (await c.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToByteArray(),
+      );
+      c.destroy();
+      const got = await remote.objects.get(id);
+      const at = pack.indexOf(Buffer.from(got.bytes.subarray(0, 64)));
+      await flipByte(bucket, key, at + Math.floor(got.bytes.byteLength / 2));
+    },
+    corruptMeta: (id: string) => flipByte(bucket, `${prefix}objects/meta/${id.slice(0, 2)}/${id.slice(2)}`, 3),
+    cleanup: async () => undefined,
+  };
 });
