@@ -7,6 +7,7 @@
 #   scripts/ceph.sh env     print the environment of the running cluster (eval-able `export` lines)
 #   scripts/ceph.sh stop    stop the daemons this script started (by their pid files) and remove the run dir
 #   scripts/ceph.sh status  exit 0 when the gateway answers
+#   scripts/ceph.sh mb <b>  create bucket <b> on the running cluster
 #
 # CORAL_CEPH_DIR picks the run directory (default /tmp/coral-ceph-<uid>-<hash of the checkout path>). Each daemon writes a pid file
 # there; `stop` signals those pids only. Every wait is bounded; a failure prints the daemon's log tail.
@@ -218,6 +219,17 @@ case "${1:-}" in
     ;;
   env) print_env ;;
   status) [ -f "$STATE" ] && rgw_up ;;
+  mb)
+    [ -n "${2:-}" ] || die "usage: scripts/ceph.sh mb <bucket>"
+    eval "$(print_env)"
+    cd "$(dirname "$0")/.."
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true node -e '
+      const { S3Client, CreateBucketCommand } = require("@aws-sdk/client-s3");
+      const c = new S3Client({ endpoint: process.env.AWS_ENDPOINT_URL, forcePathStyle: true });
+      c.send(new CreateBucketCommand({ Bucket: process.argv[1] })).then(
+        () => console.log("created bucket " + process.argv[1]),
+        (e) => { console.error("ceph.sh: " + e.name + ": " + e.message); process.exit(1); });' "$2"
+    ;;
   stop)
     [ -d "$RUN" ] || exit 0
     exec 9>"$RUN.lock"
@@ -225,5 +237,5 @@ case "${1:-}" in
     stop_daemons
     rm -rf "$RUN" "$RUN.lock"
     ;;
-  *) die "usage: scripts/ceph.sh start|env|status|stop" ;;
+  *) die "usage: scripts/ceph.sh start|env|status|mb <bucket>|stop" ;;
 esac

@@ -47,7 +47,7 @@ const cid = (n: number) => sha256Hex(`commit ${n}`);
 const codeOf = (p: Promise<unknown>) =>
   p.then(
     () => 'ok',
-    (e: { code?: string }) => e.code ?? String(e),
+    (e: { code?: string; message?: string }) => e.code ?? e.message ?? 'error',
   );
 
 function commitBytes(n: number): Uint8Array {

@@ -54,7 +54,7 @@ export function openS3Client(opts: S3ClientOptions = {}): S3Handle {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const endpoint = opts.endpoint ?? (process.env.AWS_ENDPOINT_URL || undefined);
   if (endpoint !== undefined) {
-    let u: URL | null = null;
+    let u: URL | null;
     try {
       u = new URL(endpoint);
     } catch {
@@ -91,7 +91,8 @@ export function s3Status(e: unknown): number | undefined {
 /** Error name / code of an SDK or network error. */
 export function s3Code(e: unknown): string {
   const x = e as { name?: unknown; Code?: unknown; code?: unknown } | null;
-  return String(x?.Code ?? x?.name ?? x?.code ?? '');
+  const c = x?.Code ?? x?.name ?? x?.code;
+  return typeof c === 'string' ? c : '';
 }
 
 /** True for "this key does not exist" (GET/HEAD of a missing object). */
@@ -129,7 +130,8 @@ export function s3Error(e: unknown, where: string, endpoint: string, op: string)
   if (e instanceof CoralError) return e;
   const code = s3Code(e);
   const status = s3Status(e);
-  const errno = String((e as { code?: unknown } | null)?.code ?? '');
+  const rawErrno = (e as { code?: unknown } | null)?.code;
+  const errno = typeof rawErrno === 'string' ? rawErrno : '';
   const data = { url: where, endpoint, op, s3Code: code, status };
   const at = `${where} (endpoint ${endpoint})`;
   if (code === 'NoSuchBucket') return new RemoteNotFoundError(`${at}: the bucket does not exist`, data);

@@ -488,7 +488,7 @@ export class S3ObjectStore implements ObjectStore, TransactionStore {
    * file. The index is written with `If-None-Match: *`: pack names are random, so a clash means a bug.
    */
   async _publish(tmpPath: string, name: string, size: number, entries: PackEntry[]): Promise<void> {
-    let indexEtag = '';
+    let indexEtag: string;
     try {
       await this.uploadFile(tmpPath, this.key(name), size);
       const idx = await encodeIndex(name, size, entries);
