@@ -47,26 +47,15 @@ import { isSha256Hex, sha256Hex } from '../models/canonical';
 import { decodeMeta } from '../models/meta';
 import { isValidRefName } from '../models/refname';
 import { metaFromDisk, metaToDisk } from '../odb/meta-store';
-import { isNoSuchKey, isPreconditionFailed, openS3Client, s3Error, type S3Handle } from '../store/s3/client';
+import { isNoSuchKey, isPreconditionFailed, openS3Client, parseS3Url, s3Error, type S3Handle } from '../store/s3/client';
+
+export { parseS3Url };
 import { S3ObjectStore } from '../store/s3/store';
 import type { OpenRemoteOptions, RemoteMeta, RemoteRefValue, RemoteRepo } from './transport';
 
 /** The marker object of a bare repository. */
 export const BARE_FORMAT = 'coral-bare-1';
 const REF_VALUE_RE = /^([0-9a-f]{64})\n?$/;
-
-/** `s3://<bucket>/<prefix>` → bucket and key prefix ("" or ending in "/"). */
-export function parseS3Url(url: string): { bucket: string; prefix: string; url: string } {
-  const m = typeof url === 'string' ? /^s3:\/\/([^/?#]+)\/?([^?#]*)$/.exec(url) : null;
-  if (!m) throw invalidParameter('url', 's3://<bucket>/<prefix> URL', url);
-  const bucket = m[1];
-  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket))
-    throw invalidParameter('url bucket', 'S3 bucket name', bucket);
-  const parts = m[2].split('/').filter((p) => p !== '');
-  if (parts.some((p) => p === '.' || p === '..')) throw invalidParameter('url prefix', 'path without . or ..', m[2]);
-  const prefix = parts.length ? parts.join('/') + '/' : '';
-  return { bucket, prefix, url: `s3://${bucket}/${prefix.replace(/\/$/, '')}` };
-}
 
 /** Bare (unquoted) ETag. */
 function bare(etag: string | undefined): string {

@@ -156,3 +156,5 @@ export function s3Error(e: unknown, where: string, endpoint: string, op: string)
     return new RemoteUnavailableError(`${at}: cannot reach the server during ${op} (${errno || code || msg})`, data);
   return new RemoteUnavailableError(`${at}: ${op} failed with ${status} ${code}: ${msg}`, data);
 }
+
+export { parseS3Url } from './url';
