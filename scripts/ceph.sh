@@ -66,9 +66,14 @@ cephc() {
 
 rgw_up() {
   # Any HTTP answer (RGW answers an anonymous GET / with a bucket listing or 403) means it serves.
-  local port
-  port=$(cat "$RUN/rgw.port")
-  [ -n "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/" | grep -E '^[1-5][0-9][0-9]$')" ]
+  node -e '
+    const r = require("http").get({ host: "127.0.0.1", port: +process.argv[1], path: "/", timeout: 2000 },
+      (res) => { res.resume(); process.exit(0); });
+    r.on("error", () => process.exit(1)); r.on("timeout", () => { r.destroy(); process.exit(1); });' "$(cat "$RUN/rgw.port")"
+}
+
+uuid() {
+  cat /proc/sys/kernel/random/uuid
 }
 
 osd_up() {
@@ -116,7 +121,7 @@ start() {
   mkdir -p "$RUN"/{run,log,mon/ceph-a,osd/ceph-0,rgw}
   start_s=$SECONDS
   local fsid mon_port rgw_port
-  fsid=$(uuidgen)
+  fsid=$(uuid)
   mon_port=$(free_port)
   rgw_port=$(free_port)
   echo "$rgw_port" >"$RUN/rgw.port"
@@ -184,7 +189,7 @@ EOF
   wait_for 30 "monitor" cephc mon stat || fail "the monitor did not answer within 30 s"
 
   local uuid
-  uuid=$(uuidgen)
+  uuid=$(uuid)
   local id
   id=$(cephc osd new "$uuid") || fail "ceph osd new failed"
   [ "$id" = 0 ] || fail "unexpected osd id $id"
