@@ -196,6 +196,37 @@ describe('remotes over s3:// on Ceph RGW', () => {
     expect(sha256(path.join(c, 'model.safetensors'))).toBe(file);
   });
 
+  it('fetch killed at seeded moments, then rerun: the repository stays consistent and the rerun completes', async () => {
+    const d = workdir();
+    const { a, url } = seeded(d);
+    const b = path.join(d, 'b');
+    run(d, ['clone', url, b]);
+    writeModel(path.join(a, 'model.safetensors'), family(1));
+    const tip = commit(a, 'fine-tune');
+    const file = sha256(path.join(a, 'model.safetensors'));
+    run(a, ['push']);
+    const next = rng(41);
+    for (let i = 0; i < 2; i++) {
+      await new Promise<void>((resolve) => {
+        const p = spawn(process.execPath, [CORAL_BIN, 'fetch'], {
+          cwd: b,
+          env: { ...process.env, ...cephEnv.vars },
+          stdio: 'ignore',
+        });
+        const t = setTimeout(() => p.kill('SIGKILL'), Math.floor(200 + next() * 1000));
+        p.on('close', () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+      expect(run(b, ['fsck'])).toMatch(/ 0 problem/);
+    }
+    run(b, ['fetch']);
+    expect(fs.readFileSync(path.join(b, '.coral', 'refs', 'remotes', 'origin', 'main'), 'utf8').trim()).toBe(tip);
+    run(b, ['pull']);
+    expect(sha256(path.join(b, 'model.safetensors'))).toBe(file);
+  });
+
   it('a flipped byte in a pack in the bucket is detected and named; nothing of it is written locally', async () => {
     const d = workdir();
     const { a, url } = seeded(d);
