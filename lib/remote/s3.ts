@@ -47,7 +47,14 @@ import { isSha256Hex, sha256Hex } from '../models/canonical';
 import { decodeMeta } from '../models/meta';
 import { isValidRefName } from '../models/refname';
 import { metaFromDisk, metaToDisk } from '../odb/meta-store';
-import { isNoSuchKey, isPreconditionFailed, openS3Client, parseS3Url, s3Error, type S3Handle } from '../store/s3/client';
+import {
+  isNoSuchKey,
+  isPreconditionFailed,
+  openS3Client,
+  parseS3Url,
+  s3Error,
+  type S3Handle,
+} from '../store/s3/client';
 
 export { parseS3Url };
 import { S3ObjectStore } from '../store/s3/store';
