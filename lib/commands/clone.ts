@@ -116,12 +116,12 @@ export async function clone(url: string, dir?: string, opts: CloneOptions = {}):
       if (branch && opts.noCheckout) {
         head = f.heads[branch];
         await ctx.refs.updateRef(`refs/heads/${branch}`, head, { expectedOld: null, message: `clone: from ${url}` });
-        await setUpstream(ctx.config, branch, { remote: origin, merge: `refs/heads/${branch}` }).catch(() => undefined);
+        await setUpstream(ctx.config, branch, { remote: origin, merge: `refs/heads/${branch}` });
       } else if (branch) {
         const r = await resetTo(ctx, { mode: 'hard', rev: trackingRef(origin, `refs/heads/${branch}`) });
         written = r.written;
         head = r.head;
-        await setUpstream(ctx.config, branch, { remote: origin, merge: `refs/heads/${branch}` }).catch(() => undefined);
+        await setUpstream(ctx.config, branch, { remote: origin, merge: `refs/heads/${branch}` });
       }
       return { worktree, branch, head, fetch: f, written };
     } finally {

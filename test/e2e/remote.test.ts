@@ -210,7 +210,10 @@ describe('partial clone', () => {
     expect((await storedObjects(path.join(p, '.coral'))).size).toBe(held.size);
 
     // Lazy reads: checkout the tip and the first commit, byte-exact; show and diff work too.
+    const packsBefore = packCount(path.join(p, '.coral'));
     ok(p, ['reset', '--hard']);
+    // Everything that checkout fetched on demand went into one pack.
+    expect(packCount(path.join(p, '.coral'))).toBe(packsBefore + 1);
     expect(sha256(path.join(p, 'base.safetensors'))).toBe(v2.base);
     expect(sha256(path.join(p, 'adapter.safetensors'))).toBe(v2.adapter);
     ok(p, ['checkout', '--detach', c1]);

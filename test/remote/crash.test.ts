@@ -127,7 +127,7 @@ describe('push and fetch under crashes and races', () => {
   it('push killed by SIGKILL at seeded moments, then rerun: the hub is always consistent', async () => {
     const { d, a, bare, base, tip, file } = setup();
     const next = rng(14);
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < 3; i++) {
       const ms = Math.floor(150 + next() * 900);
       await killAfter(a, ['push'], ms);
       const at = hubRef(bare);
@@ -168,7 +168,7 @@ describe('push and fetch under crashes and races', () => {
     ok(d, ['clone', bare, b]);
     ok(a, ['push']);
     const next = rng(41);
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < 3; i++) {
       await killAfter(b, ['fetch'], Math.floor(150 + next() * 900));
       expect(ok(b, ['fsck'])).toMatch(/ 0 problem/);
     }

@@ -2,8 +2,8 @@
 import * as path from 'node:path';
 import { Repository } from '../../index';
 import { UsageError, type Command } from '../command';
-import { print, printJson } from '../output';
-import { printTransfer } from './transfer-output';
+import { Progress, print, printJson } from '../output';
+import { printTransfer } from '../transfer-output';
 
 export const cloneCommand: Command = {
   summary: 'Copy a repository (path, file:// or s3://) and check out a branch; --filter for a partial clone',
@@ -22,6 +22,7 @@ export const cloneCommand: Command = {
     // A relative path URL is taken from where the command runs, like the directory.
     const src = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : path.resolve(ctx.cwd, url);
     if (!ctx.flags.json) ctx.io.err(`Cloning into '${dir ?? path.basename(src).replace(/\.coral$/, '')}'...\n`);
+    const progress = new Progress(ctx.io, 'Receiving objects');
     const { repository, report } = await Repository.clone(
       src,
       dir === undefined ? undefined : path.resolve(ctx.cwd, dir),
@@ -30,8 +31,10 @@ export const cloneCommand: Command = {
         filter: ctx.flags.filter as string[] | undefined,
         endpoint: ctx.flags.endpoint as string | undefined,
         noCheckout: !!ctx.flags['no-checkout'],
+        onProgress: (done, total) => progress.update(done, total),
       },
     );
+    progress.done();
     await repository.close();
     if (ctx.flags.json) return printJson(ctx, report);
     printTransfer(ctx, 'received', report.fetch);
