@@ -106,7 +106,12 @@ interface S3Pack {
   entries: PackEntry[];
   /** End of the pack's /small/data bytes (0 when it has none): small reads fetch a window up to it. */
   smallEnd: number;
+  /** Its large objects by offset (for read-ahead), computed on first use. */
+  byOffset?: PackEntry[];
 }
+
+/** Objects larger than this are not read ahead (memory bound). */
+const READ_AHEAD_MAX = 256 << 20;
 
 /** Objects in a pack's /small table are adjacent: a read of one fetches up to this many bytes around it. */
 const SMALL_WINDOW = 1 << 20;
@@ -175,6 +180,8 @@ export class S3ObjectStore implements ObjectStore, TransactionStore {
   private refreshChain: Promise<void> = Promise.resolve();
   /** Recently fetched windows of /small/data, per pack (a few; see SMALL_WINDOW). */
   private windows: Array<{ pack: string; start: number; bytes: Buffer }> = [];
+  /** The one object being read ahead (readAhead). */
+  private ahead: { pack: string; id: string; bytes: Promise<Buffer> } | null = null;
   private closed = false;
 
   private constructor(opts: S3ObjectStoreOptions, tmpDir: string, ownsTmp: boolean) {
@@ -276,7 +283,12 @@ export class S3ObjectStore implements ObjectStore, TransactionStore {
       const loc = await this.locate(id);
       if (!loc) throw this.notFound(id);
       try {
-        const bytes = await this.readObject(loc);
+        const ahead = this.takeAhead(loc);
+        this.readAhead(loc);
+        const bytes = await this.verify1(
+          loc,
+          ahead ? await ahead.catch(() => this.fetchObject(loc)) : await this.fetchObject(loc),
+        );
         return { bytes, attrs: toAttrs(loc) };
       } catch (e) {
         if (isNoSuchKey(e) && attempt === 0) {
@@ -296,6 +308,11 @@ export class S3ObjectStore implements ObjectStore, TransactionStore {
 
   /** Reads one object's stored bytes with ranged GETs and verifies them against the index's checksum. */
   private async readObject(loc: Location): Promise<Buffer> {
+    return this.verify1(loc, await this.fetchObject(loc));
+  }
+
+  /** One object's stored bytes (not yet verified). */
+  private async fetchObject(loc: Location): Promise<Buffer> {
     const e = loc.entry;
     const buf = allocLarge(e.size);
     if (e.size > 0) {
@@ -303,6 +320,47 @@ export class S3ObjectStore implements ObjectStore, TransactionStore {
       if (e.dataset === '/small/data') await this.readSmall(loc, e.offset, buf);
       else await this.readRange(this.key(loc.pack), e.offset, buf, loc);
     }
+    return buf;
+  }
+
+  /** The read-ahead of `loc`'s object, if one is in flight (and forgets it). */
+  private takeAhead(loc: Location): Promise<Buffer> | null {
+    const a = this.ahead;
+    if (!a || a.pack !== loc.pack || a.id !== loc.entry.id) return null;
+    this.ahead = null;
+    return a.bytes;
+  }
+
+  /**
+   * Starts fetching the object stored right after `loc`'s in its pack (by offset), when it is a large one:
+   * a clone or fetch reads a pack's objects in the order they were written, so the next download overlaps
+   * the caller's work on this object (decoding, verifying, writing). One object ahead, bounded in size;
+   * the bytes are verified when that object is asked for, like any other read.
+   */
+  private readAhead(loc: Location): void {
+    const st = this.packs.get(loc.pack);
+    if (!st || loc.entry.dataset === '/small/data' || loc.entry.offset === null) return;
+    st.byOffset ??= st.entries
+      .filter((e) => e.dataset !== '/small/data' && e.offset !== null && e.size > 0)
+      .sort((a, b) => a.offset! - b.offset!);
+    const list = st.byOffset;
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (list[mid].offset! <= loc.entry.offset) lo = mid + 1;
+      else hi = mid;
+    }
+    const next = list[lo];
+    if (!next || next.size > READ_AHEAD_MAX || (this.ahead && this.ahead.id === next.id)) return;
+    const bytes = this.fetchObject({ pack: loc.pack, entry: next });
+    bytes.catch(() => undefined); // a failed read-ahead is retried by the get that wants it
+    this.ahead = { pack: loc.pack, id: next.id, bytes };
+  }
+
+  /** Checks fetched bytes against the index's checksum. */
+  private async verify1(loc: Location, buf: Buffer): Promise<Buffer> {
+    const e = loc.entry;
     const sum =
       e.size >= ASYNC_THRESHOLD_BYTES ? await callAsync(() => native.xxh3_128Async(buf)) : native.xxh3_128(buf);
     if (sum !== e.checksum)
@@ -439,6 +497,7 @@ export class S3ObjectStore implements ObjectStore, TransactionStore {
     });
     this.packs = next;
     this.windows = this.windows.filter((w) => next.has(w.pack));
+    if (this.ahead && !next.has(this.ahead.pack)) this.ahead = null;
     const byId = new Map<string, Location>();
     for (const name of [...next.keys()].sort())
       for (const entry of next.get(name)!.entries) if (!byId.has(entry.id)) byId.set(entry.id, { pack: name, entry });
@@ -688,6 +747,7 @@ export class S3ObjectStore implements ObjectStore, TransactionStore {
     if (this.closed) return;
     for (const tx of [...this.txs]) await tx.abort();
     this.closed = true;
+    this.ahead = null;
     await this.refreshChain;
     this.packs.clear();
     this.byId.clear();
