@@ -327,6 +327,8 @@ export {
 export { PromisorStore, isPromised } from './remote/promisor';
 export { remoteConfig, upstreamOf, type Upstream } from './remote/config';
 export type { RemoteRepo, RemoteMeta, RemoteRefValue, OpenRemoteOptions } from './remote/transport';
+export { openS3ObjectStore } from './store/s3/open';
+export type { S3ObjectStore, S3ObjectStoreOptions, S3TransferStats } from './store/s3/store';
 export type { CloneOptions, CloneReport } from './commands/clone';
 export type { FetchOptions, FetchReport, RefUpdate } from './commands/fetch';
 export type { PullOptions, PullReport } from './commands/pull';

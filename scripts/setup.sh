@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 # Runtime/test needs: h5dump, xxhsum, Debian's torch/numpy/h5py under /usr/bin/python3, git.
 PKGS=(build-essential cmake pkg-config libhdf5-dev libzstd-dev libxxhash-dev hdf5-tools xxhash
       python3-torch python3-numpy python3-h5py git)
+# The S3 tests and bench/remote.ts run a single-node Ceph with a RADOS Gateway (scripts/ceph.sh).
+CEPH_PKGS=(ceph-mon ceph-osd ceph-common)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -19,6 +21,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# radosgw with its recommended packages (as Debian ships it); the daemons without theirs.
+ceph_missing=()
+for p in radosgw "${CEPH_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || ceph_missing+=("$p")
+done
+if [ ${#ceph_missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing ${ceph_missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq radosgw >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${CEPH_PKGS[@]}" >/dev/null
 fi
 
 # onnxruntime-node (a test-only dependency) would fetch GPU add-ons from the internet; its CPU binaries ship in the package.

@@ -37,8 +37,8 @@ const COMMIT_CACHE_MAX = 8192;
 
 const BROTLI_MAGIC = Buffer.from([0, 0x43, 0x42, 0x31]); // "\0CB1"
 
-/** The on-disk form of canonical meta bytes. */
-function toDisk(bytes: Uint8Array): Buffer {
+/** The on-disk form of canonical meta bytes (also the form of meta objects on a remote). */
+export function metaToDisk(bytes: Uint8Array): Buffer {
   const packed = zlib.brotliCompressSync(bytes, {
     params: {
       [zlib.constants.BROTLI_PARAM_QUALITY]: 9,
@@ -52,7 +52,7 @@ function toDisk(bytes: Uint8Array): Buffer {
 }
 
 /** Canonical bytes from the on-disk form; null when the container is damaged. */
-function fromDisk(buf: Buffer): Buffer | null {
+export function metaFromDisk(buf: Buffer): Buffer | null {
   if (buf.length >= 4 && buf.subarray(0, 4).equals(BROTLI_MAGIC)) {
     try {
       return zlib.brotliDecompressSync(buf.subarray(4), { maxOutputLength: 256 * 1024 * 1024 });
@@ -95,7 +95,7 @@ export class MetaStore {
     const id = sha256Hex(bytes);
     const file = this.pathOf(id);
     try {
-      const cur = fromDisk(await fsp.readFile(file));
+      const cur = metaFromDisk(await fsp.readFile(file));
       if (cur && sha256Hex(cur) === id) return id;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(e, 'read', file);
@@ -105,7 +105,7 @@ export class MetaStore {
       this.tmpReady = true;
     }
     await mkdirp(path.dirname(file));
-    await writeFileAtomic(file, toDisk(bytes), { tmpDir: this.tmpDir, mode: 0o444 });
+    await writeFileAtomic(file, metaToDisk(bytes), { tmpDir: this.tmpDir, mode: 0o444 });
     return id;
   }
 
@@ -120,7 +120,7 @@ export class MetaStore {
       if (code === 'ENOENT' || code === 'ENOTDIR') throw new ObjectNotFoundError(`meta object ${id} not found`, { id });
       throw ioError(e, 'read', file);
     }
-    const raw = fromDisk(buf);
+    const raw = metaFromDisk(buf);
     if (!raw)
       throw new CorruptObjectError(`meta object ${id} is corrupt: its compressed container does not decode`, {
         id,

@@ -8,6 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Repository } from '../../lib/repository';
 import type { OpenOptions } from '../../lib/context';
 import { MemoryStore } from '../../lib/store/memory';
+import { S3ObjectStore } from '../../lib/store/s3/store';
+import { ceph, makeBucket } from '../helpers/ceph';
 import { f32, tmpdir, weights, writeSafetensors } from '../helpers/cli';
 
 const dirs: string[] = [];
@@ -17,9 +19,16 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
-const STORES: Array<[string, () => OpenOptions]> = [
+const STORES: Array<[string, () => OpenOptions | Promise<OpenOptions>]> = [
   ['local packs', () => ({})],
   ['memory', () => ({ store: new MemoryStore() })],
+  [
+    'S3 (Ceph RGW)',
+    async () => {
+      await ceph();
+      return { store: await S3ObjectStore.open({ bucket: await makeBucket('repo'), prefix: 'repo/' }) };
+    },
+  ],
 ];
 
 const sha = (f: string) => crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
@@ -35,7 +44,7 @@ describe.each(STORES)('repository on %s', (_name, opts) => {
   it('runs the whole lifecycle', async () => {
     const d = tmpdir('coral-stores-');
     dirs.push(d);
-    const repo = await Repository.init(d, opts());
+    const repo = await Repository.init(d, await opts());
     repos.push(repo);
     const file = path.join(d, 'model.safetensors');
 
