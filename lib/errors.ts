@@ -158,3 +158,8 @@ export function invalidParameter(name: string, expected: string, actual: unknown
  * HEAD) or a similarity index (lib/similarity). `coral fsck --rebuild-index` rebuilds either.
  */
 export class CorruptIndexError extends def('CORAL_CORRUPT_INDEX', 'CorruptIndexError') {}
+
+/** A git command the git extension ran failed, or the directory is not inside a git repository (lib/git). */
+export class GitCommandError extends def('CORAL_GIT', 'GitCommandError') {}
+/** git's filter or pkt-line protocol was broken by the peer (bad packet length, input ended inside a request). */
+export class GitProtocolError extends def('CORAL_GIT_PROTOCOL', 'GitProtocolError') {}

@@ -36,6 +36,8 @@ export {
   RemoteUnavailableError,
   NonFastForwardError,
   RemoteUnsafeError,
+  GitCommandError,
+  GitProtocolError,
   invalidParameter,
   type CoralCode,
 } from './errors';
@@ -282,3 +284,5 @@ export { diffIndex } from './commands/diff';
 export { branchTip } from './commands/branch';
 export { rebuildObjectIndex } from './store';
 export { parsePruneExpire, type GcOptions } from './commands/gc';
+// ---- the git extension (lib/git, docs/git.md) ----
+export * as gitExtension from './git/index';

@@ -8,8 +8,12 @@ export const REPO_FORMAT_VERSION = 1;
 
 export class RepoLayout {
   readonly coral: string;
-  constructor(readonly worktree: string) {
-    this.coral = path.join(worktree, CORAL_DIR);
+  /** `coralDir` places the repository directory elsewhere (the git extension keeps it in `.git/coral`). */
+  constructor(
+    readonly worktree: string,
+    coralDir?: string,
+  ) {
+    this.coral = coralDir ?? path.join(worktree, CORAL_DIR);
   }
   get head(): string {
     return path.join(this.coral, 'HEAD');

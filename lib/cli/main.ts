@@ -26,6 +26,7 @@ import { statsCommand } from './commands/stats';
 import { statusCommand } from './commands/status';
 import { tagCommand } from './commands/tag';
 import { mergeCommand } from './commands/merge';
+import { gitCommand } from './commands/git';
 import { defaultIo, errorLine, exitCodeFor, type Io } from './output';
 
 /** Commands by name: a Map, so `coral constructor` or `coral __proto__` is an unknown command. */
@@ -50,6 +51,7 @@ const commands = new Map<string, Command>([
   ['demo', demoCommand],
   ['merge', mergeCommand],
   ['similar', similarCommand],
+  ['git', gitCommand],
 ]);
 
 function help(io: Io): void {
