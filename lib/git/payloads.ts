@@ -179,8 +179,17 @@ export async function missingObjects(ps: Pick<Payloads, 'store'>, ids: readonly 
  * send nothing they cannot take back before the final check: git's filter
  * protocol lets the status turn into an error after the content.
  */
-export async function* smudgeChunks(ps: Pick<Payloads, 'reader' | 'store'>, p: Pointer, relPath: string): AsyncGenerator<Uint8Array> {
-  const missing = await missingObjects(ps, entryObjects(p.entry));
+export async function* smudgeChunks(
+  ps: Pick<Payloads, 'reader' | 'store'>,
+  p: Pointer,
+  relPath: string,
+): AsyncGenerator<Uint8Array> {
+  let missing = await missingObjects(ps, entryObjects(p.entry));
+  if (missing.length) {
+    // Another process (a merge driver, a fetch) may have published packs since this store was opened.
+    await ps.store.refresh();
+    missing = await missingObjects(ps, entryObjects(p.entry));
+  }
   if (missing.length)
     throw new ObjectNotFoundError(
       `${relPath}: ${missing.length} payload object(s) are not in the payload store (first: ${missing[0]}); ` +
