@@ -25,6 +25,8 @@ import { WriterSession } from './odb/session';
 import { Config } from './refs/config';
 import { RefStore } from './refs/refs';
 import { resolveRevision } from './refs/revparse';
+import { promisorRemote } from './remote/config';
+import { PromisorStore } from './remote/promisor';
 import { openLocalStore } from './store';
 import { sweepStaleTemps } from './worktree/files';
 import { treePath, treePathspec } from './worktree/pathspec';
@@ -83,8 +85,11 @@ export async function contextAt(worktree: string, opts: OpenOptions = {}): Promi
   const layout = new RepoLayout(worktree);
   const config = await Config.load(layout.coral);
   const s = opts.store;
-  const store =
+  const opened =
     s === undefined ? await openLocalStore(layout.coral) : typeof s === 'function' ? await s(layout.coral) : s;
+  // A partial clone (`clone --filter`): reads of objects it left out fetch them from the promisor remote.
+  const promisor = promisorRemote(config);
+  const store = promisor ? new PromisorStore(opened, promisor) : opened;
   return {
     worktree,
     layout,

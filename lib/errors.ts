@@ -103,6 +103,12 @@ export class NonFastForwardError extends def('CORAL_NON_FAST_FORWARD', 'NonFastF
  */
 export class RemoteUnsafeError extends def('CORAL_REMOTE_UNSAFE', 'RemoteUnsafeError') {}
 
+/**
+ * The remote refused an update for a reason of its own: a push to the branch checked out in a non-bare
+ * repository (git's `receive.denyCurrentBranch`), whose worktree would silently disagree with its HEAD.
+ */
+export class RemoteRejectedError extends def('CORAL_REMOTE_REJECTED', 'RemoteRejectedError') {}
+
 const NATIVE_CODES: Record<string, typeof CoralError> = {};
 for (const cls of [
   InvalidArgumentError,

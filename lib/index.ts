@@ -36,6 +36,7 @@ export {
   RemoteUnavailableError,
   NonFastForwardError,
   RemoteUnsafeError,
+  RemoteRejectedError,
   GitCommandError,
   GitProtocolError,
   invalidParameter,
@@ -284,5 +285,26 @@ export { diffIndex } from './commands/diff';
 export { branchTip } from './commands/branch';
 export { rebuildObjectIndex } from './store';
 export { parsePruneExpire, type GcOptions } from './commands/gc';
+// ---- remotes (lib/remote, lib/commands/{remote,push,fetch,pull,clone,sync}.ts; docs/remotes.md) ----
+export { openRemote, transportOf } from './remote/open';
+export { initBare, isBareRepository, BARE_MARKER } from './remote/file';
+export {
+  transfer,
+  globFilter,
+  type TransferSide,
+  type TransferOptions,
+  type TransferReport,
+  type ObjectFilter,
+} from './remote/negotiate';
+export { PromisorStore, isPromised } from './remote/promisor';
+export { remoteConfig, upstreamOf, type Upstream } from './remote/config';
+export type { RemoteRepo, RemoteMeta, RemoteRefValue, OpenRemoteOptions } from './remote/transport';
+export type { CloneOptions, CloneReport } from './commands/clone';
+export type { FetchOptions, FetchReport, RefUpdate } from './commands/fetch';
+export type { PullOptions, PullReport } from './commands/pull';
+export type { PushOptions, PushReport } from './commands/push';
+export type { RemoteConfig, RemoteTarget } from './commands/remote';
+export type { SyncOptions, SyncReport, SyncBranchReport } from './commands/sync';
+export type { UpstreamStatus } from './commands/status';
 // ---- the git extension (lib/git, docs/git.md) ----
 export * as gitExtension from './git/index';

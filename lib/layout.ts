@@ -8,12 +8,15 @@ export const REPO_FORMAT_VERSION = 1;
 
 export class RepoLayout {
   readonly coral: string;
-  /** `coralDir` places the repository directory elsewhere (the git extension keeps it in `.git/coral`). */
+  /**
+   * @param worktree the directory holding `.coral/`
+   * @param coral the repository directory itself when it is not `<worktree>/.coral` (a bare repository)
+   */
   constructor(
     readonly worktree: string,
-    coralDir?: string,
+    coral?: string,
   ) {
-    this.coral = coralDir ?? path.join(worktree, CORAL_DIR);
+    this.coral = coral ?? path.join(worktree, CORAL_DIR);
   }
   get head(): string {
     return path.join(this.coral, 'HEAD');

@@ -27,6 +27,12 @@ import { rebuildSimilarityIndex, similar } from './commands/similar';
 import { stats, type StatsReport } from './commands/stats';
 import { ignoreRules, listWorktree, status, type StatusReport } from './commands/status';
 import { createTag, deleteTag, tags, type TagInfo } from './commands/tag';
+import { clone, type CloneOptions, type CloneReport } from './commands/clone';
+import { fetch, type FetchOptions, type FetchReport } from './commands/fetch';
+import { pull, type PullOptions, type PullReport } from './commands/pull';
+import { push, type PushOptions, type PushReport } from './commands/push';
+import { remoteAdd, remoteRemove, remotes, type RemoteConfig } from './commands/remote';
+import { sync, type SyncOptions, type SyncReport } from './commands/sync';
 import {
   absPath,
   currentBranch,
@@ -88,6 +94,19 @@ export class Repository implements RepoContext {
    */
   static async open(dir = process.cwd(), opts: OpenOptions = {}): Promise<Repository> {
     return new Repository(await openContext(dir, opts));
+  }
+
+  /**
+   * Clones the repository at `url` (a path, file:// or s3:// URL) into `dir` and opens it
+   * (lib/commands/clone.ts); `report` says what was fetched and checked out.
+   */
+  static async clone(
+    url: string,
+    dir?: string,
+    opts: CloneOptions = {},
+  ): Promise<{ repository: Repository; report: CloneReport }> {
+    const report = await clone(url, dir, opts);
+    return { repository: await Repository.open(report.worktree), report };
   }
 
   async close(): Promise<void> {
@@ -309,6 +328,43 @@ export class Repository implements RepoContext {
   /** One tensor of a committed file, decoded and verified. */
   readTensor(rev: string, file: string, name: string) {
     return readTensor(this, rev, file, name);
+  }
+
+  // ---- remotes (lib/commands/remote.ts, push.ts, fetch.ts, pull.ts, sync.ts; docs/remotes.md) ------
+
+  /** The configured remotes. */
+  remotes(): Promise<RemoteConfig[]> {
+    return remotes(this);
+  }
+
+  /** Adds remote `name` at `url`; `endpoint` for an S3-compatible server. */
+  remoteAdd(name: string, url: string, opts: { endpoint?: string } = {}): Promise<RemoteConfig> {
+    return remoteAdd(this, name, url, opts);
+  }
+
+  /** Removes a remote, its remote-tracking refs and the upstream settings that named it. */
+  remoteRemove(name: string): Promise<void> {
+    return remoteRemove(this, name);
+  }
+
+  /** Sends branches (default: the current one) and tags to a remote (name or URL; default the upstream's, else origin). */
+  push(remote?: string, opts: PushOptions = {}): Promise<PushReport> {
+    return push(this, remote, opts);
+  }
+
+  /** Fetches a remote's branches (as refs/remotes/<remote>/*) and tags; `allObjects` completes a partial clone. */
+  fetch(remote?: string, opts: FetchOptions = {}): Promise<FetchReport> {
+    return fetch(this, remote, opts);
+  }
+
+  /** Fetch, then merge the remote branch into the current one with the merge options. */
+  pull(remote?: string, branch?: string, opts: PullOptions = {}): Promise<PullReport> {
+    return pull(this, remote, branch, opts);
+  }
+
+  /** Fetch, merge every tracked branch that diverged (stopping at a conflict), push what is ahead. */
+  sync(remote?: string, opts: SyncOptions = {}): Promise<SyncReport> {
+    return sync(this, remote, opts);
   }
 
   // ---- maintenance (lib/commands/gc.ts, fsck.ts, stats.ts, similar.ts) ------------------------

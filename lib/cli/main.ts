@@ -26,6 +26,12 @@ import { statsCommand } from './commands/stats';
 import { statusCommand } from './commands/status';
 import { tagCommand } from './commands/tag';
 import { mergeCommand } from './commands/merge';
+import { cloneCommand } from './commands/clone';
+import { fetchCommand } from './commands/fetch';
+import { pullCommand } from './commands/pull';
+import { pushCommand } from './commands/push';
+import { remoteCommand } from './commands/remote';
+import { syncCommand } from './commands/sync';
 import { gitCommand } from './commands/git';
 import { defaultIo, errorLine, exitCodeFor, type Io } from './output';
 
@@ -51,6 +57,12 @@ const commands = new Map<string, Command>([
   ['demo', demoCommand],
   ['merge', mergeCommand],
   ['similar', similarCommand],
+  ['remote', remoteCommand],
+  ['push', pushCommand],
+  ['fetch', fetchCommand],
+  ['pull', pullCommand],
+  ['clone', cloneCommand],
+  ['sync', syncCommand],
   ['git', gitCommand],
 ]);
 

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import type { RepoContext } from '../context';
 import { decodeMeta } from '../models/meta';
 import type { Tree } from '../models/tree';
+import { isPromised, localObjects } from '../remote/promisor';
 import { readIndex, treeOfIndex } from '../worktree/staging';
 
 export interface FsckProblem {
@@ -79,6 +80,8 @@ export async function gcRoots(
 
 export interface Reach {
   commits: Set<string>;
+  /** Objects a partial clone's promisor remote holds for it (not here, not missing). */
+  promised: Set<string>;
   metas: Set<string>;
   objects: Set<string>;
   fileVersions: Map<string, number>;
@@ -98,7 +101,12 @@ export async function reach(
     fileVersions: new Map(),
     treesSeen: 0,
     missing: [],
+    promised: new Set(),
   };
+  // A partial clone: objects it does not hold are promised by its remote, not missing, and gc or fsck
+  // must not fetch them (the store would, on a read), so presence is asked of the local store.
+  const partial = isPromised(repo.reader.store) !== null;
+  const local = localObjects(repo.reader.store);
   const addTree = (t: Tree) => {
     for (const e of Object.values(t.files)) {
       out.fileVersions.set(e.sha256, e.size);
@@ -143,6 +151,10 @@ export async function reach(
     const queue = [...out.objects];
     while (queue.length) {
       const id = queue.pop()!;
+      if (partial && !(await local.has(id))) {
+        out.promised.add(id);
+        continue;
+      }
       try {
         const info = await repo.reader.info(id);
         if (info.base && !out.objects.has(info.base)) {

@@ -7,6 +7,8 @@
  */
 import * as fs from 'node:fs';
 import { commitTree, currentBranch, headCommit, type RepoContext } from '../context';
+import { walkCommits } from '../refs/ancestry';
+import { trackingRef, upstreamOf } from '../remote/config';
 import { worktreeState } from '../worktree/apply-tree';
 import { IgnoreRules, walkWorktree } from '../worktree/ignore';
 import { readIndex } from '../worktree/staging';
@@ -25,6 +27,57 @@ export interface StatusReport {
   files: FileStatus[];
   untracked: string[];
   merging: boolean;
+  /** The current branch's upstream (`branch.<b>.remote`/`merge`) and how far apart they are; null when none. */
+  upstream: UpstreamStatus | null;
+}
+
+export interface UpstreamStatus {
+  /** `origin/main`, as git shows it. */
+  name: string;
+  /** The remote-tracking ref, e.g. refs/remotes/origin/main. */
+  ref: string;
+  /** Commits on the branch that the upstream lacks, and the reverse; null when the tracking ref is gone. */
+  ahead: number | null;
+  behind: number | null;
+}
+
+/** Commits reachable from `a` but not from `b`, and the reverse. */
+export async function aheadBehind(
+  ctx: Pick<RepoContext, 'meta'>,
+  a: string,
+  b: string,
+): Promise<{ ahead: number; behind: number }> {
+  const reach = async (id: string) => {
+    const seen = new Set<string>();
+    for await (const c of walkCommits(id, ctx.meta)) seen.add(c.id);
+    return seen;
+  };
+  const [ra, rb] = [await reach(a), await reach(b)];
+  let ahead = 0;
+  let behind = 0;
+  for (const id of ra) if (!rb.has(id)) ahead++;
+  for (const id of rb) if (!ra.has(id)) behind++;
+  return { ahead, behind };
+}
+
+/** The upstream of the current branch with ahead/behind counts (`coral status`). */
+export async function upstreamStatus(
+  ctx: Pick<RepoContext, 'refs' | 'meta' | 'config'>,
+): Promise<UpstreamStatus | null> {
+  const branch = await currentBranch(ctx);
+  const up = branch ? upstreamOf(ctx.config, branch) : null;
+  if (!up) return null;
+  const ref = trackingRef(up.remote, up.merge);
+  const name = ref.slice('refs/remotes/'.length);
+  const theirs = await ctx.refs.readRef(ref);
+  const ours = await headCommit(ctx);
+  if (!theirs) return { name, ref, ahead: null, behind: null };
+  if (!ours) {
+    let behind = 0;
+    for await (const c of walkCommits(theirs, ctx.meta)) if (c) behind++;
+    return { name, ref, ahead: 0, behind };
+  }
+  return { name, ref, ...(await aheadBehind(ctx, ours, theirs)) };
 }
 
 /** The ignore rules of the worktree as it is now (`core.useGitignore` decides on .gitignore files). */
@@ -77,5 +130,6 @@ export async function status(ctx: RepoContext): Promise<StatusReport> {
     files,
     untracked,
     merging: fs.existsSync(ctx.layout.mergeState),
+    upstream: await upstreamStatus(ctx),
   };
 }

@@ -32,6 +32,11 @@ export const fsckCommand: Command = {
           ctx,
           `fsck: ${r.commits} commits, ${r.trees} trees, ${r.objects} objects checked; ${r.problems.length} problem(s)`,
         );
+        if (r.promisor)
+          print(
+            ctx,
+            `partial clone: ${r.promised} object(s) promised by remote '${r.promisor}' (\`coral fetch --all-objects\` fetches them)`,
+          );
       }
       if (!r.ok) throw new FsckFailedError(`repository has ${r.problems.length} problem(s)`);
     });

@@ -1,5 +1,5 @@
 /** `coral log [<rev>|<a>..<b>|^<rev>]... [--oneline] [--graph] [-n N|-N] [--first-parent] [--json] [-- <path>...]`. */
-import { formatSignatureDate, invalidParameter, logGraph, pathspec } from '../../index';
+import { formatSignatureDate, invalidParameter, listBranches, logGraph, pathspec } from '../../index';
 import { JSON_OPT, withRepo, type Command } from '../command';
 import { paint, print, printJson } from '../output';
 import { firstLine, short } from '../render';
@@ -40,8 +40,11 @@ export const logCommand: Command = {
       }
       const rows = new Map(graph ? logGraph(entries, { firstParent }).map((r) => [r.id, r]) : []);
       const decorations = new Map<string, string[]>();
-      for (const b of await repo.branches())
-        decorations.set(b.id, [...(decorations.get(b.id) ?? []), b.current ? `HEAD -> ${b.name}` : b.name]);
+      // Local branches, then remote-tracking ones (`origin/main`, as git decorates them).
+      for (const b of await listBranches(repo, { all: true })) {
+        const n = b.remote ? b.name.replace(/^remotes\//, '') : b.name;
+        decorations.set(b.id, [...(decorations.get(b.id) ?? []), b.current ? `HEAD -> ${n}` : n]);
+      }
       for (const t of await repo.tags())
         decorations.set(t.commit, [...(decorations.get(t.commit) ?? []), `tag: ${t.name}`]);
       for (const e of entries) {

@@ -13,6 +13,7 @@ import {
   paramFlags,
   vetCandidates,
   type MergeConflict,
+  type MergeOptions,
   type MergeParams,
   type MergeReport,
   type MergeStrategyName,
@@ -42,7 +43,8 @@ function strategyOf(v: unknown, what = '--strategy'): MergeStrategyName {
   return v;
 }
 
-function params(ctx: Ctx): MergeParams {
+/** The merge parameters of the command line (`merge`, `pull`, `sync` share them). */
+export function params(ctx: Ctx): MergeParams {
   const f = ctx.flags;
   const p: MergeParams = {
     resolve: (f.resolve as string[] | undefined) ?? [],
@@ -145,6 +147,45 @@ async function runTry(ctx: Ctx, repo: Repository, rev: string): Promise<number> 
     else if (cmd) print(ctx, 'no candidate produced a score');
   }
   return rows.some((x) => x.ok) ? 0 : 5;
+}
+
+/** The options of a merge that `pull` and `sync` take too. */
+export const MERGE_OPTIONS = {
+  strategy: { type: 'string', short: 's' },
+  resolve: { type: 'string', multiple: true },
+  alpha: { type: 'string' },
+  lambda: { type: 'string' },
+  density: { type: 'string' },
+  drop: { type: 'string' },
+  seed: { type: 'string' },
+  precision: { type: 'string' },
+  'no-ff': { type: 'boolean' },
+  'ff-only': { type: 'boolean' },
+  'no-commit': { type: 'boolean' },
+  'allow-unrelated-histories': { type: 'boolean' },
+  message: { type: 'string', short: 'm', multiple: true },
+} as const satisfies Command['options'];
+
+/** Merge options from the command line: the parameters plus --no-ff, --ff-only, --no-commit, -m. */
+export function mergeOptions(ctx: Ctx): MergeOptions {
+  const f = ctx.flags;
+  return {
+    ...params(ctx),
+    noFf: !!f['no-ff'],
+    ffOnly: !!f['ff-only'],
+    noCommit: !!f['no-commit'],
+    message: messageFlag(f.message),
+  };
+}
+
+/** Prints the conflicts of a merge (CONFLICT lines). */
+export function printMergeConflicts(ctx: Ctx, list: readonly MergeConflict[], to: 'out' | 'err'): void {
+  printConflicts(ctx, list, to);
+}
+
+/** Prints a merge report as `coral merge` does. */
+export function printMergeReport(ctx: Ctx, r: MergeReport, rev: string): void {
+  printReport(ctx, r, rev);
 }
 
 export const mergeCommand: Command = {

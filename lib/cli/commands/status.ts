@@ -23,6 +23,20 @@ export const statusCommand: Command = {
         return;
       }
       print(ctx, st.branch ? `On branch ${st.branch}` : `HEAD detached at ${short(st.head)}`);
+      const up = st.upstream;
+      if (up) {
+        const c = (n: number) => `${n} commit${n === 1 ? '' : 's'}`;
+        if (up.ahead === null) print(ctx, `Your branch is based on '${up.name}', but the upstream is gone.`);
+        else if (up.ahead && up.behind)
+          print(
+            ctx,
+            `Your branch and '${up.name}' have diverged,\nand have ${up.ahead} and ${up.behind} different commits each, respectively.`,
+          );
+        else if (up.ahead) print(ctx, `Your branch is ahead of '${up.name}' by ${c(up.ahead)}.`);
+        else if (up.behind)
+          print(ctx, `Your branch is behind '${up.name}' by ${c(up.behind)}, and can be fast-forwarded.`);
+        else print(ctx, `Your branch is up to date with '${up.name}'.`);
+      }
       if (!st.head) print(ctx, '\nNo commits yet');
       if (st.merging) print(ctx, '\nYou are in the middle of a merge (coral merge --continue / --abort).');
       const staged = st.files.filter((f) => f.staged);

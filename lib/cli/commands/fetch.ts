@@ -1,0 +1,22 @@
+/** `coral fetch [<remote>] [--all-objects] [--endpoint <url>] [--json]`. */
+import { withRepo, type Command } from '../command';
+import { printJson } from '../output';
+import { printRefUpdates, printTransfer } from './transfer-output';
+
+export const fetchCommand: Command = {
+  summary: "Download a remote's branches (as <remote>/<branch>) and tags",
+  usage: 'coral fetch [<remote>] [--all-objects] [--endpoint <url>] [--json]',
+  maxArgs: 1,
+  options: { 'all-objects': { type: 'boolean' }, endpoint: { type: 'string' }, json: { type: 'boolean' } },
+  async run(ctx) {
+    await withRepo(ctx, async (repo) => {
+      const r = await repo.fetch(ctx.args[0], {
+        allObjects: !!ctx.flags['all-objects'],
+        endpoint: ctx.flags.endpoint as string | undefined,
+      });
+      if (ctx.flags.json) return printJson(ctx, r);
+      printRefUpdates(ctx, r.url, r.updates, 'From');
+      if (r.objects || r.metas) printTransfer(ctx, 'received', r);
+    });
+  },
+};

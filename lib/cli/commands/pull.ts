@@ -1,0 +1,36 @@
+/** `coral pull [<remote>] [<branch>]` with every option of `coral merge`. */
+import { MergeConflictError, type MergeConflict } from '../../index';
+import { withRepo, type Command } from '../command';
+import { printJson } from '../output';
+import { MERGE_OPTIONS, mergeOptions, printMergeConflicts, printMergeReport } from './merge';
+import { printRefUpdates } from './transfer-output';
+
+export const pullCommand: Command = {
+  summary: 'Fetch from a remote and merge its branch into the current one (merge options apply)',
+  usage:
+    'coral pull [<remote>] [<branch>] [--strategy s] [--resolve GLOB=STRATEGY]… [--alpha a] … [--no-ff|--ff-only] [--no-commit] [-m msg] [--endpoint <url>] [--json]',
+  maxArgs: 2,
+  options: { ...MERGE_OPTIONS, endpoint: { type: 'string' }, json: { type: 'boolean' } },
+  async run(ctx) {
+    return withRepo(ctx, async (repo) => {
+      try {
+        const r = await repo.pull(ctx.args[0], ctx.args[1], {
+          ...mergeOptions(ctx),
+          endpoint: ctx.flags.endpoint as string | undefined,
+        });
+        if (ctx.flags.json) printJson(ctx, r);
+        else {
+          printRefUpdates(ctx, r.fetch.url, r.fetch.updates, 'From');
+          printMergeReport(ctx, r.merge, `${r.fetch.remote ?? r.fetch.url}/${r.branch}`);
+        }
+        return r.merge.unresolved.length ? 5 : 0;
+      } catch (e) {
+        if (e instanceof MergeConflictError && !ctx.flags.json) {
+          const list = (e.data as { conflicts?: MergeConflict[] } | undefined)?.conflicts;
+          if (list) printMergeConflicts(ctx, list, 'err');
+        }
+        throw e;
+      }
+    });
+  },
+};

@@ -1,0 +1,32 @@
+/** `coral push [<remote>] [<branch>|<src>:<dst>…] [--tags] [--force] [-u] [--endpoint <url>] [--json]`. */
+import { withRepo, type Command } from '../command';
+import { print, printJson } from '../output';
+import { printRefUpdates, printTransfer } from './transfer-output';
+
+export const pushCommand: Command = {
+  summary: 'Send branches and tags (and what they reach) to a remote',
+  usage: 'coral push [<remote>] [<branch>|<src>:<dst>…] [--tags] [--force] [-u] [--endpoint <url>] [--json]',
+  options: {
+    tags: { type: 'boolean' },
+    force: { type: 'boolean', short: 'f' },
+    'set-upstream': { type: 'boolean', short: 'u' },
+    endpoint: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  async run(ctx) {
+    const [remote, ...refspecs] = ctx.args;
+    await withRepo(ctx, async (repo) => {
+      const r = await repo.push(remote, {
+        refspecs,
+        tags: !!ctx.flags.tags,
+        force: !!ctx.flags.force,
+        setUpstream: !!ctx.flags['set-upstream'],
+        endpoint: ctx.flags.endpoint as string | undefined,
+      });
+      if (ctx.flags.json) return printJson(ctx, r);
+      printRefUpdates(ctx, r.url, r.updates, 'To');
+      if (r.updates.every((u) => u.status === 'up-to-date')) return print(ctx, 'Everything up-to-date');
+      printTransfer(ctx, 'sent', r);
+    });
+  },
+};
