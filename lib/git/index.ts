@@ -16,3 +16,6 @@ export { runDiffDriver, runTextconv, diffPointers, formatCheckpointDiff, pointer
 export type { CheckpointDiff } from './diff';
 export { runMergeDriver, resolve, mergePointers, parseStrategySpec, strategyForPath } from './merge';
 export type { ResolveOptions, ResolveReport, PointerMerge } from './merge';
+export { prePush, fetchPayloads, pushPayloads, coralRemoteUrl, withPayloads } from './transfer';
+export type { PrePushReport, FetchReport } from './transfer';
+export { gcPayloads, type GitGcReport } from './gc';

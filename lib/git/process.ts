@@ -13,7 +13,17 @@ import * as fsp from 'node:fs/promises';
 import { CorruptObjectError } from '../errors';
 import { serveFilter, type FilterOps } from './filter';
 import { gitConfig, gitDirs, gitRaw } from './gitcmd';
-import { cleanFile, openPayloads, scratchPath, smudgeChunks, smudgeToFile, type Payloads } from './payloads';
+import {
+  cleanFile,
+  entryObjects,
+  missingObjects,
+  openPayloads,
+  scratchPath,
+  smudgeChunks,
+  smudgeToFile,
+  type Payloads,
+} from './payloads';
+import { fetchEntries } from './transfer';
 import { looksLikePointer, MAX_POINTER_BYTES, parsePointer, type Pointer } from './pointer';
 
 /** Appends a line to the trace log named by CORAL_GIT_LOG (tests count filter processes with it). */
@@ -105,6 +115,17 @@ export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean 
       throw new CorruptObjectError(`${pathname}: ${(e as Error).message}`, { path: pathname });
     }
   };
+  /** Fetches missing payloads from the coral remote of the git remotes (one fetch at a time). */
+  let fetching: Promise<unknown> = Promise.resolve();
+  const ensurePayloads = async (p: Pointer) => {
+    if (!(await missingObjects(ps, entryObjects(p.entry))).length) return;
+    await ps.store.refresh();
+    if (!(await missingObjects(ps, entryObjects(p.entry))).length) return;
+    const run = fetching.then(() => fetchEntries(ps, cwd, [p.entry]));
+    fetching = run.catch(() => undefined);
+    const n = await run;
+    trace(`fetched ${n} object(s)`);
+  };
   return {
     log,
     scratch: (what, pathname) => scratchPath(ps, what, pathname),
@@ -129,7 +150,10 @@ export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean 
         return (async function* () {
           yield blob;
         })();
-      return smudgeChunks(ps, p, pathname);
+      return (async function* () {
+        await ensurePayloads(p);
+        yield* smudgeChunks(ps, p, pathname);
+      })();
     },
     async smudgeToFile(pathname, blob, dest) {
       trace(`smudge-delayed ${pathname}`);
@@ -138,6 +162,7 @@ export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean 
         await fsp.writeFile(dest, blob, { flag: 'wx', mode: 0o600 });
         return;
       }
+      await ensurePayloads(p);
       await smudgeToFile(ps, p, pathname, dest);
     },
   };

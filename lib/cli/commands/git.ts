@@ -4,7 +4,7 @@
  * push and fetch; git itself runs filter-process, diff-driver, textconv,
  * merge-driver and pre-push through the config `install` writes.
  */
-import { gitExtension as G } from '../../index';
+import { gitExtension as G, parsePruneExpire } from '../../index';
 import { UsageError, type Command, type Ctx } from '../command';
 import { print, printJson } from '../output';
 
@@ -120,6 +120,59 @@ const subs = new Map<string, { usage: string; run: Sub }>([
       },
     },
   ],
+  [
+    'pre-push',
+    {
+      usage: 'coral git pre-push <remote> <url>   (run by git: the pre-push hook; refs on stdin)',
+      async run(ctx, args) {
+        if (args.length < 1) throw new UsageError('coral git pre-push <remote> <url>');
+        const chunks: Buffer[] = [];
+        for await (const c of process.stdin) chunks.push(c as Buffer);
+        const r = await G.withPayloads(ctx.cwd, (ps, top) =>
+          G.prePush(ps, top, args[0], args[1] ?? args[0], Buffer.concat(chunks).toString('utf8')),
+        );
+        if (r.objects) ctx.io.err(`coral: sent ${r.objects} payload object(s) (${r.bytes} bytes) to ${r.url}\n`);
+      },
+    },
+  ],
+  [
+    'push',
+    {
+      usage: 'coral git push <remote> [<rev>...]',
+      async run(ctx, args) {
+        if (!args.length) throw new UsageError('coral git push needs a remote');
+        const r = await G.withPayloads(ctx.cwd, (ps, top) => G.pushPayloads(ps, top, args[0], args.slice(1)));
+        if (ctx.flags.json) return printJson(ctx, r);
+        print(ctx, `sent ${r.objects} payload object(s) (${r.bytes} bytes) for ${r.pointers} pointer(s) to ${r.url}`);
+      },
+    },
+  ],
+  [
+    'fetch',
+    {
+      usage: 'coral git fetch [--all]',
+      async run(ctx) {
+        const r = await G.withPayloads(ctx.cwd, (ps, top) => G.fetchPayloads(ps, top, { all: !!ctx.flags.all }));
+        if (ctx.flags.json) return printJson(ctx, r);
+        print(ctx, `fetched ${r.fetched} payload object(s) for ${r.pointers} pointer(s)${r.missing ? `; ${r.missing} still missing` : ''}`);
+        return r.missing ? 4 : 0;
+      },
+    },
+  ],
+  [
+    'gc',
+    {
+      usage: 'coral git gc [--prune=<now|never|30m|2h|14d>]',
+      async run(ctx) {
+        const prune = typeof ctx.flags.prune === 'string' ? parsePruneExpire(ctx.flags.prune) : undefined;
+        const r = await G.withPayloads(ctx.cwd, (ps, top) =>
+          G.gcPayloads(ps, top, prune !== undefined ? { pruneExpireMs: prune } : {}),
+        );
+        if (ctx.flags.json) return printJson(ctx, r);
+        print(ctx, `gc: ${r.pointers} pointer(s) keep ${r.keptObjects} object(s); removed ${r.removedObjects}`);
+      },
+    },
+  ],
 ]);
 
 export const gitCommand: Command = {
@@ -137,6 +190,8 @@ export const gitCommand: Command = {
     try: { type: 'string', multiple: true },
     eval: { type: 'string' },
     'dry-run': { type: 'boolean' },
+    all: { type: 'boolean' },
+    prune: { type: 'string' },
   },
   async run(ctx) {
     const [name, ...args] = ctx.args;
