@@ -19,7 +19,11 @@ export interface GitGcReport {
 /** Default grace period (config `gc.pruneExpire` of the payload store, seconds). */
 const DEFAULT_GRACE_S = 3600;
 
-export async function gcPayloads(ps: Payloads, cwd: string, opts: { pruneExpireMs?: number } = {}): Promise<GitGcReport> {
+export async function gcPayloads(
+  ps: Payloads,
+  cwd: string,
+  opts: { pruneExpireMs?: number } = {},
+): Promise<GitGcReport> {
   const graceMs = opts.pruneExpireMs ?? (ps.config.getNumber('gc.pruneExpire') ?? DEFAULT_GRACE_S) * 1000;
   const lock = await GcLock.acquire(ps.layout);
   try {

@@ -60,14 +60,20 @@ export interface GitDirs {
 
 /** The directories of the repository containing `cwd` (GitCommandError outside one). */
 export async function gitDirs(cwd: string): Promise<GitDirs> {
-  const r = await gitRaw(cwd, ['rev-parse', '--is-bare-repository', '--absolute-git-dir', '--git-common-dir', '--show-toplevel']);
+  const r = await gitRaw(cwd, [
+    'rev-parse',
+    '--is-bare-repository',
+    '--absolute-git-dir',
+    '--git-common-dir',
+    '--show-toplevel',
+  ]);
   const lines = r.stdout.toString('utf8').split('\n');
   if (r.code !== 0 && !(lines[0] === 'true' && lines.length >= 3))
     throw new GitCommandError(`not inside a git repository: ${cwd} (${r.stderr.trim()})`, { path: cwd });
   const bare = lines[0] === 'true';
   const gitDir = lines[1];
   const common = path.resolve(cwd, lines[2]);
-  return { worktree: bare ? '' : lines[3] ?? '', gitDir, commonDir: common };
+  return { worktree: bare ? '' : (lines[3] ?? ''), gitDir, commonDir: common };
 }
 
 /** A git config value, or undefined when unset. */

@@ -4,7 +4,16 @@
  * `.git/coral/`) and makes checkpoint files small, diffable and mergeable
  * per parameter group.
  */
-export { install, uninstall, track, untrack, trackedPatterns, filterConfig, coralCommand, rootPattern } from './install';
+export {
+  install,
+  uninstall,
+  track,
+  untrack,
+  trackedPatterns,
+  filterConfig,
+  coralCommand,
+  rootPattern,
+} from './install';
 export type { InstallOptions, InstallReport, TrackOptions } from './install';
 export { runFilterProcess, parentGitCommand } from './process';
 export { serveFilter, type FilterOps, type FilterOptions } from './filter';

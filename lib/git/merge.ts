@@ -30,7 +30,9 @@ import { trace } from './process';
 
 /** A parsed strategy spec (`name` or `name:key=value,...`). */
 export function parseStrategySpec(spec: string): MergeParams & { strategy: MergeStrategyName } {
-  const [name, rest] = spec.includes(':') ? [spec.slice(0, spec.indexOf(':')), spec.slice(spec.indexOf(':') + 1)] : [spec, ''];
+  const [name, rest] = spec.includes(':')
+    ? [spec.slice(0, spec.indexOf(':')), spec.slice(spec.indexOf(':') + 1)]
+    : [spec, ''];
   if (!isMergeStrategy(name)) throw invalidParameter('strategy', `one of ${MERGE_STRATEGIES.join(' ')}`, spec);
   const out: MergeParams & { strategy: MergeStrategyName } = { strategy: name };
   for (const kv of rest ? rest.split(',') : []) {
@@ -108,7 +110,11 @@ export async function runMergeDriver(cwd: string, args: string[], log: (s: strin
   const [o, a, b, relPath] = args;
   const dirs = await gitDirs(cwd);
   const top = dirs.worktree || cwd;
-  const [base, ours, theirs] = [await readPointerFile(path.resolve(cwd, o)), await readPointerFile(path.resolve(cwd, a)), await readPointerFile(path.resolve(cwd, b))];
+  const [base, ours, theirs] = [
+    await readPointerFile(path.resolve(cwd, o)),
+    await readPointerFile(path.resolve(cwd, a)),
+    await readPointerFile(path.resolve(cwd, b)),
+  ];
   if (!ours || !theirs) {
     log(`coral: ${relPath}: not a coral pointer on both sides; leaving it conflicted`);
     return 1;

@@ -171,7 +171,10 @@ export interface Pointer {
 
 /** Does `b` start like a pointer? (Cheap: the magic line only.) */
 export function looksLikePointer(b: Uint8Array): boolean {
-  return b.byteLength >= POINTER_MAGIC.length && Buffer.from(b.subarray(0, POINTER_MAGIC.length)).toString('latin1') === POINTER_MAGIC;
+  return (
+    b.byteLength >= POINTER_MAGIC.length &&
+    Buffer.from(b.subarray(0, POINTER_MAGIC.length)).toString('latin1') === POINTER_MAGIC
+  );
 }
 
 /** Parses and validates pointer text (CorruptObjectError naming the problem). */
@@ -241,16 +244,17 @@ export function parsePointer(text: string | Uint8Array): Pointer {
   }
   for (const k of ['format', 'size', 'sha256', 'skeleton']) if (!head.has(k)) throw bad(`no ${k} line`);
   if (viewCount >= 0 && viewCount !== views.length) throw bad(`expected ${viewCount} view lines`);
-  const tensors: TensorEntry[] = viewCount >= 0
-    ? views
-    : segments.map((g, i) => ({
-        name: groups[i],
-        dtype: g.dtype,
-        shape: g.shape.slice(),
-        segment: i,
-        elementOffset: 0,
-        strides: null,
-      }));
+  const tensors: TensorEntry[] =
+    viewCount >= 0
+      ? views
+      : segments.map((g, i) => ({
+          name: groups[i],
+          dtype: g.dtype,
+          shape: g.shape.slice(),
+          segment: i,
+          elementOffset: 0,
+          strides: null,
+        }));
   const raw = {
     format: unescapeField(head.get('format')!),
     size: uintField(head.get('size')!, 'size'),

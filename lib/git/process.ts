@@ -33,9 +33,26 @@ export function trace(msg: string): void {
 }
 
 /** git subcommands whose smudges only feed a diff. */
-const DIFF_COMMANDS = new Set(['diff', 'log', 'show', 'whatchanged', 'format-patch', 'diff-tree', 'diff-index', 'diff-files']);
+const DIFF_COMMANDS = new Set([
+  'diff',
+  'log',
+  'show',
+  'whatchanged',
+  'format-patch',
+  'diff-tree',
+  'diff-index',
+  'diff-files',
+]);
 /** git options that take a separate value before the subcommand. */
-const GIT_OPTS_WITH_VALUE = new Set(['-C', '-c', '--git-dir', '--work-tree', '--namespace', '--exec-path', '--config-env']);
+const GIT_OPTS_WITH_VALUE = new Set([
+  '-C',
+  '-c',
+  '--git-dir',
+  '--work-tree',
+  '--namespace',
+  '--exec-path',
+  '--config-env',
+]);
 
 function parentOf(pid: number): number | null {
   try {
@@ -176,9 +193,13 @@ export async function runFilterProcess(cwd: string): Promise<void> {
   const parent = parentGitCommand();
   trace(`start filter-process parent=${parent ?? '?'}`);
   try {
-    await serveFilter(process.stdin, process.stdout, filterOps(ps, dirs.worktree || cwd, {
-      diffOnly: parent !== null && DIFF_COMMANDS.has(parent),
-    }));
+    await serveFilter(
+      process.stdin,
+      process.stdout,
+      filterOps(ps, dirs.worktree || cwd, {
+        diffOnly: parent !== null && DIFF_COMMANDS.has(parent),
+      }),
+    );
   } finally {
     await ps.close();
   }

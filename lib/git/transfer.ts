@@ -155,7 +155,13 @@ const ZERO = /^0+$/;
  * sends the payloads of every pointer the pushed commits add. Throws (so git push fails) when they cannot
  * all be sent.
  */
-export async function prePush(ps: Payloads, cwd: string, name: string, url: string, stdin: string): Promise<PrePushReport> {
+export async function prePush(
+  ps: Payloads,
+  cwd: string,
+  name: string,
+  url: string,
+  stdin: string,
+): Promise<PrePushReport> {
   const revs: string[] = [];
   const not: string[] = [`--remotes=${name}`];
   for (const line of stdin.split('\n')) {
@@ -169,7 +175,10 @@ export async function prePush(ps: Payloads, cwd: string, name: string, url: stri
   const pointers = await readPointers(cwd, await blobsOf(cwd, [...revs, '--not', ...not]));
   const report: PrePushReport = { url: remoteUrl, pointers: pointers.length, objects: 0, bytes: 0 };
   if (!pointers.length) return report;
-  const missing = await missingObjects(ps, pointers.flatMap((p) => entryObjects(p.entry)));
+  const missing = await missingObjects(
+    ps,
+    pointers.flatMap((p) => entryObjects(p.entry)),
+  );
   if (missing.length)
     throw new GitCommandError(
       `cannot push: ${missing.length} payload object(s) the pushed commits need are not in this repository ` +
@@ -178,7 +187,13 @@ export async function prePush(ps: Payloads, cwd: string, name: string, url: stri
     );
   const remote = await openRemote(remoteUrl, { create: true });
   try {
-    const r = await transferEntries(ps.store, remote.objects, pointers.map((p) => p.entry), 'git-push', 'src');
+    const r = await transferEntries(
+      ps.store,
+      remote.objects,
+      pointers.map((p) => p.entry),
+      'git-push',
+      'src',
+    );
     report.objects = r?.objects ?? 0;
     report.bytes = r?.objectBytes ?? 0;
   } finally {
@@ -243,12 +258,23 @@ export async function fetchPayloads(ps: Payloads, cwd: string, opts: { all?: boo
 }
 
 /** `coral git push <remote> [<rev>...]`: sends the payloads the revisions' pointers need (default HEAD). */
-export async function pushPayloads(ps: Payloads, cwd: string, name: string, revs: readonly string[]): Promise<PrePushReport> {
+export async function pushPayloads(
+  ps: Payloads,
+  cwd: string,
+  name: string,
+  revs: readonly string[],
+): Promise<PrePushReport> {
   const pointers = await pointersAt(cwd, revs.length ? revs : ['HEAD']);
   const url = await coralRemoteUrl(cwd, name);
   const remote = await openRemote(url, { create: true });
   try {
-    const r = await transferEntries(ps.store, remote.objects, pointers.map((p) => p.entry), 'git-push', 'src');
+    const r = await transferEntries(
+      ps.store,
+      remote.objects,
+      pointers.map((p) => p.entry),
+      'git-push',
+      'src',
+    );
     return { url, pointers: pointers.length, objects: r?.objects ?? 0, bytes: r?.objectBytes ?? 0 };
   } finally {
     await remote.close();

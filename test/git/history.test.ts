@@ -5,7 +5,6 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   baseWeights,
-  coralOk,
   denseUpdate,
   git,
   gitEnv,
@@ -71,7 +70,8 @@ describe('git extension: history of a checkpoint', () => {
     const p2 = pointerOf(e, dir, 'HEAD~2');
     expect(p2).toMatch(/^group layer0\.weight F32 \[128,96\] [0-9a-f]{32} sparse:SPARSE_UPDATE@/m);
     // Unchanged groups keep their content id (exact equality, no threshold).
-    const id = (p: string, name: string) => new RegExp(`^group ${name.replace('.', '\\.')} \\S+ \\S+ (\\S+)`, 'm').exec(p)![1];
+    const id = (p: string, name: string) =>
+      new RegExp(`^group ${name.replace('.', '\\.')} \\S+ \\S+ (\\S+)`, 'm').exec(p)![1];
     expect(id(p2, 'layer1.weight')).toBe(id(p1, 'layer1.weight'));
     const p4 = pointerOf(e, dir, 'HEAD');
     expect(p4).toMatch(/^group head\.weight F32 \[10,96\] [0-9a-f]{32} whole:/m);
@@ -119,7 +119,10 @@ describe('git extension: history of a checkpoint', () => {
     const e = env();
     const dir = initRepo(e, 'repo', ['*.safetensors']);
     for (let i = 0; i < 50; i++)
-      writeCheckpoint(path.join(dir, 'ckpt', `m${String(i).padStart(2, '0')}.safetensors`), baseWeights(100 + i, 16, 16));
+      writeCheckpoint(
+        path.join(dir, 'ckpt', `m${String(i).padStart(2, '0')}.safetensors`),
+        baseWeights(100 + i, 16, 16),
+      );
     fs.writeFileSync(e.log, '');
     git(e, dir, 'add', 'ckpt');
     const log = fs.readFileSync(e.log, 'utf8').trim().split('\n');
@@ -172,7 +175,9 @@ describe('git extension: history of a checkpoint', () => {
     expect(wt).toMatch(/^diff --coral a\/model\.safetensors b\/model\.safetensors$/m);
     expect(wt).toMatch(/^\+ extra\.bias {2}F32\[8\] {2}added/m);
     expect(wt).toMatch(/^- layer0\.bias {2}F32\[64\] {2}removed/m);
-    expect(wt).toMatch(/^~ layer0\.weight {2}F32\[64, 32\] {2}\d+\.\d% of elements changed, rel L2 [0-9.e-]+, max abs [0-9.e-]+, stored as sparse update \(SPARSE_UPDATE\)/m);
+    expect(wt).toMatch(
+      /^~ layer0\.weight {2}F32\[64, 32\] {2}\d+\.\d% of elements changed, rel L2 [0-9.e-]+, max abs [0-9.e-]+, stored as sparse update \(SPARSE_UPDATE\)/m,
+    );
     expect(wt).not.toMatch(/layer1\.weight/);
     git(e, dir, 'commit', '-q', '-am', 'v1');
     const cached = git(e, dir, 'diff', 'HEAD~1', 'HEAD');

@@ -191,7 +191,7 @@ describe('git merge of checkpoints', () => {
     expect(m.get('layer1.weight')).toEqual(t['layer1.weight'].data);
     expect(git(e, dir, 'status', '--porcelain')).toBe('');
     // cherry-pick a later feature commit onto main.
-    commitWeights(e, dir, { ...(bump(t, 'layer0.bias', 1) as Weights), 'layer0.weight': o['layer0.weight'] }, 'bias');
+    commitWeights(e, dir, { ...bump(t, 'layer0.bias', 1), 'layer0.weight': o['layer0.weight'] }, 'bias');
     const pick = git(e, dir, 'rev-parse', 'HEAD').trim();
     git(e, dir, 'checkout', '-q', 'main');
     expect(run(e, dir, 'git', ['cherry-pick', pick]).code).toBe(0);

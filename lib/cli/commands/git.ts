@@ -75,7 +75,8 @@ const subs = new Map<string, { usage: string; run: Sub }>([
   [
     'diff-driver',
     {
-      usage: 'coral git diff-driver <path> <old-file> <old-hex> <old-mode> <new-file> <new-hex> <new-mode>   (run by git: diff.coral.command)',
+      usage:
+        'coral git diff-driver <path> <old-file> <old-hex> <old-mode> <new-file> <new-hex> <new-mode>   (run by git: diff.coral.command)',
       async run(ctx, args) {
         ctx.io.out(await G.runDiffDriver(ctx.cwd, args, !!process.stdout.isTTY));
       },
@@ -154,7 +155,10 @@ const subs = new Map<string, { usage: string; run: Sub }>([
       async run(ctx) {
         const r = await G.withPayloads(ctx.cwd, (ps, top) => G.fetchPayloads(ps, top, { all: !!ctx.flags.all }));
         if (ctx.flags.json) return printJson(ctx, r);
-        print(ctx, `fetched ${r.fetched} payload object(s) for ${r.pointers} pointer(s)${r.missing ? `; ${r.missing} still missing` : ''}`);
+        print(
+          ctx,
+          `fetched ${r.fetched} payload object(s) for ${r.pointers} pointer(s)${r.missing ? `; ${r.missing} still missing` : ''}`,
+        );
         return r.missing ? 4 : 0;
       },
     },
