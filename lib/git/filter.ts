@@ -56,6 +56,8 @@ interface Delayed {
 }
 
 const CAPS = ['clean', 'smudge', 'delay'];
+/** Clean input is written to its spool file in batches of this many bytes. */
+const SPOOL_BATCH = 4 << 20;
 
 function kv(lines: string[]): Map<string, string> {
   const m = new Map<string, string>();
@@ -206,14 +208,27 @@ export async function serveFilter(
       if (command === 'clean') {
         const spool = ops.scratch('clean', pathname);
         const fh = await fsp.open(spool, 'wx', 0o600);
+        // Packets are gathered into large writes; one write is in flight while the next batch fills.
         let wrote: Promise<unknown> = Promise.resolve();
+        let batch: Buffer[] = [];
+        let batched = 0;
+        const push = async () => {
+          const all = Buffer.concat(batch, batched);
+          batch = [];
+          batched = 0;
+          await wrote;
+          wrote = fh.write(all);
+        };
         try {
           await r.readData(async (b) => {
-            await wrote;
-            wrote = fh.write(b);
+            batch.push(b);
+            batched += b.length;
+            if (batched >= SPOOL_BATCH) await push();
           });
+          if (batched) await push();
           await wrote;
         } finally {
+          await wrote.catch(() => undefined);
           await fh.close();
         }
         try {

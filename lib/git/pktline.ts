@@ -71,8 +71,8 @@ export class PktReader {
     if (len === 0) return FLUSH;
     if (len < 4 || len > MAX_PKT_DATA + 4) throw new GitProtocolError(`bad packet length ${len}`);
     if (!(await this.fill(len - 4))) throw new GitProtocolError('input ended inside a packet');
-    // Copy: the packet may outlive the next fill.
-    return Buffer.from(this.take(len - 4));
+    // A view, not a copy: stream chunks are never reused, and fill() builds new buffers.
+    return this.take(len - 4);
   }
 
   /**

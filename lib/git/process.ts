@@ -29,7 +29,7 @@ import { looksLikePointer, MAX_POINTER_BYTES, parsePointer, type Pointer } from 
 /** Appends a line to the trace log named by CORAL_GIT_LOG (tests count filter processes with it). */
 export function trace(msg: string): void {
   const f = process.env.CORAL_GIT_LOG;
-  if (f) fs.appendFileSync(f, `${process.pid} ${msg}\n`);
+  if (f) fs.appendFileSync(f, `${process.pid} ${msg} t=${Math.round(performance.now())}\n`);
 }
 
 /** git subcommands whose smudges only feed a diff. */
@@ -156,6 +156,7 @@ export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean 
         return text;
       }
       const prev = await previousPointer(cwd, pathname);
+      trace(`previous ${pathname} ${prev ? 'found' : 'none'}`);
       const r = await cleanFile(ps, pathname, spool, prev);
       trace(`cleaned ${pathname} stored=${r.report.storedObjects} deduped=${r.report.dedupedObjects}`);
       return Buffer.from(r.text, 'utf8');
@@ -181,6 +182,7 @@ export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean 
       }
       await ensurePayloads(p);
       await smudgeToFile(ps, p, pathname, dest);
+      trace(`smudged ${pathname}`);
     },
   };
 }
