@@ -36,6 +36,7 @@ import { Config } from '../refs/config';
 import { openLocalStore } from '../store';
 import type { ObjectStore } from '../store/object-store';
 import { fileChunks } from '../worktree/materialize';
+import { lowRankBases } from './lowrank';
 import { formatPointer, storageOf, type Pointer, type Storage } from './pointer';
 import type { GitDirs } from './gitcmd';
 
@@ -89,7 +90,12 @@ export async function storageMap(ps: Pick<Payloads, 'reader'>, entry: FileEntry)
   for (const id of [entry.skeleton, ...entry.segments.map((s) => s.object)]) {
     if (out.has(id)) continue;
     const info = await ps.reader.info(id);
-    out.set(id, storageOf(info.codec, info.base));
+    // A residual on LOW_RANK factors (lowrank.ts) is a low-rank update of the group's previous version.
+    const onFactors = info.base !== null && (await ps.reader.info(info.base)).codec === 'LOW_RANK';
+    out.set(
+      id,
+      onFactors ? { kind: 'low-rank', codec: info.codec, base: info.base } : storageOf(info.codec, info.base),
+    );
   }
   return out;
 }
@@ -144,7 +150,9 @@ export async function cleanFile(
   previous: Pointer | null,
 ): Promise<CleanResult> {
   const findBase = previousBases(previous);
-  const { entry, report } = await withWriter(ps, 'git clean', (w) => ingestFile(w, spool, relPath, findBase));
+  const { entry, report } = await withWriter(ps, 'git clean', (w) =>
+    ingestFile(w, spool, relPath, lowRankBases(w, ps.reader, findBase)),
+  );
   const text = formatPointer(entry, await storageMap(ps, entry));
   return { text, entry, report };
 }

@@ -44,7 +44,7 @@ describe('git extension: history of a checkpoint', () => {
     const dir = initRepo(e);
     const f = path.join(dir, 'model.safetensors');
     const versions: Weights[] = [];
-    let w = baseWeights(7, 128, 96);
+    let w = baseWeights(7, 192, 128);
     versions.push(w);
     w = denseUpdate(w, 11);
     versions.push(w);
@@ -52,7 +52,7 @@ describe('git extension: history of a checkpoint', () => {
     versions.push(w);
     w = lowRankUpdate(w, 'layer1.weight', 13);
     versions.push(w);
-    w = { ...w, 'head.weight': { shape: [10, 96], data: randomF32(960, 14) } };
+    w = { ...w, 'head.weight': { shape: [10, 128], data: randomF32(1280, 14) } };
     versions.push(w);
     const hashes: string[] = [];
     versions.forEach((v, i) => {
@@ -66,15 +66,18 @@ describe('git extension: history of a checkpoint', () => {
     // The blob git stores is the pointer: small text, one line per group.
     const p1 = pointerOf(e, dir, 'HEAD~3');
     expect(p1.startsWith('coral-pointer 1\n')).toBe(true);
-    expect(p1).toMatch(/^group layer0\.weight F32 \[128,96\] [0-9a-f]{32} delta:/m);
+    expect(p1).toMatch(/^group layer0\.weight F32 \[192,128\] [0-9a-f]{32} delta:/m);
     const p2 = pointerOf(e, dir, 'HEAD~2');
-    expect(p2).toMatch(/^group layer0\.weight F32 \[128,96\] [0-9a-f]{32} sparse:SPARSE_UPDATE@/m);
+    expect(p2).toMatch(/^group layer0\.weight F32 \[192,128\] [0-9a-f]{32} sparse:SPARSE_UPDATE@/m);
     // Unchanged groups keep their content id (exact equality, no threshold).
     const id = (p: string, name: string) =>
       new RegExp(`^group ${name.replace('.', '\\.')} \\S+ \\S+ (\\S+)`, 'm').exec(p)![1];
     expect(id(p2, 'layer1.weight')).toBe(id(p1, 'layer1.weight'));
+    // The rank-1 update: factors plus an exact residual.
+    const p3 = pointerOf(e, dir, 'HEAD~1');
+    expect(p3).toMatch(/^group layer1\.weight F32 \[192,128\] [0-9a-f]{32} low-rank:DELTA_[A-Z]+@[0-9a-f]{32}/m);
     const p4 = pointerOf(e, dir, 'HEAD');
-    expect(p4).toMatch(/^group head\.weight F32 \[10,96\] [0-9a-f]{32} whole:/m);
+    expect(p4).toMatch(/^group head\.weight F32 \[10,128\] [0-9a-f]{32} whole:/m);
 
     // Byte-exact checkout of every commit, status clean after each.
     for (let i = 0; i < versions.length; i++) {
