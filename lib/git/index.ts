@@ -23,8 +23,8 @@ export { openPayloads, cleanFile, smudgeChunks, type Payloads } from './payloads
 export { gitDirs, type GitDirs } from './gitcmd';
 export { runDiffDriver, runTextconv, diffPointers, formatCheckpointDiff, pointerSummary } from './diff';
 export type { CheckpointDiff } from './diff';
-export { runMergeDriver, resolve, mergePointers, parseStrategySpec, strategyForPath } from './merge';
-export type { ResolveOptions, ResolveReport, PointerMerge } from './merge';
+export { runMergeDriver, resolve, mergetool, mergePointers, parseStrategySpec, strategyForPath } from './merge';
+export type { ResolveOptions, ResolveReport, PointerMerge, MergetoolOptions, MergetoolReport } from './merge';
 export { prePush, fetchPayloads, pushPayloads, coralRemoteUrl, withPayloads } from './transfer';
 export type { PrePushReport, FetchReport } from './transfer';
 export { gcPayloads, type GitGcReport } from './gc';

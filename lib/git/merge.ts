@@ -20,6 +20,7 @@ import * as path from 'node:path';
 import { invalidParameter, MergeConflictError } from '../errors';
 import { planMerge, type MergeConflict, type Plan } from '../merge/planner';
 import type { MergeParams } from '../merge/params';
+import { vetCandidates } from '../merge/try';
 import { isMergeStrategy, MERGE_STRATEGIES, type MergeStrategyName } from '../merge/strategies/index';
 import { fileTable, type FileEntry } from '../models/tree';
 import { withWriter } from '../context';
@@ -214,4 +215,128 @@ export async function resolve(cwd: string, relPathIn: string, opts: ResolveOptio
   } finally {
     await ps.close();
   }
+}
+
+// ---- mergetool: try and vet ---------------------------------------------------------------------
+
+export interface MergetoolOptions {
+  /** Strategy specs to try (`average`, `weighted:alpha=0.3`, …). */
+  strategies: readonly string[];
+  /** Where candidates go: `<out>/<spec>/<file name>` (default `<git dir>/coral/mergetool/<path>`). */
+  out?: string;
+  /** Shell command scoring one candidate (`{}` = its directory); its last number on stdout is the score. */
+  evalCommand?: string;
+  /** Lower scores are better. */
+  minimize?: boolean;
+  /** Settle the conflict with the best candidate's strategy (`coral git resolve`). */
+  pick?: boolean;
+}
+
+export interface MergetoolCandidate {
+  spec: string;
+  dir: string;
+  file: string | null;
+  ok: boolean;
+  error?: string;
+  score: number | null;
+}
+
+export interface MergetoolReport {
+  path: string;
+  candidates: MergetoolCandidate[];
+  best: MergetoolCandidate | null;
+  /** The command that settles the conflict with the best candidate, or null. */
+  next: string | null;
+  /** Set when `pick` resolved the path. */
+  resolved?: ResolveReport;
+}
+
+/**
+ * `coral git mergetool <path> --try s1 --try s2 [--eval CMD] [--minimize] [--pick]`: writes one
+ * candidate file per strategy from the conflicted path's index stages, scores them with the eval
+ * command (lib/merge/try.ts: vetCandidates), and names (or, with `pick`, applies) the best. Nothing
+ * prompts; the worktree and index change only with `pick`.
+ */
+export async function mergetool(cwd: string, relPathIn: string, opts: MergetoolOptions): Promise<MergetoolReport> {
+  if (!opts.strategies.length) throw invalidParameter('strategies', 'at least one --try strategy', opts.strategies);
+  const specs = opts.strategies.map((s) => ({ spec: s, params: parseStrategySpec(s) }));
+  const dirs = await gitDirs(cwd);
+  const top = dirs.worktree;
+  const relPath = path.relative(top, path.resolve(cwd, relPathIn)).split(path.sep).join('/');
+  const stage = async (n: number) => {
+    const r = await gitRaw(top, ['cat-file', 'blob', `:${n}:${relPath}`]);
+    return r.code === 0 && looksLikePointer(r.stdout) ? parsePointer(r.stdout) : null;
+  };
+  const [base, ours, theirs] = [await stage(1), await stage(2), await stage(3)];
+  if (!ours || !theirs)
+    throw new MergeConflictError(
+      `${relPath} is not a conflicted coral checkpoint on both sides (index stages 2 and 3)`,
+      {
+        path: relPath,
+      },
+    );
+  const outRoot = path.resolve(cwd, opts.out ?? path.join(dirs.commonDir, 'coral', 'mergetool', relPath));
+  const ps = await openPayloads(dirs);
+  const candidates: MergetoolCandidate[] = [];
+  try {
+    for (const { spec, params } of specs) {
+      const dir = path.join(outRoot, spec.replace(/[^A-Za-z0-9_.=-]+/g, '_'));
+      const c: MergetoolCandidate = { spec, dir, file: null, ok: false, score: null };
+      try {
+        const m = await mergePointers(ps, relPath, base, ours, theirs, params);
+        if (m.unresolved.length)
+          throw new MergeConflictError(
+            `${m.unresolved.length} group(s) unresolved: ${m.unresolved.map(describe).join('; ')}`,
+          );
+        await fsp.rm(dir, { recursive: true, force: true });
+        await fsp.mkdir(dir, { recursive: true });
+        const file = path.join(dir, path.basename(relPath));
+        await smudgeToFile(ps, { entry: m.entry, storage: new Map(), groups: [] }, relPath, file);
+        c.file = file;
+        c.ok = true;
+      } catch (e) {
+        c.error = (e as Error).message;
+      }
+      candidates.push(c);
+    }
+  } finally {
+    await ps.close();
+  }
+  if (opts.evalCommand) {
+    const tried = {
+      base: null,
+      theirs: 'theirs',
+      ours: null,
+      params: {},
+      candidates: candidates.map((c) => ({
+        strategy: parseStrategySpec(c.spec).strategy,
+        dir: c.dir,
+        ok: c.ok,
+        files: c.file ? [path.basename(c.file)] : [],
+        conflicts: 0,
+        resolved: 0,
+        ...(c.error ? { error: c.error } : {}),
+      })),
+    };
+    const vetted = vetCandidates('theirs', tried, { command: opts.evalCommand, minimize: !!opts.minimize, cwd: top });
+    vetted.candidates.forEach((v, i) => {
+      candidates[i].score = v.score;
+      if (v.error && !candidates[i].error) candidates[i].error = v.error;
+    });
+  }
+  let best: MergetoolCandidate | null = null;
+  for (const c of candidates)
+    if (c.score !== null && (!best || (opts.minimize ? c.score < best.score! : c.score > best.score!))) best = c;
+  if (!opts.evalCommand && candidates.filter((c) => c.ok).length === 1) best = candidates.find((c) => c.ok)!;
+  const report: MergetoolReport = {
+    path: relPath,
+    candidates,
+    best,
+    next: best ? `coral git resolve ${relPath} --strategy ${best.spec}` : null,
+  };
+  if (opts.pick) {
+    if (!best) throw new MergeConflictError(`${relPath}: no candidate scored; nothing to pick`, { path: relPath });
+    report.resolved = await resolve(cwd, relPathIn, { strategy: best.spec });
+  }
+  return report;
 }

@@ -172,6 +172,67 @@ describe('git merge of checkpoints', () => {
     expect((await load(path.join(dir, 'model.safetensors'))).get('layer0.weight')).toEqual(t['layer0.weight'].data);
   });
 
+  it('coral git mergetool writes candidates, scores them with --eval and picks the best', async () => {
+    const e = env();
+    const dir = initRepo(e);
+    const { o, t } = diverge(
+      e,
+      dir,
+      (w) => bump(w, 'layer0.weight', 0.25),
+      (w) => bump(w, 'layer0.weight', -0.25),
+    );
+    expect(run(e, dir, 'git', ['merge', '--no-edit', 'feature']).code).not.toBe(0);
+    const out = path.join(e.root, 'cands');
+    const score = 'case $CORAL_CANDIDATE_STRATEGY in average) echo "loss 0.5";; *) echo "loss 2";; esac';
+    const r = JSON.parse(
+      coralOk(
+        e,
+        dir,
+        'git',
+        'mergetool',
+        'model.safetensors',
+        '--try',
+        'ours,average',
+        '--try',
+        'weighted:alpha=0.9',
+        '--out',
+        out,
+        '--eval',
+        score,
+        '--minimize',
+        '--json',
+      ),
+    );
+    expect(r.candidates.map((c: { spec: string; score: number }) => [c.spec, c.score])).toEqual([
+      ['ours', 2],
+      ['average', 0.5],
+      ['weighted:alpha=0.9', 2],
+    ]);
+    expect(r.next).toBe('coral git resolve model.safetensors --strategy average');
+    expect(fs.existsSync(path.join(out, 'average', 'model.safetensors'))).toBe(true);
+    // Nothing changed yet: still conflicted.
+    expect(git(e, dir, 'status', '--porcelain')).toMatch(/^UU /m);
+    coralOk(
+      e,
+      dir,
+      'git',
+      'mergetool',
+      'model.safetensors',
+      '--try',
+      'ours,average',
+      '--out',
+      out,
+      '--eval',
+      score,
+      '--minimize',
+      '--pick',
+    );
+    git(e, dir, 'commit', '-q', '--no-edit');
+    const got = (await load(path.join(dir, 'model.safetensors'))).get('layer0.weight')!;
+    const avg = o['layer0.weight'].data.map((x, i) => (x + t['layer0.weight'].data[i]) / 2);
+    for (let i = 0; i < avg.length; i++) expect(Math.abs(got[i] - avg[i])).toBeLessThan(1e-6);
+  });
+
   it('rebase, cherry-pick and stash carry checkpoint changes', async () => {
     const e = env();
     const dir = initRepo(e);

@@ -122,6 +122,35 @@ const subs = new Map<string, { usage: string; run: Sub }>([
     },
   ],
   [
+    'mergetool',
+    {
+      usage: "coral git mergetool <path> --try <s> [--try <s>...] [--out DIR] [--eval 'CMD {}'] [--minimize] [--pick]",
+      async run(ctx, args) {
+        if (args.length !== 1) throw new UsageError('coral git mergetool takes one conflicted path');
+        const tries = ((ctx.flags.try as string[] | undefined) ?? []).flatMap((t) =>
+          t.includes(':') ? [t] : t.split(',').filter(Boolean),
+        );
+        if (!tries.length)
+          throw new UsageError('coral git mergetool needs --try <strategy> (repeat or comma-separate)');
+        const r = await G.mergetool(ctx.cwd, args[0], {
+          strategies: tries,
+          ...(typeof ctx.flags.out === 'string' ? { out: ctx.flags.out } : {}),
+          ...(typeof ctx.flags.eval === 'string' ? { evalCommand: ctx.flags.eval } : {}),
+          minimize: !!ctx.flags.minimize,
+          pick: !!ctx.flags.pick,
+        });
+        if (ctx.flags.json) return printJson(ctx, r);
+        for (const c of r.candidates)
+          print(
+            ctx,
+            `${c.spec.padEnd(24)} ${c.ok ? (c.score !== null ? `score ${c.score}  ${c.file}` : `ok  ${c.file}`) : `failed: ${c.error}`}${c.ok && c.error ? ` (${c.error})` : ''}`,
+          );
+        if (r.resolved) print(ctx, `resolved ${r.path} with ${r.resolved.strategy}`);
+        else if (r.next) print(ctx, `best: ${r.best!.spec}; settle with: ${r.next}`);
+      },
+    },
+  ],
+  [
     'pre-push',
     {
       usage: 'coral git pre-push <remote> <url>   (run by git: the pre-push hook; refs on stdin)',
@@ -193,6 +222,9 @@ export const gitCommand: Command = {
     remote: { type: 'string' },
     try: { type: 'string', multiple: true },
     eval: { type: 'string' },
+    out: { type: 'string' },
+    minimize: { type: 'boolean' },
+    pick: { type: 'boolean' },
     'dry-run': { type: 'boolean' },
     all: { type: 'boolean' },
     prune: { type: 'string' },
