@@ -207,7 +207,13 @@ export async function serveFilter(
 
       if (command === 'clean') {
         const spool = ops.scratch('clean', pathname);
-        const fh = await fsp.open(spool, 'wx', 0o600);
+        // A spool that cannot be written (disk full) fails this file, not the process: the rest of
+        // the content is still read, so the next request starts on a packet boundary.
+        let spoolError: unknown = null;
+        const fh = await fsp.open(spool, 'wx', 0o600).catch((e: unknown) => {
+          spoolError = e;
+          return null;
+        });
         // Packets are gathered into large writes; one write is in flight while the next batch fills.
         let wrote: Promise<unknown> = Promise.resolve();
         let batch: Buffer[] = [];
@@ -217,7 +223,10 @@ export async function serveFilter(
           batch = [];
           batched = 0;
           await wrote;
-          wrote = fh.write(all);
+          if (fh && !spoolError)
+            wrote = fh.write(all).catch((e: unknown) => {
+              spoolError = e;
+            });
         };
         try {
           await r.readData(async (b) => {
@@ -229,9 +238,10 @@ export async function serveFilter(
           await wrote;
         } finally {
           await wrote.catch(() => undefined);
-          await fh.close();
+          await fh?.close();
         }
         try {
+          if (spoolError) throw spoolError;
           const blob = await ops.clean(pathname, spool);
           await sendStatus('success');
           await w.data(blob);
