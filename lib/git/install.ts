@@ -39,6 +39,8 @@ export interface InstallOptions {
   command?: string;
   /** Replace a pre-push hook that is not coral's. */
   force?: boolean;
+  /** Where payloads travel: `coral` remotes (default) or `lfs` (git-lfs objects; git config `coral.backend`). */
+  backend?: 'coral' | 'lfs';
 }
 
 export interface InstallReport {
@@ -76,7 +78,11 @@ export async function install(cwd: string, opts: InstallOptions = {}): Promise<I
   const local = !!opts.local;
   if (local && !(await insideRepo(cwd)))
     throw new InvalidArgumentError(`--local needs a git repository, and ${cwd} is not inside one`);
-  const cfg = filterConfig(opts.command);
+  const backend = opts.backend ?? 'coral';
+  if (backend !== 'coral' && backend !== 'lfs') throw invalidParameter('backend', '"coral" or "lfs"', backend);
+  if (backend === 'lfs' && (await gitRaw(cwd, ['lfs', 'version'])).code !== 0)
+    throw new InvalidArgumentError('--backend lfs needs git-lfs (`git lfs version` failed); install git-lfs first');
+  const cfg = { ...filterConfig(opts.command), 'coral.backend': backend };
   for (const [k, v] of Object.entries(cfg)) await git(cwd, ['config', local ? '--local' : '--global', k, v]);
   let hook: string | null = null;
   if (await insideRepo(cwd)) {
@@ -105,6 +111,7 @@ export async function uninstall(cwd: string, opts: { local?: boolean } = {}): Pr
   const scope = opts.local ? '--local' : '--global';
   for (const section of ['filter.coral', 'diff.coral', 'merge.coral'])
     await gitRaw(cwd, ['config', scope, '--remove-section', section]);
+  await gitRaw(cwd, ['config', scope, '--unset', 'coral.backend']);
   if (await insideRepo(cwd)) {
     const hook = path.join(await hooksDir(cwd), 'pre-push');
     if (fs.existsSync(hook) && (await fsp.readFile(hook, 'utf8')).includes(HOOK_MARK)) await fsp.rm(hook);

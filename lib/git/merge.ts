@@ -25,8 +25,8 @@ import { isMergeStrategy, MERGE_STRATEGIES, type MergeStrategyName } from '../me
 import { fileTable, type FileEntry } from '../models/tree';
 import { withWriter } from '../context';
 import { git, gitConfig, gitDirs, gitRaw } from './gitcmd';
-import { openPayloads, storageMap, smudgeToFile, scratchPath, type Payloads } from './payloads';
-import { formatPointer, looksLikePointer, parsePointer, type Pointer } from './pointer';
+import { openPayloads, pointerText, smudgeToFile, scratchPath, type Payloads } from './payloads';
+import { looksLikePointer, parsePointer, type Pointer } from './pointer';
 import { trace } from './process';
 
 /** A parsed strategy spec (`name` or `name:key=value,...`). */
@@ -83,7 +83,7 @@ export async function mergePointers(
   await plan.prepared.discard();
   const entry = plan.tree.files[relPath] ?? ours.entry;
   return {
-    text: formatPointer(entry, await storageMap(ps, entry)),
+    text: await pointerText(ps, entry, ps.backend === 'lfs' || !!ours.lfs || !!theirs.lfs),
     entry,
     conflicts: plan.conflicts,
     unresolved: plan.unresolved,

@@ -38,7 +38,8 @@ import type { ObjectStore } from '../store/object-store';
 import { fileChunks } from '../worktree/materialize';
 import { lowRankBases } from './lowrank';
 import { formatPointer, storageOf, type Pointer, type Storage } from './pointer';
-import type { GitDirs } from './gitcmd';
+import { gitConfig, type GitDirs } from './gitcmd';
+import { lfsObjects } from './lfs';
 
 /** The payload directory inside a common git dir. */
 export const PAYLOAD_DIR = 'coral';
@@ -50,6 +51,8 @@ export interface Payloads extends Pick<RepoContext, 'layout' | 'store' | 'reader
   readonly dirs: GitDirs;
   /** Scratch space for spooled input and decoded files (same filesystem as the store). */
   readonly tmp: string;
+  /** Where payloads travel: coral remotes (default), or git-lfs (git config `coral.backend lfs`). */
+  readonly backend: 'coral' | 'lfs';
   close(): Promise<void>;
 }
 
@@ -59,6 +62,7 @@ export interface Payloads extends Pick<RepoContext, 'layout' | 'store' | 'reader
  */
 export async function openPayloads(dirs: GitDirs, opts: { maxChainLength?: number } = {}): Promise<Payloads> {
   const dir = path.join(dirs.commonDir, PAYLOAD_DIR);
+  const backend = (await gitConfig(dirs.worktree || dirs.commonDir, 'coral.backend')) === 'lfs' ? 'lfs' : 'coral';
   const layout = new RepoLayout(dirs.worktree || dirs.commonDir, dir);
   await fsp.mkdir(layout.tmp, { recursive: true });
   const config = await Config.load(dir);
@@ -74,6 +78,7 @@ export async function openPayloads(dirs: GitDirs, opts: { maxChainLength?: numbe
     reader,
     config,
     tmp: layout.tmp,
+    backend,
     close: () => store.close(),
   };
 }
@@ -153,8 +158,14 @@ export async function cleanFile(
   const { entry, report } = await withWriter(ps, 'git clean', (w) =>
     ingestFile(w, spool, relPath, lowRankBases(w, ps.reader, findBase)),
   );
-  const text = formatPointer(entry, await storageMap(ps, entry));
-  return { text, entry, report };
+  // A file whose pointer named git-lfs copies keeps naming them, whatever this clone's backend.
+  return { text: await pointerText(ps, entry, ps.backend === 'lfs' || !!previous?.lfs), entry, report };
+}
+
+/** The pointer text of a stored file entry (with its git-lfs objects under the lfs backend). */
+export async function pointerText(ps: Payloads, entry: FileEntry, lfs = ps.backend === 'lfs'): Promise<string> {
+  const storage = await storageMap(ps, entry);
+  return formatPointer(entry, storage, lfs ? await lfsObjects(ps, await closure(ps, entryObjects(entry))) : undefined);
 }
 
 /** Object ids a file entry needs directly (its skeleton and groups); their bases are found through the store. */
@@ -163,6 +174,23 @@ export function entryObjects(entry: FileEntry): string[] {
 }
 
 /** The ids among `ids` (and their delta bases, transitively) missing from the store. */
+/** `ids` and their delta bases, transitively (what is stored of them). */
+export async function closure(ps: Pick<Payloads, 'store'>, ids: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  const todo = [...ids];
+  while (todo.length) {
+    const id = todo.pop()!;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    out.push(id);
+    if (!(await ps.store.has(id))) continue;
+    const a = await ps.store.stat(id);
+    if (a.base) todo.push(a.base);
+  }
+  return out;
+}
+
 export async function missingObjects(ps: Pick<Payloads, 'store'>, ids: readonly string[]): Promise<string[]> {
   const missing: string[] = [];
   const seen = new Set<string>();

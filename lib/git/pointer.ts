@@ -17,7 +17,8 @@
  * group encoder.bias F32 [512] c4ca… sparse:SPARSE_UPDATE@a87f… 1048760 2048
  * ```
  *
- * (`views <n>` precedes them.) Names and metadata are percent-escaped where they hold `%`, whitespace or
+ * (`views <n>` precedes them.) With the lfs backend, `lfs <id> <sha256> <size>` lines name the
+ * git-lfs copy of every object the file needs, delta bases included. Names and metadata are percent-escaped where they hold `%`, whitespace or
  * control characters, so every line splits on single spaces. The same file
  * bytes give the same text (content ids are exact; the storage column is read
  * back from the stored object), so git sees an unchanged file as unchanged.
@@ -129,7 +130,11 @@ function trivialViews(entry: FileEntry, names: string[]): boolean {
  * The pointer text of a file entry. `storage` gives how each object id (the
  * skeleton and every group) is stored.
  */
-export function formatPointer(entry: FileEntry, storage: ReadonlyMap<string, Storage>): string {
+export function formatPointer(
+  entry: FileEntry,
+  storage: ReadonlyMap<string, Storage>,
+  lfs?: ReadonlyMap<string, LfsObject>,
+): string {
   const st = (id: string) => {
     const s = storage.get(id);
     if (!s) throw new CorruptObjectError(`no storage information for object ${id}`);
@@ -159,7 +164,17 @@ export function formatPointer(entry: FileEntry, storage: ReadonlyMap<string, Sto
   }
   for (const k of Object.keys(entry.metadata ?? {}).sort())
     lines.push(`metadata ${escapeField(k)} ${escapeField(entry.metadata![k])}`);
+  for (const id of [...(lfs?.keys() ?? [])].sort()) {
+    const o = lfs!.get(id)!;
+    lines.push(`lfs ${id} ${o.oid} ${o.size}`);
+  }
   return lines.join('\n') + '\n';
+}
+
+/** An object's copy in git-lfs (the lfs backend): sha256 and size of its encoded bytes. */
+export interface LfsObject {
+  oid: string;
+  size: number;
 }
 
 /** A parsed pointer: the file entry, and how each object is stored (by id), and the group names. */
@@ -167,6 +182,8 @@ export interface Pointer {
   entry: FileEntry;
   storage: Map<string, Storage>;
   groups: string[];
+  /** With the lfs backend: every object the file needs (delta bases included) as a git-lfs object, by id. */
+  lfs?: Map<string, LfsObject>;
 }
 
 /** Does `b` start like a pointer? (Cheap: the magic line only.) */
@@ -191,6 +208,7 @@ export function parsePointer(text: string | Uint8Array): Pointer {
   const metadata = fileTable<string>();
   let hasMeta = false;
   let viewCount = -1;
+  let lfs: Map<string, LfsObject> | undefined;
   for (const line of lines) {
     const f = line.split(' ');
     switch (f[0]) {
@@ -233,6 +251,10 @@ export function parsePointer(text: string | Uint8Array): Pointer {
           strides: f[6] === '-' ? null : parseInts(f[6], 'strides', true),
         });
         break;
+      case 'lfs':
+        if (f.length !== 4 || !/^[0-9a-f]{32}$/.test(f[1]) || !/^[0-9a-f]{64}$/.test(f[2])) throw bad('bad lfs line');
+        (lfs ??= new Map()).set(f[1], { oid: f[2], size: uintField(f[3], 'lfs size') });
+        break;
       case 'metadata':
         if (f.length !== 3) throw bad('bad metadata line');
         metadata[unescapeField(f[1])] = unescapeField(f[2]);
@@ -271,5 +293,5 @@ export function parsePointer(text: string | Uint8Array): Pointer {
   } catch (e) {
     throw bad((e as Error).message);
   }
-  return { entry, storage, groups };
+  return { entry, storage, groups, ...(lfs ? { lfs } : {}) };
 }

@@ -23,6 +23,7 @@ import {
   smudgeToFile,
   type Payloads,
 } from './payloads';
+import { lfsFetch } from './lfs';
 import { fetchEntries } from './transfer';
 import { looksLikePointer, MAX_POINTER_BYTES, parsePointer, type Pointer } from './pointer';
 
@@ -138,7 +139,10 @@ export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean 
     if (!(await missingObjects(ps, entryObjects(p.entry))).length) return;
     await ps.store.refresh();
     if (!(await missingObjects(ps, entryObjects(p.entry))).length) return;
-    const run = fetching.then(() => fetchEntries(ps, cwd, [p.entry]));
+    // A pointer that names git-lfs copies (the lfs backend) is fetched through git-lfs.
+    const run = fetching.then(() =>
+      p.lfs ? lfsFetch(ps, cwd, ps.dirs.commonDir, 'coral-payload', p.lfs) : fetchEntries(ps, cwd, [p.entry]),
+    );
     fetching = run.catch(() => undefined);
     const n = await run;
     trace(`fetched ${n} object(s)`);

@@ -24,8 +24,9 @@ import { openRemote } from '../remote/open';
 import type { RemoteMeta, RemoteRepo } from '../remote/transport';
 import type { ObjectStore } from '../store/object-store';
 import { git, gitConfig, gitDirs, gitRaw } from './gitcmd';
-import { entryObjects, missingObjects, openPayloads, type Payloads } from './payloads';
-import { looksLikePointer, MAX_POINTER_BYTES, parsePointer, type Pointer } from './pointer';
+import { lfsObjects, lfsPush } from './lfs';
+import { closure, entryObjects, missingObjects, openPayloads, type Payloads } from './payloads';
+import { looksLikePointer, MAX_POINTER_BYTES, parsePointer, type LfsObject, type Pointer } from './pointer';
 
 /** The coral remote URL of git remote `name` (whose URL is `gitUrl`, when known). */
 export async function coralRemoteUrl(cwd: string, name: string, gitUrl?: string): Promise<string> {
@@ -170,7 +171,7 @@ export async function prePush(
     revs.push(f[1]);
     if (!ZERO.test(f[3]) && (await gitRaw(cwd, ['cat-file', '-e', `${f[3]}^{commit}`])).code === 0) not.push(f[3]);
   }
-  const remoteUrl = await coralRemoteUrl(cwd, name, url);
+  const remoteUrl = ps.backend === 'lfs' ? url : await coralRemoteUrl(cwd, name, url);
   if (!revs.length) return { url: remoteUrl, pointers: 0, objects: 0, bytes: 0 };
   const pointers = await readPointers(cwd, await blobsOf(cwd, [...revs, '--not', ...not]));
   const report: PrePushReport = { url: remoteUrl, pointers: pointers.length, objects: 0, bytes: 0 };
@@ -185,6 +186,17 @@ export async function prePush(
         `(first: ${missing[0]}); fetch them first (coral git fetch)`,
       { missing: missing.slice(0, 20) },
     );
+  if (ps.backend === 'lfs') {
+    const objects = new Map<string, LfsObject>();
+    for (const p of pointers) {
+      const m = p.lfs ?? (await lfsObjects(ps, await closure(ps, entryObjects(p.entry))));
+      for (const [id, o] of m) objects.set(id, o);
+    }
+    report.url = `git-lfs (${name})`;
+    report.objects = await lfsPush(ps, cwd, ps.dirs.commonDir, name, objects);
+    report.bytes = [...objects.values()].reduce((n, o) => n + o.size, 0);
+    return report;
+  }
   const remote = await openRemote(remoteUrl, { create: true });
   try {
     const r = await transferEntries(

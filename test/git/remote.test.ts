@@ -111,3 +111,48 @@ describe('git extension: remotes', () => {
     expect(sha256(f)).toBe(h0);
   });
 });
+
+describe('git extension: the git-lfs backend', () => {
+  it('pushes payloads as git-lfs objects to a local bare repository; a clone fetches them through git-lfs', () => {
+    const e = env();
+    const dir = initRepo(e);
+    coralOk(e, dir, 'git', 'install', '--local', '--backend', 'lfs');
+    expect(git(e, dir, 'config', 'coral.backend').trim()).toBe('lfs');
+    const f = path.join(dir, 'model.safetensors');
+    const w0 = baseWeights(15, 64, 64);
+    writeCheckpoint(f, w0);
+    git(e, dir, 'add', '.');
+    git(e, dir, 'commit', '-q', '-m', 'v0');
+    const h0 = sha256(f);
+    writeCheckpoint(f, denseUpdate(w0, 16));
+    git(e, dir, 'commit', '-q', '-am', 'v1');
+    const h1 = sha256(f);
+    // The pointer names the git-lfs copy of every object it needs (delta bases included).
+    const ptr = git(e, dir, 'cat-file', 'blob', 'HEAD:model.safetensors');
+    expect(ptr).toMatch(/^lfs [0-9a-f]{32} [0-9a-f]{64} \d+$/m);
+    const bare = path.join(e.root, 'remote.git');
+    git(e, e.root, 'init', '-q', '-b', 'main', '--bare', bare);
+    git(e, dir, 'remote', 'add', 'origin', bare);
+    const push = run(e, dir, 'git', ['push', '-q', 'origin', 'main']);
+    expect(push.code, push.stderr).toBe(0);
+    expect(fs.existsSync(path.join(bare, 'lfs', 'objects'))).toBe(true);
+    expect(fs.existsSync(path.join(bare, 'coral'))).toBe(false);
+    // The pusher keeps no second copy in .git/lfs.
+    const lfsLocal = path.join(dir, '.git', 'lfs', 'objects');
+    const files = fs.existsSync(lfsLocal)
+      ? fs
+          .readdirSync(lfsLocal, { recursive: true })
+          .filter((n) => fs.statSync(path.join(lfsLocal, String(n))).isFile())
+      : [];
+    expect(files).toEqual([]);
+
+    coralOk(e, e.root, 'git', 'install');
+    const clone = path.join(e.root, 'clone');
+    const c = run(e, e.root, 'git', ['clone', '-q', bare, clone]);
+    expect(c.code, c.stderr).toBe(0);
+    expect(sha256(path.join(clone, 'model.safetensors'))).toBe(h1);
+    git(e, clone, 'checkout', '-q', 'HEAD~1');
+    expect(sha256(path.join(clone, 'model.safetensors'))).toBe(h0);
+    expect(git(e, clone, 'status', '--porcelain')).toBe('');
+  });
+});

@@ -14,9 +14,16 @@ const subs = new Map<string, { usage: string; run: Sub }>([
   [
     'install',
     {
-      usage: 'coral git install [--local] [--force]',
+      usage: 'coral git install [--local] [--force] [--backend coral|lfs]',
       async run(ctx) {
-        const r = await G.install(ctx.cwd, { local: !!ctx.flags.local, force: !!ctx.flags.force });
+        const backend = ctx.flags.backend;
+        if (backend !== undefined && backend !== 'coral' && backend !== 'lfs')
+          throw new UsageError(`--backend is coral or lfs, not ${JSON.stringify(backend)}`);
+        const r = await G.install(ctx.cwd, {
+          local: !!ctx.flags.local,
+          force: !!ctx.flags.force,
+          ...(backend ? { backend } : {}),
+        });
         if (ctx.flags.json) return printJson(ctx, r);
         print(ctx, `coral: git filter, diff and merge drivers configured (${r.scope} config)`);
         if (r.hook) print(ctx, `coral: pre-push hook installed at ${r.hook}`);
