@@ -35,12 +35,7 @@ const OIDS_FILE = 'lfs-oids';
 
 async function readOids(ps: LfsStoreSide): Promise<Map<string, LfsObject>> {
   const m = new Map<string, LfsObject>();
-  let text = '';
-  try {
-    text = await fsp.readFile(path.join(ps.dir, OIDS_FILE), 'utf8');
-  } catch {
-    return m;
-  }
+  const text = await fsp.readFile(path.join(ps.dir, OIDS_FILE), 'utf8').catch(() => '');
   for (const l of text.split('\n')) {
     const f = l.split(' ');
     if (f.length === 3 && /^[0-9a-f]{32}$/.test(f[0]) && /^[0-9a-f]{64}$/.test(f[1]))
