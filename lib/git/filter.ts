@@ -241,7 +241,7 @@ export async function serveFilter(
           await fh?.close();
         }
         try {
-          if (spoolError) throw spoolError instanceof Error ? spoolError : new Error(String(spoolError));
+          if (spoolError) throw spoolError instanceof Error ? spoolError : new Error('spool write failed');
           const blob = await ops.clean(pathname, spool);
           await sendStatus('success');
           await w.data(blob);
