@@ -28,10 +28,21 @@ const BIN = path.join(ROOT, 'bin', 'coral.js');
 type Contender = 'coral' | 'git-lfs' | 'git';
 const CONTENDERS: Contender[] = ['coral', 'git-lfs', 'git'];
 
+/** CPU seconds (user + sys, the command and every child it waited for) of the last `run`. */
+let lastCpu = 0;
+
+/** Runs a command under /usr/bin/time; returns wall seconds (CPU seconds in `lastCpu`). */
 function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): number {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync('/usr/bin/time', ['-f', 'CPU %U %S', cmd, ...args], {
+    cwd,
+    env,
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  const m = /CPU ([\d.]+) ([\d.]+)\s*$/.exec(r.stderr);
+  lastCpu = m ? Number(m[1]) + Number(m[2]) : NaN;
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
@@ -104,6 +115,7 @@ async function main(): Promise<void> {
     const names = Array.from({ length: nTensors }, (_, i) => `layers.${String(i).padStart(2, '0')}.weight`);
     let w = names.map((_, i) => trainedLike(shape[0], shape[1], 1000 + i));
     const addTimes = new Map<Contender, number[]>(CONTENDERS.map((c) => [c, []]));
+    const addCpu = new Map<Contender, number[]>(CONTENDERS.map((c) => [c, []]));
     const src = path.join(work, 'version.safetensors');
     for (let k = 0; k < commits; k++) {
       if (k > 0)
@@ -114,9 +126,12 @@ async function main(): Promise<void> {
       for (const c of CONTENDERS) {
         const dir = repos.get(c)!;
         fs.copyFileSync(src, path.join(dir, 'model.safetensors'));
-        const t =
-          run('git', ['add', 'model.safetensors'], dir, env) + run('git', ['commit', '-q', '-m', `v${k}`], dir, env);
+        const tAdd = run('git', ['add', 'model.safetensors'], dir, env);
+        let cpu = lastCpu;
+        const t = tAdd + run('git', ['commit', '-q', '-m', `v${k}`], dir, env);
+        cpu += lastCpu;
         addTimes.get(c)!.push(t);
+        addCpu.get(c)!.push(cpu);
       }
       process.stderr.write(`commit ${k + 1}/${commits}\n`);
     }
@@ -134,6 +149,7 @@ async function main(): Promise<void> {
       result[c] = {
         firstAddS: adds[0],
         addS: median(adds.slice(1)),
+        addCpuS: median(addCpu.get(c)!.slice(1)),
         checkoutS: median(co),
         repoBytes: size,
       };
@@ -141,6 +157,7 @@ async function main(): Promise<void> {
         contender: c,
         'first add+commit s': adds[0],
         'fine-tune add+commit s (median)': median(adds.slice(1)),
+        'its CPU s (median)': median(addCpu.get(c)!.slice(1)),
         'checkout old s (median)': median(co),
         'repo MiB': size / 2 ** 20,
       });
@@ -152,6 +169,9 @@ async function main(): Promise<void> {
       `ratio repo size coral / git-lfs: ${sizeRatio.toFixed(3)}x (target <= 0.6); coral / git: ${(result.coral.repoBytes / result.git.repoBytes).toFixed(3)}x`,
     );
     console.log(`ratio fine-tune add+commit time coral / git-lfs: ${addRatio.toFixed(3)}x (target <= 1)`);
+    console.log(
+      `ratio fine-tune add+commit CPU time coral / git-lfs: ${(result.coral.addCpuS / result['git-lfs'].addCpuS).toFixed(3)}x`,
+    );
     console.log(
       `ratio checkout time coral / git-lfs: ${(result.coral.checkoutS / result['git-lfs'].checkoutS).toFixed(3)}x`,
     );
