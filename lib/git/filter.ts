@@ -219,12 +219,13 @@ export async function serveFilter(
         let batch: Buffer[] = [];
         let batched = 0;
         const push = async () => {
-          const all = Buffer.concat(batch, batched);
+          const pieces = batch;
           batch = [];
           batched = 0;
           await wrote;
+          // writev: the pieces go to the file as they are, without being joined first.
           if (fh && !spoolError)
-            wrote = fh.write(all).catch((e: unknown) => {
+            wrote = fh.writev(pieces).catch((e: unknown) => {
               spoolError = e;
             });
         };

@@ -31,38 +31,62 @@ export type Packet = Buffer | typeof FLUSH | typeof EOF;
 
 export class PktReader {
   private it: AsyncIterator<Buffer>;
-  private buf: Buffer = Buffer.alloc(0);
+  /** Unread stream chunks; `head` bytes of the first are consumed. Chunks are never copied to join them. */
+  private chunks: Buffer[] = [];
+  private head = 0;
+  private avail = 0;
   private ended = false;
 
   constructor(stream: Readable) {
     this.it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   }
 
-  /** Fills the buffer to at least `n` bytes; false when the stream ends first. */
+  /** Pulls chunks until `n` bytes are buffered; false when the stream ends first. */
   private async fill(n: number): Promise<boolean> {
-    while (this.buf.length < n) {
+    while (this.avail < n) {
       if (this.ended) return false;
       const r = await this.it.next();
       if (r.done) {
         this.ended = true;
-        return this.buf.length >= n;
+        return this.avail >= n;
       }
       const chunk = typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
-      this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+      if (chunk.length) {
+        this.chunks.push(chunk);
+        this.avail += chunk.length;
+      }
     }
     return true;
   }
 
-  private take(n: number): Buffer {
-    const out = this.buf.subarray(0, n);
-    this.buf = this.buf.subarray(n);
+  /** The next `n` buffered bytes as views into the stream's chunks (stream chunks are never reused). */
+  private slices(n: number): Buffer[] {
+    const out: Buffer[] = [];
+    while (n > 0) {
+      const c = this.chunks[0];
+      const k = Math.min(n, c.length - this.head);
+      out.push(c.subarray(this.head, this.head + k));
+      this.head += k;
+      this.avail -= k;
+      n -= k;
+      if (this.head === c.length) {
+        this.chunks.shift();
+        this.head = 0;
+      }
+    }
     return out;
   }
 
-  /** The next packet: its data, FLUSH (null), or EOF (undefined) when the stream ends between packets. */
-  async read(): Promise<Packet> {
+  /** The next `n` buffered bytes as one buffer (a copy only when they span chunks). */
+  private take(n: number): Buffer {
+    const s = this.slices(n);
+    return s.length === 1 ? s[0] : Buffer.concat(s, n);
+  }
+
+  /** Reads a packet header: its data length, FLUSH, or EOF. */
+  private async header(): Promise<number | typeof FLUSH | typeof EOF> {
     if (!(await this.fill(4))) {
-      if (this.buf.length === 0) return EOF;
+      if (this.avail === 0) return EOF;
       throw new GitProtocolError('input ended inside a packet length');
     }
     const hex = this.take(4).toString('latin1');
@@ -71,8 +95,13 @@ export class PktReader {
     if (len === 0) return FLUSH;
     if (len < 4 || len > MAX_PKT_DATA + 4) throw new GitProtocolError(`bad packet length ${len}`);
     if (!(await this.fill(len - 4))) throw new GitProtocolError('input ended inside a packet');
-    // A view, not a copy: stream chunks are never reused, and fill() builds new buffers.
-    return this.take(len - 4);
+    return len - 4;
+  }
+
+  /** The next packet: its data, FLUSH (null), or EOF (undefined) when the stream ends between packets. */
+  async read(): Promise<Packet> {
+    const h = await this.header();
+    return typeof h === 'number' ? this.take(h) : h;
   }
 
   /**
@@ -93,13 +122,17 @@ export class PktReader {
     }
   }
 
-  /** Data packets up to the next flush, handed to `sink` one by one. */
+  /**
+   * Data packets up to the next flush, handed to `sink` as views into the
+   * stream's chunks (a packet that spans two chunks arrives as two pieces):
+   * content is never copied on its way through.
+   */
   async readData(sink: (b: Buffer) => void | Promise<void>): Promise<void> {
     for (;;) {
-      const p = await this.read();
-      if (p === EOF) throw new GitProtocolError('input ended inside content');
-      if (p === FLUSH) return;
-      await sink(p);
+      const h = await this.header();
+      if (h === EOF) throw new GitProtocolError('input ended inside content');
+      if (h === FLUSH) return;
+      for (const piece of this.slices(h)) await sink(piece);
     }
   }
 }
