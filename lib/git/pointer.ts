@@ -77,10 +77,11 @@ export function escapeField(s: string): string {
 export function unescapeField(s: string): string {
   if (s === '%') return '';
   if (!/^(?:[^%]|%[0-9A-F]{2})*$/.test(s)) throw bad(`bad escape in ${JSON.stringify(s)}`);
-  return Buffer.from(
-    s.replace(/%([0-9A-F]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))),
-    'latin1',
-  ).toString('utf8');
+  // Escapes are UTF-8 bytes; everything else is text: join both as bytes, then decode once.
+  const parts = s
+    .split(/(%[0-9A-F]{2})/)
+    .map((p) => (/^%[0-9A-F]{2}$/.test(p) ? Buffer.from([parseInt(p.slice(1), 16)]) : Buffer.from(p, 'utf8')));
+  return Buffer.concat(parts).toString('utf8');
 }
 
 function formatShape(s: readonly number[]): string {

@@ -76,6 +76,7 @@ export function initRepo(e: GitEnv, name = 'repo', patterns = ['*.safetensors'])
   git(e, e.root, 'init', '-q', '-b', 'main', dir);
   coralOk(e, dir, 'git', 'install', '--local');
   for (const p of patterns) coralOk(e, dir, 'git', 'track', p);
+  if (!patterns.length) fs.writeFileSync(path.join(dir, '.gitattributes'), '');
   git(e, dir, 'add', '.gitattributes');
   git(e, dir, 'commit', '-q', '-m', 'track checkpoints');
   return dir;
