@@ -30,6 +30,8 @@ export interface CloneOptions {
   filter?: string[];
   /** S3 endpoint (recorded as `remote.origin.endpoint`). */
   endpoint?: string;
+  /** Set up the branch but write no files (`git clone --no-checkout`; `coral reset --hard` checks out later). */
+  noCheckout?: boolean;
   /** Name of the remote (default origin). */
   origin?: string;
   onProgress?: (done: number, total: number) => void;
@@ -69,9 +71,8 @@ export async function clone(url: string, dir?: string, opts: CloneOptions = {}):
     throw invalidParameter('filter', 'array of non-empty globs', filter);
   if (opts.branch !== undefined) checkShortRefName(opts.branch);
   const worktree = path.resolve(dir ?? cloneDirName(url));
-  let existed: boolean;
+  let existed = true;
   try {
-    existed = fs.readdirSync(worktree).length >= 0;
     if (fs.readdirSync(worktree).length > 0)
       throw new AlreadyExistsError(`destination path '${worktree}' already exists and is not an empty directory`, {
         path: worktree,
@@ -112,11 +113,15 @@ export async function clone(url: string, dir?: string, opts: CloneOptions = {}):
       });
       let written: string[] = [];
       let head: string | null = null;
-      if (branch) {
+      if (branch && opts.noCheckout) {
+        head = f.heads[branch];
+        await ctx.refs.updateRef(`refs/heads/${branch}`, head, { expectedOld: null, message: `clone: from ${url}` });
+        await setUpstream(ctx.config, branch, { remote: origin, merge: `refs/heads/${branch}` });
+      } else if (branch) {
         const r = await resetTo(ctx, { mode: 'hard', rev: trackingRef(origin, `refs/heads/${branch}`) });
         written = r.written;
         head = r.head;
-        await setUpstream(ctx.config, branch, { remote: origin, merge: `refs/heads/${branch}` }).catch(() => undefined);
+        await setUpstream(ctx.config, branch, { remote: origin, merge: `refs/heads/${branch}` });
       }
       return { worktree, branch, head, fetch: f, written };
     } finally {

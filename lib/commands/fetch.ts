@@ -10,6 +10,7 @@
  * r.updates // [{ ref: 'refs/remotes/origin/main', old, new, status: 'updated' }]
  */
 import type { RepoContext } from '../context';
+import { RefConflictError } from '../errors';
 import { WriterSession } from '../odb/session';
 import { isAncestor } from '../refs/ancestry';
 import { trackingRef } from '../remote/config';
@@ -102,7 +103,12 @@ export async function fetchFrom(
       updates.push({ ref, source, old, new: id, status: 'rejected', reason: 'would clobber existing tag' });
       continue;
     }
-    await ctx.refs.updateRef(ref, id, { expectedOld: old, message: msg });
+    try {
+      await ctx.refs.updateRef(ref, id, { expectedOld: old, message: msg });
+    } catch (e) {
+      // Another fetch moved it meanwhile: fine when it holds what this one fetched.
+      if (!(e instanceof RefConflictError) || (await ctx.refs.readRef(ref)) !== id) throw e;
+    }
     const ff = old === null || (await isAncestorSafe(ctx, old, id));
     updates.push({ ref, source, old, new: id, status: old === null ? 'new' : ff ? 'updated' : 'forced' });
   }

@@ -65,7 +65,14 @@ async function plan(ctx: RepoContext, opts: PushOptions): Promise<Planned[]> {
   for (let spec of specs) {
     const force = spec.startsWith('+');
     if (force) spec = spec.slice(1);
-    const [src, dst = src] = spec.split(':');
+    let [src, dst = src] = spec.split(':');
+    if (src === 'HEAD') {
+      // `push origin HEAD`: the current branch, under its own name unless one is given.
+      const cur = await currentBranch(ctx);
+      if (!cur) throw new InvalidArgumentError('HEAD is detached: name the branch to push');
+      if (dst === 'HEAD') dst = cur;
+      src = cur;
+    }
     if (!src) throw new InvalidArgumentError(`deleting remote refs (':${dst}') is not supported by coral push`);
     const kind = (await ctx.refs.readRef(full(src, 'heads'))) !== null ? 'heads' : 'tags';
     const local = full(src, kind);

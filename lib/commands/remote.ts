@@ -8,7 +8,14 @@
  */
 import type { RepoContext } from '../context';
 import { AlreadyExistsError, RefNotFoundError, invalidParameter } from '../errors';
-import { checkRemoteName, remoteConfig, remoteNames, upstreamOf, type RemoteConfig } from '../remote/config';
+import {
+  checkRemoteName,
+  dropUpstreams,
+  remoteConfig,
+  remoteNames,
+  upstreamOf,
+  type RemoteConfig,
+} from '../remote/config';
 import { transportOf } from '../remote/open';
 
 export type { RemoteConfig } from '../remote/config';
@@ -42,10 +49,7 @@ export async function remoteRemove(ctx: Pick<RepoContext, 'config' | 'refs'>, na
   checkRemoteName(name);
   if (!remoteConfig(ctx.config, name)) throw new RefNotFoundError(`no remote named '${name}'`, { remote: name });
   for (const r of await ctx.refs.listRefs(`refs/remotes/${name}/`)) await ctx.refs.deleteRef(r.name, r.id);
-  for (const b of await ctx.refs.listRefs('refs/heads/')) {
-    const short = b.name.slice('refs/heads/'.length);
-    if (upstreamOf(ctx.config, short)?.remote === name) await ctx.config.unset(`branch.${short}`);
-  }
+  await dropUpstreams(ctx.config, name);
   await ctx.config.unset(`remote.${name}`);
 }
 

@@ -48,7 +48,7 @@ function isObj(v: ConfigValue | undefined): v is { [k: string]: ConfigValue } {
 
 /** Names of the configured remotes, sorted. */
 export function remoteNames(config: Config): string[] {
-  const r = config.get('remote');
+  const r = config.toJSON().remote; // the whole free-form section (remote names are not schema keys)
   return isObj(r)
     ? Object.keys(r)
         .filter((k) => NAME_RE.test(k) && isObj(r[k]))
@@ -96,26 +96,46 @@ export function promisorRemote(config: Config): RemoteConfig | null {
   return null;
 }
 
+/**
+ * The `branch` section, keyed by branch names as they are (`team/exp` included, which a dotted config key
+ * cannot spell), as a table without a prototype.
+ */
+function branchSection(config: Config): Record<string, ConfigValue> {
+  const b = config.toJSON().branch;
+  const out = Object.create(null) as Record<string, ConfigValue>;
+  if (isObj(b)) for (const k of Object.keys(b)) out[k] = b[k];
+  return out;
+}
+
+/** Rewrites the `branch` section with `fn` (re-read first, so only that change is made). */
+async function editBranches(config: Config, fn: (t: Record<string, ConfigValue>) => void): Promise<void> {
+  await config.reload();
+  const t = branchSection(config);
+  fn(t);
+  if (Object.keys(t).length) await config.set('branch', { ...t });
+  else await config.unset('branch');
+}
+
 /** The upstream of local branch `branch` (short name), or null. */
 export function upstreamOf(config: Config, branch: string): Upstream | null {
-  let b: ConfigValue | undefined;
-  try {
-    b = config.get(`branch.${branch}`);
-  } catch {
-    return null; // a branch name that cannot be a config key part (has a dot or slash) has no upstream
-  }
+  const b = branchSection(config)[branch];
   if (!isObj(b) || typeof b.remote !== 'string' || typeof b.merge !== 'string') return null;
   return { remote: b.remote, merge: b.merge };
 }
 
-/** Records `remote`/`merge` as the upstream of local branch `branch`. */
+/** Records `remote`/`merge` as the upstream of local branch `branch` (`branch.<b>.remote`, `.merge`). */
 export async function setUpstream(config: Config, branch: string, up: Upstream): Promise<void> {
-  if (!NAME_RE.test(branch))
-    throw new InvalidArgumentError(
-      `branch '${branch}' cannot record an upstream: config keys take letters, digits, _ and - only`,
-      { branch },
-    );
-  await config.set(`branch.${branch}`, { remote: up.remote, merge: up.merge });
+  if (!isValidRefName(`refs/heads/${branch}`)) throw invalidParameter('branch', 'a branch name', branch);
+  await editBranches(config, (t) => {
+    t[branch] = { ...(isObj(t[branch]) ? t[branch] : {}), remote: up.remote, merge: up.merge };
+  });
+}
+
+/** Removes the upstream of every branch that tracks `remote` (`coral remote remove`). */
+export async function dropUpstreams(config: Config, remote: string): Promise<void> {
+  await editBranches(config, (t) => {
+    for (const k of Object.keys(t)) if (upstreamOf(config, k)?.remote === remote) delete t[k];
+  });
 }
 
 /** The remote-tracking ref of a remote branch: refs/heads/main of origin is refs/remotes/origin/main. */

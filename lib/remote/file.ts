@@ -133,7 +133,8 @@ class FileRemote implements RemoteRepo {
     readonly url: string,
     private readonly where: Located,
     readonly objects: ObjectStore,
-    private readonly session: WriterSession,
+    /** Keeps gc in that repository waiting while this handle is open (null on a read-only mount). */
+    private readonly session: WriterSession | null,
   ) {
     const layout = new RepoLayout(where.worktree ?? where.coral, where.coral);
     this.meta = new FileMeta(new MetaStore(layout.meta, layout.tmp));
@@ -184,7 +185,7 @@ class FileRemote implements RemoteRepo {
     try {
       await this.objects.close();
     } finally {
-      this.session.end();
+      this.session?.end();
     }
   }
 }
@@ -212,12 +213,19 @@ export async function openFileRemote(url: string, opts: OpenRemoteOptions = {}):
   }
   if (!where) throw new RemoteNotFoundError(`${dir} does not appear to be a coral repository`, { url, path: dir });
   const layout = new RepoLayout(where.worktree ?? where.coral, where.coral);
-  const session = await WriterSession.begin(layout, 'remote');
+  let session: WriterSession | null = null;
+  try {
+    session = await WriterSession.begin(layout, 'remote');
+  } catch (e) {
+    // A repository on a read-only mount can still be fetched from (nothing there can run gc either).
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EACCES' && code !== 'EROFS' && code !== 'EPERM') throw e;
+  }
   try {
     const objects = await LocalPackStore.open(where.coral);
     return new FileRemote(/^file:/i.test(url) ? url : dir, where, objects, session);
   } catch (e) {
-    session.end();
+    session?.end();
     throw e;
   }
 }

@@ -40,7 +40,9 @@ async function loadS3(): Promise<Opener> {
     mod = (await import(spec)) as { openS3Remote?: Opener };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND')
+    // Only the transport module itself missing; a dependency missing inside it is a real error.
+    const self = /['"]\.\/s3['"]|[\\/]remote[\\/]s3\b/.test((e as Error).message ?? '');
+    if ((code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND') && self)
       throw new UnsupportedError(
         's3:// remotes need the S3 transport (lib/remote/s3), which this build does not include',
         {

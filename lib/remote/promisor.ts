@@ -3,6 +3,11 @@
  * (`clone --filter`). Reads of a missing object fetch it from the remote on demand, verify it (checksum,
  * then a decode against its base, which checks the content id) and store it locally, so checkout, diff
  * and show work on any commit; everything else (`has`, writes, gc, fsck) sees the local store as it is.
+ *
+ * Objects fetched on demand go into one pack transaction per store instance (a command), published when
+ * it holds FLUSH_BYTES or when the store closes, rather than one pack per object: a checkout of a file
+ * with 500 tensors adds one pack, not 500. Until then they are served from memory; a process killed
+ * before the publish loses only the cache (the objects are fetched again next time).
  * `coral fetch --all-objects` fetches every promised object at once and turns the clone into a full one.
  *
  * @example
@@ -29,10 +34,18 @@ import type { RemoteRepo } from './transport';
 export class PromisorStore implements ObjectStore {
   readonly kind: string;
   private remote: Promise<RemoteRepo> | null = null;
-  private readonly inflight = new Map<string, Promise<void>>();
+  private readonly inflight = new Map<string, Promise<StoredObject>>();
   private readonly reader: ObjectReader;
+  /** Fetched objects not yet published locally, served from memory until the pack is committed. */
+  private readonly pending = new Map<string, StoredObject>();
+  private pendingBytes = 0;
+  private tx: PackTransaction | null = null;
+  /** Serialises writes into the pending transaction. */
+  private chain: Promise<void> = Promise.resolve();
   /** Objects fetched on demand by this instance. */
   fetched = 0;
+  /** Pending bytes above which the fetched objects are published (256 MiB). */
+  static readonly FLUSH_BYTES = 256 * 1024 * 1024;
 
   constructor(
     /** The local store (what the repository really holds). */
@@ -54,8 +67,7 @@ export class PromisorStore implements ObjectStore {
     } catch (e) {
       if (!(e instanceof ObjectNotFoundError)) throw e;
     }
-    await this.fetchMissing(id);
-    return this.inner.get(id);
+    return this.pending.get(id) ?? (await this.fetchMissing(id));
   }
 
   async stat(id: string): Promise<StoredAttrs> {
@@ -64,8 +76,20 @@ export class PromisorStore implements ObjectStore {
     } catch (e) {
       if (!(e instanceof ObjectNotFoundError)) throw e;
     }
-    await this.fetchMissing(id);
-    return this.inner.stat(id);
+    return (this.pending.get(id) ?? (await this.fetchMissing(id))).attrs;
+  }
+
+  /** Publishes the objects fetched so far (one pack). Called by close(). */
+  async flush(): Promise<void> {
+    const run = this.chain.then(async () => {
+      const tx = this.tx;
+      this.tx = null;
+      if (tx) await tx.commit();
+      this.pending.clear();
+      this.pendingBytes = 0;
+    });
+    this.chain = run.catch(() => undefined);
+    return run;
   }
 
   beginWrite(): PackTransaction {
@@ -93,8 +117,11 @@ export class PromisorStore implements ObjectStore {
     const r = this.remote;
     this.remote = null;
     try {
+      await Promise.allSettled([...this.inflight.values()]);
+      await this.flush();
       if (r) await (await r.catch(() => null))?.close();
     } finally {
+      await this.tx?.abort();
       await this.inner.close();
     }
   }
@@ -110,7 +137,7 @@ export class PromisorStore implements ObjectStore {
     return this.remote;
   }
 
-  private fetchMissing(id: string): Promise<void> {
+  private fetchMissing(id: string): Promise<StoredObject> {
     let p = this.inflight.get(id);
     if (!p) {
       p = this.fetchOne(id).finally(() => this.inflight.delete(id));
@@ -119,7 +146,7 @@ export class PromisorStore implements ObjectStore {
     return p;
   }
 
-  private async fetchOne(id: string): Promise<void> {
+  private async fetchOne(id: string): Promise<StoredObject> {
     const remote = await this.open();
     let obj: StoredObject;
     try {
@@ -144,16 +171,19 @@ export class PromisorStore implements ObjectStore {
         { id, remote: this.promisor.name },
       );
     }
-    const tx = this.inner.beginWrite();
-    try {
-      const { codec, dtype, shape, base, rawSize, extra } = attrs;
-      await tx.put(id, bytes, { codec, dtype, shape, base, rawSize, extra });
-      await tx.commit();
-    } catch (e) {
-      await tx.abort();
-      throw e;
-    }
+    const local: StoredObject = { bytes, attrs: { ...attrs, location: undefined } };
+    const { codec, dtype, shape, base, rawSize, extra } = attrs;
+    const run = this.chain.then(async () => {
+      this.tx ??= this.inner.beginWrite();
+      await this.tx.put(id, bytes, { codec, dtype, shape, base, rawSize, extra });
+      this.pending.set(id, local);
+      this.pendingBytes += bytes.byteLength;
+    });
+    this.chain = run.catch(() => undefined);
+    await run;
     this.fetched++;
+    if (this.pendingBytes >= PromisorStore.FLUSH_BYTES) await this.flush();
+    return local;
   }
 }
 

@@ -1,7 +1,7 @@
 /** `coral fetch [<remote>] [--all-objects] [--endpoint <url>] [--json]`. */
 import { withRepo, type Command } from '../command';
-import { printJson } from '../output';
-import { printRefUpdates, printTransfer } from './transfer-output';
+import { Progress, printJson } from '../output';
+import { printRefUpdates, printTransfer } from '../transfer-output';
 
 export const fetchCommand: Command = {
   summary: "Download a remote's branches (as <remote>/<branch>) and tags",
@@ -10,10 +10,13 @@ export const fetchCommand: Command = {
   options: { 'all-objects': { type: 'boolean' }, endpoint: { type: 'string' }, json: { type: 'boolean' } },
   async run(ctx) {
     await withRepo(ctx, async (repo) => {
+      const progress = new Progress(ctx.io, 'Receiving objects');
       const r = await repo.fetch(ctx.args[0], {
+        onProgress: (done, total) => progress.update(done, total),
         allObjects: !!ctx.flags['all-objects'],
         endpoint: ctx.flags.endpoint as string | undefined,
       });
+      progress.done();
       if (ctx.flags.json) return printJson(ctx, r);
       printRefUpdates(ctx, r.url, r.updates, 'From');
       if (r.objects || r.metas) printTransfer(ctx, 'received', r);

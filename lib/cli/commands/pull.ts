@@ -3,7 +3,7 @@ import { MergeConflictError, type MergeConflict } from '../../index';
 import { withRepo, type Command } from '../command';
 import { printJson } from '../output';
 import { MERGE_OPTIONS, mergeOptions, printMergeConflicts, printMergeReport } from './merge';
-import { printRefUpdates } from './transfer-output';
+import { printRefUpdates } from '../transfer-output';
 
 export const pullCommand: Command = {
   summary: 'Fetch from a remote and merge its branch into the current one (merge options apply)',

@@ -1,7 +1,7 @@
 /** `coral push [<remote>] [<branch>|<src>:<dst>…] [--tags] [--force] [-u] [--endpoint <url>] [--json]`. */
 import { withRepo, type Command } from '../command';
-import { print, printJson } from '../output';
-import { printRefUpdates, printTransfer } from './transfer-output';
+import { Progress, print, printJson } from '../output';
+import { printRefUpdates, printTransfer } from '../transfer-output';
 
 export const pushCommand: Command = {
   summary: 'Send branches and tags (and what they reach) to a remote',
@@ -16,13 +16,16 @@ export const pushCommand: Command = {
   async run(ctx) {
     const [remote, ...refspecs] = ctx.args;
     await withRepo(ctx, async (repo) => {
+      const progress = new Progress(ctx.io, 'Sending objects');
       const r = await repo.push(remote, {
+        onProgress: (done, total) => progress.update(done, total),
         refspecs,
         tags: !!ctx.flags.tags,
         force: !!ctx.flags.force,
         setUpstream: !!ctx.flags['set-upstream'],
         endpoint: ctx.flags.endpoint as string | undefined,
       });
+      progress.done();
       if (ctx.flags.json) return printJson(ctx, r);
       printRefUpdates(ctx, r.url, r.updates, 'To');
       if (r.updates.every((u) => u.status === 'up-to-date')) return print(ctx, 'Everything up-to-date');

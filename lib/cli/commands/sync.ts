@@ -2,7 +2,7 @@
 import { withRepo, type Command } from '../command';
 import { print, printJson } from '../output';
 import { MERGE_OPTIONS, mergeOptions, printMergeConflicts } from './merge';
-import { printRefUpdates, printTransfer } from './transfer-output';
+import { printRefUpdates, printTransfer } from '../transfer-output';
 
 export const syncCommand: Command = {
   summary: 'Fetch, merge every tracked branch that diverged (merge options apply), then push',

@@ -1,8 +1,8 @@
 /** What push, fetch, pull, clone and sync print about refs and transferred bytes. */
-import type { RefUpdate } from '../../index';
-import type { Ctx } from '../command';
-import { humanBytes, print } from '../output';
-import { short } from '../render';
+import type { RefUpdate } from '../index';
+import type { Ctx } from './command';
+import { humanBytes, print } from './output';
+import { short } from './render';
 
 /** `   abc1234..def5678  main -> main`, git's ref lines. */
 export function printRefUpdates(ctx: Ctx, url: string, updates: readonly RefUpdate[], to: 'To' | 'From'): void {
