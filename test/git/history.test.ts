@@ -196,3 +196,35 @@ describe('git extension: history of a checkpoint', () => {
     expect(colored).toContain('\x1b[32m+ extra.bias');
   });
 });
+
+describe('git extension: other formats', () => {
+  it('a real PyTorch .pt (shared storages, views) and an unparsable file round-trip byte for byte', () => {
+    const e = env();
+    const dir = initRepo(e, 'repo', ['*.pt', '*.bin']);
+    const pt = path.join(dir, 'model.pt');
+    const py = (seed: number) =>
+      run(e, dir, '/usr/bin/python3', [
+        '-c',
+        `import torch; torch.manual_seed(${seed}); w = torch.randn(64, 32); ` +
+          `torch.save({'w': w, 'wT': w.t(), 'row': w[3], 'b': torch.randn(32), 'step': ${seed}}, 'model.pt')`,
+      ]);
+    expect(py(1).code).toBe(0);
+    fs.writeFileSync(path.join(dir, 'blob.bin'), Buffer.from(randomF32(5000, 3).buffer));
+    const h0 = sha256(pt);
+    const hb = sha256(path.join(dir, 'blob.bin'));
+    git(e, dir, 'add', '.');
+    git(e, dir, 'commit', '-q', '-m', 'v0');
+    const ptr = git(e, dir, 'cat-file', 'blob', 'HEAD:model.pt');
+    expect(ptr).toMatch(/^format pytorch$/m);
+    expect(ptr).toMatch(/^views \d+$/m);
+    expect(py(2).code).toBe(0);
+    git(e, dir, 'commit', '-q', '-am', 'v1');
+    const h1 = sha256(pt);
+    git(e, dir, 'checkout', '-q', 'HEAD~1');
+    expect(sha256(pt)).toBe(h0);
+    expect(sha256(path.join(dir, 'blob.bin'))).toBe(hb);
+    git(e, dir, 'checkout', '-q', 'main');
+    expect(sha256(pt)).toBe(h1);
+    expect(git(e, dir, 'status', '--porcelain')).toBe('');
+  });
+});
