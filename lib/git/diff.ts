@@ -17,6 +17,7 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { diffSides, type FileChange, type TensorChange } from '../diff/tensor-diff';
+import { invalidParameter } from '../errors';
 import { fileTable, type FileEntry } from '../models/tree';
 import { gitConfig, gitDirs, gitRaw } from './gitcmd';
 import { cleanFile, openPayloads, type Payloads } from './payloads';
@@ -186,7 +187,7 @@ export function formatCheckpointDiff(d: CheckpointDiff, hexes: [string, string],
 /** `coral git diff-driver path old-file old-hex old-mode new-file new-hex new-mode [new-path xfrm]`. */
 export async function runDiffDriver(cwd: string, args: string[], stdoutIsTty: boolean): Promise<string> {
   if (args.length !== 7 && args.length !== 9)
-    throw new Error(`diff-driver expects the 7 (or 9) arguments of GIT_EXTERNAL_DIFF, got ${args.length}`);
+    throw invalidParameter('diff-driver arguments', "git's 7 (or 9) external-diff arguments", args.join(' '));
   const [relPath, oldFile, oldHex, , newFile, newHex] = args;
   const dirs = await gitDirs(cwd);
   const top = dirs.worktree || cwd;
