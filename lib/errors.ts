@@ -170,3 +170,7 @@ export class CorruptIndexError extends def('CORAL_CORRUPT_INDEX', 'CorruptIndexE
  * missing from the checkpoint, or its shape or dtype differs. data: { weight, expected?, actual? }.
  */
 export class WeightMismatchError extends def('CORAL_WEIGHT_MISMATCH', 'WeightMismatchError') {}
+/** A git command the git extension ran failed, or the directory is not inside a git repository (lib/git). */
+export class GitCommandError extends def('CORAL_GIT', 'GitCommandError') {}
+/** git's filter or pkt-line protocol was broken by the peer (bad packet length, input ended inside a request). */
+export class GitProtocolError extends def('CORAL_GIT_PROTOCOL', 'GitProtocolError') {}

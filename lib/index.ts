@@ -38,6 +38,8 @@ export {
   RemoteUnsafeError,
   RemoteRejectedError,
   WeightMismatchError,
+  GitCommandError,
+  GitProtocolError,
   invalidParameter,
   type CoralCode,
 } from './errors';
@@ -375,3 +377,5 @@ export {
   type TfVariableLike,
 } from './train/tfjs';
 export { CheckpointWatcher, type WatchCommit, type WatchOptions, type WatchRepo } from './train/watch';
+// ---- the git extension (lib/git, docs/git.md) ----
+export * as gitExtension from './git/index';

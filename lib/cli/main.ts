@@ -36,6 +36,7 @@ import { publishCommand } from './commands/publish';
 import { hubCommand } from './commands/hub';
 import { experimentCommand } from './commands/experiment';
 import { watchCommand } from './commands/watch';
+import { gitCommand } from './commands/git';
 import { defaultIo, errorLine, exitCodeFor, type Io } from './output';
 
 /** Commands by name: a Map, so `coral constructor` or `coral __proto__` is an unknown command. */
@@ -70,6 +71,7 @@ const commands = new Map<string, Command>([
   ['hub', hubCommand],
   ['experiment', experimentCommand],
   ['watch', watchCommand],
+  ['git', gitCommand],
 ]);
 
 function help(io: Io): void {

@@ -16,9 +16,11 @@ import {
   encode,
   inspectObject,
   type CodecName,
+  type EncodedObject,
   type EncodeOptions,
   type LossyOptions,
 } from '../codec';
+import { DTYPES } from '../tensor/dtype';
 import { InvalidArgumentError, ObjectNotFoundError } from '../errors';
 import { contentId } from '../hash';
 import type { ObjectAttrs, ObjectStore, PackTransaction } from '../store/object-store';
@@ -421,6 +423,37 @@ export class ObjectWriter {
     if (this.reader.cacheFits(t.data.byteLength))
       this.reader.remember(oid, { dtype: t.dtype, shape: t.shape.slice(), data: cacheCopy(t.data, !!opts.owned) });
     return { id: oid, stored: true, codec: enc.codec, base: usedBase, storedSize: enc.bytes.byteLength };
+  }
+
+  /**
+   * Stores an object the caller encoded itself (e.g. a LOW_RANK approximation
+   * that serves as the base of an exact residual, lib/git/lowrank.ts) under
+   * `enc.id`, unless present. `base` (the object's delta base) must already be
+   * published; the new object's chain depth is the base's plus one. Like every
+   * put, it is visible to other objects as a base only after `flush()`.
+   */
+  async putEncoded(enc: EncodedObject, t: Pick<Tensor, 'dtype' | 'shape'>, base: string | null): Promise<PutResult> {
+    if (this.pending.has(enc.id) || (await this.store.has(enc.id)))
+      return { id: enc.id, stored: false, codec: enc.codec, base, storedSize: enc.bytes.byteLength };
+    const depth = base ? attrDepth(await this.store.stat(base)) + 1 : 0;
+    if (base && !(await this.reuse(base))) throw new ObjectNotFoundError(`delta base ${base} is no longer stored`);
+    const attrs: ObjectAttrs = {
+      id: enc.id,
+      codec: enc.codec,
+      dtype: t.dtype,
+      shape: t.shape.slice(),
+      base: base ?? '',
+      rawSize: enc.bytes.byteLength,
+      storedSize: enc.bytes.byteLength,
+      extra: { depth: String(depth) },
+    };
+    attrs.rawSize = t.shape.reduce((n, d) => n * d, 1) * DTYPES[t.dtype].size;
+    await this.stage(async () => {
+      await this.transaction().put(enc.id, enc.bytes, attrs);
+      this.pending.set(enc.id, attrs);
+      this.txBytes += enc.bytes.byteLength;
+    });
+    return { id: enc.id, stored: true, codec: enc.codec, base, storedSize: enc.bytes.byteLength };
   }
 
   /** Runs a pack-stage step after every earlier one (a failed step does not block later ones). */

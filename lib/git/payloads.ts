@@ -1,0 +1,270 @@
+/**
+ * The payload store of a git repository: a coral object store inside the
+ * repository's common git directory (`.git/coral/`, shared by every linked
+ * worktree), plus clean (file bytes -> pointer text, payloads stored) and
+ * smudge (pointer -> file bytes, sha256-checked).
+ *
+ * It is the repository core without commits or refs: the same HDF5 packs
+ * (lib/store), object reader and writer with dedup, codec choice and chain
+ * bounds (lib/odb), ingestion (lib/ingest) and re-assembly
+ * (lib/worktree/materialize). Writers run inside writer sessions, so
+ * `coral git gc` never deletes an object a clean is about to rely on.
+ *
+ * Update chains: each group is offered its previous version (the same-named
+ * group of the file's previous pointer, else an unclaimed group of the same
+ * dtype and shape: a rename) as a delta base. The codec keeps the smallest of
+ * the whole value and every lossless update (sparse, ordered/xor/exponent
+ * deltas); a chain longer than `coral.maxChainLength` (core.maxChainDepth of
+ * the store) starts again from a whole value.
+ *
+ * @example
+ * const ps = await openPayloads(await gitDirs(process.cwd()));
+ * const { text } = await cleanFile(ps, 'model.safetensors', spoolPath, previousPointer);
+ * for await (const chunk of smudgeChunks(ps, parsePointer(text))) process.stdout.write(chunk);
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { withWriter, type RepoContext } from '../context';
+import { ChecksumMismatchError, ObjectNotFoundError } from '../errors';
+import { ingestFile, SKELETON_NAME, type BaseQuery, type IngestReport } from '../ingest/ingest';
+import { RepoLayout } from '../layout';
+import type { FileEntry } from '../models/tree';
+import { ObjectReader } from '../odb/objects';
+import { Config } from '../refs/config';
+import { openLocalStore } from '../store';
+import type { ObjectStore } from '../store/object-store';
+import { fileChunks } from '../worktree/materialize';
+import { lowRankBases } from './lowrank';
+import { formatPointer, storageOf, type Pointer, type Storage } from './pointer';
+import { gitConfig, type GitDirs } from './gitcmd';
+import { lfsObjects } from './lfs';
+
+/** The payload directory inside a common git dir. */
+export const PAYLOAD_DIR = 'coral';
+
+/** The payload store of one git repository (the parts of a repository context the core needs). */
+export interface Payloads extends Pick<RepoContext, 'layout' | 'store' | 'reader' | 'config'> {
+  /** `<common git dir>/coral`. */
+  readonly dir: string;
+  readonly dirs: GitDirs;
+  /** Scratch space for spooled input and decoded files (same filesystem as the store). */
+  readonly tmp: string;
+  /** Where payloads travel: coral remotes (default), or git-lfs (git config `coral.backend lfs`). */
+  readonly backend: 'coral' | 'lfs';
+  close(): Promise<void>;
+}
+
+/**
+ * Opens (creating on first use) the payload store of the repository. A git
+ * config `coral.maxChainLength` is mirrored into the store's chain bound.
+ */
+export async function openPayloads(dirs: GitDirs, opts: { maxChainLength?: number } = {}): Promise<Payloads> {
+  const dir = path.join(dirs.commonDir, PAYLOAD_DIR);
+  const backend = (await gitConfig(dirs.worktree || dirs.commonDir, 'coral.backend')) === 'lfs' ? 'lfs' : 'coral';
+  const layout = new RepoLayout(dirs.worktree || dirs.commonDir, dir);
+  await fsp.mkdir(layout.tmp, { recursive: true });
+  const config = await Config.load(dir);
+  if (opts.maxChainLength !== undefined && config.getNumber('core.maxChainDepth') !== opts.maxChainLength)
+    await config.set('core.maxChainDepth', opts.maxChainLength);
+  const store: ObjectStore = await openLocalStore(dir);
+  const reader = new ObjectReader(store, config.getNumber('core.baseCacheBytes') ?? 256 << 20);
+  return {
+    dir,
+    dirs,
+    layout,
+    store,
+    reader,
+    config,
+    tmp: layout.tmp,
+    backend,
+    close: () => store.close(),
+  };
+}
+
+/** A fresh scratch path in the payload store's tmp/ (keeps `name`'s extension: format detection reads it). */
+export function scratchPath(ps: Pick<Payloads, 'tmp'>, what: string, name = ''): string {
+  const ext = path.extname(name).replace(/[^A-Za-z0-9.]/g, '');
+  return path.join(ps.tmp, `git-${what}-${process.pid}-${crypto.randomBytes(6).toString('hex')}${ext}`);
+}
+
+/** How every object a file entry names is stored (from the store's attributes). */
+export async function storageMap(ps: Pick<Payloads, 'reader'>, entry: FileEntry): Promise<Map<string, Storage>> {
+  const out = new Map<string, Storage>();
+  for (const id of [entry.skeleton, ...entry.segments.map((s) => s.object)]) {
+    if (out.has(id)) continue;
+    const info = await ps.reader.info(id);
+    // A residual on LOW_RANK factors (lowrank.ts) is a low-rank update of the group's previous version.
+    const onFactors = info.base !== null && (await ps.reader.info(info.base)).codec === 'LOW_RANK';
+    out.set(
+      id,
+      onFactors ? { kind: 'low-rank', codec: info.codec, base: info.base } : storageOf(info.codec, info.base),
+    );
+  }
+  return out;
+}
+
+/**
+ * The delta-base proposal of a file's previous version: the same-named group
+ * (same dtype and shape), else a group of that dtype and shape not yet taken
+ * (a renamed parameter), and the previous skeleton for the skeleton.
+ */
+export function previousBases(previous: Pointer | null): (q: BaseQuery) => Promise<{ id: string } | null> {
+  const byName = new Map<string, { id: string; dtype: string; shape: string }>();
+  const taken = new Set<string>();
+  if (previous)
+    previous.groups.forEach((name, i) => {
+      const s = previous.entry.segments[i];
+      byName.set(name, { id: s.object, dtype: s.dtype, shape: s.shape.join(',') });
+    });
+  return async (q) => {
+    if (!previous) return null;
+    if (q.name === SKELETON_NAME) return { id: previous.entry.skeleton };
+    const shape = q.shape.join(',');
+    const same = byName.get(q.name);
+    if (same && same.dtype === q.dtype && same.shape === shape) {
+      taken.add(q.name);
+      return { id: same.id };
+    }
+    for (const [name, g] of byName)
+      if (!taken.has(name) && g.dtype === q.dtype && g.shape === shape && name !== q.name) {
+        taken.add(name);
+        return { id: g.id };
+      }
+    return null;
+  };
+}
+
+export interface CleanResult {
+  /** The pointer text git stores. */
+  text: string;
+  entry: FileEntry;
+  report: IngestReport;
+}
+
+/**
+ * Clean: stores the payloads of the file whose bytes are at `spool` (a copy
+ * of what git passed, never the worktree file) and returns its pointer. Same
+ * bytes give the same pointer; objects already stored are not written again.
+ */
+export async function cleanFile(
+  ps: Payloads,
+  relPath: string,
+  spool: string,
+  previous: Pointer | null,
+): Promise<CleanResult> {
+  const findBase = previousBases(previous);
+  const { entry, report } = await withWriter(ps, 'git clean', (w) =>
+    ingestFile(w, spool, relPath, lowRankBases(w, ps.reader, findBase)),
+  );
+  // A file whose pointer named git-lfs copies keeps naming them, whatever this clone's backend.
+  return { text: await pointerText(ps, entry, ps.backend === 'lfs' || !!previous?.lfs), entry, report };
+}
+
+/** The pointer text of a stored file entry (with its git-lfs objects under the lfs backend). */
+export async function pointerText(ps: Payloads, entry: FileEntry, lfs = ps.backend === 'lfs'): Promise<string> {
+  const storage = await storageMap(ps, entry);
+  return formatPointer(entry, storage, lfs ? await lfsObjects(ps, await closure(ps, entryObjects(entry))) : undefined);
+}
+
+/** Object ids a file entry needs directly (its skeleton and groups); their bases are found through the store. */
+export function entryObjects(entry: FileEntry): string[] {
+  return [...new Set([entry.skeleton, ...entry.segments.map((s) => s.object)])];
+}
+
+/** The ids among `ids` (and their delta bases, transitively) missing from the store. */
+/** `ids` and their delta bases, transitively (what is stored of them). */
+export async function closure(ps: Pick<Payloads, 'store'>, ids: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  const todo = [...ids];
+  while (todo.length) {
+    const id = todo.pop()!;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    out.push(id);
+    if (!(await ps.store.has(id))) continue;
+    const a = await ps.store.stat(id);
+    if (a.base) todo.push(a.base);
+  }
+  return out;
+}
+
+export async function missingObjects(ps: Pick<Payloads, 'store'>, ids: readonly string[]): Promise<string[]> {
+  const missing: string[] = [];
+  const seen = new Set<string>();
+  const todo = [...ids];
+  while (todo.length) {
+    const id = todo.pop()!;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    if (!(await ps.store.has(id))) {
+      missing.push(id);
+      continue;
+    }
+    const a = await ps.store.stat(id);
+    if (a.base) todo.push(a.base);
+  }
+  return missing;
+}
+
+/**
+ * Smudge: the file's bytes in order, verified at the end against the
+ * pointer's size and sha256 (ChecksumMismatchError naming the file). Callers
+ * send nothing they cannot take back before the final check: git's filter
+ * protocol lets the status turn into an error after the content.
+ */
+export async function* smudgeChunks(
+  ps: Pick<Payloads, 'reader' | 'store'>,
+  p: Pointer,
+  relPath: string,
+): AsyncGenerator<Uint8Array> {
+  let missing = await missingObjects(ps, entryObjects(p.entry));
+  if (missing.length) {
+    // Another process (a merge driver, a fetch) may have published packs since this store was opened.
+    await ps.store.refresh();
+    missing = await missingObjects(ps, entryObjects(p.entry));
+  }
+  if (missing.length)
+    throw new ObjectNotFoundError(
+      `${relPath}: ${missing.length} payload object(s) are not in the payload store (first: ${missing[0]}); ` +
+        'fetch them from the remote (coral git fetch) or check the file out where they were added',
+      { path: relPath, missing },
+    );
+  const sha = crypto.createHash('sha256');
+  let n = 0;
+  for await (const chunk of fileChunks(ps.reader, p.entry)) {
+    sha.update(chunk);
+    n += chunk.byteLength;
+    yield chunk;
+  }
+  const got = sha.digest('hex');
+  if (n !== p.entry.size || got !== p.entry.sha256)
+    throw new ChecksumMismatchError(`${relPath}: rebuilt file does not match its sha256 ${p.entry.sha256}`, {
+      path: relPath,
+      expected: p.entry.sha256,
+      actual: got,
+    });
+}
+
+/** Smudges into a new file at `dest` (written, sha256-checked, fsynced; removed on failure). */
+export async function smudgeToFile(
+  ps: Pick<Payloads, 'reader' | 'store'>,
+  p: Pointer,
+  relPath: string,
+  dest: string,
+): Promise<void> {
+  const fh = await fsp.open(dest, 'wx', 0o600);
+  let ok = false;
+  try {
+    for await (const chunk of smudgeChunks(ps, p, relPath)) {
+      let off = 0;
+      while (off < chunk.byteLength) off += (await fh.write(chunk, off, chunk.byteLength - off)).bytesWritten;
+    }
+    ok = true;
+  } finally {
+    await fh.close();
+    if (!ok) fs.rmSync(dest, { force: true });
+  }
+}
