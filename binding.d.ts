@@ -144,6 +144,24 @@ export class PackWriter {
  * file is missing and CORAL_CORRUPT_OBJECT when it is not a readable pack. Every read verifies
  * the stored checksum (CORAL_CHECKSUM_MISMATCH names the object and the pack).
  */
+/**
+ * Writes one new file front to back, bypassing the page cache where the filesystem allows
+ * (native/bindings/file.cc → kernels/direct_io.h AlignedFileWriter; CORAL_NO_DIRECT_IO=1
+ * turns that off). `new FileWriter(path, mode?)` creates the file exclusively. Await each call
+ * before the next. `finish()` sets the exact size, fsyncs, closes and resolves with the size.
+ */
+export class FileWriter {
+  private __brand: 'FileWriter';
+  constructor(path: string, mode?: number);
+  /** Copies `data` and writes it on the libuv pool. */
+  appendAsync(data: Bytes): Promise<void>;
+  finish(): Promise<number>;
+  /** Closes without fsync (the caller removes the file); idempotent. */
+  abort(): void;
+  /** True when the file is written with O_DIRECT. */
+  direct(): boolean;
+}
+
 export class PackReader {
   private __brand: 'PackReader';
   constructor(path: string);

@@ -14,6 +14,7 @@ import type { FileEntry, TensorEntry } from '../models/tree';
 import { DTYPES, type DType } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
 import type { ObjectReader } from '../odb/objects';
+import { callAsync, callSync, native } from '../native';
 import { fsyncDirSync } from '../util/fsutil';
 import { isSymlinkEntry, writeSymlink } from './symlink';
 
@@ -114,6 +115,37 @@ export async function writeHashed(
 }
 
 /**
+ * Creates `file` (exclusively, with `mode`) and writes `chunks` to it while
+ * hashing them, through the native FileWriter: each chunk is copied into
+ * aligned blocks and written with O_DIRECT on the libuv pool (no page-cache
+ * copy, no writeback to wait for at fsync) while the main thread hashes it and
+ * the producer decodes the next. fsyncs before it returns; on failure the
+ * file is closed and left for the caller to remove.
+ */
+export async function writeHashedFile(
+  file: string,
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  mode = 0o644,
+): Promise<{ size: number; sha256: string }> {
+  const w = callSync(() => new native.FileWriter(file, mode));
+  const sha = crypto.createHash('sha256');
+  let n = 0;
+  try {
+    for await (const chunk of chunks) {
+      const written = callAsync(() => w.appendAsync(chunk));
+      sha.update(chunk);
+      await written;
+      n += chunk.byteLength;
+    }
+    await callAsync(() => w.finish());
+  } catch (e) {
+    w.abort();
+    throw e;
+  }
+  return { size: n, sha256: sha.digest('hex') };
+}
+
+/**
  * Re-assembles a file entry at `dest`, a path outside the working tree (e.g.
  * `merge --try` candidates, `show -o`). Worktree paths go through
  * `materializeWorktreeFile` (files.ts), which adds the symlink and `.coral`
@@ -131,18 +163,13 @@ export async function materializeFile(
   const tmp = path.join(path.dirname(dest), `.coral-tmp-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
   let ok = false;
   try {
-    const fh = await fsp.open(tmp, 'wx', 0o644);
-    try {
-      const { size, sha256: got } = await writeHashed(fh, fileChunks(reader, entry, opts.known));
-      if (size !== entry.size || got !== entry.sha256)
-        throw new ChecksumMismatchError(`re-assembled ${dest} does not match its committed sha256 (${entry.sha256})`, {
-          path: dest,
-          expected: entry.sha256,
-          actual: got,
-        });
-    } finally {
-      await fh.close();
-    }
+    const { size, sha256: got } = await writeHashedFile(tmp, fileChunks(reader, entry, opts.known));
+    if (size !== entry.size || got !== entry.sha256)
+      throw new ChecksumMismatchError(`re-assembled ${dest} does not match its committed sha256 (${entry.sha256})`, {
+        path: dest,
+        expected: entry.sha256,
+        actual: got,
+      });
     await fsp.rename(tmp, dest);
     ok = true;
   } finally {

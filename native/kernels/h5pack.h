@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "errors.h"
+#include "kernels/direct_io.h"
 
 namespace coral {
 
@@ -55,6 +56,13 @@ constexpr uint64_t kPackDefaultSmallMax = 16 << 10;
 // become datasets (so memory stays bounded whatever the caller does).
 constexpr uint64_t kPackSmallDataCap = 64ull << 20;
 constexpr uint64_t kPackSmallRowsCap = 1 << 20;
+// Objects of at least this many stored bytes start on a kDirectAlign boundary in the file
+// (H5Pset_alignment) and their bytes are written with O_DIRECT straight from the caller's
+// memory (kernels/direct_io.h), bypassing the page cache; their last partial block and all
+// HDF5 metadata go through ordinary buffered writes. Without O_DIRECT (tmpfs, or
+// CORAL_NO_DIRECT_IO=1) every object goes through H5Dwrite. Either way the file is the same
+// HDF5 file (one fsync in Finish makes both kinds of write durable).
+constexpr uint64_t kPackDirectMin = 1 << 20;
 
 // Attributes of one stored object.
 struct PackObject {
@@ -112,10 +120,16 @@ class PackWriterFile {
  private:
   PackWriterFile() = default;
   Err WriteSmallLocked(uint64_t* data_offset);
+  // Writes a large object's bytes at its dataset's offset (direct_fd_ must be open).
+  Err WriteDirectLocked(uint64_t off, const uint8_t* data, size_t len, const std::string& where);
+  void CloseFds();
   std::mutex mu_;
   std::string path_;
   int64_t file_ = -1;
   int64_t group_ = -1;
+  int direct_fd_ = -1;    // O_DIRECT descriptor of the same file (-1: not available)
+  int buffered_fd_ = -1;  // plain descriptor for the unaligned tails of direct writes
+  AlignedBytes bounce_;   // for direct writes from unaligned memory
   uint64_t count_ = 0;
   uint64_t small_max_ = 0;
   bool done_ = false;
