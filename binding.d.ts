@@ -35,6 +35,12 @@ export function counters(): { queued: number; running: number; pooledBytes: numb
  * memory returns to the pool when the Buffer is collected. For big, short-lived buffers.
  */
 export function allocBuffer(size: number): Buffer;
+/**
+ * Gives a whole pooled buffer (allocBuffer, decode/encode results, pack reads) back to the pool
+ * now (util/napi_util.h RecycleBig): its ArrayBuffer is detached, so `buf` and every view of it
+ * become empty. False, changing nothing, for any other value or a part of one.
+ */
+export function recycleBuffer(buf: Uint8Array): boolean;
 
 // ---- hashing (native/bindings/hash.cc → kernels/hash.h) -----------------------------------
 

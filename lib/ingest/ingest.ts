@@ -216,6 +216,10 @@ export async function ingestFile(
             count(r);
             if (r.stored) await hooks.stored?.(q, r);
             segments[slot].object = r.id;
+            // Done with this segment's bytes and its decoded base: back to the buffer
+            // pool for the next read and decode (unless the base cache holds them).
+            writer.reader.release(t);
+            writer.reader.release(base?.tensor);
           }),
         );
         pos = p.offset + p.length;

@@ -5,14 +5,21 @@
  *
  * Hot bases: decoding an object at chain depth d needs its d ancestors. The
  * reader keeps decoded *bases* (objects other objects were decoded against)
- * in an LRU bounded by bytes (default 256 MiB, config `core.baseCacheBytes`),
+ * in an LRU bounded by bytes (default 64 MiB, config `core.baseCacheBytes`),
  * so reading a series of versions decodes each shared base once. Leaves are
  * not cached: a checkout streams tensor by tensor, and peak memory stays at
  * the cache bound plus a few times the largest tensor, whatever the file size.
+ *
+ * Early release: large buffers come from the native pool (lib/native.ts
+ * allocLarge); a stage that is done with a tensor gives it back with
+ * `release()` so the next one reuses its pages (no fault-in and zeroing, no
+ * wait for the GC). Only buffers that never entered the cache are given back:
+ * a cached tensor may be held by any caller that got it from the cache.
  */
 import { decode, encode, inspectObject, type EncodeOptions } from '../codec';
 import { ObjectNotFoundError } from '../errors';
 import { contentId } from '../hash';
+import { recycleLarge } from '../native';
 import type { ObjectAttrs, ObjectStore, PackTransaction } from '../store/object-store';
 import type { Tensor } from '../tensor/tensor';
 
@@ -37,12 +44,13 @@ class Lru<V extends { data: Uint8Array }> {
     }
     return v;
   }
-  fits(bytes: number): boolean {
-    return bytes <= this.limit / 2;
+  fits(bytes: number, share = 2): boolean {
+    return bytes <= this.limit / share;
   }
-  set(k: string, v: V): void {
-    if (!this.fits(v.data.byteLength)) return;
-    if (this.map.has(k)) return;
+  /** True when `v` is now in the cache. */
+  set(k: string, v: V): boolean {
+    if (!this.fits(v.data.byteLength)) return false;
+    if (this.map.has(k)) return this.map.get(k) === v;
     this.map.set(k, v);
     this.bytes += v.data.byteLength;
     for (const [key, old] of this.map) {
@@ -50,6 +58,7 @@ class Lru<V extends { data: Uint8Array }> {
       this.map.delete(key);
       this.bytes -= old.data.byteLength;
     }
+    return this.map.get(k) === v;
   }
 }
 
@@ -75,13 +84,32 @@ function cacheCopy(data: Uint8Array, owned: boolean): Uint8Array {
   return new Uint8Array(data);
 }
 
+/** Default bound of the base cache (config `core.baseCacheBytes`). */
+export const DEFAULT_BASE_CACHE_BYTES = 64 << 20;
+
 export class ObjectReader {
   private cache: Lru<Tensor>;
+  /** Buffers that were ever offered to the cache: others may hold them, so they are never released early. */
+  private shared = new WeakSet<ArrayBufferLike>();
   constructor(
     readonly store: ObjectStore,
-    cacheBytes = 256 << 20,
+    cacheBytes = DEFAULT_BASE_CACHE_BYTES,
   ) {
     this.cache = new Lru<Tensor>(cacheBytes);
+  }
+
+  private keep(id: string, t: Tensor): void {
+    if (this.cache.set(id, t)) this.shared.add(t.data.buffer);
+  }
+
+  /**
+   * Gives a tensor's memory back to the native pool now (lib/native.ts
+   * recycleLarge) unless it ever was in the cache. For callers that got `t`
+   * from `tensor()` (or read it themselves) and are done with it: nothing may
+   * use `t.data` afterwards.
+   */
+  release(t: Tensor | null | undefined): void {
+    if (t && !this.shared.has(t.data.buffer)) recycleLarge(t.data);
   }
 
   async has(id: string): Promise<boolean> {
@@ -101,8 +129,8 @@ export class ObjectReader {
   }
 
   /** Would a decoded tensor of this size be kept by the base cache? */
-  cacheFits(bytes: number): boolean {
-    return this.cache.fits(bytes);
+  cacheFits(bytes: number, share = 2): boolean {
+    return this.cache.fits(bytes, share);
   }
 
   /** Decodes an object, resolving its delta chain. Verified end to end by the codec. */
@@ -131,7 +159,11 @@ export class ObjectReader {
         link.bytes,
         link.base && baseTensor ? { tensor: baseTensor, id: baseId! } : undefined,
       );
-      if (i > 0) this.cache.set(link.id, t);
+      // The stored bytes were read for this decode alone (ObjectStore.get: the caller owns them).
+      recycleLarge(link.bytes);
+      if (i > 0) this.keep(link.id, t);
+      // The link below was only needed for this decode (unless the cache holds it).
+      this.release(baseTensor);
       baseTensor = t;
       baseId = link.id;
     }
@@ -140,7 +172,7 @@ export class ObjectReader {
 
   /** Keeps a decoded tensor hot, e.g. one about to serve as a delta base. */
   remember(id: string, t: Tensor): void {
-    this.cache.set(id, t);
+    this.keep(id, t);
   }
 }
 
@@ -250,6 +282,9 @@ export class ObjectWriter {
     }
     const eo: EncodeOptions = { codec: 'auto', level: this.opts.level };
     let depth = 0;
+    let bt: Tensor | undefined;
+    /** A base decoded here for this put alone (released after the encode). */
+    let decodedHere: Tensor | undefined;
     if (
       base &&
       base.id !== oid &&
@@ -260,7 +295,8 @@ export class ObjectWriter {
     ) {
       const bd = attrDepth(await this.store.stat(base.id));
       if (bd + 1 <= this.opts.maxChainDepth) {
-        const bt = base.tensor ?? (await this.reader.tensor(base.id));
+        bt = base.tensor ?? (await this.reader.tensor(base.id));
+        if (!base.tensor) decodedHere = bt;
         if (bt.dtype === t.dtype && bt.shape.length === t.shape.length && bt.shape.every((d, i) => d === t.shape[i])) {
           eo.base = { tensor: bt, id: base.id };
           depth = bd + 1;
@@ -285,11 +321,18 @@ export class ObjectWriter {
       this.txBytes += enc.bytes.byteLength;
       if (this.txBytes >= (this.opts.packBytes ?? 1 << 30)) await this.commitTx();
     });
+    // The store has written (or copied) the encoded bytes (PackTransaction.put): give them back.
+    const storedSize = enc.bytes.byteLength;
+    recycleLarge(enc.bytes);
+    this.reader.release(decodedHere);
     // Keep it hot for the next ingest that picks it as a delta base (a copy unless
     // the caller handed the buffer over: the cache is trusted without re-verification).
-    if (this.reader.cacheFits(t.data.byteLength))
+    // Only tensors small against the cache: it pays for series of small checkpoints
+    // added in one process; a large tensor would push out the rest and keep its read
+    // buffer from going back to the pool.
+    if (this.reader.cacheFits(t.data.byteLength, 16))
       this.reader.remember(oid, { dtype: t.dtype, shape: t.shape.slice(), data: cacheCopy(t.data, !!opts.owned) });
-    return { id: oid, stored: true, codec: enc.codec, base: usedBase, storedSize: enc.bytes.byteLength };
+    return { id: oid, stored: true, codec: enc.codec, base: usedBase, storedSize };
   }
 
   /** Runs a pack-stage step after every earlier one (a failed step does not block later ones). */

@@ -423,7 +423,7 @@ export async function materializeWorktreeFile(
 ): Promise<void> {
   // A link is recreated as a link (lib/worktree/symlink.ts), never written through.
   if (isSymlinkEntry(entry)) return writeWorktreeSymlink(layout, rel, await symlinkTarget(reader, entry), opts);
-  await writeWorktreeFile(layout, rel, fileChunks(reader, entry, opts.known), {
+  await writeWorktreeFile(layout, rel, fileChunks(reader, entry, opts.known, { release: true }), {
     expect: { size: entry.size, sha256: entry.sha256 },
     clobber: opts.clobber,
   });

@@ -61,12 +61,17 @@ export async function* interleave(
 /**
  * Yields the file's bytes in order: skeleton pieces and decoded segments. The
  * next segment is decoded while the consumer handles the current one (two
- * decoded segments at most, besides the base cache).
+ * decoded segments at most, besides the base cache). With `release`, the
+ * consumer promises to be done with a chunk when it asks for the next one
+ * (it copies or writes it, as writeHashedFile does): each decoded segment's
+ * memory then goes back to the buffer pool for the next decode
+ * (ObjectReader.release).
  */
 export async function* fileChunks(
   reader: ObjectReader,
   entry: FileEntry,
   known?: KnownTensors,
+  opts: { release?: boolean } = {},
 ): AsyncGenerator<Uint8Array> {
   const skeleton = (await reader.tensor(entry.skeleton)).data;
   const load = (i: number): Promise<Tensor> | null => {
@@ -78,16 +83,29 @@ export async function* fileChunks(
     return p;
   };
   let next = load(0);
-  yield* interleave(skeleton, entry, async (i) => {
-    const seg = entry.segments[i];
-    const t = await next!;
-    next = load(i + 1);
-    if (t.data.byteLength !== seg.length)
-      throw new CorruptObjectError(
-        `object ${seg.object} has ${t.data.byteLength} bytes, file entry expects ${seg.length}`,
-      );
-    return t.data;
-  });
+  let prev: Tensor | null = null;
+  // The segment yielded last; the consumer is done with it once it asks for more.
+  const done = () => {
+    if (opts.release && prev) reader.release(prev);
+    prev = null;
+  };
+  try {
+    yield* interleave(skeleton, entry, async (i) => {
+      const seg = entry.segments[i];
+      const t = await next!;
+      next = load(i + 1);
+      if (t.data.byteLength !== seg.length)
+        throw new CorruptObjectError(
+          `object ${seg.object} has ${t.data.byteLength} bytes, file entry expects ${seg.length}`,
+        );
+      done();
+      prev = known?.get(seg.object) === t ? null : t;
+      return t.data;
+    });
+    done();
+  } finally {
+    prev = null;
+  }
 }
 
 /** fsyncs a directory (after a rename into it): one definition, lib/util/fsutil.ts. */
@@ -163,7 +181,10 @@ export async function materializeFile(
   const tmp = path.join(path.dirname(dest), `.coral-tmp-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
   let ok = false;
   try {
-    const { size, sha256: got } = await writeHashedFile(tmp, fileChunks(reader, entry, opts.known));
+    const { size, sha256: got } = await writeHashedFile(
+      tmp,
+      fileChunks(reader, entry, opts.known, { release: true }),
+    );
     if (size !== entry.size || got !== entry.sha256)
       throw new ChecksumMismatchError(`re-assembled ${dest} does not match its committed sha256 (${entry.sha256})`, {
         path: dest,

@@ -1187,15 +1187,16 @@ Err PackReaderFile::ReadInto(const std::string& id, uint8_t* dst, size_t cap, ui
   return Err::Ok();
 }
 
-Err PackReaderFile::Read(const std::string& id, std::unique_ptr<uint8_t[]>* out, uint64_t* size) {
+Err PackReaderFile::Read(const std::string& id, BigBuffer* out, uint64_t* size) {
   std::lock_guard<std::mutex> lock(mu_);
   Quiet();
   if (file_ >= 0 && ValidPackId(id)) {
     CORAL_TRY(LoadSmallLocked());
     if (const PackObject* so = FindSmall(id)) {
-      std::unique_ptr<uint8_t[]> buf(new (std::nothrow) uint8_t[so->size > 0 ? so->size : 1]);
-      if (!buf) return Err::Make(Status::OutOfMemory, "pack " + Where(path_, id) + ": cannot allocate " + std::to_string(so->size) + " bytes");
-      CORAL_TRY(ReadSmallLocked(*so, buf.get()));
+      BigBuffer buf = BigBuffer::Take(so->size);
+      if (so->size > 0 && !buf.data())
+        return Err::Make(Status::OutOfMemory, "pack " + Where(path_, id) + ": cannot allocate " + std::to_string(so->size) + " bytes");
+      if (so->size > 0) CORAL_TRY(ReadSmallLocked(*so, buf.data()));
       *out = std::move(buf);
       *size = so->size;
       return Err::Ok();
@@ -1204,12 +1205,14 @@ Err PackReaderFile::Read(const std::string& id, std::unique_ptr<uint8_t[]>* out,
   PackObject o;
   int64_t ds = -1;
   CORAL_TRY(OpenForRead(id, &ds, &o));
-  std::unique_ptr<uint8_t[]> buf(new (std::nothrow) uint8_t[o.size > 0 ? o.size : 1]);
-  if (!buf) {
+  // Pooled memory (util/big_buffer.h): large reads reuse recycled mappings instead of
+  // faulting in and zeroing fresh pages, and JS can give them back early (recycleBuffer).
+  BigBuffer buf = BigBuffer::Take(o.size);
+  if (o.size > 0 && !buf.data()) {
     H5Dclose(ds);
     return Err::Make(Status::OutOfMemory, "pack " + Where(path_, id) + ": cannot allocate " + std::to_string(o.size) + " bytes");
   }
-  CORAL_TRY(ReadLocked(id, ds, o, buf.get()));
+  CORAL_TRY(ReadLocked(id, ds, o, buf.data()));
   *out = std::move(buf);
   *size = o.size;
   return Err::Ok();

@@ -44,6 +44,7 @@
 
 #include "errors.h"
 #include "kernels/direct_io.h"
+#include "util/big_buffer.h"
 
 namespace coral {
 
@@ -155,8 +156,8 @@ class PackReaderFile {
   // Reads one object into a buffer the caller sized from Stat; verifies the checksum.
   // `cap` must be >= the stored size. *got receives the stored size.
   Err ReadInto(const std::string& id, uint8_t* dst, size_t cap, uint64_t* got);
-  // Reads one object into a newly allocated array (verified).
-  Err Read(const std::string& id, std::unique_ptr<uint8_t[]>* out, uint64_t* size);
+  // Reads one object into a new buffer from the large-buffer pool (verified).
+  Err Read(const std::string& id, BigBuffer* out, uint64_t* size);
   void Close();
 
  private:
