@@ -198,6 +198,13 @@ export interface PutOptions {
    * keep it in the base cache without a copy.
    */
   owned?: boolean;
+  /**
+   * Called once the tensor (and its base) are no longer read by this put: its
+   * encoding is done and only the pack write remains. A pipeline starts the
+   * next encode then, so it overlaps this put's write. Not called when the put
+   * stores nothing (deduplicated) or fails before encoding.
+   */
+  onEncoded?: () => void;
 }
 
 /**
@@ -304,6 +311,7 @@ export class ObjectWriter {
       }
     }
     const enc = await encode(t, eo);
+    opts.onEncoded?.();
     const usedBase = eo.base ? inspectObject(enc.bytes).baseId : null;
     const attrs: ObjectAttrs = {
       id: oid,

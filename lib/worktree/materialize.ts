@@ -181,10 +181,7 @@ export async function materializeFile(
   const tmp = path.join(path.dirname(dest), `.coral-tmp-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
   let ok = false;
   try {
-    const { size, sha256: got } = await writeHashedFile(
-      tmp,
-      fileChunks(reader, entry, opts.known, { release: true }),
-    );
+    const { size, sha256: got } = await writeHashedFile(tmp, fileChunks(reader, entry, opts.known, { release: true }));
     if (size !== entry.size || got !== entry.sha256)
       throw new ChecksumMismatchError(`re-assembled ${dest} does not match its committed sha256 (${entry.sha256})`, {
         path: dest,
