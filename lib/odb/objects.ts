@@ -133,8 +133,14 @@ export class ObjectReader {
     return this.cache.fits(bytes, share);
   }
 
-  /** Decodes an object, resolving its delta chain. Verified end to end by the codec. */
-  async tensor(id: string): Promise<Tensor> {
+  /**
+   * Decodes an object, resolving its delta chain. Verified end to end by the
+   * codec. `cacheBases: false` is for one pass over many tensors (a checkout
+   * streaming a file): the chain's bases are decoded, used and given back
+   * instead of going through the cache, where they would only push out one
+   * another.
+   */
+  async tensor(id: string, opts: { cacheBases?: boolean } = {}): Promise<Tensor> {
     const hit = this.cache.get(id);
     if (hit) return hit;
     // Walk down the chain iteratively (no recursion depth limits), then decode upward.
@@ -161,7 +167,7 @@ export class ObjectReader {
       );
       // The stored bytes were read for this decode alone (ObjectStore.get: the caller owns them).
       recycleLarge(link.bytes);
-      if (i > 0) this.keep(link.id, t);
+      if (i > 0 && opts.cacheBases !== false) this.keep(link.id, t);
       // The link below was only needed for this decode (unless the cache holds it).
       this.release(baseTensor);
       baseTensor = t;

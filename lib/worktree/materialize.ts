@@ -78,7 +78,7 @@ export async function* fileChunks(
     if (i >= entry.segments.length) return null;
     const id = entry.segments[i].object;
     const k = known?.get(id);
-    const p = k ? Promise.resolve(k) : reader.tensor(id);
+    const p = k ? Promise.resolve(k) : reader.tensor(id, { cacheBases: !opts.release });
     p.catch(() => undefined); // surfaced when awaited; never unhandled if we stop first
     return p;
   };
