@@ -3,8 +3,8 @@
 // new FileWriter(path, mode) creates the file exclusively; appendAsync(bytes) copies the
 // bytes out and writes them on the libuv pool; finish() writes the rest, sets the exact
 // size, fsyncs and closes, resolving with the byte count; abort() closes without fsync.
-// Calls are serialised by a mutex (appends land in call order when each is awaited before
-// the next; overlapping appends are refused). The class carries a napi type tag.
+// One call at a time: a call made before the previous one's promise settled is refused
+// (pool workers may run in any order), and a mutex keeps abort() from racing a write. The class carries a napi type tag.
 #include <napi.h>
 
 #include <memory>
@@ -77,15 +77,21 @@ class JsFileWriter : public Napi::ObjectWrap<JsFileWriter> {
     return f->s_;
   }
 
+  static void Done(const std::shared_ptr<Shared>& s) {
+    std::lock_guard<std::mutex> lock(s->mu);
+    s->busy = false;
+  }
+
   class AppendWorker : public PromiseWorker {
    public:
     AppendWorker(Napi::Env env, std::shared_ptr<Shared> s, ByteView b)
         : PromiseWorker(env, "coral.fileAppend"), s_(std::move(s)), b_(b) {}
+    // Runs on the JS thread once the promise has settled: the next call may come.
+    ~AppendWorker() override { Done(s_); }
 
    protected:
     Err Run() override {
       std::lock_guard<std::mutex> lock(s_->mu);
-      s_->busy = false;
       if (!s_->w) return Err::Make(Status::InvalidArgument, "FileWriter was aborted");
       return s_->w->Append(b_.data, b_.size);
     }
@@ -107,11 +113,11 @@ class JsFileWriter : public Napi::ObjectWrap<JsFileWriter> {
   class FinishWorker : public PromiseWorker {
    public:
     FinishWorker(Napi::Env env, std::shared_ptr<Shared> s) : PromiseWorker(env, "coral.fileFinish"), s_(std::move(s)) {}
+    ~FinishWorker() override { Done(s_); }
 
    protected:
     Err Run() override {
       std::lock_guard<std::mutex> lock(s_->mu);
-      s_->busy = false;
       if (!s_->w) return Err::Make(Status::InvalidArgument, "FileWriter was aborted");
       Err e = s_->w->Finish(&size_);
       s_->w.reset();

@@ -70,6 +70,38 @@ Err DirectWrite(int fd, const uint8_t* data, size_t len, uint64_t off, AlignedBy
   return Err::Ok();
 }
 
+Err DirectRead(int dfd, int bfd, uint8_t* dst, size_t len, uint64_t off, const std::string& what) {
+  if (off % kDirectAlign || reinterpret_cast<uintptr_t>(dst) % kDirectAlign)
+    return Err::Make(Status::InvalidArgument, what + ": unaligned direct read");
+  const size_t whole = len & ~(kDirectAlign - 1);
+  size_t done = 0;
+  while (done < len) {
+    const bool direct = done < whole;
+    const int fd = direct ? dfd : bfd;
+    const size_t want = direct ? whole - done : len - done;
+    ssize_t r = ::pread(fd, dst + done, want, static_cast<off_t>(off + done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return IoErr(what, "read", errno);
+    }
+    if (r == 0) return Err::Make(Status::Corrupt, what + ": the file ends inside the object's data");
+    done += static_cast<size_t>(r);
+    // A short direct read ends on a block boundary only at end of file; the next loop
+    // iteration then reads 0 (or, past `whole`, continues with the buffered descriptor).
+    if (direct && done < whole && done % kDirectAlign) {
+      // Finish an unaligned remainder through the buffered descriptor.
+      while (done < whole) {
+        ssize_t q = ::pread(bfd, dst + done, whole - done, static_cast<off_t>(off + done));
+        if (q < 0 && errno == EINTR) continue;
+        if (q < 0) return IoErr(what, "read", errno);
+        if (q == 0) return Err::Make(Status::Corrupt, what + ": the file ends inside the object's data");
+        done += static_cast<size_t>(q);
+      }
+    }
+  }
+  return Err::Ok();
+}
+
 Err AlignedFileWriter::Create(const std::string& path, unsigned mode, std::unique_ptr<AlignedFileWriter>* out) {
   std::unique_ptr<AlignedFileWriter> w(new AlignedFileWriter());
   w->path_ = path;

@@ -51,6 +51,11 @@ AlignedBytes AllocAligned(size_t n);
 Err DirectWrite(int fd, const uint8_t* data, size_t len, uint64_t off, AlignedBytes* bounce, size_t* tail_from,
                 const std::string& what);
 
+// Reads `len` bytes at file offset `off` (a multiple of kDirectAlign) into `dst` (aligned to
+// kDirectAlign): the whole blocks through O_DIRECT descriptor `dfd`, the tail through the
+// ordinary descriptor `bfd`. Status::Corrupt when the file ends first.
+Err DirectRead(int dfd, int bfd, uint8_t* dst, size_t len, uint64_t off, const std::string& what);
+
 class AlignedFileWriter {
  public:
   // Creates `path` exclusively (O_EXCL) with `mode`.

@@ -809,6 +809,10 @@ void PackReaderFile::Close() {
   small_data_ = -1;
   if (file_ >= 0) H5Fclose(file_);
   file_ = -1;
+  if (direct_fd_ >= 0) ::close(direct_fd_);
+  if (buffered_fd_ >= 0) ::close(buffered_fd_);
+  direct_fd_ = -2;
+  buffered_fd_ = -1;
   H5Eclear2(H5E_DEFAULT);
 }
 
@@ -1155,8 +1159,22 @@ Err PackReaderFile::OpenForRead(const std::string& id, int64_t* ds_out, PackObje
 
 Err PackReaderFile::ReadLocked(const std::string& id, int64_t ds, const PackObject& obj, uint8_t* dst) {
   Hid dsh(ds, H5Dclose);
-  if (obj.size > 0 && H5Dread(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
+  const bool aligned = obj.offset != kPackNoOffset && obj.offset % kDirectAlign == 0 &&
+                       reinterpret_cast<uintptr_t>(dst) % kDirectAlign == 0;
+  if (aligned && obj.size >= kPackDirectMin && direct_fd_ == -1) {
+    direct_fd_ = DirectIoAllowed() ? ::open(path_.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC) : -1;
+    buffered_fd_ = direct_fd_ >= 0 ? ::open(path_.c_str(), O_RDONLY | O_CLOEXEC) : -1;
+    if (buffered_fd_ < 0) {
+      if (direct_fd_ >= 0) ::close(direct_fd_);
+      direct_fd_ = -2;
+    }
+  }
+  if (aligned && obj.size >= kPackDirectMin && direct_fd_ >= 0) {
+    // The dataset's extent was checked against the file when it was opened (OpenForRead).
+    CORAL_TRY(DirectRead(direct_fd_, buffered_fd_, dst, obj.size, obj.offset, "pack " + Where(path_, id)));
+  } else if (obj.size > 0 && H5Dread(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0) {
     return H5Fail(Status::Corrupt, Where(path_, id), "cannot read data");
+  }
   return VerifyChecksum(id, dst, obj);
 }
 

@@ -180,6 +180,10 @@ class PackReaderFile {
   std::unordered_map<std::string, size_t> small_index_;  // id -> index in small_
   int64_t small_data_ = -1;                              // /small/data, open while loaded
   uint64_t small_data_size_ = 0;
+  // Large objects at aligned offsets are read with O_DIRECT into aligned memory (no page
+  // cache copy; packs are written that way too). Opened on first use; -2: unavailable.
+  int direct_fd_ = -1;
+  int buffered_fd_ = -1;
 };
 
 }  // namespace coral
