@@ -23,7 +23,11 @@
  * Small files: add + commit of a 1 MiB safetensors checkpoint in-process
  * (Repository API), median of 15 after 3 warm-up rounds.
  *
- *   node --import tsx bench/repo.ts [--quick] [--size=512|2048|128] [--small-only]
+ *   node --import tsx bench/repo.ts [--quick] [--size=512|2048|128] [--small-only] [--bin=<coral.js>]
+ *
+ * `--bin` measures another build's CLI (e.g. an older checkout, for a before/after
+ * comparison against the same-run baselines); the in-process small-file case always
+ * uses this checkout's lib/.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -33,7 +37,9 @@ import { argFlag, emitJson, header, median, table } from './lib/harness';
 import { trainedLike } from './lib/weights';
 
 const ROOT = path.resolve(__dirname, '..');
-const BIN = path.join(ROOT, 'bin', 'coral.js');
+const BIN = path.resolve(
+  process.argv.find((a) => a.startsWith('--bin='))?.slice(6) ?? path.join(ROOT, 'bin', 'coral.js'),
+);
 const MiB = 1 << 20;
 
 interface Timed {
@@ -284,6 +290,12 @@ async function main(): Promise<void> {
   const sizes = sizeArg ? sizeArg.split(',').map(Number) : quick ? [128] : [512, 2048];
   const runs = 3;
   header(`repo: ingest and checkout through the coral CLI (issue #13), sizes ${sizes.join(', ')} MiB, ${runs} runs`);
+  console.log(
+    `# coral CLI: ${BIN}; load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-bench-repo-'));
   try {
     if (!argFlag('small-only')) {
