@@ -139,6 +139,15 @@ async function sha256Update(h: crypto.Hash, b: Uint8Array): Promise<void> {
 }
 
 /**
+ * Segments up to this size may have two puts in flight and their base lookup
+ * overlapping the previous encode; larger ones one put, and the lookup after
+ * the previous encode, so that peak memory stays within 3 x the largest
+ * segment + 256 MiB (a put being encoded holds a segment, its base and its
+ * encoding).
+ */
+const TWO_PUTS_MAX_BYTES = 16 << 20;
+
+/**
  * At most two puts in flight: the next may start once the newest is encoded
  * (its tensor read no more) and the oldest has finished (written). `settle`
  * waits for all and rethrows the first failure; `drain` waits and drops them
@@ -147,8 +156,14 @@ async function sha256Update(h: crypto.Hash, b: Uint8Array): Promise<void> {
 class PutWindow {
   private puts: Array<{ done: Promise<void>; encoded: Promise<void> }> = [];
 
-  async ready(): Promise<void> {
-    while (this.puts.length >= 2) await this.puts.shift()!.done;
+  /** Waits until a put may start with at most `depth` puts in flight (1 or 2). */
+  async ready(depth: number): Promise<void> {
+    while (this.puts.length >= depth) await this.puts.shift()!.done;
+    await this.encoded();
+  }
+
+  /** Waits until the newest put no longer holds its tensor and base (encoded, or ended). */
+  async encoded(): Promise<void> {
     const last = this.puts[this.puts.length - 1];
     // A put that stores nothing never reports "encoded": its end counts.
     if (last) await Promise.race([last.encoded, last.done]);
@@ -238,6 +253,10 @@ export async function ingestFile(
           skeletonParts.push(gap);
         }
         const t = tensor(p.dtype, p.shape, buf);
+        // Large segments: the base of this one is decoded once the previous one is
+        // encoded (the codecs use every core anyway), so memory holds one segment's
+        // working set plus the read ahead and the pending write.
+        if (p.length > TWO_PUTS_MAX_BYTES) await window.encoded();
         // The file's sha256 runs on the main thread, in slices, while the pool finds
         // the content id and reads and decodes the base (started first).
         const lookup = (async () => {
@@ -251,7 +270,7 @@ export async function ingestFile(
         lookup.catch(() => undefined);
         await sha256Update(sha, buf);
         const { id, q, fresh, base } = await lookup;
-        await window.ready();
+        await window.ready(p.length <= TWO_PUTS_MAX_BYTES ? 2 : 1);
         const slot = segments.length;
         segments.push({ offset: p.offset, length: p.length, object: id, dtype: p.dtype, shape: p.shape });
         let encoded!: () => void;
@@ -259,9 +278,11 @@ export async function ingestFile(
         // `buf` is a fresh buffer nobody else writes: the writer may cache it without a copy.
         const put = writer.put(t, base, id, fresh ? hooks.attrs?.(q) : undefined, {
           owned: true,
-          onEncoded: () => {
-            // The decoded base is not needed for the write: back to the buffer pool.
+          onEncoded: (tensorDone) => {
+            // Neither the decoded base (nor, unless the writer caches it, the
+            // segment) is needed for the write: back to the buffer pool.
             writer.reader.release(base?.tensor);
+            if (tensorDone) writer.reader.release(t);
             encoded();
           },
         });

@@ -205,12 +205,14 @@ export interface PutOptions {
    */
   owned?: boolean;
   /**
-   * Called once the tensor (and its base) are no longer read by this put: its
-   * encoding is done and only the pack write remains. A pipeline starts the
-   * next encode then, so it overlaps this put's write. Not called when the put
-   * stores nothing (deduplicated) or fails before encoding.
+   * Called once the base is no longer read by this put: its encoding is done
+   * and only the pack write remains. A pipeline starts the next encode then,
+   * so it overlaps this put's write. `tensorDone`: the put will not read or
+   * keep `t` either (it is not going into the base cache), so the caller may
+   * release it now. Not called when the put stores nothing (deduplicated) or
+   * fails before encoding.
    */
-  onEncoded?: () => void;
+  onEncoded?: (tensorDone: boolean) => void;
 }
 
 /**
@@ -316,8 +318,12 @@ export class ObjectWriter {
         }
       }
     }
+    const rawSize = t.data.byteLength;
+    // Kept hot for the next ingest that picks it as a delta base (see below)?
+    const remember = this.reader.cacheFits(rawSize, 16);
     const enc = await encode(t, eo);
-    opts.onEncoded?.();
+    this.reader.release(decodedHere);
+    opts.onEncoded?.(!remember);
     const usedBase = eo.base ? inspectObject(enc.bytes).baseId : null;
     const attrs: ObjectAttrs = {
       id: oid,
@@ -325,7 +331,7 @@ export class ObjectWriter {
       dtype: t.dtype,
       shape: t.shape.slice(),
       base: usedBase ?? '',
-      rawSize: t.data.byteLength,
+      rawSize,
       storedSize: enc.bytes.byteLength,
       extra: { ...extra, depth: String(usedBase ? depth : 0) },
     };
@@ -338,13 +344,12 @@ export class ObjectWriter {
     // The store has written (or copied) the encoded bytes (PackTransaction.put): give them back.
     const storedSize = enc.bytes.byteLength;
     recycleLarge(enc.bytes);
-    this.reader.release(decodedHere);
     // Keep it hot for the next ingest that picks it as a delta base (a copy unless
     // the caller handed the buffer over: the cache is trusted without re-verification).
     // Only tensors small against the cache: it pays for series of small checkpoints
     // added in one process; a large tensor would push out the rest and keep its read
     // buffer from going back to the pool.
-    if (this.reader.cacheFits(t.data.byteLength, 16))
+    if (remember)
       this.reader.remember(oid, { dtype: t.dtype, shape: t.shape.slice(), data: cacheCopy(t.data, !!opts.owned) });
     return { id: oid, stored: true, codec: enc.codec, base: usedBase, storedSize };
   }
