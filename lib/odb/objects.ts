@@ -87,6 +87,12 @@ function cacheCopy(data: Uint8Array, owned: boolean): Uint8Array {
 /** Default bound of the base cache (config `core.baseCacheBytes`). */
 export const DEFAULT_BASE_CACHE_BYTES = 64 << 20;
 
+interface ChainLink {
+  id: string;
+  bytes: Uint8Array;
+  base: string | null;
+}
+
 export class ObjectReader {
   private cache: Lru<Tensor>;
   /** Buffers that were ever offered to the cache: others may hold them, so they are never released early. */
@@ -143,21 +149,8 @@ export class ObjectReader {
   async tensor(id: string, opts: { cacheBases?: boolean } = {}): Promise<Tensor> {
     const hit = this.cache.get(id);
     if (hit) return hit;
-    // Walk down the chain iteratively (no recursion depth limits), then decode upward.
-    const chain: Array<{ id: string; bytes: Uint8Array; base: string | null }> = [];
-    let cur: string | null = id;
-    let baseTensor: Tensor | undefined;
-    while (cur) {
-      const cached = this.cache.get(cur);
-      if (cached) {
-        baseTensor = cached;
-        break;
-      }
-      const { bytes, attrs } = await this.store.get(cur);
-      chain.push({ id: cur, bytes, base: attrs.base || null });
-      cur = attrs.base || null;
-      if (chain.length > 10_000) throw new ObjectNotFoundError(`delta chain of ${id} does not terminate`);
-    }
+    const { chain, cur, baseTensor: cachedBase } = await this.fetchChain(id);
+    let baseTensor = cachedBase;
     let baseId = cur;
     for (let i = chain.length - 1; i >= 0; i--) {
       const link = chain[i];
@@ -174,6 +167,60 @@ export class ObjectReader {
       baseId = link.id;
     }
     return baseTensor!;
+  }
+
+  /**
+   * The stored bytes of `id`'s delta chain, from `id` down to the first link
+   * that is cached (`baseTensor`, with its id in `cur`) or has no base. The
+   * chain is walked through the store's attributes (no reads), then every
+   * link is read at once; should a link read back with another base than its
+   * attributes said (rewritten meanwhile), the chain is walked again read by read.
+   */
+  private async fetchChain(
+    id: string,
+  ): Promise<{ chain: ChainLink[]; cur: string | null; baseTensor: Tensor | undefined }> {
+    const ids: string[] = [];
+    let cur: string | null = id;
+    let baseTensor: Tensor | undefined;
+    while (cur) {
+      const cached = this.cache.get(cur);
+      if (cached) {
+        baseTensor = cached;
+        break;
+      }
+      ids.push(cur);
+      cur = (await this.store.stat(cur)).base || null;
+      if (ids.length > 10_000) throw new ObjectNotFoundError(`delta chain of ${id} does not terminate`);
+    }
+    const got = await Promise.allSettled(ids.map((l) => this.store.get(l)));
+    const chain: ChainLink[] = [];
+    let consistent = true;
+    got.forEach((r, i) => {
+      if (r.status === 'rejected') return;
+      const base = r.value.attrs.base || null;
+      if (base !== (i + 1 < ids.length ? ids[i + 1] : cur)) consistent = false;
+      chain.push({ id: ids[i], bytes: r.value.bytes, base });
+    });
+    const failed = got.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed || !consistent) chain.forEach((l) => recycleLarge(l.bytes));
+    if (failed) throw failed.reason;
+    if (consistent) return { chain, cur, baseTensor };
+    // Walk down the chain read by read (no recursion depth limits).
+    const slow: ChainLink[] = [];
+    cur = id;
+    baseTensor = undefined;
+    while (cur) {
+      const cached = this.cache.get(cur);
+      if (cached) {
+        baseTensor = cached;
+        break;
+      }
+      const { bytes, attrs } = await this.store.get(cur);
+      slow.push({ id: cur, bytes, base: attrs.base || null });
+      cur = attrs.base || null;
+      if (slow.length > 10_000) throw new ObjectNotFoundError(`delta chain of ${id} does not terminate`);
+    }
+    return { chain: slow, cur, baseTensor };
   }
 
   /** Keeps a decoded tensor hot, e.g. one about to serve as a delta base. */
