@@ -35,6 +35,12 @@ export function counters(): { queued: number; running: number; pooledBytes: numb
  * memory returns to the pool when the Buffer is collected. For big, short-lived buffers.
  */
 export function allocBuffer(size: number): Buffer;
+/**
+ * Gives a whole pooled buffer (allocBuffer, decode/encode results, pack reads) back to the pool
+ * now (util/napi_util.h RecycleBig): its ArrayBuffer is detached, so `buf` and every view of it
+ * become empty. False, changing nothing, for any other value or a part of one.
+ */
+export function recycleBuffer(buf: Uint8Array): boolean;
 
 // ---- hashing (native/bindings/hash.cc → kernels/hash.h) -----------------------------------
 
@@ -144,6 +150,24 @@ export class PackWriter {
  * file is missing and CORAL_CORRUPT_OBJECT when it is not a readable pack. Every read verifies
  * the stored checksum (CORAL_CHECKSUM_MISMATCH names the object and the pack).
  */
+/**
+ * Writes one new file front to back, bypassing the page cache where the filesystem allows
+ * (native/bindings/file.cc → kernels/direct_io.h AlignedFileWriter; CORAL_NO_DIRECT_IO=1
+ * turns that off). `new FileWriter(path, mode?)` creates the file exclusively. Await each call
+ * before the next. `finish()` sets the exact size, fsyncs, closes and resolves with the size.
+ */
+export class FileWriter {
+  private __brand: 'FileWriter';
+  constructor(path: string, mode?: number);
+  /** Copies `data` and writes it on the libuv pool. */
+  appendAsync(data: Bytes): Promise<void>;
+  finish(): Promise<number>;
+  /** Closes without fsync (the caller removes the file); idempotent. */
+  abort(): void;
+  /** True when the file is written with O_DIRECT. */
+  direct(): boolean;
+}
+
 export class PackReader {
   private __brand: 'PackReader';
   constructor(path: string);

@@ -1,17 +1,33 @@
 /**
- * Repository ingest and checkout on a multi-GB checkpoint: throughput and peak
- * memory of the real `coral` CLI (one process per command, /usr/bin/time).
+ * Repository ingest and checkout throughput and peak memory of the real
+ * `coral` CLI (one process per command, timed by /usr/bin/time), against the
+ * baselines a user would reach for, measured in the same run (issue #13).
  *
- * Workload: a safetensors file of 32 F32 tensors of 64 MiB (2 GiB; --quick:
- * 8 x 16 MiB), trained-like values (bench/lib/weights.ts), each tensor a
- * differently scaled copy of one generated block so nothing deduplicates.
- * A second commit is a fine-tune of every tensor (delta against the parent).
+ * Workload per size: a safetensors file of 32 F32 tensors (512 MiB: 16 MiB
+ * each; 2 GiB: 64 MiB each; --quick: 8 x 16 MiB = 128 MiB), trained-like
+ * values (bench/lib/weights.ts), each tensor a differently scaled copy of one
+ * generated block so nothing deduplicates; and a fine-tune of it (every
+ * element moved by ~3e-3 relative, AdamW-like signs).
  *
- * Baselines in the same run: `cp` of the file, and `zstd -3 -T2` of the file.
- * Streaming claim: peak RSS stays near the largest tensor times a small
- * constant, not the file size.
+ * Cases, each a median of `runs` fresh repositories:
+ * - new model: `coral add` + `coral commit` of the base in an empty repository;
+ * - fine-tune: `coral add` + `coral commit` of the fine-tune on top of it (deltas);
+ * - checkout: `coral checkout -f <rev> -- model.safetensors` of either version
+ *   (the file removed first), the fine-tune being base + delta.
+ * Baselines: `zstd -3 -T2` of the file followed by an fsync of its output
+ * (`sync <file>`), `zstd -d` of that output, `cp`, and the machine's fsync'd
+ * write rate (`dd conv=fsync`) and cold-ish read rate.
+ * Peak RSS of every coral command is printed against the issue's limit:
+ * 3 x the largest tensor + 256 MiB.
  *
- *   npx tsx bench/repo.ts [--quick]
+ * Small files: add + commit of a 1 MiB safetensors checkpoint in-process
+ * (Repository API), median of 15 after 3 warm-up rounds.
+ *
+ *   node --import tsx bench/repo.ts [--quick] [--size=512|2048|128] [--small-only] [--bin=<coral.js>]
+ *
+ * `--bin` measures another build's CLI (e.g. an older checkout, for a before/after
+ * comparison against the same-run baselines); the in-process small-file case always
+ * uses this checkout's lib/.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -21,7 +37,10 @@ import { argFlag, emitJson, header, median, table } from './lib/harness';
 import { trainedLike } from './lib/weights';
 
 const ROOT = path.resolve(__dirname, '..');
-const BIN = path.join(ROOT, 'bin', 'coral.js');
+const BIN = path.resolve(
+  process.argv.find((a) => a.startsWith('--bin='))?.slice(6) ?? path.join(ROOT, 'bin', 'coral.js'),
+);
+const MiB = 1 << 20;
 
 interface Timed {
   seconds: number;
@@ -40,7 +59,17 @@ function timed(cmd: string, args: string[], cwd: string): Timed {
   return { seconds: Number(last[0]), maxRssBytes: Number(last[1]) * 1024 };
 }
 
-function writeCheckpoint(file: string, tensors: number, elems: number, seed: number, finetune: number): void {
+/** Several commands as one step: seconds add up, peak RSS is the largest. */
+function seq(...steps: Timed[]): Timed {
+  return {
+    seconds: steps.reduce((s, t) => s + t.seconds, 0),
+    maxRssBytes: Math.max(...steps.map((t) => t.maxRssBytes)),
+  };
+}
+
+const coral = (cwd: string, ...args: string[]) => timed(process.execPath, [BIN, ...args], cwd);
+
+function writeCheckpoint(file: string, tensors: number, elems: number, seed: number, update: number): void {
   const rows = 1024;
   const block = trainedLike(rows, elems / rows, seed);
   const names = Array.from({ length: tensors }, (_, i) => `layers.${String(i).padStart(3, '0')}.weight`);
@@ -59,10 +88,10 @@ function writeCheckpoint(file: string, tensors: number, elems: number, seed: num
   for (let i = 0; i < tensors; i++) {
     const scale = 1 + 0.013 * i;
     for (let j = 0; j < elems; j++) t[j] = block[j] * scale;
-    if (finetune) {
-      // AdamW-like small update: sign-ish steps of relative size `finetune`.
+    if (update) {
+      // AdamW-like step: sign-ish updates of relative size `update` (of a typical weight of the row).
       for (let j = 0; j < elems; j++)
-        t[j] += finetune * 0.03 * (((j * 2654435761) >>> 0) & 1 ? 1 : -1) * Math.abs(block[(j * 7) % elems]);
+        t[j] += update * (((j * 2654435761) >>> 0) & 1 ? 1 : -1) * Math.abs(block[(j * 7) % elems]) * scale;
     }
     fs.writeSync(fd, new Uint8Array(t.buffer));
   }
@@ -70,103 +99,223 @@ function writeCheckpoint(file: string, tensors: number, elems: number, seed: num
   fs.closeSync(fd);
 }
 
+/** Drops this file's pages from the page cache when possible (so reads hit the disk); best effort. */
+function dropCache(file: string): void {
+  spawnSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
+}
+
+interface SizeResult {
+  label: string;
+  fileBytes: number;
+  tensorBytes: number;
+  limitBytes: number;
+  rows: Array<Record<string, string | number>>;
+  json: Record<string, number>;
+}
+
+function runSize(work: string, tensors: number, elems: number, runs: number): SizeResult {
+  const fileBytes = tensors * elems * 4;
+  const tensorBytes = elems * 4;
+  const limitBytes = 3 * tensorBytes + 256 * MiB;
+  const label = `${(fileBytes / MiB).toFixed(0)} MiB (${tensors} x ${tensorBytes / MiB} MiB)`;
+  const f1 = path.join(work, 'base.safetensors');
+  const f2 = path.join(work, 'tuned.safetensors');
+  writeCheckpoint(f1, tensors, elems, 11, 0);
+  writeCheckpoint(f2, tensors, elems, 11, 3e-3);
+
+  const cp: number[] = [];
+  const dd: number[] = [];
+  const rd: number[] = [];
+  const zc: number[] = [];
+  const zd: number[] = [];
+  let zBytes = 0;
+  const addNew: Timed[] = [];
+  const addFt: Timed[] = [];
+  const coNew: Timed[] = [];
+  const coFt: Timed[] = [];
+  let stored = 0;
+  for (let r = 0; r < runs; r++) {
+    const copy = path.join(work, 'copy.bin');
+    cp.push(timed('cp', [f1, copy], work).seconds);
+    fs.rmSync(copy);
+    // The machine's fsync'd sequential write rate (of as many bytes as the file).
+    dd.push(timed('dd', [`if=${f1}`, `of=${copy}`, 'bs=16M', 'conv=fsync', 'status=none'], work).seconds);
+    dropCache(copy);
+    rd.push(timed('dd', [`if=${copy}`, 'of=/dev/null', 'bs=16M', 'status=none'], work).seconds);
+    fs.rmSync(copy);
+    const zst = path.join(work, 'copy.zst');
+    const zout = path.join(work, 'copy.out');
+    zc.push(timed('sh', ['-c', `zstd -q -f -3 -T2 "${f2}" -o "${zst}" && sync "${zst}"`], work).seconds);
+    zBytes = fs.statSync(zst).size;
+    zd.push(timed('zstd', ['-q', '-f', '-d', zst, '-o', zout], work).seconds);
+    fs.rmSync(zst);
+    fs.rmSync(zout);
+
+    const repo = path.join(work, `repo${r}`);
+    fs.mkdirSync(repo);
+    execFileSync(process.execPath, [BIN, 'init'], { cwd: repo });
+    const model = path.join(repo, 'model.safetensors');
+    fs.copyFileSync(f1, model);
+    addNew.push(seq(coral(repo, 'add', 'model.safetensors'), coral(repo, 'commit', '-m', 'base')));
+    fs.copyFileSync(f2, model);
+    addFt.push(seq(coral(repo, 'add', 'model.safetensors'), coral(repo, 'commit', '-m', 'tuned')));
+    fs.rmSync(model);
+    coFt.push(coral(repo, 'checkout', '-f', 'main', '--', 'model.safetensors'));
+    fs.rmSync(model);
+    coNew.push(coral(repo, 'checkout', '-f', 'main~1', '--', 'model.safetensors'));
+    const st = JSON.parse(execFileSync(process.execPath, [BIN, 'stats', '--json'], { cwd: repo, encoding: 'utf8' }));
+    stored = st.storedBytes;
+    fs.rmSync(repo, { recursive: true, force: true });
+  }
+  fs.rmSync(f1);
+  fs.rmSync(f2);
+  const gb = (s: number) => fileBytes / s / 1e9;
+  const med = (xs: Timed[], k: keyof Timed) => median(xs.map((x) => x[k]));
+  const zcS = median(zc);
+  const zdS = median(zd);
+  const row = (op: string, s: number, rss: number, vs: string) => ({
+    op,
+    'median s': s,
+    'GB/s': gb(s),
+    'peak RSS MiB': rss / MiB,
+    'RSS / limit': rss ? rss / limitBytes : NaN,
+    ratio: vs,
+  });
+  const rows = [
+    row('cp (baseline)', median(cp), 0, ''),
+    row('dd conv=fsync write (machine)', median(dd), 0, ''),
+    row('dd read, cache dropped (machine)', median(rd), 0, ''),
+    row('zstd -3 -T2 + fsync (baseline)', zcS, 0, ''),
+    row('zstd -d (baseline)', zdS, 0, ''),
+    row(
+      'coral add+commit, new model',
+      med(addNew, 'seconds'),
+      med(addNew, 'maxRssBytes'),
+      `${(zcS / med(addNew, 'seconds')).toFixed(2)}x zstd (target 1.5x)`,
+    ),
+    row(
+      'coral add+commit, fine-tune',
+      med(addFt, 'seconds'),
+      med(addFt, 'maxRssBytes'),
+      `${(zcS / med(addFt, 'seconds')).toFixed(2)}x zstd (target 2x)`,
+    ),
+    row(
+      'coral checkout, new model',
+      med(coNew, 'seconds'),
+      med(coNew, 'maxRssBytes'),
+      `${(zdS / med(coNew, 'seconds')).toFixed(2)}x zstd -d (target 1x)`,
+    ),
+    row(
+      'coral checkout, fine-tune',
+      med(coFt, 'seconds'),
+      med(coFt, 'maxRssBytes'),
+      `${(zdS / med(coFt, 'seconds')).toFixed(2)}x zstd -d (target 1x)`,
+    ),
+  ];
+  const peak = Math.max(
+    med(addNew, 'maxRssBytes'),
+    med(addFt, 'maxRssBytes'),
+    med(coNew, 'maxRssBytes'),
+    med(coFt, 'maxRssBytes'),
+  );
+  return {
+    label,
+    fileBytes,
+    tensorBytes,
+    limitBytes,
+    rows,
+    json: {
+      fileBytes,
+      tensorBytes,
+      runs,
+      cpGBps: gb(median(cp)),
+      ddFsyncGBps: gb(median(dd)),
+      readGBps: gb(median(rd)),
+      zstdFsyncGBps: gb(zcS),
+      zstdDecodeGBps: gb(zdS),
+      zstdBytes: zBytes,
+      addNewGBps: gb(med(addNew, 'seconds')),
+      addFineTuneGBps: gb(med(addFt, 'seconds')),
+      checkoutNewGBps: gb(med(coNew, 'seconds')),
+      checkoutFineTuneGBps: gb(med(coFt, 'seconds')),
+      addNewOverZstd: zcS / med(addNew, 'seconds'),
+      addFineTuneOverZstd: zcS / med(addFt, 'seconds'),
+      checkoutNewOverZstdD: zdS / med(coNew, 'seconds'),
+      checkoutFineTuneOverZstdD: zdS / med(coFt, 'seconds'),
+      peakRssBytes: peak,
+      rssLimitBytes: limitBytes,
+      peakOverLimit: peak / limitBytes,
+      storedBytes: stored,
+      ratio: (2 * fileBytes) / stored,
+    },
+  };
+}
+
+/** add + commit of a 1 MiB checkpoint in-process (the fixed costs of a small ingest). */
+async function smallFiles(work: string): Promise<{ medianMs: number; p90Ms: number }> {
+  const { Repository } = await import(path.join(ROOT, 'lib', 'index.ts'));
+  const dir = path.join(work, 'small');
+  const repo = await Repository.init(dir);
+  const file = path.join(dir, 'ckpt.safetensors');
+  const elems = 256 * 1024; // 1 MiB of F32 in 4 tensors
+  const block = trainedLike(256, 1024, 5);
+  const write = (round: number) => {
+    const hdr: Record<string, unknown> = {};
+    for (let i = 0; i < 4; i++)
+      hdr[`w${i}`] = { dtype: 'F32', shape: [64, 1024], data_offsets: [i * elems, (i + 1) * elems] };
+    let h = Buffer.from(JSON.stringify(hdr));
+    h = Buffer.concat([h, Buffer.alloc((8 - (h.length % 8)) % 8, 0x20)]);
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(h.length));
+    const t = Float32Array.from(block, (v, j) => v * (1 + 1e-3 * Math.sin(round + j)));
+    fs.writeFileSync(file, Buffer.concat([len, h, Buffer.from(t.buffer)]));
+  };
+  const times: number[] = [];
+  for (let round = 0; round < 18; round++) {
+    write(round);
+    const t0 = process.hrtime.bigint();
+    await repo.add([file]);
+    await repo.commit({ message: `step ${round}` });
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (round >= 3) times.push(ms);
+  }
+  await repo.close();
+  const s = [...times].sort((a, b) => a - b);
+  return { medianMs: median(times), p90Ms: s[Math.floor(s.length * 0.9)] };
+}
+
 async function main(): Promise<void> {
   const quick = argFlag('quick');
-  const tensors = quick ? 8 : 32;
-  const elems = quick ? 4 << 20 : 16 << 20;
-  const runs = quick ? 3 : 3;
-  const fileBytes = tensors * elems * 4;
-  header(
-    `repo: ingest and checkout of a ${(fileBytes / 2 ** 30).toFixed(2)} GiB safetensors checkpoint (${tensors} x ${(elems * 4) >> 20} MiB)`,
+  const sizeArg = process.argv.find((a) => a.startsWith('--size='))?.slice(7);
+  const sizes = sizeArg ? sizeArg.split(',').map(Number) : quick ? [128] : [512, 2048];
+  const runs = 3;
+  header(`repo: ingest and checkout through the coral CLI (issue #13), sizes ${sizes.join(', ')} MiB, ${runs} runs`);
+  console.log(
+    `# coral CLI: ${BIN}; load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
   );
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-bench-repo-'));
   try {
-    const f1 = path.join(work, 'base.safetensors');
-    const f2 = path.join(work, 'tuned.safetensors');
-    writeCheckpoint(f1, tensors, elems, 11, 0);
-    writeCheckpoint(f2, tensors, elems, 11, 1e-3);
-
-    const cp: number[] = [];
-    const zstd: number[] = [];
-    const add1: Timed[] = [];
-    const add2: Timed[] = [];
-    const co: Timed[] = [];
-    let stored = 0;
-    for (let r = 0; r < runs; r++) {
-      cp.push(timed('cp', [f1, path.join(work, 'copy.bin')], work).seconds);
-      fs.rmSync(path.join(work, 'copy.bin'));
-      try {
-        zstd.push(timed('zstd', ['-q', '-f', '-3', '-T2', f1, '-o', path.join(work, 'copy.zst')], work).seconds);
-        fs.rmSync(path.join(work, 'copy.zst'));
-      } catch {
-        zstd.push(NaN);
+    if (!argFlag('small-only')) {
+      for (const mib of sizes) {
+        const tensors = mib === 128 ? 8 : 32;
+        const elems = ((mib * MiB) / tensors / 4) | 0;
+        const r = runSize(work, tensors, elems, runs);
+        console.log(`\n## ${r.label}; RSS limit 3 x ${r.tensorBytes / MiB} MiB + 256 MiB = ${r.limitBytes / MiB} MiB`);
+        table(r.rows);
+        console.log(
+          `stored ${(r.json.storedBytes / MiB).toFixed(0)} MiB for two versions; zstd -3 stores the fine-tune in ${(r.json.zstdBytes / MiB).toFixed(0)} MiB`,
+        );
+        emitJson('repo', { sizeMiB: mib, ...r.json });
       }
-      const repo = path.join(work, `repo${r}`);
-      fs.mkdirSync(repo);
-      execFileSync(process.execPath, [BIN, 'init'], { cwd: repo });
-      const model = path.join(repo, 'model.safetensors');
-      fs.copyFileSync(f1, model);
-      add1.push(timed(process.execPath, [BIN, 'add', 'model.safetensors'], repo));
-      execFileSync(process.execPath, [BIN, 'commit', '-m', 'base'], { cwd: repo });
-      fs.copyFileSync(f2, model);
-      add2.push(timed(process.execPath, [BIN, 'add', 'model.safetensors'], repo));
-      execFileSync(process.execPath, [BIN, 'commit', '-m', 'tuned'], { cwd: repo });
-      fs.rmSync(model);
-      co.push(timed(process.execPath, [BIN, 'checkout', '-f', 'main', '--', 'model.safetensors'], repo));
-      const st = JSON.parse(execFileSync(process.execPath, [BIN, 'stats', '--json'], { cwd: repo, encoding: 'utf8' }));
-      stored = st.storedBytes;
-      fs.rmSync(repo, { recursive: true, force: true });
     }
-    const gb = (s: number) => fileBytes / s / 1e9;
-    const med = (xs: Timed[], k: keyof Timed) => median(xs.map((x) => x[k]));
-    const rows = [
-      { op: 'cp (baseline)', 'median s': median(cp), 'GB/s': gb(median(cp)), 'peak RSS MiB': NaN },
-      { op: 'zstd -3 -T2 (baseline)', 'median s': median(zstd), 'GB/s': gb(median(zstd)), 'peak RSS MiB': NaN },
-      {
-        op: 'coral add (new model)',
-        'median s': med(add1, 'seconds'),
-        'GB/s': gb(med(add1, 'seconds')),
-        'peak RSS MiB': med(add1, 'maxRssBytes') / 2 ** 20,
-      },
-      {
-        op: 'coral add (fine-tune, deltas)',
-        'median s': med(add2, 'seconds'),
-        'GB/s': gb(med(add2, 'seconds')),
-        'peak RSS MiB': med(add2, 'maxRssBytes') / 2 ** 20,
-      },
-      {
-        op: 'coral checkout (delta chain)',
-        'median s': med(co, 'seconds'),
-        'GB/s': gb(med(co, 'seconds')),
-        'peak RSS MiB': med(co, 'maxRssBytes') / 2 ** 20,
-      },
-    ];
-    table(rows);
-    const largest = elems * 4;
-    const peak = Math.max(med(add1, 'maxRssBytes'), med(add2, 'maxRssBytes'), med(co, 'maxRssBytes'));
-    console.log(`ratio coral add / zstd -3 -T2 throughput: ${(median(zstd) / med(add1, 'seconds')).toFixed(2)}x`);
-    console.log(`ratio coral checkout / cp throughput:     ${(median(cp) / med(co, 'seconds')).toFixed(2)}x`);
+    const small = await smallFiles(work);
     console.log(
-      `peak RSS / largest tensor: ${(peak / largest).toFixed(1)}x; peak RSS / file size: ${(peak / fileBytes).toFixed(2)}x`,
+      `\nadd + commit of a 1 MiB checkpoint in-process: median ${small.medianMs.toFixed(1)} ms, p90 ${small.p90Ms.toFixed(1)} ms (target <= 30 ms)`,
     );
-    console.log(
-      `stored ${(stored / 2 ** 20).toFixed(0)} MiB for two versions (${((2 * fileBytes) / 2 ** 20).toFixed(0)} MiB logical): ${((2 * fileBytes) / stored).toFixed(2)}x`,
-    );
-    emitJson('repo', {
-      fileBytes,
-      tensors,
-      tensorBytes: largest,
-      runs,
-      cpGBps: gb(median(cp)),
-      zstdGBps: gb(median(zstd)),
-      addGBps: gb(med(add1, 'seconds')),
-      addDeltaGBps: gb(med(add2, 'seconds')),
-      checkoutGBps: gb(med(co, 'seconds')),
-      peakRssBytes: peak,
-      peakOverLargestTensor: peak / largest,
-      storedBytes: stored,
-      ratio: (2 * fileBytes) / stored,
-    });
+    emitJson('repo-small', small);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }

@@ -53,7 +53,7 @@ export const DEFAULT_CONFIG = {
     compressionLevel: 3,
     maxChainDepth: 8,
     deltaAgainstParent: true,
-    baseCacheBytes: 256 * 1024 * 1024,
+    baseCacheBytes: 64 * 1024 * 1024,
   },
 };
 

@@ -44,6 +44,19 @@ export function allocLarge(size: number): Buffer {
 }
 
 /**
+ * Gives a large buffer's memory back to the native pool now instead of at the
+ * next GC, when it is a whole pooled buffer (allocLarge, decode and encode
+ * results, pack reads): the next large allocation then reuses its pages
+ * without faulting and zeroing fresh ones, and peak memory stays at what is
+ * in flight. The buffer's ArrayBuffer is detached, so every view of it
+ * becomes empty: call it only on bytes nothing else holds. Anything else is
+ * left alone.
+ */
+export function recycleLarge(b: Uint8Array | null | undefined): void {
+  if (b && b.byteLength >= POOLED_BUFFER_BYTES) native.recycleBuffer(b);
+}
+
+/**
  * Runs an async native call and converts its error, keeping the caller's stack.
  * The Error is captured before the work starts, so traces show the user's call.
  */

@@ -23,7 +23,6 @@ import { DTYPES, type DType } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
 import { contentId } from '../hash';
 import { allocLarge } from '../native';
-import { OneInFlight } from '../util/in-flight';
 import { LossyTally } from './lossy';
 
 /** The base-query name of a file's skeleton (never a tensor name: those cannot start with '#'). */
@@ -132,12 +131,62 @@ async function readExact(fh: fsp.FileHandle, buf: Uint8Array, position: number, 
   }
 }
 
-/** Hashes large buffers in slices so the event loop is never held for long. */
+/**
+ * Hashes large buffers in slices so the event loop is never held for long
+ * (and work started on the pool gets its continuations run in between).
+ */
 async function sha256Update(h: crypto.Hash, b: Uint8Array): Promise<void> {
-  const step = 16 << 20;
+  const step = 2 << 20;
   for (let o = 0; o < b.byteLength; o += step) {
     h.update(b.subarray(o, Math.min(b.byteLength, o + step)));
     if (b.byteLength > step) await new Promise((r) => setImmediate(r));
+  }
+}
+
+/**
+ * Segments up to this size may have two puts in flight and their base lookup
+ * overlapping the previous encode; larger ones one put, and the lookup after
+ * the previous encode, so that peak memory stays within 3 x the largest
+ * segment + 256 MiB (a put being encoded holds a segment, its base and its
+ * encoding).
+ */
+const TWO_PUTS_MAX_BYTES = 16 << 20;
+
+/**
+ * At most two puts in flight: the next may start once the newest is encoded
+ * (its tensor read no more) and the oldest has finished (written). `settle`
+ * waits for all and rethrows the first failure; `drain` waits and drops them
+ * (cleanup after an error).
+ */
+class PutWindow {
+  private puts: Array<{ done: Promise<void>; encoded: Promise<void> }> = [];
+
+  /** Waits until a put may start with at most `depth` puts in flight (1 or 2). */
+  async ready(depth: number): Promise<void> {
+    while (this.puts.length >= depth) await this.puts.shift()!.done;
+    await this.encoded();
+  }
+
+  /** Waits until the newest put no longer holds its tensor and base (encoded, or ended). */
+  async encoded(): Promise<void> {
+    const last = this.puts[this.puts.length - 1];
+    // A put that stores nothing never reports "encoded": its end counts.
+    if (last) await Promise.race([last.encoded, last.done]);
+  }
+
+  add(done: Promise<void>, encoded: Promise<void>): void {
+    // Keep a failure from surfacing as an unhandled rejection before settle() sees it.
+    done.catch(() => undefined);
+    this.puts.push({ done, encoded });
+  }
+
+  async settle(): Promise<void> {
+    while (this.puts.length) await this.puts.shift()!.done;
+  }
+
+  async drain(): Promise<void> {
+    const all = this.puts.splice(0);
+    await Promise.allSettled(all.map((p) => p.done));
   }
 }
 
@@ -192,10 +241,14 @@ export async function ingestFile(
     };
     let pos = 0;
     let next = planned.length ? readAt(0, 0) : null;
-    // Segment i is hashed, looked up and its base chosen while segment i-1 is
-    // encoded and written (the writer runs overlapping puts' pack writes in
-    // order) and segment i+1 is read: at most three segments are in memory.
-    const inflight = new OneInFlight();
+    // The stages of segment i overlap those of its neighbours: segment i+1 is
+    // read; segment i is hashed (sha256 of the file on the main thread, in
+    // slices, while its content id, dedup check and base lookup run on the
+    // pool); segment i-1 is encoded, or written once encoded (the writer runs
+    // pack writes in call order). A put starts once the one before it is
+    // encoded and the one before that is written, so at most two puts are in
+    // flight and memory stays at a few times the largest segment.
+    const window = new PutWindow();
     try {
       for (let i = 0; i < planned.length; i++) {
         const p = planned[i];
@@ -208,32 +261,66 @@ export async function ingestFile(
           skeletonParts.push(gap);
           lossy?.piece(gap);
         }
-        await sha256Update(sha, buf);
         const t = tensor(p.dtype, p.shape, buf);
-        // Exact duplicates need no base search: the writer reuses the stored copy.
-        const id = await contentId(t);
-        const q: BaseQuery = { path: relPath, name: p.name, dtype: p.dtype, shape: p.shape, tensor: t, id };
-        const fresh = !(await writer.has(id));
-        const base = findBase && fresh ? await findBase(q) : null;
-        await inflight.settle();
+        // Large segments: the base of this one is decoded once the previous one is
+        // encoded (the codecs use every core anyway), so memory holds one segment's
+        // working set plus the read ahead and the pending write.
+        if (p.length > TWO_PUTS_MAX_BYTES) await window.encoded();
+        // The file's sha256 runs on the main thread, in slices, while the pool finds
+        // the content id and reads and decodes the base (started first).
+        const lookup = (async () => {
+          // Exact duplicates need no base search: the writer reuses the stored copy.
+          const id = await contentId(t);
+          const q: BaseQuery = { path: relPath, name: p.name, dtype: p.dtype, shape: p.shape, tensor: t, id };
+          const fresh = !(await writer.has(id));
+          const base = findBase && fresh ? await findBase(q) : null;
+          return { id, q, fresh, base };
+        })();
+        lookup.catch(() => undefined);
+        await sha256Update(sha, buf);
+        const { id, q, fresh, base } = await lookup;
+        await window.ready(p.length <= TWO_PUTS_MAX_BYTES ? 2 : 1);
         const slot = segments.length;
         segments.push({ offset: p.offset, length: p.length, object: id, dtype: p.dtype, shape: p.shape });
+        let encoded!: () => void;
+        const encodedP = new Promise<void>((r) => (encoded = r));
         // `buf` is a fresh buffer nobody else writes: the writer may cache it without a copy.
-        const put = writer.put(t, base, id, fresh ? hooks.attrs?.(q) : undefined, { owned: true, lossy: opts.lossy });
-        lossy?.piece(put.then((r) => r.decoded?.data ?? buf));
-        inflight.start(
+        const put = writer.put(t, base, id, fresh ? hooks.attrs?.(q) : undefined, {
+          owned: true,
+          lossy: opts.lossy,
+          onEncoded: (tensorDone) => {
+            // Neither the decoded base (nor, unless the writer caches it, the
+            // segment) is needed for the write: back to the buffer pool. With
+            // --lossy the tally still hashes the segment's bytes (below).
+            writer.reader.release(base?.tensor);
+            if (tensorDone && !lossy) writer.reader.release(t);
+            encoded();
+          },
+        });
+        // --lossy: the decoded file's sha256 takes this segment (its decoded form when stored
+        // lossy) once the put settles; only then may the segment go back to the pool.
+        lossy?.piece(
+          put.then((r) => r.decoded?.data ?? buf),
+          () => writer.reader.release(t),
+        );
+        window.add(
           put.then(async (r) => {
             count(r);
             if (r.stored) await hooks.stored?.(q, r);
             segments[slot].object = r.id;
+            // Done with this segment's bytes: back to the pool for the next read
+            // (unless the base cache holds them, or the lossy tally has yet to hash them).
+            if (!lossy) writer.reader.release(t);
+            if (!r.stored) writer.reader.release(base?.tensor);
           }),
+          encodedP,
         );
         pos = p.offset + p.length;
       }
-      await inflight.settle();
+      await window.settle();
     } finally {
       // Never leave a put running behind an error.
-      await inflight.drain();
+      await window.drain();
     }
     if (pos < layout.fileSize) {
       const tail = Buffer.allocUnsafe(layout.fileSize - pos);

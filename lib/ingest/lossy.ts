@@ -76,15 +76,23 @@ export class LossyTally {
   private chain: Promise<void> = Promise.resolve();
   private failed: unknown = null;
 
-  /** The next bytes of the decoded file (a segment's once its put settles). */
-  piece(bytes: Uint8Array | Promise<Uint8Array>): void {
+  /**
+   * The next bytes of the decoded file (a segment's once its put settles).
+   * `hashed` runs once they are hashed, or the tally gave up: the caller may
+   * then reuse the buffer.
+   */
+  piece(bytes: Uint8Array | Promise<Uint8Array>, hashed?: () => void): void {
     this.chain = this.chain.then(async () => {
-      const b = await bytes;
-      // Slices, yielding between them: a large segment never holds the event loop.
-      const step = 16 << 20;
-      for (let o = 0; o < b.byteLength; o += step) {
-        this.sha.update(b.subarray(o, Math.min(b.byteLength, o + step)));
-        if (b.byteLength > step) await new Promise((r) => setImmediate(r));
+      try {
+        const b = await bytes;
+        // Slices, yielding between them: a large segment never holds the event loop.
+        const step = 16 << 20;
+        for (let o = 0; o < b.byteLength; o += step) {
+          this.sha.update(b.subarray(o, Math.min(b.byteLength, o + step)));
+          if (b.byteLength > step) await new Promise((r) => setImmediate(r));
+        }
+      } finally {
+        hashed?.();
       }
     });
     this.chain.catch((e: unknown) => {

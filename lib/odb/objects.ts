@@ -5,10 +5,16 @@
  *
  * Hot bases: decoding an object at chain depth d needs its d ancestors. The
  * reader keeps decoded *bases* (objects other objects were decoded against)
- * in an LRU bounded by bytes (default 256 MiB, config `core.baseCacheBytes`),
+ * in an LRU bounded by bytes (default 64 MiB, config `core.baseCacheBytes`),
  * so reading a series of versions decodes each shared base once. Leaves are
  * not cached: a checkout streams tensor by tensor, and peak memory stays at
  * the cache bound plus a few times the largest tensor, whatever the file size.
+ *
+ * Early release: large buffers come from the native pool (lib/native.ts
+ * allocLarge); a stage that is done with a tensor gives it back with
+ * `release()` so the next one reuses its pages (no fault-in and zeroing, no
+ * wait for the GC). Only buffers that never entered the cache are given back:
+ * a cached tensor may be held by any caller that got it from the cache.
  */
 import {
   baseRelation,
@@ -23,6 +29,7 @@ import {
 import { DTYPES } from '../tensor/dtype';
 import { InvalidArgumentError, ObjectNotFoundError } from '../errors';
 import { contentId } from '../hash';
+import { recycleLarge } from '../native';
 import type { ObjectAttrs, ObjectStore, PackTransaction } from '../store/object-store';
 import type { Tensor } from '../tensor/tensor';
 
@@ -47,12 +54,13 @@ class Lru<V extends { data: Uint8Array }> {
     }
     return v;
   }
-  fits(bytes: number): boolean {
-    return bytes <= this.limit / 2;
+  fits(bytes: number, share = 2): boolean {
+    return bytes <= this.limit / share;
   }
-  set(k: string, v: V): void {
-    if (!this.fits(v.data.byteLength)) return;
-    if (this.map.has(k)) return;
+  /** True when `v` is now in the cache. */
+  set(k: string, v: V): boolean {
+    if (!this.fits(v.data.byteLength)) return false;
+    if (this.map.has(k)) return this.map.get(k) === v;
     this.map.set(k, v);
     this.bytes += v.data.byteLength;
     for (const [key, old] of this.map) {
@@ -60,6 +68,7 @@ class Lru<V extends { data: Uint8Array }> {
       this.map.delete(key);
       this.bytes -= old.data.byteLength;
     }
+    return this.map.get(k) === v;
   }
 }
 
@@ -85,13 +94,38 @@ function cacheCopy(data: Uint8Array, owned: boolean): Uint8Array {
   return new Uint8Array(data);
 }
 
+/** Default bound of the base cache (config `core.baseCacheBytes`). */
+export const DEFAULT_BASE_CACHE_BYTES = 64 << 20;
+
+interface ChainLink {
+  id: string;
+  bytes: Uint8Array;
+  base: string | null;
+}
+
 export class ObjectReader {
   private cache: Lru<Tensor>;
+  /** Buffers that were ever offered to the cache: others may hold them, so they are never released early. */
+  private shared = new WeakSet<ArrayBufferLike>();
   constructor(
     readonly store: ObjectStore,
-    cacheBytes = 256 << 20,
+    cacheBytes = DEFAULT_BASE_CACHE_BYTES,
   ) {
     this.cache = new Lru<Tensor>(cacheBytes);
+  }
+
+  private keep(id: string, t: Tensor): void {
+    if (this.cache.set(id, t)) this.shared.add(t.data.buffer);
+  }
+
+  /**
+   * Gives a tensor's memory back to the native pool now (lib/native.ts
+   * recycleLarge) unless it ever was in the cache. For callers that got `t`
+   * from `tensor()` (or read it themselves) and are done with it: nothing may
+   * use `t.data` afterwards.
+   */
+  release(t: Tensor | null | undefined): void {
+    if (t && !this.shared.has(t.data.buffer)) recycleLarge(t.data);
   }
 
   async has(id: string): Promise<boolean> {
@@ -111,16 +145,51 @@ export class ObjectReader {
   }
 
   /** Would a decoded tensor of this size be kept by the base cache? */
-  cacheFits(bytes: number): boolean {
-    return this.cache.fits(bytes);
+  cacheFits(bytes: number, share = 2): boolean {
+    return this.cache.fits(bytes, share);
   }
 
-  /** Decodes an object, resolving its delta chain. Verified end to end by the codec. */
-  async tensor(id: string): Promise<Tensor> {
+  /**
+   * Decodes an object, resolving its delta chain. Verified end to end by the
+   * codec. `cacheBases: false` is for one pass over many tensors (a checkout
+   * streaming a file): the chain's bases are decoded, used and given back
+   * instead of going through the cache, where they would only push out one
+   * another.
+   */
+  async tensor(id: string, opts: { cacheBases?: boolean } = {}): Promise<Tensor> {
     const hit = this.cache.get(id);
     if (hit) return hit;
-    // Walk down the chain iteratively (no recursion depth limits), then decode upward.
-    const chain: Array<{ id: string; bytes: Uint8Array; base: string | null }> = [];
+    const { chain, cur, baseTensor: cachedBase } = await this.fetchChain(id);
+    let baseTensor = cachedBase;
+    let baseId = cur;
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const link = chain[i];
+      const t: Tensor = await decode(
+        link.bytes,
+        link.base && baseTensor ? { tensor: baseTensor, id: baseId! } : undefined,
+      );
+      // The stored bytes were read for this decode alone (ObjectStore.get: the caller owns them).
+      recycleLarge(link.bytes);
+      if (i > 0 && opts.cacheBases !== false) this.keep(link.id, t);
+      // The link below was only needed for this decode (unless the cache holds it).
+      this.release(baseTensor);
+      baseTensor = t;
+      baseId = link.id;
+    }
+    return baseTensor!;
+  }
+
+  /**
+   * The stored bytes of `id`'s delta chain, from `id` down to the first link
+   * that is cached (`baseTensor`, with its id in `cur`) or has no base. The
+   * chain is walked through the store's attributes (no reads), then every
+   * link is read at once; should a link read back with another base than its
+   * attributes said (rewritten meanwhile), the chain is walked again read by read.
+   */
+  private async fetchChain(
+    id: string,
+  ): Promise<{ chain: ChainLink[]; cur: string | null; baseTensor: Tensor | undefined }> {
+    const ids: string[] = [];
     let cur: string | null = id;
     let baseTensor: Tensor | undefined;
     while (cur) {
@@ -129,28 +198,44 @@ export class ObjectReader {
         baseTensor = cached;
         break;
       }
+      ids.push(cur);
+      cur = (await this.store.stat(cur)).base || null;
+      if (ids.length > 10_000) throw new ObjectNotFoundError(`delta chain of ${id} does not terminate`);
+    }
+    const got = await Promise.allSettled(ids.map((l) => this.store.get(l)));
+    const chain: ChainLink[] = [];
+    let consistent = true;
+    got.forEach((r, i) => {
+      if (r.status === 'rejected') return;
+      const base = r.value.attrs.base || null;
+      if (base !== (i + 1 < ids.length ? ids[i + 1] : cur)) consistent = false;
+      chain.push({ id: ids[i], bytes: r.value.bytes, base });
+    });
+    const failed = got.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed || !consistent) chain.forEach((l) => recycleLarge(l.bytes));
+    if (failed) throw failed.reason;
+    if (consistent) return { chain, cur, baseTensor };
+    // Walk down the chain read by read (no recursion depth limits).
+    const slow: ChainLink[] = [];
+    cur = id;
+    baseTensor = undefined;
+    while (cur) {
+      const cached = this.cache.get(cur);
+      if (cached) {
+        baseTensor = cached;
+        break;
+      }
       const { bytes, attrs } = await this.store.get(cur);
-      chain.push({ id: cur, bytes, base: attrs.base || null });
+      slow.push({ id: cur, bytes, base: attrs.base || null });
       cur = attrs.base || null;
-      if (chain.length > 10_000) throw new ObjectNotFoundError(`delta chain of ${id} does not terminate`);
+      if (slow.length > 10_000) throw new ObjectNotFoundError(`delta chain of ${id} does not terminate`);
     }
-    let baseId = cur;
-    for (let i = chain.length - 1; i >= 0; i--) {
-      const link = chain[i];
-      const t: Tensor = await decode(
-        link.bytes,
-        link.base && baseTensor ? { tensor: baseTensor, id: baseId! } : undefined,
-      );
-      if (i > 0) this.cache.set(link.id, t);
-      baseTensor = t;
-      baseId = link.id;
-    }
-    return baseTensor!;
+    return { chain: slow, cur, baseTensor };
   }
 
   /** Keeps a decoded tensor hot, e.g. one about to serve as a delta base. */
   remember(id: string, t: Tensor): void {
-    this.cache.set(id, t);
+    this.keep(id, t);
   }
 }
 
@@ -205,6 +290,15 @@ export interface PutOptions {
    * is the original's and only serves the exact-duplicate check.
    */
   lossy?: LossySpec;
+  /**
+   * Called once the base is no longer read by this put: its encoding is done
+   * and only the pack write remains. A pipeline starts the next encode then,
+   * so it overlaps this put's write. `tensorDone`: the put will not read or
+   * keep `t` either (it is not going into the base cache), so the caller may
+   * release it now. Not called when the put stores nothing (deduplicated) or
+   * fails before encoding.
+   */
+  onEncoded?: (tensorDone: boolean) => void;
 }
 
 /**
@@ -282,7 +376,7 @@ export class ObjectWriter {
     base: PutBase | null,
     oid: string,
     accept: (rel: 'same' | 'cast' | 'rows') => boolean,
-  ): Promise<{ ref: { tensor: Tensor; id: string }; depth: number } | null> {
+  ): Promise<{ ref: { tensor: Tensor; id: string }; depth: number; decodedHere?: Tensor } | null> {
     if (
       !base ||
       base.id === oid ||
@@ -295,9 +389,14 @@ export class ObjectWriter {
     const bd = attrDepth(await this.store.stat(base.id));
     if (bd + 1 > this.opts.maxChainDepth) return null;
     const bt = base.tensor ?? (await this.reader.tensor(base.id));
+    // A base decoded here for this put alone goes back to the buffer pool after the encode (or now).
+    const decodedHere = base.tensor ? undefined : bt;
     const rel = baseRelation(t, bt);
-    if (rel === null || !accept(rel)) return null;
-    return { ref: { tensor: bt, id: base.id }, depth: bd + 1 };
+    if (rel === null || !accept(rel)) {
+      this.reader.release(decodedHere);
+      return null;
+    }
+    return { ref: { tensor: bt, id: base.id }, depth: bd + 1, ...(decodedHere ? { decodedHere } : {}) };
   }
 
   /**
@@ -324,6 +423,7 @@ export class ObjectWriter {
     }
     const id = enc.id;
     const decoded = await decode(enc.bytes, b?.ref);
+    this.reader.release(b?.decodedHere);
     const lossy = { codec: enc.codec, maxAbsError: enc.maxAbsError ?? 0, relL2Error: enc.relL2Error ?? 0 };
     const running = this.inflight.get(id);
     if (running) return running.then((r) => ({ ...r, stored: false, lossy, decoded }));
@@ -400,7 +500,12 @@ export class ObjectWriter {
     const usable = await this.usableBase(t, base, oid, () => true);
     if (usable) eo.base = usable.ref;
     const depth = usable?.depth ?? 0;
+    const rawSize = t.data.byteLength;
+    // Kept hot for the next ingest that picks it as a delta base (see below)?
+    const remember = this.reader.cacheFits(rawSize, 16);
     const enc = await encode(t, eo);
+    this.reader.release(usable?.decodedHere);
+    opts.onEncoded?.(!remember);
     const usedBase = eo.base ? inspectObject(enc.bytes).baseId : null;
     const attrs: ObjectAttrs = {
       id: oid,
@@ -408,7 +513,7 @@ export class ObjectWriter {
       dtype: t.dtype,
       shape: t.shape.slice(),
       base: usedBase ?? '',
-      rawSize: t.data.byteLength,
+      rawSize,
       storedSize: enc.bytes.byteLength,
       extra: { ...extra, depth: String(usedBase ? depth : 0) },
     };
@@ -418,11 +523,17 @@ export class ObjectWriter {
       this.txBytes += enc.bytes.byteLength;
       if (this.txBytes >= (this.opts.packBytes ?? 1 << 30)) await this.commitTx();
     });
+    // The store has written (or copied) the encoded bytes (PackTransaction.put): give them back.
+    const storedSize = enc.bytes.byteLength;
+    recycleLarge(enc.bytes);
     // Keep it hot for the next ingest that picks it as a delta base (a copy unless
     // the caller handed the buffer over: the cache is trusted without re-verification).
-    if (this.reader.cacheFits(t.data.byteLength))
+    // Only tensors small against the cache: it pays for series of small checkpoints
+    // added in one process; a large tensor would push out the rest and keep its read
+    // buffer from going back to the pool.
+    if (remember)
       this.reader.remember(oid, { dtype: t.dtype, shape: t.shape.slice(), data: cacheCopy(t.data, !!opts.owned) });
-    return { id: oid, stored: true, codec: enc.codec, base: usedBase, storedSize: enc.bytes.byteLength };
+    return { id: oid, stored: true, codec: enc.codec, base: usedBase, storedSize };
   }
 
   /**

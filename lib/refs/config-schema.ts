@@ -53,7 +53,7 @@ export const CONFIG_SCHEMA: Readonly<Record<string, ConfigKeyInfo>> = Object.fre
   },
   'core.baseCacheBytes': {
     type: 'integer',
-    default: 268435456,
+    default: 67108864,
     min: 0,
     description: 'LRU of decoded delta bases (bytes)',
   },

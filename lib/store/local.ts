@@ -263,11 +263,14 @@ export class LocalPackStore implements ObjectStore {
     } catch (e) {
       throw ioError(e, 'rename', final);
     }
+    // The sidecar is a checksummed cache of the pack's own listing (a torn or lost one
+    // is detected and rebuilt from the pack), so it needs no fsync of its own; the
+    // directory fsync below makes the pack's rename durable.
     await writeFileAtomic(
       path.join(this.packsDir, indexNameFor(name)),
       await encodeIndex(name, size, entries),
       this.tmpDir,
-      this.sync,
+      false,
     );
     if (this.sync) await fsyncDir(this.packsDir);
     this.view.addPublished(name, size, entries);

@@ -77,7 +77,9 @@ export interface PackTransaction {
   /**
    * Stages one object. Resolves `false` when the id already exists in the store
    * or in this transaction (nothing is written; the existing copy is reused, see
-   * `reuse`). The caller must not mutate `bytes` until the promise settles.
+   * `reuse`). The caller must not mutate `bytes` until the promise settles;
+   * once it has settled the store no longer uses them (a store that keeps
+   * bytes for later copies them): the caller may give their memory back.
    */
   put(id: string, bytes: Uint8Array, attrs: ObjectAttrs): Promise<boolean>;
   /**
@@ -134,7 +136,10 @@ export interface ObjectStore {
   readonly kind: string;
   /** True when the object is known to the store (no I/O for the local store; see refresh()). */
   has(id: string): Promise<boolean>;
-  /** Reads and verifies one object. ObjectNotFoundError / ChecksumMismatchError / CorruptObjectError. */
+  /**
+   * Reads and verifies one object. ObjectNotFoundError / ChecksumMismatchError / CorruptObjectError.
+   * The returned bytes belong to the caller (never a buffer the store keeps using).
+   */
   get(id: string): Promise<StoredObject>;
   /** Attributes of one object without reading it. ObjectNotFoundError when absent. */
   stat(id: string): Promise<StoredAttrs>;

@@ -36,7 +36,7 @@ import { ChecksumMismatchError, DirtyWorktreeError, UnsafePathError } from '../e
 import { checkTreePath, type FileEntry } from '../models/tree';
 import { pidAlive } from '../refs/lock';
 import { crashPoint } from '../util/crash';
-import { fileChunks, fsyncDirSync, writeHashed, type KnownTensors } from './materialize';
+import { fileChunks, fsyncDirSync, writeHashedFile, type KnownTensors } from './materialize';
 import type { ObjectReader } from '../odb/objects';
 import { statOf, type StatCache } from './staging';
 import { isSymlinkEntry, symlinkTarget } from './symlink';
@@ -363,13 +363,7 @@ export async function writeWorktreeFile(
   const tmp = await tempFor(layout, path.dirname(dest));
   let done = false;
   try {
-    const fh = await fsp.open(tmp, 'wx', opts.mode ?? 0o644);
-    let out: { size: number; sha256: string };
-    try {
-      out = await writeHashed(fh, chunks);
-    } finally {
-      await fh.close();
-    }
+    const out = await writeHashedFile(tmp, chunks, opts.mode ?? 0o644);
     if (opts.expect && (out.size !== opts.expect.size || out.sha256 !== opts.expect.sha256))
       throw new ChecksumMismatchError(
         `re-assembled ${rel} does not match its committed sha256 (${opts.expect.sha256})`,
@@ -429,7 +423,7 @@ export async function materializeWorktreeFile(
 ): Promise<void> {
   // A link is recreated as a link (lib/worktree/symlink.ts), never written through.
   if (isSymlinkEntry(entry)) return writeWorktreeSymlink(layout, rel, await symlinkTarget(reader, entry), opts);
-  await writeWorktreeFile(layout, rel, fileChunks(reader, entry, opts.known), {
+  await writeWorktreeFile(layout, rel, fileChunks(reader, entry, opts.known, { release: true }), {
     expect: { size: entry.size, sha256: entry.sha256 },
     clobber: opts.clobber,
   });

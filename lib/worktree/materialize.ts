@@ -14,6 +14,7 @@ import type { FileEntry, TensorEntry } from '../models/tree';
 import { DTYPES, type DType } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
 import type { ObjectReader } from '../odb/objects';
+import { callAsync, callSync, native } from '../native';
 import { fsyncDirSync } from '../util/fsutil';
 import { isSymlinkEntry, writeSymlink } from './symlink';
 
@@ -60,33 +61,51 @@ export async function* interleave(
 /**
  * Yields the file's bytes in order: skeleton pieces and decoded segments. The
  * next segment is decoded while the consumer handles the current one (two
- * decoded segments at most, besides the base cache).
+ * decoded segments at most, besides the base cache). With `release`, the
+ * consumer promises to be done with a chunk when it asks for the next one
+ * (it copies or writes it, as writeHashedFile does): each decoded segment's
+ * memory then goes back to the buffer pool for the next decode
+ * (ObjectReader.release).
  */
 export async function* fileChunks(
   reader: ObjectReader,
   entry: FileEntry,
   known?: KnownTensors,
+  opts: { release?: boolean } = {},
 ): AsyncGenerator<Uint8Array> {
   const skeleton = (await reader.tensor(entry.skeleton)).data;
   const load = (i: number): Promise<Tensor> | null => {
     if (i >= entry.segments.length) return null;
     const id = entry.segments[i].object;
     const k = known?.get(id);
-    const p = k ? Promise.resolve(k) : reader.tensor(id);
+    const p = k ? Promise.resolve(k) : reader.tensor(id, { cacheBases: !opts.release });
     p.catch(() => undefined); // surfaced when awaited; never unhandled if we stop first
     return p;
   };
   let next = load(0);
-  yield* interleave(skeleton, entry, async (i) => {
-    const seg = entry.segments[i];
-    const t = await next!;
-    next = load(i + 1);
-    if (t.data.byteLength !== seg.length)
-      throw new CorruptObjectError(
-        `object ${seg.object} has ${t.data.byteLength} bytes, file entry expects ${seg.length}`,
-      );
-    return t.data;
-  });
+  let prev: Tensor | null = null;
+  // The segment yielded last; the consumer is done with it once it asks for more.
+  const done = () => {
+    if (opts.release && prev) reader.release(prev);
+    prev = null;
+  };
+  try {
+    yield* interleave(skeleton, entry, async (i) => {
+      const seg = entry.segments[i];
+      const t = await next!;
+      next = load(i + 1);
+      if (t.data.byteLength !== seg.length)
+        throw new CorruptObjectError(
+          `object ${seg.object} has ${t.data.byteLength} bytes, file entry expects ${seg.length}`,
+        );
+      done();
+      prev = known?.get(seg.object) === t ? null : t;
+      return t.data;
+    });
+    done();
+  } finally {
+    prev = null;
+  }
 }
 
 /** fsyncs a directory (after a rename into it): one definition, lib/util/fsutil.ts. */
@@ -114,6 +133,37 @@ export async function writeHashed(
 }
 
 /**
+ * Creates `file` (exclusively, with `mode`) and writes `chunks` to it while
+ * hashing them, through the native FileWriter: each chunk is copied into
+ * aligned blocks and written with O_DIRECT on the libuv pool (no page-cache
+ * copy, no writeback to wait for at fsync) while the main thread hashes it and
+ * the producer decodes the next. fsyncs before it returns; on failure the
+ * file is closed and left for the caller to remove.
+ */
+export async function writeHashedFile(
+  file: string,
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  mode = 0o644,
+): Promise<{ size: number; sha256: string }> {
+  const w = callSync(() => new native.FileWriter(file, mode));
+  const sha = crypto.createHash('sha256');
+  let n = 0;
+  try {
+    for await (const chunk of chunks) {
+      const written = callAsync(() => w.appendAsync(chunk));
+      sha.update(chunk);
+      await written;
+      n += chunk.byteLength;
+    }
+    await callAsync(() => w.finish());
+  } catch (e) {
+    w.abort();
+    throw e;
+  }
+  return { size: n, sha256: sha.digest('hex') };
+}
+
+/**
  * Re-assembles a file entry at `dest`, a path outside the working tree (e.g.
  * `merge --try` candidates, `show -o`). Worktree paths go through
  * `materializeWorktreeFile` (files.ts), which adds the symlink and `.coral`
@@ -131,18 +181,13 @@ export async function materializeFile(
   const tmp = path.join(path.dirname(dest), `.coral-tmp-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
   let ok = false;
   try {
-    const fh = await fsp.open(tmp, 'wx', 0o644);
-    try {
-      const { size, sha256: got } = await writeHashed(fh, fileChunks(reader, entry, opts.known));
-      if (size !== entry.size || got !== entry.sha256)
-        throw new ChecksumMismatchError(`re-assembled ${dest} does not match its committed sha256 (${entry.sha256})`, {
-          path: dest,
-          expected: entry.sha256,
-          actual: got,
-        });
-    } finally {
-      await fh.close();
-    }
+    const { size, sha256: got } = await writeHashedFile(tmp, fileChunks(reader, entry, opts.known, { release: true }));
+    if (size !== entry.size || got !== entry.sha256)
+      throw new ChecksumMismatchError(`re-assembled ${dest} does not match its committed sha256 (${entry.sha256})`, {
+        path: dest,
+        expected: entry.sha256,
+        actual: got,
+      });
     await fsp.rename(tmp, dest);
     ok = true;
   } finally {

@@ -181,7 +181,14 @@ export async function updateIndex<T>(layout: RepoLayout, fn: (idx: StagingIndex)
   const lock = await lockIndex(layout);
   try {
     const idx = readIndex(layout);
+    const before = JSON.stringify(idx);
     const out = await fn(idx);
+    if (JSON.stringify(idx) === before) {
+      // Unchanged (e.g. a commit, or an add of unmodified files): nothing to make
+      // durable, so no rewrite, fsync or rename; the lock just goes away.
+      await lock.release();
+      return out;
+    }
     await lock.write(encodeIndexFile(idx));
     await lock.commit();
     return out;

@@ -120,17 +120,6 @@ Napi::Object EntryValue(Napi::Env env, const PackObject& o) {
   return r;
 }
 
-Napi::Value OwnedBuffer(Napi::Env env, std::unique_ptr<uint8_t[]> data, uint64_t size) {
-  if (size == 0) return Napi::Buffer<uint8_t>::New(env, 0);
-  int64_t n = static_cast<int64_t>(size);
-  Napi::MemoryManagement::AdjustExternalMemory(env, n);
-  uint8_t* p = data.release();
-  return Napi::Buffer<uint8_t>::New(env, p, static_cast<size_t>(size), [n](Napi::Env e, uint8_t* q) {
-    Napi::MemoryManagement::AdjustExternalMemory(e, -n);
-    delete[] q;
-  });
-}
-
 // ---- PackWriter ---------------------------------------------------------------------------
 
 class JsPackWriter : public Napi::ObjectWrap<JsPackWriter> {
@@ -346,7 +335,7 @@ class JsPackReader : public Napi::ObjectWrap<JsPackReader> {
     }
     Napi::Value Result(Napi::Env env) override {
       if (into_) return Napi::Number::New(env, static_cast<double>(size_));
-      return OwnedBuffer(env, std::move(buf_), size_);
+      return BufferFromBig(env, std::move(buf_));
     }
 
    private:
@@ -354,7 +343,7 @@ class JsPackReader : public Napi::ObjectWrap<JsPackReader> {
     std::string id_;
     ByteView dst_;
     bool into_;
-    std::unique_ptr<uint8_t[]> buf_;
+    BigBuffer buf_;
     uint64_t size_ = 0;
   };
 
@@ -367,11 +356,11 @@ class JsPackReader : public Napi::ObjectWrap<JsPackReader> {
   static Napi::Value JsReadSync(const Napi::CallbackInfo& info) {
     JsPackReader* r = Self(info);
     std::string id = GetStr(info[0], "id");
-    std::unique_ptr<uint8_t[]> buf;
+    BigBuffer buf;
     uint64_t size = 0;
     Err e = r->file_->Read(id, &buf, &size);
     if (!e.ok()) ThrowErr(info.Env(), e);
-    return OwnedBuffer(info.Env(), std::move(buf), size);
+    return BufferFromBig(info.Env(), std::move(buf));
   }
 
   static Napi::Value JsReadInto(const Napi::CallbackInfo& info) {

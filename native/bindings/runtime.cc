@@ -1,4 +1,4 @@
-// Exports: sourceDigest, features, threads, setThreads, counters, allocBuffer.
+// Exports: sourceDigest, features, threads, setThreads, counters, allocBuffer, recycleBuffer.
 #include <H5public.h>
 #include <cmath>
 #include <string>
@@ -48,6 +48,13 @@ Napi::Value JsAllocBuffer(const Napi::CallbackInfo& info) {
   return BufferFromBig(info.Env(), std::move(b));
 }
 
+// recycleBuffer(buf): gives a whole pooled buffer (allocBuffer, decode and encode results)
+// back to the pool now; buf (and every view of its ArrayBuffer) becomes empty. Returns
+// false, changing nothing, for any other value.
+Napi::Value JsRecycleBuffer(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), RecycleBig(info.Env(), info[0]));
+}
+
 void InitRuntime(Napi::Env env, Napi::Object exports) {
   exports.Set("sourceDigest", Napi::String::New(env, CORAL_SOURCE_DIGEST));
   auto f = Napi::Object::New(env);
@@ -61,6 +68,7 @@ void InitRuntime(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, JsSetThreads, "setThreads"));
   exports.Set("counters", Napi::Function::New(env, JsCounters, "counters"));
   exports.Set("allocBuffer", Napi::Function::New(env, JsAllocBuffer, "allocBuffer"));
+  exports.Set("recycleBuffer", Napi::Function::New(env, JsRecycleBuffer, "recycleBuffer"));
 }
 
 }  // namespace

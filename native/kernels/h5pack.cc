@@ -441,9 +441,19 @@ Err PackWriterFile::Create(const std::string& path, uint64_t small_max, std::uni
   Hid fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
   if (!fcpl.ok() || H5Pset_obj_track_times(fcpl.get(), false) < 0 || H5Pset_est_link_info(fcpl.get(), 2, 7) < 0)
     return H5Fail(Status::Hdf5, path, "cannot set file creation properties");
+  // Large objects start on a block boundary so their bytes can be written with O_DIRECT.
+  if (H5Pset_alignment(fapl.get(), kPackDirectMin, kDirectAlign) < 0)
+    return H5Fail(Status::Hdf5, path, "cannot set file alignment");
   hid_t f = H5Fcreate(path.c_str(), H5F_ACC_EXCL, fcpl.get(), fapl.get());
   if (f < 0) return H5Fail(Status::Hdf5, path, "cannot create file");
   w->file_ = f;
+  if (DirectIoAllowed()) {
+    w->direct_fd_ = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+    if (w->direct_fd_ >= 0) {
+      w->buffered_fd_ = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+      if (w->buffered_fd_ < 0) w->CloseFds();
+    }
+  }
   int64_t ms = 0;
   std::string created = IsoNow(&ms);
   CORAL_TRY(WriteStringAttr(f, "format", kPackFormat, path));
@@ -461,9 +471,30 @@ Err PackWriterFile::Create(const std::string& path, uint64_t small_max, std::uni
 
 PackWriterFile::~PackWriterFile() { Abort(); }
 
+void PackWriterFile::CloseFds() {
+  if (direct_fd_ >= 0) ::close(direct_fd_);
+  if (buffered_fd_ >= 0) ::close(buffered_fd_);
+  direct_fd_ = buffered_fd_ = -1;
+  bounce_.reset();
+}
+
+Err PackWriterFile::WriteDirectLocked(uint64_t off, const uint8_t* data, size_t len, const std::string& where) {
+  size_t tail = 0;
+  CORAL_TRY(DirectWrite(direct_fd_, data, len, off, &bounce_, &tail, "pack " + where));
+  for (size_t done = tail; done < len;) {
+    ssize_t n = ::pwrite(buffered_fd_, data + done, len - done, static_cast<off_t>(off + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0)
+      return Err::Make(Status::Io, "pack " + where + ": cannot write data: " + std::strerror(n < 0 ? errno : EIO));
+    done += static_cast<size_t>(n);
+  }
+  return Err::Ok();
+}
+
 void PackWriterFile::Abort() {
   std::lock_guard<std::mutex> lock(mu_);
   Quiet();
+  CloseFds();
   if (group_ >= 0) H5Gclose(group_);
   if (file_ >= 0) H5Fclose(file_);
   group_ = file_ = -1;
@@ -521,11 +552,15 @@ Err PackWriterFile::Put(PackObject* obj, const uint8_t* data, size_t len) {
     return Err::Ok();
   }
 
+  // Direct: the space is allocated when the dataset is created, so its offset is known
+  // and the bytes can be written there without going through libhdf5.
+  const bool direct = direct_fd_ >= 0 && len >= kPackDirectMin;
   hsize_t dims[1] = {len};
   Hid space(H5Screate_simple(1, dims, nullptr), H5Sclose);
   Hid dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   if (!space.ok() || !dcpl.ok() || H5Pset_layout(dcpl.get(), H5D_CONTIGUOUS) < 0 ||
-      H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER) < 0 || H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_LATE) < 0 ||
+      H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER) < 0 ||
+      H5Pset_alloc_time(dcpl.get(), direct ? H5D_ALLOC_TIME_EARLY : H5D_ALLOC_TIME_LATE) < 0 ||
       H5Pset_obj_track_times(dcpl.get(), false) < 0)  // no timestamps: fewer header messages, reproducible bytes
     return H5Fail(Status::Hdf5, where, "cannot set dataset properties");
   Hid ds(H5Dcreate2(group_, obj->id.c_str(), H5T_STD_U8LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
@@ -538,9 +573,14 @@ Err PackWriterFile::Put(PackObject* obj, const uint8_t* data, size_t len) {
     return e;
   }
   if (len > 0) {
-    if (H5Dwrite(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-      return H5Fail(Status::Hdf5, where, "cannot write data");
-    haddr_t off = H5Dget_offset(ds.get());
+    haddr_t off = direct ? H5Dget_offset(ds.get()) : HADDR_UNDEF;
+    if (direct && off != HADDR_UNDEF && off % kDirectAlign == 0) {
+      CORAL_TRY(WriteDirectLocked(off, data, len, where));
+    } else {
+      if (H5Dwrite(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+        return H5Fail(Status::Hdf5, where, "cannot write data");
+      off = H5Dget_offset(ds.get());
+    }
     if (off != HADDR_UNDEF) obj->offset = off;
   }
   hid_t d = ds.get();
@@ -683,6 +723,7 @@ Err PackWriterFile::Finish(uint64_t* file_size, std::vector<PackObject>* entries
   Quiet();
   if (done_ || file_ < 0) return Err::Make(Status::InvalidArgument, "pack " + path_ + ": writer already finished");
   done_ = true;
+  CloseFds();
   uint64_t data_off = kPackNoOffset;
   Err e = Err::Ok();
   if (small_rows_ > 0) e = WriteSmallLocked(&data_off);
@@ -768,6 +809,10 @@ void PackReaderFile::Close() {
   small_data_ = -1;
   if (file_ >= 0) H5Fclose(file_);
   file_ = -1;
+  if (direct_fd_ >= 0) ::close(direct_fd_);
+  if (buffered_fd_ >= 0) ::close(buffered_fd_);
+  direct_fd_ = -2;
+  buffered_fd_ = -1;
   H5Eclear2(H5E_DEFAULT);
 }
 
@@ -1114,8 +1159,22 @@ Err PackReaderFile::OpenForRead(const std::string& id, int64_t* ds_out, PackObje
 
 Err PackReaderFile::ReadLocked(const std::string& id, int64_t ds, const PackObject& obj, uint8_t* dst) {
   Hid dsh(ds, H5Dclose);
-  if (obj.size > 0 && H5Dread(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
+  const bool aligned = obj.offset != kPackNoOffset && obj.offset % kDirectAlign == 0 &&
+                       reinterpret_cast<uintptr_t>(dst) % kDirectAlign == 0;
+  if (aligned && obj.size >= kPackDirectMin && direct_fd_ == -1) {
+    direct_fd_ = DirectIoAllowed() ? ::open(path_.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC) : -1;
+    buffered_fd_ = direct_fd_ >= 0 ? ::open(path_.c_str(), O_RDONLY | O_CLOEXEC) : -1;
+    if (buffered_fd_ < 0) {
+      if (direct_fd_ >= 0) ::close(direct_fd_);
+      direct_fd_ = -2;
+    }
+  }
+  if (aligned && obj.size >= kPackDirectMin && direct_fd_ >= 0) {
+    // The dataset's extent was checked against the file when it was opened (OpenForRead).
+    CORAL_TRY(DirectRead(direct_fd_, buffered_fd_, dst, obj.size, obj.offset, "pack " + Where(path_, id)));
+  } else if (obj.size > 0 && H5Dread(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0) {
     return H5Fail(Status::Corrupt, Where(path_, id), "cannot read data");
+  }
   return VerifyChecksum(id, dst, obj);
 }
 
@@ -1146,15 +1205,16 @@ Err PackReaderFile::ReadInto(const std::string& id, uint8_t* dst, size_t cap, ui
   return Err::Ok();
 }
 
-Err PackReaderFile::Read(const std::string& id, std::unique_ptr<uint8_t[]>* out, uint64_t* size) {
+Err PackReaderFile::Read(const std::string& id, BigBuffer* out, uint64_t* size) {
   std::lock_guard<std::mutex> lock(mu_);
   Quiet();
   if (file_ >= 0 && ValidPackId(id)) {
     CORAL_TRY(LoadSmallLocked());
     if (const PackObject* so = FindSmall(id)) {
-      std::unique_ptr<uint8_t[]> buf(new (std::nothrow) uint8_t[so->size > 0 ? so->size : 1]);
-      if (!buf) return Err::Make(Status::OutOfMemory, "pack " + Where(path_, id) + ": cannot allocate " + std::to_string(so->size) + " bytes");
-      CORAL_TRY(ReadSmallLocked(*so, buf.get()));
+      BigBuffer buf = BigBuffer::Take(so->size);
+      if (so->size > 0 && !buf.data())
+        return Err::Make(Status::OutOfMemory, "pack " + Where(path_, id) + ": cannot allocate " + std::to_string(so->size) + " bytes");
+      if (so->size > 0) CORAL_TRY(ReadSmallLocked(*so, buf.data()));
       *out = std::move(buf);
       *size = so->size;
       return Err::Ok();
@@ -1163,12 +1223,14 @@ Err PackReaderFile::Read(const std::string& id, std::unique_ptr<uint8_t[]>* out,
   PackObject o;
   int64_t ds = -1;
   CORAL_TRY(OpenForRead(id, &ds, &o));
-  std::unique_ptr<uint8_t[]> buf(new (std::nothrow) uint8_t[o.size > 0 ? o.size : 1]);
-  if (!buf) {
+  // Pooled memory (util/big_buffer.h): large reads reuse recycled mappings instead of
+  // faulting in and zeroing fresh pages, and JS can give them back early (recycleBuffer).
+  BigBuffer buf = BigBuffer::Take(o.size);
+  if (o.size > 0 && !buf.data()) {
     H5Dclose(ds);
     return Err::Make(Status::OutOfMemory, "pack " + Where(path_, id) + ": cannot allocate " + std::to_string(o.size) + " bytes");
   }
-  CORAL_TRY(ReadLocked(id, ds, o, buf.get()));
+  CORAL_TRY(ReadLocked(id, ds, o, buf.data()));
   *out = std::move(buf);
   *size = o.size;
   return Err::Ok();

@@ -43,6 +43,8 @@
 #include <vector>
 
 #include "errors.h"
+#include "kernels/direct_io.h"
+#include "util/big_buffer.h"
 
 namespace coral {
 
@@ -55,6 +57,13 @@ constexpr uint64_t kPackDefaultSmallMax = 16 << 10;
 // become datasets (so memory stays bounded whatever the caller does).
 constexpr uint64_t kPackSmallDataCap = 64ull << 20;
 constexpr uint64_t kPackSmallRowsCap = 1 << 20;
+// Objects of at least this many stored bytes start on a kDirectAlign boundary in the file
+// (H5Pset_alignment) and their bytes are written with O_DIRECT straight from the caller's
+// memory (kernels/direct_io.h), bypassing the page cache; their last partial block and all
+// HDF5 metadata go through ordinary buffered writes. Without O_DIRECT (tmpfs, or
+// CORAL_NO_DIRECT_IO=1) every object goes through H5Dwrite. Either way the file is the same
+// HDF5 file (one fsync in Finish makes both kinds of write durable).
+constexpr uint64_t kPackDirectMin = 1 << 20;
 
 // Attributes of one stored object.
 struct PackObject {
@@ -112,10 +121,16 @@ class PackWriterFile {
  private:
   PackWriterFile() = default;
   Err WriteSmallLocked(uint64_t* data_offset);
+  // Writes a large object's bytes at its dataset's offset (direct_fd_ must be open).
+  Err WriteDirectLocked(uint64_t off, const uint8_t* data, size_t len, const std::string& where);
+  void CloseFds();
   std::mutex mu_;
   std::string path_;
   int64_t file_ = -1;
   int64_t group_ = -1;
+  int direct_fd_ = -1;    // O_DIRECT descriptor of the same file (-1: not available)
+  int buffered_fd_ = -1;  // plain descriptor for the unaligned tails of direct writes
+  AlignedBytes bounce_;   // for direct writes from unaligned memory
   uint64_t count_ = 0;
   uint64_t small_max_ = 0;
   bool done_ = false;
@@ -141,8 +156,8 @@ class PackReaderFile {
   // Reads one object into a buffer the caller sized from Stat; verifies the checksum.
   // `cap` must be >= the stored size. *got receives the stored size.
   Err ReadInto(const std::string& id, uint8_t* dst, size_t cap, uint64_t* got);
-  // Reads one object into a newly allocated array (verified).
-  Err Read(const std::string& id, std::unique_ptr<uint8_t[]>* out, uint64_t* size);
+  // Reads one object into a new buffer from the large-buffer pool (verified).
+  Err Read(const std::string& id, BigBuffer* out, uint64_t* size);
   void Close();
 
  private:
@@ -165,6 +180,10 @@ class PackReaderFile {
   std::unordered_map<std::string, size_t> small_index_;  // id -> index in small_
   int64_t small_data_ = -1;                              // /small/data, open while loaded
   uint64_t small_data_size_ = 0;
+  // Large objects at aligned offsets are read with O_DIRECT into aligned memory (no page
+  // cache copy; packs are written that way too). Opened on first use; -2: unavailable.
+  int direct_fd_ = -1;
+  int buffered_fd_ = -1;
 };
 
 }  // namespace coral

@@ -1,5 +1,8 @@
 #include "util/napi_util.h"
 
+#include <mutex>
+#include <unordered_map>
+
 #include <cmath>
 
 #include "kernels/dtype.h"
@@ -131,16 +134,93 @@ Napi::Buffer<uint8_t> BufferFromVector(Napi::Env env, std::vector<uint8_t>&& v) 
                                     heap);
 }
 
+namespace {
+
+// One Buffer made by BufferFromBig. `given` is set once its memory went back to the pool
+// (by RecycleBig or the finalizer, whichever comes first); the registry maps live data
+// pointers to their record so RecycleBig can find it.
+struct BigOwned {
+  BigBuffer::Raw raw;
+  int64_t size = 0;
+  bool given = false;
+};
+struct BigRegistry {
+  std::mutex mu;
+  std::unordered_map<const uint8_t*, BigOwned*> live;
+};
+BigRegistry& Registry() {
+  static BigRegistry* r = new BigRegistry;  // never destroyed: finalizers may run during teardown
+  return *r;
+}
+
+}  // namespace
+
 Napi::Buffer<uint8_t> BufferFromBig(Napi::Env env, BigBuffer&& b) {
   const size_t n = b.size();
   if (n == 0) return Napi::Buffer<uint8_t>::New(env, 0);
-  BigBuffer::Raw raw = b.Release();
-  const int64_t size = static_cast<int64_t>(n);
-  Napi::MemoryManagement::AdjustExternalMemory(env, size);
-  return Napi::Buffer<uint8_t>::New(env, raw.p, n, [size, raw](Napi::Env e, uint8_t*) {
-    Napi::MemoryManagement::AdjustExternalMemory(e, -size);
-    BigBuffer::Give(raw);
-  });
+  auto* owned = new BigOwned{b.Release(), static_cast<int64_t>(n), false};
+  {
+    BigRegistry& reg = Registry();
+    std::lock_guard<std::mutex> lk(reg.mu);
+    reg.live[owned->raw.p] = owned;
+  }
+  Napi::MemoryManagement::AdjustExternalMemory(env, owned->size);
+  return Napi::Buffer<uint8_t>::New(
+      env, owned->raw.p, n,
+      [](Napi::Env e, uint8_t*, BigOwned* o) {
+        bool give = false;
+        {
+          BigRegistry& reg = Registry();
+          std::lock_guard<std::mutex> lk(reg.mu);
+          auto it = reg.live.find(o->raw.p);
+          if (it != reg.live.end() && it->second == o) reg.live.erase(it);
+          give = !o->given;
+          o->given = true;
+        }
+        if (give) {
+          Napi::MemoryManagement::AdjustExternalMemory(e, -o->size);
+          BigBuffer::Give(o->raw);
+        }
+        delete o;
+      },
+      owned);
+}
+
+bool RecycleBig(Napi::Env env, const Napi::Value& v) {
+  if (!v.IsTypedArray()) return false;
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void* data = nullptr;
+  napi_value ab = nullptr;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset) != napi_ok || type != napi_uint8_array ||
+      offset != 0 || data == nullptr)
+    return false;
+  BigOwned* o = nullptr;
+  {
+    BigRegistry& reg = Registry();
+    std::lock_guard<std::mutex> lk(reg.mu);
+    auto it = reg.live.find(static_cast<const uint8_t*>(data));
+    if (it == reg.live.end() || it->second->given || static_cast<int64_t>(length) != it->second->size) return false;
+    o = it->second;
+  }
+  bool detached = false;
+  if (napi_is_detached_arraybuffer(env, ab, &detached) != napi_ok || detached) return false;
+  if (napi_detach_arraybuffer(env, ab) != napi_ok) {
+    napi_value ignored;
+    napi_get_and_clear_last_exception(env, &ignored);
+    return false;
+  }
+  {
+    BigRegistry& reg = Registry();
+    std::lock_guard<std::mutex> lk(reg.mu);
+    if (o->given) return true;
+    o->given = true;
+    auto it = reg.live.find(o->raw.p);
+    if (it != reg.live.end() && it->second == o) reg.live.erase(it);
+  }
+  Napi::MemoryManagement::AdjustExternalMemory(env, -o->size);
+  BigBuffer::Give(o->raw);
+  return true;
 }
 
 }  // namespace coral

@@ -43,5 +43,10 @@ int GetDType(const Napi::Value& v, const char* what);
 Napi::Buffer<uint8_t> BufferFromVector(Napi::Env env, std::vector<uint8_t>&& v);
 // The same for a BigBuffer: the Buffer's finalizer gives the memory back to its pool.
 Napi::Buffer<uint8_t> BufferFromBig(Napi::Env env, BigBuffer&& b);
+// Gives the memory of a whole Buffer made by BufferFromBig back to the pool now, before the
+// GC would: its ArrayBuffer is detached first, so every JS view of it becomes empty and
+// nothing can reach the memory again. False (and nothing changes) for any other value, a
+// view of part of one, or an ArrayBuffer that cannot be detached.
+bool RecycleBig(Napi::Env env, const Napi::Value& v);
 
 }  // namespace coral

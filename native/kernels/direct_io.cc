@@ -1,0 +1,186 @@
+#include "kernels/direct_io.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace coral {
+
+namespace {
+
+Err IoErr(const std::string& what, const char* op, int e) {
+  return Err::Make(Status::Io, what + ": " + op + " failed: " + std::strerror(e));
+}
+
+// pwrite until done (short writes and EINTR are retried).
+Err PwriteAll(int fd, const uint8_t* p, size_t n, uint64_t off, const std::string& what) {
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return IoErr(what, "write", errno);
+    }
+    if (w == 0) return Err::Make(Status::Io, what + ": write made no progress");
+    p += w, n -= static_cast<size_t>(w), off += static_cast<uint64_t>(w);
+  }
+  return Err::Ok();
+}
+
+}  // namespace
+
+bool DirectIoAllowed() {
+  const char* v = std::getenv("CORAL_NO_DIRECT_IO");
+  return !(v && *v && *v != '0');
+}
+
+void AlignedFree::operator()(uint8_t* p) const { std::free(p); }
+
+AlignedBytes AllocAligned(size_t n) {
+  void* p = nullptr;
+  if (posix_memalign(&p, kDirectAlign, n) != 0) return AlignedBytes();
+  return AlignedBytes(static_cast<uint8_t*>(p));
+}
+
+Err DirectWrite(int fd, const uint8_t* data, size_t len, uint64_t off, AlignedBytes* bounce, size_t* tail_from,
+                const std::string& what) {
+  *tail_from = 0;
+  if (off % kDirectAlign) return Err::Make(Status::InvalidArgument, what + ": unaligned direct write offset");
+  const size_t whole = len & ~(kDirectAlign - 1);
+  if (whole == 0) return Err::Ok();
+  if (reinterpret_cast<uintptr_t>(data) % kDirectAlign == 0) {
+    CORAL_TRY(PwriteAll(fd, data, whole, off, what));
+  } else {
+    if (!*bounce) {
+      *bounce = AllocAligned(kDirectBounce);
+      if (!*bounce) return Err::Make(Status::OutOfMemory, what + ": cannot allocate a write buffer");
+    }
+    for (size_t done = 0; done < whole;) {
+      const size_t n = std::min(kDirectBounce, whole - done);
+      std::memcpy(bounce->get(), data + done, n);
+      CORAL_TRY(PwriteAll(fd, bounce->get(), n, off + done, what));
+      done += n;
+    }
+  }
+  *tail_from = whole;
+  return Err::Ok();
+}
+
+Err DirectRead(int dfd, int bfd, uint8_t* dst, size_t len, uint64_t off, const std::string& what) {
+  if (off % kDirectAlign || reinterpret_cast<uintptr_t>(dst) % kDirectAlign)
+    return Err::Make(Status::InvalidArgument, what + ": unaligned direct read");
+  const size_t whole = len & ~(kDirectAlign - 1);
+  size_t done = 0;
+  while (done < len) {
+    const bool direct = done < whole;
+    const int fd = direct ? dfd : bfd;
+    const size_t want = direct ? whole - done : len - done;
+    ssize_t r = ::pread(fd, dst + done, want, static_cast<off_t>(off + done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return IoErr(what, "read", errno);
+    }
+    if (r == 0) return Err::Make(Status::Corrupt, what + ": the file ends inside the object's data");
+    done += static_cast<size_t>(r);
+    // A short direct read ends on a block boundary only at end of file; the next loop
+    // iteration then reads 0 (or, past `whole`, continues with the buffered descriptor).
+    if (direct && done < whole && done % kDirectAlign) {
+      // Finish an unaligned remainder through the buffered descriptor.
+      while (done < whole) {
+        ssize_t q = ::pread(bfd, dst + done, whole - done, static_cast<off_t>(off + done));
+        if (q < 0 && errno == EINTR) continue;
+        if (q < 0) return IoErr(what, "read", errno);
+        if (q == 0) return Err::Make(Status::Corrupt, what + ": the file ends inside the object's data");
+        done += static_cast<size_t>(q);
+      }
+    }
+  }
+  return Err::Ok();
+}
+
+Err AlignedFileWriter::Create(const std::string& path, unsigned mode, std::unique_ptr<AlignedFileWriter>* out) {
+  std::unique_ptr<AlignedFileWriter> w(new AlignedFileWriter());
+  w->path_ = path;
+  const int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
+  int fd = -1;
+  if (DirectIoAllowed()) {
+    fd = ::open(path.c_str(), flags | O_DIRECT, mode);
+    if (fd >= 0) {
+      w->direct_ = true;
+    } else if (errno == EINVAL) {
+      // No O_DIRECT here: the open may still have created the file.
+      ::unlink(path.c_str());
+    } else {
+      return IoErr(path, "open", errno);
+    }
+  }
+  if (fd < 0) {
+    fd = ::open(path.c_str(), flags, mode);
+    if (fd < 0) return IoErr(path, "open", errno);
+  }
+  w->fd_ = fd;
+  w->buf_ = AllocAligned(kDirectChunk);
+  if (!w->buf_) {
+    w->Abort();
+    return Err::Make(Status::OutOfMemory, path + ": cannot allocate a write buffer");
+  }
+  *out = std::move(w);
+  return Err::Ok();
+}
+
+AlignedFileWriter::~AlignedFileWriter() { Abort(); }
+
+void AlignedFileWriter::Abort() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+Err AlignedFileWriter::Flush(size_t n) {
+  CORAL_TRY(PwriteAll(fd_, buf_.get(), n, written_, path_));
+  written_ += n;
+  return Err::Ok();
+}
+
+Err AlignedFileWriter::Append(const uint8_t* data, size_t len) {
+  if (fd_ < 0) return Err::Make(Status::InvalidArgument, path_ + ": writer already finished");
+  while (len > 0) {
+    const size_t n = std::min(len, kDirectChunk - fill_);
+    std::memcpy(buf_.get() + fill_, data, n);
+    fill_ += n, data += n, len -= n;
+    if (fill_ == kDirectChunk) {
+      CORAL_TRY(Flush(fill_));
+      fill_ = 0;
+    }
+  }
+  return Err::Ok();
+}
+
+Err AlignedFileWriter::Finish(uint64_t* size) {
+  if (fd_ < 0) return Err::Make(Status::InvalidArgument, path_ + ": writer already finished");
+  const uint64_t total = written_ + fill_;
+  if (fill_ > 0) {
+    if (direct_) {
+      // The last block goes out padded; the file is then cut to its exact size.
+      const size_t padded = (fill_ + kDirectAlign - 1) & ~(kDirectAlign - 1);
+      std::memset(buf_.get() + fill_, 0, padded - fill_);
+      CORAL_TRY(Flush(padded));
+    } else {
+      CORAL_TRY(Flush(fill_));
+    }
+    fill_ = 0;
+  }
+  if (direct_ && ::ftruncate(fd_, static_cast<off_t>(total)) != 0) return IoErr(path_, "ftruncate", errno);
+  if (::fsync(fd_) != 0) return IoErr(path_, "fsync", errno);
+  int rc = ::close(fd_);
+  fd_ = -1;
+  if (rc != 0 && errno != EINTR) return IoErr(path_, "close", errno);
+  buf_.reset();
+  *size = total;
+  return Err::Ok();
+}
+
+}  // namespace coral

@@ -1,0 +1,172 @@
+// Writes that bypass the page cache (native/kernels/direct_io.h): pack payloads written with
+// O_DIRECT at their datasets' offsets, the FileWriter used by checkout, and the early release
+// of pooled buffers (recycleBuffer). Each path is also run with CORAL_NO_DIRECT_IO=1 (the
+// buffered fallback, as on tmpfs) and must produce the same bytes.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { native } from '../../lib/native';
+import { HAS_H5PY, python, seeded, tmpDir } from '../store/helpers';
+
+const dir = tmpDir('directio');
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+afterEach(() => {
+  delete process.env.CORAL_NO_DIRECT_IO;
+});
+let n = 0;
+const fresh = (ext: string) => path.join(dir, `f${n++}.${ext}`);
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** Large objects: unaligned and aligned memory, sizes on and off block boundaries. */
+function objects(): Array<[string, Uint8Array]> {
+  const unaligned = seeded((3 << 20) + 124, 7).subarray(1); // odd address, odd length
+  const aligned = native.allocBuffer(5 << 20); // a pooled mapping: 2 MiB aligned
+  aligned.set(seeded(5 << 20, 8));
+  const tiny = seeded(1 << 20, 9).subarray(0, (1 << 20) + 0); // exactly the direct threshold
+  const justOver = seeded((1 << 20) + 1, 10);
+  return [
+    ['u', unaligned],
+    ['a', aligned],
+    ['t', tiny],
+    ['j', justOver],
+    ['s', seeded(3000, 11)], // small: /small/data
+  ];
+}
+
+async function writePack(p: string): Promise<Array<{ id: string; offset: number | null; size: number }>> {
+  const w = new native.PackWriter(p);
+  for (const [id, b] of objects())
+    await w.putAsync(id, b, { codec: 'raw', dtype: 'U8', shape: [b.byteLength], rawSize: b.byteLength });
+  return (await w.finish()).entries;
+}
+
+describe('pack payloads written with O_DIRECT', () => {
+  for (const mode of ['direct', 'buffered'] as const) {
+    it(`${mode}: reads back byte for byte, at the offsets the writer reports`, async () => {
+      if (mode === 'buffered') process.env.CORAL_NO_DIRECT_IO = '1';
+      const p = fresh('h5');
+      const entries = await writePack(p);
+      const file = fs.readFileSync(p);
+      const r = new native.PackReader(p);
+      for (const [id, b] of objects()) {
+        const e = entries.find((x) => x.id === id)!;
+        expect(e.size).toBe(b.byteLength);
+        expect(Buffer.from(await r.read(id)).equals(Buffer.from(b))).toBe(true);
+        // The offset points at the raw bytes in the file.
+        expect(file.subarray(e.offset!, e.offset! + e.size).equals(Buffer.from(b))).toBe(true);
+        // Large objects start on a 4 KiB boundary either way (the same file layout).
+        if (b.byteLength >= 1 << 20) expect(e.offset! % 4096).toBe(0);
+      }
+      r.close();
+    });
+  }
+
+  it('writes the same file with and without O_DIRECT (bar the creation time)', async () => {
+    const a = fresh('h5');
+    await writePack(a);
+    process.env.CORAL_NO_DIRECT_IO = '1';
+    const b = fresh('h5');
+    await writePack(b);
+    expect(fs.statSync(a).size).toBe(fs.statSync(b).size);
+  });
+
+  it.skipIf(!HAS_H5PY)('h5py reads the directly written datasets', async () => {
+    const p = fresh('h5');
+    await writePack(p);
+    const out = JSON.parse(
+      python(
+        `
+import sys, json, hashlib, h5py
+f = h5py.File(sys.argv[1], 'r')
+print(json.dumps({k: hashlib.sha256(v[()].tobytes()).hexdigest() for k, v in f['objects'].items()}))`,
+        [p],
+      ),
+    );
+    for (const [id, b] of objects()) if (b.byteLength >= 16384) expect(out[id]).toBe(sha(b));
+  });
+});
+
+describe('FileWriter', () => {
+  const chunks = () => [
+    new Uint8Array(0),
+    seeded(1, 1),
+    seeded(4095, 2),
+    seeded(4097, 3).subarray(1),
+    seeded((9 << 20) + 5, 4),
+    seeded(3, 5),
+  ];
+
+  for (const mode of ['direct', 'buffered'] as const) {
+    it(`${mode}: writes the chunks in order with the exact size`, async () => {
+      if (mode === 'buffered') process.env.CORAL_NO_DIRECT_IO = '1';
+      const p = fresh('bin');
+      const w = new native.FileWriter(p, 0o600);
+      if (mode === 'buffered') expect(w.direct()).toBe(false);
+      for (const c of chunks()) await w.appendAsync(c);
+      const size = await w.finish();
+      const want = Buffer.concat(chunks());
+      expect(size).toBe(want.length);
+      expect(fs.readFileSync(p).equals(want)).toBe(true);
+      expect(fs.statSync(p).mode & 0o777).toBe(0o600);
+      expect(() => w.abort()).not.toThrow();
+      expect(() => w.finish()).toThrow(/finished or aborted/);
+    });
+  }
+
+  it('an empty file, and a file of exactly one block', async () => {
+    for (const c of [[], [seeded(4096, 6)]]) {
+      const p = fresh('bin');
+      const w = new native.FileWriter(p);
+      for (const b of c) await w.appendAsync(b);
+      expect(await w.finish()).toBe(c.reduce((s, b) => s + b.length, 0));
+      expect(fs.readFileSync(p).equals(Buffer.concat(c))).toBe(true);
+    }
+  });
+
+  it('creates exclusively, refuses overlapping calls, and stops after abort', async () => {
+    const p = fresh('bin');
+    fs.writeFileSync(p, 'x');
+    expect(() => new native.FileWriter(p)).toThrow(/exists/i);
+    const q = fresh('bin');
+    const w = new native.FileWriter(q);
+    const first = w.appendAsync(seeded(1 << 20, 1));
+    expect(() => w.appendAsync(seeded(10, 2))).toThrow(/previous call/);
+    await first;
+    w.abort();
+    w.abort();
+    expect(() => w.appendAsync(seeded(10, 2))).toThrow(/finished or aborted/);
+  });
+});
+
+describe('recycleBuffer', () => {
+  it('gives back a whole pooled buffer and empties every view of it; anything else is left alone', () => {
+    const b = native.allocBuffer(8 << 20);
+    b.fill(7);
+    const view = new Uint8Array(b.buffer, b.byteOffset, 16);
+    expect(native.recycleBuffer(b.subarray(1))).toBe(false);
+    expect(native.recycleBuffer(Buffer.alloc(8 << 20))).toBe(false);
+    expect(b.length).toBe(8 << 20);
+    expect(native.recycleBuffer(b)).toBe(true);
+    expect(b.length).toBe(0);
+    expect(view.length).toBe(0);
+    expect(native.recycleBuffer(b)).toBe(false);
+    // The pool hands the memory out again.
+    const c = native.allocBuffer(8 << 20);
+    c.fill(1);
+    expect(c[(8 << 20) - 1]).toBe(1);
+  });
+
+  it('decode and pack-read results are recyclable', async () => {
+    const p = fresh('h5');
+    const data = seeded(6 << 20, 3);
+    const w = new native.PackWriter(p);
+    await w.putAsync('x', data, { codec: 'raw', dtype: 'U8', shape: [data.length], rawSize: data.length });
+    await w.finish();
+    const r = new native.PackReader(p);
+    const got = await r.read('x');
+    expect(Buffer.from(got).equals(data)).toBe(true);
+    expect(native.recycleBuffer(got)).toBe(true);
+    r.close();
+  });
+});
