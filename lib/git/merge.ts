@@ -154,6 +154,19 @@ export interface ResolveReport {
   conflicts: MergeConflict[];
 }
 
+/** A conflicted path's pointers at index stages 1 (base), 2 (ours) and 3 (theirs); null where absent. */
+async function conflictStages(cwd: string, relPathIn: string) {
+  const dirs = await gitDirs(cwd);
+  const top = dirs.worktree;
+  const relPath = path.relative(top, path.resolve(cwd, relPathIn)).split(path.sep).join('/');
+  const stage = async (n: number) => {
+    const r = await gitRaw(top, ['cat-file', 'blob', `:${n}:${relPath}`]);
+    return r.code === 0 && looksLikePointer(r.stdout) ? parsePointer(r.stdout) : null;
+  };
+  const [base, ours, theirs] = [await stage(1), await stage(2), await stage(3)];
+  return { dirs, top, relPath, base, ours, theirs };
+}
+
 /**
  * `coral git resolve <path>`: merges the conflicted path's index stages
  * (1 ancestor, 2 ours, 3 theirs) with the given strategy, writes the
@@ -164,14 +177,7 @@ export async function resolve(cwd: string, relPathIn: string, opts: ResolveOptio
   if (picked !== 1) throw invalidParameter('resolution', 'exactly one of --strategy <s>, --ours, --theirs', opts);
   const spec = opts.ours ? 'ours' : opts.theirs ? 'theirs' : opts.strategy!;
   const params = parseStrategySpec(spec);
-  const dirs = await gitDirs(cwd);
-  const top = dirs.worktree;
-  const relPath = path.relative(top, path.resolve(cwd, relPathIn)).split(path.sep).join('/');
-  const stage = async (n: number) => {
-    const r = await gitRaw(top, ['cat-file', 'blob', `:${n}:${relPath}`]);
-    return r.code === 0 && looksLikePointer(r.stdout) ? parsePointer(r.stdout) : null;
-  };
-  const [base, ours, theirs] = [await stage(1), await stage(2), await stage(3)];
+  const { dirs, top, relPath, base, ours, theirs } = await conflictStages(cwd, relPathIn);
   if (!ours && !theirs)
     throw new MergeConflictError(`${relPath} is not a conflicted coral checkpoint (no index stages 2 and 3)`, {
       path: relPath,
@@ -260,14 +266,7 @@ export interface MergetoolReport {
 export async function mergetool(cwd: string, relPathIn: string, opts: MergetoolOptions): Promise<MergetoolReport> {
   if (!opts.strategies.length) throw invalidParameter('strategies', 'at least one --try strategy', opts.strategies);
   const specs = opts.strategies.map((s) => ({ spec: s, params: parseStrategySpec(s) }));
-  const dirs = await gitDirs(cwd);
-  const top = dirs.worktree;
-  const relPath = path.relative(top, path.resolve(cwd, relPathIn)).split(path.sep).join('/');
-  const stage = async (n: number) => {
-    const r = await gitRaw(top, ['cat-file', 'blob', `:${n}:${relPath}`]);
-    return r.code === 0 && looksLikePointer(r.stdout) ? parsePointer(r.stdout) : null;
-  };
-  const [base, ours, theirs] = [await stage(1), await stage(2), await stage(3)];
+  const { dirs, top, relPath, base, ours, theirs } = await conflictStages(cwd, relPathIn);
   if (!ours || !theirs)
     throw new MergeConflictError(
       `${relPath} is not a conflicted coral checkpoint on both sides (index stages 2 and 3)`,

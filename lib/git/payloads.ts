@@ -173,25 +173,12 @@ export function entryObjects(entry: FileEntry): string[] {
   return [...new Set([entry.skeleton, ...entry.segments.map((s) => s.object)])];
 }
 
-/** The ids among `ids` (and their delta bases, transitively) missing from the store. */
-/** `ids` and their delta bases, transitively (what is stored of them). */
-export async function closure(ps: Pick<Payloads, 'store'>, ids: readonly string[]): Promise<string[]> {
-  const out: string[] = [];
-  const seen = new Set<string>();
-  const todo = [...ids];
-  while (todo.length) {
-    const id = todo.pop()!;
-    if (seen.has(id)) continue;
-    seen.add(id);
-    out.push(id);
-    if (!(await ps.store.has(id))) continue;
-    const a = await ps.store.stat(id);
-    if (a.base) todo.push(a.base);
-  }
-  return out;
-}
-
-export async function missingObjects(ps: Pick<Payloads, 'store'>, ids: readonly string[]): Promise<string[]> {
+/** Walks `ids` and their delta bases, transitively: every id met, and those the store lacks. */
+async function walkBases(
+  ps: Pick<Payloads, 'store'>,
+  ids: readonly string[],
+): Promise<{ all: string[]; missing: string[] }> {
+  const all: string[] = [];
   const missing: string[] = [];
   const seen = new Set<string>();
   const todo = [...ids];
@@ -199,6 +186,7 @@ export async function missingObjects(ps: Pick<Payloads, 'store'>, ids: readonly 
     const id = todo.pop()!;
     if (seen.has(id)) continue;
     seen.add(id);
+    all.push(id);
     if (!(await ps.store.has(id))) {
       missing.push(id);
       continue;
@@ -206,7 +194,17 @@ export async function missingObjects(ps: Pick<Payloads, 'store'>, ids: readonly 
     const a = await ps.store.stat(id);
     if (a.base) todo.push(a.base);
   }
-  return missing;
+  return { all, missing };
+}
+
+/** `ids` and their delta bases, transitively (what is stored of them). */
+export async function closure(ps: Pick<Payloads, 'store'>, ids: readonly string[]): Promise<string[]> {
+  return (await walkBases(ps, ids)).all;
+}
+
+/** The ids among `ids` (and their delta bases, transitively) missing from the store. */
+export async function missingObjects(ps: Pick<Payloads, 'store'>, ids: readonly string[]): Promise<string[]> {
+  return (await walkBases(ps, ids)).missing;
 }
 
 /**

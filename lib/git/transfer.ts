@@ -197,7 +197,17 @@ export async function prePush(
     report.bytes = [...objects.values()].reduce((n, o) => n + o.size, 0);
     return report;
   }
-  const remote = await openRemote(remoteUrl, { create: true });
+  Object.assign(report, await sendEntries(ps, remoteUrl, pointers));
+  return report;
+}
+
+/** Sends the payload objects `pointers` need to the coral store at `url` (made when absent). */
+async function sendEntries(
+  ps: Payloads,
+  url: string,
+  pointers: ReadonlyArray<{ entry: FileEntry }>,
+): Promise<{ objects: number; bytes: number }> {
+  const remote = await openRemote(url, { create: true });
   try {
     const r = await transferEntries(
       ps.store,
@@ -206,12 +216,10 @@ export async function prePush(
       'git-push',
       'src',
     );
-    report.objects = r?.objects ?? 0;
-    report.bytes = r?.objectBytes ?? 0;
+    return { objects: r?.objects ?? 0, bytes: r?.objectBytes ?? 0 };
   } finally {
     await remote.close();
   }
-  return report;
 }
 
 /** The git remotes to fetch payloads from, in order: coral.remote, origin, then the rest. */
@@ -278,19 +286,7 @@ export async function pushPayloads(
 ): Promise<PrePushReport> {
   const pointers = await pointersAt(cwd, revs.length ? revs : ['HEAD']);
   const url = await coralRemoteUrl(cwd, name);
-  const remote = await openRemote(url, { create: true });
-  try {
-    const r = await transferEntries(
-      ps.store,
-      remote.objects,
-      pointers.map((p) => p.entry),
-      'git-push',
-      'src',
-    );
-    return { url, pointers: pointers.length, objects: r?.objects ?? 0, bytes: r?.objectBytes ?? 0 };
-  } finally {
-    await remote.close();
-  }
+  return { url, pointers: pointers.length, ...(await sendEntries(ps, url, pointers)) };
 }
 
 /** Opens the payload store and runs `fn` with it. */

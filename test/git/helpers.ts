@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { serializeSafetensors } from '../../lib/formats/safetensors';
 import { tensor, type Tensor } from '../../lib/tensor/tensor';
+import { xorshift32 } from '../store/helpers';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const CORAL_BIN = path.join(ROOT, 'bin', 'coral.js');
@@ -82,17 +83,10 @@ export function initRepo(e: GitEnv, name = 'repo', patterns = ['*.safetensors'])
   return dir;
 }
 
-/** Deterministic xorshift32 stream. */
+/** Deterministic stream in [0, 1) (the store tests' xorshift32). */
 export function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x100000000;
-  };
+  const next = xorshift32(seed);
+  return () => next() / 0x100000000;
 }
 
 export function randomF32(n: number, seed: number, scale = 0.05): Float32Array {
