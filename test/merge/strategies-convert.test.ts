@@ -105,7 +105,7 @@ allbits.view(torch.float16).to(torch.float32).numpy().tofile(d + '/f16_f32.bin')
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
-  }, 60_000);
+  }, 180_000);
 });
 
 describe('conversion semantics', () => {

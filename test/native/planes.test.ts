@@ -32,7 +32,7 @@ describe('byte-plane kernels', () => {
     expect(differ).toEqual([]);
     // Informational: on an AVX2 machine the two processes really ran different code.
     if (!native.features.avx2) console.warn('no AVX2 on this CPU: both runs used the portable kernels');
-  }, 60_000);
+  }, 240_000);
 
   it('keeps the transform layout: DELTA_ORDERED of equal F32 tensors is all-zero planes', () => {
     // Zig(Ord(t) - Ord(b)) == 0 for t == b: every plane is one repeated byte, so the

@@ -135,7 +135,7 @@ describe('TensorFlow.js integration', () => {
     } finally {
       await repo.close();
     }
-  }, 60_000);
+  }, 180_000);
 
   it('lib/index loads without tfjs (the module is only used when a model is passed)', () => {
     const src = fs.readFileSync(path.join(__dirname, '..', '..', 'lib', 'train', 'tfjs.ts'), 'utf8');
