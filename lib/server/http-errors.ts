@@ -17,6 +17,7 @@ const STATUS: Partial<Record<CoralCode, number>> = {
   CORAL_CHECKSUM_MISMATCH: 400,
   CORAL_LIMIT_EXCEEDED: 413,
   CORAL_REMOTE_AUTH: 401,
+  CORAL_PERMISSION_DENIED: 403,
   CORAL_REMOTE_NOT_FOUND: 404,
   CORAL_NOT_A_REPOSITORY: 404,
   CORAL_OBJECT_NOT_FOUND: 404,
@@ -64,7 +65,8 @@ export function errorFromBody(status: number, body: unknown, where: string): Cor
   const data = err?.data && typeof err.data === 'object' ? (err.data as Record<string, unknown>) : undefined;
   const C = BY_CODE.get(code);
   if (C) return new C(message, data);
-  if (status === 401 || status === 403) return new errors.RemoteAuthError(message);
+  if (status === 401) return new errors.RemoteAuthError(message);
+  if (status === 403) return new errors.PermissionDeniedError(message);
   if (status === 404) return new errors.RemoteNotFoundError(message);
   if (status >= 500) return new errors.RemoteUnavailableError(message);
   return new errors.RemoteRejectedError(message);
