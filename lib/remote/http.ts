@@ -632,7 +632,7 @@ export function parseHttpUrl(url: string): URL {
  */
 export async function openHttpRemote(url: string, opts: OpenRemoteOptions = {}): Promise<RemoteRepo> {
   const base = parseHttpUrl(url);
-  const token = opts.token ?? process.env.CORAL_TOKEN ?? undefined;
+  const token = opts.token || process.env.CORAL_TOKEN || undefined;
   if (token !== undefined && (typeof token !== 'string' || !/^[\x21-\x7e]+$/.test(token)))
     throw invalidParameter('token', 'printable ASCII without spaces', '<redacted>');
   const c = new HttpClient(base, token || undefined);

@@ -34,12 +34,12 @@ import {
   UnsupportedFormatError,
   invalidParameter,
 } from '../errors';
-import { checkConfigValue } from '../refs/config-schema';
 import { AccessControl } from './access';
 import { errorReply } from './http-errors';
 import { RepoSet, checkRepoName } from './repos';
 import { remoteRoutes } from './routes/remote';
-import { sharedFile, type ServeLocation } from './shared-file';
+import { readServeConfig } from './settings';
+import type { ServeLocation } from './shared-file';
 import type { RouteModule, Scope, ServerDeps, ServerLimits } from './types';
 
 /** Limits when neither the options nor `.coral-serve/config` set them. */
@@ -86,28 +86,6 @@ export interface CoralServer {
   close(): Promise<void>;
 }
 
-/** Reads the `serve` section of `.coral-serve/config` (JSON, the repository config's format). */
-async function serverConfig(loc: ServeLocation): Promise<Record<string, unknown>> {
-  const f = await sharedFile(loc, 'config');
-  try {
-    const cur = await f.read();
-    if (!cur) return {};
-    let doc: unknown;
-    try {
-      doc = JSON.parse(cur.text);
-    } catch (e) {
-      throw new InvalidArgumentError(`${f.where} is not valid JSON: ${(e as Error).message}`, { path: f.where });
-    }
-    const serve = (doc as { serve?: unknown } | null)?.serve;
-    const out: Record<string, unknown> = {};
-    if (serve && typeof serve === 'object')
-      for (const [k, v] of Object.entries(serve)) out[`serve.${k}`] = checkConfigValue(`serve.${k}`, v as never);
-    return out;
-  } finally {
-    f.close();
-  }
-}
-
 function bearer(req: FastifyRequest): string | null {
   const h = req.headers.authorization;
   if (h === undefined) return null;
@@ -151,7 +129,7 @@ function drainRefused(raw: FastifyRequest['raw']): void {
 export async function buildServer(opts: ServerOptions = {}): Promise<CoralServer> {
   if (typeof opts !== 'object' || opts === null) throw invalidParameter('options', 'object', opts);
   const loc: ServeLocation = { root: opts.root, store: opts.store, endpoint: opts.endpoint };
-  const cfg = await serverConfig(loc);
+  const cfg = await readServeConfig(loc);
   const limits: ServerLimits = { ...DEFAULT_LIMITS };
   for (const k of Object.keys(LIMIT_KEYS) as Array<keyof ServerLimits>) {
     const v = opts.limits?.[k] ?? cfg[LIMIT_KEYS[k]];

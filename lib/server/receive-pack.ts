@@ -48,6 +48,7 @@ import {
   type StoreProblem,
 } from '../store/object-store';
 import { randomHex } from '../store/fs';
+import { crashPoint } from '../util/crash';
 
 const CONTENT_ID_RE = /^[0-9a-f]{32}$/;
 
@@ -224,7 +225,9 @@ export async function receivePack(stream: Readable, store: ObjectStore, opts: Re
       if (frame?.op === 'commit') {
         if (!(await input.atEnd())) throw new FormatError('bytes follow the commit frame of a pack stream');
         checkAbort();
+        crashPoint('serve:before-publish');
         const pack = await tx.commit();
+        crashPoint('serve:after-publish');
         return { pack, objects, bytes: input.total };
       }
       if (frame?.op === 'reuse') {
