@@ -4,11 +4,11 @@
  */
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { isNoSuchKey, isPreconditionFailed, openS3Client, s3Error } from '../store/s3/client';
-import type { SharedFile } from './shared-file';
 
 const bare = (etag: string | undefined) => (etag ?? '').replace(/"/g, '');
 
-export function s3SharedFile(bucket: string, key: string, url: string, endpoint?: string): SharedFile {
+/** A `SharedFile` (shared-file.ts, which loads this module) over one key. */
+export function s3SharedFile(bucket: string, key: string, url: string, endpoint?: string) {
   const s3 = openS3Client({ endpoint });
   const where = `s3://${bucket}/${key}`;
   const err = (e: unknown, op: string) => s3Error(e, url, s3.endpoint, op);
@@ -31,7 +31,7 @@ export function s3SharedFile(bucket: string, key: string, url: string, endpoint?
         throw err(e, `read of ${key}`);
       }
     },
-    async write(text, expected) {
+    async write(text: string, expected: string | null) {
       try {
         await s3.client.send(
           new PutObjectCommand({

@@ -218,7 +218,7 @@ describe('coral serve: the HTTP remote', () => {
     const a = path.join(d, 'a');
     history(a);
     const s = await startServe([root]);
-    let code: number | string = -1;
+    let code: number | string;
     try {
       ok(a, ['push', `${s.url}/m`, 'main'], { CORAL_TOKEN: write });
       const packs = packCount(path.join(root, 'm'));

@@ -27,8 +27,8 @@ export function startServe(args: string[], env: Record<string, string> = {}): Pr
       proc.kill('SIGKILL');
       reject(new Error(`coral serve printed no URL within 30 s\n${err}`));
     }, 30_000);
-    proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    proc.stdout!.on('data', (d: Buffer) => {
+    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    proc.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /listening on (http:\/\/\S+)/.exec(out);
       if (!m) return;

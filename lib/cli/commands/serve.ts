@@ -53,7 +53,9 @@ async function tokenSub(ctx: Ctx, args: string[]): Promise<void> {
     const { token, info } = await addToken(location(ctx, root), name, { scope, repos: repos?.length ? repos : null });
     if (ctx.flags.json) return printJson(ctx, { ...info, token });
     print(ctx, token);
-    ctx.io.err(`token '${name}' (${scope}${info.repos ? `, ${info.repos.join(', ')}` : ''}): shown once, store it now\n`);
+    ctx.io.err(
+      `token '${name}' (${scope}${info.repos ? `, ${info.repos.join(', ')}` : ''}): shown once, store it now\n`,
+    );
     return;
   }
   if (op === 'list') {
