@@ -34,7 +34,7 @@ import {
 } from '../errors';
 import { xxh3 } from '../hash';
 import { allocLarge, recycleLarge } from '../native';
-import { ObjectReader } from '../odb/objects';
+import { DEFAULT_BASE_CACHE_BYTES, ObjectReader } from '../odb/objects';
 import { MAX_FRAME_HEADER, type PackFrame } from '../remote/http-wire';
 import {
   checkId,
@@ -166,7 +166,7 @@ export interface ReceiveOptions {
   maxBytes: number;
   /** Largest single object, bytes. */
   maxObjectBytes: number;
-  /** Decoded tensors kept for the next deltas, bytes. */
+  /** Decoded tensors kept for the next deltas, bytes (default 64 MiB, as `core.baseCacheBytes`). */
   cacheBytes?: number;
   /** Where the spool file goes. */
   tmpDir: string;
@@ -193,7 +193,7 @@ export async function receivePack(stream: Readable, store: ObjectStore, opts: Re
   const spoolPath = path.join(opts.tmpDir, `pack-in-${randomHex(8)}.spool`);
   const spool = await fsp.open(spoolPath, 'w+');
   const view = new IncomingView(store, spool);
-  const reader = new ObjectReader(view, opts.cacheBytes ?? 128 << 20);
+  const reader = new ObjectReader(view, opts.cacheBytes ?? DEFAULT_BASE_CACHE_BYTES);
   let spoolEnd = 0;
   let tx: PackTransaction | null = null;
   let objects = 0;

@@ -173,6 +173,44 @@ describe('http transport', () => {
     );
   });
 
+  it('answers malformed requests with 400 and a JSON error body; a cut or garbled pack stores nothing', async () => {
+    const url = `${server.url}/malformed`;
+    const remote = await openRemote(url, { token: writeToken, create: true });
+    await remote.close();
+    const auth = { authorization: `Bearer ${writeToken}` };
+    const bad = await fetch(`${url}/refs`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'refs/heads/main', expected: null, next: 'not-an-id' }),
+    });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('CORAL_INVALID_ARGUMENT');
+    const notJson = await fetch(`${url}/refs`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: '{"name": ',
+    });
+    expect(notJson.status).toBe(400);
+    expect(((await notJson.json()) as { error: { code: string } }).error.code).toBe('CORAL_INVALID_ARGUMENT');
+    const packs = fs.readdirSync(path.join(root, 'malformed', 'objects', 'packs')).length;
+    for (const body of [
+      Buffer.from([0, 0, 0, 5, 0x7b, 0x7b, 0x7b, 0x7b, 0x7b]), // a frame that is not JSON
+      Buffer.concat([Buffer.from([0, 0, 0, 2]), Buffer.from('{}')]), // an unknown frame
+      Buffer.from([0, 0, 0]), // cut inside a frame length
+      Buffer.alloc(0), // no commit frame
+    ]) {
+      const r = await fetch(`${url}/packs`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/x-coral-pack' },
+        body,
+      });
+      expect(r.status).toBe(400);
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe('CORAL_FORMAT');
+    }
+    expect(fs.readdirSync(path.join(root, 'malformed', 'objects', 'packs')).length).toBe(packs);
+    expect(fs.readdirSync(path.join(root, 'malformed', 'tmp'))).toEqual([]);
+  });
+
   it('serves health and metrics', async () => {
     const h = await fetch(`${server.url}/healthz`);
     expect(h.status).toBe(200);
