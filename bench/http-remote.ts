@@ -74,7 +74,7 @@ function peakRss(pid: number): number {
 async function main(): Promise<void> {
   const quick = argFlag('quick');
   const familyBytes = quick ? 128 << 20 : 512 << 20;
-  const runs = 3;
+  const runs = Number(process.env.RUNS ?? 3);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-bench-http-'));
   const root = path.join(dir, 'srv');
   fs.mkdirSync(root);

@@ -10,8 +10,8 @@
  *   Objects under other ids (possible through the ObjectStore API, never written by coral) are checked
  *   against their checksum only: no tree can name them as content.
  *
- * Memory: one object at a time plus a bounded LRU of decoded tensors (the next delta's base is usually
- * the previous object). The stored bytes of the pack's objects are also appended to a spool file in the
+ * Memory: at most three objects (one being read, two being verified and stored behind it, in order) plus
+ * a bounded LRU of decoded tensors (the next delta's base is usually the previous object). The stored bytes of the pack's objects are also appended to a spool file in the
  * server's temp directory, so a base that fell out of the cache is read back from disk, never kept in
  * memory. The objects go into one transaction of the repository's store; its commit publishes the pack
  * atomically (local: rename; S3: index last); on any failure, or a client that goes away, it is aborted
@@ -51,6 +51,8 @@ import { randomHex } from '../store/fs';
 import { crashPoint } from '../util/crash';
 
 const CONTENT_ID_RE = /^[0-9a-f]{32}$/;
+/** Objects read but not yet verified and stored (the one being read comes on top). */
+const WINDOW = 2;
 
 /** Pulls exact byte counts out of a stream, with a running total checked against a limit. */
 class ByteReader {
@@ -196,6 +198,11 @@ export async function receivePack(stream: Readable, store: ObjectStore, opts: Re
   const reader = new ObjectReader(view, opts.cacheBytes ?? DEFAULT_BASE_CACHE_BYTES);
   let spoolEnd = 0;
   let tx: PackTransaction | null = null;
+  /** Ids of this pack (queued or stored). */
+  const seen = new Set<string>();
+  /** Verification and storage of the objects read so far, one after another. */
+  let chain: Promise<void> = Promise.resolve();
+  const window: Array<Promise<void>> = [];
   let objects = 0;
   const checkAbort = () => {
     if (opts.signal?.aborted)
@@ -224,6 +231,7 @@ export async function receivePack(stream: Readable, store: ObjectStore, opts: Re
       }
       if (frame?.op === 'commit') {
         if (!(await input.atEnd())) throw new FormatError('bytes follow the commit frame of a pack stream');
+        await chain;
         checkAbort();
         crashPoint('serve:before-publish');
         const pack = await tx.commit();
@@ -232,7 +240,7 @@ export async function receivePack(stream: Readable, store: ObjectStore, opts: Re
       }
       if (frame?.op === 'reuse') {
         checkId(frame.id);
-        if (!view.spooled.has(frame.id) && !(await tx.reuse(frame.id))) {
+        if (!seen.has(frame.id) && !(await tx.reuse(frame.id))) {
           await store.refresh();
           if (!(await tx.reuse(frame.id)))
             throw new ObjectNotFoundError(`object ${frame.id} the pack relies on is not on the server`, {
@@ -257,6 +265,7 @@ export async function receivePack(stream: Readable, store: ObjectStore, opts: Re
         );
       if (typeof frame.checksum !== 'string') throw new FormatError(`object ${id}: no checksum`, { id });
       const bytes = await input.read(size);
+      let queued = false;
       try {
         const sum = await xxh3(bytes);
         if (sum !== frame.checksum)
@@ -264,18 +273,35 @@ export async function receivePack(stream: Readable, store: ObjectStore, opts: Re
             `object ${id} arrived damaged: its bytes hash to ${sum}, the sender said ${frame.checksum}`,
             { id },
           );
-        if (view.spooled.has(id) || (await store.has(id))) continue; // a duplicate: nothing to write
-        if (CONTENT_ID_RE.test(id)) await verifyContent(id, bytes, attrs, reader);
-        const stored: StoredAttrs = { id, ...attrs, storedSize: size, checksum: sum };
-        await spool.write(bytes, 0, size, spoolEnd);
-        view.spooled.set(id, { offset: spoolEnd, attrs: stored });
-        spoolEnd += size;
-        if (await tx.put(id, bytes, attrs)) objects++;
+        if (seen.has(id) || (await store.has(id))) continue; // a duplicate: nothing to write
+        seen.add(id);
+        // Verified and stored behind the reading of the next objects, in arrival order (a delta's base is
+        // always spooled before it is needed); at most WINDOW objects wait, so memory stays bounded.
+        const tx1 = tx;
+        const job = chain.then(async () => {
+          try {
+            if (CONTENT_ID_RE.test(id)) await verifyContent(id, bytes, attrs, reader);
+            const at = spoolEnd;
+            spoolEnd += size;
+            const stored: StoredAttrs = { id, ...attrs, storedSize: size, checksum: sum };
+            const [, put] = await Promise.all([spool.write(bytes, 0, size, at), tx1.put(id, bytes, attrs)]);
+            view.spooled.set(id, { offset: at, attrs: stored });
+            if (put) objects++;
+          } finally {
+            recycleLarge(bytes);
+          }
+        });
+        queued = true;
+        job.catch(() => undefined); // surfaced through the window or the chain
+        chain = job;
+        window.push(job);
+        if (window.length >= WINDOW) await window.shift();
       } finally {
-        recycleLarge(bytes);
+        if (!queued) recycleLarge(bytes);
       }
     }
   } catch (e) {
+    await chain.catch(() => undefined); // no write may still run when the transaction is dropped
     await tx?.abort().catch(() => undefined);
     throw e;
   } finally {
