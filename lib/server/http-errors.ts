@@ -65,8 +65,7 @@ export function errorFromBody(status: number, body: unknown, where: string): Cor
   const data = err?.data && typeof err.data === 'object' ? (err.data as Record<string, unknown>) : undefined;
   const C = BY_CODE.get(code);
   if (C) return new C(message, data);
-  if (status === 401) return new errors.RemoteAuthError(message);
-  if (status === 403) return new errors.PermissionDeniedError(message);
+  if (status === 401 || status === 403) return new errors.RemoteAuthError(message);
   if (status === 404) return new errors.RemoteNotFoundError(message);
   if (status >= 500) return new errors.RemoteUnavailableError(message);
   return new errors.RemoteRejectedError(message);

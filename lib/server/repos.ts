@@ -9,7 +9,7 @@
  * request has used for `idleMs` is closed again (and reopened on the next request).
  */
 import * as path from 'node:path';
-import { InvalidArgumentError } from '../errors';
+import { CoralError, InvalidArgumentError, RemoteNotFoundError } from '../errors';
 import { REPO_NAME_RE } from '../remote/http-wire';
 import { openRemote } from '../remote/open';
 import type { RemoteRepo } from '../remote/transport';
@@ -63,7 +63,14 @@ export class RepoSet {
     const url = this.urlOf(name);
     let e = this.open.get(name);
     if (!e) {
-      const repo = openRemote(url, { ...(this.loc.endpoint ? { endpoint: this.loc.endpoint } : {}), create });
+      // Clients learn the repository's name, never where the server keeps it.
+      const repo = openRemote(url, { ...(this.loc.endpoint ? { endpoint: this.loc.endpoint } : {}), create }).catch(
+        (e: unknown) => {
+          if (e instanceof CoralError && e.code === RemoteNotFoundError.code)
+            throw new RemoteNotFoundError(`no repository named '${name}' here`, { name });
+          throw e;
+        },
+      );
       e = { repo, lastUsed: Date.now() };
       this.open.set(name, e);
       const entry = e;
