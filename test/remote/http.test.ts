@@ -211,6 +211,28 @@ describe('http transport', () => {
     expect(fs.readdirSync(path.join(root, 'malformed', 'tmp'))).toEqual([]);
   });
 
+  it('a client that goes away mid-pack leaves nothing behind on the server', async () => {
+    const remote = await openRemote(`${server.url}/gone`, { token: writeToken, create: true });
+    try {
+      const packs = fs.readdirSync(path.join(root, 'gone', 'objects', 'packs')).length;
+      const tx = remote.objects.beginWrite();
+      const b = new Uint8Array(200_000).fill(9);
+      await tx.put('half-sent', b, { codec: 'raw', dtype: 'U8', shape: [b.length], rawSize: b.length });
+      await tx.abort(); // the request is destroyed mid-stream
+      // The server notices asynchronously: wait (bounded) for its spool and temp pack to go.
+      const leftovers = () => [
+        ...fs.readdirSync(server.deps.tmpDir),
+        ...fs.readdirSync(path.join(root, 'gone', 'tmp')),
+      ];
+      for (let i = 0; i < 100 && leftovers().length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(leftovers()).toEqual([]);
+      expect(fs.readdirSync(path.join(root, 'gone', 'objects', 'packs')).length).toBe(packs);
+      expect(await remote.objects.has('half-sent')).toBe(false);
+    } finally {
+      await remote.close();
+    }
+  });
+
   it('serves health and metrics', async () => {
     const h = await fetch(`${server.url}/healthz`);
     expect(h.status).toBe(200);
@@ -219,5 +241,7 @@ describe('http transport', () => {
     expect(m).toMatch(/coral_http_requests_total\{method="GET",route="\/:name\/refs",status="200"\} \d+/);
     expect(m).toContain('coral_http_received_bytes_total');
     expect(m).toContain('coral_http_request_duration_seconds_bucket');
+    expect(m).toMatch(/coral_remote_packs_total\{outcome="published"\} [1-9]/);
+    expect(m).toMatch(/coral_remote_packs_total\{outcome="refused"\} [1-9]/);
   });
 });

@@ -13,6 +13,7 @@
  */
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Counter } from 'prom-client';
 import { LimitExceededError, RemoteRejectedError, InvalidArgumentError } from '../../errors';
 import { decodeMeta } from '../../models/meta';
 import { metaFromDisk, metaToDisk } from '../../odb/meta-store';
@@ -91,6 +92,17 @@ async function checkClosed(repo: RemoteRepo, raw: Uint8Array): Promise<void> {
 }
 
 export const remoteRoutes: RouteModule = (app: FastifyInstance, deps: ServerDeps) => {
+  const packs = new Counter({
+    name: 'coral_remote_packs_total',
+    help: 'Pushed packs by outcome (published, empty, refused)',
+    labelNames: ['outcome'],
+    registers: [deps.metrics],
+  });
+  const received = new Counter({
+    name: 'coral_remote_objects_received_total',
+    help: 'Objects written into published packs (verified on arrival)',
+    registers: [deps.metrics],
+  });
   // Bodies other routes do not parse: the pack stream stays a stream; a meta object is one buffer.
   app.addContentTypeParser(PACK_CONTENT_TYPE, (_req, payload, done) => done(null, payload));
   app.addContentTypeParser(META_CONTENT_TYPE, { parseAs: 'buffer', bodyLimit: MAX_META_BYTES }, (_req, body, done) =>
@@ -239,12 +251,20 @@ export const remoteRoutes: RouteModule = (app: FastifyInstance, deps: ServerDeps
       throw new LimitExceededError(
         `the pack is larger than this server accepts (serve.maxUploadBytes = ${deps.limits.maxUploadBytes})`,
       );
-    const r = await receivePack(body, repo.objects, {
-      maxBytes: deps.limits.maxUploadBytes,
-      maxObjectBytes: deps.limits.maxTensorBytes + (1 << 20),
-      tmpDir: deps.tmpDir,
-      signal: deps.shutdown,
-    });
+    let r;
+    try {
+      r = await receivePack(body, repo.objects, {
+        maxBytes: deps.limits.maxUploadBytes,
+        maxObjectBytes: deps.limits.maxTensorBytes + (1 << 20),
+        tmpDir: deps.tmpDir,
+        signal: deps.shutdown,
+      });
+    } catch (e) {
+      packs.inc({ outcome: 'refused' });
+      throw e;
+    }
+    packs.inc({ outcome: r.pack ? 'published' : 'empty' });
+    received.inc(r.objects);
     return { pack: r.pack, objects: r.objects, bytes: r.bytes };
   });
 };
