@@ -66,6 +66,11 @@ interface Reply {
   body: Buffer;
 }
 
+/** Objects larger than this are not read ahead (memory bound). */
+const READ_AHEAD_MAX = 64 << 20;
+/** Stat calls recorded for the read-ahead guess. */
+const MAX_STAT_ORDER = 1 << 18;
+
 const NET_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -225,6 +230,12 @@ class HttpObjectStore implements ObjectStore {
   private known = new Map<string, StoredAttrs>();
   private absent = new Set<string>();
   private readonly stats: Batcher<StoredAttrs | null>;
+  /** Ids in the order `stat` was first asked for them (bounded), and the read order predicted from it. */
+  private statOrder: string[] = [];
+  private statSeen = new Set<string>();
+  private predicted: Map<string, string> | null = null;
+  private predictedLen = 0;
+  private ahead: { id: string; bytes: Promise<StoredObject>; misses: number } | null = null;
   closed = false;
 
   constructor(private readonly c: HttpClient) {
@@ -240,9 +251,13 @@ class HttpObjectStore implements ObjectStore {
     if (this.closed) throw new InvalidArgumentError(`object store of ${this.c.display} is closed`);
   }
 
-  private async lookup(id: string): Promise<StoredAttrs | null> {
+  private async lookup(id: string, fromStat = false): Promise<StoredAttrs | null> {
     this.checkOpen();
     checkId(id);
+    if (fromStat && this.statOrder.length < MAX_STAT_ORDER && !this.statSeen.has(id)) {
+      this.statSeen.add(id);
+      this.statOrder.push(id);
+    }
     const k = this.known.get(id);
     if (k) return k;
     if (this.absent.has(id)) return null;
@@ -265,14 +280,69 @@ class HttpObjectStore implements ObjectStore {
   }
 
   async stat(id: string): Promise<StoredAttrs> {
-    const a = await this.lookup(id);
+    const a = await this.lookup(id, true);
     if (!a) throw new ObjectNotFoundError(`object ${id} is not at ${this.c.display}`, { id });
     return a;
   }
 
+  /**
+   * Reads one object, and starts reading the one a transfer will most likely ask for next (read-ahead of
+   * one object of at most READ_AHEAD_MAX bytes), so the server's read and the network overlap with the
+   * caller's work on this one. The guess: negotiation stats the objects it needs depth-first along each
+   * delta chain (an object, then its base, …) and then reads every chain base first; `stat` records that
+   * sequence. A wrong guess costs one unused read, dropped after two further reads.
+   */
   async get(id: string): Promise<StoredObject> {
     this.checkOpen();
     checkId(id);
+    let pending: Promise<StoredObject> | undefined;
+    if (this.ahead?.id === id) pending = this.ahead.bytes;
+    if (this.ahead && (this.ahead.id === id || ++this.ahead.misses > 2)) this.ahead = null;
+    this.readAhead(id);
+    if (pending) {
+      try {
+        return await pending;
+      } catch {
+        /* read it again below: a failed read-ahead is not the caller's error */
+      }
+    }
+    return this.fetchOne(id);
+  }
+
+  private readAhead(id: string): void {
+    if (this.ahead) return;
+    const next = this.predictNext(id);
+    if (!next) return;
+    const a = this.known.get(next);
+    if (!a || a.storedSize > READ_AHEAD_MAX) return;
+    const bytes = this.fetchOne(next);
+    bytes.catch(() => undefined);
+    this.ahead = { id: next, bytes, misses: 0 };
+  }
+
+  /** The object after `id` in the read order predicted from the stat sequence (see get). */
+  private predictNext(id: string): string | null {
+    // Recomputed when the sequence grew by a quarter (amortised linear when stats and reads interleave).
+    if (this.predicted === null || this.statOrder.length > this.predictedLen * 1.25 + 16) {
+      // Split the stat sequence into chains (each next id is the previous one's base), reverse each.
+      const order: string[] = [];
+      let chain: string[] = [];
+      for (const x of this.statOrder) {
+        const prev = chain[chain.length - 1];
+        if (prev !== undefined && this.known.get(prev)?.base !== x) {
+          order.push(...chain.reverse());
+          chain = [];
+        }
+        chain.push(x);
+      }
+      order.push(...chain.reverse());
+      this.predicted = new Map(order.map((x, i) => [x, order[i + 1] ?? '']));
+      this.predictedLen = this.statOrder.length;
+    }
+    return this.predicted.get(id) || null;
+  }
+
+  private async fetchOne(id: string): Promise<StoredObject> {
     const op = `read of object ${id}`;
     const req = this.c.open('GET', `/objects/${id}`, {});
     let res: http.IncomingMessage;
@@ -372,6 +442,13 @@ class HttpObjectStore implements ObjectStore {
     this.absent.clear();
   }
 
+  /** Forgets the recorded stat sequence (a new transfer starts). */
+  private resetOrder(): void {
+    this.statOrder = [];
+    this.statSeen.clear();
+    this.predicted = null;
+  }
+
   repack(): Promise<RepackResult> {
     return Promise.reject(
       new UnsupportedError(
@@ -392,6 +469,8 @@ class HttpObjectStore implements ObjectStore {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.ahead = null;
+    this.resetOrder();
   }
 }
 
