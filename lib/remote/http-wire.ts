@@ -11,7 +11,8 @@
  *   POST /meta/has                {ids} -> {have: boolean[]}                     read
  *   GET  /meta/<id>               the meta object in its on-disk form            read
  *   PUT  /meta                    body: on-disk form -> {id}                     write
- *   POST /objects/stat            {ids} -> {attrs: (StoredAttrs|null)[]}         read
+ *   POST /objects/stat            {ids, fresh} -> {attrs: (StoredAttrs|null)[]} read (fresh: false may
+ *                                 miss a pack published a moment ago; a has() before sending)
  *   GET  /objects/<id>            stored bytes; attributes in X-Coral-Attrs      read
  *   GET  /objects                 NDJSON, one StoredAttrs a line                 read
  *   POST /packs                   a pack stream (below) -> {pack: PackInfo|null} write

@@ -229,7 +229,10 @@ class HttpObjectStore implements ObjectStore {
   readonly kind = 'http';
   private known = new Map<string, StoredAttrs>();
   private absent = new Set<string>();
+  /** Lookups that must see every published pack (stat: the object must be read) … */
   private readonly stats: Batcher<StoredAttrs | null>;
+  /** … and ones that may miss a pack published a moment ago (has: a miss only means sending it again). */
+  private readonly quick: Batcher<StoredAttrs | null>;
   /** Ids in the order `stat` was first asked for them (bounded), and the read order predicted from it. */
   private statOrder: string[] = [];
   private statSeen = new Set<string>();
@@ -239,12 +242,15 @@ class HttpObjectStore implements ObjectStore {
   closed = false;
 
   constructor(private readonly c: HttpClient) {
-    this.stats = new Batcher(async (ids) => {
-      const r = await this.c.json<{ attrs: unknown[] }>('POST', '/objects/stat', { ids });
-      if (!Array.isArray(r.attrs) || r.attrs.length !== ids.length)
-        throw new CorruptObjectError(`${this.c.display}: malformed reply to an object lookup`);
-      return r.attrs.map((a, i) => (a === null ? null : checkAttrs(a, ids[i], this.c.display)));
-    });
+    const batch = (fresh: boolean) =>
+      new Batcher(async (ids) => {
+        const r = await this.c.json<{ attrs: unknown[] }>('POST', '/objects/stat', { ids, fresh });
+        if (!Array.isArray(r.attrs) || r.attrs.length !== ids.length)
+          throw new CorruptObjectError(`${this.c.display}: malformed reply to an object lookup`);
+        return r.attrs.map((a, i) => (a === null ? null : checkAttrs(a, ids[i], this.c.display)));
+      });
+    this.stats = batch(true);
+    this.quick = batch(false);
   }
 
   private checkOpen(): void {
@@ -260,8 +266,8 @@ class HttpObjectStore implements ObjectStore {
     }
     const k = this.known.get(id);
     if (k) return k;
-    if (this.absent.has(id)) return null;
-    const a = await this.stats.get(id);
+    if (!fromStat && this.absent.has(id)) return null;
+    const a = await (fromStat ? this.stats : this.quick).get(id);
     if (a) this.known.set(id, a);
     else this.absent.add(id);
     return a;

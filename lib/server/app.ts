@@ -129,6 +129,14 @@ function drainRefused(raw: FastifyRequest['raw']): void {
 export async function buildServer(opts: ServerOptions = {}): Promise<CoralServer> {
   if (typeof opts !== 'object' || opts === null) throw invalidParameter('options', 'object', opts);
   const loc: ServeLocation = { root: opts.root, store: opts.store, endpoint: opts.endpoint };
+  if (opts.store === undefined) {
+    const dir = path.resolve(opts.root ?? '.');
+    const st = await fsp.stat(dir).catch(() => null);
+    if (!st?.isDirectory())
+      throw new InvalidArgumentError(`${dir} is not a directory: coral serve serves the repositories in one`, {
+        root: dir,
+      });
+  }
   const cfg = await readServeConfig(loc);
   const limits: ServerLimits = { ...DEFAULT_LIMITS };
   for (const k of Object.keys(LIMIT_KEYS) as Array<keyof ServerLimits>) {

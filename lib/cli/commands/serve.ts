@@ -107,6 +107,9 @@ async function serve(ctx: Ctx, root: string | undefined): Promise<number> {
     logLevel: log as (typeof LOG_LEVELS)[number],
   });
   print(ctx, `listening on ${server.url}`);
+  const access = await listTokens(location(ctx, root));
+  if (access.tokens.length === 0 && access.anonymousRead.length === 0)
+    ctx.io.err('coral serve: no tokens yet, so every request is refused; add one with `coral serve token add`\n');
   await new Promise<void>((resolve) => {
     const stop = () => {
       process.off('SIGTERM', stop);

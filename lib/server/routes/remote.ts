@@ -44,6 +44,8 @@ const idsBody = {
   type: 'object',
   properties: {
     ids: { type: 'array', maxItems: MAX_BATCH, items: { type: 'string', maxLength: 128 } },
+    /** objects/stat: false lets a miss skip reloading the store's pack list (a has() before sending). */
+    fresh: { type: 'boolean' },
   },
   required: ['ids'],
   additionalProperties: false,
@@ -51,10 +53,10 @@ const idsBody = {
 
 type Named = FastifyRequest<{ Params: { name: string } }>;
 
-async function missingObjects(repo: RemoteRepo, ids: Iterable<string>): Promise<string[]> {
+async function missingObjects(repo: RemoteRepo, ids: Iterable<string>, fresh = true): Promise<string[]> {
   let missing: string[] = [];
   for (const id of ids) if (!(await repo.objects.has(id))) missing.push(id);
-  if (missing.length) {
+  if (missing.length && fresh) {
     await repo.objects.refresh(); // published by another process (or server) meanwhile
     const again: string[] = [];
     for (const id of missing) if (!(await repo.objects.has(id))) again.push(id);
@@ -203,9 +205,9 @@ export const remoteRoutes: RouteModule = (app: FastifyInstance, deps: ServerDeps
 
   app.post('/:name/objects/stat', { schema: { params: nameParam, body: idsBody } }, async (req) => {
     const repo = await repoFor(req as Named, 'read');
-    const { ids } = req.body as { ids: string[] };
+    const { ids, fresh } = req.body as { ids: string[]; fresh?: boolean };
     const valid = ids.filter((id) => ID_RE.test(id));
-    const missing = new Set(await missingObjects(repo, valid));
+    const missing = new Set(await missingObjects(repo, valid, fresh !== false));
     const attrs = await Promise.all(
       ids.map((id) => (ID_RE.test(id) && !missing.has(id) ? repo.objects.stat(id) : Promise.resolve(null))),
     );
