@@ -338,6 +338,15 @@ export type { PushOptions, PushReport } from './commands/push';
 export type { RemoteConfig, RemoteTarget } from './commands/remote';
 export type { SyncOptions, SyncReport, SyncBranchReport } from './commands/sync';
 export type { UpstreamStatus } from './commands/status';
+// ---- the client of `coral serve` (lib/client; docs/serve.md) ----
+export {
+  CoralClient,
+  type CoralClientOptions,
+  type ClientIngestOptions,
+  type IngestProgress,
+  type IngestSource,
+  type IngestReply,
+} from './client/client';
 // ---- training integrations (lib/train; docs/training.md) ----
 export {
   CheckpointManager,
