@@ -118,6 +118,18 @@ export interface IngestReply {
 const decoded = new WeakMap<RemoteRepo, Map<string, { parent: string | null; key: string | null; commit: Commit }>>();
 const CACHE_COMMITS = 4096;
 const running = new WeakMap<RemoteRepo, Map<string, Promise<unknown>>>();
+/**
+ * One object reader per served repository, shared by its uploads: its base cache keeps the tensors an
+ * upload just stored (and the bases it decoded) hot for the next upload of the same series, which would
+ * otherwise decode its delta bases (whole chains) from the store every time.
+ */
+const readers = new WeakMap<RemoteRepo, ObjectReader>();
+
+function readerOf(repo: RemoteRepo): ObjectReader {
+  let r = readers.get(repo);
+  if (!r) readers.set(repo, (r = new ObjectReader(repo.objects)));
+  return r;
+}
 
 /** A commit of `repo`, decoded once per process (commits are immutable). */
 async function commitOf(
@@ -254,7 +266,7 @@ async function doIngest(
   // Objects other servers published since this process last looked: dedup and delta bases see them.
   await repo.objects.refresh();
   const baseTree = await treeAt(repo, head0?.id ?? null);
-  const reader = new ObjectReader(repo.objects);
+  const reader = readerOf(repo);
   const maxChainDepth = opts.maxChainDepth ?? 8;
   const level = opts.level ?? 3;
   const selector = new BaseSelector({

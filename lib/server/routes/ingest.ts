@@ -15,6 +15,7 @@
  * await app.register(async (a) => ingestRoutes(a, deps));
  * // curl -T model.safetensors -H 'authorization: Bearer …' 'http://host:8080/llama/ingest?path=model.safetensors&step=100'
  */
+import { setMaxListeners } from 'node:events';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { CoralError, InvalidArgumentError, LimitExceededError, RemoteUnavailableError } from '../../errors';
@@ -153,6 +154,8 @@ function sendError(req: FastifyRequest, reply: FastifyReply, e: unknown): Fastif
 /** Registers the ingest route (see the module comment). */
 export const ingestRoutes: RouteModule = async (app, deps: ServerDeps) => {
   const m = metricsOn(deps.metrics);
+  // Every upload in flight listens on the shutdown signal while it waits for body bytes.
+  setMaxListeners(0, deps.shutdown);
   await app.register(async (scope) => {
     // This context only: hand the raw body stream to the handler, whatever its content type.
     scope.removeAllContentTypeParsers();
