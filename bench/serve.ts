@@ -54,6 +54,8 @@ function writeModel(file: string, ws: Float32Array[], cols: number): void {
 interface Server {
   url: string;
   proc: ChildProcess;
+  /** RSS once listening, before any request (node, tsx, fastify, the addon). */
+  idleRss: number;
   peakRss(): number;
   stop(): Promise<void>;
 }
@@ -69,9 +71,11 @@ async function startServer(root: string): Promise<Server> {
     });
     proc.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
   });
+  const idle = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8'));
   return {
     url: `http://127.0.0.1:${port}`,
     proc,
+    idleRss: idle ? Number(idle[1]) * 1024 : NaN,
     peakRss: () => {
       const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8'));
       return m ? Number(m[1]) * 1024 : NaN;
@@ -147,6 +151,7 @@ async function main(): Promise<void> {
     const plainS = new Map<number, number[]>(levels.map((c) => [c, []]));
     const serveS = new Map<number, number[]>(levels.map((c) => [c, []]));
     const rss = new Map<number, number[]>(levels.map((c) => [c, []]));
+    const idle: number[] = [];
     const stored = new Map<number, number[]>(levels.map((c) => [c, []]));
     let localStored = 0;
     for (let run = 0; run < runs; run++) {
@@ -194,6 +199,7 @@ async function main(): Promise<void> {
           );
           stored.get(c)!.push(bytesStored);
           rss.get(c)!.push(server.peakRss());
+          idle.push(server.idleRss);
         } finally {
           await server.stop();
           fs.rmSync(root, { recursive: true, force: true });
@@ -234,6 +240,7 @@ async function main(): Promise<void> {
         'vs plain': p / s,
         'peak RSS MiB': peak / MiB,
         'RSS / target': peak / target,
+        'above idle MiB': (peak - median(idle)) / MiB,
         'stored MiB': median(stored.get(c)!) / MiB,
       });
       rows1.push({
@@ -252,6 +259,7 @@ async function main(): Promise<void> {
         vsLocal: local / s,
         vsPlain: p / s,
         peakRssBytes: peak,
+        idleRssBytes: median(idle),
         rssTargetBytes: target,
         rssOverTarget: peak / target,
         storedBytes: median(stored.get(c)!),

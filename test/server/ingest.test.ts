@@ -4,6 +4,7 @@
 // idempotency keys never commit twice, and refused uploads store nothing and leave no temp file.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -381,11 +382,53 @@ np.save(sys.argv[2], np.arange(4096, dtype=np.float32).reshape(64, 64))`,
     expect(noPath).toMatchObject({ status: 400, body: { error: { code: 'CORAL_INVALID_ARGUMENT' } } });
     const missing = await post(ingestUrl(server.url, 'nope', { path: 'm.safetensors' }), m);
     expect(missing.status).toBe(404);
+    const badMeta = await post(ingestUrl(server.url, name, { path: 'm.safetensors' }), m, {
+      'x-coral-metadata': '{nope',
+    });
+    expect(badMeta).toMatchObject({ status: 400, body: { error: { code: 'CORAL_INVALID_ARGUMENT' } } });
+    const badKey = await post(ingestUrl(server.url, name, { path: 'm.safetensors' }), m, { 'idempotency-key': 'a b' });
+    expect(badKey).toMatchObject({ status: 400, body: { error: { code: 'CORAL_INVALID_ARGUMENT' } } });
     const other = await startServer(root);
     other.abort.abort();
     const down = await post(ingestUrl(other.url, name, { path: 'm.safetensors' }), m);
     expect(down).toMatchObject({ status: 503, body: { error: { code: 'CORAL_REMOTE_UNAVAILABLE' } } });
     await other.close();
     void f32;
+  });
+
+  it('a shutdown aborts an upload in flight: 503, nothing stored, no temp file', async () => {
+    const { name, dir } = await bare();
+    const other = await startServer(root);
+    try {
+      const m = model(0, 8).bytes;
+      const packs0 = packCount(dir);
+      const u = new URL(ingestUrl(other.url, name, { path: 'm.safetensors' }));
+      const reply = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = http.request(
+          {
+            host: u.hostname,
+            port: u.port,
+            path: u.pathname + u.search,
+            method: 'POST',
+            headers: { 'content-length': String(m.length) },
+          },
+          (res) => {
+            let body = '';
+            res.on('data', (d: Buffer) => (body += d.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          },
+        );
+        req.on('error', reject);
+        // Half the body, then the server shuts down while it waits for the rest.
+        req.write(m.subarray(0, m.length >> 1), () => setTimeout(() => other.abort.abort(), 100));
+      });
+      expect(reply.status).toBe(503);
+      expect((JSON.parse(reply.body) as { error: { code: string } }).error.code).toBe('CORAL_REMOTE_UNAVAILABLE');
+      expect(packCount(dir)).toBe(packs0);
+      expect(await refsOf(dir)).toEqual({});
+      expect(filesUnder(other.tmpDir)).toEqual([]);
+    } finally {
+      await other.close();
+    }
   });
 });
