@@ -216,6 +216,7 @@ async function main(): Promise<void> {
         'vs plain': NaN,
         'peak RSS MiB': NaN,
         'RSS / target': NaN,
+        'above idle MiB': NaN,
         'stored MiB': localStored / MiB,
       },
     ];
@@ -251,6 +252,7 @@ async function main(): Promise<void> {
         'vs plain': 1,
         'peak RSS MiB': NaN,
         'RSS / target': NaN,
+        'above idle MiB': NaN,
         'stored MiB': NaN,
       });
       json[`c${c}`] = {

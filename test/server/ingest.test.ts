@@ -339,6 +339,7 @@ describe('POST /:name/ingest', () => {
     const { name, dir } = await bare();
     const pt = path.join(work, 'torch.pt');
     const npy = path.join(work, 'arr.npy');
+    const evil = path.join(work, 'evil.pt');
     const out = spawnSync(
       TORCH_PYTHON,
       [
@@ -347,9 +348,15 @@ describe('POST /:name/ingest', () => {
 torch.manual_seed(0)
 sd = {"fc.weight": torch.randn(64, 32), "fc.bias": torch.randn(64), "emb": torch.randn(100, 16).half()}
 torch.save(sd, sys.argv[1])
-np.save(sys.argv[2], np.arange(4096, dtype=np.float32).reshape(64, 64))`,
+np.save(sys.argv[2], np.arange(4096, dtype=np.float32).reshape(64, 64))
+import os
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("true",))
+torch.save({"w": torch.zeros(4), "payload": Evil()}, sys.argv[3])`,
         pt,
         npy,
+        evil,
       ],
       { encoding: 'utf8' },
     );
@@ -360,8 +367,14 @@ np.save(sys.argv[2], np.arange(4096, dtype=np.float32).reshape(64, 64))`,
     const rn = await post(ingestUrl(server.url, name, { path: 'w/arr.npy' }), fs.readFileSync(npy));
     expect(rn.status).toBe(201);
     expect(rn.body).toMatchObject({ file: { format: 'npy', tensors: 1 } });
+    // A pickle made by torch.save that would run os.system on load: refused, nothing stored.
+    const packs = packCount(dir);
+    const re = await post(ingestUrl(server.url, name, { path: 'w/evil.pt' }), fs.readFileSync(evil));
+    expect(re).toMatchObject({ status: 400, body: { error: { code: 'CORAL_UNSAFE_PICKLE' } } });
+    expect(packCount(dir)).toBe(packs);
     const repo = await cloneOf(dir);
     try {
+      expect(fs.existsSync(path.join(repo.worktree, 'w', 'evil.pt'))).toBe(false);
       expect(sha256(path.join(repo.worktree, 'w', 'model.pt'))).toBe(sha256(pt));
       expect(sha256(path.join(repo.worktree, 'w', 'arr.npy'))).toBe(sha256(npy));
       expect((await repo.fsck()).ok).toBe(true);
