@@ -17,7 +17,7 @@ import { Repository } from '../../lib/repository';
 import { RefStore } from '../../lib/refs/refs';
 import { f32, sha256, TORCH_PYTHON } from '../helpers/cli';
 import { family, packCount, storedObjects, writeModel } from '../remote/helpers';
-import { filesUnder, ingestUrl, post, startServer, type TestServer } from './helpers';
+import { filesUnder, ingestUrl, post, startServer, type TestServer } from './ingest-helpers';
 
 let root = '';
 let work = '';

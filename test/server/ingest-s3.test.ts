@@ -12,7 +12,7 @@ import { openS3Remote } from '../../lib/remote/s3';
 import { Repository } from '../../lib/repository';
 import { ceph, makeBucket } from '../helpers/ceph';
 import { family, writeModel } from '../remote/helpers';
-import { ingestUrl, post, startServer, type TestServer } from './helpers';
+import { ingestUrl, post, startServer, type TestServer } from './ingest-helpers';
 
 let bucket = '';
 let work = '';

@@ -10,7 +10,7 @@ import { initBare } from '../../lib/remote/file';
 import { Repository } from '../../lib/repository';
 import { cliAsync } from '../ingest/helpers';
 import { family, writeModel } from '../remote/helpers';
-import { startServer, type TestServer } from './helpers';
+import { startServer, type TestServer } from './ingest-helpers';
 
 let root = '';
 let server: TestServer;

@@ -13,7 +13,7 @@ import { FormatError, LimitExceededError, RemoteUnavailableError } from '../../l
 import { initBare } from '../../lib/remote/file';
 import { Repository } from '../../lib/repository';
 import { family, writeModel } from '../remote/helpers';
-import { startServer, type TestServer } from './helpers';
+import { startServer, type TestServer } from './ingest-helpers';
 
 let root = '';
 let work = '';
