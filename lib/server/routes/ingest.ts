@@ -143,11 +143,41 @@ function declaredLength(req: FastifyRequest): number | null {
   return n;
 }
 
+/** Body bytes read and thrown away after an early refusal, so the client can read the reply. */
+const LINGER_BYTES = 64 << 20;
+const LINGER_MS = 2000;
+
+/**
+ * A refusal before the body was read to its end (401, 413, a bad header): the reply goes out and the
+ * connection is closed, but not at once. Closing a socket with unread data makes the kernel send a
+ * reset, which can destroy the reply before the client reads it; so the rest of the body is read and
+ * discarded for a short while (LINGER_BYTES, LINGER_MS), then the socket is closed.
+ */
+function lingerAndClose(req: FastifyRequest, reply: FastifyReply): void {
+  const raw = req.raw;
+  // No `connection: close`: node would end the socket as soon as the reply is written (a reset).
+  reply.raw.once('finish', () => {
+    if (raw.complete) return;
+    let n = 0;
+    const close = () => raw.socket?.destroy();
+    const timer = setTimeout(close, LINGER_MS);
+    timer.unref();
+    raw.on('data', (c: Buffer) => {
+      n += c.byteLength;
+      if (n > LINGER_BYTES) close();
+    });
+    raw.once('end', () => clearTimeout(timer));
+    raw.once('close', () => clearTimeout(timer));
+    // The upload's reader (an async iterator: a 'readable' listener) is gone; flowing mode discards.
+    raw.removeAllListeners('readable');
+    raw.resume();
+  });
+}
+
 function sendError(req: FastifyRequest, reply: FastifyReply, e: unknown): FastifyReply {
   const { status, body } = errorReply(e);
   if (!(e instanceof CoralError)) req.log.error({ err: e }, 'ingest failed');
-  // A body left unread: close the connection after the reply instead of reading the rest of it.
-  if (!req.raw.complete) void reply.header('connection', 'close');
+  if (!req.raw.complete) lingerAndClose(req, reply);
   return reply.code(status).send(body);
 }
 
