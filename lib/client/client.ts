@@ -197,11 +197,14 @@ export class CoralClient extends EventEmitter {
         // idempotency key keeps a retry from committing twice.
         reject(new RetryableError(e, typed));
       };
+      let answered = false;
       const req = lib.request(target, { method: 'POST', headers: h, signal: opts.signal }, (res) => {
+        answered = true;
         // The reply may come before the whole body went out (413, 401): stop sending.
         const parts: Buffer[] = [];
         res.on('data', (d: Buffer) => parts.push(d));
         res.on('error', fail);
+        res.on('aborted', () => fail(new Error('the reply was cut off')));
         res.on('end', () => {
           if (settled) return;
           settled = true;
@@ -221,7 +224,10 @@ export class CoralClient extends EventEmitter {
           reject(err);
         });
       });
-      req.on('error', fail);
+      // Once the reply is coming, a write error (the server stopped reading an early refusal) is moot.
+      req.on('error', (e) => {
+        if (!answered) fail(e);
+      });
       const counter = new Transform({
         transform(chunk: Buffer, _enc, cb) {
           sent += chunk.byteLength;
