@@ -36,10 +36,12 @@ export async function startServer(base: string, limits: Partial<ServerLimits> = 
   const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-serve-tmp-'));
   const abort = new AbortController();
   const deps: ServerDeps = {
-    openRepo(name) {
+    openRepo(name, opts) {
       let r = repos.get(name);
       if (!r) {
-        r = openRemote(base.startsWith('s3://') ? `${base}/${name}` : path.join(base, name));
+        r = openRemote(base.startsWith('s3://') ? `${base}/${name}` : path.join(base, name), {
+          create: !!opts?.create,
+        });
         repos.set(name, r);
         r.catch(() => repos.delete(name));
       }

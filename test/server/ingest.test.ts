@@ -393,8 +393,9 @@ torch.save({"w": torch.zeros(4), "payload": Evil()}, sys.argv[3])`,
     expect(badPath).toMatchObject({ status: 400, body: { error: { code: 'CORAL_INVALID_ARGUMENT' } } });
     const noPath = await post(`${server.url}/${name}/ingest`, m);
     expect(noPath).toMatchObject({ status: 400, body: { error: { code: 'CORAL_INVALID_ARGUMENT' } } });
-    const missing = await post(ingestUrl(server.url, 'nope', { path: 'm.safetensors' }), m);
-    expect(missing.status).toBe(404);
+    // A new name is created, as a push to it would be.
+    const fresh = await post(ingestUrl(server.url, `${name}-new`, { path: 'm.safetensors' }), m);
+    expect(fresh.status).toBe(201);
     const badMeta = await post(ingestUrl(server.url, name, { path: 'm.safetensors' }), m, {
       'x-coral-metadata': '{nope',
     });

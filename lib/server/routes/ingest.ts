@@ -234,7 +234,8 @@ export const ingestRoutes: RouteModule = async (app, deps: ServerDeps) => {
           const metadata = requestMetadata(q, req.headers['x-coral-metadata']);
           const keyHeader = req.headers['idempotency-key'];
           const key = Array.isArray(keyHeader) ? keyHeader[0] : keyHeader;
-          const repo = await deps.openRepo(name);
+          // Like a push to a new name, an ingest with a write token creates the repository.
+          const repo = await deps.openRepo(name, { create: true });
           const body = (req.body as NodeJS.ReadableStream | undefined) ?? req.raw;
           const r: IngestReply = await ingestUpload(repo, body as AsyncIterable<unknown>, {
             path: q.path!,
