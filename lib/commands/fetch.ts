@@ -65,9 +65,13 @@ export async function fetchFrom(
   target: RemoteTarget,
   remote: RemoteRepo,
   opts: FetchOptions = {},
+  /** The remote's refs and HEAD branch when the caller has just read them (clone). */
+  listed?: { refs: Map<string, RemoteRefValue>; head: string | null },
 ): Promise<FetchReport> {
-  const refs = wanted(await remote.listRefs());
-  const remoteHead = await remote.headBranch();
+  const [all, remoteHead] = listed
+    ? [listed.refs, listed.head]
+    : await Promise.all([remote.listRefs(), remote.headBranch()]);
+  const refs = wanted(all);
   const rc = target.config;
   const filter = rc?.promisor && rc.filter.length && !opts.allObjects ? globFilter(rc.filter) : null;
   const tips = refs.map(([, id]) => id);

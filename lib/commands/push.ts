@@ -132,6 +132,10 @@ export async function pushTo(
         'fetch and merge (`coral pull`) first, or use --force',
       { remote: target.name, url: target.url, rejected },
     );
+  // The remote's ref-safety check (S3: the conditional-write probe) runs while the objects go up; the
+  // first updateRef waits for its verdict (and probes again if this one failed for another reason).
+  const refCheck = moves.length ? remote.checkRefUpdates?.() : undefined;
+  refCheck?.catch(() => undefined);
   const t = await transfer({ meta: ctx.meta, objects: ctx.store }, remote, [...new Set(moves.map((m) => m.p.id))], {
     what: 'push',
     local: 'src',
