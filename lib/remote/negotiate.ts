@@ -210,7 +210,8 @@ async function walkMeta(
         w?.();
       });
   }
-  if (st.failure) throw st.failure;
+  const failed = st.failure as Error | null; // set by the tasks that ran after the last check
+  if (failed) throw failed;
   return out;
 }
 
@@ -260,7 +261,7 @@ function putAttrs(a: StoredAttrs): ObjectAttrs {
 }
 
 /** Packs smaller than this are not sent whole: their objects join the per-object pack (fewer tiny packs). */
-const WHOLE_PACK_MIN = 8 << 20;
+const WHOLE_PACK_MIN = 4 << 20;
 /** Reads of a pack's gaps and of runs of small objects are at most this long. */
 const SPAN_MAX = 8 << 20;
 /** Bytes between objects (HDF5 structure) read together with the large object after them. */
