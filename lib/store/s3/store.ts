@@ -630,7 +630,8 @@ export class S3ObjectStore implements ObjectStore, TransactionStore, PackSource,
 
   /**
    * Imports a whole pack: its bytes go straight into a multipart upload under a fresh name, each chunk
-   * of 5 MiB or more as a part of its own (no copy), smaller ones gathered into parts of about `partSize`;
+   * of 5 MiB or more as parts of its own (views of it, about `partSize` each: no copy), smaller ones
+   * gathered into parts of about `partSize`;
    * at most `queueSize` parts in flight, so never the whole pack in memory. commit() completes the upload
    * and then writes the index, which is what makes the pack visible; abort() aborts the multipart upload,
    * so no reader ever sees a partial pack. A pack smaller than `partSize` is one PUT at commit.
@@ -643,6 +644,7 @@ export class S3ObjectStore implements ObjectStore, TransactionStore, PackSource,
     let uploadId: Promise<string> | null = null;
     const parts: Array<{ PartNumber: number; ETag: string }> = [];
     const inflight = new Set<Promise<void>>();
+    let nextPart = 1;
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     /** Release callbacks of the chunks in `pending` (called once they are copied into a part). */
@@ -669,7 +671,7 @@ export class S3ObjectStore implements ObjectStore, TransactionStore, PackSource,
     const sendPart = async (body: Buffer, release: () => void) => {
       while (inflight.size >= this.queueSize) await Promise.race(inflight);
       if (failure) throw this.err(failure, `upload of pack ${name}`);
-      const partNumber = parts.length + inflight.size + 1;
+      const partNumber = nextPart++;
       const run = (async () => {
         const id = await startUpload();
         this.stats.requests++;
@@ -709,7 +711,18 @@ export class S3ObjectStore implements ObjectStore, TransactionStore, PackSource,
         }
         const b = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
         written += b.length;
-        if (size >= this.partSize && pendingBytes === 0 && b.length >= MIN_PART) return sendPart(b, release);
+        if (size >= this.partSize && pendingBytes === 0 && b.length >= MIN_PART) {
+          // Views of the chunk, about partSize each (never below it, so every part but the last of the
+          // upload is at least 5 MiB): the upload runs in parallel parts however large the chunk is.
+          const k = Math.max(1, Math.floor(b.length / this.partSize));
+          let left = k;
+          const done = () => {
+            if (--left === 0) release();
+          };
+          for (let i = 0; i < k; i++)
+            await sendPart(b.subarray(Math.floor((b.length * i) / k), Math.floor((b.length * (i + 1)) / k)), done);
+          return;
+        }
         // Gathered (copied) into a part with its neighbours; a pack below partSize is one PUT at commit.
         pending.push(b);
         pendingRelease.push(release);
