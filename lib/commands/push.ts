@@ -199,9 +199,10 @@ export async function pushTo(
     if (target.name && m.p.remote.startsWith('refs/heads/')) {
       const tr = trackingRef(target.name, m.p.remote);
       if (m.p.id !== null) await ctx.refs.updateRef(tr, m.p.id, { message: `update by push` });
-      else await ctx.refs.deleteRef(tr).catch((e: unknown) => {
-        if (!(e instanceof RefNotFoundError)) throw e;
-      });
+      else
+        await ctx.refs.deleteRef(tr).catch((e: unknown) => {
+          if (!(e instanceof RefNotFoundError)) throw e;
+        });
     }
   }
   if (opts.setUpstream && target.name)

@@ -48,9 +48,7 @@ function deleteAndPrune(url: string, env: Record<string, string>, endpoint?: str
   const pruned = coral(b, ['fetch', '--prune', '--json'], env);
   expect(pruned.code, pruned.stderr).toBe(0);
   const rep = JSON.parse(pruned.stdout) as { updates: Array<{ ref: string; status: string }> };
-  expect(rep.updates.filter((u) => u.status === 'deleted').map((u) => u.ref)).toEqual([
-    'refs/remotes/origin/feature',
-  ]);
+  expect(rep.updates.filter((u) => u.status === 'deleted').map((u) => u.ref)).toEqual(['refs/remotes/origin/feature']);
   const branches = ok(b, ['branch', '-r']);
   expect(branches).not.toContain('origin/feature');
   expect(branches).toContain('origin/main');
@@ -70,6 +68,46 @@ describe('push :<branch> and fetch --prune', () => {
     ok(d, ['init', '--bare', hub]);
     deleteAndPrune(hub, {});
     expect(fs.existsSync(path.join(hub, 'refs', 'heads', 'feature'))).toBe(true);
+  });
+
+  it('branch -vv shows each branch upstream with ahead/behind counts, and gone once pruned', () => {
+    const d = tmpdir('coral-remote-vv-');
+    dirs.push(d);
+    const hub = path.join(d, 'hub.coral');
+    ok(d, ['init', '--bare', hub]);
+    const { a, b } = setup(hub, {});
+    ok(b, ['checkout', 'feature']); // DWIM: tracks origin/feature
+    ok(b, ['checkout', 'main']);
+    ok(b, ['branch', 'local-only']);
+    const line = (out: string, br: string) => out.split('\n').find((l) => l.slice(2).startsWith(`${br} `)) ?? '';
+    let out = ok(b, ['branch', '-vv']);
+    expect(line(out, 'main')).toMatch(/^\* main\s+[0-9a-f]{7} \[origin\/main\] base$/);
+    expect(line(out, 'feature')).toMatch(/\[origin\/feature\] base$/);
+    expect(line(out, 'local-only')).not.toContain('[');
+    // b commits once; a commits and pushes twice: ahead 1, behind 2 after a fetch.
+    writeModel(path.join(b, 'model.safetensors'), family(1));
+    ok(b, ['commit', '-a', '-m', 'b work']);
+    for (const step of [2, 3]) {
+      writeModel(path.join(a, 'model.safetensors'), family(step));
+      ok(a, ['commit', '-a', '-m', `a ${step}`]);
+    }
+    ok(a, ['push', 'origin', 'main']);
+    ok(b, ['fetch']);
+    out = ok(b, ['branch', '-v', '-v']);
+    expect(line(out, 'main')).toMatch(/\[origin\/main: ahead 1, behind 2\] b work$/);
+    const json = JSON.parse(ok(b, ['branch', '-vv', '--json'])) as Array<{ name: string; upstream?: object }>;
+    expect(json.find((x) => x.name === 'main')?.upstream).toEqual({
+      name: 'origin/main',
+      ahead: 1,
+      behind: 2,
+      gone: false,
+    });
+    // The remote branch is deleted and pruned: its upstream is gone.
+    ok(a, ['push', 'origin', ':feature']);
+    ok(b, ['fetch', '--prune']);
+    expect(line(ok(b, ['branch', '-vv']), 'feature')).toMatch(/\[origin\/feature: gone\] base$/);
+    // -v alone shows no upstreams.
+    expect(ok(b, ['branch', '-v'])).not.toContain('[origin/');
   });
 
   describe('over S3 (Ceph RGW)', () => {
