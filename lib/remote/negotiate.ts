@@ -266,8 +266,8 @@ const WHOLE_PACK_MIN = 4 << 20;
 const SPAN_MAX = 8 << 20;
 /** Bytes between objects (HDF5 structure) read together with the large object after them. */
 const GAP_JOIN = 1 << 20;
-/** Bytes of a pack read ahead of the receiver's writes. */
-const READ_WINDOW = 64 << 20;
+/** Bytes of a pack read ahead of the receiver's writes (at least two spans, however large). */
+const READ_WINDOW = 128 << 20;
 /** Bytes of a pack waiting to be written on the receiver while the next spans are read and checked. */
 const WRITE_AHEAD = 32 << 20;
 /** Content-id checks (decodes) running at once; the reads wait when more are pending. */
@@ -543,7 +543,7 @@ async function copyPack(
     let next = 0;
     let ahead = 0;
     const fill = () => {
-      while (next < spans.length && (queue.length === 0 || ahead + spans[next].length <= READ_WINDOW)) {
+      while (next < spans.length && (queue.length < 2 || ahead + spans[next].length <= READ_WINDOW)) {
         const span = spans[next++];
         const buf = allocLarge(span.length);
         const bytes = rd.read(span.offset, buf).then(() => buf);
