@@ -81,7 +81,7 @@ describe('push :<branch> and fetch --prune', () => {
     ok(b, ['branch', 'local-only']);
     const line = (out: string, br: string) => out.split('\n').find((l) => l.slice(2).startsWith(`${br} `)) ?? '';
     let out = ok(b, ['branch', '-vv']);
-    expect(line(out, 'main')).toMatch(/^\* main\s+[0-9a-f]{7} \[origin\/main\] base$/);
+    expect(line(out, 'main')).toMatch(/^\* main\s+[0-9a-f]{7,} \[origin\/main\] base$/);
     expect(line(out, 'feature')).toMatch(/\[origin\/feature\] base$/);
     expect(line(out, 'local-only')).not.toContain('[');
     // b commits once; a commits and pushes twice: ahead 1, behind 2 after a fetch.
