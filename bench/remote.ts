@@ -10,7 +10,7 @@
  *          bucket (every new key) vs the stored bytes of the objects the commit added locally.
  * Medians of several runs; each run uses a fresh prefix, deleted afterwards (the OSD keeps data in RAM).
  *
- *   npx tsx bench/remote.ts [--quick]      (--quick: a 256 MiB family instead of 1 GiB)
+ *   npx tsx bench/remote.ts [--quick] [--runs N]   (--quick: a 256 MiB family instead of 1 GiB; N runs, default 3)
  */
 import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
@@ -70,7 +70,8 @@ async function storedSizes(repo: Repository): Promise<Map<string, number>> {
 async function main(): Promise<void> {
   const quick = argFlag('quick');
   const familyBytes = quick ? 256 << 20 : 1 << 30; // two checkpoints (base + fine-tune)
-  const runs = 3;
+  const runsArg = process.argv.indexOf('--runs');
+  const runs = runsArg > 0 ? Math.max(1, Number(process.argv[runsArg + 1]) || 3) : 3;
   const started = ensureCeph();
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   const endpoint = process.env.AWS_ENDPOINT_URL!;

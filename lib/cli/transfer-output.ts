@@ -22,6 +22,9 @@ export function printRefUpdates(ctx: Ctx, url: string, updates: readonly RefUpda
       case 'forced':
         ctx.io.err(` + ${short(u.old)}...${short(u.new)} ${arrow} (forced update)\n`);
         break;
+      case 'deleted':
+        ctx.io.err(` - [deleted]         ${u.source ? '(none) -> ' : ''}${name(u.ref)}\n`);
+        break;
       case 'rejected':
         ctx.io.err(` ! [rejected]        ${arrow} (${u.reason ?? 'rejected'})\n`);
         break;

@@ -2,7 +2,7 @@
  * `branch`: create, delete and list branches. Listings as `coral branch` prints them: local branches, and with
  * `all` the remote-tracking ones under refs/remotes/ too (shown as
  * `remotes/<remote>/<branch>`, as git shows them); with `verbose`, each tip's
- * subject line.
+ * subject line; with `upstream` (`branch -vv`), each local branch's upstream and ahead/behind counts.
  *
  * @example
  * await listBranches(repo, { all: true, verbose: true })
@@ -12,6 +12,8 @@ import { currentBranch, headCommit, resolve, type RepoContext } from '../context
 import { AlreadyExistsError, InvalidArgumentError, RefNotFoundError } from '../errors';
 import { checkShortRefName } from '../models';
 import { isAncestor } from '../refs/ancestry';
+import { trackingRef, upstreamOf } from '../remote/config';
+import { aheadBehind } from './status';
 
 export interface BranchInfo {
   /** `main`, or `remotes/origin/main` for a remote-tracking branch. */
@@ -22,11 +24,17 @@ export interface BranchInfo {
   remote: boolean;
   /** First line of the tip commit's message (with `verbose`). */
   subject?: string;
+  /**
+   * With `upstream` (`branch -vv`), a local branch's upstream (`origin/main`), and how many commits the
+   * branch is ahead of and behind its remote-tracking ref; `gone` when that ref does not exist (never
+   * fetched, or pruned after the remote branch was deleted), with both counts 0.
+   */
+  upstream?: { name: string; ahead: number; behind: number; gone: boolean };
 }
 
 export async function listBranches(
-  ctx: Pick<RepoContext, 'refs' | 'meta'>,
-  opts: { all?: boolean; remotes?: boolean; verbose?: boolean } = {},
+  ctx: Pick<RepoContext, 'refs' | 'meta'> & Partial<Pick<RepoContext, 'config'>>,
+  opts: { all?: boolean; remotes?: boolean; verbose?: boolean; upstream?: boolean } = {},
 ): Promise<BranchInfo[]> {
   const cur = await currentBranch(ctx);
   const out: BranchInfo[] = [];
@@ -38,7 +46,19 @@ export async function listBranches(
   if (opts.all || opts.remotes)
     for (const r of await ctx.refs.listRefs('refs/remotes/'))
       out.push({ name: r.name.slice('refs/'.length), ref: r.name, id: r.id, current: false, remote: true });
-  if (opts.verbose) for (const b of out) b.subject = (await ctx.meta.readCommit(b.id)).message.split('\n')[0];
+  if (opts.verbose || opts.upstream)
+    for (const b of out) b.subject = (await ctx.meta.readCommit(b.id)).message.split('\n')[0];
+  if (opts.upstream && ctx.config)
+    for (const b of out) {
+      const up = b.remote ? null : upstreamOf(ctx.config, b.name);
+      if (!up) continue;
+      const ref = trackingRef(up.remote, up.merge);
+      const name = ref.slice('refs/remotes/'.length);
+      const theirs = await ctx.refs.readRef(ref);
+      b.upstream = theirs
+        ? { name, ...(await aheadBehind(ctx, b.id, theirs)), gone: false }
+        : { name, ahead: 0, behind: 0, gone: true };
+    }
   return out;
 }
 

@@ -85,8 +85,8 @@ export async function clone(url: string, dir?: string, opts: CloneOptions = {}):
   const remote = await openRemote(url, endpoint ? { endpoint } : {});
   let created = false;
   try {
-    const heads = [...(await remote.listRefs()).keys()].filter((n) => n.startsWith('refs/heads/'));
-    const remoteHead = await remote.headBranch();
+    const [refs, remoteHead] = await Promise.all([remote.listRefs(), remote.headBranch()]);
+    const heads = [...refs.keys()].filter((n) => n.startsWith('refs/heads/'));
     let branch: string | null = opts.branch ?? null;
     if (branch !== null && !heads.includes(`refs/heads/${branch}`))
       throw new RefNotFoundError(`remote branch ${branch} not found in ${url}`, { branch });
@@ -108,9 +108,13 @@ export async function clone(url: string, dir?: string, opts: CloneOptions = {}):
     const ctx = await contextAt(worktree);
     try {
       const rc = remoteConfig(ctx.config, origin)!;
-      const f = await fetchFrom(ctx, { name: origin, url, endpoint, config: rc }, remote, {
-        onProgress: opts.onProgress,
-      });
+      const f = await fetchFrom(
+        ctx,
+        { name: origin, url, endpoint, config: rc },
+        remote,
+        { onProgress: opts.onProgress },
+        { refs, head: remoteHead },
+      );
       let written: string[] = [];
       let head: string | null = null;
       if (branch && opts.noCheckout) {

@@ -10,7 +10,7 @@
  * r.updates // [{ ref: 'refs/remotes/origin/main', old, new, status: 'updated' }]
  */
 import type { RepoContext } from '../context';
-import { RefConflictError } from '../errors';
+import { RefConflictError, RefNotFoundError } from '../errors';
 import { WriterSession } from '../odb/session';
 import { isAncestor } from '../refs/ancestry';
 import { trackingRef } from '../remote/config';
@@ -28,7 +28,7 @@ export interface RefUpdate {
   source: string;
   old: string | null;
   new: string | null;
-  status: 'new' | 'updated' | 'forced' | 'up-to-date' | 'rejected';
+  status: 'new' | 'updated' | 'forced' | 'up-to-date' | 'rejected' | 'deleted';
   /** Why a ref was rejected. */
   reason?: string;
 }
@@ -38,6 +38,11 @@ export interface FetchOptions {
   allObjects?: boolean;
   /** S3 endpoint for this run (else `remote.<name>.endpoint`). */
   endpoint?: string;
+  /**
+   * Remove the remote-tracking refs (`refs/remotes/<remote>/<b>`) whose branch is gone from the remote
+   * (`git fetch --prune`); each is reported with status `deleted`.
+   */
+  prune?: boolean;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -65,9 +70,13 @@ export async function fetchFrom(
   target: RemoteTarget,
   remote: RemoteRepo,
   opts: FetchOptions = {},
+  /** The remote's refs and HEAD branch when the caller has just read them (clone). */
+  listed?: { refs: Map<string, RemoteRefValue>; head: string | null },
 ): Promise<FetchReport> {
-  const refs = wanted(await remote.listRefs());
-  const remoteHead = await remote.headBranch();
+  const [all, remoteHead] = listed
+    ? [listed.refs, listed.head]
+    : await Promise.all([remote.listRefs(), remote.headBranch()]);
+  const refs = wanted(all);
   const rc = target.config;
   const filter = rc?.promisor && rc.filter.length && !opts.allObjects ? globFilter(rc.filter) : null;
   const tips = refs.map(([, id]) => id);
@@ -112,6 +121,23 @@ export async function fetchFrom(
     const ff = old === null || (await isAncestorSafe(ctx, old, id));
     updates.push({ ref, source, old, new: id, status: old === null ? 'new' : ff ? 'updated' : 'forced' });
   }
+  if (opts.prune && target.name) {
+    // Tracking refs of branches the remote no longer has; each removed only if it still holds the value
+    // read here (a concurrent fetch that recreated it wins).
+    const base = `refs/remotes/${target.name}/`;
+    const live = new Set(refs.map(([n]) => n));
+    for (const r of await ctx.refs.listRefs(base)) {
+      const source = `refs/heads/${r.name.slice(base.length)}`;
+      if (r.name === `${base}HEAD` || live.has(source)) continue;
+      try {
+        await ctx.refs.deleteRef(r.name, r.id);
+      } catch (e) {
+        if (!(e instanceof RefConflictError) && !(e instanceof RefNotFoundError)) throw e;
+        continue;
+      }
+      updates.push({ ref: r.name, source, old: r.id, new: null, status: 'deleted' });
+    }
+  }
   if (opts.allObjects && rc?.promisor && target.name) {
     // Every object is here now: the repository is no longer partial.
     await ctx.config.unset(`remote.${target.name}.promisor`);
@@ -130,7 +156,7 @@ async function isAncestorSafe(ctx: RepoContext, a: string, b: string): Promise<b
   }
 }
 
-/** `coral fetch [<remote>] [--all-objects]`. */
+/** `coral fetch [<remote>] [--all-objects] [--prune]`. */
 export async function fetch(ctx: RepoContext, remoteArg?: string, opts: FetchOptions = {}): Promise<FetchReport> {
   const target = await remoteTarget(ctx, remoteArg, { endpoint: opts.endpoint });
   const remote = await openRemote(target.url, remoteOpenOptions(target));

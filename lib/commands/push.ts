@@ -24,7 +24,10 @@ import type { RefUpdate } from './fetch';
 import { remoteOpenOptions, remoteTarget, type RemoteTarget } from './remote';
 
 export interface PushOptions {
-  /** `<branch>`, `<local>:<remote>`, a `+` prefix forces that one; default: the current branch. */
+  /**
+   * `<branch>`, `<local>:<remote>`, `:<remote>` (deletes that remote branch or tag), a `+` prefix forces
+   * that one; default: the current branch.
+   */
   refspecs?: string[];
   /** Also push every tag. */
   tags?: boolean;
@@ -46,9 +49,12 @@ export interface PushReport extends TransferReport {
 }
 
 interface Planned {
+  /** The local ref pushed; "" for a deletion (`:<dst>`). */
   local: string;
+  /** The remote ref; for a deletion, as given until the remote's refs resolve it. */
   remote: string;
-  id: string;
+  /** The id pushed; null for a deletion. */
+  id: string | null;
   force: boolean;
 }
 
@@ -73,7 +79,13 @@ async function plan(ctx: RepoContext, opts: PushOptions): Promise<Planned[]> {
       if (dst === 'HEAD') dst = cur;
       src = cur;
     }
-    if (!src) throw new InvalidArgumentError(`deleting remote refs (':${dst}') is not supported by coral push`);
+    if (!src) {
+      // `:<dst>` deletes the remote ref (git's spelling); resolved against the remote's refs in pushTo.
+      if (!dst || !spec.includes(':'))
+        throw new InvalidArgumentError(`invalid refspec '${spec}': name the remote branch to delete (':<branch>')`);
+      out.push({ local: '', remote: dst, id: null, force });
+      continue;
+    }
     const kind = (await ctx.refs.readRef(full(src, 'heads'))) !== null ? 'heads' : 'tags';
     const local = full(src, kind);
     const remote = full(dst, kind);
@@ -98,10 +110,30 @@ export async function pushTo(
 ): Promise<PushReport> {
   const planned = await plan(ctx, opts);
   const remoteRefs = await remote.listRefs();
+  for (const p of planned) {
+    if (p.id !== null) continue;
+    // A deletion names a branch or a tag of the remote (a full ref name, or a short one: branch first).
+    const name = p.remote.startsWith('refs/')
+      ? p.remote
+      : [`refs/heads/${p.remote}`, `refs/tags/${p.remote}`].find((n) => remoteRefs.has(n));
+    if (!name || !remoteRefs.has(name))
+      throw new RefNotFoundError(`unable to delete '${p.remote}': remote ref does not exist at ${target.url}`, {
+        ref: p.remote,
+      });
+    checkRefName(name);
+    p.remote = name;
+  }
   const updates: RefUpdate[] = [];
   const moves: Array<{ p: Planned; u: RefUpdate; token: string | null }> = [];
   for (const p of planned) {
     const cur = remoteRefs.get(p.remote) ?? null;
+    if (p.id === null) {
+      // Deleting: a compare-and-swap against the value just read, like any other update.
+      const u: RefUpdate = { ref: p.remote, source: '', old: cur!.id, new: null, status: 'deleted' };
+      updates.push(u);
+      moves.push({ p, u, token: cur!.token });
+      continue;
+    }
     const u: RefUpdate = { ref: p.remote, source: p.local, old: cur?.id ?? null, new: p.id, status: 'new' };
     updates.push(u);
     if (cur?.id === p.id) {
@@ -132,7 +164,12 @@ export async function pushTo(
         'fetch and merge (`coral pull`) first, or use --force',
       { remote: target.name, url: target.url, rejected },
     );
-  const t = await transfer({ meta: ctx.meta, objects: ctx.store }, remote, [...new Set(moves.map((m) => m.p.id))], {
+  // The remote's ref-safety check (S3: the conditional-write probe) runs while the objects go up; the
+  // first updateRef waits for its verdict (and probes again if this one failed for another reason).
+  const refCheck = moves.length ? remote.checkRefUpdates?.() : undefined;
+  refCheck?.catch(() => undefined);
+  const tips = [...new Set(moves.map((m) => m.p.id).filter((id): id is string => id !== null))];
+  const t = await transfer({ meta: ctx.meta, objects: ctx.store }, remote, tips, {
     what: 'push',
     local: 'src',
     onProgress: opts.onProgress,
@@ -161,12 +198,16 @@ export async function pushTo(
     }
     if (target.name && m.p.remote.startsWith('refs/heads/')) {
       const tr = trackingRef(target.name, m.p.remote);
-      await ctx.refs.updateRef(tr, m.p.id, { message: `update by push` });
+      if (m.p.id !== null) await ctx.refs.updateRef(tr, m.p.id, { message: `update by push` });
+      else
+        await ctx.refs.deleteRef(tr).catch((e: unknown) => {
+          if (!(e instanceof RefNotFoundError)) throw e;
+        });
     }
   }
   if (opts.setUpstream && target.name)
     for (const p of planned)
-      if (p.local.startsWith('refs/heads/') && p.remote.startsWith('refs/heads/'))
+      if (p.id !== null && p.local.startsWith('refs/heads/') && p.remote.startsWith('refs/heads/'))
         await setUpstream(ctx.config, p.local.slice('refs/heads/'.length), { remote: target.name, merge: p.remote });
   if (failure) throw failure;
   return { ...t, remote: target.name, url: target.url, updates, bytes: t.objectBytes + t.metaBytes };

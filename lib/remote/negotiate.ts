@@ -28,13 +28,24 @@
  * const r = await transfer(local, remote, [headId]);
  * r.objects, r.objectBytes   // what was sent
  */
-import { decode } from '../codec';
-import { CorruptObjectError, ObjectNotFoundError } from '../errors';
+import * as os from 'node:os';
+import type { PackEntry } from '../../binding';
+import { decode, inspectObject, type ObjectHeader } from '../codec';
+import { ChecksumMismatchError, CoralError, CorruptObjectError, InternalError, ObjectNotFoundError } from '../errors';
 import { globToRegExp } from '../merge/rules';
 import { decodeMeta, type MetaObject } from '../models/meta';
 import type { Tree } from '../models/tree';
 import { ObjectReader } from '../odb/objects';
-import type { ObjectAttrs, ObjectStore, PackInfo, StoredAttrs } from '../store/object-store';
+import { ASYNC_THRESHOLD_BYTES, allocLarge, callAsync, native, recycleLarge } from '../native';
+import type {
+  ObjectAttrs,
+  ObjectStore,
+  PackInfo,
+  PackTransaction,
+  StoredAttrs,
+  StoredObject,
+} from '../store/object-store';
+import { packSink, packSource, type PackListing } from '../store/pack-stream';
 import type { Tensor } from '../tensor/tensor';
 import { crashPoint } from '../util/crash';
 import type { RemoteMeta } from './transport';
@@ -78,8 +89,10 @@ export interface TransferReport {
   objects: number;
   /** Stored (encoded) bytes of those objects: exactly what their packs hold in the sender. */
   objectBytes: number;
-  /** The pack the objects went into (null when none were needed). */
+  /** The last pack the objects went into (null when none were needed). */
   pack: PackInfo | null;
+  /** Every pack published on the receiver, in order (whole packs of the sender first). */
+  packs: PackInfo[];
   /** Objects left out by the filter (promised by the sender). */
   filtered: number;
 }
@@ -124,7 +137,30 @@ async function readMeta(src: TransferSide, dst: TransferSide, id: string, dstHas
   return src.meta.get(id);
 }
 
-/** Walks meta objects from `tips`; see the module comment for the stopping rule. */
+/** Runs `fn` over `items` with at most `limit` in flight; rejects with the first failure (after all settle). */
+async function forEachLimit<T>(items: readonly T[], limit: number, fn: (x: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  const r = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
+  const bad = r.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+  if (bad) throw bad.reason;
+}
+
+/** An Error for a rejection reason (a non-Error one is wrapped). */
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new InternalError(`transfer failed: ${String(e)}`);
+}
+
+/** Meta objects looked up / read at once while walking (each is one request on a remote). */
+const META_CONCURRENCY = 8;
+
+/**
+ * Walks meta objects from `tips`; see the module comment for the stopping rule. Up to META_CONCURRENCY
+ * lookups and reads run at once (a remote answers each with a round trip); the order of the result does
+ * not matter (writeOrder sorts it).
+ */
 async function walkMeta(
   src: TransferSide,
   dst: TransferSide,
@@ -134,12 +170,12 @@ async function walkMeta(
   const seen = new Set<string>();
   const out: WalkedMeta[] = [];
   const stack = [...tips];
-  while (stack.length) {
-    const id = stack.pop()!;
-    if (seen.has(id)) continue;
-    seen.add(id);
+  let running = 0;
+  const st = { failure: null as Error | null };
+  let wake: (() => void) | null = null;
+  const one = async (id: string) => {
     const has = await dst.meta.has(id);
-    if (has && !complete) continue;
+    if (has && !complete) return;
     const bytes = await readMeta(src, dst, id, has);
     let obj: MetaObject;
     try {
@@ -150,7 +186,32 @@ async function walkMeta(
     out.push({ id, bytes, obj, write: !has });
     if (obj.type === 'commit') stack.push(obj.value.tree, ...obj.value.parents);
     else if (obj.type === 'tag') stack.push(obj.value.object);
+  };
+  for (;;) {
+    if (st.failure) throw st.failure;
+    const id = stack.pop();
+    if (id === undefined) {
+      if (running === 0) break;
+      await new Promise<void>((r) => (wake = r));
+      continue;
+    }
+    if (seen.has(id)) continue;
+    seen.add(id);
+    while (running >= META_CONCURRENCY) await new Promise<void>((r) => (wake = r));
+    running++;
+    void one(id)
+      .catch((e: unknown) => {
+        st.failure ??= asError(e);
+      })
+      .finally(() => {
+        running--;
+        const w = wake;
+        wake = null;
+        w?.();
+      });
   }
+  const failed = st.failure as Error | null; // set by the tasks that ran after the last check
+  if (failed) throw failed;
   return out;
 }
 
@@ -199,53 +260,361 @@ function putAttrs(a: StoredAttrs): ObjectAttrs {
   return { codec: a.codec, dtype: a.dtype, shape: a.shape, base: a.base, rawSize: a.rawSize, extra: a.extra };
 }
 
+/** Packs smaller than this are not sent whole: their objects join the per-object pack (fewer tiny packs). */
+const WHOLE_PACK_MIN = 4 << 20;
+/** Reads of a pack's gaps and of runs of small objects are at most this long. */
+const SPAN_MAX = 8 << 20;
+/** Bytes between objects (HDF5 structure) read together with the large object after them. */
+const GAP_JOIN = 1 << 20;
+/** Bytes of a pack read ahead of the receiver's writes (at least two spans, however large). */
+const READ_WINDOW = 128 << 20;
+/** Bytes of a pack waiting to be written on the receiver while the next spans are read and checked. */
+const WRITE_AHEAD = 32 << 20;
+/** Content-id checks (decodes) running at once; the reads wait when more are pending. */
+const DECODES = 2;
+/** The per-object path commits (publishes) a pack every this many bytes while the next one fills. */
+const ROLL_BYTES = 256 << 20;
+
+/** How much decoded-base memory a fetch keeps for incoming deltas (beyond it, a base is decoded again). */
+function baseBudget(): number {
+  return Math.max(64 << 20, Math.min(1 << 30, Math.floor(os.totalmem() / 8)));
+}
+
 /**
- * Checks incoming objects end to end before they are written: the header names the id and base the
- * store claims, and the bytes decode (against the base) to a tensor with that content id. Decoded
- * bases that other incoming objects need are kept hot in the sender's reader.
+ * Checks incoming objects before they are published on the receiver:
+ * - always: the stored bytes against their XXH3-128 checksum (unless the sender's store has just
+ *   checked them on read), and the codec header against the id and base the index claims;
+ * - in `decode` mode (fetch, clone: the sender is another repository): the content id, end to end, by
+ *   decoding each object against its base (the receiver's copy, or the incoming one, verified first).
+ *   Decoded bases that other incoming objects need are kept (up to a memory budget) until their last use.
+ *
+ * A push (`checksum` mode) does not decode: every object in the local store was verified when it got
+ * there (encoded here from a tensor whose content id this process computed, or decoded on arrival by a
+ * fetch), and its checksum, checked as it streams out, proves the bytes are still those. Decoding again
+ * would only re-prove that, at the cost of most of a push's CPU; whoever reads the objects from the
+ * remote later decodes and checks them on arrival anyway, so nothing unverified enters a repository.
  */
 class ArrivalCheck {
   private readonly srcReader: ObjectReader;
   private readonly dstReader: ObjectReader;
+  private readonly kept = new Map<string, Tensor>();
+  private keptBytes = 0;
+  /** Content-id checks under way, for ids other incoming objects use as their base. */
+  private readonly decoding = new Map<string, Promise<Tensor>>();
+  private pending = 0;
+  private waiters: Array<() => void> = [];
   constructor(
     private readonly src: ObjectStore,
     private readonly dst: ObjectStore,
-    /** How many incoming objects use each id as their base. */
-    private readonly baseUses: Map<string, number>,
+    /** How many incoming objects still need each id as their base. */
+    private readonly uses: Map<string, number>,
+    readonly mode: 'decode' | 'checksum',
     private readonly preferSrc: boolean,
+    private readonly budget = baseBudget(),
   ) {
     this.srcReader = new ObjectReader(src);
     this.dstReader = new ObjectReader(dst);
   }
 
+  /** Resolves once at most `max` decodes are pending. */
+  async room(max = DECODES): Promise<void> {
+    while (this.pending > max) await new Promise<void>((r) => this.waiters.push(r));
+  }
+
+  private damaged(id: string, e: unknown, pack?: string): CoralError {
+    if (e instanceof CoralError && (e.code === ChecksumMismatchError.code || e.code === CorruptObjectError.code)) {
+      const d = (e.data ?? {}) as { id?: string };
+      if (d.id === id) return e;
+    }
+    const msg = e instanceof Error ? e.message : String(e);
+    return new CorruptObjectError(`object ${id} from the sender is damaged: ${msg}`, {
+      id,
+      pack,
+      cause: (e as { code?: string }).code,
+    });
+  }
+
+  /**
+   * Checks one object. `bytes` are its stored bytes; `checksum` is the one to check them against, or null
+   * when the sender's store already did (ObjectStore.get). Rejects with an error naming the object.
+   */
+  async check(
+    id: string,
+    bytes: Uint8Array,
+    attrs: { base?: string },
+    checksum: string | null,
+    pack?: string,
+  ): Promise<void> {
+    if (checksum !== null) {
+      const sum =
+        bytes.byteLength >= ASYNC_THRESHOLD_BYTES
+          ? await callAsync(() => native.xxh3_128Async(bytes))
+          : native.xxh3_128(bytes);
+      if (sum !== checksum)
+        throw new ChecksumMismatchError(
+          `object ${id}${pack ? ` in pack ${pack}` : ''} from the sender is corrupted: its stored bytes hash to ${sum} ` +
+            `but the recorded checksum is ${checksum}`,
+          { id, pack },
+        );
+    }
+    let h: ObjectHeader;
+    try {
+      h = inspectObject(bytes);
+    } catch (e) {
+      throw this.damaged(id, e, pack);
+    }
+    const base = attrs.base ?? '';
+    if (h.id !== id || (h.baseId ?? '') !== base)
+      throw new CorruptObjectError(
+        `object ${id} from the sender is damaged: its header names object ${h.id}` +
+          (h.baseId || base ? ` with base ${h.baseId ?? 'none'} (expected ${base || 'none'})` : ''),
+        { id, pack },
+      );
+    if (this.mode === 'checksum') return;
+    this.pending++;
+    const run = (async () => {
+      const b = base ? await this.baseTensor(base) : null;
+      const t = await decode(bytes, b ? { tensor: b, id: base } : null);
+      if ((this.uses.get(id) ?? 0) > 0 && this.keptBytes + t.data.byteLength <= this.budget) {
+        this.kept.set(id, t);
+        this.keptBytes += t.data.byteLength;
+      }
+      return t;
+    })();
+    const shared = (this.uses.get(id) ?? 0) > 0;
+    if (shared) this.decoding.set(id, run);
+    try {
+      const t = await run;
+      // Nobody waits for it and nobody keeps it: give its memory back now.
+      if (!shared) recycleLarge(t.data);
+    } catch (e) {
+      throw this.damaged(id, e, pack);
+    } finally {
+      if (shared) this.decoding.delete(id);
+      this.pending--;
+      const w = this.waiters;
+      this.waiters = [];
+      w.forEach((f) => f());
+    }
+  }
+
+  /** One use of `id` as a base is done; the last one lets its decoded tensor go. */
+  private used(id: string): void {
+    const n = (this.uses.get(id) ?? 1) - 1;
+    this.uses.set(id, n);
+    if (n <= 0) {
+      const t = this.kept.get(id);
+      if (t) {
+        this.kept.delete(id);
+        this.keptBytes -= t.data.byteLength;
+      }
+    }
+  }
+
   private async baseTensor(base: string): Promise<Tensor> {
-    // A base verified in this transfer is hot in srcReader; otherwise read the cheap side when it has it.
-    if (this.baseUses.has(base) && !(await this.dst.has(base))) return this.srcReader.tensor(base);
+    const k = this.kept.get(base);
+    if (k) {
+      this.used(base);
+      return k;
+    }
+    const d = this.decoding.get(base);
+    if (d) {
+      const t = await d;
+      this.used(base);
+      return t;
+    }
+    // Not verified in this transfer (or no longer kept): read the cheap side when it has it.
     if (this.preferSrc && (await this.src.has(base))) return this.srcReader.tensor(base);
     if (await this.dst.has(base)) return this.dstReader.tensor(base);
     return this.srcReader.tensor(base);
   }
+}
 
-  async check(id: string, bytes: Uint8Array, attrs: StoredAttrs): Promise<void> {
-    let t: Tensor;
-    try {
-      const base = attrs.base ? { tensor: await this.baseTensor(attrs.base), id: attrs.base } : null;
-      t = await decode(bytes, base);
-    } catch (e) {
-      const msg = e instanceof Error ? e.message : String(e);
-      throw new CorruptObjectError(`object ${id} from the sender is damaged: ${msg}`, {
-        id,
-        pack: attrs.location,
-        cause: (e as { code?: string }).code,
-      });
+/** A byte range of a pack read at once, and the objects wholly inside it. */
+interface Span {
+  offset: number;
+  length: number;
+  objects: PackEntry[];
+}
+
+/**
+ * Cuts a pack into spans in file order: each large object alone, runs of adjacent small objects and the
+ * bytes between objects (HDF5 structure) in spans of at most SPAN_MAX. Null when the entries do not tile
+ * the file sanely (an object without an offset, overlapping objects, an object past the end).
+ */
+function planSpans(pack: PackListing): Span[] | null {
+  const objs = [...pack.entries].sort((a, b) => (a.offset ?? -1) - (b.offset ?? -1));
+  const spans: Span[] = [];
+  const gap = (from: number, to: number) => {
+    for (let at = from; at < to; at += SPAN_MAX)
+      spans.push({ offset: at, length: Math.min(SPAN_MAX, to - at), objects: [] });
+  };
+  let at = 0;
+  for (const e of objs) {
+    if (e.size === 0 || e.offset === null || e.offset < at || e.offset + e.size > pack.size) return null;
+    // A large object's span starts with the small gap before it (its HDF5 header), so that each such span
+    // can go to the receiver as one piece (an S3 part of its own, without a copy).
+    if (e.size >= SPAN_MAX && e.offset - at <= GAP_JOIN) {
+      spans.push({ offset: at, length: e.offset + e.size - at, objects: [e] });
+      at = e.offset + e.size;
+      continue;
     }
-    if (this.baseUses.get(id)) this.srcReader.remember(id, t);
+    gap(at, e.offset);
+    const last = spans[spans.length - 1];
+    if (
+      last &&
+      last.objects.length &&
+      last.offset + last.length === e.offset &&
+      last.length + e.size <= SPAN_MAX &&
+      e.size < SPAN_MAX
+    ) {
+      last.length += e.size;
+      last.objects.push(e);
+    } else spans.push({ offset: e.offset, length: e.size, objects: [e] });
+    at = e.offset + e.size;
+  }
+  gap(at, pack.size);
+  return spans;
+}
+
+/** Packs of the sender that go over whole: large enough, and every object in them wanted, once. */
+function wholePacks(
+  src: ObjectStore,
+  dst: ObjectStore,
+  need: Map<string, StoredAttrs>,
+): Array<{ pack: PackListing; spans: Span[] }> {
+  const from = packSource(src);
+  if (!from || !packSink(dst)) return [];
+  const claimed = new Set<string>();
+  const out: Array<{ pack: PackListing; spans: Span[] }> = [];
+  for (const pack of from.packListing()) {
+    if (pack.size < WHOLE_PACK_MIN || !pack.entries.length) continue;
+    if (!pack.entries.every((e) => need.has(e.id) && !claimed.has(e.id))) continue;
+    const spans = planSpans(pack);
+    if (!spans) continue;
+    for (const e of pack.entries) claimed.add(e.id);
+    out.push({ pack, spans });
+  }
+  // Packs holding bases go before the packs whose deltas use them (a fetch then decodes each base once).
+  const home = new Map<string, number>();
+  out.forEach((p, i) => p.pack.entries.forEach((e) => home.set(e.id, i)));
+  const deps = out.map((p, i) => {
+    const d = new Set<number>();
+    for (const e of p.pack.entries) {
+      const h = e.base ? home.get(e.base) : undefined;
+      if (h !== undefined && h !== i) d.add(h);
+    }
+    return d;
+  });
+  const ordered: number[] = [];
+  const placed = new Set<number>();
+  while (ordered.length < out.length) {
+    const next = out.findIndex((_, i) => !placed.has(i) && [...deps[i]].every((j) => placed.has(j)));
+    const pick = next >= 0 ? next : out.findIndex((_, i) => !placed.has(i)); // a cycle: any order is correct
+    placed.add(pick);
+    ordered.push(pick);
+  }
+  return ordered.map((i) => out[i]);
+}
+
+/**
+ * Sends one pack as it is: its bytes are read in spans (a bounded window ahead), each object is checked
+ * as its span arrives, and the spans stream into the receiver's import while the checks run. The import
+ * is committed (the pack published) only after every object in it passed; on any failure it is aborted,
+ * so nothing of the pack becomes visible.
+ */
+async function copyPack(
+  src: ObjectStore,
+  dst: ObjectStore,
+  item: { pack: PackListing; spans: Span[] },
+  check: ArrivalCheck,
+  beforeCommit: () => void,
+  progress: (objects: number) => void,
+): Promise<PackInfo> {
+  const { pack, spans } = item;
+  const rd = await packSource(src)!.openPack(pack.name);
+  const imp = packSink(dst)!.importPack(pack.size, pack.entries);
+  let failed = null as Error | null;
+  const checks: Array<Promise<void>> = [];
+  let writes: Promise<void> = Promise.resolve();
+  let writing = 0;
+  try {
+    const queue: Array<{ span: Span; bytes: Promise<Buffer> }> = [];
+    let next = 0;
+    let ahead = 0;
+    const fill = () => {
+      while (next < spans.length && (queue.length < 2 || ahead + spans[next].length <= READ_WINDOW)) {
+        const span = spans[next++];
+        const buf = allocLarge(span.length);
+        const bytes = rd.read(span.offset, buf).then(() => buf);
+        bytes.catch(() => undefined);
+        queue.push({ span, bytes });
+        ahead += span.length;
+      }
+    };
+    for (;;) {
+      fill();
+      const item = queue.shift();
+      if (!item) break;
+      const buf = await item.bytes;
+      ahead -= item.span.length;
+      if (failed) {
+        recycleLarge(buf);
+        throw failed;
+      }
+      // The span's memory goes back to the pool once its write and every check of it are done.
+      let holds = item.span.objects.length + 1;
+      const release = () => {
+        if (--holds === 0) recycleLarge(buf);
+      };
+      for (const e of item.span.objects) {
+        const bytes = buf.subarray(e.offset! - item.span.offset, e.offset! - item.span.offset + e.size);
+        checks.push(
+          check
+            .check(e.id, bytes, e, e.checksum, pack.name)
+            .then(
+              () => progress(1),
+              (err: unknown) => {
+                failed ??= asError(err);
+              },
+            )
+            .finally(release),
+        );
+      }
+      // Writes go in order, one at a time, behind the reads: at most WRITE_AHEAD bytes wait for them.
+      while (writing > WRITE_AHEAD) await writes;
+      const n = buf.length;
+      writing += n;
+      writes = writes.then(async () => {
+        if (failed) return release();
+        try {
+          await imp.write(buf, release);
+        } catch (e) {
+          failed ??= asError(e);
+        } finally {
+          writing -= n;
+        }
+      });
+      await check.room();
+    }
+    await writes;
+    await Promise.all(checks);
+    if (failed) throw failed;
+    beforeCommit();
+    return await imp.commit();
+  } catch (e) {
+    await writes;
+    await imp.abort();
+    await Promise.all(checks);
+    throw e;
+  } finally {
+    await rd.close().catch(() => undefined);
   }
 }
 
 /**
  * Moves what `dst` lacks of everything reachable from `tips` (commit or tag ids in `src`): tensor objects
- * in one pack, then meta objects. The caller moves refs afterwards.
+ * (in packs), then meta objects. The caller moves refs afterwards.
  */
 export async function transfer(
   src: TransferSide,
@@ -289,40 +658,149 @@ export async function transfer(
   };
   for (const id of named) await visit(id);
 
-  const report: TransferReport = { metas: 0, metaBytes: 0, objects: 0, objectBytes: 0, pack: null, filtered };
+  const report: TransferReport = {
+    metas: 0,
+    metaBytes: 0,
+    objects: 0,
+    objectBytes: 0,
+    pack: null,
+    packs: [],
+    filtered,
+  };
   if (order.length) {
-    const check = new ArrivalCheck(src.objects, dst.objects, baseUses, opts.local === 'src');
-    const tx = dst.objects.beginWrite();
+    const mode = opts.local === 'src' ? 'checksum' : 'decode';
+    const check = new ArrivalCheck(src.objects, dst.objects, baseUses, mode, opts.local === 'src');
+    let done = 0;
+    const progress = (n: number) => opts.onProgress?.((done += n), order.length);
+    let committing = false;
+    const beforeCommit = () => {
+      if (!committing) crashPoint(`${what}:before-pack`);
+      committing = true;
+    };
+    const published = (info: PackInfo | null) => {
+      if (!info) return;
+      report.packs.push(info);
+      report.pack = info;
+    };
+    // 1. Whole packs of the sender that the receiver wants entirely, as they are.
+    //    A push sends two at a time (each upload's tail, the last parts and the multipart completion,
+    //    overlaps the other's bytes); a fetch one at a time, bases first, so each delta finds its base
+    //    decoded and nothing waits on a pack that is not being read yet.
+    const whole = wholePacks(src.objects, dst.objects, need);
+    const sentWhole = new Set<string>();
+    let nextPack = 0;
+    const copier = async () => {
+      while (nextPack < whole.length) {
+        const item = whole[nextPack++];
+        published(await copyPack(src.objects, dst.objects, item, check, beforeCommit, progress));
+        for (const e of item.pack.entries) {
+          sentWhole.add(e.id);
+          report.objects++;
+          report.objectBytes += e.size;
+        }
+      }
+    };
+    const copiers = Array.from({ length: Math.min(mode === 'checksum' ? 2 : 1, whole.length) }, copier);
+    const copied = await Promise.allSettled(copiers);
+    const copyFailed = copied.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (copyFailed) throw copyFailed.reason;
+    // 2. Everything else, object by object (reads overlapped with checks and writes), into packs that are
+    //    published every ROLL_BYTES while the next one fills.
+    const rest = order.filter((id) => !sentWhole.has(id));
+    let tx = null as PackTransaction | null;
+    let txBytes = 0;
+    let txChecks: Array<Promise<void>> = [];
+    let commitRun: Promise<void> = Promise.resolve();
+    let failed = null as Error | null;
+    const flush = async () => {
+      const t = tx;
+      const cs = txChecks;
+      tx = null;
+      txBytes = 0;
+      txChecks = [];
+      if (!t) return;
+      await commitRun;
+      commitRun = (async () => {
+        try {
+          await Promise.all(cs);
+          if (failed) throw failed;
+          beforeCommit();
+          published(await t.commit());
+        } catch (e) {
+          await t.abort();
+          failed ??= asError(e);
+        }
+      })();
+    };
+    const gets: Array<Promise<StoredObject>> = [];
+    let nextGet = 0;
+    let aheadBytes = 0;
+    const fill = () => {
+      while (nextGet < rest.length && (gets.length === 0 || aheadBytes <= READ_WINDOW)) {
+        const id = rest[nextGet++];
+        const g = src.objects.get(id); // checksum verified by the store
+        g.catch(() => undefined);
+        gets.push(g);
+        aheadBytes += need.get(id)!.storedSize;
+      }
+    };
     try {
-      let done = 0;
-      for (const id of order) {
-        const { bytes, attrs } = await src.objects.get(id); // checksum verified by the store
-        await check.check(id, bytes, attrs);
+      for (const id of rest) {
+        fill();
+        const { bytes, attrs } = await gets.shift()!;
+        aheadBytes -= need.get(id)!.storedSize;
+        if (failed) throw failed;
+        const c = check.check(id, bytes, attrs, null).then(
+          () => progress(1),
+          (err: unknown) => {
+            failed ??= asError(err);
+          },
+        );
+        tx ??= dst.objects.beginWrite();
+        txChecks.push(c);
         if (await tx.put(id, bytes, putAttrs(attrs))) {
           report.objects++;
           report.objectBytes += bytes.byteLength;
+          txBytes += bytes.byteLength;
         }
-        opts.onProgress?.(++done, order.length);
+        await check.room();
+        if (txBytes >= ROLL_BYTES) await flush();
       }
-      crashPoint(`${what}:before-pack`);
-      report.pack = await tx.commit();
+      await flush();
+      await commitRun;
+      if (failed) throw failed;
     } catch (e) {
-      await tx.abort();
+      await tx?.abort();
+      await commitRun;
       throw e;
     }
     crashPoint(`${what}:after-pack`);
   }
 
-  let wroteTrees = false;
-  for (const m of writeOrder(metas.filter((x) => x.write))) {
-    if (!wroteTrees && m.obj.type !== 'tree') {
-      wroteTrees = true;
-      crashPoint(`${what}:after-trees`);
-    }
+  // Trees (all independent), then commits in waves (each after its parents), then tags in order; up to
+  // META_CONCURRENCY writes at once within a wave, since each is a round trip on a remote.
+  const ordered = writeOrder(metas.filter((x) => x.write));
+  const put = async (m: WalkedMeta) => {
     await dst.meta.put(m.bytes);
     report.metas++;
     report.metaBytes += m.bytes.byteLength;
+  };
+  const trees = ordered.filter((m) => m.obj.type === 'tree');
+  await forEachLimit(trees, META_CONCURRENCY, put);
+  if (trees.length < ordered.length) crashPoint(`${what}:after-trees`);
+  const commits = ordered.filter((m) => m.obj.type === 'commit');
+  for (let i = 0; i < commits.length;) {
+    const wave: WalkedMeta[] = [];
+    while (i < commits.length) {
+      const c = commits[i];
+      const parents = c.obj.type === 'commit' ? c.obj.value.parents : [];
+      if (wave.length && parents.some((p) => wave.some((w) => w.id === p))) break;
+      wave.push(c);
+      i++;
+    }
+    await forEachLimit(wave, META_CONCURRENCY, put);
   }
+  for (const m of ordered) if (m.obj.type === 'tag') await put(m);
   crashPoint(`${what}:after-meta`);
   return report;
 }

@@ -27,6 +27,7 @@ import type {
   StoredObject,
   StoreProblem,
 } from '../store/object-store';
+import { packSource, type PackBytes, type PackListing } from '../store/pack-stream';
 import type { RemoteConfig } from './config';
 import { openRemote } from './open';
 import type { RemoteRepo } from './transport';
@@ -106,6 +107,15 @@ export class PromisorStore implements ObjectStore {
   }
   verify(): Promise<StoreProblem[]> {
     return this.inner.verify();
+  }
+  /** Whole packs of the local store (lib/store/pack-stream.ts): what a push can send as it is. */
+  packListing(): PackListing[] {
+    return packSource(this.inner)?.packListing() ?? [];
+  }
+  openPack(name: string): Promise<PackBytes> {
+    const s = packSource(this.inner);
+    if (!s) return Promise.reject(new ObjectNotFoundError(`pack ${name} is not in this store`, { pack: name }));
+    return s.openPack(name);
   }
   /** `coral fsck --rebuild-index` on the local store. */
   async rebuildIndex(): Promise<unknown> {

@@ -219,6 +219,11 @@ class S3Remote implements RemoteRepo {
     return this.probe;
   }
 
+  checkRefUpdates(): Promise<void> {
+    this.checkOpen();
+    return this.checkConditionalWrites();
+  }
+
   async updateRef(name: string, expected: string | null, next: string | null): Promise<void> {
     this.checkOpen();
     checkRef(name);
@@ -338,6 +343,9 @@ export async function openS3Remote(url: string, opts: OpenRemoteOptions = {}): P
   const { bucket, prefix, url: norm } = parseS3Url(url);
   const s3 = openS3Client({ endpoint: opts.endpoint, region: opts.region });
   const where = (op: string, e: unknown) => s3Error(e, norm, s3.endpoint, op);
+  // The pack listing is read while the marker is checked (one round trip less); dropped if that fails.
+  const opening = S3ObjectStore.open({ bucket, prefix, s3, url: norm });
+  opening.catch(() => undefined);
   try {
     let marker: Buffer | null = null;
     try {
@@ -369,9 +377,10 @@ export async function openS3Remote(url: string, opts: OpenRemoteOptions = {}): P
       await put('HEAD', 'ref: refs/heads/main\n');
       await put('coral-repo.json', `{"format":"${BARE_FORMAT}"}\n`);
     }
-    const objects = await S3ObjectStore.open({ bucket, prefix, s3, url: norm });
+    const objects = await opening;
     return new S3Remote(norm, s3, bucket, prefix, objects);
   } catch (e) {
+    await opening.then((o) => o.close()).catch(() => undefined);
     s3.client.destroy();
     throw e;
   }

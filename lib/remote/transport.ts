@@ -77,6 +77,12 @@ export interface RemoteRepo {
    * when the remote cannot do this safely. The caller has made every object `next` reaches durable first.
    */
   updateRef(name: string, expected: string | null, next: string | null): Promise<void>;
+  /**
+   * Optional: checks now, ahead of the first `updateRef`, that this remote can move refs safely (S3: the
+   * conditional-write probe), so a push overlaps that check with its upload. Rejects as updateRef would
+   * (RemoteUnsafeError); updateRef checks again anyway (the result is kept).
+   */
+  checkRefUpdates?(): Promise<void>;
   readonly meta: RemoteMeta;
   /** Tensor objects. Reads verify checksums; a transaction publishes one immutable pack. */
   readonly objects: ObjectStore;

@@ -36,9 +36,9 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { PackEntry } from '../../binding';
-import { CoralError, InvalidArgumentError, ObjectNotFoundError, invalidParameter } from '../errors';
-import { ASYNC_THRESHOLD_BYTES, callAsync, callSync } from '../native';
-import { errnoOf, fsyncDir, ioError, writeFileAtomic } from './fs';
+import { CoralError, CorruptObjectError, InvalidArgumentError, ObjectNotFoundError, invalidParameter } from '../errors';
+import { ASYNC_THRESHOLD_BYTES, callAsync, callSync, native } from '../native';
+import { errnoOf, fsyncDir, fullDiskError, ioError, randomHex, unlinkIfExists, writeFileAtomic } from './fs';
 import {
   checkId,
   type ObjectStore,
@@ -49,7 +49,8 @@ import {
   type StoredObject,
   type StoreProblem,
 } from './object-store';
-import { encodeIndex, indexNameFor } from './pack-index';
+import { encodeIndex, indexNameFor, sameEntries } from './pack-index';
+import type { PackBytes, PackImport, PackListing, PackSink, PackSource } from './pack-stream';
 import { cleanTmp, rebuildIndex, repack, verify } from './local-maintenance';
 import { LocalTransaction } from './local-transaction';
 import { isNativeNotFound, PackView, type Location } from './local-view';
@@ -97,7 +98,7 @@ function annotate(e: unknown, id: string, pack: string): unknown {
   return out;
 }
 
-export class LocalPackStore implements ObjectStore {
+export class LocalPackStore implements ObjectStore, PackSource, PackSink {
   readonly kind = 'local-pack';
   readonly packsDir: string;
   readonly tmpDir: string;
@@ -274,6 +275,132 @@ export class LocalPackStore implements ObjectStore {
     );
     if (this.sync) await fsyncDir(this.packsDir);
     this.view.addPublished(name, size, entries);
+  }
+
+  // ---- whole packs (pack-stream.ts) --------------------------------------------------------
+
+  /** The published packs this instance knows, with their entries (no I/O). */
+  packListing(): PackListing[] {
+    this.checkOpen();
+    return this.view.packNames().map((name) => {
+      const st = this.view.packs.get(name)!;
+      return { name, size: st.size, entries: st.entries };
+    });
+  }
+
+  /**
+   * Opens a published pack for positioned reads. The file handle keeps reading the pack even if a
+   * concurrent repack unlinks it meanwhile (POSIX), so a copy that started always completes.
+   */
+  async openPack(name: string): Promise<PackBytes> {
+    this.checkOpen();
+    const file = this.packPath(name);
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(file, 'r');
+    } catch (e) {
+      if (errnoOf(e) === 'ENOENT')
+        throw new ObjectNotFoundError(`pack ${name} is gone from ${this.root}`, { pack: name });
+      throw ioError(e, 'open', file);
+    }
+    return {
+      read: async (offset: number, dst: Buffer) => {
+        for (let at = 0; at < dst.length;) {
+          let n: number;
+          try {
+            n = (await fh.read(dst, at, dst.length - at, offset + at)).bytesRead;
+          } catch (e) {
+            throw ioError(e, 'read', file);
+          }
+          if (n === 0)
+            throw new CorruptObjectError(`pack ${name} in ${this.root} is shorter than its index says`, { pack: name });
+          at += n;
+        }
+      },
+      close: () => fh.close(),
+    };
+  }
+
+  /**
+   * Imports a whole pack (written to tmp/, then checked and published as a transaction's pack is): on
+   * commit the file is fsynced, opened with the native pack reader, and its own listing must equal
+   * `entries` (CorruptObjectError otherwise) before it is renamed into packs/ with its index.
+   */
+  importPack(size: number, entries: readonly PackEntry[]): PackImport {
+    this.checkOpen();
+    const name = `pack-${randomHex(16)}.h5`;
+    const tmp = path.join(this.tmpDir, `${name}.tmp`);
+    let fh: Promise<fsp.FileHandle> | null = null;
+    let written = 0;
+    let state: 'open' | 'done' = 'open';
+    const closeFile = async () => {
+      const f = fh;
+      fh = null;
+      if (f) await (await f.catch(() => null))?.close().catch(() => undefined);
+    };
+    const drop = async () => {
+      await closeFile();
+      await unlinkIfExists(tmp).catch(() => undefined);
+    };
+    return {
+      write: async (chunk: Uint8Array, release?: () => void) => {
+        try {
+          if (state !== 'open') throw new InvalidArgumentError('pack import is finished');
+          try {
+            fh ??= fsp.open(tmp, 'wx');
+            const f = await fh;
+            for (let at = 0; at < chunk.byteLength;)
+              at += (await f.write(chunk, at, chunk.byteLength - at, written + at)).bytesWritten;
+          } catch (e) {
+            throw fullDiskError(e, 'write pack', tmp);
+          }
+          written += chunk.byteLength;
+        } finally {
+          release?.();
+        }
+      },
+      commit: async () => {
+        if (state !== 'open') throw new InvalidArgumentError('pack import is finished');
+        state = 'done';
+        try {
+          if (written !== size || !fh)
+            throw new CorruptObjectError(`pack import: ${written} bytes written, the pack has ${size}`, { size });
+          try {
+            if (this.sync) await (await fh).datasync();
+          } catch (e) {
+            throw fullDiskError(e, 'write pack', tmp);
+          }
+          await closeFile();
+          let listed: PackEntry[];
+          try {
+            const r = callSync(() => new native.PackReader(tmp));
+            try {
+              listed = await callAsync(() => r.list());
+            } finally {
+              r.close();
+            }
+          } catch (e) {
+            throw new CorruptObjectError(`incoming pack is not a readable pack: ${(e as Error).message}`, {
+              cause: (e as { code?: string }).code,
+            });
+          }
+          if (!sameEntries(listed, entries))
+            throw new CorruptObjectError(
+              'incoming pack does not match its index (objects, offsets or checksums differ)',
+            );
+          await this._publish(tmp, name, size, listed);
+          return { name, objects: listed.length, bytes: size };
+        } catch (e) {
+          await drop();
+          throw e;
+        }
+      },
+      abort: async () => {
+        if (state === 'done') return;
+        state = 'done';
+        await drop();
+      },
+    };
   }
 
   // ---- maintenance (local-maintenance.ts) ---------------------------------------------------

@@ -1,4 +1,4 @@
-/** `coral branch [-a|-r] [-v] [--json]`, `coral branch <name> [<start>] [-f]`, `coral branch -d|-D <name>`. */
+/** `coral branch [-a|-r] [-v|-vv] [--json]`, `coral branch <name> [<start>] [-f]`, `coral branch -d|-D <name>`. */
 import { branchTip, listBranches } from '../../index';
 import { JSON_OPT, UsageError, withRepo, type Command } from '../command';
 import { paint, print, printJson } from '../output';
@@ -6,7 +6,7 @@ import { short } from '../render';
 
 export const branchCommand: Command = {
   summary: 'List, create or delete branches',
-  usage: 'coral branch [-a|-r] [-v] [--json] | coral branch <name> [<start>] [-f] | coral branch -d|-D <name>',
+  usage: 'coral branch [-a|-r] [-v|-vv] [--json] | coral branch <name> [<start>] [-f] | coral branch -d|-D <name>',
   options: {
     delete: { type: 'boolean', short: 'd' },
     'force-delete': { type: 'boolean', short: 'D' },
@@ -14,7 +14,7 @@ export const branchCommand: Command = {
     list: { type: 'boolean', short: 'l' },
     all: { type: 'boolean', short: 'a' },
     remotes: { type: 'boolean', short: 'r' },
-    verbose: { type: 'boolean', short: 'v' },
+    verbose: { type: 'boolean', short: 'v', multiple: true },
     ...JSON_OPT,
   },
   async run(ctx) {
@@ -33,7 +33,10 @@ export const branchCommand: Command = {
         if (ctx.flags.json) printJson(ctx, { name: ctx.args[0], id });
         return;
       }
-      const { all, remotes, verbose } = ctx.flags as { all?: boolean; remotes?: boolean; verbose?: boolean };
+      const { all, remotes } = ctx.flags as { all?: boolean; remotes?: boolean };
+      // -v: tips and subjects; -vv (or -v -v): also each branch's upstream and ahead/behind, as git does.
+      const level = Array.isArray(ctx.flags.verbose) ? ctx.flags.verbose.length : ctx.flags.verbose ? 1 : 0;
+      const verbose = level > 0;
       if (!all && !remotes && !verbose) {
         const bs = await repo.branches();
         if (ctx.flags.json) return printJson(ctx, bs);
@@ -41,13 +44,23 @@ export const branchCommand: Command = {
           print(ctx, `${b.current ? '* ' : '  '}${b.current ? paint(ctx.io, 'green', b.name) : b.name}`);
         return;
       }
-      const bs = await listBranches(repo, { all, remotes, verbose });
+      const bs = await listBranches(repo, { all, remotes, verbose, upstream: level > 1 });
       if (ctx.flags.json) return printJson(ctx, bs);
       const width = bs.reduce((n, b) => Math.max(n, b.name.length), 0);
       for (const b of bs) {
         const name = b.current ? paint(ctx.io, 'green', b.name) : b.remote ? paint(ctx.io, 'red', b.name) : b.name;
         const pad = verbose ? ' '.repeat(width - b.name.length) : '';
-        print(ctx, `${b.current ? '* ' : '  '}${name}${verbose ? `${pad} ${short(b.id)} ${b.subject}` : ''}`);
+        const u = b.upstream;
+        const track = !u
+          ? ''
+          : `[${paint(ctx.io, 'blue', u.name)}${
+              u.gone
+                ? ': gone'
+                : u.ahead || u.behind
+                  ? `: ${[u.ahead ? `ahead ${u.ahead}` : '', u.behind ? `behind ${u.behind}` : ''].filter(Boolean).join(', ')}`
+                  : ''
+            }] `;
+        print(ctx, `${b.current ? '* ' : '  '}${name}${verbose ? `${pad} ${short(b.id)} ${track}${b.subject}` : ''}`);
       }
     });
   },

@@ -1,19 +1,25 @@
-/** `coral fetch [<remote>] [--all-objects] [--endpoint <url>] [--json]`. */
+/** `coral fetch [<remote>] [--all-objects] [-p|--prune] [--endpoint <url>] [--json]`. */
 import { withRepo, type Command } from '../command';
 import { Progress, printJson } from '../output';
 import { printRefUpdates, printTransfer } from '../transfer-output';
 
 export const fetchCommand: Command = {
   summary: "Download a remote's branches (as <remote>/<branch>) and tags",
-  usage: 'coral fetch [<remote>] [--all-objects] [--endpoint <url>] [--json]',
+  usage: 'coral fetch [<remote>] [--all-objects] [-p|--prune] [--endpoint <url>] [--json]',
   maxArgs: 1,
-  options: { 'all-objects': { type: 'boolean' }, endpoint: { type: 'string' }, json: { type: 'boolean' } },
+  options: {
+    'all-objects': { type: 'boolean' },
+    prune: { type: 'boolean', short: 'p' },
+    endpoint: { type: 'string' },
+    json: { type: 'boolean' },
+  },
   async run(ctx) {
     await withRepo(ctx, async (repo) => {
       const progress = new Progress(ctx.io, 'Receiving objects');
       const r = await repo.fetch(ctx.args[0], {
         onProgress: (done, total) => progress.update(done, total),
         allObjects: !!ctx.flags['all-objects'],
+        prune: !!ctx.flags.prune,
         endpoint: ctx.flags.endpoint as string | undefined,
       });
       progress.done();

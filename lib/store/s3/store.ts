@@ -33,10 +33,14 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
+  UploadPartCommand,
   type ListObjectsV2CommandOutput,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -64,6 +68,7 @@ import {
   type StoreProblem,
 } from '../object-store';
 import { encodeIndex, indexNameFor, parseIndex, sameEntries } from '../pack-index';
+import type { PackBytes, PackImport, PackListing, PackSink, PackSource } from '../pack-stream';
 import {
   isNoSuchKey,
   isPreconditionFailed,
@@ -159,7 +164,7 @@ async function forEachLimit<T>(items: readonly T[], limit: number, fn: (x: T) =>
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-export class S3ObjectStore implements ObjectStore, TransactionStore {
+export class S3ObjectStore implements ObjectStore, TransactionStore, PackSource, PackSink {
   readonly kind = 's3';
   readonly bucket: string;
   readonly prefix: string;
@@ -318,7 +323,7 @@ export class S3ObjectStore implements ObjectStore, TransactionStore {
     if (e.size > 0) {
       if (e.offset === null) throw new CorruptObjectError(`index of pack ${loc.pack} gives no offset for ${e.id}`);
       if (e.dataset === '/small/data') await this.readSmall(loc, e.offset, buf);
-      else await this.readRange(this.key(loc.pack), e.offset, buf, loc);
+      else await this.readRange(this.key(loc.pack), e.offset, buf, () => this.shortRead(loc));
     }
     return buf;
   }
@@ -383,7 +388,7 @@ export class S3ObjectStore implements ObjectStore, TransactionStore {
     if (!w) {
       const packEnd = this.packs.get(loc.pack)?.smallEnd ?? end;
       const bytes = Buffer.allocUnsafe(Math.max(dst.length, Math.min(SMALL_WINDOW, packEnd - offset)));
-      await this.readRange(this.key(loc.pack), offset, bytes, loc);
+      await this.readRange(this.key(loc.pack), offset, bytes, () => this.shortRead(loc));
       w = { pack: loc.pack, start: offset, bytes };
       this.windows.push(w);
       if (this.windows.length > 4) this.windows.shift();
@@ -392,7 +397,7 @@ export class S3ObjectStore implements ObjectStore, TransactionStore {
   }
 
   /** Fills `dst` with the bytes of `key` from `offset`, in parallel ranges for large reads. */
-  private async readRange(key: string, offset: number, dst: Buffer, loc: Location): Promise<void> {
+  private async readRange(key: string, offset: number, dst: Buffer, short: () => Error): Promise<void> {
     const chunks: Array<[number, number]> = [];
     for (let at = 0; at < dst.length; at += this.rangeSize)
       chunks.push([at, Math.min(dst.length, at + this.rangeSize)]);
@@ -404,12 +409,12 @@ export class S3ObjectStore implements ObjectStore, TransactionStore {
       let at = from;
       for await (const c of out.Body as Readable) {
         const chunk = c as Buffer;
-        if (at + chunk.length > to) throw this.shortRead(loc);
+        if (at + chunk.length > to) throw short();
         chunk.copy(dst, at);
         at += chunk.length;
       }
       this.stats.bytesDownloaded += at - from;
-      if (at !== to) throw this.shortRead(loc);
+      if (at !== to) throw short();
     });
   }
 
@@ -546,10 +551,23 @@ export class S3ObjectStore implements ObjectStore, TransactionStore {
    * @internal uploads a finished pack (streamed, multipart) and then its index; removes the local
    * file. The index is written with `If-None-Match: *`: pack names are random, so a clash means a bug.
    */
-  async _publish(tmpPath: string, name: string, size: number, entries: PackEntry[]): Promise<void> {
-    let indexEtag: string;
+  async _publish(tmpPath: string, name: string, size: number, entries: readonly PackEntry[]): Promise<void> {
     try {
       await this.uploadFile(tmpPath, this.key(name), size);
+    } catch (e) {
+      throw this.err(e, `upload of pack ${name}`);
+    }
+    await this.publishIndex(name, size, entries);
+    await fsp.unlink(tmpPath).catch(() => undefined);
+  }
+
+  /**
+   * Writes the index of an uploaded pack (`If-None-Match: *`: pack names are random, so a clash means a
+   * bug), which makes the pack visible to readers, and adds it to this instance's view.
+   */
+  private async publishIndex(name: string, size: number, entries: readonly PackEntry[]): Promise<void> {
+    let indexEtag: string;
+    try {
       const idx = await encodeIndex(name, size, entries);
       this.stats.requests++;
       const put = await this.s3.client.send(
@@ -565,14 +583,214 @@ export class S3ObjectStore implements ObjectStore, TransactionStore {
     } catch (e) {
       if (isPreconditionFailed(e))
         throw new CorruptObjectError(`pack index ${indexNameFor(name)} already exists at ${this.url}`);
-      throw this.err(e, `upload of pack ${name}`);
+      throw this.err(e, `upload of the index of pack ${name}`);
     }
-    await fsp.unlink(tmpPath).catch(() => undefined);
     if (!this.packs.has(name)) {
-      const st: S3Pack = { name, size, lastModifiedMs: Date.now(), indexEtag, entries, smallEnd: smallEnd(entries) };
+      const list = entries.slice();
+      const st: S3Pack = { name, size, lastModifiedMs: Date.now(), indexEtag, entries: list, smallEnd: smallEnd(list) };
       this.packs.set(name, st);
-      for (const entry of entries) if (!this.byId.has(entry.id)) this.byId.set(entry.id, { pack: name, entry });
+      for (const entry of list) if (!this.byId.has(entry.id)) this.byId.set(entry.id, { pack: name, entry });
     }
+  }
+
+  // ---- whole packs (lib/store/pack-stream.ts) -------------------------------------------------
+
+  /** The packs this instance has listed, with their entries (no I/O). */
+  packListing(): PackListing[] {
+    this.checkOpen();
+    return this.packNames().map((name) => {
+      const st = this.packs.get(name)!;
+      return { name, size: st.size, entries: st.entries };
+    });
+  }
+
+  /** Reads byte ranges of a pack with ranged GETs (`rangeSize` each, `rangeConcurrency` at once). */
+  async openPack(name: string): Promise<PackBytes> {
+    this.checkOpen();
+    if (!this.packs.has(name)) throw new ObjectNotFoundError(`pack ${name} is not at ${this.url}`, { pack: name });
+    const short = () =>
+      new CorruptObjectError(`pack ${name} at ${this.url} is shorter than its index says (truncated pack)`, {
+        pack: name,
+      });
+    return {
+      read: async (offset: number, dst: Buffer) => {
+        try {
+          await this.readRange(this.key(name), offset, dst, short);
+        } catch (e) {
+          if (isNoSuchKey(e))
+            throw new ObjectNotFoundError(`pack ${name} is gone from ${this.url} (removed by a repack?)`, {
+              pack: name,
+            });
+          throw this.err(e, `read of pack ${name}`);
+        }
+      },
+      close: async () => undefined,
+    };
+  }
+
+  /**
+   * Imports a whole pack: its bytes go straight into a multipart upload under a fresh name, each chunk
+   * of 5 MiB or more as parts of its own (views of it, about `partSize` each: no copy), smaller ones
+   * gathered into parts of about `partSize`;
+   * at most `queueSize` parts in flight, so never the whole pack in memory. commit() completes the upload
+   * and then writes the index, which is what makes the pack visible; abort() aborts the multipart upload,
+   * so no reader ever sees a partial pack. A pack smaller than `partSize` is one PUT at commit.
+   */
+  importPack(size: number, entries: readonly PackEntry[]): PackImport {
+    this.checkOpen();
+    const name = `pack-${randomHex(16)}.h5`;
+    const key = this.key(name);
+    const client = this.s3.client;
+    let uploadId: Promise<string> | null = null;
+    const parts: Array<{ PartNumber: number; ETag: string }> = [];
+    const inflight = new Set<Promise<void>>();
+    let nextPart = 1;
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    /** Release callbacks of the chunks in `pending` (called once they are copied into a part). */
+    let pendingRelease: Array<() => void> = [];
+    const releasePending = () => {
+      const r = pendingRelease;
+      pendingRelease = [];
+      r.forEach((f) => f());
+    };
+    const noop = () => undefined;
+    let written = 0;
+    let failure: unknown = null;
+    let state: 'open' | 'done' = 'open';
+    const fail = (e: unknown) => {
+      failure ??= e;
+    };
+    const startUpload = () =>
+      (uploadId ??= (async () => {
+        this.stats.requests++;
+        const out = await client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key }));
+        if (!out.UploadId) throw new CorruptObjectError(`${this.url}: the server gave no multipart upload id`);
+        return out.UploadId;
+      })());
+    const sendPart = async (body: Buffer, release: () => void) => {
+      while (inflight.size >= this.queueSize) await Promise.race(inflight);
+      if (failure) throw this.err(failure, `upload of pack ${name}`);
+      const partNumber = nextPart++;
+      const run = (async () => {
+        const id = await startUpload();
+        this.stats.requests++;
+        const out = await client.send(
+          new UploadPartCommand({
+            Bucket: this.bucket,
+            Key: key,
+            UploadId: id,
+            PartNumber: partNumber,
+            Body: body,
+            ContentLength: body.length,
+          }),
+        );
+        parts.push({ PartNumber: partNumber, ETag: out.ETag ?? '' });
+        this.stats.bytesUploaded += body.length;
+      })()
+        .catch(fail)
+        .finally(release);
+      inflight.add(run);
+      void run.finally(() => inflight.delete(run));
+    };
+    const MIN_PART = 5 << 20;
+    const abortUpload = async () => {
+      const id = uploadId ? await uploadId.catch(() => null) : null;
+      await Promise.allSettled([...inflight]);
+      if (id)
+        await client
+          .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: id }))
+          .catch(() => undefined);
+    };
+    return {
+      write: async (chunk: Uint8Array, release: () => void = noop) => {
+        if (state !== 'open' || failure) {
+          release();
+          if (failure) throw this.err(failure, `upload of pack ${name}`);
+          throw new InvalidArgumentError('pack import is finished');
+        }
+        const b = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        written += b.length;
+        if (size >= this.partSize && pendingBytes === 0 && b.length >= MIN_PART) {
+          // Views of the chunk, about partSize each (never below it, so every part but the last of the
+          // upload is at least 5 MiB): the upload runs in parallel parts however large the chunk is.
+          const k = Math.max(1, Math.floor(b.length / this.partSize));
+          let left = k;
+          const done = () => {
+            if (--left === 0) release();
+          };
+          for (let i = 0; i < k; i++)
+            await sendPart(b.subarray(Math.floor((b.length * i) / k), Math.floor((b.length * (i + 1)) / k)), done);
+          return;
+        }
+        // Gathered (copied) into a part with its neighbours; a pack below partSize is one PUT at commit.
+        pending.push(b);
+        pendingRelease.push(release);
+        pendingBytes += b.length;
+        if (size >= this.partSize && pendingBytes >= this.partSize) {
+          const body = Buffer.concat(pending, pendingBytes);
+          pending = [];
+          pendingBytes = 0;
+          releasePending();
+          await sendPart(body, noop);
+        }
+      },
+      commit: async () => {
+        if (state !== 'open') throw new InvalidArgumentError('pack import is finished');
+        state = 'done';
+        try {
+          if (written !== size)
+            throw new CorruptObjectError(`pack import: ${written} bytes written, the pack has ${size}`, { size });
+          try {
+            if (size < this.partSize) {
+              const body = Buffer.concat(pending);
+              pending = [];
+              releasePending();
+              this.stats.requests++;
+              await client.send(
+                new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: size }),
+              );
+              this.stats.bytesUploaded += size;
+            } else {
+              if (pendingBytes > 0) {
+                const body = Buffer.concat(pending, pendingBytes);
+                pending = [];
+                releasePending();
+                await sendPart(body, noop);
+              }
+              while (inflight.size) await Promise.race(inflight);
+              if (failure) throw this.err(failure, `upload of pack ${name}`);
+              const id = await startUpload();
+              this.stats.requests++;
+              await client.send(
+                new CompleteMultipartUploadCommand({
+                  Bucket: this.bucket,
+                  Key: key,
+                  UploadId: id,
+                  MultipartUpload: { Parts: [...parts].sort((a, b) => a.PartNumber - b.PartNumber) },
+                }),
+              );
+            }
+          } catch (e) {
+            throw this.err(e, `upload of pack ${name}`);
+          }
+          await this.publishIndex(name, size, entries);
+          return { name, objects: entries.length, bytes: size };
+        } catch (e) {
+          pending = [];
+          releasePending();
+          await abortUpload();
+          throw e;
+        }
+      },
+      abort: async () => {
+        if (state === 'done') return;
+        state = 'done';
+        pending = [];
+        releasePending();
+        await abortUpload();
+      },
+    };
   }
 
   /** Streams a local file to `key`: one PUT when small, else a multipart upload with parallel parts. */
