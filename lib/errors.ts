@@ -109,6 +109,9 @@ export class RemoteUnsafeError extends def('CORAL_REMOTE_UNSAFE', 'RemoteUnsafeE
  */
 export class RemoteRejectedError extends def('CORAL_REMOTE_REJECTED', 'RemoteRejectedError') {}
 
+/** The credentials are valid but do not allow this (a read token writing, a token limited to other repositories): HTTP 403. */
+export class PermissionDeniedError extends def('CORAL_PERMISSION_DENIED', 'PermissionDeniedError') {}
+
 const NATIVE_CODES: Record<string, typeof CoralError> = {};
 for (const cls of [
   InvalidArgumentError,

@@ -37,6 +37,7 @@ export {
   NonFastForwardError,
   RemoteUnsafeError,
   RemoteRejectedError,
+  PermissionDeniedError,
   WeightMismatchError,
   GitCommandError,
   GitProtocolError,
@@ -338,6 +339,25 @@ export type { PushOptions, PushReport } from './commands/push';
 export type { RemoteConfig, RemoteTarget } from './commands/remote';
 export type { SyncOptions, SyncReport, SyncBranchReport } from './commands/sync';
 export type { UpstreamStatus } from './commands/status';
+// ---- coral serve (lib/server; docs/deploy.md, docs/remotes.md) ----
+export {
+  buildServer,
+  startServer,
+  addToken,
+  listTokens,
+  revokeToken,
+  setAnonymousRead,
+  readServeConfig,
+  setServeConfig,
+  type CoralServer,
+  type ServerOptions,
+  type ServeLocation,
+  type TokenInfo,
+  type RouteModule,
+  type ServerDeps,
+  type ServerLimits,
+  type Scope,
+} from './server/index';
 // ---- training integrations (lib/train; docs/training.md) ----
 export {
   CheckpointManager,

@@ -37,6 +37,7 @@ import { hubCommand } from './commands/hub';
 import { experimentCommand } from './commands/experiment';
 import { watchCommand } from './commands/watch';
 import { gitCommand } from './commands/git';
+import { serveCommand } from './commands/serve';
 import { defaultIo, errorLine, exitCodeFor, type Io } from './output';
 
 /** Commands by name: a Map, so `coral constructor` or `coral __proto__` is an unknown command. */
@@ -72,6 +73,7 @@ const commands = new Map<string, Command>([
   ['experiment', experimentCommand],
   ['watch', watchCommand],
   ['git', gitCommand],
+  ['serve', serveCommand],
 ]);
 
 function help(io: Io): void {

@@ -18,7 +18,7 @@ import { globFilter, transfer, type TransferReport } from '../remote/negotiate';
 import { openRemote } from '../remote/open';
 import { localObjects } from '../remote/promisor';
 import type { RemoteRefValue, RemoteRepo } from '../remote/transport';
-import { remoteTarget, type RemoteTarget } from './remote';
+import { remoteOpenOptions, remoteTarget, type RemoteTarget } from './remote';
 
 /** One ref a fetch or push considered. */
 export interface RefUpdate {
@@ -133,7 +133,7 @@ async function isAncestorSafe(ctx: RepoContext, a: string, b: string): Promise<b
 /** `coral fetch [<remote>] [--all-objects]`. */
 export async function fetch(ctx: RepoContext, remoteArg?: string, opts: FetchOptions = {}): Promise<FetchReport> {
   const target = await remoteTarget(ctx, remoteArg, { endpoint: opts.endpoint });
-  const remote = await openRemote(target.url, target.endpoint ? { endpoint: target.endpoint } : {});
+  const remote = await openRemote(target.url, remoteOpenOptions(target));
   try {
     return await fetchFrom(ctx, target, remote, opts);
   } finally {

@@ -15,7 +15,7 @@ import { upstreamOf } from '../remote/config';
 import { openRemote } from '../remote/open';
 import { fetchFrom, type FetchReport } from './fetch';
 import { merge, type MergeContext, type MergeOptions, type MergeReport } from './merge';
-import { remoteTarget } from './remote';
+import { remoteOpenOptions, remoteTarget } from './remote';
 
 export interface PullOptions extends MergeOptions {
   /** S3 endpoint for this run (else `remote.<name>.endpoint`). */
@@ -48,7 +48,7 @@ export async function pull(
   const target = await remoteTarget(ctx, remoteArg, { endpoint: opts.endpoint });
   const source = branch ?? (cur ? mergeSource(ctx, cur, target.name) : null);
   if (!source) throw new InvalidArgumentError('HEAD is detached: name the remote branch to pull');
-  const remote = await openRemote(target.url, target.endpoint ? { endpoint: target.endpoint } : {});
+  const remote = await openRemote(target.url, remoteOpenOptions(target));
   let f: FetchReport;
   try {
     f = await fetchFrom(ctx, target, remote);

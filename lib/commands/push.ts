@@ -21,7 +21,7 @@ import { openRemote } from '../remote/open';
 import type { RemoteRepo } from '../remote/transport';
 import { crashPoint } from '../util/crash';
 import type { RefUpdate } from './fetch';
-import { remoteTarget, type RemoteTarget } from './remote';
+import { remoteOpenOptions, remoteTarget, type RemoteTarget } from './remote';
 
 export interface PushOptions {
   /** `<branch>`, `<local>:<remote>`, a `+` prefix forces that one; default: the current branch. */
@@ -175,10 +175,7 @@ export async function pushTo(
 /** `coral push [<remote>] [<refspec>…] [--tags] [--force] [-u]`. */
 export async function push(ctx: RepoContext, remoteArg?: string, opts: PushOptions = {}): Promise<PushReport> {
   const target = await remoteTarget(ctx, remoteArg, { endpoint: opts.endpoint });
-  const remote = await openRemote(target.url, {
-    create: true,
-    ...(target.endpoint ? { endpoint: target.endpoint } : {}),
-  });
+  const remote = await openRemote(target.url, { create: true, ...remoteOpenOptions(target) });
   try {
     return await pushTo(ctx, target, remote, opts);
   } finally {

@@ -58,7 +58,15 @@ export interface RemoteTarget {
   name: string | null;
   url: string;
   endpoint?: string;
+  /** http(s) remotes: `remote.<name>.token` (CORAL_TOKEN wins). */
+  token?: string;
   config: RemoteConfig | null;
+}
+
+/** What `openRemote` needs of a target: its S3 endpoint, its http token (CORAL_TOKEN wins over the config). */
+export function remoteOpenOptions(t: Pick<RemoteTarget, 'endpoint' | 'token'>): { endpoint?: string; token?: string } {
+  const token = process.env.CORAL_TOKEN || t.token;
+  return { ...(t.endpoint ? { endpoint: t.endpoint } : {}), ...(token ? { token } : {}) };
 }
 
 /**
@@ -81,7 +89,14 @@ export async function remoteTarget(
   } catch (e) {
     if (!/[/\\:.]/.test(name)) throw e;
   }
-  if (rc) return { name, url: rc.url, endpoint: opts.endpoint ?? rc.endpoint, config: rc };
+  if (rc)
+    return {
+      name,
+      url: rc.url,
+      endpoint: opts.endpoint ?? rc.endpoint,
+      ...(rc.token ? { token: rc.token } : {}),
+      config: rc,
+    };
   if (/[/\\:.]/.test(name)) {
     transportOf(name);
     return { name: null, url: name, ...(opts.endpoint ? { endpoint: opts.endpoint } : {}), config: null };

@@ -22,7 +22,7 @@ import { fetchFrom, type FetchReport } from './fetch';
 import { merge, type MergeConflict, type MergeContext, type MergeOptions, type MergeReport } from './merge';
 import { mergeSource } from './pull';
 import { pushTo, type PushReport } from './push';
-import { remoteTarget } from './remote';
+import { remoteOpenOptions, remoteTarget } from './remote';
 
 export interface SyncOptions extends MergeOptions {
   endpoint?: string;
@@ -51,10 +51,7 @@ export async function sync(ctx: MergeContext, remoteArg?: string, opts: SyncOpti
   const name = target.name;
   const { endpoint: _e, ...mopts } = opts;
   void _e;
-  const remote = await openRemote(target.url, {
-    create: true,
-    ...(target.endpoint ? { endpoint: target.endpoint } : {}),
-  });
+  const remote = await openRemote(target.url, { create: true, ...remoteOpenOptions(target) });
   try {
     const f = await fetchFrom(ctx, target, remote);
     const original = await currentBranch(ctx);

@@ -32,7 +32,7 @@ export interface ConfigKeyInfo {
 }
 
 /** Sections whose keys must be listed in CONFIG_SCHEMA. */
-export const STRICT_SECTIONS: readonly string[] = ['core', 'similarity', 'gc'];
+export const STRICT_SECTIONS: readonly string[] = ['core', 'similarity', 'gc', 'serve'];
 
 export const CONFIG_SCHEMA: Readonly<Record<string, ConfigKeyInfo>> = Object.freeze({
   'user.name': { type: 'string', description: 'commit author name' },
@@ -118,6 +118,43 @@ export const CONFIG_SCHEMA: Readonly<Record<string, ConfigKeyInfo>> = Object.fre
     default: 16,
     min: 1,
     description: 'more packs than this and gc consolidates them',
+  },
+  // `coral serve`: read from `.coral-serve/config` beside the served repositories (docs/deploy.md).
+  'serve.maxUploadBytes': {
+    type: 'integer',
+    default: 68719476736,
+    min: 1,
+    description: 'coral serve: largest request body (a pushed pack, an upload), bytes; larger is 413',
+  },
+  'serve.maxHeaderBytes': {
+    type: 'integer',
+    default: 104857600,
+    min: 1,
+    description: 'coral serve: largest header block of an uploaded checkpoint, bytes',
+  },
+  'serve.maxTensors': {
+    type: 'integer',
+    default: 100000,
+    min: 1,
+    description: 'coral serve: most tensors in one uploaded file',
+  },
+  'serve.maxTensorBytes': {
+    type: 'integer',
+    default: 17179869184,
+    min: 1,
+    description: 'coral serve: largest tensor (and stored object) accepted, bytes',
+  },
+  'serve.tokenCacheSeconds': {
+    type: 'number',
+    default: 5,
+    min: 0,
+    description: 'coral serve over a bucket: how long the token file is trusted before it is looked at again',
+  },
+  'serve.shutdownGraceSeconds': {
+    type: 'number',
+    default: 30,
+    min: 0,
+    description: 'coral serve: on SIGTERM, how long requests under way may run before they are cut',
   },
 });
 

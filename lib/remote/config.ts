@@ -21,6 +21,8 @@ export interface RemoteConfig {
   url: string;
   /** S3 endpoint (`--endpoint`). */
   endpoint?: string;
+  /** Bearer token for an http(s) remote (`coral serve`); CORAL_TOKEN wins over it. */
+  token?: string;
   /** The remote promises the objects this (partial) clone left out. */
   promisor: boolean;
   /** The globs of `clone --filter` (empty: no filter). */
@@ -72,6 +74,7 @@ export function remoteConfig(config: Config, name: string): RemoteConfig | null 
     name,
     url: r.url,
     ...(typeof r.endpoint === 'string' && r.endpoint ? { endpoint: r.endpoint } : {}),
+    ...(typeof r.token === 'string' && r.token ? { token: r.token } : {}),
     promisor: r.promisor === true,
     filter,
   };

@@ -5,7 +5,8 @@
  *   `.coral/` of an ordinary one);
  * - `s3://<bucket>/<prefix>`: the S3 transport, loaded on first use (`./s3`, exporting `openS3Remote`), so
  *   the AWS SDK is only loaded by commands that talk to S3;
- * - `http://`, `https://`: `coral serve` (a later issue); refused with UnsupportedError until then.
+ * - `http://`, `https://`: a repository served by `coral serve` (lib/remote/http.ts; token from
+ *   `opts.token`, else CORAL_TOKEN).
  *
  * @example
  * const remote = await openRemote('/srv/models/llama.coral');
@@ -13,6 +14,7 @@
  */
 import { InvalidArgumentError, UnsupportedError, invalidParameter } from '../errors';
 import { openFileRemote } from './file';
+import { openHttpRemote } from './http';
 import type { OpenRemoteOptions, RemoteRepo } from './transport';
 
 /** The transport a URL names: "file", "s3" or "http". */
@@ -67,6 +69,6 @@ export async function openRemote(url: string, opts: OpenRemoteOptions = {}): Pro
     case 's3':
       return (await loadS3())(url, opts);
     case 'http':
-      throw new UnsupportedError(`http(s):// remotes come with \`coral serve\`; ${url} cannot be used yet`, { url });
+      return openHttpRemote(url, opts);
   }
 }

@@ -128,7 +128,11 @@ export class PromisorStore implements ObjectStore {
 
   private open(): Promise<RemoteRepo> {
     if (!this.remote) {
-      const p = openRemote(this.promisor.url, this.promisor.endpoint ? { endpoint: this.promisor.endpoint } : {});
+      const token = process.env.CORAL_TOKEN || this.promisor.token;
+      const p = openRemote(this.promisor.url, {
+        ...(this.promisor.endpoint ? { endpoint: this.promisor.endpoint } : {}),
+        ...(token ? { token } : {}),
+      });
       p.catch(() => {
         if (this.remote === p) this.remote = null; // retry on the next miss
       });

@@ -31,8 +31,9 @@ export interface ServerDeps {
   /**
    * The served repository `name` (validated: RemoteNotFoundError, an InvalidArgumentError for a name
    * that is not a plain repository name). The app caches open repositories; callers must not close them.
+   * `create`: make an empty bare repository when there is none (the caller has checked write scope).
    */
-  openRepo(name: string): Promise<RemoteRepo>;
+  openRepo(name: string, opts?: { create?: boolean }): Promise<RemoteRepo>;
   /** Resolves when the request may do `scope` on repository `name`; else RemoteAuthError (401 / 403). */
   authorize(req: FastifyRequest, name: string, scope: Scope): Promise<void>;
   readonly limits: ServerLimits;

@@ -48,6 +48,17 @@ function bytes(n: number, seed: number): Uint8Array {
   return b;
 }
 
+/**
+ * Writes fixture `n`'s tree and commit to `remote` and returns the commit id. The contract has the caller make
+ * what a ref reaches durable before moving the ref; a server (coral serve) enforces it.
+ */
+export async function putCommit(remote: RemoteRepo, n: number): Promise<string> {
+  const m = metaFixture(n);
+  await remote.meta.put(m.tree);
+  await remote.meta.put(m.commit);
+  return m.commitId;
+}
+
 export function runRemoteSuite(name: string, make: () => Promise<RemoteHarness>): void {
   const withRemote = (fn: (h: RemoteHarness) => Promise<void>) => async () => {
     const h = await make();
@@ -74,8 +85,8 @@ export function runRemoteSuite(name: string, make: () => Promise<RemoteHarness>)
     it(
       'creates, updates and deletes refs by compare-and-swap',
       withRemote(async ({ remote }) => {
-        const a = metaFixture(1).commitId;
-        const b = metaFixture(2).commitId;
+        const a = await putCommit(remote, 1);
+        const b = await putCommit(remote, 2);
         await remote.updateRef('refs/heads/main', null, a);
         let refs = await remote.listRefs();
         expect(refs.get('refs/heads/main')?.id).toBe(a);
@@ -110,8 +121,8 @@ export function runRemoteSuite(name: string, make: () => Promise<RemoteHarness>)
       withRemote(async ({ remote, another }) => {
         const other = await another();
         try {
-          const a = metaFixture(3).commitId;
-          const b = metaFixture(4).commitId;
+          const a = await putCommit(remote, 3);
+          const b = await putCommit(remote, 4);
           const results = await Promise.allSettled([
             remote.updateRef('refs/heads/race', null, a),
             other.updateRef('refs/heads/race', null, b),

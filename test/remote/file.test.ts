@@ -101,14 +101,14 @@ describe('path transport', () => {
     }
   });
 
-  it('http(s) remotes are refused until coral serve; unknown schemes are invalid', async () => {
+  it('http(s) remotes need a repository name; unknown schemes are invalid', async () => {
     // s3:// loads lib/remote/s3 on first use; a build without it says which module is missing.
     const s3 = await openRemote('s3://bucket/prefix').then(
       (r) => r.close().then(() => null),
       (e: unknown) => e as { code?: string; message: string },
     );
     if (s3 && s3.code === UnsupportedError.code) expect(s3.message).toContain('lib/remote/s3');
-    await expect(openRemote('https://example.com/m')).rejects.toMatchObject({ code: UnsupportedError.code });
+    await expect(openRemote('https://example.com/')).rejects.toMatchObject({ code: 'CORAL_INVALID_ARGUMENT' });
     await expect(openRemote('ftp://example.com/m')).rejects.toMatchObject({ code: 'CORAL_INVALID_ARGUMENT' });
   });
 });
