@@ -358,6 +358,15 @@ export {
   type ServerLimits,
   type Scope,
 } from './server/index';
+// ---- the client of `coral serve` (lib/client; docs/serve.md) ----
+export {
+  CoralClient,
+  type CoralClientOptions,
+  type ClientIngestOptions,
+  type IngestProgress,
+  type IngestSource,
+  type IngestReply,
+} from './client/client';
 // ---- training integrations (lib/train; docs/training.md) ----
 export {
   CheckpointManager,

@@ -38,6 +38,7 @@ import { experimentCommand } from './commands/experiment';
 import { watchCommand } from './commands/watch';
 import { gitCommand } from './commands/git';
 import { serveCommand } from './commands/serve';
+import { ingestCommand } from './commands/ingest';
 import { defaultIo, errorLine, exitCodeFor, type Io } from './output';
 
 /** Commands by name: a Map, so `coral constructor` or `coral __proto__` is an unknown command. */
@@ -74,6 +75,7 @@ const commands = new Map<string, Command>([
   ['watch', watchCommand],
   ['git', gitCommand],
   ['serve', serveCommand],
+  ['ingest', ingestCommand],
 ]);
 
 function help(io: Io): void {

@@ -16,7 +16,7 @@ import { openIngestPolicy } from '../ingest/bases';
 import { parseLossySpec } from '../ingest/lossy';
 import type { LossySpec } from '../odb/objects';
 import { SKELETON_NAME, ingestFile, segmentNames, type FindBase, type IngestReport } from '../ingest/ingest';
-import { fileTable, type FileEntry } from '../models';
+import { fileTable, type FileEntry, type Tree } from '../models';
 import type { DType } from '../tensor/dtype';
 import { crashPoint } from '../util/crash';
 import { checkNotBeyondSymlink, lstatWorktree } from '../worktree/files';
@@ -53,7 +53,15 @@ export async function parentBases(ctx: RepoContext): Promise<FindBase | null> {
   if (ctx.config.getBool('core.deltaAgainstParent') === false) return null;
   const head = await headCommit(ctx);
   if (!head) return null;
-  const tree = await treeOf(ctx, head);
+  return treeBases(await treeOf(ctx, head));
+}
+
+/**
+ * Base proposals from one tree (the parent's): the same-named tensor of the same path; for a skeleton,
+ * the same path's or any file's skeleton of the same length. Used by `add` and by server-side ingestion
+ * (lib/server/ingest), whose parent is the branch head it ingests into.
+ */
+export function treeBases(tree: Tree): FindBase {
   const perFile = new Map<string, Map<string, { object: string; dtype: string; shape: number[] }>>();
   // Skeletons (headers, pickles) of one architecture are near-identical across files: any
   // parent file whose skeleton has the same length is a good base, the same path first.

@@ -116,10 +116,16 @@ export function checkDeclaredShape(shape: unknown, label: string, name: string):
 
 /**
  * Parses and validates the JSON header (`json` = the N header bytes) against
- * a file of `fileSize` bytes. Throws FormatError, UnsupportedFormatError or
- * LimitExceededError.
+ * a file of `fileSize` bytes, or, when `fileSize` is null (a stream of unknown
+ * length), against the size the header implies (the file ends where its last
+ * tensor ends: `dataStart` + the end of the last entry). Throws FormatError,
+ * UnsupportedFormatError or LimitExceededError.
  */
-export function parseSafetensorsHeader(json: Uint8Array, fileSize: number, label = '<safetensors>'): SafetensorsHeader {
+export function parseSafetensorsHeader(
+  json: Uint8Array,
+  fileSize: number | null,
+  label = '<safetensors>',
+): SafetensorsHeader {
   const headerLength = json.byteLength;
   const dataStart = 8 + headerLength;
   let text: string;
@@ -168,10 +174,16 @@ export function parseSafetensorsHeader(json: Uint8Array, fileSize: number, label
       fail(label, `tensor ${JSON.stringify(name)} has invalid data_offsets ${JSON.stringify(offs)}`);
     }
     const [s, e] = offs as [number, number];
-    if (!Number.isSafeInteger(s) || !Number.isSafeInteger(e) || e < s || dataStart + e > fileSize) {
+    if (
+      !Number.isSafeInteger(s) ||
+      !Number.isSafeInteger(e) ||
+      e < s ||
+      (fileSize !== null && dataStart + e > fileSize) ||
+      !Number.isSafeInteger(dataStart + e)
+    ) {
       fail(
         label,
-        `tensor ${JSON.stringify(name)} data_offsets [${s}, ${e}] are out of range for a ${fileSize - dataStart}-byte buffer`,
+        `tensor ${JSON.stringify(name)} data_offsets [${s}, ${e}] are out of range${fileSize === null ? '' : ` for a ${fileSize - dataStart}-byte buffer`}`,
         { name, dataOffsets: [s, e] },
       );
     }
@@ -200,7 +212,7 @@ export function parseSafetensorsHeader(json: Uint8Array, fileSize: number, label
     }
     cursor = en.dataOffsets[1];
   }
-  if (dataStart + cursor !== fileSize) {
+  if (fileSize !== null && dataStart + cursor !== fileSize) {
     fail(
       label,
       `tensors cover ${cursor} bytes of a ${fileSize - dataStart}-byte buffer (trailing bytes or truncation)`,

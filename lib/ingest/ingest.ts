@@ -76,6 +76,8 @@ export interface IngestOptions {
   strict?: boolean;
   /** Store float tensors with this lossy codec (`coral add --lossy`); the entry is marked `lossy`. */
   lossy?: LossySpec;
+  /** Called with the file's layout before any payload is read; throws to refuse it (e.g. server limits). */
+  checkLayout?(layout: CheckpointLayout): void;
 }
 
 interface PlannedSegment {
@@ -190,6 +192,19 @@ class PutWindow {
   }
 }
 
+/**
+ * Where the bytes of a file come from, in offset order (a file read at offsets, or an upload read as it
+ * streams: lib/ingest/stream.ts). Calls come strictly in file order, each starting where the last ended.
+ */
+export interface PieceSource {
+  /** The bytes [from, offset) (null when empty) and then the `length` bytes at `offset` (a fresh buffer). */
+  read(from: number, offset: number, length: number): Promise<{ gap: Buffer | null; buf: Uint8Array }>;
+  /** The last `length` bytes, from `from` to the end of the file. */
+  tail(from: number, length: number): Promise<Buffer>;
+  /** Called once every byte was read, before the skeleton is stored: a last consistency check. */
+  done?(): Promise<void>;
+}
+
 export async function ingestFile(
   writer: ObjectWriter,
   absPath: string,
@@ -199,8 +214,51 @@ export async function ingestFile(
   opts: IngestOptions = {},
 ): Promise<{ entry: FileEntry; report: IngestReport }> {
   const { layout, plainFile } = await scanOrPlain(absPath, relPath, opts);
-  const planned = plan(layout);
+  opts.checkLayout?.(layout);
   const fh = await fsp.open(absPath, 'r');
+  try {
+    const st0 = await fh.stat();
+    if (st0.size !== layout.fileSize) throw new FormatError(`${relPath} changed while it was being read`);
+    const source: PieceSource = {
+      read: async (from, offset, length) => {
+        const gap = offset > from ? Buffer.allocUnsafe(offset - from) : null;
+        if (gap) await readExact(fh, gap, from, relPath);
+        const buf = allocLarge(length);
+        await readExact(fh, buf, offset, relPath);
+        return { gap, buf };
+      },
+      tail: async (from, length) => {
+        const tail = Buffer.allocUnsafe(length);
+        await readExact(fh, tail, from, relPath);
+        return tail;
+      },
+      done: async () => {
+        const st1 = await fh.stat();
+        if (st1.size !== st0.size || st1.mtimeMs !== st0.mtimeMs)
+          throw new FormatError(`${relPath} changed while it was being read; add it again once it is written`);
+      },
+    };
+    return await ingestLayout(writer, layout, source, relPath, findBase, hooks, { ...opts, plainFile });
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * The pipeline of `ingestFile` over any source of the file's bytes: `layout` describes the file, `source`
+ * hands its pieces over in order. `opts.plainFile` is the reason recorded for a file stored unparsed.
+ */
+export async function ingestLayout(
+  writer: ObjectWriter,
+  layout: CheckpointLayout,
+  source: PieceSource,
+  relPath: string,
+  findBase: FindBase | null,
+  hooks: IngestHooks = {},
+  opts: IngestOptions & { plainFile?: string } = {},
+): Promise<{ entry: FileEntry; report: IngestReport }> {
+  const { plainFile } = opts;
+  const planned = plan(layout);
   const report: IngestReport = {
     path: relPath,
     bytes: layout.fileSize,
@@ -223,154 +281,138 @@ export async function ingestFile(
   };
   // Only for `add --lossy`: the decoded file's sha256 and the worst errors (lib/ingest/lossy.ts).
   const lossy = opts.lossy ? new LossyTally() : null;
+  const sha = crypto.createHash('sha256');
+  const skeletonParts: Buffer[] = [];
+  const segments: SegmentEntry[] = [];
+  // Segment i+1 is read while segment i is hashed, encoded and written, so
+  // disk reads overlap the native work; at most two segments are in memory.
+  const readAt = (i: number, from: number) => source.read(from, planned[i].offset, planned[i].length);
+  let pos = 0;
+  let next = planned.length ? readAt(0, 0) : null;
+  // The stages of segment i overlap those of its neighbours: segment i+1 is
+  // read; segment i is hashed (sha256 of the file on the main thread, in
+  // slices, while its content id, dedup check and base lookup run on the
+  // pool); segment i-1 is encoded, or written once encoded (the writer runs
+  // pack writes in call order). A put starts once the one before it is
+  // encoded and the one before that is written, so at most two puts are in
+  // flight and memory stays at a few times the largest segment.
+  const window = new PutWindow();
   try {
-    const st0 = await fh.stat();
-    if (st0.size !== layout.fileSize) throw new FormatError(`${relPath} changed while it was being read`);
-    const sha = crypto.createHash('sha256');
-    const skeletonParts: Buffer[] = [];
-    const segments: SegmentEntry[] = [];
-    // Segment i+1 is read while segment i is hashed, encoded and written, so
-    // disk reads overlap the native work; at most two segments are in memory.
-    const readAt = async (i: number, from: number) => {
+    for (let i = 0; i < planned.length; i++) {
       const p = planned[i];
-      const gap = p.offset > from ? Buffer.allocUnsafe(p.offset - from) : null;
-      if (gap) await readExact(fh, gap, from, relPath);
-      const buf = allocLarge(p.length);
-      await readExact(fh, buf, p.offset, relPath);
-      return { gap, buf };
-    };
-    let pos = 0;
-    let next = planned.length ? readAt(0, 0) : null;
-    // The stages of segment i overlap those of its neighbours: segment i+1 is
-    // read; segment i is hashed (sha256 of the file on the main thread, in
-    // slices, while its content id, dedup check and base lookup run on the
-    // pool); segment i-1 is encoded, or written once encoded (the writer runs
-    // pack writes in call order). A put starts once the one before it is
-    // encoded and the one before that is written, so at most two puts are in
-    // flight and memory stays at a few times the largest segment.
-    const window = new PutWindow();
-    try {
-      for (let i = 0; i < planned.length; i++) {
-        const p = planned[i];
-        const { gap, buf } = await next!;
-        next = i + 1 < planned.length ? readAt(i + 1, p.offset + p.length) : null;
-        // Keep a rejected prefetch from surfacing as an unhandled rejection if we fail first.
-        next?.catch(() => undefined);
-        if (gap) {
-          await sha256Update(sha, gap);
-          skeletonParts.push(gap);
-          lossy?.piece(gap);
-        }
-        const t = tensor(p.dtype, p.shape, buf);
-        // Large segments: the base of this one is decoded once the previous one is
-        // encoded (the codecs use every core anyway), so memory holds one segment's
-        // working set plus the read ahead and the pending write.
-        if (p.length > TWO_PUTS_MAX_BYTES) await window.encoded();
-        // The file's sha256 runs on the main thread, in slices, while the pool finds
-        // the content id and reads and decodes the base (started first).
-        const lookup = (async () => {
-          // Exact duplicates need no base search: the writer reuses the stored copy.
-          const id = await contentId(t);
-          const q: BaseQuery = { path: relPath, name: p.name, dtype: p.dtype, shape: p.shape, tensor: t, id };
-          const fresh = !(await writer.has(id));
-          const base = findBase && fresh ? await findBase(q) : null;
-          return { id, q, fresh, base };
-        })();
-        lookup.catch(() => undefined);
-        await sha256Update(sha, buf);
-        const { id, q, fresh, base } = await lookup;
-        await window.ready(p.length <= TWO_PUTS_MAX_BYTES ? 2 : 1);
-        const slot = segments.length;
-        segments.push({ offset: p.offset, length: p.length, object: id, dtype: p.dtype, shape: p.shape });
-        let encoded!: () => void;
-        const encodedP = new Promise<void>((r) => (encoded = r));
-        // `buf` is a fresh buffer nobody else writes: the writer may cache it without a copy.
-        const put = writer.put(t, base, id, fresh ? hooks.attrs?.(q) : undefined, {
-          owned: true,
-          lossy: opts.lossy,
-          onEncoded: (tensorDone) => {
-            // Neither the decoded base (nor, unless the writer caches it, the
-            // segment) is needed for the write: back to the buffer pool. With
-            // --lossy the tally still hashes the segment's bytes (below).
-            writer.reader.release(base?.tensor);
-            if (tensorDone && !lossy) writer.reader.release(t);
-            encoded();
-          },
-        });
-        // --lossy: the decoded file's sha256 takes this segment (its decoded form when stored
-        // lossy) once the put settles; only then may the segment go back to the pool.
-        lossy?.piece(
-          put.then((r) => r.decoded?.data ?? buf),
-          () => writer.reader.release(t),
-        );
-        window.add(
-          put.then(async (r) => {
-            count(r);
-            if (r.stored) await hooks.stored?.(q, r);
-            segments[slot].object = r.id;
-            // Done with this segment's bytes: back to the pool for the next read
-            // (unless the base cache holds them, or the lossy tally has yet to hash them).
-            if (!lossy) writer.reader.release(t);
-            if (!r.stored) writer.reader.release(base?.tensor);
-          }),
-          encodedP,
-        );
-        pos = p.offset + p.length;
+      const { gap, buf } = await next!;
+      next = i + 1 < planned.length ? readAt(i + 1, p.offset + p.length) : null;
+      // Keep a rejected prefetch from surfacing as an unhandled rejection if we fail first.
+      next?.catch(() => undefined);
+      if (gap) {
+        await sha256Update(sha, gap);
+        skeletonParts.push(gap);
+        lossy?.piece(gap);
       }
-      await window.settle();
-    } finally {
-      // Never leave a put running behind an error.
-      await window.drain();
+      const t = tensor(p.dtype, p.shape, buf);
+      // Large segments: the base of this one is decoded once the previous one is
+      // encoded (the codecs use every core anyway), so memory holds one segment's
+      // working set plus the read ahead and the pending write.
+      if (p.length > TWO_PUTS_MAX_BYTES) await window.encoded();
+      // The file's sha256 runs on the main thread, in slices, while the pool finds
+      // the content id and reads and decodes the base (started first).
+      const lookup = (async () => {
+        // Exact duplicates need no base search: the writer reuses the stored copy.
+        const id = await contentId(t);
+        const q: BaseQuery = { path: relPath, name: p.name, dtype: p.dtype, shape: p.shape, tensor: t, id };
+        const fresh = !(await writer.has(id));
+        const base = findBase && fresh ? await findBase(q) : null;
+        return { id, q, fresh, base };
+      })();
+      lookup.catch(() => undefined);
+      await sha256Update(sha, buf);
+      const { id, q, fresh, base } = await lookup;
+      await window.ready(p.length <= TWO_PUTS_MAX_BYTES ? 2 : 1);
+      const slot = segments.length;
+      segments.push({ offset: p.offset, length: p.length, object: id, dtype: p.dtype, shape: p.shape });
+      let encoded!: () => void;
+      const encodedP = new Promise<void>((r) => (encoded = r));
+      // `buf` is a fresh buffer nobody else writes: the writer may cache it without a copy.
+      const put = writer.put(t, base, id, fresh ? hooks.attrs?.(q) : undefined, {
+        owned: true,
+        lossy: opts.lossy,
+        onEncoded: (tensorDone) => {
+          // Neither the decoded base (nor, unless the writer caches it, the
+          // segment) is needed for the write: back to the buffer pool. With
+          // --lossy the tally still hashes the segment's bytes (below).
+          writer.reader.release(base?.tensor);
+          if (tensorDone && !lossy) writer.reader.release(t);
+          encoded();
+        },
+      });
+      // --lossy: the decoded file's sha256 takes this segment (its decoded form when stored
+      // lossy) once the put settles; only then may the segment go back to the pool.
+      lossy?.piece(
+        put.then((r) => r.decoded?.data ?? buf),
+        () => writer.reader.release(t),
+      );
+      window.add(
+        put.then(async (r) => {
+          count(r);
+          if (r.stored) await hooks.stored?.(q, r);
+          segments[slot].object = r.id;
+          // Done with this segment's bytes: back to the pool for the next read
+          // (unless the base cache holds them, or the lossy tally has yet to hash them).
+          if (!lossy) writer.reader.release(t);
+          if (!r.stored) writer.reader.release(base?.tensor);
+        }),
+        encodedP,
+      );
+      pos = p.offset + p.length;
     }
-    if (pos < layout.fileSize) {
-      const tail = Buffer.allocUnsafe(layout.fileSize - pos);
-      await readExact(fh, tail, pos, relPath);
-      await sha256Update(sha, tail);
-      skeletonParts.push(tail);
-      lossy?.piece(tail);
-    }
-    const st1 = await fh.stat();
-    if (st1.size !== st0.size || st1.mtimeMs !== st0.mtimeMs)
-      throw new FormatError(`${relPath} changed while it was being read; add it again once it is written`);
-    const skeleton = Buffer.concat(skeletonParts);
-    const skq: BaseQuery = { path: relPath, name: SKELETON_NAME, dtype: 'U8', shape: [skeleton.length] };
-    const sk = await writer.put(
-      tensor('U8', [skeleton.length], skeleton),
-      findBase && skeleton.length ? await findBase(skq) : null,
-      undefined,
-      undefined,
-      { owned: true },
-    );
-    count(sk);
-
-    const remap = new Map<number, number>();
-    planned.forEach((p, i) => {
-      if (p.origIndex >= 0) remap.set(p.origIndex, i);
-    });
-    const tensors: TensorEntry[] = layout.tensors.map((t) => ({
-      name: t.name,
-      dtype: t.dtype,
-      shape: t.shape.slice(),
-      segment: remap.get(t.segment)!,
-      elementOffset: t.elementOffset,
-      strides: t.strides ? t.strides.slice() : null,
-    }));
-    const sha256 = sha.digest('hex');
-    const entry: FileEntry = {
-      format: layout.format,
-      size: layout.fileSize,
-      sha256,
-      skeleton: sk.id,
-      segments,
-      tensors,
-      ...(layout.metadata && Object.keys(layout.metadata).length ? { metadata: layout.metadata } : {}),
-      ...(lossy ? await lossy.entryFields(sha256) : {}),
-    };
-    if (entry.lossy) report.lossy = entry.lossy;
-    return { entry, report };
+    await window.settle();
   } finally {
-    await fh.close();
+    // Never leave a put running behind an error.
+    await window.drain();
   }
+  if (pos < layout.fileSize) {
+    const tail = await source.tail(pos, layout.fileSize - pos);
+    await sha256Update(sha, tail);
+    skeletonParts.push(tail);
+    lossy?.piece(tail);
+  }
+  await source.done?.();
+  const skeleton = Buffer.concat(skeletonParts);
+  const skq: BaseQuery = { path: relPath, name: SKELETON_NAME, dtype: 'U8', shape: [skeleton.length] };
+  const sk = await writer.put(
+    tensor('U8', [skeleton.length], skeleton),
+    findBase && skeleton.length ? await findBase(skq) : null,
+    undefined,
+    undefined,
+    { owned: true },
+  );
+  count(sk);
+
+  const remap = new Map<number, number>();
+  planned.forEach((p, i) => {
+    if (p.origIndex >= 0) remap.set(p.origIndex, i);
+  });
+  const tensors: TensorEntry[] = layout.tensors.map((t) => ({
+    name: t.name,
+    dtype: t.dtype,
+    shape: t.shape.slice(),
+    segment: remap.get(t.segment)!,
+    elementOffset: t.elementOffset,
+    strides: t.strides ? t.strides.slice() : null,
+  }));
+  const sha256 = sha.digest('hex');
+  const entry: FileEntry = {
+    format: layout.format,
+    size: layout.fileSize,
+    sha256,
+    skeleton: sk.id,
+    segments,
+    tensors,
+    ...(layout.metadata && Object.keys(layout.metadata).length ? { metadata: layout.metadata } : {}),
+    ...(lossy ? await lossy.entryFields(sha256) : {}),
+  };
+  if (entry.lossy) report.lossy = entry.lossy;
+  return { entry, report };
 }
 
 /** The segment name index of a committed file entry, for base lookup. */

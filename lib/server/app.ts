@@ -2,7 +2,7 @@
  * The `coral serve` application: a fastify instance serving every repository under a root directory or
  * an S3 bucket prefix (lib/server/repos.ts), with bearer-token auth (access.ts), limits, Prometheus
  * metrics and a graceful shutdown. Routes come in modules (types.ts `RouteModule`): the HTTP remote
- * (routes/remote.ts) is built in, and `opts.routes` adds more (direct ingestion). Each module is
+ * (routes/remote.ts) and direct ingestion (routes/ingest.ts) are built in, and `opts.routes` adds more. Each module is
  * registered in its own encapsulated context, so its content-type parsers and hooks never clash with
  * another's.
  *
@@ -37,6 +37,7 @@ import {
 import { AccessControl } from './access';
 import { errorReply } from './http-errors';
 import { RepoSet, checkRepoName } from './repos';
+import { ingestRoutes } from './routes/ingest';
 import { remoteRoutes } from './routes/remote';
 import { readServeConfig } from './settings';
 import type { ServeLocation } from './shared-file';
@@ -252,7 +253,7 @@ export async function buildServer(opts: ServerOptions = {}): Promise<CoralServer
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
 
-  for (const mod of [remoteRoutes, ...(opts.routes ?? [])])
+  for (const mod of [remoteRoutes, ingestRoutes, ...(opts.routes ?? [])])
     await app.register(async (scope) => {
       await mod(scope, deps);
     });

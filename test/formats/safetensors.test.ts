@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { FormatError, LimitExceededError, UnsupportedFormatError } from '../../lib/errors';
 import { BufferSource, type ByteSource } from '../../lib/formats/io';
 import {
+  parseSafetensorsHeader,
   SafetensorsFile,
   readSafetensors,
   serializeSafetensors,
@@ -284,5 +285,35 @@ open(sys.argv[1], 'wb').write(struct.pack('<Q', len(j)) + j + a + b)
       }
       fs.rmSync(dir, { recursive: true });
     });
+  });
+});
+
+describe('safetensors header of a stream of unknown length', () => {
+  const header = (o: object) => new TextEncoder().encode(JSON.stringify(o));
+  it('takes the size the header implies, and still refuses overlaps and gaps', () => {
+    const h = parseSafetensorsHeader(
+      header({
+        a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+        b: { dtype: 'U8', shape: [3], data_offsets: [8, 11] },
+      }),
+      null,
+    );
+    expect(h.entries.map((e) => e.name)).toEqual(['a', 'b']);
+    expect(h.dataStart + h.entries[1].dataOffsets[1]).toBe(h.dataStart + 11);
+    expect(() =>
+      parseSafetensorsHeader(
+        header({
+          a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+          b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] },
+        }),
+        null,
+      ),
+    ).toThrow(FormatError);
+    expect(() =>
+      parseSafetensorsHeader(header({ a: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }), null),
+    ).toThrow(FormatError);
+    expect(() =>
+      parseSafetensorsHeader(header({ a: { dtype: 'U8', shape: [1], data_offsets: [0, 2 ** 60] } }), null),
+    ).toThrow(FormatError);
   });
 });
