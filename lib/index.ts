@@ -147,6 +147,12 @@ export {
   type PublishRecord,
 } from './commands/publish';
 export {
+  publishTo,
+  defaultPublishTag,
+  type PublishToOptions,
+  type PublishToReport,
+} from './commands/publish-remote';
+export {
   hubGet,
   hubSidecar,
   writeHubSidecar,

@@ -82,6 +82,12 @@ export interface TransferReport {
   pack: PackInfo | null;
   /** Objects left out by the filter (promised by the sender). */
   filtered: number;
+  /**
+   * Files (distinct contents, by sha256) of the walked trees that needed at least one object, and their
+   * total size: what copying the changed files whole would have moved, the baseline for `objectBytes`.
+   */
+  files: number;
+  fileBytes: number;
 }
 
 /** An ObjectFilter from globs (`*`, `?`, `[…]`; lib/merge/rules.ts): a file path or a tensor name matches. */
@@ -243,6 +249,22 @@ class ArrivalCheck {
   }
 }
 
+/** Files of the walked trees that needed at least one of `need`'s objects (one per content), and their size. */
+function changedFiles(metas: WalkedMeta[], need: Map<string, unknown>): { files: number; fileBytes: number } {
+  const seen = new Set<string>();
+  let fileBytes = 0;
+  for (const m of metas) {
+    if (m.obj.type !== 'tree') continue;
+    for (const e of Object.values(m.obj.value.files)) {
+      if (seen.has(e.sha256)) continue;
+      if (!need.has(e.skeleton) && !e.segments.some((s) => need.has(s.object))) continue;
+      seen.add(e.sha256);
+      fileBytes += e.size;
+    }
+  }
+  return { files: seen.size, fileBytes };
+}
+
 /**
  * Moves what `dst` lacks of everything reachable from `tips` (commit or tag ids in `src`): tensor objects
  * in one pack, then meta objects. The caller moves refs afterwards.
@@ -289,7 +311,15 @@ export async function transfer(
   };
   for (const id of named) await visit(id);
 
-  const report: TransferReport = { metas: 0, metaBytes: 0, objects: 0, objectBytes: 0, pack: null, filtered };
+  const report: TransferReport = {
+    metas: 0,
+    metaBytes: 0,
+    objects: 0,
+    objectBytes: 0,
+    pack: null,
+    filtered,
+    ...changedFiles(metas, need),
+  };
   if (order.length) {
     const check = new ArrivalCheck(src.objects, dst.objects, baseUses, opts.local === 'src');
     const tx = dst.objects.beginWrite();
