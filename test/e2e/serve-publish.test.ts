@@ -192,9 +192,9 @@ describe('coral publish --to a coral serve registry', () => {
       expect(json<Published>(a, ['publish', 'HEAD', '--to', url, '--tag', 'v3'], { CORAL_TOKEN: '' }).status).toBe(
         'new',
       );
-      expect(json<Published>(a, ['publish', 'HEAD', '--to', 'registry', '--tag', 'v3'], { CORAL_TOKEN: '' })).toMatchObject(
-        { status: 'up-to-date' },
-      );
+      expect(
+        json<Published>(a, ['publish', 'HEAD', '--to', 'registry', '--tag', 'v3'], { CORAL_TOKEN: '' }),
+      ).toMatchObject({ status: 'up-to-date' });
 
       // The local record: one line per publish that created or moved a tag.
       const log = json<Array<{ format: string; destination: string; tag?: string; commit: string }>>(a, [
