@@ -145,12 +145,17 @@ describe('coral publish --to a coral serve registry', () => {
       const tagFile = path.join(root, 'models', 'refs', 'tags', 'v1');
       expect(fs.readFileSync(tagFile, 'utf8').trim()).toBe(base);
 
-      // A clone of the registry has the tag; its checkout is byte-exact.
+      // `clone --branch <tag>` checks the tag out on a detached HEAD, byte-exact.
       const c = path.join(d, 'c');
-      ok(d, ['clone', url, c], env);
-      ok(c, ['checkout', '--detach', 'v1']);
+      expect(ok(d, ['clone', '--branch', 'v1', url, c], env)).toContain("checked out tag 'v1' on a detached HEAD");
       expect(snapshot(c)).toEqual(files);
       expect(ok(c, ['fsck'])).toMatch(/0 problem/);
+      expect(ok(c, ['status'])).toMatch(/detached/i);
+      // A plain clone of a registry that holds only tags says so; the tag checks out the same.
+      const c2 = path.join(d, 'c2');
+      expect(ok(d, ['clone', url, c2], env)).toContain('the remote has no branches, only tags: v1');
+      ok(c2, ['checkout', '--detach', 'v1']);
+      expect(snapshot(c2)).toEqual(files);
 
       // The same commit again: nothing sent, nothing recorded.
       const again = json<Published>(a, ['publish', 'HEAD', '--to', url, '--tag', 'v1'], env);
