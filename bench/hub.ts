@@ -1,10 +1,19 @@
 /**
- * `hub get` bytes on the wire, against a local HF-compatible server on loopback that counts what it sends.
- * A base model is committed locally; the hub holds fine-tunes of it (with a coral sidecar):
+ * Downloads of a fine-tune whose base is already local: bytes on the wire against the full file, from two
+ * sources in one run.
+ * - `hub get` from a local HF-compatible server on loopback that counts what it sends. A base model is
+ *   committed locally; the hub holds fine-tunes of it (with a coral sidecar). Bytes = what the server sent
+ *   (listing, header ranges, sidecar, tensor ranges).
+ * - `fetch` from a `coral serve` registry (lib/server, in this process, on loopback, serving a temp root):
+ *   the base is pushed and cloned, the fine-tune pushed by the publisher, and the clone fetches it. Bytes =
+ *   the server's own count of bytes written to its sockets for those requests (`coral_http_sent_bytes_total`
+ *   of /metrics, every route but /metrics itself: refs, negotiation batches, meta objects, object bodies,
+ *   HTTP headers), next to the fetch's `objectBytes` (the stored delta it received).
+ * The fine-tunes:
  *   partial: the last two blocks and the head retrained (the rest frozen, as in a partial fine-tune);
- *   full:    every tensor changed (a full fine-tune: nothing to skip);
- * baseline = the full file (what a plain download moves), coral = bytes the server sent for `hub get`
- * (listing, header ranges, sidecar, tensor ranges). Bytes are deterministic; times are medians of runs.
+ *   full:    every tensor replaced (nothing to skip, nothing to delta against);
+ *   tuned:   every tensor moved by one small optimizer step (nothing to skip, but every tensor a small delta);
+ * baseline = the full file (what a plain download moves). Bytes are deterministic; times are medians of runs.
  *
  *   npx tsx bench/hub.ts [--quick]
  */
@@ -16,8 +25,11 @@ import * as path from 'node:path';
 import { hubSidecar } from '../lib/commands/hub';
 import { serializeSafetensors } from '../lib/formats/safetensors';
 import { Repository } from '../lib/repository';
+import { startServer } from '../lib/server';
+import { addToken } from '../lib/server/access';
 import type { Tensor } from '../lib/tensor/tensor';
 import { argFlag, emitJson, header, median, seededBytes, table } from './lib/harness';
+import { bytesOf, fineTune, trainedLike } from './lib/weights';
 
 async function main(): Promise<void> {
   const quick = argFlag('quick');
@@ -29,7 +41,7 @@ async function main(): Promise<void> {
   const t = (rows: number, cols: number): Tensor => ({
     dtype: 'F32',
     shape: [rows, cols],
-    data: seededBytes(rows * cols * 4, seed++),
+    data: bytesOf(trainedLike(rows, cols, seed++)),
   });
   for (let b = 0; b < blocks; b++) {
     base[`blocks.${b}.attn.weight`] = t(width, width * 3);
@@ -43,6 +55,13 @@ async function main(): Promise<void> {
       partial[k] = { ...base[k], data: seededBytes(base[k].data.byteLength, seed++) };
   const full: Record<string, Tensor> = {};
   for (const k of Object.keys(base)) full[k] = { ...base[k], data: seededBytes(base[k].data.byteLength, seed++) };
+  // tuned: every tensor moved by one small optimizer step (a full fine-tune seen up close): no tensor is
+  // identical, so hub get moves the whole file, while a coral registry sends each tensor as a delta.
+  const tuned: Record<string, Tensor> = {};
+  for (const [k, v] of Object.entries(base)) {
+    const w = new Float32Array(v.data.buffer.slice(v.data.byteOffset, v.data.byteOffset + v.data.byteLength));
+    tuned[k] = { ...v, data: bytesOf(fineTune(w, 1e-3, seed++, v.shape[1])) };
+  }
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-bench-hub-'));
   const files = new Map<string, Buffer>();
@@ -56,6 +75,7 @@ async function main(): Promise<void> {
   };
   await put('org/partial', partial);
   await put('org/full', full);
+  await put('org/tuned', tuned);
   let sent = 0;
   const server = http.createServer((req, res) => {
     const u = new URL(req.url!, 'http://x');
@@ -94,7 +114,7 @@ async function main(): Promise<void> {
       );
       const rows: Array<Record<string, string | number>> = [];
       const json: Record<string, unknown> = {};
-      for (const name of ['partial', 'full']) {
+      for (const name of ['partial', 'full', 'tuned']) {
         const size = files.get(`org/${name}/model.safetensors`)!.length;
         const times: number[] = [];
         let wire = 0;
@@ -117,7 +137,20 @@ async function main(): Promise<void> {
         json[name] = { fileBytes: size, wireBytes: wire, ratio: wire / size, seconds: median(times) };
       }
       table(rows);
-      emitJson('hub', { quick, blocks, width, ...json });
+      const serve = await registryFetch(dir, base, { partial, full, tuned }, runs);
+      header('fetch from a coral serve registry: the base cloned, the fine-tune pushed by another repository');
+      table(
+        Object.entries(serve).map(([name, r]) => ({
+          'fine-tune': name,
+          'baseline bytes (full file)': r.fileBytes,
+          'coral bytes on wire': r.wireBytes,
+          ratio: r.ratio,
+          'stored delta received': r.objectBytes,
+          'hub get bytes (same file)': (json[name] as { wireBytes: number }).wireBytes,
+          'fetch s (median)': r.seconds,
+        })),
+      );
+      emitJson('hub', { quick, blocks, width, ...json, serve });
     } finally {
       await repo.close();
     }
@@ -125,6 +158,86 @@ async function main(): Promise<void> {
     server.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+interface RegistryFigures {
+  fileBytes: number;
+  wireBytes: number;
+  ratio: number;
+  objectBytes: number;
+  seconds: number;
+}
+
+/** Bytes the server wrote to its sockets so far, over every route but /metrics. */
+async function sentBytes(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  let n = 0;
+  for (const m of text.matchAll(/^coral_http_sent_bytes_total\{route="([^"]*)"\} (\d+(?:\.\d+)?(?:e\+?\d+)?)$/gm))
+    if (m[1] !== '/metrics') n += Number(m[2]);
+  return n;
+}
+
+async function registryFetch(
+  dir: string,
+  base: Record<string, Tensor>,
+  fineTunes: Record<string, Record<string, Tensor>>,
+  runs: number,
+): Promise<Record<string, RegistryFigures>> {
+  const root = path.join(dir, 'registry');
+  fs.mkdirSync(root);
+  const { token } = await addToken({ root }, 'bench', { scope: 'write' });
+  const saved = process.env.CORAL_TOKEN;
+  process.env.CORAL_TOKEN = token;
+  const server = await startServer({ root });
+  const out: Record<string, RegistryFigures> = {};
+  try {
+    const url = server.url!;
+    for (const [name, tensors] of Object.entries(fineTunes)) {
+      const remote = `${url}/${name}`;
+      const pubDir = path.join(dir, `publisher-${name}`);
+      const pub = await Repository.init(pubDir);
+      let fileBytes = 0;
+      try {
+        const file = path.join(pubDir, 'model.safetensors');
+        fs.writeFileSync(file, serializeSafetensors(base, { format: 'pt' }));
+        await pub.add([file]);
+        await pub.commit({ message: 'base' });
+        await pub.push(remote, { refspecs: ['main'] });
+        const clones: Repository[] = [];
+        for (let i = 0; i < runs; i++)
+          clones.push((await Repository.clone(remote, path.join(dir, `clone-${name}-${i}`))).repository);
+        const ft = serializeSafetensors(tensors, { format: 'pt' });
+        fileBytes = ft.length;
+        fs.writeFileSync(file, ft);
+        await pub.add([file]);
+        await pub.commit({ message: `fine-tune (${name})` });
+        await pub.push(remote, { refspecs: ['main'] });
+        const times: number[] = [];
+        let wire = 0;
+        let objectBytes = 0;
+        for (const c of clones) {
+          try {
+            const before = await sentBytes(url);
+            const t0 = process.hrtime.bigint();
+            const r = await c.fetch('origin');
+            times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+            wire = (await sentBytes(url)) - before;
+            objectBytes = r.objectBytes;
+          } finally {
+            await c.close();
+          }
+        }
+        out[name] = { fileBytes, wireBytes: wire, ratio: wire / fileBytes, objectBytes, seconds: median(times) };
+      } finally {
+        await pub.close();
+      }
+    }
+  } finally {
+    await server.close();
+    if (saved === undefined) delete process.env.CORAL_TOKEN;
+    else process.env.CORAL_TOKEN = saved;
+  }
+  return out;
 }
 
 void main().catch((e) => {

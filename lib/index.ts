@@ -146,6 +146,7 @@ export {
   type PublishReport,
   type PublishRecord,
 } from './commands/publish';
+export { publishTo, defaultPublishTag, type PublishToOptions, type PublishToReport } from './commands/publish-remote';
 export {
   hubGet,
   hubSidecar,

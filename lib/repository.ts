@@ -27,6 +27,7 @@ import { rebuildSimilarityIndex, similar } from './commands/similar';
 import { stats, type StatsReport } from './commands/stats';
 import { hubGet, type HubGetOptions, type HubGetReport } from './commands/hub';
 import { publish, publishLog, type PublishOptions, type PublishRecord, type PublishReport } from './commands/publish';
+import { publishTo, type PublishToOptions, type PublishToReport } from './commands/publish-remote';
 import { ignoreRules, listWorktree, status, type StatusReport } from './commands/status';
 import { createTag, deleteTag, tags, type TagInfo } from './commands/tag';
 import { clone, type CloneOptions, type CloneReport } from './commands/clone';
@@ -392,6 +393,11 @@ export class Repository implements RepoContext {
   /** Writes a commit out as a Hugging Face or MLflow model folder (lib/commands/publish.ts). */
   publish(rev: string, opts: PublishOptions): Promise<PublishReport> {
     return publish(this, rev, opts);
+  }
+
+  /** Publishes a commit into a remote repository (a `coral serve` registry) under a tag (lib/commands/publish-remote.ts). */
+  publishTo(rev: string, opts: PublishToOptions): Promise<PublishToReport> {
+    return publishTo(this, rev, opts);
   }
 
   /** What was published where, from `.coral/publish.log`. */

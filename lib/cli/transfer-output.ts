@@ -34,15 +34,30 @@ export function printRefUpdates(ctx: Ctx, url: string, updates: readonly RefUpda
   }
 }
 
-/** One line: objects and bytes moved. */
+/**
+ * One line: objects and bytes moved, and, when files changed, the bytes moved against the size of those
+ * files (what copying them whole would have moved).
+ */
 export function printTransfer(
   ctx: Ctx,
   verb: string,
-  t: { objects: number; objectBytes: number; metas: number; metaBytes: number; filtered?: number },
+  t: {
+    objects: number;
+    objectBytes: number;
+    metas: number;
+    metaBytes: number;
+    filtered?: number;
+    files?: number;
+    fileBytes?: number;
+  },
 ): void {
+  const moved = t.objectBytes + t.metaBytes;
   print(
     ctx,
     `${verb} ${t.objects} object(s) (${humanBytes(t.objectBytes)}) and ${t.metas} commit/tree/tag object(s) (${humanBytes(t.metaBytes)})` +
+      (t.files && t.fileBytes
+        ? `: ${humanBytes(moved)} for ${t.files} changed file(s) of ${humanBytes(t.fileBytes)} (${((100 * moved) / t.fileBytes).toFixed(1)}%)`
+        : '') +
       (t.filtered ? `; ${t.filtered} object(s) left on the remote by the filter` : ''),
   );
 }

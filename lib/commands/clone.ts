@@ -1,7 +1,8 @@
 /**
  * `clone`: a new repository holding a remote's history, with `origin` set, the remote's branches as
  * remote-tracking refs, one local branch (the remote's HEAD branch, or `branch`) tracking its remote
- * counterpart, and that branch checked out byte for byte. With `filter` (globs over file paths or tensor
+ * counterpart, and that branch checked out byte for byte (or, when `branch` names a tag and no branch,
+ * that tag's commit on a detached HEAD, as `git clone --branch <tag>` does). With `filter` (globs over file paths or tensor
  * names) only the matching objects are fetched: the clone records `origin` as its promisor remote, and
  * reading any other object later fetches it on demand (lib/remote/promisor.ts).
  *
@@ -16,6 +17,7 @@ import * as path from 'node:path';
 import { contextAt } from '../context';
 import { AlreadyExistsError, RefNotFoundError, invalidParameter } from '../errors';
 import { checkShortRefName } from '../models';
+import { checkout } from './checkout';
 import { Config } from '../refs/config';
 import { checkRemoteName, remoteConfig, setUpstream, trackingRef } from '../remote/config';
 import { openRemote, transportOf } from '../remote/open';
@@ -24,7 +26,7 @@ import { init } from './init';
 import { resetTo } from './reset';
 
 export interface CloneOptions {
-  /** The branch to check out (default: the one the remote's HEAD names). */
+  /** The branch to check out (default: the one the remote's HEAD names); a tag's name detaches HEAD at it. */
   branch?: string;
   /** Partial clone: only objects whose file path or tensor name matches one of these globs. */
   filter?: string[];
@@ -40,8 +42,12 @@ export interface CloneOptions {
 export interface CloneReport {
   /** Absolute path of the new worktree. */
   worktree: string;
-  /** The branch checked out; null for an empty remote. */
+  /** The branch checked out; null for an empty remote, or when a tag was checked out. */
   branch: string | null;
+  /** The tag checked out on a detached HEAD (`branch` option naming a tag). */
+  tag?: string;
+  /** The remote's tags (short names): what a remote without branches (a publish registry) holds. */
+  tags?: string[];
   head: string | null;
   fetch: FetchReport;
   /** Files written by the checkout. */
@@ -86,11 +92,17 @@ export async function clone(url: string, dir?: string, opts: CloneOptions = {}):
   let created = false;
   try {
     const [refs, remoteHead] = await Promise.all([remote.listRefs(), remote.headBranch()]);
-    const heads = [...refs.keys()].filter((n) => n.startsWith('refs/heads/'));
+    const names = [...refs.keys()];
+    const heads = names.filter((n) => n.startsWith('refs/heads/'));
+    const tags = names.filter((n) => n.startsWith('refs/tags/')).map((n) => n.slice('refs/tags/'.length));
     let branch: string | null = opts.branch ?? null;
-    if (branch !== null && !heads.includes(`refs/heads/${branch}`))
-      throw new RefNotFoundError(`remote branch ${branch} not found in ${url}`, { branch });
-    if (branch === null && heads.length)
+    let tag: string | null = null;
+    if (branch !== null && !heads.includes(`refs/heads/${branch}`)) {
+      if (!tags.includes(branch)) throw new RefNotFoundError(`remote branch ${branch} not found in ${url}`, { branch });
+      tag = branch;
+      branch = null;
+    }
+    if (branch === null && tag === null && heads.length)
       branch =
         remoteHead && heads.includes(`refs/heads/${remoteHead}`)
           ? remoteHead
@@ -126,8 +138,14 @@ export async function clone(url: string, dir?: string, opts: CloneOptions = {}):
         written = r.written;
         head = r.head;
         await setUpstream(ctx.config, branch, { remote: origin, merge: `refs/heads/${branch}` });
+      } else if (tag !== null) {
+        if (!opts.noCheckout) {
+          const r = await checkout(ctx, `refs/tags/${tag}`, { detach: true });
+          written = r.written;
+          head = r.head;
+        }
       }
-      return { worktree, branch, head, fetch: f, written };
+      return { worktree, branch, head, fetch: f, written, ...(tag !== null ? { tag } : {}), tags };
     } finally {
       await ctx.store.close();
     }

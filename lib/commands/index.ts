@@ -73,6 +73,7 @@ export {
   type PublishReport,
   type PublishRecord,
 } from './publish';
+export { publishTo, defaultPublishTag, type PublishToOptions, type PublishToReport } from './publish-remote';
 export {
   hubGet,
   hubSidecar,

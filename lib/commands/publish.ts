@@ -76,11 +76,17 @@ export interface PublishRecord {
   time: string;
   rev: string;
   commit: string;
-  format: PublishFormat;
+  /** `coral`: published into a remote repository under a tag (`publish --to`, lib/commands/publish-remote.ts). */
+  format: PublishFormat | 'coral';
+  /** The folder, or the registry's URL. */
   destination: string;
+  /** `coral`: the tag on the remote. */
+  tag?: string;
   files: number;
   tensors: number;
   weightBytes: number;
+  /** `coral`: bytes sent (objects and meta objects the registry lacked). */
+  sentBytes?: number;
 }
 
 interface WeightRef {
@@ -362,12 +368,7 @@ export async function publish(
     tensors: weights.length,
     weightBytes: w.total,
   };
-  try {
-    // One short line per publish, appended with O_APPEND: concurrent publishes do not interleave.
-    await fsp.appendFile(publishLogPath(ctx), `${JSON.stringify(record)}\n`);
-  } catch (e) {
-    throw new IoError(`cannot record the publish in ${publishLogPath(ctx)}: ${(e as Error).message}`);
-  }
+  await recordPublish(ctx, record);
   return {
     rev,
     commit: id,
@@ -378,6 +379,16 @@ export async function publish(
     shards: w.shards,
     weightBytes: w.total,
   };
+}
+
+/** Appends one record to `.coral/publish.log`. */
+export async function recordPublish(ctx: Pick<RepoContext, 'layout'>, record: PublishRecord): Promise<void> {
+  try {
+    // One short line per publish, appended with O_APPEND: concurrent publishes do not interleave.
+    await fsp.appendFile(publishLogPath(ctx), `${JSON.stringify(record)}\n`);
+  } catch (e) {
+    throw new IoError(`cannot record the publish in ${publishLogPath(ctx)}: ${(e as Error).message}`);
+  }
 }
 
 /** What was published where, oldest first, from `.coral/publish.log` (a damaged line is skipped). */

@@ -95,6 +95,12 @@ export interface TransferReport {
   packs: PackInfo[];
   /** Objects left out by the filter (promised by the sender). */
   filtered: number;
+  /**
+   * Files (distinct contents, by sha256) of the walked trees that needed at least one object, and their
+   * total size: what copying the changed files whole would have moved, the baseline for `objectBytes`.
+   */
+  files: number;
+  fileBytes: number;
 }
 
 /** An ObjectFilter from globs (`*`, `?`, `[…]`; lib/merge/rules.ts): a file path or a tensor name matches. */
@@ -612,6 +618,22 @@ async function copyPack(
   }
 }
 
+/** Files of the walked trees that needed at least one of `need`'s objects (one per content), and their size. */
+function changedFiles(metas: WalkedMeta[], need: Map<string, unknown>): { files: number; fileBytes: number } {
+  const seen = new Set<string>();
+  let fileBytes = 0;
+  for (const m of metas) {
+    if (m.obj.type !== 'tree') continue;
+    for (const e of Object.values(m.obj.value.files)) {
+      if (seen.has(e.sha256)) continue;
+      if (!need.has(e.skeleton) && !e.segments.some((s) => need.has(s.object))) continue;
+      seen.add(e.sha256);
+      fileBytes += e.size;
+    }
+  }
+  return { files: seen.size, fileBytes };
+}
+
 /**
  * Moves what `dst` lacks of everything reachable from `tips` (commit or tag ids in `src`): tensor objects
  * (in packs), then meta objects. The caller moves refs afterwards.
@@ -666,6 +688,7 @@ export async function transfer(
     pack: null,
     packs: [],
     filtered,
+    ...changedFiles(metas, need),
   };
   if (order.length) {
     const mode = opts.local === 'src' ? 'checksum' : 'decode';

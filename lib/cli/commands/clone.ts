@@ -7,7 +7,8 @@ import { printTransfer } from '../transfer-output';
 
 export const cloneCommand: Command = {
   summary: 'Copy a repository (path, file:// or s3://) and check out a branch; --filter for a partial clone',
-  usage: 'coral clone <url> [<dir>] [--branch <b>] [--filter <glob>]… [--no-checkout] [--endpoint <url>] [--json]',
+  usage:
+    'coral clone <url> [<dir>] [--branch <branch|tag>] [--filter <glob>]… [--no-checkout] [--endpoint <url>] [--json]',
   maxArgs: 2,
   options: {
     branch: { type: 'string', short: 'b' },
@@ -38,7 +39,16 @@ export const cloneCommand: Command = {
     await repository.close();
     if (ctx.flags.json) return printJson(ctx, report);
     printTransfer(ctx, 'received', report.fetch);
-    if (!report.branch) print(ctx, 'warning: you appear to have cloned an empty repository.');
+    if (report.tag)
+      print(
+        ctx,
+        ctx.flags['no-checkout']
+          ? `tag '${report.tag}' fetched; no files checked out`
+          : `checked out tag '${report.tag}' on a detached HEAD (${report.written.length} file(s))`,
+      );
+    else if (!report.branch && report.tags?.length)
+      print(ctx, `the remote has no branches, only tags: ${report.tags.join(', ')} (\`coral checkout <tag>\`)`);
+    else if (!report.branch) print(ctx, 'warning: you appear to have cloned an empty repository.');
     else if (ctx.flags['no-checkout']) print(ctx, `branch '${report.branch}' set up; no files checked out`);
     else print(ctx, `checked out '${report.branch}' (${report.written.length} file(s))`);
   },

@@ -3,7 +3,7 @@ import { MergeConflictError, type MergeConflict } from '../../index';
 import { withRepo, type Command } from '../command';
 import { printJson } from '../output';
 import { MERGE_OPTIONS, mergeOptions, printMergeConflicts, printMergeReport } from './merge';
-import { printRefUpdates } from '../transfer-output';
+import { printRefUpdates, printTransfer } from '../transfer-output';
 
 export const pullCommand: Command = {
   summary: 'Fetch from a remote and merge its branch into the current one (merge options apply)',
@@ -21,6 +21,7 @@ export const pullCommand: Command = {
         if (ctx.flags.json) printJson(ctx, r);
         else {
           printRefUpdates(ctx, r.fetch.url, r.fetch.updates, 'From');
+          if (r.fetch.objects || r.fetch.metas) printTransfer(ctx, 'received', r.fetch);
           printMergeReport(ctx, r.merge, `${r.fetch.remote ?? r.fetch.url}/${r.branch}`);
         }
         return r.merge.unresolved.length ? 5 : 0;
