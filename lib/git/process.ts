@@ -14,7 +14,7 @@ import { CorruptObjectError } from '../errors';
 import { serveFilter, type FilterOps } from './filter';
 import { gitConfig, gitDirs, gitRaw } from './gitcmd';
 import {
-  cleanFile,
+  cleanStream,
   entryObjects,
   missingObjects,
   openPayloads,
@@ -108,17 +108,6 @@ export async function previousPointer(cwd: string, relPath: string): Promise<Poi
   return null;
 }
 
-async function readHead(file: string, n: number): Promise<Buffer> {
-  const fh = await fsp.open(file, 'r');
-  try {
-    const b = Buffer.alloc(n);
-    const { bytesRead } = await fh.read(b, 0, n, 0);
-    return b.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
-}
-
 /** The filter operations over a payload store. */
 export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean } = {}): FilterOps {
   const log = (msg: string) => {
@@ -150,18 +139,38 @@ export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean 
   return {
     log,
     scratch: (what, pathname) => scratchPath(ps, what, pathname),
-    async clean(pathname, spool) {
+    async clean(pathname, content) {
       trace(`clean ${pathname}`);
-      const st = await fsp.stat(spool);
+      const previous = previousPointer(cwd, pathname);
+      previous.catch(() => undefined);
       // Already a pointer (e.g. a file checked out without the filter): store it as it is.
-      if (st.size <= MAX_POINTER_BYTES && looksLikePointer(await readHead(spool, 16))) {
-        const text = await fsp.readFile(spool);
-        parsePointer(text);
-        return text;
+      const it = content[Symbol.asyncIterator]();
+      const head: Buffer[] = [];
+      let headBytes = 0;
+      let ended = false;
+      while (headBytes <= MAX_POINTER_BYTES) {
+        const r = await it.next();
+        if (r.done) {
+          ended = true;
+          break;
+        }
+        head.push(r.value);
+        headBytes += r.value.byteLength;
       }
-      const prev = await previousPointer(cwd, pathname);
+      if (ended) {
+        const text = Buffer.concat(head);
+        if (looksLikePointer(text.subarray(0, 16))) {
+          parsePointer(text);
+          return text;
+        }
+      }
+      const prev = await previous;
       trace(`previous ${pathname} ${prev ? 'found' : 'none'}`);
-      const r = await cleanFile(ps, pathname, spool, prev);
+      const rest = (async function* () {
+        yield* head;
+        if (!ended) for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+      })();
+      const r = await cleanStream(ps, pathname, rest, scratchPath(ps, 'clean', pathname), prev);
       trace(`cleaned ${pathname} stored=${r.report.storedObjects} deduped=${r.report.dedupedObjects}`);
       return Buffer.from(r.text, 'utf8');
     },
