@@ -632,7 +632,7 @@ export class RepoView {
           ...(t.oldDtype !== undefined ? { oldDtype: t.oldDtype, oldShape: t.oldShape } : {}),
         };
       });
-      return { path, status: (c?.change ?? 'unchanged') as UiStatus, tensors };
+      return { path, status: c?.change ?? 'unchanged', tensors };
     });
     const out: UiDiff = { a, b, files };
     this.cache.diffs.set(key, out);
