@@ -27,7 +27,9 @@
  * spread sample of 2^15 elements (64 windows, the same positions for every
  * candidate; the whole tensor when smaller), falling back to the codec's
  * sample-based `estimate()` when non-finite values make the norm meaningless,
- * and the closest wins. The sample ranks like the exact norm except between
+ * and the closest wins (on a tie, a base of the tensor's own dtype: the stored
+ * BF16 cast rather than its F32 source, whose CAST object would cost the same
+ * payload plus its params). The sample ranks like the exact norm except between
  * candidates within ~1% of each other (where the choice hardly matters), at a
  * small fraction of its cost; scoring with `estimate()` for every
  * candidate was measured at ~2x the ingest time. The chosen base's decoded
@@ -278,7 +280,10 @@ export class BaseSelector {
         // Non-finite elements make the norm meaningless: fall back to the codec's estimate.
         dist = r.skipped ? this.estimateDelta(t, bt) : r.dist;
       }
-      if (!best || dist < best.dist) best = { c, dist, tensor: bt };
+      // On a tie a same-dtype base wins over a cast one: a delta on the stored cast costs the same
+      // payload as CAST on its source, without CAST's params, and decodes without a cast.
+      if (!best || dist < best.dist || (dist === best.dist && bt.dtype === t.dtype && best.tensor.dtype !== t.dtype))
+        best = { c, dist, tensor: bt };
     }
     if (!best) {
       this.stats.noBase++;
