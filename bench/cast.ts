@@ -171,6 +171,7 @@ async function main(): Promise<void> {
           dupSecs.push(await timedAdd(dir, 'copy-bf16.safetensors'));
           continue;
         }
+        // eslint-disable-next-line @typescript-eslint/unbound-method -- re-applied to its own receiver below
         const orig = ObjectReader.prototype.tensor;
         let reads = 0;
         ObjectReader.prototype.tensor = function (this: ObjectReader, ...a: Parameters<typeof orig>) {

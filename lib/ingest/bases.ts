@@ -446,12 +446,13 @@ export async function openIngestPolicy(repo: PolicySource, parent: FindBase | nu
     level: repo.config.getNumber('core.compressionLevel', 3),
     parentTrust,
   });
-  const hooks: IngestHooks = !sim && !casts
-    ? {}
-    : settings.storeFingerprints
-      ? { ...selector.hooks, castIds: !!casts }
-      : // eslint-disable-next-line @typescript-eslint/unbound-method -- the selector's hooks are bound closures
-        { stored: selector.hooks.stored, castIds: !!casts };
+  const hooks: IngestHooks =
+    !sim && !casts
+      ? {}
+      : settings.storeFingerprints
+        ? { ...selector.hooks, castIds: !!casts }
+        : // eslint-disable-next-line @typescript-eslint/unbound-method -- the selector's hooks are bound closures
+          { stored: selector.hooks.stored, castIds: !!casts };
   return {
     findBase: selector.findBase,
     hooks,

@@ -246,7 +246,8 @@ export async function rebuildSimilarityIndex(
     // A lossy object's attribute (if any) was computed on the bytes before rounding: recompute.
     const lossy = (LOSSY_CODECS as readonly string[]).includes(a.codec);
     if (!wantFp && !wantCasts) continue;
-    let fp = wantFp && a.extra?.[FP_ATTR] ? decodeFingerprintAttr(a.extra[FP_ATTR], dtype, a.shape, settings.bits) : null;
+    let fp =
+      wantFp && a.extra?.[FP_ATTR] ? decodeFingerprintAttr(a.extra[FP_ATTR], dtype, a.shape, settings.bits) : null;
     let ids = wantCasts && !lossy && a.extra?.[CAST_ATTR] ? decodeCastAttr(a.extra[CAST_ATTR]) : null;
     if (fp) report.fromAttributes++;
     if ((wantFp && !fp) || (wantCasts && !ids)) {

@@ -110,7 +110,7 @@ export const CONFIG_SCHEMA: Readonly<Record<string, ConfigKeyInfo>> = Object.fre
   'similarity.castIds': {
     type: 'boolean',
     default: true,
-    description: 'record the ids of F32/F64 tensors\' RNE casts, so an added cast is stored without reading its base',
+    description: "record the ids of F32/F64 tensors' RNE casts, so an added cast is stored without reading its base",
   },
   'gc.pruneExpire': {
     type: 'number',

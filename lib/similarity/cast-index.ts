@@ -180,7 +180,7 @@ function tryLock(dir: string): boolean {
       return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return false;
-      let holder: string[] = [];
+      let holder: string[];
       try {
         holder = fs.readFileSync(file, 'utf8').trim().split(' ');
       } catch {

@@ -154,6 +154,7 @@ const sha = (f: string) => crypto.createHash('sha256').update(fs.readFileSync(f)
 /** Counts tensor reads (decodes) of the given ids while fn runs. */
 async function countingReads<T>(ids: Set<string>, fn: () => Promise<T>): Promise<{ reads: number; value: T }> {
   let reads = 0;
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- re-applied to its own receiver below
   const real = ObjectReader.prototype.tensor;
   const spy = vi.spyOn(ObjectReader.prototype, 'tensor').mockImplementation(function (this: ObjectReader, ...a) {
     if (ids.has(a[0])) reads++;
