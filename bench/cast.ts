@@ -25,10 +25,11 @@
  *    One run (--no-rows skips it).
  *
  * Model: 8 F32 matrices of [2048, 2048] (128 MiB; --quick: [1024, 1024], 32 MiB),
- * trained-like values (bench/lib/weights.ts). Medians of 5 runs (--runs N).
+ * trained-like values (bench/lib/weights.ts). Medians of 6 runs (--runs N); `sync` before each timed add.
  *
  *   npx tsx bench/cast.ts [--quick] [--runs N] [--no-rows]
  */
+import { execSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -44,7 +45,7 @@ const quick = argFlag('quick');
 const N = quick ? 1024 : 2048;
 const LAYERS = 8;
 const runsArg = process.argv.indexOf('--runs');
-const RUNS = runsArg > 0 ? Math.max(1, Number(process.argv[runsArg + 1])) : 5;
+const RUNS = runsArg > 0 ? Math.max(1, Number(process.argv[runsArg + 1])) : 6;
 const ROWS = !argFlag('no-rows');
 const V = quick ? 3200 : 32000;
 const D = quick ? 1024 : 4096;
@@ -153,6 +154,8 @@ async function main(): Promise<void> {
       for (const d of [dir, off]) writeSafetensors(path.join(d, 'model-fp32.safetensors'), fp32);
       // 4. New-model F32 ingest with and without the cast ids, alternating which goes first.
       for (const on of r % 2 ? [false, true] : [true, false]) {
+        // Dirty pages of the files just written are flushed first, so neither add pays their writeback.
+        execSync('sync');
         const s = await timedAdd(on ? dir : off, 'model-fp32.safetensors', { 'similarity.castIds': on });
         (on ? f32With : f32Without).push(s);
       }
@@ -167,6 +170,7 @@ async function main(): Promise<void> {
       for (const f of ['model-bf16', 'copy-bf16']) fs.readFileSync(path.join(dir, `${f}.safetensors`));
       // Cast vs duplicate, alternating which goes first; tensor reads counted during the cast's add.
       for (const which of r % 2 ? ['dup', 'cast'] : ['cast', 'dup']) {
+        execSync('sync');
         if (which === 'dup') {
           dupSecs.push(await timedAdd(dir, 'copy-bf16.safetensors'));
           continue;
@@ -265,6 +269,7 @@ async function main(): Promise<void> {
     f32IngestSecondsNoCastIds: median(f32Without),
     castIdCost: median(f32With) / median(f32Without),
     runs: RUNS,
+    perRun: { castSecs, dupSecs, f32With, f32Without },
     embShape: [V + 16, D],
     embStored: emb.stored,
     embNewRowsBytes: newRows,

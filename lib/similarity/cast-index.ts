@@ -17,6 +17,7 @@
  * as for every object. Crash safety follows the similarity index
  * (index-file.ts): writers append to their own log only, one write per batch,
  * every entry checksummed (a torn or damaged entry is skipped, never applied);
+ * a session seals its log on close, and once the logs pass 16 files or 1 MiB,
  * compaction (under compact.lock) folds the snapshot and the logs into a new
  * snapshot via temp file + fsync + rename, and deletes only logs it absorbed
  * whose writer is finished (sealed, or a dead process on this host). An
@@ -63,6 +64,9 @@ const REC = BODY + 4;
 const OP_ADD = 1;
 const OP_SEAL = 2;
 const HEX = /^[0-9a-f]{32}$/;
+/** close() compacts once there are this many logs, or this many bytes of them. */
+const COMPACT_LOGS = 16;
+const COMPACT_LOG_BYTES = 1 << 20;
 const LOG_NAME = /^log-[0-9a-z]+-(.+)-(\d+)-[0-9a-f]+\.ccl$/;
 
 function body(op: number, e?: CastEntry): Buffer {
@@ -266,19 +270,24 @@ export class CastIndex {
     return this.log;
   }
 
-  /** Seals this session's log and compacts when no other process is compacting. */
+  /**
+   * Seals this session's log (not fsynced: a lost tail only loses hints) and compacts when the
+   * logs have grown past COMPACT_LOGS files or COMPACT_LOG_BYTES (and no other process is
+   * compacting), so a small `add` pays no snapshot rewrite.
+   */
   close(): Promise<void> {
-    if (this.log) {
-      try {
-        fs.writeSync(this.log.fd, record(OP_SEAL));
-        fs.fsyncSync(this.log.fd);
-      } finally {
-        fs.closeSync(this.log.fd);
-      }
+    if (!this.log) return Promise.resolve();
+    try {
+      fs.writeSync(this.log.fd, record(OP_SEAL));
+    } finally {
+      fs.closeSync(this.log.fd);
       this.log = null;
-      return this.compact().then(() => undefined);
     }
-    return Promise.resolve();
+    const logs = listLogs(this.dir);
+    let bytes = 0;
+    for (const name of logs) bytes += fs.statSync(path.join(this.dir, name), { throwIfNoEntry: false })?.size ?? 0;
+    if (logs.length < COMPACT_LOGS && bytes < COMPACT_LOG_BYTES) return Promise.resolve();
+    return this.compact().then(() => undefined);
   }
 
   /**
