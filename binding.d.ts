@@ -50,6 +50,18 @@ export function contentId(data: Bytes, dtype: number, shape: Shape): string;
 export function contentIdAsync(data: Bytes, dtype: number, shape: Shape): Promise<string>;
 /** Content ids of many tensors in one pool job (kernels ContentId). */
 export function contentIdBatch(items: ReadonlyArray<{ data: Bytes; dtype: number; shape: Shape }>): Promise<string[]>;
+/**
+ * Content id plus the ids of the tensor's RNE casts to `targets` (dtype codes; F32 -> BF16/F16,
+ * F64 -> F32), in one pass without materialising the casts (kernels ContentIdWithCasts).
+ */
+export function contentIdCasts(data: Bytes, dtype: number, shape: Shape, targets: number[]): { id: string; casts: string[] };
+/** contentIdCasts off the event loop, split across threads. */
+export function contentIdCastsAsync(
+  data: Bytes,
+  dtype: number,
+  shape: Shape,
+  targets: number[],
+): Promise<{ id: string; casts: string[] }>;
 /** Plain XXH3-128 of bytes, hex in canonical big-endian order, as `xxhsum -H2` prints (kernels Xxh3_128). */
 export function xxh3_128(data: Bytes): string;
 /** Plain XXH3-128 off the event loop (kernels Xxh3_128). */
@@ -350,6 +362,12 @@ export function codecEncode(data: Bytes, dtype: number, shape: Shape, base: Byte
 /** Encodes on the libuv pool, split across threads (kernels Encode). */
 export function codecEncodeAsync(data: Bytes, dtype: number, shape: Shape, base: Bytes | null,
   opts?: CodecEncodeOptions): Promise<CodecEncodeResult>;
+/**
+ * The CAST object of a tensor that is exactly the `rounding` (0 RNE, 1 RTZ) cast of the base `baseId`,
+ * from the ids alone (kernels EncodePureCast): the caller vouches for `id`; decode verifies it.
+ */
+export function codecPureCast(dtype: number, shape: Shape, id: string, baseDtype: number, baseId: string,
+  rounding: number, opts?: CodecEncodeOptions): CodecEncodeResult;
 /**
  * Decodes and verifies the content id (kernels Decode). Writes into `out` (exact size) when given
  * and returns it, else returns a new Buffer. threads: 0 = runtime.threads().

@@ -43,3 +43,35 @@ export function xxh3(data: ArrayBufferView | ArrayBuffer): Promise<string> {
   if (n < ASYNC_THRESHOLD_BYTES) return Promise.resolve(callSync(() => native.xxh3_128(data)));
   return callAsync(() => native.xxh3_128Async(data));
 }
+
+/** The cast ids computed beside a content id: what the tensor's RNE cast to `dtype` would be named. */
+export interface CastId {
+  dtype: 'BF16' | 'F16' | 'F32';
+  id: ContentId;
+}
+
+/** Narrower dtypes whose RNE-cast ids `contentIdWithCasts` computes, by source dtype. */
+export const CAST_ID_TARGETS: Readonly<Partial<Record<string, ReadonlyArray<CastId['dtype']>>>> = {
+  F32: ['BF16', 'F16'],
+  F64: ['F32'],
+};
+
+/**
+ * Content id of `t` plus the content ids of its round-to-nearest-even casts
+ * (F32 -> BF16 and F16, F64 -> F32; none for other dtypes), in one native pass
+ * over the bytes that never builds the casts (docs/content-ids.md). Off the
+ * event loop above ASYNC_THRESHOLD_BYTES, like `contentId`.
+ *
+ * @example
+ * const { id, casts } = await contentIdWithCasts(f32Tensor); // casts[0].id: the id of its BF16 cast
+ */
+export async function contentIdWithCasts(t: Tensor): Promise<{ id: ContentId; casts: CastId[] }> {
+  const targets = CAST_ID_TARGETS[t.dtype];
+  if (!targets) return { id: await contentId(t), casts: [] };
+  const codes = targets.map((d) => DTYPES[d].code);
+  const r =
+    t.data.byteLength < ASYNC_THRESHOLD_BYTES
+      ? callSync(() => native.contentIdCasts(t.data, DTYPES[t.dtype].code, t.shape, codes))
+      : await callAsync(() => native.contentIdCastsAsync(t.data, DTYPES[t.dtype].code, t.shape, codes));
+  return { id: r.id, casts: targets.map((dtype, i) => ({ dtype, id: r.casts[i] })) };
+}

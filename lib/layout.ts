@@ -51,6 +51,10 @@ export class RepoLayout {
   get simindex(): string {
     return path.join(this.coral, 'simindex');
   }
+  /** The cast-id index (lib/similarity/cast-index.ts). */
+  get castindex(): string {
+    return path.join(this.coral, 'castindex');
+  }
   get logs(): string {
     return path.join(this.coral, 'logs');
   }

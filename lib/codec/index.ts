@@ -376,6 +376,31 @@ export function encodeSync(t: Tensor, opts?: EncodeOptions): EncodedObject {
   return toEncoded(callSync(() => native.codecEncode(a.data, a.dtype, a.shape, a.base, a.opts)));
 }
 
+/**
+ * The CAST object of a tensor that is exactly the cast of its base (an empty residual), built from
+ * the ids alone: neither tensor is read. Ingest uses it when a new tensor's content id is the
+ * recorded RNE-cast id of a stored tensor (lib/similarity/cast-index.ts); the bytes are those
+ * `encode(t, { base })` writes for such a tensor, and decode verifies `id` as for every object.
+ */
+export function encodePureCast(
+  t: { dtype: DType; shape: readonly number[] },
+  id: string,
+  base: { dtype: DType; id: string },
+  rounding: 'RNE' | 'RTZ' = 'RNE',
+  opts: { level?: number; chunkElems?: number } = {},
+): EncodedObject {
+  if (!CAST_DTYPES.has(t.dtype)) throw invalidParameter('dtype', 'one of F64 F32 F16 BF16', t.dtype);
+  if (!CAST_DTYPES.has(base.dtype) || base.dtype === t.dtype)
+    throw invalidParameter('base.dtype', `one of F64 F32 F16 BF16 other than ${t.dtype}`, base.dtype);
+  const r = CAST_ROUNDINGS.indexOf(rounding);
+  if (r < 0) throw invalidParameter('rounding', '"RNE" or "RTZ"', rounding);
+  return toEncoded(
+    callSync(() =>
+      native.codecPureCast(DTYPES[t.dtype].code, t.shape.slice(), id, DTYPES[base.dtype].code, base.id, r, opts),
+    ),
+  );
+}
+
 function decodeArgs(bytes: unknown, base: BaseRef | null | undefined, opts: DecodeOptions | undefined) {
   if (!(bytes instanceof Uint8Array)) throw invalidParameter('bytes', 'Uint8Array or Buffer', bytes);
   let b: Uint8Array | null = null;
@@ -514,7 +539,15 @@ function parseParams(codec: CodecName, p: Buffer): Record<string, number | strin
       if (p.length >= 4) out.rank = p.readUInt32LE(0);
       break;
     case 'CAST':
-      if (p.length >= 12) {
+      if (p.length >= 2 && p[0] & 0x80) {
+        // Compact layout: 1 d d r 0 0 i i, then the residual as LEB128 (docs/codecs.md).
+        out.baseDtype = dtypeFromCode((p[0] >> 5) & 3);
+        out.rounding = CAST_ROUNDINGS[(p[0] >> 4) & 1];
+        out.inner = CODEC_NAMES[3 + (p[0] & 3)] ?? String(3 + (p[0] & 3));
+        let v = 0;
+        for (let i = 1, mul = 1; i < p.length; i++, mul *= 128) v += (p[i] & 0x7f) * mul;
+        out.residual = v;
+      } else if (p.length >= 12) {
         out.baseDtype = dtypeFromCode(p[0]);
         out.rounding = CAST_ROUNDINGS[p[1]] ?? String(p[1]);
         out.inner = CODEC_NAMES[p[2]] ?? String(p[2]);

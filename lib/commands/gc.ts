@@ -7,10 +7,12 @@
  * @example
  * const report = await gc(ctx, { pruneExpireMs: 0 });
  */
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import type { RepoContext } from '../context';
 import { CorruptObjectError, invalidParameter } from '../errors';
 import { GcLock } from '../odb/session';
+import { CastIndex } from '../similarity/cast-index';
 import { dirBytes, reach, walkFiles } from './reach';
 
 export interface GcReport {
@@ -18,6 +20,8 @@ export interface GcReport {
   reachableObjects: number;
   removedObjects: number;
   removedMeta: number;
+  /** Cast-id index entries dropped because their base is no longer stored (lib/similarity/cast-index.ts). */
+  removedCastIds: number;
   bytesBefore: number;
   bytesAfter: number;
 }
@@ -81,6 +85,13 @@ export async function gc(repo: RepoContext, opts: GcOptions = {}): Promise<GcRep
         removedMeta++;
       }
     }
+    // Cast-id index entries whose base went: compacted away (the index is a hint either way).
+    let removedCastIds = 0;
+    if (fs.existsSync(repo.layout.castindex)) {
+      const casts = await CastIndex.open(repo.layout.castindex);
+      const before = casts.size;
+      if (await casts.compact((e) => repo.store.has(e.base))) removedCastIds = Math.max(0, before - casts.size);
+    }
     // Temp files of crashed writers: only old ones (a ref update may be mid-flight).
     for (const f of await walkFiles(repo.layout.tmp)) {
       const st = await fsp.stat(f).catch(() => null);
@@ -91,6 +102,7 @@ export async function gc(repo: RepoContext, opts: GcOptions = {}): Promise<GcRep
       reachableObjects: r.objects.size,
       removedObjects: repack.dropped,
       removedMeta,
+      removedCastIds,
       bytesBefore,
       bytesAfter: await dirBytes(repo.layout.objects),
     };

@@ -37,7 +37,8 @@ export function similar(ctx: RepoContext, target: SimilarTarget, opts?: SimilarO
   return similarCheckpoints(source(ctx), target, opts);
 }
 
-/** Rebuilds `.coral/simindex/` from the stored objects. */
+/** Rebuilds `.coral/simindex/` (and `.coral/castindex/`, unless `similarity.castIds` is off) from the stored objects. */
 export function rebuildSimilarityIndex(ctx: RepoContext): Promise<RebuildReport> {
-  return rebuildIndexAt(ctx.layout.simindex, ctx, similaritySettings(ctx.config));
+  const castDir = ctx.config.getBool('similarity.castIds', true) ? ctx.layout.castindex : undefined;
+  return rebuildIndexAt(ctx.layout.simindex, ctx, similaritySettings(ctx.config), castDir);
 }

@@ -27,12 +27,23 @@
  * spread sample of 2^15 elements (64 windows, the same positions for every
  * candidate; the whole tensor when smaller), falling back to the codec's
  * sample-based `estimate()` when non-finite values make the norm meaningless,
- * and the closest wins. The sample ranks like the exact norm except between
+ * and the closest wins (on a tie, a base of the tensor's own dtype: the stored
+ * BF16 cast rather than its F32 source, whose CAST object would cost the same
+ * payload plus its params). The sample ranks like the exact norm except between
  * candidates within ~1% of each other (where the choice hardly matters), at a
  * small fraction of its cost; scoring with `estimate()` for every
  * candidate was measured at ~2x the ingest time. The chosen base's decoded
  * tensor goes to the writer with the proposal (no second decode). The object
  * writer then encodes losslessly and keeps the smaller of delta and standalone.
+ *
+ * Cast ids: with `similarity.castIds` (default true) each F32/F64 tensor's
+ * content id comes with the ids of its RNE casts (F32 -> BF16/F16, F64 -> F32;
+ * one native pass, lib/hash.ts), recorded in the cast-id index
+ * (lib/similarity/cast-index.ts) once the tensor is stored. A new tensor whose
+ * content id is such a cast id is proposed with `pureCast`: the writer stores a
+ * CAST object against the recorded base without reading it. The index is a
+ * hint: a hit whose base is gone, of another dtype or shape, or at the depth
+ * limit takes the ordinary path below, and decode verifies the content id.
  *
  * Nothing here substitutes a tensor: every object decodes bit-exactly to the
  * bytes that were added (its id is their content id and decode verifies it).
@@ -47,6 +58,7 @@ import { DTYPES } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
 import type { ObjectStore } from '../store/object-store';
 import type { BaseQuery, FindBase, IngestHooks } from './ingest';
+import { CAST_ATTR, CastIndex, encodeCastAttr } from '../similarity/cast-index';
 import { FP_ATTR, RepoSimilarity, encodeFingerprintAttr, indexable, similaritySettings } from './similarity';
 import type { Config } from '../refs/config';
 
@@ -71,6 +83,8 @@ export interface SelectorStats {
   noBase: number;
   /** Parents taken without searching the index (within `similarity.parentTrust`). */
   parentFastPath: number;
+  /** Tensors found in the cast-id index and proposed as pure casts of their base. */
+  castHits: number;
 }
 
 export interface SelectorOptions {
@@ -80,6 +94,8 @@ export interface SelectorOptions {
   parent: FindBase | null;
   /** The repository index, or null when similarity search is off. */
   sim: RepoSimilarity | null;
+  /** The cast-id index, or null when `similarity.castIds` is off. */
+  casts?: CastIndex | null;
   maxChainDepth: number;
   /** zstd level the writer will use (estimates use the same). */
   level?: number;
@@ -185,6 +201,7 @@ export class BaseSelector {
     rebased: 0,
     noBase: 0,
     parentFastPath: 0,
+    castHits: 0,
   };
   /** Fingerprints of tensors being ingested, by content id, until stored. */
   private fps = new Map<string, Fingerprint>();
@@ -198,6 +215,12 @@ export class BaseSelector {
     }
     const t = q.tensor;
     this.stats.queries++;
+    const hit = await this.castHit(q);
+    if (hit) {
+      await this.fingerprint(q);
+      this.stats.castHits++;
+      return { id: hit, pureCast: 'RNE' };
+    }
     const parent = this.o.parent ? await this.o.parent(q) : null;
     // Fast path: a parent version within `parentTrust` (relative L2, sampled) is
     // taken as it is; the index is not searched and no other candidate decoded.
@@ -257,7 +280,10 @@ export class BaseSelector {
         // Non-finite elements make the norm meaningless: fall back to the codec's estimate.
         dist = r.skipped ? this.estimateDelta(t, bt) : r.dist;
       }
-      if (!best || dist < best.dist) best = { c, dist, tensor: bt };
+      // On a tie a same-dtype base wins over a cast one: a delta on the stored cast costs the same
+      // payload as CAST on its source, without CAST's params, and decodes without a cast.
+      if (!best || dist < best.dist || (dist === best.dist && bt.dtype === t.dtype && best.tensor.dtype !== t.dtype))
+        best = { c, dist, tensor: bt };
     }
     if (!best) {
       this.stats.noBase++;
@@ -267,6 +293,23 @@ export class BaseSelector {
     else this.stats.chosenIndex++;
     return { id: best.c.resolved, tensor: best.tensor };
   };
+
+  /**
+   * The base a cast-id index entry names for `q`, when it still looks usable: stored, of the
+   * entry's source dtype and q's shape, and a delta on it within the depth limit. The writer checks
+   * again before writing (a hint is never trusted), and decode verifies the content id.
+   */
+  private async castHit(q: BaseQuery): Promise<string | null> {
+    const e = q.id ? this.o.casts?.get(q.id) : undefined;
+    if (!e || e.dtype !== q.dtype || e.rounding !== 'RNE' || e.base === q.id) return null;
+    if (!(await this.o.store.has(e.base))) return null;
+    const info = await this.o.reader.info(e.base).catch(() => null);
+    if (!info || info.depth + 1 > this.o.maxChainDepth) return null;
+    const a = await this.o.store.stat(e.base).catch(() => null);
+    if (!a || a.dtype === q.dtype || a.shape.length !== q.shape.length || a.shape.some((d, i) => d !== q.shape[i]))
+      return null;
+    return e.base;
+  }
 
   /** Decodes a candidate; null when unreadable or no lossless delta base for `t` (see baseRelation). */
   private async load(id: string, t: Tensor): Promise<Tensor | null> {
@@ -291,13 +334,19 @@ export class BaseSelector {
   readonly hooks: IngestHooks = {
     attrs: (q) => {
       const fp = q.id ? this.fps.get(q.id) : undefined;
-      return fp ? { [FP_ATTR]: encodeFingerprintAttr(fp) } : undefined;
+      const out: Record<string, string> = {};
+      if (fp) out[FP_ATTR] = encodeFingerprintAttr(fp);
+      if (q.casts?.length && this.o.casts) out[CAST_ATTR] = encodeCastAttr(q.casts);
+      return Object.keys(out).length ? out : undefined;
     },
     stored: async (q, r) => {
+      // Cast ids name what the *added* bytes cast to: only for an exact object of them.
+      if (this.o.casts && q.casts?.length && r.id === q.id && !r.lossy)
+        await this.o.casts.add(q.casts.map((c) => ({ castId: c.id, base: r.id, dtype: c.dtype, rounding: 'RNE' })));
       const fp = q.id ? this.fps.get(q.id) : undefined;
-      if (!fp) return;
+      if (!fp || !this.o.sim) return;
       this.fps.delete(q.id!);
-      await this.o.sim!.insert(r.id, fp, { dtype: q.dtype, shape: q.shape });
+      await this.o.sim.insert(r.id, fp, { dtype: q.dtype, shape: q.shape });
     },
   };
 
@@ -364,7 +413,7 @@ export interface PolicySource {
   config: Config;
   reader: ObjectReader;
   store: ObjectStore;
-  layout: { simindex: string };
+  layout: { simindex: string; castindex: string };
 }
 
 export interface IngestPolicy {
@@ -385,21 +434,35 @@ export async function openIngestPolicy(repo: PolicySource, parent: FindBase | nu
   if (!(parentTrust >= 0))
     throw new InvalidArgumentError(`config similarity.parentTrust must be a number >= 0, got ${parentTrust}`);
   const sim = settings.enabled ? await RepoSimilarity.open(repo.layout.simindex, settings) : null;
-  if (!sim && !parent) return { findBase: null, hooks: {}, selector: null, close: async () => {} };
+  const casts = repo.config.getBool('similarity.castIds', true) ? await CastIndex.open(repo.layout.castindex) : null;
+  if (!sim && !parent && !casts) return { findBase: null, hooks: {}, selector: null, close: async () => {} };
   const selector = new BaseSelector({
     reader: repo.reader,
     store: repo.store,
     parent,
     sim,
+    casts,
     maxChainDepth: repo.config.getNumber('core.maxChainDepth', 8),
     level: repo.config.getNumber('core.compressionLevel', 3),
     parentTrust,
   });
-  const hooks: IngestHooks = !sim
-    ? {}
-    : settings.storeFingerprints
-      ? selector.hooks
-      : // eslint-disable-next-line @typescript-eslint/unbound-method -- the selector's hooks are bound closures
-        { stored: selector.hooks.stored };
-  return { findBase: selector.findBase, hooks, selector, close: async () => sim?.close() };
+  const hooks: IngestHooks =
+    !sim && !casts
+      ? {}
+      : settings.storeFingerprints
+        ? { ...selector.hooks, castIds: !!casts }
+        : // eslint-disable-next-line @typescript-eslint/unbound-method -- the selector's hooks are bound closures
+          { stored: selector.hooks.stored, castIds: !!casts };
+  return {
+    findBase: selector.findBase,
+    hooks,
+    selector,
+    close: async () => {
+      try {
+        await sim?.close();
+      } finally {
+        await casts?.close();
+      }
+    },
+  };
 }

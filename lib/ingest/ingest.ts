@@ -21,7 +21,7 @@ import type { FileEntry, LossyMark, SegmentEntry, TensorEntry } from '../models/
 import type { LossySpec, ObjectWriter, PutResult } from '../odb/objects';
 import { DTYPES, type DType } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
-import { contentId } from '../hash';
+import { contentId, contentIdWithCasts, type CastId } from '../hash';
 import { allocLarge } from '../native';
 import { LossyTally } from './lossy';
 
@@ -40,13 +40,23 @@ export interface BaseQuery {
   /** The segment's tensor and content id (always set by ingestFile; optional for other callers). */
   tensor?: Tensor;
   id?: string;
+  /** Content ids of the tensor's RNE casts (F32/F64 tensors, when `IngestHooks.castIds` asks for them). */
+  casts?: CastId[];
 }
 
-/** A base proposal; `tensor`, when given, is the decoded base (the writer then skips decoding it). */
-export type FindBase = (q: BaseQuery) => Promise<{ id: string; tensor?: Tensor } | null>;
+/**
+ * A base proposal; `tensor`, when given, is the decoded base (the writer then skips decoding it);
+ * `pureCast`: the tensor is known to be the RNE cast of the base (PutBase.pureCast).
+ */
+export type FindBase = (q: BaseQuery) => Promise<{ id: string; tensor?: Tensor; pureCast?: 'RNE' } | null>;
 
 /** Optional ingestion hooks (lib/ingest/bases.ts): extra object attributes, and a callback per new object. */
 export interface IngestHooks {
+  /**
+   * Compute the ids of each F32/F64 tensor's RNE casts with its content id (one native pass,
+   * lib/hash.ts `contentIdWithCasts`) and hand them over in `BaseQuery.casts`.
+   */
+  castIds?: boolean;
   /** Extra attributes to store with a new object (e.g. its similarity fingerprint). */
   attrs?(q: BaseQuery): Record<string, string> | undefined;
   /** Called after a new object was stored. */
@@ -318,8 +328,9 @@ export async function ingestLayout(
       // the content id and reads and decodes the base (started first).
       const lookup = (async () => {
         // Exact duplicates need no base search: the writer reuses the stored copy.
-        const id = await contentId(t);
+        const { id, casts } = hooks.castIds ? await contentIdWithCasts(t) : { id: await contentId(t), casts: [] };
         const q: BaseQuery = { path: relPath, name: p.name, dtype: p.dtype, shape: p.shape, tensor: t, id };
+        if (casts.length) q.casts = casts;
         const fresh = !(await writer.has(id));
         const base = findBase && fresh ? await findBase(q) : null;
         return { id, q, fresh, base };

@@ -37,6 +37,9 @@ import {
   type SimilarityHit,
 } from '../similarity';
 import type { StoredAttrs } from '../store/object-store';
+import { CAST_ATTR, CastIndex, decodeCastAttr, type CastEntry } from '../similarity/cast-index';
+import { CAST_ID_TARGETS, contentIdWithCasts } from '../hash';
+import { LOSSY_CODECS } from '../codec';
 import type { DType } from '../tensor/dtype';
 import { numel, type Tensor } from '../tensor/tensor';
 
@@ -210,6 +213,8 @@ export interface RebuildReport {
   fromAttributes: number;
   /** Objects decoded because they had no usable attribute. */
   decoded: number;
+  /** Entries of the rebuilt cast-id index (when it was rebuilt too). */
+  castIds?: number;
 }
 
 /** What `rebuildSimilarityIndex` needs from a repository. */
@@ -221,24 +226,38 @@ export interface IndexSource {
 /**
  * Rebuilds `.coral/simindex/` from the stored objects: fingerprints from the
  * `simhash` attributes, decoding (and fingerprinting) only objects without one.
+ * With `castDir`, the cast-id index there is rebuilt in the same walk: each
+ * exact F32/F64 object's cast ids from its `castids` attribute, else computed
+ * from the decoded tensor (decoded once for both).
  */
 export async function rebuildSimilarityIndex(
   dir: string,
   src: IndexSource,
   settings: SimilaritySettings,
+  castDir?: string,
 ): Promise<RebuildReport> {
   const report: RebuildReport = { entries: 0, fromAttributes: 0, decoded: 0 };
   const records: IndexRecord[] = [];
+  const casts: CastEntry[] = [];
   for await (const a of src.store.list()) {
     const dtype = a.dtype as DType;
-    if (!indexable(dtype, a.shape, settings)) continue;
-    let fp = a.extra?.[FP_ATTR] ? decodeFingerprintAttr(a.extra[FP_ATTR], dtype, a.shape, settings.bits) : null;
+    const wantFp = indexable(dtype, a.shape, settings);
+    const wantCasts = !!castDir && !!CAST_ID_TARGETS[dtype];
+    // A lossy object's attribute (if any) was computed on the bytes before rounding: recompute.
+    const lossy = (LOSSY_CODECS as readonly string[]).includes(a.codec);
+    if (!wantFp && !wantCasts) continue;
+    let fp =
+      wantFp && a.extra?.[FP_ATTR] ? decodeFingerprintAttr(a.extra[FP_ATTR], dtype, a.shape, settings.bits) : null;
+    let ids = wantCasts && !lossy && a.extra?.[CAST_ATTR] ? decodeCastAttr(a.extra[CAST_ATTR]) : null;
     if (fp) report.fromAttributes++;
-    else {
-      fp = await fingerprint(await src.reader.tensor(a.id), { bits: settings.bits });
+    if ((wantFp && !fp) || (wantCasts && !ids)) {
+      const t = await src.reader.tensor(a.id);
       report.decoded++;
+      if (wantFp && !fp) fp = await fingerprint(t, { bits: settings.bits });
+      if (wantCasts && !ids) ids = (await contentIdWithCasts(t)).casts;
     }
-    records.push({ id: a.id, fingerprint: fp, meta: { dtype, shape: a.shape } });
+    if (wantFp && fp) records.push({ id: a.id, fingerprint: fp, meta: { dtype, shape: a.shape } });
+    for (const c of ids ?? []) casts.push({ castId: c.id, base: a.id, dtype: c.dtype, rounding: 'RNE' });
   }
   // open() replaces a corrupt or differently-sized index; rebuild() keeps records
   // other writers append meanwhile (see SimilarityStore.rebuild).
@@ -248,6 +267,11 @@ export async function rebuildSimilarityIndex(
     report.entries = sim.size;
   } finally {
     await sim.close();
+  }
+  if (castDir) {
+    const ix = await CastIndex.open(castDir);
+    await ix.rebuild(casts);
+    report.castIds = ix.size;
   }
   return report;
 }

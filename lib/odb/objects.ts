@@ -20,13 +20,14 @@ import {
   baseRelation,
   decode,
   encode,
+  encodePureCast,
   inspectObject,
   type CodecName,
   type EncodedObject,
   type EncodeOptions,
   type LossyOptions,
 } from '../codec';
-import { DTYPES } from '../tensor/dtype';
+import { DTYPES, type DType } from '../tensor/dtype';
 import { InvalidArgumentError, ObjectNotFoundError } from '../errors';
 import { contentId } from '../hash';
 import { recycleLarge } from '../native';
@@ -274,6 +275,13 @@ export interface PutBase {
   id: string;
   /** The decoded tensor of `id`, when the caller has it (the codec verifies it against `id`). */
   tensor?: Tensor;
+  /**
+   * The caller knows the tensor is exactly the RNE cast of `id` (its content id is the cast id
+   * recorded when `id` was stored, lib/similarity/cast-index.ts): the writer stores a pure CAST
+   * object without reading the base, after checking that the base is stored, of a castable
+   * dtype and the tensor's shape, and within the depth limit (else the ordinary path).
+   */
+  pureCast?: 'RNE';
 }
 
 export interface PutOptions {
@@ -495,6 +503,10 @@ export class ObjectWriter {
       const a = (await this.reuse(oid)) ? await this.store.stat(oid).catch(() => null) : null;
       if (a) return { id: oid, stored: false, codec: a.codec, base: a.base || null, storedSize: a.storedSize ?? 0 };
     }
+    if (base?.pureCast) {
+      const r = await this.putPureCast(t, base, oid, extra, opts);
+      if (r) return r;
+    }
     const eo: EncodeOptions = { codec: 'auto', level: this.opts.level };
     // Same dtype and shape, or a cast (CAST) or row-resized (ROWS) relative.
     const usable = await this.usableBase(t, base, oid, () => true);
@@ -534,6 +546,62 @@ export class ObjectWriter {
     if (remember)
       this.reader.remember(oid, { dtype: t.dtype, shape: t.shape.slice(), data: cacheCopy(t.data, !!opts.owned) });
     return { id: oid, stored: true, codec: enc.codec, base: usedBase, storedSize };
+  }
+
+  /** Counts of pure-cast puts (PutBase.pureCast): stored without reading the base, or refused. */
+  readonly castStats = { stored: 0, refused: 0 };
+
+  /**
+   * A pure CAST object of `t` against `base` built from the ids alone (no base read), or null when
+   * the base is not usable as one (gone, pending, another dtype or shape, too deep): the caller
+   * then takes the ordinary path.
+   */
+  private async putPureCast(
+    t: Tensor,
+    base: PutBase,
+    oid: string,
+    extra: Record<string, string> | undefined,
+    opts: PutOptions,
+  ): Promise<PutResult | null> {
+    const refuse = () => {
+      this.castStats.refused++;
+      return null;
+    };
+    if (base.id === oid || this.pending.has(base.id) || this.inflight.has(base.id)) return refuse();
+    if (!(await this.store.has(base.id))) return refuse();
+    const ba = await this.store.stat(base.id).catch(() => null);
+    if (
+      !ba ||
+      ba.dtype === t.dtype ||
+      !['F64', 'F32', 'F16', 'BF16'].includes(ba.dtype) ||
+      ba.shape.length !== t.shape.length ||
+      ba.shape.some((d, i) => d !== t.shape[i])
+    )
+      return refuse();
+    const depth = attrDepth(ba) + 1;
+    if (depth > this.opts.maxChainDepth || !(await this.reuse(base.id))) return refuse();
+    const enc = encodePureCast(t, oid, { dtype: ba.dtype as DType, id: base.id }, base.pureCast, {
+      level: this.opts.level,
+    });
+    opts.onEncoded?.(true);
+    const attrs: ObjectAttrs = {
+      id: oid,
+      codec: enc.codec,
+      dtype: t.dtype,
+      shape: t.shape.slice(),
+      base: base.id,
+      rawSize: t.data.byteLength,
+      storedSize: enc.bytes.byteLength,
+      extra: { ...extra, depth: String(depth) },
+    };
+    await this.stage(async () => {
+      await this.transaction().put(oid, enc.bytes, attrs);
+      this.pending.set(oid, attrs);
+      this.txBytes += enc.bytes.byteLength;
+      if (this.txBytes >= (this.opts.packBytes ?? 1 << 30)) await this.commitTx();
+    });
+    this.castStats.stored++;
+    return { id: oid, stored: true, codec: enc.codec, base: base.id, storedSize: enc.bytes.byteLength };
   }
 
   /**

@@ -107,6 +107,11 @@ export const CONFIG_SCHEMA: Readonly<Record<string, ConfigKeyInfo>> = Object.fre
     default: false,
     description: 'keep fingerprints as object attributes',
   },
+  'similarity.castIds': {
+    type: 'boolean',
+    default: true,
+    description: "record the ids of F32/F64 tensors' RNE casts, so an added cast is stored without reading its base",
+  },
   'gc.pruneExpire': {
     type: 'number',
     default: 3600,

@@ -1,5 +1,5 @@
 // Exports: codecNames, codecEncode, codecEncodeAsync, codecDecode, codecDecodeAsync,
-// codecInspect, codecEstimate, codecEncodeIndexStream, codecDecodeIndexStream, codecCast, codecCastAsync.
+// codecInspect, codecEstimate, codecPureCast, codecEncodeIndexStream, codecDecodeIndexStream, codecCast, codecCastAsync.
 // Thin layer over kernels/codec.h: unpack arguments, run, pack results.
 #include <napi.h>
 
@@ -79,6 +79,42 @@ Napi::Value EncodeResultToJs(Napi::Env env, EncodeResult& r) {
   o.Set("relL2Error", Napi::Number::New(env, r.rel_l2_error));
   o.Set("id", Napi::String::New(env, r.id.Hex()));
   return o;
+}
+
+bool HexDigest(const std::string& s, Digest128* d) {
+  if (s.size() != 32) return false;
+  auto nib = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  for (int i = 0; i < 16; ++i) {
+    const int hi = nib(s[2 * i]), lo = nib(s[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    d->bytes[i] = uint8_t(hi << 4 | lo);
+  }
+  return true;
+}
+
+// codecPureCast(dtype, shape, id, baseDtype, baseId, rounding, {level, chunkElems}) -> encode result:
+// the CAST object of an exact cast from the ids alone (EncodePureCast; small, runs inline).
+Napi::Value JsPureCast(const Napi::CallbackInfo& info) {
+  const DType dtype = static_cast<DType>(GetDType(info[0], "dtype"));
+  const std::vector<uint64_t> shape = GetShape(info[1], "shape");
+  Digest128 id{}, base_id{};
+  if (!info[2].IsString() || !HexDigest(info[2].As<Napi::String>().Utf8Value(), &id))
+    ThrowInvalid(info.Env(), "Expected 32 lowercase hex characters for id");
+  const DType base_dtype = static_cast<DType>(GetDType(info[3], "baseDtype"));
+  if (!info[4].IsString() || !HexDigest(info[4].As<Napi::String>().Utf8Value(), &base_id))
+    ThrowInvalid(info.Env(), "Expected 32 lowercase hex characters for baseId");
+  if (!info[5].IsNumber()) ThrowInvalid(info.Env(), "Expected 0 (RNE) or 1 (RTZ) for rounding");
+  const int rounding = info[5].As<Napi::Number>().Int32Value();
+  EncodeParams p = ReadParams(info[6]);
+  EncodeResult res;
+  Err e = EncodePureCast(dtype, shape, id, base_dtype, base_id, rounding, p, &res);
+  if (!e.ok()) ThrowErr(info.Env(), e);
+  res.id = id;
+  return EncodeResultToJs(info.Env(), res);
 }
 
 Napi::Value JsEncode(const Napi::CallbackInfo& info) {
@@ -352,6 +388,7 @@ void InitCodec(Napi::Env env, Napi::Object exports) {
   exports.Set("codecEncodeAsync", Napi::Function::New(env, JsEncodeAsync, "codecEncodeAsync"));
   exports.Set("codecDecode", Napi::Function::New(env, JsDecode, "codecDecode"));
   exports.Set("codecDecodeAsync", Napi::Function::New(env, JsDecodeAsync, "codecDecodeAsync"));
+  exports.Set("codecPureCast", Napi::Function::New(env, JsPureCast, "codecPureCast"));
   exports.Set("codecInspect", Napi::Function::New(env, JsInspect, "codecInspect"));
   exports.Set("codecEstimate", Napi::Function::New(env, JsEstimate, "codecEstimate"));
   exports.Set("codecEncodeIndexStream", Napi::Function::New(env, JsEncodeIndexStream, "codecEncodeIndexStream"));

@@ -1,4 +1,4 @@
-// Exports: contentId, contentIdAsync, contentIdBatch, xxh3_128, xxh3_128Async.
+// Exports: contentId, contentIdAsync, contentIdBatch, contentIdCasts, contentIdCastsAsync, xxh3_128, xxh3_128Async.
 #include <napi.h>
 
 #include <memory>
@@ -80,6 +80,61 @@ Napi::Value JsContentIdBatch(const Napi::CallbackInfo& info) {
   return w->Start();
 }
 
+// contentIdCasts(data, dtype, shape, targets: dtype codes) -> {id, casts: hex[]}: the
+// content id plus the ids of the tensor's RNE casts (ContentIdWithCasts).
+struct CastIdJob {
+  IdJob id;
+  std::vector<DType> targets;
+  std::vector<Digest128> casts;
+};
+
+std::unique_ptr<CastIdJob> ReadCastIdJob(const Napi::CallbackInfo& info) {
+  auto j = std::make_unique<CastIdJob>();
+  j->id = ReadIdJob(info[0], info[1], info[2]);
+  if (!info[3].IsArray()) ThrowInvalid(info.Env(), "Expected array of dtype codes for targets");
+  auto arr = info[3].As<Napi::Array>();
+  for (uint32_t i = 0; i < arr.Length(); ++i) j->targets.push_back(static_cast<DType>(GetDType(arr.Get(i), "targets")));
+  return j;
+}
+
+Err RunCastIdJob(CastIdJob& j) {
+  return ContentIdWithCasts(j.id.bytes.data, j.id.bytes.size, j.id.dtype, j.id.shape, j.targets, &j.id.out, &j.casts);
+}
+
+Napi::Value CastIdResult(Napi::Env env, const CastIdJob& j) {
+  auto o = Napi::Object::New(env);
+  o.Set("id", Napi::String::New(env, j.id.out.Hex()));
+  auto arr = Napi::Array::New(env, j.casts.size());
+  for (size_t i = 0; i < j.casts.size(); ++i) arr.Set(static_cast<uint32_t>(i), j.casts[i].Hex());
+  o.Set("casts", arr);
+  return o;
+}
+
+Napi::Value JsContentIdCasts(const Napi::CallbackInfo& info) {
+  auto j = ReadCastIdJob(info);
+  Err e = RunCastIdJob(*j);
+  if (!e.ok()) ThrowErr(info.Env(), e);
+  return CastIdResult(info.Env(), *j);
+}
+
+class CastIdWorker : public PromiseWorker {
+ public:
+  CastIdWorker(Napi::Env env, std::unique_ptr<CastIdJob> j) : PromiseWorker(env, "coral.contentIdCasts"), j_(std::move(j)) {}
+
+ protected:
+  Err Run() override { return RunCastIdJob(*j_); }
+  Napi::Value Result(Napi::Env env) override { return CastIdResult(env, *j_); }
+
+ private:
+  std::unique_ptr<CastIdJob> j_;
+};
+
+Napi::Value JsContentIdCastsAsync(const Napi::CallbackInfo& info) {
+  auto* w = new CastIdWorker(info.Env(), ReadCastIdJob(info));
+  w->Keep(info[0]);
+  return w->Start();
+}
+
 Napi::Value JsXxh3(const Napi::CallbackInfo& info) {
   ByteView b = GetBytes(info[0], "data");
   return Napi::String::New(info.Env(), Xxh3_128(b.data, b.size).Hex());
@@ -111,6 +166,8 @@ void InitHash(Napi::Env env, Napi::Object exports) {
   exports.Set("contentId", Napi::Function::New(env, JsContentId, "contentId"));
   exports.Set("contentIdAsync", Napi::Function::New(env, JsContentIdAsync, "contentIdAsync"));
   exports.Set("contentIdBatch", Napi::Function::New(env, JsContentIdBatch, "contentIdBatch"));
+  exports.Set("contentIdCasts", Napi::Function::New(env, JsContentIdCasts, "contentIdCasts"));
+  exports.Set("contentIdCastsAsync", Napi::Function::New(env, JsContentIdCastsAsync, "contentIdCastsAsync"));
   exports.Set("xxh3_128", Napi::Function::New(env, JsXxh3, "xxh3_128"));
   exports.Set("xxh3_128Async", Napi::Function::New(env, JsXxh3Async, "xxh3_128Async"));
 }

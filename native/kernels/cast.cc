@@ -49,6 +49,22 @@ inline uint16_t F32ToBf16(uint32_t u, CastRounding r) {
   return uint16_t((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);  // a carry into the exponent is the right result
 }
 
+// F32 -> F16 by bit arithmetic when the result is a normal F16 or overflows
+// (the common case), CastBits otherwise (subnormal or zero results, NaN):
+// equal to CastBits for every input.
+inline uint16_t F32ToF16(uint32_t u, CastRounding r) {
+  const uint32_t a = u & 0x7FFFFFFFu;
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  if (a >= 0x38800000u && a < 0x7F800000u) {  // |x| in [2^-14, Inf): normal F16, or past its range
+    const uint32_t t = r == CastRounding::kNearestEven ? a + 0x0FFFu + ((a >> 13) & 1u) : a;
+    const uint32_t f = (t >> 13) - (uint32_t(127 - 15) << 10);  // rebias; a carry lands in the exponent
+    if (f >= 0x7C00u) return uint16_t(sign | (r == CastRounding::kNearestEven ? 0x7C00u : 0x7BFFu));
+    return uint16_t(sign | f);
+  }
+  if (a == 0x7F800000u) return uint16_t(sign | 0x7C00u);
+  return uint16_t(CastBits(DType::F32, u, DType::F16, r));
+}
+
 // F32 -> F64 by bit arithmetic for normal numbers, CastBits otherwise.
 inline uint64_t F32ToF64(uint32_t u) {
   const uint32_t ef = (u >> 23) & 0xFFu;
@@ -95,6 +111,10 @@ void Portable(DType from, const uint8_t* src, DType to, uint8_t* dst, size_t n, 
   }
   if (from == DType::BF16 && to == DType::F32) {
     for (size_t i = 0; i < n; ++i) StoreU<uint32_t>(dst, i, uint32_t(LoadU<uint16_t>(src, i)) << 16);
+    return;
+  }
+  if (from == DType::F32 && to == DType::F16) {
+    for (size_t i = 0; i < n; ++i) StoreU<uint16_t>(dst, i, F32ToF16(LoadU<uint32_t>(src, i), r));
     return;
   }
   if (from == DType::F16 && to == DType::F32) {

@@ -101,6 +101,15 @@ struct EncodeResult {
 // codec, which falls back to a standalone object when that is smaller.
 Err Encode(const TensorView& t, const TensorView* base, const EncodeParams& p, EncodeResult* out);
 
+// The CAST object of a tensor that is exactly the cast of its base with `rounding`
+// (0 RNE, 1 RTZ; an empty residual), built from the ids alone: neither tensor's
+// bytes are needed. The caller vouches that `id` is the content id of that cast
+// of the base `base_id` (dtype base_dtype, the tensor's shape), e.g. from the
+// cast ids computed when the base was stored (ContentIdWithCasts); decode checks
+// it as for every object. Same bytes as Encode writes for such a tensor.
+Err EncodePureCast(DType dtype, const std::vector<uint64_t>& shape, const Digest128& id, DType base_dtype,
+                   const Digest128& base_id, int rounding, const EncodeParams& p, EncodeResult* out);
+
 struct ObjectInfo {
   uint8_t version = 0;
   Codec codec = Codec::RAW;

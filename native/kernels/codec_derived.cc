@@ -17,13 +17,31 @@ namespace coral {
 namespace codec {
 namespace {
 
-constexpr size_t kCastParams = 12;  // u8 base dtype, u8 rounding, u8 inner codec, u8 0, u64 residual
+// CAST params, two layouts (docs/codecs.md, "CAST"): the original 12 bytes (u8 base dtype, u8
+// rounding, u8 inner codec, u8 0, u64 residual), still decoded; and the compact one every encoder
+// writes now: one byte 1 d d r 0 0 i i (bit 7 set, which the original's dtype byte never has; d:
+// base dtype code 0-3, r: rounding, i: inner codec - DELTA_XOR), then the residual as LEB128.
+constexpr size_t kCastParamsV0 = 12;
+constexpr uint8_t kCastCompact = 0x80;
 constexpr size_t kRowsParams = 44;  // u64 base rows, t start, b start, shared; u8 x3 inner codecs, u8 0; u64 residual
 
 bool IsDeltaCodec(Codec c) {
   return c == Codec::DELTA_XOR || c == Codec::DELTA_ORDERED || c == Codec::DELTA_EXPMANT || c == Codec::SPARSE_UPDATE;
 }
 bool IsStandaloneChunked(Codec c) { return c == Codec::ZSTD || c == Codec::PLANES; }
+
+// The compact CAST params (see kCastCompact).
+std::vector<uint8_t> CastParams(DType base, CastRounding r, Codec inner, uint64_t residual) {
+  std::vector<uint8_t> p;
+  p.push_back(uint8_t(kCastCompact | (uint8_t(base) << 5) | (uint8_t(r) << 4) |
+                      (uint8_t(inner) - uint8_t(Codec::DELTA_XOR))));
+  do {
+    const uint8_t b = residual & 0x7F;
+    residual >>= 7;
+    p.push_back(residual ? uint8_t(b | 0x80) : b);
+  } while (residual);
+  return p;
+}
 
 uint64_t Numel(const std::vector<uint64_t>& s) {
   uint64_t n = 1;
@@ -154,6 +172,21 @@ Err Finish(Codec c, const TensorView& t, const Digest128& id, const Digest128& b
   return Err::Ok();
 }
 
+// A pure cast (empty residual): SPARSE_UPDATE chunks with no positions (a u32 0
+// each); decode casts straight into its output and has nothing to patch. Needs
+// only t's dtype and shape (not its data, nor the base's).
+Err PureCastObject(const TensorView& t, DType base_dtype, CastRounding rounding, const Digest128& id,
+                   const Digest128& base_id, const EncodeParams& p, uint32_t chunk, EncodeResult* res) {
+  const uint64_t n = t.nbytes / DTypeSize(t.dtype);
+  const uint64_t nchunks = (n + chunk - 1) / chunk;
+  std::vector<uint8_t> payload;
+  payload.reserve(size_t(8 * nchunks));
+  for (uint64_t k = 0; k < nchunks; ++k) PutU32(payload, 4);
+  for (uint64_t k = 0; k < nchunks; ++k) PutU32(payload, 0);
+  return Finish(Codec::CAST, t, id, base_id, p, chunk, CastParams(base_dtype, rounding, Codec::SPARSE_UPDATE, 0),
+                payload, res);
+}
+
 Err EncodeCast(const TensorView& t, const TensorView& base, const EncodeParams& p, uint32_t chunk,
                const Digest128& id, const Digest128& base_id, EncodeResult* res) {
   const bool automatic = p.codec == kCodecAuto;
@@ -161,22 +194,7 @@ Err EncodeCast(const TensorView& t, const TensorView& base, const EncodeParams& 
   const uint64_t n = t.nbytes / w;
   const CastRounding rounding = ChooseRounding(t, base);
   const uint64_t residual = CastMismatches(t, base, rounding, p.threads);
-  std::vector<uint8_t> params;
-  PutU8(params, uint8_t(base.dtype));
-  PutU8(params, uint8_t(rounding));
-  if (residual == 0) {
-    // A pure cast: SPARSE_UPDATE chunks with no positions (a u32 0 each); decode
-    // casts straight into its output and has nothing to patch.
-    PutU8(params, uint8_t(Codec::SPARSE_UPDATE));
-    PutU8(params, 0);
-    PutU64(params, 0);
-    const uint64_t nchunks = (n + chunk - 1) / chunk;
-    std::vector<uint8_t> payload;
-    payload.reserve(size_t(8 * nchunks));
-    for (uint64_t k = 0; k < nchunks; ++k) PutU32(payload, 4);
-    for (uint64_t k = 0; k < nchunks; ++k) PutU32(payload, 0);
-    return Finish(Codec::CAST, t, id, base_id, p, chunk, params, payload, res);
-  }
+  if (residual == 0) return PureCastObject(t, base.dtype, rounding, id, base_id, p, chunk, res);
   Scratch pred(t.nbytes);
   if (t.nbytes && !pred.p) return Err::Make(Status::OutOfMemory, "cannot allocate the cast of the base");
   CastTensor(base.dtype, base.data, t.dtype, pred.p.get(), size_t(n), rounding, p.threads);
@@ -186,9 +204,7 @@ Err EncodeCast(const TensorView& t, const TensorView& base, const EncodeParams& 
   uint64_t inner_size, alone_size;
   Best(est, &inner, &inner_size, &alone, &alone_size);
   if (automatic && alone_size < inner_size) return Standalone(t, p, int(alone), res);
-  PutU8(params, uint8_t(inner));
-  PutU8(params, 0);
-  PutU64(params, residual);
+  const std::vector<uint8_t> params = CastParams(base.dtype, rounding, inner, residual);
   std::vector<std::vector<uint8_t>> parts;
   EncodeLosslessChunks(inner, t, pred.p.get(), chunk, p.level, p.threads, &parts);
   std::vector<uint8_t> payload;
@@ -354,15 +370,38 @@ Err ParseDerived(const ObjectInfo& info, DerivedInfo* d) {
   d->base_shape = info.shape;
   d->base_dtype = info.dtype;
   if (info.codec == Codec::CAST) {
-    if (pr.size() != kCastParams) return Corrupt("CAST params have the wrong size");
-    if (!ValidDType(pr[0])) return Corrupt("CAST base dtype is unknown");
-    d->base_dtype = DType(pr[0]);
+    if (pr.empty()) return Corrupt("CAST params are empty");
+    if (pr[0] & kCastCompact) {
+      // Compact layout: 1 d d r 0 0 i i, then the residual as minimal LEB128 filling the params.
+      if (pr[0] & 0x0C) return Corrupt("CAST params have reserved bits set");
+      d->base_dtype = DType((pr[0] >> 5) & 3);
+      d->rounding = (pr[0] >> 4) & 1;
+      d->inner = Codec(uint8_t(Codec::DELTA_XOR) + (pr[0] & 3));
+      uint64_t v = 0;
+      size_t i = 1;
+      for (int shift = 0;; shift += 7, ++i) {
+        if (i >= pr.size() || shift > 63) return Corrupt("CAST residual is truncated");
+        const uint64_t b = pr[i] & 0x7F;
+        if (shift == 63 && b > 1) return Corrupt("CAST residual overflows");
+        v |= b << shift;
+        if (!(pr[i] & 0x80)) {
+          if (b == 0 && i > 1) return Corrupt("CAST residual is not minimally encoded");
+          break;
+        }
+      }
+      if (i + 1 != pr.size()) return Corrupt("CAST params have the wrong size");
+      d->residual = v;
+    } else {
+      if (pr.size() != kCastParamsV0) return Corrupt("CAST params have the wrong size");
+      if (!ValidDType(pr[0])) return Corrupt("CAST base dtype is unknown");
+      d->base_dtype = DType(pr[0]);
+      if (pr[1] >= kCastRoundingCount) return Corrupt("CAST rounding is unknown");
+      d->rounding = pr[1];
+      if (!IsDeltaCodec(Codec(pr[2])) || pr[3] != 0) return Corrupt("CAST inner codec is not a delta codec");
+      d->inner = Codec(pr[2]);
+      d->residual = GetU64At(pr, 4);
+    }
     if (!CastSupported(d->base_dtype, info.dtype)) return Corrupt("CAST between unsupported dtypes");
-    if (pr[1] >= kCastRoundingCount) return Corrupt("CAST rounding is unknown");
-    d->rounding = pr[1];
-    if (!IsDeltaCodec(Codec(pr[2])) || pr[3] != 0) return Corrupt("CAST inner codec is not a delta codec");
-    d->inner = Codec(pr[2]);
-    d->residual = GetU64At(pr, 4);
     if (d->residual > info.numel) return Corrupt("CAST residual larger than the tensor");
   } else if (info.codec == Codec::ROWS) {
     if (pr.size() != kRowsParams) return Corrupt("ROWS params have the wrong size");
@@ -464,4 +503,31 @@ Err DerivedDecode(const ObjectInfo& info, const DerivedInfo& d, const uint8_t* p
 }
 
 }  // namespace codec
+
+Err EncodePureCast(DType dtype, const std::vector<uint64_t>& shape, const Digest128& id, DType base_dtype,
+                   const Digest128& base_id, int rounding, const EncodeParams& p, EncodeResult* res) {
+  if (!ValidDType(int(base_dtype)) || !CastSupported(base_dtype, dtype))
+    return Err::Make(Status::InvalidArgument, "a pure CAST object needs two distinct float dtypes (F64, F32, F16, BF16)");
+  if (rounding < 0 || rounding >= kCastRoundingCount) return Err::Make(Status::InvalidArgument, "unknown cast rounding");
+  if (CastIsWidening(base_dtype, dtype) && rounding != int(CastRounding::kNearestEven))
+    return Err::Make(Status::InvalidArgument, "a widening cast records RNE");
+  uint32_t chunk = p.chunk_elems ? p.chunk_elems : kDefaultChunkElems;
+  if (chunk > kMaxChunkElems) return Err::Make(Status::InvalidArgument, "chunkElems must be at most 2^22");
+  TensorView t;
+  t.dtype = dtype;
+  t.shape = shape;
+  uint64_t n = 1;
+  for (uint64_t d : shape) {
+    if (d != 0 && n > (uint64_t(1) << 53) / d) return Err::Make(Status::InvalidArgument, "shape too large");
+    n *= d;
+  }
+  if (shape.size() > 32) return Err::Make(Status::InvalidArgument, "tensors are limited to 32 dimensions");
+  t.nbytes = size_t(n * DTypeSize(dtype));
+  try {
+    return codec::PureCastObject(t, base_dtype, CastRounding(rounding), id, base_id, p, chunk, res);
+  } catch (const std::bad_alloc&) {
+    return Err::Make(Status::OutOfMemory, "out of memory writing a CAST object");
+  }
+}
+
 }  // namespace coral

@@ -36,6 +36,19 @@ uint64_t Xxh3_64(const void* data, size_t len, uint64_t seed = 0);
 Err ContentId(const void* data, size_t nbytes, DType dtype, const std::vector<uint64_t>& shape, Digest128* out,
               int threads = 0);
 
+// True when `to` is half as wide as `from` among the casts (F32 -> BF16, F32 -> F16, F64 -> F32):
+// the pairs ContentIdWithCasts handles.
+bool CastIdSupported(DType from, DType to);
+
+// The content id of a tensor (as ContentId) and, in the same pass over its bytes, the
+// content ids its round-to-nearest-even casts to `targets` would have (the tensor of
+// dtype targets[k], same shape, bytes CastSpan(..., kNearestEven) - what CAST decodes
+// a pure RNE cast to). The casts are never materialised: each source block is cast
+// into a small buffer and hashed. Each target must pass CastIdSupported (at most 4).
+Err ContentIdWithCasts(const void* data, size_t nbytes, DType dtype, const std::vector<uint64_t>& shape,
+                       const std::vector<DType>& targets, Digest128* out, std::vector<Digest128>* cast_ids,
+                       int threads = 0);
+
 // True when the CPU supports the AVX2 path.
 bool HashUsesAvx2();
 

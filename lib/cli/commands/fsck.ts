@@ -21,7 +21,8 @@ export const fsckCommand: Command = {
         if (text)
           print(
             ctx,
-            `similarity index rebuilt: ${si.entries} entries (${si.fromAttributes} from attributes, ${si.decoded} decoded)`,
+            `similarity index rebuilt: ${si.entries} entries (${si.fromAttributes} from attributes, ${si.decoded} decoded)` +
+              (si.castIds !== undefined ? `; cast-id index: ${si.castIds} entries` : ''),
           );
       }
       const r = await repo.fsck({ full: !ctx.flags.quick });
