@@ -41,6 +41,11 @@ export function allocBuffer(size: number): Buffer;
  * become empty. False, changing nothing, for any other value or a part of one.
  */
 export function recycleBuffer(buf: Uint8Array): boolean;
+/**
+ * Bounds the bytes the large-buffer pool keeps (default 256 MiB); lowering it unmaps the surplus at
+ * once. Returns the previous bound.
+ */
+export function setPoolLimit(bytes: number): number;
 
 // ---- hashing (native/bindings/hash.cc → kernels/hash.h) -----------------------------------
 

@@ -1,6 +1,6 @@
 /**
- * Direct ingestion through the server (lib/server/routes/ingest.ts in a fastify child process,
- * bench/lib/serve-child.ts) against the baselines of the same run:
+ * Direct ingestion through the server (`coral serve` from the built dist/ in a child process,
+ * bench/lib/serve-child.cjs) against the baselines of the same run:
  *   local:  `Repository.add` + `commit` of the same files, one after another, in-process;
  *   plain:  the same bytes POSTed to a route of the same server that reads and discards the body.
  * Workload: a checkpoint family in safetensors, a base and 15 checkpoints of a run from it (each one
@@ -13,7 +13,7 @@
  * (VmHWM of a fresh server process per case) against the target 2 x largest tensor + 256 MiB per
  * concurrent upload. Medians of `runs` runs; a fresh repository each run.
  *
- *   node --import tsx bench/serve.ts [--quick]
+ *   npm run build:ts && node --import tsx bench/serve.ts [--quick]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -27,7 +27,7 @@ import { argFlag, emitJson, gbps, header, median, table } from './lib/harness';
 import { fineTune, trainedLike } from './lib/weights';
 
 const MiB = 1 << 20;
-const CHILD = path.join(__dirname, 'lib', 'serve-child.ts');
+const CHILD = path.join(__dirname, 'lib', 'serve-child.cjs');
 
 function writeModel(file: string, ws: Float32Array[], cols: number): void {
   const hdr: Record<string, unknown> = {};
@@ -53,27 +53,31 @@ function writeModel(file: string, ws: Float32Array[], cols: number): void {
 
 interface Server {
   url: string;
+  token: string;
   proc: ChildProcess;
-  /** RSS once listening, before any request (node, tsx, fastify, the addon). */
+  /** RSS once listening, before any request (node, fastify, the addon). */
   idleRss: number;
   peakRss(): number;
   stop(): Promise<void>;
 }
 
 async function startServer(root: string): Promise<Server> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, root], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve, reject) => {
+  if (!fs.existsSync(path.join(__dirname, '..', 'dist', 'index.js')))
+    throw new Error('bench/serve.ts runs the built server: npm run build:ts first');
+  const proc = spawn(process.execPath, [CHILD, root], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [port, token] = await new Promise<[number, string]>((resolve, reject) => {
     let out = '';
     proc.stdout.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /PORT (\d+)/.exec(out);
-      if (m) resolve(Number(m[1]));
+      const m = /PORT (\d+) TOKEN (\S+)\n/.exec(out);
+      if (m) resolve([Number(m[1]), m[2]]);
     });
     proc.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
   });
   const idle = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8'));
   return {
     url: `http://127.0.0.1:${port}`,
+    token,
     proc,
     idleRss: idle ? Number(idle[1]) * 1024 : NaN,
     peakRss: () => {
@@ -184,7 +188,7 @@ async function main(): Promise<void> {
               await pool(paths.slice(1), c, (f) => plainUpload(server.url, f));
             }),
           );
-          const client = new CoralClient({ url: server.url, token: null });
+          const client = new CoralClient({ url: server.url, token: server.token });
           let bytesStored = 0;
           serveS.get(c)!.push(
             await timed(async () => {

@@ -1,6 +1,12 @@
 #!/usr/bin/env node
 'use strict';
 // The `coral` command: a thin shim over the compiled CLI in dist/.
+const argv = process.argv.slice(2);
+// `coral --version` needs nothing but package.json (the CLI answers the same when called in-process).
+if (argv.length === 1 && (argv[0] === '--version' || argv[0] === 'version')) {
+  process.stdout.write(`coral ${require('../package.json').version}\n`);
+  return;
+}
 const { main } = require('../dist/cli/main.js');
 
 // `coral log | head`: a closed pipe ends output quietly, as with git.
@@ -11,7 +17,7 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-main(process.argv.slice(2)).then(
+main(argv).then(
   (code) => {
     process.exitCode = code;
   },

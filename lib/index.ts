@@ -193,8 +193,12 @@ import { native } from './native';
 /** Native runtime facts and knobs. */
 export const runtime = {
   /** sha256 of the native sources the loaded binary was built from. */
-  sourceDigest: native.sourceDigest,
-  features: native.features,
+  get sourceDigest(): string {
+    return native.sourceDigest;
+  },
+  get features(): typeof native.features {
+    return native.features;
+  },
   threads: (): number => native.threads(),
   setThreads: (n: number): void => native.setThreads(n),
   counters: () => native.counters(),

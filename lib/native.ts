@@ -56,6 +56,20 @@ export function recycleLarge(b: Uint8Array | null | undefined): void {
   if (b && b.byteLength >= POOLED_BUFFER_BYTES) native.recycleBuffer(b);
 }
 
+/** Default bound of the native pool of large buffers (util/big_buffer.h kBigPoolBytes). */
+export const DEFAULT_BUFFER_POOL_BYTES = 256 << 20;
+
+/**
+ * Bounds the bytes the native pool of large buffers keeps for reuse (default
+ * DEFAULT_BUFFER_POOL_BYTES); lowering it unmaps the surplus now. Pooled pages
+ * stay resident (MADV_FREE) until reused or reclaimed, so the bound is part of
+ * a process's peak RSS: a long-running server sizes it from its memory budget.
+ * Returns the previous bound.
+ */
+export function setBufferPoolLimit(bytes: number): number {
+  return native.setPoolLimit(bytes);
+}
+
 /**
  * Runs an async native call and converts its error, keeping the caller's stack.
  * The Error is captured before the work starts, so traces show the user's call.

@@ -3,6 +3,9 @@
  *
  * A thin facade: each method delegates to one command in lib/commands/
  * (`(ctx, options) => data`), passing itself as the repository context.
+ * The commands that talk to other places (remotes, the hub, publishing) are
+ * loaded on first use, so opening a repository for `status` or `log` does not
+ * load the transports and their clients.
  *
  * @example
  * const repo = await Repository.init('/data/ckpts');
@@ -25,17 +28,17 @@ import { removePaths, type RemoveOptions } from './commands/rm';
 import { exportFile, readTensor } from './commands/show';
 import { rebuildSimilarityIndex, similar } from './commands/similar';
 import { stats, type StatsReport } from './commands/stats';
-import { hubGet, type HubGetOptions, type HubGetReport } from './commands/hub';
-import { publish, publishLog, type PublishOptions, type PublishRecord, type PublishReport } from './commands/publish';
-import { publishTo, type PublishToOptions, type PublishToReport } from './commands/publish-remote';
+import type { HubGetOptions, HubGetReport } from './commands/hub';
+import type { PublishOptions, PublishRecord, PublishReport } from './commands/publish';
+import type { PublishToOptions, PublishToReport } from './commands/publish-remote';
 import { ignoreRules, listWorktree, status, type StatusReport } from './commands/status';
 import { createTag, deleteTag, tags, type TagInfo } from './commands/tag';
-import { clone, type CloneOptions, type CloneReport } from './commands/clone';
-import { fetch, type FetchOptions, type FetchReport } from './commands/fetch';
-import { pull, type PullOptions, type PullReport } from './commands/pull';
-import { push, type PushOptions, type PushReport } from './commands/push';
-import { remoteAdd, remoteRemove, remotes, type RemoteConfig } from './commands/remote';
-import { sync, type SyncOptions, type SyncReport } from './commands/sync';
+import type { CloneOptions, CloneReport } from './commands/clone';
+import type { FetchOptions, FetchReport } from './commands/fetch';
+import type { PullOptions, PullReport } from './commands/pull';
+import type { PushOptions, PushReport } from './commands/push';
+import type { RemoteConfig } from './commands/remote';
+import type { SyncOptions, SyncReport } from './commands/sync';
 import {
   absPath,
   currentBranch,
@@ -108,7 +111,7 @@ export class Repository implements RepoContext {
     dir?: string,
     opts: CloneOptions = {},
   ): Promise<{ repository: Repository; report: CloneReport }> {
-    const report = await clone(url, dir, opts);
+    const report = await (await import('./commands/clone')).clone(url, dir, opts);
     return { repository: await Repository.open(report.worktree), report };
   }
 
@@ -336,38 +339,38 @@ export class Repository implements RepoContext {
   // ---- remotes (lib/commands/remote.ts, push.ts, fetch.ts, pull.ts, sync.ts; docs/remotes.md) ------
 
   /** The configured remotes. */
-  remotes(): Promise<RemoteConfig[]> {
-    return remotes(this);
+  async remotes(): Promise<RemoteConfig[]> {
+    return (await import('./commands/remote')).remotes(this);
   }
 
   /** Adds remote `name` at `url`; `endpoint` for an S3-compatible server. */
-  remoteAdd(name: string, url: string, opts: { endpoint?: string } = {}): Promise<RemoteConfig> {
-    return remoteAdd(this, name, url, opts);
+  async remoteAdd(name: string, url: string, opts: { endpoint?: string } = {}): Promise<RemoteConfig> {
+    return (await import('./commands/remote')).remoteAdd(this, name, url, opts);
   }
 
   /** Removes a remote, its remote-tracking refs and the upstream settings that named it. */
-  remoteRemove(name: string): Promise<void> {
-    return remoteRemove(this, name);
+  async remoteRemove(name: string): Promise<void> {
+    return (await import('./commands/remote')).remoteRemove(this, name);
   }
 
   /** Sends branches (default: the current one) and tags to a remote (name or URL; default the upstream's, else origin). */
-  push(remote?: string, opts: PushOptions = {}): Promise<PushReport> {
-    return push(this, remote, opts);
+  async push(remote?: string, opts: PushOptions = {}): Promise<PushReport> {
+    return (await import('./commands/push')).push(this, remote, opts);
   }
 
   /** Fetches a remote's branches (as refs/remotes/<remote>/*) and tags; `allObjects` completes a partial clone. */
-  fetch(remote?: string, opts: FetchOptions = {}): Promise<FetchReport> {
-    return fetch(this, remote, opts);
+  async fetch(remote?: string, opts: FetchOptions = {}): Promise<FetchReport> {
+    return (await import('./commands/fetch')).fetch(this, remote, opts);
   }
 
   /** Fetch, then merge the remote branch into the current one with the merge options. */
-  pull(remote?: string, branch?: string, opts: PullOptions = {}): Promise<PullReport> {
-    return pull(this, remote, branch, opts);
+  async pull(remote?: string, branch?: string, opts: PullOptions = {}): Promise<PullReport> {
+    return (await import('./commands/pull')).pull(this, remote, branch, opts);
   }
 
   /** Fetch, merge every tracked branch that diverged (stopping at a conflict), push what is ahead. */
-  sync(remote?: string, opts: SyncOptions = {}): Promise<SyncReport> {
-    return sync(this, remote, opts);
+  async sync(remote?: string, opts: SyncOptions = {}): Promise<SyncReport> {
+    return (await import('./commands/sync')).sync(this, remote, opts);
   }
 
   // ---- maintenance (lib/commands/gc.ts, fsck.ts, stats.ts, similar.ts) ------------------------
@@ -386,23 +389,23 @@ export class Repository implements RepoContext {
 
   /** The stored checkpoints closest to a worktree file or a committed `rev:path` (lib/ingest/similarity.ts). */
   /** Downloads a model from a Hugging Face-compatible hub, fetching only tensors the store lacks (lib/commands/hub.ts). */
-  hubGet(repo: string, opts: HubGetOptions = {}): Promise<HubGetReport> {
-    return hubGet({ reader: this.reader, worktree: this.worktree }, repo, opts);
+  async hubGet(repo: string, opts: HubGetOptions = {}): Promise<HubGetReport> {
+    return (await import('./commands/hub')).hubGet({ reader: this.reader, worktree: this.worktree }, repo, opts);
   }
 
   /** Writes a commit out as a Hugging Face or MLflow model folder (lib/commands/publish.ts). */
-  publish(rev: string, opts: PublishOptions): Promise<PublishReport> {
-    return publish(this, rev, opts);
+  async publish(rev: string, opts: PublishOptions): Promise<PublishReport> {
+    return (await import('./commands/publish')).publish(this, rev, opts);
   }
 
   /** Publishes a commit into a remote repository (a `coral serve` registry) under a tag (lib/commands/publish-remote.ts). */
-  publishTo(rev: string, opts: PublishToOptions): Promise<PublishToReport> {
-    return publishTo(this, rev, opts);
+  async publishTo(rev: string, opts: PublishToOptions): Promise<PublishToReport> {
+    return (await import('./commands/publish-remote')).publishTo(this, rev, opts);
   }
 
   /** What was published where, from `.coral/publish.log`. */
-  publishLog(): Promise<PublishRecord[]> {
-    return publishLog(this);
+  async publishLog(): Promise<PublishRecord[]> {
+    return (await import('./commands/publish')).publishLog(this);
   }
 
   similar(target: SimilarTarget, opts?: SimilarOptions): Promise<SimilarReport> {

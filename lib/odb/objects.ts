@@ -108,9 +108,16 @@ export class ObjectReader {
   private cache: Lru<Tensor>;
   /** Buffers that were ever offered to the cache: others may hold them, so they are never released early. */
   private shared = new WeakSet<ArrayBufferLike>();
+  /**
+   * `opts.cacheBases`: the default of `tensor()`'s option of that name. A reader whose decodes rarely
+   * share chain links (a server ingesting one series after another: each upload's base is the previous
+   * upload's leaf, which `remember()` keeps when small) sets it false, so its cache holds only what
+   * was remembered instead of links that push one another out.
+   */
   constructor(
     readonly store: ObjectStore,
     cacheBytes = DEFAULT_BASE_CACHE_BYTES,
+    private readonly opts: { cacheBases?: boolean } = {},
   ) {
     this.cache = new Lru<Tensor>(cacheBytes);
   }
@@ -160,36 +167,21 @@ export class ObjectReader {
   async tensor(id: string, opts: { cacheBases?: boolean } = {}): Promise<Tensor> {
     const hit = this.cache.get(id);
     if (hit) return hit;
-    const { chain, cur, baseTensor: cachedBase } = await this.fetchChain(id);
-    let baseTensor = cachedBase;
-    let baseId = cur;
-    for (let i = chain.length - 1; i >= 0; i--) {
-      const link = chain[i];
-      const t: Tensor = await decode(
-        link.bytes,
-        link.base && baseTensor ? { tensor: baseTensor, id: baseId! } : undefined,
-      );
-      // The stored bytes were read for this decode alone (ObjectStore.get: the caller owns them).
-      recycleLarge(link.bytes);
-      if (i > 0 && opts.cacheBases !== false) this.keep(link.id, t);
-      // The link below was only needed for this decode (unless the cache holds it).
-      this.release(baseTensor);
-      baseTensor = t;
-      baseId = link.id;
-    }
-    return baseTensor!;
+    opts = { cacheBases: this.opts.cacheBases, ...opts };
+    const { ids, cur, baseTensor } = await this.walkChain(id);
+    const t = await this.decodeWindowed(ids, cur, baseTensor, opts);
+    if (t) return t;
+    // A link read back with another base than its attributes said (rewritten meanwhile): walk the
+    // chain again read by read.
+    const slow = await this.slowChain(id);
+    return this.decodeLinks(slow.chain, slow.cur, slow.baseTensor, opts);
   }
 
   /**
-   * The stored bytes of `id`'s delta chain, from `id` down to the first link
-   * that is cached (`baseTensor`, with its id in `cur`) or has no base. The
-   * chain is walked through the store's attributes (no reads), then every
-   * link is read at once; should a link read back with another base than its
-   * attributes said (rewritten meanwhile), the chain is walked again read by read.
+   * `id`'s delta chain by the store's attributes (no reads): its ids from `id` down to the first link
+   * that is cached (`baseTensor`, with its id in `cur`) or has no base.
    */
-  private async fetchChain(
-    id: string,
-  ): Promise<{ chain: ChainLink[]; cur: string | null; baseTensor: Tensor | undefined }> {
+  private async walkChain(id: string): Promise<{ ids: string[]; cur: string | null; baseTensor: Tensor | undefined }> {
     const ids: string[] = [];
     let cur: string | null = id;
     let baseTensor: Tensor | undefined;
@@ -203,23 +195,88 @@ export class ObjectReader {
       cur = (await this.store.stat(cur)).base || null;
       if (ids.length > 10_000) throw new ObjectNotFoundError(`delta chain of ${id} does not terminate`);
     }
-    const got = await Promise.allSettled(ids.map((l) => this.store.get(l)));
-    const chain: ChainLink[] = [];
-    let consistent = true;
-    got.forEach((r, i) => {
-      if (r.status === 'rejected') return;
-      const base = r.value.attrs.base || null;
-      if (base !== (i + 1 < ids.length ? ids[i + 1] : cur)) consistent = false;
-      chain.push({ id: ids[i], bytes: r.value.bytes, base });
-    });
-    const failed = got.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed || !consistent) chain.forEach((l) => recycleLarge(l.bytes));
-    if (failed) throw failed.reason;
-    if (consistent) return { chain, cur, baseTensor };
-    // Walk down the chain read by read (no recursion depth limits).
+    return { ids, cur, baseTensor };
+  }
+
+  /**
+   * Decodes the chain `ids` from the bottom up, reading each link's stored bytes while the link below
+   * it decodes: at most two links' stored bytes are in memory, whatever the chain's depth. Null when a
+   * link reads back with another base than its attributes said (the caller walks again).
+   */
+  private async decodeWindowed(
+    ids: string[],
+    cur: string | null,
+    cachedBase: Tensor | undefined,
+    opts: { cacheBases?: boolean },
+  ): Promise<Tensor | null> {
+    const read = (i: number) => {
+      const p = this.store.get(ids[i]);
+      p.catch(() => undefined);
+      return p;
+    };
+    let baseTensor = cachedBase;
+    let baseId = cur;
+    let next = ids.length ? read(ids.length - 1) : null;
+    try {
+      for (let i = ids.length - 1; i >= 0; i--) {
+        const got = await next!;
+        next = i > 0 ? read(i - 1) : null;
+        const base = got.attrs.base || null;
+        if (base !== (i + 1 < ids.length ? ids[i + 1] : cur)) {
+          recycleLarge(got.bytes);
+          if (baseTensor !== cachedBase) this.release(baseTensor);
+          return null;
+        }
+        const t: Tensor = await decode(got.bytes, base && baseTensor ? { tensor: baseTensor, id: baseId! } : undefined);
+        // The stored bytes were read for this decode alone (ObjectStore.get: the caller owns them).
+        recycleLarge(got.bytes);
+        if (i > 0 && opts.cacheBases !== false) this.keep(ids[i], t);
+        // The link below was only needed for this decode (unless the cache holds it).
+        this.release(baseTensor);
+        baseTensor = t;
+        baseId = ids[i];
+      }
+    } finally {
+      // A read started for a link that will not be decoded (an error, a changed chain) is dropped.
+      next?.then(
+        (g) => recycleLarge(g.bytes),
+        () => undefined,
+      );
+    }
+    return baseTensor!;
+  }
+
+  /** Decodes links already read (the slow path), from the bottom up. */
+  private async decodeLinks(
+    chain: ChainLink[],
+    cur: string | null,
+    cachedBase: Tensor | undefined,
+    opts: { cacheBases?: boolean },
+  ): Promise<Tensor> {
+    let baseTensor = cachedBase;
+    let baseId = cur;
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const link = chain[i];
+      const t: Tensor = await decode(
+        link.bytes,
+        link.base && baseTensor ? { tensor: baseTensor, id: baseId! } : undefined,
+      );
+      recycleLarge(link.bytes);
+      if (i > 0 && opts.cacheBases !== false) this.keep(link.id, t);
+      this.release(baseTensor);
+      baseTensor = t;
+      baseId = link.id;
+    }
+    return baseTensor!;
+  }
+
+  /** `id`'s chain read link by link, following the bases the stored bytes name. */
+  private async slowChain(
+    id: string,
+  ): Promise<{ chain: ChainLink[]; cur: string | null; baseTensor: Tensor | undefined }> {
     const slow: ChainLink[] = [];
-    cur = id;
-    baseTensor = undefined;
+    let cur: string | null = id;
+    let baseTensor: Tensor | undefined;
     while (cur) {
       const cached = this.cache.get(cur);
       if (cached) {

@@ -1,4 +1,5 @@
-// Exports: sourceDigest, features, threads, setThreads, counters, allocBuffer, recycleBuffer.
+// Exports: sourceDigest, features, threads, setThreads, counters, allocBuffer, recycleBuffer,
+// setPoolLimit.
 #include <H5public.h>
 #include <cmath>
 #include <string>
@@ -55,6 +56,16 @@ Napi::Value JsRecycleBuffer(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), RecycleBig(info.Env(), info[0]));
 }
 
+// setPoolLimit(bytes): bounds the large-buffer pool (util/big_buffer.h); the surplus is unmapped
+// now. Returns the previous bound.
+Napi::Value JsSetPoolLimit(const Napi::CallbackInfo& info) {
+  if (!info[0].IsNumber()) ThrowInvalid(info.Env(), "Expected non-negative integer for pool limit");
+  const double d = info[0].As<Napi::Number>().DoubleValue();
+  if (!(d >= 0) || d != std::floor(d) || d > 9007199254740991.0)
+    ThrowInvalid(info.Env(), "Expected non-negative integer for pool limit");
+  return Napi::Number::New(info.Env(), static_cast<double>(BigBuffer::SetPoolLimit(static_cast<size_t>(d))));
+}
+
 void InitRuntime(Napi::Env env, Napi::Object exports) {
   exports.Set("sourceDigest", Napi::String::New(env, CORAL_SOURCE_DIGEST));
   auto f = Napi::Object::New(env);
@@ -69,6 +80,7 @@ void InitRuntime(Napi::Env env, Napi::Object exports) {
   exports.Set("counters", Napi::Function::New(env, JsCounters, "counters"));
   exports.Set("allocBuffer", Napi::Function::New(env, JsAllocBuffer, "allocBuffer"));
   exports.Set("recycleBuffer", Napi::Function::New(env, JsRecycleBuffer, "recycleBuffer"));
+  exports.Set("setPoolLimit", Napi::Function::New(env, JsSetPoolLimit, "setPoolLimit"));
 }
 
 }  // namespace

@@ -15,6 +15,7 @@ struct Pool {
   std::mutex mu;
   std::vector<BigBuffer::Raw> free;
   size_t bytes = 0;
+  size_t limit = kBigPoolBytes;
   uint64_t hits = 0, misses = 0;
 };
 Pool& ThePool() {
@@ -78,7 +79,7 @@ void BigBuffer::Give(const Raw& r) {
   Pool& pool = ThePool();
   {
     std::lock_guard<std::mutex> lk(pool.mu);
-    if (pool.bytes + r.map_len <= kBigPoolBytes) {
+    if (pool.bytes + r.map_len <= pool.limit) {
 #ifdef MADV_FREE
       madvise(r.p, Usable(r) & ~(kHuge - 1), MADV_FREE);
 #endif
@@ -88,6 +89,28 @@ void BigBuffer::Give(const Raw& r) {
     }
   }
   munmap(r.map, r.map_len);
+}
+
+size_t BigBuffer::SetPoolLimit(size_t bytes) {
+  Pool& pool = ThePool();
+  std::vector<Raw> drop;
+  size_t prev;
+  {
+    std::lock_guard<std::mutex> lk(pool.mu);
+    prev = pool.limit;
+    pool.limit = bytes;
+    // Largest mappings go first (the fewest unmaps to get under the bound).
+    while (pool.bytes > bytes && !pool.free.empty()) {
+      size_t big = 0;
+      for (size_t i = 1; i < pool.free.size(); ++i)
+        if (pool.free[i].map_len > pool.free[big].map_len) big = i;
+      drop.push_back(pool.free[big]);
+      pool.bytes -= pool.free[big].map_len;
+      pool.free.erase(pool.free.begin() + std::ptrdiff_t(big));
+    }
+  }
+  for (const Raw& r : drop) munmap(r.map, r.map_len);
+  return prev;
 }
 
 BigBuffer::Stats BigBuffer::PoolStats() {

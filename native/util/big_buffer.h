@@ -3,7 +3,7 @@
 //
 // Buffers of at least kBigBufferMin bytes are 2 MiB-aligned anonymous
 // mappings with transparent huge pages requested, recycled through a small
-// process-wide pool (at most kBigPoolBytes): the first-touch page faults and
+// process-wide pool (at most kBigPoolBytes, or the bound SetPoolLimit sets): the first-touch page faults and
 // the kernel's zeroing of fresh pages cost a third of a fast decode, and a
 // recycled mapping has neither. Returned mappings are marked MADV_FREE, so
 // under memory pressure the kernel may take their pages back (the next user
@@ -56,6 +56,9 @@ class BigBuffer {
     uint64_t hits, misses;
   };
   static Stats PoolStats();
+  // Bound of the pool's bytes (default kBigPoolBytes); lowering it unmaps the
+  // surplus at once. Returns the previous bound.
+  static size_t SetPoolLimit(size_t bytes);
 
   uint8_t* data() const { return raw_.p; }
   size_t size() const { return size_; }

@@ -5,7 +5,14 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { contentId } from '../../lib/hash';
-import { allocLarge, callSync, native } from '../../lib/native';
+import {
+  DEFAULT_BUFFER_POOL_BYTES,
+  allocLarge,
+  callSync,
+  native,
+  recycleLarge,
+  setBufferPoolLimit,
+} from '../../lib/native';
 import { tensor } from '../../lib/tensor/tensor';
 import { InvalidArgumentError } from '../../lib/errors';
 
@@ -88,6 +95,29 @@ describe('native lifecycle', () => {
     expect(native.allocBuffer(0).length).toBe(0);
     for (const bad of [-1, 1.5, NaN, '8' as unknown as number])
       expect(() => callSync(() => native.allocBuffer(bad))).toThrow(InvalidArgumentError);
+  });
+
+  it('keeps the buffer pool within the bound setBufferPoolLimit sets, unmapping the surplus at once', () => {
+    const prev = setBufferPoolLimit(12 << 20);
+    try {
+      expect(prev).toBe(DEFAULT_BUFFER_POOL_BYTES);
+      // Three 5 MiB buffers (each a 2 MiB-aligned mapping of 8 MiB): only one fits under 12 MiB.
+      const bufs = [0, 1, 2].map(() => allocLarge(5 << 20));
+      for (const b of bufs) recycleLarge(b);
+      const held = native.counters().pooledBytes;
+      expect(held).toBeGreaterThan(0);
+      expect(held).toBeLessThanOrEqual(12 << 20);
+      expect(setBufferPoolLimit(0)).toBe(12 << 20);
+      expect(native.counters().pooledBytes).toBe(0);
+      const again = allocLarge(5 << 20);
+      again.fill(1);
+      recycleLarge(again);
+      expect(native.counters().pooledBytes).toBe(0);
+      for (const bad of [-1, 1.5, NaN, '8' as unknown as number])
+        expect(() => callSync(() => native.setPoolLimit(bad))).toThrow(InvalidArgumentError);
+    } finally {
+      setBufferPoolLimit(DEFAULT_BUFFER_POOL_BYTES);
+    }
   });
 
   it('recycles large result buffers once JavaScript drops them, and recycled buffers decode exactly', () => {

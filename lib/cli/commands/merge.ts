@@ -190,11 +190,15 @@ export function printMergeReport(ctx: Ctx, r: MergeReport, rev: string): void {
 
 export const mergeCommand: Command = {
   summary: 'Three-way tensor-aware merge (strategies ours..TIES/DARE), try-and-vet candidates',
-  usage:
-    `coral merge <rev> [--strategy ${MERGE_STRATEGIES.join('|')}] [--alpha a] [--lambda l] ` +
-    '[--density k] [--drop p] [--seed s] [--resolve GLOB=STRATEGY]... [--no-ff|--ff-only] [--no-commit] [-m msg] [--json]\n' +
-    "       coral merge <rev> --try s1,s2,... --out DIR [--eval 'CMD {}'] [--minimize] [--json]\n" +
-    '       coral merge --continue [-m msg] | coral merge --abort',
+  // A getter: the strategy list loads the merge code, which `coral` must not load for other commands.
+  get usage() {
+    return (
+      `coral merge <rev> [--strategy ${MERGE_STRATEGIES.join('|')}] [--alpha a] [--lambda l] ` +
+      '[--density k] [--drop p] [--seed s] [--resolve GLOB=STRATEGY]... [--no-ff|--ff-only] [--no-commit] [-m msg] [--json]\n' +
+      "       coral merge <rev> --try s1,s2,... --out DIR [--eval 'CMD {}'] [--minimize] [--json]\n" +
+      '       coral merge --continue [-m msg] | coral merge --abort'
+    );
+  },
   options: {
     ...MERGE_OPTIONS,
     try: { type: 'string' },

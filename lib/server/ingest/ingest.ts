@@ -52,7 +52,7 @@ import {
   type Signature,
   type Tree,
 } from '../../models';
-import { ObjectReader, ObjectWriter } from '../../odb/objects';
+import { DEFAULT_BASE_CACHE_BYTES, ObjectReader, ObjectWriter } from '../../odb/objects';
 import type { RemoteRepo } from '../../remote/transport';
 
 /** First-parent commits searched for an idempotency key. */
@@ -127,7 +127,10 @@ const readers = new WeakMap<RemoteRepo, ObjectReader>();
 
 function readerOf(repo: RemoteRepo): ObjectReader {
   let r = readers.get(repo);
-  if (!r) readers.set(repo, (r = new ObjectReader(repo.objects)));
+  // Only remembered leaves are cached, not the links of decoded chains: the next upload of a series
+  // needs this upload's leaves, and chain links of tensors the size of the cache only push one another
+  // out (measured: +70-90 MiB of peak RSS with 16 MiB tensors, no speed gain).
+  if (!r) readers.set(repo, (r = new ObjectReader(repo.objects, DEFAULT_BASE_CACHE_BYTES, { cacheBases: false })));
   return r;
 }
 
