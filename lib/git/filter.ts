@@ -28,11 +28,8 @@ import { FLUSH, PktReader, PktWriter } from './pktline';
 
 /** What the server does with a file; implemented over the payload store by lib/git/process.ts. */
 export interface FilterOps {
-  /**
-   * Clean: `content` yields the bytes git sends, as they arrive (it ends at git's final flush). Returns the
-   * blob git stores. An operation that stops reading early (a failure) is fine: the rest is discarded.
-   */
-  clean(pathname: string, content: AsyncIterable<Buffer>): Promise<Uint8Array>;
+  /** Clean: the content git sent is at `spool` (the server removes it afterwards). Returns the blob git stores. */
+  clean(pathname: string, spool: string): Promise<Uint8Array>;
   /** Smudge, streaming: yields the file's bytes; throws (after or before yielding) when it fails. */
   smudge(pathname: string, blob: Buffer): AsyncIterable<Uint8Array>;
   /** Smudge into a new file `dest` (for delayed requests). */
@@ -59,72 +56,8 @@ interface Delayed {
 }
 
 const CAPS = ['clean', 'smudge', 'delay'];
-/** Clean content read ahead of the operation consuming it (git is paused beyond this). */
-const CLEAN_BUFFER = 8 << 20;
-
-/**
- * The content of one clean request, handed from the packet reader to the operation: a bounded queue
- * (the reader waits while `limit` bytes are queued) that one consumer iterates. When the consumer stops
- * early, what is queued and what still comes is dropped, so the reader never waits on it.
- */
-class ContentStream implements AsyncIterable<Buffer> {
-  private queue: Buffer[] = [];
-  private queued = 0;
-  private ended = false;
-  private gone = false;
-  private wakeConsumer: (() => void) | null = null;
-  private wakeProducer: (() => void) | null = null;
-
-  constructor(private readonly limit: number) {}
-
-  /** Queues one packet's payload; resolves when there is room for more. */
-  async push(b: Buffer): Promise<void> {
-    if (this.gone) return;
-    this.queue.push(b);
-    this.queued += b.byteLength;
-    this.wake('consumer');
-    while (this.queued >= this.limit && !this.gone) await new Promise<void>((res) => (this.wakeProducer = res));
-  }
-
-  end(): void {
-    this.ended = true;
-    this.wake('consumer');
-  }
-
-  /** The consumer is done (or never started): drop what is queued and what still comes. */
-  abandon(): void {
-    this.gone = true;
-    this.queue = [];
-    this.queued = 0;
-    this.wake('producer');
-  }
-
-  private wake(who: 'consumer' | 'producer'): void {
-    const f = who === 'consumer' ? this.wakeConsumer : this.wakeProducer;
-    if (who === 'consumer') this.wakeConsumer = null;
-    else this.wakeProducer = null;
-    f?.();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
-    try {
-      for (;;) {
-        const b = this.queue.shift();
-        if (b) {
-          this.queued -= b.byteLength;
-          if (this.queued < this.limit) this.wake('producer');
-          yield b;
-        } else if (this.ended) {
-          return;
-        } else {
-          await new Promise<void>((res) => (this.wakeConsumer = res));
-        }
-      }
-    } finally {
-      this.abandon();
-    }
-  }
-}
+/** Clean input is written to its spool file in batches of this many bytes. */
+const SPOOL_BATCH = 4 << 20;
 
 function kv(lines: string[]): Map<string, string> {
   const m = new Map<string, string>();
@@ -273,23 +206,44 @@ export async function serveFilter(
       }
 
       if (command === 'clean') {
-        // The content streams into the clean operation as it arrives (a safetensors file is ingested
-        // tensor by tensor while git still sends the rest). Reading always runs to the final flush, even
-        // when the operation fails early, so the next request starts on a packet boundary.
-        const content = new ContentStream(CLEAN_BUFFER);
-        const cleaning = ops.clean(pathname, content);
-        // However the operation ends (even before it reads anything), the reader must not wait on it.
-        void cleaning.then(
-          () => content.abandon(),
-          () => content.abandon(),
-        );
+        const spool = ops.scratch('clean', pathname);
+        // A spool that cannot be written (disk full) fails this file, not the process: the rest of
+        // the content is still read, so the next request starts on a packet boundary.
+        let spoolError: unknown = null;
+        const fh = await fsp.open(spool, 'wx', 0o600).catch((e: unknown) => {
+          spoolError = e;
+          return null;
+        });
+        // Packets are gathered into large writes; one write is in flight while the next batch fills.
+        let wrote: Promise<unknown> = Promise.resolve();
+        let batch: Buffer[] = [];
+        let batched = 0;
+        const push = async () => {
+          const pieces = batch;
+          batch = [];
+          batched = 0;
+          await wrote;
+          // writev: the pieces go to the file as they are, without being joined first.
+          if (fh && !spoolError)
+            wrote = fh.writev(pieces).catch((e: unknown) => {
+              spoolError = e;
+            });
+        };
         try {
-          await r.readData((b) => content.push(b));
+          await r.readData(async (b) => {
+            batch.push(b);
+            batched += b.length;
+            if (batched >= SPOOL_BATCH) await push();
+          });
+          if (batched) await push();
+          await wrote;
         } finally {
-          content.end();
+          await wrote.catch(() => undefined);
+          await fh?.close();
         }
         try {
-          const blob = await cleaning;
+          if (spoolError) throw spoolError instanceof Error ? spoolError : new Error('spool write failed');
+          const blob = await ops.clean(pathname, spool);
           await sendStatus('success');
           await w.data(blob);
           w.flush();
@@ -298,6 +252,8 @@ export async function serveFilter(
         } catch (e) {
           ops.log(`coral: ${pathname}: clean failed: ${(e as Error).message}`);
           await sendStatus('error');
+        } finally {
+          await fsp.rm(spool, { force: true });
         }
         continue;
       }

@@ -29,8 +29,6 @@ import * as path from 'node:path';
 import { withWriter, type RepoContext } from '../context';
 import { ChecksumMismatchError, ObjectNotFoundError } from '../errors';
 import { ingestFile, SKELETON_NAME, type BaseQuery, type IngestReport } from '../ingest/ingest';
-import { isParseError } from '../ingest/plain';
-import { ingestStream, looksSafetensors } from '../ingest/stream';
 import { RepoLayout } from '../layout';
 import type { FileEntry } from '../models/tree';
 import { ObjectReader } from '../odb/objects';
@@ -162,95 +160,6 @@ export async function cleanFile(
   );
   // A file whose pointer named git-lfs copies keeps naming them, whatever this clone's backend.
   return { text: await pointerText(ps, entry, ps.backend === 'lfs' || !!previous?.lfs), entry, report };
-}
-
-/** Spooled content is written in batches of this many bytes. */
-const SPOOL_BATCH = 4 << 20;
-
-/**
- * Clean from the bytes git sends, as they arrive (`content`, the whole file). A safetensors file is
- * ingested tensor by tensor while the rest is still coming (lib/ingest/stream.ts), and a copy goes to
- * `spool` on the way. Anything else is spooled first; so is a safetensors stream that turns out not to
- * parse (trailing bytes, truncation): it is then ingested from the spool as `coral add` would, stored
- * as a plain file when it does not parse. Same bytes give the same pointer either way. `spool` is
- * removed before this returns.
- */
-export async function cleanStream(
-  ps: Payloads,
-  relPath: string,
-  content: AsyncIterable<Buffer>,
-  spool: string,
-  previous: Pointer | null,
-): Promise<CleanResult> {
-  const it = content[Symbol.asyncIterator]();
-  const fh = await fsp.open(spool, 'wx', 0o600);
-  let closed = false;
-  try {
-    // The spool copy: packets gathered into large writes, one in flight while the next batch fills.
-    let batch: Buffer[] = [];
-    let batched = 0;
-    let writing: Promise<unknown> = Promise.resolve();
-    const write = async (force: boolean) => {
-      if (!batched || (!force && batched < SPOOL_BATCH)) return;
-      const pieces = batch;
-      batch = [];
-      batched = 0;
-      await writing;
-      writing = fh.writev(pieces);
-    };
-    const next = async (): Promise<Buffer | null> => {
-      const r = await it.next();
-      if (r.done) return null;
-      batch.push(r.value);
-      batched += r.value.byteLength;
-      await write(false);
-      return r.value;
-    };
-    const spoolRest = async () => {
-      while ((await next()) !== null);
-      await write(true);
-      await writing;
-      await fh.close();
-      closed = true;
-    };
-    // Enough of the start to tell a safetensors file.
-    const head: Buffer[] = [];
-    let headBytes = 0;
-    for (let b: Buffer | null; headBytes < 16 && (b = await next()) !== null;) {
-      head.push(b);
-      headBytes += b.byteLength;
-    }
-    if (looksSafetensors(Buffer.concat(head))) {
-      const findBase = previousBases(previous);
-      const streamed = await withWriter(ps, 'git clean', (w) =>
-        ingestStream(
-          w,
-          (async function* () {
-            yield* head;
-            for (let b: Buffer | null; (b = await next()) !== null;) yield b;
-          })(),
-          lowRankBases(w, ps.reader, findBase),
-          {},
-          { path: relPath, tmpDir: ps.tmp },
-        ),
-      ).catch((e: unknown) => {
-        if (!isParseError(e)) throw e;
-        return null; // ingested again below, from the spool, as `coral add` would
-      });
-      if (streamed) {
-        await spoolRest(); // nothing is left by now; closes the spool
-        const { entry, report } = streamed;
-        return { text: await pointerText(ps, entry, ps.backend === 'lfs' || !!previous?.lfs), entry, report };
-      }
-    }
-    await spoolRest();
-    return await cleanFile(ps, relPath, spool, previous);
-  } finally {
-    // A failure mid-stream: let the sender go on (it drops what nobody reads), and drop the spool.
-    await it.return?.();
-    if (!closed) await fh.close().catch(() => undefined);
-    await fsp.rm(spool, { force: true });
-  }
 }
 
 /** The pointer text of a stored file entry (with its git-lfs objects under the lfs backend). */

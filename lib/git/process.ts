@@ -14,7 +14,7 @@ import { CorruptObjectError } from '../errors';
 import { serveFilter, type FilterOps } from './filter';
 import { gitConfig, gitDirs, gitRaw } from './gitcmd';
 import {
-  cleanStream,
+  cleanFile,
   entryObjects,
   missingObjects,
   openPayloads,
@@ -108,6 +108,17 @@ export async function previousPointer(cwd: string, relPath: string): Promise<Poi
   return null;
 }
 
+async function readHead(file: string, n: number): Promise<Buffer> {
+  const fh = await fsp.open(file, 'r');
+  try {
+    const b = Buffer.alloc(n);
+    const { bytesRead } = await fh.read(b, 0, n, 0);
+    return b.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
 /** The filter operations over a payload store. */
 export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean } = {}): FilterOps {
   const log = (msg: string) => {
@@ -139,38 +150,18 @@ export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean 
   return {
     log,
     scratch: (what, pathname) => scratchPath(ps, what, pathname),
-    async clean(pathname, content) {
+    async clean(pathname, spool) {
       trace(`clean ${pathname}`);
-      const previous = previousPointer(cwd, pathname);
-      previous.catch(() => undefined);
+      const st = await fsp.stat(spool);
       // Already a pointer (e.g. a file checked out without the filter): store it as it is.
-      const it = content[Symbol.asyncIterator]();
-      const head: Buffer[] = [];
-      let headBytes = 0;
-      let ended = false;
-      while (headBytes <= MAX_POINTER_BYTES) {
-        const r = await it.next();
-        if (r.done) {
-          ended = true;
-          break;
-        }
-        head.push(r.value);
-        headBytes += r.value.byteLength;
+      if (st.size <= MAX_POINTER_BYTES && looksLikePointer(await readHead(spool, 16))) {
+        const text = await fsp.readFile(spool);
+        parsePointer(text);
+        return text;
       }
-      if (ended) {
-        const text = Buffer.concat(head);
-        if (looksLikePointer(text.subarray(0, 16))) {
-          parsePointer(text);
-          return text;
-        }
-      }
-      const prev = await previous;
+      const prev = await previousPointer(cwd, pathname);
       trace(`previous ${pathname} ${prev ? 'found' : 'none'}`);
-      const rest = (async function* () {
-        yield* head;
-        if (!ended) for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
-      })();
-      const r = await cleanStream(ps, pathname, rest, scratchPath(ps, 'clean', pathname), prev);
+      const r = await cleanFile(ps, pathname, spool, prev);
       trace(`cleaned ${pathname} stored=${r.report.storedObjects} deduped=${r.report.dedupedObjects}`);
       return Buffer.from(r.text, 'utf8');
     },

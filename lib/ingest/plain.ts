@@ -24,7 +24,7 @@ const CHECKPOINT_EXTENSIONS = new Set(['safetensors', 'pt', 'pth', 'ckpt', 'npy'
 /** Parser errors that mean "not a checkpoint we can read", as opposed to I/O failures. */
 const PARSE_ERRORS = [FormatError, UnsupportedFormatError, UnsafePickleError, LimitExceededError];
 
-export function isParseError(e: unknown): e is CoralError {
+function isParseError(e: unknown): e is CoralError {
   return PARSE_ERRORS.some((C) => e instanceof C);
 }
 

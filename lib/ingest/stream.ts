@@ -212,8 +212,8 @@ export class StreamBytes {
   }
 }
 
-/** Does this start look like a safetensors file (a plausible header length, then `{`)? At least 9 bytes. */
-export function looksSafetensors(head: Uint8Array): boolean {
+/** Does this start look like a safetensors file (a plausible header length, then '{')? */
+function looksSafetensors(head: Uint8Array): boolean {
   if (head.byteLength < 9 || head[8] !== 0x7b) return false;
   const n = Buffer.from(head.buffer, head.byteOffset, 8).readBigUInt64LE(0);
   return n >= 2n && n <= BigInt(MAX_HEADER_BYTES);
