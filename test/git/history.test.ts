@@ -227,4 +227,28 @@ describe('git extension: other formats', () => {
     expect(sha256(pt)).toBe(h1);
     expect(git(e, dir, 'status', '--porcelain')).toBe('');
   });
+  it('a safetensors file, one with trailing bytes and a truncated one round-trip byte for byte', () => {
+    const e = env();
+    const dir = initRepo(e, 'repo', ['*.safetensors']);
+    const good = path.join(dir, 'model.safetensors');
+    writeCheckpoint(good, baseWeights(5, 256, 256));
+    const whole = fs.readFileSync(good);
+    // The header is valid in both; the payload is not what it says: the clean stores them as `coral add`
+    // would, as plain files.
+    fs.writeFileSync(path.join(dir, 'trailing.safetensors'), Buffer.concat([whole, Buffer.from('TRAILING')]));
+    fs.writeFileSync(path.join(dir, 'cut.safetensors'), whole.subarray(0, whole.length - 100));
+    const names = ['model.safetensors', 'trailing.safetensors', 'cut.safetensors'];
+    const before = names.map((n) => sha256(path.join(dir, n)));
+    git(e, dir, 'add', '.');
+    git(e, dir, 'commit', '-q', '-m', 'v0');
+    expect(git(e, dir, 'cat-file', 'blob', 'HEAD:model.safetensors')).toMatch(/^format safetensors$/m);
+    for (const n of names.slice(1)) expect(git(e, dir, 'cat-file', 'blob', `HEAD:${n}`)).toMatch(/^format raw$/m);
+    for (const n of names) fs.rmSync(path.join(dir, n));
+    git(e, dir, 'checkout', '--', '.');
+    expect(names.map((n) => sha256(path.join(dir, n)))).toEqual(before);
+    expect(git(e, dir, 'status', '--porcelain')).toBe('');
+    // Nothing is left in the payload store's scratch space.
+    const tmp = path.join(dir, '.git', 'coral', 'tmp');
+    expect(fs.existsSync(tmp) ? fs.readdirSync(tmp) : []).toEqual([]);
+  });
 });
