@@ -28,12 +28,14 @@ export interface TensorInfo {
   dtype: string;
   shape: number[];
   id: string;
-  codec: string;
+  /** null when the object is not in this repository (a partial clone). */
+  codec: string | null;
   base: string | null;
   chainDepth: number;
   cast: boolean;
   logicalSize: number;
-  storedSize: number;
+  /** null when the object is not in this repository. */
+  storedSize: number | null;
 }
 
 export interface FileInfo {
@@ -63,6 +65,9 @@ export interface TensorChange {
   fracChanged: number | null;
   maxAbs: number | null;
   nonFinite: number;
+  /** Set when dtype or shape changed (no element-wise metrics then). */
+  oldDtype?: string;
+  oldShape?: number[];
 }
 
 export interface DiffResult {
@@ -95,6 +100,8 @@ export interface Storage {
 
 export interface ExperimentRun {
   name: string;
+  status?: string;
+  id?: string;
   params: Record<string, unknown>;
   metrics: Record<string, Array<[number, number]>>;
 }

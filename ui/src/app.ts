@@ -89,39 +89,45 @@ export function App() {
   const repo = 'repo' in route ? route.repo : null;
   return html`<header class="banner">
       <a class="brand" href="#/">coral</a>
-      ${repo &&
-      html`<nav aria-label="Repository">
-        <span class="repo-name" title="repository">${repo}</span>
-        <ul>
-          ${NAV.map(
-            (n) =>
-              html`<li>
-                <a href=${n.to(repo)} aria-current=${route.page === n.page ? 'page' : undefined}>${n.label}</a>
-              </li>`,
-          )}
-        </ul>
-      </nav>`}
-      ${getToken() &&
-      html`<button
-        type="button"
-        class="link"
-        onClick=${() => {
-          setToken(null);
-          setGeneration(generation + 1);
-        }}
-      >
-        Forget token
-      </button>`}
+      ${
+        repo &&
+        html`<nav aria-label="Repository">
+          <span class="repo-name" title="repository">${repo}</span>
+          <ul>
+            ${NAV.map(
+              (n) =>
+                html`<li>
+                  <a href=${n.to(repo)} aria-current=${route.page === n.page ? 'page' : undefined}>${n.label}</a>
+                </li>`,
+            )}
+          </ul>
+        </nav>`
+      }
+      ${
+        getToken() &&
+        html`<button
+          type="button"
+          class="link"
+          onClick=${() => {
+            setToken(null);
+            setGeneration(generation + 1);
+          }}
+        >
+          Forget token
+        </button>`
+      }
     </header>
     <main id="main">
-      ${auth
-        ? html`<${TokenForm}
-            refused=${auth.hadToken}
-            onToken=${() => {
-              setAuth(null);
-              setGeneration(generation + 1);
-            }}
-          />`
-        : html`<${Page} key=${key} route=${route} />`}
+      ${
+        auth
+          ? html`<${TokenForm}
+              refused=${auth.hadToken}
+              onToken=${() => {
+                setAuth(null);
+                setGeneration(generation + 1);
+              }}
+            />`
+          : html`<${Page} key=${key} route=${route} />`
+      }
     </main>`;
 }

@@ -22,7 +22,11 @@ function split(name: string): { row: string; kind: string; layer: number } | nul
   const parts = name.split('.');
   const i = parts.findIndex((p) => /^\d+$/.test(p));
   if (i < 0) return null;
-  return { row: parts.slice(0, i + 1).join('.'), kind: parts.slice(i + 1).join('.') || '(tensor)', layer: Number(parts[i]) };
+  return {
+    row: parts.slice(0, i + 1).join('.'),
+    kind: parts.slice(i + 1).join('.') || '(tensor)',
+    layer: Number(parts[i]),
+  };
 }
 
 function gridsOf(id: string, title: string, cells: Cell[]): Grid[] {

@@ -12,7 +12,8 @@ export function useAsync<T>(load: () => Promise<T>, deps: unknown[]): Async<T> {
     set({ state: 'loading' });
     load().then(
       (value) => live && set({ state: 'ok', value }),
-      (error: unknown) => live && set({ state: 'error', error: error instanceof Error ? error : new Error(String(error)) }),
+      (error: unknown) =>
+        live && set({ state: 'error', error: error instanceof Error ? error : new Error(String(error)) }),
     );
     return () => {
       live = false;

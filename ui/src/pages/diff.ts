@@ -34,6 +34,8 @@ function describe(g: Grid, r: number, col: number, cell: Cell | null, metric: Me
     const v = cellValue(cell, metric);
     parts.push(`${METRIC_LABEL[metric]} ${v === null ? 'undefined' : metric === 'fracChanged' ? pct(v) : num(v)}`);
     if (t.status === 'unchanged') parts.push('unchanged');
+    if (t.oldDtype !== undefined || t.oldShape !== undefined)
+      parts.push(`was ${t.oldDtype ?? t.dtype} [${(t.oldShape ?? t.shape).join(', ')}]`);
   }
   if (t.nonFinite > 0) parts.push(`${int(t.nonFinite)} non-finite values (NaN or Inf)`);
   return parts.join(', ');
@@ -58,12 +60,7 @@ function Legend(props: { metric: Metric; max: number }) {
   </div>`;
 }
 
-function Heatmap(props: {
-  grid: Grid;
-  metric: Metric;
-  max: number;
-  onOpen: (cell: Cell, el: HTMLElement) => void;
-}) {
+function Heatmap(props: { grid: Grid; metric: Metric; max: number; onOpen: (cell: Cell, el: HTMLElement) => void }) {
   const { grid, metric, max, onOpen } = props;
   const [active, setActive] = useState<[number, number]>([0, 0]);
   const moved = useRef(false);
@@ -133,8 +130,7 @@ function Heatmap(props: {
         <tr role="row">
           <th role="columnheader" scope="col" class="corner"><span class="sr-only">Layer</span></th>
           ${grid.cols.map(
-            (k) =>
-              html`<th role="columnheader" scope="col" class="kind"><span title=${k}>${k}</span></th>`,
+            (k) => html`<th role="columnheader" scope="col" class="kind"><span title=${k}>${k}</span></th>`,
           )}
         </tr>
       </thead>
@@ -222,23 +218,25 @@ function HistogramPanel(props: { repo: string; a: string; b: string; cell: Cell;
     <p class="muted"><code>${cell.path}</code> · ${t.dtype} [${t.shape.join(', ')}] · ${t.status}</p>
     ${!both && html`<p>The tensor is ${t.status} in b: there is no element-wise change to show.</p>`}
     ${both && html`<${Pending} s=${s} what="the histogram" />`}
-    ${s.state === 'ok' &&
-    s.value &&
-    html`<dl class="facts" id="hist-stats">
-        <dt>Changed</dt>
-        <dd>${int(s.value.changed)} of ${int(s.value.total)} elements</dd>
-        <dt>Relative L2</dt>
-        <dd>${num(s.value.relL2)}</dd>
-        <dt>Max |b − a|</dt>
-        <dd>${num(s.value.maxAbs)}</dd>
-        <dt>Non-finite</dt>
-        <dd>${s.value.nonFinite > 0 ? html`<strong>${NONFINITE} ${int(s.value.nonFinite)}</strong>` : '0'}</dd>
-      </dl>
-      <${Histogram}
-        edges=${s.value.bins.edges}
-        counts=${s.value.bins.counts}
-        label="Histogram of b − a for ${t.name}: ${s.value.bins.counts.length} bins from ${num(s.value.bins.edges[0])} to ${num(s.value.bins.edges[s.value.bins.edges.length - 1])}"
-      />`}
+    ${
+      s.state === 'ok' &&
+      s.value &&
+      html`<dl class="facts" id="hist-stats">
+          <dt>Changed</dt>
+          <dd>${int(s.value.changed)} of ${int(s.value.total)} elements</dd>
+          <dt>Relative L2</dt>
+          <dd>${num(s.value.relL2)}</dd>
+          <dt>Max |b − a|</dt>
+          <dd>${num(s.value.maxAbs)}</dd>
+          <dt>Non-finite</dt>
+          <dd>${s.value.nonFinite > 0 ? html`<strong>${NONFINITE} ${int(s.value.nonFinite)}</strong>` : '0'}</dd>
+        </dl>
+        <${Histogram}
+          edges=${s.value.bins.edges}
+          counts=${s.value.bins.counts}
+          label="Histogram of b − a for ${t.name}: ${s.value.bins.counts.length} bins from ${num(s.value.bins.edges[0])} to ${num(s.value.bins.edges[s.value.bins.edges.length - 1])}"
+        />`
+    }
     <button type="button" onClick=${onClose}>Close histogram</button>
   </section>`;
 }
@@ -251,7 +249,10 @@ function Pickers(props: { repo: string; a: string; b: string }) {
   const recent = useAsync(() => api.commits(repo, { limit: 50 }), [repo]);
   const options = [
     ...(refs.state === 'ok'
-      ? [...refs.value.branches.map((x) => ({ v: x.name, l: 'branch' })), ...refs.value.tags.map((x) => ({ v: x.name, l: 'tag' }))]
+      ? [
+          ...refs.value.branches.map((x) => ({ v: x.name, l: 'branch' })),
+          ...refs.value.tags.map((x) => ({ v: x.name, l: 'tag' })),
+        ]
       : []),
     ...(recent.state === 'ok' ? recent.value.commits.map((c) => ({ v: c.id, l: c.message.split('\n')[0] })) : []),
   ];
@@ -291,8 +292,8 @@ function Summary(props: { diff: DiffResult }) {
     }
   return html`<p id="diff-summary">
     ${int(counts.modified)} modified, ${int(counts.added)} added, ${int(counts.removed)} removed,
-    ${int(counts.unchanged)} unchanged tensors${nonFinite > 0 &&
-    html`; <strong>${NONFINITE} ${int(nonFinite)} with NaN or Inf</strong>`}.
+    ${int(counts.unchanged)} unchanged
+    tensors${nonFinite > 0 && html`; <strong>${NONFINITE} ${int(nonFinite)} with NaN or Inf</strong>`}.
   </p>`;
 }
 
@@ -315,13 +316,7 @@ function DiffBody(props: { repo: string; a: string; b: string }) {
       ${(['relL2', 'fracChanged'] as Metric[]).map(
         (m) =>
           html`<label
-            ><input
-              type="radio"
-              name="metric"
-              value=${m}
-              checked=${metric === m}
-              onChange=${() => setMetric(m)}
-            />
+            ><input type="radio" name="metric" value=${m} checked=${metric === m} onChange=${() => setMetric(m)} />
             ${METRIC_LABEL[m]}</label
           >`,
       )}
@@ -340,18 +335,20 @@ function DiffBody(props: { repo: string; a: string; b: string }) {
           />
         </section>`,
     )}
-    ${open &&
-    html`<${HistogramPanel}
-      repo=${repo}
-      a=${d.a}
-      b=${d.b}
-      cell=${open.cell}
-      onClose=${() => {
-        const from = open.from;
-        setOpen(null);
-        from.focus();
-      }}
-    />`}`;
+    ${
+      open &&
+      html`<${HistogramPanel}
+        repo=${repo}
+        a=${d.a}
+        b=${d.b}
+        cell=${open.cell}
+        onClose=${() => {
+          const from = open.from;
+          setOpen(null);
+          from.focus();
+        }}
+      />`
+    }`;
 }
 
 export function DiffView(props: { repo: string; a: string | null; b: string | null }) {
@@ -370,8 +367,10 @@ export function DiffView(props: { repo: string; a: string | null; b: string | nu
       location.replace(href.diff(repo, suggestion.value.a, suggestion.value.b));
   }, [suggestion]);
   return html`<h1 tabindex="-1">Diff${a && b ? html` <code>${a}</code> → <code>${b}</code>` : ''}</h1>
-    ${a !== null && b !== null
-      ? html`<${Pickers} repo=${repo} a=${a} b=${b} /><${DiffBody} repo=${repo} a=${a} b=${b} />`
-      : html`<${Pending} s=${suggestion} what="the revisions" />
-          ${suggestion.state === 'ok' && !suggestion.value && html`<p>The repository has no commits yet.</p>`}`}`;
+    ${
+      a !== null && b !== null
+        ? html`<${Pickers} repo=${repo} a=${a} b=${b} /><${DiffBody} repo=${repo} a=${a} b=${b} />`
+        : html`<${Pending} s=${suggestion} what="the revisions" />
+            ${suggestion.state === 'ok' && !suggestion.value && html`<p>The repository has no commits yet.</p>`}`
+    }`;
 }

@@ -58,7 +58,9 @@ function Metrics(props: { metrics: Record<string, number> | null }) {
   if (!props.metrics) return null;
   const entries = Object.entries(props.metrics);
   if (entries.length === 0) return null;
-  return html`<span class="metrics">${entries.map(([k, v]) => html`<span class="metric">${k} ${num(v)}</span>`)}</span>`;
+  return html`<span class="metrics"
+    >${entries.map(([k, v]) => html`<span class="metric">${k} ${num(v)}</span>`)}</span
+  >`;
 }
 
 function TaggedMetrics(props: { repo: string; tags: Array<{ name: string; id: string }>; loaded: CommitInfo[] }) {
@@ -95,7 +97,9 @@ function TaggedMetrics(props: { repo: string; tags: Array<{ name: string; id: st
         const c = commitOf(t);
         return html`<tr>
           <th scope="row">${t.name}</th>
-          <td><a href=${href.commit(repo, t.id)}><code>${short(t.id)}</code></a> ${c ? firstLine(c.message) : ''}</td>
+          <td>
+            <a href=${href.commit(repo, t.id)}><code>${short(t.id)}</code></a> ${c ? firstLine(c.message) : ''}
+          </td>
           ${names.map((n) => html`<td class="num">${num(c?.metrics?.[n])}</td>`)}
         </tr>`;
       })}
@@ -129,28 +133,31 @@ export function GraphView(props: { repo: string }) {
   const layout = useMemo(() => layoutLanes(commits), [commits]);
   return html`<h1 tabindex="-1">History of ${repo}</h1>
     <${Pending} s=${refs} what="the branches and tags" />
-    ${refs.state === 'ok' &&
-    html`<section aria-labelledby="refs-h">
-      <h2 id="refs-h">Branches and tags</h2>
-      <p>
-        ${refs.value.branches.map(
-          (b) =>
-            html`<a class="badge branch" href=${href.commit(repo, b.name)}
-              ><span class="sr-only">branch </span>${b.name}${refs.value.head === b.name ? ' (HEAD)' : ''}</a
-            > `,
-        )}
-        ${refs.value.tags.map(
-          (t) => html`<a class="badge tag" href=${href.commit(repo, t.name)}><span class="sr-only">tag </span>${t.name}</a> `,
-        )}
-      </p>
-    </section>`}
+    ${
+      refs.state === 'ok' &&
+      html`<section aria-labelledby="refs-h">
+        <h2 id="refs-h">Branches and tags</h2>
+        <p>
+          ${refs.value.branches.map(
+            (b) =>
+              html`<a class="badge branch" href=${href.commit(repo, b.name)}
+                ><span class="sr-only">branch </span>${b.name}${refs.value.head === b.name ? ' (HEAD)' : ''}</a
+              > `,
+          )}
+          ${refs.value.tags.map(
+            (t) =>
+              html`<a class="badge tag" href=${href.commit(repo, t.name)}
+                ><span class="sr-only">tag </span>${t.name}</a
+              > `,
+          )}
+        </p>
+      </section>`
+    }
     <section aria-labelledby="graph-h">
       <h2 id="graph-h">Commits</h2>
       ${error && html`<p role="alert" class="error">Could not load the commits: ${error.message}</p>`}
       ${next === undefined && !error && html`<p role="status" class="muted">Loading the commits…</p>`}
-      ${next !== undefined &&
-      commits.length === 0 &&
-      html`<p>No commits yet.</p>`}
+      ${next !== undefined && commits.length === 0 && html`<p>No commits yet.</p>`}
       <ol class="graph" aria-label="Commits, newest first">
         ${commits.map((c, i) => {
           const row = layout.rows[i];
@@ -158,32 +165,43 @@ export function GraphView(props: { repo: string }) {
           return html`<li class="commit-row" data-id=${c.id}>
             <${LaneCell} row=${row} width=${layout.lanes} merge=${merge} />
             <a class="msg" href=${href.commit(repo, c.id)}>${firstLine(c.message) || '(no message)'}</a>
-            ${merge &&
-            html`<span class="merge-of"
-              >merge of
-              ${c.parents.map(
-                (p, k) => html`${k > 0 ? ' and ' : ''}<a href=${href.commit(repo, p)}><code>${short(p)}</code></a>`,
-              )}</span
-            >`}
+            ${
+              merge &&
+              html`<span class="merge-of"
+                >merge of
+                ${c.parents.map(
+                  (p, k) => html`${k > 0 ? ' and ' : ''}<a href=${href.commit(repo, p)}><code>${short(p)}</code></a>`,
+                )}</span
+              >`
+            }
             <${RefBadges} refs=${c.refs} />
             <${Metrics} metrics=${c.metrics} />
             <span class="meta"><code>${short(c.id)}</code> ${c.author} · ${when(c.time)}</span>
-            ${c.parents[0] &&
-            html`<a class="diff-link" href=${href.diff(repo, c.parents[0], c.id)} aria-label="Diff of ${short(c.id)} with its first parent"
-              >diff</a
-            >`}
+            ${
+              c.parents[0] &&
+              html`<a
+                class="diff-link"
+                href=${href.diff(repo, c.parents[0], c.id)}
+                aria-label="Diff of ${short(c.id)} with its first parent"
+                >diff</a
+              >`
+            }
           </li>`;
         })}
       </ol>
-      ${next &&
-      html`<button type="button" id="load-more" disabled=${busy} onClick=${() => void loadPage(next)}>
-        ${busy ? 'Loading…' : `Load ${PAGE} more`}
-      </button>`}
+      ${
+        next &&
+        html`<button type="button" id="load-more" disabled=${busy} onClick=${() => void loadPage(next)}>
+          ${busy ? 'Loading…' : `Load ${PAGE} more`}
+        </button>`
+      }
       ${next === null && commits.length > 0 && html`<p class="muted">${commits.length} commits, all loaded.</p>`}
     </section>
-    ${refs.state === 'ok' &&
-    html`<section aria-labelledby="tags-h">
-      <h2 id="tags-h">Tagged commits</h2>
-      <${TaggedMetrics} repo=${repo} tags=${refs.value.tags} loaded=${commits} />
-    </section>`}`;
+    ${
+      refs.state === 'ok' &&
+      html`<section aria-labelledby="tags-h">
+        <h2 id="tags-h">Tagged commits</h2>
+        <${TaggedMetrics} repo=${repo} tags=${refs.value.tags} loaded=${commits} />
+      </section>`
+    }`;
 }

@@ -13,10 +13,12 @@ export function ReposView() {
   }, [only]);
   return html`<h1 tabindex="-1">Repositories</h1>
     <${Pending} s=${s} what="the repositories" />
-    ${s.state === 'ok' &&
-    (s.value.repos.length === 0
-      ? html`<p>No repository is served here, or the token may read none.</p>`
-      : html`<ul class="repos">
-          ${s.value.repos.map((r) => html`<li><a href=${href.graph(r.name)}>${r.name}</a></li>`)}
-        </ul>`)}`;
+    ${
+      s.state === 'ok' &&
+      (s.value.repos.length === 0
+        ? html`<p>No repository is served here, or the token may read none.</p>`
+        : html`<ul class="repos">
+            ${s.value.repos.map((r) => html`<li><a href=${href.graph(r.name)}>${r.name}</a></li>`)}
+          </ul>`)
+    }`;
 }
