@@ -51,21 +51,16 @@ export function layoutLanes(commits: GraphCommit[]): { rows: Row[]; lanes: numbe
     for (const { id, i } of incoming) top.push({ from: i, to: id === c.id ? lane : i, color: i });
     // Lanes that converged into this node are free again, except the node's own lane.
     for (let i = 0; i < lanes.length; i++) if (lanes[i] === c.id && i !== lane) lanes[i] = null;
-    // The node's lane continues to the first parent; every further parent joins its existing lane or gets one.
+    // The node's lane continues to the first parent; every further parent joins a lane heading there or gets one.
     const bottom: Segment[] = [];
     const parentLanes: number[] = [];
     if (c.parents.length === 0) lanes[lane] = null;
     c.parents.forEach((p, k) => {
       if (k === 0) {
-        const existing = lanes.indexOf(p);
-        if (existing >= 0 && existing !== lane) {
-          // The first parent is already awaited in another lane: join it there (the branch ends here).
-          lanes[lane] = null;
-          parentLanes.push(existing);
-        } else {
-          lanes[lane] = p;
-          parentLanes.push(lane);
-        }
+        // The first parent continues in the node's lane, even when another lane already heads for it: the two
+        // run side by side and meet in the parent's node (the leftmost lane survives there).
+        lanes[lane] = p;
+        parentLanes.push(lane);
         return;
       }
       const existing = lanes.indexOf(p);
