@@ -39,6 +39,7 @@ import { watchCommand } from './commands/watch';
 import { gitCommand } from './commands/git';
 import { serveCommand } from './commands/serve';
 import { ingestCommand } from './commands/ingest';
+import { uiCommand } from './commands/ui';
 import { defaultIo, errorLine, exitCodeFor, type Io } from './output';
 
 /** Commands by name: a Map, so `coral constructor` or `coral __proto__` is an unknown command. */
@@ -76,6 +77,7 @@ const commands = new Map<string, Command>([
   ['git', gitCommand],
   ['serve', serveCommand],
   ['ingest', ingestCommand],
+  ['ui', uiCommand],
 ]);
 
 function help(io: Io): void {

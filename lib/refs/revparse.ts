@@ -24,6 +24,11 @@ import type { RefStore } from './refs';
 
 const MAX_PEEL = 16;
 
+/** What revision parsing reads of the refs (RefStore has it; a read-only view of a remote may too). */
+export type RevRefs = Pick<RefStore, 'resolveHead' | 'currentBranch' | 'readRef'>;
+/** What revision parsing reads of the meta objects (MetaStore has it). */
+export type RevMeta = Pick<MetaStore, 'read' | 'readCommit' | 'resolvePrefix'>;
+
 type Step = { op: '~' | '^'; n: number } | { op: 'peel' };
 
 function parse(expr: string): { base: string; steps: Step[] } {
@@ -52,7 +57,7 @@ function parse(expr: string): { base: string; steps: Step[] } {
 }
 
 /** Follows annotated tags to the commit they name; RefNotFoundError if `id` is not a commit. */
-export async function peelToCommit(id: string, meta: MetaStore, what: string): Promise<string> {
+export async function peelToCommit(id: string, meta: Pick<RevMeta, 'read'>, what: string): Promise<string> {
   for (let i = 0; i < MAX_PEEL; i++) {
     let m;
     try {
@@ -76,7 +81,7 @@ export async function peelToCommit(id: string, meta: MetaStore, what: string): P
  * Resolves the base name of an expression to an object id (not yet peeled),
  * or null when nothing matches.
  */
-export async function resolveBase(base: string, refs: RefStore, meta: MetaStore): Promise<string | null> {
+export async function resolveBase(base: string, refs: RevRefs, meta: RevMeta): Promise<string | null> {
   if (base === 'HEAD' || base === '@') {
     const id = await refs.resolveHead();
     if (id === null) {
@@ -113,7 +118,7 @@ export async function resolveBase(base: string, refs: RefStore, meta: MetaStore)
 }
 
 /** Resolves a revision expression to a commit id (see the module doc for the grammar). */
-export async function resolveRevision(expr: string, refs: RefStore, meta: MetaStore): Promise<string> {
+export async function resolveRevision(expr: string, refs: RevRefs, meta: RevMeta): Promise<string> {
   if (typeof expr !== 'string' || expr.length === 0) throw invalidParameter('revision', 'non-empty string', expr);
   const { base, steps } = parse(expr);
   if (base === '')

@@ -29,6 +29,7 @@ import {
   CoralError,
   InvalidArgumentError,
   LimitExceededError,
+  PermissionDeniedError,
   RemoteAuthError,
   RemoteNotFoundError,
   UnsupportedFormatError,
@@ -36,9 +37,10 @@ import {
 } from '../errors';
 import { AccessControl } from './access';
 import { errorReply } from './http-errors';
-import { RepoSet, checkRepoName } from './repos';
+import { RESERVED_REPO_NAMES, RepoSet, checkRepoName } from './repos';
 import { ingestRoutes } from './routes/ingest';
 import { remoteRoutes } from './routes/remote';
+import { uiRoutes } from './ui/routes';
 import { readServeConfig } from './settings';
 import type { ServeLocation } from './shared-file';
 import type { RouteModule, Scope, ServerDeps, ServerLimits } from './types';
@@ -74,6 +76,19 @@ export interface ServerOptions extends ServeLocation {
   graceMs?: number;
   /** Idle repositories are closed after this long (ms); default 60000. */
   idleMs?: number;
+  /**
+   * The web UI (docs/ui.md): its JSON API under `/api` and the built pages under `/ui/` (`true`: the pages
+   * from `ui/dist/` of the package, or CORAL_UI_DIST; `{ dist }`: from that directory). Default off.
+   */
+  ui?: boolean | { dist?: string };
+  /**
+   * `coral ui`: serve only the repository at this path (a working repository or a bare one), read-only
+   * and without tokens, under the name `repositoryName` (default: the directory's name, made a valid
+   * repository name). No remote or ingestion routes are registered; `root`, `store` and the server's
+   * token file are not used.
+   */
+  repository?: string;
+  repositoryName?: string;
 }
 
 export interface CoralServer {
@@ -126,11 +141,31 @@ function drainRefused(raw: FastifyRequest['raw']): void {
   raw.resume();
 }
 
+/** `coral ui`'s one repository: its absolute path and the name it is served under. */
+function singleRepository(dir: string, name: string | undefined): { name: string; path: string } {
+  if (typeof dir !== 'string' || dir === '') throw invalidParameter('repository', 'path', dir);
+  const abs = path.resolve(dir);
+  if (name !== undefined) return { name: checkRepoName(name), path: abs };
+  let n = path
+    .basename(abs)
+    .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .replace(/^[.-]+/, '')
+    .slice(0, 100);
+  if (!n || RESERVED_REPO_NAMES.has(n)) n = 'repo';
+  return { name: n, path: abs };
+}
+
 /** Builds the server (not yet listening). */
 export async function buildServer(opts: ServerOptions = {}): Promise<CoralServer> {
   if (typeof opts !== 'object' || opts === null) throw invalidParameter('options', 'object', opts);
-  const loc: ServeLocation = { root: opts.root, store: opts.store, endpoint: opts.endpoint };
-  if (opts.store === undefined) {
+  const single = opts.repository === undefined ? null : singleRepository(opts.repository, opts.repositoryName);
+  const loc: ServeLocation = single
+    ? { root: path.dirname(single.path) }
+    : { root: opts.root, store: opts.store, endpoint: opts.endpoint };
+  if (single) {
+    if (opts.root !== undefined || opts.store !== undefined)
+      throw new InvalidArgumentError('give a repository, or a root / store of repositories, not both');
+  } else if (opts.store === undefined) {
     const dir = path.resolve(opts.root ?? '.');
     const st = await fsp.stat(dir).catch(() => null);
     if (!st?.isDirectory())
@@ -138,7 +173,7 @@ export async function buildServer(opts: ServerOptions = {}): Promise<CoralServer
         root: dir,
       });
   }
-  const cfg = await readServeConfig(loc);
+  const cfg = single ? {} : await readServeConfig(loc);
   const limits: ServerLimits = { ...DEFAULT_LIMITS };
   for (const k of Object.keys(LIMIT_KEYS) as Array<keyof ServerLimits>) {
     const v = opts.limits?.[k] ?? cfg[LIMIT_KEYS[k]];
@@ -150,8 +185,10 @@ export async function buildServer(opts: ServerOptions = {}): Promise<CoralServer
   const tokenCacheMs = opts.tokenCacheMs ?? num(cfg['serve.tokenCacheSeconds'], 5) * 1000;
   const graceMs = opts.graceMs ?? num(cfg['serve.shutdownGraceSeconds'], 30) * 1000;
 
-  const repos = new RepoSet(loc, opts.idleMs ?? 60_000);
-  const access = await AccessControl.open(loc, repos.description.startsWith('s3://') ? tokenCacheMs : 0);
+  const repos = new RepoSet(loc, opts.idleMs ?? 60_000, single);
+  const access = single
+    ? null
+    : await AccessControl.open(loc, repos.description.startsWith('s3://') ? tokenCacheMs : 0);
   const ownsTmp = opts.tmpDir === undefined;
   const tmpDir = opts.tmpDir ?? (await fsp.mkdtemp(path.join(os.tmpdir(), 'coral-serve-')));
   const shutdown = new AbortController();
@@ -197,9 +234,14 @@ export async function buildServer(opts: ServerOptions = {}): Promise<CoralServer
 
   const deps: ServerDeps = {
     openRepo: (name, o) => repos.get(checkRepoName(name), o?.create === true),
+    listRepos: () => repos.list(),
     authorize: async (req: FastifyRequest, name: string, scope: Scope) => {
       checkRepoName(name);
-      await access.check(bearer(req), name, scope);
+      if (access) return access.check(bearer(req), name, scope);
+      // `coral ui`: read-only, no token.
+      if (scope !== 'read')
+        throw new PermissionDeniedError(`the repository ${name} is served read-only here (coral ui)`, { repo: name });
+      repos.urlOf(name);
     },
     limits: Object.freeze(limits),
     metrics: registry,
@@ -261,7 +303,9 @@ export async function buildServer(opts: ServerOptions = {}): Promise<CoralServer
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
 
-  for (const mod of [remoteRoutes, ingestRoutes, ...(opts.routes ?? [])])
+  const ui = opts.ui ? [uiRoutes(typeof opts.ui === 'object' ? opts.ui : {})] : [];
+  const builtIn = single ? [] : [remoteRoutes, ingestRoutes];
+  for (const mod of [...builtIn, ...ui, ...(opts.routes ?? [])])
     await app.register(async (scope) => {
       await mod(scope, deps);
     });
@@ -296,7 +340,7 @@ export async function buildServer(opts: ServerOptions = {}): Promise<CoralServer
           clearTimeout(timer);
           shutdown.abort();
           await repos.closeAll();
-          access.close();
+          access?.close();
           if (ownsTmp) await fsp.rm(tmpDir, { recursive: true, force: true });
         }
       })();

@@ -5,11 +5,18 @@
  * `[A-Za-z0-9._-]` not starting with a dot (REPO_NAME_RE): no `..`, no nesting, and never the
  * server's own `.coral-serve/`.
  *
+ * The names `ui` and `api` are reserved (RESERVED_REPO_NAMES): the web UI's pages and API live there.
+ *
  * An open path repository holds a writer session, so `coral gc` there waits for it: a repository no
  * request has used for `idleMs` is closed again (and reopened on the next request).
+ *
+ * `coral ui` serves one repository under one name (`single`): every other name is unknown.
  */
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { CoralError, InvalidArgumentError, RemoteNotFoundError } from '../errors';
+import { CORAL_DIR } from '../layout';
+import { BARE_MARKER } from '../remote/file';
 import { REPO_NAME_RE } from '../remote/http-wire';
 import { openRemote } from '../remote/open';
 import type { RemoteRepo } from '../remote/transport';
@@ -20,13 +27,34 @@ interface Entry {
   lastUsed: number;
 }
 
+/** Names no served repository may take: the web UI's pages (`/ui/`) and API (`/api/`). */
+export const RESERVED_REPO_NAMES: ReadonlySet<string> = new Set(['ui', 'api']);
+
 export function checkRepoName(name: unknown): string {
   if (typeof name !== 'string' || !REPO_NAME_RE.test(name))
     throw new InvalidArgumentError(
       `${JSON.stringify(name)} is not a repository name (letters, digits, . _ -, not starting with a dot)`,
       { name },
     );
+  if (RESERVED_REPO_NAMES.has(name))
+    throw new InvalidArgumentError(`'${name}' is reserved (the web UI's /${name}/) and cannot name a repository`, {
+      name,
+      reserved: true,
+    });
   return name;
+}
+
+/** Is `dir` a repository directory (bare, or an ordinary one with `.coral/`)? */
+async function isRepoDir(dir: string): Promise<boolean> {
+  const exists = (p: string) =>
+    fsp.stat(p).then(
+      () => true,
+      () => false,
+    );
+  return (
+    ((await exists(path.join(dir, BARE_MARKER))) && (await exists(path.join(dir, 'HEAD')))) ||
+    exists(path.join(dir, CORAL_DIR, 'HEAD'))
+  );
 }
 
 export class RepoSet {
@@ -39,6 +67,8 @@ export class RepoSet {
   constructor(
     private readonly loc: ServeLocation,
     private readonly idleMs = 60_000,
+    /** Serve only this repository (a path), under this name. */
+    private readonly single: { name: string; path: string } | null = null,
   ) {
     this.where = checkLocation(loc);
     if (idleMs > 0) {
@@ -50,11 +80,35 @@ export class RepoSet {
   /** Where repository `name` lives (a path or an s3:// URL). */
   urlOf(name: string): string {
     checkRepoName(name);
+    if (this.single) {
+      if (name !== this.single.name) throw new RemoteNotFoundError(`no repository named '${name}' here`, { name });
+      return this.single.path;
+    }
     return 'root' in this.where ? path.join(this.where.root, name) : `${this.where.url.replace(/\/$/, '')}/${name}`;
+  }
+
+  /** The names of the repositories served (sorted; valid names only, reserved ones left out). */
+  async list(): Promise<string[]> {
+    if (this.single) return [this.single.name];
+    const ok = (n: string) => REPO_NAME_RE.test(n) && !RESERVED_REPO_NAMES.has(n);
+    if ('root' in this.where) {
+      const root = this.where.root;
+      const names = (await fsp.readdir(root, { withFileTypes: true }))
+        .filter((d) => (d.isDirectory() || d.isSymbolicLink()) && ok(d.name))
+        .map((d) => d.name);
+      const out: string[] = [];
+      for (const n of names) if (await isRepoDir(path.join(root, n))) out.push(n);
+      return out.sort();
+    }
+    const { listS3Repos } = await import('./shared-s3');
+    return (await listS3Repos(this.where.bucket, this.where.prefix, this.where.url, this.loc.endpoint))
+      .filter(ok)
+      .sort();
   }
 
   /** A description of what is served, for messages. */
   get description(): string {
+    if (this.single) return this.single.path;
     return 'root' in this.where ? this.where.root : this.where.url;
   }
 

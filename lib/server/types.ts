@@ -34,6 +34,11 @@ export interface ServerDeps {
    * `create`: make an empty bare repository when there is none (the caller has checked write scope).
    */
   openRepo(name: string, opts?: { create?: boolean }): Promise<RemoteRepo>;
+  /**
+   * The names of the repositories served, whatever a request may read (check `authorize` per name).
+   * Optional: route modules tested on their own may leave it out (then no repository is listed).
+   */
+  listRepos?(): Promise<string[]>;
   /** Resolves when the request may do `scope` on repository `name`; else RemoteAuthError (401 / 403). */
   authorize(req: FastifyRequest, name: string, scope: Scope): Promise<void>;
   readonly limits: ServerLimits;

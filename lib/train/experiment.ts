@@ -228,46 +228,7 @@ export class ExperimentTracker {
     const ref = this.ref(name);
     const tip = await this.ctx.refs.readRef(ref);
     if (!tip) throw new RefNotFoundError(`no experiment named '${name}'`, { run: name });
-    const chunks: MetricPoint[][] = [];
-    let params: Record<string, unknown> = {};
-    let status: RunStatus | null = null;
-    let from: string | null = null;
-    let id: string | null = tip;
-    while (id) {
-      const c = await readCommit(this.ctx, id);
-      const md = c.metadata;
-      const exp = md.experiment as
-        { params?: Record<string, unknown>; status?: RunStatus; from?: string | null } | undefined;
-      if (exp?.status && status === null) status = exp.status;
-      if (Array.isArray(md.series)) chunks.push(md.series as MetricPoint[]);
-      else {
-        const ck = md.checkpoint as { step?: number } | undefined;
-        if (ck && isNum(ck.step) && md.metrics && typeof md.metrics === 'object')
-          chunks.push([{ step: ck.step, metrics: md.metrics as Record<string, number> }]);
-      }
-      if (exp?.params) {
-        params = exp.params;
-        from = exp.from ?? null;
-        break; // the run's first commit
-      }
-      id = c.parents[0] ?? null;
-    }
-    const series = chunks.reverse().flat();
-    series.sort((a, b) => a.step - b.step);
-    const last: Record<string, number> = {};
-    for (const p of series) Object.assign(last, p.metrics);
-    return {
-      name,
-      branch: `${EXPERIMENT_PREFIX}${name}`,
-      params,
-      status: status ?? 'running',
-      points: series.length,
-      lastStep: series.length ? series[series.length - 1].step : null,
-      last,
-      id: tip,
-      series,
-      from,
-    };
+    return readRun(name, tip, (id) => readCommit(this.ctx, id));
   }
 
   /** One metric of several runs side by side: points, last and best values, differing parameters. */
@@ -332,4 +293,51 @@ export class ExperimentTracker {
 function firstMetric(details: RunDetail[]): string | undefined {
   for (const d of details) for (const p of d.series) for (const k of Object.keys(p.metrics)) return k;
   return undefined;
+}
+
+/**
+ * A run's parameters, status and points, read from its tip commit back to its first one; `read` reads one
+ * commit (a repository's, or a served repository's meta objects: the web UI reads runs this way).
+ */
+export async function readRun(name: string, tip: string, read: (id: string) => Promise<Commit>): Promise<RunDetail> {
+  const chunks: MetricPoint[][] = [];
+  let params: Record<string, unknown> = {};
+  let status: RunStatus | null = null;
+  let from: string | null = null;
+  let id: string | null = tip;
+  while (id) {
+    const c = await read(id);
+    const md = c.metadata;
+    const exp = md.experiment as
+      { params?: Record<string, unknown>; status?: RunStatus; from?: string | null } | undefined;
+    if (exp?.status && status === null) status = exp.status;
+    if (Array.isArray(md.series)) chunks.push(md.series as MetricPoint[]);
+    else {
+      const ck = md.checkpoint as { step?: number } | undefined;
+      if (ck && isNum(ck.step) && md.metrics && typeof md.metrics === 'object')
+        chunks.push([{ step: ck.step, metrics: md.metrics as Record<string, number> }]);
+    }
+    if (exp?.params) {
+      params = exp.params;
+      from = exp.from ?? null;
+      break; // the run's first commit
+    }
+    id = c.parents[0] ?? null;
+  }
+  const series = chunks.reverse().flat();
+  series.sort((a, b) => a.step - b.step);
+  const last: Record<string, number> = {};
+  for (const p of series) Object.assign(last, p.metrics);
+  return {
+    name,
+    branch: `${EXPERIMENT_PREFIX}${name}`,
+    params,
+    status: status ?? 'running',
+    points: series.length,
+    lastStep: series.length ? series[series.length - 1].step : null,
+    last,
+    id: tip,
+    series,
+    from,
+  };
 }

@@ -1,9 +1,12 @@
 /**
- * `coral serve [<root>] [--listen <host:port>] [--store s3://<bucket>/<prefix>] [--endpoint <url>] [--log <level>]`
+ * `coral serve [<root>] [--listen <host:port>] [--store s3://<bucket>/<prefix>] [--endpoint <url>] [--log <level>] [--ui]`
  * and its administration subcommands:
  * `coral serve token add <name> --scope read|write [--repo <name>]…`, `token list`, `token revoke <name>`,
  * `coral serve anonymous-read <repo> on|off`, `coral serve config [<key> [<value>]] [--unset]`.
  * Every subcommand takes the same `<root>` / `--root` / `--store` as the server.
+ *
+ * `--ui` adds the web UI (docs/ui.md): its JSON API under `/api/` and the pages under `/ui/`, behind the
+ * same tokens (read scope).
  *
  * The server prints `listening on <url>` on stdout once it accepts connections, and stops gracefully
  * on SIGTERM or SIGINT (exit 0).
@@ -105,8 +108,10 @@ async function serve(ctx: Ctx, root: string | undefined): Promise<number> {
     ...location(ctx, root),
     ...listen,
     logLevel: log as (typeof LOG_LEVELS)[number],
+    ...(ctx.flags.ui ? { ui: true } : {}),
   });
   print(ctx, `listening on ${server.url}`);
+  if (ctx.flags.ui) ctx.io.err(`coral serve: web UI at ${server.url}/ui/\n`);
   const access = await listTokens(location(ctx, root));
   if (access.tokens.length === 0 && access.anonymousRead.length === 0)
     ctx.io.err('coral serve: no tokens yet, so every request is refused; add one with `coral serve token add`\n');
@@ -127,7 +132,7 @@ async function serve(ctx: Ctx, root: string | undefined): Promise<number> {
 export const serveCommand: Command = {
   summary: 'Serve repositories over HTTP (remote, ingestion); manage its tokens and settings',
   usage:
-    'coral serve [<root>] [--listen <host:port>] [--store s3://<bucket>/<prefix>] [--endpoint <url>] [--log <level>]\n' +
+    'coral serve [<root>] [--listen <host:port>] [--store s3://<bucket>/<prefix>] [--endpoint <url>] [--log <level>] [--ui]\n' +
     '       coral serve token add <name> --scope read|write [--repo <name>]… | token list | token revoke <name>\n' +
     '       coral serve anonymous-read <repo> on|off\n' +
     '       coral serve config [<key> [<value>]] [--unset]\n' +
@@ -141,6 +146,7 @@ export const serveCommand: Command = {
     scope: { type: 'string' },
     repo: { type: 'string', multiple: true },
     unset: { type: 'boolean' },
+    ui: { type: 'boolean' },
     ...JSON_OPT,
   },
   async run(ctx) {
