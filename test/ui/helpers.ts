@@ -44,7 +44,7 @@ function edit(m: Model, name: string, fn: (a: Float32Array) => Float32Array): vo
 /**
  * The test repository: `base model` (tag v1) on main; branch `ft` fine-tunes layers 2–3; main meanwhile changes
  * layer 0 and puts NaN/Inf into layer 1's mlp.up_proj; main merges ft (a merge commit with both parents, tag
- * v2); two experiment runs (exp/lr-small, exp/lr-large) log a loss over four steps; tag `best` marks the tip
+ * v2); two experiment runs (exp/lr-small, exp/lr-large) log a loss over four steps; tag `best` marks the last
  * of exp/lr-small (a commit carrying metrics).
  */
 export function buildRepo(dir: string): void {
@@ -88,7 +88,7 @@ export function buildRepo(dir: string): void {
       ok(dir, ['experiment', 'log', run, '--step', String(step * 10), '--metric', `loss=${(scale * 2) / (step + 1)}`]);
     ok(dir, ['experiment', 'finish', run]);
   }
-  ok(dir, ['tag', 'best', 'exp/lr-small']);
+  ok(dir, ['tag', 'best', 'exp/lr-small~1']); // the last logged step (the tip records `finished`)
 }
 
 export interface UiServer {

@@ -63,18 +63,15 @@ function Legend(props: { metric: Metric; max: number }) {
 function Heatmap(props: { grid: Grid; metric: Metric; max: number; onOpen: (cell: Cell, el: HTMLElement) => void }) {
   const { grid, metric, max, onOpen } = props;
   const [active, setActive] = useState<[number, number]>([0, 0]);
-  const moved = useRef(false);
   const table = useRef<HTMLTableElement>(null);
-  useEffect(() => {
-    if (!moved.current) return;
-    moved.current = false;
-    table.current?.querySelector<HTMLElement>(`[data-r="${active[0]}"][data-c="${active[1]}"]`)?.focus();
-  }, [active]);
   const nr = grid.rows.length;
   const nc = grid.cols.length;
+  // Focus moves at once (the cells are all in the DOM); the tabindex follows through onFocus → setActive.
   const move = (r: number, c: number) => {
-    moved.current = true;
-    setActive([Math.max(0, Math.min(nr - 1, r)), Math.max(0, Math.min(nc - 1, c))]);
+    const rr = Math.max(0, Math.min(nr - 1, r));
+    const cc = Math.max(0, Math.min(nc - 1, c));
+    table.current?.querySelector<HTMLElement>(`[data-r="${rr}"][data-c="${cc}"]`)?.focus();
+    setActive([rr, cc]);
   };
   const onKey = (e: KeyboardEvent) => {
     const [r, c] = active;
