@@ -44,8 +44,8 @@ function edit(m: Model, name: string, fn: (a: Float32Array) => Float32Array): vo
 /**
  * The test repository: `base model` (tag v1) on main; branch `ft` fine-tunes layers 2–3; main meanwhile changes
  * layer 0 and puts NaN/Inf into layer 1's mlp.up_proj; main merges ft (a merge commit with both parents, tag
- * v2); two experiment runs (exp/lr-small, exp/lr-large) log a loss over four steps; tag `best` marks the last
- * of exp/lr-small (a commit carrying metrics).
+ * v2); two experiment runs (exp/lr-small, exp/lr-large) log a loss over four steps; tag `best` marks the
+ * last logged step of exp/lr-small (a commit carrying metrics).
  */
 export function buildRepo(dir: string): void {
   const file = path.join(dir, 'model.safetensors');

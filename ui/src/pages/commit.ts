@@ -49,7 +49,7 @@ export function CommitView(props: { repo: string; rev: string }) {
                 <dd>${Object.entries(c.metrics).map(([k, v], i) => html`${i > 0 ? ', ' : ''}${k} ${num(v)}`)}</dd>`
             }
           </dl>
-          ${c.message.includes('\n') && html`<pre class="message">${c.message}</pre>`}
+          ${c.message.trim().includes('\n') && html`<pre class="message">${c.message.trim()}</pre>`}
         </section>
         <section aria-labelledby="files-h">
           <h2 id="files-h">Files (${s.value.files.length})</h2>
@@ -64,8 +64,9 @@ export function CommitView(props: { repo: string; rev: string }) {
                   }
                 </h3>
                 <p class="muted">
-                  ${f.format}, ${bytes(f.size)}, ${f.tensors.length} tensors, sha256
-                  <code>${f.sha256.slice(0, 16)}…</code>
+                  ${f.format}, ${bytes(f.size)}, ${f.tensors.length} tensors, sha256${' '}<code
+                    >${f.sha256.slice(0, 16)}…</code
+                  >
                 </p>
                 ${
                   f.tensors.length > 0 &&

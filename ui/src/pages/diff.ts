@@ -287,10 +287,9 @@ function Summary(props: { diff: DiffResult }) {
       counts[t.status]++;
       if (t.nonFinite > 0) nonFinite++;
     }
+  const text = `${int(counts.modified)} modified, ${int(counts.added)} added, ${int(counts.removed)} removed, ${int(counts.unchanged)} unchanged tensors`;
   return html`<p id="diff-summary">
-    ${int(counts.modified)} modified, ${int(counts.added)} added, ${int(counts.removed)} removed,
-    ${int(counts.unchanged)} unchanged
-    tensors${nonFinite > 0 && html`; <strong>${NONFINITE} ${int(nonFinite)} with NaN or Inf</strong>`}.
+    ${text}${nonFinite > 0 && html`; <strong>${NONFINITE} ${int(nonFinite)} with NaN or Inf</strong>`}.
   </p>`;
 }
 
@@ -304,8 +303,8 @@ function DiffBody(props: { repo: string; a: string; b: string }) {
   if (s.state !== 'ok') return html`<${Pending} s=${s} what="the diff" />`;
   const d = s.value;
   return html`<p>
-      <a href=${href.commit(repo, d.a)}><code>${short(d.a)}</code></a> →
-      <a href=${href.commit(repo, d.b)}><code>${short(d.b)}</code></a>
+      <a href=${href.commit(repo, d.a)}><code>${short(d.a)}</code></a
+      >${' → '}<a href=${href.commit(repo, d.b)}><code>${short(d.b)}</code></a>
     </p>
     <${Summary} diff=${d} />
     <fieldset class="toggle">

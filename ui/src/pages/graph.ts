@@ -168,8 +168,8 @@ export function GraphView(props: { repo: string }) {
             ${
               merge &&
               html`<span class="merge-of"
-                >merge of
-                ${c.parents.map(
+                >merge
+                of${' '}${c.parents.map(
                   (p, k) => html`${k > 0 ? ' and ' : ''}<a href=${href.commit(repo, p)}><code>${short(p)}</code></a>`,
                 )}</span
               >`
