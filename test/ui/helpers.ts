@@ -12,7 +12,12 @@ export const SHOTS = path.join(ROOT, 'test-output', 'ui');
 export const UI_DIST = path.join(ROOT, 'ui', 'dist', 'index.html');
 
 export const LAYERS = 4;
-export const KINDS = ['input_layernorm.weight', 'mlp.up_proj.weight', 'self_attn.k_proj.weight', 'self_attn.q_proj.weight'];
+export const KINDS = [
+  'input_layernorm.weight',
+  'mlp.up_proj.weight',
+  'self_attn.k_proj.weight',
+  'self_attn.q_proj.weight',
+];
 export const NAN_TENSOR = 'model.layers.1.mlp.up_proj.weight';
 
 type Model = Map<string, { shape: number[]; data: Float32Array }>;
@@ -23,10 +28,16 @@ function baseModel(): Model {
   for (let l = 0; l < LAYERS; l++)
     for (const k of KINDS) {
       const shape = k.startsWith('input_layernorm') ? [32] : [32, 32];
-      m.set(`model.layers.${l}.${k}`, { shape, data: weights(shape.reduce((a, b) => a * b, 1), seed++) });
+      m.set(`model.layers.${l}.${k}`, {
+        shape,
+        data: weights(
+          shape.reduce((a, b) => a * b, 1),
+          seed++,
+        ),
+      });
     }
   m.set('model.embed_tokens.weight', { shape: [64, 32], data: weights(64 * 32, seed++) });
-  m.set('lm_head.weight', { shape: [64, 32], data: weights(64 * 32, seed++) });
+  m.set('lm_head.weight', { shape: [64, 32], data: weights(64 * 32, seed) });
   return m;
 }
 
@@ -112,8 +123,8 @@ export function startUi(cwd: string, args: string[], env: Record<string, string>
       proc.kill('SIGKILL');
       reject(new Error(`coral ${args.join(' ')} printed no URL within 30 s\n${err}`));
     }, 30_000);
-    proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    proc.stdout!.on('data', (d: Buffer) => {
+    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    proc.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /(http:\/\/(?:127\.0\.0\.1|localhost|\[::1\]):\d+)/.exec(out);
       if (!m) return;
@@ -184,7 +195,9 @@ export function lowContrast(page: Page): Promise<string[]> {
       const size = parseFloat(st.fontSize);
       const large = size >= 24 || (size >= 18.66 && Number(st.fontWeight) >= 700);
       if (ratio < (large ? 3 : 4.5))
-        bad.push(`${el.tagName.toLowerCase()}.${el.className} "${el.textContent!.trim().slice(0, 30)}": ${ratio.toFixed(2)}`);
+        bad.push(
+          `${el.tagName.toLowerCase()}.${el.className} "${el.textContent.trim().slice(0, 30)}": ${ratio.toFixed(2)}`,
+        );
     }
     return bad;
   });

@@ -117,7 +117,7 @@ describe('coral ui pages (headless Chromium)', () => {
     for (const t of tensors) {
       const cells = await page
         .locator(`table.tensors tr[data-tensor="${t.name}"] > *`)
-        .evaluateAll((es) => es.map((e) => (e.querySelector('data')?.getAttribute('value') ?? e.textContent)!.trim()));
+        .evaluateAll((es) => es.map((e) => (e.querySelector('data')?.getAttribute('value') ?? e.textContent).trim()));
       expect(cells[0]).toBe(t.name);
       expect(cells[1]).toBe(t.dtype);
       expect(cells[2]).toBe(`[${t.shape.join(', ')}]`);
@@ -178,7 +178,13 @@ describe('coral ui pages (headless Chromium)', () => {
       .poll(() => cellOf('model.layers.2.mlp.up_proj.weight').getAttribute('data-value'))
       .toBe(valueOf(tensors.find((t: any) => t.name === 'model.layers.2.mlp.up_proj.weight').fracChanged));
     for (const t of tensors) expect(await cellOf(t.name).getAttribute('data-value')).toBe(valueOf(t.fracChanged));
-    expect(await page.locator('.legend-ticks li').allTextContents()).toEqual(['0.00%', '25.0%', '50.0%', '75.0%', '100.0%']);
+    expect(await page.locator('.legend-ticks li').allTextContents()).toEqual([
+      '0.00%',
+      '25.0%',
+      '50.0%',
+      '75.0%',
+      '100.0%',
+    ]);
     await page.getByLabel('relative L2 change').check();
     await done(page, 'diff');
   });
@@ -189,7 +195,13 @@ describe('coral ui pages (headless Chromium)', () => {
     const focused = () =>
       page.evaluate(() => {
         const e = document.activeElement as HTMLElement;
-        return { role: e.getAttribute('role'), r: e.dataset.r, c: e.dataset.c, tensor: e.dataset.tensor, grid: e.closest('table')?.id };
+        return {
+          role: e.getAttribute('role'),
+          r: e.dataset.r,
+          c: e.dataset.c,
+          tensor: e.dataset.tensor,
+          grid: e.closest('table')?.id,
+        };
       });
     // Tab from the page heading (where navigation leaves focus) until the grid takes it: bounded.
     await page.locator('h1').focus();
@@ -223,7 +235,9 @@ describe('coral ui pages (headless Chromium)', () => {
     );
     expect(hist.nonFinite).toBe(2);
     const stats = await page.locator('#hist-stats').textContent();
-    expect(stats).toContain(`${hist.changed.toLocaleString('en-US')} of ${hist.total.toLocaleString('en-US')} elements`);
+    expect(stats).toContain(
+      `${hist.changed.toLocaleString('en-US')} of ${hist.total.toLocaleString('en-US')} elements`,
+    );
     expect(stats).toContain('⚠ 2');
     expect(await page.evaluate(() => document.activeElement?.id)).toBe('hist-h');
     await screenshot(page, 'diff-histogram');
@@ -273,11 +287,12 @@ describe('coral ui pages (headless Chromium)', () => {
     }
     for (const f of api.byFile)
       expect(
-        await page.locator(`#by-file tr[data-path="${f.path}"] data`).evaluateAll((d) => d.map((x) => x.getAttribute('value'))),
+        await page
+          .locator(`#by-file tr[data-path="${f.path}"] data`)
+          .evaluateAll((d) => d.map((x) => x.getAttribute('value'))),
       ).toEqual([String(f.logical), String(f.stored)]);
     expect(await page.locator('#by-commit tbody tr').count()).toBe(api.byCommit.length);
-    for (const c of api.byCommit)
-      expect(await val(`#by-commit tr[data-id="${c.id}"] data`)).toBe(String(c.newStored));
+    for (const c of api.byCommit) expect(await val(`#by-commit tr[data-id="${c.id}"] data`)).toBe(String(c.newStored));
     for (const d of api.chainDepths)
       expect(await page.locator(`#chain-depths tr[data-depth="${d.depth}"] td.num`).textContent()).toBe(
         d.objects.toLocaleString('en-US'),
