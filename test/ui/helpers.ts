@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
+import { ExperimentTracker, Repository } from '../../lib/index';
 import { CORAL_BIN, f32, ok, perturb, ROOT, weights, writeSafetensors } from '../helpers/cli';
 
 export const CHROMIUM = '/usr/bin/chromium';
@@ -19,6 +20,8 @@ export const KINDS = [
   'self_attn.q_proj.weight',
 ];
 export const NAN_TENSOR = 'model.layers.1.mlp.up_proj.weight';
+/** Points of the `long` run: one commit each, enough to need the graph's "Load more". */
+export const LONG_STEPS = 110;
 
 type Model = Map<string, { shape: number[]; data: Float32Array }>;
 
@@ -56,9 +59,10 @@ function edit(m: Model, name: string, fn: (a: Float32Array) => Float32Array): vo
  * The test repository: `base model` (tag v1) on main; branch `ft` fine-tunes layers 2–3; main meanwhile changes
  * layer 0 and puts NaN/Inf into layer 1's mlp.up_proj; main merges ft (a merge commit with both parents, tag
  * v2); two experiment runs (exp/lr-small, exp/lr-large) log a loss over four steps; tag `best` marks the
- * last logged step of exp/lr-small (a commit carrying metrics).
+ * last logged step of exp/lr-small (a commit carrying metrics). A third run, `long`, logs LONG_STEPS points
+ * one commit each (through the library, to stay quick), so the history is longer than the graph's first page.
  */
-export function buildRepo(dir: string): void {
+export async function buildRepo(dir: string): Promise<void> {
   const file = path.join(dir, 'model.safetensors');
   ok(dir, ['init']);
   const base = baseModel();
@@ -100,6 +104,18 @@ export function buildRepo(dir: string): void {
     ok(dir, ['experiment', 'finish', run]);
   }
   ok(dir, ['tag', 'best', 'exp/lr-small~1']); // the last logged step (the tip records `finished`)
+
+  const repo = await Repository.open(dir);
+  try {
+    const run = await new ExperimentTracker(repo).start('long', { params: { lr: '0.001' }, flushEvery: LONG_STEPS });
+    for (let step = 0; step < LONG_STEPS; step++) {
+      run.log(step, { loss: 3 / (step + 1) });
+      await run.flush();
+    }
+    await run.finish();
+  } finally {
+    await repo.close();
+  }
 }
 
 export interface UiServer {

@@ -30,7 +30,7 @@ beforeAll(async () => {
   if (!fs.existsSync(UI_DIST)) throw new Error('ui/dist/ is missing: run `npm run build:ui` (npm test does it)');
   const dir = tmpdir('coral-ui-');
   dirs.push(dir);
-  buildRepo(dir);
+  await buildRepo(dir);
   server = await startUi(dir, ['ui', '--port', '0']);
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
   repo = (await apiGet(server.url, '/repos')).repos[0].name;
@@ -64,10 +64,19 @@ describe('coral ui pages (headless Chromium)', () => {
   it('the root goes straight to the only repository; the graph shows every commit, lanes, merges and tags', async () => {
     const page = await open('');
     await page.waitForURL(/#\/r\//);
-    const api = await apiGet(server.url, `/r/${enc(repo)}/commits?limit=100`);
+    const api = await apiGet(server.url, `/r/${enc(repo)}/commits?limit=500`);
+    expect(api.next).toBeNull();
+    expect(api.commits.length).toBeGreaterThan(100); // the `long` run alone has LONG_STEPS + 2 commits
     const refs = await apiGet(server.url, `/r/${enc(repo)}/refs`);
     await page.waitForSelector('.commit-row');
-    await expect.poll(() => page.locator('.commit-row').count()).toBe(api.commits.length);
+    // The first page (100), then "Load more" until the cursor runs out: every commit once, in the API's order.
+    await expect.poll(() => page.locator('.commit-row').count()).toBe(100);
+    while ((await page.locator('#load-more').count()) > 0) {
+      const n = await page.locator('.commit-row').count();
+      await page.locator('#load-more').click();
+      await expect.poll(() => page.locator('.commit-row').count()).toBeGreaterThan(n);
+    }
+    await page.waitForSelector(`text=${api.commits.length} commits, all loaded.`);
     const ids = await page.locator('.commit-row').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id')));
     expect(ids).toEqual(api.commits.map((c: any) => c.id));
     for (const m of ['base model', 'fine-tune layers 2-3', 'layer 0 update; NaN and Inf in layer 1', 'merge fine-tune'])
@@ -96,8 +105,7 @@ describe('coral ui pages (headless Chromium)', () => {
     await done(page, 'graph');
   });
 
-  it('load more pages through the commit list with the API cursor', async () => {
-    // 3 per page is not what the app asks for; check that the app's cursor use covers every commit once.
+  it('the API cursor pages through the commit list without gaps or repeats', async () => {
     const all = await apiGet(server.url, `/r/${enc(repo)}/commits?limit=500`);
     const first = await apiGet(server.url, `/r/${enc(repo)}/commits?limit=3`);
     expect(first.next).not.toBeNull();
@@ -303,7 +311,7 @@ describe('coral ui pages (headless Chromium)', () => {
   it('the experiments page overlays the runs and lists their parameters', async () => {
     const page = await open(`#/r/${enc(repo)}/experiments`);
     const api = await apiGet(server.url, `/r/${enc(repo)}/experiments`);
-    expect(api.runs.map((r: any) => r.name).sort()).toEqual(['lr-large', 'lr-small']);
+    expect(api.runs.map((r: any) => r.name).sort()).toEqual(['long', 'lr-large', 'lr-small']);
     await page.waitForSelector('#runs tbody tr');
     await page.waitForSelector('[data-chart="lines"] canvas');
     for (const r of api.runs) {
@@ -316,6 +324,7 @@ describe('coral ui pages (headless Chromium)', () => {
     const legend = await page.locator('.u-legend .u-series').allTextContents();
     expect(legend.join(' ')).toContain('lr-small');
     expect(legend.join(' ')).toContain('lr-large');
+    expect(legend.join(' ')).toContain('long');
     await done(page, 'experiments');
   });
 
