@@ -684,15 +684,18 @@ export class RepoView {
 
   // ---- storage ----
 
+  /**
+   * The objects a tree references (skeletons and segments), read straight from its canonical bytes
+   * (verified against the id by the meta store) rather than through the full tree validation: the
+   * storage page reads hundreds of trees. A file metadata entry keyed "object" could add a stray string;
+   * only ids the store holds are ever counted.
+   */
   private async objectsOf(treeId: string): Promise<string[]> {
     const hit = this.cache.treeObjects.get(treeId);
     if (hit) return hit;
-    const t = await this.tree(treeId);
+    const text = Buffer.from(await this.repo.meta.get(treeId)).toString('utf8');
     const ids = new Set<string>();
-    for (const e of Object.values(t.files)) {
-      ids.add(e.skeleton);
-      for (const s of e.segments) ids.add(s.object);
-    }
+    for (const m of text.matchAll(/"(?:object|skeleton)":"([0-9A-Za-z._-]{1,128})"/g)) ids.add(m[1]);
     const out = [...ids];
     this.cache.treeObjects.set(treeId, out);
     return out;
