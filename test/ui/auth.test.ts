@@ -52,7 +52,9 @@ describe('coral serve --ui (headless Chromium)', () => {
     await page.goto(`${server.url}/ui/`);
     await page.waitForSelector('h1:has-text("Access token")');
     expect(await page.getByLabel('Token', { exact: true }).getAttribute('type')).toBe('password');
-    expect(await lowContrast(page)).toEqual([]);
+    const contrast = await lowContrast(page);
+    expect(contrast.bad).toEqual([]);
+    expect(contrast.checked).toBeGreaterThan(5);
     await screenshot(page, 'token');
 
     await page.getByLabel('Token', { exact: true }).fill('not-a-token');

@@ -177,10 +177,10 @@ export async function screenshot(page: Page, name: string): Promise<string> {
 
 /**
  * Text whose contrast against its effective background is below WCAG AA (4.5:1; 3:1 for large text), as
- * `selector-ish: ratio` strings. Walks every visible element with its own text; the background is the first
+ * `selector-ish: ratio` strings, and how many text elements were checked. Walks every visible element with its own text; the background is the first
  * opaque background-color up the tree (canvas text is uPlot's and not checked here).
  */
-export function lowContrast(page: Page): Promise<string[]> {
+export function lowContrast(page: Page): Promise<{ checked: number; bad: string[] }> {
   return page.evaluate(() => {
     const parse = (c: string): number[] => (c.match(/[\d.]+/g) ?? []).map(Number);
     const lum = (rgb: number[]) => {
@@ -198,12 +198,14 @@ export function lowContrast(page: Page): Promise<string[]> {
       return [255, 255, 255];
     };
     const bad: string[] = [];
+    let checked = 0;
     for (const el of Array.from(document.querySelectorAll('body *'))) {
       if (el.closest('svg, canvas, .uplot')) continue;
       const own = Array.from(el.childNodes).some((n) => n.nodeType === 3 && n.textContent!.trim() !== '');
       if (!own || el.getClientRects().length === 0 || el.closest('.sr-only')) continue;
       const st = getComputedStyle(el);
       if (st.visibility === 'hidden' || st.display === 'none') continue;
+      checked++;
       const fg = parse(st.color).slice(0, 3);
       const bg = bgOf(el);
       const [a, b] = [lum(fg), lum(bg)];
@@ -215,6 +217,6 @@ export function lowContrast(page: Page): Promise<string[]> {
           `${el.tagName.toLowerCase()}.${el.className} "${el.textContent.trim().slice(0, 30)}": ${ratio.toFixed(2)}`,
         );
     }
-    return bad;
+    return { checked, bad };
   });
 }

@@ -52,7 +52,9 @@ async function open(hash: string): Promise<Page> {
 }
 
 async function done(page: Page, shot: string): Promise<void> {
-  expect(await lowContrast(page)).toEqual([]);
+  const contrast = await lowContrast(page);
+  expect(contrast.bad).toEqual([]);
+  expect(contrast.checked).toBeGreaterThan(5);
   expect((page as any).__errors).toEqual([]);
   await screenshot(page, shot);
   await page.close();
