@@ -89,7 +89,7 @@ export async function buildUiRepo(dir: string, opts: UiRepoOptions): Promise<str
       for (let k = 0; k < changed; k++) {
         const i = (c * 7 + k * 13) % names.length;
         const v = values[i];
-        for (let j = 0; j < v.length; j++) v[j] += (rnd() - 0.5) * 1e-2;
+        for (let j = 0; j < v.length; j++) v[j] += (rnd() - 0.5) * 1e-4;
         out.push(i);
       }
     return out;
