@@ -72,7 +72,7 @@ export function layoutGrids(diff: DiffResult): Grid[] {
     if (names.has(c.t.name)) clash = true;
     names.add(c.t.name);
   }
-  if (!clash) return gridsOf('all', 'All files', all);
+  if (!clash) return gridsOf('all', diff.files.length === 1 ? diff.files[0].path : 'All files', all);
   return diff.files.flatMap((f, i) =>
     gridsOf(
       `f${i}`,
