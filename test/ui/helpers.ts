@@ -20,6 +20,7 @@ export const KINDS = [
   'self_attn.q_proj.weight',
 ];
 export const NAN_TENSOR = 'model.layers.1.mlp.up_proj.weight';
+export const LOSSY_FILE = 'adapter.safetensors';
 /** Points of the `long` run: one commit each, enough to need the graph's "Load more". */
 export const LONG_STEPS = 110;
 
@@ -58,7 +59,7 @@ function edit(m: Model, name: string, fn: (a: Float32Array) => Float32Array): vo
 /**
  * The test repository: `base model` (tag v1) on main; branch `ft` fine-tunes layers 2–3; main meanwhile changes
  * layer 0 and puts NaN/Inf into layer 1's mlp.up_proj; main merges ft (a merge commit with both parents, tag
- * v2); two experiment runs (exp/lr-small, exp/lr-large) log a loss over four steps; tag `best` marks the
+ * v2); an adapter added with a lossy codec; two experiment runs (exp/lr-small, exp/lr-large) log a loss over four steps; tag `best` marks the
  * last logged step of exp/lr-small (a commit carrying metrics). A third run, `long`, logs LONG_STEPS points
  * one commit each (through the library, to stay quick), so the history is longer than the graph's first page.
  */
@@ -93,6 +94,13 @@ export async function buildRepo(dir: string): Promise<void> {
   ok(dir, ['commit', '-a', '-m', 'layer 0 update; NaN and Inf in layer 1']);
   ok(dir, ['merge', 'ft', '--no-ff', '-m', 'merge fine-tune']);
   ok(dir, ['tag', 'v2']);
+  // An adapter stored with a lossy codec: the commit page marks the file.
+  writeSafetensors(path.join(dir, 'adapter.safetensors'), {
+    'adapter.layers.0.lora_A.weight': { dtype: 'F32', shape: [8, 32], data: f32(weights(256, 900)) },
+    'adapter.layers.0.lora_B.weight': { dtype: 'F32', shape: [32, 8], data: f32(weights(256, 901)) },
+  });
+  ok(dir, ['add', '--lossy', 'QUANT_INT8', 'adapter.safetensors']);
+  ok(dir, ['commit', '-m', 'adapter, int8']);
 
   for (const [run, lr, scale] of [
     ['lr-small', '0.0001', 1],

@@ -13,6 +13,7 @@ import {
   CHROMIUM,
   KINDS,
   LAYERS,
+  LOSSY_FILE,
   lowContrast,
   NAN_TENSOR,
   screenshot,
@@ -139,7 +140,22 @@ describe('coral ui pages (headless Chromium)', () => {
     }
     // The parents link to their commits and to the diff against each.
     expect(await page.locator('dd a[href*="/diff/"]').count()).toBe(2);
+    expect(await page.locator('.badge.lossy').count()).toBe(0);
     await done(page, 'commit');
+  });
+
+  it('the commit page marks a file stored with a lossy codec', async () => {
+    const page = await open(`#/r/${enc(repo)}/commit/main`);
+    const api = await apiGet(server.url, `/r/${enc(repo)}/commit/main`);
+    expect(api.files.find((f: any) => f.path === LOSSY_FILE).lossy).toBe(true);
+    await page.waitForSelector('table.tensors tbody tr');
+    const file = page.getByRole('region', { name: LOSSY_FILE });
+    expect(await file.locator('h3 .badge.lossy').textContent()).toBe('lossy');
+    expect(await page.locator('h3 .badge.lossy').count()).toBe(1);
+    const codecs = await file.locator('tbody tr td:nth-child(4)').allTextContents();
+    const lossyApi = api.files.find((f: any) => f.path === LOSSY_FILE).tensors.map((t: any) => t.codec);
+    expect(codecs).toEqual(lossyApi);
+    await done(page, 'commit-lossy');
   });
 
   it('the diff heatmap has a cell per tensor with the API values, flags NaN/Inf, toggles the metric', async () => {
@@ -266,6 +282,8 @@ describe('coral ui pages (headless Chromium)', () => {
     const page = await open(`#/r/${enc(repo)}/diff`);
     // Without revisions: HEAD against its first parent.
     await page.waitForURL(/#\/r\/[^/]+\/diff\/[^/]+\/main$/);
+    await page.waitForSelector('td[data-tensor="adapter.layers.0.lora_A.weight"]');
+    expect((await page.locator('td[data-tensor="adapter.layers.0.lora_A.weight"]').textContent())!.trim()).toBe('+');
     await page.waitForSelector('#rev-a');
     await page.fill('#rev-a', 'v1');
     await page.fill('#rev-b', 'ft');
