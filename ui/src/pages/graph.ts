@@ -1,7 +1,7 @@
 // #/r/<repo> : the commit graph (lanes computed client-side from the paged commit list, merges drawn to both
 // parents, "Load more" fetches the next page), branch and tag labels, and the metrics of tagged commits.
 import { html } from 'htm/preact';
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, type CommitInfo } from '../api';
 import { laneColor } from '../colors';
 import { firstLine, num, short, when } from '../format';
@@ -67,44 +67,55 @@ function TaggedMetrics(props: { repo: string; tags: Array<{ name: string; id: st
   const { repo, tags, loaded } = props;
   const byId = useMemo(() => new Map(loaded.map((c) => [c.id, c])), [loaded]);
   const missing = tags.filter((t) => !byId.has(t.id)).map((t) => t.name);
-  // Tags whose commit is not among the loaded pages: one commit each (metrics come from stored metadata).
-  const extra = useAsync(
-    async () =>
-      new Map(
-        await Promise.all(
-          missing.map(async (name) => [name, (await api.commits(repo, { rev: name, limit: 1 })).commits[0]] as const),
-        ),
-      ),
-    [repo, missing.join('\0')],
-  );
+  // Tags whose commit is not among the loaded pages: one commit each (metrics come from stored metadata),
+  // fetched once per tag and kept while the page lives.
+  const fetched = useRef(new Map<string, CommitInfo>());
+  const [, setFetchedCount] = useState(0);
+  const [fetchError, setFetchError] = useState<Error | null>(null);
+  useEffect(() => {
+    const need = missing.filter((n) => !fetched.current.has(n));
+    if (need.length === 0) return;
+    let live = true;
+    Promise.all(
+      need.map(async (name) => [name, (await api.commits(repo, { rev: name, limit: 1 })).commits[0]] as const),
+    )
+      .then((got) => {
+        for (const [name, c] of got) if (c) fetched.current.set(name, c);
+        if (live) setFetchedCount(fetched.current.size);
+      })
+      .catch((e: unknown) => live && setFetchError(e instanceof Error ? e : new Error(String(e))));
+    return () => {
+      live = false;
+    };
+  }, [repo, missing.join('\0')]);
   if (tags.length === 0) return html`<p class="muted">No tags.</p>`;
-  const commitOf = (t: { name: string; id: string }) =>
-    byId.get(t.id) ?? (extra.state === 'ok' ? extra.value.get(t.name) : undefined);
+  const commitOf = (t: { name: string; id: string }) => byId.get(t.id) ?? fetched.current.get(t.name);
   const names = [...new Set(tags.flatMap((t) => Object.keys(commitOf(t)?.metrics ?? {})))].sort();
-  return html`<table class="data" id="tag-metrics">
-    <caption>
-      Metrics of tagged commits
-    </caption>
-    <thead>
-      <tr>
-        <th scope="col">Tag</th>
-        <th scope="col">Commit</th>
-        ${names.map((n) => html`<th scope="col" class="num">${n}</th>`)}
-      </tr>
-    </thead>
-    <tbody>
-      ${tags.map((t) => {
-        const c = commitOf(t);
-        return html`<tr>
-          <th scope="row">${t.name}</th>
-          <td>
-            <a href=${href.commit(repo, t.id)}><code>${short(t.id)}</code></a> ${c ? firstLine(c.message) : ''}
-          </td>
-          ${names.map((n) => html`<td class="num">${num(c?.metrics?.[n])}</td>`)}
-        </tr>`;
-      })}
-    </tbody>
-  </table>`;
+  return html`${fetchError && html`<p role="alert" class="error">Could not load a tagged commit: ${fetchError.message}</p>`}
+    <table class="data" id="tag-metrics">
+      <caption>
+        Metrics of tagged commits
+      </caption>
+      <thead>
+        <tr>
+          <th scope="col">Tag</th>
+          <th scope="col">Commit</th>
+          ${names.map((n) => html`<th scope="col" class="num">${n}</th>`)}
+        </tr>
+      </thead>
+      <tbody>
+        ${tags.map((t) => {
+          const c = commitOf(t);
+          return html`<tr>
+            <th scope="row">${t.name}</th>
+            <td>
+              <a href=${href.commit(repo, t.id)}><code>${short(t.id)}</code></a> ${c ? firstLine(c.message) : ''}
+            </td>
+            ${names.map((n) => html`<td class="num">${num(c?.metrics?.[n])}</td>`)}
+          </tr>`;
+        })}
+      </tbody>
+    </table>`;
 }
 
 export function GraphView(props: { repo: string }) {
