@@ -61,7 +61,7 @@ async function main(): Promise<void> {
         const get = async (p: string) => {
           const res = await fetch(`${server.url}/api/r/bench/${p}`);
           if (res.status !== 200) throw new Error(`${p}: HTTP ${res.status} ${await res.text()}`);
-          return res.json() as Promise<unknown>;
+          return res.json();
         };
         for (const pass of [cold, warm])
           for (const [page, reqs] of Object.entries(pages)) {

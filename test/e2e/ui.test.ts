@@ -146,12 +146,12 @@ describe('coral ui', () => {
   it('refuses a host that is not loopback, and a directory that is no repository', () => {
     const dir = repository();
     const r = coral(dir, ['ui', '--host', '0.0.0.0']);
-    expect(r.status).not.toBe(0);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain('loopback');
     const bad = coral(dir, ['ui', '--port', '99999']);
-    expect(bad.status).not.toBe(0);
+    expect(bad.code).toBe(2);
     const none = coral(workdir(), ['ui']);
-    expect(none.status).not.toBe(0);
+    expect(none.code).not.toBe(0);
     expect(none.stderr).toContain('CORAL_NOT_A_REPOSITORY');
   });
 });
@@ -181,7 +181,8 @@ describe('coral serve --ui', () => {
       // A repository may not take a reserved name.
       ok(dir, ['remote', 'add', 'bad', `${s.url}/api`]);
       const push = coral(dir, ['push', 'bad', 'main'], { CORAL_TOKEN: write });
-      expect(push.status).not.toBe(0);
+      expect(push.code).not.toBe(0);
+      expect(push.stderr).toContain('reserved');
       expect(fs.existsSync(path.join(root, 'api'))).toBe(false);
     } finally {
       expect(await s.stop('SIGTERM')).toBe(0);

@@ -22,7 +22,7 @@ export function isLoopback(host: string): boolean {
 
 function parsePort(v: unknown): number {
   if (v === undefined) return 0;
-  const s = String(v);
+  const s = typeof v === 'string' ? v : JSON.stringify(v);
   if (!/^\d{1,5}$/.test(s) || Number(s) > 65535) throw new UsageError(`--port takes 0..65535, not '${s}'`);
   return Number(s);
 }

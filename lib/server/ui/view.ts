@@ -632,7 +632,8 @@ export class RepoView {
           ...(t.oldDtype !== undefined ? { oldDtype: t.oldDtype, oldShape: t.oldShape } : {}),
         };
       });
-      return { path, status: (c?.change ?? 'unchanged') as UiStatus, tensors };
+      const status: UiStatus = c ? c.change : 'unchanged';
+      return { path, status, tensors };
     });
     const out: UiDiff = { a, b, files };
     this.cache.diffs.set(key, out);
