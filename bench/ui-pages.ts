@@ -8,6 +8,7 @@
  * 300) on one safetensors file of 500 tensors, a tag every 100 commits, a side branch.
  *
  * Pages (cold: a fresh server and a fresh browser context each run, nothing cached):
+ *   shell:   #/nowhere                  the app with no data: the fixed cost every row includes
  *   graph:   #/r/bench                  until the first 100 commit rows and the tagged-commit metrics show
  *   commit:  #/r/bench/commit/main      until the 500 tensor rows show
  *   diff:    #/r/bench/diff/main~1/main until the 500 heatmap cells show
@@ -38,6 +39,9 @@ interface PageSpec {
 }
 
 const PAGES: Record<string, PageSpec> = {
+  // The app without data (an unknown route): the browser's fixed cost of a cold navigation, the bundle, the
+  // first render. Subtract it from the other rows to see what each page's data and rendering add.
+  shell: { hash: '#/nowhere', api: [], ready: "!!document.querySelector('main h1')" },
   graph: {
     hash: '#/r/bench',
     api: ['refs', 'commits?limit=100'],
@@ -106,7 +110,7 @@ async function main(): Promise<void> {
       page: name,
       'api ms (baseline)': median(api[name]) * 1000,
       'page ms': median(page[name]) * 1000,
-      'page / api': median(page[name]) / median(api[name]),
+      'page / api': name === 'shell' ? '-' : median(page[name]) / median(api[name]),
       'under 1 s': median(page[name]) < 1 ? 'yes' : 'NO',
     }));
     table(rows);
@@ -117,7 +121,11 @@ async function main(): Promise<void> {
       pages: Object.fromEntries(
         Object.keys(PAGES).map((n) => [
           n,
-          { apiMs: median(api[n]) * 1000, pageMs: median(page[n]) * 1000, ratio: median(page[n]) / median(api[n]) },
+          {
+            apiMs: median(api[n]) * 1000,
+            pageMs: median(page[n]) * 1000,
+            ratio: n === 'shell' ? null : median(page[n]) / median(api[n]),
+          },
         ]),
       ),
     });

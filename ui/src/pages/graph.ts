@@ -68,7 +68,7 @@ function TaggedMetrics(props: { repo: string; tags: Array<{ name: string; id: st
   const byId = useMemo(() => new Map(loaded.map((c) => [c.id, c])), [loaded]);
   const missing = tags.filter((t) => !byId.has(t.id)).map((t) => t.name);
   // Tags whose commit is not among the loaded pages: one commit each (metrics come from stored metadata),
-  // fetched once per tag and kept while the page lives.
+  // fetched once per tag and kept while the page lives (in parallel with the first page, which may hold some).
   const fetched = useRef(new Map<string, CommitInfo>());
   const [, setFetchedCount] = useState(0);
   const [fetchError, setFetchError] = useState<Error | null>(null);
