@@ -4,6 +4,7 @@
 // against the API's answer, its keyboard use where it has some, text contrast, and saves a screenshot into
 // test-output/ui/.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDirs, tmpdir } from '../helpers/cli';
@@ -17,6 +18,7 @@ import {
   lowContrast,
   NAN_TENSOR,
   screenshot,
+  SHOTS,
   startUi,
   UI_DIST,
   type UiServer,
@@ -105,6 +107,16 @@ describe('coral ui pages (headless Chromium)', () => {
     const bestRow = page.locator('#tag-metrics tr', { has: page.locator('th', { hasText: /^best$/ }) });
     expect(await bestRow.locator('td.num').first().textContent()).toBe('0.5');
     expect(await page.locator('#tag-metrics tbody tr').count()).toBe(refs.tags.length);
+    // A close-up for the docs: the last rows of the graph (the runs' roots, the adapter, the merge, the fork).
+    const from = await page.locator('.commit-row').nth(-8).boundingBox();
+    const to = await page.locator('.commit-row').last().boundingBox();
+    const scrollY = await page.evaluate(() => window.scrollY); // boundingBox is relative to the viewport
+    fs.mkdirSync(SHOTS, { recursive: true });
+    await page.screenshot({
+      path: path.join(SHOTS, 'graph-merge.png'),
+      fullPage: true,
+      clip: { x: 0, y: from!.y + scrollY - 4, width: 1100, height: to!.y + to!.height - from!.y + 8 },
+    });
     await done(page, 'graph');
   });
 
