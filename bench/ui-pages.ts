@@ -9,7 +9,8 @@
  *
  * Pages (cold: a fresh server and a fresh browser context each run, nothing cached):
  *   shell:   #/nowhere                  the app with no data: the fixed cost every row includes
- *   graph:   #/r/bench                  until the first 100 commit rows and the tagged-commit metrics show
+ *   graph:   #/r/bench                  until the first 100 commit rows show
+ *   graph+tags:                         the same, until the metrics of every tagged commit show too
  *   commit:  #/r/bench/commit/main      until the 500 tensor rows show
  *   diff:    #/r/bench/diff/main~1/main until the 500 heatmap cells show
  *   storage: #/r/bench/storage          until the chain depth table shows
@@ -45,8 +46,13 @@ const PAGES: Record<string, PageSpec> = {
   graph: {
     hash: '#/r/bench',
     api: ['refs', 'commits?limit=100'],
-    // 100 rows, and every tag's row in the metrics table names its commit's message (tags outside the first
-    // page are fetched one by one).
+    ready: "document.querySelectorAll('.commit-row').length >= 100",
+  },
+  // The same page until the table of tagged commits is complete too: tags outside the first page cost one
+  // `commits?rev=<tag>&limit=1` request each (10 tags here, 9 of them outside the first page).
+  'graph+tags': {
+    hash: '#/r/bench',
+    api: ['refs', 'commits?limit=100', ...Array.from({ length: 9 }, (_, i) => `commits?rev=v${i + 1}&limit=1`)],
     ready:
       "document.querySelectorAll('.commit-row').length >= 100 && document.querySelectorAll('#tag-metrics tbody tr').length > 0 && " +
       "[...document.querySelectorAll('#tag-metrics tbody td:nth-child(2)')].every((td) => td.textContent.trim().length > 11)",
