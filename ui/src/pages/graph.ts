@@ -63,18 +63,24 @@ function Metrics(props: { metrics: Record<string, number> | null }) {
   >`;
 }
 
-function TaggedMetrics(props: { repo: string; tags: Array<{ name: string; id: string }>; loaded: CommitInfo[] }) {
-  const { repo, tags, loaded } = props;
+function TaggedMetrics(props: {
+  repo: string;
+  tags: Array<{ name: string; id: string }>;
+  loaded: CommitInfo[];
+  /** The first page is in: fetch only the tags it does not hold, and never compete with it for the server. */
+  ready: boolean;
+}) {
+  const { repo, tags, loaded, ready } = props;
   const byId = useMemo(() => new Map(loaded.map((c) => [c.id, c])), [loaded]);
   const missing = tags.filter((t) => !byId.has(t.id)).map((t) => t.name);
   // Tags whose commit is not among the loaded pages: one commit each (metrics come from stored metadata),
-  // fetched once per tag and kept while the page lives (in parallel with the first page, which may hold some).
+  // fetched once per tag and kept while the page lives, after the first page (the rows come first).
   const fetched = useRef(new Map<string, CommitInfo>());
   const [, setFetchedCount] = useState(0);
   const [fetchError, setFetchError] = useState<Error | null>(null);
   useEffect(() => {
     const need = missing.filter((n) => !fetched.current.has(n));
-    if (need.length === 0) return;
+    if (!ready || need.length === 0) return;
     let live = true;
     Promise.all(
       need.map(async (name) => [name, (await api.commits(repo, { rev: name, limit: 1 })).commits[0]] as const),
@@ -87,7 +93,7 @@ function TaggedMetrics(props: { repo: string; tags: Array<{ name: string; id: st
     return () => {
       live = false;
     };
-  }, [repo, missing.join('\0')]);
+  }, [repo, ready, missing.join('\0')]);
   if (tags.length === 0) return html`<p class="muted">No tags.</p>`;
   const commitOf = (t: { name: string; id: string }) => byId.get(t.id) ?? fetched.current.get(t.name);
   const names = [...new Set(tags.flatMap((t) => Object.keys(commitOf(t)?.metrics ?? {})))].sort();
@@ -212,7 +218,7 @@ export function GraphView(props: { repo: string }) {
       refs.state === 'ok' &&
       html`<section aria-labelledby="tags-h">
         <h2 id="tags-h">Tagged commits</h2>
-        <${TaggedMetrics} repo=${repo} tags=${refs.value.tags} loaded=${commits} />
+        <${TaggedMetrics} repo=${repo} tags=${refs.value.tags} loaded=${commits} ready=${next !== undefined} />
       </section>`
     }`;
 }
