@@ -219,6 +219,10 @@ describe('coral ui mode: one working repository, read-only, no token', () => {
       expect(t.chainDepth).toBe(1);
       expect(t.storedSize).toBeLessThan(t.logicalSize);
     }
+    // A revision with a slash, URL-encoded in the path (an experiment's branch).
+    const run = await get(api, `/commit/${encodeURIComponent('exp/lr-1e-3~1')}`);
+    expect(run.status).toBe(200);
+    expect(run.body.commit.message).toMatch(/^experiment lr-1e-3: step/);
     const missing = await get(api, '/commit/nope');
     expect(missing.status).toBe(404);
     expect(missing.body.error.code).toBe('CORAL_REF_NOT_FOUND');
