@@ -7,7 +7,7 @@ import globals from 'globals';
 
 export default tseslint.config(
   {
-    ignores: ['dist/**', 'build/**', 'prebuilds/**', 'native/**', 'bench/out/**', '**/fixtures/**'],
+    ignores: ['dist/**', 'ui/dist/**', 'build/**', 'prebuilds/**', 'native/**', 'bench/out/**', '**/fixtures/**'],
   },
   // Unused `eslint-disable` comments are reported, so the ones in lib/ stay honest.
   { linterOptions: { reportUnusedDisableDirectives: 'error' } },

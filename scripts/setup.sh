@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 
 # Build needs: libhdf5 (dynamic), libzstd + xxhash (static), cmake, a C++17 compiler.
 # Runtime/test needs: h5dump, xxhsum, Debian's torch/numpy/h5py under /usr/bin/python3, git, git-lfs
-# (the git extension's tests and bench/git.ts compare against it).
+# (the git extension's tests and bench/git.ts compare against it), and Debian's chromium, which the web UI's
+# tests (test/ui) drive headless through playwright-core (playwright's own browser download needs the internet).
 PKGS=(build-essential cmake pkg-config libhdf5-dev libzstd-dev libxxhash-dev hdf5-tools xxhash
-      python3-torch python3-numpy python3-h5py git git-lfs)
+      python3-torch python3-numpy python3-h5py git git-lfs chromium)
 # The S3 tests and bench/remote.ts run a single-node Ceph with a RADOS Gateway (scripts/ceph.sh).
 CEPH_PKGS=(ceph-mon ceph-osd ceph-common)
 
