@@ -119,3 +119,16 @@ export function parsePairs(list: string[] | undefined, what: string): Record<str
   }
   return out;
 }
+
+/** Resolves at the first SIGINT or SIGTERM (a long-running command's stop), with both handlers removed. */
+export function untilStopSignal(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      resolve();
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+}

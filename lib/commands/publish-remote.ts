@@ -16,7 +16,7 @@
 import { readCommit, resolve, treeOf, type RepoContext } from '../context';
 import { AlreadyExistsError, RefConflictError, invalidParameter } from '../errors';
 import { checkRefName } from '../models/refname';
-import { transfer, type TransferReport } from '../remote/negotiate';
+import { emptyTransferReport, transfer, type TransferReport } from '../remote/negotiate';
 import { openRemote } from '../remote/open';
 import { DTYPES, type DType } from '../tensor/dtype';
 import { recordPublish, type PublishRecord } from './publish';
@@ -92,21 +92,7 @@ export async function publishTo(ctx: RepoContext, rev: string, opts: PublishToOp
   try {
     const cur = (await remote.listRefs()).get(ref) ?? null;
     const base = { rev, commit: id, url: target.url, remote: target.name, tag, old: cur?.id ?? null };
-    if (cur?.id === id)
-      return {
-        ...base,
-        status: 'up-to-date',
-        metas: 0,
-        metaBytes: 0,
-        objects: 0,
-        objectBytes: 0,
-        pack: null,
-        packs: [],
-        filtered: 0,
-        files: 0,
-        fileBytes: 0,
-        bytes: 0,
-      };
+    if (cur?.id === id) return { ...base, status: 'up-to-date', ...emptyTransferReport(), bytes: 0 };
     if (cur && !opts.force)
       throw new AlreadyExistsError(
         `tag '${tag}' already exists in ${target.url} and names ${cur.id.slice(0, 12)}, not ${id.slice(0, 12)}: ` +

@@ -17,56 +17,27 @@ import { invalidParameter } from '../errors';
 import type { Commit } from '../models/commit';
 import { isSha256Hex } from '../models/canonical';
 import type { MetaStore } from '../odb/meta-store';
+import { Heap } from '../util/heap';
 
 /** Max-heap by (timestamp desc, insertion asc). */
 class DateQueue<T> {
-  private heap: Array<{ ts: number; seq: number; v: T }> = [];
+  private heap = new Heap<{ ts: number; seq: number; v: T }>((a, b) => (a.ts !== b.ts ? a.ts > b.ts : a.seq < b.seq));
   private seq = 0;
 
   get size(): number {
-    return this.heap.length;
-  }
-
-  private before(a: { ts: number; seq: number }, b: { ts: number; seq: number }): boolean {
-    return a.ts !== b.ts ? a.ts > b.ts : a.seq < b.seq;
+    return this.heap.size;
   }
 
   push(ts: number, v: T): void {
-    const h = this.heap;
-    h.push({ ts, seq: this.seq++, v });
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.before(h[i], h[p])) break;
-      [h[i], h[p]] = [h[p], h[i]];
-      i = p;
-    }
+    this.heap.push({ ts, seq: this.seq++, v });
   }
 
   pop(): T | undefined {
-    const h = this.heap;
-    if (h.length === 0) return undefined;
-    const top = h[0];
-    const last = h.pop()!;
-    if (h.length > 0) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && this.before(h[l], h[m])) m = l;
-        if (r < h.length && this.before(h[r], h[m])) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m], h[i]];
-        i = m;
-      }
-    }
-    return top.v;
+    return this.heap.pop()?.v;
   }
 
   values(): T[] {
-    return this.heap.map((e) => e.v);
+    return this.heap.values().map((e) => e.v);
   }
 }
 

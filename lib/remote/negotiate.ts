@@ -103,6 +103,21 @@ export interface TransferReport {
   fileBytes: number;
 }
 
+/** A report of a transfer that moved nothing (yet). */
+export function emptyTransferReport(): TransferReport {
+  return {
+    metas: 0,
+    metaBytes: 0,
+    objects: 0,
+    objectBytes: 0,
+    pack: null,
+    packs: [],
+    filtered: 0,
+    files: 0,
+    fileBytes: 0,
+  };
+}
+
 /** An ObjectFilter from globs (`*`, `?`, `[…]`; lib/merge/rules.ts): a file path or a tensor name matches. */
 export function globFilter(globs: readonly string[]): ObjectFilter {
   const res = globs.map((g) => globToRegExp(g));
@@ -680,16 +695,7 @@ export async function transfer(
   };
   for (const id of named) await visit(id);
 
-  const report: TransferReport = {
-    metas: 0,
-    metaBytes: 0,
-    objects: 0,
-    objectBytes: 0,
-    pack: null,
-    packs: [],
-    filtered,
-    ...changedFiles(metas, need),
-  };
+  const report: TransferReport = { ...emptyTransferReport(), filtered, ...changedFiles(metas, need) };
   if (order.length) {
     const mode = opts.local === 'src' ? 'checksum' : 'decode';
     const check = new ArrivalCheck(src.objects, dst.objects, baseUses, mode, opts.local === 'src');

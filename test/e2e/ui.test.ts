@@ -2,12 +2,11 @@
 // with the CLI in the test, the printed URL, the JSON API and the pages (a fake build of the pages in a
 // temp dir through CORAL_UI_DIST, and the 503 when there is none), tokens for serve --ui, a refused
 // non-loopback host, and a clean stop on SIGTERM and SIGINT.
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CORAL_BIN, coral, f32, ok, tempDirs, tmpdir, weights, writeSafetensors } from '../helpers/cli';
-import { startServe } from '../helpers/serve';
+import { coral, f32, ok, tempDirs, tmpdir, weights, writeSafetensors } from '../helpers/cli';
+import { startCoralServer, startServe, type ServeProcess } from '../helpers/serve';
 
 const dirs = tempDirs({ needDist: true });
 
@@ -40,49 +39,9 @@ function repository(): string {
   return dir;
 }
 
-interface UiProcess {
-  url: string;
-  proc: ChildProcess;
-  stop(signal?: NodeJS.Signals): Promise<number | string>;
-}
-
 /** Starts `coral ui --port 0` in `cwd` and reads the URL it prints. */
-function startUi(cwd: string, env: Record<string, string> = {}): Promise<UiProcess> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [CORAL_BIN, 'ui', '--port', '0'], {
-      cwd,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    const exited = new Promise<number | string>((res) =>
-      proc.on('exit', (code, signal) => res(code ?? signal ?? 'unknown')),
-    );
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`coral ui printed no URL within 30 s\n${err}`));
-    }, 30_000);
-    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    proc.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /^coral ui: (http:\/\/127\.0\.0\.1:\d+)\/ui\/$/m.exec(out);
-      if (!m) return;
-      clearTimeout(timer);
-      resolve({
-        url: m[1],
-        proc,
-        stop(signal: NodeJS.Signals = 'SIGTERM') {
-          if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-          return exited;
-        },
-      });
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`coral ui exited (${code}) before listening\n${err}`));
-    });
-  });
+function startUi(cwd: string, env: Record<string, string> = {}): Promise<ServeProcess> {
+  return startCoralServer(['ui', '--port', '0'], { url: /^coral ui: (http:\/\/127\.0\.0\.1:\d+)\/ui\/$/m, cwd, env });
 }
 
 const getJson = async (url: string, token?: string) => {

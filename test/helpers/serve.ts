@@ -11,11 +11,19 @@ export interface ServeProcess {
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
-/** Starts `coral serve <args> --listen 127.0.0.1:0`; rejects (after at most 30 s) when no URL is printed. */
-export function startServe(args: string[], env: Record<string, string> = {}): Promise<ServeProcess> {
+/**
+ * Starts `coral <argv>` (a server: `serve`, `ui`, `serve --ui`) and resolves once its stdout matches `url`
+ * (the first group is the URL); rejects when it exits first or prints nothing matching within 30 s.
+ */
+export function startCoralServer(
+  argv: string[],
+  opts: { url: RegExp; cwd?: string; env?: Record<string, string> },
+): Promise<ServeProcess> {
+  const what = `coral ${argv[0]}`;
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [CORAL_BIN, 'serve', ...args, '--listen', '127.0.0.1:0'], {
-      env: { ...process.env, ...env },
+    const proc = spawn(process.execPath, [CORAL_BIN, ...argv], {
+      cwd: opts.cwd,
+      env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -25,12 +33,12 @@ export function startServe(args: string[], env: Record<string, string> = {}): Pr
     );
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
-      reject(new Error(`coral serve printed no URL within 30 s\n${err}`));
+      reject(new Error(`${what} printed no URL within 30 s\n${err}`));
     }, 30_000);
     proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
     proc.stdout.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
+      const m = opts.url.exec(out);
       if (!m) return;
       clearTimeout(timer);
       resolve({
@@ -45,7 +53,12 @@ export function startServe(args: string[], env: Record<string, string> = {}): Pr
     });
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`coral serve exited (${code}) before listening\n${err}`));
+      reject(new Error(`${what} exited (${code}) before listening\n${err}${out}`));
     });
   });
+}
+
+/** Starts `coral serve <args> --listen 127.0.0.1:0`; rejects (after at most 30 s) when no URL is printed. */
+export function startServe(args: string[], env: Record<string, string> = {}): Promise<ServeProcess> {
+  return startCoralServer(['serve', ...args, '--listen', '127.0.0.1:0'], { url: /listening on (http:\/\/\S+)/, env });
 }

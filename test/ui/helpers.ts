@@ -1,12 +1,12 @@
 // Shared pieces of the web UI's browser tests (issue #20): a small repository built with the real CLI, the real
 // `coral ui` server as a child process, Debian's Chromium through playwright-core, and a WCAG contrast check
 // run inside the page.
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { ExperimentTracker, Repository } from '../../lib/index';
-import { CORAL_BIN, f32, ok, perturb, ROOT, weights, writeSafetensors } from '../helpers/cli';
+import { f32, ok, perturb, ROOT, weights, writeSafetensors } from '../helpers/cli';
+import { startCoralServer, type ServeProcess } from '../helpers/serve';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const SHOTS = path.join(ROOT, 'test-output', 'ui');
@@ -126,46 +126,14 @@ export async function buildRepo(dir: string): Promise<void> {
   }
 }
 
-export interface UiServer {
-  url: string;
-  proc: ChildProcess;
-  stop(): Promise<void>;
-}
+export type UiServer = ServeProcess;
 
 /** Starts `coral <args>` (ui, or serve --ui) and resolves once it prints its http:// URL (30 s at most). */
 export function startUi(cwd: string, args: string[], env: Record<string, string> = {}): Promise<UiServer> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [CORAL_BIN, ...args], {
-      cwd,
-      env: { ...process.env, NO_COLOR: '1', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    const exited = new Promise<void>((res) => proc.on('exit', () => res()));
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`coral ${args.join(' ')} printed no URL within 30 s\n${err}`));
-    }, 30_000);
-    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    proc.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /(http:\/\/(?:127\.0\.0\.1|localhost|\[::1\]):\d+)/.exec(out);
-      if (!m) return;
-      clearTimeout(timer);
-      resolve({
-        url: m[1],
-        proc,
-        stop() {
-          if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-          return exited;
-        },
-      });
-    });
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`coral ${args.join(' ')} exited before printing a URL\n${err}${out}`));
-    });
+  return startCoralServer(args, {
+    url: /(http:\/\/(?:127\.0\.0\.1|localhost|\[::1\]):\d+)/,
+    cwd,
+    env: { NO_COLOR: '1', ...env },
   });
 }
 

@@ -21,7 +21,7 @@ import {
   startServer,
   type ServeLocation,
 } from '../../index';
-import { JSON_OPT, UsageError, type Command, type Ctx } from '../command';
+import { JSON_OPT, untilStopSignal, UsageError, type Command, type Ctx } from '../command';
 import { print, printJson } from '../output';
 import * as path from 'node:path';
 
@@ -115,15 +115,7 @@ async function serve(ctx: Ctx, root: string | undefined): Promise<number> {
   const access = await listTokens(location(ctx, root));
   if (access.tokens.length === 0 && access.anonymousRead.length === 0)
     ctx.io.err('coral serve: no tokens yet, so every request is refused; add one with `coral serve token add`\n');
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      resolve();
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
+  await untilStopSignal();
   ctx.io.err('coral serve: shutting down\n');
   await server.close();
   return 0;

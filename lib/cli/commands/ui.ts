@@ -9,7 +9,7 @@
  */
 import * as net from 'node:net';
 import { findWorktree, isBareRepository, startServer } from '../../index';
-import { UsageError, type Command, type Ctx } from '../command';
+import { untilStopSignal, UsageError, type Command, type Ctx } from '../command';
 import { print } from '../output';
 
 /** Is `host` a loopback address or `localhost`? */
@@ -38,15 +38,7 @@ async function ui(ctx: Ctx): Promise<number> {
   const repository = isBareRepository(ctx.cwd) ? ctx.cwd : findWorktree(ctx.cwd);
   const server = await startServer({ repository, ui: true, host, port });
   print(ctx, `coral ui: ${server.url}/ui/`);
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      resolve();
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
+  await untilStopSignal();
   await server.close();
   return 0;
 }

@@ -32,6 +32,7 @@ import { DTYPES, type DType } from '../../tensor/dtype';
 import { numel, type Tensor } from '../../tensor/tensor';
 import { EXPERIMENT_PREFIX, readRun } from '../../train/experiment';
 import { readFileTensor } from '../../worktree/materialize';
+import { Heap } from '../../util/heap';
 
 /** Most commits one page of `commits` returns. */
 export const MAX_PAGE = 500;
@@ -244,46 +245,7 @@ async function mapLimit<T, R>(items: readonly T[], width: number, fn: (x: T) => 
 }
 
 /** A max-heap of commits by committer time (ties: smaller id first), for the topological order. */
-class ReadyHeap {
-  private h: CommitNode[] = [];
-  get size(): number {
-    return this.h.length;
-  }
-  private before(a: CommitNode, b: CommitNode): boolean {
-    return a.ts !== b.ts ? a.ts > b.ts : a.id < b.id;
-  }
-  push(n: CommitNode): void {
-    const h = this.h;
-    h.push(n);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.before(h[i], h[p])) break;
-      [h[i], h[p]] = [h[p], h[i]];
-      i = p;
-    }
-  }
-  pop(): CommitNode {
-    const h = this.h;
-    const top = h[0];
-    const last = h.pop()!;
-    if (h.length) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && this.before(h[l], h[m])) m = l;
-        if (r < h.length && this.before(h[r], h[m])) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m], h[i]];
-        i = m;
-      }
-    }
-    return top;
-  }
-}
+const readyHeap = () => new Heap<CommitNode>((a, b) => (a.ts !== b.ts ? a.ts > b.ts : a.id < b.id));
 
 const CURSOR_RE = /^(\d{1,9})\.([0-9a-f]{64})$/;
 
@@ -490,11 +452,11 @@ export class RepoView {
     const children = new Map<string, number>();
     for (const id of ids)
       for (const p of this.cache.commits.get(id)!.parents) children.set(p, (children.get(p) ?? 0) + 1);
-    const ready = new ReadyHeap();
+    const ready = readyHeap();
     for (const id of ids) if (!children.has(id)) ready.push(this.cache.commits.get(id)!);
     const out: string[] = [];
     while (ready.size) {
-      const n = ready.pop();
+      const n = ready.pop()!;
       out.push(n.id);
       for (const p of n.parents) {
         const left = children.get(p)! - 1;
