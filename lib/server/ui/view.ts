@@ -183,6 +183,9 @@ class Lru<V> {
     }
     return v;
   }
+  delete(k: string): void {
+    this.map.delete(k);
+  }
   set(k: string, v: V): void {
     this.map.delete(k);
     this.map.set(k, v);
@@ -208,8 +211,8 @@ export class UiCache {
   readonly commits = new Map<string, CommitNode>();
   readonly peeled = new Map<string, string>();
   readonly trees = new Lru<Tree>(64);
-  /** Tree id → the objects it references (skeletons and segments). */
-  readonly treeObjects = new Lru<string[]>(1024);
+  /** Tree id → the objects it references (skeletons and segments); a read in flight is shared. */
+  readonly treeObjects = new Lru<Promise<string[]>>(1024);
   readonly attrs = new Lru<StoredAttrs | null>(200_000);
   readonly orders = new Lru<string[]>(16);
   readonly diffs = new Lru<UiDiff>(16);
@@ -284,6 +287,9 @@ class ReadyHeap {
     return top;
   }
 }
+
+/** An object id a tree's canonical JSON names as a segment's `object` or a file's `skeleton`. */
+const TREE_OBJECT_RE = /"(?:object|skeleton)":"([0-9A-Za-z._-]{1,128})"/g;
 
 const CURSOR_RE = /^(\d{1,9})\.([0-9a-f]{64})$/;
 
@@ -689,17 +695,22 @@ export class RepoView {
    * The objects a tree references (skeletons and segments), read straight from its canonical bytes
    * (verified against the id by the meta store) rather than through the full tree validation: the
    * storage page reads hundreds of trees. A file metadata entry keyed "object" could add a stray string;
-   * only ids the store holds are ever counted.
+   * only ids the store holds are ever counted. The bytes are scanned as latin1 (ids are ASCII and every
+   * byte of a multi-byte UTF-8 character is ≥ 0x80, so the matches are those of the UTF-8 text, without
+   * the cost of decoding it). Concurrent callers share one read.
    */
-  private async objectsOf(treeId: string): Promise<string[]> {
+  private objectsOf(treeId: string): Promise<string[]> {
     const hit = this.cache.treeObjects.get(treeId);
     if (hit) return hit;
-    const text = Buffer.from(await this.repo.meta.get(treeId)).toString('utf8');
-    const ids = new Set<string>();
-    for (const m of text.matchAll(/"(?:object|skeleton)":"([0-9A-Za-z._-]{1,128})"/g)) ids.add(m[1]);
-    const out = [...ids];
-    this.cache.treeObjects.set(treeId, out);
-    return out;
+    const p = this.repo.meta.get(treeId).then((bytes) => {
+      const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+      const ids = new Set<string>();
+      for (const m of text.matchAll(TREE_OBJECT_RE)) ids.add(m[1]);
+      return [...ids];
+    });
+    this.cache.treeObjects.set(treeId, p);
+    p.catch(() => this.cache.treeObjects.delete(treeId)); // a failed read is not remembered
+    return p;
   }
 
   /**
