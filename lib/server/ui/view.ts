@@ -703,9 +703,13 @@ export class RepoView {
     const hit = this.cache.treeObjects.get(treeId);
     if (hit) return hit;
     const p = this.repo.meta.get(treeId).then((bytes) => {
-      const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+      const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       const ids = new Set<string>();
-      for (const m of text.matchAll(TREE_OBJECT_RE)) ids.add(m[1]);
+      for (const m of buf.toString('latin1').matchAll(TREE_OBJECT_RE)) {
+        // A copy of the id: m[1] is a slice of the text and would keep the whole tree's text alive in the cache.
+        const end = m.index + m[0].length - 1;
+        ids.add(buf.toString('latin1', end - m[1].length, end));
+      }
       return [...ids];
     });
     this.cache.treeObjects.set(treeId, p);
@@ -721,7 +725,9 @@ export class RepoView {
   async storage(): Promise<UiStorage> {
     const snap = await this.snapshot();
     if (this.cache.storage?.key === snap.key) return this.cache.storage.value;
-    const stored = new Map<string, number>();
+    // Every object once, from the store's index (attributes only): its position in `sizes` by id.
+    const index = new Map<string, number>();
+    const sizes: number[] = [];
     const codecs = new Map<string, { objects: number; logical: number; stored: number }>();
     const depths = new Map<number, number>();
     let logical = 0;
@@ -729,7 +735,8 @@ export class RepoView {
     let n = 0;
     for await (const a of this.repo.objects.list()) {
       n++;
-      stored.set(a.id, a.storedSize);
+      index.set(a.id, sizes.length);
+      sizes.push(a.storedSize);
       logical += a.rawSize;
       storedTotal += a.storedSize;
       const c = codecs.get(a.codec) ?? { objects: 0, logical: 0, stored: 0 };
@@ -743,7 +750,10 @@ export class RepoView {
     }
     const sizeOf = (ids: Iterable<string>) => {
       let s = 0;
-      for (const id of ids) s += stored.get(id) ?? 0;
+      for (const id of ids) {
+        const i = index.get(id);
+        if (i !== undefined) s += sizes[i];
+      }
       return s;
     };
 
@@ -764,13 +774,32 @@ export class RepoView {
     }
     byFile.sort((x, y) => y.stored - x.stored || (x.path < y.path ? -1 : 1));
 
+    // By commit: each of the newest commits needs its own tree and its parents' only. Consecutive commits
+    // share trees (a commit's tree is its child's parent tree), so each distinct tree is read once, then
+    // every commit's new objects come from marking its parents' objects (by position, no set per commit).
     const recent = (await this.order(snap.tips, snap.key)).slice(0, STORAGE_COMMITS);
-    const byCommit = await mapLimit(recent, 8, async (id) => {
-      const node = this.cache.commits.get(id)!;
-      const mine = await this.objectsOf(node.tree);
-      const theirs = new Set<string>();
-      for (const p of node.parents) for (const o of await this.objectsOf((await this.node(p)).tree)) theirs.add(o);
-      return { id, message: node.message, newStored: sizeOf(mine.filter((o) => !theirs.has(o))) };
+    const nodes = recent.map((id) => this.cache.commits.get(id)!);
+    const parentTrees = await mapLimit(nodes, 8, (c) => mapLimit(c.parents, 2, async (p) => (await this.node(p)).tree));
+    const treeIds = [...new Set([...nodes.map((c) => c.tree), ...parentTrees.flat()])];
+    const objectsByTree = new Map<string, string[]>();
+    await mapLimit(treeIds, 8, async (t) => objectsByTree.set(t, await this.objectsOf(t)));
+    const mark = new Int32Array(sizes.length);
+    const byCommit = nodes.map((c, k) => {
+      const stamp = k + 1;
+      for (const t of parentTrees[k])
+        for (const o of objectsByTree.get(t)!) {
+          const i = index.get(o);
+          if (i !== undefined) mark[i] = stamp;
+        }
+      let newStored = 0;
+      for (const o of objectsByTree.get(c.tree)!) {
+        const i = index.get(o);
+        if (i !== undefined && mark[i] !== stamp) {
+          newStored += sizes[i];
+          mark[i] = stamp;
+        }
+      }
+      return { id: c.id, message: c.message, newStored };
     });
 
     const value: UiStorage = {
