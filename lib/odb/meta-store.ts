@@ -14,7 +14,8 @@
  * const id = await meta.put(encodeCommit(c));
  * const commit = await meta.readCommit(id);
  */
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFile } from 'node:fs';
+import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 import * as path from 'node:path';
 import {
@@ -34,6 +35,13 @@ import type { Tree } from '../models/tree';
 /** Shortest accepted abbreviated id. */
 export const MIN_PREFIX_LENGTH = 4;
 const COMMIT_CACHE_MAX = 8192;
+
+/**
+ * fs.readFile behind a promise: a meta object is small and read whole, and the callback form costs about
+ * half the event-loop time of fs.promises.readFile (which opens a FileHandle and makes a separate request
+ * for open, fstat, read and close); walking a long history reads thousands of them.
+ */
+const readWhole = promisify(readFile);
 
 const BROTLI_MAGIC = Buffer.from([0, 0x43, 0x42, 0x31]); // "\0CB1"
 
@@ -114,7 +122,7 @@ export class MetaStore {
     const file = this.pathOf(id);
     let buf: Buffer;
     try {
-      buf = await fsp.readFile(file);
+      buf = await readWhole(file);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') throw new ObjectNotFoundError(`meta object ${id} not found`, { id });

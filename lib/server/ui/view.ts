@@ -184,6 +184,9 @@ class Lru<V> {
     }
     return v;
   }
+  delete(k: string): void {
+    this.map.delete(k);
+  }
   set(k: string, v: V): void {
     this.map.delete(k);
     this.map.set(k, v);
@@ -209,8 +212,8 @@ export class UiCache {
   readonly commits = new Map<string, CommitNode>();
   readonly peeled = new Map<string, string>();
   readonly trees = new Lru<Tree>(64);
-  /** Tree id → the objects it references (skeletons and segments). */
-  readonly treeObjects = new Lru<string[]>(1024);
+  /** Tree id → the objects it references (skeletons and segments); a read in flight is shared. */
+  readonly treeObjects = new Lru<Promise<string[]>>(1024);
   readonly attrs = new Lru<StoredAttrs | null>(200_000);
   readonly orders = new Lru<string[]>(16);
   readonly diffs = new Lru<UiDiff>(16);
@@ -246,6 +249,9 @@ async function mapLimit<T, R>(items: readonly T[], width: number, fn: (x: T) => 
 
 /** A max-heap of commits by committer time (ties: smaller id first), for the topological order. */
 const readyHeap = () => new Heap<CommitNode>((a, b) => (a.ts !== b.ts ? a.ts > b.ts : a.id < b.id));
+
+/** An object id a tree's canonical JSON names as a segment's `object` or a file's `skeleton`. */
+const TREE_OBJECT_RE = /"(?:object|skeleton)":"([0-9A-Za-z._-]{1,128})"/g;
 
 const CURSOR_RE = /^(\d{1,9})\.([0-9a-f]{64})$/;
 
@@ -651,17 +657,26 @@ export class RepoView {
    * The objects a tree references (skeletons and segments), read straight from its canonical bytes
    * (verified against the id by the meta store) rather than through the full tree validation: the
    * storage page reads hundreds of trees. A file metadata entry keyed "object" could add a stray string;
-   * only ids the store holds are ever counted.
+   * only ids the store holds are ever counted. The bytes are scanned as latin1 (ids are ASCII and every
+   * byte of a multi-byte UTF-8 character is ≥ 0x80, so the matches are those of the UTF-8 text, without
+   * the cost of decoding it). Concurrent callers share one read.
    */
-  private async objectsOf(treeId: string): Promise<string[]> {
+  private objectsOf(treeId: string): Promise<string[]> {
     const hit = this.cache.treeObjects.get(treeId);
     if (hit) return hit;
-    const text = Buffer.from(await this.repo.meta.get(treeId)).toString('utf8');
-    const ids = new Set<string>();
-    for (const m of text.matchAll(/"(?:object|skeleton)":"([0-9A-Za-z._-]{1,128})"/g)) ids.add(m[1]);
-    const out = [...ids];
-    this.cache.treeObjects.set(treeId, out);
-    return out;
+    const p = this.repo.meta.get(treeId).then((bytes) => {
+      const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      const ids = new Set<string>();
+      for (const m of buf.toString('latin1').matchAll(TREE_OBJECT_RE)) {
+        // A copy of the id: m[1] is a slice of the text and would keep the whole tree's text alive in the cache.
+        const end = m.index + m[0].length - 1;
+        ids.add(buf.toString('latin1', end - m[1].length, end));
+      }
+      return [...ids];
+    });
+    this.cache.treeObjects.set(treeId, p);
+    p.catch(() => this.cache.treeObjects.delete(treeId)); // a failed read is not remembered
+    return p;
   }
 
   /**
@@ -672,7 +687,9 @@ export class RepoView {
   async storage(): Promise<UiStorage> {
     const snap = await this.snapshot();
     if (this.cache.storage?.key === snap.key) return this.cache.storage.value;
-    const stored = new Map<string, number>();
+    // Every object once, from the store's index (attributes only): its position in `sizes` by id.
+    const index = new Map<string, number>();
+    const sizes: number[] = [];
     const codecs = new Map<string, { objects: number; logical: number; stored: number }>();
     const depths = new Map<number, number>();
     let logical = 0;
@@ -680,7 +697,8 @@ export class RepoView {
     let n = 0;
     for await (const a of this.repo.objects.list()) {
       n++;
-      stored.set(a.id, a.storedSize);
+      index.set(a.id, sizes.length);
+      sizes.push(a.storedSize);
       logical += a.rawSize;
       storedTotal += a.storedSize;
       const c = codecs.get(a.codec) ?? { objects: 0, logical: 0, stored: 0 };
@@ -694,7 +712,10 @@ export class RepoView {
     }
     const sizeOf = (ids: Iterable<string>) => {
       let s = 0;
-      for (const id of ids) s += stored.get(id) ?? 0;
+      for (const id of ids) {
+        const i = index.get(id);
+        if (i !== undefined) s += sizes[i];
+      }
       return s;
     };
 
@@ -715,13 +736,32 @@ export class RepoView {
     }
     byFile.sort((x, y) => y.stored - x.stored || (x.path < y.path ? -1 : 1));
 
+    // By commit: each of the newest commits needs its own tree and its parents' only. Consecutive commits
+    // share trees (a commit's tree is its child's parent tree), so each distinct tree is read once, then
+    // every commit's new objects come from marking its parents' objects (by position, no set per commit).
     const recent = (await this.order(snap.tips, snap.key)).slice(0, STORAGE_COMMITS);
-    const byCommit = await mapLimit(recent, 8, async (id) => {
-      const node = this.cache.commits.get(id)!;
-      const mine = await this.objectsOf(node.tree);
-      const theirs = new Set<string>();
-      for (const p of node.parents) for (const o of await this.objectsOf((await this.node(p)).tree)) theirs.add(o);
-      return { id, message: node.message, newStored: sizeOf(mine.filter((o) => !theirs.has(o))) };
+    const nodes = recent.map((id) => this.cache.commits.get(id)!);
+    const parentTrees = await mapLimit(nodes, 8, (c) => mapLimit(c.parents, 2, async (p) => (await this.node(p)).tree));
+    const treeIds = [...new Set([...nodes.map((c) => c.tree), ...parentTrees.flat()])];
+    const objectsByTree = new Map<string, string[]>();
+    await mapLimit(treeIds, 8, async (t) => objectsByTree.set(t, await this.objectsOf(t)));
+    const mark = new Int32Array(sizes.length);
+    const byCommit = nodes.map((c, k) => {
+      const stamp = k + 1;
+      for (const t of parentTrees[k])
+        for (const o of objectsByTree.get(t)!) {
+          const i = index.get(o);
+          if (i !== undefined) mark[i] = stamp;
+        }
+      let newStored = 0;
+      for (const o of objectsByTree.get(c.tree)!) {
+        const i = index.get(o);
+        if (i !== undefined && mark[i] !== stamp) {
+          newStored += sizes[i];
+          mark[i] = stamp;
+        }
+      }
+      return { id: c.id, message: c.message, newStored };
     });
 
     const value: UiStorage = {
