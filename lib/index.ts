@@ -344,7 +344,7 @@ export type { PushOptions, PushReport } from './commands/push';
 export type { RemoteConfig, RemoteTarget } from './commands/remote';
 export type { SyncOptions, SyncReport, SyncBranchReport } from './commands/sync';
 export type { UpstreamStatus } from './commands/status';
-// ---- coral serve (lib/server; docs/deploy.md, docs/remotes.md) ----
+// ---- coral serve (lib/server; docs/serve.md, docs/remotes.md) ----
 export {
   buildServer,
   startServer,

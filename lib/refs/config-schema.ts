@@ -124,7 +124,7 @@ export const CONFIG_SCHEMA: Readonly<Record<string, ConfigKeyInfo>> = Object.fre
     min: 1,
     description: 'more packs than this and gc consolidates them',
   },
-  // `coral serve`: read from `.coral-serve/config` beside the served repositories (docs/deploy.md).
+  // `coral serve`: read from `.coral-serve/config` beside the served repositories (docs/serve.md).
   'serve.maxUploadBytes': {
     type: 'integer',
     default: 68719476736,
