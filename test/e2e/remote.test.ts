@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { coral, ok, sha256, tempDirs, tmpdir } from '../helpers/cli';
+import { coral, ok, sha256, tempDirs, tmpdir, okJson as json, commitAll as commit } from '../helpers/cli';
 import { family, packCount, storedObjects, writeModel } from '../remote/helpers';
 
 const dirs = tempDirs({ needDist: true });
@@ -14,10 +14,6 @@ function workdir(): string {
   dirs.push(d);
   return d;
 }
-
-const json = <T = Record<string, unknown>>(cwd: string, args: string[]): T =>
-  JSON.parse(ok(cwd, [...args, '--json'])) as T;
-const commit = (cwd: string, msg: string) => json<{ id: string }>(cwd, ['commit', '-a', '-m', msg]).id;
 
 describe('remotes over a path', () => {
   it('push, clone, and every commit checks out byte for byte; log, branch -a and status show origin', async () => {

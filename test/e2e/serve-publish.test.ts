@@ -8,25 +8,20 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { coral, ok, sha256, tempDirs, tmpdir } from '../helpers/cli';
+import {
+  coral,
+  ok,
+  sha256,
+  tempDirs,
+  tmpdir,
+  okJson as json,
+  commitAll as commit,
+  worktreeSnapshot as snapshot,
+} from '../helpers/cli';
 import { startServe, type ServeProcess } from '../helpers/serve';
 import { family, storedObjects, writeModel } from '../remote/helpers';
 
 const dirs = tempDirs({ needDist: true });
-
-const json = <T = Record<string, unknown>>(cwd: string, args: string[], env: Record<string, string> = {}): T =>
-  JSON.parse(ok(cwd, [...args, '--json'], env)) as T;
-const commit = (cwd: string, msg: string) => json<{ id: string }>(cwd, ['commit', '-a', '-m', msg]).id;
-
-function snapshot(dir: string): Record<string, string> {
-  const files: Record<string, string> = {};
-  for (const f of fs
-    .readdirSync(dir)
-    .filter((x) => x !== '.coral')
-    .sort())
-    files[f] = sha256(path.join(dir, f));
-  return files;
-}
 
 /** A served root with one write and one read token, in a fresh work directory. */
 function servedRoot(): { d: string; root: string; write: string; read: string } {

@@ -11,7 +11,17 @@ import { xxh3 } from '../../lib/hash';
 import { frameHeader, PACK_CONTENT_TYPE } from '../../lib/remote/http-wire';
 import { LocalPackStore } from '../../lib/store/local';
 import { ceph, makeBucket } from '../helpers/ceph';
-import { coral, coralAsync, ok, sha256, tempDirs, tmpdir } from '../helpers/cli';
+import {
+  coral,
+  coralAsync,
+  ok,
+  sha256,
+  tempDirs,
+  tmpdir,
+  okJson as json,
+  commitAll as commit,
+  worktreeSnapshot as snapshot,
+} from '../helpers/cli';
 import { startServe, type ServeProcess } from '../helpers/serve';
 import { family, packCount, storedObjects, writeModel } from '../remote/helpers';
 
@@ -21,20 +31,6 @@ function workdir(): string {
   const d = tmpdir('coral-serve-e2e-');
   dirs.push(d);
   return d;
-}
-
-const json = <T = Record<string, unknown>>(cwd: string, args: string[], env: Record<string, string> = {}): T =>
-  JSON.parse(ok(cwd, [...args, '--json'], env)) as T;
-const commit = (cwd: string, msg: string) => json<{ id: string }>(cwd, ['commit', '-a', '-m', msg]).id;
-
-function snapshot(dir: string): Record<string, string> {
-  const files: Record<string, string> = {};
-  for (const f of fs
-    .readdirSync(dir)
-    .filter((x) => x !== '.coral')
-    .sort())
-    files[f] = sha256(path.join(dir, f));
-  return files;
 }
 
 /** A served root with one write and one read token. */

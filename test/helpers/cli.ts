@@ -155,3 +155,24 @@ export function tempDirs(opts: { needDist?: boolean } = {}): string[] {
   });
   return dirs;
 }
+
+/** `coral <args> --json` in `cwd`, parsed (fails the test on a non-zero exit, as `ok` does). */
+export function okJson<T = Record<string, unknown>>(cwd: string, args: string[], env: Record<string, string> = {}): T {
+  return JSON.parse(ok(cwd, [...args, '--json'], env)) as T;
+}
+
+/** `coral commit -a -m <msg>` in `cwd`; the new commit's id. */
+export function commitAll(cwd: string, msg: string): string {
+  return okJson<{ id: string }>(cwd, ['commit', '-a', '-m', msg]).id;
+}
+
+/** sha256 of every top-level file of a worktree (not `.coral`), by name. */
+export function worktreeSnapshot(dir: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (const f of fs
+    .readdirSync(dir)
+    .filter((x) => x !== '.coral')
+    .sort())
+    files[f] = sha256(path.join(dir, f));
+  return files;
+}

@@ -6,15 +6,22 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CORAL_BIN, coral, coralAsync, ok, sha256, tempDirs, tmpdir } from '../helpers/cli';
+import {
+  CORAL_BIN,
+  coral,
+  coralAsync,
+  ok,
+  sha256,
+  tempDirs,
+  tmpdir,
+  okJson as json,
+  commitAll as commit,
+} from '../helpers/cli';
 import { family, rng, writeModel } from './helpers';
 
 const dirs = tempDirs({ needDist: true });
 
 const env = { NO_COLOR: '1', CORAL_AUTHOR_NAME: 'Test User', CORAL_AUTHOR_EMAIL: 'test@example.com' };
-const json = <T = Record<string, unknown>>(cwd: string, args: string[]): T =>
-  JSON.parse(ok(cwd, [...args, '--json'])) as T;
-const commit = (cwd: string, msg: string) => json<{ id: string }>(cwd, ['commit', '-a', '-m', msg]).id;
 const hubRef = (bare: string, b = 'main') => {
   const f = path.join(bare, 'refs', 'heads', b);
   return fs.existsSync(f) ? fs.readFileSync(f, 'utf8').trim() : null;
