@@ -15,7 +15,8 @@ import { canonicalJson } from '../../lib/models/canonical';
 import { openFileRemote } from '../../lib/remote/file';
 import type { RemoteRepo } from '../../lib/remote/transport';
 import { Repository } from '../../lib/repository';
-import { RepoView, STORAGE_COMMITS, UiCache, type UiStorage } from '../../lib/server/ui/view';
+import type { UiStorage } from '../../lib/server/ui/contract';
+import { RepoView, STORAGE_COMMITS, UiCache } from '../../lib/server/ui/view';
 import { tensor } from '../../lib/tensor/tensor';
 
 const COMMITS = STORAGE_COMMITS + 12;

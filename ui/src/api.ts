@@ -1,110 +1,30 @@
 // The JSON API of docs/ui.md (UI-API contract): typed fetchers, the bearer token kept in sessionStorage, and the
 // 401 → token form hand-off. Every page goes through `get`, so a served repository behind auth asks once.
 
-export interface CommitInfo {
-  id: string;
-  parents: string[];
-  message: string;
-  author: string;
-  time: string;
-  refs: string[];
-  metrics: Record<string, number> | null;
-}
-
-export interface Refs {
-  head: string | null;
-  headId: string | null;
-  branches: Array<{ name: string; id: string }>;
-  tags: Array<{ name: string; id: string }>;
-}
-
-export interface CommitPage {
-  commits: CommitInfo[];
-  next: string | null;
-}
-
-export interface TensorInfo {
-  name: string;
-  dtype: string;
-  shape: number[];
-  id: string;
-  /** null when the object is not in this repository (a partial clone). */
-  codec: string | null;
-  base: string | null;
-  chainDepth: number;
-  cast: boolean;
-  logicalSize: number;
-  /** null when the object is not in this repository. */
-  storedSize: number | null;
-}
-
-export interface FileInfo {
-  path: string;
-  format: string;
-  size: number;
-  sha256: string;
-  lossy: boolean;
-  tensors: TensorInfo[];
-}
-
-export interface CommitDetail {
-  commit: CommitInfo;
-  files: FileInfo[];
-}
-
-export type ChangeStatus = 'added' | 'removed' | 'modified' | 'unchanged';
-
-export interface TensorChange {
-  name: string;
-  status: ChangeStatus;
-  dtype: string;
-  shape: number[];
-  layer: string | null;
-  kind: string;
-  relL2: number | null;
-  fracChanged: number | null;
-  maxAbs: number | null;
-  nonFinite: number;
-  /** Set when dtype or shape changed (no element-wise metrics then). */
-  oldDtype?: string;
-  oldShape?: number[];
-}
-
-export interface DiffResult {
-  a: string;
-  b: string;
-  files: Array<{ path: string; status: ChangeStatus; tensors: TensorChange[] }>;
-}
-
-export interface TensorHistogram {
-  name: string;
-  dtype: string;
-  shape: number[];
-  bins: { edges: number[]; counts: number[] };
-  changed: number;
-  total: number;
-  nonFinite: number;
-  relL2: number | null;
-  maxAbs: number | null;
-}
-
-export interface Storage {
-  logical: number;
-  stored: number;
-  objects: number;
-  byCodec: Array<{ codec: string; objects: number; logical: number; stored: number }>;
-  byFile: Array<{ path: string; logical: number; stored: number }>;
-  byCommit: Array<{ id: string; message: string; newStored: number }>;
-  chainDepths: Array<{ depth: number; objects: number }>;
-}
-
-export interface ExperimentRun {
-  name: string;
-  status?: string;
-  id?: string;
-  params: Record<string, unknown>;
-  metrics: Record<string, Array<[number, number]>>;
-}
+// The response bodies are declared once, beside the server code that builds them; the pages keep their names.
+export type {
+  UiCommit as CommitInfo,
+  UiCommitDetail as CommitDetail,
+  UiCommitPage as CommitPage,
+  UiDiff as DiffResult,
+  UiDiffTensor as TensorChange,
+  UiFile as FileInfo,
+  UiHistogram as TensorHistogram,
+  UiRefs as Refs,
+  UiRun as ExperimentRun,
+  UiStatus as ChangeStatus,
+  UiStorage as Storage,
+  UiTensor as TensorInfo,
+} from '../../lib/server/ui/contract';
+import type {
+  UiCommitDetail,
+  UiCommitPage,
+  UiDiff,
+  UiHistogram,
+  UiRefs,
+  UiRun,
+  UiStorage,
+} from '../../lib/server/ui/contract';
 
 const TOKEN_KEY = 'coral-ui-token';
 
@@ -178,13 +98,13 @@ const enc = encodeURIComponent;
 
 export const api = {
   repos: () => get<{ repos: Array<{ name: string }> }>('/repos'),
-  refs: (repo: string) => get<Refs>(`/r/${enc(repo)}/refs`),
+  refs: (repo: string) => get<UiRefs>(`/r/${enc(repo)}/refs`),
   commits: (repo: string, opts: { limit?: number; cursor?: string; rev?: string } = {}) =>
-    get<CommitPage>(`/r/${enc(repo)}/commits`, opts),
-  commit: (repo: string, rev: string) => get<CommitDetail>(`/r/${enc(repo)}/commit/${enc(rev)}`),
-  diff: (repo: string, a: string, b: string) => get<DiffResult>(`/r/${enc(repo)}/diff`, { a, b }),
+    get<UiCommitPage>(`/r/${enc(repo)}/commits`, opts),
+  commit: (repo: string, rev: string) => get<UiCommitDetail>(`/r/${enc(repo)}/commit/${enc(rev)}`),
+  diff: (repo: string, a: string, b: string) => get<UiDiff>(`/r/${enc(repo)}/diff`, { a, b }),
   tensorDiff: (repo: string, a: string, b: string, path: string, name: string, bins = 64) =>
-    get<TensorHistogram>(`/r/${enc(repo)}/diff/tensor`, { a, b, path, name, bins }),
-  storage: (repo: string) => get<Storage>(`/r/${enc(repo)}/storage`),
-  experiments: (repo: string) => get<{ runs: ExperimentRun[] }>(`/r/${enc(repo)}/experiments`),
+    get<UiHistogram>(`/r/${enc(repo)}/diff/tensor`, { a, b, path, name, bins }),
+  storage: (repo: string) => get<UiStorage>(`/r/${enc(repo)}/storage`),
+  experiments: (repo: string) => get<{ runs: UiRun[] }>(`/r/${enc(repo)}/experiments`),
 };

@@ -33,6 +33,20 @@ import { numel, type Tensor } from '../../tensor/tensor';
 import { EXPERIMENT_PREFIX, readRun } from '../../train/experiment';
 import { readFileTensor } from '../../worktree/materialize';
 import { Heap } from '../../util/heap';
+import type {
+  UiCommit,
+  UiCommitPage,
+  UiCommitDetail,
+  UiDiff,
+  UiDiffTensor,
+  UiFile,
+  UiHistogram,
+  UiRefs,
+  UiRun,
+  UiStatus,
+  UiStorage,
+  UiTensor,
+} from './contract';
 
 /** Most commits one page of `commits` returns. */
 export const MAX_PAGE = 500;
@@ -42,111 +56,6 @@ export const DEFAULT_PAGE = 100;
 export const MAX_BINS = 1024;
 /** Commits the storage breakdown lists (newest first). */
 export const STORAGE_COMMITS = 200;
-
-export interface UiCommit {
-  id: string;
-  parents: string[];
-  message: string;
-  /** `Name <email>` of the author. */
-  author: string;
-  /** Author time, ISO-8601 (UTC). */
-  time: string;
-  /** Branches (`main`) and tags (`tag: v1`) pointing at the commit. */
-  refs: string[];
-  /** The numeric `metrics` a training integration stored in the commit, else null. */
-  metrics: Record<string, number> | null;
-}
-
-export interface UiRefs {
-  head: string | null;
-  headId: string | null;
-  branches: Array<{ name: string; id: string }>;
-  /** `id`: the commit the tag points at (annotated tags peeled). */
-  tags: Array<{ name: string; id: string }>;
-}
-
-export interface UiTensor {
-  name: string;
-  dtype: string;
-  shape: number[];
-  /** The stored object holding the tensor (its segment). */
-  id: string;
-  /** Codec of the stored object; null when the object is not in this repository (a partial clone). */
-  codec: string | null;
-  base: string | null;
-  chainDepth: number;
-  cast: boolean;
-  logicalSize: number;
-  /** Stored bytes of the object (shared by the views of one .pt storage); null when absent. */
-  storedSize: number | null;
-}
-
-export interface UiFile {
-  path: string;
-  format: string;
-  size: number;
-  sha256: string;
-  lossy: boolean;
-  tensors: UiTensor[];
-}
-
-export type UiStatus = 'added' | 'removed' | 'modified' | 'unchanged';
-
-export interface UiDiffTensor {
-  name: string;
-  status: UiStatus;
-  dtype: string;
-  shape: number[];
-  /** The first purely numeric dotted component of the name, else null. */
-  layer: string | null;
-  /** What follows the layer component (the whole name when there is none). */
-  kind: string;
-  relL2: number | null;
-  fracChanged: number | null;
-  maxAbs: number | null;
-  nonFinite: number;
-  /** Set when dtype or shape changed (no element-wise metrics then). */
-  oldDtype?: string;
-  oldShape?: number[];
-}
-
-export interface UiDiff {
-  a: string;
-  b: string;
-  files: Array<{ path: string; status: UiStatus; tensors: UiDiffTensor[] }>;
-}
-
-export interface UiHistogram {
-  name: string;
-  dtype: string;
-  shape: number[];
-  bins: { edges: number[]; counts: number[] };
-  changed: number;
-  total: number;
-  nonFinite: number;
-  relL2: number | null;
-  maxAbs: number;
-}
-
-export interface UiStorage {
-  /** Decoded bytes of every stored object (each object once). */
-  logical: number;
-  /** Stored bytes of every object. */
-  stored: number;
-  objects: number;
-  byCodec: Array<{ codec: string; objects: number; logical: number; stored: number }>;
-  byFile: Array<{ path: string; logical: number; stored: number }>;
-  byCommit: Array<{ id: string; message: string; newStored: number }>;
-  chainDepths: Array<{ depth: number; objects: number }>;
-}
-
-export interface UiRun {
-  name: string;
-  status: string;
-  id: string;
-  params: Record<string, unknown>;
-  metrics: Record<string, Array<[number, number]>>;
-}
 
 /**
  * The layer / kind split of a tensor name: the first purely numeric dotted component is the layer, what
@@ -492,10 +401,7 @@ export class RepoView {
    * reaches). `next` continues after the last commit of this page; a cursor stays valid while refs move
    * as long as its last commit is still in the history.
    */
-  async commits(opts: { limit?: number; cursor?: string; rev?: string } = {}): Promise<{
-    commits: UiCommit[];
-    next: string | null;
-  }> {
+  async commits(opts: { limit?: number; cursor?: string; rev?: string } = {}): Promise<UiCommitPage> {
     const limit = opts.limit ?? DEFAULT_PAGE;
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PAGE)
       throw invalidParameter('limit', `integer from 1 to ${MAX_PAGE}`, opts.limit);
@@ -524,7 +430,7 @@ export class RepoView {
   }
 
   /** One commit with its files and each tensor's stored attributes (no decoding). */
-  async commit(rev: string): Promise<{ commit: UiCommit; files: UiFile[] }> {
+  async commit(rev: string): Promise<UiCommitDetail> {
     const snap = await this.snapshot();
     const id = await this.resolve(rev);
     const n = await this.node(id);
