@@ -15,8 +15,7 @@ type Fixture = {
   base: string;
   objects: Array<{ name: string; codec: string; id: string; baseId: string; tensor: string; object: string }>;
 };
-const fixture = (name: string) =>
-  JSON.parse(readFileSync(path.join(__dirname, 'fixtures', name), 'utf8')) as Fixture;
+const fixture = (name: string) => JSON.parse(readFileSync(path.join(__dirname, 'fixtures', name), 'utf8')) as Fixture;
 const fx = fixture('cast-v0-objects.json');
 const fx1 = fixture('cast-v1-objects.json');
 const base: Tensor = { dtype: 'F32', shape: [64, 64], data: new Uint8Array(Buffer.from(fx.base, 'base64')) };
