@@ -12,7 +12,9 @@ import { coralAsync, f32, ok, tempDirs, tmpdir, weights, writeSafetensors } from
 
 const dirs = tempDirs({ needDist: true });
 
-function model(seed: number): Record<string, Tensor> {
+type Tensors = Record<string, { dtype: string; shape: number[]; data: Uint8Array }>;
+
+function model(seed: number): Tensors {
   return {
     'a.weight': { dtype: 'F32', shape: [256, 128], data: f32(weights(256 * 128, seed)) },
     'b.weight': { dtype: 'F32', shape: [128, 64], data: f32(weights(128 * 64, seed + 1)) },
@@ -30,7 +32,11 @@ describe('a crash while a pack is published', () => {
       ok(d, ['add', 'fp32.safetensors']);
       ok(d, ['commit', '-m', 'fp32']);
       const before = ok(d, ['log', '--json']);
-      const bf16 = Object.fromEntries(Object.entries(fp32).map(([k, t]) => [k, castTensorSync(t, 'BF16')]));
+      const bf16: Tensors = {};
+      for (const [k, t] of Object.entries(fp32)) {
+        const c = castTensorSync(t as Tensor, 'BF16');
+        bf16[k] = { dtype: c.dtype, shape: t.shape, data: c.data };
+      }
       for (const [file, tensors] of [
         ['new.safetensors', model(2)],
         ['bf16.safetensors', bf16],
