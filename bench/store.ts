@@ -3,9 +3,13 @@
  *   write: LocalPackStore transaction (XXH3 checksum, HDF5 write, fsync, rename, index, dir fsync)
  *          vs fs.promises.writeFile + fsync of the same bytes;
  *   read:  LocalPackStore.get (HDF5 read + checksum verification) vs fs.promises.readFile.
+ * And the fixed cost of publishing a small pack (what a cast's or a small commit's `add` pays,
+ * issue #18): a transaction of 10 objects of ~120 B, committed (HDF5 file, fdatasync, rename,
+ * index, directory fsync), vs the least the same protocol costs with a plain file (the same bytes
+ * written to a temp file, fdatasync, rename, directory fsync); wall time and CPU time, medians.
  * Files live under os.tmpdir() (a real disk here); reads hit the page cache on both sides.
  *
- *   npx tsx bench/store.ts [--quick]
+ *   npx tsx bench/store.ts [--quick] [--small-only]
  */
 import { promises as fsp } from 'node:fs';
 import * as fs from 'node:fs';
@@ -26,8 +30,71 @@ async function timed(fn: () => Promise<unknown>, after: () => Promise<unknown>, 
   return median(xs);
 }
 
+/** Median wall and CPU milliseconds of fn over `runs` runs (after one warm-up). */
+async function timedCpu(fn: () => Promise<unknown>, runs: number): Promise<{ wallMs: number; cpuMs: number }> {
+  const wall: number[] = [];
+  const cpu: number[] = [];
+  for (let i = 0; i <= runs; i++) {
+    const c0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    await fn();
+    const c = process.cpuUsage(c0);
+    if (i === 0) continue;
+    wall.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    cpu.push((c.user + c.system) / 1000);
+  }
+  return { wallMs: median(wall), cpuMs: median(cpu) };
+}
+
+/** The fixed cost of publishing a small pack, against a plain file published with the same syncs. */
+async function smallPack(runs: number): Promise<Record<string, number>> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-bench-smallpack-'));
+  try {
+    const objs = Array.from({ length: 10 }, (_, i) => seededBytes(100 + 4 * i, 50 + i));
+    const plainDir = path.join(dir, 'plain');
+    await fsp.mkdir(plainDir);
+    let k = 0;
+    const plain = await timedCpu(async () => {
+      const tmp = path.join(dir, `p${k}.tmp`);
+      const fh = await fsp.open(tmp, 'wx');
+      await fh.writeFile(Buffer.concat(objs));
+      await fh.datasync();
+      await fh.close();
+      await fsp.rename(tmp, path.join(plainDir, `p${k++}`));
+      const d = await fsp.open(plainDir, 'r');
+      await d.sync();
+      await d.close();
+    }, runs);
+    const store = await LocalPackStore.open(path.join(dir, 'repo'));
+    let n = 0;
+    const coral = await timedCpu(async () => {
+      const tx = store.beginWrite();
+      for (const o of objs)
+        await tx.put(`small${n++}`, o, { codec: 'raw', dtype: 'U8', shape: [o.length], rawSize: o.length });
+      await tx.commit();
+    }, runs);
+    await store.close();
+    return {
+      runs,
+      plainWallMs: plain.wallMs,
+      plainCpuMs: plain.cpuMs,
+      coralWallMs: coral.wallMs,
+      coralCpuMs: coral.cpuMs,
+    };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const quick = argFlag('quick');
+  if (argFlag('small-only')) {
+    header('store: publishing a small pack (10 objects of ~120 B)');
+    const sp = await smallPack(quick ? 10 : 30);
+    printSmall(sp);
+    emitJson('store', { smallPack: sp });
+    return;
+  }
   const size = quick ? 128 << 20 : 1 << 30;
   const runs = quick ? 3 : 5;
   header(`store: one ${size >> 20} MiB object, write and verified read`);
@@ -90,7 +157,10 @@ async function main(): Promise<void> {
     ]);
     console.log(`ratio coral/baseline write throughput: ${(writePlain / writeCoral).toFixed(2)}x`);
     console.log(`ratio coral/baseline read throughput:  ${(readPlain / readCoral).toFixed(2)}x`);
+    const sp = await smallPack(quick ? 10 : 30);
+    printSmall(sp);
     emitJson('store', {
+      smallPack: sp,
       sizeBytes: size,
       runs,
       writePlainGBps: gbps(size, writePlain),
@@ -101,6 +171,20 @@ async function main(): Promise<void> {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function printSmall(sp: Record<string, number>): void {
+  table([
+    {
+      op: 'small publish: plain file, fdatasync + rename + dir fsync (baseline)',
+      'wall ms': sp.plainWallMs,
+      'cpu ms': sp.plainCpuMs,
+    },
+    { op: 'small publish: coral pack commit (10 objects)', 'wall ms': sp.coralWallMs, 'cpu ms': sp.coralCpuMs },
+  ]);
+  console.log(
+    `ratio coral/baseline small publish: wall ${(sp.coralWallMs / sp.plainWallMs).toFixed(2)}x, cpu ${(sp.coralCpuMs / sp.plainCpuMs).toFixed(2)}x`,
+  );
 }
 
 main().catch((e) => {

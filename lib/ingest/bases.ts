@@ -217,7 +217,12 @@ export class BaseSelector {
     this.stats.queries++;
     const hit = await this.castHit(q);
     if (hit) {
-      await this.fingerprint(q);
+      // Indexed under its source's fingerprint when the source has one (no pass over the tensor).
+      const sim = this.o.sim;
+      const fp =
+        sim && q.id && indexable(q.dtype, q.shape, sim.settings) ? sim.fingerprintOf(hit, q.dtype, q.shape) : null;
+      if (fp) this.fps.set(q.id!, fp);
+      else await this.fingerprint(q);
       this.stats.castHits++;
       return { id: hit, pureCast: 'RNE' };
     }

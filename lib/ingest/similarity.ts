@@ -126,12 +126,23 @@ export function decodeFingerprintAttr(
   if (sig.length !== bits / 8) return null;
   const rms = Number(m[3]);
   if (!Number.isFinite(rms)) return null;
-  const { scheme } = resolveScheme({ bits });
+  return fingerprintOfParts(resolveScheme({ bits }).scheme, bits, new Uint8Array(sig), rms, dtype, shape);
+}
+
+/** A fingerprint of the repository's scheme (default seed and samples) from a stored signature and RMS. */
+function fingerprintOfParts(
+  scheme: string,
+  bits: number,
+  signature: Uint8Array,
+  rms: number,
+  dtype: DType,
+  shape: readonly number[],
+): Fingerprint {
   const n = numel(shape);
   return Object.freeze({
     scheme,
     bits,
-    signature: new Uint8Array(sig),
+    signature,
     dtype,
     shape: Object.freeze(shape.slice()),
     numel: n,
@@ -190,6 +201,18 @@ export class RepoSimilarity {
       sameDtypeOnly: true,
       ...opts,
     });
+  }
+
+  /**
+   * The indexed fingerprint of `id`, for a tensor of `dtype`/`shape` holding the same values up to
+   * a rounding (a pure cast of `id`): SimHash signs are taken on values, so a cast's signature is
+   * its source's but for the rare sample within a rounding step of a hyperplane; good enough for a
+   * hint, and no tensor pass. Null when `id` is not indexed or has another element count.
+   */
+  fingerprintOf(id: string, dtype: DType, shape: readonly number[]): Fingerprint | null {
+    const e = this.store.index.get(id);
+    if (!e || e.numel !== numel(shape)) return null;
+    return fingerprintOfParts(this.store.index.scheme, this.store.index.bits, e.signature, e.rms, dtype, shape);
   }
 
   async insert(id: string, fp: Fingerprint, meta?: { dtype: DType; shape: readonly number[] }): Promise<void> {

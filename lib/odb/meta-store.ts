@@ -25,6 +25,7 @@ import {
   RefNotFoundError,
   invalidParameter,
 } from '../errors';
+import { brotliTextOptions } from '../util/brotli';
 import { ioError, mkdirp, writeFileAtomic } from '../util/fsutil';
 import { isSha256Hex, sha256Hex } from '../models/canonical';
 import type { Commit } from '../models/commit';
@@ -47,13 +48,7 @@ const BROTLI_MAGIC = Buffer.from([0, 0x43, 0x42, 0x31]); // "\0CB1"
 
 /** The on-disk form of canonical meta bytes (also the form of meta objects on a remote). */
 export function metaToDisk(bytes: Uint8Array): Buffer {
-  const packed = zlib.brotliCompressSync(bytes, {
-    params: {
-      [zlib.constants.BROTLI_PARAM_QUALITY]: 9,
-      [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT,
-      [zlib.constants.BROTLI_PARAM_SIZE_HINT]: bytes.byteLength,
-    },
-  });
+  const packed = zlib.brotliCompressSync(bytes, brotliTextOptions(bytes.byteLength, 9));
   return packed.length + BROTLI_MAGIC.length < bytes.byteLength
     ? Buffer.concat([BROTLI_MAGIC, packed])
     : Buffer.from(bytes);

@@ -231,8 +231,13 @@ export class PackView {
     try {
       const entries = await this.listPack(name);
       this.checkedPacks.add(name);
-      // An unusable sidecar is left for verify() to report and `fsck --rebuild-index` to rewrite:
-      // reads already come from the pack. (A decodable but wrong one is repaired on a miss: locate().)
+      // No sidecar at all is the state a writer killed between publishing its pack and its index
+      // leaves (docs/store.md, "Crash safety"), or a writer between the two right now: the sidecar
+      // is written as that writer would have (the same bytes), so a crash there leaves nothing for
+      // fsck to report. An unusable sidecar is left for verify() to report and `fsck
+      // --rebuild-index` to rewrite: reads already come from the pack. (A decodable but wrong one is
+      // repaired on a miss: locate().)
+      if (text === null) await this.repairIndex(name, size, entries);
       return { name, size, entries, indexed: false };
     } catch (e) {
       if (isNativeNotFound(e)) return null;

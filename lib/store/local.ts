@@ -38,6 +38,7 @@ import * as path from 'node:path';
 import type { PackEntry } from '../../binding';
 import { CoralError, CorruptObjectError, InvalidArgumentError, ObjectNotFoundError, invalidParameter } from '../errors';
 import { ASYNC_THRESHOLD_BYTES, callAsync, callSync, native } from '../native';
+import { crashPoint } from '../util/crash';
 import { errnoOf, fsyncDir, fullDiskError, ioError, randomHex, unlinkIfExists, writeFileAtomic } from './fs';
 import {
   checkId,
@@ -259,11 +260,13 @@ export class LocalPackStore implements ObjectStore, PackSource, PackSink {
   /** @internal publishes a finished pack file from tmp/ into packs/ with its index. */
   async _publish(tmpPath: string, name: string, size: number, entries: PackEntry[]): Promise<void> {
     const final = this.packPath(name);
+    crashPoint('pack:before-rename');
     try {
       await fsp.rename(tmpPath, final);
     } catch (e) {
       throw ioError(e, 'rename', final);
     }
+    crashPoint('pack:after-rename');
     // The sidecar is a checksummed cache of the pack's own listing (a torn or lost one
     // is detected and rebuilt from the pack), so it needs no fsync of its own; the
     // directory fsync below makes the pack's rename durable.
@@ -273,6 +276,7 @@ export class LocalPackStore implements ObjectStore, PackSource, PackSink {
       this.tmpDir,
       false,
     );
+    crashPoint('pack:after-index');
     if (this.sync) await fsyncDir(this.packsDir);
     this.view.addPublished(name, size, entries);
   }

@@ -396,7 +396,7 @@ Err DecodeChunked(const ObjectInfo& info, const uint8_t* payload, size_t pn, con
 
 void WriteHeader(std::vector<uint8_t>* o, Codec c, const TensorView& t, bool has_base, bool lossy, int level,
                  uint32_t chunk, const Digest128& id, const Digest128& base_id, double max_abs, double rel,
-                 const std::vector<uint8_t>& params, uint64_t payload_size) {
+                 const std::vector<uint8_t>& params, uint64_t payload_size, const uint8_t* fields = nullptr) {
   o->insert(o->end(), kMagic, kMagic + 4);
   PutU8(*o, kVersion);
   PutU8(*o, static_cast<uint8_t>(c));
@@ -408,8 +408,12 @@ void WriteHeader(std::vector<uint8_t>* o, Codec c, const TensorView& t, bool has
   PutU32(*o, chunk);
   o->insert(o->end(), id.bytes, id.bytes + 16);
   o->insert(o->end(), base_id.bytes, base_id.bytes + 16);
-  PutF64(*o, max_abs);
-  PutF64(*o, rel);
+  if (fields) {
+    o->insert(o->end(), fields, fields + 16);
+  } else {
+    PutF64(*o, max_abs);
+    PutF64(*o, rel);
+  }
   for (uint64_t d : t.shape) PutU64(*o, d);
   o->insert(o->end(), params.begin(), params.end());
   PutU64(*o, payload_size);
@@ -616,8 +620,8 @@ Err EstimateLossless(const TensorView& t, const uint8_t* b, const EncodeParams& 
 }
 void WriteObjectHeader(std::vector<uint8_t>* o, Codec c, const TensorView& t, bool has_base, int level,
                        uint32_t chunk, const Digest128& id, const Digest128& base_id,
-                       const std::vector<uint8_t>& params, uint64_t payload_size) {
-  WriteHeader(o, c, t, has_base, false, level, chunk, id, base_id, 0, 0, params, payload_size);
+                       const std::vector<uint8_t>& params, uint64_t payload_size, const uint8_t* fields) {
+  WriteHeader(o, c, t, has_base, false, level, chunk, id, base_id, 0, 0, params, payload_size, fields);
 }
 uint64_t CountChangedElems(const uint8_t* t, const uint8_t* b, uint64_t n, size_t w, int threads) {
   constexpr uint64_t kBlock = uint64_t(1) << 18;
@@ -841,12 +845,21 @@ Err Inspect(const uint8_t* obj, size_t n, ObjectInfo* info) {
   std::memcpy(info->id.bytes, p, 16);
   if (!r.Bytes(16, &p)) return Corrupt("truncated header");
   std::memcpy(info->base_id.bytes, p, 16);
-  if (!r.F64(&info->max_abs_error) || !r.F64(&info->rel_l2_error)) return Corrupt("truncated header");
+  const uint8_t* fields;
+  if (!r.Bytes(16, &fields)) return Corrupt("truncated header");
+  Reader fr(fields, 16);
+  fr.F64(&info->max_abs_error);
+  fr.F64(&info->rel_l2_error);
   info->shape.resize(ndim);
   for (auto& d : info->shape)
     if (!r.U64(&d)) return Corrupt("truncated header");
   if (!r.Bytes(plen, &p)) return Corrupt("truncated header");
   info->params.assign(p, p + plen);
+  if (info->codec == Codec::CAST && plen == 0) {
+    // CAST params kept in the (otherwise unused) error fields: see CastParamsFromHeaderFields.
+    if (!CastParamsFromHeaderFields(fields, &info->params)) return Corrupt("CAST params in the header are malformed");
+    info->max_abs_error = info->rel_l2_error = 0;
+  }
   uint64_t psize;
   if (!r.U64(&psize)) return Corrupt("truncated header");
   size_t hashed = r.pos;

@@ -17,10 +17,14 @@ namespace coral {
 namespace codec {
 namespace {
 
-// CAST params, two layouts (docs/codecs.md, "CAST"): the original 12 bytes (u8 base dtype, u8
-// rounding, u8 inner codec, u8 0, u64 residual), still decoded; and the compact one every encoder
-// writes now: one byte 1 d d r 0 0 i i (bit 7 set, which the original's dtype byte never has; d:
-// base dtype code 0-3, r: rounding, i: inner codec - DELTA_XOR), then the residual as LEB128.
+// CAST params, three layouts (docs/codecs.md, "CAST"), all still decoded: the original 12 bytes
+// (u8 base dtype, u8 rounding, u8 inner codec, u8 0, u64 residual); the compact one: one byte
+// 1 d d r 0 0 i i (bit 7 set, which the original's dtype byte never has; d: base dtype code 0-3,
+// r: rounding, i: inner codec - DELTA_XOR), then the residual as LEB128; and the one every encoder
+// writes now: no params (P = 0), the compact tag and the residual (u64) in the header's 16
+// error-field bytes, which a lossless object leaves zero -- so a CAST object with a residual is
+// exactly as large as a delta against the stored cast would be. Inspect turns the last form back
+// into the compact params (CastParamsFromHeaderFields), which is what ParseDerived and callers see.
 constexpr size_t kCastParamsV0 = 12;
 constexpr uint8_t kCastCompact = 0x80;
 constexpr size_t kRowsParams = 44;  // u64 base rows, t start, b start, shared; u8 x3 inner codecs, u8 0; u64 residual
@@ -30,11 +34,15 @@ bool IsDeltaCodec(Codec c) {
 }
 bool IsStandaloneChunked(Codec c) { return c == Codec::ZSTD || c == Codec::PLANES; }
 
-// The compact CAST params (see kCastCompact).
-std::vector<uint8_t> CastParams(DType base, CastRounding r, Codec inner, uint64_t residual) {
+// The compact CAST tag byte (see kCastCompact).
+uint8_t CastTag(DType base, CastRounding r, Codec inner) {
+  return uint8_t(kCastCompact | (uint8_t(base) << 5) | (uint8_t(r) << 4) | (uint8_t(inner) - uint8_t(Codec::DELTA_XOR)));
+}
+
+// The compact CAST params: the tag, then the residual as minimal LEB128.
+std::vector<uint8_t> CompactCastParams(uint8_t tag, uint64_t residual) {
   std::vector<uint8_t> p;
-  p.push_back(uint8_t(kCastCompact | (uint8_t(base) << 5) | (uint8_t(r) << 4) |
-                      (uint8_t(inner) - uint8_t(Codec::DELTA_XOR))));
+  p.push_back(tag);
   do {
     const uint8_t b = residual & 0x7F;
     residual >>= 7;
@@ -42,6 +50,15 @@ std::vector<uint8_t> CastParams(DType base, CastRounding r, Codec inner, uint64_
   } while (residual);
   return p;
 }
+
+// The 16 header bytes that hold a CAST object's params (see the layouts above).
+struct CastFields {
+  uint8_t b[16] = {};
+  CastFields(DType base, CastRounding r, Codec inner, uint64_t residual) {
+    b[0] = CastTag(base, r, inner);
+    for (int i = 0; i < 8; ++i) b[1 + i] = uint8_t(residual >> (8 * i));
+  }
+};
 
 uint64_t Numel(const std::vector<uint64_t>& s) {
   uint64_t n = 1;
@@ -156,9 +173,9 @@ void PutSection(std::vector<uint8_t>* payload, Codec c, const TensorView& t, con
 
 Err Finish(Codec c, const TensorView& t, const Digest128& id, const Digest128& base_id, const EncodeParams& p,
            uint32_t chunk, const std::vector<uint8_t>& params, const std::vector<uint8_t>& payload,
-           EncodeResult* res) {
+           EncodeResult* res, const uint8_t* fields = nullptr) {
   std::vector<uint8_t> head;
-  WriteObjectHeader(&head, c, t, true, p.level, chunk, id, base_id, params, payload.size());
+  WriteObjectHeader(&head, c, t, true, p.level, chunk, id, base_id, params, payload.size(), fields);
   res->bytes = BigBuffer::Take(head.size() + payload.size());
   if (!res->bytes.data())
     return Err::Make(Status::OutOfMemory, "cannot allocate " + std::to_string(head.size() + payload.size()) +
@@ -183,8 +200,8 @@ Err PureCastObject(const TensorView& t, DType base_dtype, CastRounding rounding,
   payload.reserve(size_t(8 * nchunks));
   for (uint64_t k = 0; k < nchunks; ++k) PutU32(payload, 4);
   for (uint64_t k = 0; k < nchunks; ++k) PutU32(payload, 0);
-  return Finish(Codec::CAST, t, id, base_id, p, chunk, CastParams(base_dtype, rounding, Codec::SPARSE_UPDATE, 0),
-                payload, res);
+  const CastFields f(base_dtype, rounding, Codec::SPARSE_UPDATE, 0);
+  return Finish(Codec::CAST, t, id, base_id, p, chunk, {}, payload, res, f.b);
 }
 
 Err EncodeCast(const TensorView& t, const TensorView& base, const EncodeParams& p, uint32_t chunk,
@@ -204,14 +221,14 @@ Err EncodeCast(const TensorView& t, const TensorView& base, const EncodeParams& 
   uint64_t inner_size, alone_size;
   Best(est, &inner, &inner_size, &alone, &alone_size);
   if (automatic && alone_size < inner_size) return Standalone(t, p, int(alone), res);
-  const std::vector<uint8_t> params = CastParams(base.dtype, rounding, inner, residual);
+  const CastFields fields(base.dtype, rounding, inner, residual);
   std::vector<std::vector<uint8_t>> parts;
   EncodeLosslessChunks(inner, t, pred.p.get(), chunk, p.level, p.threads, &parts);
   std::vector<uint8_t> payload;
   JoinChunks(parts, &payload);
   ReleaseChunks(&parts);
   if (automatic && payload.size() > t.nbytes) return Standalone(t, p, int(Codec::RAW), res);
-  return Finish(Codec::CAST, t, id, base_id, p, chunk, params, payload, res);
+  return Finish(Codec::CAST, t, id, base_id, p, chunk, {}, payload, res, fields.b);
 }
 
 // Mean differing bits per sampled element of target rows [ts, ts+k) against
@@ -364,6 +381,16 @@ Err GetSection(Reader& r, const ObjectInfo& info, Codec c, uint64_t rows, const 
 }
 
 }  // namespace
+
+bool CastParamsFromHeaderFields(const uint8_t fields[16], std::vector<uint8_t>* params) {
+  if (!(fields[0] & kCastCompact)) return false;
+  uint64_t residual = 0;
+  for (int i = 0; i < 8; ++i) residual |= uint64_t(fields[1 + i]) << (8 * i);
+  for (int i = 9; i < 16; ++i)
+    if (fields[i]) return false;
+  *params = CompactCastParams(fields[0], residual);
+  return true;
+}
 
 Err ParseDerived(const ObjectInfo& info, DerivedInfo* d) {
   const auto& pr = info.params;

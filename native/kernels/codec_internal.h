@@ -285,10 +285,12 @@ void ReleaseChunks(std::vector<std::vector<uint8_t>>* parts);
 // The automatic choice's estimates (RAW first), for t against b (null: standalone).
 Err EstimateLossless(const TensorView& t, const uint8_t* b, const EncodeParams& p,
                      std::vector<std::pair<Codec, uint64_t>>* out);
-// The object header (docs/codecs.md), lossless, for the given fields.
+// The object header (docs/codecs.md), lossless, for the given fields. `fields`: the 16 bytes at
+// offset 48 (the error fields, zero in a lossless object), or null for zeros; a CAST object keeps
+// its params there (CastHeaderFields).
 void WriteObjectHeader(std::vector<uint8_t>* o, Codec c, const TensorView& t, bool has_base, int level,
                        uint32_t chunk, const Digest128& id, const Digest128& base_id,
-                       const std::vector<uint8_t>& params, uint64_t payload_size);
+                       const std::vector<uint8_t>& params, uint64_t payload_size, const uint8_t* fields = nullptr);
 // Elements whose bytes differ between t and b (n elements of w bytes), over threads.
 uint64_t CountChangedElems(const uint8_t* t, const uint8_t* b, uint64_t n, size_t w, int threads);
 
@@ -307,6 +309,11 @@ struct DerivedInfo {
 };
 // Parses and checks the params of a CAST or ROWS object against its header.
 Err ParseDerived(const ObjectInfo& info, DerivedInfo* d);
+// A CAST object written with no params (P = 0) keeps them in the header's 16 error-field bytes,
+// which a lossless object never uses: byte 0 the compact tag (1 d d r 0 0 i i), bytes 1-8 the
+// residual (u64), bytes 9-15 zero. Inspect turns them back into the compact params (tag + LEB128
+// residual), so everything past Inspect sees one layout. False when the fields are malformed.
+bool CastParamsFromHeaderFields(const uint8_t fields[16], std::vector<uint8_t>* params);
 // Encodes t against a base of another dtype or first dimension (Encode calls
 // it whenever the base differs; it may produce a standalone object instead).
 Err DerivedEncode(const TensorView& t, const TensorView& base, const EncodeParams& p, EncodeResult* res);

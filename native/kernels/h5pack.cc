@@ -737,7 +737,13 @@ Err PackWriterFile::Finish(uint64_t* file_size, std::vector<PackObject>* entries
   int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Err::Make(Status::Io, "pack " + path_ + ": cannot reopen for fsync: " + std::strerror(errno));
   struct stat st {};
+  // fdatasync: the bytes and what reading them needs (size, block map) become durable; the
+  // timestamps need not be (a pack's mtime only says when it was last used, see _freshen).
+#if defined(__APPLE__)
   int rc = ::fsync(fd);
+#else
+  int rc = ::fdatasync(fd);
+#endif
   int saved = errno;
   if (rc == 0) rc = ::fstat(fd, &st), saved = errno;
   ::close(fd);

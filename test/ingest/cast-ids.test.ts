@@ -14,7 +14,9 @@ import { castTensorSync, decodeSync, encodePureCast, encodeSync, inspectObject }
 import { contentIdSync, contentIdWithCasts } from '../../lib/hash';
 import { ObjectReader } from '../../lib/odb/objects';
 import { Repository } from '../../lib/repository';
+import { RepoSimilarity } from '../../lib/ingest/similarity';
 import { CastIndex } from '../../lib/similarity/cast-index';
+import { SimilarityStore } from '../../lib/similarity/index-file';
 import type { DType } from '../../lib/tensor/dtype';
 import type { Tensor } from '../../lib/tensor/tensor';
 import { runPortableScript } from '../helpers/portable';
@@ -207,6 +209,37 @@ describe('the cast-id index', () => {
       expect(await exportsExactly(repo, name)).toBe(true);
     }
     expect((await repo.fsck({ full: true })).ok).toBe(true);
+    await repo.close();
+  });
+
+  it("a pure cast is indexed under its source's fingerprint, without a fingerprint pass over the cast", async () => {
+    const repo = await newRepo();
+    const m = model(5);
+    write(path.join(repo.worktree, 'fp32.safetensors'), m);
+    await repo.add([path.join(repo.worktree, 'fp32.safetensors')]);
+    await repo.commit({ message: 'fp32' });
+    write(path.join(repo.worktree, 'bf16.safetensors'), m, 'BF16');
+    const passes = vi.spyOn(RepoSimilarity.prototype, 'fingerprint');
+    await repo.add([path.join(repo.worktree, 'bf16.safetensors')]);
+    expect(passes).not.toHaveBeenCalled();
+    passes.mockRestore();
+    await repo.commit({ message: 'bf16' });
+    const sim = await SimilarityStore.open(path.join(repo.worktree, '.coral', 'simindex'));
+    let indexed = 0;
+    for (const i of await segmentInfo(repo, 'bf16.safetensors')) {
+      expect(i.codec).toBe('CAST');
+      const src = sim.index.get(i.base!);
+      if (!src) continue; // too small to be indexed
+      const e = sim.index.get(i.id)!;
+      expect(e.dtype).toBe('BF16');
+      expect(Buffer.from(e.signature).equals(Buffer.from(src.signature))).toBe(true);
+      indexed++;
+    }
+    expect(indexed).toBeGreaterThan(0);
+    await sim.close();
+    // Queried across dtypes, the copy still finds its source first.
+    const r = await repo.similar({ file: path.join(repo.worktree, 'bf16.safetensors') });
+    expect(r.matches.filter((x) => x.path !== 'bf16.safetensors')[0].path).toBe('fp32.safetensors');
     await repo.close();
   });
 
