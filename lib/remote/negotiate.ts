@@ -45,7 +45,15 @@ import type {
   StoredAttrs,
   StoredObject,
 } from '../store/object-store';
-import { packSink, packSource, type PackBytes, type PackListing, type PackSource } from '../store/pack-stream';
+import {
+  packSink,
+  packSource,
+  type PackBytes,
+  type PackImport,
+  type PackListing,
+  type PackSink,
+  type PackSource,
+} from '../store/pack-stream';
 import type { Tensor } from '../tensor/tensor';
 import { crashPoint } from '../util/crash';
 import type { RemoteMeta } from './transport';
@@ -628,6 +636,8 @@ interface SpanRead {
   span: Span;
   owner: Buffer;
   bytes: Promise<Buffer>;
+  /** With write-through: settles when every piece of the span is written to the receiver's import. */
+  written: Promise<void> | null;
 }
 
 /**
@@ -635,6 +645,13 @@ interface SpanRead {
  * at least two spans), and on into the next pack while the current one is still being checked, written
  * and published: the downloads never wait for a pack's tail. Each pack is opened when its first span is
  * read and closed after its last.
+ *
+ * Write-through: when the receiver's import takes bytes at any position (a local pack file) and the
+ * source hands them over piece by piece as they arrive (S3), each piece is written to the import the
+ * moment it lands, while it is still in the CPU's cache, instead of the whole span later from memory
+ * (on a busy host that copy into the page cache cost as much as the decode). The pieces go to the
+ * import's temp file only: the pack is published after every object in it passed its checks, and an
+ * import that fails is aborted, its file removed.
  */
 class SpanFeed {
   private pack = 0;
@@ -644,8 +661,13 @@ class SpanFeed {
   private readonly open: Array<Promise<PackBytes> | null>;
   private readonly pendingReads: number[];
   private readonly reads: Array<Array<Promise<unknown>>>;
+  /** The receiver's import of each pack (made when its first span is read). */
+  private readonly imports: Array<PackImport | null>;
+  /** Imports handed to copyPack (which then commits or aborts them). */
+  private readonly taken: boolean[];
   constructor(
     private readonly src: PackSource,
+    private readonly sink: PackSink,
     private readonly items: ReadonlyArray<{ pack: PackListing; spans: Span[] }>,
     private readonly scratch: BufferReuse,
   ) {
@@ -653,6 +675,18 @@ class SpanFeed {
     this.open = items.map(() => null);
     this.pendingReads = items.map((it) => it.spans.length);
     this.reads = items.map(() => []);
+    this.imports = items.map(() => null);
+    this.taken = items.map(() => false);
+  }
+
+  /** Pack `p`'s import on the receiver; the caller commits or aborts it. */
+  importOf(p: number): PackImport {
+    this.taken[p] = true;
+    return this.importFor(p);
+  }
+
+  private importFor(p: number): PackImport {
+    return (this.imports[p] ??= this.sink.importPack(this.items[p].pack.size, this.items[p].pack.entries));
   }
 
   /** Starts reads while the window has room. */
@@ -671,15 +705,40 @@ class SpanFeed {
       const rd = (this.open[p] ??= this.src.openPack(this.items[p].pack.name));
       const owner = span.length >= REUSE_MIN ? this.scratch.take(span.length) : Buffer.allocUnsafe(span.length);
       const buf = owner.subarray(0, span.length);
+      const imp = this.importFor(p);
+      let landed: ((from: number, to: number) => void) | undefined;
+      let written: Promise<void> | null = null;
+      const pieces: Array<Promise<void>> = [];
+      let through = 0;
+      if (imp.writeAt) {
+        const writeAt = imp.writeAt.bind(imp);
+        landed = (from, to) => {
+          through += to - from;
+          const w = writeAt(span.offset + from, buf.subarray(from, to));
+          w.catch(() => undefined);
+          pieces.push(w);
+        };
+      }
       const bytes = rd
-        .then((r) => r.read(span.offset, buf))
+        .then((r) => r.read(span.offset, buf, landed))
         .then(() => buf)
         .finally(() => {
           if (--this.pendingReads[p] === 0) void this.closePack(p);
         });
       bytes.catch(() => undefined);
+      if (imp.writeAt) {
+        const writeAt = imp.writeAt.bind(imp);
+        // A source that does not hand pieces over (a local pack) filled the span at once: write it whole.
+        written = bytes.then(async () => {
+          if (through === 0) await writeAt(span.offset, buf);
+          else if (through !== span.length)
+            throw new InternalError(`pack read handed over ${through} of ${span.length} bytes`);
+          await Promise.all(pieces);
+        });
+        written.catch(() => undefined);
+      }
       this.reads[p].push(bytes);
-      this.queue[p].push({ span, owner, bytes });
+      this.queue[p].push({ span, owner, bytes, written });
       this.ahead += span.length;
     }
   }
@@ -698,12 +757,24 @@ class SpanFeed {
     return r;
   }
 
-  /** Stops reading (after a failure): packs still open are closed once their reads settle. */
-  stop(): void {
+  /**
+   * Stops reading (after a failure). Resolves once the writes of spans read but not consumed have
+   * settled and the imports nobody took are aborted; packs still open are closed once their reads settle.
+   */
+  async stop(): Promise<void> {
     this.pack = this.items.length;
     this.open.forEach((rd, p) => {
       if (rd) void Promise.allSettled(this.reads[p]).then(() => this.closePack(p));
     });
+    await Promise.all(
+      this.imports.map(async (imp, p) => {
+        // Spans read but not consumed may still be writing into their import: let them settle first.
+        await Promise.allSettled(this.queue[p].map((r) => r.written ?? r.bytes));
+        if (!imp || this.taken[p]) return;
+        this.taken[p] = true;
+        await imp.abort();
+      }),
+    );
   }
 }
 
@@ -714,7 +785,6 @@ class SpanFeed {
  * is aborted, so nothing of the pack becomes visible.
  */
 async function copyPack(
-  dst: ObjectStore,
   feed: SpanFeed,
   p: number,
   item: { pack: PackListing; spans: Span[] },
@@ -723,7 +793,7 @@ async function copyPack(
   progress: (objects: number) => void,
 ): Promise<PackInfo> {
   const { pack } = item;
-  const imp = packSink(dst)!.importPack(pack.size, pack.entries);
+  const imp = feed.importOf(p);
   let failed = null as Error | null;
   const checks: Array<Promise<void>> = [];
   let writes: Promise<void> = Promise.resolve();
@@ -759,6 +829,18 @@ async function copyPack(
             .finally(release),
         );
       }
+      // Written through as it arrived (see SpanFeed): the span is released once those writes are done.
+      if (item.written) {
+        const w = item.written;
+        writes = writes.then(() =>
+          w.then(release, (e: unknown) => {
+            failed ??= asError(e);
+            release();
+          }),
+        );
+        await check.room();
+        continue;
+      }
       // Writes go in order, one at a time, behind the reads: at most WRITE_AHEAD bytes wait for them.
       while (writing > WRITE_AHEAD) await writes;
       const n = buf.length;
@@ -781,7 +863,7 @@ async function copyPack(
     beforeCommit();
     return await imp.commit();
   } catch (e) {
-    feed.stop();
+    await feed.stop();
     await writes;
     await imp.abort();
     await Promise.all(checks);
@@ -876,14 +958,15 @@ export async function transfer(
     const whole = wholePacks(src.objects, dst.objects, need);
     const sentWhole = new Set<string>();
     const from = packSource(src.objects);
-    const shared = mode === 'decode' && from ? new SpanFeed(from, whole, check.scratch) : null;
+    const into = packSink(dst.objects);
+    const shared = mode === 'decode' && from && into ? new SpanFeed(from, into, whole, check.scratch) : null;
     let nextPack = 0;
     const copier = async () => {
       while (nextPack < whole.length) {
         const p = nextPack++;
         const item = whole[p];
-        const feed = shared ?? new SpanFeed(from!, [item], check.scratch);
-        published(await copyPack(dst.objects, feed, shared ? p : 0, item, check, beforeCommit, progress));
+        const feed = shared ?? new SpanFeed(from!, into!, [item], check.scratch);
+        published(await copyPack(feed, shared ? p : 0, item, check, beforeCommit, progress));
         for (const e of item.pack.entries) {
           sentWhole.add(e.id);
           report.objects++;
