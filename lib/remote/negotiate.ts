@@ -45,7 +45,15 @@ import type {
   StoredAttrs,
   StoredObject,
 } from '../store/object-store';
-import { packSink, packSource, type PackListing } from '../store/pack-stream';
+import {
+  packSink,
+  packSource,
+  type PackBytes,
+  type PackImport,
+  type PackListing,
+  type PackSink,
+  type PackSource,
+} from '../store/pack-stream';
 import type { Tensor } from '../tensor/tensor';
 import { crashPoint } from '../util/crash';
 import type { RemoteMeta } from './transport';
@@ -318,12 +326,15 @@ function baseBudget(): number {
 class ArrivalCheck {
   private readonly srcReader: ObjectReader;
   private readonly dstReader: ObjectReader;
-  private readonly kept = new Map<string, Tensor>();
+  /** Verified decoded bases that incoming deltas still need; `holds` counts the decodes using one now. */
+  private readonly kept = new Map<string, { t: Tensor; buf: Buffer | null; holds: number }>();
   private keptBytes = 0;
   /** Content-id checks under way, for ids other incoming objects use as their base. */
   private readonly decoding = new Map<string, Promise<Tensor>>();
   private pending = 0;
   private waiters: Array<() => void> = [];
+  /** Decode outputs nobody holds any more, reused for the next ones (see `take`). */
+  readonly scratch = new BufferReuse();
   constructor(
     private readonly src: ObjectStore,
     private readonly dst: ObjectStore,
@@ -340,6 +351,14 @@ class ArrivalCheck {
   /** Resolves once at most `max` decodes are pending. */
   async room(max = DECODES): Promise<void> {
     while (this.pending > max) await new Promise<void>((r) => this.waiters.push(r));
+  }
+
+  /** Gives every reusable buffer back to the native pool (the transfer is over). */
+  close(): void {
+    for (const k of this.kept.values()) if (k.holds === 0 && k.buf) recycleLarge(k.buf);
+    this.kept.clear();
+    this.keptBytes = 0;
+    this.scratch.close();
   }
 
   private damaged(id: string, e: unknown, pack?: string): CoralError {
@@ -393,25 +412,36 @@ class ArrivalCheck {
       );
     if (this.mode === 'checksum') return;
     this.pending++;
+    const shared = (this.uses.get(id) ?? 0) > 0;
+    // The decoded tensor goes into a reused buffer when it is large (no fresh pages to fault in and zero);
+    // `own` is that buffer while this check holds it.
+    let own = h.nbytes >= REUSE_MIN ? this.scratch.take(h.nbytes) : null;
     const run = (async () => {
       const b = base ? await this.baseTensor(base) : null;
-      const t = await decode(bytes, b ? { tensor: b, id: base } : null);
+      let t: Tensor;
+      try {
+        t = await decode(bytes, b ? { tensor: b.t, id: base } : null, own ? { out: own.subarray(0, h.nbytes) } : {});
+      } finally {
+        b?.release();
+      }
       if ((this.uses.get(id) ?? 0) > 0 && this.keptBytes + t.data.byteLength <= this.budget) {
-        this.kept.set(id, t);
+        this.kept.set(id, { t, buf: own, holds: 0 });
         this.keptBytes += t.data.byteLength;
+        own = null; // the kept entry owns it now
       }
       return t;
     })();
-    const shared = (this.uses.get(id) ?? 0) > 0;
     if (shared) this.decoding.set(id, run);
     try {
-      const t = await run;
-      // Nobody waits for it and nobody keeps it: give its memory back now.
-      if (!shared) recycleLarge(t.data);
+      await run;
     } catch (e) {
       throw this.damaged(id, e, pack);
     } finally {
       if (shared) this.decoding.delete(id);
+      // Nobody waits for the tensor and nobody keeps it: its buffer serves the next decode. (A shared one
+      // that was not kept may still be in use by a delta that awaited it: the GC frees that one.)
+      if (own && !shared) this.scratch.give(own);
+      else if (own) own = null;
       this.pending--;
       const w = this.waiters;
       this.waiters = [];
@@ -419,35 +449,98 @@ class ArrivalCheck {
     }
   }
 
-  /** One use of `id` as a base is done; the last one lets its decoded tensor go. */
+  /** One use of `id` as a base is done; after the last one (and its decode) its decoded tensor goes. */
   private used(id: string): void {
     const n = (this.uses.get(id) ?? 1) - 1;
     this.uses.set(id, n);
-    if (n <= 0) {
-      const t = this.kept.get(id);
-      if (t) {
-        this.kept.delete(id);
-        this.keptBytes -= t.data.byteLength;
-      }
-    }
+    this.drop(id);
   }
 
-  private async baseTensor(base: string): Promise<Tensor> {
+  private drop(id: string): void {
+    const k = this.kept.get(id);
+    if (!k || k.holds > 0 || (this.uses.get(id) ?? 0) > 0) return;
+    this.kept.delete(id);
+    this.keptBytes -= k.t.data.byteLength;
+    if (k.buf) this.scratch.give(k.buf);
+  }
+
+  /** The decoded base `base`, held until `release()` (the decode that uses it is done). */
+  private async baseTensor(base: string): Promise<{ t: Tensor; release: () => void }> {
+    const d = this.decoding.get(base);
+    if (d && !this.kept.has(base)) await d.catch(() => undefined);
     const k = this.kept.get(base);
     if (k) {
+      k.holds++;
       this.used(base);
-      return k;
+      return {
+        t: k.t,
+        release: () => {
+          k.holds--;
+          this.drop(base);
+        },
+      };
     }
-    const d = this.decoding.get(base);
     if (d) {
       const t = await d;
       this.used(base);
-      return t;
+      return { t, release: () => undefined };
     }
     // Not verified in this transfer (or no longer kept): read the cheap side when it has it.
-    if (this.preferSrc && (await this.src.has(base))) return this.srcReader.tensor(base);
-    if (await this.dst.has(base)) return this.dstReader.tensor(base);
-    return this.srcReader.tensor(base);
+    const none = () => undefined;
+    if (this.preferSrc && (await this.src.has(base))) return { t: await this.srcReader.tensor(base), release: none };
+    if (await this.dst.has(base)) return { t: await this.dstReader.tensor(base), release: none };
+    return { t: await this.srcReader.tensor(base), release: none };
+  }
+}
+
+/** Decoded tensors at least this large go into reused buffers (smaller ones are cheap to allocate). */
+const REUSE_MIN = 4 << 20;
+
+/**
+ * Large buffers a transfer reuses (decode outputs, pack spans): a buffer whose pages are already mapped
+ * costs nothing to fill again, where a fresh one is faulted in and zeroed by the kernel page by page
+ * (on a busy 2-core host, as much CPU as the decode itself). Holds at most `limit` bytes; `close` gives
+ * them back to the native pool.
+ */
+class BufferReuse {
+  private free: Buffer[] = [];
+  private bytes = 0;
+  constructor(private readonly limit = 512 << 20) {}
+
+  /** A buffer of at least `n` bytes (a reused one no more than twice as large, else a new one). */
+  take(n: number): Buffer {
+    let best = -1;
+    for (let i = 0; i < this.free.length; i++) {
+      const c = this.free[i].length;
+      if (c >= n && c <= 2 * n && (best < 0 || c < this.free[best].length)) best = i;
+    }
+    if (best < 0) return allocLarge(n);
+    const b = this.free[best];
+    this.free.splice(best, 1);
+    this.bytes -= b.length;
+    return b;
+  }
+
+  /** Takes `b` back for reuse; nothing may use it any more. */
+  give(b: Buffer): void {
+    if (this.bytes + b.length > this.limit) {
+      // Make room by dropping the smallest ones first: large buffers are the costly ones to fault in.
+      this.free.sort((x, y) => x.length - y.length);
+      while (this.free.length && this.bytes + b.length > this.limit) {
+        const x = this.free.shift()!;
+        this.bytes -= x.length;
+        recycleLarge(x);
+      }
+      if (this.bytes + b.length > this.limit) return recycleLarge(b);
+    }
+    this.free.push(b);
+    this.bytes += b.length;
+  }
+
+  close(): void {
+    for (const b of this.free) recycleLarge(b);
+    this.free = [];
+    this.bytes = 0;
   }
 }
 
@@ -538,55 +631,189 @@ function wholePacks(
   return ordered.map((i) => out[i]);
 }
 
+/** One span of a pack being read: the bytes land in `owner` (a reused buffer, perhaps larger). */
+interface SpanRead {
+  span: Span;
+  owner: Buffer;
+  bytes: Promise<Buffer>;
+  /** With write-through: settles when every piece of the span is written to the receiver's import. */
+  written: Promise<void> | null;
+}
+
 /**
- * Sends one pack as it is: its bytes are read in spans (a bounded window ahead), each object is checked
- * as its span arrives, and the spans stream into the receiver's import while the checks run. The import
- * is committed (the pack published) only after every object in it passed; on any failure it is aborted,
- * so nothing of the pack becomes visible.
+ * Reads the spans of a list of packs in order, a bounded window ahead of the consumer (READ_WINDOW bytes,
+ * at least two spans), and on into the next pack while the current one is still being checked, written
+ * and published: the downloads never wait for a pack's tail. Each pack is opened when its first span is
+ * read and closed after its last.
+ *
+ * Write-through: when the receiver's import takes bytes at any position (a local pack file) and the
+ * source hands them over piece by piece as they arrive (S3), each piece is written to the import the
+ * moment it lands, while it is still in the CPU's cache, instead of the whole span later from memory
+ * (on a busy host that copy into the page cache cost as much as the decode). The pieces go to the
+ * import's temp file only: the pack is published after every object in it passed its checks, and an
+ * import that fails is aborted, its file removed.
+ */
+class SpanFeed {
+  private pack = 0;
+  private span = 0;
+  private ahead = 0;
+  private readonly queue: SpanRead[][];
+  private readonly open: Array<Promise<PackBytes> | null>;
+  private readonly pendingReads: number[];
+  private readonly reads: Array<Array<Promise<unknown>>>;
+  /** The receiver's import of each pack (made when its first span is read). */
+  private readonly imports: Array<PackImport | null>;
+  /** Imports handed to copyPack (which then commits or aborts them). */
+  private readonly taken: boolean[];
+  constructor(
+    private readonly src: PackSource,
+    private readonly sink: PackSink,
+    private readonly items: ReadonlyArray<{ pack: PackListing; spans: Span[] }>,
+    private readonly scratch: BufferReuse,
+  ) {
+    this.queue = items.map(() => []);
+    this.open = items.map(() => null);
+    this.pendingReads = items.map((it) => it.spans.length);
+    this.reads = items.map(() => []);
+    this.imports = items.map(() => null);
+    this.taken = items.map(() => false);
+  }
+
+  /** Pack `p`'s import on the receiver; the caller commits or aborts it. */
+  importOf(p: number): PackImport {
+    this.taken[p] = true;
+    return this.importFor(p);
+  }
+
+  private importFor(p: number): PackImport {
+    return (this.imports[p] ??= this.sink.importPack(this.items[p].pack.size, this.items[p].pack.entries));
+  }
+
+  /** Starts reads while the window has room. */
+  private fill(): void {
+    for (;;) {
+      while (this.pack < this.items.length && this.span >= this.items[this.pack].spans.length) {
+        this.pack++;
+        this.span = 0;
+      }
+      if (this.pack >= this.items.length) return;
+      const queued = this.queue.reduce((n, q) => n + q.length, 0);
+      const span = this.items[this.pack].spans[this.span];
+      if (queued >= 2 && this.ahead + span.length > READ_WINDOW) return;
+      const p = this.pack;
+      this.span++;
+      const rd = (this.open[p] ??= this.src.openPack(this.items[p].pack.name));
+      const owner = span.length >= REUSE_MIN ? this.scratch.take(span.length) : Buffer.allocUnsafe(span.length);
+      const buf = owner.subarray(0, span.length);
+      const imp = this.importFor(p);
+      let landed: ((from: number, to: number) => void) | undefined;
+      let written: Promise<void> | null = null;
+      const pieces: Array<Promise<void>> = [];
+      let through = 0;
+      if (imp.writeAt) {
+        const writeAt = imp.writeAt.bind(imp);
+        landed = (from, to) => {
+          through += to - from;
+          const w = writeAt(span.offset + from, buf.subarray(from, to));
+          w.catch(() => undefined);
+          pieces.push(w);
+        };
+      }
+      const bytes = rd
+        .then((r) => r.read(span.offset, buf, landed))
+        .then(() => buf)
+        .finally(() => {
+          if (--this.pendingReads[p] === 0) void this.closePack(p);
+        });
+      bytes.catch(() => undefined);
+      if (imp.writeAt) {
+        const writeAt = imp.writeAt.bind(imp);
+        // A source that does not hand pieces over (a local pack) filled the span at once: write it whole.
+        written = bytes.then(async () => {
+          if (through === 0) await writeAt(span.offset, buf);
+          else if (through !== span.length)
+            throw new InternalError(`pack read handed over ${through} of ${span.length} bytes`);
+          await Promise.all(pieces);
+        });
+        written.catch(() => undefined);
+      }
+      this.reads[p].push(bytes);
+      this.queue[p].push({ span, owner, bytes, written });
+      this.ahead += span.length;
+    }
+  }
+
+  private async closePack(p: number): Promise<void> {
+    const rd = this.open[p];
+    this.open[p] = null;
+    if (rd) await (await rd.catch(() => null))?.close().catch(() => undefined);
+  }
+
+  /** The next span of pack `p` (its spans in order), or null after its last one. */
+  next(p: number): SpanRead | null {
+    this.fill();
+    const r = this.queue[p].shift() ?? null;
+    if (r) this.ahead -= r.span.length;
+    return r;
+  }
+
+  /**
+   * Stops reading (after a failure). Resolves once the writes of spans read but not consumed have
+   * settled and the imports nobody took are aborted; packs still open are closed once their reads settle.
+   */
+  async stop(): Promise<void> {
+    this.pack = this.items.length;
+    this.open.forEach((rd, p) => {
+      if (rd) void Promise.allSettled(this.reads[p]).then(() => this.closePack(p));
+    });
+    await Promise.all(
+      this.imports.map(async (imp, p) => {
+        // Spans read but not consumed may still be writing into their import: let them settle first.
+        await Promise.allSettled(this.queue[p].map((r) => r.written ?? r.bytes));
+        if (!imp || this.taken[p]) return;
+        this.taken[p] = true;
+        await imp.abort();
+      }),
+    );
+  }
+}
+
+/**
+ * Sends one pack as it is: its bytes are read in spans (by `feed`, a bounded window ahead), each object
+ * is checked as its span arrives, and the spans stream into the receiver's import while the checks run.
+ * The import is committed (the pack published) only after every object in it passed; on any failure it
+ * is aborted, so nothing of the pack becomes visible.
  */
 async function copyPack(
-  src: ObjectStore,
-  dst: ObjectStore,
+  feed: SpanFeed,
+  p: number,
   item: { pack: PackListing; spans: Span[] },
   check: ArrivalCheck,
   beforeCommit: () => void,
   progress: (objects: number) => void,
 ): Promise<PackInfo> {
-  const { pack, spans } = item;
-  const rd = await packSource(src)!.openPack(pack.name);
-  const imp = packSink(dst)!.importPack(pack.size, pack.entries);
+  const { pack } = item;
+  const imp = feed.importOf(p);
   let failed = null as Error | null;
   const checks: Array<Promise<void>> = [];
   let writes: Promise<void> = Promise.resolve();
   let writing = 0;
   try {
-    const queue: Array<{ span: Span; bytes: Promise<Buffer> }> = [];
-    let next = 0;
-    let ahead = 0;
-    const fill = () => {
-      while (next < spans.length && (queue.length < 2 || ahead + spans[next].length <= READ_WINDOW)) {
-        const span = spans[next++];
-        const buf = allocLarge(span.length);
-        const bytes = rd.read(span.offset, buf).then(() => buf);
-        bytes.catch(() => undefined);
-        queue.push({ span, bytes });
-        ahead += span.length;
-      }
-    };
     for (;;) {
-      fill();
-      const item = queue.shift();
+      const item = feed.next(p);
       if (!item) break;
       const buf = await item.bytes;
-      ahead -= item.span.length;
+      const giveBack = () => {
+        if (item.owner.length >= REUSE_MIN) check.scratch.give(item.owner);
+      };
       if (failed) {
-        recycleLarge(buf);
+        giveBack();
         throw failed;
       }
-      // The span's memory goes back to the pool once its write and every check of it are done.
+      // The span's memory is reused once its write and every check of it are done.
       let holds = item.span.objects.length + 1;
       const release = () => {
-        if (--holds === 0) recycleLarge(buf);
+        if (--holds === 0) giveBack();
       };
       for (const e of item.span.objects) {
         const bytes = buf.subarray(e.offset! - item.span.offset, e.offset! - item.span.offset + e.size);
@@ -601,6 +828,18 @@ async function copyPack(
             )
             .finally(release),
         );
+      }
+      // Written through as it arrived (see SpanFeed): the span is released once those writes are done.
+      if (item.written) {
+        const w = item.written;
+        writes = writes.then(() =>
+          w.then(release, (e: unknown) => {
+            failed ??= asError(e);
+            release();
+          }),
+        );
+        await check.room();
+        continue;
       }
       // Writes go in order, one at a time, behind the reads: at most WRITE_AHEAD bytes wait for them.
       while (writing > WRITE_AHEAD) await writes;
@@ -624,12 +863,11 @@ async function copyPack(
     beforeCommit();
     return await imp.commit();
   } catch (e) {
+    await feed.stop();
     await writes;
     await imp.abort();
     await Promise.all(checks);
     throw e;
-  } finally {
-    await rd.close().catch(() => undefined);
   }
 }
 
@@ -715,13 +953,20 @@ export async function transfer(
     //    A push sends two at a time (each upload's tail, the last parts and the multipart completion,
     //    overlaps the other's bytes); a fetch one at a time, bases first, so each delta finds its base
     //    decoded and nothing waits on a pack that is not being read yet.
+    //    A fetch reads on into the next pack while one is checked, written and published (one feed over
+    //    every pack); a push's two copiers each read their own pack.
     const whole = wholePacks(src.objects, dst.objects, need);
     const sentWhole = new Set<string>();
+    const from = packSource(src.objects);
+    const into = packSink(dst.objects);
+    const shared = mode === 'decode' && from && into ? new SpanFeed(from, into, whole, check.scratch) : null;
     let nextPack = 0;
     const copier = async () => {
       while (nextPack < whole.length) {
-        const item = whole[nextPack++];
-        published(await copyPack(src.objects, dst.objects, item, check, beforeCommit, progress));
+        const p = nextPack++;
+        const item = whole[p];
+        const feed = shared ?? new SpanFeed(from!, into!, [item], check.scratch);
+        published(await copyPack(feed, shared ? p : 0, item, check, beforeCommit, progress));
         for (const e of item.pack.entries) {
           sentWhole.add(e.id);
           report.objects++;
@@ -798,6 +1043,9 @@ export async function transfer(
       await flush();
       await commitRun;
       if (failed) throw failed;
+      // Every check has settled: nothing uses the reused buffers any more. (After a failure they are left
+      // to the GC: a decode that was still running may hold one.)
+      check.close();
     } catch (e) {
       await tx?.abort();
       await commitRun;

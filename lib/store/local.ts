@@ -363,6 +363,20 @@ export class LocalPackStore implements ObjectStore, PackSource, PackSink {
           release?.();
         }
       },
+      writeAt: async (position: number, chunk: Uint8Array) => {
+        if (state !== 'open') throw new InvalidArgumentError('pack import is finished');
+        if (!Number.isSafeInteger(position) || position < 0 || position + chunk.byteLength > size)
+          throw new InvalidArgumentError(`pack import: bytes at ${position} fall outside the pack's ${size}`);
+        try {
+          fh ??= fsp.open(tmp, 'wx');
+          const f = await fh;
+          for (let at = 0; at < chunk.byteLength;)
+            at += (await f.write(chunk, at, chunk.byteLength - at, position + at)).bytesWritten;
+        } catch (e) {
+          throw fullDiskError(e, 'write pack', tmp);
+        }
+        written += chunk.byteLength;
+      },
       commit: async () => {
         if (state !== 'open') throw new InvalidArgumentError('pack import is finished');
         state = 'done';

@@ -42,8 +42,13 @@ export interface PackListing {
 
 /** An open pack: positioned reads of its bytes. */
 export interface PackBytes {
-  /** Fills `dst` with the pack's bytes from `offset`; CorruptObjectError when the pack is shorter. */
-  read(offset: number, dst: Buffer): Promise<void>;
+  /**
+   * Fills `dst` with the pack's bytes from `offset`; CorruptObjectError when the pack is shorter. A source
+   * that receives the bytes piece by piece (S3) calls `landed(from, to)` as each piece of `dst` is filled
+   * (pieces of a few hundred KiB, in any order, covering `dst` once), while the bytes are still in the
+   * CPU's cache: a caller can pass them on right away (PackImport.writeAt). Others never call it.
+   */
+  read(offset: number, dst: Buffer, landed?: (from: number, to: number) => void): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -63,6 +68,12 @@ export interface PackImport {
    * until then the caller must neither modify nor recycle the bytes.
    */
   write(chunk: Uint8Array, release?: () => void): Promise<void>;
+  /**
+   * Writes bytes at a position of the pack, in any order (a local file takes them so; an upload does not
+   * and lacks this method). Use either this or `write` for one import; the bytes written must cover the
+   * pack exactly once, and `commit` fails when their total is not the pack's size.
+   */
+  writeAt?(position: number, chunk: Uint8Array): Promise<void>;
   /** Publishes the pack and its index; fails when fewer or more bytes than announced were written. */
   commit(): Promise<PackInfo>;
   /** Drops the import; idempotent. */

@@ -238,6 +238,16 @@ describe('whole packs over S3 (Ceph RGW)', () => {
     expect(err?.message).toContain(victim.id);
     expect(err?.message).toContain(name);
     expect(fs.existsSync(path.join(d, 'c'))).toBe(false);
+    // A fetch into an empty repository: the pack's pieces were written to a temp file as they arrived
+    // (and the next pack's, read ahead); both are gone, nothing of the damaged pack is stored, no ref moved.
+    const b = await Repository.init(path.join(d, 'b'));
+    await b.remoteAdd('origin', url, { endpoint });
+    await expect(b.fetch('origin')).rejects.toMatchObject({ code: ChecksumMismatchError.code });
+    const got = await storedObjects(path.join(b.worktree, '.coral'));
+    for (const e of same.entries) expect(got.has(e.id), `object ${e.id} of the damaged pack`).toBe(false);
+    expect(fs.readdirSync(path.join(b.worktree, '.coral', 'tmp')).filter((f) => f.startsWith('pack-'))).toEqual([]);
+    expect(await b.refs.readRef('refs/remotes/origin/main')).toBeNull();
+    await b.close();
     await repo.close();
   });
 });

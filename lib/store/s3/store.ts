@@ -118,6 +118,9 @@ interface S3Pack {
 /** Objects larger than this are not read ahead (memory bound). */
 const READ_AHEAD_MAX = 256 << 20;
 
+/** Bytes of a ranged read gathered before its reader hears of them (PackBytes.read's `landed`). */
+const LANDED_PIECE = 512 << 10;
+
 /** Objects in a pack's /small table are adjacent: a read of one fetches up to this many bytes around it. */
 const SMALL_WINDOW = 1 << 20;
 
@@ -396,8 +399,17 @@ export class S3ObjectStore implements ObjectStore, TransactionStore, PackSource,
     w.bytes.copy(dst, 0, offset - w.start, end - w.start);
   }
 
-  /** Fills `dst` with the bytes of `key` from `offset`, in parallel ranges for large reads. */
-  private async readRange(key: string, offset: number, dst: Buffer, short: () => Error): Promise<void> {
+  /**
+   * Fills `dst` with the bytes of `key` from `offset`, in parallel ranges for large reads; `landed` hears
+   * of each piece of at least LANDED_PIECE bytes (or a range's end) as soon as it is in `dst`.
+   */
+  private async readRange(
+    key: string,
+    offset: number,
+    dst: Buffer,
+    short: () => Error,
+    landed?: (from: number, to: number) => void,
+  ): Promise<void> {
     const chunks: Array<[number, number]> = [];
     for (let at = 0; at < dst.length; at += this.rangeSize)
       chunks.push([at, Math.min(dst.length, at + this.rangeSize)]);
@@ -407,14 +419,20 @@ export class S3ObjectStore implements ObjectStore, TransactionStore, PackSource,
         new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=${offset + from}-${offset + to - 1}` }),
       );
       let at = from;
+      let told = from;
       for await (const c of out.Body as Readable) {
         const chunk = c as Buffer;
         if (at + chunk.length > to) throw short();
         chunk.copy(dst, at);
         at += chunk.length;
+        if (landed && at - told >= LANDED_PIECE) {
+          landed(told, at);
+          told = at;
+        }
       }
       this.stats.bytesDownloaded += at - from;
       if (at !== to) throw short();
+      if (landed && told < at) landed(told, at);
     });
   }
 
@@ -613,9 +631,9 @@ export class S3ObjectStore implements ObjectStore, TransactionStore, PackSource,
         pack: name,
       });
     return {
-      read: async (offset: number, dst: Buffer) => {
+      read: async (offset: number, dst: Buffer, landed?: (from: number, to: number) => void) => {
         try {
-          await this.readRange(this.key(name), offset, dst, short);
+          await this.readRange(this.key(name), offset, dst, short, landed);
         } catch (e) {
           if (isNoSuchKey(e))
             throw new ObjectNotFoundError(`pack ${name} is gone from ${this.url} (removed by a repack?)`, {
