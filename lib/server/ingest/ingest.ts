@@ -48,6 +48,8 @@ import {
   encodeCommit,
   encodeTree,
   fileTable,
+  sha256Hex,
+  type FileEntry,
   signatureNow,
   type Commit,
   type Signature,
@@ -323,7 +325,29 @@ async function ingestAndCommit(
 ): Promise<IngestReply> {
   const { branch, ref, head0, baseTree, writer } = s;
   const key = opts.idempotencyKey;
+  const who = signatureNow(opts.author?.name ?? 'coral ingest', opts.author?.email ?? `ingest@${os.hostname()}`);
+  const message = opts.message ?? `ingest ${opts.path}`;
+  const metadata: Record<string, unknown> = { ...(opts.metadata ?? {}), ...(key ? { idempotencyKey: key } : {}) };
+  /** Writes the tree (`tree` with the file at `opts.path`) and the commit on `head`; resolves the commit id. */
+  const writeCommit = async (head: { id: string } | null, tree: Tree, entry: FileEntry): Promise<string> => {
+    const files = fileTable(Object.entries(tree.files));
+    files[opts.path] = entry;
+    const treeBytes = encodeTree({ files });
+    const commit: Commit = {
+      // A meta object's id is the sha256 of its bytes (RemoteMeta): the commit is written beside its tree.
+      tree: sha256Hex(treeBytes),
+      parents: head ? [head.id] : [],
+      author: who,
+      committer: who,
+      message: message.endsWith('\n') ? message : `${message}\n`,
+      metadata,
+    };
+    const [, id] = await Promise.all([repo.meta.put(treeBytes), repo.meta.put(encodeCommit(commit))]);
+    return id;
+  };
   let ingested;
+  // The first attempt's tree and commit, written while the pack is published.
+  let first: Promise<string> | undefined;
   try {
     ingested = await ingestStream(
       writer,
@@ -339,7 +363,12 @@ async function ingestAndCommit(
       },
     );
     if (opts.signal?.aborted) throw new RemoteUnavailableError('the server is shutting down; upload aborted');
-    // Objects first: durable before any ref can reach them.
+    // The body was read and checked whole: the pack is published (objects first, durable before any ref
+    // can reach them) while the first attempt's tree and commit are written; the ref moves once both are
+    // durable. (A pack that fails to publish leaves that tree and commit unreachable, as a lost
+    // compare-and-swap does: gc removes them.)
+    first = writeCommit(head0, baseTree, ingested.entry);
+    first.catch(() => undefined);
     await writer.flush();
   } catch (e) {
     await writer.abort().catch(() => undefined);
@@ -349,9 +378,6 @@ async function ingestAndCommit(
   }
   const { entry, report, received, mode } = ingested;
 
-  const who = signatureNow(opts.author?.name ?? 'coral ingest', opts.author?.email ?? `ingest@${os.hostname()}`);
-  const message = opts.message ?? `ingest ${opts.path}`;
-  const metadata: Record<string, unknown> = { ...(opts.metadata ?? {}), ...(key ? { idempotencyKey: key } : {}) };
   let head = head0;
   for (let attempt = 1; ; attempt++) {
     if (attempt > 1) head = await branchHead(repo, ref);
@@ -359,19 +385,10 @@ async function ingestAndCommit(
       const dup = await findKey(repo, head?.id ?? null, key);
       if (dup) return duplicateOf(repo, branch, opts, dup, received, attempt - 1);
     }
-    const tree = head?.id === head0?.id ? baseTree : await treeAt(repo, head?.id ?? null);
-    const files = fileTable(Object.entries(tree.files));
-    files[opts.path] = entry;
-    const treeId = await repo.meta.put(encodeTree({ files }));
-    const commit: Commit = {
-      tree: treeId,
-      parents: head ? [head.id] : [],
-      author: who,
-      committer: who,
-      message: message.endsWith('\n') ? message : `${message}\n`,
-      metadata,
-    };
-    const id = await repo.meta.put(encodeCommit(commit));
+    const id =
+      attempt === 1 && first !== undefined
+        ? await first
+        : await writeCommit(head, head?.id === head0?.id ? baseTree : await treeAt(repo, head?.id ?? null), entry);
     try {
       await repo.updateRef(ref, head?.token ?? null, id);
       return {
