@@ -72,21 +72,6 @@ describe('SeriesHeads', () => {
     expect(h.install('r', 'c', 'w', 'c0', big(16, 7))).toBe(false);
     for (const [i, t] of b.entries()) expect(h.take(`b${i}`)).toBe(t);
   });
-
-  it('forget drops every head of a repository', () => {
-    const h = new SeriesHeads(64 * MiB);
-    const t = big(4, 1);
-    h.install('r1', 'p', 'w', 'x', t);
-    h.give(t);
-    const u = big(4, 2);
-    h.install('r2', 'p', 'w', 'y', u);
-    h.give(u);
-    h.forget('r1');
-    expect(freed(t)).toBe(true);
-    expect(h.take('x')).toBeUndefined();
-    expect(h.take('y')).toBe(u);
-    expect(h.bytes).toBe(4 * MiB);
-  });
 });
 
 describe('HeadReader', () => {

@@ -129,11 +129,6 @@ export class SeriesHeads {
     return true;
   }
 
-  /** Forgets every head of a repository (it was closed, or its objects may be gone). */
-  forget(repo: string): void {
-    for (const s of [...this.slots.values()]) if (s.file.startsWith(`${repo}\0`)) this.drop(s);
-  }
-
   private drop(s: Slot): void {
     this.slots.delete(s.key);
     if (this.byId.get(s.id) === s) {
