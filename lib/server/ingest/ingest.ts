@@ -3,10 +3,12 @@
  *
  * 1. The branch head's tree is read; the entry at the same path gives each tensor its delta base (the
  *    fine-tune case: lib/commands/add.ts `treeBases`, scored by lib/ingest/bases.ts `BaseSelector`), and
- *    exact duplicates are deduplicated by content id against everything the store has.
+ *    exact duplicates are deduplicated by content id against everything the store has. The bases are
+ *    found decoded in the series heads (./heads.ts) when an earlier upload of the series left them there.
  * 2. The body is ingested as it streams (lib/ingest/stream.ts) into ONE pack transaction, published only
  *    when the whole file was read and checked; any error aborts the transaction, so nothing of a refused
- *    upload is stored and no ref moves.
+ *    upload is stored and no ref moves. The first attempt's tree and commit are written while the pack
+ *    is published; the ref moves once both are durable.
  * 3. The commit: the head's tree with `path` replaced or added, parent = the head at the moment the ref
  *    moves. The ref moves by compare-and-swap (`RemoteRepo.updateRef`); when another upload (in this
  *    process or another server on the same bucket) moved it first, the tree is rebuilt on the new head
