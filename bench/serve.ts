@@ -13,7 +13,10 @@
  * (VmHWM of a fresh server process per case) against the target 2 x largest tensor + 256 MiB per
  * concurrent upload. Medians of `runs` runs; a fresh repository each run.
  *
- *   npm run build:ts && node --import tsx bench/serve.ts [--quick]
+ *   npm run build:ts && node --import tsx bench/serve.ts [--quick] [--clients=1,4,16] [--runs=<n>]
+ *
+ * `--clients` picks the concurrency levels (default all three), `--runs` the number of runs (default 3,
+ * 2 with --quick): an A/B of one client is `--quick --clients=1 --runs=1`, repeated in alternation.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -125,6 +128,12 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
+/** `--name=<value>` from the command line. */
+function argValue(name: string): string | undefined {
+  const a = process.argv.find((x) => x.startsWith(`--${name}=`));
+  return a?.slice(name.length + 3);
+}
+
 async function main(): Promise<void> {
   const quick = argFlag('quick');
   const fileBytes = quick ? 16 * MiB : 64 * MiB;
@@ -133,8 +142,10 @@ async function main(): Promise<void> {
   const tensorBytes = fileBytes / tensors;
   const rows = tensorBytes / 4 / cols;
   const files = 16;
-  const runs = quick ? 2 : 3;
-  const levels = [1, 4, 16];
+  const runs = Number(argValue('runs') ?? (quick ? 2 : 3));
+  const levels = (argValue('clients') ?? '1,4,16').split(',').map(Number);
+  if (!(runs >= 1) || !levels.every((c) => Number.isInteger(c) && c >= 1))
+    throw new Error('--runs=<n >= 1> --clients=<comma-separated counts >= 1>');
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-bench-serve-'));
   try {
     header(
@@ -273,7 +284,7 @@ async function main(): Promise<void> {
     }
     table(rows1);
     console.log(
-      `targets: one client >= 0.9x local add (got ${(local / median(serveS.get(1)!)).toFixed(2)}x); ` +
+      `targets: one client >= 0.9x local add${serveS.has(1) ? ` (got ${(local / median(serveS.get(1)!)).toFixed(2)}x)` : ''}; ` +
         `server peak RSS <= 2 x ${tensorBytes / MiB} MiB + 256 MiB per concurrent upload`,
     );
     emitJson('serve', json);

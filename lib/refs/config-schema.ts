@@ -149,6 +149,12 @@ export const CONFIG_SCHEMA: Readonly<Record<string, ConfigKeyInfo>> = Object.fre
     min: 1,
     description: 'coral serve: largest tensor (and stored object) accepted, bytes',
   },
+  'serve.maxHttpHeaderBytes': {
+    type: 'integer',
+    default: 16384,
+    min: 1024,
+    description: 'coral serve: largest HTTP request header block (request line and headers), bytes; larger is 431',
+  },
   'serve.tokenCacheSeconds': {
     type: 'number',
     default: 5,

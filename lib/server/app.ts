@@ -77,6 +77,11 @@ export interface ServerOptions extends ServeLocation {
   /** Idle repositories are closed after this long (ms); default 60000. */
   idleMs?: number;
   /**
+   * Largest HTTP request header block (request line and headers), bytes: Node's `maxHeaderSize`; larger
+   * is answered 431 before the route runs. Default `serve.maxHttpHeaderBytes` (16384, Node's own default).
+   */
+  maxHttpHeaderBytes?: number;
+  /**
    * The web UI (docs/ui.md): its JSON API under `/api` and the built pages under `/ui/` (`true`: the pages
    * from `ui/dist/` of the package, or CORAL_UI_DIST; `{ dist }`: from that directory). Default off.
    */
@@ -184,6 +189,9 @@ export async function buildServer(opts: ServerOptions = {}): Promise<CoralServer
   const num = (v: unknown, d: number) => (typeof v === 'number' ? v : d);
   const tokenCacheMs = opts.tokenCacheMs ?? num(cfg['serve.tokenCacheSeconds'], 5) * 1000;
   const graceMs = opts.graceMs ?? num(cfg['serve.shutdownGraceSeconds'], 30) * 1000;
+  const maxHttpHeaderBytes = opts.maxHttpHeaderBytes ?? num(cfg['serve.maxHttpHeaderBytes'], 16384);
+  if (!Number.isSafeInteger(maxHttpHeaderBytes) || maxHttpHeaderBytes < 1024)
+    throw invalidParameter('maxHttpHeaderBytes', 'integer >= 1024', maxHttpHeaderBytes);
 
   const repos = new RepoSet(loc, opts.idleMs ?? 60_000, single);
   const access = single
@@ -224,6 +232,7 @@ export async function buildServer(opts: ServerOptions = {}): Promise<CoralServer
   const app = Fastify({
     logger: opts.logLevel && opts.logLevel !== 'silent' ? { level: opts.logLevel, stream: process.stderr } : false,
     bodyLimit: 16 << 20,
+    http: { maxHeaderSize: maxHttpHeaderBytes },
     routerOptions: { maxParamLength: 256 },
     // Requests that never finish sending their headers are cut after this long.
     requestTimeout: 0,

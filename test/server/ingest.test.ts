@@ -15,7 +15,8 @@ import { MemorySink } from '../../lib/formats/io';
 import { initBare } from '../../lib/remote/file';
 import { Repository } from '../../lib/repository';
 import { RefStore } from '../../lib/refs/refs';
-import { f32, sha256, TORCH_PYTHON } from '../helpers/cli';
+import { seriesHeads } from '../../lib/server/ingest/ingest';
+import { f32, perturb, sha256, TORCH_PYTHON, weights } from '../helpers/cli';
 import { family, packCount, storedObjects, writeModel } from '../remote/helpers';
 import { filesUnder, ingestUrl, post, startServer, type TestServer } from './ingest-helpers';
 
@@ -157,6 +158,54 @@ describe('POST /:name/ingest', () => {
         expect(fs.readFileSync(path.join(repo.worktree, 'ckpt', `m${i}.safetensors`)).equals(f.bytes)).toBe(true),
       );
       expect((await repo.fsck()).ok).toBe(true);
+    } finally {
+      await repo.close();
+    }
+  });
+
+  it('a series under one path finds its delta bases in the series heads, past the chain-depth bound and with concurrent uploads', async () => {
+    const { name, dir } = await bare();
+    // Tensors of 4 MiB: pooled buffers, so a head given back too early would read as empty.
+    let w = weights(1 << 20, 71);
+    let b = weights(1024, 72);
+    const versions: Buffer[] = [];
+    const next = () => {
+      w = perturb(w, 100 + versions.length, 1e-3);
+      b = perturb(b, 200 + versions.length, 1e-3);
+      const file = path.join(work, `series-${versions.length}-${++counter}.safetensors`);
+      writeModel(file, { 'layer.weight': w, 'layer.bias': b });
+      versions.push(fs.readFileSync(file));
+      return versions[versions.length - 1];
+    };
+    const url = ingestUrl(server.url, name, { path: 'model.safetensors' });
+    const hits0 = seriesHeads.stats.hits;
+    // Eleven versions one after another: past core.maxChainDepth (8), where each new version is encoded
+    // against its predecessor's base.
+    const commits: string[] = [];
+    for (let i = 0; i < 11; i++) {
+      const r = await post(url, next());
+      expect(r.status).toBe(201);
+      if (i > 0) expect((r.body.objects as { delta: number }).delta).toBe(2);
+      commits.push(r.body.commit as string);
+    }
+    // Every version after the first found both bases in memory.
+    expect(seriesHeads.stats.hits - hits0).toBe(20);
+    // Four concurrent uploads of the next versions: each one's base is whatever head it finds, heads
+    // are replaced while others read them, and every commit still checks out byte-exact.
+    const conc = [next(), next(), next(), next()];
+    const rs = await Promise.all(conc.map((m) => post(url, m)));
+    for (const r of rs) expect(r.status).toBe(201);
+    const repo = await cloneOf(dir);
+    try {
+      expect((await repo.fsck()).ok).toBe(true);
+      const all = [
+        ...commits.map((c, i) => [c, versions[i]] as const),
+        ...rs.map((r, i) => [r.body.commit as string, conc[i]] as const),
+      ];
+      for (const [c, bytes] of all) {
+        await repo.checkout(c);
+        expect(fs.readFileSync(path.join(repo.worktree, 'model.safetensors')).equals(bytes)).toBe(true);
+      }
     } finally {
       await repo.close();
     }

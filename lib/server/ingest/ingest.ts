@@ -3,10 +3,12 @@
  *
  * 1. The branch head's tree is read; the entry at the same path gives each tensor its delta base (the
  *    fine-tune case: lib/commands/add.ts `treeBases`, scored by lib/ingest/bases.ts `BaseSelector`), and
- *    exact duplicates are deduplicated by content id against everything the store has.
+ *    exact duplicates are deduplicated by content id against everything the store has. The bases are
+ *    found decoded in the series heads (./heads.ts) when an earlier upload of the series left them there.
  * 2. The body is ingested as it streams (lib/ingest/stream.ts) into ONE pack transaction, published only
  *    when the whole file was read and checked; any error aborts the transaction, so nothing of a refused
- *    upload is stored and no ref moves.
+ *    upload is stored and no ref moves. The first attempt's tree and commit are written while the pack
+ *    is published; the ref moves once both are durable.
  * 3. The commit: the head's tree with `path` replaced or added, parent = the head at the moment the ref
  *    moves. The ref moves by compare-and-swap (`RemoteRepo.updateRef`); when another upload (in this
  *    process or another server on the same bucket) moved it first, the tree is rebuilt on the new head
@@ -38,6 +40,7 @@ import {
   invalidParameter,
 } from '../../errors';
 import { BaseSelector, DEFAULT_PARENT_TRUST } from '../../ingest/bases';
+import type { BaseQuery, FindBase } from '../../ingest/ingest';
 import { ingestStream, type StreamLimits } from '../../ingest/stream';
 import {
   checkShortRefName,
@@ -47,13 +50,16 @@ import {
   encodeCommit,
   encodeTree,
   fileTable,
+  sha256Hex,
+  type FileEntry,
   signatureNow,
   type Commit,
   type Signature,
   type Tree,
 } from '../../models';
-import { DEFAULT_BASE_CACHE_BYTES, ObjectReader, ObjectWriter } from '../../odb/objects';
+import { DEFAULT_BASE_CACHE_BYTES, ObjectWriter } from '../../odb/objects';
 import type { RemoteRepo } from '../../remote/transport';
+import { HeadReader, SeriesHeads } from './heads';
 
 /** First-parent commits searched for an idempotency key. */
 export const IDEMPOTENCY_DEPTH = 128;
@@ -119,20 +125,10 @@ const decoded = new WeakMap<RemoteRepo, Map<string, { parent: string | null; key
 const CACHE_COMMITS = 4096;
 const running = new WeakMap<RemoteRepo, Map<string, Promise<unknown>>>();
 /**
- * One object reader per served repository, shared by its uploads: its base cache keeps the tensors an
- * upload just stored (and the bases it decoded) hot for the next upload of the same series, which would
- * otherwise decode its delta bases (whole chains) from the store every time.
+ * The decoded series heads of every served repository (lib/server/ingest/heads.ts), one budget for the
+ * process: the next upload of a series finds its delta bases in memory instead of decoding their chains.
  */
-const readers = new WeakMap<RemoteRepo, ObjectReader>();
-
-function readerOf(repo: RemoteRepo): ObjectReader {
-  let r = readers.get(repo);
-  // Only remembered leaves are cached, not the links of decoded chains: the next upload of a series
-  // needs this upload's leaves, and chain links of tensors the size of the cache only push one another
-  // out (measured: +70-90 MiB of peak RSS with 16 MiB tensors, no speed gain).
-  if (!r) readers.set(repo, (r = new ObjectReader(repo.objects, DEFAULT_BASE_CACHE_BYTES, { cacheBases: false })));
-  return r;
-}
+export const seriesHeads = new SeriesHeads(DEFAULT_BASE_CACHE_BYTES);
 
 /** A commit of `repo`, decoded once per process (commits are immutable). */
 async function commitOf(
@@ -234,6 +230,33 @@ export async function ingestUpload(
   }
 }
 
+/** The reply for an upload whose idempotency key was already committed (as `id`). */
+async function duplicateOf(
+  repo: RemoteRepo,
+  branch: string,
+  opts: IngestUploadOptions,
+  id: string,
+  received: number,
+  attempts: number,
+): Promise<IngestReply> {
+  const c = await commitOf(repo, id);
+  const tree = decodeTree(await repo.meta.get(c.commit.tree));
+  const e = tree.files[opts.path];
+  return {
+    commit: id,
+    parent: c.parent,
+    branch,
+    path: opts.path,
+    duplicate: true,
+    file: e
+      ? { format: e.format, size: e.size, sha256: e.sha256, tensors: e.tensors.length }
+      : { format: 'raw', size: 0, sha256: '', tensors: 0 },
+    objects: { new: 0, deduplicated: 0, delta: 0 },
+    bytes: { received, stored: 0 },
+    attempts,
+  };
+}
+
 async function doIngest(
   repo: RemoteRepo,
   body: Readable | AsyncIterable<unknown>,
@@ -242,34 +265,16 @@ async function doIngest(
   const branch = opts.branch ?? (await repo.headBranch()) ?? 'main';
   const ref = `refs/heads/${branch}`;
   const key = opts.idempotencyKey;
-  const duplicateOf = async (id: string, received: number, attempts: number): Promise<IngestReply> => {
-    const c = await commitOf(repo, id);
-    const tree = decodeTree(await repo.meta.get(c.commit.tree));
-    const e = tree.files[opts.path];
-    return {
-      commit: id,
-      parent: c.parent,
-      branch,
-      path: opts.path,
-      duplicate: true,
-      file: e
-        ? { format: e.format, size: e.size, sha256: e.sha256, tensors: e.tensors.length }
-        : { format: 'raw', size: 0, sha256: '', tensors: 0 },
-      objects: { new: 0, deduplicated: 0, delta: 0 },
-      bytes: { received, stored: 0 },
-      attempts,
-    };
-  };
-
   const head0 = await branchHead(repo, ref);
   if (key) {
     const dup = await findKey(repo, head0?.id ?? null, key);
-    if (dup) return duplicateOf(dup, await drain(body), 0);
+    if (dup) return duplicateOf(repo, branch, opts, dup, await drain(body), 0);
   }
   // Objects other servers published since this process last looked: dedup and delta bases see them.
   await repo.objects.refresh();
   const baseTree = await treeAt(repo, head0?.id ?? null);
-  const reader = readerOf(repo);
+  // One reader per upload (it counts the heads the upload holds); the heads are the shared cache.
+  const reader = new HeadReader(repo.objects, seriesHeads);
   const maxChainDepth = opts.maxChainDepth ?? 8;
   const level = opts.level ?? 3;
   const selector = new BaseSelector({
@@ -283,12 +288,73 @@ async function doIngest(
   });
   // One transaction = one pack, published only once the whole file is in (never rolled over midway).
   const writer = new ObjectWriter(repo.objects, reader, { level, maxChainDepth, packBytes: Number.POSITIVE_INFINITY });
+  // Each new tensor whose object can serve as the next version's base becomes its series' head as soon
+  // as its own base is chosen: the old head (this upload's base) is released after the encode, and the
+  // pipeline's own release of the tensor leaves it in the heads (lib/server/ingest/heads.ts).
+  const findBase = async (q: BaseQuery) => {
+    const base = await selector.findBase(q);
+    if (q.tensor && q.id) {
+      // Its depth: one more than its base's (the writer may store it whole instead: depth 0).
+      const depth = base ? ((await reader.info(base.id).catch(() => null))?.depth ?? maxChainDepth) + 1 : 0;
+      if (depth + 1 <= maxChainDepth) reader.adopt(repo.url, opts.path, q.name, q.id, q.tensor);
+    }
+    return base;
+  };
+  return ingestAndCommit(repo, body, opts, {
+    branch,
+    ref,
+    head0,
+    baseTree,
+    writer,
+    findBase,
+    reader,
+  });
+}
+
+async function ingestAndCommit(
+  repo: RemoteRepo,
+  body: Readable | AsyncIterable<unknown>,
+  opts: IngestUploadOptions,
+  s: {
+    branch: string;
+    ref: string;
+    head0: { id: string; token: string } | null;
+    baseTree: Tree;
+    writer: ObjectWriter;
+    findBase: FindBase;
+    reader: HeadReader;
+  },
+): Promise<IngestReply> {
+  const { branch, ref, head0, baseTree, writer } = s;
+  const key = opts.idempotencyKey;
+  const who = signatureNow(opts.author?.name ?? 'coral ingest', opts.author?.email ?? `ingest@${os.hostname()}`);
+  const message = opts.message ?? `ingest ${opts.path}`;
+  const metadata: Record<string, unknown> = { ...(opts.metadata ?? {}), ...(key ? { idempotencyKey: key } : {}) };
+  /** Writes the tree (`tree` with the file at `opts.path`) and the commit on `head`; resolves the commit id. */
+  const writeCommit = async (head: { id: string } | null, tree: Tree, entry: FileEntry): Promise<string> => {
+    const files = fileTable(Object.entries(tree.files));
+    files[opts.path] = entry;
+    const treeBytes = encodeTree({ files });
+    const commit: Commit = {
+      // A meta object's id is the sha256 of its bytes (RemoteMeta): the commit is written beside its tree.
+      tree: sha256Hex(treeBytes),
+      parents: head ? [head.id] : [],
+      author: who,
+      committer: who,
+      message: message.endsWith('\n') ? message : `${message}\n`,
+      metadata,
+    };
+    const [, id] = await Promise.all([repo.meta.put(treeBytes), repo.meta.put(encodeCommit(commit))]);
+    return id;
+  };
   let ingested;
+  // The first attempt's tree and commit, written while the pack is published.
+  let first: Promise<string> | undefined;
   try {
     ingested = await ingestStream(
       writer,
       body,
-      selector.findBase,
+      s.findBase,
       {},
       {
         path: opts.path,
@@ -299,37 +365,32 @@ async function doIngest(
       },
     );
     if (opts.signal?.aborted) throw new RemoteUnavailableError('the server is shutting down; upload aborted');
-    // Objects first: durable before any ref can reach them.
+    // The body was read and checked whole: the pack is published (objects first, durable before any ref
+    // can reach them) while the first attempt's tree and commit are written; the ref moves once both are
+    // durable. (A pack that fails to publish leaves that tree and commit unreachable, as a lost
+    // compare-and-swap does: gc removes them.)
+    first = writeCommit(head0, baseTree, ingested.entry);
+    first.catch(() => undefined);
     await writer.flush();
   } catch (e) {
     await writer.abort().catch(() => undefined);
     throw e;
+  } finally {
+    s.reader.close();
   }
   const { entry, report, received, mode } = ingested;
 
-  const who = signatureNow(opts.author?.name ?? 'coral ingest', opts.author?.email ?? `ingest@${os.hostname()}`);
-  const message = opts.message ?? `ingest ${opts.path}`;
-  const metadata: Record<string, unknown> = { ...(opts.metadata ?? {}), ...(key ? { idempotencyKey: key } : {}) };
   let head = head0;
   for (let attempt = 1; ; attempt++) {
     if (attempt > 1) head = await branchHead(repo, ref);
     if (key && attempt > 1) {
       const dup = await findKey(repo, head?.id ?? null, key);
-      if (dup) return duplicateOf(dup, received, attempt - 1);
+      if (dup) return duplicateOf(repo, branch, opts, dup, received, attempt - 1);
     }
-    const tree = head?.id === head0?.id ? baseTree : await treeAt(repo, head?.id ?? null);
-    const files = fileTable(Object.entries(tree.files));
-    files[opts.path] = entry;
-    const treeId = await repo.meta.put(encodeTree({ files }));
-    const commit: Commit = {
-      tree: treeId,
-      parents: head ? [head.id] : [],
-      author: who,
-      committer: who,
-      message: message.endsWith('\n') ? message : `${message}\n`,
-      metadata,
-    };
-    const id = await repo.meta.put(encodeCommit(commit));
+    const id =
+      attempt === 1 && first !== undefined
+        ? await first
+        : await writeCommit(head, head?.id === head0?.id ? baseTree : await treeAt(repo, head?.id ?? null), entry);
     try {
       await repo.updateRef(ref, head?.token ?? null, id);
       return {
