@@ -44,6 +44,14 @@ import { lfsObjects } from './lfs';
 /** The payload directory inside a common git dir. */
 export const PAYLOAD_DIR = 'coral';
 
+/**
+ * Base cache of a filter process (`streaming`). Clean and smudge walk each group's chain once, so
+ * cached links and remembered groups are never asked for again; held in the cache they would only keep
+ * their buffers from going back to the native pool, and on a VM a fresh 16 MiB mapping costs tens of
+ * milliseconds of page zeroing. Small groups (up to 1/16 of this) are still remembered.
+ */
+const STREAMING_CACHE_BYTES = 32 << 20;
+
 /** The payload store of one git repository (the parts of a repository context the core needs). */
 export interface Payloads extends Pick<RepoContext, 'layout' | 'store' | 'reader' | 'config'> {
   /** `<common git dir>/coral`. */
@@ -60,7 +68,10 @@ export interface Payloads extends Pick<RepoContext, 'layout' | 'store' | 'reader
  * Opens (creating on first use) the payload store of the repository. A git
  * config `coral.maxChainLength` is mirrored into the store's chain bound.
  */
-export async function openPayloads(dirs: GitDirs, opts: { maxChainLength?: number } = {}): Promise<Payloads> {
+export async function openPayloads(
+  dirs: GitDirs,
+  opts: { maxChainLength?: number; streaming?: boolean } = {},
+): Promise<Payloads> {
   const dir = path.join(dirs.commonDir, PAYLOAD_DIR);
   const backend = (await gitConfig(dirs.worktree || dirs.commonDir, 'coral.backend')) === 'lfs' ? 'lfs' : 'coral';
   const layout = new RepoLayout(dirs.worktree || dirs.commonDir, dir);
@@ -69,7 +80,10 @@ export async function openPayloads(dirs: GitDirs, opts: { maxChainLength?: numbe
   if (opts.maxChainLength !== undefined && config.getNumber('core.maxChainDepth') !== opts.maxChainLength)
     await config.set('core.maxChainDepth', opts.maxChainLength);
   const store: ObjectStore = await openLocalStore(dir);
-  const reader = new ObjectReader(store, config.getNumber('core.baseCacheBytes') ?? 256 << 20);
+  const cacheBytes: number = config.getNumber('core.baseCacheBytes') ?? 256 << 20;
+  const reader = opts.streaming
+    ? new ObjectReader(store, Math.min(cacheBytes, STREAMING_CACHE_BYTES), { cacheBases: false })
+    : new ObjectReader(store, cacheBytes);
   return {
     dir,
     dirs,

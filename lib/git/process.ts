@@ -195,7 +195,10 @@ export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean 
 export async function runFilterProcess(cwd: string): Promise<void> {
   const dirs = await gitDirs(cwd);
   const chain = await gitConfig(cwd, 'coral.maxChainLength', 'int');
-  const ps = await openPayloads(dirs, chain !== undefined ? { maxChainLength: Number(chain) } : {});
+  const ps = await openPayloads(dirs, {
+    ...(chain !== undefined ? { maxChainLength: Number(chain) } : {}),
+    streaming: true,
+  });
   const parent = parentGitCommand();
   trace(`start filter-process parent=${parent ?? '?'}`);
   try {
