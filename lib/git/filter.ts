@@ -12,13 +12,15 @@
  *   request; only a broken protocol ends it. EOF between requests is a clean
  *   exit;
  * - clean spools the content git sends (never the worktree file) to a temp
- *   file, so memory stays bounded by the largest tensor;
+ *   file, so memory stays bounded by the largest tensor, and hashes it
+ *   (sha256) on the way;
  * - smudge streams the rebuilt file and checks its sha256 before the final
  *   status: a mismatch turns the status into an error, so git writes nothing;
  * - with `can-delay=1` a smudge is answered `status=delayed` and decoded in
  *   the background (several files at once) into a temp file; git collects the
  *   finished ones through `list_available_blobs`.
  */
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
@@ -28,8 +30,11 @@ import { FLUSH, PktReader, PktWriter } from './pktline';
 
 /** What the server does with a file; implemented over the payload store by lib/git/process.ts. */
 export interface FilterOps {
-  /** Clean: the content git sent is at `spool` (the server removes it afterwards). Returns the blob git stores. */
-  clean(pathname: string, spool: string): Promise<Uint8Array>;
+  /**
+   * Clean: the content git sent is at `spool` (the server removes it afterwards), `sha256` its hash
+   * (hex, taken as it arrived). Returns the blob git stores.
+   */
+  clean(pathname: string, spool: string, sha256: string): Promise<Uint8Array>;
   /** Smudge, streaming: yields the file's bytes; throws (after or before yielding) when it fails. */
   smudge(pathname: string, blob: Buffer): AsyncIterable<Uint8Array>;
   /** Smudge into a new file `dest` (for delayed requests). */
@@ -218,6 +223,9 @@ export async function serveFilter(
         let wrote: Promise<unknown> = Promise.resolve();
         let batch: Buffer[] = [];
         let batched = 0;
+        // The content's sha256 is taken as it arrives (the main thread mostly waits for git here), so
+        // the clean does not read the file a second time for it.
+        const sha = crypto.createHash('sha256');
         const push = async () => {
           const pieces = batch;
           batch = [];
@@ -231,6 +239,7 @@ export async function serveFilter(
         };
         try {
           await r.readData(async (b) => {
+            sha.update(b);
             batch.push(b);
             batched += b.length;
             if (batched >= SPOOL_BATCH) await push();
@@ -243,7 +252,7 @@ export async function serveFilter(
         }
         try {
           if (spoolError) throw spoolError instanceof Error ? spoolError : new Error('spool write failed');
-          const blob = await ops.clean(pathname, spool);
+          const blob = await ops.clean(pathname, spool, sha.digest('hex'));
           await sendStatus('success');
           await w.data(blob);
           w.flush();

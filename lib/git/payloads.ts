@@ -159,7 +159,8 @@ export interface CleanResult {
 
 /**
  * Clean: stores the payloads of the file whose bytes are at `spool` (a copy
- * of what git passed, never the worktree file) and returns its pointer. Same
+ * of what git passed, never the worktree file) and returns its pointer;
+ * `opts.sha256`: the spool's sha256 when the caller took it already. Same
  * bytes give the same pointer; objects already stored are not written again.
  */
 export async function cleanFile(
@@ -167,10 +168,11 @@ export async function cleanFile(
   relPath: string,
   spool: string,
   previous: Pointer | null,
+  opts: { sha256?: string } = {},
 ): Promise<CleanResult> {
   const findBase = previousBases(previous);
   const { entry, report } = await withWriter(ps, 'git clean', (w) =>
-    ingestFile(w, spool, relPath, lowRankBases(w, ps.reader, findBase)),
+    ingestFile(w, spool, relPath, lowRankBases(w, ps.reader, findBase), {}, opts.sha256 ? { sha256: opts.sha256 } : {}),
   );
   // A file whose pointer named git-lfs copies keeps naming them, whatever this clone's backend.
   return { text: await pointerText(ps, entry, ps.backend === 'lfs' || !!previous?.lfs), entry, report };

@@ -150,7 +150,7 @@ export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean 
   return {
     log,
     scratch: (what, pathname) => scratchPath(ps, what, pathname),
-    async clean(pathname, spool) {
+    async clean(pathname, spool, sha256) {
       trace(`clean ${pathname}`);
       const st = await fsp.stat(spool);
       // Already a pointer (e.g. a file checked out without the filter): store it as it is.
@@ -161,7 +161,7 @@ export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean 
       }
       const prev = await previousPointer(cwd, pathname);
       trace(`previous ${pathname} ${prev ? 'found' : 'none'}`);
-      const r = await cleanFile(ps, pathname, spool, prev);
+      const r = await cleanFile(ps, pathname, spool, prev, { sha256 });
       trace(`cleaned ${pathname} stored=${r.report.storedObjects} deduped=${r.report.dedupedObjects}`);
       return Buffer.from(r.text, 'utf8');
     },

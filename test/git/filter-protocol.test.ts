@@ -1,6 +1,7 @@
 // The long-running filter protocol (pkt-line v2) driven directly, with fake file operations:
 // handshake, a request read through its final flush, status=error for one file without ending the
 // process, delayed smudges collected through list_available_blobs, and a clean exit on EOF.
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -19,9 +20,11 @@ function fakeOps(): FilterOps & { logs: string[] } {
     logs,
     log: (m) => logs.push(m),
     scratch: (what) => path.join(dir, `${what}-${n++}`),
-    async clean(pathname, spool) {
+    async clean(pathname, spool, sha256) {
       const b = fs.readFileSync(spool);
       if (pathname === 'bad.bin') throw new Error('cannot parse');
+      // The server hashes the content as it spools it.
+      if (sha256 !== crypto.createHash('sha256').update(b).digest('hex')) throw new Error('wrong sha256');
       return Buffer.from(`cleaned ${pathname} ${b.length}\n`);
     },
     smudge(pathname, blob) {
