@@ -227,12 +227,15 @@ export async function missingObjects(ps: Pick<Payloads, 'store'>, ids: readonly 
  * Smudge: the file's bytes in order, verified at the end against the
  * pointer's size and sha256 (ChecksumMismatchError naming the file). Callers
  * send nothing they cannot take back before the final check: git's filter
- * protocol lets the status turn into an error after the content.
+ * protocol lets the status turn into an error after the content. With
+ * `release`, the caller is done with a chunk when it asks for the next (see
+ * fileChunks): decoded groups go back to the buffer pool at once.
  */
 export async function* smudgeChunks(
   ps: Pick<Payloads, 'reader' | 'store'>,
   p: Pointer,
   relPath: string,
+  opts: { release?: boolean } = {},
 ): AsyncGenerator<Uint8Array> {
   let missing = await missingObjects(ps, entryObjects(p.entry));
   if (missing.length) {
@@ -248,7 +251,7 @@ export async function* smudgeChunks(
     );
   const sha = crypto.createHash('sha256');
   let n = 0;
-  for await (const chunk of fileChunks(ps.reader, p.entry)) {
+  for await (const chunk of fileChunks(ps.reader, p.entry, undefined, opts)) {
     sha.update(chunk);
     n += chunk.byteLength;
     yield chunk;
@@ -272,7 +275,8 @@ export async function smudgeToFile(
   const fh = await fsp.open(dest, 'wx', 0o600);
   let ok = false;
   try {
-    for await (const chunk of smudgeChunks(ps, p, relPath)) {
+    // Each chunk is written before the next is asked for: its memory may go back to the pool.
+    for await (const chunk of smudgeChunks(ps, p, relPath, { release: true })) {
       let off = 0;
       while (off < chunk.byteLength) off += (await fh.write(chunk, off, chunk.byteLength - off)).bytesWritten;
     }
