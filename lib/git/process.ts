@@ -203,7 +203,8 @@ export async function runFilterProcess(cwd: string): Promise<void> {
   trace(`start filter-process parent=${parent ?? '?'}`);
   try {
     await serveFilter(
-      process.stdin,
+      // fd 0 read directly (never through process.stdin, which would make the pipe non-blocking).
+      0,
       process.stdout,
       filterOps(ps, dirs.worktree || cwd, {
         diffOnly: parent !== null && DIFF_COMMANDS.has(parent),

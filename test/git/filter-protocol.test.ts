@@ -144,6 +144,54 @@ describe('filter process protocol', () => {
     expect(fs.readdirSync(dir).filter((f) => f.startsWith('smudge'))).toEqual([]);
   });
 
+  it("reads git's requests from a file descriptor through one reusable buffer, content intact", async () => {
+    // Everything git would send, written ahead to a file (the server reads fd 0 the same way).
+    const chunks: Buffer[] = [];
+    const sink = new PassThrough();
+    sink.on('data', (c: Buffer) => chunks.push(c));
+    const w = new PktWriter(sink);
+    const pattern = (n: number, seed: number) => {
+      const b = Buffer.allocUnsafe(n);
+      for (let i = 0; i < n; i++) b[i] = (Math.imul(i + seed, 2654435761) >>> 24) & 0xff;
+      return b;
+    };
+    const files = new Map([
+      ['one.bin', pattern((5 << 20) + 123, 1)],
+      ['two.bin', pattern(70_001, 2)],
+    ]);
+    await send(w, ['git-filter-client', 'version=2']);
+    await send(w, ['capability=clean', 'capability=smudge']);
+    await send(w, ['command=clean', 'pathname=one.bin'], files.get('one.bin')!);
+    await send(w, ['command=smudge', 'pathname=s.bin'], Buffer.from('ptr'));
+    await send(w, ['command=clean', 'pathname=two.bin'], files.get('two.bin')!);
+    const input = path.join(dir, 'requests');
+    fs.writeFileSync(input, Buffer.concat(chunks));
+
+    const ops = fakeOps();
+    const seen = new Map<string, string>();
+    const clean = ops.clean.bind(ops);
+    ops.clean = async (pathname, spool, sha256) => {
+      seen.set(pathname, crypto.createHash('sha256').update(fs.readFileSync(spool)).digest('hex'));
+      return clean(pathname, spool, sha256);
+    };
+    const out = new PassThrough();
+    const r = new PktReader(out);
+    const fd = fs.openSync(input, 'r');
+    try {
+      const done = serveFilter(fd, out, ops);
+      expect(await r.readText()).toEqual(['git-filter-server', 'version=2']);
+      expect(await r.readText()).toEqual(['capability=clean', 'capability=smudge']);
+      expect((await response(r)).content!.toString()).toBe(`cleaned one.bin ${(5 << 20) + 123}\n`);
+      expect((await response(r)).content!.toString()).toBe('smudged:ptr');
+      expect((await response(r)).content!.toString()).toBe('cleaned two.bin 70001\n');
+      await done;
+    } finally {
+      fs.closeSync(fd);
+    }
+    for (const [name, bytes] of files)
+      expect(seen.get(name)).toBe(crypto.createHash('sha256').update(bytes).digest('hex'));
+  });
+
   it('rejects a broken packet length', async () => {
     const toFilter = new PassThrough();
     const done = serveFilter(toFilter, new PassThrough(), fakeOps());
