@@ -65,7 +65,7 @@ const CAPS = ['clean', 'smudge', 'delay'];
 const SPOOL_BATCH = 4 << 20;
 
 async function writeAll(fh: fsp.FileHandle, b: Buffer): Promise<void> {
-  for (let o = 0; o < b.length; ) o += (await fh.write(b, o, b.length - o)).bytesWritten;
+  for (let o = 0; o < b.length;) o += (await fh.write(b, o, b.length - o)).bytesWritten;
 }
 
 function kv(lines: string[]): Map<string, string> {
@@ -249,7 +249,7 @@ export async function serveFilter(
         try {
           await r.readData(async (b) => {
             sha.update(b);
-            for (let o = 0; o < b.length; ) {
+            for (let o = 0; o < b.length;) {
               const k = b.copy(batches[cur], filled, o);
               filled += k;
               o += k;

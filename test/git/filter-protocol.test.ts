@@ -161,9 +161,9 @@ describe('filter process protocol', () => {
     ]);
     await send(w, ['git-filter-client', 'version=2']);
     await send(w, ['capability=clean', 'capability=smudge']);
-    await send(w, ['command=clean', 'pathname=one.bin'], files.get('one.bin')!);
+    await send(w, ['command=clean', 'pathname=one.bin'], files.get('one.bin'));
     await send(w, ['command=smudge', 'pathname=s.bin'], Buffer.from('ptr'));
-    await send(w, ['command=clean', 'pathname=two.bin'], files.get('two.bin')!);
+    await send(w, ['command=clean', 'pathname=two.bin'], files.get('two.bin'));
     const input = path.join(dir, 'requests');
     fs.writeFileSync(input, Buffer.concat(chunks));
 
