@@ -24,7 +24,6 @@ import {
   type Payloads,
 } from './payloads';
 import { lfsFetch } from './lfs';
-import { fetchEntries } from './transfer';
 import { looksLikePointer, MAX_POINTER_BYTES, parsePointer, type Pointer } from './pointer';
 
 /** Appends a line to the trace log named by CORAL_GIT_LOG (tests count filter processes with it). */
@@ -141,7 +140,10 @@ export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean 
     if (!(await missingObjects(ps, entryObjects(p.entry))).length) return;
     // A pointer that names git-lfs copies (the lfs backend) is fetched through git-lfs.
     const run = fetching.then(() =>
-      p.lfs ? lfsFetch(ps, cwd, ps.dirs.commonDir, 'coral-payload', p.lfs) : fetchEntries(ps, cwd, [p.entry]),
+      p.lfs
+        ? lfsFetch(ps, cwd, ps.dirs.commonDir, 'coral-payload', p.lfs)
+        : // Loaded on first use: most filter processes never fetch (it saves their start-up the remote modules).
+          import('./transfer').then(({ fetchEntries }) => fetchEntries(ps, cwd, [p.entry])),
     );
     fetching = run.catch(() => undefined);
     const n = await run;
