@@ -13,7 +13,9 @@
  * (`.git`, which holds coral's payload store and git-lfs's objects) at the end.
  * Targets: size <= 0.6x git-lfs, add time <= git-lfs's.
  *
- *   npx tsx bench/git.ts [--quick]     (--quick: 64 MiB, 5 commits)
+ *   npx tsx bench/git.ts [--quick] [--chain N]
+ *     --quick: 64 MiB, 5 commits; --chain N: git config coral.maxChainLength N in the coral repository
+ *     (the update-chain bound: each fine-tune add decodes the previous version through its chain)
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -75,6 +77,9 @@ function writeSafetensors(file: string, names: string[], shape: [number, number]
 
 async function main(): Promise<void> {
   const quick = argFlag('quick');
+  const chainArg = process.argv.indexOf('--chain');
+  const chain = chainArg > 0 ? Number(process.argv[chainArg + 1]) : undefined;
+  if (chain !== undefined && !(Number.isInteger(chain) && chain >= 0)) throw new Error('--chain takes a chain length');
   const nTensors = 16;
   const shape: [number, number] = quick ? [512, 2048] : [1024, 4096];
   const commits = quick ? 5 : 10;
@@ -103,6 +108,7 @@ async function main(): Promise<void> {
       if (c === 'coral') {
         run(process.execPath, [BIN, 'git', 'install', '--local'], dir, env);
         run(process.execPath, [BIN, 'git', 'track', '*.safetensors'], dir, env);
+        if (chain !== undefined) run('git', ['config', 'coral.maxChainLength', String(chain)], dir, env);
       } else if (c === 'git-lfs') {
         run('git', ['lfs', 'install', '--local'], dir, env);
         run('git', ['lfs', 'track', '*.safetensors'], dir, env);
@@ -179,6 +185,7 @@ async function main(): Promise<void> {
       fileBytes,
       commits,
       quick,
+      ...(chain !== undefined ? { maxChainLength: Number(chain) } : {}),
       ...Object.fromEntries(CONTENDERS.map((c) => [c, result[c]])),
       sizeRatioVsLfs: sizeRatio,
       addRatioVsLfs: addRatio,

@@ -7,6 +7,18 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === 'version')) {
   process.stdout.write(`coral ${require('../package.json').version}\n`);
   return;
 }
+// The filter process git starts for every add, checkout and diff: load the git extension alone, not the
+// whole CLI (about 0.1 s of CPU per git command). Errors are reported as the CLI would.
+if (argv.length === 2 && argv[0] === 'git' && argv[1] === 'filter-process') {
+  require('../dist/git/process.js')
+    .runFilterProcess(process.cwd())
+    .catch((e) => {
+      const { errorLine, exitCodeFor } = require('../dist/cli/output.js');
+      process.stderr.write(errorLine(e));
+      process.exitCode = exitCodeFor(e);
+    });
+  return;
+}
 const { main } = require('../dist/cli/main.js');
 
 // `coral log | head`: a closed pipe ends output quietly, as with git.

@@ -12,13 +12,15 @@
  *   request; only a broken protocol ends it. EOF between requests is a clean
  *   exit;
  * - clean spools the content git sends (never the worktree file) to a temp
- *   file, so memory stays bounded by the largest tensor;
+ *   file, so memory stays bounded by the largest tensor, and hashes it
+ *   (sha256) on the way;
  * - smudge streams the rebuilt file and checks its sha256 before the final
  *   status: a mismatch turns the status into an error, so git writes nothing;
  * - with `can-delay=1` a smudge is answered `status=delayed` and decoded in
  *   the background (several files at once) into a temp file; git collects the
  *   finished ones through `list_available_blobs`.
  */
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
@@ -28,8 +30,11 @@ import { FLUSH, PktReader, PktWriter } from './pktline';
 
 /** What the server does with a file; implemented over the payload store by lib/git/process.ts. */
 export interface FilterOps {
-  /** Clean: the content git sent is at `spool` (the server removes it afterwards). Returns the blob git stores. */
-  clean(pathname: string, spool: string): Promise<Uint8Array>;
+  /**
+   * Clean: the content git sent is at `spool` (the server removes it afterwards), `sha256` its hash
+   * (hex, taken as it arrived). Returns the blob git stores.
+   */
+  clean(pathname: string, spool: string, sha256: string): Promise<Uint8Array>;
   /** Smudge, streaming: yields the file's bytes; throws (after or before yielding) when it fails. */
   smudge(pathname: string, blob: Buffer): AsyncIterable<Uint8Array>;
   /** Smudge into a new file `dest` (for delayed requests). */
@@ -59,6 +64,10 @@ const CAPS = ['clean', 'smudge', 'delay'];
 /** Clean input is written to its spool file in batches of this many bytes. */
 const SPOOL_BATCH = 4 << 20;
 
+async function writeAll(fh: fsp.FileHandle, b: Buffer): Promise<void> {
+  for (let o = 0; o < b.length;) o += (await fh.write(b, o, b.length - o)).bytesWritten;
+}
+
 function kv(lines: string[]): Map<string, string> {
   const m = new Map<string, string>();
   for (const l of lines) {
@@ -69,11 +78,12 @@ function kv(lines: string[]): Map<string, string> {
 }
 
 /**
- * Serves git on `input`/`output` until EOF. Resolves when git hangs up; rejects
- * only on a broken protocol.
+ * Serves git on `input` (a stream, or a file descriptor read directly: fd 0)
+ * and `output` until EOF. Resolves when git hangs up; rejects only on a
+ * broken protocol.
  */
 export async function serveFilter(
-  input: Readable,
+  input: Readable | number,
   output: Writable,
   ops: FilterOps,
   opts: FilterOptions = {},
@@ -157,6 +167,9 @@ export async function serveFilter(
     await w.drain();
   };
 
+  // The clean's spool batches, reused from one file to the next.
+  const batches = [Buffer.allocUnsafe(SPOOL_BATCH), Buffer.allocUnsafe(SPOOL_BATCH)];
+
   const fileChunks = async function* (file: string): AsyncGenerator<Uint8Array> {
     const fh = await fsp.open(file, 'r');
     try {
@@ -214,28 +227,36 @@ export async function serveFilter(
           spoolError = e;
           return null;
         });
-        // Packets are gathered into large writes; one write is in flight while the next batch fills.
+        // Packets are copied into one of two batch buffers (the reader's own buffer is reused) and
+        // written in large writes: one write is in flight while the other buffer fills.
         let wrote: Promise<unknown> = Promise.resolve();
-        let batch: Buffer[] = [];
-        let batched = 0;
+        let cur = 0;
+        let filled = 0;
+        // The content's sha256 is taken as it arrives (the main thread mostly waits for git here), so
+        // the clean does not read the file a second time for it.
+        const sha = crypto.createHash('sha256');
         const push = async () => {
-          const pieces = batch;
-          batch = [];
-          batched = 0;
+          const full = batches[cur].subarray(0, filled);
+          // The other buffer is free once its write (the one in flight) is done.
           await wrote;
-          // writev: the pieces go to the file as they are, without being joined first.
+          cur ^= 1;
+          filled = 0;
           if (fh && !spoolError)
-            wrote = fh.writev(pieces).catch((e: unknown) => {
+            wrote = writeAll(fh, full).catch((e: unknown) => {
               spoolError = e;
             });
         };
         try {
           await r.readData(async (b) => {
-            batch.push(b);
-            batched += b.length;
-            if (batched >= SPOOL_BATCH) await push();
+            sha.update(b);
+            for (let o = 0; o < b.length;) {
+              const k = b.copy(batches[cur], filled, o);
+              filled += k;
+              o += k;
+              if (filled === SPOOL_BATCH) await push();
+            }
           });
-          if (batched) await push();
+          if (filled) await push();
           await wrote;
         } finally {
           await wrote.catch(() => undefined);
@@ -243,7 +264,7 @@ export async function serveFilter(
         }
         try {
           if (spoolError) throw spoolError instanceof Error ? spoolError : new Error('spool write failed');
-          const blob = await ops.clean(pathname, spool);
+          const blob = await ops.clean(pathname, spool, sha.digest('hex'));
           await sendStatus('success');
           await w.data(blob);
           w.flush();
@@ -270,7 +291,8 @@ export async function serveFilter(
             await spoolFh.write(b);
             return;
           }
-          parts.push(b);
+          // A copy: the reader may reuse its buffer once this returns.
+          parts.push(Buffer.from(b));
           if (size > maxSmudgeInput) {
             spool = ops.scratch('smudge-in', pathname);
             spoolFh = await fsp.open(spool, 'wx', 0o600);

@@ -99,7 +99,8 @@ export function lowRankBases(writer: ObjectWriter, reader: ObjectReader, inner: 
     if ((await reader.info(b.id)).depth + 2 > writer.opts.maxChainDepth) return b;
     const prev = b.tensor ?? (await reader.tensor(b.id));
     const rank = sketchRank(prev, t);
-    if (rank <= 0 || rank > MAX_SKETCH_RANK) return b;
+    // Not low-rank: the direct update, with the base decoded here (the writer would decode its chain again).
+    if (rank <= 0 || rank > MAX_SKETCH_RANK) return { id: b.id, tensor: prev };
     try {
       const base = { tensor: prev, id: b.id };
       const lr = await encode(t, {

@@ -44,6 +44,14 @@ import { lfsObjects } from './lfs';
 /** The payload directory inside a common git dir. */
 export const PAYLOAD_DIR = 'coral';
 
+/**
+ * Base cache of a filter process (`streaming`). Clean and smudge walk each group's chain once, so
+ * cached links and remembered groups are never asked for again; held in the cache they would only keep
+ * their buffers from going back to the native pool, and on a VM a fresh 16 MiB mapping costs tens of
+ * milliseconds of page zeroing. Small groups (up to 1/16 of this) are still remembered.
+ */
+const STREAMING_CACHE_BYTES = 32 << 20;
+
 /** The payload store of one git repository (the parts of a repository context the core needs). */
 export interface Payloads extends Pick<RepoContext, 'layout' | 'store' | 'reader' | 'config'> {
   /** `<common git dir>/coral`. */
@@ -60,7 +68,10 @@ export interface Payloads extends Pick<RepoContext, 'layout' | 'store' | 'reader
  * Opens (creating on first use) the payload store of the repository. A git
  * config `coral.maxChainLength` is mirrored into the store's chain bound.
  */
-export async function openPayloads(dirs: GitDirs, opts: { maxChainLength?: number } = {}): Promise<Payloads> {
+export async function openPayloads(
+  dirs: GitDirs,
+  opts: { maxChainLength?: number; streaming?: boolean } = {},
+): Promise<Payloads> {
   const dir = path.join(dirs.commonDir, PAYLOAD_DIR);
   const backend = (await gitConfig(dirs.worktree || dirs.commonDir, 'coral.backend')) === 'lfs' ? 'lfs' : 'coral';
   const layout = new RepoLayout(dirs.worktree || dirs.commonDir, dir);
@@ -69,7 +80,10 @@ export async function openPayloads(dirs: GitDirs, opts: { maxChainLength?: numbe
   if (opts.maxChainLength !== undefined && config.getNumber('core.maxChainDepth') !== opts.maxChainLength)
     await config.set('core.maxChainDepth', opts.maxChainLength);
   const store: ObjectStore = await openLocalStore(dir);
-  const reader = new ObjectReader(store, config.getNumber('core.baseCacheBytes') ?? 256 << 20);
+  const cacheBytes: number = config.getNumber('core.baseCacheBytes') ?? 256 << 20;
+  const reader = opts.streaming
+    ? new ObjectReader(store, Math.min(cacheBytes, STREAMING_CACHE_BYTES), { cacheBases: false })
+    : new ObjectReader(store, cacheBytes);
   return {
     dir,
     dirs,
@@ -145,7 +159,8 @@ export interface CleanResult {
 
 /**
  * Clean: stores the payloads of the file whose bytes are at `spool` (a copy
- * of what git passed, never the worktree file) and returns its pointer. Same
+ * of what git passed, never the worktree file) and returns its pointer;
+ * `opts.sha256`: the spool's sha256 when the caller took it already. Same
  * bytes give the same pointer; objects already stored are not written again.
  */
 export async function cleanFile(
@@ -153,10 +168,11 @@ export async function cleanFile(
   relPath: string,
   spool: string,
   previous: Pointer | null,
+  opts: { sha256?: string } = {},
 ): Promise<CleanResult> {
   const findBase = previousBases(previous);
   const { entry, report } = await withWriter(ps, 'git clean', (w) =>
-    ingestFile(w, spool, relPath, lowRankBases(w, ps.reader, findBase)),
+    ingestFile(w, spool, relPath, lowRankBases(w, ps.reader, findBase), {}, opts.sha256 ? { sha256: opts.sha256 } : {}),
   );
   // A file whose pointer named git-lfs copies keeps naming them, whatever this clone's backend.
   return { text: await pointerText(ps, entry, ps.backend === 'lfs' || !!previous?.lfs), entry, report };
@@ -211,12 +227,15 @@ export async function missingObjects(ps: Pick<Payloads, 'store'>, ids: readonly 
  * Smudge: the file's bytes in order, verified at the end against the
  * pointer's size and sha256 (ChecksumMismatchError naming the file). Callers
  * send nothing they cannot take back before the final check: git's filter
- * protocol lets the status turn into an error after the content.
+ * protocol lets the status turn into an error after the content. With
+ * `release`, the caller is done with a chunk when it asks for the next (see
+ * fileChunks): decoded groups go back to the buffer pool at once.
  */
 export async function* smudgeChunks(
   ps: Pick<Payloads, 'reader' | 'store'>,
   p: Pointer,
   relPath: string,
+  opts: { release?: boolean } = {},
 ): AsyncGenerator<Uint8Array> {
   let missing = await missingObjects(ps, entryObjects(p.entry));
   if (missing.length) {
@@ -232,7 +251,7 @@ export async function* smudgeChunks(
     );
   const sha = crypto.createHash('sha256');
   let n = 0;
-  for await (const chunk of fileChunks(ps.reader, p.entry)) {
+  for await (const chunk of fileChunks(ps.reader, p.entry, undefined, opts)) {
     sha.update(chunk);
     n += chunk.byteLength;
     yield chunk;
@@ -256,7 +275,8 @@ export async function smudgeToFile(
   const fh = await fsp.open(dest, 'wx', 0o600);
   let ok = false;
   try {
-    for await (const chunk of smudgeChunks(ps, p, relPath)) {
+    // Each chunk is written before the next is asked for: its memory may go back to the pool.
+    for await (const chunk of smudgeChunks(ps, p, relPath, { release: true })) {
       let off = 0;
       while (off < chunk.byteLength) off += (await fh.write(chunk, off, chunk.byteLength - off)).bytesWritten;
     }

@@ -6,16 +6,20 @@
  * readers strip.
  *
  * The reader pulls from a byte stream without ever holding more than one
- * chunk of the stream plus one packet; the writer batches packets into large
- * writes and honours back-pressure, so a 10 GB payload streams through a
- * bounded buffer.
+ * chunk of the stream plus one packet, or reads a file descriptor (git's pipe
+ * on fd 0) into one reusable buffer: content with large synchronous reads
+ * (git is sending it), request lines with reads on the libuv pool (git may
+ * be busy elsewhere, and background work keeps the event loop). The writer
+ * batches packets into large writes and honours back-pressure, so a 10 GB
+ * payload streams through a bounded buffer.
  *
  * @example
- * const r = new PktReader(process.stdin);
+ * const r = new PktReader(0);                // or a Readable, e.g. process.stdin
  * const w = new PktWriter(process.stdout);
  * const lines = await r.readText();          // text packets up to the next flush
  * w.text('status=success'); w.flush(); await w.drain();
  */
+import * as fs from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { GitProtocolError } from '../errors';
 
@@ -29,23 +33,39 @@ export const EOF = undefined;
 
 export type Packet = Buffer | typeof FLUSH | typeof EOF;
 
+/** Bytes of the reusable buffer a file-descriptor reader reads into (at least one packet). */
+const FD_BUFFER = 1 << 20;
+
 export class PktReader {
-  private it: AsyncIterator<Buffer>;
-  /** Unread stream chunks; `head` bytes of the first are consumed. Chunks are never copied to join them. */
+  private it: AsyncIterator<Buffer> | null = null;
+  /** Unread chunks; `head` bytes of the first are consumed. Chunks are never copied to join them. */
   private chunks: Buffer[] = [];
   private head = 0;
   private avail = 0;
   private ended = false;
+  /** File-descriptor mode: the descriptor, its reusable buffer, and whether content is being read. */
+  private fd: number | null = null;
+  private fdBuf: Buffer | null = null;
+  private inContent = false;
 
-  constructor(stream: Readable) {
-    this.it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  /**
+   * `source`: a stream, or a file descriptor (a pipe) read directly. On a
+   * descriptor, packet data handed out by `readData` is a view into the
+   * reusable buffer, valid until the sink returns (or its promise settles).
+   */
+  constructor(source: Readable | number) {
+    if (typeof source === 'number') {
+      this.fd = source;
+      this.fdBuf = Buffer.allocUnsafe(FD_BUFFER);
+    } else this.it = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   }
 
   /** Pulls chunks until `n` bytes are buffered; false when the stream ends first. */
   private async fill(n: number): Promise<boolean> {
+    if (this.fd !== null) return this.fillFd(n);
     while (this.avail < n) {
       if (this.ended) return false;
-      const r = await this.it.next();
+      const r = await this.it!.next();
       if (r.done) {
         this.ended = true;
         return this.avail >= n;
@@ -57,6 +77,45 @@ export class PktReader {
       }
     }
     return true;
+  }
+
+  /**
+   * fill() on a descriptor: the unread bytes move to the front of the buffer
+   * (`n` is at most one packet, so they fit) and reads append after them.
+   */
+  private async fillFd(n: number): Promise<boolean> {
+    const buf = this.fdBuf!;
+    if (this.avail >= n) return true;
+    if (this.avail && this.head) buf.copyWithin(0, this.head, this.head + this.avail);
+    this.head = 0;
+    while (this.avail < n) {
+      if (this.ended) return false;
+      const got = await this.readFd(buf, this.avail);
+      if (got === 0) this.ended = true;
+      this.avail += got;
+    }
+    this.chunks = [buf.subarray(0, this.avail)];
+    return true;
+  }
+
+  /**
+   * One read into `buf` at `off`: synchronous while content streams in (git
+   * is writing it, so the read returns at once, without a thread hop per
+   * pipe-full), else on the libuv pool. A non-blocking descriptor that has
+   * nothing yet is retried a millisecond later.
+   */
+  private async readFd(buf: Buffer, off: number): Promise<number> {
+    for (;;) {
+      try {
+        if (this.inContent) return fs.readSync(this.fd!, buf, off, buf.length - off, null);
+        return await new Promise<number>((resolve, reject) =>
+          fs.read(this.fd!, buf, off, buf.length - off, null, (e, k) => (e ? reject(e) : resolve(k))),
+        );
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    }
   }
 
   /** The next `n` buffered bytes as views into the stream's chunks (stream chunks are never reused). */
@@ -77,10 +136,10 @@ export class PktReader {
     return out;
   }
 
-  /** The next `n` buffered bytes as one buffer (a copy only when they span chunks). */
+  /** The next `n` buffered bytes as one buffer (a copy when they span chunks, or sit in the reusable buffer). */
   private take(n: number): Buffer {
     const s = this.slices(n);
-    return s.length === 1 ? s[0] : Buffer.concat(s, n);
+    return s.length === 1 && this.fd === null ? s[0] : Buffer.concat(s, n);
   }
 
   /** Reads a packet header: its data length, FLUSH, or EOF. */
@@ -125,14 +184,20 @@ export class PktReader {
   /**
    * Data packets up to the next flush, handed to `sink` as views into the
    * stream's chunks (a packet that spans two chunks arrives as two pieces):
-   * content is never copied on its way through.
+   * content is never copied on its way through. On a descriptor the views
+   * are into the reusable buffer: a sink that keeps the bytes copies them.
    */
   async readData(sink: (b: Buffer) => void | Promise<void>): Promise<void> {
-    for (;;) {
-      const h = await this.header();
-      if (h === EOF) throw new GitProtocolError('input ended inside content');
-      if (h === FLUSH) return;
-      for (const piece of this.slices(h)) await sink(piece);
+    this.inContent = true;
+    try {
+      for (;;) {
+        const h = await this.header();
+        if (h === EOF) throw new GitProtocolError('input ended inside content');
+        if (h === FLUSH) return;
+        for (const piece of this.slices(h)) await sink(piece);
+      }
+    } finally {
+      this.inContent = false;
     }
   }
 }

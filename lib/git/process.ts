@@ -24,7 +24,6 @@ import {
   type Payloads,
 } from './payloads';
 import { lfsFetch } from './lfs';
-import { fetchEntries } from './transfer';
 import { looksLikePointer, MAX_POINTER_BYTES, parsePointer, type Pointer } from './pointer';
 
 /** Appends a line to the trace log named by CORAL_GIT_LOG (tests count filter processes with it). */
@@ -141,7 +140,10 @@ export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean 
     if (!(await missingObjects(ps, entryObjects(p.entry))).length) return;
     // A pointer that names git-lfs copies (the lfs backend) is fetched through git-lfs.
     const run = fetching.then(() =>
-      p.lfs ? lfsFetch(ps, cwd, ps.dirs.commonDir, 'coral-payload', p.lfs) : fetchEntries(ps, cwd, [p.entry]),
+      p.lfs
+        ? lfsFetch(ps, cwd, ps.dirs.commonDir, 'coral-payload', p.lfs)
+        : // Loaded on first use: most filter processes never fetch (it saves their start-up the remote modules).
+          import('./transfer').then(({ fetchEntries }) => fetchEntries(ps, cwd, [p.entry])),
     );
     fetching = run.catch(() => undefined);
     const n = await run;
@@ -150,7 +152,7 @@ export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean 
   return {
     log,
     scratch: (what, pathname) => scratchPath(ps, what, pathname),
-    async clean(pathname, spool) {
+    async clean(pathname, spool, sha256) {
       trace(`clean ${pathname}`);
       const st = await fsp.stat(spool);
       // Already a pointer (e.g. a file checked out without the filter): store it as it is.
@@ -161,7 +163,7 @@ export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean 
       }
       const prev = await previousPointer(cwd, pathname);
       trace(`previous ${pathname} ${prev ? 'found' : 'none'}`);
-      const r = await cleanFile(ps, pathname, spool, prev);
+      const r = await cleanFile(ps, pathname, spool, prev, { sha256 });
       trace(`cleaned ${pathname} stored=${r.report.storedObjects} deduped=${r.report.dedupedObjects}`);
       return Buffer.from(r.text, 'utf8');
     },
@@ -195,12 +197,16 @@ export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean 
 export async function runFilterProcess(cwd: string): Promise<void> {
   const dirs = await gitDirs(cwd);
   const chain = await gitConfig(cwd, 'coral.maxChainLength', 'int');
-  const ps = await openPayloads(dirs, chain !== undefined ? { maxChainLength: Number(chain) } : {});
+  const ps = await openPayloads(dirs, {
+    ...(chain !== undefined ? { maxChainLength: Number(chain) } : {}),
+    streaming: true,
+  });
   const parent = parentGitCommand();
   trace(`start filter-process parent=${parent ?? '?'}`);
   try {
     await serveFilter(
-      process.stdin,
+      // fd 0 read directly (never through process.stdin, which would make the pipe non-blocking).
+      0,
       process.stdout,
       filterOps(ps, dirs.worktree || cwd, {
         diffOnly: parent !== null && DIFF_COMMANDS.has(parent),

@@ -88,6 +88,11 @@ export interface IngestOptions {
   lossy?: LossySpec;
   /** Called with the file's layout before any payload is read; throws to refuse it (e.g. server limits). */
   checkLayout?(layout: CheckpointLayout): void;
+  /**
+   * The file's sha256 (hex), when the caller already hashed exactly these bytes (git's filter hashes
+   * what git sends while it spools it): the file is then not hashed a second time.
+   */
+  sha256?: string;
 }
 
 interface PlannedSegment {
@@ -292,6 +297,7 @@ export async function ingestLayout(
   // Only for `add --lossy`: the decoded file's sha256 and the worst errors (lib/ingest/lossy.ts).
   const lossy = opts.lossy ? new LossyTally() : null;
   const sha = crypto.createHash('sha256');
+  const hash = (b: Uint8Array) => (opts.sha256 ? undefined : sha256Update(sha, b));
   const skeletonParts: Buffer[] = [];
   const segments: SegmentEntry[] = [];
   // Segment i+1 is read while segment i is hashed, encoded and written, so
@@ -315,7 +321,7 @@ export async function ingestLayout(
       // Keep a rejected prefetch from surfacing as an unhandled rejection if we fail first.
       next?.catch(() => undefined);
       if (gap) {
-        await sha256Update(sha, gap);
+        await hash(gap);
         skeletonParts.push(gap);
         lossy?.piece(gap);
       }
@@ -336,7 +342,7 @@ export async function ingestLayout(
         return { id, q, fresh, base };
       })();
       lookup.catch(() => undefined);
-      await sha256Update(sha, buf);
+      await hash(buf);
       const { id, q, fresh, base } = await lookup;
       await window.ready(p.length <= TWO_PUTS_MAX_BYTES ? 2 : 1);
       const slot = segments.length;
@@ -383,7 +389,7 @@ export async function ingestLayout(
   }
   if (pos < layout.fileSize) {
     const tail = await source.tail(pos, layout.fileSize - pos);
-    await sha256Update(sha, tail);
+    await hash(tail);
     skeletonParts.push(tail);
     lossy?.piece(tail);
   }
@@ -411,7 +417,7 @@ export async function ingestLayout(
     elementOffset: t.elementOffset,
     strides: t.strides ? t.strides.slice() : null,
   }));
-  const sha256 = sha.digest('hex');
+  const sha256 = opts.sha256 ?? sha.digest('hex');
   const entry: FileEntry = {
     format: layout.format,
     size: layout.fileSize,

@@ -1,6 +1,7 @@
 // The long-running filter protocol (pkt-line v2) driven directly, with fake file operations:
 // handshake, a request read through its final flush, status=error for one file without ending the
 // process, delayed smudges collected through list_available_blobs, and a clean exit on EOF.
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -19,9 +20,11 @@ function fakeOps(): FilterOps & { logs: string[] } {
     logs,
     log: (m) => logs.push(m),
     scratch: (what) => path.join(dir, `${what}-${n++}`),
-    async clean(pathname, spool) {
+    async clean(pathname, spool, sha256) {
       const b = fs.readFileSync(spool);
       if (pathname === 'bad.bin') throw new Error('cannot parse');
+      // The server hashes the content as it spools it.
+      if (sha256 !== crypto.createHash('sha256').update(b).digest('hex')) throw new Error('wrong sha256');
       return Buffer.from(`cleaned ${pathname} ${b.length}\n`);
     },
     smudge(pathname, blob) {
@@ -139,6 +142,54 @@ describe('filter process protocol', () => {
     g.end();
     await g.done;
     expect(fs.readdirSync(dir).filter((f) => f.startsWith('smudge'))).toEqual([]);
+  });
+
+  it("reads git's requests from a file descriptor through one reusable buffer, content intact", async () => {
+    // Everything git would send, written ahead to a file (the server reads fd 0 the same way).
+    const chunks: Buffer[] = [];
+    const sink = new PassThrough();
+    sink.on('data', (c: Buffer) => chunks.push(c));
+    const w = new PktWriter(sink);
+    const pattern = (n: number, seed: number) => {
+      const b = Buffer.allocUnsafe(n);
+      for (let i = 0; i < n; i++) b[i] = (Math.imul(i + seed, 2654435761) >>> 24) & 0xff;
+      return b;
+    };
+    const files = new Map([
+      ['one.bin', pattern((5 << 20) + 123, 1)],
+      ['two.bin', pattern(70_001, 2)],
+    ]);
+    await send(w, ['git-filter-client', 'version=2']);
+    await send(w, ['capability=clean', 'capability=smudge']);
+    await send(w, ['command=clean', 'pathname=one.bin'], files.get('one.bin'));
+    await send(w, ['command=smudge', 'pathname=s.bin'], Buffer.from('ptr'));
+    await send(w, ['command=clean', 'pathname=two.bin'], files.get('two.bin'));
+    const input = path.join(dir, 'requests');
+    fs.writeFileSync(input, Buffer.concat(chunks));
+
+    const ops = fakeOps();
+    const seen = new Map<string, string>();
+    const clean = ops.clean.bind(ops);
+    ops.clean = async (pathname, spool, sha256) => {
+      seen.set(pathname, crypto.createHash('sha256').update(fs.readFileSync(spool)).digest('hex'));
+      return clean(pathname, spool, sha256);
+    };
+    const out = new PassThrough();
+    const r = new PktReader(out);
+    const fd = fs.openSync(input, 'r');
+    try {
+      const done = serveFilter(fd, out, ops);
+      expect(await r.readText()).toEqual(['git-filter-server', 'version=2']);
+      expect(await r.readText()).toEqual(['capability=clean', 'capability=smudge']);
+      expect((await response(r)).content!.toString()).toBe(`cleaned one.bin ${(5 << 20) + 123}\n`);
+      expect((await response(r)).content!.toString()).toBe('smudged:ptr');
+      expect((await response(r)).content!.toString()).toBe('cleaned two.bin 70001\n');
+      await done;
+    } finally {
+      fs.closeSync(fd);
+    }
+    for (const [name, bytes] of files)
+      expect(seen.get(name)).toBe(crypto.createHash('sha256').update(bytes).digest('hex'));
   });
 
   it('rejects a broken packet length', async () => {
