@@ -346,19 +346,23 @@ export class LocalPackStore implements ObjectStore, PackSource, PackSink {
       await closeFile();
       await unlinkIfExists(tmp).catch(() => undefined);
     };
+    // Every byte lands through here, appended (write) or at its offset (writeAt).
+    const writeAllAt = async (position: number, chunk: Uint8Array) => {
+      try {
+        fh ??= fsp.open(tmp, 'wx');
+        const f = await fh;
+        for (let at = 0; at < chunk.byteLength;)
+          at += (await f.write(chunk, at, chunk.byteLength - at, position + at)).bytesWritten;
+      } catch (e) {
+        throw fullDiskError(e, 'write pack', tmp);
+      }
+      written += chunk.byteLength;
+    };
     return {
       write: async (chunk: Uint8Array, release?: () => void) => {
         try {
           if (state !== 'open') throw new InvalidArgumentError('pack import is finished');
-          try {
-            fh ??= fsp.open(tmp, 'wx');
-            const f = await fh;
-            for (let at = 0; at < chunk.byteLength;)
-              at += (await f.write(chunk, at, chunk.byteLength - at, written + at)).bytesWritten;
-          } catch (e) {
-            throw fullDiskError(e, 'write pack', tmp);
-          }
-          written += chunk.byteLength;
+          await writeAllAt(written, chunk);
         } finally {
           release?.();
         }
@@ -367,15 +371,7 @@ export class LocalPackStore implements ObjectStore, PackSource, PackSink {
         if (state !== 'open') throw new InvalidArgumentError('pack import is finished');
         if (!Number.isSafeInteger(position) || position < 0 || position + chunk.byteLength > size)
           throw new InvalidArgumentError(`pack import: bytes at ${position} fall outside the pack's ${size}`);
-        try {
-          fh ??= fsp.open(tmp, 'wx');
-          const f = await fh;
-          for (let at = 0; at < chunk.byteLength;)
-            at += (await f.write(chunk, at, chunk.byteLength - at, position + at)).bytesWritten;
-        } catch (e) {
-          throw fullDiskError(e, 'write pack', tmp);
-        }
-        written += chunk.byteLength;
+        await writeAllAt(position, chunk);
       },
       commit: async () => {
         if (state !== 'open') throw new InvalidArgumentError('pack import is finished');
