@@ -11,9 +11,9 @@
  */
 import { readCommit, signature, withWriter, type RepoContext } from '../context';
 import { NothingToCommitError, invalidParameter } from '../errors';
-import { encodeCommit, encodeTree, type Commit, type Signature } from '../models';
+import { encodeCommit, encodeTree, sha256Hex, type Commit, type Signature } from '../models';
 import { crashPoint } from '../util/crash';
-import { treeOfIndex, updateIndex, type StagingIndex } from '../worktree/staging';
+import { treeOfIndex, updateIndex } from '../worktree/staging';
 import { stageTracked } from './add';
 
 export interface CommitOptions {
@@ -28,11 +28,6 @@ export interface CommitOptions {
   all?: boolean;
 }
 
-/** Tree bytes of the index, stored; returns the tree id. */
-async function writeIndexTree(ctx: Pick<RepoContext, 'meta'>, idx: StagingIndex): Promise<string> {
-  return ctx.meta.put(encodeTree(treeOfIndex(idx)));
-}
-
 export async function commit(ctx: RepoContext, opts: CommitOptions): Promise<string> {
   if (opts?.all) await stageTracked(ctx);
   if (!opts || typeof opts.message !== 'string' || !opts.message.trim())
@@ -42,7 +37,10 @@ export async function commit(ctx: RepoContext, opts: CommitOptions): Promise<str
     await updateIndex(ctx.layout, async (idx) => {
       const head = await ctx.refs.readHead();
       const parent = await ctx.refs.resolveHead();
-      const treeId = await writeIndexTree(ctx, idx);
+      // A meta object's id is the sha256 of its bytes: the tree is written beside the commit (below), and
+      // an unchanged tree is refused before anything is written.
+      const treeBytes = encodeTree(treeOfIndex(idx));
+      const treeId = sha256Hex(treeBytes);
       if (parent && !opts.allowEmpty && !opts.extraParents?.length) {
         const pc = await readCommit(ctx, parent);
         if (pc.tree === treeId)
@@ -59,7 +57,8 @@ export async function commit(ctx: RepoContext, opts: CommitOptions): Promise<str
         message: opts.message.endsWith('\n') ? opts.message : `${opts.message}\n`,
         metadata: opts.metadata ?? {},
       };
-      const id = await ctx.meta.put(encodeCommit(c));
+      // Both durable before the ref moves; a crash between leaves only unreachable objects (gc takes them).
+      const [, id] = await Promise.all([ctx.meta.put(treeBytes), ctx.meta.put(encodeCommit(c))]);
       crashPoint('commit:before-ref');
       const summary = `commit${c.parents.length > 1 ? ' (merge)' : parent ? '' : ' (initial)'}: ${opts.message.split('\n')[0]}`;
       await ctx.refs.updateRef(head.kind === 'symbolic' ? head.target : 'HEAD', id, {
