@@ -258,10 +258,16 @@ export class RefStore {
           `ref ${name} is at ${cur ?? '(nothing)'}, expected ${expectedOld ?? '(nothing)'}: it was updated concurrently`,
           { ref: name, expected: expectedOld, actual: cur },
         );
-      await lock.write(`${newId}\n`);
       const entry: ReflogEntry = { oldId: cur, newId, who, message: opts.message };
-      await this.appendReflog(name, entry);
-      if (logHead && name !== 'HEAD') await this.appendReflog('HEAD', entry);
+      // The new value and the reflog lines are independent writes, each fsynced: they run together, and
+      // all are settled (none still writing when the lock is released) before the rename publishes the ref.
+      const writes = await Promise.allSettled([
+        lock.write(`${newId}\n`),
+        this.appendReflog(name, entry),
+        logHead && name !== 'HEAD' ? this.appendReflog('HEAD', entry) : null,
+      ]);
+      const failed = writes.find((w): w is PromiseRejectedResult => w.status === 'rejected');
+      if (failed) throw failed.reason;
       await lock.commit();
     } finally {
       await lock.release();
