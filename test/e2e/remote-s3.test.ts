@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CORAL_BIN, coral, coralAsync, ok, sha256, tempDirs, tmpdir } from '../helpers/cli';
+import { CORAL_BIN, coral, coralAsync, ok, sha256, tempDirs, tmpdir, worktreeSnapshot as snap } from '../helpers/cli';
 import { ceph, flipByte, makeBucket, rawClient, type CephEnv } from '../helpers/ceph';
 import { family, rng, storedObjects, writeModel } from '../remote/helpers';
 
@@ -69,15 +69,6 @@ describe('remotes over s3:// on Ceph RGW', () => {
     fs.mkdirSync(a);
     run(a, ['init']);
     const history: Array<{ id: string; files: Record<string, string> }> = [];
-    const snap = (dir: string) => {
-      const files: Record<string, string> = {};
-      for (const f of fs
-        .readdirSync(dir)
-        .filter((x) => x !== '.coral')
-        .sort())
-        files[f] = sha256(path.join(dir, f));
-      return files;
-    };
     writeModel(path.join(a, 'model.safetensors'), family(0));
     fs.writeFileSync(path.join(a, 'notes.txt'), 'base model\n');
     run(a, ['add', '.']);
