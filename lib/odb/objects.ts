@@ -178,11 +178,14 @@ export class ObjectReader {
   }
 
   /**
-   * `id`'s delta chain by the store's attributes (no reads): its ids from `id` down to the first link
-   * that is cached (`baseTensor`, with its id in `cur`) or has no base.
+   * Follows `id`'s delta chain from `id` down to the first link that is cached (`baseTensor`, with its
+   * id in `cur`) or has no base; `step` gives each uncached link and the base it names.
    */
-  private async walkChain(id: string): Promise<{ ids: string[]; cur: string | null; baseTensor: Tensor | undefined }> {
-    const ids: string[] = [];
+  private async followChain<L>(
+    id: string,
+    step: (cur: string) => Promise<{ link: L; base: string | null }>,
+  ): Promise<{ links: L[]; cur: string | null; baseTensor: Tensor | undefined }> {
+    const links: L[] = [];
     let cur: string | null = id;
     let baseTensor: Tensor | undefined;
     while (cur) {
@@ -191,11 +194,21 @@ export class ObjectReader {
         baseTensor = cached;
         break;
       }
-      ids.push(cur);
-      cur = (await this.store.stat(cur)).base || null;
-      if (ids.length > 10_000) throw new ObjectNotFoundError(`delta chain of ${id} does not terminate`);
+      const { link, base } = await step(cur);
+      links.push(link);
+      cur = base;
+      if (links.length > 10_000) throw new ObjectNotFoundError(`delta chain of ${id} does not terminate`);
     }
-    return { ids, cur, baseTensor };
+    return { links, cur, baseTensor };
+  }
+
+  /** `id`'s delta chain by the store's attributes (no reads): its ids (followChain). */
+  private async walkChain(id: string): Promise<{ ids: string[]; cur: string | null; baseTensor: Tensor | undefined }> {
+    const { links, cur, baseTensor } = await this.followChain(id, async (at) => ({
+      link: at,
+      base: (await this.store.stat(at)).base || null,
+    }));
+    return { ids: links, cur, baseTensor };
   }
 
   /**
@@ -270,25 +283,16 @@ export class ObjectReader {
     return baseTensor!;
   }
 
-  /** `id`'s chain read link by link, following the bases the stored bytes name. */
+  /** `id`'s chain read link by link, following the bases the stored bytes name (followChain). */
   private async slowChain(
     id: string,
   ): Promise<{ chain: ChainLink[]; cur: string | null; baseTensor: Tensor | undefined }> {
-    const slow: ChainLink[] = [];
-    let cur: string | null = id;
-    let baseTensor: Tensor | undefined;
-    while (cur) {
-      const cached = this.cache.get(cur);
-      if (cached) {
-        baseTensor = cached;
-        break;
-      }
-      const { bytes, attrs } = await this.store.get(cur);
-      slow.push({ id: cur, bytes, base: attrs.base || null });
-      cur = attrs.base || null;
-      if (slow.length > 10_000) throw new ObjectNotFoundError(`delta chain of ${id} does not terminate`);
-    }
-    return { chain: slow, cur, baseTensor };
+    const { links, cur, baseTensor } = await this.followChain<ChainLink>(id, async (at) => {
+      const { bytes, attrs } = await this.store.get(at);
+      const base = attrs.base || null;
+      return { link: { id: at, bytes, base }, base };
+    });
+    return { chain: links, cur, baseTensor };
   }
 
   /** Keeps a decoded tensor hot, e.g. one about to serve as a delta base. */
