@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <atomic>
 #include <mutex>
 #include <new>
 #include <vector>
@@ -18,6 +19,8 @@ struct Pool {
   size_t limit = kBigPoolBytes;
   uint64_t hits = 0, misses = 0;
 };
+std::atomic<size_t> g_mapped{0};
+
 Pool& ThePool() {
   static Pool* p = new Pool;  // never destroyed: finalizers may run during teardown
   return *p;
@@ -67,6 +70,7 @@ BigBuffer BigBuffer::Take(size_t n) {
   madvise(reinterpret_cast<void*>(a), (len - (a - reinterpret_cast<uintptr_t>(base))) & ~(kHuge - 1), MADV_HUGEPAGE);
 #endif
   b.raw_ = Raw{reinterpret_cast<uint8_t*>(a), base, len};
+  g_mapped.fetch_add(len, std::memory_order_relaxed);
   return b;
 }
 
@@ -89,6 +93,7 @@ void BigBuffer::Give(const Raw& r) {
     }
   }
   munmap(r.map, r.map_len);
+  g_mapped.fetch_sub(r.map_len, std::memory_order_relaxed);
 }
 
 size_t BigBuffer::SetPoolLimit(size_t bytes) {
@@ -109,9 +114,14 @@ size_t BigBuffer::SetPoolLimit(size_t bytes) {
       pool.free.erase(pool.free.begin() + std::ptrdiff_t(big));
     }
   }
-  for (const Raw& r : drop) munmap(r.map, r.map_len);
+  for (const Raw& r : drop) {
+    munmap(r.map, r.map_len);
+    g_mapped.fetch_sub(r.map_len, std::memory_order_relaxed);
+  }
   return prev;
 }
+
+size_t BigBuffer::MappedBytes() { return g_mapped.load(std::memory_order_relaxed); }
 
 BigBuffer::Stats BigBuffer::PoolStats() {
   Pool& pool = ThePool();

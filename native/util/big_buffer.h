@@ -56,6 +56,12 @@ class BigBuffer {
     uint64_t hits, misses;
   };
   static Stats PoolStats();
+  // Bytes of all live mappings: handed out, or held by the pool. Small
+  // (new[]) buffers are not counted. This is what the JS engine is told
+  // about as external memory (napi_util.cc): handing a pooled mapping to
+  // JavaScript or taking it back does not change it, so only real growth of
+  // the process's memory prompts a garbage collection.
+  static size_t MappedBytes();
   // Bound of the pool's bytes (default kBigPoolBytes); lowering it unmaps the
   // surplus at once. Returns the previous bound.
   static size_t SetPoolLimit(size_t bytes);

@@ -144,6 +144,34 @@ struct BigOwned {
   int64_t size = 0;
   bool given = false;
 };
+
+// External memory as the JS engine sees it. A small (new[]) buffer is reported
+// on its own, from creation to release. Mappings are reported as one total,
+// BigBuffer::MappedBytes(): pooled ones included, since their pages stay
+// resident. Handing a pooled mapping to JavaScript and taking it back then
+// leaves the total unchanged, so the engine is prompted to collect only when
+// the process's memory really grows (a pool miss), not once per 64 MiB of
+// tensors passed through, which cost a tenth of an `add` in collections.
+// Each thread reports what it last saw; with several JS threads the total is
+// counted by each (more collections, never fewer).
+void SyncMapped(Napi::Env env) {
+  thread_local int64_t reported = 0;
+  const int64_t now = static_cast<int64_t>(BigBuffer::MappedBytes());
+  if (now != reported) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, now - reported);
+    reported = now;
+  }
+}
+
+// Gives an owned buffer's memory back and updates what the engine is told.
+void GiveOwned(Napi::Env env, const BigOwned& o) {
+  const bool mapped = o.raw.map != nullptr;
+  BigBuffer::Give(o.raw);
+  if (mapped)
+    SyncMapped(env);
+  else
+    Napi::MemoryManagement::AdjustExternalMemory(env, -o.size);
+}
 struct BigRegistry {
   std::mutex mu;
   std::unordered_map<const uint8_t*, BigOwned*> live;
@@ -164,7 +192,10 @@ Napi::Buffer<uint8_t> BufferFromBig(Napi::Env env, BigBuffer&& b) {
     std::lock_guard<std::mutex> lk(reg.mu);
     reg.live[owned->raw.p] = owned;
   }
-  Napi::MemoryManagement::AdjustExternalMemory(env, owned->size);
+  if (owned->raw.map)
+    SyncMapped(env);
+  else
+    Napi::MemoryManagement::AdjustExternalMemory(env, owned->size);
   return Napi::Buffer<uint8_t>::New(
       env, owned->raw.p, n,
       [](Napi::Env e, uint8_t*, BigOwned* o) {
@@ -177,10 +208,7 @@ Napi::Buffer<uint8_t> BufferFromBig(Napi::Env env, BigBuffer&& b) {
           give = !o->given;
           o->given = true;
         }
-        if (give) {
-          Napi::MemoryManagement::AdjustExternalMemory(e, -o->size);
-          BigBuffer::Give(o->raw);
-        }
+        if (give) GiveOwned(e, *o);
         delete o;
       },
       owned);
@@ -218,8 +246,7 @@ bool RecycleBig(Napi::Env env, const Napi::Value& v) {
     auto it = reg.live.find(o->raw.p);
     if (it != reg.live.end() && it->second == o) reg.live.erase(it);
   }
-  Napi::MemoryManagement::AdjustExternalMemory(env, -o->size);
-  BigBuffer::Give(o->raw);
+  GiveOwned(env, *o);
   return true;
 }
 
