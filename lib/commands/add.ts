@@ -159,13 +159,21 @@ export async function add(ctx: RepoContext, paths: string[], opts: AddOptions = 
         report.files.push(r);
         opts.onFile?.(rel, r);
       }
-      // Objects must be durable before the index names them.
-      await writer.flush();
-      crashPoint('add:after-pack');
-      await updateIndex(ctx.layout, (idx) => {
-        for (const [rel, s] of Object.entries(staged)) idx.files[rel] = s;
-        for (const rel of gone) delete idx.files[rel];
-      });
+      // Objects must be durable before the index names them: the pack is published while the new
+      // index is synced beside its lock, and the index is renamed into place after both.
+      await updateIndex(
+        ctx.layout,
+        (idx) => {
+          for (const [rel, s] of Object.entries(staged)) idx.files[rel] = s;
+          for (const rel of gone) delete idx.files[rel];
+        },
+        {
+          durableFirst: async () => {
+            await writer.flush();
+            crashPoint('add:after-pack');
+          },
+        },
+      );
     });
   } finally {
     await policy.close();

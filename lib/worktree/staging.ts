@@ -173,11 +173,24 @@ export async function rebuildIndexFromTree(layout: RepoLayout, tree: Tree): Prom
   return Object.keys(idx.files).length;
 }
 
+export interface IndexUpdateOptions {
+  /**
+   * What must be durable before the new index may name it (an add's objects). It runs while the
+   * new index is written and synced beside its lock, so the two syncs overlap; the index is
+   * published (renamed into place) only once both are done, and left as it was when either fails.
+   */
+  durableFirst?: () => Promise<void>;
+}
+
 /**
  * Read-modify-write of the index under its lock. `fn` may be async; the lock
  * is held throughout, so concurrent `add`s never drop each other's entries.
  */
-export async function updateIndex<T>(layout: RepoLayout, fn: (idx: StagingIndex) => Promise<T> | T): Promise<T> {
+export async function updateIndex<T>(
+  layout: RepoLayout,
+  fn: (idx: StagingIndex) => Promise<T> | T,
+  opts: IndexUpdateOptions = {},
+): Promise<T> {
   const lock = await lockIndex(layout);
   try {
     const idx = readIndex(layout);
@@ -186,10 +199,14 @@ export async function updateIndex<T>(layout: RepoLayout, fn: (idx: StagingIndex)
     if (JSON.stringify(idx) === before) {
       // Unchanged (e.g. a commit, or an add of unmodified files): nothing to make
       // durable, so no rewrite, fsync or rename; the lock just goes away.
+      await opts.durableFirst?.();
       await lock.release();
       return out;
     }
-    await lock.write(encodeIndexFile(idx));
+    // Both settled (nothing still writing when the lock goes), the first failure reported.
+    const done = await Promise.allSettled([opts.durableFirst?.(), lock.write(encodeIndexFile(idx))]);
+    const failed = done.find((d): d is PromiseRejectedResult => d.status === 'rejected');
+    if (failed) throw failed.reason;
     await lock.commit();
     return out;
   } catch (e) {
