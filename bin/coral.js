@@ -11,9 +11,9 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === 'version')) {
 // default growth factor the old generation's limit then sits closer to the heap than the young
 // generation's size, and V8 starts a full marking every few tensors: 25 of them in a 512 MiB fine-tune
 // `add`, a tenth of its CPU. A larger factor for short commands lets garbage build up a few times the
-// small live heap instead (tens of MB at most). `coral serve` runs for days, so it keeps V8's default.
-// The flag is read each time V8 recomputes its limits, so setting it here takes effect.
-if (argv[0] !== 'serve') require('node:v8').setFlagsFromString('--heap-growing-percent=400');
+// small live heap instead (tens of MB at most). The servers (`serve`, `ui`) run for days and keep
+// V8's default. The flag is read each time V8 recomputes its limits, so setting it here takes effect.
+if (argv[0] !== 'serve' && argv[0] !== 'ui') require('node:v8').setFlagsFromString('--heap-growing-percent=400');
 // The filter process git starts for every add, checkout and diff: load the git extension alone, not the
 // whole CLI (about 0.1 s of CPU per git command). Errors are reported as the CLI would.
 if (argv.length === 2 && argv[0] === 'git' && argv[1] === 'filter-process') {
