@@ -113,15 +113,33 @@ export const DEFAULT_PARENT_TRUST = 0.01;
 const SCORE_SAMPLE_ELEMS = 1 << 15;
 const SCORE_WINDOWS = 64;
 
-/** The same spread windows of two equally shaped tensors, copied out (or the tensors themselves when small). */
-function scoreSample(t: Tensor, b: Tensor): [Tensor, Tensor] {
+/**
+ * Buffers for score samples, reused: two fresh 128 KiB buffers per candidate were the only large
+ * allocations on the JS heap during an `add` (64 of them for 32 tensors). Each holds the largest
+ * element size.
+ */
+const freeSamples: Buffer[] = [];
+const SAMPLE_BYTES = SCORE_SAMPLE_ELEMS * 8;
+const takeSample = (bytes: number): Buffer =>
+  (freeSamples.pop() ?? Buffer.allocUnsafe(SAMPLE_BYTES)).subarray(0, bytes);
+function giveSamples(bufs: Buffer[]): void {
+  for (const b of bufs) if (freeSamples.length < 8) freeSamples.push(Buffer.from(b.buffer, b.byteOffset, SAMPLE_BYTES));
+  bufs.length = 0;
+}
+
+/**
+ * The same spread windows of two equally shaped tensors, copied out (or the tensors themselves when
+ * small). Copies go into buffers from takeSample, listed in `taken` for giveSamples once scored.
+ */
+function scoreSample(t: Tensor, b: Tensor, taken: Buffer[]): [Tensor, Tensor] {
   const es = DTYPES[t.dtype].size;
   const bes = DTYPES[b.dtype].size; // a cast base has other element sizes
   const n = t.data.byteLength / es;
   if (n <= SCORE_SAMPLE_ELEMS) return [t, b];
   const win = SCORE_SAMPLE_ELEMS / SCORE_WINDOWS;
-  const ts = Buffer.allocUnsafe(SCORE_SAMPLE_ELEMS * es);
-  const bs = Buffer.allocUnsafe(SCORE_SAMPLE_ELEMS * bes);
+  const ts = takeSample(SCORE_SAMPLE_ELEMS * es);
+  const bs = takeSample(SCORE_SAMPLE_ELEMS * bes);
+  taken.push(ts, bs);
   for (let k = 0; k < SCORE_WINDOWS; k++) {
     const start = Math.floor(((n - win) * k) / (SCORE_WINDOWS - 1));
     ts.set(t.data.subarray(start * es, (start + win) * es), k * win * es);
@@ -156,7 +174,20 @@ async function sampledDelta(t: Tensor, b: Tensor): Promise<{ dist: number; rel: 
     };
     return sampledDelta(lead(t), lead(b));
   }
-  const [ts, bs] = scoreSample(t, b);
+  const taken: Buffer[] = [];
+  try {
+    return await scoredSample(rel, ...scoreSample(t, b, taken));
+  } finally {
+    giveSamples(taken);
+  }
+}
+
+/** sampledDelta on the samples of the new tensor (ts) and its candidate base (bs). */
+async function scoredSample(
+  rel: ReturnType<typeof baseRelation>,
+  ts: Tensor,
+  bs: Tensor,
+): Promise<{ dist: number; rel: number; skipped: boolean }> {
   if (rel === 'cast') {
     // Against the base's cast (either rounding): a pure cast is at distance 0, where the raw
     // values would differ by the rounding noise and lose to any same-dtype near-duplicate.
@@ -165,13 +196,13 @@ async function sampledDelta(t: Tensor, b: Tensor): Promise<{ dist: number; rel: 
     // when that is meaningless, ranked after every finite score by its mismatch fraction).
     let best: { dist: number; rel: number; skipped: boolean } | null = null;
     for (const rounding of ['RNE', 'RTZ'] as const) {
-      const c = castTensorSync(bs, t.dtype, rounding);
-      const miss = mismatches(ts.data, c.data, DTYPES[t.dtype].size);
+      const c = castTensorSync(bs, ts.dtype, rounding);
+      const miss = mismatches(ts.data, c.data, DTYPES[ts.dtype].size);
       if (miss === 0) return { dist: 0, rel: 0, skipped: false };
       const r = await cosine(ts, c);
       const d = r.skipped
         ? {
-            dist: Number.MAX_VALUE * (miss / (ts.data.byteLength / DTYPES[t.dtype].size)),
+            dist: Number.MAX_VALUE * (miss / (ts.data.byteLength / DTYPES[ts.dtype].size)),
             rel: Infinity,
             skipped: false,
           }
