@@ -70,7 +70,10 @@ const COMPACT_LOG_BYTES = 1 << 20;
 const LOG_NAME = /^log-[0-9a-z]+-(.+)-(\d+)-[0-9a-f]+\.ccl$/;
 
 function body(op: number, e?: CastEntry): Buffer {
-  const b = Buffer.alloc(BODY);
+  // A slice of Node's shared pool, not Buffer.alloc: a buffer this small lives on the JS heap, and the
+  // hex writes below would give it a backing store of its own, an allocation V8 answers with a
+  // young-generation collection while tensors are in flight (one per tensor an `add` records here).
+  const b = Buffer.allocUnsafe(BODY).fill(0);
   b[0] = op;
   if (e) {
     b[1] = DTYPES[e.dtype].code;
