@@ -45,7 +45,7 @@ export const UPDATES_ATTR = 'updates';
 /** The previous version's update must be at most this fraction of the anchor's to be chosen. */
 const PREVIOUS_WINS = 0.75;
 /** Elements of each probe chunk encoded against both bases. */
-const PROBE_ELEMS = 1 << 16;
+const PROBE_ELEMS = 1 << 14;
 
 /** Which update since the last whole value a stored object is: 0 for a whole value. */
 function updatesOf(a: StoredAttrs): number {
