@@ -381,6 +381,13 @@ export function codecDecode(bytes: Bytes, base: Bytes | null, out?: Uint8Array |
 /** Decode off the event loop (kernels Decode). */
 export function codecDecodeAsync(bytes: Bytes, base: Bytes | null, out?: Uint8Array | null,
   threads?: number): Promise<Buffer>;
+/**
+ * Decodes chunk `k` alone (elements [k * chunkElems, …)) of a chunked lossless object into `out` (exactly
+ * that chunk's bytes) and returns `out`, given the base's bytes of the same elements (kernels
+ * DecodeChunkAt). Nothing is verified but the framing (a chunk has no content id): for estimates only.
+ * Unsupported error for RAW, lossy, CAST and ROWS objects. On the calling thread.
+ */
+export function codecDecodeChunk<T extends Uint8Array>(bytes: Bytes, k: number, base: Bytes | null, out: T): T;
 /** Validated header fields of an object (kernels Inspect). shape entries above 2^53 come back as bigint. */
 export function codecInspect(bytes: Bytes): {
   version: number; codec: number; dtype: number; shape: Array<number | bigint>; hasBase: boolean; lossy: boolean;

@@ -458,6 +458,40 @@ export function decode(bytes: Uint8Array, base?: BaseRef | null, opts?: DecodeOp
   return callAsync(() => native.codecDecodeAsync(a.bytes, a.base, a.out, a.threads)).then((d) => toTensor(a.header, d));
 }
 
+/** Codecs whose chunks `decodeChunk` decodes alone. */
+export const CHUNK_DECODABLE: ReadonlySet<CodecName> = new Set<CodecName>([
+  'ZSTD',
+  'PLANES',
+  'DELTA_XOR',
+  'DELTA_ORDERED',
+  'DELTA_EXPMANT',
+  'SPARSE_UPDATE',
+]);
+
+/**
+ * Decodes chunk `k` alone of a chunked lossless object (codec in CHUNK_DECODABLE): the elements
+ * [k * chunkElems, min((k + 1) * chunkElems, numel)), given `base`, the base's bytes of the same
+ * elements (null for an object without a base). Only the framing is checked: a chunk has no content
+ * id, so this serves estimates (which delta base to choose), never data that is kept. Synchronous
+ * (one chunk, about 1 MiB of work).
+ *
+ * @example
+ * const h = inspectObject(obj);
+ * const first = decodeChunk(obj, 0, null); // elements [0, h.chunkElems)
+ */
+export function decodeChunk(bytes: Uint8Array, k: number, base: Uint8Array | null, out?: Uint8Array): Uint8Array {
+  if (!(bytes instanceof Uint8Array)) throw invalidParameter('bytes', 'Uint8Array or Buffer', bytes);
+  if (base !== null && !(base instanceof Uint8Array)) throw invalidParameter('base', 'Uint8Array or null', base);
+  const h = inspectObject(bytes);
+  const esize = DTYPES[h.dtype].size;
+  const numel = h.nbytes / esize;
+  if (!isInt(k, 0, Number.MAX_SAFE_INTEGER) || !h.chunkElems || k * h.chunkElems >= numel)
+    throw invalidParameter('k', `chunk index below ${h.chunkElems ? Math.ceil(numel / h.chunkElems) : 0}`, k);
+  const len = Math.min(h.chunkElems, numel - k * h.chunkElems) * esize;
+  const dst = out ?? new Uint8Array(len);
+  return callSync(() => native.codecDecodeChunk(bytes, k, base, dst));
+}
+
 /** Decodes on the calling thread: for small objects. */
 export function decodeSync(bytes: Uint8Array, base?: BaseRef | null, opts?: DecodeOptions): Tensor {
   const a = decodeArgs(bytes, base, opts);

@@ -36,7 +36,12 @@ function view(t: Tensor): Float32Array | Float64Array | null {
 
 /**
  * Numerical rank of (next − prev) on a SKETCH x SKETCH grid of rows and
- * columns, or -1 when the sample holds a non-finite value. 0: unchanged there.
+ * columns, or -1 when the sample holds a non-finite value. 0: unchanged
+ * there, or a sparse change: fewer than half of the sampled elements changed.
+ * A rank-r update (a LoRA merge) changes every element; the rank of a sparse
+ * sample only counts its nonzeros (1% of elements rewritten at random gives a
+ * 48 x 48 sample of rank ~20, which looks low-rank), and SPARSE_UPDATE already
+ * stores such a change at a cost proportional to what changed.
  */
 export function sketchRank(prev: Tensor, next: Tensor, tol = 1e-4): number {
   const a = view(prev);
@@ -45,6 +50,7 @@ export function sketchRank(prev: Tensor, next: Tensor, tol = 1e-4): number {
   const [rows, cols] = next.shape;
   const k = Math.min(SKETCH, rows, cols);
   const m: number[][] = [];
+  let changed = 0;
   for (let i = 0; i < k; i++) {
     const r = Math.floor(((i + 0.5) * rows) / k);
     const row: number[] = [];
@@ -52,10 +58,12 @@ export function sketchRank(prev: Tensor, next: Tensor, tol = 1e-4): number {
       const c = Math.floor(((j + 0.5) * cols) / k);
       const x = b[r * cols + c] - a[r * cols + c];
       if (!Number.isFinite(x)) return -1;
+      if (x !== 0) changed++;
       row.push(x);
     }
     m.push(row);
   }
+  if (2 * changed < k * k) return 0;
   let first = 0;
   for (let step = 0; step < k; step++) {
     let bi = step;
@@ -80,6 +88,16 @@ export function sketchRank(prev: Tensor, next: Tensor, tol = 1e-4): number {
     }
   }
   return k;
+}
+
+/**
+ * Is (next − prev) a low-rank change, as lowRankBases tests it (sketchRank on the
+ * sampled grid)? False for matrices too small for the test.
+ */
+export function lowRankChange(prev: Tensor, next: Tensor): boolean {
+  if (next.shape.length !== 2 || Math.min(next.shape[0], next.shape[1]) < SKETCH) return false;
+  const rank = sketchRank(prev, next);
+  return rank > 0 && rank <= MAX_SKETCH_RANK;
 }
 
 /**

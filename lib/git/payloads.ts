@@ -12,10 +12,13 @@
  *
  * Update chains: each group is offered its previous version (the same-named
  * group of the file's previous pointer, else an unclaimed group of the same
- * dtype and shape: a rename) as a delta base. The codec keeps the smallest of
- * the whole value and every lossless update (sparse, ordered/xor/exponent
- * deltas); a chain longer than `coral.maxChainLength` (core.maxChainDepth of
- * the store) starts again from a whole value.
+ * dtype and shape: a rename) or that version's anchor, the whole value its
+ * chain starts from, as a delta base, whichever a probe of a chunk or two
+ * says pays (anchors.ts: the anchor is one decode, the previous version its
+ * whole chain). The codec keeps the smallest of the whole value and every
+ * lossless update (sparse, ordered/xor/exponent deltas). After
+ * `coral.maxChainLength` updates since the last whole value (core.maxChainDepth
+ * of the store, default 8) the group is stored whole again.
  *
  * @example
  * const ps = await openPayloads(await gitDirs(process.cwd()));
@@ -35,7 +38,9 @@ import { ObjectReader } from '../odb/objects';
 import { Config } from '../refs/config';
 import { openLocalStore } from '../store';
 import type { ObjectStore } from '../store/object-store';
+import type { Tensor } from '../tensor/tensor';
 import { fileChunks } from '../worktree/materialize';
+import { anchorFor, chooseBase, UPDATES_ATTR } from './anchors';
 import { lowRankBases } from './lowrank';
 import { formatPointer, storageOf, type Pointer, type Storage } from './pointer';
 import { gitConfig, type GitDirs } from './gitcmd';
@@ -120,11 +125,21 @@ export async function storageMap(ps: Pick<Payloads, 'reader'>, entry: FileEntry)
 }
 
 /**
- * The delta-base proposal of a file's previous version: the same-named group
- * (same dtype and shape), else a group of that dtype and shape not yet taken
- * (a renamed parameter), and the previous skeleton for the skeleton.
+ * The delta-base proposal of a file's previous version: for a group, the same-named group (same dtype
+ * and shape), else a group of that dtype and shape not yet taken (a renamed parameter); the previous
+ * skeleton for the skeleton. With `anchors`, a group's proposal is that version or its anchor, decoded
+ * (anchors.ts chooseBase), or none after `maxUpdates` updates since the last whole value; `updates`
+ * receives, by group name, the UPDATES_ATTR value of each proposal.
  */
-export function previousBases(previous: Pointer | null): (q: BaseQuery) => Promise<{ id: string } | null> {
+export function previousBases(
+  previous: Pointer | null,
+  anchors?: {
+    reader: ObjectReader;
+    store: Pick<ObjectStore, 'stat' | 'get'>;
+    maxUpdates: number;
+    updates: Map<string, number>;
+  },
+): (q: BaseQuery) => Promise<{ id: string; tensor?: Tensor } | null> {
   const byName = new Map<string, { id: string; dtype: string; shape: string }>();
   const taken = new Set<string>();
   if (previous)
@@ -132,6 +147,15 @@ export function previousBases(previous: Pointer | null): (q: BaseQuery) => Promi
       const s = previous.entry.segments[i];
       byName.set(name, { id: s.object, dtype: s.dtype, shape: s.shape.join(',') });
     });
+  const propose = async (q: BaseQuery, id: string): Promise<{ id: string; tensor?: Tensor } | null> => {
+    if (!anchors || !q.tensor) return { id };
+    // Anything unreadable here is proposed as it is: the writer checks every base, and reports.
+    const a = await anchorFor(anchors.store, id, anchors.maxUpdates).catch(() => undefined);
+    if (a === undefined) return { id };
+    if (a === null) return null;
+    anchors.updates.set(q.name, a.updates);
+    return chooseBase(anchors.reader, anchors.store, q.tensor, a).catch(() => ({ id }));
+  };
   return async (q) => {
     if (!previous) return null;
     if (q.name === SKELETON_NAME) return { id: previous.entry.skeleton };
@@ -139,12 +163,12 @@ export function previousBases(previous: Pointer | null): (q: BaseQuery) => Promi
     const same = byName.get(q.name);
     if (same && same.dtype === q.dtype && same.shape === shape) {
       taken.add(q.name);
-      return { id: same.id };
+      return propose(q, same.id);
     }
     for (const [name, g] of byName)
       if (!taken.has(name) && g.dtype === q.dtype && g.shape === shape && name !== q.name) {
         taken.add(name);
-        return { id: g.id };
+        return propose(q, g.id);
       }
     return null;
   };
@@ -170,9 +194,27 @@ export async function cleanFile(
   previous: Pointer | null,
   opts: { sha256?: string } = {},
 ): Promise<CleanResult> {
-  const findBase = previousBases(previous);
+  const updates = new Map<string, number>();
+  const findBase = previousBases(previous, {
+    reader: ps.reader,
+    store: ps.store,
+    maxUpdates: ps.config.getNumber('core.maxChainDepth', 8),
+    updates,
+  });
+  // Each update records which update on its anchor it is (a whole value ignores it: no base).
+  const attrs = (q: BaseQuery) => {
+    const n = updates.get(q.name);
+    return n ? { [UPDATES_ATTR]: String(n) } : undefined;
+  };
   const { entry, report } = await withWriter(ps, 'git clean', (w) =>
-    ingestFile(w, spool, relPath, lowRankBases(w, ps.reader, findBase), {}, opts.sha256 ? { sha256: opts.sha256 } : {}),
+    ingestFile(
+      w,
+      spool,
+      relPath,
+      lowRankBases(w, ps.reader, findBase),
+      { attrs },
+      opts.sha256 ? { sha256: opts.sha256 } : {},
+    ),
   );
   // A file whose pointer named git-lfs copies keeps naming them, whatever this clone's backend.
   return { text: await pointerText(ps, entry, ps.backend === 'lfs' || !!previous?.lfs), entry, report };

@@ -1,4 +1,4 @@
-// Exports: codecNames, codecEncode, codecEncodeAsync, codecDecode, codecDecodeAsync,
+// Exports: codecNames, codecEncode, codecEncodeAsync, codecDecode, codecDecodeAsync, codecDecodeChunk,
 // codecInspect, codecEstimate, codecPureCast, codecEncodeIndexStream, codecDecodeIndexStream, codecCast, codecCastAsync.
 // Thin layer over kernels/codec.h: unpack arguments, run, pack results.
 #include <napi.h>
@@ -234,6 +234,27 @@ Napi::Value JsDecodeAsync(const Napi::CallbackInfo& info) {
   return w->Start();
 }
 
+// codecDecodeChunk(bytes, k, base | null, out): one chunk, on the calling thread (about 1 MiB of work).
+Napi::Value JsDecodeChunk(const Napi::CallbackInfo& info) {
+  ByteView obj = GetBytes(info[0], "bytes");
+  if (!info[1].IsNumber()) ThrowInvalid(info.Env(), "Expected non-negative integer for k");
+  const double k = info[1].As<Napi::Number>().DoubleValue();
+  if (!(k >= 0) || k != double(uint64_t(k))) ThrowInvalid(info.Env(), "Expected non-negative integer for k");
+  ByteView base{};
+  const bool has_base = !info[2].IsUndefined() && !info[2].IsNull();
+  static uint8_t empty = 0;
+  if (has_base) {
+    base = GetBytes(info[2], "base");
+    if (!base.data) base.data = &empty;
+  }
+  ByteView out = GetBytes(info[3], "out");
+  static uint8_t none = 0;
+  Err e = DecodeChunkAt(obj.data, obj.size, uint64_t(k), has_base ? base.data : nullptr, base.size,
+                        out.data ? out.data : &none, out.size);
+  if (!e.ok()) ThrowErr(info.Env(), e);
+  return info[3];
+}
+
 Napi::Value JsInspect(const Napi::CallbackInfo& info) {
   ByteView b = GetBytes(info[0], "bytes");
   ObjectInfo oi;
@@ -388,6 +409,7 @@ void InitCodec(Napi::Env env, Napi::Object exports) {
   exports.Set("codecEncodeAsync", Napi::Function::New(env, JsEncodeAsync, "codecEncodeAsync"));
   exports.Set("codecDecode", Napi::Function::New(env, JsDecode, "codecDecode"));
   exports.Set("codecDecodeAsync", Napi::Function::New(env, JsDecodeAsync, "codecDecodeAsync"));
+  exports.Set("codecDecodeChunk", Napi::Function::New(env, JsDecodeChunk, "codecDecodeChunk"));
   exports.Set("codecPureCast", Napi::Function::New(env, JsPureCast, "codecPureCast"));
   exports.Set("codecInspect", Napi::Function::New(env, JsInspect, "codecInspect"));
   exports.Set("codecEstimate", Napi::Function::New(env, JsEstimate, "codecEstimate"));

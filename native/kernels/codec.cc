@@ -901,6 +901,41 @@ Err Inspect(const uint8_t* obj, size_t n, ObjectInfo* info) {
   return Err::Ok();
 }
 
+Err DecodeChunkAt(const uint8_t* obj, size_t n, uint64_t k, const uint8_t* base, size_t base_n, uint8_t* out,
+                  size_t out_n) {
+  ObjectInfo info;
+  CORAL_TRY(Inspect(obj, n, &info));
+  const Codec c = info.codec;
+  if (c == Codec::RAW || info.lossy || CodecIsDerived(c))
+    return Err::Make(Status::Unsupported, std::string("a chunk of a ") + CodecName(c) + " object cannot be decoded alone");
+  const size_t w = DTypeSize(info.dtype);
+  const uint64_t numel = info.numel, chunk = info.chunk_elems;
+  const uint64_t nchunks = (numel + chunk - 1) / chunk;
+  if (k >= nchunks)
+    return Err::Make(Status::InvalidArgument, "chunk " + std::to_string(k) + " of " + std::to_string(nchunks));
+  const uint64_t s = k * chunk;
+  const size_t len = size_t(std::min<uint64_t>(chunk, numel - s));
+  if (out_n != len * w)
+    return Err::Make(Status::InvalidArgument, "output buffer has " + std::to_string(out_n) + " bytes, chunk needs " +
+                                                  std::to_string(len * w));
+  if (info.has_base != (base != nullptr) || (base && base_n != len * w))
+    return Err::Make(Status::BaseMismatch, "the base chunk does not match the object (base " + info.base_id.Hex() + ")");
+  std::vector<std::pair<size_t, size_t>> spans;
+  const uint8_t* payload = obj + info.header_size;
+  CORAL_TRY(SplitChunks(payload, size_t(info.payload_size), nchunks, &spans));
+  Reader r(payload + spans[k].first, spans[k].second);
+  Err e;
+  try {
+    // On the calling thread (a chunk's bytes do not depend on how it was split over threads).
+    e = DecodeChunk(c, info.dtype, r, base, s, len, out);
+  } catch (const std::bad_alloc&) {
+    return Err::Make(Status::OutOfMemory, "out of memory decoding a chunk");
+  }
+  CORAL_TRY(e);
+  if (r.left() != 0) return Corrupt("trailing bytes in chunk");
+  return Err::Ok();
+}
+
 Err Decode(const uint8_t* obj, size_t n, const uint8_t* base, size_t base_n, uint8_t* out, size_t out_n,
            int threads) {
   ObjectInfo info;

@@ -140,6 +140,15 @@ Err Inspect(const uint8_t* obj, size_t n, ObjectInfo* info);
 Err Decode(const uint8_t* obj, size_t n, const uint8_t* base_data, size_t base_n, uint8_t* out, size_t out_n,
            int threads = 0);
 
+// Decodes chunk `k` alone of a chunked lossless object (ZSTD, PLANES, DELTA_XOR, DELTA_ORDERED,
+// DELTA_EXPMANT, SPARSE_UPDATE): the elements [k * chunk_elems, min((k + 1) * chunk_elems, numel)),
+// into `out` (exactly those bytes), given the base's bytes of the same elements (`base`, null for an
+// object without a base). Only the framing is validated: a chunk has no content id, so the result is
+// for estimates (e.g. which delta base to choose), never for data that is kept. Unsupported for the
+// other codecs; InvalidArgument when k is out of range or a size disagrees.
+Err DecodeChunkAt(const uint8_t* obj, size_t n, uint64_t k, const uint8_t* base, size_t base_n, uint8_t* out,
+                  size_t out_n);
+
 // Estimated encoded size of each candidate codec on samples of the tensor, as
 // used by the automatic choice. Pairs of (codec, estimated object bytes).
 Err Estimate(const TensorView& t, const TensorView* base, const EncodeParams& p,

@@ -99,6 +99,52 @@ describe('git extension: history of a checkpoint', () => {
     git(e, dir, 'reset', '-q', '--hard');
   });
 
+  it('stores dense steps on the anchor, a sparse step on the previous version; coral.maxChainLength bounds the updates since a whole value', () => {
+    const e = env();
+    const dir = initRepo(e);
+    git(e, dir, 'config', 'coral.maxChainLength', '3');
+    const f = path.join(dir, 'model.safetensors');
+    let w = baseWeights(21, 192, 128);
+    const versions: Weights[] = [w];
+    for (const step of [22, 23, 'sparse', 25, 26] as const) {
+      w = step === 'sparse' ? sparseUpdate(w, 'layer0.weight', 0.01, 24) : denseUpdate(w, step);
+      versions.push(w);
+    }
+    const hashes: string[] = [];
+    const ptrs: string[] = [];
+    versions.forEach((v, i) => {
+      writeCheckpoint(f, v);
+      hashes.push(sha256(f));
+      git(e, dir, 'add', 'model.safetensors');
+      git(e, dir, 'commit', '-q', '-m', `v${i}`);
+      ptrs.push(pointerOf(e, dir, 'HEAD'));
+    });
+    const group = (p: string, name: string) => {
+      const m = new RegExp(`^group ${name.replace('.', '\\.')} \\S+ \\S+ (\\S+) (\\S+)`, 'm').exec(p)!;
+      return { id: m[1], storage: m[2] };
+    };
+    const l0 = ptrs.map((p) => group(p, 'layer0.weight'));
+    const l1 = ptrs.map((p) => group(p, 'layer1.weight'));
+    // Dense steps: updates on the whole value of v0, not on the version before.
+    expect(l1[1].storage).toMatch(new RegExp(`^delta:DELTA_[A-Z]+@${l1[0].id}$`));
+    expect(l1[2].storage).toMatch(new RegExp(`^delta:DELTA_[A-Z]+@${l1[0].id}$`));
+    // The sparse step is sparse against v2 only: stored on the previous version.
+    expect(l0[3].storage).toBe(`sparse:SPARSE_UPDATE@${l0[2].id}`);
+    // layer1 (unchanged in v3): its 3rd update at v4, whole again at v5 (its 4th).
+    expect(l1[3].id).toBe(l1[2].id);
+    expect(l1[4].storage).toMatch(new RegExp(`^delta:DELTA_[A-Z]+@${l1[0].id}$`));
+    expect(l1[5].storage).toMatch(/^whole:/);
+    // layer0: updates at v1, v2, v3, so whole at v4, and v5 an update on it.
+    expect(l0[4].storage).toMatch(/^whole:/);
+    expect(l0[5].storage).toMatch(new RegExp(`^delta:DELTA_[A-Z]+@${l0[4].id}$`));
+    for (let i = 0; i < versions.length; i++) {
+      git(e, dir, 'checkout', '-q', `main~${versions.length - 1 - i}`);
+      expect(sha256(f)).toBe(hashes[i]);
+      expect(git(e, dir, 'status', '--porcelain')).toBe('');
+    }
+    git(e, dir, 'checkout', '-q', 'main');
+  });
+
   it('re-adding an unchanged file writes no payload', () => {
     const e = env();
     const dir = initRepo(e);
