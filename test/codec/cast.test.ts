@@ -18,6 +18,7 @@ import { BaseMismatchError, CorruptObjectError, InvalidArgumentError } from '../
 import { contentId } from '../../lib/hash';
 import type { DType } from '../../lib/tensor/dtype';
 import type { Tensor } from '../../lib/tensor/tensor';
+import { sameBytes } from './helpers';
 
 type FDType = 'F64' | 'F32' | 'F16' | 'BF16';
 const FMT: Record<FDType, { e: number; m: number; w: number }> = {
@@ -198,15 +199,6 @@ function sourceBits(d: FDType): bigint[] {
   return hostile(d, d === 'F64' ? 7 : 11);
 }
 
-function same(a: Uint8Array, b: Uint8Array): boolean {
-  return (
-    Buffer.compare(
-      Buffer.from(a.buffer, a.byteOffset, a.byteLength),
-      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
-    ) === 0
-  );
-}
-
 describe('castTensorSync: every pair, both roundings, hostile values', () => {
   for (const [from, to] of PAIRS) {
     it(`${from} -> ${to} matches the oracle bit for bit`, () => {
@@ -218,7 +210,7 @@ describe('castTensorSync: every pair, both roundings, hostile values', () => {
           to,
           src.map((b) => oracle(from, b, to, mode)),
         );
-        if (!same(got.data, want.data)) {
+        if (!sameBytes(got.data, want.data)) {
           const bad = src.findIndex((_, i) => bitsAt(to, got.data, i) !== bitsAt(to, want.data, i));
           throw new Error(
             `${from}->${to} ${mode}: element ${bad} (0x${src[bad].toString(16)}) gave 0x${bitsAt(to, got.data, bad).toString(16)}, want 0x${bitsAt(to, want.data, bad).toString(16)}`,
@@ -241,7 +233,7 @@ describe('castTensorSync: every pair, both roundings, hostile values', () => {
       const want = src.map((b) =>
         (b & expAll) === expAll && (b & ((1n << BigInt(m)) - 1n)) !== 0n && !(b & quiet) ? b | quiet : b,
       );
-      expect(same(back.data, fromBits(from, want).data), `${from} -> ${to} -> ${from}`).toBe(true);
+      expect(sameBytes(back.data, fromBits(from, want).data), `${from} -> ${to} -> ${from}`).toBe(true);
     }
   });
 
@@ -273,7 +265,7 @@ describe('castTensorSync: every pair, both roundings, hostile values', () => {
     const t: Tensor = { dtype: 'F32', shape: [n], data: new Uint8Array(new Uint32Array(n).map(() => r()).buffer) };
     for (const to of ['BF16', 'F16', 'F64'] as const) {
       const a = await castTensor(t, to, 'RTZ');
-      expect(same(a.data, castTensorSync(t, to, 'RTZ').data), to).toBe(true);
+      expect(sameBytes(a.data, castTensorSync(t, to, 'RTZ').data), to).toBe(true);
     }
     await expect(castTensor(t, 'F32')).rejects.toBeInstanceOf(InvalidArgumentError);
   });
@@ -289,7 +281,7 @@ describe('castTensorSync: every pair, both roundings, hostile values', () => {
 async function roundTrip(t: Tensor, base: Tensor, opts: EncodeOptions = {}) {
   const obj = await encode(t, { ...opts, base: { tensor: base } });
   const back = await decode(obj.bytes, { tensor: base });
-  expect(same(back.data, t.data)).toBe(true);
+  expect(sameBytes(back.data, t.data)).toBe(true);
   expect(obj.id).toBe(await contentId(t));
   return { obj, header: inspectObject(obj.bytes) };
 }

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { CHUNK_DECODABLE, decodeChunk, decodeSync, encodeSync, inspectObject, type CodecName } from '../../lib/codec';
 import { InvalidArgumentError, UnsupportedError } from '../../lib/errors';
 import { contentIdSync } from '../../lib/hash';
-import { gaussian, rng, t } from './helpers';
+import { gaussian, rng, sameBytes, t } from './helpers';
 
 const N = 10_000;
 const CHUNK = 4096; // 3 chunks, the last one short
@@ -17,15 +17,6 @@ function versions(): [Float32Array, Float32Array] {
   const r = rng(32);
   for (let i = 0; i < N; i++) if (r() < 0.3) b[i] += (r() - 0.5) * 1e-4;
   return [a, b];
-}
-
-function sameBytes(x: Uint8Array, y: Uint8Array): boolean {
-  return (
-    Buffer.compare(
-      Buffer.from(x.buffer, x.byteOffset, x.byteLength),
-      Buffer.from(y.buffer, y.byteOffset, y.byteLength),
-    ) === 0
-  );
 }
 
 describe('decodeChunk', () => {

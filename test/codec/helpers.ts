@@ -125,3 +125,13 @@ export function values(x: Tensor): Float64Array {
   }
   return out;
 }
+
+/** Whether two byte views hold the same bytes (bit for bit: NaN payloads and -0.0 included). */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return (
+    Buffer.compare(
+      Buffer.from(a.buffer, a.byteOffset, a.byteLength),
+      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+    ) === 0
+  );
+}
