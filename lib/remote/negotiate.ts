@@ -688,14 +688,21 @@ export function readOrder(items: ReadonlyArray<{ pack: PackListing; spans: Span[
   for (const it of items) for (const e of it.pack.entries) inFeed.add(e.id);
   const read = new Set<string>();
   const at = items.map(() => 0);
-  /** The end of pack p's next unit: its gap spans and the object span after them. */
-  const unitEnd = (p: number) => {
+  /** Pack p's next unit (its gap spans and the object span after them): where it ends, its objects. */
+  const units = items.map(() => ({ from: -1, end: 0, objects: [] as PackEntry[] }));
+  const unit = (p: number) => {
+    const u = units[p];
+    if (u.from === at[p]) return u;
     const spans = items[p].spans;
     let s = at[p];
     while (s < spans.length - 1 && !spans[s].objects.length) s++;
-    return s + 1;
+    u.from = at[p];
+    u.end = s + 1;
+    u.objects = spans[s].objects;
+    return u;
   };
-  const objectsOf = (p: number) => items[p].spans.slice(at[p], unitEnd(p)).flatMap((s) => s.objects);
+  const unitEnd = (p: number) => unit(p).end;
+  const objectsOf = (p: number) => unit(p).objects;
   const ready = (p: number) => objectsOf(p).every((e) => !e.base || !inFeed.has(e.base) || read.has(e.base));
   const dependent = (p: number) => objectsOf(p).some((e) => e.base && inFeed.has(e.base));
   const open = (p: number) => at[p] < items[p].spans.length;
