@@ -385,6 +385,35 @@ class ArrivalCheck {
     checksum: string | null,
     pack?: string,
   ): Promise<void> {
+    // A base other incoming objects use is registered before anything is awaited: a delta whose check
+    // starts after this call (its span comes later in the read order) then waits for this check instead
+    // of reading and decoding the base a second time.
+    if (this.mode === 'decode' && (this.uses.get(id) ?? 0) > 0 && !this.decoding.has(id)) {
+      let settle!: (t: Promise<Tensor>) => void;
+      const gate = new Promise<Tensor>((resolve) => (settle = resolve));
+      gate.catch(() => undefined);
+      this.decoding.set(id, gate);
+      const run = this.checkOne(id, bytes, attrs, checksum, pack, true);
+      settle(run);
+      try {
+        await run;
+      } finally {
+        if (this.decoding.get(id) === gate) this.decoding.delete(id);
+      }
+      return;
+    }
+    await this.checkOne(id, bytes, attrs, checksum, pack, false);
+  }
+
+  /** `check`'s work; resolves to the decoded tensor in `decode` mode (null in `checksum` mode). */
+  private async checkOne(
+    id: string,
+    bytes: Uint8Array,
+    attrs: { base?: string },
+    checksum: string | null,
+    pack: string | undefined,
+    shared: boolean,
+  ): Promise<Tensor> {
     if (checksum !== null) {
       const sum =
         bytes.byteLength >= ASYNC_THRESHOLD_BYTES
@@ -410,9 +439,8 @@ class ArrivalCheck {
           (h.baseId || base ? ` with base ${h.baseId ?? 'none'} (expected ${base || 'none'})` : ''),
         { id, pack },
       );
-    if (this.mode === 'checksum') return;
+    if (this.mode === 'checksum') return null as unknown as Tensor;
     this.pending++;
-    const shared = (this.uses.get(id) ?? 0) > 0;
     // The decoded tensor goes into a reused buffer when it is large (no fresh pages to fault in and zero);
     // `own` is that buffer while this check holds it.
     let own = h.nbytes >= REUSE_MIN ? this.scratch.take(h.nbytes) : null;
@@ -431,13 +459,11 @@ class ArrivalCheck {
       }
       return t;
     })();
-    if (shared) this.decoding.set(id, run);
     try {
-      await run;
+      return await run;
     } catch (e) {
       throw this.damaged(id, e, pack);
     } finally {
-      if (shared) this.decoding.delete(id);
       // Nobody waits for the tensor and nobody keeps it: its buffer serves the next decode. (A shared one
       // that was not kept may still be in use by a delta that awaited it: the GC frees that one.)
       if (own && !shared) this.scratch.give(own);
@@ -514,7 +540,10 @@ class BufferReuse {
       const c = this.free[i].length;
       if (c >= n && c <= 2 * n && (best < 0 || c < this.free[best].length)) best = i;
     }
-    if (best < 0) return allocLarge(n);
+    // A new one is made a power of two large: spans and decoded tensors of one family differ in size
+    // (a 53 MiB span, a 64 MiB tensor), and a buffer that can serve any of them is reused instead of a
+    // new one faulted in. The pages past `n` cost nothing until a larger need touches them.
+    if (best < 0) return allocLarge(n <= REUSE_MIN ? n : 2 ** Math.ceil(Math.log2(n)));
     const b = this.free[best];
     this.free.splice(best, 1);
     this.bytes -= b.length;
@@ -633,6 +662,8 @@ function wholePacks(
 
 /** One span of a pack being read: the bytes land in `owner` (a reused buffer, perhaps larger). */
 interface SpanRead {
+  /** The pack it belongs to (an index into the feed's packs). */
+  p: number;
   span: Span;
   owner: Buffer;
   bytes: Promise<Buffer>;
@@ -641,10 +672,59 @@ interface SpanRead {
 }
 
 /**
- * Reads the spans of a list of packs in order, a bounded window ahead of the consumer (READ_WINDOW bytes,
- * at least two spans), and on into the next pack while the current one is still being checked, written
- * and published: the downloads never wait for a pack's tail. Each pack is opened when its first span is
- * read and closed after its last.
+ * The order in which a feed reads the spans of its packs. Each pack's spans stay in file order; the packs
+ * are interleaved so that a span holding deltas is read right after the spans holding their bases:
+ * 1. the last pack whose next span needs a base from these packs, every such base already read;
+ * 2. else the first pack whose next span needs no base still to come (packs without deltas between them
+ *    go one after the other, as listed, so they are published in that order as they complete);
+ * 3. else (a cycle) the first pack not read yet.
+ * A gap span (HDF5 structure, no object) goes with the object span after it. A base's decoded tensor is
+ * then needed only until the delta read after it is checked, not until a whole later pack has arrived:
+ * for a base pack and its fine-tune, two or three decoded tensors are live at once instead of a pack's
+ * worth, each fresh one costing the kernel a fault and a zeroed page per 4 KiB.
+ */
+export function readOrder(items: ReadonlyArray<{ pack: PackListing; spans: Span[] }>): Array<[number, number]> {
+  const inFeed = new Set<string>();
+  for (const it of items) for (const e of it.pack.entries) inFeed.add(e.id);
+  const read = new Set<string>();
+  const at = items.map(() => 0);
+  /** Pack p's next unit (its gap spans and the object span after them): where it ends, its objects. */
+  const units = items.map(() => ({ from: -1, end: 0, objects: [] as PackEntry[] }));
+  const unit = (p: number) => {
+    const u = units[p];
+    if (u.from === at[p]) return u;
+    const spans = items[p].spans;
+    let s = at[p];
+    while (s < spans.length - 1 && !spans[s].objects.length) s++;
+    u.from = at[p];
+    u.end = s + 1;
+    u.objects = spans[s].objects;
+    return u;
+  };
+  const unitEnd = (p: number) => unit(p).end;
+  const objectsOf = (p: number) => unit(p).objects;
+  const ready = (p: number) => objectsOf(p).every((e) => !e.base || !inFeed.has(e.base) || read.has(e.base));
+  const dependent = (p: number) => objectsOf(p).some((e) => e.base && inFeed.has(e.base));
+  const open = (p: number) => at[p] < items[p].spans.length;
+  const out: Array<[number, number]> = [];
+  for (;;) {
+    let pick = -1;
+    for (let p = items.length - 1; p >= 0 && pick < 0; p--) if (open(p) && dependent(p) && ready(p)) pick = p;
+    for (let p = 0; p < items.length && pick < 0; p++) if (open(p) && ready(p)) pick = p;
+    for (let p = 0; p < items.length && pick < 0; p++) if (open(p)) pick = p;
+    if (pick < 0) return out;
+    for (const end = unitEnd(pick); at[pick] < end; at[pick]++) {
+      for (const e of items[pick].spans[at[pick]].objects) read.add(e.id);
+      out.push([pick, at[pick]]);
+    }
+  }
+}
+
+/**
+ * Reads the spans of a list of packs in `readOrder`, a bounded window ahead of the consumer (READ_WINDOW
+ * bytes, at least two spans), and on into the next pack while the current one is still being checked,
+ * written and published: the downloads never wait for a pack's tail. Each pack is opened when its first
+ * span is read and closed after its last.
  *
  * Write-through: when the receiver's import takes bytes at any position (a local pack file) and the
  * source hands them over piece by piece as they arrive (S3), each piece is written to the import the
@@ -654,16 +734,16 @@ interface SpanRead {
  * import that fails is aborted, its file removed.
  */
 class SpanFeed {
-  private pack = 0;
-  private span = 0;
+  private readonly order: Array<[number, number]>;
+  private at = 0;
   private ahead = 0;
-  private readonly queue: SpanRead[][];
+  private readonly queue: SpanRead[] = [];
   private readonly open: Array<Promise<PackBytes> | null>;
   private readonly pendingReads: number[];
   private readonly reads: Array<Array<Promise<unknown>>>;
   /** The receiver's import of each pack (made when its first span is read). */
   private readonly imports: Array<PackImport | null>;
-  /** Imports handed to copyPack (which then commits or aborts them). */
+  /** Imports handed to copyPacks (which then commits or aborts them). */
   private readonly taken: boolean[];
   constructor(
     private readonly src: PackSource,
@@ -671,7 +751,7 @@ class SpanFeed {
     private readonly items: ReadonlyArray<{ pack: PackListing; spans: Span[] }>,
     private readonly scratch: BufferReuse,
   ) {
-    this.queue = items.map(() => []);
+    this.order = readOrder(items);
     this.open = items.map(() => null);
     this.pendingReads = items.map((it) => it.spans.length);
     this.reads = items.map(() => []);
@@ -691,17 +771,11 @@ class SpanFeed {
 
   /** Starts reads while the window has room. */
   private fill(): void {
-    for (;;) {
-      while (this.pack < this.items.length && this.span >= this.items[this.pack].spans.length) {
-        this.pack++;
-        this.span = 0;
-      }
-      if (this.pack >= this.items.length) return;
-      const queued = this.queue.reduce((n, q) => n + q.length, 0);
-      const span = this.items[this.pack].spans[this.span];
-      if (queued >= 2 && this.ahead + span.length > READ_WINDOW) return;
-      const p = this.pack;
-      this.span++;
+    while (this.at < this.order.length) {
+      const [p, s] = this.order[this.at];
+      const span = this.items[p].spans[s];
+      if (this.queue.length >= 2 && this.ahead + span.length > READ_WINDOW) return;
+      this.at++;
       const rd = (this.open[p] ??= this.src.openPack(this.items[p].pack.name));
       const owner = span.length >= REUSE_MIN ? this.scratch.take(span.length) : Buffer.allocUnsafe(span.length);
       const buf = owner.subarray(0, span.length);
@@ -738,7 +812,7 @@ class SpanFeed {
         written.catch(() => undefined);
       }
       this.reads[p].push(bytes);
-      this.queue[p].push({ span, owner, bytes, written });
+      this.queue.push({ p, span, owner, bytes, written });
       this.ahead += span.length;
     }
   }
@@ -749,10 +823,10 @@ class SpanFeed {
     if (rd) await (await rd.catch(() => null))?.close().catch(() => undefined);
   }
 
-  /** The next span of pack `p` (its spans in order), or null after its last one. */
-  next(p: number): SpanRead | null {
+  /** The next span in the read order, or null after the last one. */
+  next(): SpanRead | null {
     this.fill();
-    const r = this.queue[p].shift() ?? null;
+    const r = this.queue.shift() ?? null;
     if (r) this.ahead -= r.span.length;
     return r;
   }
@@ -762,14 +836,14 @@ class SpanFeed {
    * settled and the imports nobody took are aborted; packs still open are closed once their reads settle.
    */
   async stop(): Promise<void> {
-    this.pack = this.items.length;
+    this.at = this.order.length;
     this.open.forEach((rd, p) => {
       if (rd) void Promise.allSettled(this.reads[p]).then(() => this.closePack(p));
     });
+    // Spans read but not consumed may still be writing into their import: let them settle first.
+    await Promise.allSettled(this.queue.map((r) => r.written ?? r.bytes));
     await Promise.all(
       this.imports.map(async (imp, p) => {
-        // Spans read but not consumed may still be writing into their import: let them settle first.
-        await Promise.allSettled(this.queue[p].map((r) => r.written ?? r.bytes));
         if (!imp || this.taken[p]) return;
         this.taken[p] = true;
         await imp.abort();
@@ -778,48 +852,87 @@ class SpanFeed {
   }
 }
 
+/** A pack being copied by copyPacks. */
+interface PackCopy {
+  imp: PackImport;
+  checks: Array<Promise<void>>;
+  /** Its writes, in order; `writing` bytes of them are still pending (without write-through). */
+  writes: Promise<void>;
+  writing: number;
+  /** Spans not consumed yet. */
+  left: number;
+  committed: boolean;
+}
+
 /**
- * Sends one pack as it is: its bytes are read in spans (by `feed`, a bounded window ahead), each object
- * is checked as its span arrives, and the spans stream into the receiver's import while the checks run.
- * The import is committed (the pack published) only after every object in it passed; on any failure it
- * is aborted, so nothing of the pack becomes visible.
+ * Sends whole packs as they are: their bytes are read in spans (by `feed`, a bounded window ahead, in its
+ * read order across the packs), each object is checked as its span arrives (in that order, so a base's
+ * check has started before any delta's that needs it), and the spans stream into the receivers' imports
+ * while the checks run. The packs are published in their listed order (bases first), each once every
+ * object in it passed and its bytes are written, while the later ones are still being read; on any
+ * failure every import not yet published is aborted, so nothing more becomes visible.
  */
-async function copyPack(
+async function copyPacks(
   feed: SpanFeed,
-  p: number,
-  item: { pack: PackListing; spans: Span[] },
+  items: ReadonlyArray<{ pack: PackListing; spans: Span[] }>,
   check: ArrivalCheck,
   beforeCommit: () => void,
   progress: (objects: number) => void,
-): Promise<PackInfo> {
-  const { pack } = item;
-  const imp = feed.importOf(p);
+  committed: (p: number, info: PackInfo) => void,
+): Promise<void> {
+  const copies: Array<PackCopy | null> = items.map(() => null);
   let failed = null as Error | null;
-  const checks: Array<Promise<void>> = [];
-  let writes: Promise<void> = Promise.resolve();
-  let writing = 0;
+  let commits: Promise<void> = Promise.resolve();
+  let nextCommit = 0;
+  const commitReady = () => {
+    while (nextCommit < items.length && copies[nextCommit]?.left === 0) {
+      const p = nextCommit++;
+      const c = copies[p]!;
+      commits = commits.then(async () => {
+        await c.writes;
+        await Promise.all(c.checks);
+        if (failed) return;
+        try {
+          beforeCommit();
+          const info = await c.imp.commit();
+          c.committed = true;
+          committed(p, info);
+        } catch (e) {
+          failed ??= asError(e);
+        }
+      });
+    }
+  };
   try {
     for (;;) {
-      const item = feed.next(p);
-      if (!item) break;
-      const buf = await item.bytes;
+      const r = feed.next();
+      if (!r) break;
+      const c = (copies[r.p] ??= {
+        imp: feed.importOf(r.p),
+        checks: [],
+        writes: Promise.resolve(),
+        writing: 0,
+        left: items[r.p].spans.length,
+        committed: false,
+      });
+      const buf = await r.bytes;
       const giveBack = () => {
-        if (item.owner.length >= REUSE_MIN) check.scratch.give(item.owner);
+        if (r.owner.length >= REUSE_MIN) check.scratch.give(r.owner);
       };
       if (failed) {
         giveBack();
         throw failed;
       }
       // The span's memory is reused once its write and every check of it are done.
-      let holds = item.span.objects.length + 1;
+      let holds = r.span.objects.length + 1;
       const release = () => {
         if (--holds === 0) giveBack();
       };
-      for (const e of item.span.objects) {
-        const bytes = buf.subarray(e.offset! - item.span.offset, e.offset! - item.span.offset + e.size);
-        checks.push(
+      for (const e of r.span.objects) {
+        const bytes = buf.subarray(e.offset! - r.span.offset, e.offset! - r.span.offset + e.size);
+        c.checks.push(
           check
-            .check(e.id, bytes, e, e.checksum, pack.name)
+            .check(e.id, bytes, e, e.checksum, items[r.p].pack.name)
             .then(
               () => progress(1),
               (err: unknown) => {
@@ -829,44 +942,48 @@ async function copyPack(
             .finally(release),
         );
       }
-      // Written through as it arrived (see SpanFeed): the span is released once those writes are done.
-      if (item.written) {
-        const w = item.written;
-        writes = writes.then(() =>
+      if (r.written) {
+        // Written through as it arrived (see SpanFeed): the span is released once those writes are done.
+        const w = r.written;
+        c.writes = c.writes.then(() =>
           w.then(release, (e: unknown) => {
             failed ??= asError(e);
             release();
           }),
         );
-        await check.room();
-        continue;
+      } else {
+        // Writes go in order, one at a time, behind the reads: at most WRITE_AHEAD bytes wait for them.
+        while (c.writing > WRITE_AHEAD) await c.writes;
+        const n = buf.length;
+        c.writing += n;
+        c.writes = c.writes.then(async () => {
+          if (failed) return release();
+          try {
+            await c.imp.write(buf, release);
+          } catch (e) {
+            failed ??= asError(e);
+          } finally {
+            c.writing -= n;
+          }
+        });
       }
-      // Writes go in order, one at a time, behind the reads: at most WRITE_AHEAD bytes wait for them.
-      while (writing > WRITE_AHEAD) await writes;
-      const n = buf.length;
-      writing += n;
-      writes = writes.then(async () => {
-        if (failed) return release();
-        try {
-          await imp.write(buf, release);
-        } catch (e) {
-          failed ??= asError(e);
-        } finally {
-          writing -= n;
-        }
-      });
+      c.left--;
+      commitReady();
       await check.room();
     }
-    await writes;
-    await Promise.all(checks);
+    if (nextCommit !== items.length) throw new InternalError(`${items.length - nextCommit} packs were not read whole`);
+    await commits;
     if (failed) throw failed;
-    beforeCommit();
-    return await imp.commit();
   } catch (e) {
+    failed ??= asError(e);
     await feed.stop();
-    await writes;
-    await imp.abort();
-    await Promise.all(checks);
+    await commits;
+    for (const c of copies) {
+      if (!c) continue;
+      await c.writes;
+      if (!c.committed) await c.imp.abort();
+    }
+    for (const c of copies) if (c) await Promise.all(c.checks);
     throw e;
   }
 }
@@ -951,33 +1068,38 @@ export async function transfer(
     };
     // 1. Whole packs of the sender that the receiver wants entirely, as they are.
     //    A push sends two at a time (each upload's tail, the last parts and the multipart completion,
-    //    overlaps the other's bytes); a fetch one at a time, bases first, so each delta finds its base
-    //    decoded and nothing waits on a pack that is not being read yet.
-    //    A fetch reads on into the next pack while one is checked, written and published (one feed over
-    //    every pack); a push's two copiers each read their own pack.
+    //    overlaps the other's bytes), each copier reading its own pack.
+    //    A fetch reads every pack through one feed, interleaved so that each delta's span comes right
+    //    after its base's (readOrder: a decoded base is freed as soon as its deltas are checked, not
+    //    held until their pack arrives), and publishes the packs bases first as each completes.
     const whole = wholePacks(src.objects, dst.objects, need);
     const sentWhole = new Set<string>();
     const from = packSource(src.objects);
     const into = packSink(dst.objects);
     const shared = mode === 'decode' && from && into ? new SpanFeed(from, into, whole, check.scratch) : null;
-    let nextPack = 0;
-    const copier = async () => {
-      while (nextPack < whole.length) {
-        const p = nextPack++;
-        const item = whole[p];
-        const feed = shared ?? new SpanFeed(from!, into!, [item], check.scratch);
-        published(await copyPack(feed, shared ? p : 0, item, check, beforeCommit, progress));
-        for (const e of item.pack.entries) {
-          sentWhole.add(e.id);
-          report.objects++;
-          report.objectBytes += e.size;
-        }
+    const sent = (item: (typeof whole)[number], info: PackInfo) => {
+      published(info);
+      for (const e of item.pack.entries) {
+        sentWhole.add(e.id);
+        report.objects++;
+        report.objectBytes += e.size;
       }
     };
-    const copiers = Array.from({ length: Math.min(mode === 'checksum' ? 2 : 1, whole.length) }, copier);
-    const copied = await Promise.allSettled(copiers);
-    const copyFailed = copied.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (copyFailed) throw copyFailed.reason;
+    if (shared) await copyPacks(shared, whole, check, beforeCommit, progress, (p, info) => sent(whole[p], info));
+    else {
+      let nextPack = 0;
+      const copier = async () => {
+        while (nextPack < whole.length) {
+          const item = whole[nextPack++];
+          const feed = new SpanFeed(from!, into!, [item], check.scratch);
+          await copyPacks(feed, [item], check, beforeCommit, progress, (_, info) => sent(item, info));
+        }
+      };
+      const copiers = Array.from({ length: Math.min(2, whole.length) }, copier);
+      const copied = await Promise.allSettled(copiers);
+      const copyFailed = copied.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (copyFailed) throw copyFailed.reason;
+    }
     // 2. Everything else, object by object (reads overlapped with checks and writes), into packs that are
     //    published every ROLL_BYTES while the next one fills.
     const rest = order.filter((id) => !sentWhole.has(id));

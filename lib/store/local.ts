@@ -74,6 +74,9 @@ export interface LocalPackStoreOptions {
 /** Default LocalPackStoreOptions.smallObjectMax. */
 export const DEFAULT_SMALL_OBJECT_MAX = 16384;
 
+/** An imported pack is written back (datasync in the background) every this many bytes (importPack). */
+const IMPORT_FLUSH_BYTES = 64 << 20;
+
 function toAttrs(loc: Location): StoredAttrs {
   const e = loc.entry;
   return {
@@ -337,9 +340,29 @@ export class LocalPackStore implements ObjectStore, PackSource, PackSink {
     let fh: Promise<fsp.FileHandle> | null = null;
     let written = 0;
     let state: 'open' | 'done' = 'open';
+    // Write-back while the pack arrives: every IMPORT_FLUSH_BYTES written, a datasync runs in the
+    // background (one at a time), so the one on commit finds little left to write instead of the whole
+    // pack (for a 430 MB pack, 0.2 s at the end of a clone). A background failure is kept and thrown by
+    // commit: the kernel reports a write-back error to one fsync only.
+    let unflushed = 0;
+    let flushing: Promise<void> | null = null;
+    let flushError: Error | null = null;
+    const flushSome = (f: fsp.FileHandle) => {
+      if (!this.sync || flushing || unflushed < IMPORT_FLUSH_BYTES) return;
+      unflushed = 0;
+      flushing = f
+        .datasync()
+        .catch((e: unknown) => {
+          flushError ??= e instanceof Error ? e : new Error(String(e));
+        })
+        .finally(() => {
+          flushing = null;
+        });
+    };
     const closeFile = async () => {
       const f = fh;
       fh = null;
+      await flushing;
       if (f) await (await f.catch(() => null))?.close().catch(() => undefined);
     };
     const drop = async () => {
@@ -353,6 +376,8 @@ export class LocalPackStore implements ObjectStore, PackSource, PackSink {
         const f = await fh;
         for (let at = 0; at < chunk.byteLength;)
           at += (await f.write(chunk, at, chunk.byteLength - at, position + at)).bytesWritten;
+        unflushed += chunk.byteLength;
+        flushSome(f);
       } catch (e) {
         throw fullDiskError(e, 'write pack', tmp);
       }
@@ -380,6 +405,8 @@ export class LocalPackStore implements ObjectStore, PackSource, PackSink {
           if (written !== size || !fh)
             throw new CorruptObjectError(`pack import: ${written} bytes written, the pack has ${size}`, { size });
           try {
+            await flushing;
+            if (flushError) throw flushError;
             if (this.sync) await (await fh).datasync();
           } catch (e) {
             throw fullDiskError(e, 'write pack', tmp);
