@@ -14,6 +14,7 @@ import type { FileEntry, TensorEntry } from '../models/tree';
 import { DTYPES, type DType } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
 import type { ObjectReader } from '../odb/objects';
+import { ScratchBuffers } from '../odb/scratch';
 import { callAsync, callSync, native } from '../native';
 import { fsyncDirSync } from '../util/fsutil';
 import { isSymlinkEntry, writeSymlink } from './symlink';
@@ -74,11 +75,13 @@ export async function* fileChunks(
   opts: { release?: boolean } = {},
 ): AsyncGenerator<Uint8Array> {
   const skeleton = (await reader.tensor(entry.skeleton)).data;
+  // With `release`, reads and decodes reuse a few buffers (lib/odb/scratch.ts) instead of new ones.
+  const scratch = opts.release ? new ScratchBuffers() : undefined;
   const load = (i: number): Promise<Tensor> | null => {
     if (i >= entry.segments.length) return null;
     const id = entry.segments[i].object;
     const k = known?.get(id);
-    const p = k ? Promise.resolve(k) : reader.tensor(id, { cacheBases: !opts.release });
+    const p = k ? Promise.resolve(k) : reader.tensor(id, { cacheBases: !opts.release, scratch });
     p.catch(() => undefined); // surfaced when awaited; never unhandled if we stop first
     return p;
   };
@@ -86,7 +89,7 @@ export async function* fileChunks(
   let prev: Tensor | null = null;
   // The segment yielded last; the consumer is done with it once it asks for more.
   const done = () => {
-    if (opts.release && prev) reader.release(prev);
+    if (opts.release && prev) reader.release(prev, scratch);
     prev = null;
   };
   try {
@@ -105,6 +108,14 @@ export async function* fileChunks(
     done();
   } finally {
     prev = null;
+    if (scratch) {
+      // A decode still under way (the consumer stopped early) gives its buffer back once it settles.
+      next?.then(
+        (t) => scratch.give(t.data),
+        () => undefined,
+      );
+      scratch.close();
+    }
   }
 }
 
