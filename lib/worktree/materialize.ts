@@ -9,7 +9,7 @@
 import * as crypto from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { ChecksumMismatchError, CorruptObjectError } from '../errors';
+import { ChecksumMismatchError, CorruptObjectError, InternalError } from '../errors';
 import type { FileEntry, TensorEntry } from '../models/tree';
 import { DTYPES, type DType } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
@@ -143,26 +143,32 @@ export async function writeHashed(
   return { size: n, sha256: sha.digest('hex') };
 }
 
+/** FileWriter flag: hash the appended bytes with SHA-256 on the pool (binding.d.ts FileWriter). */
+const FILE_WRITER_SHA256 = 1;
+
 /**
  * Creates `file` (exclusively, with `mode`) and writes `chunks` to it while
  * hashing them, through the native FileWriter: each chunk is copied into
- * aligned blocks and written with O_DIRECT on the libuv pool (no page-cache
- * copy, no writeback to wait for at fsync) while the main thread hashes it and
- * the producer decodes the next. fsyncs before it returns; on failure the
- * file is closed and left for the caller to remove.
+ * aligned blocks (and hashed as it is copied) on the libuv pool, and the blocks
+ * are written with O_DIRECT by the writer's own thread (no page-cache copy, no
+ * writeback to wait for at fsync), while the producer decodes the next chunk.
+ * The event loop stays free to start that decode as soon as its read lands.
+ * Where the host offers no SHA-256 to native code, the main thread hashes each
+ * chunk instead. fsyncs before it returns; on failure the file is closed and
+ * left for the caller to remove.
  */
 export async function writeHashedFile(
   file: string,
   chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   mode = 0o644,
 ): Promise<{ size: number; sha256: string }> {
-  const w = callSync(() => new native.FileWriter(file, mode));
-  const sha = crypto.createHash('sha256');
+  const w = callSync(() => new native.FileWriter(file, mode, FILE_WRITER_SHA256));
+  const sha = w.hashing() ? null : crypto.createHash('sha256');
   let n = 0;
   try {
     for await (const chunk of chunks) {
       const written = callAsync(() => w.appendAsync(chunk));
-      sha.update(chunk);
+      sha?.update(chunk);
       await written;
       n += chunk.byteLength;
     }
@@ -171,7 +177,9 @@ export async function writeHashedFile(
     w.abort();
     throw e;
   }
-  return { size: n, sha256: sha.digest('hex') };
+  const digest = sha ? sha.digest('hex') : w.sha256();
+  if (digest === null) throw new InternalError(`no SHA-256 of ${file} after a hashing write`);
+  return { size: n, sha256: digest };
 }
 
 /**

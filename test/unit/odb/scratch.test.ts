@@ -76,7 +76,7 @@ describe('ObjectReader with scratch buffers', () => {
     const reader = new ObjectReader(store);
     const seen = new Set<ArrayBufferLike>();
     class Counting extends ScratchBuffers {
-      take(k: number): Uint8Array {
+      override take(k: number): Uint8Array {
         const v = super.take(k);
         seen.add(v.buffer);
         return v;
