@@ -13,8 +13,8 @@
  *
  * Ownership: `take` lends a view; the borrower hands it back with `give` once
  * nothing reads or writes it any more (a native call using it has settled).
- * Buffers still lent when the pass ends are left to the GC, never recycled
- * under a pending native call. Small sizes (below the native pool's minimum)
+ * Buffers still lent when the pass ends, or never given back, are left to the
+ * GC, never recycled under a pending native call. Small sizes (below the native pool's minimum)
  * are plain allocations that are not kept.
  */
 import { allocLarge, recycleLarge } from '../native';
@@ -29,14 +29,21 @@ export class ScratchBuffers implements ScratchSource {
   /** Whole buffers not lent out, oldest first. */
   private free: Uint8Array[] = [];
   private freeBytes = 0;
-  /** Whole buffers lent out, by their ArrayBuffer. */
-  private lent = new Map<ArrayBufferLike, Uint8Array>();
+  /**
+   * The views lent out (each `take` makes a new view object) and their whole buffers. Keyed by
+   * view, so that giving back the same view twice (two stages both releasing a tensor) never
+   * returns a buffer that was lent again meanwhile under another view. Weak: a view its borrower
+   * drops without giving it back (an error path, a candidate nobody chose) is left to the GC.
+   */
+  private lent = new WeakMap<Uint8Array, Uint8Array>();
+  /** Every ArrayBuffer this scratch made: never recycled by anyone else (see `give`). */
+  private mine = new WeakSet<ArrayBufferLike>();
   private closed = false;
 
   /** `keepBytes`: the most the free list holds; more goes back to the native pool. */
   constructor(private readonly keepBytes = 128 << 20) {}
 
-  /** `n` bytes (contents unspecified): a view of a reused buffer when one fits, else a new one. */
+  /** `n` bytes (contents unspecified): a new view of a reused buffer when one fits, else of a new one. */
   take(n: number): Uint8Array {
     if (n < SCRATCH_MIN_BYTES) return allocLarge(n);
     let best = -1;
@@ -51,20 +58,23 @@ export class ScratchBuffers implements ScratchSource {
       this.freeBytes -= whole.byteLength;
     } else {
       whole = allocLarge(n);
+      this.mine.add(whole.buffer);
     }
-    this.lent.set(whole.buffer, whole);
-    return whole.byteLength === n ? whole : whole.subarray(0, n);
+    const view = Buffer.from(whole.buffer, whole.byteOffset, n);
+    this.lent.set(view, whole);
+    return view;
   }
 
   /**
-   * Takes back a view `take` returned (the caller is done with it): true when it was one of these
-   * buffers, false otherwise (the caller disposes of it as before).
+   * Takes back a view `take` returned (the caller is done with it). True when the bytes are this
+   * scratch's (also when that view was given back already: then nothing happens), so the caller
+   * must not recycle them itself; false for anything else (the caller disposes of it as before).
    */
   give(v: Uint8Array | null | undefined): boolean {
     if (!v) return false;
-    const whole = this.lent.get(v.buffer);
-    if (!whole) return false;
-    this.lent.delete(v.buffer);
+    const whole = this.lent.get(v);
+    if (!whole) return this.mine.has(v.buffer);
+    this.lent.delete(v);
     if (this.closed) {
       recycleLarge(whole);
       return true;
@@ -77,6 +87,11 @@ export class ScratchBuffers implements ScratchSource {
       recycleLarge(old);
     }
     return true;
+  }
+
+  /** True when `v` is a view this scratch lent out and has not had back. */
+  lends(v: Uint8Array): boolean {
+    return this.lent.has(v);
   }
 
   /** Gives the free buffers back to the native pool; buffers still lent go there when given back. */

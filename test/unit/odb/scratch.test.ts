@@ -22,11 +22,17 @@ describe('ScratchBuffers', () => {
     const a = s.take(6 * MiB);
     const b = s.take(6 * MiB);
     expect(a.buffer).not.toBe(b.buffer);
+    expect(s.lends(a)).toBe(true);
     expect(s.give(a)).toBe(true);
-    expect(s.give(a)).toBe(false); // already back
+    expect(s.lends(a)).toBe(false);
     const c = s.take(5 * MiB); // fits in a's buffer (no more than twice the need)
     expect(c.buffer).toBe(a.buffer);
     expect(c.byteLength).toBe(5 * MiB);
+    // Giving `a` back again is a no-op (still ours: the caller must not recycle it), and never
+    // returns the buffer `c` now holds.
+    expect(s.give(a)).toBe(true);
+    expect(s.lends(c)).toBe(true);
+    expect(s.take(5 * MiB).buffer).not.toBe(c.buffer);
     expect(s.give(new Uint8Array(8 * MiB))).toBe(false);
     const small = s.take(SCRATCH_MIN_BYTES - 1);
     expect(small.byteLength).toBe(SCRATCH_MIN_BYTES - 1);
