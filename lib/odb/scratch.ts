@@ -24,6 +24,13 @@ import type { ScratchSource } from '../store/object-store';
 export const SCRATCH_MIN_BYTES = 4 << 20;
 /** Slack a reused buffer may have beyond twice the need (one huge page). */
 const SLACK_BYTES = 2 << 20;
+/**
+ * Larger buffers are not kept: they go straight back to the native pool, as
+ * without a scratch. What the scratch keeps adds to what the pool keeps, and
+ * for large tensors the memory bound (3 x the largest tensor + 256 MiB) has
+ * no room for both.
+ */
+const KEEP_MAX_BYTES = 16 << 20;
 
 export class ScratchBuffers implements ScratchSource {
   /** Whole buffers not lent out, oldest first. */
@@ -40,8 +47,8 @@ export class ScratchBuffers implements ScratchSource {
   private mine = new WeakSet<ArrayBufferLike>();
   private closed = false;
 
-  /** `keepBytes`: the most the free list holds; more goes back to the native pool. */
-  constructor(private readonly keepBytes = 128 << 20) {}
+  /** `keepBytes`: the most the free list holds (buffers of at most 16 MiB); more goes back to the native pool. */
+  constructor(private readonly keepBytes = 96 << 20) {}
 
   /** `n` bytes (contents unspecified): a new view of a reused buffer when one fits, else of a new one. */
   take(n: number): Uint8Array {
@@ -75,7 +82,7 @@ export class ScratchBuffers implements ScratchSource {
     const whole = this.lent.get(v);
     if (!whole) return this.mine.has(v.buffer);
     this.lent.delete(v);
-    if (this.closed) {
+    if (this.closed || whole.byteLength > KEEP_MAX_BYTES) {
       recycleLarge(whole);
       return true;
     }
