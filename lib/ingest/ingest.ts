@@ -12,6 +12,7 @@
  * same-named tensor of the parent commit's version of the file; similarity
  * search plugs in here). The object writer keeps a delta only when smaller.
  */
+import * as crypto from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import { FormatError } from '../errors';
 import type { CheckpointLayout } from '../formats';
@@ -20,7 +21,7 @@ import type { FileEntry, LossyMark, SegmentEntry, TensorEntry } from '../models/
 import type { LossySpec, ObjectWriter, PutResult } from '../odb/objects';
 import { DTYPES, type DType } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
-import { contentId, contentIdWithCasts, OrderedSha256, type CastId } from '../hash';
+import { contentId, contentIdWithCasts, type CastId } from '../hash';
 import { allocLarge } from '../native';
 import { LossyTally } from './lossy';
 import { ScratchBuffers } from '../odb/scratch';
@@ -152,6 +153,18 @@ async function readExact(fh: fsp.FileHandle, buf: Uint8Array, position: number, 
     const { bytesRead } = await fh.read(buf, done, buf.byteLength - done, position + done);
     if (bytesRead === 0) throw new FormatError(`${file} changed while it was being read (unexpected end of file)`);
     done += bytesRead;
+  }
+}
+
+/**
+ * Hashes large buffers in slices so the event loop is never held for long
+ * (and work started on the pool gets its continuations run in between).
+ */
+async function sha256Update(h: crypto.Hash, b: Uint8Array): Promise<void> {
+  const step = 2 << 20;
+  for (let o = 0; o < b.byteLength; o += step) {
+    h.update(b.subarray(o, Math.min(b.byteLength, o + step)));
+    if (b.byteLength > step) await new Promise((r) => setImmediate(r));
   }
 }
 
@@ -299,14 +312,8 @@ export async function ingestLayout(
   };
   // Only for `add --lossy`: the decoded file's sha256 and the worst errors (lib/ingest/lossy.ts).
   const lossy = opts.lossy ? new LossyTally() : null;
-  // The file's sha256 runs on the pool (OrderedSha256), beside the other stages; a piece goes
-  // back to the buffer pool only once it is hashed. A failure surfaces from the digest.
-  const sha = opts.sha256 ? null : new OrderedSha256();
-  const hash = (b: Uint8Array): Promise<void> => {
-    const p = sha ? sha.update(b) : Promise.resolve();
-    p.catch(() => undefined);
-    return p;
-  };
+  const sha = crypto.createHash('sha256');
+  const hash = (b: Uint8Array) => (opts.sha256 ? undefined : sha256Update(sha, b));
   const skeletonParts: Buffer[] = [];
   const segments: SegmentEntry[] = [];
   // Segment i+1 is read while segment i is hashed, encoded and written, so
@@ -335,7 +342,7 @@ export async function ingestLayout(
       // Keep a rejected prefetch from surfacing as an unhandled rejection if we fail first.
       next?.catch(() => undefined);
       if (gap) {
-        void hash(gap);
+        await hash(gap);
         skeletonParts.push(gap);
         lossy?.piece(gap);
       }
@@ -344,9 +351,8 @@ export async function ingestLayout(
       // encoded (the codecs use every core anyway), so memory holds one segment's
       // working set plus the read ahead and the pending write.
       if (p.length > TWO_PUTS_MAX_BYTES) await window.encoded();
-      // The content id, dedup check and base lookup (decode) run on the pool beside the
-      // file's sha256 of this segment.
-      const hashed = hash(buf);
+      // The file's sha256 runs on the main thread, in slices, while the pool finds
+      // the content id and reads and decodes the base (started first).
       const lookup = (async () => {
         // Exact duplicates need no base search: the writer reuses the stored copy.
         const { id, casts } = hooks.castIds ? await contentIdWithCasts(t) : { id: await contentId(t), casts: [] };
@@ -357,6 +363,7 @@ export async function ingestLayout(
         return { id, q, fresh, base };
       })();
       lookup.catch(() => undefined);
+      await hash(buf);
       const { id, q, fresh, base } = await lookup;
       await window.ready(p.length <= TWO_PUTS_MAX_BYTES ? 2 : 1);
       const slot = segments.length;
@@ -373,11 +380,7 @@ export async function ingestLayout(
           // segment) is needed for the write: back to the buffer pool. With
           // --lossy the tally still hashes the segment's bytes (below).
           release(base?.tensor);
-          if (tensorDone && !lossy)
-            void hashed.then(
-              () => release(t),
-              () => undefined,
-            );
+          if (tensorDone && !lossy) release(t);
           encoded();
         },
       });
@@ -385,11 +388,7 @@ export async function ingestLayout(
       // lossy) once the put settles; only then may the segment go back to the pool.
       lossy?.piece(
         put.then((r) => r.decoded?.data ?? buf),
-        () =>
-          void hashed.then(
-            () => release(t),
-            () => undefined,
-          ),
+        () => release(t),
       );
       window.add(
         put.then(async (r) => {
@@ -398,9 +397,8 @@ export async function ingestLayout(
           segments[slot].object = r.id;
           // Done with this segment's bytes: back to the pool for the next read
           // (unless the base cache holds them, or the lossy tally has yet to hash them).
-          if (!r.stored) release(base?.tensor);
-          await hashed;
           if (!lossy) release(t);
+          if (!r.stored) release(base?.tensor);
         }),
         encodedP,
       );
@@ -414,7 +412,7 @@ export async function ingestLayout(
   }
   if (pos < layout.fileSize) {
     const tail = await source.tail(pos, layout.fileSize - pos);
-    void hash(tail);
+    await hash(tail);
     skeletonParts.push(tail);
     lossy?.piece(tail);
   }
@@ -442,7 +440,7 @@ export async function ingestLayout(
     elementOffset: t.elementOffset,
     strides: t.strides ? t.strides.slice() : null,
   }));
-  const sha256 = opts.sha256 ?? (await sha!.digest());
+  const sha256 = opts.sha256 ?? sha.digest('hex');
   const entry: FileEntry = {
     format: layout.format,
     size: layout.fileSize,
