@@ -389,12 +389,14 @@ export function codecPureCast(dtype: number, shape: Shape, id: string, baseDtype
   rounding: number, opts?: CodecEncodeOptions): CodecEncodeResult;
 /**
  * Decodes and verifies the content id (kernels Decode). Writes into `out` (exact size) when given
- * and returns it, else returns a new Buffer. threads: 0 = runtime.threads().
+ * and returns it, else returns a new Buffer. threads: 0 = runtime.threads(). verify: false skips
+ * the content id check (for callers that verify the bytes another way; default true).
  */
-export function codecDecode(bytes: Bytes, base: Bytes | null, out?: Uint8Array | null, threads?: number): Buffer;
+export function codecDecode(bytes: Bytes, base: Bytes | null, out?: Uint8Array | null, threads?: number,
+  verify?: boolean): Buffer;
 /** Decode off the event loop (kernels Decode). */
 export function codecDecodeAsync(bytes: Bytes, base: Bytes | null, out?: Uint8Array | null,
-  threads?: number): Promise<Buffer>;
+  threads?: number, verify?: boolean): Promise<Buffer>;
 /** Validated header fields of an object (kernels Inspect). shape entries above 2^53 come back as bigint. */
 export function codecInspect(bytes: Bytes): {
   version: number; codec: number; dtype: number; shape: Array<number | bigint>; hasBase: boolean; lossy: boolean;

@@ -175,13 +175,20 @@ export class ObjectReader {
    * buffers (lib/odb/scratch.ts), and the caller hands the result back with
    * `release(t, scratch)`. A pass over many tensors then reuses a few buffers
    * instead of making new ones (each a new ArrayBuffer the GC must account).
+   *
+   * `verify: false` (with `cacheBases: false` only): the links' content ids
+   * are not checked, for a caller that verifies the result another way
+   * before anything relies on it (checkout: the file's sha256).
    */
-  async tensor(id: string, opts: { cacheBases?: boolean; scratch?: ScratchSource } = {}): Promise<Tensor> {
+  async tensor(
+    id: string,
+    opts: { cacheBases?: boolean; scratch?: ScratchSource; verify?: boolean } = {},
+  ): Promise<Tensor> {
     const hit = this.cache.get(id);
     if (hit) return hit;
     opts = { cacheBases: this.opts.cacheBases, ...opts };
-    // A cached tensor must never live in a buffer the scratch lends out again.
-    if (opts.cacheBases !== false) opts = { ...opts, scratch: undefined };
+    // A cached tensor must never live in a buffer the scratch lends out again, nor be unverified.
+    if (opts.cacheBases !== false) opts = { ...opts, scratch: undefined, verify: true };
     const { ids, cur, baseTensor } = await this.walkChain(id);
     const t = await this.decodeWindowed(ids, cur, baseTensor, opts);
     if (t) return t;
@@ -234,7 +241,7 @@ export class ObjectReader {
     ids: string[],
     cur: string | null,
     cachedBase: Tensor | undefined,
-    opts: { cacheBases?: boolean; scratch?: ScratchSource },
+    opts: { cacheBases?: boolean; scratch?: ScratchSource; verify?: boolean },
   ): Promise<Tensor | null> {
     const scratch = opts.scratch;
     const read = (i: number): Promise<StoredObject> => {
@@ -259,6 +266,7 @@ export class ObjectReader {
           got.bytes,
           base && baseTensor ? { tensor: baseTensor, id: baseId! } : undefined,
           scratch,
+          opts.verify,
         );
         // The stored bytes were read for this decode alone (ObjectStore.get: the caller owns them).
         this.dropRead(got.bytes, scratch);
@@ -286,12 +294,13 @@ export class ObjectReader {
     bytes: Uint8Array,
     base: { tensor: Tensor; id: string } | undefined,
     scratch: ScratchSource | undefined,
+    verify = true,
   ): Promise<Tensor> {
     const n = scratch ? inspectObject(bytes).nbytes : 0;
-    if (!scratch || n < SCRATCH_MIN_BYTES) return decode(bytes, base);
+    if (!scratch || n < SCRATCH_MIN_BYTES) return decode(bytes, base, verify ? undefined : { verify });
     const out = scratch.take(n);
     try {
-      return await decode(bytes, base, { out });
+      return await decode(bytes, base, { out, verify });
     } catch (e) {
       scratch.give(out);
       throw e;
@@ -303,7 +312,7 @@ export class ObjectReader {
     chain: ChainLink[],
     cur: string | null,
     cachedBase: Tensor | undefined,
-    opts: { cacheBases?: boolean; scratch?: ScratchSource },
+    opts: { cacheBases?: boolean; scratch?: ScratchSource; verify?: boolean },
   ): Promise<Tensor> {
     let baseTensor = cachedBase;
     let baseId = cur;
@@ -313,6 +322,7 @@ export class ObjectReader {
         link.bytes,
         link.base && baseTensor ? { tensor: baseTensor, id: baseId! } : undefined,
         opts.scratch,
+        opts.verify,
       );
       recycleLarge(link.bytes);
       if (i > 0 && opts.cacheBases !== false) this.keep(link.id, t);

@@ -72,16 +72,19 @@ export async function* fileChunks(
   reader: ObjectReader,
   entry: FileEntry,
   known?: KnownTensors,
-  opts: { release?: boolean } = {},
+  opts: { release?: boolean; checkedBySha256?: boolean } = {},
 ): AsyncGenerator<Uint8Array> {
   const skeleton = (await reader.tensor(entry.skeleton)).data;
+  // The consumer checks the whole file against entry.sha256 before anything relies on it: the
+  // segments' content ids need not be checked as well (the skeleton's still is, above).
+  const verify = !(opts.release && opts.checkedBySha256);
   // With `release`, reads and decodes reuse a few buffers (lib/odb/scratch.ts) instead of new ones.
   const scratch = opts.release ? new ScratchBuffers() : undefined;
   const load = (i: number): Promise<Tensor> | null => {
     if (i >= entry.segments.length) return null;
     const id = entry.segments[i].object;
     const k = known?.get(id);
-    const p = k ? Promise.resolve(k) : reader.tensor(id, { cacheBases: !opts.release, scratch });
+    const p = k ? Promise.resolve(k) : reader.tensor(id, { cacheBases: !opts.release, scratch, verify });
     p.catch(() => undefined); // surfaced when awaited; never unhandled if we stop first
     return p;
   };
@@ -117,6 +120,16 @@ export async function* fileChunks(
       scratch.close();
     }
   }
+}
+
+/**
+ * After a re-assembled file failed its sha256 check (fileChunks with `checkedBySha256` skips the
+ * segments' content id checks): decodes each segment again, verified, so that a bad object is
+ * named by its own error (ChecksumMismatchError, BaseMismatchError). Returns when all verify.
+ */
+export async function verifySegments(reader: ObjectReader, entry: FileEntry, known?: KnownTensors): Promise<void> {
+  for (const seg of entry.segments)
+    if (!known?.has(seg.object)) reader.release(await reader.tensor(seg.object, { cacheBases: false }));
 }
 
 /** fsyncs a directory (after a rename into it): one definition, lib/util/fsutil.ts. */
@@ -200,13 +213,18 @@ export async function materializeFile(
   const tmp = path.join(path.dirname(dest), `.coral-tmp-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
   let ok = false;
   try {
-    const { size, sha256: got } = await writeHashedFile(tmp, fileChunks(reader, entry, opts.known, { release: true }));
-    if (size !== entry.size || got !== entry.sha256)
+    const { size, sha256: got } = await writeHashedFile(
+      tmp,
+      fileChunks(reader, entry, opts.known, { release: true, checkedBySha256: true }),
+    );
+    if (size !== entry.size || got !== entry.sha256) {
+      await verifySegments(reader, entry, opts.known);
       throw new ChecksumMismatchError(`re-assembled ${dest} does not match its committed sha256 (${entry.sha256})`, {
         path: dest,
         expected: entry.sha256,
         actual: got,
       });
+    }
     await fsp.rename(tmp, dest);
     ok = true;
   } finally {
