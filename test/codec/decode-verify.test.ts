@@ -68,7 +68,7 @@ describe('checkout of an object that decodes to other bytes than its id says', (
       extra: { depth: '0' },
     });
     const bad = flipped(enc.bytes);
-    await tx.put(enc.id, bad, attrs(enc.id, enc.codec, 'F32', x.shape, x.data.byteLength, bad.byteLength));
+    await tx.put(enc.id, bad, attrs(enc.id, enc.codec, 'F32', [...x.shape], x.data.byteLength, bad.byteLength));
     await tx.put(skEnc.id, skEnc.bytes, attrs(skEnc.id, 'RAW', 'U8', [8], 8, skEnc.bytes.byteLength));
     await tx.commit();
     const reader = new ObjectReader(store);
