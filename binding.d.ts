@@ -175,14 +175,28 @@ export class PackWriter {
  */
 export class FileWriter {
   private __brand: 'FileWriter';
-  constructor(path: string, mode?: number);
-  /** Copies `data` and writes it on the libuv pool. */
+  /**
+   * `flags`: FILE_WRITER_SHA256 (1) also hashes the bytes with SHA-256 as appendAsync copies
+   * them, on the pool thread (kernels/sha256.h, the host's OpenSSL), when the host offers it
+   * (`hashing()`).
+   */
+  constructor(path: string, mode?: number, flags?: number);
+  /**
+   * Copies `data` (and hashes it, when hashing) on the libuv pool; full 8 MiB blocks are
+   * written by the writer's background thread, so this resolves once the bytes are copied.
+   * A background write's error rejects the next call.
+   */
   appendAsync(data: Bytes): Promise<void>;
+  /** Writes the rest, waits for every block, sets the exact size, fsyncs, closes: the size. */
   finish(): Promise<number>;
   /** Closes without fsync (the caller removes the file); idempotent. */
   abort(): void;
   /** True when the file is written with O_DIRECT. */
   direct(): boolean;
+  /** True when made with FILE_WRITER_SHA256 and the host offers SHA-256. */
+  hashing(): boolean;
+  /** The SHA-256 (hex) of the bytes written, once finish() resolved, when hashing; else null. */
+  sha256(): string | null;
 }
 
 export class PackReader {
@@ -375,12 +389,14 @@ export function codecPureCast(dtype: number, shape: Shape, id: string, baseDtype
   rounding: number, opts?: CodecEncodeOptions): CodecEncodeResult;
 /**
  * Decodes and verifies the content id (kernels Decode). Writes into `out` (exact size) when given
- * and returns it, else returns a new Buffer. threads: 0 = runtime.threads().
+ * and returns it, else returns a new Buffer. threads: 0 = runtime.threads(). verify: false skips
+ * the content id check (for callers that verify the bytes another way; default true).
  */
-export function codecDecode(bytes: Bytes, base: Bytes | null, out?: Uint8Array | null, threads?: number): Buffer;
+export function codecDecode(bytes: Bytes, base: Bytes | null, out?: Uint8Array | null, threads?: number,
+  verify?: boolean): Buffer;
 /** Decode off the event loop (kernels Decode). */
 export function codecDecodeAsync(bytes: Bytes, base: Bytes | null, out?: Uint8Array | null,
-  threads?: number): Promise<Buffer>;
+  threads?: number, verify?: boolean): Promise<Buffer>;
 /**
  * Decodes chunk `k` alone (elements [k * chunkElems, …)) of a chunked lossless object into `out` (exactly
  * that chunk's bytes) and returns `out`, given the base's bytes of the same elements (kernels

@@ -155,6 +155,12 @@ export interface DecodeOptions {
    */
   out?: Uint8Array;
   threads?: number;
+  /**
+   * false skips the content id check of the decoded bytes, for a caller that verifies them another
+   * way before anything relies on them (checkout checks the sha256 of the whole file it assembles
+   * before the rename). Default true.
+   */
+  verify?: boolean;
 }
 
 /** Header fields of an encoded object. */
@@ -182,7 +188,7 @@ export interface ObjectHeader {
 
 const ENCODE_KEYS = new Set(['codec', 'base', 'level', 'lossy', 'threads', 'chunkElems']);
 const LOSSY_KEYS = new Set(['block', 'fraction', 'topk', 'threshold', 'axis', 'rank', 'maxRank', 'energy']);
-const DECODE_KEYS = new Set(['out', 'threads']);
+const DECODE_KEYS = new Set(['out', 'threads', 'verify']);
 
 function checkKeys(o: object, allowed: Set<string>, what: string): void {
   for (const k of Object.keys(o))
@@ -415,13 +421,14 @@ function decodeArgs(bytes: unknown, base: BaseRef | null | undefined, opts: Deco
   if (o.out !== undefined && !(o.out instanceof Uint8Array)) throw invalidParameter('out', 'Uint8Array', o.out);
   if (o.threads !== undefined && !isInt(o.threads, 1, 256))
     throw invalidParameter('threads', 'integer 1..256', o.threads);
+  if (o.verify !== undefined && typeof o.verify !== 'boolean') throw invalidParameter('verify', 'boolean', o.verify);
   const h = inspectObject(bytes);
   if (h.baseId !== null && base && base.id !== undefined && base.id !== h.baseId)
     throw new BaseMismatchError(`object was made against base ${h.baseId}, got base id ${base.id}`, {
       expected: h.baseId,
       got: base.id,
     });
-  return { bytes, base: b, out: o.out ?? null, threads: o.threads ?? 0, header: h };
+  return { bytes, base: b, out: o.out ?? null, threads: o.threads ?? 0, verify: o.verify ?? true, header: h };
 }
 
 function toTensor(h: ObjectHeader, data: Uint8Array): Tensor {
@@ -448,14 +455,16 @@ export function decode(bytes: Uint8Array, base?: BaseRef | null, opts?: DecodeOp
       return Promise.resolve(
         toTensor(
           a.header,
-          callSync(() => native.codecDecode(a.bytes, a.base, a.out, a.threads)),
+          callSync(() => native.codecDecode(a.bytes, a.base, a.out, a.threads, a.verify)),
         ),
       );
     } catch (e) {
       return Promise.reject(e);
     }
   }
-  return callAsync(() => native.codecDecodeAsync(a.bytes, a.base, a.out, a.threads)).then((d) => toTensor(a.header, d));
+  return callAsync(() => native.codecDecodeAsync(a.bytes, a.base, a.out, a.threads, a.verify)).then((d) =>
+    toTensor(a.header, d),
+  );
 }
 
 /** Codecs whose chunks `decodeChunk` decodes alone. */
@@ -497,7 +506,7 @@ export function decodeSync(bytes: Uint8Array, base?: BaseRef | null, opts?: Deco
   const a = decodeArgs(bytes, base, opts);
   return toTensor(
     a.header,
-    callSync(() => native.codecDecode(a.bytes, a.base, a.out, a.threads)),
+    callSync(() => native.codecDecode(a.bytes, a.base, a.out, a.threads, a.verify)),
   );
 }
 

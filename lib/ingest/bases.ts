@@ -53,10 +53,11 @@
 import { baseRelation, castTensorSync, estimate, type CodecName } from '../codec';
 import { InvalidArgumentError } from '../errors';
 import type { ObjectReader } from '../odb/objects';
+import { SCRATCH_MIN_BYTES } from '../odb/scratch';
 import { cosine, type Fingerprint } from '../similarity';
 import { DTYPES } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
-import type { ObjectStore } from '../store/object-store';
+import type { ObjectStore, ScratchSource } from '../store/object-store';
 import type { BaseQuery, FindBase, IngestHooks } from './ingest';
 import { CAST_ATTR, CastIndex, encodeCastAttr } from '../similarity/cast-index';
 import { FP_ATTR, RepoSimilarity, encodeFingerprintAttr, indexable, similaritySettings } from './similarity';
@@ -263,9 +264,13 @@ export class BaseSelector {
     // (A checkpoint series committed under one path lands here.)
     let parentScore: { resolved: string; tensor: Tensor; dist: number } | null = null;
     const trust = this.o.parentTrust ?? DEFAULT_PARENT_TRUST;
+    // A decoded candidate that is not returned goes back to the ingest's buffers (when lent by them).
+    const drop = (x: Tensor | null | undefined) => {
+      if (x) q.scratch?.give(x.data);
+    };
     if (parent && trust > 0) {
       const resolved = await this.resolveDepth(parent.id);
-      const bt = resolved ? await this.load(resolved, t) : null;
+      const bt = resolved ? await this.load(resolved, t, q.scratch) : null;
       if (resolved && bt) {
         this.stats.scored++;
         const d = await sampledDelta(t, bt);
@@ -286,6 +291,7 @@ export class BaseSelector {
     }
     if (!usable.length) {
       this.stats.noBase++;
+      drop(parentScore?.tensor);
       return null;
     }
     if (usable.length === 1) {
@@ -293,9 +299,9 @@ export class BaseSelector {
       const u = usable[0];
       if (u.source === 'parent') this.stats.chosenParent++;
       else this.stats.chosenIndex++;
-      return parentScore && u.resolved === parentScore.resolved
-        ? { id: u.resolved, tensor: parentScore.tensor }
-        : { id: u.resolved };
+      if (parentScore && u.resolved === parentScore.resolved) return { id: u.resolved, tensor: parentScore.tensor };
+      drop(parentScore?.tensor);
+      return { id: u.resolved };
     }
     // Score by ||t - base||: the delta codecs' output grows with the size of the
     // difference. The norm is taken on a fixed spread sample of elements (the same
@@ -309,7 +315,7 @@ export class BaseSelector {
       if (parentScore && c.resolved === parentScore.resolved) {
         ({ dist, tensor: bt } = parentScore);
       } else {
-        bt = await this.load(c.resolved, t);
+        bt = await this.load(c.resolved, t, q.scratch);
         if (!bt) continue;
         this.stats.scored++;
         const r = await sampledDelta(t, bt);
@@ -318,9 +324,15 @@ export class BaseSelector {
       }
       // On a tie a same-dtype base wins over a cast one: a delta on the stored cast costs the same
       // payload as CAST on its source, without CAST's params, and decodes without a cast.
-      if (!best || dist < best.dist || (dist === best.dist && bt.dtype === t.dtype && best.tensor.dtype !== t.dtype))
+      if (!best || dist < best.dist || (dist === best.dist && bt.dtype === t.dtype && best.tensor.dtype !== t.dtype)) {
+        drop(best?.tensor);
         best = { c, dist, tensor: bt };
+      } else {
+        drop(bt);
+      }
     }
+    // The parent's tensor when scored but not chosen (a chosen or dropped one went through `best`).
+    if (parentScore && !usable.some((u) => u.resolved === parentScore.resolved)) drop(parentScore.tensor);
     if (!best) {
       this.stats.noBase++;
       return null;
@@ -347,15 +359,22 @@ export class BaseSelector {
     return e.base;
   }
 
-  /** Decodes a candidate; null when unreadable or no lossless delta base for `t` (see baseRelation). */
-  private async load(id: string, t: Tensor): Promise<Tensor | null> {
+  /**
+   * Decodes a candidate; null when unreadable or no lossless delta base for `t` (see baseRelation).
+   * A large one goes into `scratch` when given (not through the base cache, where tensors that size
+   * would only push one another out).
+   */
+  private async load(id: string, t: Tensor, scratch?: ScratchSource): Promise<Tensor | null> {
     let bt: Tensor;
+    const lend = scratch && t.data.byteLength >= SCRATCH_MIN_BYTES;
     try {
-      bt = await this.o.reader.tensor(id);
+      bt = await this.o.reader.tensor(id, lend ? { cacheBases: false, scratch } : {});
     } catch {
       return null; // vanished or unreadable: not a base
     }
-    return baseRelation(t, bt) === null ? null : bt;
+    if (baseRelation(t, bt) !== null) return bt;
+    scratch?.give(bt.data);
+    return null;
   }
 
   /** Smallest estimated delta encoding (bytes) of t against base. */

@@ -25,6 +25,8 @@ import { tensor, type Tensor } from '../tensor/tensor';
 import { contentId, contentIdWithCasts, type CastId } from '../hash';
 import { allocLarge } from '../native';
 import { LossyTally } from './lossy';
+import { ScratchBuffers } from '../odb/scratch';
+import type { ScratchSource } from '../store/object-store';
 
 /** The base-query name of a file's skeleton (never a tensor name: those cannot start with '#'). */
 export const SKELETON_NAME = '#skeleton';
@@ -43,6 +45,12 @@ export interface BaseQuery {
   id?: string;
   /** Content ids of the tensor's RNE casts (F32/F64 tensors, when `IngestHooks.castIds` asks for them). */
   casts?: CastId[];
+  /**
+   * Buffers the lookup may decode a large base into (ObjectReader.tensor's `scratch`): the ingest
+   * gives the returned base back to them once encoded; a candidate not returned is given back by
+   * the lookup.
+   */
+  scratch?: ScratchSource;
 }
 
 /**
@@ -220,8 +228,16 @@ class PutWindow {
  * streams: lib/ingest/stream.ts). Calls come strictly in file order, each starting where the last ended.
  */
 export interface PieceSource {
-  /** The bytes [from, offset) (null when empty) and then the `length` bytes at `offset` (a fresh buffer). */
-  read(from: number, offset: number, length: number): Promise<{ gap: Buffer | null; buf: Uint8Array }>;
+  /**
+   * The bytes [from, offset) (null when empty) and then the `length` bytes at `offset`, in a fresh
+   * buffer: `alloc(length)` when given (the ingest's reused buffers), else a new one.
+   */
+  read(
+    from: number,
+    offset: number,
+    length: number,
+    alloc?: (n: number) => Uint8Array,
+  ): Promise<{ gap: Buffer | null; buf: Uint8Array }>;
   /** The last `length` bytes, from `from` to the end of the file. */
   tail(from: number, length: number): Promise<Buffer>;
   /** Called once every byte was read, before the skeleton is stored: a last consistency check. */
@@ -243,10 +259,10 @@ export async function ingestFile(
     const st0 = await fh.stat();
     if (st0.size !== layout.fileSize) throw new FormatError(`${relPath} changed while it was being read`);
     const source: PieceSource = {
-      read: async (from, offset, length) => {
+      read: async (from, offset, length, alloc = allocLarge) => {
         const gap = offset > from ? Buffer.allocUnsafe(offset - from) : null;
         if (gap) await readExact(fh, gap, from, relPath);
-        const buf = allocLarge(length);
+        const buf = alloc(length);
         await readExact(fh, buf, offset, relPath);
         return { gap, buf };
       },
@@ -310,7 +326,12 @@ export async function ingestLayout(
   const segments: SegmentEntry[] = [];
   // Segment i+1 is read while segment i is hashed, encoded and written, so
   // disk reads overlap the native work; at most two segments are in memory.
-  const readAt = (i: number, from: number) => source.read(from, planned[i].offset, planned[i].length);
+  // Segment reads and large base decodes reuse a few buffers (lib/odb/scratch.ts): no new
+  // ArrayBuffer per segment for V8 to account (a full GC every few segments otherwise).
+  const scratch = new ScratchBuffers();
+  const take = (n: number) => scratch.take(n);
+  const release = (x: Tensor | null | undefined) => writer.reader.release(x, scratch);
+  const readAt = (i: number, from: number) => source.read(from, planned[i].offset, planned[i].length, take);
   let pos = 0;
   let next = planned.length ? readAt(0, 0) : null;
   // The stages of segment i overlap those of its neighbours: segment i+1 is
@@ -343,7 +364,7 @@ export async function ingestLayout(
       const lookup = (async () => {
         // Exact duplicates need no base search: the writer reuses the stored copy.
         const { id, casts } = hooks.castIds ? await contentIdWithCasts(t) : { id: await contentId(t), casts: [] };
-        const q: BaseQuery = { path: relPath, name: p.name, dtype: p.dtype, shape: p.shape, tensor: t, id };
+        const q: BaseQuery = { path: relPath, name: p.name, dtype: p.dtype, shape: p.shape, tensor: t, id, scratch };
         if (casts.length) q.casts = casts;
         const fresh = !(await writer.has(id));
         const base = findBase && fresh ? await findBase(q) : null;
@@ -357,16 +378,17 @@ export async function ingestLayout(
       segments.push({ offset: p.offset, length: p.length, object: id, dtype: p.dtype, shape: p.shape });
       let encoded!: () => void;
       const encodedP = new Promise<void>((r) => (encoded = r));
-      // `buf` is a fresh buffer nobody else writes: the writer may cache it without a copy.
+      // `buf` is a fresh buffer nobody else writes: the writer may cache it without a copy,
+      // unless the scratch lent it (it hands it out again once released).
       const put = writer.put(t, base, id, fresh ? hooks.attrs?.(q) : undefined, {
-        owned: true,
+        owned: !scratch.lends(buf),
         lossy: opts.lossy,
         onEncoded: (tensorDone) => {
           // Neither the decoded base (nor, unless the writer caches it, the
           // segment) is needed for the write: back to the buffer pool. With
           // --lossy the tally still hashes the segment's bytes (below).
-          writer.reader.release(base?.tensor);
-          if (tensorDone && !lossy) writer.reader.release(t);
+          release(base?.tensor);
+          if (tensorDone && !lossy) release(t);
           encoded();
         },
       });
@@ -374,7 +396,7 @@ export async function ingestLayout(
       // lossy) once the put settles; only then may the segment go back to the pool.
       lossy?.piece(
         put.then((r) => r.decoded?.data ?? buf),
-        () => writer.reader.release(t),
+        () => release(t),
       );
       window.add(
         put.then(async (r) => {
@@ -383,8 +405,8 @@ export async function ingestLayout(
           segments[slot].object = r.id;
           // Done with this segment's bytes: back to the pool for the next read
           // (unless the base cache holds them, or the lossy tally has yet to hash them).
-          if (!lossy) writer.reader.release(t);
-          if (!r.stored) writer.reader.release(base?.tensor);
+          if (!lossy) release(t);
+          if (!r.stored) release(base?.tensor);
         }),
         encodedP,
       );
@@ -394,6 +416,7 @@ export async function ingestLayout(
   } finally {
     // Never leave a put running behind an error.
     await window.drain();
+    scratch.close();
   }
   if (pos < layout.fileSize) {
     const tail = await source.tail(pos, layout.fileSize - pos);

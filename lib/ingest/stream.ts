@@ -337,11 +337,11 @@ async function streamSafetensors(
     pos += dst.byteLength;
   };
   const source: PieceSource = {
-    read: async (from, offset, length) => {
+    read: async (from, offset, length, alloc = allocLarge) => {
       if (from !== pos) throw new FormatError(`${label}: internal: read at ${from}, stream at ${pos}`);
       const gap = offset > from ? Buffer.allocUnsafe(offset - from) : null;
       if (gap) await fillFrom(gap, 'the skeleton');
-      const buf = allocLarge(length);
+      const buf = alloc(length);
       await fillFrom(buf, `tensor data at byte ${offset}`);
       return { gap, buf };
     },

@@ -31,7 +31,8 @@ import { DTYPES, type DType } from '../tensor/dtype';
 import { InvalidArgumentError, ObjectNotFoundError } from '../errors';
 import { contentId } from '../hash';
 import { recycleLarge } from '../native';
-import type { ObjectAttrs, ObjectStore, PackTransaction } from '../store/object-store';
+import { SCRATCH_MIN_BYTES } from './scratch';
+import type { ObjectAttrs, ObjectStore, PackTransaction, ScratchSource, StoredObject } from '../store/object-store';
 import type { Tensor } from '../tensor/tensor';
 
 export interface StoredInfo {
@@ -132,8 +133,14 @@ export class ObjectReader {
    * from `tensor()` (or read it themselves) and are done with it: nothing may
    * use `t.data` afterwards.
    */
-  release(t: Tensor | null | undefined): void {
-    if (t && !this.shared.has(t.data.buffer)) recycleLarge(t.data);
+  release(t: Tensor | null | undefined, scratch?: ScratchSource): void {
+    if (!t || scratch?.give(t.data)) return;
+    if (!this.shared.has(t.data.buffer)) recycleLarge(t.data);
+  }
+
+  /** Stored bytes read for one decode, which is done: back to `scratch` or the native pool. */
+  private dropRead(b: Uint8Array, scratch: ScratchSource | undefined): void {
+    if (!scratch?.give(b)) recycleLarge(b);
   }
 
   async has(id: string): Promise<boolean> {
@@ -163,11 +170,25 @@ export class ObjectReader {
    * streaming a file): the chain's bases are decoded, used and given back
    * instead of going through the cache, where they would only push out one
    * another.
+   *
+   * `scratch` (with `cacheBases: false` only): reads and decodes go into its
+   * buffers (lib/odb/scratch.ts), and the caller hands the result back with
+   * `release(t, scratch)`. A pass over many tensors then reuses a few buffers
+   * instead of making new ones (each a new ArrayBuffer the GC must account).
+   *
+   * `verify: false` (with `cacheBases: false` only): the links' content ids
+   * are not checked, for a caller that verifies the result another way
+   * before anything relies on it (checkout: the file's sha256).
    */
-  async tensor(id: string, opts: { cacheBases?: boolean } = {}): Promise<Tensor> {
+  async tensor(
+    id: string,
+    opts: { cacheBases?: boolean; scratch?: ScratchSource; verify?: boolean } = {},
+  ): Promise<Tensor> {
     const hit = this.cache.get(id);
     if (hit) return hit;
     opts = { cacheBases: this.opts.cacheBases, ...opts };
+    // A cached tensor must never live in a buffer the scratch lends out again, nor be unverified.
+    if (opts.cacheBases !== false) opts = { ...opts, scratch: undefined, verify: true };
     const { ids, cur, baseTensor } = await this.walkChain(id);
     const t = await this.decodeWindowed(ids, cur, baseTensor, opts);
     if (t) return t;
@@ -220,10 +241,11 @@ export class ObjectReader {
     ids: string[],
     cur: string | null,
     cachedBase: Tensor | undefined,
-    opts: { cacheBases?: boolean },
+    opts: { cacheBases?: boolean; scratch?: ScratchSource; verify?: boolean },
   ): Promise<Tensor | null> {
-    const read = (i: number) => {
-      const p = this.store.get(ids[i]);
+    const scratch = opts.scratch;
+    const read = (i: number): Promise<StoredObject> => {
+      const p = scratch && this.store.getInto ? this.store.getInto(ids[i], scratch) : this.store.get(ids[i]);
       p.catch(() => undefined);
       return p;
     };
@@ -236,27 +258,53 @@ export class ObjectReader {
         next = i > 0 ? read(i - 1) : null;
         const base = got.attrs.base || null;
         if (base !== (i + 1 < ids.length ? ids[i + 1] : cur)) {
-          recycleLarge(got.bytes);
-          if (baseTensor !== cachedBase) this.release(baseTensor);
+          this.dropRead(got.bytes, scratch);
+          if (baseTensor !== cachedBase) this.release(baseTensor, scratch);
           return null;
         }
-        const t: Tensor = await decode(got.bytes, base && baseTensor ? { tensor: baseTensor, id: baseId! } : undefined);
+        const t: Tensor = await this.decodeInto(
+          got.bytes,
+          base && baseTensor ? { tensor: baseTensor, id: baseId! } : undefined,
+          scratch,
+          opts.verify,
+        );
         // The stored bytes were read for this decode alone (ObjectStore.get: the caller owns them).
-        recycleLarge(got.bytes);
+        this.dropRead(got.bytes, scratch);
         if (i > 0 && opts.cacheBases !== false) this.keep(ids[i], t);
         // The link below was only needed for this decode (unless the cache holds it).
-        this.release(baseTensor);
+        this.release(baseTensor, scratch);
         baseTensor = t;
         baseId = ids[i];
       }
     } finally {
       // A read started for a link that will not be decoded (an error, a changed chain) is dropped.
       next?.then(
-        (g) => recycleLarge(g.bytes),
+        (g) => this.dropRead(g.bytes, scratch),
         () => undefined,
       );
     }
     return baseTensor!;
+  }
+
+  /**
+   * Decodes `bytes` (against `base`), into a buffer of `scratch` when given: a failed decode gives
+   * that buffer back (its contents are unspecified).
+   */
+  private async decodeInto(
+    bytes: Uint8Array,
+    base: { tensor: Tensor; id: string } | undefined,
+    scratch: ScratchSource | undefined,
+    verify = true,
+  ): Promise<Tensor> {
+    const n = scratch ? inspectObject(bytes).nbytes : 0;
+    if (!scratch || n < SCRATCH_MIN_BYTES) return decode(bytes, base, verify ? undefined : { verify });
+    const out = scratch.take(n);
+    try {
+      return await decode(bytes, base, { out, verify });
+    } catch (e) {
+      scratch.give(out);
+      throw e;
+    }
   }
 
   /** Decodes links already read (the slow path), from the bottom up. */
@@ -264,19 +312,21 @@ export class ObjectReader {
     chain: ChainLink[],
     cur: string | null,
     cachedBase: Tensor | undefined,
-    opts: { cacheBases?: boolean },
+    opts: { cacheBases?: boolean; scratch?: ScratchSource; verify?: boolean },
   ): Promise<Tensor> {
     let baseTensor = cachedBase;
     let baseId = cur;
     for (let i = chain.length - 1; i >= 0; i--) {
       const link = chain[i];
-      const t: Tensor = await decode(
+      const t: Tensor = await this.decodeInto(
         link.bytes,
         link.base && baseTensor ? { tensor: baseTensor, id: baseId! } : undefined,
+        opts.scratch,
+        opts.verify,
       );
       recycleLarge(link.bytes);
       if (i > 0 && opts.cacheBases !== false) this.keep(link.id, t);
-      this.release(baseTensor);
+      this.release(baseTensor, opts.scratch);
       baseTensor = t;
       baseId = link.id;
     }

@@ -46,6 +46,7 @@ import {
   type PackTransaction,
   type RepackOptions,
   type RepackResult,
+  type ScratchSource,
   type StoredAttrs,
   type StoredObject,
   type StoreProblem,
@@ -171,18 +172,35 @@ export class LocalPackStore implements ObjectStore, PackSource, PackSink {
     return toAttrs(loc);
   }
 
-  async get(id: string): Promise<StoredObject> {
+  get(id: string): Promise<StoredObject> {
+    return this.read(id, null);
+  }
+
+  /** `get` into a buffer from `into` (ObjectStore.getInto): the pack reader reads straight into it. */
+  getInto(id: string, into: ScratchSource): Promise<StoredObject> {
+    return this.read(id, into);
+  }
+
+  private async read(id: string, into: ScratchSource | null): Promise<StoredObject> {
     this.checkOpen();
     checkId(id);
     for (let attempt = 0; ; attempt++) {
       const loc = await this.view.locate(id);
       if (!loc) throw this.notFound(id);
+      const dst = into?.take(loc.entry.size) ?? null;
       try {
         const r = this.view.reader(loc.pack);
-        const bytes =
-          loc.entry.size >= ASYNC_THRESHOLD_BYTES ? await callAsync(() => r.read(id)) : callSync(() => r.readSync(id));
+        const big = loc.entry.size >= ASYNC_THRESHOLD_BYTES;
+        let bytes: Uint8Array;
+        if (dst) {
+          const n = big ? await callAsync(() => r.readInto(id, dst)) : callSync(() => r.readIntoSync(id, dst));
+          bytes = n === dst.byteLength ? dst : dst.subarray(0, n);
+        } else {
+          bytes = big ? await callAsync(() => r.read(id)) : callSync(() => r.readSync(id));
+        }
         return { bytes, attrs: toAttrs(loc) };
       } catch (e) {
+        if (dst) into!.give(dst);
         if (isNativeNotFound(e)) {
           // The pack was removed by a concurrent repack (or the index is stale): refresh and retry once.
           this.view.dropReader(loc.pack);

@@ -130,6 +130,12 @@ export interface StoreProblem {
   id?: string;
 }
 
+/** Lends buffers for reads (lib/odb/scratch.ts ScratchBuffers): `take(n)` bytes, `give` them back. */
+export interface ScratchSource {
+  take(n: number): Uint8Array;
+  give(b: Uint8Array): boolean;
+}
+
 /** The interface every object store backend implements. */
 export interface ObjectStore {
   /** Backend name, e.g. "local-pack" or "memory". */
@@ -141,6 +147,13 @@ export interface ObjectStore {
    * The returned bytes belong to the caller (never a buffer the store keeps using).
    */
   get(id: string): Promise<StoredObject>;
+  /**
+   * Optional: `get` into a buffer from `into` (`into.take(storedSize)`; the returned bytes are that
+   * view). A backend that reads into caller memory (the local packs) implements it, so a streaming
+   * reader reuses its buffers (lib/odb/scratch.ts); callers fall back to `get` when it is absent.
+   * On failure the taken buffer has been given back.
+   */
+  getInto?(id: string, into: ScratchSource): Promise<StoredObject>;
   /** Attributes of one object without reading it. ObjectNotFoundError when absent. */
   stat(id: string): Promise<StoredAttrs>;
   /** Starts a batch of writes. */

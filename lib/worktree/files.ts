@@ -36,7 +36,7 @@ import { ChecksumMismatchError, DirtyWorktreeError, UnsafePathError } from '../e
 import { checkTreePath, type FileEntry } from '../models/tree';
 import { pidAlive } from '../refs/lock';
 import { crashPoint } from '../util/crash';
-import { fileChunks, fsyncDirSync, writeHashedFile, type KnownTensors } from './materialize';
+import { fileChunks, fsyncDirSync, verifySegments, writeHashedFile, type KnownTensors } from './materialize';
 import type { ObjectReader } from '../odb/objects';
 import { statOf, type StatCache } from './staging';
 import { isSymlinkEntry, symlinkTarget } from './symlink';
@@ -423,10 +423,20 @@ export async function materializeWorktreeFile(
 ): Promise<void> {
   // A link is recreated as a link (lib/worktree/symlink.ts), never written through.
   if (isSymlinkEntry(entry)) return writeWorktreeSymlink(layout, rel, await symlinkTarget(reader, entry), opts);
-  await writeWorktreeFile(layout, rel, fileChunks(reader, entry, opts.known, { release: true }), {
-    expect: { size: entry.size, sha256: entry.sha256 },
-    clobber: opts.clobber,
-  });
+  // writeWorktreeFile checks size and sha256 before the rename (`expect`); on a mismatch the
+  // segments are decoded again, verified, to name a bad object.
+  try {
+    await writeWorktreeFile(
+      layout,
+      rel,
+      fileChunks(reader, entry, opts.known, { release: true, checkedBySha256: true }),
+      { expect: { size: entry.size, sha256: entry.sha256 }, clobber: opts.clobber },
+    );
+  } catch (e) {
+    if (e instanceof ChecksumMismatchError && (e.data as { path?: string } | undefined)?.path === rel)
+      await verifySegments(reader, entry, opts.known);
+    throw e;
+  }
 }
 
 /** Creates (or replaces) a symbolic link at worktree path `rel`, with the same rules as writeWorktreeFile. */

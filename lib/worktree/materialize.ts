@@ -9,11 +9,12 @@
 import * as crypto from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { ChecksumMismatchError, CorruptObjectError } from '../errors';
+import { ChecksumMismatchError, CorruptObjectError, InternalError } from '../errors';
 import type { FileEntry, TensorEntry } from '../models/tree';
 import { DTYPES, type DType } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
 import type { ObjectReader } from '../odb/objects';
+import { ScratchBuffers } from '../odb/scratch';
 import { callAsync, callSync, native } from '../native';
 import { fsyncDirSync } from '../util/fsutil';
 import { isSymlinkEntry, writeSymlink } from './symlink';
@@ -71,14 +72,19 @@ export async function* fileChunks(
   reader: ObjectReader,
   entry: FileEntry,
   known?: KnownTensors,
-  opts: { release?: boolean } = {},
+  opts: { release?: boolean; checkedBySha256?: boolean } = {},
 ): AsyncGenerator<Uint8Array> {
   const skeleton = (await reader.tensor(entry.skeleton)).data;
+  // The consumer checks the whole file against entry.sha256 before anything relies on it: the
+  // segments' content ids need not be checked as well (the skeleton's still is, above).
+  const verify = !(opts.release && opts.checkedBySha256);
+  // With `release`, reads and decodes reuse a few buffers (lib/odb/scratch.ts) instead of new ones.
+  const scratch = opts.release ? new ScratchBuffers() : undefined;
   const load = (i: number): Promise<Tensor> | null => {
     if (i >= entry.segments.length) return null;
     const id = entry.segments[i].object;
     const k = known?.get(id);
-    const p = k ? Promise.resolve(k) : reader.tensor(id, { cacheBases: !opts.release });
+    const p = k ? Promise.resolve(k) : reader.tensor(id, { cacheBases: !opts.release, scratch, verify });
     p.catch(() => undefined); // surfaced when awaited; never unhandled if we stop first
     return p;
   };
@@ -86,7 +92,7 @@ export async function* fileChunks(
   let prev: Tensor | null = null;
   // The segment yielded last; the consumer is done with it once it asks for more.
   const done = () => {
-    if (opts.release && prev) reader.release(prev);
+    if (opts.release && prev) reader.release(prev, scratch);
     prev = null;
   };
   try {
@@ -105,7 +111,25 @@ export async function* fileChunks(
     done();
   } finally {
     prev = null;
+    if (scratch) {
+      // A decode still under way (the consumer stopped early) gives its buffer back once it settles.
+      next?.then(
+        (t) => scratch.give(t.data),
+        () => undefined,
+      );
+      scratch.close();
+    }
   }
+}
+
+/**
+ * After a re-assembled file failed its sha256 check (fileChunks with `checkedBySha256` skips the
+ * segments' content id checks): decodes each segment again, verified, so that a bad object is
+ * named by its own error (ChecksumMismatchError, BaseMismatchError). Returns when all verify.
+ */
+export async function verifySegments(reader: ObjectReader, entry: FileEntry, known?: KnownTensors): Promise<void> {
+  for (const seg of entry.segments)
+    if (!known?.has(seg.object)) reader.release(await reader.tensor(seg.object, { cacheBases: false }));
 }
 
 /** fsyncs a directory (after a rename into it): one definition, lib/util/fsutil.ts. */
@@ -132,26 +156,32 @@ export async function writeHashed(
   return { size: n, sha256: sha.digest('hex') };
 }
 
+/** FileWriter flag: hash the appended bytes with SHA-256 on the pool (binding.d.ts FileWriter). */
+const FILE_WRITER_SHA256 = 1;
+
 /**
  * Creates `file` (exclusively, with `mode`) and writes `chunks` to it while
  * hashing them, through the native FileWriter: each chunk is copied into
- * aligned blocks and written with O_DIRECT on the libuv pool (no page-cache
- * copy, no writeback to wait for at fsync) while the main thread hashes it and
- * the producer decodes the next. fsyncs before it returns; on failure the
- * file is closed and left for the caller to remove.
+ * aligned blocks (and hashed as it is copied) on the libuv pool, and the blocks
+ * are written with O_DIRECT by the writer's own thread (no page-cache copy, no
+ * writeback to wait for at fsync), while the producer decodes the next chunk.
+ * The event loop stays free to start that decode as soon as its read lands.
+ * Where the host offers no SHA-256 to native code, the main thread hashes each
+ * chunk instead. fsyncs before it returns; on failure the file is closed and
+ * left for the caller to remove.
  */
 export async function writeHashedFile(
   file: string,
   chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   mode = 0o644,
 ): Promise<{ size: number; sha256: string }> {
-  const w = callSync(() => new native.FileWriter(file, mode));
-  const sha = crypto.createHash('sha256');
+  const w = callSync(() => new native.FileWriter(file, mode, FILE_WRITER_SHA256));
+  const sha = w.hashing() ? null : crypto.createHash('sha256');
   let n = 0;
   try {
     for await (const chunk of chunks) {
       const written = callAsync(() => w.appendAsync(chunk));
-      sha.update(chunk);
+      sha?.update(chunk);
       await written;
       n += chunk.byteLength;
     }
@@ -160,7 +190,9 @@ export async function writeHashedFile(
     w.abort();
     throw e;
   }
-  return { size: n, sha256: sha.digest('hex') };
+  const digest = sha ? sha.digest('hex') : w.sha256();
+  if (digest === null) throw new InternalError(`no SHA-256 of ${file} after a hashing write`);
+  return { size: n, sha256: digest };
 }
 
 /**
@@ -181,13 +213,18 @@ export async function materializeFile(
   const tmp = path.join(path.dirname(dest), `.coral-tmp-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
   let ok = false;
   try {
-    const { size, sha256: got } = await writeHashedFile(tmp, fileChunks(reader, entry, opts.known, { release: true }));
-    if (size !== entry.size || got !== entry.sha256)
+    const { size, sha256: got } = await writeHashedFile(
+      tmp,
+      fileChunks(reader, entry, opts.known, { release: true, checkedBySha256: true }),
+    );
+    if (size !== entry.size || got !== entry.sha256) {
+      await verifySegments(reader, entry, opts.known);
       throw new ChecksumMismatchError(`re-assembled ${dest} does not match its committed sha256 (${entry.sha256})`, {
         path: dest,
         expected: entry.sha256,
         actual: got,
       });
+    }
     await fsp.rename(tmp, dest);
     ok = true;
   } finally {

@@ -153,6 +153,7 @@ struct DecodeJob {
   BigBuffer owned;  // uninitialised: every byte is written by the decoder
   size_t nbytes = 0;
   int threads = 0;
+  bool verify = true;
 };
 
 std::unique_ptr<DecodeJob> ReadDecode(const Napi::CallbackInfo& info) {
@@ -171,6 +172,10 @@ std::unique_ptr<DecodeJob> ReadDecode(const Napi::CallbackInfo& info) {
     if (!info[3].IsNumber()) ThrowInvalid(info.Env(), "Expected non-negative integer for threads");
     j->threads = info[3].As<Napi::Number>().Int32Value();
     if (j->threads < 0) ThrowInvalid(info.Env(), "Expected non-negative integer for threads");
+  }
+  if (info.Length() > 4 && !info[4].IsUndefined()) {
+    if (!info[4].IsBoolean()) ThrowInvalid(info.Env(), "Expected boolean for verify");
+    j->verify = info[4].As<Napi::Boolean>().Value();
   }
   ObjectInfo oi;
   Err e = Inspect(j->obj.data, j->obj.size, &oi);
@@ -191,7 +196,7 @@ Err RunDecode(DecodeJob& j) {
     j.out.size = j.nbytes;
   }
   return Decode(j.obj.data, j.obj.size, j.has_base ? j.base.data : nullptr, j.base.size, j.out.data, j.out.size,
-                j.threads);
+                j.threads, j.verify);
 }
 
 Napi::Value DecodeResult(Napi::Env env, DecodeJob& j, const Napi::Value& out) {

@@ -1,6 +1,7 @@
 // Exports: FileWriter (class over kernels/direct_io.h AlignedFileWriter).
 //
-// new FileWriter(path, mode) creates the file exclusively; appendAsync(bytes) copies the
+// new FileWriter(path, mode, flags) creates the file exclusively (flags: 1 = also hash the
+// bytes with SHA-256 as they are copied, on the pool thread; sha256() returns it after finish); appendAsync(bytes) copies the
 // bytes out and writes them on the libuv pool; finish() writes the rest, sets the exact
 // size, fsyncs and closes, resolving with the byte count; abort() closes without fsync.
 // One call at a time: a call made before the previous one's promise settled is refused
@@ -21,10 +22,15 @@ namespace {
 
 const napi_type_tag kFileWriterTag = {0x3c5e7a9b1d2f4068ULL, 0xb7d9f1a3c5e70214ULL};
 
+// Constructor flags.
+constexpr uint32_t kFlagSha256 = 1;  // hash the appended bytes (AlignedFileWriter::EnableSha256)
+
 struct Shared {
   std::mutex mu;
   std::unique_ptr<AlignedFileWriter> w;
   bool busy = false;
+  bool hashing = false;
+  std::string sha256;  // the digest, once finished
 };
 
 class JsFileWriter : public Napi::ObjectWrap<JsFileWriter> {
@@ -37,6 +43,8 @@ class JsFileWriter : public Napi::ObjectWrap<JsFileWriter> {
     proto.DefineProperty(Napi::PropertyDescriptor::Value("finish", Napi::Function::New(env, JsFinish, "finish"), napi_writable));
     proto.DefineProperty(Napi::PropertyDescriptor::Value("abort", Napi::Function::New(env, JsAbort, "abort"), napi_writable));
     proto.DefineProperty(Napi::PropertyDescriptor::Value("direct", Napi::Function::New(env, JsDirect, "direct"), napi_writable));
+    proto.DefineProperty(Napi::PropertyDescriptor::Value("sha256", Napi::Function::New(env, JsSha256, "sha256"), napi_writable));
+    proto.DefineProperty(Napi::PropertyDescriptor::Value("hashing", Napi::Function::New(env, JsHashing, "hashing"), napi_writable));
     return ctor;
   }
 
@@ -50,9 +58,15 @@ class JsFileWriter : public Napi::ObjectWrap<JsFileWriter> {
       if (!info[1].IsNumber()) ThrowInvalid(env, "Expected number for mode");
       mode = info[1].As<Napi::Number>().Uint32Value() & 07777;
     }
+    uint32_t flags = 0;
+    if (info.Length() > 2 && !info[2].IsUndefined()) {
+      if (!info[2].IsNumber()) ThrowInvalid(env, "Expected number for flags");
+      flags = info[2].As<Napi::Number>().Uint32Value();
+    }
     s_ = std::make_shared<Shared>();
     Err e = AlignedFileWriter::Create(path, mode, &s_->w);
     if (!e.ok()) ThrowErr(env, e);
+    if (flags & kFlagSha256) s_->hashing = s_->w->EnableSha256();
     if (napi_type_tag_object(env, info.This(), &kFileWriterTag) != napi_ok) ThrowInvalid(env, "cannot tag FileWriter");
   }
 
@@ -120,6 +134,7 @@ class JsFileWriter : public Napi::ObjectWrap<JsFileWriter> {
       std::lock_guard<std::mutex> lock(s_->mu);
       if (!s_->w) return Err::Make(Status::InvalidArgument, "FileWriter was aborted");
       Err e = s_->w->Finish(&size_);
+      if (e.ok()) s_->sha256 = s_->w->sha256_hex();
       s_->w.reset();
       return e;
     }
@@ -147,6 +162,22 @@ class JsFileWriter : public Napi::ObjectWrap<JsFileWriter> {
     JsFileWriter* f = Self(info);
     std::lock_guard<std::mutex> lock(f->s_->mu);
     return Napi::Boolean::New(info.Env(), f->s_->w && f->s_->w->direct());
+  }
+
+  // The SHA-256 (hex) of what was written: after finish() resolved, when the writer was made
+  // with the sha256 flag and the host offers SHA-256; else null.
+  static Napi::Value JsSha256(const Napi::CallbackInfo& info) {
+    JsFileWriter* f = Self(info);
+    std::lock_guard<std::mutex> lock(f->s_->mu);
+    if (f->s_->sha256.empty()) return info.Env().Null();
+    return Napi::String::New(info.Env(), f->s_->sha256);
+  }
+
+  // True when made with the sha256 flag and the host offers SHA-256 (else the caller hashes).
+  static Napi::Value JsHashing(const Napi::CallbackInfo& info) {
+    JsFileWriter* f = Self(info);
+    std::lock_guard<std::mutex> lock(f->s_->mu);
+    return Napi::Boolean::New(info.Env(), f->s_->hashing);
   }
 
   std::shared_ptr<Shared> s_;

@@ -137,8 +137,11 @@ Err Inspect(const uint8_t* obj, size_t n, ObjectInfo* info);
 // base_data/base_n: the base tensor's bytes when the object has a base, else
 // null. A wrong base can only produce bytes that fail that check; the base is
 // then hashed so the error says BaseMismatch (not hashed on success).
+// verify = false skips that check (and only it): for a caller that verifies the
+// decoded bytes another way before anything relies on them (checkout hashes the
+// whole file it assembles against the committed sha256 before the rename).
 Err Decode(const uint8_t* obj, size_t n, const uint8_t* base_data, size_t base_n, uint8_t* out, size_t out_n,
-           int threads = 0);
+           int threads = 0, bool verify = true);
 
 // Decodes chunk `k` alone of a chunked lossless object (ZSTD, PLANES, DELTA_XOR, DELTA_ORDERED,
 // DELTA_EXPMANT, SPARSE_UPDATE): the elements [k * chunk_elems, min((k + 1) * chunk_elems, numel)),

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 
 namespace coral {
 
@@ -128,6 +129,7 @@ Err AlignedFileWriter::Create(const std::string& path, unsigned mode, std::uniqu
     w->Abort();
     return Err::Make(Status::OutOfMemory, path + ": cannot allocate a write buffer");
   }
+  w->blocks_ = 1;
   *out = std::move(w);
   return Err::Ok();
 }
@@ -135,50 +137,122 @@ Err AlignedFileWriter::Create(const std::string& path, unsigned mode, std::uniqu
 AlignedFileWriter::~AlignedFileWriter() { Abort(); }
 
 void AlignedFileWriter::Abort() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+    queue_.clear();  // blocks not yet under write are dropped
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();  // waits for a write under way
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
 }
 
-Err AlignedFileWriter::Flush(size_t n) {
-  CORAL_TRY(PwriteAll(fd_, buf_.get(), n, written_, path_));
-  written_ += n;
-  return Err::Ok();
+void AlignedFileWriter::WriterLoop() {
+  std::unique_lock<std::mutex> lk(mu_);
+  for (;;) {
+    cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopped with nothing left to write
+    Block b = std::move(queue_.front());
+    queue_.pop_front();
+    writing_ = true;
+    const bool skip = !bg_err_.ok();  // after a failure, later blocks are not written
+    lk.unlock();
+    Err e = skip ? Err::Ok() : PwriteAll(fd_, b.buf.get(), b.n, b.off, path_);
+    lk.lock();
+    writing_ = false;
+    if (!e.ok() && bg_err_.ok()) bg_err_ = std::move(e);
+    spare_.push_back(std::move(b.buf));
+    cv_.notify_all();
+  }
 }
 
+Err AlignedFileWriter::Submit(size_t n) {
+  const uint64_t off = written_;
+  written_ += n;
+  if (!thread_.joinable()) {
+    try {
+      thread_ = std::thread([this] { WriterLoop(); });
+    } catch (const std::exception&) {
+      // No thread: write here, as before.
+      CORAL_TRY(PwriteAll(fd_, buf_.get(), n, off, path_));
+      return Err::Ok();
+    }
+  }
+  std::unique_lock<std::mutex> lk(mu_);
+  if (!bg_err_.ok()) return bg_err_;
+  queue_.push_back(Block{std::move(buf_), n, off});
+  cv_.notify_all();
+  if (spare_.empty() && blocks_ < kWriteRing) {
+    lk.unlock();
+    buf_ = AllocAligned(kDirectChunk);
+    if (buf_) {
+      ++blocks_;
+      return Err::Ok();
+    }
+    lk.lock();  // no memory for another block: wait for one to come back
+  }
+  cv_.wait(lk, [&] { return !spare_.empty(); });
+  buf_ = std::move(spare_.back());
+  spare_.pop_back();
+  return bg_err_;
+}
+
+Err AlignedFileWriter::Drain() {
+  if (!thread_.joinable()) return Err::Ok();
+  {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [&] { return queue_.empty() && !writing_; });
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+  return bg_err_;
+}
+
+bool AlignedFileWriter::EnableSha256() {
+  if (written_ || fill_) return false;
+  if (!sha_) sha_ = Sha256::Create();
+  return sha_ != nullptr;
+}
+
+// Bytes copied and hashed at a time: the hash reads them while they are still in cache.
+constexpr size_t kHashPiece = size_t(1) << 20;
+
 Err AlignedFileWriter::Append(const uint8_t* data, size_t len) {
-  if (fd_ < 0) return Err::Make(Status::InvalidArgument, path_ + ": writer already finished");
+  if (fd_ < 0 || !buf_) return Err::Make(Status::InvalidArgument, path_ + ": writer already finished");
   while (len > 0) {
-    const size_t n = std::min(len, kDirectChunk - fill_);
+    const size_t n = std::min(len, std::min(kDirectChunk - fill_, sha_ ? kHashPiece : kDirectChunk));
     std::memcpy(buf_.get() + fill_, data, n);
+    if (sha_) sha_->Update(buf_.get() + fill_, n);
     fill_ += n, data += n, len -= n;
     if (fill_ == kDirectChunk) {
-      CORAL_TRY(Flush(fill_));
       fill_ = 0;
+      CORAL_TRY(Submit(kDirectChunk));
     }
   }
   return Err::Ok();
 }
 
 Err AlignedFileWriter::Finish(uint64_t* size) {
-  if (fd_ < 0) return Err::Make(Status::InvalidArgument, path_ + ": writer already finished");
+  if (fd_ < 0 || !buf_) return Err::Make(Status::InvalidArgument, path_ + ": writer already finished");
   const uint64_t total = written_ + fill_;
   if (fill_ > 0) {
-    if (direct_) {
-      // The last block goes out padded; the file is then cut to its exact size.
-      const size_t padded = (fill_ + kDirectAlign - 1) & ~(kDirectAlign - 1);
-      std::memset(buf_.get() + fill_, 0, padded - fill_);
-      CORAL_TRY(Flush(padded));
-    } else {
-      CORAL_TRY(Flush(fill_));
-    }
+    // The last block goes out padded when direct; the file is then cut to its exact size.
+    const size_t n = direct_ ? (fill_ + kDirectAlign - 1) & ~(kDirectAlign - 1) : fill_;
+    std::memset(buf_.get() + fill_, 0, n - fill_);
+    CORAL_TRY(PwriteAll(fd_, buf_.get(), n, written_, path_));
     fill_ = 0;
   }
+  CORAL_TRY(Drain());
   if (direct_ && ::ftruncate(fd_, static_cast<off_t>(total)) != 0) return IoErr(path_, "ftruncate", errno);
   if (::fsync(fd_) != 0) return IoErr(path_, "fsync", errno);
   int rc = ::close(fd_);
   fd_ = -1;
   if (rc != 0 && errno != EINTR) return IoErr(path_, "close", errno);
   buf_.reset();
+  spare_.clear();
+  if (sha_ && !sha_->FinalHex(&sha_hex_)) return Err::Make(Status::Io, path_ + ": SHA-256 failed");
   *size = total;
   return Err::Ok();
 }

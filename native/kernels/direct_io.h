@@ -13,28 +13,43 @@
 // where it starts). Never touches bytes outside [off, off + len).
 //
 // AlignedFileWriter: a new file written front to back (Create -> Append* -> Finish). Bytes
-// are gathered into an aligned buffer and written in kDirectChunk blocks with O_DIRECT; the
+// are gathered into aligned buffers and written in kDirectChunk blocks with O_DIRECT; the
 // last partial block is written padded and the file truncated to its exact size, then the
 // file is fsynced and closed. On a filesystem without O_DIRECT (tmpfs, some FUSE), or with
 // CORAL_NO_DIRECT_IO=1 in the environment, the same calls use ordinary buffered writes.
+// Full blocks are written by the writer's own background thread (up to kWriteRing blocks
+// of kDirectChunk bytes in memory), so Append returns once the bytes are copied and the
+// device works while the caller produces the next ones (a checkout decodes and hashes the
+// next segment). A background write's error is returned by the next Append or by Finish;
+// Finish returns only after every block is written, then fsyncs.
 //
-// Thread: an AlignedFileWriter is used by one thread at a time (callers serialise). Free
-// functions: any thread. Ownership: data pointers are borrowed for the call.
+// Thread: an AlignedFileWriter is used by one thread at a time (callers serialise); its
+// background thread only writes blocks handed to it. Free functions: any thread.
+// Ownership: data pointers are borrowed for the call (Append copies them).
 // Errors: Status::Io with the path and strerror; Status::InvalidArgument on misuse
 // (append after finish, an unaligned offset).
 #pragma once
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "errors.h"
+#include "kernels/sha256.h"
 
 namespace coral {
 
 constexpr size_t kDirectAlign = 4096;
 constexpr size_t kDirectBounce = size_t(4) << 20;
 constexpr size_t kDirectChunk = size_t(8) << 20;
+// Blocks of kDirectChunk bytes an AlignedFileWriter holds: one being filled, the rest queued
+// for (or under) its background write.
+constexpr size_t kWriteRing = 3;
 
 // True unless CORAL_NO_DIRECT_IO is set to a non-empty value other than "0".
 bool DirectIoAllowed();
@@ -70,15 +85,45 @@ class AlignedFileWriter {
 
   bool direct() const { return direct_; }
 
+  // Also computes the SHA-256 of the appended bytes, as Append copies them (kernels/sha256.h).
+  // Call before the first Append; false when the host offers no SHA-256 (nothing is hashed).
+  bool EnableSha256();
+  // After a successful Finish of a hashing writer: the digest (64 hex characters), else "".
+  const std::string& sha256_hex() const { return sha_hex_; }
+
  private:
   AlignedFileWriter() = default;
-  Err Flush(size_t n);
+  // Hands buf_'s first n bytes to the background thread (or writes them here when the
+  // thread cannot start) and takes a free buffer for the next block.
+  Err Submit(size_t n);
+  // Waits until every submitted block is written and stops the thread; its first error.
+  Err Drain();
+  void WriterLoop();
+
+  struct Block {
+    AlignedBytes buf;
+    size_t n = 0;
+    uint64_t off = 0;
+  };
   std::string path_;
   int fd_ = -1;
   bool direct_ = false;
-  AlignedBytes buf_;
-  size_t fill_ = 0;      // bytes gathered in buf_
-  uint64_t written_ = 0;  // bytes written to the file (a multiple of kDirectAlign while direct)
+  AlignedBytes buf_;      // the block being filled
+  size_t fill_ = 0;       // bytes gathered in buf_
+  uint64_t written_ = 0;  // bytes submitted for writing (a multiple of kDirectAlign while direct)
+  size_t blocks_ = 0;     // aligned blocks allocated (at most kWriteRing)
+  std::unique_ptr<Sha256> sha_;
+  std::string sha_hex_;
+
+  // Shared with the background thread, under mu_.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Block> queue_;          // submitted, not yet taken by the thread
+  std::vector<AlignedBytes> spare_;  // written blocks, ready for reuse
+  bool writing_ = false;             // the thread is writing a block
+  bool stop_ = false;
+  Err bg_err_;  // the first failed background write
+  std::thread thread_;
 };
 
 }  // namespace coral

@@ -9,7 +9,7 @@ import { BaseSelector } from '../../lib/ingest/bases';
 import { ingestFile } from '../../lib/ingest/ingest';
 import { Repository } from '../../lib/repository';
 import { tensor } from '../../lib/tensor/tensor';
-import { baseModel, f32, fineTune, weights, writeModel, writeSafetensors } from './helpers';
+import { baseModel, f32, fineTune, perturb, weights, writeModel, writeSafetensors } from './helpers';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -118,4 +118,41 @@ describe('base selection: parent fast path', () => {
     expect(stats.scored).toBeGreaterThan(stats.queries - 1);
     await repo.close();
   });
+});
+
+describe('large segments through reused scratch buffers', () => {
+  // Tensors of 5 MiB and more are read, base-decoded and checked out through lib/odb/scratch.ts.
+  const big = (seed: number, n: number, rel = 0): Float32Array => {
+    const a = weights(n, seed);
+    return rel ? perturb(a, seed + 7, rel) : a;
+  };
+  for (const trust of [0.01, 0] as const) {
+    it(`adds a base and two fine-tunes of large tensors byte-exact (parentTrust ${trust})`, async () => {
+      const repo = await newRepo({ 'similarity.parentTrust': trust });
+      const file = path.join(repo.worktree, 'm.safetensors');
+      const n = (5 << 20) / 4 + 1024; // just over the scratch threshold, not a block multiple
+      const versions: Buffer[] = [];
+      const base = { a: big(1, n), b: big(2, n), c: big(3, 1000) };
+      const mk = (v: typeof base) =>
+        writeSafetensors(file, {
+          a: { dtype: 'F32', shape: [n], data: f32(v.a) },
+          b: { dtype: 'F32', shape: [n], data: f32(v.b) },
+          c: { dtype: 'F32', shape: [1000], data: f32(v.c) },
+        });
+      let cur = base;
+      for (let k = 0; k < 3; k++) {
+        mk(cur);
+        versions.push(fs.readFileSync(file));
+        await repo.add([file]);
+        await repo.commit({ message: `v${k}` });
+        cur = { a: perturb(cur.a, 10 + k, 2e-3), b: perturb(cur.b, 20 + k, 2e-3), c: cur.c };
+      }
+      for (let k = 0; k < 3; k++) {
+        fs.rmSync(file);
+        await repo.checkout(`HEAD~${2 - k}`, { paths: [file] });
+        expect(sha(fs.readFileSync(file))).toBe(sha(versions[k]));
+      }
+      await repo.close();
+    });
+  }
 });

@@ -139,6 +139,48 @@ describe('FileWriter', () => {
   });
 });
 
+describe('FileWriter with background writes and SHA-256', () => {
+  // More blocks than the writer holds (3 x 8 MiB), in chunks that straddle block boundaries.
+  const big = () => [seeded((13 << 20) + 7, 21), seeded(1, 22), seeded((20 << 20) - 3, 23), seeded(9000, 24)];
+
+  for (const mode of ['direct', 'buffered'] as const) {
+    it(`${mode}: hashes what it writes, in order`, async () => {
+      if (mode === 'buffered') process.env.CORAL_NO_DIRECT_IO = '1';
+      const p = fresh('bin');
+      const w = new native.FileWriter(p, 0o644, 1);
+      expect(w.hashing()).toBe(true); // Node exports its OpenSSL to addons
+      for (const c of big()) await w.appendAsync(c);
+      expect(w.sha256()).toBe(null); // not before finish
+      const want = Buffer.concat(big());
+      expect(await w.finish()).toBe(want.length);
+      expect(w.sha256()).toBe(sha(want));
+      expect(fs.readFileSync(p).equals(want)).toBe(true);
+    });
+  }
+
+  it('without the flag it does not hash; an empty hashing file has the empty digest', async () => {
+    const p = fresh('bin');
+    const w = new native.FileWriter(p);
+    expect(w.hashing()).toBe(false);
+    await w.appendAsync(seeded(100, 1));
+    await w.finish();
+    expect(w.sha256()).toBe(null);
+    const q = fresh('bin');
+    const e = new native.FileWriter(q, 0o644, 1);
+    await e.finish();
+    expect(e.sha256()).toBe(sha(new Uint8Array(0)));
+  });
+
+  it('abort while blocks are being written stops cleanly', async () => {
+    const p = fresh('bin');
+    const w = new native.FileWriter(p, 0o644, 1);
+    for (const c of big()) await w.appendAsync(c);
+    w.abort();
+    expect(w.sha256()).toBe(null);
+    expect(() => w.appendAsync(seeded(10, 2))).toThrow(/finished or aborted/);
+  });
+});
+
 describe('recycleBuffer', () => {
   it('gives back a whole pooled buffer and empties every view of it; anything else is left alone', () => {
     const b = native.allocBuffer(8 << 20);

@@ -1,0 +1,111 @@
+/**
+ * Reusable large buffers for one streaming pass (a checkout writing a file
+ * segment by segment): stored bytes are read into them and objects decoded
+ * into them, and a buffer the pass is done with serves the next read or
+ * decode.
+ *
+ * Why not the native pool alone (lib/native.ts allocLarge/recycleLarge): it
+ * reuses the pages, but every buffer it hands out is a new ArrayBuffer, and V8
+ * counts each new ArrayBuffer's bytes as external memory until the next
+ * mark-compact. A checkout of a 512 MiB file made ~2 GiB of them and ran one
+ * full GC per 16 MiB segment (~13% of its CPU). Reusing the same few JS
+ * buffers creates no new ones.
+ *
+ * Ownership: `take` lends a view; the borrower hands it back with `give` once
+ * nothing reads or writes it any more (a native call using it has settled).
+ * Buffers still lent when the pass ends, or never given back, are left to the
+ * GC, never recycled under a pending native call. Small sizes (below the native pool's minimum)
+ * are plain allocations that are not kept.
+ */
+import { allocLarge, recycleLarge } from '../native';
+import type { ScratchSource } from '../store/object-store';
+
+/** Buffers at or above this size are kept for reuse (lib/native.ts POOLED_BUFFER_BYTES). */
+export const SCRATCH_MIN_BYTES = 4 << 20;
+/** Slack a reused buffer may have beyond twice the need (one huge page). */
+const SLACK_BYTES = 2 << 20;
+/**
+ * Larger buffers are not kept: they go straight back to the native pool, as
+ * without a scratch. What the scratch keeps adds to what the pool keeps, and
+ * for large tensors the memory bound (3 x the largest tensor + 256 MiB) has
+ * no room for both.
+ */
+const KEEP_MAX_BYTES = 16 << 20;
+
+export class ScratchBuffers implements ScratchSource {
+  /** Whole buffers not lent out, oldest first. */
+  private free: Uint8Array[] = [];
+  private freeBytes = 0;
+  /**
+   * The views lent out (each `take` makes a new view object) and their whole buffers. Keyed by
+   * view, so that giving back the same view twice (two stages both releasing a tensor) never
+   * returns a buffer that was lent again meanwhile under another view. Weak: a view its borrower
+   * drops without giving it back (an error path, a candidate nobody chose) is left to the GC.
+   */
+  private lent = new WeakMap<Uint8Array, Uint8Array>();
+  /** Every ArrayBuffer this scratch made: never recycled by anyone else (see `give`). */
+  private mine = new WeakSet<ArrayBufferLike>();
+  private closed = false;
+
+  /** `keepBytes`: the most the free list holds (buffers of at most 16 MiB); more goes back to the native pool. */
+  constructor(private readonly keepBytes = 96 << 20) {}
+
+  /** `n` bytes (contents unspecified): a new view of a reused buffer when one fits, else of a new one. */
+  take(n: number): Uint8Array {
+    if (n < SCRATCH_MIN_BYTES) return allocLarge(n);
+    let best = -1;
+    for (let i = 0; i < this.free.length; i++) {
+      const cap = this.free[i].byteLength;
+      if (cap >= n && cap <= 2 * n + SLACK_BYTES && (best < 0 || cap < this.free[best].byteLength)) best = i;
+    }
+    let whole: Uint8Array;
+    if (best >= 0) {
+      whole = this.free[best];
+      this.free.splice(best, 1);
+      this.freeBytes -= whole.byteLength;
+    } else {
+      whole = allocLarge(n);
+      this.mine.add(whole.buffer);
+    }
+    const view = Buffer.from(whole.buffer, whole.byteOffset, n);
+    this.lent.set(view, whole);
+    return view;
+  }
+
+  /**
+   * Takes back a view `take` returned (the caller is done with it). True when the bytes are this
+   * scratch's (also when that view was given back already: then nothing happens), so the caller
+   * must not recycle them itself; false for anything else (the caller disposes of it as before).
+   */
+  give(v: Uint8Array | null | undefined): boolean {
+    if (!v) return false;
+    const whole = this.lent.get(v);
+    if (!whole) return this.mine.has(v.buffer);
+    this.lent.delete(v);
+    if (this.closed || whole.byteLength > KEEP_MAX_BYTES) {
+      recycleLarge(whole);
+      return true;
+    }
+    this.free.push(whole);
+    this.freeBytes += whole.byteLength;
+    while (this.freeBytes > this.keepBytes && this.free.length) {
+      const old = this.free.shift()!;
+      this.freeBytes -= old.byteLength;
+      recycleLarge(old);
+    }
+    return true;
+  }
+
+  /** True when `v` is a view this scratch lent out and has not had back. */
+  lends(v: Uint8Array): boolean {
+    return this.lent.has(v);
+  }
+
+  /** Gives the free buffers back to the native pool; buffers still lent go there when given back. */
+  close(): void {
+    this.closed = true;
+    for (const b of this.free) recycleLarge(b);
+    this.free = [];
+    this.freeBytes = 0;
+  }
+}
