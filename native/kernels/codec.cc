@@ -288,8 +288,10 @@ uint64_t Numel(const std::vector<uint64_t>& shape, bool* overflow) {
 // Chunk output buffers are recycled through a small process-wide pool: a
 // fresh 1 MiB buffer per chunk and call meant first-touch page faults (and
 // the kernel zeroing those pages) on every encode, which cost about as much
-// as the entropy coding. The pool keeps at most kPoolBytes of capacity.
-constexpr size_t kPoolBytes = size_t(96) << 20;
+// as the entropy coding. The pool keeps at most kPoolBytes of capacity: two
+// encodes of 16 MiB tensors in flight; more was resident memory that counted
+// against a command's bound (3 x the largest tensor + 256 MiB) with 64 MiB tensors.
+constexpr size_t kPoolBytes = size_t(32) << 20;
 struct BufPool {
   std::mutex mu;
   std::vector<std::vector<uint8_t>> free;
