@@ -346,9 +346,13 @@ export async function ingestLayout(
     for (let i = 0; i < planned.length; i++) {
       const p = planned[i];
       const { gap, buf } = await next!;
-      next = i + 1 < planned.length ? readAt(i + 1, p.offset + p.length) : null;
-      // Keep a rejected prefetch from surfacing as an unhandled rejection if we fail first.
-      next?.catch(() => undefined);
+      const readNext = () => {
+        next = i + 1 < planned.length ? readAt(i + 1, p.offset + p.length) : null;
+        // Keep a rejected prefetch from surfacing as an unhandled rejection if we fail first.
+        next?.catch(() => undefined);
+      };
+      const large = p.length > TWO_PUTS_MAX_BYTES;
+      if (!large) readNext();
       if (gap) {
         await hash(gap);
         skeletonParts.push(gap);
@@ -356,9 +360,12 @@ export async function ingestLayout(
       }
       const t = tensor(p.dtype, p.shape, buf);
       // Large segments: the base of this one is decoded once the previous one is
-      // encoded (the codecs use every core anyway), so memory holds one segment's
-      // working set plus the read ahead and the pending write.
-      if (p.length > TWO_PUTS_MAX_BYTES) await window.encoded();
+      // encoded (the codecs use every core anyway), and the next one is read once
+      // the previous one is written (below), while this one encodes. At most four
+      // segment-sized buffers are live at once: this segment, its base (encoded, then
+      // decoded) and either the pending write or the read ahead. With both at once
+      // it was six, over the memory bound with 64 MiB tensors.
+      if (large) await window.encoded();
       // The file's sha256 runs on the main thread, in slices, while the pool finds
       // the content id and reads and decodes the base (started first).
       const lookup = (async () => {
@@ -373,7 +380,8 @@ export async function ingestLayout(
       lookup.catch(() => undefined);
       await hash(buf);
       const { id, q, fresh, base } = await lookup;
-      await window.ready(p.length <= TWO_PUTS_MAX_BYTES ? 2 : 1);
+      await window.ready(large ? 1 : 2);
+      if (large) readNext();
       const slot = segments.length;
       segments.push({ offset: p.offset, length: p.length, object: id, dtype: p.dtype, shape: p.shape });
       let encoded!: () => void;
