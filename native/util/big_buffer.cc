@@ -26,6 +26,12 @@ Pool& ThePool() {
   return *p;
 }
 
+// Returns a mapping to the system and takes it off the mapped total.
+void Unmap(const BigBuffer::Raw& r) {
+  munmap(r.map, r.map_len);
+  g_mapped.fetch_sub(r.map_len, std::memory_order_relaxed);
+}
+
 // Usable bytes of a mapping from its aligned start.
 size_t Usable(const BigBuffer::Raw& r) {
   return r.map_len - size_t(r.p - static_cast<uint8_t*>(r.map));
@@ -70,10 +76,7 @@ BigBuffer BigBuffer::Take(size_t n) {
         pool.free.erase(pool.free.begin() + std::ptrdiff_t(i));
       }
   }
-  for (const Raw& r : smaller) {
-    munmap(r.map, r.map_len);
-    g_mapped.fetch_sub(r.map_len, std::memory_order_relaxed);
-  }
+  for (const Raw& r : smaller) Unmap(r);
   const size_t len = ((n + kHuge - 1) & ~(kHuge - 1)) + kHuge;
   void* base = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (base == MAP_FAILED) {
@@ -107,8 +110,7 @@ void BigBuffer::Give(const Raw& r) {
       return;
     }
   }
-  munmap(r.map, r.map_len);
-  g_mapped.fetch_sub(r.map_len, std::memory_order_relaxed);
+  Unmap(r);
 }
 
 size_t BigBuffer::SetPoolLimit(size_t bytes) {
@@ -129,10 +131,7 @@ size_t BigBuffer::SetPoolLimit(size_t bytes) {
       pool.free.erase(pool.free.begin() + std::ptrdiff_t(big));
     }
   }
-  for (const Raw& r : drop) {
-    munmap(r.map, r.map_len);
-    g_mapped.fetch_sub(r.map_len, std::memory_order_relaxed);
-  }
+  for (const Raw& r : drop) Unmap(r);
   return prev;
 }
 
