@@ -185,11 +185,12 @@ function sendError(req: FastifyRequest, reply: FastifyReply, e: unknown): Fastif
 /**
  * The bound of the native pool of large buffers in a process that serves uploads (lib/native.ts
  * setBufferPoolLimit; 256 MiB otherwise). Pooled pages stay resident until reused, so the pool counts
- * in the server's peak RSS, and a pool of mismatched sizes grows to its bound: 64 MiB keeps the buffers
- * one upload of 16 MiB tensors cycles through (measured: peak RSS as with no pool at all, 60-160 MiB
- * below the default bound).
+ * in the server's peak RSS, and a pool of mismatched sizes grows to its bound. 48 MiB keeps the buffers
+ * one upload of 16 MiB tensors cycles through; measured with bench/serve.ts (one client, 16 MiB
+ * tensors): peak RSS 273-274 MiB of the 288 MiB target, against 280-286 MiB with 64 MiB, at the same
+ * ingest speed.
  */
-export const SERVE_BUFFER_POOL_BYTES = 64 << 20;
+export const SERVE_BUFFER_POOL_BYTES = 48 << 20;
 
 /** Registers the ingest route (see the module comment). */
 export const ingestRoutes: RouteModule = async (app, deps: ServerDeps) => {
