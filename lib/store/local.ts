@@ -38,7 +38,7 @@ import * as path from 'node:path';
 import type { PackEntry } from '../../binding';
 import { CoralError, CorruptObjectError, InvalidArgumentError, ObjectNotFoundError, invalidParameter } from '../errors';
 import { ASYNC_THRESHOLD_BYTES, callAsync, callSync, native } from '../native';
-import { crashPoint } from '../util/crash';
+import { crashPoint, faultPoint } from '../util/crash';
 import { errnoOf, fsyncDir, fullDiskError, ioError, randomHex, unlinkIfExists, writeFileAtomic } from './fs';
 import {
   checkId,
@@ -368,8 +368,12 @@ export class LocalPackStore implements ObjectStore, PackSource, PackSink {
     const flushSome = (f: fsp.FileHandle) => {
       if (!this.sync || flushing || unflushed < IMPORT_FLUSH_BYTES) return;
       unflushed = 0;
-      flushing = f
-        .datasync()
+      // CORAL_FAULT=pack:import-sync:<ERRNO> fails this write-back, as a disk error would (tests).
+      const fault = faultPoint('pack:import-sync');
+      const sync = fault
+        ? Promise.reject(Object.assign(new Error(`datasync: injected ${fault}`), { code: fault }))
+        : f.datasync();
+      flushing = sync
         .catch((e: unknown) => {
           flushError ??= e instanceof Error ? e : new Error(String(e));
         })

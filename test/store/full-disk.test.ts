@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Hdf5Error, IoError } from '../../lib/errors';
 import { fullDiskError } from '../../lib/store/fs';
+import { LocalPackStore } from '../../lib/store/local';
 import { coral, f32, ok, tmpdir, weights, writeSafetensors } from '../helpers/cli';
 
 const dirs: string[] = [];
@@ -45,4 +46,26 @@ describe('full disk during add', () => {
       expect(JSON.parse(ok(d, ['fsck', '--json'])).ok).toBe(true);
     });
   }
+});
+
+describe('a failed write-back while a pack is imported (fetch, clone)', () => {
+  it('fails the commit as CORAL_IO naming the file; nothing is published and the temp file is gone', async () => {
+    const d = tmpdir('coral-import-sync-');
+    dirs.push(d);
+    const store = await LocalPackStore.open(path.join(d, '.coral'));
+    const size = (64 << 20) + 4096; // past the first background write-back
+    process.env.CORAL_FAULT = 'pack:import-sync:ENOSPC';
+    try {
+      const imp = store.importPack(size, []);
+      await imp.write(Buffer.alloc(size, 7));
+      const e = (await imp.commit().catch((x: unknown) => x)) as IoError;
+      expect(e).toBeInstanceOf(IoError);
+      expect(e.message).toMatch(/^write pack \S+\.h5\.tmp failed: no space left on device \(ENOSPC\)$/);
+    } finally {
+      delete process.env.CORAL_FAULT;
+      await store.close();
+    }
+    expect(fs.readdirSync(path.join(d, '.coral', 'objects', 'packs'))).toEqual([]);
+    expect(fs.readdirSync(path.join(d, '.coral', 'tmp'))).toEqual([]);
+  });
 });
