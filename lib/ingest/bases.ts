@@ -121,16 +121,14 @@ const SCORE_WINDOWS = 64;
  */
 const freeSamples: Buffer[] = [];
 const SAMPLE_BYTES = SCORE_SAMPLE_ELEMS * 8;
-const takeSample = (bytes: number): Buffer =>
-  (freeSamples.pop() ?? Buffer.allocUnsafe(SAMPLE_BYTES)).subarray(0, bytes);
 function giveSamples(bufs: Buffer[]): void {
-  for (const b of bufs) if (freeSamples.length < 8) freeSamples.push(Buffer.from(b.buffer, b.byteOffset, SAMPLE_BYTES));
+  for (const b of bufs) if (freeSamples.length < 8) freeSamples.push(b);
   bufs.length = 0;
 }
 
 /**
  * The same spread windows of two equally shaped tensors, copied out (or the tensors themselves when
- * small). Copies go into buffers from takeSample, listed in `taken` for giveSamples once scored.
+ * small). Copies go into reused buffers, listed in `taken` for giveSamples once scored.
  */
 function scoreSample(t: Tensor, b: Tensor, taken: Buffer[]): [Tensor, Tensor] {
   const es = DTYPES[t.dtype].size;
@@ -138,9 +136,11 @@ function scoreSample(t: Tensor, b: Tensor, taken: Buffer[]): [Tensor, Tensor] {
   const n = t.data.byteLength / es;
   if (n <= SCORE_SAMPLE_ELEMS) return [t, b];
   const win = SCORE_SAMPLE_ELEMS / SCORE_WINDOWS;
-  const ts = takeSample(SCORE_SAMPLE_ELEMS * es);
-  const bs = takeSample(SCORE_SAMPLE_ELEMS * bes);
-  taken.push(ts, bs);
+  const tsBuf = freeSamples.pop() ?? Buffer.allocUnsafe(SAMPLE_BYTES);
+  const bsBuf = freeSamples.pop() ?? Buffer.allocUnsafe(SAMPLE_BYTES);
+  taken.push(tsBuf, bsBuf);
+  const ts = tsBuf.subarray(0, SCORE_SAMPLE_ELEMS * es);
+  const bs = bsBuf.subarray(0, SCORE_SAMPLE_ELEMS * bes);
   for (let k = 0; k < SCORE_WINDOWS; k++) {
     const start = Math.floor(((n - win) * k) / (SCORE_WINDOWS - 1));
     ts.set(t.data.subarray(start * es, (start + win) * es), k * win * es);

@@ -324,8 +324,8 @@ export async function ingestLayout(
   const hash = (b: Uint8Array) => (opts.sha256 ? undefined : sha256Update(sha, b));
   const skeletonParts: Buffer[] = [];
   const segments: SegmentEntry[] = [];
-  // Segment i+1 is read while segment i is hashed, encoded and written, so
-  // disk reads overlap the native work; at most two segments are in memory.
+  // Segment i+1 is read while segment i is hashed, encoded and written (a large
+  // segment: while it is encoded), so disk reads overlap the native work.
   // Segment reads and large base decodes reuse a few buffers (lib/odb/scratch.ts): no new
   // ArrayBuffer per segment for V8 to account (a full GC every few segments otherwise).
   const scratch = new ScratchBuffers();
