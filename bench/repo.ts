@@ -17,6 +17,9 @@
  * Baselines: `zstd -3 -T2` of the file followed by an fsync of its output
  * (`sync <file>`), `zstd -d` of that output, `cp`, and the machine's fsync'd
  * write rate (`dd conv=fsync`) and cold-ish read rate.
+ * Write floors: the same `cat … > f && sync f` of the bytes each side stored
+ * (zstd's output; the packs an add created), so the table says how much of each
+ * figure is the disk's fsync'd write rate and what ratio this disk allows at best.
  * Peak RSS of every coral command is printed against the issue's limit:
  * 3 x the largest tensor + 256 MiB.
  *
@@ -99,6 +102,27 @@ function writeCheckpoint(file: string, tensors: number, elems: number, seed: num
   fs.closeSync(fd);
 }
 
+/** The pack files under a repository's store, by name. */
+function packs(repo: string): Set<string> {
+  const dir = path.join(repo, '.coral', 'objects', 'packs');
+  return new Set(
+    fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.h5'))
+      .map((f) => path.join(dir, f)),
+  );
+}
+
+/** Seconds to write these files' bytes (in the page cache) to a new file and fsync it: the disk's share. */
+function writeFloor(files: string[], work: string): number {
+  const out = path.join(work, 'floor.bin');
+  const list = files.map((f) => `"${f}"`).join(' ');
+  spawnSync('sh', ['-c', `cat ${list} > /dev/null`]); // packs are written O_DIRECT: bring them into the cache first
+  const s = timed('sh', ['-c', `cat ${list} > "${out}" && sync "${out}"`], work).seconds;
+  fs.rmSync(out);
+  return s;
+}
+
 /** Drops this file's pages from the page cache when possible (so reads hit the disk); best effort. */
 function dropCache(file: string): void {
   spawnSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
@@ -128,6 +152,9 @@ function runSize(work: string, tensors: number, elems: number, runs: number): Si
   const rd: number[] = [];
   const zc: number[] = [];
   const zd: number[] = [];
+  const zFloor: number[] = [];
+  const newFloor: number[] = [];
+  const ftFloor: number[] = [];
   let zBytes = 0;
   const addNew: Timed[] = [];
   const addFt: Timed[] = [];
@@ -148,7 +175,6 @@ function runSize(work: string, tensors: number, elems: number, runs: number): Si
     zc.push(timed('sh', ['-c', `zstd -q -f -3 -T2 "${f2}" -o "${zst}" && sync "${zst}"`], work).seconds);
     zBytes = fs.statSync(zst).size;
     zd.push(timed('zstd', ['-q', '-f', '-d', zst, '-o', zout], work).seconds);
-    fs.rmSync(zst);
     fs.rmSync(zout);
 
     const repo = path.join(work, `repo${r}`);
@@ -157,8 +183,15 @@ function runSize(work: string, tensors: number, elems: number, runs: number): Si
     const model = path.join(repo, 'model.safetensors');
     fs.copyFileSync(f1, model);
     addNew.push(seq(coral(repo, 'add', 'model.safetensors'), coral(repo, 'commit', '-m', 'base')));
+    const basePacks = packs(repo);
     fs.copyFileSync(f2, model);
     addFt.push(seq(coral(repo, 'add', 'model.safetensors'), coral(repo, 'commit', '-m', 'tuned')));
+    const ftPacks = [...packs(repo)].filter((f) => !basePacks.has(f));
+    // The three floors back to back, after the coral commands, so each meets the same disk state.
+    zFloor.push(writeFloor([zst], work));
+    newFloor.push(writeFloor([...basePacks], work));
+    ftFloor.push(writeFloor(ftPacks, work));
+    fs.rmSync(zst);
     fs.rmSync(model);
     coFt.push(coral(repo, 'checkout', '-f', 'main', '--', 'model.safetensors'));
     fs.rmSync(model);
@@ -187,6 +220,9 @@ function runSize(work: string, tensors: number, elems: number, runs: number): Si
     row('dd read, cache dropped (machine)', median(rd), 0, ''),
     row('zstd -3 -T2 + fsync (baseline)', zcS, 0, ''),
     row('zstd -d (baseline)', zdS, 0, ''),
+    row('write floor: zstd output', median(zFloor), 0, `${(median(zFloor) / zcS).toFixed(2)} of zstd + fsync`),
+    row('write floor: new-model packs', median(newFloor), 0, `at best ${(zcS / median(newFloor)).toFixed(2)}x zstd`),
+    row('write floor: fine-tune packs', median(ftFloor), 0, `at best ${(zcS / median(ftFloor)).toFixed(2)}x zstd`),
     row(
       'coral add+commit, new model',
       med(addNew, 'seconds'),
@@ -234,6 +270,11 @@ function runSize(work: string, tensors: number, elems: number, runs: number): Si
       zstdFsyncGBps: gb(zcS),
       zstdDecodeGBps: gb(zdS),
       zstdBytes: zBytes,
+      writeFloorZstdS: median(zFloor),
+      writeFloorNewS: median(newFloor),
+      writeFloorFineTuneS: median(ftFloor),
+      addNewBestOverZstd: zcS / median(newFloor),
+      addFineTuneBestOverZstd: zcS / median(ftFloor),
       addNewGBps: gb(med(addNew, 'seconds')),
       addFineTuneGBps: gb(med(addFt, 'seconds')),
       checkoutNewGBps: gb(med(coNew, 'seconds')),
@@ -259,7 +300,9 @@ async function smallFiles(work: string): Promise<{ medianMs: number; p90Ms: numb
   const file = path.join(dir, 'ckpt.safetensors');
   const elems = 256 * 1024; // 1 MiB of F32 in 4 tensors
   const block = trainedLike(256, 1024, 5);
-  const write = (round: number) => {
+  // Every round's bytes are made before timing starts, so the garbage of making them is not
+  // collected inside a timed add.
+  const rounds = Array.from({ length: 18 }, (_, round) => {
     const hdr: Record<string, unknown> = {};
     for (let i = 0; i < 4; i++)
       hdr[`w${i}`] = { dtype: 'F32', shape: [64, 1024], data_offsets: [i * elems, (i + 1) * elems] };
@@ -268,11 +311,11 @@ async function smallFiles(work: string): Promise<{ medianMs: number; p90Ms: numb
     const len = Buffer.alloc(8);
     len.writeBigUInt64LE(BigInt(h.length));
     const t = Float32Array.from(block, (v, j) => v * (1 + 1e-3 * Math.sin(round + j)));
-    fs.writeFileSync(file, Buffer.concat([len, h, Buffer.from(t.buffer)]));
-  };
+    return Buffer.concat([len, h, Buffer.from(t.buffer)]);
+  });
   const times: number[] = [];
-  for (let round = 0; round < 18; round++) {
-    write(round);
+  for (let round = 0; round < rounds.length; round++) {
+    fs.writeFileSync(file, rounds[round]);
     const t0 = process.hrtime.bigint();
     await repo.add([file]);
     await repo.commit({ message: `step ${round}` });
