@@ -41,7 +41,7 @@ import {
   type SimilarityHit,
 } from './lsh-index';
 import { writeFileAtomicSync } from '../util/fsutil';
-import { SNAPSHOT, encodeSnapshot, readSnapshot, type SnapshotHeader } from './snapshot';
+import { SNAPSHOT, encodeSnapshot, readSnapshot, snapshotStamp, type SnapshotHeader } from './snapshot';
 import { ioError } from './store-common';
 import {
   OP_INSERT,
@@ -60,6 +60,13 @@ import {
 const LOCK = 'compact.lock';
 /** A compaction lock older than this is considered abandoned. */
 const STALE_LOCK_MS = 10 * 60 * 1000;
+/**
+ * close() compacts once this many logs hold records the snapshot lacks (or their bytes pass
+ * max(1 MiB, half the snapshot)). Every `add` leaves one small sealed log, and opening the index
+ * reads each log not yet absorbed: without a count bound a repository of many small commits
+ * would read thousands of files per command.
+ */
+const COMPACT_LOGS = 32;
 
 export interface StoreOptions extends IndexOptions {
   /** fsync the log after every record (default false: on flush() and close()). */
@@ -81,6 +88,10 @@ export class SimilarityStore {
   private absorbed: Record<string, number> = {};
   /** Per log: bytes already applied to `index`. */
   private applied = new Map<string, number>();
+  /** Logs applied through their seal record: they never grow again, so refresh() skips them. */
+  private sealed = new Set<string>();
+  /** The snapshot file `index` was loaded from (snapshotStamp); another process's compaction changes it. */
+  private snapStamp = '';
   private logName: string | null = null;
   private logFd: number | null = null;
   private logIno = 0;
@@ -112,24 +123,26 @@ export class SimilarityStore {
       // Racing creators each write a complete empty snapshot; the last rename wins, harmlessly.
       writeFileAtomic(snap, encodeSnapshot({ generation: 0, absorbed: {} }, SimilarityIndex.create(indexOpts)));
     }
-    const { header, index } = readSnapshot(dir);
+    const { header, index, stamp } = readSnapshot(dir);
     const store = new SimilarityStore(dir, index, durable ?? false);
-    store.adopt(header);
+    store.adopt(header, stamp);
     store.refresh();
     return store;
   }
 
   /** Reloads the snapshot into the same SimilarityIndex object (callers may hold it). */
   private loadSnapshot(): void {
-    const { header, index } = readSnapshot(this.dir);
+    const { header, index, stamp } = readSnapshot(this.dir);
     this.index.replaceWith(index);
-    this.adopt(header);
+    this.adopt(header, stamp);
   }
 
-  private adopt(header: SnapshotHeader): void {
+  private adopt(header: SnapshotHeader, stamp: string): void {
+    this.snapStamp = stamp;
     this.generation = header.generation;
     this.absorbed = { ...header.absorbed };
     this.applied = new Map(Object.entries(header.absorbed));
+    this.sealed.clear();
   }
 
   private listLogs(): string[] {
@@ -143,10 +156,21 @@ export class SimilarityStore {
     }
   }
 
-  /** Applies records other writers appended since the last load or refresh. */
+  /**
+   * Applies records other writers appended since the last load or refresh. When another process
+   * compacted meanwhile, the logs it absorbed may be gone: the new snapshot is loaded first.
+   */
   refresh(): void {
+    let now: fs.BigIntStats | undefined;
+    try {
+      now = fs.statSync(path.join(this.dir, SNAPSHOT), { bigint: true, throwIfNoEntry: false });
+    } catch (e) {
+      throw ioError(e, `cannot stat ${path.join(this.dir, SNAPSHOT)}`);
+    }
+    if (now && snapshotStamp(now) !== this.snapStamp) this.loadSnapshot();
     const records: LogRecord[] = [];
     for (const name of this.listLogs()) {
+      if (this.sealed.has(name)) continue;
       let b: Buffer;
       try {
         b = fs.readFileSync(path.join(this.dir, name));
@@ -159,6 +183,7 @@ export class SimilarityStore {
       const parsed = parseLog(name, b, from, this.index.scheme, this.index.bits);
       records.push(...parsed.records);
       this.applied.set(name, Math.max(from, parsed.end));
+      if (parsed.sealed) this.sealed.add(name);
     }
     applyRecords(this.index, records);
   }
@@ -241,17 +266,21 @@ export class SimilarityStore {
     if (this.logFd !== null) fs.fsyncSync(this.logFd);
   }
 
-  /** Total bytes of logs not yet absorbed by the snapshot. */
-  pendingLogBytes(): number {
-    let n = 0;
+  /** Bytes of logs not yet absorbed by the snapshot, and how many logs hold them. */
+  pendingLogs(): { bytes: number; logs: number } {
+    let bytes = 0;
+    let logs = 0;
     for (const name of this.listLogs()) {
       try {
-        n += Math.max(0, fs.statSync(path.join(this.dir, name)).size - (this.absorbed[name] ?? 0));
+        const n = fs.statSync(path.join(this.dir, name)).size - (this.absorbed[name] ?? 0);
+        if (n <= 0) continue;
+        bytes += n;
+        logs++;
       } catch {
         /* vanished */
       }
     }
-    return n;
+    return { bytes, logs };
   }
 
   private withLock<T>(fn: () => T): T | null {
@@ -336,7 +365,10 @@ export class SimilarityStore {
   private writeSnapshot(index: SimilarityIndex, generation: number, absorbedMap: Map<string, number>): void {
     const absorbed: Record<string, number> = {};
     for (const [name, off] of absorbedMap) absorbed[name] = off;
-    writeFileAtomic(path.join(this.dir, SNAPSHOT), encodeSnapshot({ generation, absorbed }, index));
+    const file = path.join(this.dir, SNAPSHOT);
+    writeFileAtomic(file, encodeSnapshot({ generation, absorbed }, index));
+    // Written under compact.lock, so no other snapshot can replace it before this stat.
+    this.snapStamp = snapshotStamp(fs.statSync(file, { bigint: true }));
     this.generation = generation;
     this.absorbed = absorbed;
     // Delete logs that are fully absorbed and finished.
@@ -344,8 +376,8 @@ export class SimilarityStore {
   }
 
   /**
-   * Seals and closes this session's log. Compacts first when the logs have
-   * grown past max(1 MiB, half the snapshot) and `compact` is not false.
+   * Seals and closes this session's log. Compacts first when the logs have grown
+   * past COMPACT_LOGS files or max(1 MiB, half the snapshot) and `compact` is not false.
    */
   async close(options: { compact?: boolean } = {}): Promise<void> {
     if (this.closed) return;
@@ -367,7 +399,8 @@ export class SimilarityStore {
       } catch {
         /* missing: compaction recreates it */
       }
-      if (this.pendingLogBytes() > Math.max(1 << 20, snapSize / 2)) await this.compact();
+      const pending = this.pendingLogs();
+      if (pending.logs >= COMPACT_LOGS || pending.bytes > Math.max(1 << 20, snapSize / 2)) await this.compact();
     }
     this.logName = null;
     this.closed = true;

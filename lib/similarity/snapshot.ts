@@ -65,13 +65,29 @@ export function decodeSnapshot(file: string, b: Buffer): { header: SnapshotHeade
   return { header, index };
 }
 
-export function readSnapshot(dir: string): { header: SnapshotHeader; index: SimilarityIndex } {
+export function readSnapshot(dir: string): { header: SnapshotHeader; index: SimilarityIndex; stamp: string } {
   const file = path.join(dir, SNAPSHOT);
   let b: Buffer;
+  let stamp: string;
   try {
-    b = fs.readFileSync(file);
+    // One descriptor for the bytes and their stamp, so a snapshot replaced meanwhile cannot pair them wrongly.
+    const fd = fs.openSync(file, 'r');
+    try {
+      stamp = snapshotStamp(fs.fstatSync(fd, { bigint: true }));
+      b = fs.readFileSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
   } catch (e) {
     throw ioError(e, `cannot read ${file}`);
   }
-  return decodeSnapshot(file, b);
+  return { ...decodeSnapshot(file, b), stamp };
+}
+
+/**
+ * Identifies one written snapshot file: snapshots are replaced by rename, so a compaction by any
+ * process changes the inode (and in practice the size or mtime).
+ */
+export function snapshotStamp(st: fs.BigIntStats): string {
+  return `${st.ino}:${st.size}:${st.mtimeNs}`;
 }

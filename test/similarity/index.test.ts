@@ -201,6 +201,33 @@ describe('SimilarityStore (persisted, multi-writer)', () => {
     await w.close({ compact: false });
   });
 
+  it('bounds the logs many small sessions leave, and a refresh re-reads no sealed log', async () => {
+    const dir = tmpdir();
+    const logs = () => fs.readdirSync(dir).filter((n) => n.endsWith('.csl'));
+    const reader = await SimilarityStore.open(dir);
+    const fps = [fBase, fNear, fFar];
+    for (let i = 0; i < 100; i++) {
+      // One session per small `add`: one record, then a sealed log (compacted by count, not bytes).
+      const w = await SimilarityStore.open(dir);
+      await w.insert(`e${i}`, fps[i % 3]);
+      await w.close();
+      expect(logs().length).toBeLessThan(33);
+    }
+    reader.refresh();
+    expect(reader.index.size).toBe(100);
+    // Sealed logs already applied are skipped: a log rewritten under the same name is not read again.
+    const sealed = logs()[0];
+    const before = reader.index.size;
+    fs.writeFileSync(path.join(dir, sealed), Buffer.from('garbage'));
+    reader.refresh();
+    expect(reader.index.size).toBe(before);
+    fs.rmSync(path.join(dir, sealed));
+    await reader.close({ compact: false });
+    const r = await SimilarityStore.open(dir);
+    expect(r.index.size).toBeGreaterThan(0);
+    await r.close({ compact: false });
+  });
+
   it('rebuild() replaces a corrupt or stale index and keeps later writes', async () => {
     const dir = tmpdir();
     const w = await SimilarityStore.open(dir);
