@@ -17,9 +17,13 @@
  * Baselines: `zstd -3 -T2` of the file followed by an fsync of its output
  * (`sync <file>`), `zstd -d` of that output, `cp`, and the machine's fsync'd
  * write rate (`dd conv=fsync`) and cold-ish read rate.
- * Write floors: the same `cat … > f && sync f` of the bytes each side stored
- * (zstd's output; the packs an add created), so the table says how much of each
- * figure is the disk's fsync'd write rate and what ratio this disk allows at best.
+ * Floors, measured in the same run:
+ * - write: the same `cat … > f && sync f` of the bytes each side stored (zstd's
+ *   output; the packs an add created): the disk's share of each figure;
+ * - CPU: add + commit are two CLI processes, and `add` must compute the file's
+ *   sha256 (one sequential pass: it is recorded in the tree, checked by checkout,
+ *   and is the git and hub identity of the file). Two start-ups (`coral --version`)
+ *   plus `openssl dgst -sha256` of the file bound any add + commit from below.
  * Peak RSS of every coral command is printed against the issue's limit:
  * 3 x the largest tensor + 256 MiB.
  *
@@ -155,6 +159,8 @@ function runSize(work: string, tensors: number, elems: number, runs: number): Si
   const zFloor: number[] = [];
   const newFloor: number[] = [];
   const ftFloor: number[] = [];
+  const sha: number[] = [];
+  const boot: number[] = [];
   let zBytes = 0;
   const addNew: Timed[] = [];
   const addFt: Timed[] = [];
@@ -176,6 +182,8 @@ function runSize(work: string, tensors: number, elems: number, runs: number): Si
     zBytes = fs.statSync(zst).size;
     zd.push(timed('zstd', ['-q', '-f', '-d', zst, '-o', zout], work).seconds);
     fs.rmSync(zout);
+    sha.push(timed('openssl', ['dgst', '-sha256', f2], work).seconds);
+    boot.push(timed(process.execPath, [BIN, '--version'], work).seconds);
 
     const repo = path.join(work, `repo${r}`);
     fs.mkdirSync(repo);
@@ -206,6 +214,7 @@ function runSize(work: string, tensors: number, elems: number, runs: number): Si
   const med = (xs: Timed[], k: keyof Timed) => median(xs.map((x) => x[k]));
   const zcS = median(zc);
   const zdS = median(zd);
+  const cpuFloor = 2 * median(boot) + median(sha);
   const row = (op: string, s: number, rss: number, vs: string) => ({
     op,
     'median s': s,
@@ -223,6 +232,9 @@ function runSize(work: string, tensors: number, elems: number, runs: number): Si
     row('write floor: zstd output', median(zFloor), 0, `${(median(zFloor) / zcS).toFixed(2)} of zstd + fsync`),
     row('write floor: new-model packs', median(newFloor), 0, `at best ${(zcS / median(newFloor)).toFixed(2)}x zstd`),
     row('write floor: fine-tune packs', median(ftFloor), 0, `at best ${(zcS / median(ftFloor)).toFixed(2)}x zstd`),
+    row('sha256 of the file (openssl)', median(sha), 0, ''),
+    row('coral start-up (--version)', median(boot), 0, ''),
+    row('CPU floor: 2 start-ups + sha256', cpuFloor, 0, `at best ${(zcS / cpuFloor).toFixed(2)}x zstd`),
     row(
       'coral add+commit, new model',
       med(addNew, 'seconds'),
@@ -275,6 +287,9 @@ function runSize(work: string, tensors: number, elems: number, runs: number): Si
       writeFloorFineTuneS: median(ftFloor),
       addNewBestOverZstd: zcS / median(newFloor),
       addFineTuneBestOverZstd: zcS / median(ftFloor),
+      sha256S: median(sha),
+      startupS: median(boot),
+      addBestOverZstdCpu: zcS / cpuFloor,
       addNewGBps: gb(med(addNew, 'seconds')),
       addFineTuneGBps: gb(med(addFt, 'seconds')),
       checkoutNewGBps: gb(med(coNew, 'seconds')),
