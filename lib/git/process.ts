@@ -163,7 +163,7 @@ export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean 
       }
       const prev = await previousPointer(cwd, pathname);
       trace(`previous ${pathname} ${prev ? 'found' : 'none'}`);
-      const r = await cleanFile(ps, pathname, spool, prev, { sha256 });
+      const r = await cleanFile(ps, pathname, spool, prev, { sha256, direct: true });
       trace(`cleaned ${pathname} stored=${r.report.storedObjects} deduped=${r.report.dedupedObjects}`);
       return Buffer.from(r.text, 'utf8');
     },
