@@ -39,6 +39,11 @@ export interface FilterOps {
   smudge(pathname: string, blob: Buffer): AsyncIterable<Uint8Array>;
   /** Smudge into a new file `dest` (for delayed requests). */
   smudgeToFile(pathname: string, blob: Buffer, dest: string): Promise<void>;
+  /**
+   * Called when a clean request arrives, before its content: work that needs only the path (the
+   * previous pointer) can run while git sends the content.
+   */
+  willClean?(pathname: string): void;
   /** A fresh scratch path (same filesystem as the store) for spooled input or a delayed result. */
   scratch(what: string, pathname: string): string;
   /** Diagnostics (stderr and the trace log). */
@@ -215,6 +220,7 @@ export async function serveFilter(
       }
 
       if (command === 'clean') {
+        ops.willClean?.(pathname);
         const spool = ops.scratch('clean', pathname);
         // A spool that cannot be written (disk full) fails this file, not the process: the rest of
         // the content is still read, so the next request starts on a packet boundary.

@@ -71,14 +71,16 @@ export interface Payloads extends Pick<RepoContext, 'layout' | 'store' | 'reader
 
 /**
  * Opens (creating on first use) the payload store of the repository. A git
- * config `coral.maxChainLength` is mirrored into the store's chain bound.
+ * config `coral.maxChainLength` is mirrored into the store's chain bound;
+ * `opts.backend`: git config `coral.backend`, when the caller read it already.
  */
 export async function openPayloads(
   dirs: GitDirs,
-  opts: { maxChainLength?: number; streaming?: boolean } = {},
+  opts: { maxChainLength?: number; streaming?: boolean; backend?: 'coral' | 'lfs' } = {},
 ): Promise<Payloads> {
   const dir = path.join(dirs.commonDir, PAYLOAD_DIR);
-  const backend = (await gitConfig(dirs.worktree || dirs.commonDir, 'coral.backend')) === 'lfs' ? 'lfs' : 'coral';
+  const backend =
+    opts.backend ?? ((await gitConfig(dirs.worktree || dirs.commonDir, 'coral.backend')) === 'lfs' ? 'lfs' : 'coral');
   const layout = new RepoLayout(dirs.worktree || dirs.commonDir, dir);
   await fsp.mkdir(layout.tmp, { recursive: true });
   const config = await Config.load(dir);
