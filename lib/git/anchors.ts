@@ -118,13 +118,19 @@ export async function chooseBase(
   t: Tensor,
   anchor: Anchor,
 ): Promise<{ id: string; tensor: Tensor }> {
-  const a = await reader.tensor(anchor.id, { cacheBases: false });
   const prev = anchor.chain[0];
-  if (anchor.chain.length === 1) return { id: prev, tensor: a };
-  // The links above the anchor, bottom-up: the previous version is the last.
+  // The links above the anchor, bottom-up: the previous version is the last. Their stored bytes are
+  // read (one after another) while the anchor is read and decoded.
   const ids = anchor.chain.slice(0, -1).reverse();
-  const links: Uint8Array[] = [];
-  for (const id of ids) links.push((await store.get(id)).bytes);
+  const reading = (async () => {
+    const out: Uint8Array[] = [];
+    for (const id of ids) out.push((await store.get(id)).bytes);
+    return out;
+  })();
+  reading.catch(() => undefined);
+  const a = await reader.tensor(anchor.id, { cacheBases: false });
+  const links = await reading;
+  if (anchor.chain.length === 1) return { id: prev, tensor: a };
   const rebuild = async (): Promise<{ id: string; tensor: Tensor }> => {
     let cur = a;
     let curId = anchor.id;

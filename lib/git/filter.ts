@@ -13,20 +13,20 @@
  *   exit;
  * - clean spools the content git sends (never the worktree file) to a temp
  *   file, so memory stays bounded by the largest tensor, and hashes it
- *   (sha256) on the way;
+ *   (sha256) on the way; the spool bypasses the page cache (lib/git/spool.ts);
  * - smudge streams the rebuilt file and checks its sha256 before the final
  *   status: a mismatch turns the status into an error, so git writes nothing;
  * - with `can-delay=1` a smudge is answered `status=delayed` and decoded in
  *   the background (several files at once) into a temp file; git collects the
  *   finished ones through `list_available_blobs`.
  */
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { GitProtocolError } from '../errors';
 import { FLUSH, PktReader, PktWriter } from './pktline';
+import { SpoolWriter } from './spool';
 
 /** What the server does with a file; implemented over the payload store by lib/git/process.ts. */
 export interface FilterOps {
@@ -39,6 +39,11 @@ export interface FilterOps {
   smudge(pathname: string, blob: Buffer): AsyncIterable<Uint8Array>;
   /** Smudge into a new file `dest` (for delayed requests). */
   smudgeToFile(pathname: string, blob: Buffer, dest: string): Promise<void>;
+  /**
+   * Called when a clean request arrives, before its content: work that needs only the path (the
+   * previous pointer) can run while git sends the content.
+   */
+  willClean?(pathname: string): void;
   /** A fresh scratch path (same filesystem as the store) for spooled input or a delayed result. */
   scratch(what: string, pathname: string): string;
   /** Diagnostics (stderr and the trace log). */
@@ -63,10 +68,6 @@ interface Delayed {
 const CAPS = ['clean', 'smudge', 'delay'];
 /** Clean input is written to its spool file in batches of this many bytes. */
 const SPOOL_BATCH = 4 << 20;
-
-async function writeAll(fh: fsp.FileHandle, b: Buffer): Promise<void> {
-  for (let o = 0; o < b.length;) o += (await fh.write(b, o, b.length - o)).bytesWritten;
-}
 
 function kv(lines: string[]): Map<string, string> {
   const m = new Map<string, string>();
@@ -219,36 +220,37 @@ export async function serveFilter(
       }
 
       if (command === 'clean') {
+        ops.willClean?.(pathname);
         const spool = ops.scratch('clean', pathname);
         // A spool that cannot be written (disk full) fails this file, not the process: the rest of
         // the content is still read, so the next request starts on a packet boundary.
         let spoolError: unknown = null;
-        const fh = await fsp.open(spool, 'wx', 0o600).catch((e: unknown) => {
+        let sw: SpoolWriter | null = null;
+        try {
+          sw = SpoolWriter.create(spool);
+        } catch (e) {
           spoolError = e;
-          return null;
-        });
+        }
         // Packets are copied into one of two batch buffers (the reader's own buffer is reused) and
-        // written in large writes: one write is in flight while the other buffer fills.
+        // appended in large batches: one append (a copy and the SHA-256, on the pool) is in flight
+        // while the other buffer fills (lib/git/spool.ts).
         let wrote: Promise<unknown> = Promise.resolve();
         let cur = 0;
         let filled = 0;
-        // The content's sha256 is taken as it arrives (the main thread mostly waits for git here), so
-        // the clean does not read the file a second time for it.
-        const sha = crypto.createHash('sha256');
         const push = async () => {
           const full = batches[cur].subarray(0, filled);
-          // The other buffer is free once its write (the one in flight) is done.
+          // The other buffer is free once its append (the one in flight) is done.
           await wrote;
           cur ^= 1;
           filled = 0;
-          if (fh && !spoolError)
-            wrote = writeAll(fh, full).catch((e: unknown) => {
+          if (sw && !spoolError)
+            wrote = sw.append(full).catch((e: unknown) => {
               spoolError = e;
             });
         };
+        let received = false;
         try {
           await r.readData(async (b) => {
-            sha.update(b);
             for (let o = 0; o < b.length;) {
               const k = b.copy(batches[cur], filled, o);
               filled += k;
@@ -257,14 +259,25 @@ export async function serveFilter(
             }
           });
           if (filled) await push();
-          await wrote;
+          received = true;
         } finally {
           await wrote.catch(() => undefined);
-          await fh?.close();
+          // A broken protocol (thrown above) ends the process: the spool is closed, then removed.
+          if (!received) {
+            sw?.abort();
+            await fsp.rm(spool, { force: true });
+          }
         }
+        let sha256 = '';
+        if (sw && !spoolError)
+          sha256 = await sw.finish().catch((e: unknown) => {
+            spoolError = e;
+            return '';
+          });
+        if (spoolError) sw?.abort();
         try {
           if (spoolError) throw spoolError instanceof Error ? spoolError : new Error('spool write failed');
-          const blob = await ops.clean(pathname, spool, sha.digest('hex'));
+          const blob = await ops.clean(pathname, spool, sha256);
           await sendStatus('success');
           await w.data(blob);
           w.flush();

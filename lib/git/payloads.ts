@@ -71,14 +71,16 @@ export interface Payloads extends Pick<RepoContext, 'layout' | 'store' | 'reader
 
 /**
  * Opens (creating on first use) the payload store of the repository. A git
- * config `coral.maxChainLength` is mirrored into the store's chain bound.
+ * config `coral.maxChainLength` is mirrored into the store's chain bound;
+ * `opts.backend`: git config `coral.backend`, when the caller read it already.
  */
 export async function openPayloads(
   dirs: GitDirs,
-  opts: { maxChainLength?: number; streaming?: boolean } = {},
+  opts: { maxChainLength?: number; streaming?: boolean; backend?: 'coral' | 'lfs' } = {},
 ): Promise<Payloads> {
   const dir = path.join(dirs.commonDir, PAYLOAD_DIR);
-  const backend = (await gitConfig(dirs.worktree || dirs.commonDir, 'coral.backend')) === 'lfs' ? 'lfs' : 'coral';
+  const backend =
+    opts.backend ?? ((await gitConfig(dirs.worktree || dirs.commonDir, 'coral.backend')) === 'lfs' ? 'lfs' : 'coral');
   const layout = new RepoLayout(dirs.worktree || dirs.commonDir, dir);
   await fsp.mkdir(layout.tmp, { recursive: true });
   const config = await Config.load(dir);
@@ -184,7 +186,8 @@ export interface CleanResult {
 /**
  * Clean: stores the payloads of the file whose bytes are at `spool` (a copy
  * of what git passed, never the worktree file) and returns its pointer;
- * `opts.sha256`: the spool's sha256 when the caller took it already. Same
+ * `opts.sha256`: the spool's sha256 when the caller took it already; `opts.direct`: read the
+ * spool bypassing the page cache (it was written that way: lib/git/spool.ts). Same
  * bytes give the same pointer; objects already stored are not written again.
  */
 export async function cleanFile(
@@ -192,7 +195,7 @@ export async function cleanFile(
   relPath: string,
   spool: string,
   previous: Pointer | null,
-  opts: { sha256?: string } = {},
+  opts: { sha256?: string; direct?: boolean } = {},
 ): Promise<CleanResult> {
   const updates = new Map<string, number>();
   const findBase = previousBases(previous, {
@@ -213,7 +216,7 @@ export async function cleanFile(
       relPath,
       lowRankBases(w, ps.reader, findBase),
       { attrs },
-      opts.sha256 ? { sha256: opts.sha256 } : {},
+      { ...(opts.sha256 ? { sha256: opts.sha256 } : {}), ...(opts.direct ? { direct: true } : {}) },
     ),
   );
   // A file whose pointer named git-lfs copies keeps naming them, whatever this clone's backend.

@@ -132,6 +132,8 @@ export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean 
       throw new CorruptObjectError(`${pathname}: ${(e as Error).message}`, { path: pathname });
     }
   };
+  /** Previous pointers looked up while a clean's content arrives (willClean), by path. */
+  const previous = new Map<string, Promise<Pointer | null>>();
   /** Fetches missing payloads from the coral remote of the git remotes (one fetch at a time). */
   let fetching: Promise<unknown> = Promise.resolve();
   const ensurePayloads = async (p: Pointer) => {
@@ -152,8 +154,15 @@ export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean 
   return {
     log,
     scratch: (what, pathname) => scratchPath(ps, what, pathname),
+    willClean(pathname) {
+      const p = previousPointer(cwd, pathname);
+      p.catch(() => undefined);
+      previous.set(pathname, p);
+    },
     async clean(pathname, spool, sha256) {
       trace(`clean ${pathname}`);
+      const early = previous.get(pathname);
+      previous.delete(pathname);
       const st = await fsp.stat(spool);
       // Already a pointer (e.g. a file checked out without the filter): store it as it is.
       if (st.size <= MAX_POINTER_BYTES && looksLikePointer(await readHead(spool, 16))) {
@@ -161,9 +170,9 @@ export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean 
         parsePointer(text);
         return text;
       }
-      const prev = await previousPointer(cwd, pathname);
+      const prev = await (early ?? previousPointer(cwd, pathname));
       trace(`previous ${pathname} ${prev ? 'found' : 'none'}`);
-      const r = await cleanFile(ps, pathname, spool, prev, { sha256 });
+      const r = await cleanFile(ps, pathname, spool, prev, { sha256, direct: true });
       trace(`cleaned ${pathname} stored=${r.report.storedObjects} deduped=${r.report.dedupedObjects}`);
       return Buffer.from(r.text, 'utf8');
     },
@@ -195,10 +204,14 @@ export function filterOps(ps: Payloads, cwd: string, opts: { diffOnly?: boolean 
 
 /** Runs the filter process on stdin/stdout until git hangs up. */
 export async function runFilterProcess(cwd: string): Promise<void> {
+  // git waits for the handshake until these are done: the three git commands run at once.
+  const configs = Promise.all([gitConfig(cwd, 'coral.maxChainLength', 'int'), gitConfig(cwd, 'coral.backend')]);
+  configs.catch(() => undefined);
   const dirs = await gitDirs(cwd);
-  const chain = await gitConfig(cwd, 'coral.maxChainLength', 'int');
+  const [chain, backend] = await configs;
   const ps = await openPayloads(dirs, {
     ...(chain !== undefined ? { maxChainLength: Number(chain) } : {}),
+    backend: backend === 'lfs' ? 'lfs' : 'coral',
     streaming: true,
   });
   const parent = parentGitCommand();

@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { FormatError } from '../errors';
 import type { CheckpointLayout } from '../formats';
+import { DirectFile } from './direct-read';
 import { scanOrPlain } from './plain';
 import type { FileEntry, LossyMark, SegmentEntry, TensorEntry } from '../models/tree';
 import type { LossySpec, ObjectWriter, PutResult } from '../odb/objects';
@@ -102,6 +103,11 @@ export interface IngestOptions {
    * what git sends while it spools it): the file is then not hashed a second time.
    */
   sha256?: string;
+  /**
+   * Read the file with O_DIRECT where the filesystem allows it (lib/ingest/direct-read.ts): for a
+   * file written that way and read once (the git clean's spool), so its pages never enter the page cache.
+   */
+  direct?: boolean;
 }
 
 interface PlannedSegment {
@@ -254,32 +260,37 @@ export async function ingestFile(
 ): Promise<{ entry: FileEntry; report: IngestReport }> {
   const { layout, plainFile } = await scanOrPlain(absPath, relPath, opts);
   opts.checkLayout?.(layout);
-  const fh = await fsp.open(absPath, 'r');
+  // Either an ordinary handle, or (opts.direct) a reader that bypasses the page cache.
+  const df = opts.direct ? DirectFile.open(absPath) : null;
+  const fh = df ? null : await fsp.open(absPath, 'r');
+  const readAt = (b: Uint8Array, pos: number) => (df ? df.read(b, pos) : readExact(fh!, b, pos, relPath));
+  const stat = () => (df ? df.stat() : fh!.stat());
   try {
-    const st0 = await fh.stat();
+    const st0 = await stat();
     if (st0.size !== layout.fileSize) throw new FormatError(`${relPath} changed while it was being read`);
     const source: PieceSource = {
       read: async (from, offset, length, alloc = allocLarge) => {
         const gap = offset > from ? Buffer.allocUnsafe(offset - from) : null;
-        if (gap) await readExact(fh, gap, from, relPath);
+        if (gap) await readAt(gap, from);
         const buf = alloc(length);
-        await readExact(fh, buf, offset, relPath);
+        await readAt(buf, offset);
         return { gap, buf };
       },
       tail: async (from, length) => {
         const tail = Buffer.allocUnsafe(length);
-        await readExact(fh, tail, from, relPath);
+        await readAt(tail, from);
         return tail;
       },
       done: async () => {
-        const st1 = await fh.stat();
+        const st1 = await stat();
         if (st1.size !== st0.size || st1.mtimeMs !== st0.mtimeMs)
           throw new FormatError(`${relPath} changed while it was being read; add it again once it is written`);
       },
     };
     return await ingestLayout(writer, layout, source, relPath, findBase, hooks, { ...opts, plainFile });
   } finally {
-    await fh.close();
+    df?.close();
+    await fh?.close();
   }
 }
 

@@ -110,6 +110,32 @@ describe('filter process protocol', () => {
     await g.done;
   });
 
+  it('a clean whose spool cannot be written is status=error and the next is served; an empty file spools too', async () => {
+    const ops = fakeOps();
+    const announced: string[] = [];
+    ops.willClean = (p) => announced.push(p);
+    ops.scratch = (what, pathname) =>
+      pathname === 'nospace.bin' ? path.join(dir, 'missing-dir', 'spool') : path.join(dir, `${what}-${n++}`);
+    const g = start(ops);
+    await send(g.w, ['git-filter-client', 'version=2']);
+    await g.r.readText();
+    await send(g.w, ['capability=clean', 'capability=smudge']);
+    await g.r.readText();
+    // The content is still read through its flush: the next request starts on a packet boundary.
+    await send(g.w, ['command=clean', 'pathname=nospace.bin'], Buffer.alloc(200_000, 1));
+    expect((await response(g.r)).status).toEqual(['status=error']);
+    expect(ops.logs.join('\n')).toMatch(/nospace\.bin: clean failed/);
+    await send(g.w, ['command=clean', 'pathname=empty.bin'], Buffer.alloc(0));
+    const res = await response(g.r);
+    expect(res.status).toEqual(['status=success']);
+    expect(res.content!.toString()).toBe('cleaned empty.bin 0\n');
+    expect(announced).toEqual(['nospace.bin', 'empty.bin']);
+    g.end();
+    await g.done;
+    // No spool left behind (each is removed once its response is sent).
+    expect(fs.readdirSync(dir).filter((f) => f.startsWith('clean-'))).toEqual([]);
+  });
+
   it('delays smudges, lists them when ready, and serves them (errors included)', async () => {
     const g = start(fakeOps());
     await send(g.w, ['git-filter-client', 'version=2']);
