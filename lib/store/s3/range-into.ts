@@ -160,14 +160,6 @@ class Conn {
 
   /** Sends one GET and reads its response; the body goes to job.dst from job.at. */
   async run(req: SignedRequest, job: Job): Promise<void> {
-    await this.connected;
-    if (this.dead) throw netError(`connection to ${this.endpoint} closed`, 'ECONNRESET');
-    this.job = job;
-    this.phase = 'head';
-    this.headLen = 0;
-    this.res = null;
-    this.socket.ref();
-    this.socket.setTimeout(this.timeouts.requestMs);
     let text = `${req.method} ${req.path}${queryString(req.query)} HTTP/1.1\r\n`;
     let host = false;
     for (const [k, v] of Object.entries(req.headers)) {
@@ -176,6 +168,14 @@ class Conn {
       text += `${k}: ${v}\r\n`;
     }
     if (!host) text += `host: ${req.hostname}${req.port ? `:${req.port}` : ''}\r\n`;
+    await this.connected;
+    if (this.dead) throw netError(`connection to ${this.endpoint} closed`, 'ECONNRESET');
+    this.job = job;
+    this.phase = 'head';
+    this.headLen = 0;
+    this.res = null;
+    this.socket.ref();
+    this.socket.setTimeout(this.timeouts.requestMs);
     this.socket.write(text + '\r\n');
   }
 
