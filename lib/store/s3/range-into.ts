@@ -1,10 +1,10 @@
 /**
  * Ranged GETs whose body lands straight in the caller's buffer.
  *
- * Why: through the SDK's HTTP handler every body chunk of a response is a new 64 KiB ArrayBuffer (the
- * socket's read buffer, then the HTTP parser's copy of it). A clone reads hundreds of MiB that way,
- * and V8 counts those short-lived buffers as external memory: a plain loop of ranged `GetObject`s ran
- * 25 to 80 full garbage collections per GiB (docs/remotes.md, "The clone's CPU now"). Here the socket
+ * Why: through the SDK's HTTP handler every body chunk of a response arrives in a new buffer (about
+ * 64 KiB each, freed young). A clone reads hundreds of MiB that way, and those buffers drive V8 into
+ * full garbage collections: 8 MiB ranges of a 512 MiB object, 8 at a time, ran 26 to 31 of them through
+ * the SDK and none here (bench/s3-ranged.ts, docs/remotes.md "Response bodies without buffers"). The socket
  * reads into the destination itself (`net.Socket`'s `onread` with a buffer function): the response head
  * goes into a small buffer owned by the connection, the body into `dst` at its offset, with no buffer
  * made per chunk and no copy.
@@ -132,7 +132,13 @@ class Conn {
     this.socket =
       req.protocol === 'https:'
         ? // tls.connect takes `onread` too (Node >= 14); @types/node does not list it.
-          tls.connect({ host: req.hostname, port, servername: req.hostname, onread } as tls.ConnectionOptions)
+          tls.connect({
+            host: req.hostname,
+            port,
+            // SNI names a host, never an address (Node warns about an IP there).
+            servername: net.isIP(req.hostname) ? undefined : req.hostname,
+            onread,
+          } as tls.ConnectionOptions)
         : net.connect({ host: req.hostname, port, onread });
     this.socket.setNoDelay(true);
     this.connected = new Promise<void>((resolve, reject) => {
