@@ -43,6 +43,8 @@ export interface S3Handle {
   readonly client: S3Client;
   /** The endpoint in use ("AWS" when none was given). */
   readonly endpoint: string;
+  /** Connect and idle timeouts of its requests (ms), for the ranged reads of range-into.ts. */
+  readonly timeouts?: { connectMs: number; requestMs: number };
 }
 
 /**
@@ -64,14 +66,15 @@ export function openS3Client(opts: S3ClientOptions = {}): S3Handle {
       throw invalidParameter('endpoint', 'http(s) URL', endpoint);
   }
   const region = opts.region ?? (process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1');
+  const timeouts = { connectMs: opts.connectTimeoutMs ?? 3000, requestMs: opts.requestTimeoutMs ?? 120_000 };
   const config: S3ClientConfig = {
     region,
     maxAttempts: opts.maxAttempts ?? 3,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     requestHandler: {
-      connectionTimeout: opts.connectTimeoutMs ?? 3000,
-      requestTimeout: opts.requestTimeoutMs ?? 120_000,
+      connectionTimeout: timeouts.connectMs,
+      requestTimeout: timeouts.requestMs,
       httpAgent: { keepAlive: true, maxSockets: 64 },
       httpsAgent: { keepAlive: true, maxSockets: 64 },
     },
@@ -80,7 +83,7 @@ export function openS3Client(opts: S3ClientOptions = {}): S3Handle {
     config.endpoint = endpoint;
     config.forcePathStyle = true;
   }
-  return { client: new S3Client(config), endpoint: endpoint ?? 'AWS' };
+  return { client: new S3Client(config), endpoint: endpoint ?? 'AWS', timeouts };
 }
 
 /** HTTP status of an SDK error (undefined for a network failure). */

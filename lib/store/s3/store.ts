@@ -77,6 +77,7 @@ import {
   type S3ClientOptions,
   type S3Handle,
 } from './client';
+import { getRangeInto, isShortRead } from './range-into';
 
 const PACK_KEY_RE = /^pack-[0-9a-f]{32}\.h5$/;
 const INDEX_KEY_RE = /^pack-[0-9a-f]{32}\.idx$/;
@@ -413,26 +414,35 @@ export class S3ObjectStore implements ObjectStore, TransactionStore, PackSource,
     const chunks: Array<[number, number]> = [];
     for (let at = 0; at < dst.length; at += this.rangeSize)
       chunks.push([at, Math.min(dst.length, at + this.rangeSize)]);
+    const t = this.s3.timeouts ?? { connectMs: 3000, requestMs: 120_000 };
     await forEachLimit(chunks, this.rangeConcurrency, async ([from, to]) => {
       this.stats.requests++;
-      const out = await this.s3.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=${offset + from}-${offset + to - 1}` }),
-      );
-      let at = from;
       let told = from;
-      for await (const c of out.Body as Readable) {
-        const chunk = c as Buffer;
-        if (at + chunk.length > to) throw short();
-        chunk.copy(dst, at);
-        at += chunk.length;
-        if (landed && at - told >= LANDED_PIECE) {
-          landed(told, at);
-          told = at;
-        }
+      try {
+        // The body lands in dst itself (range-into.ts: no buffer per chunk, no copy).
+        await getRangeInto(this.s3.client, {
+          bucket: this.bucket,
+          key,
+          offset: offset + from,
+          dst: dst.subarray(from, to),
+          connectTimeoutMs: t.connectMs,
+          requestTimeoutMs: t.requestMs,
+          progress: landed
+            ? (n) => {
+                const at = from + n;
+                if (at - told >= LANDED_PIECE) {
+                  landed(told, at);
+                  told = at;
+                }
+              }
+            : undefined,
+        });
+      } catch (e) {
+        if (isShortRead(e)) throw short();
+        throw e;
       }
-      this.stats.bytesDownloaded += at - from;
-      if (at !== to) throw short();
-      if (landed && told < at) landed(told, at);
+      this.stats.bytesDownloaded += to - from;
+      if (landed && told < to) landed(told, to);
     });
   }
 
