@@ -82,6 +82,19 @@ function netError(message: string, code: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
+/**
+ * A response this module does not read (no Content-Length on a success, a malformed or oversized head):
+ * the caller reads the range through the SDK's own handler instead (`isUnsupportedResponse`).
+ */
+function unsupported(message: string): Error {
+  return Object.assign(new Error(message), { name: 'UnsupportedResponse' });
+}
+
+/** True for a response range-into cannot read; the SDK's handler can (lib/store/s3/store.ts falls back). */
+export function isUnsupportedResponse(e: unknown): boolean {
+  return (e as { name?: unknown } | null)?.name === 'UnsupportedResponse';
+}
+
 function timeoutError(message: string): Error {
   const e = new Error(message);
   e.name = 'TimeoutError';
@@ -211,7 +224,7 @@ class Conn {
         this.headLen += n;
         const i = this.head.subarray(0, this.headLen).indexOf('\r\n\r\n', from);
         if (i >= 0) this.parseHead(i);
-        else if (this.headLen === HEAD_BYTES) throw new Error(`response head from ${this.endpoint} is too large`);
+        else if (this.headLen === HEAD_BYTES) throw unsupported(`response head from ${this.endpoint} is too large`);
       } else if (this.phase === 'error-body') {
         this.addErrBody(Buffer.from(this.head.subarray(0, n)));
       }
@@ -226,7 +239,7 @@ class Conn {
     const j = this.job!;
     const lines = this.head.toString('latin1', 0, end).split('\r\n');
     const m = /^HTTP\/1\.[01] (\d{3}) ?(.*)$/.exec(lines[0]);
-    if (!m) throw new Error(`malformed response from ${this.endpoint}: ${JSON.stringify(lines[0].slice(0, 80))}`);
+    if (!m) throw unsupported(`malformed response from ${this.endpoint}: ${JSON.stringify(lines[0].slice(0, 80))}`);
     const headers: Record<string, string> = {};
     for (const line of lines.slice(1)) {
       const c = line.indexOf(':');
@@ -241,7 +254,7 @@ class Conn {
     const length = headers['content-length'] === undefined ? -1 : Number(headers['content-length']);
     if (statusCode >= 200 && statusCode < 300) {
       if (!Number.isSafeInteger(length) || length < 0)
-        throw new Error(`response from ${this.endpoint} has no usable content-length`);
+        throw unsupported(`response from ${this.endpoint} has no usable content-length`);
       // Fewer bytes than asked (the object is shorter): they are read, and the caller sees the shortfall.
       if (length > j.end - j.at)
         throw new Error(`${this.endpoint} sent ${length} bytes for a range of ${j.end - j.at}`);

@@ -77,7 +77,7 @@ import {
   type S3ClientOptions,
   type S3Handle,
 } from './client';
-import { getRangeInto, isShortRead } from './range-into';
+import { getRangeInto, isShortRead, isUnsupportedResponse } from './range-into';
 
 const PACK_KEY_RE = /^pack-[0-9a-f]{32}\.h5$/;
 const INDEX_KEY_RE = /^pack-[0-9a-f]{32}\.idx$/;
@@ -182,6 +182,12 @@ export class S3ObjectStore implements ObjectStore, TransactionStore, PackSource,
   private readonly queueSize: number;
   private readonly rangeSize: number;
   private readonly rangeConcurrency: number;
+  /**
+   * Ranged reads land in coral's buffers through range-into.ts. Off with CORAL_S3_DIRECT_READS=0, and
+   * for the rest of the store's life once a server answers in a way range-into does not read (the
+   * SDK's handler reads that range again).
+   */
+  private directReads = process.env.CORAL_S3_DIRECT_READS !== '0';
   private readonly smallMax: number;
   private packs = new Map<string, S3Pack>();
   private byId = new Map<string, Location>();
@@ -418,32 +424,62 @@ export class S3ObjectStore implements ObjectStore, TransactionStore, PackSource,
     await forEachLimit(chunks, this.rangeConcurrency, async ([from, to]) => {
       this.stats.requests++;
       let told = from;
-      try {
-        // The body lands in dst itself (range-into.ts: no buffer per chunk, no copy).
-        await getRangeInto(this.s3.client, {
-          bucket: this.bucket,
-          key,
-          offset: offset + from,
-          dst: dst.subarray(from, to),
-          connectTimeoutMs: t.connectMs,
-          requestTimeoutMs: t.requestMs,
-          progress: landed
-            ? (n) => {
-                const at = from + n;
-                if (at - told >= LANDED_PIECE) {
-                  landed(told, at);
-                  told = at;
-                }
-              }
-            : undefined,
-        });
-      } catch (e) {
-        if (isShortRead(e)) throw short();
-        throw e;
+      const tell = (at: number) => {
+        if (landed && at - told >= LANDED_PIECE) {
+          landed(told, at);
+          told = at;
+        }
+      };
+      if (this.directReads) {
+        try {
+          // The body lands in dst itself (range-into.ts: no buffer per chunk, no copy).
+          await getRangeInto(this.s3.client, {
+            bucket: this.bucket,
+            key,
+            offset: offset + from,
+            dst: dst.subarray(from, to),
+            connectTimeoutMs: t.connectMs,
+            requestTimeoutMs: t.requestMs,
+            progress: landed ? (n) => tell(from + n) : undefined,
+          });
+          this.stats.bytesDownloaded += to - from;
+          if (landed && told < to) landed(told, to);
+          return;
+        } catch (e) {
+          if (isShortRead(e)) throw short();
+          if (!isUnsupportedResponse(e)) throw e;
+          // A server whose responses range-into does not read: the SDK's handler from now on.
+          this.directReads = false;
+        }
       }
-      this.stats.bytesDownloaded += to - from;
+      await this.sdkRange(key, offset, dst, from, to, short, (at) => tell(at));
       if (landed && told < to) landed(told, to);
     });
+  }
+
+  /** One range through the SDK's own HTTP handler (a chunk buffer per read, copied into dst). */
+  private async sdkRange(
+    key: string,
+    offset: number,
+    dst: Buffer,
+    from: number,
+    to: number,
+    short: () => Error,
+    tell: (at: number) => void,
+  ): Promise<void> {
+    const out = await this.s3.client.send(
+      new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=${offset + from}-${offset + to - 1}` }),
+    );
+    let at = from;
+    for await (const c of out.Body as Readable) {
+      const chunk = c as Buffer;
+      if (at + chunk.length > to) throw short();
+      chunk.copy(dst, at);
+      at += chunk.length;
+      tell(at);
+    }
+    this.stats.bytesDownloaded += at - from;
+    if (at !== to) throw short();
   }
 
   private shortRead(loc: Location): CorruptObjectError {
