@@ -199,6 +199,22 @@ export class FileWriter {
   sha256(): string | null;
 }
 
+/** True when native code can compute SHA-256 (kernels/sha256.h: the host's OpenSSL, looked up at run time). */
+export function sha256Available(): boolean;
+
+/**
+ * A SHA-256 of bytes given in order, hashed on the libuv pool (kernels/sha256.h Sha256). Throws
+ * CORAL_UNSUPPORTED when `sha256Available()` is false. Await each call before the next.
+ */
+export class Sha256 {
+  private __brand: 'Sha256';
+  constructor();
+  /** Hashes `data` on the libuv pool; it must not change until the promise settles. */
+  updateAsync(data: Bytes): Promise<void>;
+  /** The digest (64 hex characters); the hasher is done afterwards. */
+  digestHex(): string;
+}
+
 export class PackReader {
   private __brand: 'PackReader';
   constructor(path: string);

@@ -6,6 +6,8 @@
  * @example
  * const id = await contentId(tensor('F32', [3], new Float32Array([1, 2, 3])));
  */
+import * as crypto from 'node:crypto';
+import type * as Binding from '../binding';
 import { ASYNC_THRESHOLD_BYTES, callAsync, callSync, native } from './native';
 import { DTYPES } from './tensor/dtype';
 import type { Tensor } from './tensor/tensor';
@@ -74,4 +76,84 @@ export async function contentIdWithCasts(t: Tensor): Promise<{ id: ContentId; ca
       ? callSync(() => native.contentIdCasts(t.data, DTYPES[t.dtype].code, t.shape, codes))
       : await callAsync(() => native.contentIdCastsAsync(t.data, DTYPES[t.dtype].code, t.shape, codes));
   return { id: r.id, casts: targets.map((dtype, i) => ({ dtype, id: r.casts[i] })) };
+}
+
+/** Pieces below this size are gathered (copied) into one pool job instead of one job each. */
+const SHA_BATCH_BYTES = 1 << 20;
+
+/**
+ * The SHA-256 of a file's bytes given piece by piece, in order, computed on
+ * the libuv pool (native Sha256: the host's OpenSSL) so the event loop keeps
+ * dispatching the other stages of an ingest while it runs. Where native code
+ * has no SHA-256 it runs on the calling thread through node:crypto, in 2 MiB
+ * slices with a turn of the event loop between them.
+ *
+ * `update(b)` resolves once `b` is hashed: until then `b` must not change or
+ * go back to a buffer pool. Small pieces are copied (and resolve at once). A
+ * failure surfaces from `digest()` as well.
+ *
+ * @example
+ * const h = new OrderedSha256();
+ * await Promise.all([h.update(a), h.update(b)]);
+ * const hex = await h.digest();
+ */
+export class OrderedSha256 {
+  private readonly nat: Binding.Sha256 | null;
+  private readonly js: crypto.Hash | null;
+  private chain: Promise<void> = Promise.resolve();
+  private batch: Buffer | null = null;
+  private fill = 0;
+
+  /** `opts.native: false` hashes through node:crypto even where native SHA-256 exists (tests). */
+  constructor(opts: { native?: boolean } = {}) {
+    this.nat = opts.native !== false && native.sha256Available() ? callSync(() => new native.Sha256()) : null;
+    this.js = this.nat ? null : crypto.createHash('sha256');
+  }
+
+  update(b: Uint8Array): Promise<void> {
+    if (this.js) {
+      const p = this.chain.then(() => sliced(this.js!, b));
+      this.chain = p;
+      return p;
+    }
+    if (b.byteLength < SHA_BATCH_BYTES / 4) {
+      if (this.fill + b.byteLength > SHA_BATCH_BYTES) this.flush();
+      this.batch ??= Buffer.allocUnsafe(SHA_BATCH_BYTES);
+      this.batch.set(b, this.fill);
+      this.fill += b.byteLength;
+      return Promise.resolve();
+    }
+    this.flush();
+    return this.submit(b);
+  }
+
+  /** The hex digest, once every piece is hashed; the hasher is done afterwards. */
+  async digest(): Promise<string> {
+    this.flush();
+    await this.chain;
+    return this.js ? this.js.digest('hex') : callSync(() => this.nat!.digestHex());
+  }
+
+  private submit(b: Uint8Array): Promise<void> {
+    const p = this.chain.then(() => callAsync(() => this.nat!.updateAsync(b)));
+    this.chain = p;
+    return p;
+  }
+
+  /** Hands the gathered small pieces over (a copy, so the batch buffer can fill again). */
+  private flush(): void {
+    if (!this.fill) return;
+    const piece = Buffer.from(this.batch!.subarray(0, this.fill));
+    this.fill = 0;
+    void this.submit(piece).catch(() => undefined); // surfaces from the chain (digest)
+  }
+}
+
+/** node:crypto in 2 MiB slices, yielding to the event loop between them. */
+async function sliced(h: crypto.Hash, b: Uint8Array): Promise<void> {
+  const step = 2 << 20;
+  for (let o = 0; o < b.byteLength; o += step) {
+    h.update(b.subarray(o, Math.min(b.byteLength, o + step)));
+    if (b.byteLength > step) await new Promise((r) => setImmediate(r));
+  }
 }

@@ -12,7 +12,6 @@
  * same-named tensor of the parent commit's version of the file; similarity
  * search plugs in here). The object writer keeps a delta only when smaller.
  */
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { FormatError } from '../errors';
@@ -23,7 +22,7 @@ import type { FileEntry, LossyMark, SegmentEntry, TensorEntry } from '../models/
 import type { LossySpec, ObjectWriter, PutResult } from '../odb/objects';
 import { DTYPES, type DType } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
-import { contentId, contentIdWithCasts, type CastId } from '../hash';
+import { contentId, contentIdWithCasts, OrderedSha256, type CastId } from '../hash';
 import { allocLarge } from '../native';
 import { LossyTally } from './lossy';
 import { ScratchBuffers } from '../odb/scratch';
@@ -167,18 +166,6 @@ async function readExact(fh: fsp.FileHandle, buf: Uint8Array, position: number, 
     );
     if (bytesRead === 0) throw new FormatError(`${file} changed while it was being read (unexpected end of file)`);
     done += bytesRead;
-  }
-}
-
-/**
- * Hashes large buffers in slices so the event loop is never held for long
- * (and work started on the pool gets its continuations run in between).
- */
-async function sha256Update(h: crypto.Hash, b: Uint8Array): Promise<void> {
-  const step = 2 << 20;
-  for (let o = 0; o < b.byteLength; o += step) {
-    h.update(b.subarray(o, Math.min(b.byteLength, o + step)));
-    if (b.byteLength > step) await new Promise((r) => setImmediate(r));
   }
 }
 
@@ -331,8 +318,14 @@ export async function ingestLayout(
   };
   // Only for `add --lossy`: the decoded file's sha256 and the worst errors (lib/ingest/lossy.ts).
   const lossy = opts.lossy ? new LossyTally() : null;
-  const sha = crypto.createHash('sha256');
-  const hash = (b: Uint8Array) => (opts.sha256 ? undefined : sha256Update(sha, b));
+  // The file's sha256 runs on the pool (OrderedSha256), beside the other stages; a piece goes
+  // back to the buffer pool only once it is hashed. A failure surfaces from the digest.
+  const sha = opts.sha256 ? null : new OrderedSha256();
+  const hash = (b: Uint8Array): Promise<void> => {
+    const p = sha ? sha.update(b) : Promise.resolve();
+    p.catch(() => undefined);
+    return p;
+  };
   const skeletonParts: Buffer[] = [];
   const segments: SegmentEntry[] = [];
   // Segment i+1 is read while segment i is hashed, encoded and written (a large
@@ -346,9 +339,8 @@ export async function ingestLayout(
   let pos = 0;
   let next = planned.length ? readAt(0, 0) : null;
   // The stages of segment i overlap those of its neighbours: segment i+1 is
-  // read; segment i is hashed (sha256 of the file on the main thread, in
-  // slices, while its content id, dedup check and base lookup run on the
-  // pool); segment i-1 is encoded, or written once encoded (the writer runs
+  // read; segment i is hashed (the file's sha256, on the pool in order) while
+  // its content id, dedup check and base lookup run; segment i-1 is encoded, or written once encoded (the writer runs
   // pack writes in call order). A put starts once the one before it is
   // encoded and the one before that is written, so at most two puts are in
   // flight and memory stays at a few times the largest segment.
@@ -365,7 +357,7 @@ export async function ingestLayout(
       const large = p.length > TWO_PUTS_MAX_BYTES;
       if (!large) readNext();
       if (gap) {
-        await hash(gap);
+        void hash(gap);
         skeletonParts.push(gap);
         lossy?.piece(gap);
       }
@@ -377,8 +369,9 @@ export async function ingestLayout(
       // decoded) and either the pending write or the read ahead. With both at once
       // it was six, over the memory bound with 64 MiB tensors.
       if (large) await window.encoded();
-      // The file's sha256 runs on the main thread, in slices, while the pool finds
-      // the content id and reads and decodes the base (started first).
+      // The content id, dedup check and base lookup (decode) run on the pool beside the
+      // file's sha256 of this segment.
+      const hashed = hash(buf);
       const lookup = (async () => {
         // Exact duplicates need no base search: the writer reuses the stored copy.
         const { id, casts } = hooks.castIds ? await contentIdWithCasts(t) : { id: await contentId(t), casts: [] };
@@ -389,7 +382,6 @@ export async function ingestLayout(
         return { id, q, fresh, base };
       })();
       lookup.catch(() => undefined);
-      await hash(buf);
       const { id, q, fresh, base } = await lookup;
       await window.ready(large ? 1 : 2);
       if (large) readNext();
@@ -407,7 +399,11 @@ export async function ingestLayout(
           // segment) is needed for the write: back to the buffer pool. With
           // --lossy the tally still hashes the segment's bytes (below).
           release(base?.tensor);
-          if (tensorDone && !lossy) release(t);
+          if (tensorDone && !lossy)
+            void hashed.then(
+              () => release(t),
+              () => undefined,
+            );
           encoded();
         },
       });
@@ -415,7 +411,11 @@ export async function ingestLayout(
       // lossy) once the put settles; only then may the segment go back to the pool.
       lossy?.piece(
         put.then((r) => r.decoded?.data ?? buf),
-        () => release(t),
+        () =>
+          void hashed.then(
+            () => release(t),
+            () => undefined,
+          ),
       );
       window.add(
         put.then(async (r) => {
@@ -424,8 +424,9 @@ export async function ingestLayout(
           segments[slot].object = r.id;
           // Done with this segment's bytes: back to the pool for the next read
           // (unless the base cache holds them, or the lossy tally has yet to hash them).
-          if (!lossy) release(t);
           if (!r.stored) release(base?.tensor);
+          await hashed;
+          if (!lossy) release(t);
         }),
         encodedP,
       );
@@ -439,7 +440,7 @@ export async function ingestLayout(
   }
   if (pos < layout.fileSize) {
     const tail = await source.tail(pos, layout.fileSize - pos);
-    await hash(tail);
+    void hash(tail);
     skeletonParts.push(tail);
     lossy?.piece(tail);
   }
@@ -467,7 +468,7 @@ export async function ingestLayout(
     elementOffset: t.elementOffset,
     strides: t.strides ? t.strides.slice() : null,
   }));
-  const sha256 = opts.sha256 ?? sha.digest('hex');
+  const sha256 = opts.sha256 ?? (await sha!.digest());
   const entry: FileEntry = {
     format: layout.format,
     size: layout.fileSize,
