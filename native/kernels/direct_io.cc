@@ -137,6 +137,7 @@ Err AlignedFileWriter::Create(const std::string& path, unsigned mode, std::uniqu
 AlignedFileWriter::~AlignedFileWriter() { Abort(); }
 
 void AlignedFileWriter::Abort() {
+  HashStop();
   {
     std::lock_guard<std::mutex> lk(mu_);
     stop_ = true;
@@ -216,22 +217,78 @@ bool AlignedFileWriter::EnableSha256() {
   return sha_ != nullptr;
 }
 
-// Bytes copied and hashed at a time: the hash reads them while they are still in cache.
+// Bytes copied and hashed at a time when one thread does both: the hash reads them while
+// they are still in cache.
 constexpr size_t kHashPiece = size_t(1) << 20;
+// Appends at least this long are hashed on the hash thread while this one copies.
+constexpr size_t kHashAside = size_t(1) << 20;
+
+void AlignedFileWriter::HashLoop() {
+  std::unique_lock<std::mutex> lk(hmu_);
+  for (;;) {
+    hcv_.wait(lk, [&] { return hstop_ || hp_ != nullptr; });
+    if (!hp_) return;  // stopped with no span to hash
+    const uint8_t* p = hp_;
+    const size_t n = hn_;
+    lk.unlock();
+    sha_->Update(p, n);
+    lk.lock();
+    hp_ = nullptr;
+    hcv_.notify_all();
+  }
+}
+
+bool AlignedFileWriter::HashStart(const uint8_t* p, size_t n) {
+  if (!hthread_.joinable()) {
+    try {
+      hthread_ = std::thread([this] { HashLoop(); });
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lk(hmu_);
+    hp_ = p, hn_ = n;
+  }
+  hcv_.notify_all();
+  return true;
+}
+
+void AlignedFileWriter::HashWait() {
+  std::unique_lock<std::mutex> lk(hmu_);
+  hcv_.wait(lk, [&] { return hp_ == nullptr; });
+}
+
+void AlignedFileWriter::HashStop() {
+  if (!hthread_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lk(hmu_);
+    hstop_ = true;
+  }
+  hcv_.notify_all();
+  hthread_.join();  // after the span under way, if any
+}
 
 Err AlignedFileWriter::Append(const uint8_t* data, size_t len) {
   if (fd_ < 0 || !buf_) return Err::Make(Status::InvalidArgument, path_ + ": writer already finished");
+  // A large span is hashed beside the copy (from the caller's bytes, which stay put until
+  // HashWait); a small one, or one whose hash thread cannot start, is hashed here as copied.
+  const bool aside = sha_ && len >= kHashAside && HashStart(data, len);
+  const bool here = sha_ && !aside;
+  Err e;
   while (len > 0) {
-    const size_t n = std::min(len, std::min(kDirectChunk - fill_, sha_ ? kHashPiece : kDirectChunk));
+    const size_t n = std::min(len, std::min(kDirectChunk - fill_, here ? kHashPiece : kDirectChunk));
     std::memcpy(buf_.get() + fill_, data, n);
-    if (sha_) sha_->Update(buf_.get() + fill_, n);
+    if (here) sha_->Update(buf_.get() + fill_, n);
     fill_ += n, data += n, len -= n;
     if (fill_ == kDirectChunk) {
       fill_ = 0;
-      CORAL_TRY(Submit(kDirectChunk));
+      e = Submit(kDirectChunk);
+      if (!e.ok()) break;
     }
   }
-  return Err::Ok();
+  if (aside) HashWait();  // also after a failure: the hash thread reads the caller's bytes
+  return e;
 }
 
 Err AlignedFileWriter::Finish(uint64_t* size) {
@@ -245,6 +302,7 @@ Err AlignedFileWriter::Finish(uint64_t* size) {
     fill_ = 0;
   }
   CORAL_TRY(Drain());
+  HashStop();
   if (direct_ && ::ftruncate(fd_, static_cast<off_t>(total)) != 0) return IoErr(path_, "ftruncate", errno);
   if (::fsync(fd_) != 0) return IoErr(path_, "fsync", errno);
   int rc = ::close(fd_);

@@ -23,8 +23,14 @@
 // next segment). A background write's error is returned by the next Append or by Finish;
 // Finish returns only after every block is written, then fsyncs.
 //
+// A hashing writer (EnableSha256) hashes a large Append's bytes on a second background
+// thread, straight from the caller's buffer, while the calling thread copies them into the
+// blocks: the SHA-256 (the slowest step, and sequential) never waits for the copy, and an
+// Append takes about as long as hashing its bytes. Append returns once both are done.
+//
 // Thread: an AlignedFileWriter is used by one thread at a time (callers serialise); its
-// background thread only writes blocks handed to it. Free functions: any thread.
+// background threads only write blocks handed to them and hash the span of the Append
+// under way. Free functions: any thread.
 // Ownership: data pointers are borrowed for the call (Append copies them).
 // Errors: Status::Io with the path and strerror; Status::InvalidArgument on misuse
 // (append after finish, an unaligned offset).
@@ -99,6 +105,12 @@ class AlignedFileWriter {
   // Waits until every submitted block is written and stops the thread; its first error.
   Err Drain();
   void WriterLoop();
+  void HashLoop();
+  // Starts hashing [p, p+n) on the hash thread; false when that thread cannot start (the
+  // caller hashes). Every started span is awaited with HashWait before Append returns.
+  bool HashStart(const uint8_t* p, size_t n);
+  void HashWait();
+  void HashStop();
 
   struct Block {
     AlignedBytes buf;
@@ -124,6 +136,14 @@ class AlignedFileWriter {
   bool stop_ = false;
   Err bg_err_;  // the first failed background write
   std::thread thread_;
+
+  // The hash thread (hashing writers only), under hmu_: the span of the Append under way.
+  std::mutex hmu_;
+  std::condition_variable hcv_;
+  const uint8_t* hp_ = nullptr;  // set by HashStart, cleared by the thread once hashed
+  size_t hn_ = 0;
+  bool hstop_ = false;
+  std::thread hthread_;
 };
 
 }  // namespace coral
