@@ -19,9 +19,11 @@
 import {
   baseRelation,
   decode,
+  decodePair,
   encode,
   encodePureCast,
   inspectObject,
+  pairDecodable,
   type CodecName,
   type EncodedObject,
   type EncodeOptions,
@@ -252,6 +254,7 @@ export class ObjectReader {
     let baseTensor = cachedBase;
     let baseId = cur;
     let next = ids.length ? read(ids.length - 1) : null;
+    const pairable = scratch !== undefined && opts.verify === false && opts.cacheBases === false;
     try {
       for (let i = ids.length - 1; i >= 0; i--) {
         const got = await next!;
@@ -261,6 +264,33 @@ export class ObjectReader {
           this.dropRead(got.bytes, scratch);
           if (baseTensor !== cachedBase) this.release(baseTensor, scratch);
           return null;
+        }
+        // Unverified streaming (checkout): this link and the one above it decode as a pair, chunk
+        // by chunk, so this link's tensor is never written out whole and read back (decodePair).
+        const paired = i > 0 && pairable ? await this.pairUp(got.bytes, next!) : null;
+        if (paired) {
+          next = i > 1 ? read(i - 2) : null;
+          if ((paired.attrs.base || null) !== ids[i]) {
+            this.dropRead(got.bytes, scratch);
+            this.dropRead(paired.bytes, scratch);
+            if (baseTensor !== cachedBase) this.release(baseTensor, scratch);
+            return null;
+          }
+          const out = scratch!.take(paired.nbytes);
+          let t: Tensor;
+          try {
+            t = await decodePair(got.bytes, base && baseTensor ? baseTensor : null, paired.bytes, out);
+          } catch (e) {
+            scratch!.give(out);
+            throw e;
+          } finally {
+            this.dropRead(got.bytes, scratch);
+            this.dropRead(paired.bytes, scratch);
+          }
+          this.release(baseTensor, scratch);
+          baseTensor = t;
+          baseId = ids[--i];
+          continue;
         }
         const t: Tensor = await this.decodeInto(
           got.bytes,
@@ -284,6 +314,22 @@ export class ObjectReader {
       );
     }
     return baseTensor!;
+  }
+
+  /**
+   * For decodeWindowed: when the stored link `lower` and the next link up (`upper`, being read) can
+   * be decoded as a pair (pairDecodable, and large enough to be worth it), that link, read; else
+   * null, and `upper` stays pending for the caller.
+   */
+  private async pairUp(
+    lower: Uint8Array,
+    upper: Promise<StoredObject>,
+  ): Promise<(StoredObject & { nbytes: number }) | null> {
+    const lo = inspectObject(lower);
+    if (lo.nbytes < SCRATCH_MIN_BYTES || lo.chunkElems === 0) return null;
+    const up = await upper;
+    const uh = inspectObject(up.bytes);
+    return pairDecodable(lo, uh) ? { ...up, nbytes: uh.nbytes } : null;
   }
 
   /**
