@@ -181,10 +181,15 @@ export class ObjectReader {
    * `verify: false` (with `cacheBases: false` only): the links' content ids
    * are not checked, for a caller that verifies the result another way
    * before anything relies on it (checkout: the file's sha256).
+   *
+   * `shift` (with `scratch` only): the result's bytes start that many bytes
+   * past a page boundary (ScratchBuffers.take), when it is decoded here into
+   * a scratch buffer (checkout: the segment's file offset modulo 4096, so the
+   * FileWriter writes it without a copy).
    */
   async tensor(
     id: string,
-    opts: { cacheBases?: boolean; scratch?: ScratchSource; verify?: boolean } = {},
+    opts: { cacheBases?: boolean; scratch?: ScratchSource; verify?: boolean; shift?: number } = {},
   ): Promise<Tensor> {
     const hit = this.cache.get(id);
     if (hit) return hit;
@@ -243,7 +248,7 @@ export class ObjectReader {
     ids: string[],
     cur: string | null,
     cachedBase: Tensor | undefined,
-    opts: { cacheBases?: boolean; scratch?: ScratchSource; verify?: boolean },
+    opts: { cacheBases?: boolean; scratch?: ScratchSource; verify?: boolean; shift?: number },
   ): Promise<Tensor | null> {
     const scratch = opts.scratch;
     const read = (i: number): Promise<StoredObject> => {
@@ -276,7 +281,7 @@ export class ObjectReader {
             if (baseTensor !== cachedBase) this.release(baseTensor, scratch);
             return null;
           }
-          const out = scratch!.take(paired.nbytes);
+          const out = scratch!.take(paired.nbytes, i === 1 ? opts.shift : 0);
           let t: Tensor;
           try {
             t = await decodePair(got.bytes, base && baseTensor ? baseTensor : null, paired.bytes, out);
@@ -297,6 +302,7 @@ export class ObjectReader {
           base && baseTensor ? { tensor: baseTensor, id: baseId! } : undefined,
           scratch,
           opts.verify,
+          i === 0 ? opts.shift : 0,
         );
         // The stored bytes were read for this decode alone (ObjectStore.get: the caller owns them).
         this.dropRead(got.bytes, scratch);
@@ -341,10 +347,11 @@ export class ObjectReader {
     base: { tensor: Tensor; id: string } | undefined,
     scratch: ScratchSource | undefined,
     verify = true,
+    shift = 0,
   ): Promise<Tensor> {
     const n = scratch ? inspectObject(bytes).nbytes : 0;
     if (!scratch || n < SCRATCH_MIN_BYTES) return decode(bytes, base, verify ? undefined : { verify });
-    const out = scratch.take(n);
+    const out = scratch.take(n, shift);
     try {
       return await decode(bytes, base, { out, verify });
     } catch (e) {

@@ -84,7 +84,10 @@ export async function* fileChunks(
     if (i >= entry.segments.length) return null;
     const id = entry.segments[i].object;
     const k = known?.get(id);
-    const p = k ? Promise.resolve(k) : reader.tensor(id, { cacheBases: !opts.release, scratch, verify });
+    // Placed so that its address agrees with its file offset modulo a page: the FileWriter then
+    // writes it from this buffer instead of copying it (kernels/direct_io.h).
+    const shift = entry.segments[i].offset % 4096;
+    const p = k ? Promise.resolve(k) : reader.tensor(id, { cacheBases: !opts.release, scratch, verify, shift });
     p.catch(() => undefined); // surfaced when awaited; never unhandled if we stop first
     return p;
   };

@@ -141,6 +141,8 @@ void AlignedFileWriter::Abort() {
   {
     std::lock_guard<std::mutex> lk(mu_);
     stop_ = true;
+    for (const Block& b : queue_)
+      if (b.borrowed) --borrowed_;
     queue_.clear();  // blocks not yet under write are dropped
   }
   cv_.notify_all();
@@ -159,26 +161,51 @@ void AlignedFileWriter::WriterLoop() {
     writing_ = true;
     const bool skip = !bg_err_.ok();  // after a failure, later blocks are not written
     lk.unlock();
-    Err e = skip ? Err::Ok() : PwriteAll(fd_, b.buf.get(), b.n, b.off, path_);
+    Err e = skip ? Err::Ok() : PwriteAll(fd_, b.borrowed ? b.borrowed : b.buf.get(), b.n, b.off, path_);
     lk.lock();
     writing_ = false;
     if (!e.ok() && bg_err_.ok()) bg_err_ = std::move(e);
-    spare_.push_back(std::move(b.buf));
+    if (b.borrowed) --borrowed_;
+    else spare_.push_back(std::move(b.buf));
     cv_.notify_all();
   }
+}
+
+bool AlignedFileWriter::StartWriter() {
+  if (thread_.joinable()) return true;
+  try {
+    thread_ = std::thread([this] { WriterLoop(); });
+  } catch (const std::exception&) {
+    return false;
+  }
+  return true;
+}
+
+Err AlignedFileWriter::SubmitBorrowed(const uint8_t* p, size_t n) {
+  const uint64_t off = written_;
+  written_ += n;
+  if (!StartWriter()) return PwriteAll(fd_, p, n, off, path_);  // no thread: write here
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!bg_err_.ok()) return bg_err_;
+  queue_.push_back(Block{AlignedBytes(), n, off, p});
+  ++borrowed_;
+  cv_.notify_all();
+  return Err::Ok();
+}
+
+Err AlignedFileWriter::WaitBorrowed() {
+  std::unique_lock<std::mutex> lk(mu_);
+  cv_.wait(lk, [&] { return borrowed_ == 0; });
+  return bg_err_;
 }
 
 Err AlignedFileWriter::Submit(size_t n) {
   const uint64_t off = written_;
   written_ += n;
-  if (!thread_.joinable()) {
-    try {
-      thread_ = std::thread([this] { WriterLoop(); });
-    } catch (const std::exception&) {
-      // No thread: write here, as before.
-      CORAL_TRY(PwriteAll(fd_, buf_.get(), n, off, path_));
-      return Err::Ok();
-    }
+  if (!StartWriter()) {
+    // No thread: write here, as before.
+    CORAL_TRY(PwriteAll(fd_, buf_.get(), n, off, path_));
+    return Err::Ok();
   }
   std::unique_lock<std::mutex> lk(mu_);
   if (!bg_err_.ok()) return bg_err_;
@@ -222,6 +249,8 @@ bool AlignedFileWriter::EnableSha256() {
 constexpr size_t kHashPiece = size_t(1) << 20;
 // Appends at least this long are hashed on the hash thread while this one copies.
 constexpr size_t kHashAside = size_t(1) << 20;
+// Appends at least this long are written from the caller's buffer when its alignment allows.
+constexpr size_t kBorrowMin = size_t(1) << 20;
 
 void AlignedFileWriter::HashLoop() {
   std::unique_lock<std::mutex> lk(hmu_);
@@ -276,6 +305,27 @@ Err AlignedFileWriter::Append(const uint8_t* data, size_t len) {
   const bool aside = sha_ && len >= kHashAside && HashStart(data, len);
   const bool here = sha_ && !aside;
   Err e;
+  // Written from the caller's buffer when its address agrees with the file offset (see the header).
+  const uint64_t pos = written_ + fill_;
+  if (direct_ && len >= kBorrowMin && reinterpret_cast<uintptr_t>(data) % kDirectAlign == pos % kDirectAlign) {
+    const size_t head = size_t((kDirectAlign - pos % kDirectAlign) % kDirectAlign);
+    std::memcpy(buf_.get() + fill_, data, head);
+    if (here) sha_->Update(data, head);
+    fill_ += head, data += head, len -= head;
+    if (fill_ > 0) {  // the block being filled ends on an aligned offset: out it goes, as it is
+      const size_t n = fill_;
+      fill_ = 0;
+      e = Submit(n);
+    }
+    const size_t mid = len & ~(kDirectAlign - 1);
+    if (e.ok()) {
+      if (here) sha_->Update(data, mid);
+      e = SubmitBorrowed(data, mid);
+      data += mid, len -= mid;
+    }
+    // The tail (< kDirectAlign bytes) starts the next block, below.
+    if (!e.ok()) len = 0;
+  }
   while (len > 0) {
     const size_t n = std::min(len, std::min(kDirectChunk - fill_, here ? kHashPiece : kDirectChunk));
     std::memcpy(buf_.get() + fill_, data, n);
@@ -287,8 +337,10 @@ Err AlignedFileWriter::Append(const uint8_t* data, size_t len) {
       if (!e.ok()) break;
     }
   }
-  if (aside) HashWait();  // also after a failure: the hash thread reads the caller's bytes
-  return e;
+  // Also after a failure: the hash thread and a borrowed write read the caller's bytes.
+  if (aside) HashWait();
+  Err w = WaitBorrowed();
+  return e.ok() ? w : e;
 }
 
 Err AlignedFileWriter::Finish(uint64_t* size) {
