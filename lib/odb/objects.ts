@@ -161,6 +161,11 @@ export class ObjectReader {
     };
   }
 
+  /** True when the stored object is a delta (its attributes name a base); no read. */
+  async isDelta(id: string): Promise<boolean> {
+    return !!(await this.store.stat(id)).base;
+  }
+
   /** Would a decoded tensor of this size be kept by the base cache? */
   cacheFits(bytes: number, share = 2): boolean {
     return this.cache.fits(bytes, share);
