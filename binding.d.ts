@@ -420,6 +420,20 @@ export function codecDecodeAsync(bytes: Bytes, base: Bytes | null, out?: Uint8Ar
  * Unsupported error for RAW, lossy, CAST and ROWS objects. On the calling thread.
  */
 export function codecDecodeChunk<T extends Uint8Array>(bytes: Bytes, k: number, base: Bytes | null, out: T): T;
+/**
+ * Decodes a delta `upper` whose base is the object `lower` in one pass, chunk by chunk, without
+ * materialising `lower` (kernels DecodePair): writes `out` (exactly upper's decoded size) and
+ * returns it. `lowerBase`: lower's own base tensor when lower is a delta, else null. The bytes are
+ * those of decoding lower, then upper against it. Nothing is verified but the framing (no content
+ * id: lower never exists whole), for callers that verify the result another way. Unsupported error
+ * unless both are chunk-decodable (codecDecodeChunk) with the same dtype, element count and chunk
+ * size, and upper's base id is lower's id. threads: 0 = runtime.threads().
+ */
+export function codecDecodePair<T extends Uint8Array>(lower: Bytes, lowerBase: Bytes | null, upper: Bytes, out: T,
+  threads?: number): T;
+/** codecDecodePair off the event loop; the buffers must not change until it settles. */
+export function codecDecodePairAsync<T extends Uint8Array>(lower: Bytes, lowerBase: Bytes | null, upper: Bytes,
+  out: T, threads?: number): Promise<T>;
 /** Validated header fields of an object (kernels Inspect). shape entries above 2^53 come back as bigint. */
 export function codecInspect(bytes: Bytes): {
   version: number; codec: number; dtype: number; shape: Array<number | bigint>; hasBase: boolean; lossy: boolean;

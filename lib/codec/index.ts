@@ -501,6 +501,69 @@ export function decodeChunk(bytes: Uint8Array, k: number, base: Uint8Array | nul
   return callSync(() => native.codecDecodeChunk(bytes, k, base, dst));
 }
 
+/**
+ * True when `upper` (a delta whose base is the object `lower`) and `lower` can be decoded as a pair
+ * by `decodePair`: both chunk-decodable (CHUNK_DECODABLE) with the same dtype, element count and
+ * chunk size. Headers from `inspectObject`.
+ */
+export function pairDecodable(lower: ObjectHeader, upper: ObjectHeader): boolean {
+  return (
+    CHUNK_DECODABLE.has(lower.codec) &&
+    CHUNK_DECODABLE.has(upper.codec) &&
+    upper.baseId === lower.id &&
+    lower.dtype === upper.dtype &&
+    lower.nbytes === upper.nbytes &&
+    lower.chunkElems === upper.chunkElems
+  );
+}
+
+/**
+ * Decodes a delta `upper` whose base is the object `lower` in one pass (kernels DecodePair): chunk by
+ * chunk, lower's chunk is decoded into a cache-sized buffer and upper's chunk applied to it, so
+ * lower's tensor is never written out whole and read back. `lowerBase`: lower's own base tensor when
+ * lower is a delta, else null. Writes `out` (exactly upper's decoded size) and resolves with upper's
+ * tensor over it: the bytes of `decode(upper, decode(lower))`. Neither content id is checked (lower
+ * never exists whole): only for a caller that verifies the result another way before anything
+ * relies on it (checkout checks the file's sha256). Requires `pairDecodable` (else an
+ * UnsupportedError from the native side). Off the event loop at or above ASYNC_THRESHOLD_BYTES.
+ */
+export function decodePair(
+  lower: Uint8Array,
+  lowerBase: Tensor | null,
+  upper: Uint8Array,
+  out: Uint8Array,
+  opts: { threads?: number } = {},
+): Promise<Tensor> {
+  let h: ObjectHeader;
+  try {
+    if (!(lower instanceof Uint8Array)) throw invalidParameter('lower', 'Uint8Array or Buffer', lower);
+    if (!(upper instanceof Uint8Array)) throw invalidParameter('upper', 'Uint8Array or Buffer', upper);
+    if (!(out instanceof Uint8Array)) throw invalidParameter('out', 'Uint8Array', out);
+    if (lowerBase !== null) checkTensor(lowerBase, 'lowerBase');
+    checkKeys(opts, new Set(['threads']), 'decodePair option');
+    if (opts.threads !== undefined && !isInt(opts.threads, 1, 256))
+      throw invalidParameter('threads', 'integer 1..256', opts.threads);
+    h = inspectObject(upper);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  const base = lowerBase ? lowerBase.data : null;
+  const threads = opts.threads ?? 0;
+  if (h.nbytes < ASYNC_THRESHOLD_BYTES) {
+    try {
+      return Promise.resolve(
+        toTensor(
+          h,
+          callSync(() => native.codecDecodePair(lower, base, upper, out, threads)),
+        ),
+      );
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+  return callAsync(() => native.codecDecodePairAsync(lower, base, upper, out, threads)).then((d) => toTensor(h, d));
+}
+
 /** Decodes on the calling thread: for small objects. */
 export function decodeSync(bytes: Uint8Array, base?: BaseRef | null, opts?: DecodeOptions): Tensor {
   const a = decodeArgs(bytes, base, opts);

@@ -19,9 +19,11 @@
 import {
   baseRelation,
   decode,
+  decodePair,
   encode,
   encodePureCast,
   inspectObject,
+  pairDecodable,
   type CodecName,
   type EncodedObject,
   type EncodeOptions,
@@ -159,6 +161,11 @@ export class ObjectReader {
     };
   }
 
+  /** True when the stored object is a delta (its attributes name a base); no read. */
+  async isDelta(id: string): Promise<boolean> {
+    return !!(await this.store.stat(id)).base;
+  }
+
   /** Would a decoded tensor of this size be kept by the base cache? */
   cacheFits(bytes: number, share = 2): boolean {
     return this.cache.fits(bytes, share);
@@ -179,10 +186,15 @@ export class ObjectReader {
    * `verify: false` (with `cacheBases: false` only): the links' content ids
    * are not checked, for a caller that verifies the result another way
    * before anything relies on it (checkout: the file's sha256).
+   *
+   * `shift` (with `scratch` only): the result's bytes start that many bytes
+   * past a page boundary (ScratchBuffers.take), when it is decoded here into
+   * a scratch buffer (checkout: the segment's file offset modulo 4096, so the
+   * FileWriter writes it without a copy).
    */
   async tensor(
     id: string,
-    opts: { cacheBases?: boolean; scratch?: ScratchSource; verify?: boolean } = {},
+    opts: { cacheBases?: boolean; scratch?: ScratchSource; verify?: boolean; shift?: number } = {},
   ): Promise<Tensor> {
     const hit = this.cache.get(id);
     if (hit) return hit;
@@ -241,7 +253,7 @@ export class ObjectReader {
     ids: string[],
     cur: string | null,
     cachedBase: Tensor | undefined,
-    opts: { cacheBases?: boolean; scratch?: ScratchSource; verify?: boolean },
+    opts: { cacheBases?: boolean; scratch?: ScratchSource; verify?: boolean; shift?: number },
   ): Promise<Tensor | null> {
     const scratch = opts.scratch;
     const read = (i: number): Promise<StoredObject> => {
@@ -252,6 +264,7 @@ export class ObjectReader {
     let baseTensor = cachedBase;
     let baseId = cur;
     let next = ids.length ? read(ids.length - 1) : null;
+    const pairable = scratch !== undefined && opts.verify === false && opts.cacheBases === false;
     try {
       for (let i = ids.length - 1; i >= 0; i--) {
         const got = await next!;
@@ -262,11 +275,39 @@ export class ObjectReader {
           if (baseTensor !== cachedBase) this.release(baseTensor, scratch);
           return null;
         }
+        // Unverified streaming (checkout): this link and the one above it decode as a pair, chunk
+        // by chunk, so this link's tensor is never written out whole and read back (decodePair).
+        const paired = i > 0 && pairable ? await this.pairUp(got.bytes, next!) : null;
+        if (paired) {
+          next = i > 1 ? read(i - 2) : null;
+          if ((paired.attrs.base || null) !== ids[i]) {
+            this.dropRead(got.bytes, scratch);
+            this.dropRead(paired.bytes, scratch);
+            if (baseTensor !== cachedBase) this.release(baseTensor, scratch);
+            return null;
+          }
+          const out = scratch!.take(paired.nbytes, i === 1 ? opts.shift : 0);
+          let t: Tensor;
+          try {
+            t = await decodePair(got.bytes, base && baseTensor ? baseTensor : null, paired.bytes, out);
+          } catch (e) {
+            scratch!.give(out);
+            throw e;
+          } finally {
+            this.dropRead(got.bytes, scratch);
+            this.dropRead(paired.bytes, scratch);
+          }
+          this.release(baseTensor, scratch);
+          baseTensor = t;
+          baseId = ids[--i];
+          continue;
+        }
         const t: Tensor = await this.decodeInto(
           got.bytes,
           base && baseTensor ? { tensor: baseTensor, id: baseId! } : undefined,
           scratch,
           opts.verify,
+          i === 0 ? opts.shift : 0,
         );
         // The stored bytes were read for this decode alone (ObjectStore.get: the caller owns them).
         this.dropRead(got.bytes, scratch);
@@ -287,6 +328,22 @@ export class ObjectReader {
   }
 
   /**
+   * For decodeWindowed: when the stored link `lower` and the next link up (`upper`, being read) can
+   * be decoded as a pair (pairDecodable, and large enough to be worth it), that link, read; else
+   * null, and `upper` stays pending for the caller.
+   */
+  private async pairUp(
+    lower: Uint8Array,
+    upper: Promise<StoredObject>,
+  ): Promise<(StoredObject & { nbytes: number }) | null> {
+    const lo = inspectObject(lower);
+    if (lo.nbytes < SCRATCH_MIN_BYTES || lo.chunkElems === 0) return null;
+    const up = await upper;
+    const uh = inspectObject(up.bytes);
+    return pairDecodable(lo, uh) ? { ...up, nbytes: uh.nbytes } : null;
+  }
+
+  /**
    * Decodes `bytes` (against `base`), into a buffer of `scratch` when given: a failed decode gives
    * that buffer back (its contents are unspecified).
    */
@@ -295,10 +352,11 @@ export class ObjectReader {
     base: { tensor: Tensor; id: string } | undefined,
     scratch: ScratchSource | undefined,
     verify = true,
+    shift = 0,
   ): Promise<Tensor> {
     const n = scratch ? inspectObject(bytes).nbytes : 0;
     if (!scratch || n < SCRATCH_MIN_BYTES) return decode(bytes, base, verify ? undefined : { verify });
-    const out = scratch.take(n);
+    const out = scratch.take(n, shift);
     try {
       return await decode(bytes, base, { out, verify });
     } catch (e) {

@@ -31,6 +31,8 @@ const SLACK_BYTES = 2 << 20;
  * no room for both.
  */
 const KEEP_MAX_BYTES = 16 << 20;
+/** The page a shifted view (`take(n, shift)`) may need beyond `n`. */
+const SHIFT_PAGE = 4096;
 
 export class ScratchBuffers implements ScratchSource {
   /** Whole buffers not lent out, oldest first. */
@@ -50,13 +52,20 @@ export class ScratchBuffers implements ScratchSource {
   /** `keepBytes`: the most the free list holds (buffers of at most 16 MiB); more goes back to the native pool. */
   constructor(private readonly keepBytes = 96 << 20) {}
 
-  /** `n` bytes (contents unspecified): a new view of a reused buffer when one fits, else of a new one. */
-  take(n: number): Uint8Array {
+  /**
+   * `n` bytes (contents unspecified): a new view of a reused buffer when one fits, else of a new one.
+   * `shift` (0..SHIFT_PAGE-1): the view starts that many bytes past the start of its buffer, so that its
+   * address modulo 4096 is `shift` (pooled buffers are page-aligned): checkout places a segment so
+   * that it agrees with its file offset, and the FileWriter writes it without a copy. Below the
+   * pooled size the shift is not kept (a plain allocation).
+   */
+  take(n: number, shift = 0): Uint8Array {
     if (n < SCRATCH_MIN_BYTES) return allocLarge(n);
+    const need = n + shift;
     let best = -1;
     for (let i = 0; i < this.free.length; i++) {
       const cap = this.free[i].byteLength;
-      if (cap >= n && cap <= 2 * n + SLACK_BYTES && (best < 0 || cap < this.free[best].byteLength)) best = i;
+      if (cap >= need && cap <= 2 * n + SLACK_BYTES && (best < 0 || cap < this.free[best].byteLength)) best = i;
     }
     let whole: Uint8Array;
     if (best >= 0) {
@@ -64,10 +73,11 @@ export class ScratchBuffers implements ScratchSource {
       this.free.splice(best, 1);
       this.freeBytes -= whole.byteLength;
     } else {
-      whole = allocLarge(n);
+      // A shifted view needs a page more: take whole pages so that the buffer is reused alike.
+      whole = allocLarge(shift ? n + SHIFT_PAGE : n);
       this.mine.add(whole.buffer);
     }
-    const view = Buffer.from(whole.buffer, whole.byteOffset, n);
+    const view = Buffer.from(whole.buffer, whole.byteOffset + shift, n);
     this.lent.set(view, whole);
     return view;
   }
@@ -82,7 +92,7 @@ export class ScratchBuffers implements ScratchSource {
     const whole = this.lent.get(v);
     if (!whole) return this.mine.has(v.buffer);
     this.lent.delete(v);
-    if (this.closed || whole.byteLength > KEEP_MAX_BYTES) {
+    if (this.closed || whole.byteLength > KEEP_MAX_BYTES + SHIFT_PAGE) {
       recycleLarge(whole);
       return true;
     }

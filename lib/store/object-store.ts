@@ -132,7 +132,8 @@ export interface StoreProblem {
 
 /** Lends buffers for reads (lib/odb/scratch.ts ScratchBuffers): `take(n)` bytes, `give` them back. */
 export interface ScratchSource {
-  take(n: number): Uint8Array;
+  /** `n` bytes; with `shift`, starting that many bytes past the start of a pooled buffer (ScratchBuffers.take). */
+  take(n: number, shift?: number): Uint8Array;
   give(b: Uint8Array): boolean;
 }
 

@@ -1,4 +1,5 @@
 // Exports: codecNames, codecEncode, codecEncodeAsync, codecDecode, codecDecodeAsync, codecDecodeChunk,
+// codecDecodePair, codecDecodePairAsync,
 // codecInspect, codecEstimate, codecPureCast, codecEncodeIndexStream, codecDecodeIndexStream, codecCast, codecCastAsync.
 // Thin layer over kernels/codec.h: unpack arguments, run, pack results.
 #include <napi.h>
@@ -260,6 +261,72 @@ Napi::Value JsDecodeChunk(const Napi::CallbackInfo& info) {
   return info[3];
 }
 
+// codecDecodePair(lower, lowerBase | null, upper, out, threads?) and codecDecodePairAsync: the two
+// links of a delta chain in one pass, into `out` (kernels DecodePair); nothing verified.
+struct PairJob {
+  ByteView lower, lower_base, upper, out;
+  bool has_lower_base = false;
+  int threads = 0;
+};
+
+std::unique_ptr<PairJob> ReadPair(const Napi::CallbackInfo& info) {
+  auto j = std::make_unique<PairJob>();
+  j->lower = GetBytes(info[0], "lower");
+  if (!info[1].IsUndefined() && !info[1].IsNull()) {
+    j->lower_base = GetBytes(info[1], "lowerBase");
+    j->has_lower_base = true;
+    static uint8_t empty = 0;
+    if (!j->lower_base.data) j->lower_base.data = &empty;  // zero-size base: still "a base"
+  }
+  j->upper = GetBytes(info[2], "upper");
+  j->out = GetBytes(info[3], "out");
+  static uint8_t none = 0;
+  if (!j->out.data) j->out.data = &none;
+  if (info.Length() > 4 && !info[4].IsUndefined() && !info[4].IsNull()) {
+    if (!info[4].IsNumber()) ThrowInvalid(info.Env(), "Expected non-negative integer for threads");
+    j->threads = info[4].As<Napi::Number>().Int32Value();
+    if (j->threads < 0) ThrowInvalid(info.Env(), "Expected non-negative integer for threads");
+  }
+  return j;
+}
+
+Err RunPair(const PairJob& j) {
+  return DecodePair(j.lower.data, j.lower.size, j.has_lower_base ? j.lower_base.data : nullptr, j.lower_base.size,
+                    j.upper.data, j.upper.size, j.out.data, j.out.size, j.threads);
+}
+
+Napi::Value JsDecodePair(const Napi::CallbackInfo& info) {
+  auto j = ReadPair(info);
+  Err e = RunPair(*j);
+  if (!e.ok()) ThrowErr(info.Env(), e);
+  return info[3];
+}
+
+class PairWorker : public PromiseWorker {
+ public:
+  PairWorker(Napi::Env env, std::unique_ptr<PairJob> j, const Napi::Value& out)
+      : PromiseWorker(env, "coral.codecDecodePair"), j_(std::move(j)), out_(Napi::Persistent(out)) {}
+
+ protected:
+  Err Run() override { return RunPair(*j_); }
+  Napi::Value Result(Napi::Env env) override { return out_.Value(); }
+
+ private:
+  std::unique_ptr<PairJob> j_;
+  Napi::Reference<Napi::Value> out_;
+};
+
+Napi::Value JsDecodePairAsync(const Napi::CallbackInfo& info) {
+  auto j = ReadPair(info);
+  const bool has_lower_base = j->has_lower_base;
+  auto* w = new PairWorker(info.Env(), std::move(j), info[3]);
+  w->Keep(info[0]);
+  if (has_lower_base) w->Keep(info[1]);
+  w->Keep(info[2]);
+  w->Keep(info[3]);
+  return w->Start();
+}
+
 Napi::Value JsInspect(const Napi::CallbackInfo& info) {
   ByteView b = GetBytes(info[0], "bytes");
   ObjectInfo oi;
@@ -415,6 +482,8 @@ void InitCodec(Napi::Env env, Napi::Object exports) {
   exports.Set("codecDecode", Napi::Function::New(env, JsDecode, "codecDecode"));
   exports.Set("codecDecodeAsync", Napi::Function::New(env, JsDecodeAsync, "codecDecodeAsync"));
   exports.Set("codecDecodeChunk", Napi::Function::New(env, JsDecodeChunk, "codecDecodeChunk"));
+  exports.Set("codecDecodePair", Napi::Function::New(env, JsDecodePair, "codecDecodePair"));
+  exports.Set("codecDecodePairAsync", Napi::Function::New(env, JsDecodePairAsync, "codecDecodePairAsync"));
   exports.Set("codecPureCast", Napi::Function::New(env, JsPureCast, "codecPureCast"));
   exports.Set("codecInspect", Napi::Function::New(env, JsInspect, "codecInspect"));
   exports.Set("codecEstimate", Napi::Function::New(env, JsEstimate, "codecEstimate"));

@@ -938,6 +938,71 @@ Err DecodeChunkAt(const uint8_t* obj, size_t n, uint64_t k, const uint8_t* base,
   return Err::Ok();
 }
 
+namespace {
+
+// The codecs DecodeChunkAt (and DecodePair) decode chunk by chunk.
+bool ChunkDecodable(Codec c) { return c != Codec::RAW && !CodecIsLossy(c) && !CodecIsDerived(c) && IsChunked(c); }
+
+}  // namespace
+
+Err DecodePair(const uint8_t* lower, size_t lower_n, const uint8_t* lower_base, size_t lower_base_n,
+               const uint8_t* upper, size_t upper_n, uint8_t* out, size_t out_n, int threads) {
+  ObjectInfo lo, up;
+  CORAL_TRY(Inspect(lower, lower_n, &lo));
+  CORAL_TRY(Inspect(upper, upper_n, &up));
+  if (!ChunkDecodable(lo.codec) || !ChunkDecodable(up.codec) || !up.has_base || !SameId(up.base_id, lo.id) ||
+      lo.dtype != up.dtype || lo.numel != up.numel || lo.chunk_elems != up.chunk_elems)
+    return Err::Make(Status::Unsupported, std::string("a ") + CodecName(up.codec) + " object on a " +
+                                              CodecName(lo.codec) + " base cannot be decoded as a pair");
+  if (out_n != up.nbytes)
+    return Err::Make(Status::InvalidArgument, "output buffer has " + std::to_string(out_n) + " bytes, object needs " +
+                                                  std::to_string(up.nbytes));
+  if (lo.has_base != (lower_base != nullptr) || (lower_base && lower_base_n != lo.nbytes))
+    return Err::Make(Status::BaseMismatch, "the lower object needs its base " + lo.base_id.Hex());
+  const size_t w = DTypeSize(up.dtype);
+  const uint64_t n = up.numel, chunk = up.chunk_elems;
+  const uint64_t nchunks = (n + chunk - 1) / chunk;
+  std::vector<std::pair<size_t, size_t>> lspans, uspans;
+  const uint8_t* lp = lower + lo.header_size;
+  const uint8_t* upp = upper + up.header_size;
+  CORAL_TRY(SplitChunks(lp, size_t(lo.payload_size), nchunks, &lspans));
+  CORAL_TRY(SplitChunks(upp, size_t(up.payload_size), nchunks, &uspans));
+  std::vector<Err> errs(nchunks);
+  std::atomic<bool> failed{false};
+  ParallelFor(
+      nchunks,
+      [&](size_t k) {
+        if (failed.load(std::memory_order_relaxed)) return;
+        const uint64_t s = uint64_t(k) * chunk;
+        const size_t len = size_t(std::min<uint64_t>(chunk, n - s));
+        // Lower's chunk k, in this thread's buffer (its plane buffers are Tls().planes, used
+        // by one DecodeChunk at a time).
+        thread_local std::vector<uint8_t> mid;
+        Err e;
+        try {
+          if (mid.size() < len * w) mid.resize(len * w);
+          Reader lr(lp + lspans[k].first, lspans[k].second);
+          e = DecodeChunk(lo.codec, lo.dtype, lr, lower_base ? lower_base + s * w : nullptr, s, len, mid.data());
+          if (e.ok() && lr.left() != 0) e = Corrupt("trailing bytes in chunk");
+          if (e.ok()) {
+            Reader ur(upp + uspans[k].first, uspans[k].second);
+            e = DecodeChunk(up.codec, up.dtype, ur, mid.data(), s, len, out + s * w);
+            if (e.ok() && ur.left() != 0) e = Corrupt("trailing bytes in chunk");
+          }
+        } catch (const std::bad_alloc&) {
+          e = Err::Make(Status::OutOfMemory, "out of memory decoding a chunk");
+        }
+        if (!e.ok()) {
+          errs[k] = e;
+          failed = true;
+        }
+      },
+      threads);
+  for (auto& e : errs)
+    if (!e.ok()) return e;
+  return Err::Ok();
+}
+
 Err Decode(const uint8_t* obj, size_t n, const uint8_t* base, size_t base_n, uint8_t* out, size_t out_n,
            int threads, bool verify) {
   ObjectInfo info;

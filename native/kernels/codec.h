@@ -152,6 +152,23 @@ Err Decode(const uint8_t* obj, size_t n, const uint8_t* base_data, size_t base_n
 Err DecodeChunkAt(const uint8_t* obj, size_t n, uint64_t k, const uint8_t* base, size_t base_n, uint8_t* out,
                   size_t out_n);
 
+// Decodes the two links of a delta chain in one pass, without materialising the lower one:
+// `upper` is a delta whose base is the object `lower`, and each chunk k of lower is decoded
+// into a per-thread buffer (one chunk, about 1 MiB: it stays in cache) on which upper's chunk
+// k is applied, into `out` (exactly upper's decoded size). lower_base/lower_base_n: lower's
+// base tensor when lower is a delta itself (null otherwise). Every byte of `out` equals what
+// Decode(lower) then Decode(upper, that) writes: both steps are the same per-chunk kernels
+// (DecodeChunkAt), element for element, NaN payloads, -0.0 and subnormals included.
+// Requirements, else Status::Unsupported and nothing written (the caller decodes the links one
+// after the other): both objects use a codec DecodeChunkAt supports, have the same dtype,
+// element count and chunk_elems, and upper's base id is lower's id (InvalidArgument when a
+// size disagrees, BaseMismatch when lower_base is missing or of the wrong size).
+// Neither content id is checked (lower's bytes never exist whole): for a caller that verifies
+// the result another way before anything relies on it (checkout checks the file's sha256).
+// threads: as Decode (chunks are spread over the threads; the bytes do not depend on it).
+Err DecodePair(const uint8_t* lower, size_t lower_n, const uint8_t* lower_base, size_t lower_base_n,
+               const uint8_t* upper, size_t upper_n, uint8_t* out, size_t out_n, int threads = 0);
+
 // Estimated encoded size of each candidate codec on samples of the tensor, as
 // used by the automatic choice. Pairs of (codec, estimated object bytes).
 Err Estimate(const TensorView& t, const TensorView* base, const EncodeParams& p,

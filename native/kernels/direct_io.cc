@@ -137,9 +137,12 @@ Err AlignedFileWriter::Create(const std::string& path, unsigned mode, std::uniqu
 AlignedFileWriter::~AlignedFileWriter() { Abort(); }
 
 void AlignedFileWriter::Abort() {
+  HashStop();
   {
     std::lock_guard<std::mutex> lk(mu_);
     stop_ = true;
+    for (const Block& b : queue_)
+      if (b.borrowed) --borrowed_;
     queue_.clear();  // blocks not yet under write are dropped
   }
   cv_.notify_all();
@@ -158,26 +161,51 @@ void AlignedFileWriter::WriterLoop() {
     writing_ = true;
     const bool skip = !bg_err_.ok();  // after a failure, later blocks are not written
     lk.unlock();
-    Err e = skip ? Err::Ok() : PwriteAll(fd_, b.buf.get(), b.n, b.off, path_);
+    Err e = skip ? Err::Ok() : PwriteAll(fd_, b.borrowed ? b.borrowed : b.buf.get(), b.n, b.off, path_);
     lk.lock();
     writing_ = false;
     if (!e.ok() && bg_err_.ok()) bg_err_ = std::move(e);
-    spare_.push_back(std::move(b.buf));
+    if (b.borrowed) --borrowed_;
+    else spare_.push_back(std::move(b.buf));
     cv_.notify_all();
   }
+}
+
+bool AlignedFileWriter::StartWriter() {
+  if (thread_.joinable()) return true;
+  try {
+    thread_ = std::thread([this] { WriterLoop(); });
+  } catch (const std::exception&) {
+    return false;
+  }
+  return true;
+}
+
+Err AlignedFileWriter::SubmitBorrowed(const uint8_t* p, size_t n) {
+  const uint64_t off = written_;
+  written_ += n;
+  if (!StartWriter()) return PwriteAll(fd_, p, n, off, path_);  // no thread: write here
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!bg_err_.ok()) return bg_err_;
+  queue_.push_back(Block{AlignedBytes(), n, off, p});
+  ++borrowed_;
+  cv_.notify_all();
+  return Err::Ok();
+}
+
+Err AlignedFileWriter::WaitBorrowed() {
+  std::unique_lock<std::mutex> lk(mu_);
+  cv_.wait(lk, [&] { return borrowed_ == 0; });
+  return bg_err_;
 }
 
 Err AlignedFileWriter::Submit(size_t n) {
   const uint64_t off = written_;
   written_ += n;
-  if (!thread_.joinable()) {
-    try {
-      thread_ = std::thread([this] { WriterLoop(); });
-    } catch (const std::exception&) {
-      // No thread: write here, as before.
-      CORAL_TRY(PwriteAll(fd_, buf_.get(), n, off, path_));
-      return Err::Ok();
-    }
+  if (!StartWriter()) {
+    // No thread: write here, as before.
+    CORAL_TRY(PwriteAll(fd_, buf_.get(), n, off, path_));
+    return Err::Ok();
   }
   std::unique_lock<std::mutex> lk(mu_);
   if (!bg_err_.ok()) return bg_err_;
@@ -216,22 +244,103 @@ bool AlignedFileWriter::EnableSha256() {
   return sha_ != nullptr;
 }
 
-// Bytes copied and hashed at a time: the hash reads them while they are still in cache.
+// Bytes copied and hashed at a time when one thread does both: the hash reads them while
+// they are still in cache.
 constexpr size_t kHashPiece = size_t(1) << 20;
+// Appends at least this long are hashed on the hash thread while this one copies.
+constexpr size_t kHashAside = size_t(1) << 20;
+// Appends at least this long are written from the caller's buffer when its alignment allows.
+constexpr size_t kBorrowMin = size_t(1) << 20;
+
+void AlignedFileWriter::HashLoop() {
+  std::unique_lock<std::mutex> lk(hmu_);
+  for (;;) {
+    hcv_.wait(lk, [&] { return hstop_ || hp_ != nullptr; });
+    if (!hp_) return;  // stopped with no span to hash
+    const uint8_t* p = hp_;
+    const size_t n = hn_;
+    lk.unlock();
+    sha_->Update(p, n);
+    lk.lock();
+    hp_ = nullptr;
+    hcv_.notify_all();
+  }
+}
+
+bool AlignedFileWriter::HashStart(const uint8_t* p, size_t n) {
+  if (!hthread_.joinable()) {
+    try {
+      hthread_ = std::thread([this] { HashLoop(); });
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lk(hmu_);
+    hp_ = p, hn_ = n;
+  }
+  hcv_.notify_all();
+  return true;
+}
+
+void AlignedFileWriter::HashWait() {
+  std::unique_lock<std::mutex> lk(hmu_);
+  hcv_.wait(lk, [&] { return hp_ == nullptr; });
+}
+
+void AlignedFileWriter::HashStop() {
+  if (!hthread_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lk(hmu_);
+    hstop_ = true;
+  }
+  hcv_.notify_all();
+  hthread_.join();  // after the span under way, if any
+}
 
 Err AlignedFileWriter::Append(const uint8_t* data, size_t len) {
   if (fd_ < 0 || !buf_) return Err::Make(Status::InvalidArgument, path_ + ": writer already finished");
+  // A large span is hashed beside the copy (from the caller's bytes, which stay put until
+  // HashWait); a small one, or one whose hash thread cannot start, is hashed here as copied.
+  const bool aside = sha_ && len >= kHashAside && HashStart(data, len);
+  const bool here = sha_ && !aside;
+  Err e;
+  // Written from the caller's buffer when its address agrees with the file offset (see the header).
+  const uint64_t pos = written_ + fill_;
+  if (direct_ && len >= kBorrowMin && reinterpret_cast<uintptr_t>(data) % kDirectAlign == pos % kDirectAlign) {
+    const size_t head = size_t((kDirectAlign - pos % kDirectAlign) % kDirectAlign);
+    std::memcpy(buf_.get() + fill_, data, head);
+    if (here) sha_->Update(data, head);
+    fill_ += head, data += head, len -= head;
+    if (fill_ > 0) {  // the block being filled ends on an aligned offset: out it goes, as it is
+      const size_t n = fill_;
+      fill_ = 0;
+      e = Submit(n);
+    }
+    const size_t mid = len & ~(kDirectAlign - 1);
+    if (e.ok()) {
+      if (here) sha_->Update(data, mid);
+      e = SubmitBorrowed(data, mid);
+      data += mid, len -= mid;
+    }
+    // The tail (< kDirectAlign bytes) starts the next block, below.
+    if (!e.ok()) len = 0;
+  }
   while (len > 0) {
-    const size_t n = std::min(len, std::min(kDirectChunk - fill_, sha_ ? kHashPiece : kDirectChunk));
+    const size_t n = std::min(len, std::min(kDirectChunk - fill_, here ? kHashPiece : kDirectChunk));
     std::memcpy(buf_.get() + fill_, data, n);
-    if (sha_) sha_->Update(buf_.get() + fill_, n);
+    if (here) sha_->Update(buf_.get() + fill_, n);
     fill_ += n, data += n, len -= n;
     if (fill_ == kDirectChunk) {
       fill_ = 0;
-      CORAL_TRY(Submit(kDirectChunk));
+      e = Submit(kDirectChunk);
+      if (!e.ok()) break;
     }
   }
-  return Err::Ok();
+  // Also after a failure: the hash thread and a borrowed write read the caller's bytes.
+  if (aside) HashWait();
+  Err w = WaitBorrowed();
+  return e.ok() ? w : e;
 }
 
 Err AlignedFileWriter::Finish(uint64_t* size) {
@@ -245,6 +354,7 @@ Err AlignedFileWriter::Finish(uint64_t* size) {
     fill_ = 0;
   }
   CORAL_TRY(Drain());
+  HashStop();
   if (direct_ && ::ftruncate(fd_, static_cast<off_t>(total)) != 0) return IoErr(path_, "ftruncate", errno);
   if (::fsync(fd_) != 0) return IoErr(path_, "fsync", errno);
   int rc = ::close(fd_);

@@ -23,8 +23,20 @@
 // next segment). A background write's error is returned by the next Append or by Finish;
 // Finish returns only after every block is written, then fsyncs.
 //
+// A hashing writer (EnableSha256) hashes a large Append's bytes on a second background
+// thread, straight from the caller's buffer, while the calling thread copies them into the
+// blocks: the SHA-256 (the slowest step, and sequential) never waits for the copy, and an
+// Append takes about as long as hashing its bytes. Append returns once both are done.
+//
+// A large Append whose bytes sit at an address that agrees with their file offset modulo
+// kDirectAlign (the caller placed them so: checkout decodes each segment at such an address)
+// is not copied while direct: the bytes up to the next aligned offset complete the block being
+// filled, the aligned middle is written by the background thread straight from the caller's
+// buffer, and the short tail starts the next block. Append then also waits for that write.
+//
 // Thread: an AlignedFileWriter is used by one thread at a time (callers serialise); its
-// background thread only writes blocks handed to it. Free functions: any thread.
+// background threads only write blocks handed to them and hash the span of the Append
+// under way. Free functions: any thread.
 // Ownership: data pointers are borrowed for the call (Append copies them).
 // Errors: Status::Io with the path and strerror; Status::InvalidArgument on misuse
 // (append after finish, an unaligned offset).
@@ -96,14 +108,27 @@ class AlignedFileWriter {
   // Hands buf_'s first n bytes to the background thread (or writes them here when the
   // thread cannot start) and takes a free buffer for the next block.
   Err Submit(size_t n);
+  // Writes [p, p+n) (aligned, n a multiple of kDirectAlign) at written_ from the caller's
+  // buffer: queued for the background thread (WaitBorrowed waits for it) or written here.
+  Err SubmitBorrowed(const uint8_t* p, size_t n);
+  // Waits until no queued block borrows the caller's bytes; the first background error.
+  Err WaitBorrowed();
+  bool StartWriter();
   // Waits until every submitted block is written and stops the thread; its first error.
   Err Drain();
   void WriterLoop();
+  void HashLoop();
+  // Starts hashing [p, p+n) on the hash thread; false when that thread cannot start (the
+  // caller hashes). Every started span is awaited with HashWait before Append returns.
+  bool HashStart(const uint8_t* p, size_t n);
+  void HashWait();
+  void HashStop();
 
   struct Block {
     AlignedBytes buf;
     size_t n = 0;
     uint64_t off = 0;
+    const uint8_t* borrowed = nullptr;  // set instead of buf: the caller's bytes (SubmitBorrowed)
   };
   std::string path_;
   int fd_ = -1;
@@ -121,9 +146,18 @@ class AlignedFileWriter {
   std::deque<Block> queue_;          // submitted, not yet taken by the thread
   std::vector<AlignedBytes> spare_;  // written blocks, ready for reuse
   bool writing_ = false;             // the thread is writing a block
+  size_t borrowed_ = 0;              // queued or under-write blocks that borrow the caller's bytes
   bool stop_ = false;
   Err bg_err_;  // the first failed background write
   std::thread thread_;
+
+  // The hash thread (hashing writers only), under hmu_: the span of the Append under way.
+  std::mutex hmu_;
+  std::condition_variable hcv_;
+  const uint8_t* hp_ = nullptr;  // set by HashStart, cleared by the thread once hashed
+  size_t hn_ = 0;
+  bool hstop_ = false;
+  std::thread hthread_;
 };
 
 }  // namespace coral

@@ -52,6 +52,33 @@ describe('ScratchBuffers', () => {
     expect(f.byteLength).toBe(0);
   });
 
+  it('places a shifted view that many bytes past a page boundary, and keeps 16 MiB ones for reuse', () => {
+    const s = new ScratchBuffers();
+    const a = s.take(16 * MiB, 1234);
+    expect(a.byteLength).toBe(16 * MiB);
+    expect(a.byteOffset).toBe(1234); // pooled buffers start their ArrayBuffer, page aligned
+    expect(a.buffer.byteLength).toBeGreaterThanOrEqual(16 * MiB + 1234);
+    a.fill(5);
+    expect(s.give(a)).toBe(true);
+    expect(a.byteLength).toBe(16 * MiB); // kept (not detached), though a page over 16 MiB
+    // Reused for another shift, and for no shift at all.
+    const b = s.take(16 * MiB, 4095);
+    expect(b.buffer).toBe(a.buffer);
+    expect(b.byteOffset).toBe(4095);
+    s.give(b);
+    const c = s.take(16 * MiB);
+    expect(c.buffer).toBe(a.buffer);
+    expect(c.byteOffset).toBe(0);
+    s.give(c);
+    // An unshifted 16 MiB buffer has no room for a shifted view: a new one.
+    const d = new ScratchBuffers();
+    const e = d.take(16 * MiB);
+    d.give(e);
+    expect(d.take(16 * MiB, 8).buffer).not.toBe(e.buffer);
+    s.close();
+    d.close();
+  });
+
   it('bounds the bytes it keeps', () => {
     const s = new ScratchBuffers(10 * MiB);
     const xs = [s.take(6 * MiB), s.take(6 * MiB)];
