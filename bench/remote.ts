@@ -12,7 +12,6 @@
  *
  *   npx tsx bench/remote.ts [--quick] [--runs N]   (--quick: a 256 MiB family instead of 1 GiB; N runs, default 3)
  */
-import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import { createWriteStream, promises as fsp } from 'node:fs';
 import * as fs from 'node:fs';
@@ -31,20 +30,12 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { writeSafetensors } from '../lib/formats';
 import { Repository } from '../lib/repository';
 import { tensor } from '../lib/tensor/tensor';
+import { ensureCeph, stopCeph } from './lib/ceph';
 import { argFlag, emitJson, gbps, header, median, seededBytes, table } from './lib/harness';
 import { fineTune, trainedLike } from './lib/weights';
 
-const ROOT = path.resolve(__dirname, '..');
 const PART = 16 << 20;
 const QUEUE = 4;
-
-function ensureCeph(): boolean {
-  if (process.env.AWS_ENDPOINT_URL) return false;
-  const r = spawnSync('bash', [path.join(ROOT, 'scripts', 'ceph.sh'), 'start'], { encoding: 'utf8', timeout: 240_000 });
-  if (r.status !== 0) throw new Error(`scripts/ceph.sh start failed:\n${r.stderr}`);
-  for (const m of r.stdout.matchAll(/^export ([A-Z_]+)=(.*)$/gm)) process.env[m[1]] = m[2];
-  return true;
-}
 
 async function timed<T>(fn: () => Promise<T>): Promise<{ s: number; value: T }> {
   const t0 = process.hrtime.bigint();
@@ -231,7 +222,7 @@ async function main(): Promise<void> {
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });
     s3.destroy();
-    if (started) spawnSync('bash', [path.join(ROOT, 'scripts', 'ceph.sh'), 'stop'], { stdio: 'inherit' });
+    if (started) stopCeph();
   }
 }
 

@@ -8,7 +8,6 @@
  *
  *   npx tsx bench/s3-ranged.ts [--quick] [--runs N]   (--quick: 128 MiB instead of 512 MiB; default 3 runs)
  */
-import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import { createWriteStream, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
@@ -20,9 +19,9 @@ import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand } from '@aws
 import { Upload } from '@aws-sdk/lib-storage';
 import { openS3Client } from '../lib/store/s3/client';
 import { getRangeInto } from '../lib/store/s3/range-into';
+import { ensureCeph, stopCeph } from './lib/ceph';
 import { argFlag, emitJson, gbps, header, median, table } from './lib/harness';
 
-const ROOT = path.resolve(__dirname, '..');
 const RANGE = 8 << 20;
 const CONCURRENCY = 8;
 
@@ -31,14 +30,6 @@ new PerformanceObserver((list) => {
   for (const e of list.getEntries())
     if ((e as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) fullGcs++;
 }).observe({ entryTypes: ['gc'] });
-
-function ensureCeph(): boolean {
-  if (process.env.AWS_ENDPOINT_URL) return false;
-  const r = spawnSync('bash', [path.join(ROOT, 'scripts', 'ceph.sh'), 'start'], { encoding: 'utf8', timeout: 240_000 });
-  if (r.status !== 0) throw new Error(`scripts/ceph.sh start failed:\n${r.stderr}`);
-  for (const m of r.stdout.matchAll(/^export ([A-Z_]+)=(.*)$/gm)) process.env[m[1]] = m[2];
-  return true;
-}
 
 async function main(): Promise<void> {
   const size = argFlag('quick') ? 128 << 20 : 512 << 20;
@@ -126,7 +117,7 @@ async function main(): Promise<void> {
     await s3.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: 'o' })).catch(() => undefined);
     await fsp.rm(file, { force: true });
     s3.client.destroy();
-    if (started) spawnSync('bash', [path.join(ROOT, 'scripts', 'ceph.sh'), 'stop'], { stdio: 'inherit' });
+    if (started) stopCeph();
   }
 }
 
