@@ -340,10 +340,11 @@ export async function ingestLayout(
   let next = planned.length ? readAt(0, 0) : null;
   // The stages of segment i overlap those of its neighbours: segment i+1 is
   // read; segment i is hashed (the file's sha256, on the pool in order) while
-  // its content id, dedup check and base lookup run; segment i-1 is encoded, or written once encoded (the writer runs
-  // pack writes in call order). A put starts once the one before it is
-  // encoded and the one before that is written, so at most two puts are in
-  // flight and memory stays at a few times the largest segment.
+  // its content id, dedup check and base lookup run; segment i-1 is encoded,
+  // or written once encoded (the writer runs pack writes in call order). A put
+  // starts once the one before it is encoded and the one before that is
+  // written, so at most two puts are in flight and memory stays at a few times
+  // the largest segment.
   const window = new PutWindow();
   try {
     for (let i = 0; i < planned.length; i++) {
