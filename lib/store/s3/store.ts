@@ -430,6 +430,7 @@ export class S3ObjectStore implements ObjectStore, TransactionStore, PackSource,
           told = at;
         }
       };
+      let read = false;
       if (this.directReads) {
         try {
           // The body lands in dst itself (range-into.ts: no buffer per chunk, no copy).
@@ -443,8 +444,7 @@ export class S3ObjectStore implements ObjectStore, TransactionStore, PackSource,
             progress: landed ? (n) => tell(from + n) : undefined,
           });
           this.stats.bytesDownloaded += to - from;
-          if (landed && told < to) landed(told, to);
-          return;
+          read = true;
         } catch (e) {
           if (isShortRead(e)) throw short();
           if (!isUnsupportedResponse(e)) throw e;
@@ -452,7 +452,7 @@ export class S3ObjectStore implements ObjectStore, TransactionStore, PackSource,
           this.directReads = false;
         }
       }
-      await this.sdkRange(key, offset, dst, from, to, short, (at) => tell(at));
+      if (!read) await this.sdkRange(key, offset, dst, from, to, short, tell);
       if (landed && told < to) landed(told, to);
     });
   }
