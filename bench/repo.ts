@@ -4,7 +4,8 @@
  * baselines a user would reach for, measured in the same run (issue #13).
  *
  * Workload per size: a safetensors file of 32 F32 tensors (512 MiB: 16 MiB
- * each; 2 GiB: 64 MiB each; --quick: 8 x 16 MiB = 128 MiB), trained-like
+ * each; 2 GiB: 64 MiB each; --quick: 8 x 16 MiB = 128 MiB; --tensor-mib=N:
+ * tensors of N MiB instead, as many as the size takes), trained-like
  * values (bench/lib/weights.ts), each tensor a differently scaled copy of one
  * generated block so nothing deduplicates; and a fine-tune of it (every
  * element moved by ~3e-3 relative, AdamW-like signs).
@@ -30,7 +31,7 @@
  * Small files: add + commit of a 1 MiB safetensors checkpoint in-process
  * (Repository API), median of 15 after 3 warm-up rounds.
  *
- *   node --import tsx bench/repo.ts [--quick] [--size=512|2048|128] [--small-only] [--bin=<coral.js>]
+ *   node --import tsx bench/repo.ts [--quick] [--size=512|2048|128] [--tensor-mib=N] [--small-only] [--bin=<coral.js>]
  *
  * `--bin` measures another build's CLI (e.g. an older checkout, for a before/after
  * comparison against the same-run baselines); the in-process small-file case always
@@ -345,6 +346,8 @@ async function smallFiles(work: string): Promise<{ medianMs: number; p90Ms: numb
 async function main(): Promise<void> {
   const quick = argFlag('quick');
   const sizeArg = process.argv.find((a) => a.startsWith('--size='))?.slice(7);
+  const tensorMiB = Number(process.argv.find((a) => a.startsWith('--tensor-mib='))?.slice(13) ?? 0);
+  if (!(tensorMiB >= 0)) throw new Error('--tensor-mib= takes a size in MiB');
   const sizes = sizeArg ? sizeArg.split(',').map(Number) : quick ? [128] : [512, 2048];
   const runs = 3;
   header(`repo: ingest and checkout through the coral CLI (issue #13), sizes ${sizes.join(', ')} MiB, ${runs} runs`);
@@ -358,7 +361,7 @@ async function main(): Promise<void> {
   try {
     if (!argFlag('small-only')) {
       for (const mib of sizes) {
-        const tensors = mib === 128 ? 8 : 32;
+        const tensors = tensorMiB ? Math.max(1, Math.round(mib / tensorMiB)) : mib === 128 ? 8 : 32;
         const elems = ((mib * MiB) / tensors / 4) | 0;
         const r = runSize(work, tensors, elems, runs);
         console.log(`\n## ${r.label}; RSS limit 3 x ${r.tensorBytes / MiB} MiB + 256 MiB = ${r.limitBytes / MiB} MiB`);
