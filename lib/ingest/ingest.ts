@@ -346,6 +346,9 @@ export async function ingestLayout(
   // written, so at most two puts are in flight and memory stays at a few times
   // the largest segment.
   const window = new PutWindow();
+  // Stored tensors are kept as delta bases for a later ingest in this process only when the whole
+  // file fits the base cache comfortably (PutOptions.remember).
+  const remember = writer.reader.cacheFits(layout.fileSize, 2);
   try {
     for (let i = 0; i < planned.length; i++) {
       const p = planned[i];
@@ -395,6 +398,7 @@ export async function ingestLayout(
       const put = writer.put(t, base, id, fresh ? hooks.attrs?.(q) : undefined, {
         owned: !scratch.lends(buf),
         lossy: opts.lossy,
+        remember,
         onEncoded: (tensorDone) => {
           // Neither the decoded base (nor, unless the writer caches it, the
           // segment) is needed for the write: back to the buffer pool. With

@@ -108,7 +108,9 @@ export const DEFAULT_BASE_CACHE_BYTES = 64 << 20;
  * delta base is at hand). Larger tensors cost more to copy, and to collect, than a later read and
  * decode of the base; and the copies count toward the memory bound. At 1/16 (4 MiB), a 512 MiB
  * `add` of 4 MiB tensors spent 0.24 s of its main thread copying and 0.4 s in GC, and peaked at
- * 283 MB against its bound of 268 MiB (3 x 4 MiB + 256 MiB); at 1/64, 180 MB.
+ * 283 MB against its bound of 268 MiB (3 x 4 MiB + 256 MiB); at 1/64, 180 MB. An ingest also
+ * keeps none of a file larger than half the cache (PutOptions.remember): the cache could hold only
+ * its last tensors (a 512 MiB file of 1 MiB tensors peaked at 223 MB with them, 171 MB without).
  */
 const REMEMBER_SHARE = 64;
 
@@ -492,6 +494,11 @@ export interface PutOptions {
    * fails before encoding.
    */
   onEncoded?: (tensorDone: boolean) => void;
+  /**
+   * `false`: do not keep the stored tensor in the base cache (REMEMBER_SHARE), e.g. because the
+   * file it belongs to is larger than the cache, which would only churn through its tensors.
+   */
+  remember?: boolean;
 }
 
 /**
@@ -699,7 +706,7 @@ export class ObjectWriter {
     const depth = usable?.depth ?? 0;
     const rawSize = t.data.byteLength;
     // Kept hot for the next ingest that picks it as a delta base (see below)?
-    const remember = this.reader.cacheFits(rawSize, REMEMBER_SHARE);
+    const remember = opts.remember !== false && this.reader.cacheFits(rawSize, REMEMBER_SHARE);
     const enc = await encode(t, eo);
     this.reader.release(usable?.decodedHere);
     opts.onEncoded?.(!remember);
