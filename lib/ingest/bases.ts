@@ -53,7 +53,6 @@
 import { baseRelation, castTensorSync, estimate, type CodecName } from '../codec';
 import { InvalidArgumentError } from '../errors';
 import type { ObjectReader } from '../odb/objects';
-import { SCRATCH_MIN_BYTES } from '../odb/scratch';
 import { cosine, type Fingerprint } from '../similarity';
 import { DTYPES } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
@@ -109,6 +108,12 @@ export interface SelectorOptions {
 
 /** Default of `similarity.parentTrust`. */
 export const DEFAULT_PARENT_TRUST = 0.01;
+
+/**
+ * Candidates at least this large are decoded into the ingest's scratch buffers, bypassing the base
+ * cache, where tensors that size would only push one another out.
+ */
+const LEND_MIN_BYTES = 4 << 20;
 
 /** Elements compared per candidate when scoring bases (64 windows spread over the tensor). */
 const SCORE_SAMPLE_ELEMS = 1 << 15;
@@ -366,7 +371,7 @@ export class BaseSelector {
    */
   private async load(id: string, t: Tensor, scratch?: ScratchSource): Promise<Tensor | null> {
     let bt: Tensor;
-    const lend = scratch && t.data.byteLength >= SCRATCH_MIN_BYTES;
+    const lend = scratch && t.data.byteLength >= LEND_MIN_BYTES;
     try {
       bt = await this.o.reader.tensor(id, lend ? { cacheBases: false, scratch } : {});
     } catch {

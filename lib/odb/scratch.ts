@@ -14,14 +14,21 @@
  * Ownership: `take` lends a view; the borrower hands it back with `give` once
  * nothing reads or writes it any more (a native call using it has settled).
  * Buffers still lent when the pass ends, or never given back, are left to the
- * GC, never recycled under a pending native call. Small sizes (below the native pool's minimum)
- * are plain allocations that are not kept.
+ * GC, never recycled under a pending native call. Sizes below SCRATCH_MIN_BYTES are plain
+ * allocations that are not kept.
  */
 import { allocLarge, recycleLarge } from '../native';
 import type { ScratchSource } from '../store/object-store';
 
-/** Buffers at or above this size are kept for reuse (lib/native.ts POOLED_BUFFER_BYTES). */
-export const SCRATCH_MIN_BYTES = 4 << 20;
+/**
+ * Buffers at or above this size are kept for reuse; smaller ones are plain allocations. Why so
+ * small: a file of many small tensors would otherwise make a new ArrayBuffer for every read and
+ * decode, and V8 answers that external memory with mark-compacts (a 512 MiB fine-tune checkout of
+ * 1 MiB tensors took 3.1 CPU-s with a 4 MiB minimum, 1.9 with this one).
+ */
+export const SCRATCH_MIN_BYTES = 64 << 10;
+/** Buffers at or above this size come from the native pool, page aligned (lib/native.ts allocLarge). */
+const POOLED_BYTES = 4 << 20;
 /** Slack a reused buffer may have beyond twice the need (one huge page). */
 const SLACK_BYTES = 2 << 20;
 /**
@@ -56,16 +63,19 @@ export class ScratchBuffers implements ScratchSource {
    * `n` bytes (contents unspecified): a new view of a reused buffer when one fits, else of a new one.
    * `shift` (0..SHIFT_PAGE-1): the view starts that many bytes past the start of its buffer, so that its
    * address modulo 4096 is `shift` (pooled buffers are page-aligned): checkout places a segment so
-   * that it agrees with its file offset, and the FileWriter writes it without a copy. Below the
-   * pooled size the shift is not kept (a plain allocation).
+   * that it agrees with its file offset, and the FileWriter writes it without a copy. Buffers below
+   * the pooled size (4 MiB) are not page aligned: there the shift is dropped.
    */
   take(n: number, shift = 0): Uint8Array {
     if (n < SCRATCH_MIN_BYTES) return allocLarge(n);
+    // Only pooled buffers are page aligned: a smaller view cannot be placed.
+    if (n < POOLED_BYTES) shift = 0;
     const need = n + shift;
+    const slack = n < POOLED_BYTES ? 0 : SLACK_BYTES;
     let best = -1;
     for (let i = 0; i < this.free.length; i++) {
       const cap = this.free[i].byteLength;
-      if (cap >= need && cap <= 2 * n + SLACK_BYTES && (best < 0 || cap < this.free[best].byteLength)) best = i;
+      if (cap >= need && cap <= 2 * n + slack && (best < 0 || cap < this.free[best].byteLength)) best = i;
     }
     let whole: Uint8Array;
     if (best >= 0) {

@@ -79,6 +79,24 @@ describe('ScratchBuffers', () => {
     d.close();
   });
 
+  it('keeps buffers from SCRATCH_MIN_BYTES up; below the pooled size it drops the shift', () => {
+    const s = new ScratchBuffers();
+    expect(SCRATCH_MIN_BYTES).toBeLessThan(1 * MiB);
+    const a = s.take(1 * MiB, 1234);
+    expect(a.byteLength).toBe(1 * MiB);
+    expect(a.byteOffset).toBe(0); // not page aligned: nothing to place
+    a.fill(7);
+    expect(s.give(a)).toBe(true);
+    const b = s.take(MiB - 100); // the same buffer, lent again
+    expect(b.buffer).toBe(a.buffer);
+    expect(s.lends(b)).toBe(true);
+    expect(s.take(MiB).buffer).not.toBe(b.buffer); // lent: never handed out twice
+    // Kept small buffers are never given to the native pool: still whole after close.
+    expect(s.give(b)).toBe(true);
+    s.close();
+    expect(a.byteLength).toBe(1 * MiB);
+  });
+
   it('bounds the bytes it keeps', () => {
     const s = new ScratchBuffers(10 * MiB);
     const xs = [s.take(6 * MiB), s.take(6 * MiB)];
@@ -91,51 +109,52 @@ describe('ScratchBuffers', () => {
 });
 
 describe('ObjectReader with scratch buffers', () => {
-  it('decodes a delta chain of large tensors byte-exact into reused buffers', async () => {
-    const d = tmpDir('scratch');
-    dirs.push(d);
-    const store = await LocalPackStore.open(d, { fsync: false });
-    const n = 6 * MiB;
-    const v1 = Buffer.from(seeded(n, 7));
-    const v2 = Buffer.from(v1);
-    for (let i = 0; i < n; i += 4099) v2[i] ^= 0x5a;
-    const w = new ObjectWriter(store, new ObjectReader(store), { level: 3, maxChainDepth: 8 });
-    const r1 = await w.put(tensor('U8', [n], v1));
-    await w.flush();
-    const r2 = await w.put(tensor('U8', [n], v2), { id: r1.id });
-    await w.flush();
-    expect(r2.base).toBe(r1.id);
+  // Pooled (page-aligned) buffers, and smaller plain ones (a model of many small tensors).
+  for (const n of [6 * MiB, 512 << 10])
+    it(`decodes a delta chain of ${n >> 10} KiB tensors byte-exact into reused buffers`, async () => {
+      const d = tmpDir('scratch');
+      dirs.push(d);
+      const store = await LocalPackStore.open(d, { fsync: false });
+      const v1 = Buffer.from(seeded(n, 7));
+      const v2 = Buffer.from(v1);
+      for (let i = 0; i < n; i += 4099) v2[i] ^= 0x5a;
+      const w = new ObjectWriter(store, new ObjectReader(store), { level: 3, maxChainDepth: 8 });
+      const r1 = await w.put(tensor('U8', [n], v1));
+      await w.flush();
+      const r2 = await w.put(tensor('U8', [n], v2), { id: r1.id });
+      await w.flush();
+      expect(r2.base).toBe(r1.id);
 
-    const reader = new ObjectReader(store);
-    const seen = new Set<ArrayBufferLike>();
-    class Counting extends ScratchBuffers {
-      override take(k: number): Uint8Array {
-        const v = super.take(k);
-        seen.add(v.buffer);
-        return v;
+      const reader = new ObjectReader(store);
+      const seen = new Set<ArrayBufferLike>();
+      class Counting extends ScratchBuffers {
+        override take(k: number): Uint8Array {
+          const v = super.take(k);
+          seen.add(v.buffer);
+          return v;
+        }
       }
-    }
-    const scratch = new Counting();
-    const t2 = await reader.tensor(r2.id, { cacheBases: false, scratch });
-    expect(Buffer.from(t2.data).equals(v2)).toBe(true);
-    reader.release(t2, scratch);
-    expect(t2.data.byteLength).toBe(n); // given to the scratch, not detached
-    const t1 = await reader.tensor(r1.id, { cacheBases: false, scratch });
-    expect(Buffer.from(t1.data).equals(v1)).toBe(true);
-    reader.release(t1, scratch);
-    const again = await reader.tensor(r2.id, { cacheBases: false, scratch });
-    expect(Buffer.from(again.data).equals(v2)).toBe(true);
-    reader.release(again, scratch);
-    // Ten reads and decodes; at most four buffers are in use at once (two links, each read + decoded).
-    expect(seen.size).toBeLessThanOrEqual(4);
-    scratch.close();
-    // With the cache on, scratch is not used: the cached base must not live in a lent buffer.
-    const cached = new ObjectReader(store);
-    const s2 = new ScratchBuffers();
-    const c2 = await cached.tensor(r2.id, { scratch: s2 });
-    expect(Buffer.from(c2.data).equals(v2)).toBe(true);
-    expect(s2.give(c2.data)).toBe(false);
-    s2.close();
-    await store.close();
-  });
+      const scratch = new Counting();
+      const t2 = await reader.tensor(r2.id, { cacheBases: false, scratch });
+      expect(Buffer.from(t2.data).equals(v2)).toBe(true);
+      reader.release(t2, scratch);
+      expect(t2.data.byteLength).toBe(n); // given to the scratch, not detached
+      const t1 = await reader.tensor(r1.id, { cacheBases: false, scratch });
+      expect(Buffer.from(t1.data).equals(v1)).toBe(true);
+      reader.release(t1, scratch);
+      const again = await reader.tensor(r2.id, { cacheBases: false, scratch });
+      expect(Buffer.from(again.data).equals(v2)).toBe(true);
+      reader.release(again, scratch);
+      // Ten reads and decodes; at most four buffers are in use at once (two links, each read + decoded).
+      expect(seen.size).toBeLessThanOrEqual(4);
+      scratch.close();
+      // With the cache on, scratch is not used: the cached base must not live in a lent buffer.
+      const cached = new ObjectReader(store);
+      const s2 = new ScratchBuffers();
+      const c2 = await cached.tensor(r2.id, { scratch: s2 });
+      expect(Buffer.from(c2.data).equals(v2)).toBe(true);
+      expect(s2.give(c2.data)).toBe(false);
+      s2.close();
+      await store.close();
+    });
 });
