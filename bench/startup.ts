@@ -5,6 +5,9 @@
  *   coral --version          no repository, no library
  *   coral status             a small repository (two files, a few commits)
  *   coral log -n 5           the same repository
+ *   coral status, no cache   with the compile cache off (CORAL_COMPILE_CACHE=0; lib/cli/compile-cache.ts)
+ *   coral status, 1st run    with an empty compile cache (its own, emptied before each run), which it writes
+ * The compile caches of the runs live in the bench's temporary directory, not the user's.
  * Each command runs `runs` times (11; --quick 5), interleaved with the others, and the median wall
  * time is printed with its ratio to `node -e 0` (and, for status, to `git status`).
  *
@@ -28,9 +31,9 @@ function argValue(name: string): string | undefined {
 }
 
 /** Wall seconds of one process run to completion (output discarded); throws when it fails. */
-function wall(cmd: string, args: string[], cwd: string): number {
+function wall(cmd: string, args: string[], cwd: string, env?: NodeJS.ProcessEnv): number {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(cmd, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+  const r = spawnSync(cmd, args, { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.status}: ${String(r.stderr)}`);
   return s;
@@ -62,7 +65,9 @@ function main(): void {
     // The same small history in a coral and a git repository.
     const repo = path.join(work, 'coral');
     const gitRepo = path.join(work, 'git');
-    const coral = (...a: string[]) => execFileSync(process.execPath, [bins[0].bin, ...a], { cwd: repo });
+    const env = { ...process.env, CORAL_COMPILE_CACHE: path.join(work, 'compile-cache') };
+    const coldDir = path.join(work, 'compile-cache-emptied');
+    const coral = (...a: string[]) => execFileSync(process.execPath, [bins[0].bin, ...a], { cwd: repo, env });
     const git = (...a: string[]) =>
       execFileSync('git', ['-c', 'user.name=b', '-c', 'user.email=b@b', ...a], { cwd: gitRepo });
     fs.mkdirSync(repo);
@@ -80,24 +85,41 @@ function main(): void {
       git('commit', '-q', '-m', `step ${k}`);
     }
 
-    const cases: Array<{ label: string; key: string; args: string[] }> = [
+    const cases: Array<{ label: string; key: string; args: string[]; env?: NodeJS.ProcessEnv; cold?: boolean }> = [
       { label: 'coral --version', key: 'version', args: ['--version'] },
       { label: 'coral status', key: 'status', args: ['status'] },
       { label: 'coral log -n 5', key: 'log', args: ['log', '-n', '5'] },
+      {
+        label: 'coral status, no cache',
+        key: 'statusNoCache',
+        args: ['status'],
+        env: { ...env, CORAL_COMPILE_CACHE: '0' },
+      },
+      {
+        label: 'coral status, 1st run',
+        key: 'statusFirstRun',
+        args: ['status'],
+        env: { ...env, CORAL_COMPILE_CACHE: coldDir },
+        cold: true,
+      },
     ];
+    const runCase = (bin: string, c: (typeof cases)[number]): number => {
+      if (c.cold) fs.rmSync(coldDir, { recursive: true, force: true });
+      return wall(process.execPath, [bin, ...c.args], repo, c.env ?? env);
+    };
     const times = new Map<string, number[]>();
     const push = (k: string, s: number) => (times.get(k) ?? times.set(k, []).get(k)!).push(s);
     // Warm the page cache and the compile caches once, unmeasured.
     wall(process.execPath, ['-e', '0'], repo);
     wall('git', ['status'], gitRepo);
-    for (const b of bins) for (const c of cases) wall(process.execPath, [b.bin, ...c.args], repo);
+    for (const b of bins) for (const c of cases) runCase(b.bin, c);
     for (let r = 0; r < runs; r++) {
       push('node -e 0', wall(process.execPath, ['-e', '0'], repo));
       push('git status', wall('git', ['status'], gitRepo));
       for (const c of cases) {
         // Alternate which checkout goes first, so neither always runs right after the other.
         const order = r % 2 ? [...bins].reverse() : bins;
-        for (const b of order) push(`${b.name}:${c.label}`, wall(process.execPath, [b.bin, ...c.args], repo));
+        for (const b of order) push(`${b.name}:${c.label}`, runCase(b.bin, c));
       }
     }
 

@@ -13,7 +13,12 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === 'version')) {
 // `add`, a tenth of its CPU. A larger factor for short commands lets garbage build up a few times the
 // small live heap instead (tens of MB at most). The servers (`serve`, `ui`) run for days and keep
 // V8's default. The flag is read each time V8 recomputes its limits, so setting it here takes effect.
-if (argv[0] !== 'serve' && argv[0] !== 'ui') require('node:v8').setFlagsFromString('--heap-growing-percent=400');
+// Each command also keeps the compiled code of dist/ for the next one (lib/cli/compile-cache.ts: where, and
+// why it is safe); the servers start once, and without the flag above (V8 rejects code cached under others).
+if (argv[0] !== 'serve' && argv[0] !== 'ui') {
+  require('node:v8').setFlagsFromString('--heap-growing-percent=400');
+  require('../dist/cli/compile-cache.js').enableCompileCache({ name: argv[0] });
+}
 // The filter process git starts for every add, checkout and diff: load the git extension alone, not the
 // whole CLI (about 0.1 s of CPU per git command). Errors are reported as the CLI would.
 if (argv.length === 2 && argv[0] === 'git' && argv[1] === 'filter-process') {

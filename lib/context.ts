@@ -26,7 +26,6 @@ import { Config } from './refs/config';
 import { RefStore } from './refs/refs';
 import { resolveRevision } from './refs/revparse';
 import { promisorRemote } from './remote/config';
-import { PromisorStore } from './remote/promisor';
 import { openLocalStore } from './store';
 import { sweepStaleTemps } from './worktree/files';
 import { treePath, treePathspec } from './worktree/pathspec';
@@ -87,9 +86,10 @@ export async function contextAt(worktree: string, opts: OpenOptions = {}): Promi
   const s = opts.store;
   const opened =
     s === undefined ? await openLocalStore(layout.coral) : typeof s === 'function' ? await s(layout.coral) : s;
-  // A partial clone (`clone --filter`): reads of objects it left out fetch them from the promisor remote.
+  // A partial clone (`clone --filter`): reads of objects it left out fetch them from the promisor remote
+  // (loaded only then: it brings the transports).
   const promisor = promisorRemote(config);
-  const store = promisor ? new PromisorStore(opened, promisor) : opened;
+  const store = promisor ? new (await import('./remote/promisor')).PromisorStore(opened, promisor) : opened;
   return {
     worktree,
     layout,

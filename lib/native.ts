@@ -1,14 +1,12 @@
 /**
  * The one module that loads the native addon. node-gyp-build looks in
  * build/Release first, then prebuilds/<platform>-<arch>/. Everything else in
- * lib/ imports `native` from here.
+ * lib/ imports `native` from here. The addon is loaded on the first use of one
+ * of its exports, not with this module (see `native`).
  */
 import * as path from 'node:path';
 import type * as Binding from '../binding';
 import { fromNative } from './errors';
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const load = require('node-gyp-build') as (dir: string) => unknown;
 
 /** Package root: dist/ and lib/ both sit one level below it. */
 export const PACKAGE_ROOT = path.resolve(__dirname, '..');
@@ -17,10 +15,36 @@ function loadBinding(): typeof Binding {
   const override = process.env.CORAL_NATIVE_PATH;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   if (override) return require(path.resolve(override)) as typeof Binding;
-  return load(PACKAGE_ROOT) as typeof Binding;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('node-gyp-build') as (dir: string) => typeof Binding)(PACKAGE_ROOT);
 }
 
-export const native: typeof Binding = loadBinding();
+let binding: typeof Binding | undefined;
+
+/** The addon itself, loaded by the first call (and `native` pointed at it). */
+function loaded(): typeof Binding {
+  if (!binding) native = binding = loadBinding();
+  return binding;
+}
+
+/**
+ * The addon's exports. Until one of them is first used, `native` is a stand-in
+ * that loads the addon and forwards to it; from then on it is the addon itself
+ * (an exported `let`: importers read it at each use), so hot paths pay nothing.
+ * Many commands (`status`, `log`, `branch`, `diff` of unchanged files) never
+ * call into native code, and the addon's dlopen was a tenth of their start-up.
+ * A missing or broken build is reported at that first use, not at import.
+ */
+export let native: typeof Binding = new Proxy({} as typeof Binding, {
+  get: (_t, k): unknown => Reflect.get(loaded(), k),
+  has: (_t, k) => Reflect.has(loaded(), k),
+  ownKeys: () => Reflect.ownKeys(loaded()),
+  getOwnPropertyDescriptor: (_t, k) => {
+    const d = Reflect.getOwnPropertyDescriptor(loaded(), k);
+    // A proxy may not report a property its (empty) target lacks as non-configurable.
+    return d && { ...d, configurable: true };
+  },
+});
 
 /**
  * Inputs at or above this many bytes go to async native work on the libuv

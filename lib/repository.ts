@@ -14,25 +14,21 @@
  * for (const e of await repo.log()) console.log(e.id, e.commit.message);
  */
 import * as fs from 'node:fs';
-import { add, stageTracked, type AddOptions, type AddReport } from './commands/add';
-import { branches, createBranch, deleteBranch } from './commands/branch';
-import { checkout, restoreFromIndex, type CheckoutOptions, type CheckoutReport } from './commands/checkout';
-import { commit, type CommitOptions } from './commands/commit';
-import { diff } from './commands/diff';
-import { fsck, type FsckReport } from './commands/fsck';
-import { gc, type GcOptions, type GcReport } from './commands/gc';
-import { init } from './commands/init';
-import { log, mergeBaseOf, type LogOptions } from './commands/log';
-import { resetPaths, resetTo, rebuildIndex, type ResetMode, type ResetReport } from './commands/reset';
-import { removePaths, type RemoveOptions } from './commands/rm';
-import { exportFile, readTensor } from './commands/show';
-import { rebuildSimilarityIndex, similar } from './commands/similar';
-import { stats, type StatsReport } from './commands/stats';
+import type { AddOptions, AddReport } from './commands/add';
+import type { CheckoutOptions, CheckoutReport } from './commands/checkout';
+import type { CommitOptions } from './commands/commit';
+import type { FsckReport } from './commands/fsck';
+import type { GcOptions, GcReport } from './commands/gc';
+import type { LogOptions } from './commands/log';
+import type * as merging from './commands/merge';
+import type { ResetMode, ResetReport } from './commands/reset';
+import type { RemoveOptions } from './commands/rm';
+import type { StatsReport } from './commands/stats';
 import type { HubGetOptions, HubGetReport } from './commands/hub';
 import type { PublishOptions, PublishRecord, PublishReport } from './commands/publish';
 import type { PublishToOptions, PublishToReport } from './commands/publish-remote';
-import { ignoreRules, listWorktree, status, type StatusReport } from './commands/status';
-import { createTag, deleteTag, tags, type TagInfo } from './commands/tag';
+import type { StatusReport } from './commands/status';
+import type { TagInfo } from './commands/tag';
 import type { CloneOptions, CloneReport } from './commands/clone';
 import type { FetchOptions, FetchReport } from './commands/fetch';
 import type { PullOptions, PullReport } from './commands/pull';
@@ -56,15 +52,15 @@ import {
 } from './context';
 import type { RebuildReport, SimilarOptions, SimilarReport, SimilarTarget } from './ingest/similarity';
 import type { RepoLayout } from './layout';
+import { markResolved, readMergeState } from './merge/state';
 import type { Commit, Tree } from './models';
 import type { MetaStore } from './odb/meta-store';
 import type { ObjectReader, ObjectWriter } from './odb/objects';
 import type { Config } from './refs/config';
 import type { RefStore } from './refs/refs';
-import * as merging from './commands/merge';
 import type { ObjectStore } from './store/object-store';
 import type { FileChange } from './diff/tensor-diff';
-import type { IgnoreRules } from './worktree/ignore';
+import { ignoreRules, type IgnoreRules } from './worktree/ignore';
 
 export type { AddOptions, AddReport } from './commands/add';
 export type { CommitOptions } from './commands/commit';
@@ -91,7 +87,7 @@ export class Repository implements RepoContext {
 
   /** Creates `.coral/` in `dir` (created if missing) with an unborn `main` branch. */
   static async init(dir: string, opts: { branch?: string } & OpenOptions = {}): Promise<Repository> {
-    return Repository.open(await init(dir, opts), opts);
+    return Repository.open(await (await import('./commands/init')).init(dir, opts), opts);
   }
 
   /**
@@ -174,16 +170,16 @@ export class Repository implements RepoContext {
   // ---- staging and committing (lib/commands/add, commit, reset, rm) --------------------------
 
   /** Paths staged during a merge are its resolved conflicts (lib/commands/merge.ts). */
-  private readonly markResolved = (paths: string[]): Promise<void> => merging.markResolved(this, paths);
+  private readonly markResolved = (paths: string[]): Promise<void> => markResolved(this, paths);
 
   /** Stages files (or every file under the given directories); see lib/commands/add.ts. */
-  add(paths: string[], opts: AddOptions = {}): Promise<AddReport> {
-    return add(this, paths, { ...opts, onStaged: this.markResolved });
+  async add(paths: string[], opts: AddOptions = {}): Promise<AddReport> {
+    return (await import('./commands/add')).add(this, paths, { ...opts, onStaged: this.markResolved });
   }
 
   /** Stages every tracked file whose worktree copy was modified or deleted (`commit -a`, `add -u`). */
-  stageTracked(): Promise<string[]> {
-    return stageTracked(this, { onStaged: this.markResolved });
+  async stageTracked(): Promise<string[]> {
+    return (await import('./commands/add')).stageTracked(this, { onStaged: this.markResolved });
   }
 
   /**
@@ -194,39 +190,39 @@ export class Repository implements RepoContext {
   async commit(opts: CommitOptions): Promise<string> {
     if (opts?.all) await this.stageTracked();
     if (opts && !opts.extraParents?.length && fs.existsSync(this.layout.mergeState))
-      return merging.mergeContinue(this, {
+      return (await import('./commands/merge')).mergeContinue(this, {
         message: typeof opts.message === 'string' && opts.message.trim() ? opts.message : undefined,
         author: opts.author,
         metadata: opts.metadata,
       });
-    return commit(this, { ...opts, all: false });
+    return (await import('./commands/commit')).commit(this, { ...opts, all: false });
   }
 
   /** Unstages paths: the index entries under them take HEAD's version, or `rev`'s (lib/commands/reset.ts). */
-  reset(paths: string[], opts: { rev?: string } = {}): Promise<string[]> {
-    return resetPaths(this, paths, opts.rev);
+  async reset(paths: string[], opts: { rev?: string } = {}): Promise<string[]> {
+    return (await import('./commands/reset')).resetPaths(this, paths, opts.rev);
   }
 
   /** Sets the whole index to HEAD's tree (`coral reset`); with `ifDamaged`, only a damaged one (null: it was readable). */
-  rebuildIndex(opts: { ifDamaged?: boolean } = {}): Promise<number | null> {
-    return rebuildIndex(this, opts);
+  async rebuildIndex(opts: { ifDamaged?: boolean } = {}): Promise<number | null> {
+    return (await import('./commands/reset')).rebuildIndex(this, opts);
   }
 
   /** `reset [--soft|--mixed|--hard] [<rev>]`: moves HEAD's branch, and the index (mixed) and worktree (hard). */
-  resetTo(opts: { mode?: ResetMode; rev?: string } = {}): Promise<ResetReport> {
-    return resetTo(this, opts);
+  async resetTo(opts: { mode?: ResetMode; rev?: string } = {}): Promise<ResetReport> {
+    return (await import('./commands/reset')).resetTo(this, opts);
   }
 
   /** Removes files from the index (and, unless `cached`, from the worktree); refuses to lose edits unless `force`. */
-  rm(paths: string[], opts: RemoveOptions = {}): Promise<string[]> {
-    return removePaths(this, paths, opts);
+  async rm(paths: string[], opts: RemoveOptions = {}): Promise<string[]> {
+    return (await import('./commands/rm')).removePaths(this, paths, opts);
   }
 
   // ---- status (lib/commands/status.ts) --------------------------------------------------------
 
   /** Files and symlinks under `dir`, worktree-relative, skipping .coral, temp files and ignored paths. */
-  listWorktree(dir = this.worktree, opts: { ignored?: boolean } = {}): Promise<string[]> {
-    return listWorktree(this, dir, opts);
+  async listWorktree(dir = this.worktree, opts: { ignored?: boolean } = {}): Promise<string[]> {
+    return (await import('./commands/status')).listWorktree(this, dir, opts);
   }
 
   /** The ignore rules of the worktree as it is now (`core.useGitignore` decides on .gitignore files). */
@@ -234,75 +230,75 @@ export class Repository implements RepoContext {
     return ignoreRules(this);
   }
 
-  status(): Promise<StatusReport> {
-    return status(this);
+  async status(): Promise<StatusReport> {
+    return (await import('./commands/status')).status(this);
   }
 
   // ---- history and merge (lib/commands/log.ts, lib/commands/merge.ts) -----------------------------
 
   /** History from `rev` (or HEAD), or as `logCommits` takes it: ranges, paths, topological order. */
-  log(opts: { rev?: string } & LogOptions = {}): Promise<LogEntry[]> {
-    return log(this, opts);
+  async log(opts: { rev?: string } & LogOptions = {}): Promise<LogEntry[]> {
+    return (await import('./commands/log')).log(this, opts);
   }
 
-  mergeBase(a: string, b: string): Promise<string[]> {
-    return mergeBaseOf(this, a, b);
+  async mergeBase(a: string, b: string): Promise<string[]> {
+    return (await import('./commands/log')).mergeBaseOf(this, a, b);
   }
 
   /** Three-way, tensor-aware merge of `other` into HEAD (lib/commands/merge.ts, docs/merge.md). */
-  merge(other: string, opts: merging.MergeOptions = {}): Promise<merging.MergeReport> {
-    return merging.merge(this, other, opts);
+  async merge(other: string, opts: merging.MergeOptions = {}): Promise<merging.MergeReport> {
+    return (await import('./commands/merge')).merge(this, other, opts);
   }
 
   /** Commits a merge in progress (after --no-commit, conflicts, or a crash). */
-  mergeContinue(opts: { message?: string } = {}): Promise<string> {
-    return merging.mergeContinue(this, opts);
+  async mergeContinue(opts: { message?: string } = {}): Promise<string> {
+    return (await import('./commands/merge')).mergeContinue(this, opts);
   }
 
   /** The merge in progress (.coral/MERGE_STATE), or null. */
   mergeState(): merging.MergeStateFile | null {
-    return merging.mergeState(this);
+    return readMergeState(this);
   }
 
   /** Abandons a merge in progress; worktree and index return to ORIG_HEAD. */
-  mergeAbort(): Promise<{ orig: string; written: string[]; removed: string[] }> {
-    return merging.mergeAbort(this);
+  async mergeAbort(): Promise<{ orig: string; written: string[]; removed: string[] }> {
+    return (await import('./commands/merge')).mergeAbort(this);
   }
 
   /** Try-and-vet: one candidate checkpoint set per strategy under `out/<strategy>/`; refs and index untouched. */
-  mergeTry(other: string, strategies: merging.MergeTryStrategies, out: string, opts: merging.MergeParams = {}) {
-    return merging.mergeTry(this, other, strategies, out, opts);
+  async mergeTry(other: string, strategies: merging.MergeTryStrategies, out: string, opts: merging.MergeParams = {}) {
+    return (await import('./commands/merge')).mergeTry(this, other, strategies, out, opts);
   }
 
   // ---- branches and tags (lib/commands/branch.ts, tag.ts) ------------------------------------
 
-  branches(): Promise<Array<{ name: string; id: string; current: boolean }>> {
-    return branches(this);
+  async branches(): Promise<Array<{ name: string; id: string; current: boolean }>> {
+    return (await import('./commands/branch')).branches(this);
   }
 
-  createBranch(name: string, startRev = 'HEAD', opts: { force?: boolean } = {}): Promise<string> {
-    return createBranch(this, name, startRev, opts);
+  async createBranch(name: string, startRev = 'HEAD', opts: { force?: boolean } = {}): Promise<string> {
+    return (await import('./commands/branch')).createBranch(this, name, startRev, opts);
   }
 
-  deleteBranch(name: string, opts: { force?: boolean } = {}): Promise<void> {
-    return deleteBranch(this, name, opts);
+  async deleteBranch(name: string, opts: { force?: boolean } = {}): Promise<void> {
+    return (await import('./commands/branch')).deleteBranch(this, name, opts);
   }
 
-  tags(): Promise<TagInfo[]> {
-    return tags(this);
+  async tags(): Promise<TagInfo[]> {
+    return (await import('./commands/tag')).tags(this);
   }
 
   /** Lightweight tag, or annotated when a message (and optional metrics) is given. */
-  createTag(
+  async createTag(
     name: string,
     rev = 'HEAD',
     opts: { message?: string; metrics?: Record<string, unknown>; force?: boolean } = {},
   ): Promise<string> {
-    return createTag(this, name, rev, opts);
+    return (await import('./commands/tag')).createTag(this, name, rev, opts);
   }
 
-  deleteTag(name: string): Promise<void> {
-    return deleteTag(this, name);
+  async deleteTag(name: string): Promise<void> {
+    return (await import('./commands/tag')).deleteTag(this, name);
   }
 
   // ---- checkout and inspection (lib/commands/checkout.ts, diff.ts, show.ts) ------------------
@@ -312,28 +308,28 @@ export class Repository implements RepoContext {
    * worktree byte-for-byte. Refuses to overwrite uncommitted changes unless
    * `force`. With `paths`, only restores those files from `rev` (HEAD stays).
    */
-  checkout(target: string, opts: CheckoutOptions = {}): Promise<CheckoutReport> {
-    return checkout(this, target, opts);
+  async checkout(target: string, opts: CheckoutOptions = {}): Promise<CheckoutReport> {
+    return (await import('./commands/checkout')).checkout(this, target, opts);
   }
 
   /** `checkout -- <paths>`: worktree files take their staged version back (unstaged edits are discarded). */
-  restore(paths: string[]): Promise<CheckoutReport> {
-    return restoreFromIndex(this, paths);
+  async restore(paths: string[]): Promise<CheckoutReport> {
+    return (await import('./commands/checkout')).restoreFromIndex(this, paths);
   }
 
   /** Writes a committed file to an arbitrary destination (e.g. `coral show rev:path > f`). */
-  exportFile(rev: string, rel: string, dest: string): Promise<void> {
-    return exportFile(this, rev, rel, dest);
+  async exportFile(rev: string, rel: string, dest: string): Promise<void> {
+    return (await import('./commands/show')).exportFile(this, rev, rel, dest);
   }
 
   /** Tensor-aware diff between two revisions (`b` omitted: the index); metrics unless `metrics: false`. */
-  diff(a: string, b?: string, opts: { metrics?: boolean; paths?: string[] } = {}): Promise<FileChange[]> {
-    return diff(this, a, b, opts);
+  async diff(a: string, b?: string, opts: { metrics?: boolean; paths?: string[] } = {}): Promise<FileChange[]> {
+    return (await import('./commands/diff')).diff(this, a, b, opts);
   }
 
   /** One tensor of a committed file, decoded and verified. */
-  readTensor(rev: string, file: string, name: string) {
-    return readTensor(this, rev, file, name);
+  async readTensor(rev: string, file: string, name: string) {
+    return (await import('./commands/show')).readTensor(this, rev, file, name);
   }
 
   // ---- remotes (lib/commands/remote.ts, push.ts, fetch.ts, pull.ts, sync.ts; docs/remotes.md) ------
@@ -375,16 +371,16 @@ export class Repository implements RepoContext {
 
   // ---- maintenance (lib/commands/gc.ts, fsck.ts, stats.ts, similar.ts) ------------------------
 
-  gc(opts?: GcOptions): Promise<GcReport> {
-    return gc(this, opts);
+  async gc(opts?: GcOptions): Promise<GcReport> {
+    return (await import('./commands/gc')).gc(this, opts);
   }
 
-  fsck(opts?: { full?: boolean }): Promise<FsckReport> {
-    return fsck(this, opts);
+  async fsck(opts?: { full?: boolean }): Promise<FsckReport> {
+    return (await import('./commands/fsck')).fsck(this, opts);
   }
 
-  stats(): Promise<StatsReport> {
-    return stats(this);
+  async stats(): Promise<StatsReport> {
+    return (await import('./commands/stats')).stats(this);
   }
 
   /** The stored checkpoints closest to a worktree file or a committed `rev:path` (lib/ingest/similarity.ts). */
@@ -408,12 +404,12 @@ export class Repository implements RepoContext {
     return (await import('./commands/publish')).publishLog(this);
   }
 
-  similar(target: SimilarTarget, opts?: SimilarOptions): Promise<SimilarReport> {
-    return similar(this, target, opts);
+  async similar(target: SimilarTarget, opts?: SimilarOptions): Promise<SimilarReport> {
+    return (await import('./commands/similar')).similar(this, target, opts);
   }
 
   /** Rebuilds `.coral/simindex/` from the stored objects. */
-  rebuildSimilarityIndex(): Promise<RebuildReport> {
-    return rebuildSimilarityIndex(this);
+  async rebuildSimilarityIndex(): Promise<RebuildReport> {
+    return (await import('./commands/similar')).rebuildSimilarityIndex(this);
   }
 }

@@ -6,83 +6,56 @@
  * the exit code comes from the error code (exitCodeFor, lib/cli/output.ts).
  */
 import { UsageError, parseCommandArgs, type Command, type Ctx } from './command';
-import { addCommand } from './commands/add';
-import { branchCommand } from './commands/branch';
-import { checkoutCommand } from './commands/checkout';
-import { commitCommand } from './commands/commit';
-import { compareCommand } from './commands/compare';
-import { configCommand } from './commands/config';
-import { demoCommand } from './commands/demo';
-import { diffCommand } from './commands/diff';
-import { fsckCommand } from './commands/fsck';
-import { gcCommand } from './commands/gc';
-import { initCommand } from './commands/init';
-import { logCommand } from './commands/log';
-import { resetCommand } from './commands/reset';
-import { rmCommand } from './commands/rm';
-import { showCommand } from './commands/show';
-import { similarCommand } from './commands/similar';
-import { statsCommand } from './commands/stats';
-import { statusCommand } from './commands/status';
-import { tagCommand } from './commands/tag';
-import { mergeCommand } from './commands/merge';
-import { cloneCommand } from './commands/clone';
-import { fetchCommand } from './commands/fetch';
-import { pullCommand } from './commands/pull';
-import { pushCommand } from './commands/push';
-import { remoteCommand } from './commands/remote';
-import { syncCommand } from './commands/sync';
-import { publishCommand } from './commands/publish';
-import { hubCommand } from './commands/hub';
-import { experimentCommand } from './commands/experiment';
-import { watchCommand } from './commands/watch';
-import { gitCommand } from './commands/git';
-import { serveCommand } from './commands/serve';
-import { ingestCommand } from './commands/ingest';
-import { uiCommand } from './commands/ui';
 import { defaultIo, errorLine, exitCodeFor, type Io } from './output';
 
-/** Commands by name: a Map, so `coral constructor` or `coral __proto__` is an unknown command. */
-const commands = new Map<string, Command>([
-  ['init', initCommand],
-  ['add', addCommand],
-  ['rm', rmCommand],
-  ['reset', resetCommand],
-  ['commit', commitCommand],
-  ['status', statusCommand],
-  ['log', logCommand],
-  ['show', showCommand],
-  ['diff', diffCommand],
-  ['checkout', checkoutCommand],
-  ['branch', branchCommand],
-  ['tag', tagCommand],
-  ['gc', gcCommand],
-  ['fsck', fsckCommand],
-  ['stats', statsCommand],
-  ['compare', compareCommand],
-  ['config', configCommand],
-  ['demo', demoCommand],
-  ['merge', mergeCommand],
-  ['similar', similarCommand],
-  ['remote', remoteCommand],
-  ['push', pushCommand],
-  ['fetch', fetchCommand],
-  ['pull', pullCommand],
-  ['clone', cloneCommand],
-  ['sync', syncCommand],
-  ['publish', publishCommand],
-  ['hub', hubCommand],
-  ['experiment', experimentCommand],
-  ['watch', watchCommand],
-  ['git', gitCommand],
-  ['serve', serveCommand],
-  ['ingest', ingestCommand],
-  ['ui', uiCommand],
+/**
+ * Commands by name: a Map, so `coral constructor` or `coral __proto__` is an unknown command. Each
+ * command's module is loaded when it runs: a process runs one command, and loading all of them (with
+ * the library parts each one imports: the server, the transports, merge, ingest) cost `coral status`
+ * a third of its start-up.
+ */
+const commands = new Map<string, () => Promise<Command>>([
+  ['init', async () => (await import('./commands/init')).initCommand],
+  ['add', async () => (await import('./commands/add')).addCommand],
+  ['rm', async () => (await import('./commands/rm')).rmCommand],
+  ['reset', async () => (await import('./commands/reset')).resetCommand],
+  ['commit', async () => (await import('./commands/commit')).commitCommand],
+  ['status', async () => (await import('./commands/status')).statusCommand],
+  ['log', async () => (await import('./commands/log')).logCommand],
+  ['show', async () => (await import('./commands/show')).showCommand],
+  ['diff', async () => (await import('./commands/diff')).diffCommand],
+  ['checkout', async () => (await import('./commands/checkout')).checkoutCommand],
+  ['branch', async () => (await import('./commands/branch')).branchCommand],
+  ['tag', async () => (await import('./commands/tag')).tagCommand],
+  ['gc', async () => (await import('./commands/gc')).gcCommand],
+  ['fsck', async () => (await import('./commands/fsck')).fsckCommand],
+  ['stats', async () => (await import('./commands/stats')).statsCommand],
+  ['compare', async () => (await import('./commands/compare')).compareCommand],
+  ['config', async () => (await import('./commands/config')).configCommand],
+  ['demo', async () => (await import('./commands/demo')).demoCommand],
+  ['merge', async () => (await import('./commands/merge')).mergeCommand],
+  ['similar', async () => (await import('./commands/similar')).similarCommand],
+  ['remote', async () => (await import('./commands/remote')).remoteCommand],
+  ['push', async () => (await import('./commands/push')).pushCommand],
+  ['fetch', async () => (await import('./commands/fetch')).fetchCommand],
+  ['pull', async () => (await import('./commands/pull')).pullCommand],
+  ['clone', async () => (await import('./commands/clone')).cloneCommand],
+  ['sync', async () => (await import('./commands/sync')).syncCommand],
+  ['publish', async () => (await import('./commands/publish')).publishCommand],
+  ['hub', async () => (await import('./commands/hub')).hubCommand],
+  ['experiment', async () => (await import('./commands/experiment')).experimentCommand],
+  ['watch', async () => (await import('./commands/watch')).watchCommand],
+  ['git', async () => (await import('./commands/git')).gitCommand],
+  ['serve', async () => (await import('./commands/serve')).serveCommand],
+  ['ingest', async () => (await import('./commands/ingest')).ingestCommand],
+  ['ui', async () => (await import('./commands/ui')).uiCommand],
 ]);
 
-function help(io: Io): void {
+async function help(io: Io): Promise<void> {
+  const names = [...commands.keys()].sort();
+  const all = await Promise.all(names.map((n) => commands.get(n)!()));
   io.out('usage: coral <command> [<args>]\n\nVersion control for neural-network weights.\n\nCommands:\n');
-  for (const [n, c] of [...commands].sort()) io.out(`  ${n.padEnd(10)} ${c.summary}\n`);
+  names.forEach((n, i) => io.out(`  ${n.padEnd(10)} ${all[i].summary}\n`));
   io.out("\nRun `coral <command> --help` for a command's options.\n");
 }
 
@@ -91,7 +64,7 @@ export async function main(argv: string[], io: Io = defaultIo(), cwd = process.c
   const [name, ...rest] = argv;
   try {
     if (!name || name === 'help' || name === '--help' || name === '-h') {
-      help(io);
+      await help(io);
       return name ? 0 : 1;
     }
     if (name === '--version' || name === 'version') {
@@ -99,8 +72,9 @@ export async function main(argv: string[], io: Io = defaultIo(), cwd = process.c
       io.out(`coral ${(require('../../package.json') as { version: string }).version}\n`);
       return 0;
     }
-    const cmd = commands.get(name);
-    if (!cmd) throw new UsageError(`'${name}' is not a coral command; see \`coral help\``);
+    const load = commands.get(name);
+    if (!load) throw new UsageError(`'${name}' is not a coral command; see \`coral help\``);
+    const cmd = await load();
     if (rest.includes('--help') || rest.includes('-h')) {
       io.out(`usage: ${cmd.usage}\n\n${cmd.summary}\n`);
       return 0;

@@ -14,7 +14,6 @@ import { NothingToCommitError, invalidParameter } from '../errors';
 import { encodeCommit, encodeTree, sha256Hex, type Commit, type Signature } from '../models';
 import { crashPoint } from '../util/crash';
 import { treeOfIndex, updateIndex } from '../worktree/staging';
-import { stageTracked } from './add';
 
 export interface CommitOptions {
   message: string;
@@ -29,7 +28,8 @@ export interface CommitOptions {
 }
 
 export async function commit(ctx: RepoContext, opts: CommitOptions): Promise<string> {
-  if (opts?.all) await stageTracked(ctx);
+  // add.ts (and the ingest pipeline behind it) loads only for `-a`: a plain commit reads no worktree file.
+  if (opts?.all) await (await import('./add')).stageTracked(ctx);
   if (!opts || typeof opts.message !== 'string' || !opts.message.trim())
     throw invalidParameter('message', 'non-empty string', opts?.message);
   return withWriter(ctx, 'commit', async () => {

@@ -10,7 +10,7 @@ import { commitTree, currentBranch, headCommit, type RepoContext } from '../cont
 import { walkCommits } from '../refs/ancestry';
 import { trackingRef, upstreamOf } from '../remote/config';
 import { worktreeState } from '../worktree/apply-tree';
-import { IgnoreRules, walkWorktree } from '../worktree/ignore';
+import { ignoreRules, walkWorktree } from '../worktree/ignore';
 import { readIndex } from '../worktree/staging';
 
 export interface FileStatus {
@@ -80,10 +80,7 @@ export async function upstreamStatus(
   return { name, ref, ...(await aheadBehind(ctx, ours, theirs)) };
 }
 
-/** The ignore rules of the worktree as it is now (`core.useGitignore` decides on .gitignore files). */
-export function ignoreRules(ctx: Pick<RepoContext, 'worktree' | 'config'>): IgnoreRules {
-  return new IgnoreRules(ctx.worktree, { useGitignore: ctx.config.getBool('core.useGitignore', true) });
-}
+export { ignoreRules };
 
 /**
  * Files and symlinks under `dir` (absolute), worktree-relative, skipping

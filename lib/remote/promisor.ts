@@ -29,7 +29,6 @@ import type {
 } from '../store/object-store';
 import { packSource, type PackBytes, type PackListing } from '../store/pack-stream';
 import type { RemoteConfig } from './config';
-import { openRemote } from './open';
 import type { RemoteRepo } from './transport';
 
 export class PromisorStore implements ObjectStore {
@@ -139,10 +138,13 @@ export class PromisorStore implements ObjectStore {
   private open(): Promise<RemoteRepo> {
     if (!this.remote) {
       const token = process.env.CORAL_TOKEN || this.promisor.token;
-      const p = openRemote(this.promisor.url, {
-        ...(this.promisor.endpoint ? { endpoint: this.promisor.endpoint } : {}),
-        ...(token ? { token } : {}),
-      });
+      // The transports (node:http, node:https, the S3 client) load on the first miss, not with the store.
+      const p = import('./open').then(({ openRemote }) =>
+        openRemote(this.promisor.url, {
+          ...(this.promisor.endpoint ? { endpoint: this.promisor.endpoint } : {}),
+          ...(token ? { token } : {}),
+        }),
+      );
       p.catch(() => {
         if (this.remote === p) this.remote = null; // retry on the next miss
       });

@@ -92,6 +92,14 @@ export class IgnoreRules {
   }
 }
 
+/** The ignore rules of the worktree as it is now (`core.useGitignore` decides on .gitignore files). */
+export function ignoreRules(ctx: {
+  worktree: string;
+  config: { getBool(key: string, fallback: boolean): boolean };
+}): IgnoreRules {
+  return new IgnoreRules(ctx.worktree, { useGitignore: ctx.config.getBool('core.useGitignore', true) });
+}
+
 export interface WalkOptions {
   /** Skip ignored paths with these rules (none: list everything). */
   rules?: IgnoreRules | null;
