@@ -35,7 +35,10 @@
  *
  * `--bin` measures another build's CLI (e.g. an older checkout, for a before/after
  * comparison against the same-run baselines); the in-process small-file case always
- * uses this checkout's lib/.
+ * uses this checkout's dist/ (run `npm run build:ts` first): the compiled package, as
+ * `require('coral-native')` loads it. Not lib/*.ts through this script's TypeScript
+ * loader, which adds its own cost to every dynamic import (the Repository methods load
+ * their command modules that way: 3-7 ms per add + commit).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -310,7 +313,7 @@ function runSize(work: string, tensors: number, elems: number, runs: number): Si
 
 /** add + commit of a 1 MiB checkpoint in-process (the fixed costs of a small ingest). */
 async function smallFiles(work: string): Promise<{ medianMs: number; p90Ms: number }> {
-  const { Repository } = await import(path.join(ROOT, 'lib', 'index.ts'));
+  const { Repository } = await import(path.join(ROOT, 'dist', 'index.js'));
   const dir = path.join(work, 'small');
   const repo = await Repository.init(dir);
   const file = path.join(dir, 'ckpt.safetensors');
