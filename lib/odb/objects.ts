@@ -110,7 +110,7 @@ export const DEFAULT_BASE_CACHE_BYTES = 64 << 20;
  * `add` of 4 MiB tensors spent 0.24 s of its main thread copying and 0.4 s in GC, and peaked at
  * 283 MB against its bound of 268 MiB (3 x 4 MiB + 256 MiB); at 1/64, 180 MB. An ingest also
  * keeps none of a file larger than half the cache (PutOptions.remember): the cache could hold only
- * its last tensors (a 512 MiB file of 1 MiB tensors peaked at 223 MB with them, 171 MB without).
+ * its last tensors (a 512 MiB file of 1 MiB tensors peaked at 223 MB with them, 153 MB without).
  */
 const REMEMBER_SHARE = 64;
 
