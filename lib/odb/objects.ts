@@ -276,16 +276,12 @@ export class ObjectReader {
     };
     let baseTensor = cachedBase;
     let baseId = cur;
-    // The first two links are read at once (a fine-tune's segment is a pair: both reads wait on the
-    // device together); each later link is read once the link below it has arrived, as before.
     let next = ids.length ? read(ids.length - 1) : null;
-    let second = ids.length > 1 ? read(ids.length - 2) : null;
     const pairable = scratch !== undefined && opts.verify === false && opts.cacheBases === false;
     try {
       for (let i = ids.length - 1; i >= 0; i--) {
         const got = await next!;
-        next = second ?? (i > 0 ? read(i - 1) : null);
-        second = null;
+        next = i > 0 ? read(i - 1) : null;
         const base = got.attrs.base || null;
         if (base !== (i + 1 < ids.length ? ids[i + 1] : cur)) {
           this.dropRead(got.bytes, scratch);
@@ -336,11 +332,10 @@ export class ObjectReader {
       }
     } finally {
       // A read started for a link that will not be decoded (an error, a changed chain) is dropped.
-      for (const p of [next, second])
-        p?.then(
-          (g) => this.dropRead(g.bytes, scratch),
-          () => undefined,
-        );
+      next?.then(
+        (g) => this.dropRead(g.bytes, scratch),
+        () => undefined,
+      );
     }
     return baseTensor!;
   }
