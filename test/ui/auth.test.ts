@@ -61,8 +61,11 @@ describe('coral serve --ui (headless Chromium)', () => {
     await page.getByRole('button', { name: 'Use token' }).click();
     await page.waitForSelector('[role="alert"]:has-text("refused")');
 
+    // Enter on the field itself: the app moves focus to the page heading after each render that
+    // changes its auth state, and under load that can land after the fill (page.keyboard would then
+    // press Enter on the heading).
     await page.getByLabel('Token', { exact: true }).fill(read);
-    await page.keyboard.press('Enter');
+    await page.getByLabel('Token', { exact: true }).press('Enter');
     await page.waitForURL(/#\/r\/hub$/);
     await page.waitForSelector('.commit-row');
     expect(await page.getByRole('link', { name: 'served base', exact: true }).count()).toBe(1);
