@@ -26,7 +26,8 @@ import * as os from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { GitProtocolError } from '../errors';
 import { FLUSH, PktReader, PktWriter } from './pktline';
-import { SpoolWriter } from './spool';
+import type { HashedFileWriter } from '../worktree/materialize';
+import { createSpool } from './spool';
 
 /** What the server does with a file; implemented over the payload store by lib/git/process.ts. */
 export interface FilterOps {
@@ -225,9 +226,9 @@ export async function serveFilter(
         // A spool that cannot be written (disk full) fails this file, not the process: the rest of
         // the content is still read, so the next request starts on a packet boundary.
         let spoolError: unknown = null;
-        let sw: SpoolWriter | null = null;
+        let sw: HashedFileWriter | null = null;
         try {
-          sw = SpoolWriter.create(spool);
+          sw = createSpool(spool);
         } catch (e) {
           spoolError = e;
         }

@@ -13,6 +13,7 @@ import { ChecksumMismatchError, CorruptObjectError, InternalError } from '../err
 import type { FileEntry, TensorEntry } from '../models/tree';
 import { DTYPES, type DType } from '../tensor/dtype';
 import { tensor, type Tensor } from '../tensor/tensor';
+import type { FileWriter } from '../../binding';
 import type { ObjectReader } from '../odb/objects';
 import { ScratchBuffers } from '../odb/scratch';
 import { callAsync, callSync, native } from '../native';
@@ -180,39 +181,80 @@ export async function writeHashed(
 const FILE_WRITER_SHA256 = 1;
 
 /**
+ * A new file written front to back through the native FileWriter while its
+ * SHA-256 is taken: each append is copied into aligned blocks (and hashed) on
+ * the libuv pool, and the blocks are written with O_DIRECT by the writer's own
+ * thread (no page-cache copy, no writeback to wait for at fsync). Where the
+ * host offers no SHA-256 to native code, the main thread hashes each append
+ * instead. Used by checkout (writeHashedFile) and the git clean's spool
+ * (lib/git/spool.ts).
+ *
+ * Thread: the event loop; `append`'s bytes must not change until its promise
+ * settles, and one append at a time.
+ */
+export class HashedFileWriter {
+  private readonly sha: crypto.Hash | null;
+
+  private constructor(
+    private readonly w: FileWriter,
+    readonly file: string,
+  ) {
+    this.sha = w.hashing() ? null : crypto.createHash('sha256');
+  }
+
+  /** Creates `file` exclusively, with `mode`. */
+  static create(file: string, mode: number): HashedFileWriter {
+    return new HashedFileWriter(
+      callSync(() => new native.FileWriter(file, mode, FILE_WRITER_SHA256)),
+      file,
+    );
+  }
+
+  /** Appends `b` (which must not change until this settles). */
+  async append(b: Uint8Array): Promise<void> {
+    const written = callAsync(() => this.w.appendAsync(b));
+    this.sha?.update(b);
+    await written;
+  }
+
+  /** Writes the rest, fsyncs and closes the file: the SHA-256 (hex) of everything appended. */
+  async finish(): Promise<string> {
+    await callAsync(() => this.w.finish());
+    const digest = this.sha ? this.sha.digest('hex') : this.w.sha256();
+    if (digest === null) throw new InternalError(`no SHA-256 of ${this.file} after a hashing write`);
+    return digest;
+  }
+
+  /** Closes without finishing (the caller removes the file); idempotent. */
+  abort(): void {
+    this.w.abort();
+  }
+}
+
+/**
  * Creates `file` (exclusively, with `mode`) and writes `chunks` to it while
- * hashing them, through the native FileWriter: each chunk is copied into
- * aligned blocks (and hashed as it is copied) on the libuv pool, and the blocks
- * are written with O_DIRECT by the writer's own thread (no page-cache copy, no
- * writeback to wait for at fsync), while the producer decodes the next chunk.
- * The event loop stays free to start that decode as soon as its read lands.
- * Where the host offers no SHA-256 to native code, the main thread hashes each
- * chunk instead. fsyncs before it returns; on failure the file is closed and
- * left for the caller to remove.
+ * hashing them (HashedFileWriter), while the producer decodes the next chunk:
+ * the event loop stays free to start that decode as soon as its read lands.
+ * fsyncs before it returns; on failure the file is closed and left for the
+ * caller to remove.
  */
 export async function writeHashedFile(
   file: string,
   chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   mode = 0o644,
 ): Promise<{ size: number; sha256: string }> {
-  const w = callSync(() => new native.FileWriter(file, mode, FILE_WRITER_SHA256));
-  const sha = w.hashing() ? null : crypto.createHash('sha256');
+  const w = HashedFileWriter.create(file, mode);
   let n = 0;
   try {
     for await (const chunk of chunks) {
-      const written = callAsync(() => w.appendAsync(chunk));
-      sha?.update(chunk);
-      await written;
+      await w.append(chunk);
       n += chunk.byteLength;
     }
-    await callAsync(() => w.finish());
+    return { size: n, sha256: await w.finish() };
   } catch (e) {
     w.abort();
     throw e;
   }
-  const digest = sha ? sha.digest('hex') : w.sha256();
-  if (digest === null) throw new InternalError(`no SHA-256 of ${file} after a hashing write`);
-  return { size: n, sha256: digest };
 }
 
 /**

@@ -1,4 +1,4 @@
-// DirectFile (lib/ingest/direct-read.ts) and the git clean's SpoolWriter (lib/git/spool.ts): a file
+// DirectFile (lib/ingest/direct-read.ts) and the git clean's spool (lib/git/spool.ts): a file
 // written with O_DIRECT and read back with O_DIRECT is byte-exact at any offset and length (ranges
 // across the staging buffer's edges, the unaligned tail), its SHA-256 is the content's, a read past
 // the end is a FormatError, and the same holds with direct I/O turned off (CORAL_NO_DIRECT_IO=1).
@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FormatError } from '../../../lib/errors';
-import { SpoolWriter } from '../../../lib/git/spool';
+import { createSpool } from '../../../lib/git/spool';
 import { DirectFile } from '../../../lib/ingest/direct-read';
 
 const dirs: string[] = [];
@@ -39,7 +39,7 @@ async function spoolAndRead(noDirect: boolean): Promise<void> {
   const file = path.join(dir, 'spool');
   // Not a multiple of the block size, and more than two staging buffers.
   const data = content(19 * MiB + 12345, noDirect ? 2 : 1);
-  const sw = SpoolWriter.create(file);
+  const sw = createSpool(file);
   // Appends of odd sizes, as a clean's batches end wherever git's packets do.
   for (let o = 0, k = 0; o < data.length; k++) {
     const n = Math.min(data.length - o, [4 * MiB, 65516, 3 * MiB + 7][k % 3]);
@@ -78,7 +78,7 @@ async function spoolAndRead(noDirect: boolean): Promise<void> {
   }
 }
 
-describe('DirectFile and SpoolWriter', () => {
+describe('DirectFile and the spool writer', () => {
   it('write and read back byte for byte with direct I/O', () => spoolAndRead(false));
   it('write and read back byte for byte with CORAL_NO_DIRECT_IO=1', () => spoolAndRead(true));
 
@@ -86,6 +86,6 @@ describe('DirectFile and SpoolWriter', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-direct-'));
     dirs.push(dir);
     fs.writeFileSync(path.join(dir, 'x'), 'x');
-    expect(() => SpoolWriter.create(path.join(dir, 'x'))).toThrow();
+    expect(() => createSpool(path.join(dir, 'x'))).toThrow();
   });
 });
