@@ -29,7 +29,11 @@ function directAllowed(): boolean {
   return !v || v === '0';
 }
 
-function readOnce(fd: number, buf: Uint8Array, off: number, len: number, pos: number): Promise<number> {
+/**
+ * One read of up to `len` bytes at `pos` into `buf` at `off`: the bytes read. The callback API on a
+ * descriptor: a promise read would allocate a small typed array per call (lib/ingest/ingest.ts readExact).
+ */
+export function readOnce(fd: number, buf: Uint8Array, off: number, len: number, pos: number): Promise<number> {
   return new Promise((resolve, reject) => fs.read(fd, buf, off, len, pos, (e, n) => (e ? reject(e) : resolve(n))));
 }
 

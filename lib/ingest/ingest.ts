@@ -12,11 +12,10 @@
  * same-named tensor of the parent commit's version of the file; similarity
  * search plugs in here). The object writer keeps a delta only when smaller.
  */
-import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { FormatError } from '../errors';
 import type { CheckpointLayout } from '../formats';
-import { DirectFile } from './direct-read';
+import { DirectFile, readOnce } from './direct-read';
 import { scanOrPlain } from './plain';
 import type { FileEntry, LossyMark, SegmentEntry, TensorEntry } from '../models/tree';
 import type { LossySpec, ObjectWriter, PutResult } from '../odb/objects';
@@ -161,9 +160,7 @@ function plan(layout: CheckpointLayout): PlannedSegment[] {
 async function readExact(fh: fsp.FileHandle, buf: Uint8Array, position: number, file: string): Promise<void> {
   let done = 0;
   while (done < buf.byteLength) {
-    const bytesRead = await new Promise<number>((resolve, reject) =>
-      fs.read(fh.fd, buf, done, buf.byteLength - done, position + done, (e, n) => (e ? reject(e) : resolve(n))),
-    );
+    const bytesRead = await readOnce(fh.fd, buf, done, buf.byteLength - done, position + done);
     if (bytesRead === 0) throw new FormatError(`${file} changed while it was being read (unexpected end of file)`);
     done += bytesRead;
   }
@@ -376,6 +373,12 @@ export async function ingestLayout(
       // The content id, dedup check and base lookup (decode) run on the pool beside the
       // file's sha256 of this segment.
       const hashed = hash(buf);
+      // The segment goes back to the pool only once the file's sha256 has read it.
+      const releaseOnceHashed = () =>
+        void hashed.then(
+          () => release(t),
+          () => undefined,
+        );
       const lookup = (async () => {
         // Exact duplicates need no base search: the writer reuses the stored copy.
         const { id, casts } = hooks.castIds ? await contentIdWithCasts(t) : { id: await contentId(t), casts: [] };
@@ -404,11 +407,7 @@ export async function ingestLayout(
           // segment) is needed for the write: back to the buffer pool. With
           // --lossy the tally still hashes the segment's bytes (below).
           release(base?.tensor);
-          if (tensorDone && !lossy)
-            void hashed.then(
-              () => release(t),
-              () => undefined,
-            );
+          if (tensorDone && !lossy) releaseOnceHashed();
           encoded();
         },
       });
@@ -416,11 +415,7 @@ export async function ingestLayout(
       // lossy) once the put settles; only then may the segment go back to the pool.
       lossy?.piece(
         put.then((r) => r.decoded?.data ?? buf),
-        () =>
-          void hashed.then(
-            () => release(t),
-            () => undefined,
-          ),
+        releaseOnceHashed,
       );
       window.add(
         put.then(async (r) => {
