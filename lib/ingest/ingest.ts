@@ -176,7 +176,19 @@ async function readExact(fh: fsp.FileHandle, buf: Uint8Array, position: number, 
 const TWO_PUTS_MAX_BYTES = 16 << 20;
 
 /**
- * At most two puts in flight: the next may start once the newest is encoded
+ * Segments up to this size run as tasks (lookup + put), up to `smallTasks` at once and
+ * SMALL_TASKS_BUDGET bytes of segments between them (each also holds a base and an
+ * encoding while it encodes, so at most 3x that budget: well inside the fixed 256 MiB).
+ */
+const SMALL_TASK_BYTES = 2 << 20;
+const SMALL_TASKS_MAX = 16;
+const SMALL_TASKS_BUDGET = 8 << 20;
+const smallTasks = (bytes: number): number =>
+  Math.max(2, Math.min(SMALL_TASKS_MAX, Math.floor(SMALL_TASKS_BUDGET / Math.max(1, bytes))));
+
+/**
+ * At most `depth` puts in flight (1 or 2; small-segment tasks, which report
+ * "encoded" at once, up to SMALL_TASKS_MAX): the next may start once the newest is encoded
  * (its tensor read no more) and the oldest has finished (written). `settle`
  * waits for all and rethrows the first failure; `drain` waits and drops them
  * (cleanup after an error).
@@ -184,7 +196,7 @@ const TWO_PUTS_MAX_BYTES = 16 << 20;
 class PutWindow {
   private puts: Array<{ done: Promise<void>; encoded: Promise<void> }> = [];
 
-  /** Waits until a put may start with at most `depth` puts in flight (1 or 2). */
+  /** Waits until a put may start with at most `depth` puts in flight. */
   async ready(depth: number): Promise<void> {
     while (this.puts.length >= depth) await this.puts.shift()!.done;
     await this.encoded();
@@ -341,7 +353,8 @@ export async function ingestLayout(
   // or written once encoded (the writer runs pack writes in call order). A put
   // starts once the one before it is encoded and the one before that is
   // written, so at most two puts are in flight and memory stays at a few times
-  // the largest segment.
+  // the largest segment. Small segments (SMALL_TASK_BYTES) instead run lookup and
+  // put as one task, up to `smallTasks` at once.
   const window = new PutWindow();
   // Stored tensors are kept as delta bases for a later ingest in this process only when the whole
   // file fits the base cache comfortably (PutOptions.remember).
@@ -379,46 +392,37 @@ export async function ingestLayout(
           () => release(t),
           () => undefined,
         );
-      const lookup = (async () => {
+      const slot = segments.length;
+      segments.push({ offset: p.offset, length: p.length, object: '', dtype: p.dtype, shape: p.shape });
+      const lookup = async () => {
         // Exact duplicates need no base search: the writer reuses the stored copy.
         const { id, casts } = hooks.castIds ? await contentIdWithCasts(t) : { id: await contentId(t), casts: [] };
+        segments[slot].object = id;
         const q: BaseQuery = { path: relPath, name: p.name, dtype: p.dtype, shape: p.shape, tensor: t, id, scratch };
         if (casts.length) q.casts = casts;
         const fresh = !(await writer.has(id));
         const base = findBase && fresh ? await findBase(q) : null;
         return { id, q, fresh, base };
-      })();
-      lookup.catch(() => undefined);
-      const { id, q, fresh, base } = await lookup;
-      await window.ready(large ? 1 : 2);
-      if (large) readNext();
-      const slot = segments.length;
-      segments.push({ offset: p.offset, length: p.length, object: id, dtype: p.dtype, shape: p.shape });
+      };
       let encoded!: () => void;
       const encodedP = new Promise<void>((r) => (encoded = r));
-      // `buf` is a fresh buffer nobody else writes: the writer may cache it without a copy,
-      // unless the scratch lent it (it hands it out again once released).
-      const put = writer.put(t, base, id, fresh ? hooks.attrs?.(q) : undefined, {
-        owned: !scratch.lends(buf),
-        lossy: opts.lossy,
-        remember,
-        onEncoded: (tensorDone) => {
-          // Neither the decoded base (nor, unless the writer caches it, the
-          // segment) is needed for the write: back to the buffer pool. With
-          // --lossy the tally still hashes the segment's bytes (below).
-          release(base?.tensor);
-          if (tensorDone && !lossy) releaseOnceHashed();
-          encoded();
-        },
-      });
-      // --lossy: the decoded file's sha256 takes this segment (its decoded form when stored
-      // lossy) once the put settles; only then may the segment go back to the pool.
-      lossy?.piece(
-        put.then((r) => r.decoded?.data ?? buf),
-        releaseOnceHashed,
-      );
-      window.add(
-        put.then(async (r) => {
+      const store = ({ id, q, fresh, base }: Awaited<ReturnType<typeof lookup>>) => {
+        // `buf` is a fresh buffer nobody else writes: the writer may cache it without a copy,
+        // unless the scratch lent it (it hands it out again once released).
+        const put = writer.put(t, base, id, fresh ? hooks.attrs?.(q) : undefined, {
+          owned: !scratch.lends(buf),
+          lossy: opts.lossy,
+          remember,
+          onEncoded: (tensorDone) => {
+            // Neither the decoded base (nor, unless the writer caches it, the
+            // segment) is needed for the write: back to the buffer pool. With
+            // --lossy the tally still hashes the segment's bytes (below).
+            release(base?.tensor);
+            if (tensorDone && !lossy) releaseOnceHashed();
+            encoded();
+          },
+        });
+        const done = put.then(async (r) => {
           count(r);
           if (r.stored) await hooks.stored?.(q, r);
           segments[slot].object = r.id;
@@ -427,8 +431,39 @@ export async function ingestLayout(
           if (!r.stored) release(base?.tensor);
           await hashed;
           if (!lossy) release(t);
-        }),
-        encodedP,
+        });
+        return { put, done };
+      };
+      let put: Promise<PutResult>;
+      if (p.length <= SMALL_TASK_BYTES) {
+        // A small segment's lookup and put run as one task, several at once: their costs are
+        // per call (thread hand-offs, a pack lookup, a base decode), and one at a time they
+        // left both cores mostly idle.
+        await window.ready(smallTasks(p.length));
+        const task = lookup().then(store);
+        put = task.then((x) => x.put);
+        put.catch(() => undefined); // the window reports a failure
+        // Its buffers are bounded by the task count, not by the encodes' order.
+        window.add(
+          task.then((x) => x.done),
+          Promise.resolve(),
+        );
+      } else {
+        const l = lookup();
+        l.catch(() => undefined);
+        const found = await l;
+        await window.ready(large ? 1 : 2);
+        if (large) readNext();
+        const x = store(found);
+        put = x.put;
+        window.add(x.done, encodedP);
+      }
+      // --lossy: the decoded file's sha256 takes this segment (its decoded form when stored
+      // lossy) once the put settles; only then may the segment go back to the pool. Pieces
+      // are handed over here, in file order, whenever their puts settle.
+      lossy?.piece(
+        put.then((r) => r.decoded?.data ?? buf),
+        releaseOnceHashed,
       );
       pos = p.offset + p.length;
     }

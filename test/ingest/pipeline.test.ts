@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { BaseSelector } from '../../lib/ingest/bases';
 import { ingestFile } from '../../lib/ingest/ingest';
 import { Repository } from '../../lib/repository';
+import type { DType } from '../../lib/tensor/dtype';
 import { tensor } from '../../lib/tensor/tensor';
 import { baseModel, f32, fineTune, perturb, weights, writeModel, writeSafetensors } from './helpers';
 
@@ -155,4 +156,72 @@ describe('large segments through reused scratch buffers', () => {
       await repo.close();
     });
   }
+});
+
+describe('small segments as concurrent tasks', () => {
+  // Segments up to 2 MiB run their lookup and put as tasks, several at once (lib/ingest/ingest.ts).
+  // Sizes cycle from a few bytes to just over the task threshold, with duplicates spaced closer
+  // than the task window, so tasks finish out of file order.
+  const sizes = [16, 1000, 65536, 300, (2 << 20) / 4, 7, 40000, (2 << 20) / 4 + 256, 128];
+  const model = (rel: number) => {
+    const out: Record<string, { dtype: string; shape: number[]; data: Uint8Array }> = {};
+    const name = (i: number) => `t${String(i).padStart(2, '0')}`;
+    for (let i = 0; i < 60; i++) {
+      // Every tenth tensor repeats the one three before it.
+      if (i % 10 === 9) {
+        out[name(i)] = out[name(i - 3)];
+        continue;
+      }
+      const n = sizes[i % sizes.length];
+      const w = weights(n, 100 + i);
+      out[name(i)] = { dtype: 'F32', shape: [n], data: f32(rel ? perturb(w, 200 + i, rel) : w) };
+    }
+    return out;
+  };
+
+  it('records each segment under its own content id and checks out both versions byte-exact', async () => {
+    const repo = await newRepo();
+    const file = path.join(repo.worktree, 'many.safetensors');
+    const versions: Buffer[] = [];
+    const { contentIdSync } = await import('../../lib/hash');
+    for (const rel of [0, 2e-3]) {
+      writeSafetensors(file, model(rel));
+      const bytes = fs.readFileSync(file);
+      versions.push(bytes);
+      const [report] = (await repo.add([file])).files;
+      expect(report.segments).toBe(60);
+      // The repeats; the fine-tune also keeps the first version's skeleton (the same header).
+      expect(report.dedupedObjects).toBe(rel ? 7 : 6);
+      if (rel) expect(report.deltaObjects).toBeGreaterThan(30);
+      await repo.commit({ message: `rel ${rel}` });
+      const entry = (await repo.treeOf('HEAD')).files['many.safetensors'];
+      for (const s of entry.segments) {
+        const view = tensor(s.dtype as DType, s.shape, bytes.subarray(s.offset, s.offset + s.length));
+        expect(s.object).toBe(contentIdSync(view));
+      }
+    }
+    for (let k = 0; k < 2; k++) {
+      fs.rmSync(file);
+      await repo.checkout(`HEAD~${1 - k}`, { paths: [file] });
+      expect(sha(fs.readFileSync(file))).toBe(sha(versions[k]));
+    }
+    await repo.close();
+  });
+
+  it('rejects with the failure of a task in flight, and stores nothing of the file', async () => {
+    const repo = await newRepo();
+    const file = path.join(repo.worktree, 'many.safetensors');
+    writeSafetensors(file, model(0));
+    const boom = new Error('lookup failed for t23');
+    const findBase = async (q: { name: string }) => {
+      if (q.name === 't23') throw boom;
+      return null;
+    };
+    await expect(repo.withWriter('test', (w) => ingestFile(w, file, 'many.safetensors', findBase))).rejects.toBe(boom);
+    const packs = fs
+      .readdirSync(path.join(repo.worktree, '.coral', 'objects', 'packs'))
+      .filter((f) => f.endsWith('.h5'));
+    expect(packs).toEqual([]);
+    await repo.close();
+  });
 });
