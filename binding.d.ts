@@ -376,7 +376,8 @@ export class SimIndex {
 export const codecNames: readonly string[];
 /**
  * Flat encode options. codec: id (255 = automatic choice); level: zstd level -7..22;
- * threads: 0 = runtime.threads(); chunkElems: elements per chunk (0 = 2^18);
+ * threads: 0 = runtime.threads() (a tensor of at most 1 MiB is coded on one thread whatever the
+ * budget); chunkElems: elements per chunk (0 = 2^18);
  * lossy knobs: block, fraction, topk, threshold, axis (0 row, 1 col), rank, maxRank, energy;
  * baseId: expected content id of the base (checked).
  * baseDtype, baseShape: the base's dtype code and shape when they differ from the tensor's
@@ -405,7 +406,8 @@ export function codecPureCast(dtype: number, shape: Shape, id: string, baseDtype
   rounding: number, opts?: CodecEncodeOptions): CodecEncodeResult;
 /**
  * Decodes and verifies the content id (kernels Decode). Writes into `out` (exact size) when given
- * and returns it, else returns a new Buffer. threads: 0 = runtime.threads(). verify: false skips
+ * and returns it, else returns a new Buffer. threads: 0 = runtime.threads() (one thread for at most
+ * 1 MiB decoded). verify: false skips
  * the content id check (for callers that verify the bytes another way; default true).
  */
 export function codecDecode(bytes: Bytes, base: Bytes | null, out?: Uint8Array | null, threads?: number,

@@ -645,13 +645,17 @@ uint64_t CountChangedElems(const uint8_t* t, const uint8_t* b, uint64_t n, size_
 
 // ---- public API ----------------------------------------------------------------------------
 
-Err Estimate(const TensorView& t, const TensorView* base, const EncodeParams& p,
+Err Estimate(const TensorView& t, const TensorView* base, const EncodeParams& given,
              std::vector<std::pair<Codec, uint64_t>>* out) {
   CORAL_TRY(CheckViews(t, base));
+  EncodeParams p = given;
+  p.threads = ThreadsFor(t.nbytes, p.threads);
   return EstimateImpl(t, base ? base->data : nullptr, p, out, false);
 }
 
-Err Encode(const TensorView& t, const TensorView* base, const EncodeParams& p, EncodeResult* res) {
+Err Encode(const TensorView& t, const TensorView* base, const EncodeParams& given, EncodeResult* res) {
+  EncodeParams p = given;
+  p.threads = ThreadsFor(t.nbytes, p.threads);
   // A base of another dtype or first dimension, or a derived codec by name: codec_derived.cc.
   if ((base && (base->dtype != t.dtype || base->shape != t.shape)) ||
       (base && (p.codec == int(Codec::CAST) || p.codec == int(Codec::ROWS))))
@@ -1005,6 +1009,7 @@ Err DecodePair(const uint8_t* lower, size_t lower_n, const uint8_t* lower_base, 
 
 Err Decode(const uint8_t* obj, size_t n, const uint8_t* base, size_t base_n, uint8_t* out, size_t out_n,
            int threads, bool verify) {
+  threads = ThreadsFor(out_n, threads);
   ObjectInfo info;
   CORAL_TRY(Inspect(obj, n, &info));
   if (out_n != info.nbytes)
