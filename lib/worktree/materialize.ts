@@ -62,6 +62,9 @@ export async function* interleave(
 
 /** fileChunks decodes two segments ahead when none is larger than this (else one). */
 const AHEAD_MAX_BYTES = 16 << 20;
+/** With `release`, small segments are decoded further ahead: at most this many, of this many bytes. */
+const AHEAD_MAX_COUNT = 16;
+const AHEAD_BUDGET_BYTES = 8 << 20;
 
 /**
  * Yields the file's bytes in order: skeleton pieces and decoded segments. The
@@ -107,8 +110,24 @@ export async function* fileChunks(
     opts.release && small && !known?.has(entry.segments[0].object) && (await reader.isDelta(entry.segments[0].object))
       ? 2
       : 1;
+  // Small segments are decoded further ahead, up to AHEAD_MAX_COUNT of them within AHEAD_BUDGET_BYTES:
+  // their cost is mostly per segment (pack lookups, thread hand-offs), and one or two at a time left
+  // the cores idle between them.
   const pending: Array<Promise<Tensor> | null> = [];
-  for (let k = 0; k < ahead; k++) pending.push(load(k));
+  let next = 0;
+  let pendingBytes = 0;
+  const topUp = () => {
+    const segs = entry.segments;
+    while (
+      next < segs.length &&
+      (pending.length < ahead ||
+        (opts.release && pending.length < AHEAD_MAX_COUNT && pendingBytes + segs[next].length <= AHEAD_BUDGET_BYTES))
+    ) {
+      pendingBytes += segs[next].length;
+      pending.push(load(next++));
+    }
+  };
+  topUp();
   let prev: Tensor | null = null;
   // The segment yielded last; the consumer is done with it once it asks for more.
   const done = () => {
@@ -119,7 +138,8 @@ export async function* fileChunks(
     yield* interleave(skeleton, entry, async (i) => {
       const seg = entry.segments[i];
       const t = await pending.shift()!;
-      pending.push(load(i + ahead));
+      pendingBytes -= seg.length;
+      topUp();
       if (t.data.byteLength !== seg.length)
         throw new CorruptObjectError(
           `object ${seg.object} has ${t.data.byteLength} bytes, file entry expects ${seg.length}`,
