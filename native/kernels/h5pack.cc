@@ -809,7 +809,8 @@ Err PackReaderFile::Open(const std::string& path, std::unique_ptr<PackReaderFile
 PackReaderFile::~PackReaderFile() { Close(); }
 
 void PackReaderFile::Close() {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  idle_.wait(lock, [this] { return readers_ == 0; });  // reads past the lock use the fds
   Quiet();
   if (small_data_ >= 0) H5Dclose(small_data_);
   small_data_ = -1;
@@ -1024,7 +1025,7 @@ Err PackReaderFile::ReadSmallLocked(const PackObject& o, uint8_t* dst) {
     if (H5Dread(small_data_, H5T_NATIVE_UINT8, mspace.get(), fspace.get(), H5P_DEFAULT, dst) < 0)
       return H5Fail(Status::Corrupt, where, "cannot read data");
   }
-  return VerifyChecksum(o.id, dst, o);
+  return Err::Ok();
 }
 
 Err PackReaderFile::StatLocked(const std::string& id, PackObject* out) {
@@ -1163,82 +1164,89 @@ Err PackReaderFile::OpenForRead(const std::string& id, int64_t* ds_out, PackObje
   return Err::Ok();
 }
 
-Err PackReaderFile::ReadLocked(const std::string& id, int64_t ds, const PackObject& obj, uint8_t* dst) {
-  Hid dsh(ds, H5Dclose);
-  const bool aligned = obj.offset != kPackNoOffset && obj.offset % kDirectAlign == 0 &&
-                       reinterpret_cast<uintptr_t>(dst) % kDirectAlign == 0;
-  if (aligned && obj.size >= kPackDirectMin && direct_fd_ == -1) {
-    direct_fd_ = DirectIoAllowed() ? ::open(path_.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC) : -1;
-    buffered_fd_ = direct_fd_ >= 0 ? ::open(path_.c_str(), O_RDONLY | O_CLOEXEC) : -1;
-    if (buffered_fd_ < 0) {
-      if (direct_fd_ >= 0) ::close(direct_fd_);
-      direct_fd_ = -2;
+// Reads one object into the memory `alloc` gives for its stored size. The pack's mutex is
+// held for the HDF5 calls only: the checksum, and the O_DIRECT read of a large object, run
+// without it, so a small read on another thread (the JS thread's sync reads) never waits
+// behind a large one. Close waits for such reads (readers_) before it closes their fds.
+Err PackReaderFile::ReadObject(const std::string& id, const Alloc& alloc, uint64_t* got) {
+  std::unique_lock<std::mutex> lock(mu_);
+  Quiet();
+  PackObject o;
+  uint8_t* dst = nullptr;
+  if (file_ >= 0 && ValidPackId(id)) {
+    CORAL_TRY(LoadSmallLocked());
+    if (const PackObject* so = FindSmall(id)) {
+      o = *so;
+      CORAL_TRY(alloc(o.size, &dst));
+      CORAL_TRY(ReadSmallLocked(o, dst));
+      lock.unlock();
+      *got = o.size;
+      return VerifyChecksum(id, dst, o);
     }
   }
-  if (aligned && obj.size >= kPackDirectMin && direct_fd_ >= 0) {
-    // The dataset's extent was checked against the file when it was opened (OpenForRead).
-    CORAL_TRY(DirectRead(direct_fd_, buffered_fd_, dst, obj.size, obj.offset, "pack " + Where(path_, id)));
-  } else if (obj.size > 0 && H5Dread(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0) {
-    return H5Fail(Status::Corrupt, Where(path_, id), "cannot read data");
-  }
-  return VerifyChecksum(id, dst, obj);
+  int dfd = -1, bfd = -1;
+  {
+    int64_t ds = -1;
+    CORAL_TRY(OpenForRead(id, &ds, &o));
+    Hid dsh(ds, H5Dclose);
+    CORAL_TRY(alloc(o.size, &dst));
+    const bool direct = o.offset != kPackNoOffset && o.offset % kDirectAlign == 0 &&
+                        reinterpret_cast<uintptr_t>(dst) % kDirectAlign == 0 && o.size >= kPackDirectMin;
+    if (direct && direct_fd_ == -1) {
+      direct_fd_ = DirectIoAllowed() ? ::open(path_.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC) : -1;
+      buffered_fd_ = direct_fd_ >= 0 ? ::open(path_.c_str(), O_RDONLY | O_CLOEXEC) : -1;
+      if (buffered_fd_ < 0) {
+        if (direct_fd_ >= 0) ::close(direct_fd_);
+        direct_fd_ = -2;
+      }
+    }
+    if (direct && direct_fd_ >= 0) {
+      dfd = direct_fd_;
+      bfd = buffered_fd_;
+      ++readers_;
+    } else if (o.size > 0 && H5Dread(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0) {
+      return H5Fail(Status::Corrupt, Where(path_, id), "cannot read data");
+    }
+  }  // the dataset is closed here, under the lock
+  lock.unlock();
+  *got = o.size;
+  if (dfd < 0) return VerifyChecksum(id, dst, o);
+  // The dataset's extent was checked against the file when it was opened (OpenForRead).
+  Err e = DirectRead(dfd, bfd, dst, o.size, o.offset, "pack " + Where(path_, id));
+  if (e.ok()) e = VerifyChecksum(id, dst, o);
+  lock.lock();
+  if (--readers_ == 0) idle_.notify_all();
+  return e;
 }
 
 Err PackReaderFile::ReadInto(const std::string& id, uint8_t* dst, size_t cap, uint64_t* got) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Quiet();
-  if (file_ >= 0 && ValidPackId(id)) {
-    CORAL_TRY(LoadSmallLocked());
-    if (const PackObject* so = FindSmall(id)) {
-      if (cap < so->size)
-        return Err::Make(Status::InvalidArgument, "pack " + Where(path_, id) + " needs " + std::to_string(so->size) +
-                                                      " bytes but the buffer holds " + std::to_string(cap));
-      CORAL_TRY(ReadSmallLocked(*so, dst));
-      *got = so->size;
-      return Err::Ok();
-    }
-  }
-  PackObject o;
-  int64_t ds = -1;
-  CORAL_TRY(OpenForRead(id, &ds, &o));
-  if (cap < o.size) {
-    H5Dclose(ds);
-    return Err::Make(Status::InvalidArgument, "pack " + Where(path_, id) + " needs " + std::to_string(o.size) +
-                                                  " bytes but the buffer holds " + std::to_string(cap));
-  }
-  CORAL_TRY(ReadLocked(id, ds, o, dst));
-  *got = o.size;
-  return Err::Ok();
+  return ReadObject(
+      id,
+      [&](uint64_t size, uint8_t** out) {
+        if (cap < size)
+          return Err::Make(Status::InvalidArgument, "pack " + Where(path_, id) + " needs " + std::to_string(size) +
+                                                        " bytes but the buffer holds " + std::to_string(cap));
+        *out = dst;
+        return Err::Ok();
+      },
+      got);
 }
 
 Err PackReaderFile::Read(const std::string& id, BigBuffer* out, uint64_t* size) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Quiet();
-  if (file_ >= 0 && ValidPackId(id)) {
-    CORAL_TRY(LoadSmallLocked());
-    if (const PackObject* so = FindSmall(id)) {
-      BigBuffer buf = BigBuffer::Take(so->size);
-      if (so->size > 0 && !buf.data())
-        return Err::Make(Status::OutOfMemory, "pack " + Where(path_, id) + ": cannot allocate " + std::to_string(so->size) + " bytes");
-      if (so->size > 0) CORAL_TRY(ReadSmallLocked(*so, buf.data()));
-      *out = std::move(buf);
-      *size = so->size;
-      return Err::Ok();
-    }
-  }
-  PackObject o;
-  int64_t ds = -1;
-  CORAL_TRY(OpenForRead(id, &ds, &o));
   // Pooled memory (util/big_buffer.h): large reads reuse recycled mappings instead of
   // faulting in and zeroing fresh pages, and JS can give them back early (recycleBuffer).
-  BigBuffer buf = BigBuffer::Take(o.size);
-  if (o.size > 0 && !buf.data()) {
-    H5Dclose(ds);
-    return Err::Make(Status::OutOfMemory, "pack " + Where(path_, id) + ": cannot allocate " + std::to_string(o.size) + " bytes");
-  }
-  CORAL_TRY(ReadLocked(id, ds, o, buf.data()));
+  BigBuffer buf;
+  CORAL_TRY(ReadObject(
+      id,
+      [&](uint64_t n, uint8_t** p) {
+        buf = BigBuffer::Take(n);
+        if (n > 0 && !buf.data())
+          return Err::Make(Status::OutOfMemory, "pack " + Where(path_, id) + ": cannot allocate " + std::to_string(n) + " bytes");
+        *p = buf.data();
+        return Err::Ok();
+      },
+      size));
   *out = std::move(buf);
-  *size = o.size;
   return Err::Ok();
 }
 

@@ -20,7 +20,8 @@
 //
 // Thread: any. libhdf5 is the thread-safe build; its global lock serialises the calls.
 // Each PackFile additionally holds a mutex so one handle is never used by two threads
-// at once (a sync call on the JS thread and a pool worker, say). HDF5's automatic
+// at once (a sync call on the JS thread and a pool worker, say); a reader holds it for
+// its HDF5 calls only, not for checksums or O_DIRECT reads of large objects. HDF5's automatic
 // error printing is switched off on every thread that enters this module.
 // Ownership: data pointers are borrowed for the duration of a call, never retained (small
 // objects are copied into the writer's buffer).
@@ -35,6 +36,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -163,12 +166,15 @@ class PackReaderFile {
  private:
   PackReaderFile() = default;
   Err StatLocked(const std::string& id, PackObject* out);
-  // Opens the dataset (returned in *ds, closed by ReadLocked) and fills size, offset, checksum.
+  // Opens the dataset (returned in *ds, closed by the caller) and fills size, offset, checksum.
   Err OpenForRead(const std::string& id, int64_t* ds, PackObject* o);
-  Err ReadLocked(const std::string& id, int64_t ds, const PackObject& obj, uint8_t* dst);
+  // ReadInto and Read: `alloc` gives the memory for the object's stored size (or an error).
+  using Alloc = std::function<Err(uint64_t size, uint8_t** dst)>;
+  Err ReadObject(const std::string& id, const Alloc& alloc, uint64_t* got);
   // Loads and validates /small/index once (no-op for packs without /small).
   Err LoadSmallLocked();
   const PackObject* FindSmall(const std::string& id) const;
+  // The small object's bytes (not verified: the caller checks them without the lock).
   Err ReadSmallLocked(const PackObject& o, uint8_t* dst);
   Err VerifyChecksum(const std::string& id, const uint8_t* data, const PackObject& o);
   std::mutex mu_;
@@ -184,6 +190,9 @@ class PackReaderFile {
   // cache copy; packs are written that way too). Opened on first use; -2: unavailable.
   int direct_fd_ = -1;
   int buffered_fd_ = -1;
+  // Reads using those fds past the mutex (ReadObject); Close waits on idle_ until none remain.
+  int readers_ = 0;
+  std::condition_variable idle_;
 };
 
 }  // namespace coral
