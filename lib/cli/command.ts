@@ -90,6 +90,8 @@ export function parseCommandArgs(
 
 /** The `--json` option most commands take. */
 export const JSON_OPT: OptSpec = { json: { type: 'boolean' } };
+/** `-q`/`--quiet`, as git's: nothing on stdout and no progress; errors and warnings still go to stderr (main.ts). */
+export const QUIET_OPT: OptSpec = { quiet: { type: 'boolean', short: 'q' } };
 
 /** Opens the repository at (or above) the working directory, runs `fn`, and closes it. */
 export async function withRepo<T>(ctx: Ctx, fn: (repo: Repository) => Promise<T>): Promise<T> {

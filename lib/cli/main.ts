@@ -6,7 +6,7 @@
  * the exit code comes from the error code (exitCodeFor, lib/cli/output.ts).
  */
 import { UsageError, parseCommandArgs, type Command, type Ctx } from './command';
-import { defaultIo, errorLine, exitCodeFor, type Io } from './output';
+import { defaultIo, errorLine, exitCodeFor, quietIo, type Io } from './output';
 
 /**
  * Commands by name: a Map, so `coral constructor` or `coral __proto__` is an unknown command. Each
@@ -83,7 +83,8 @@ export async function main(argv: string[], io: Io = defaultIo(), cwd = process.c
     const before = dd >= 0 ? rest.slice(0, dd) : rest;
     const after = dd >= 0 ? rest.slice(dd + 1) : [];
     const parsed = parseCommandArgs(name, cmd, cmd.preprocess ? cmd.preprocess(before) : before);
-    const code = await cmd.run({ io, flags: parsed.flags, args: parsed.args, rest: after, cwd });
+    const cio = parsed.flags.quiet === true ? quietIo(io) : io;
+    const code = await cmd.run({ io: cio, flags: parsed.flags, args: parsed.args, rest: after, cwd });
     return typeof code === 'number' ? code : 0;
   } catch (e) {
     io.err(errorLine(e));

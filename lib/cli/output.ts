@@ -24,6 +24,11 @@ export function defaultIo(): Io {
   };
 }
 
+/** `-q`/`--quiet`: the same Io with nothing on stdout and no progress (errors and warnings still on stderr). */
+export function quietIo(io: Io): Io {
+  return { ...io, out: () => undefined, outBytes: () => undefined, progress: false };
+}
+
 const CODES = { red: 31, green: 32, yellow: 33, blue: 34, magenta: 35, cyan: 36, dim: 2, bold: 1 } as const;
 export type Color = keyof typeof CODES;
 

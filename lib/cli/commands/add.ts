@@ -1,16 +1,17 @@
 /** `coral add [-f] [--strict] [--lossy <codec>[:k=v,...]] <path>...`: stage checkpoint files. */
 import { lossyLine } from '../render';
-import { JSON_OPT, UsageError, resolvePaths, withRepo, type Command } from '../command';
+import { JSON_OPT, UsageError, resolvePaths, withRepo, type Command, QUIET_OPT } from '../command';
 import { Progress, humanBytes, print, printJson } from '../output';
 
 export const addCommand: Command = {
   summary: 'Stage checkpoint files (stored as skeleton + deduplicated tensors)',
-  usage: 'coral add [-f|--force] [--strict] [--lossy <codec>[:param=value,...]] <path>...',
+  usage: 'coral add [-q] [-f|--force] [--strict] [--lossy <codec>[:param=value,...]] <path>...',
   options: {
     force: { type: 'boolean', short: 'f' },
     strict: { type: 'boolean' },
     lossy: { type: 'string' },
     ...JSON_OPT,
+    ...QUIET_OPT,
   },
   async run(ctx) {
     const paths = [...ctx.args, ...ctx.rest];

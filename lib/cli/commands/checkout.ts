@@ -1,14 +1,15 @@
 /** `coral checkout [-f] [--detach] <branch|rev>`, `-b <new> [<start>]`, or `[<rev>] -- <path>...`. */
 import type { Repository } from '../../index';
-import { JSON_OPT, UsageError, resolvePaths, withRepo, type Command } from '../command';
+import { JSON_OPT, UsageError, resolvePaths, withRepo, type Command, QUIET_OPT } from '../command';
 import { print, printJson } from '../output';
 import { lossyLine, short } from '../render';
 
 export const checkoutCommand: Command = {
   summary: 'Switch branches or restore files, rewriting checkpoints byte-for-byte',
   usage:
-    'coral checkout [-f] [--detach] <branch|rev> | coral checkout -b <new-branch> [<start>] | coral checkout [<rev>] -- <path>...',
+    'coral checkout [-q] [-f] [--detach] <branch|rev> | coral checkout -b <new-branch> [<start>] | coral checkout [<rev>] -- <path>...',
   options: {
+    ...QUIET_OPT,
     force: { type: 'boolean', short: 'f' },
     branch: { type: 'string', short: 'b' },
     detach: { type: 'boolean' },

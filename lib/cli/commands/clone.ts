@@ -1,16 +1,17 @@
 /** `coral clone <url> [<dir>] [--branch <b>] [--filter <glob>]… [--endpoint <url>] [--json]`. */
 import * as path from 'node:path';
 import { Repository } from '../../index';
-import { UsageError, type Command } from '../command';
+import { UsageError, type Command, QUIET_OPT } from '../command';
 import { Progress, print, printJson } from '../output';
 import { printTransfer } from '../transfer-output';
 
 export const cloneCommand: Command = {
   summary: 'Copy a repository (path, file:// or s3://) and check out a branch; --filter for a partial clone',
   usage:
-    'coral clone <url> [<dir>] [--branch <branch|tag>] [--filter <glob>]… [--no-checkout] [--endpoint <url>] [--json]',
+    'coral clone [-q] <url> [<dir>] [--branch <branch|tag>] [--filter <glob>]… [--no-checkout] [--endpoint <url>] [--json]',
   maxArgs: 2,
   options: {
+    ...QUIET_OPT,
     branch: { type: 'string', short: 'b' },
     filter: { type: 'string', multiple: true },
     'no-checkout': { type: 'boolean', short: 'n' },

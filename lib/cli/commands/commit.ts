@@ -1,12 +1,12 @@
 /** `coral commit -m <message> [--meta k=v]... [--author "Name <email>"] [--allow-empty] [-a]`. */
 import { invalidParameter } from '../../index';
-import { JSON_OPT, UsageError, messageFlag, parsePairs, withRepo, type Command } from '../command';
+import { JSON_OPT, UsageError, messageFlag, parsePairs, withRepo, type Command, QUIET_OPT } from '../command';
 import { print, printJson } from '../output';
 import { firstLine, short } from '../render';
 
 export const commitCommand: Command = {
   summary: 'Record the staged files as a new commit',
-  usage: 'coral commit -m <message> [--meta key=value]... [--author "Name <email>"] [--allow-empty]',
+  usage: 'coral commit [-q] -m <message> [--meta key=value]... [--author "Name <email>"] [--allow-empty]',
   maxArgs: 0,
   options: {
     message: { type: 'string', short: 'm', multiple: true },
@@ -15,6 +15,7 @@ export const commitCommand: Command = {
     'allow-empty': { type: 'boolean' },
     all: { type: 'boolean', short: 'a' },
     ...JSON_OPT,
+    ...QUIET_OPT,
   },
   async run(ctx) {
     const message = messageFlag(ctx.flags.message);

@@ -1,13 +1,14 @@
 /** `coral fetch [<remote>] [--all-objects] [-p|--prune] [--endpoint <url>] [--json]`. */
-import { withRepo, type Command } from '../command';
+import { withRepo, type Command, QUIET_OPT } from '../command';
 import { Progress, printJson } from '../output';
 import { printRefUpdates, printTransfer } from '../transfer-output';
 
 export const fetchCommand: Command = {
   summary: "Download a remote's branches (as <remote>/<branch>) and tags",
-  usage: 'coral fetch [<remote>] [--all-objects] [-p|--prune] [--endpoint <url>] [--json]',
+  usage: 'coral fetch [-q] [<remote>] [--all-objects] [-p|--prune] [--endpoint <url>] [--json]',
   maxArgs: 1,
   options: {
+    ...QUIET_OPT,
     'all-objects': { type: 'boolean' },
     prune: { type: 'boolean', short: 'p' },
     endpoint: { type: 'string' },

@@ -18,7 +18,7 @@ import {
   type MergeReport,
   type MergeStrategyName,
 } from '../../index';
-import { UsageError, messageFlag, type Command, type Ctx } from '../command';
+import { UsageError, messageFlag, type Command, type Ctx, QUIET_OPT } from '../command';
 import { fmtNum, paint, print, printJson } from '../output';
 import { short } from '../render';
 
@@ -193,7 +193,7 @@ export const mergeCommand: Command = {
   // A getter: the strategy list loads the merge code, which `coral` must not load for other commands.
   get usage() {
     return (
-      `coral merge <rev> [--strategy ${MERGE_STRATEGIES.join('|')}] [--alpha a] [--lambda l] ` +
+      `coral merge [-q] <rev> [--strategy ${MERGE_STRATEGIES.join('|')}] [--alpha a] [--lambda l] ` +
       '[--density k] [--drop p] [--seed s] [--resolve GLOB=STRATEGY]... [--no-ff|--ff-only] [--no-commit] [-m msg] [--json]\n' +
       "       coral merge <rev> --try s1,s2,... --out DIR [--eval 'CMD {}'] [--minimize] [--json]\n" +
       '       coral merge --continue [-m msg] | coral merge --abort'
@@ -201,6 +201,7 @@ export const mergeCommand: Command = {
   },
   options: {
     ...MERGE_OPTIONS,
+    ...QUIET_OPT,
     try: { type: 'string' },
     out: { type: 'string', short: 'o' },
     eval: { type: 'string' },

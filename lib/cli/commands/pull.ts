@@ -1,6 +1,6 @@
 /** `coral pull [<remote>] [<branch>]` with every option of `coral merge`. */
 import { MergeConflictError, type MergeConflict } from '../../index';
-import { withRepo, type Command } from '../command';
+import { withRepo, type Command, QUIET_OPT } from '../command';
 import { printJson } from '../output';
 import { MERGE_OPTIONS, mergeOptions, printMergeConflicts, printMergeReport } from './merge';
 import { printRefUpdates, printTransfer } from '../transfer-output';
@@ -8,9 +8,9 @@ import { printRefUpdates, printTransfer } from '../transfer-output';
 export const pullCommand: Command = {
   summary: 'Fetch from a remote and merge its branch into the current one (merge options apply)',
   usage:
-    'coral pull [<remote>] [<branch>] [--strategy s] [--resolve GLOB=STRATEGY]… [--alpha a] … [--no-ff|--ff-only] [--no-commit] [-m msg] [--endpoint <url>] [--json]',
+    'coral pull [-q] [<remote>] [<branch>] [--strategy s] [--resolve GLOB=STRATEGY]… [--alpha a] … [--no-ff|--ff-only] [--no-commit] [-m msg] [--endpoint <url>] [--json]',
   maxArgs: 2,
-  options: { ...MERGE_OPTIONS, endpoint: { type: 'string' }, json: { type: 'boolean' } },
+  options: { ...MERGE_OPTIONS, ...QUIET_OPT, endpoint: { type: 'string' }, json: { type: 'boolean' } },
   async run(ctx) {
     return withRepo(ctx, async (repo) => {
       try {

@@ -1,12 +1,13 @@
 /** `coral push [<remote>] [<branch>|<src>:<dst>…] [--tags] [--force] [-u] [--endpoint <url>] [--json]`. */
-import { withRepo, type Command } from '../command';
+import { withRepo, type Command, QUIET_OPT } from '../command';
 import { Progress, print, printJson } from '../output';
 import { printRefUpdates, printTransfer } from '../transfer-output';
 
 export const pushCommand: Command = {
   summary: 'Send branches and tags (and what they reach) to a remote',
-  usage: 'coral push [<remote>] [<branch>|<src>:<dst>…] [--tags] [--force] [-u] [--endpoint <url>] [--json]',
+  usage: 'coral push [-q] [<remote>] [<branch>|<src>:<dst>…] [--tags] [--force] [-u] [--endpoint <url>] [--json]',
   options: {
+    ...QUIET_OPT,
     tags: { type: 'boolean' },
     force: { type: 'boolean', short: 'f' },
     'set-upstream': { type: 'boolean', short: 'u' },

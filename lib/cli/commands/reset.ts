@@ -1,14 +1,20 @@
 /** `coral reset [--soft|--mixed|--hard] [<rev>]`, or `coral reset [<rev>] [--] <path>...` (unstage). */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { JSON_OPT, UsageError, resolvePaths, withRepo, type Command } from '../command';
+import { JSON_OPT, UsageError, resolvePaths, withRepo, type Command, QUIET_OPT } from '../command';
 import { print, printJson } from '../output';
 import { firstLine, short } from '../render';
 
 export const resetCommand: Command = {
   summary: 'Move HEAD (--soft), and the index (--mixed, default) and worktree (--hard); or unstage paths',
-  usage: 'coral reset [--soft|--mixed|--hard] [<rev>] | coral reset [<rev>] [--] <path>...',
-  options: { soft: { type: 'boolean' }, mixed: { type: 'boolean' }, hard: { type: 'boolean' }, ...JSON_OPT },
+  usage: 'coral reset [-q] [--soft|--mixed|--hard] [<rev>] | coral reset [<rev>] [--] <path>...',
+  options: {
+    soft: { type: 'boolean' },
+    mixed: { type: 'boolean' },
+    hard: { type: 'boolean' },
+    ...JSON_OPT,
+    ...QUIET_OPT,
+  },
   async run(ctx) {
     const modes = (['soft', 'mixed', 'hard'] as const).filter((m) => ctx.flags[m]);
     if (modes.length > 1) throw new UsageError(`--${modes.join(' and --')} cannot be combined`);

@@ -1,11 +1,12 @@
 /** `coral rm [-f] [-r] [--cached] <path>...`: remove files from the index (and the worktree). */
-import { UsageError, resolvePaths, withRepo, type Command } from '../command';
+import { UsageError, resolvePaths, withRepo, type Command, QUIET_OPT } from '../command';
 import { print } from '../output';
 
 export const rmCommand: Command = {
   summary: 'Remove files from the index (and the worktree); refuses to lose local changes without -f',
-  usage: 'coral rm [-f] [-r] [--cached] <path>...',
+  usage: 'coral rm [-q] [-f] [-r] [--cached] <path>...',
   options: {
+    ...QUIET_OPT,
     cached: { type: 'boolean' },
     force: { type: 'boolean', short: 'f' },
     recursive: { type: 'boolean', short: 'r' },
