@@ -5,7 +5,8 @@
  *
  * Workload per size: a safetensors file of 32 F32 tensors (512 MiB: 16 MiB
  * each; 2 GiB: 64 MiB each; --quick: 8 x 16 MiB = 128 MiB; --tensor-mib=N:
- * tensors of N MiB instead, as many as the size takes), trained-like
+ * tensors of N MiB instead, as many as the size takes; --model=gpt2 or resnet50: the
+ * tensor shapes, names and dtypes of those models' state dicts instead), trained-like
  * values (bench/lib/weights.ts), each tensor a differently scaled copy of one
  * generated block so nothing deduplicates; and a fine-tune of it (every
  * element moved by ~3e-3 relative, AdamW-like signs).
@@ -31,7 +32,8 @@
  * Small files: add + commit of a 1 MiB safetensors checkpoint in-process
  * (Repository API), median of 15 after 3 warm-up rounds.
  *
- *   node --import tsx bench/repo.ts [--quick] [--size=512|2048|128] [--tensor-mib=N] [--small-only] [--bin=<coral.js>]
+ *   node --import tsx bench/repo.ts [--quick] [--size=512|2048|128] [--tensor-mib=N] [--model=gpt2|resnet50]
+ *     [--small-only] [--bin=<coral.js>]
  *
  * `--bin` measures another build's CLI (e.g. an older checkout, for a before/after
  * comparison against the same-run baselines); the in-process small-file case always
@@ -80,14 +82,98 @@ function seq(...steps: Timed[]): Timed {
 
 const coral = (cwd: string, ...args: string[]) => timed(process.execPath, [BIN, ...args], cwd);
 
-function writeCheckpoint(file: string, tensors: number, elems: number, seed: number, update: number): void {
-  const rows = 1024;
-  const block = trainedLike(rows, elems / rows, seed);
-  const names = Array.from({ length: tensors }, (_, i) => `layers.${String(i).padStart(3, '0')}.weight`);
-  const hdr: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-  names.forEach((n, i) => {
-    hdr[n] = { dtype: 'F32', shape: [rows, elems / rows], data_offsets: [i * elems * 4, (i + 1) * elems * 4] };
+/** One tensor of a generated checkpoint. */
+interface Spec {
+  name: string;
+  dtype: 'F32' | 'I64';
+  shape: number[];
+}
+
+const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** `tensors` F32 tensors of `elems` elements each, named `layers.NNN.weight` (the default workload). */
+function uniform(tensors: number, elems: number): Spec[] {
+  return Array.from({ length: tensors }, (_, i) => ({
+    name: `layers.${String(i).padStart(3, '0')}.weight`,
+    dtype: 'F32' as const,
+    shape: [1024, elems / 1024],
+  }));
+}
+
+/** GPT-2 small's state dict (124M parameters, 148 tensors, the largest 147 MiB), transformers' names. */
+function gpt2(): Spec[] {
+  const f = (name: string, ...shape: number[]): Spec => ({ name, dtype: 'F32', shape });
+  const out = [f('wte.weight', 50257, 768), f('wpe.weight', 1024, 768)];
+  for (let l = 0; l < 12; l++) {
+    const p = `h.${l}.`;
+    out.push(
+      f(p + 'ln_1.weight', 768),
+      f(p + 'ln_1.bias', 768),
+      f(p + 'attn.c_attn.weight', 768, 2304),
+      f(p + 'attn.c_attn.bias', 2304),
+      f(p + 'attn.c_proj.weight', 768, 768),
+      f(p + 'attn.c_proj.bias', 768),
+      f(p + 'ln_2.weight', 768),
+      f(p + 'ln_2.bias', 768),
+      f(p + 'mlp.c_fc.weight', 768, 3072),
+      f(p + 'mlp.c_fc.bias', 3072),
+      f(p + 'mlp.c_proj.weight', 3072, 768),
+      f(p + 'mlp.c_proj.bias', 768),
+    );
+  }
+  out.push(f('ln_f.weight', 768), f('ln_f.bias', 768));
+  return out;
+}
+
+/**
+ * torchvision's ResNet-50 state dict (25.6M parameters, 320 tensors, most of them batch-norm
+ * vectors and counters; the largest 8 MiB): many small tensors, as vision models have.
+ */
+function resnet50(): Spec[] {
+  const out: Spec[] = [];
+  const conv = (name: string, o: number, i: number, k: number) =>
+    out.push({ name: `${name}.weight`, dtype: 'F32', shape: [o, i, k, k] });
+  const bn = (name: string, c: number) => {
+    for (const v of ['weight', 'bias', 'running_mean', 'running_var'])
+      out.push({ name: `${name}.${v}`, dtype: 'F32', shape: [c] });
+    out.push({ name: `${name}.num_batches_tracked`, dtype: 'I64', shape: [] });
+  };
+  conv('conv1', 64, 3, 7);
+  bn('bn1', 64);
+  let inC = 64;
+  [3, 4, 6, 3].forEach((blocks, li) => {
+    const w = 64 << li;
+    for (let b = 0; b < blocks; b++) {
+      const p = `layer${li + 1}.${b}`;
+      conv(`${p}.conv1`, w, inC, 1);
+      bn(`${p}.bn1`, w);
+      conv(`${p}.conv2`, w, w, 3);
+      bn(`${p}.bn2`, w);
+      conv(`${p}.conv3`, 4 * w, w, 1);
+      bn(`${p}.bn3`, 4 * w);
+      if (b === 0) {
+        conv(`${p}.downsample.0`, 4 * w, inC, 1);
+        bn(`${p}.downsample.1`, 4 * w);
+      }
+      inC = 4 * w;
+    }
   });
+  out.push({ name: 'fc.weight', dtype: 'F32', shape: [1000, 2048] }, { name: 'fc.bias', dtype: 'F32', shape: [1000] });
+  return out;
+}
+
+const specBytes = (t: Spec) => numel(t.shape) * (t.dtype === 'I64' ? 8 : 4);
+
+function writeCheckpoint(file: string, specs: Spec[], seed: number, update: number): void {
+  const rows = 1024;
+  const most = Math.max(...specs.map((t) => numel(t.shape)));
+  const block = trainedLike(rows, Math.ceil(most / rows), seed);
+  const hdr: Record<string, unknown> = { __metadata__: { format: 'pt' } };
+  let off = 0;
+  for (const t of specs) {
+    hdr[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + specBytes(t)] };
+    off += specBytes(t);
+  }
   let h = Buffer.from(JSON.stringify(hdr));
   h = Buffer.concat([h, Buffer.alloc((8 - (h.length % 8)) % 8, 0x20)]);
   const len = Buffer.alloc(8);
@@ -95,8 +181,14 @@ function writeCheckpoint(file: string, tensors: number, elems: number, seed: num
   const fd = fs.openSync(file, 'w');
   fs.writeSync(fd, len);
   fs.writeSync(fd, h);
-  const t = new Float32Array(elems);
-  for (let i = 0; i < tensors; i++) {
+  specs.forEach((spec, i) => {
+    const elems = numel(spec.shape);
+    if (spec.dtype === 'I64') {
+      // A batch-norm step counter: the fine-tune trained on.
+      fs.writeSync(fd, new Uint8Array(BigInt64Array.of(update ? 120_000n : 100_000n).buffer));
+      return;
+    }
+    const t = new Float32Array(elems);
     const scale = 1 + 0.013 * i;
     for (let j = 0; j < elems; j++) t[j] = block[j] * scale;
     if (update) {
@@ -105,7 +197,7 @@ function writeCheckpoint(file: string, tensors: number, elems: number, seed: num
         t[j] += update * (((j * 2654435761) >>> 0) & 1 ? 1 : -1) * Math.abs(block[(j * 7) % elems]) * scale;
     }
     fs.writeSync(fd, new Uint8Array(t.buffer));
-  }
+  });
   fs.fsyncSync(fd);
   fs.closeSync(fd);
 }
@@ -145,15 +237,14 @@ interface SizeResult {
   json: Record<string, number>;
 }
 
-function runSize(work: string, tensors: number, elems: number, runs: number): SizeResult {
-  const fileBytes = tensors * elems * 4;
-  const tensorBytes = elems * 4;
+function runSize(work: string, specs: Spec[], label: string, runs: number): SizeResult {
+  const fileBytes = specs.reduce((a, t) => a + specBytes(t), 0);
+  const tensorBytes = Math.max(...specs.map(specBytes));
   const limitBytes = 3 * tensorBytes + 256 * MiB;
-  const label = `${(fileBytes / MiB).toFixed(0)} MiB (${tensors} x ${tensorBytes / MiB} MiB)`;
   const f1 = path.join(work, 'base.safetensors');
   const f2 = path.join(work, 'tuned.safetensors');
-  writeCheckpoint(f1, tensors, elems, 11, 0);
-  writeCheckpoint(f2, tensors, elems, 11, 3e-3);
+  writeCheckpoint(f1, specs, 11, 0);
+  writeCheckpoint(f2, specs, 11, 3e-3);
 
   const cp: number[] = [];
   const dd: number[] = [];
@@ -351,9 +442,14 @@ async function main(): Promise<void> {
   const sizeArg = process.argv.find((a) => a.startsWith('--size='))?.slice(7);
   const tensorMiB = Number(process.argv.find((a) => a.startsWith('--tensor-mib='))?.slice(13) ?? 0);
   if (!(tensorMiB >= 0)) throw new Error('--tensor-mib= takes a size in MiB');
+  const model = process.argv.find((a) => a.startsWith('--model='))?.slice(8);
+  if (model !== undefined && model !== 'gpt2' && model !== 'resnet50')
+    throw new Error('--model= takes gpt2 or resnet50');
   const sizes = sizeArg ? sizeArg.split(',').map(Number) : quick ? [128] : [512, 2048];
   const runs = 3;
-  header(`repo: ingest and checkout through the coral CLI (issue #13), sizes ${sizes.join(', ')} MiB, ${runs} runs`);
+  header(
+    `repo: ingest and checkout through the coral CLI (issue #13), ${model ? `model ${model}` : `sizes ${sizes.join(', ')} MiB`}, ${runs} runs`,
+  );
   console.log(
     `# coral CLI: ${BIN}; load average ${os
       .loadavg()
@@ -363,16 +459,33 @@ async function main(): Promise<void> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-bench-repo-'));
   try {
     if (!argFlag('small-only')) {
-      for (const mib of sizes) {
-        const tensors = tensorMiB ? Math.max(1, Math.round(mib / tensorMiB)) : mib === 128 ? 8 : 32;
-        const elems = ((mib * MiB) / tensors / 4) | 0;
-        const r = runSize(work, tensors, elems, runs);
-        console.log(`\n## ${r.label}; RSS limit 3 x ${r.tensorBytes / MiB} MiB + 256 MiB = ${r.limitBytes / MiB} MiB`);
+      const cases: Array<{ specs: Spec[]; label: string; json: Record<string, string | number> }> = [];
+      if (model) {
+        const specs = model === 'gpt2' ? gpt2() : resnet50();
+        const bytes = specs.reduce((a, t) => a + specBytes(t), 0);
+        cases.push({
+          specs,
+          label: `${model}: ${(bytes / MiB).toFixed(0)} MiB in ${specs.length} tensors`,
+          json: { model, sizeMiB: bytes / MiB },
+        });
+      } else {
+        for (const mib of sizes) {
+          const tensors = tensorMiB ? Math.max(1, Math.round(mib / tensorMiB)) : mib === 128 ? 8 : 32;
+          const elems = ((mib * MiB) / tensors / 4) | 0;
+          const label = `${mib} MiB (${tensors} x ${(elems * 4) / MiB} MiB)`;
+          cases.push({ specs: uniform(tensors, elems), label, json: { sizeMiB: mib } });
+        }
+      }
+      for (const c of cases) {
+        const r = runSize(work, c.specs, c.label, runs);
+        console.log(
+          `\n## ${r.label}; RSS limit 3 x ${(r.tensorBytes / MiB).toFixed(2)} MiB + 256 MiB = ${(r.limitBytes / MiB).toFixed(0)} MiB`,
+        );
         table(r.rows);
         console.log(
           `stored ${(r.json.storedBytes / MiB).toFixed(0)} MiB for two versions; zstd -3 stores the fine-tune in ${(r.json.zstdBytes / MiB).toFixed(0)} MiB`,
         );
-        emitJson('repo', { sizeMiB: mib, ...r.json });
+        emitJson('repo', { ...c.json, ...r.json });
       }
     }
     const small = await smallFiles(work);
