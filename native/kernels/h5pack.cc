@@ -1211,12 +1211,17 @@ Err PackReaderFile::ReadObject(const std::string& id, const Alloc& alloc, uint64
   lock.unlock();
   *got = o.size;
   if (dfd < 0) return VerifyChecksum(id, dst, o);
+  // Counted out however this read ends (an exception too), or Close would wait forever.
+  struct Done {
+    PackReaderFile* r;
+    ~Done() {
+      std::lock_guard<std::mutex> l(r->mu_);
+      if (--r->readers_ == 0) r->idle_.notify_all();
+    }
+  } done{this};
   // The dataset's extent was checked against the file when it was opened (OpenForRead).
-  Err e = DirectRead(dfd, bfd, dst, o.size, o.offset, "pack " + Where(path_, id));
-  if (e.ok()) e = VerifyChecksum(id, dst, o);
-  lock.lock();
-  if (--readers_ == 0) idle_.notify_all();
-  return e;
+  CORAL_TRY(DirectRead(dfd, bfd, dst, o.size, o.offset, "pack " + Where(path_, id)));
+  return VerifyChecksum(id, dst, o);
 }
 
 Err PackReaderFile::ReadInto(const std::string& id, uint8_t* dst, size_t cap, uint64_t* got) {
