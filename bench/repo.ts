@@ -103,25 +103,22 @@ function uniform(tensors: number, elems: number): Spec[] {
 /** GPT-2 small's state dict (124M parameters, 148 tensors, the largest 147 MiB), transformers' names. */
 function gpt2(): Spec[] {
   const f = (name: string, ...shape: number[]): Spec => ({ name, dtype: 'F32', shape });
+  const ln = (n: string) => [f(`${n}.weight`, 768), f(`${n}.bias`, 768)];
+  // transformers' Conv1D: weight [in, out], bias [out].
+  const conv1d = (n: string, i: number, o: number) => [f(`${n}.weight`, i, o), f(`${n}.bias`, o)];
   const out = [f('wte.weight', 50257, 768), f('wpe.weight', 1024, 768)];
   for (let l = 0; l < 12; l++) {
     const p = `h.${l}.`;
     out.push(
-      f(p + 'ln_1.weight', 768),
-      f(p + 'ln_1.bias', 768),
-      f(p + 'attn.c_attn.weight', 768, 2304),
-      f(p + 'attn.c_attn.bias', 2304),
-      f(p + 'attn.c_proj.weight', 768, 768),
-      f(p + 'attn.c_proj.bias', 768),
-      f(p + 'ln_2.weight', 768),
-      f(p + 'ln_2.bias', 768),
-      f(p + 'mlp.c_fc.weight', 768, 3072),
-      f(p + 'mlp.c_fc.bias', 3072),
-      f(p + 'mlp.c_proj.weight', 3072, 768),
-      f(p + 'mlp.c_proj.bias', 768),
+      ...ln(p + 'ln_1'),
+      ...conv1d(p + 'attn.c_attn', 768, 2304),
+      ...conv1d(p + 'attn.c_proj', 768, 768),
+      ...ln(p + 'ln_2'),
+      ...conv1d(p + 'mlp.c_fc', 768, 3072),
+      ...conv1d(p + 'mlp.c_proj', 3072, 768),
     );
   }
-  out.push(f('ln_f.weight', 768), f('ln_f.bias', 768));
+  out.push(...ln('ln_f'));
   return out;
 }
 
