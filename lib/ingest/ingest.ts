@@ -404,9 +404,9 @@ export async function ingestLayout(
         const base = findBase && fresh ? await findBase(q) : null;
         return { id, q, fresh, base };
       };
-      let encoded!: () => void;
-      const encodedP = new Promise<void>((r) => (encoded = r));
       const store = ({ id, q, fresh, base }: Awaited<ReturnType<typeof lookup>>) => {
+        let onEncoded!: () => void;
+        const encoded = new Promise<void>((r) => (onEncoded = r));
         // `buf` is a fresh buffer nobody else writes: the writer may cache it without a copy,
         // unless the scratch lent it (it hands it out again once released).
         const put = writer.put(t, base, id, fresh ? hooks.attrs?.(q) : undefined, {
@@ -419,7 +419,7 @@ export async function ingestLayout(
             // --lossy the tally still hashes the segment's bytes (below).
             release(base?.tensor);
             if (tensorDone && !lossy) releaseOnceHashed();
-            encoded();
+            onEncoded();
           },
         });
         const done = put.then(async (r) => {
@@ -432,7 +432,7 @@ export async function ingestLayout(
           await hashed;
           if (!lossy) release(t);
         });
-        return { put, done };
+        return { put, done, encoded };
       };
       let put: Promise<PutResult>;
       if (p.length <= SMALL_TASK_BYTES) {
@@ -443,7 +443,8 @@ export async function ingestLayout(
         const task = lookup().then(store);
         put = task.then((x) => x.put);
         put.catch(() => undefined); // the window reports a failure
-        // Its buffers are bounded by the task count, not by the encodes' order.
+        // Its buffers are bounded by the task count, not by the encodes' order: it counts as
+        // encoded at once.
         window.add(
           task.then((x) => x.done),
           Promise.resolve(),
@@ -456,7 +457,7 @@ export async function ingestLayout(
         if (large) readNext();
         const x = store(found);
         put = x.put;
-        window.add(x.done, encodedP);
+        window.add(x.done, x.encoded);
       }
       // --lossy: the decoded file's sha256 takes this segment (its decoded form when stored
       // lossy) once the put settles; only then may the segment go back to the pool. Pieces
