@@ -112,9 +112,11 @@ export interface PackPutAttrs {
 /**
  * What a put recorded: XXH3-128 hex of the stored bytes, their size, file offset (null when empty,
  * and for small objects, whose offset is known only after finish) and the dataset holding the
- * bytes: "/objects/<id>" or, for objects below smallObjectMax, "/small/data".
+ * bytes: "/objects/<id>" or, for objects below smallObjectMax, the part "/small/data<k>".
+ * `room`: bytes the small-object part being filled can still take; a later small put of at most
+ * that many bytes only copies them (it writes nothing to the file), so it is cheap on the calling thread.
  */
-export interface PackPutResult { checksum: string; size: number; offset: number | null; dataset: string }
+export interface PackPutResult { checksum: string; size: number; offset: number | null; dataset: string; room: number }
 /** One object of a pack, as read back from its dataset attributes or its /small/index row. */
 export interface PackEntry {
   id: string;
@@ -128,13 +130,19 @@ export interface PackEntry {
   size: number;
   /** Byte offset of the object's bytes in the file (contiguous either way); null for empty objects. */
   offset: number | null;
-  /** "/objects/<id>" (one dataset with attributes) or "/small/data" (a row of /small/index). */
+  /**
+   * "/objects/<id>" (one dataset with attributes) or, for a row of /small/index, the part that holds
+   * its bytes: "/small/data<k>" (coral-pack-3), "/small/data" (coral-pack-2).
+   */
   dataset: string;
   extra: Record<string, string>;
 }
 /** Options of `new PackWriter(path, options)`. */
 export interface PackWriterOptions {
-  /** Objects with fewer stored bytes go into /small (one shared dataset + table). Default 16384; 0 disables. */
+  /**
+   * Objects with fewer stored bytes go into /small (8 MiB parts + one table). Default 1048576 (1 MiB);
+   * at most 8 MiB (larger values are clamped); 0 disables.
+   */
   smallObjectMax?: number;
 }
 /** What PackWriter.finish resolves with: the file size and every object, sorted by id, with final offsets. */

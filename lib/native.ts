@@ -54,6 +54,20 @@ export let native: typeof Binding = new Proxy({} as typeof Binding, {
  */
 export const ASYNC_THRESHOLD_BYTES = 1 << 20;
 
+/**
+ * The codec and the SimHash fingerprint cost far more per byte than hashing or copying: below 1 MiB
+ * an encode runs at 0.1-0.3 GB/s (it tries several candidate codecs on each tensor) and a fingerprint
+ * has a fixed cost of 30-250 µs. So they leave the event loop at much smaller sizes than
+ * ASYNC_THRESHOLD_BYTES: from these sizes one call costs several pool hops (30-50 µs each on a
+ * 2-core VM), and an ingest or checkout of many small tensors keeps every core busy instead of
+ * running each kernel in turn on the JS thread. Measured per size with bench/codec.ts.
+ */
+export const ENCODE_ASYNC_BYTES = 16 << 10;
+/** Decoded size from which a decode runs on the pool (see ENCODE_ASYNC_BYTES). */
+export const DECODE_ASYNC_BYTES = 64 << 10;
+/** Sampled elements × 64-bit signature words from which a fingerprint runs on the pool (~50 µs of work). */
+export const FINGERPRINT_ASYNC_WORK = 4096;
+
 /** Buffers at or above this size come from the native pool (util/big_buffer.h kBigBufferMin). */
 const POOLED_BUFFER_BYTES = 4 << 20;
 

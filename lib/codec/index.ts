@@ -13,7 +13,7 @@
  * q.maxAbsError; q.relL2Error;                                   // measured, also in the header
  */
 import { BaseMismatchError, invalidParameter } from '../errors';
-import { ASYNC_THRESHOLD_BYTES, callAsync, callSync, native } from '../native';
+import { ASYNC_THRESHOLD_BYTES, DECODE_ASYNC_BYTES, ENCODE_ASYNC_BYTES, callAsync, callSync, native } from '../native';
 import { DTYPES, dtypeFromCode, type DType } from '../tensor/dtype';
 import type { Tensor } from '../tensor/tensor';
 
@@ -353,8 +353,8 @@ function toEncoded(r: NativeEncoded): EncodedObject {
 }
 
 /**
- * Encodes a tensor. Runs on the libuv pool (split across threads) at or
- * above ASYNC_THRESHOLD_BYTES, inline below it.
+ * Encodes a tensor. Runs on the libuv pool (split across threads above 1 MiB) at or
+ * above ENCODE_ASYNC_BYTES, inline below it.
  *
  * @example
  * const { bytes, codec } = await encode(t, { level: 3 });
@@ -366,7 +366,7 @@ export function encode(t: Tensor, opts?: EncodeOptions): Promise<EncodedObject> 
   } catch (e) {
     return Promise.reject(e);
   }
-  if (a.data.byteLength < ASYNC_THRESHOLD_BYTES) {
+  if (a.data.byteLength < ENCODE_ASYNC_BYTES) {
     try {
       return Promise.resolve(toEncoded(callSync(() => native.codecEncode(a.data, a.dtype, a.shape, a.base, a.opts))));
     } catch (e) {
@@ -450,7 +450,7 @@ export function decode(bytes: Uint8Array, base?: BaseRef | null, opts?: DecodeOp
   } catch (e) {
     return Promise.reject(e);
   }
-  if (a.header.nbytes < ASYNC_THRESHOLD_BYTES) {
+  if (a.header.nbytes < DECODE_ASYNC_BYTES) {
     try {
       return Promise.resolve(
         toTensor(
@@ -525,7 +525,7 @@ export function pairDecodable(lower: ObjectHeader, upper: ObjectHeader): boolean
  * tensor over it: the bytes of `decode(upper, decode(lower))`. Neither content id is checked (lower
  * never exists whole): only for a caller that verifies the result another way before anything
  * relies on it (checkout checks the file's sha256). Requires `pairDecodable` (else an
- * UnsupportedError from the native side). Off the event loop at or above ASYNC_THRESHOLD_BYTES.
+ * UnsupportedError from the native side). Off the event loop at or above DECODE_ASYNC_BYTES.
  */
 export function decodePair(
   lower: Uint8Array,
@@ -549,7 +549,7 @@ export function decodePair(
   }
   const base = lowerBase ? lowerBase.data : null;
   const threads = opts.threads ?? 0;
-  if (h.nbytes < ASYNC_THRESHOLD_BYTES) {
+  if (h.nbytes < DECODE_ASYNC_BYTES) {
     try {
       return Promise.resolve(
         toTensor(

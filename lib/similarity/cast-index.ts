@@ -69,19 +69,16 @@ const COMPACT_LOGS = 16;
 const COMPACT_LOG_BYTES = 1 << 20;
 const LOG_NAME = /^log-[0-9a-z]+-(.+)-(\d+)-[0-9a-f]+\.ccl$/;
 
-function body(op: number, e?: CastEntry): Buffer {
-  // A slice of Node's shared pool, not Buffer.alloc: a buffer this small lives on the JS heap, and the
-  // hex writes below would give it a backing store of its own, an allocation V8 answers with a
-  // young-generation collection while tensors are in flight (one per tensor an `add` records here).
-  const b = Buffer.allocUnsafe(BODY).fill(0);
-  b[0] = op;
+/** Writes the entry body of `op` (and `e`) at `at` in `b`. */
+function putBody(b: Buffer, at: number, op: number, e?: CastEntry): void {
+  b.fill(0, at, at + BODY);
+  b[at] = op;
   if (e) {
-    b[1] = DTYPES[e.dtype].code;
-    b[2] = e.rounding === 'RTZ' ? 1 : 0;
-    b.write(e.castId, 4, 'hex');
-    b.write(e.base, 20, 'hex');
+    b[at + 1] = DTYPES[e.dtype].code;
+    b[at + 2] = e.rounding === 'RTZ' ? 1 : 0;
+    b.write(e.castId, at + 4, 'hex');
+    b.write(e.base, at + 20, 'hex');
   }
-  return b;
 }
 
 function parseBody(b: Buffer): CastEntry | null {
@@ -100,11 +97,15 @@ function parseBody(b: Buffer): CastEntry | null {
   };
 }
 
-function record(op: number, e?: CastEntry): Buffer {
-  const b = body(op, e);
-  const r = Buffer.alloc(REC);
-  b.copy(r, 0);
-  r.writeUInt32LE(crc32(b), BODY);
+/** Log records of `op` for `entries` (one record of `op` alone when there are none), in one buffer. */
+function records(op: number, entries: readonly (CastEntry | undefined)[]): Buffer {
+  // One allocation for every record: a buffer per record, each given a backing store of its own by
+  // the hex writes, is an allocation per tensor that V8 answers with young-generation collections.
+  const r = Buffer.allocUnsafe(REC * entries.length);
+  entries.forEach((e, i) => {
+    putBody(r, i * REC, op, e);
+    r.writeUInt32LE(crc32(r.subarray(i * REC, i * REC + BODY)), i * REC + BODY);
+  });
   return r;
 }
 
@@ -124,17 +125,16 @@ function parseLog(b: Buffer): { entries: CastEntry[]; sealed: boolean } {
   return { entries, sealed };
 }
 
-function encodeSnapshot(entries: Iterable<CastEntry>): Buffer {
-  const bodies: Buffer[] = [];
-  for (const e of entries) bodies.push(body(OP_ADD, e));
-  const head = Buffer.alloc(HEAD + 4);
-  SNAP_MAGIC.copy(head, 0);
-  head.writeUInt32LE(VERSION, 8);
-  head.writeUInt32LE(bodies.length, 12);
-  const all = Buffer.concat([head, ...bodies]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32LE(crc32(all), 0);
-  return Buffer.concat([all, crc]);
+function encodeSnapshot(entries: readonly CastEntry[]): Buffer {
+  // Written in place into one buffer: a snapshot holds every cast id of the repository.
+  const n = entries.length;
+  const b = Buffer.allocUnsafe(HEAD + 4 + n * BODY + 4);
+  SNAP_MAGIC.copy(b, 0);
+  b.writeUInt32LE(VERSION, 8);
+  b.writeUInt32LE(n, 12);
+  for (let i = 0; i < n; i++) putBody(b, HEAD + 4 + i * BODY, OP_ADD, entries[i]);
+  b.writeUInt32LE(crc32(b.subarray(0, b.length - 4)), b.length - 4);
+  return b;
 }
 
 /** Snapshot entries; an unreadable or damaged snapshot counts as empty (the index is a hint). */
@@ -252,7 +252,7 @@ export class CastIndex {
     if (!fresh.length) return Promise.resolve();
     try {
       const log = this.openLog();
-      fs.writeSync(log.fd, Buffer.concat(fresh.map((e) => record(OP_ADD, e))));
+      fs.writeSync(log.fd, records(OP_ADD, fresh));
     } catch (e) {
       return Promise.reject(ioError(e, `cannot append to the cast-id index in ${this.dir}`));
     }
@@ -281,7 +281,7 @@ export class CastIndex {
   close(): Promise<void> {
     if (!this.log) return Promise.resolve();
     try {
-      fs.writeSync(this.log.fd, record(OP_SEAL));
+      fs.writeSync(this.log.fd, records(OP_SEAL, [undefined]));
     } finally {
       fs.closeSync(this.log.fd);
       this.log = null;
@@ -318,12 +318,14 @@ export class CastIndex {
       }
       if (keep) for (const [k, e] of merged) if (!(await keep(e))) merged.delete(k);
       try {
-        writeFileAtomicSync(path.join(this.dir, SNAPSHOT), encodeSnapshot(merged.values()));
+        writeFileAtomicSync(path.join(this.dir, SNAPSHOT), encodeSnapshot([...merged.values()]));
       } catch (e) {
         throw ioError(e, `cannot write the cast-id index snapshot in ${this.dir}`);
       }
       for (const name of finished) fs.rmSync(path.join(this.dir, name), { force: true });
-      this.load();
+      // `merged` is what load() would read back (the new snapshot, and the logs it kept fold into
+      // it again): adopted instead of a second read that would hold two copies of the index at once.
+      this.entries = merged;
       return true;
     } finally {
       fs.rmSync(path.join(this.dir, LOCK), { force: true });

@@ -10,7 +10,7 @@
  */
 import type { CosineResult, SimHashResult } from '../../binding';
 import { CorruptIndexError, InvalidArgumentError, invalidParameter } from '../errors';
-import { ASYNC_THRESHOLD_BYTES, callAsync, callSync, native } from '../native';
+import { ASYNC_THRESHOLD_BYTES, FINGERPRINT_ASYNC_WORK, callAsync, callSync, native } from '../native';
 import { DTYPES, dtypeFromCode, isDType, type DType } from '../tensor/dtype';
 import { numel as countElements, type Tensor } from '../tensor/tensor';
 
@@ -136,7 +136,7 @@ export function fingerprintSync(t: Tensor, options?: FingerprintOptions): Finger
 export function fingerprint(t: Tensor, options?: FingerprintOptions): Promise<Fingerprint> {
   const s = resolveScheme(options);
   const work = Math.min(countElements(t.shape), s.maxSamples) * (s.bits / 64);
-  if (work * 16 < ASYNC_THRESHOLD_BYTES) {
+  if (work < FINGERPRINT_ASYNC_WORK) {
     try {
       return Promise.resolve(fingerprintSync(t, options));
     } catch (e) {

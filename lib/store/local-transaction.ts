@@ -35,6 +35,8 @@ export class LocalTransaction implements PackTransaction {
   private tmpPath = '';
   private name = '';
   private written = 0;
+  /** Bytes the writer's small-object part can still take (PackPutResult.room; 0 until the first put). */
+  private room = 0;
   private stagedIds = new Set<string>();
   private reused = new Set<string>();
   private freshened = new Set<string>();
@@ -120,8 +122,12 @@ export class LocalTransaction implements PackTransaction {
       throw new Hdf5Error(
         `pack ${this.tmpPath}: object ${id}: cannot write data (file write failed: errno = ${(osConstants.errno as Record<string, number>)[fault] ?? -1}, error message = 'injected ${fault}'; driver write request failed)`,
       );
-    if (bytes.byteLength >= ASYNC_THRESHOLD_BYTES) await callAsync(() => w.putAsync(id, bytes, pa));
-    else callSync(() => w.put(id, bytes, pa));
+    // A small object that fits the writer's part only costs a copy and a checksum: put on this thread. One
+    // that fills the part makes the writer write it out (8 MiB), so that put goes to the pool, as large ones do.
+    const n = bytes.byteLength;
+    const quick = n < ASYNC_THRESHOLD_BYTES && (n >= this.store._smallMax || n <= this.room);
+    const r = quick ? callSync(() => w.put(id, bytes, pa)) : await callAsync(() => w.putAsync(id, bytes, pa));
+    this.room = r.room;
     this.written++;
   }
 

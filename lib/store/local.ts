@@ -66,14 +66,18 @@ export interface LocalPackStoreOptions {
   fsync?: boolean;
   /**
    * Objects with fewer stored bytes than this are aggregated into the pack's
-   * /small table instead of getting a dataset each (docs/store.md). Default
-   * 16384 (DEFAULT_SMALL_OBJECT_MAX); 0 gives every object its own dataset.
+   * /small parts instead of getting a dataset each (docs/store.md). Default
+   * 1 MiB (DEFAULT_SMALL_OBJECT_MAX), at most 8 MiB; 0 gives every object its own dataset.
    */
   smallObjectMax?: number;
 }
 
-/** Default LocalPackStoreOptions.smallObjectMax. */
-export const DEFAULT_SMALL_OBJECT_MAX = 16384;
+/**
+ * Default LocalPackStoreOptions.smallObjectMax. Objects below 1 MiB are written through the page
+ * cache whether or not they have a dataset; a dataset each would cost libhdf5 time and memory per
+ * object for as long as a pack is open (kernels/h5pack.h kPackDefaultSmallMax).
+ */
+export const DEFAULT_SMALL_OBJECT_MAX = 1 << 20;
 
 /** An imported pack is written back (datasync in the background) every this many bytes (importPack). */
 const IMPORT_FLUSH_BYTES = 64 << 20;

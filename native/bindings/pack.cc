@@ -88,14 +88,18 @@ Napi::Value OffsetValue(Napi::Env env, uint64_t off) {
   return Napi::Number::New(env, static_cast<double>(off));
 }
 
-std::string DatasetName(const PackObject& o) { return o.small ? "/small/data" : "/objects/" + o.id; }
+std::string DatasetName(const PackObject& o) {
+  if (!o.small) return "/objects/" + o.id;
+  return o.small_part < 0 ? "/small/data" : "/small/data" + std::to_string(o.small_part);
+}
 
-Napi::Object PutResult(Napi::Env env, const PackObject& o) {
+Napi::Object PutResult(Napi::Env env, const PackObject& o, uint64_t room) {
   auto r = Napi::Object::New(env);
   r.Set("checksum", o.checksum);
   r.Set("size", Napi::Number::New(env, static_cast<double>(o.size)));
   r.Set("offset", OffsetValue(env, o.offset));
   r.Set("dataset", DatasetName(o));
+  r.Set("room", Napi::Number::New(env, static_cast<double>(room)));
   return r;
 }
 
@@ -165,9 +169,10 @@ class JsPackWriter : public Napi::ObjectWrap<JsPackWriter> {
     JsPackWriter* w = Self(info);
     ByteView b = GetBytes(info[1], "data");
     PackObject o = ReadPutArgs(info);
-    Err e = w->file_->Put(&o, b.data, b.size);
+    uint64_t room = 0;
+    Err e = w->file_->Put(&o, b.data, b.size, &room);
     if (!e.ok()) ThrowErr(info.Env(), e);
-    return PutResult(info.Env(), o);
+    return PutResult(info.Env(), o, room);
   }
 
   class PutWorker : public PromiseWorker {
@@ -176,13 +181,14 @@ class JsPackWriter : public Napi::ObjectWrap<JsPackWriter> {
         : PromiseWorker(env, "coral.packPut"), f_(std::move(f)), o_(std::move(o)), b_(b) {}
 
    protected:
-    Err Run() override { return f_->Put(&o_, b_.data, b_.size); }
-    Napi::Value Result(Napi::Env env) override { return PutResult(env, o_); }
+    Err Run() override { return f_->Put(&o_, b_.data, b_.size, &room_); }
+    Napi::Value Result(Napi::Env env) override { return PutResult(env, o_, room_); }
 
    private:
     std::shared_ptr<PackWriterFile> f_;
     PackObject o_;
     ByteView b_;
+    uint64_t room_ = 0;
   };
 
   static Napi::Value JsPutAsync(const Napi::CallbackInfo& info) {

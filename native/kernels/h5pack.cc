@@ -428,7 +428,7 @@ Err PackWriterFile::Create(const std::string& path, uint64_t small_max, std::uni
   Quiet();
   std::unique_ptr<PackWriterFile> w(new PackWriterFile());
   w->path_ = path;
-  w->small_max_ = small_max;
+  w->small_max_ = std::min(small_max, kPackSmallPart);
   Hid fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   // Metadata and small raw data are allocated exactly rather than from 2 KiB aggregation
   // blocks, whose unused tails would otherwise stay in the file as holes.
@@ -495,15 +495,16 @@ void PackWriterFile::Abort() {
   std::lock_guard<std::mutex> lock(mu_);
   Quiet();
   CloseFds();
+  if (small_group_ >= 0) H5Gclose(small_group_);
   if (group_ >= 0) H5Gclose(group_);
   if (file_ >= 0) H5Fclose(file_);
-  group_ = file_ = -1;
+  small_group_ = group_ = file_ = -1;
   done_ = true;
-  std::vector<uint8_t>().swap(small_data_);
+  part_.reset();
   H5Eclear2(H5E_DEFAULT);
 }
 
-Err PackWriterFile::Put(PackObject* obj, const uint8_t* data, size_t len) {
+Err PackWriterFile::Put(PackObject* obj, const uint8_t* data, size_t len, uint64_t* room) {
   if (!ValidPackId(obj->id))
     return Err::Make(Status::InvalidArgument, "pack " + path_ + ": invalid object id \"" + obj->id + "\"");
   if (obj->shape.size() > kMaxShapeRank)
@@ -524,6 +525,7 @@ Err PackWriterFile::Put(PackObject* obj, const uint8_t* data, size_t len) {
   obj->size = len;
   obj->offset = kPackNoOffset;
   obj->small = false;
+  obj->small_part = -1;
   obj->small_offset = 0;
 
   std::lock_guard<std::mutex> lock(mu_);
@@ -532,57 +534,36 @@ Err PackWriterFile::Put(PackObject* obj, const uint8_t* data, size_t len) {
   const std::string& where = where0;
   if (ids_.count(obj->id)) return Err::Make(Status::InvalidArgument, "pack " + where + " is already in this pack");
 
-  const bool small = len < small_max_ && small_data_.size() + len <= kPackSmallDataCap && small_rows_ < kPackSmallRowsCap;
-  if (small) {
+  if (len < small_max_ && small_rows_ < kPackSmallRowsCap) {
+    if (part_n_ + len > kPackSmallPart) CORAL_TRY(FlushPartLocked());
+    if (!part_) {
+      part_ = AllocAligned(kPackSmallPart);
+      if (!part_) return Err::Make(Status::OutOfMemory, "pack " + where + ": cannot allocate the small-object buffer");
+    }
     try {
       ids_.insert(obj->id);
+      obj->small = true;
+      obj->small_part = static_cast<int32_t>(part_offsets_.size());
+      obj->small_offset = part_n_;
       objects_.push_back(*obj);
-      small_data_.insert(small_data_.end(), data, data + len);
     } catch (const std::bad_alloc&) {
       ids_.erase(obj->id);
-      if (!objects_.empty() && objects_.back().id == obj->id) objects_.pop_back();
-      return Err::Make(Status::OutOfMemory, "pack " + where + ": cannot buffer " + std::to_string(len) + " bytes");
+      return Err::Make(Status::OutOfMemory, "pack " + where + ": cannot record the object");
     }
-    obj->small = true;
-    obj->small_offset = small_data_.size() - len;
-    objects_.back().small = true;
-    objects_.back().small_offset = obj->small_offset;
+    if (len > 0) std::memcpy(part_.get() + part_n_, data, len);
+    part_n_ += len;
+    part_rows_++;
     small_rows_++;
     count_++;
+    if (room) *room = kPackSmallPart - part_n_;
     return Err::Ok();
   }
 
-  // Direct: the space is allocated when the dataset is created, so its offset is known
-  // and the bytes can be written there without going through libhdf5.
-  const bool direct = direct_fd_ >= 0 && len >= kPackDirectMin;
-  hsize_t dims[1] = {len};
-  Hid space(H5Screate_simple(1, dims, nullptr), H5Sclose);
-  Hid dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-  if (!space.ok() || !dcpl.ok() || H5Pset_layout(dcpl.get(), H5D_CONTIGUOUS) < 0 ||
-      H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER) < 0 ||
-      H5Pset_alloc_time(dcpl.get(), direct ? H5D_ALLOC_TIME_EARLY : H5D_ALLOC_TIME_LATE) < 0 ||
-      H5Pset_obj_track_times(dcpl.get(), false) < 0)  // no timestamps: fewer header messages, reproducible bytes
-    return H5Fail(Status::Hdf5, where, "cannot set dataset properties");
-  Hid ds(H5Dcreate2(group_, obj->id.c_str(), H5T_STD_U8LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-         H5Dclose);
-  if (!ds.ok()) {
-    Err e = H5Fail(Status::Hdf5, where, "cannot create dataset");
-    if (H5Lexists(group_, obj->id.c_str(), H5P_DEFAULT) > 0)
-      e = Err::Make(Status::InvalidArgument, "pack " + where + " is already in this pack");
-    H5Eclear2(H5E_DEFAULT);
-    return e;
-  }
-  if (len > 0) {
-    haddr_t off = direct ? H5Dget_offset(ds.get()) : HADDR_UNDEF;
-    if (direct && off != HADDR_UNDEF && off % kDirectAlign == 0) {
-      CORAL_TRY(WriteDirectLocked(off, data, len, where));
-    } else {
-      if (H5Dwrite(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-        return H5Fail(Status::Hdf5, where, "cannot write data");
-      off = H5Dget_offset(ds.get());
-    }
-    if (off != HADDR_UNDEF) obj->offset = off;
-  }
+  int64_t dsid = -1;
+  uint64_t off = kPackNoOffset;
+  CORAL_TRY(WriteDatasetLocked(group_, obj->id.c_str(), data, len, false, where, &dsid, &off));
+  Hid ds(dsid, H5Dclose);
+  obj->offset = off;
   hid_t d = ds.get();
   CORAL_TRY(WriteStringAttr(d, "id", obj->id, where));
   CORAL_TRY(WriteStringAttr(d, "codec", obj->codec, where));
@@ -595,40 +576,75 @@ Err PackWriterFile::Put(PackObject* obj, const uint8_t* data, size_t len) {
   ids_.insert(obj->id);
   objects_.push_back(*obj);
   count_++;
+  if (room) *room = small_rows_ < kPackSmallRowsCap ? kPackSmallPart - part_n_ : 0;
   return Err::Ok();
 }
 
-// /small/data (all small objects, one contiguous byte range) and /small/index (their rows,
-// sorted by id). String fields are as wide as the longest value in this pack; integer
-// fields are uint32 when every value fits, else uint64. The table is chunked so that it can
-// carry HDF5's fletcher32 checksum filter (and deflate, when libhdf5 has it).
-Err PackWriterFile::WriteSmallLocked(uint64_t* data_offset) {
-  const std::string where = path_ + ": /small";
-  Hid gcpl(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);
-  if (!gcpl.ok() || H5Pset_obj_track_times(gcpl.get(), false) < 0 || H5Pset_est_link_info(gcpl.get(), 2, 5) < 0)
-    return H5Fail(Status::Hdf5, where, "cannot set group creation properties");
-  Hid g(H5Gcreate2(file_, "small", H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), H5Gclose);
-  if (!g.ok()) return H5Fail(Status::Hdf5, where, "cannot create group");
-  {
-    hsize_t dims[1] = {small_data_.size()};
-    Hid space(H5Screate_simple(1, dims, nullptr), H5Sclose);
-    Hid dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-    if (!space.ok() || !dcpl.ok() || H5Pset_layout(dcpl.get(), H5D_CONTIGUOUS) < 0 ||
-        H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER) < 0 || H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_LATE) < 0 ||
-        H5Pset_obj_track_times(dcpl.get(), false) < 0 || MinimizeHeader(dcpl.get()) < 0)
-      return H5Fail(Status::Hdf5, where, "cannot set dataset properties");
-    Hid ds(H5Dcreate2(g.get(), "data", H5T_STD_U8LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose);
-    if (!ds.ok()) return H5Fail(Status::Hdf5, where, "cannot create /small/data");
-    *data_offset = kPackNoOffset;
-    if (!small_data_.empty()) {
-      if (H5Dwrite(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, small_data_.data()) < 0)
-        return H5Fail(Status::Hdf5, where, "cannot write /small/data");
-      haddr_t off = H5Dget_offset(ds.get());
-      if (off != HADDR_UNDEF) *data_offset = off;
-    }
-    std::vector<uint8_t>().swap(small_data_);
+Err PackWriterFile::WriteDatasetLocked(int64_t group, const char* name, const uint8_t* data, size_t len,
+                                       bool minimal_header, const std::string& where, int64_t* ds_out, uint64_t* off_out) {
+  // Direct: the space is allocated when the dataset is created, so its offset is known
+  // and the bytes can be written there without going through libhdf5.
+  const bool direct = direct_fd_ >= 0 && len >= kPackDirectMin;
+  hsize_t dims[1] = {len};
+  Hid space(H5Screate_simple(1, dims, nullptr), H5Sclose);
+  Hid dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  if (!space.ok() || !dcpl.ok() || H5Pset_layout(dcpl.get(), H5D_CONTIGUOUS) < 0 ||
+      H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER) < 0 ||
+      H5Pset_alloc_time(dcpl.get(), direct ? H5D_ALLOC_TIME_EARLY : H5D_ALLOC_TIME_LATE) < 0 ||
+      H5Pset_obj_track_times(dcpl.get(), false) < 0 ||  // no timestamps: fewer header messages, reproducible bytes
+      (minimal_header && MinimizeHeader(dcpl.get()) < 0))
+    return H5Fail(Status::Hdf5, where, "cannot set dataset properties");
+  Hid ds(H5Dcreate2(group, name, H5T_STD_U8LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose);
+  if (!ds.ok()) {
+    Err e = H5Fail(Status::Hdf5, where, "cannot create dataset");
+    if (H5Lexists(group, name, H5P_DEFAULT) > 0)
+      e = Err::Make(Status::InvalidArgument, "pack " + where + " is already in this pack");
+    H5Eclear2(H5E_DEFAULT);
+    return e;
   }
+  *off_out = kPackNoOffset;
+  if (len > 0) {
+    haddr_t off = direct ? H5Dget_offset(ds.get()) : HADDR_UNDEF;
+    if (direct && off != HADDR_UNDEF && off % kDirectAlign == 0) {
+      CORAL_TRY(WriteDirectLocked(off, data, len, where));
+    } else {
+      if (H5Dwrite(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+        return H5Fail(Status::Hdf5, where, "cannot write data");
+      off = H5Dget_offset(ds.get());
+    }
+    if (off != HADDR_UNDEF) *off_out = off;
+  }
+  *ds_out = ds.Release();
+  return Err::Ok();
+}
 
+Err PackWriterFile::FlushPartLocked() {
+  const std::string where = path_ + ": /small";
+  if (small_group_ < 0) {
+    Hid gcpl(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);
+    if (!gcpl.ok() || H5Pset_obj_track_times(gcpl.get(), false) < 0 || H5Pset_est_link_info(gcpl.get(), 2, 6) < 0)
+      return H5Fail(Status::Hdf5, where, "cannot set group creation properties");
+    hid_t g = H5Gcreate2(file_, "small", H5P_DEFAULT, gcpl.get(), H5P_DEFAULT);
+    if (g < 0) return H5Fail(Status::Hdf5, where, "cannot create group");
+    small_group_ = g;
+  }
+  const std::string name = "data" + std::to_string(part_offsets_.size());
+  int64_t ds = -1;
+  uint64_t off = kPackNoOffset;
+  CORAL_TRY(WriteDatasetLocked(small_group_, name.c_str(), part_.get(), part_n_, true, where + "/" + name, &ds, &off));
+  H5Dclose(ds);
+  part_offsets_.push_back(off);
+  part_n_ = part_rows_ = 0;
+  return Err::Ok();
+}
+
+// /small/index: the small objects' rows, sorted by id (their bytes are in the parts already).
+// String fields are as wide as the longest value in this pack; integer fields are uint32 when
+// every value fits, else uint64. The table is chunked so that it can carry HDF5's fletcher32
+// checksum filter (and deflate, when libhdf5 has it).
+Err PackWriterFile::WriteSmallIndexLocked() {
+  const std::string where = path_ + ": /small";
+  const hid_t g = small_group_;
   std::vector<const PackObject*> rows;
   for (auto& o : objects_)
     if (o.small) rows.push_back(&o);
@@ -637,7 +653,7 @@ Err PackWriterFile::WriteSmallLocked(uint64_t* data_offset) {
   std::vector<std::string> shapes(n), extras(n);
   // String widths include the terminating NUL (NUL-terminated, like the attributes).
   size_t w_id = 0, w_ck = 0, w_codec = 0, w_dtype = 0, w_shape = 0, w_base = 0, w_extra = 0;
-  uint64_t max_off = 0, max_size = 0, max_raw = 0;
+  uint64_t max_off = 0, max_size = 0, max_raw = 0, max_part = 0;
   for (size_t i = 0; i < n; ++i) {
     const PackObject& o = *rows[i];
     shapes[i] = ShapeString(o.shape);
@@ -652,17 +668,18 @@ Err PackWriterFile::WriteSmallLocked(uint64_t* data_offset) {
     max_off = std::max(max_off, o.small_offset);
     max_size = std::max(max_size, o.size);
     max_raw = std::max(max_raw, o.raw_size);
+    max_part = std::max<uint64_t>(max_part, static_cast<uint64_t>(o.small_part));
   }
   for (size_t* w : {&w_id, &w_ck, &w_codec, &w_dtype, &w_shape, &w_base, &w_extra}) *w += 1;
   auto width = [](uint64_t v) -> size_t { return v <= 0xffffffffull ? 4 : 8; };
-  const size_t w_off = width(max_off), w_size = width(max_size), w_raw = width(max_raw);
+  const size_t w_off = width(max_off), w_size = width(max_size), w_raw = width(max_raw), w_part = width(max_part);
   struct Field {
     const char* name;
     size_t width;
     bool str;
     size_t at = 0;
   };
-  Field fields[] = {{"id", w_id, true},         {"offset", w_off, false}, {"size", w_size, false},
+  Field fields[] = {{"id", w_id, true},         {"part", w_part, false},  {"offset", w_off, false}, {"size", w_size, false},
                     {"checksum", w_ck, true},   {"codec", w_codec, true}, {"dtype", w_dtype, true},
                     {"shape", w_shape, true},   {"base", w_base, true},   {"rawSize", w_raw, false},
                     {"extra", w_extra, true}};
@@ -685,8 +702,8 @@ Err PackWriterFile::WriteSmallLocked(uint64_t* data_offset) {
   for (size_t i = 0; i < n; ++i) {
     const PackObject& o = *rows[i];
     uint8_t* r = buf.data() + i * row;
-    const std::string* strs[] = {&o.id, nullptr, nullptr, &o.checksum, &o.codec, &o.dtype, &shapes[i], &o.base, nullptr, &extras[i]};
-    const uint64_t ints[] = {0, o.small_offset, o.size, 0, 0, 0, 0, 0, o.raw_size, 0};
+    const std::string* strs[] = {&o.id, nullptr, nullptr, nullptr, &o.checksum, &o.codec, &o.dtype, &shapes[i], &o.base, nullptr, &extras[i]};
+    const uint64_t ints[] = {0, static_cast<uint64_t>(o.small_part), o.small_offset, o.size, 0, 0, 0, 0, 0, o.raw_size, 0};
     for (size_t k = 0; k < sizeof fields / sizeof fields[0]; ++k) {
       if (fields[k].str) std::memcpy(r + fields[k].at, strs[k]->data(), strs[k]->size());
       else PutLe(r + fields[k].at, ints[k], fields[k].width);
@@ -711,7 +728,7 @@ Err PackWriterFile::WriteSmallLocked(uint64_t* data_offset) {
       return H5Fail(Status::Hdf5, where, "cannot set deflate");
     if (H5Pset_fletcher32(dcpl.get()) < 0) return H5Fail(Status::Hdf5, where, "cannot set fletcher32");
   }
-  Hid ds(H5Dcreate2(g.get(), "index", ct.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose);
+  Hid ds(H5Dcreate2(g, "index", ct.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose);
   if (!ds.ok()) return H5Fail(Status::Hdf5, where, "cannot create /small/index");
   if (H5Dwrite(ds.get(), ct.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0)
     return H5Fail(Status::Hdf5, where, "cannot write /small/index");
@@ -724,9 +741,12 @@ Err PackWriterFile::Finish(uint64_t* file_size, std::vector<PackObject>* entries
   if (done_ || file_ < 0) return Err::Make(Status::InvalidArgument, "pack " + path_ + ": writer already finished");
   done_ = true;
   CloseFds();
-  uint64_t data_off = kPackNoOffset;
   Err e = Err::Ok();
-  if (small_rows_ > 0) e = WriteSmallLocked(&data_off);
+  if (part_rows_ > 0) e = FlushPartLocked();
+  part_.reset();
+  if (e.ok() && small_rows_ > 0) e = WriteSmallIndexLocked();
+  if (small_group_ >= 0) H5Gclose(small_group_);
+  small_group_ = -1;
   if (e.ok()) e = WriteScalarAttr(file_, "objectCount", H5T_STD_U64LE, H5T_NATIVE_UINT64, &count_, path_);
   H5Gclose(group_);
   group_ = -1;
@@ -751,7 +771,10 @@ Err PackWriterFile::Finish(uint64_t* file_size, std::vector<PackObject>* entries
   *file_size = static_cast<uint64_t>(st.st_size);
   if (entries) {
     for (auto& o : objects_)
-      if (o.small) o.offset = (o.size > 0 && data_off != kPackNoOffset) ? data_off + o.small_offset : kPackNoOffset;
+      if (o.small) {
+        const uint64_t base = part_offsets_[static_cast<size_t>(o.small_part)];
+        o.offset = (o.size > 0 && base != kPackNoOffset) ? base + o.small_offset : kPackNoOffset;
+      }
     std::sort(objects_.begin(), objects_.end(), [](const PackObject& a, const PackObject& b) { return a.id < b.id; });
     for (auto& o : objects_) std::sort(o.extra.begin(), o.extra.end());
     *entries = std::move(objects_);
@@ -786,10 +809,13 @@ Err PackReaderFile::Open(const std::string& path, std::unique_ptr<PackReaderFile
     return H5Fail(Status::Corrupt, path, "not a readable HDF5 file (truncated or damaged)");
   }
   r->file_ = f;
+  // The plain descriptor (small objects, tails of direct reads) is opened with the file, like
+  // libhdf5's: a reader keeps reading a pack a concurrent repack unlinks meanwhile.
+  CORAL_TRY(r->PlainFdLocked());
   bool has = false;
   CORAL_TRY(ReadStringAttr(f, "format", &r->meta_.format, &has, path));
   if (!has) return Err::Make(Status::Corrupt, "pack " + path + ": not a coral pack (no format attribute)");
-  if (r->meta_.format != kPackFormat && r->meta_.format != kPackFormatV1) {
+  if (r->meta_.format != kPackFormat && r->meta_.format != kPackFormatV2 && r->meta_.format != kPackFormatV1) {
     if (r->meta_.format.rfind("coral-pack-", 0) == 0)
       return Err::Make(Status::Unsupported, "pack " + path + ": format " + r->meta_.format + " is newer than this build");
     return Err::Make(Status::Corrupt, "pack " + path + ": not a coral pack (format \"" + r->meta_.format + "\")");
@@ -812,8 +838,6 @@ void PackReaderFile::Close() {
   std::unique_lock<std::mutex> lock(mu_);
   idle_.wait(lock, [this] { return readers_ == 0; });  // reads past the lock use the fds
   Quiet();
-  if (small_data_ >= 0) H5Dclose(small_data_);
-  small_data_ = -1;
   if (file_ >= 0) H5Fclose(file_);
   file_ = -1;
   if (direct_fd_ >= 0) ::close(direct_fd_);
@@ -902,26 +926,27 @@ Err PackReaderFile::LoadSmallLocked() {
   hsize_t fsize = 0;
   if (H5Fget_filesize(file_, &fsize) < 0) return H5Fail(Status::Corrupt, where, "cannot get the file size");
 
-  // /small/data: 1-D bytes, contiguous, inside the file.
-  Hid data(H5Dopen2(file_, "small/data", H5P_DEFAULT), H5Dclose);
-  if (!data.ok()) return H5Fail(Status::Corrupt, where, "cannot open /small/data");
-  uint64_t data_size = 0, data_off = kPackNoOffset;
-  {
+  // A data dataset: 1-D bytes, contiguous, inside the file. *size and *off (kPackNoOffset when empty).
+  auto open_data = [&](const std::string& name, uint64_t* size, uint64_t* off) -> Err {
+    Hid data(H5Dopen2(file_, ("small/" + name).c_str(), H5P_DEFAULT), H5Dclose);
+    if (!data.ok()) return H5Fail(Status::Corrupt, where, "cannot open /small/" + name);
     Hid type(H5Dget_type(data.get()), H5Tclose);
     Hid space(H5Dget_space(data.get()), H5Sclose);
     if (!type.ok() || !space.ok() || H5Tget_class(type.get()) != H5T_INTEGER || H5Tget_size(type.get()) != 1 ||
         H5Sget_simple_extent_ndims(space.get()) != 1)
-      return Err::Make(Status::Corrupt, "pack " + where + ": /small/data is not a 1-D byte dataset");
+      return Err::Make(Status::Corrupt, "pack " + where + ": /small/" + name + " is not a 1-D byte dataset");
     hsize_t dims[1] = {0};
     H5Sget_simple_extent_dims(space.get(), dims, nullptr);
-    data_size = dims[0];
-    haddr_t off = H5Dget_offset(data.get());
+    *size = dims[0];
+    haddr_t a = H5Dget_offset(data.get());
     H5Eclear2(H5E_DEFAULT);
-    if (off != HADDR_UNDEF) data_off = off;
+    *off = a == HADDR_UNDEF ? kPackNoOffset : static_cast<uint64_t>(a);
     // Contiguous storage inside the file only: a damaged extent must not become a huge read.
-    if (data_size > 0 && (data_off == kPackNoOffset || data_off > fsize || data_size > fsize - data_off))
-      return Err::Make(Status::Corrupt, "pack " + where + ": /small/data is not contiguous or extends past the end of the file");
-  }
+    if (*size > 0 && (*off == kPackNoOffset || *off > fsize || *size > fsize - *off))
+      return Err::Make(Status::Corrupt, "pack " + where + ": /small/" + name +
+                                            " is not contiguous or extends past the end of the file");
+    return Err::Ok();
+  };
 
   // /small/index: compound rows.
   Hid ds(H5Dopen2(file_, "small/index", H5P_DEFAULT), H5Dclose);
@@ -952,8 +977,10 @@ Err PackReaderFile::LoadSmallLocked() {
   }
   const hid_t d = ds.get(), t = ftype.get();
   std::vector<std::string> ids, cks, codecs, dtypes, shapes, bases, extras;
-  std::vector<uint64_t> offs, sizes, raws;
+  std::vector<uint64_t> offs, sizes, raws, parts;
+  const bool v3 = meta_.format == kPackFormat;
   CORAL_TRY(ReadStringField(d, t, "id", n, true, &ids, where));
+  if (v3) CORAL_TRY(ReadIntField(d, t, "part", n, &parts, where));
   CORAL_TRY(ReadIntField(d, t, "offset", n, &offs, where));
   CORAL_TRY(ReadIntField(d, t, "size", n, &sizes, where));
   CORAL_TRY(ReadStringField(d, t, "checksum", n, true, &cks, where));
@@ -964,6 +991,20 @@ Err PackReaderFile::LoadSmallLocked() {
   CORAL_TRY(ReadIntField(d, t, "rawSize", n, &raws, where));
   CORAL_TRY(ReadStringField(d, t, "extra", n, false, &extras, where));
 
+  // The data: pack-3 has parts data0 … data<max part>, pack-2 one /small/data.
+  std::vector<std::pair<uint64_t, uint64_t>> data;  // (size, file offset) by part
+  if (v3) {
+    uint64_t max_part = 0;
+    for (uint64_t v : parts) max_part = std::max(max_part, v);
+    if (n > 0 && max_part >= n) return Err::Make(Status::Corrupt, "pack " + where + ": /small/index names a part past its rows");
+    data.resize(n > 0 ? max_part + 1 : 0);
+    for (size_t k = 0; k < data.size(); ++k)
+      CORAL_TRY(open_data("data" + std::to_string(k), &data[k].first, &data[k].second));
+  } else {
+    data.resize(1);
+    CORAL_TRY(open_data("data", &data[0].first, &data[0].second));
+  }
+
   std::vector<PackObject> rows(n);
   std::unordered_map<std::string, size_t> index;
   index.reserve(n);
@@ -972,12 +1013,16 @@ Err PackReaderFile::LoadSmallLocked() {
     o.id = std::move(ids[i]);
     const std::string w = "pack " + where + ": /small/index row " + std::to_string(i);
     if (!ValidPackId(o.id)) return Err::Make(Status::Corrupt, w + " has an invalid id");
+    const size_t k = v3 ? static_cast<size_t>(parts[i]) : 0;
+    const uint64_t data_size = data[k].first, data_off = data[k].second;
+    const std::string dname = v3 ? "/small/data" + std::to_string(k) : "/small/data";
     if (offs[i] > data_size || sizes[i] > data_size - offs[i])
-      return Err::Make(Status::Corrupt, w + " (object " + o.id + ") lies outside /small/data");
+      return Err::Make(Status::Corrupt, w + " (object " + o.id + ") lies outside " + dname);
     if (!ParseShape(shapes[i], &o.shape)) return Err::Make(Status::Corrupt, w + " (object " + o.id + ") has a bad shape");
     if (!DecodeExtra(extras[i], &o.extra))
       return Err::Make(Status::Corrupt, w + " (object " + o.id + ") has bad extra attributes");
     o.small = true;
+    o.small_part = v3 ? static_cast<int32_t>(k) : -1;
     o.small_offset = offs[i];
     o.size = sizes[i];
     o.offset = (o.size > 0 && data_off != kPackNoOffset) ? data_off + offs[i] : kPackNoOffset;
@@ -995,8 +1040,6 @@ Err PackReaderFile::LoadSmallLocked() {
   }
   small_ = std::move(rows);
   small_index_ = std::move(index);
-  small_data_size_ = data_size;
-  small_data_ = data.Release();
   small_loaded_ = true;
   return Err::Ok();
 }
@@ -1014,16 +1057,13 @@ Err PackReaderFile::VerifyChecksum(const std::string& id, const uint8_t* data, c
   return Err::Ok();
 }
 
-Err PackReaderFile::ReadSmallLocked(const PackObject& o, uint8_t* dst) {
-  if (o.size > 0) {
-    const std::string where = Where(path_, o.id);
-    Hid fspace(H5Dget_space(small_data_), H5Sclose);
-    hsize_t start[1] = {o.small_offset}, count[1] = {o.size};
-    Hid mspace(H5Screate_simple(1, count, nullptr), H5Sclose);
-    if (!fspace.ok() || !mspace.ok() || H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0)
-      return H5Fail(Status::Corrupt, where, "cannot select its bytes in /small/data");
-    if (H5Dread(small_data_, H5T_NATIVE_UINT8, mspace.get(), fspace.get(), H5P_DEFAULT, dst) < 0)
-      return H5Fail(Status::Corrupt, where, "cannot read data");
+Err PackReaderFile::PlainFdLocked() {
+  if (buffered_fd_ >= 0) return Err::Ok();
+  buffered_fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (buffered_fd_ < 0) {
+    int e = errno;
+    if (e == ENOENT) return Err::Make(Status::NotFound, "pack " + path_ + " does not exist");
+    return Err::Make(Status::Io, "pack " + path_ + ": cannot open: " + std::strerror(e));
   }
   return Err::Ok();
 }
@@ -1173,19 +1213,20 @@ Err PackReaderFile::ReadObject(const std::string& id, const Alloc& alloc, uint64
   Quiet();
   PackObject o;
   uint8_t* dst = nullptr;
+  int dfd = -1, bfd = -1;
+  const PackObject* so = nullptr;
   if (file_ >= 0 && ValidPackId(id)) {
     CORAL_TRY(LoadSmallLocked());
-    if (const PackObject* so = FindSmall(id)) {
-      o = *so;
-      CORAL_TRY(alloc(o.size, &dst));
-      CORAL_TRY(ReadSmallLocked(o, dst));
-      lock.unlock();
-      *got = o.size;
-      return VerifyChecksum(id, dst, o);
-    }
+    so = FindSmall(id);
   }
-  int dfd = -1, bfd = -1;
-  {
+  if (so) {
+    // A small object: its file offset was found when the table was loaded (and checked to lie
+    // inside the file), so its bytes are one pread, made without the lock.
+    o = *so;
+    CORAL_TRY(alloc(o.size, &dst));
+    if (o.size > 0) CORAL_TRY(PlainFdLocked());
+    bfd = buffered_fd_;
+  } else {
     int64_t ds = -1;
     CORAL_TRY(OpenForRead(id, &ds, &o));
     Hid dsh(ds, H5Dclose);
@@ -1194,23 +1235,26 @@ Err PackReaderFile::ReadObject(const std::string& id, const Alloc& alloc, uint64
                         reinterpret_cast<uintptr_t>(dst) % kDirectAlign == 0 && o.size >= kPackDirectMin;
     if (direct && direct_fd_ == -1) {
       direct_fd_ = DirectIoAllowed() ? ::open(path_.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC) : -1;
-      buffered_fd_ = direct_fd_ >= 0 ? ::open(path_.c_str(), O_RDONLY | O_CLOEXEC) : -1;
-      if (buffered_fd_ < 0) {
-        if (direct_fd_ >= 0) ::close(direct_fd_);
-        direct_fd_ = -2;
+      if (direct_fd_ >= 0 && !PlainFdLocked().ok()) {
+        ::close(direct_fd_);
+        direct_fd_ = -1;
       }
+      if (direct_fd_ < 0) direct_fd_ = -2;
     }
     if (direct && direct_fd_ >= 0) {
       dfd = direct_fd_;
       bfd = buffered_fd_;
-      ++readers_;
     } else if (o.size > 0 && H5Dread(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0) {
       return H5Fail(Status::Corrupt, Where(path_, id), "cannot read data");
     }
-  }  // the dataset is closed here, under the lock
-  lock.unlock();
+  }  // a dataset is closed here, under the lock
   *got = o.size;
-  if (dfd < 0) return VerifyChecksum(id, dst, o);
+  if (bfd < 0) {
+    lock.unlock();
+    return VerifyChecksum(id, dst, o);
+  }
+  ++readers_;
+  lock.unlock();
   // Counted out however this read ends (an exception too), or Close would wait forever.
   struct Done {
     PackReaderFile* r;
@@ -1219,8 +1263,20 @@ Err PackReaderFile::ReadObject(const std::string& id, const Alloc& alloc, uint64
       if (--r->readers_ == 0) r->idle_.notify_all();
     }
   } done{this};
-  // The dataset's extent was checked against the file when it was opened (OpenForRead).
-  CORAL_TRY(DirectRead(dfd, bfd, dst, o.size, o.offset, "pack " + Where(path_, id)));
+  const std::string what = "pack " + Where(path_, id);
+  // Extents were checked against the file when the dataset was opened (OpenForRead) or the
+  // small table loaded (LoadSmallLocked).
+  if (dfd >= 0) {
+    CORAL_TRY(DirectRead(dfd, bfd, dst, o.size, o.offset, what));
+  } else {
+    for (uint64_t at = 0; at < o.size;) {
+      ssize_t n = ::pread(bfd, dst + at, o.size - at, static_cast<off_t>(o.offset + at));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Err::Make(Status::Io, what + ": cannot read: " + std::strerror(errno));
+      if (n == 0) return Err::Make(Status::Corrupt, what + ": the file ends inside the object");
+      at += static_cast<uint64_t>(n);
+    }
+  }
   return VerifyChecksum(id, dst, o);
 }
 

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { native } from '../../lib/native';
-import { seeded, tmpDir } from '../store/helpers';
+import { HAS_H5PY, python, seeded, tmpDir } from '../store/helpers';
 
 const dir = tmpDir('packnative');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -11,6 +11,16 @@ let n = 0;
 const FLIP_STEP = Number(process.env.CORAL_FLIP_STEP ?? 31);
 const fresh = () => path.join(dir, `p${n++}.h5`);
 const attrs = (len: number) => ({ codec: 'raw', dtype: 'U8', shape: [len], rawSize: len });
+/** Bytes of one /small/data<k> part (kernels/h5pack.h kPackSmallPart); smallObjectMax is clamped to it. */
+const PART = 8 << 20;
+/** The writer's default smallObjectMax (kPackDefaultSmallMax). */
+const SMALL_MAX = 1 << 20;
+
+/** No two [start, length] byte ranges overlap. */
+function expectDisjoint(ranges: Array<[number, number]>): void {
+  const sorted = [...ranges].sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < sorted.length; i++) expect(sorted[i][0], JSON.stringify(sorted)).toBeGreaterThanOrEqual(sorted[i - 1][0] + sorted[i - 1][1]);
+}
 
 async function writePack(objs: Array<[string, Buffer]>): Promise<string> {
   const p = fresh();
@@ -29,10 +39,12 @@ describe('PackWriter / PackReader binding', () => {
     const ra = w.put('a', a, { codec: 'zstd', dtype: 'F32', shape: [1250], base: 'b0', rawSize: 9999n, extra: { x: 'y' } });
     const rb = await w.putAsync('big', big, attrs(big.length));
     const re = w.put('e', Buffer.alloc(0), { codec: 'raw', dtype: 'F32', shape: [], rawSize: 0 });
-    // 'a' and 'e' are small (< 16 KiB): their bytes go to /small/data, placed at finish().
-    expect(ra).toMatchObject({ checksum: native.xxh3_128(a), size: 5000, offset: null, dataset: '/small/data' });
-    expect(rb).toMatchObject({ size: big.length, dataset: '/objects/big' });
-    expect(re).toEqual({ checksum: native.xxh3_128(Buffer.alloc(0)), size: 0, offset: null, dataset: '/small/data' });
+    // 'a' and 'e' are small (< 1 MiB): their bytes go to the first part, /small/data0, written when the
+    // part is full or at finish(); `room` is what that part can still take.
+    expect(ra).toEqual({ checksum: native.xxh3_128(a), size: 5000, offset: null, dataset: '/small/data0', room: PART - 5000 });
+    expect(rb).toMatchObject({ size: big.length, dataset: '/objects/big', room: PART - 5000 });
+    expect(rb.offset).toEqual(expect.any(Number));
+    expect(re).toEqual({ checksum: native.xxh3_128(Buffer.alloc(0)), size: 0, offset: null, dataset: '/small/data0', room: PART - 5000 });
     expect(w.count()).toBe(3);
     const fin = await w.finish();
     expect(fin.size).toBe(fs.statSync(p).size);
@@ -43,16 +55,16 @@ describe('PackWriter / PackReader binding', () => {
     w.abort(); // idempotent after finish
 
     const r = new native.PackReader(p);
-    expect(r.meta()).toMatchObject({ format: 'coral-pack-2' });
+    expect(r.meta()).toMatchObject({ format: 'coral-pack-3' });
     expect(Date.now() - r.meta().createdUnixMs).toBeLessThan(60_000);
     const list = await r.list();
     expect(list.map((e) => e.id)).toEqual(['a', 'big', 'e']);
     expect(list[0]).toEqual({
       id: 'a', codec: 'zstd', dtype: 'F32', shape: [1250], base: 'b0', rawSize: 9999, checksum: ra.checksum,
-      size: 5000, offset: offA, dataset: '/small/data', extra: { x: 'y' },
+      size: 5000, offset: offA, dataset: '/small/data0', extra: { x: 'y' },
     });
     expect(list).toEqual(fin.entries);
-    expect(r.stat('e')).toMatchObject({ shape: [], offset: null, dataset: '/small/data' });
+    expect(r.stat('e')).toMatchObject({ shape: [], offset: null, dataset: '/small/data0' });
     expect(r.stat('big').dataset).toBe('/objects/big');
     const file = fs.readFileSync(p);
     expect(file.subarray(offA, offA + 5000).equals(a)).toBe(true);
@@ -171,18 +183,26 @@ describe('PackWriter / PackReader binding', () => {
     await put.then(() => undefined, (e) => expect(e.code).toBe('CORAL_INVALID_ARGUMENT'));
   });
   it('aggregates small objects below smallObjectMax; larger ones and smallObjectMax 0 get datasets', async () => {
-    const sizes = [0, 1, 99, 1023, 1024, 1025, 50_000];
+    const sizes = [0, 1, 99, 1023, 1024, 1025, 50_000, SMALL_MAX - 1, SMALL_MAX];
     const objs = sizes.map((n, i) => [`s${i}`, seeded(n, i + 1)] as [string, Buffer]);
-    for (const [max, small] of [[1024, ['s0', 's1', 's2', 's3']], [0, []], [undefined, ['s0', 's1', 's2', 's3', 's4', 's5']]] as const) {
+    for (const [max, small] of [
+      [1024, ['s0', 's1', 's2', 's3']],
+      [0, []],
+      [undefined, ['s0', 's1', 's2', 's3', 's4', 's5', 's6', 's7']], // the default: below 1 MiB
+    ] as const) {
       const p = fresh();
       const w = new native.PackWriter(p, max === undefined ? undefined : { smallObjectMax: max });
       const put = objs.map(([id, b]) => w.put(id, b, { ...attrs(b.length), extra: { k: `v ${id}&=+%/ü` } }));
-      expect(put.filter((r) => r.dataset === '/small/data').length).toBe(small.length);
+      // The small ones all fit the first part; the others get a dataset each.
+      expect(put.filter((r) => r.dataset === '/small/data0').length).toBe(small.length);
       const fin = await w.finish();
       const r = new native.PackReader(p);
       const list = await r.list();
       expect(list).toEqual(fin.entries);
-      expect(list.filter((e) => e.dataset === '/small/data').map((e) => e.id)).toEqual(small);
+      expect(list.filter((e) => e.dataset === '/small/data0').map((e) => e.id)).toEqual(small);
+      expect(list.filter((e) => e.dataset !== '/small/data0').map((e) => e.dataset)).toEqual(
+        objs.filter(([id]) => !(small as readonly string[]).includes(id)).map(([id]) => `/objects/${id}`),
+      );
       const file = fs.readFileSync(p);
       for (const [id, b] of objs) {
         const e = r.stat(id);
@@ -201,21 +221,125 @@ describe('PackWriter / PackReader binding', () => {
     expect(() => new native.PackWriter(fresh(), 5 as never)).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
   });
 
-  it('bounds the small-object buffer: past 64 MiB further small objects become datasets', async () => {
-    const b = seeded(16_000, 5);
-    const n = Math.floor((64 << 20) / b.length) + 3;
+  it('streams small objects out in 8 MiB parts: any amount of them stays small', async () => {
+    // ~70 MiB of small objects (up to just under 1 MiB each, some tiny or empty): more than a pack's small
+    // objects could once take (64 MiB, buffered until finish). Every one stays small, in put order, in
+    // parts /small/data0, data1, …: a part takes objects while they fit its 8 MiB, then is written out.
+    const sizes = [SMALL_MAX - 1, 700_001, 0, 333_333, 17, 999_999, 524_288];
+    const objs: Array<[string, Buffer]> = [];
+    let total = 0;
+    for (let i = 0; total < 70 << 20; i++) {
+      const b = seeded(sizes[i % sizes.length], i + 1);
+      objs.push([`cap${String(i).padStart(3, '0')}`, b]);
+      total += b.length;
+    }
+    const want: Array<{ part: number; at: number }> = [];
+    const partBytes = [0];
+    for (const [, b] of objs) {
+      if (partBytes[partBytes.length - 1] + b.length > PART) partBytes.push(0);
+      want.push({ part: partBytes.length - 1, at: partBytes[partBytes.length - 1] });
+      partBytes[partBytes.length - 1] += b.length;
+    }
+    expect(partBytes.length).toBeGreaterThanOrEqual(9);
+
     const p = fresh();
     const w = new native.PackWriter(p);
-    const kinds = Array.from({ length: n }, (_, i) => w.put(`cap${i}`, b, attrs(b.length)).dataset);
-    const small = kinds.filter((d) => d === '/small/data').length;
-    expect(small).toBe(Math.floor((64 << 20) / b.length));
-    expect(kinds.slice(small).every((d, i) => d === `/objects/cap${small + i}`)).toBe(true);
+    const put = objs.map(([id, b]) => w.put(id, b, attrs(b.length)));
+    expect(put.map((r) => r.dataset)).toEqual(want.map((x) => `/small/data${x.part}`));
+    expect(put.map((r) => r.room)).toEqual(want.map((x, i) => PART - x.at - objs[i][1].length));
+    expect(put.every((r) => r.offset === null)).toBe(true);
+    const fin = await w.finish();
+    // The parts' bytes, at most a 4 KiB alignment gap before each part, and the table (about 100 B a row).
+    expect(fin.size).toBeLessThan(total + partBytes.length * 4096 + objs.length * 200 + 8192);
+
+    const r = new native.PackReader(p);
+    const list = await r.list();
+    expect(list).toEqual(fin.entries);
+    expect(list.every((e) => e.dataset.startsWith('/small/data'))).toBe(true);
+    const file = fs.readFileSync(p);
+    const partStart: number[] = [];
+    for (const [i, [id, b]] of objs.entries()) {
+      const e = r.stat(id);
+      const { part, at } = want[i];
+      expect(e).toMatchObject({ id, size: b.length, dataset: `/small/data${part}` });
+      if (b.length === 0) expect(e.offset).toBeNull();
+      else {
+        // Objects of one part are adjacent in the file, at their offset inside the part.
+        partStart[part] ??= e.offset! - at;
+        expect(e.offset, id).toBe(partStart[part] + at);
+        expect(file.subarray(e.offset!, e.offset! + b.length).equals(b), id).toBe(true);
+      }
+      expect(r.readSync(id).equals(b), id).toBe(true);
+    }
+    // The parts do not overlap (a small last part may sit in an alignment gap before an earlier one).
+    expectDisjoint(partStart.map((start, k) => [start, partBytes[k]]));
+    r.close();
+    if (HAS_H5PY) {
+      const shapes = python(
+        `import sys, json, h5py
+f = h5py.File(sys.argv[1], 'r')
+print(json.dumps(sorted((k, f['small'][k].shape[0]) for k in f['small'] if k != 'index')))`,
+        [p],
+      );
+      const names = partBytes.map((_, k) => `data${k}`);
+      expect(JSON.parse(shapes)).toEqual(names.map((n, k) => [n, partBytes[k]]).sort());
+    }
+    fs.rmSync(p);
+  });
+
+  it('fills a part exactly, then spills to the next: room counts down by each small put', async () => {
+    const p = fresh();
+    const w = new native.PackWriter(p);
+    const puts: Array<[string, Buffer, string, number]> = []; // id, bytes, expected dataset, expected room
+    let room = PART;
+    const put = (id: string, b: Buffer, dataset: string, roomAfter: number) => {
+      const r = w.put(id, b, attrs(b.length));
+      expect(r, id).toEqual({ checksum: native.xxh3_128(b), size: b.length, offset: dataset.startsWith('/small/') ? null : expect.any(Number), dataset, room: roomAfter });
+      puts.push([id, b, dataset, roomAfter]);
+    };
+    // Eight objects just under 1 MiB leave 8 bytes of the 8 MiB part; an 8-byte object fills it to the byte.
+    for (let i = 0; i < 8; i++) put(`f${i}`, seeded(SMALL_MAX - 1, i + 1), '/small/data0', (room -= SMALL_MAX - 1));
+    expect(room).toBe(8);
+    put('fill', seeded(8, 20), '/small/data0', 0);
+    // An empty object takes no bytes: it still fits the full part.
+    put('empty', Buffer.alloc(0), '/small/data0', 0);
+    // A large object is a dataset of its own and leaves the part as it is.
+    put('large', seeded(2 << 20, 21), '/objects/large', 0);
+    // The next small byte does not fit: data0 is written out, the byte starts data1.
+    put('spill', seeded(1, 22), '/small/data1', PART - 1);
+    put('next', seeded(1000, 23), '/small/data1', PART - 1001);
     const fin = await w.finish();
     const r = new native.PackReader(p);
-    expect((await r.list()).length).toBe(n);
-    expect(r.readSync(`cap${small - 1}`).equals(b)).toBe(true);
-    expect(r.readSync(`cap${n - 1}`).equals(b)).toBe(true);
-    expect(fin.size).toBeLessThan(n * b.length + n * 1000);
+    expect(await r.list()).toEqual(fin.entries);
+    const file = fs.readFileSync(p);
+    const at = (id: string) => r.stat(id).offset!;
+    for (const [id, b, dataset] of puts) {
+      expect(r.stat(id), id).toMatchObject({ dataset, size: b.length });
+      expect(r.readSync(id).equals(b), id).toBe(true);
+      if (b.length > 0) expect(file.subarray(at(id), at(id) + b.length).equals(b), id).toBe(true);
+    }
+    // data0 is the eight objects and 'fill', back to back; data1 is 'spill' and 'next', elsewhere in the file.
+    for (let i = 1; i < 8; i++) expect(at(`f${i}`)).toBe(at('f0') + i * (SMALL_MAX - 1));
+    expect(at('fill')).toBe(at('f0') + PART - 8);
+    expect(r.stat('empty').offset).toBeNull();
+    expect(at('next')).toBe(at('spill') + 1);
+    expectDisjoint([[at('f0'), PART], [at('spill'), 1001], [at('large'), 2 << 20]]);
+    r.close();
+  });
+
+  it('clamps smallObjectMax to the part size (8 MiB)', async () => {
+    const p = fresh();
+    const w = new native.PackWriter(p, { smallObjectMax: 64 << 20 });
+    const under = seeded(PART - 1, 1);
+    const at = seeded(PART, 2);
+    expect(w.put('under', under, attrs(under.length))).toMatchObject({ dataset: '/small/data0', offset: null, room: 1 });
+    const r1 = await w.putAsync('at', at, attrs(at.length));
+    expect(r1).toMatchObject({ dataset: '/objects/at', room: 1 });
+    expect(r1.offset).toEqual(expect.any(Number));
+    await w.finish();
+    const r = new native.PackReader(p);
+    expect(r.readSync('under').equals(under)).toBe(true);
+    expect((await r.read('at')).equals(at)).toBe(true);
     r.close();
     fs.rmSync(p);
   });
@@ -226,7 +350,7 @@ describe('PackWriter / PackReader binding', () => {
     expect(() => w.put('x', Buffer.alloc(1000), attrs(1000))).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
     w.put('y', Buffer.alloc(1000), attrs(1000));
     expect(() => w.put('y', Buffer.alloc(10), attrs(10))).toThrow(expect.objectContaining({ code: 'CORAL_INVALID_ARGUMENT' }));
-    expect((await w.finish()).entries.map((e) => [e.id, e.dataset])).toEqual([['x', '/small/data'], ['y', '/objects/y']]);
+    expect((await w.finish()).entries.map((e) => [e.id, e.dataset])).toEqual([['x', '/small/data0'], ['y', '/objects/y']]);
   });
 
   // Both table layouts: compact (few rows, inside the checksummed object header) and chunked
@@ -237,15 +361,19 @@ describe('PackWriter / PackReader binding', () => {
       const objs: Array<[string, Buffer]> = Array.from({ length: count }, (_, i) => [`t${String(i).padStart(3, '0')}`, seeded(i % 7 === 0 ? 0 : 20 + i, i + 1)]);
       objs.push(['large', seeded(20_000, 99)]);
       const p = fresh();
-      const w = new native.PackWriter(p);
+      // A bound below 20 000 bytes keeps 'large' a dataset of its own (the default, 1 MiB, would not).
+      const w = new native.PackWriter(p, { smallObjectMax: 16384 });
       for (const [id, b] of objs) w.put(id, b, { ...attrs(b.length), extra: { i: id } });
       await w.finish();
       const whole = fs.readFileSync(p);
       const r0 = new native.PackReader(p);
       const want = await r0.list();
-      const smallStart = Math.min(...want.filter((e) => e.dataset === '/small/data' && e.offset !== null).map((e) => e.offset!));
+      // The small objects fill a fraction of one part, /small/data0; smallStart is where its bytes begin.
+      const small = want.filter((e) => e.dataset === '/small/data0');
+      const smallStart = Math.min(...small.filter((e) => e.offset !== null).map((e) => e.offset!));
       r0.close();
-      expect(want.filter((e) => e.dataset === '/small/data')).toHaveLength(count);
+      expect(small).toHaveLength(count);
+      expect(want.find((e) => e.id === 'large')?.dataset).toBe('/objects/large');
       const step = FLIP_STEP;
       let errors = 0;
       for (let at = 0; at < whole.length; at += step) {
@@ -269,4 +397,56 @@ describe('PackWriter / PackReader binding', () => {
       expect(errors).toBeGreaterThan(0);
     });
   }
+
+  // The same property for a pack of two parts. The first is 8 MiB of object bytes, whose damage only the
+  // objects' checksums catch: the sweep covers everything but its middle (flipped in place, then restored).
+  it('survives a byte-flip sweep of a pack with two small-object parts', async () => {
+    const objs: Array<[string, Buffer]> = Array.from({ length: 8 }, (_, i) => [`f${i}`, seeded(SMALL_MAX - 1, i + 1)]);
+    for (let i = 0; i < 20; i++) objs.push([`s${String(i).padStart(2, '0')}`, seeded(i % 5 === 0 ? 0 : 30 + i, 50 + i)]);
+    const p = fresh();
+    const w = new native.PackWriter(p);
+    for (const [id, b] of objs) w.put(id, b, { ...attrs(b.length), extra: { i: id } });
+    await w.finish();
+    const r0 = new native.PackReader(p);
+    const want = await r0.list();
+    r0.close();
+    // f0..f7 and the empty s00 fill data0 but for 8 bytes; s01 does not fit and starts data1.
+    const inPart = (k: number) => want.filter((e) => e.dataset === `/small/data${k}`).map((e) => e.id);
+    expect(inPart(0)).toEqual(['f0', 'f1', 'f2', 'f3', 'f4', 'f5', 'f6', 'f7', 's00']);
+    expect(inPart(1)).toEqual(objs.slice(9).map(([id]) => id));
+    const start0 = want.find((e) => e.id === 'f0')!.offset!;
+    const end0 = start0 + 8 * (SMALL_MAX - 1);
+    const t = path.join(dir, 'sflip-parts.h5');
+    fs.copyFileSync(p, t);
+    const size = fs.statSync(t).size;
+    const fd = fs.openSync(t, 'r+');
+    const b = Buffer.alloc(1);
+    let errors = 0;
+    try {
+      for (let at = 0; at < size; at += FLIP_STEP) {
+        if (at >= start0 + 256 && at < end0 - 256) at = end0 - 256; // skip the middle of data0
+        fs.readSync(fd, b, 0, 1, at);
+        b[0] ^= 0x5a;
+        fs.writeSync(fd, b, 0, 1, at);
+        try {
+          const r = new native.PackReader(t);
+          const got = await r.list();
+          for (const e of got) r.readSync(e.id);
+          r.close();
+          expect(got, `flip at ${at}`).toEqual(want);
+        } catch (e) {
+          errors++;
+          expect((e as { code: string }).code, `flip at ${at}`).toMatch(/^CORAL_(CORRUPT_OBJECT|CHECKSUM_MISMATCH|NOT_FOUND|UNSUPPORTED)$/);
+        } finally {
+          b[0] ^= 0x5a;
+          fs.writeSync(fd, b, 0, 1, at);
+        }
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    expect(errors).toBeGreaterThan(0);
+    fs.rmSync(t);
+    fs.rmSync(p);
+  });
 });

@@ -203,11 +203,18 @@ export function runRemoteSuite(name: string, make: () => Promise<RemoteHarness>)
         await expect(remote.objects.get('no-such-object')).rejects.toMatchObject({ code: ObjectNotFoundError.code });
         if (corruptObject) {
           await corruptObject('obj-b');
-          const err = await remote.objects.get('obj-b').then(
-            () => null,
-            (e: unknown) => e as { code?: string },
-          );
-          expect([ChecksumMismatchError.code, CorruptObjectError.code]).toContain(err?.code);
+          // Read by a fresh client: both objects are below the default smallObjectMax (1 MiB), and a client
+          // may keep the bytes of a pack's small objects it has already fetched (S3ObjectStore's windows).
+          const fresh = await another();
+          try {
+            const err = await fresh.objects.get('obj-b').then(
+              () => null,
+              (e: unknown) => e as { code?: string },
+            );
+            expect([ChecksumMismatchError.code, CorruptObjectError.code]).toContain(err?.code);
+          } finally {
+            await fresh.close();
+          }
         }
       }),
     );

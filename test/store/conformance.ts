@@ -335,7 +335,8 @@ export function runObjectStoreSuite(name: string, make: () => Promise<StoreHarne
     it(
       'mixes small and large objects around the aggregation bound in one transaction',
       withStore(async ({ store }) => {
-        const sizes = [0, 1, 4095, 16383, 16384, 16385, 100_000, (1 << 20) + 3];
+        // Around the old bound (16 KiB) and the default one (1 MiB, where LocalPackStore's small objects end).
+        const sizes = [0, 1, 4095, 16383, 16384, 16385, 100_000, (1 << 20) - 1, 1 << 20, (1 << 20) + 3];
         const objs = sizes.map(
           (n, i) => [`mix${i}`, seeded(n, 50 + i), attrs(n, { size: String(n) })] as [string, Uint8Array, ObjectAttrs],
         );

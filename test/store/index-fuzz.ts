@@ -16,7 +16,8 @@ export interface FuzzResult {
 export async function fuzzIndexFlips(runs: number, seed = 1): Promise<FuzzResult> {
   const dir = tmpDir('idxfuzz');
   try {
-    const s = await LocalPackStore.open(dir, { fsync: false });
+    // A bound below 40 000 bytes keeps the mix (by default objects below 1 MiB are all small).
+    const s = await LocalPackStore.open(dir, { fsync: false, smallObjectMax: 16384 });
     const tx = s.beginWrite();
     const want = new Map<string, Buffer>();
     for (let i = 0; i < 12; i++) {

@@ -84,7 +84,7 @@ describe('LocalPackStore on disk', () => {
       expect(idx).toMatchObject({ format: 'coral-pack-index-2', pack: info.name, packSize: info.bytes });
       expect(idx.objects[0]).toEqual([
         'aa',
-        '/small/data',
+        '/small/data0',
         10,
         expect.any(Number),
         native.xxh3_128(seeded(10)),
@@ -117,7 +117,8 @@ describe('LocalPackStore on disk', () => {
 
   it.skipIf(!HAS_H5DUMP)('h5dump shows large objects as datasets with attributes and small ones as table rows', () =>
     withDir(async (dir) => {
-      const s = await LocalPackStore.open(dir);
+      // A bound below 20 000 bytes, so that this pack has both kinds (by default objects below 1 MiB are small).
+      const s = await LocalPackStore.open(dir, { smallObjectMax: 16384 });
       const big = seeded(20_000, 3);
       const tx = s.beginWrite();
       await tx.put('0123abcd', big, {
@@ -150,9 +151,13 @@ describe('LocalPackStore on disk', () => {
       const p = s.packPath(info.name);
       const h = execFileSync('h5dump', ['-H', p], { encoding: 'utf8' });
       expect(h).toMatch(/DATASET "0123abcd"[\s\S]*DATASPACE\s+SIMPLE \{ \( 20000 \) \/ \( 20000 \) \}/);
-      expect(h).toMatch(/DATASET "data"[\s\S]*H5T_STD_U8LE[\s\S]*DATASPACE\s+SIMPLE \{ \( 66 \) \/ \( 66 \) \}/);
+      // The small objects' bytes: one part (data0) holds all 66 of them.
+      expect(h).toMatch(/DATASET "data0"[\s\S]*H5T_STD_U8LE[\s\S]*DATASPACE\s+SIMPLE \{ \( 66 \) \/ \( 66 \) \}/);
+      expect(h).not.toContain('DATASET "data1"');
+      expect(h).not.toContain('DATASET "data"');
       for (const field of [
         '"id"',
+        '"part"',
         '"offset"',
         '"size"',
         '"checksum"',
@@ -165,7 +170,7 @@ describe('LocalPackStore on disk', () => {
       ])
         expect(h).toContain(field);
       const a = execFileSync('h5dump', ['-A', p], { encoding: 'utf8' });
-      expect(a).toContain('"coral-pack-2"');
+      expect(a).toContain('"coral-pack-3"');
       for (const needle of [
         'ATTRIBUTE "codec"',
         '"zstd"',
@@ -192,7 +197,7 @@ describe('LocalPackStore on disk', () => {
       const out = path.join(dir, 'dump.bin');
       execFileSync('h5dump', ['-d', '/objects/0123abcd', '-b', 'LE', '-o', out, p], { stdio: 'pipe' });
       expect(fs.readFileSync(out).equals(big)).toBe(true);
-      execFileSync('h5dump', ['-d', '/small/data', '-b', 'LE', '-o', out, p], { stdio: 'pipe' });
+      execFileSync('h5dump', ['-d', '/small/data0', '-b', 'LE', '-o', out, p], { stdio: 'pipe' });
       expect(fs.readFileSync(out).equals(Buffer.concat([seeded(2, 4), seeded(64, 5)]))).toBe(true);
       await s.close();
     }),
@@ -234,20 +239,20 @@ for name, ds in f['objects'].items():
     res['objects'][name] = dict(id=s(a['id']), codec=s(a['codec']), dtype=s(a['dtype']), shape=[int(x) for x in a['shape']],
         base=s(a['base']), rawSize=int(a['rawSize']), checksum=s(a['checksum']), extra={'depth': s(a.get('depth'))},
         sha=hashlib.sha256(ds[()].tobytes()).hexdigest(), n=int(ds.shape[0]), dt=str(ds.dtype))
-data = f['small/data'][()].tobytes()
 for row in f['small/index'][()]:
+    part = f['small/data%d' % row['part']]  # the row's bytes are at 'offset' inside its part
     o, n = int(row['offset']), int(row['size'])
     shape = s(row['shape'])
     res['objects'][s(row['id'])] = dict(id=s(row['id']), codec=s(row['codec']), dtype=s(row['dtype']),
         shape=[int(x) for x in shape.split(',')] if shape else [], base=s(row['base']), rawSize=int(row['rawSize']),
         checksum=s(row['checksum']), extra=dict(urllib.parse.parse_qsl(s(row['extra']), keep_blank_values=True)),
-        sha=hashlib.sha256(data[o:o + n]).hexdigest(), n=n, dt=str(f['small/data'].dtype))
+        sha=hashlib.sha256(part[o:o + n].tobytes()).hexdigest(), n=n, dt=str(part.dtype), part=part.name)
 print(json.dumps(res))`,
         [s.packPath(info.name)],
       );
       const res = JSON.parse(out);
       const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-      expect(res.format).toBe('coral-pack-2');
+      expect(res.format).toBe('coral-pack-3');
       expect(res.count).toBe(4);
       expect(res.objects.pyobj).toEqual({
         id: 'pyobj',
@@ -274,9 +279,15 @@ print(json.dumps(res))`,
         sha: sha(seeded(3000, 2)),
         n: 3000,
         dt: 'uint8',
+        part: '/small/data0',
       });
       expect(res.objects.pyscalar.shape).toEqual([]);
-      expect(res.objects.pyempty).toMatchObject({ n: 0, shape: [0], sha: sha(new Uint8Array(0)) });
+      expect(res.objects.pyempty).toMatchObject({
+        n: 0,
+        shape: [0],
+        sha: sha(new Uint8Array(0)),
+        part: '/small/data0',
+      });
       await s.close();
     }),
   );
@@ -327,13 +338,101 @@ print(json.dumps(res))`,
       expect(newIdx.subarray(0, 4).equals(INDEX_MAGIC)).toBe(true);
       expect(newIdx.length).toBeLessThan(oldIdx.length / 2);
       await check();
-      // New objects join the same store; repack moves legacy objects into a coral-pack-2 pack.
+      // New objects join the same store; repack moves legacy objects into a coral-pack-3 pack.
       const tx = s.beginWrite();
       await tx.put('fresh', seeded(10, 9), u8(10));
       await tx.commit();
       const rp = await s.repack((id) => id !== 'legacy_mid', { all: true });
       expect(rp).toMatchObject({ dropped: 1 });
+      const rr = new native.PackReader(s.packPath(rp.newPack!.name));
+      expect(rr.meta().format).toBe('coral-pack-3');
+      expect((await rr.list()).filter((e) => e.id.startsWith('legacy_')).map((e) => [e.id, e.dataset])).toEqual([
+        ['legacy_delta', '/small/data0'],
+        ['legacy_empty', '/small/data0'],
+        ['legacy_scalar', '/small/data0'],
+        ['legacy_small', '/small/data0'],
+      ]);
+      rr.close();
       want.splice(1, 1);
+      await check();
+      expect(await s.verify()).toEqual([]);
+      await s.close();
+    }));
+
+  it('reads a store written with coral-pack-2 (one /small/data, no part column)', () =>
+    withDir(async (dir) => {
+      // Written by the last build before coral-pack-3, with smallObjectMax 16384: v2_large has a dataset,
+      // the others are rows of /small/index with their bytes in the single /small/data.
+      const fixtures = path.join(__dirname, 'fixtures', 'pack-v2');
+      const packs = path.join(dir, 'objects', 'packs');
+      fs.mkdirSync(packs, { recursive: true });
+      for (const f of fs.readdirSync(fixtures)) fs.copyFileSync(path.join(fixtures, f), path.join(packs, f));
+      const name = fs.readdirSync(packs).find((f) => f.endsWith('.h5'))!;
+      const idxFile = path.join(packs, name.replace(/\.h5$/, '.idx'));
+      const oldIdx = fs.readFileSync(idxFile);
+      const want: Array<[string, Buffer, Partial<ObjectAttrs>, string]> = [
+        [
+          'v2_delta',
+          seeded(30, 4),
+          { codec: 'delta', dtype: 'BF16', shape: [15], base: 'v2_small', rawSize: 30 },
+          '/small/data',
+        ],
+        ['v2_empty', Buffer.alloc(0), { codec: 'raw', dtype: 'F32', shape: [0, 3], rawSize: 0 }, '/small/data'],
+        [
+          'v2_large',
+          seeded(20_000, 1),
+          { codec: 'zstd', dtype: 'F32', shape: [50, 100], base: '', rawSize: 20_000, extra: { depth: '0' } },
+          '/objects/v2_large',
+        ],
+        ['v2_scalar', seeded(4, 3), { codec: 'raw', dtype: 'F32', shape: [], rawSize: 4 }, '/small/data'],
+        [
+          'v2_small',
+          seeded(3000, 2),
+          { codec: 'raw', dtype: 'U8', shape: [3000], rawSize: 3000, extra: { note: 'a=b&c ü' } },
+          '/small/data',
+        ],
+      ];
+      const s = await LocalPackStore.open(dir);
+      const check = async () => {
+        for (const [id, bytes, a] of want) {
+          const got = await s.get(id);
+          expect(Buffer.from(got.bytes).equals(bytes), id).toBe(true);
+          expect(got.attrs).toMatchObject({ ...a, storedSize: bytes.length, checksum: native.xxh3_128(bytes) });
+        }
+      };
+      await check();
+      const r = new native.PackReader(s.packPath(name));
+      expect(r.meta().format).toBe('coral-pack-2');
+      const listed = await r.list();
+      expect(listed.map((e) => [e.id, e.dataset])).toEqual(want.map(([id, , , ds]) => [id, ds]));
+      // Offsets are file offsets, for the rows of /small/data as for the dataset.
+      const file = fs.readFileSync(s.packPath(name));
+      for (const [id, bytes] of want) {
+        const e = listed.find((x) => x.id === id)!;
+        if (bytes.length === 0) expect(e.offset).toBeNull();
+        else expect(file.subarray(e.offset!, e.offset! + bytes.length).equals(bytes), id).toBe(true);
+        expect(r.readSync(id).equals(bytes), id).toBe(true);
+      }
+      r.close();
+      // Its index (written by that build) agrees with the pack, and a rebuild writes it again byte for byte.
+      expect(parseIndex(oldIdx, name, file.length)).toEqual(listed);
+      expect(await s.verify()).toEqual([]);
+      expect(await s.rebuildIndex()).toMatchObject({ packs: 1, objects: 5, problems: [] });
+      expect(fs.readFileSync(idxFile).equals(oldIdx)).toBe(true);
+      // New objects join the same store; a repack moves everything into one coral-pack-3 pack, where each
+      // object below the default 1 MiB is small.
+      const tx = s.beginWrite();
+      await tx.put('v3_fresh', seeded(10, 9), u8(10));
+      await tx.commit();
+      const rp = await s.repack(() => true, { all: true });
+      expect(rp).toMatchObject({ copied: 6, dropped: 0 });
+      expect(rp.removedPacks).toContain(name);
+      const rr = new native.PackReader(s.packPath(rp.newPack!.name));
+      expect(rr.meta().format).toBe('coral-pack-3');
+      expect((await rr.list()).map((e) => [e.id, e.dataset])).toEqual(
+        [...want.map(([id]) => id), 'v3_fresh'].map((id) => [id, '/small/data0']),
+      );
+      rr.close();
       await check();
       expect(await s.verify()).toEqual([]);
       await s.close();
@@ -425,18 +524,114 @@ with h5py.File(path, 'w', libver=('v108', 'latest')) as f:
         try {
           const r = new native.PackReader(p);
           const list = await r.list();
-          for (const e of list) r.readSync(e.id);
+          const read = list.map((e) => r.readSync(e.id));
           r.stat('a0');
           r.close();
-          if (name === 'ok')
-            expect(list.map((e) => [e.id, e.size, e.extra])).toEqual([
-              ['a0', 60, { k: 'v' }],
-              ['a1', 40, { k: 'v' }],
+          if (name === 'ok') {
+            // A coral-pack-2 table (no part column): both rows name the single /small/data.
+            expect(list.map((e) => [e.id, e.size, e.extra, e.dataset])).toEqual([
+              ['a0', 60, { k: 'v' }, '/small/data'],
+              ['a1', 40, { k: 'v' }, '/small/data'],
             ]);
+            expect(Buffer.concat(read).equals(data)).toBe(true);
+          }
         } catch (e) {
           code = (e as { code: string }).code;
         }
         expect([name, code]).toEqual([name, name === 'ok' ? 'ok' : 'CORAL_CORRUPT_OBJECT']);
+      }
+    }),
+  );
+
+  it.skipIf(!HAS_H5PY)('rejects coral-pack-3 tables whose part column or parts are wrong, with typed errors', () =>
+    withDir(async (dir) => {
+      // Packs built with h5py following the documented coral-pack-3 layout: a0 (60 bytes) in /small/data0,
+      // a1 (40 bytes) in /small/data1, each at offset 0 of its part; each case has one defect.
+      const cases: Record<string, string> = {
+        ok: '',
+        noPartColumn: "rows = rows[[n for n in rows.dtype.names if n != 'part']]",
+        missingPart: "post:del f['small/data1']",
+        missingFirstPart: "post:del f['small/data0']",
+        // Two rows cannot fill three parts, whether or not the part is there.
+        partPastRows: "g.create_dataset('data2', data=np.frombuffer(data[60:], np.uint8)); rows[1]['part'] = 2",
+        hugePart: "rows[1]['part'] = 2**32 - 1",
+        negativePart:
+          "rows = rows.astype([(n, (np.int64 if n == 'part' else rows.dtype[n])) for n in rows.dtype.names]); rows[1]['part'] = -1",
+        // Offsets are inside the row's own part: a1 at offset 1 runs past data1's 40 bytes, a0 does not fit data1.
+        offsetPastPart: "rows[1]['offset'] = 1",
+        wrongPart: "rows[0]['part'] = 1",
+        partNot1D: "post:del f['small/data1']; f['small'].create_dataset('data1', data=np.zeros((4, 10), np.uint8))",
+        chunkedPart:
+          "post:del f['small/data1']; f['small'].create_dataset('data1', data=np.frombuffer(data[60:], np.uint8), chunks=(10,))",
+        // The same file labelled coral-pack-2: that format's single /small/data is not there.
+        labelledPack2: "post:f.attrs['format'] = np.bytes_('coral-pack-2')",
+      };
+      // What each error names (so that a case fails for its own defect, not an incidental one).
+      const why: Record<string, RegExp> = {
+        noPartColumn: /no field part/,
+        missingPart: /cannot open \/small\/data1/,
+        missingFirstPart: /cannot open \/small\/data0/,
+        partPastRows: /part past its rows/,
+        hugePart: /part past its rows/,
+        negativePart: /part is negative/,
+        offsetPastPart: /object a1\) lies outside \/small\/data1/,
+        wrongPart: /object a0\) lies outside \/small\/data1/,
+        partNot1D: /\/small\/data1 is not a 1-D byte dataset/,
+        chunkedPart: /\/small\/data1 is not contiguous/,
+        labelledPack2: /cannot open \/small\/data /,
+      };
+      const script = `
+import sys, numpy as np, h5py
+path, defect, ck0, ck1 = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+data = bytes(range(100))
+dt = [('id', 'S8'), ('part', '<u4'), ('offset', '<u4'), ('size', '<u4'), ('checksum', 'S33'), ('codec', 'S4'),
+      ('dtype', 'S3'), ('shape', 'S8'), ('base', 'S2'), ('rawSize', '<u8'), ('extra', 'S16')]
+rows = np.zeros(2, dtype=dt)
+for i, (k, n) in enumerate([(0, 60), (1, 40)]):
+    rows[i] = (b'a%d' % i, k, 0, n, [ck0, ck1][i].encode(), b'raw', b'U8', str(n).encode(), b'', n, b'k=v')
+with h5py.File(path, 'w', libver=('v108', 'latest')) as f:
+    f.attrs['format'] = np.bytes_('coral-pack-3')
+    f.attrs['objectCount'] = np.uint64(2)
+    f.create_group('objects')
+    g = f.create_group('small')
+    g.create_dataset('data0', data=np.frombuffer(data[:60], np.uint8))
+    g.create_dataset('data1', data=np.frombuffer(data[60:], np.uint8))
+    if not defect.startswith('post:'):
+        exec(defect)
+    g.create_dataset('index', data=rows)
+    if defect.startswith('post:'):
+        exec(defect[5:])
+`;
+      const data = Buffer.from(Array.from({ length: 100 }, (_, i) => i));
+      const cks = [native.xxh3_128(data.subarray(0, 60)), native.xxh3_128(data.subarray(60))];
+      for (const [name, defect] of Object.entries(cases)) {
+        const p = path.join(dir, `hostile3-${name}.h5`);
+        python(script, [p, defect, ...cks]);
+        let err: { code?: string; message: string } | null = null;
+        try {
+          const r = new native.PackReader(p);
+          const list = await r.list();
+          const read = list.map((e) => r.readSync(e.id));
+          r.close();
+          if (name === 'ok') {
+            expect(list.map((e) => [e.id, e.size, e.dataset])).toEqual([
+              ['a0', 60, '/small/data0'],
+              ['a1', 40, '/small/data1'],
+            ]);
+            expect(Buffer.concat(read).equals(data)).toBe(true);
+            // Offsets are file offsets: each row's part's offset plus the row's offset in it.
+            const file = fs.readFileSync(p);
+            for (const [i, e] of list.entries())
+              expect(file.subarray(e.offset!, e.offset! + e.size).equals(read[i])).toBe(true);
+          }
+        } catch (e) {
+          err = e as { code?: string; message: string };
+        }
+        if (name === 'ok') expect(err, err?.message).toBeNull();
+        else {
+          expect([name, err?.code], err?.message).toEqual([name, CorruptObjectError.code]);
+          expect(err?.message, name).toMatch(why[name]);
+        }
       }
     }),
   );

@@ -67,7 +67,7 @@ import {
   type StoredObject,
   type StoreProblem,
 } from '../object-store';
-import { encodeIndex, indexNameFor, parseIndex, sameEntries } from '../pack-index';
+import { encodeIndex, indexNameFor, isSmallDataset, parseIndex, sameEntries } from '../pack-index';
 import type { PackBytes, PackImport, PackListing, PackSink, PackSource } from '../pack-stream';
 import {
   isNoSuchKey,
@@ -110,8 +110,8 @@ interface S3Pack {
   lastModifiedMs: number;
   indexEtag: string;
   entries: PackEntry[];
-  /** End of the pack's /small/data bytes (0 when it has none): small reads fetch a window up to it. */
-  smallEnd: number;
+  /** End of the bytes of each of the pack's small-object datasets: a small read's window stops there. */
+  smallEnds: Map<string, number>;
   /** Its large objects by offset (for read-ahead), computed on first use. */
   byOffset?: PackEntry[];
 }
@@ -125,10 +125,12 @@ const LANDED_PIECE = 512 << 10;
 /** Objects in a pack's /small table are adjacent: a read of one fetches up to this many bytes around it. */
 const SMALL_WINDOW = 1 << 20;
 
-function smallEnd(entries: readonly PackEntry[]): number {
-  let end = 0;
-  for (const e of entries) if (e.dataset === '/small/data' && e.offset !== null) end = Math.max(end, e.offset + e.size);
-  return end;
+function smallEnds(entries: readonly PackEntry[]): Map<string, number> {
+  const ends = new Map<string, number>();
+  for (const e of entries)
+    if (isSmallDataset(e.dataset) && e.offset !== null)
+      ends.set(e.dataset, Math.max(ends.get(e.dataset) ?? 0, e.offset + e.size));
+  return ends;
 }
 
 interface Location {
@@ -332,7 +334,7 @@ export class S3ObjectStore implements ObjectStore, TransactionStore, PackSource,
     const buf = allocLarge(e.size);
     if (e.size > 0) {
       if (e.offset === null) throw new CorruptObjectError(`index of pack ${loc.pack} gives no offset for ${e.id}`);
-      if (e.dataset === '/small/data') await this.readSmall(loc, e.offset, buf);
+      if (isSmallDataset(e.dataset)) await this.readSmall(loc, e.offset, buf);
       else await this.readRange(this.key(loc.pack), e.offset, buf, () => this.shortRead(loc));
     }
     return buf;
@@ -354,9 +356,9 @@ export class S3ObjectStore implements ObjectStore, TransactionStore, PackSource,
    */
   private readAhead(loc: Location): void {
     const st = this.packs.get(loc.pack);
-    if (!st || loc.entry.dataset === '/small/data' || loc.entry.offset === null) return;
+    if (!st || isSmallDataset(loc.entry.dataset) || loc.entry.offset === null) return;
     st.byOffset ??= st.entries
-      .filter((e) => e.dataset !== '/small/data' && e.offset !== null && e.size > 0)
+      .filter((e) => !isSmallDataset(e.dataset) && e.offset !== null && e.size > 0)
       .sort((a, b) => a.offset! - b.offset!);
     const list = st.byOffset;
     let lo = 0;
@@ -388,15 +390,15 @@ export class S3ObjectStore implements ObjectStore, TransactionStore, PackSource,
   }
 
   /**
-   * A small object: served from a cached window of the pack's /small/data when one covers it, else a
-   * window from its offset (up to SMALL_WINDOW, never past the small table) is fetched and kept, so
+   * A small object: served from a cached window of the pack's small-object data when one covers it, else a
+   * window from its offset (up to SMALL_WINDOW, never past the end of its part) is fetched and kept, so
    * reading the many small objects of one pack in order costs a few requests, not one each.
    */
   private async readSmall(loc: Location, offset: number, dst: Buffer): Promise<void> {
     const end = offset + dst.length;
     let w = this.windows.find((x) => x.pack === loc.pack && x.start <= offset && x.start + x.bytes.length >= end);
     if (!w) {
-      const packEnd = this.packs.get(loc.pack)?.smallEnd ?? end;
+      const packEnd = this.packs.get(loc.pack)?.smallEnds.get(loc.entry.dataset) ?? end;
       const bytes = Buffer.allocUnsafe(Math.max(dst.length, Math.min(SMALL_WINDOW, packEnd - offset)));
       await this.readRange(this.key(loc.pack), offset, bytes, () => this.shortRead(loc));
       w = { pack: loc.pack, start: offset, bytes };
@@ -561,7 +563,7 @@ export class S3ObjectStore implements ObjectStore, TransactionStore, PackSource,
           lastModifiedMs: p.lastModifiedMs,
           indexEtag: p.etag,
           entries,
-          smallEnd: smallEnd(entries),
+          smallEnds: smallEnds(entries),
         });
     });
     this.packs = next;
@@ -651,7 +653,14 @@ export class S3ObjectStore implements ObjectStore, TransactionStore, PackSource,
     }
     if (!this.packs.has(name)) {
       const list = entries.slice();
-      const st: S3Pack = { name, size, lastModifiedMs: Date.now(), indexEtag, entries: list, smallEnd: smallEnd(list) };
+      const st: S3Pack = {
+        name,
+        size,
+        lastModifiedMs: Date.now(),
+        indexEtag,
+        entries: list,
+        smallEnds: smallEnds(list),
+      };
       this.packs.set(name, st);
       for (const entry of list) if (!this.byId.has(entry.id)) this.byId.set(entry.id, { pack: name, entry });
     }
