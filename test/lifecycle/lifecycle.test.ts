@@ -5,14 +5,20 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { contentId } from '../../lib/hash';
+import { decode, encode } from '../../lib/codec';
 import {
+  ASYNC_THRESHOLD_BYTES,
+  DECODE_ASYNC_BYTES,
   DEFAULT_BUFFER_POOL_BYTES,
+  ENCODE_ASYNC_BYTES,
+  FINGERPRINT_ASYNC_WORK,
   allocLarge,
   callSync,
   native,
   recycleLarge,
   setBufferPoolLimit,
 } from '../../lib/native';
+import { fingerprint } from '../../lib/similarity/fingerprint';
 import { tensor } from '../../lib/tensor/tensor';
 import { InvalidArgumentError } from '../../lib/errors';
 
@@ -70,6 +76,38 @@ describe('native lifecycle', () => {
     expect(err).toBeInstanceOf(InvalidArgumentError);
     expect((err as InvalidArgumentError).code).toBe(InvalidArgumentError.code);
     expect(err.stack).toContain('lifecycle.test.ts');
+  });
+
+  it('encodes, decodes and fingerprints on the pool from their own sizes, far below ASYNC_THRESHOLD_BYTES', async () => {
+    // An inline call's promise is settled before any event-loop turn; a pool job's is not (its
+    // completion is delivered by the loop), so a few microtask turns tell the two apart.
+    const settlesInline = async (p: Promise<unknown>): Promise<boolean> => {
+      let done = false;
+      void p.then(() => (done = true));
+      for (let i = 0; i < 5; i++) await Promise.resolve();
+      const early = done;
+      await p;
+      return early;
+    };
+    const f32 = (n: number) => {
+      const a = new Float32Array(n).map((_, i) => Math.sin(i) * 0.02);
+      return tensor('F32', [n], Buffer.from(a.buffer));
+    };
+    const below = f32((ENCODE_ASYNC_BYTES - 4) / 4);
+    const at = f32(ENCODE_ASYNC_BYTES / 4);
+    expect(ENCODE_ASYNC_BYTES).toBeLessThan(ASYNC_THRESHOLD_BYTES);
+    expect(await settlesInline(encode(below))).toBe(true);
+    expect(await settlesInline(encode(at))).toBe(false);
+    const big = f32(DECODE_ASYNC_BYTES / 4);
+    const small = f32(DECODE_ASYNC_BYTES / 8);
+    const bigObj = (await encode(big)).bytes;
+    const smallObj = (await encode(small)).bytes;
+    expect(await settlesInline(decode(smallObj))).toBe(true);
+    expect(await settlesInline(decode(bigObj))).toBe(false);
+    expect(Buffer.from((await decode(bigObj)).data).equals(Buffer.from(big.data))).toBe(true);
+    // 256-bit signatures: 4 words, so 1024 sampled elements are FINGERPRINT_ASYNC_WORK.
+    expect(await settlesInline(fingerprint(f32(FINGERPRINT_ASYNC_WORK / 4 - 16)))).toBe(true);
+    expect(await settlesInline(fingerprint(f32(FINGERPRINT_ASYNC_WORK / 4)))).toBe(false);
   });
 
   it('reports queued and running async work', async () => {
