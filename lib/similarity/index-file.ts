@@ -318,7 +318,7 @@ export class SimilarityStore {
       // Reloads the snapshot only when another compactor replaced it (its stamp changed); else the
       // index in memory already is the snapshot plus every log up to `applied` (our own appends
       // included), so it is written as it stands. Reloading it unconditionally held two copies of
-      // the index at once: +60 MiB at the close of an add of 16384 tensors.
+      // the index at once, at the close of every add that compacts.
       this.refresh();
       this.writeSnapshot(this.index, this.generation, new Map(this.applied));
       return true;
